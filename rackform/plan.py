@@ -1,0 +1,262 @@
+"""The plan: the pure result of a valid spec and the catalog, which everything downstream reads.
+
+Stacks translate it into CloudFormation, `rackform plan` prints it, cost and preflight (later) sum it. Nothing here
+touches AWS or CDK; the same spec and catalog always give the same plan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from . import naming
+from .catalog import Catalog, InstanceType, Tier
+from .quotas import vcpu_quota
+from .spec import FsxLustre, NodeGroup, Spec
+
+# AWS keeps the first four and the last address of every subnet.
+RESERVED_IPS_PER_SUBNET = 5
+# The smallest private subnet rackform creates: room for a few nodes to be replaced while others still run.
+MIN_PRIVATE_PREFIX = 24
+PUBLIC_SUBNET_PREFIX = 28  # holds the NAT gateway only
+# Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
+# job logs); everything else goes out through NAT.
+INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs")
+
+ECS_AL2023_AMI = {  # SSM public parameters, resolved at deploy time; Batch needs the ECS-optimized AMI
+    "graviton": "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id",
+    "trainium": "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id",
+    "gpu": "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id",
+    "cpu": "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+}
+BATCH_IMAGE_TYPE = {"graviton": "ECS_AL2023", "trainium": "ECS_AL2023", "gpu": "ECS_AL2023_NVIDIA",
+                    "cpu": "ECS_AL2023"}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NetworkInterfacePlan(_Frozen):
+    network_card_index: int
+    device_index: int
+    interface_type: Literal["interface", "efa", "efa-only"]
+
+    @property
+    def has_ip(self) -> bool:
+        return self.interface_type != "efa-only"
+
+
+class QuotaPlan(_Frozen):
+    code: str | None
+    name: str
+    vcpus: int
+
+
+class CapacityPlan(_Frozen):
+    type: Literal["on-demand", "spot", "reservation", "capacity-block"]
+    reservation_id: str | None = None
+
+
+class NodeGroupPlan(_Frozen):
+    name: str
+    rack: str
+    resource_name: str  # base of the AWS names below, unique across the cluster
+    tier: Tier
+    architecture: Literal["arm64", "x86_64"]
+    instance_type: str
+    count: int
+    vcpus_per_node: int
+    memory_mib_per_node: int
+    gpus_per_node: int
+    neuron_devices_per_node: int
+    efa_interfaces: int
+    network_interfaces: tuple[NetworkInterfacePlan, ...]
+    devices: tuple[str, ...]  # container device paths a Batch job on this group needs
+    ips_per_node: int
+    ips: int
+    quota: QuotaPlan
+    placement_group: str | None  # cluster placement group name; only EFA groups get one
+    capacity: CapacityPlan
+    root_volume_gib: int
+    ami_ssm_parameter: str
+    batch_image_type: str
+    compute_environment: str
+    job_queue: str
+    launch_template: str
+
+
+class RackPlan(_Frozen):
+    name: str
+    stack_name: str
+    node_groups: tuple[NodeGroupPlan, ...]
+
+
+class SubnetPlan(_Frozen):
+    cidr_mask: int
+    usable_ips: int
+
+
+class NetworkPlan(_Frozen):
+    stack_name: str
+    vpc_cidr: str
+    availability_zone: str
+    private_subnet: SubnetPlan
+    public_subnet: SubnetPlan
+    ips_needed: int  # in the private subnet: nodes, Batch task ENIs, FSx, endpoints
+    interface_endpoints: tuple[str, ...]
+
+
+class StoragePlan(_Frozen):
+    stack_name: str
+    fsx_lustre: FsxLustre | None
+    fsx_ips: int
+
+
+class Plan(_Frozen):
+    name: str
+    region: str
+    availability_zone: str
+    catalog_generated_on: str
+    network: NetworkPlan
+    storage: StoragePlan
+    racks: tuple[RackPlan, ...]
+
+    def node_groups(self) -> list[NodeGroupPlan]:
+        return [g for r in self.racks for g in r.node_groups]
+
+    def rack(self, name: str) -> RackPlan | None:
+        return next((r for r in self.racks if r.name == name), None)
+
+
+# --- pure functions the validators reuse ---------------------------------------------------------------------
+
+def efa_enabled(group: NodeGroup, it: InstanceType) -> bool:
+    return it.efa_supported if group.efa is None else group.efa
+
+
+def nic_layout(it: InstanceType, efa: bool) -> tuple[NetworkInterfacePlan, ...]:
+    """One `efa` interface on each EFA-capable card, up to the type's maximum.
+
+    This is the layout proven with AWS Batch multi-node jobs (awsome-distributed-training, aws-neuron-samples):
+    the primary (card 0, device 0) is `efa` and keeps its IP; further cards use device index 1. The newer
+    `efa-only` layout saves IPs but leaves card 0 without a free slot for the awsvpc task ENI on p5/trn2.
+    """
+    if not efa:
+        return (NetworkInterfacePlan(network_card_index=0, device_index=0, interface_type="interface"),)
+    cards = [c for c in it.network_cards if "efa" in c.interface_kinds][: it.max_efa_interfaces]
+    return tuple(
+        NetworkInterfacePlan(network_card_index=c.index, device_index=0 if c.index == 0 else 1, interface_type="efa")
+        for c in cards
+    )
+
+
+def container_devices(it: InstanceType, efa_interfaces: int) -> tuple[str, ...]:
+    # GPUs are not listed: Batch exposes them through ResourceRequirements GPU. Neuron has no Batch resource type.
+    uverbs = [f"/dev/infiniband/uverbs{i}" for i in range(efa_interfaces)]
+    neuron = [f"/dev/neuron{i}" for i in range(it.neuron_devices)]
+    return tuple(uverbs + neuron)
+
+
+# One Batch task ENI per node: multi-node jobs run in awsvpc mode, which attaches an ENI with its own IP.
+BATCH_TASK_ENIS_PER_NODE = 1
+
+
+def ips_per_node(nics: tuple[NetworkInterfacePlan, ...]) -> int:
+    return sum(1 for n in nics if n.has_ip) + BATCH_TASK_ENIS_PER_NODE
+
+
+def fsx_ips(fsx: FsxLustre | None) -> int:
+    # FSx for Lustre puts its file servers' ENIs in the subnet; AWS does not publish the count. One per 1,200 GiB
+    # plus two is a deliberate over-estimate so the subnet never runs dry when the file system grows.
+    return 0 if fsx is None else fsx.storage_capacity_gib // 1200 + 2
+
+
+def smallest_prefix(addresses: int) -> int:
+    """Longest prefix whose subnet holds `addresses` usable addresses after AWS's reservations."""
+    bits = max(4, math.ceil(math.log2(addresses + RESERVED_IPS_PER_SUBNET)))
+    return 32 - bits
+
+
+def private_subnet_prefix(ips_needed: int) -> int:
+    return min(MIN_PRIVATE_PREFIX, smallest_prefix(ips_needed))
+
+
+def vpc_fits(vpc_cidr: str, private_prefix: int) -> bool:
+    net = ipaddress.ip_network(vpc_cidr, strict=False)
+    # Subnets are allocated largest first from the start of the VPC, so the VPC must hold both, aligned.
+    need = 2 ** (32 - private_prefix) + 2 ** (32 - PUBLIC_SUBNET_PREFIX)
+    return net.num_addresses >= need
+
+
+def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType) -> NodeGroupPlan:
+    efa = efa_enabled(group, it)
+    nics = nic_layout(it, efa)
+    efa_count = sum(1 for n in nics if n.interface_type in ("efa", "efa-only"))
+    per_node_ips = ips_per_node(nics)
+    spot = group.capacity.type == "spot"
+    quota = vcpu_quota(it.name, spot=spot)
+    return NodeGroupPlan(
+        name=group.name,
+        rack=rack,
+        resource_name=naming.node_group(spec.name, rack, group.name),
+        tier=it.tier,
+        architecture=it.architecture,
+        instance_type=it.name,
+        count=group.count,
+        vcpus_per_node=it.vcpus,
+        memory_mib_per_node=it.memory_mib,
+        gpus_per_node=it.gpus,
+        neuron_devices_per_node=it.neuron_devices,
+        efa_interfaces=efa_count,
+        network_interfaces=nics,
+        devices=container_devices(it, efa_count),
+        ips_per_node=per_node_ips,
+        ips=per_node_ips * group.count,
+        quota=QuotaPlan(code=quota.code, name=quota.name, vcpus=it.vcpus * group.count),
+        placement_group=naming.placement_group(spec.name, rack, group.name) if efa else None,
+        capacity=CapacityPlan(type=group.capacity.type, reservation_id=group.capacity.reservation_id),
+        root_volume_gib=group.root_volume_gib,
+        ami_ssm_parameter=ECS_AL2023_AMI[it.tier],
+        batch_image_type=BATCH_IMAGE_TYPE[it.tier],
+        compute_environment=naming.compute_environment(spec.name, rack, group.name),
+        job_queue=naming.job_queue(spec.name, rack, group.name),
+        launch_template=naming.launch_template(spec.name, rack, group.name),
+    )
+
+
+def private_ips_needed(spec: Spec, groups: list[NodeGroupPlan]) -> int:
+    endpoints = len(INTERFACE_ENDPOINTS) if spec.network.interface_endpoints else 0
+    return sum(g.ips for g in groups) + fsx_ips(spec.storage.fsx_lustre) + endpoints
+
+
+def build_plan(spec: Spec, catalog: Catalog) -> Plan:
+    """Spec + catalog -> plan. The spec must have passed validation (unknown types raise KeyError here)."""
+    racks = tuple(
+        RackPlan(
+            name=r.name,
+            stack_name=naming.rack_stack(spec.name, r.name),
+            node_groups=tuple(node_group_plan(spec, r.name, g, catalog.instance_types[g.instance_type])
+                              for g in r.node_groups),
+        )
+        for r in spec.racks
+    )
+    needed = private_ips_needed(spec, [g for r in racks for g in r.node_groups])
+    prefix = private_subnet_prefix(needed)
+    network = NetworkPlan(
+        stack_name=naming.network_stack(spec.name),
+        vpc_cidr=str(ipaddress.ip_network(spec.network.vpc_cidr, strict=False)),
+        availability_zone=spec.availability_zone,
+        private_subnet=SubnetPlan(cidr_mask=prefix, usable_ips=2 ** (32 - prefix) - RESERVED_IPS_PER_SUBNET),
+        public_subnet=SubnetPlan(cidr_mask=PUBLIC_SUBNET_PREFIX,
+                                 usable_ips=2 ** (32 - PUBLIC_SUBNET_PREFIX) - RESERVED_IPS_PER_SUBNET),
+        ips_needed=needed,
+        interface_endpoints=INTERFACE_ENDPOINTS if spec.network.interface_endpoints else (),
+    )
+    storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=spec.storage.fsx_lustre,
+                          fsx_ips=fsx_ips(spec.storage.fsx_lustre))
+    return Plan(name=spec.name, region=spec.region, availability_zone=spec.availability_zone,
+                catalog_generated_on=catalog.generated_on, network=network, storage=storage, racks=racks)

@@ -1,0 +1,40 @@
+"""EC2 vCPU quotas (Service Quotas, service code `ec2`) by instance family.
+
+Codes from ../shared/reference/aws-facts.md (AWS Service Quotas console names in the comments). EC2 counts
+running instances against one quota per family group, in vCPUs, separately for On-Demand and Spot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Quota:
+    code: str | None  # None where the code is not confirmed: preflight then says so instead of guessing
+    name: str
+
+
+# family prefix -> (on-demand, spot). Longest prefix wins ("hpc" before "h").
+_QUOTAS: dict[str, tuple[Quota, Quota]] = {
+    "p": (Quota("L-417A185B", "Running On-Demand P instances"), Quota("L-7212CCBC", "All P Spot Instance Requests")),
+    "g": (Quota("L-DB2E81BA", "Running On-Demand G and VT instances"),
+          Quota("L-3819A6DF", "All G and VT Spot Instance Requests")),
+    "vt": (Quota("L-DB2E81BA", "Running On-Demand G and VT instances"),
+           Quota("L-3819A6DF", "All G and VT Spot Instance Requests")),
+    "trn": (Quota("L-2C3B7624", "Running On-Demand Trn instances"),
+            Quota("L-6B0D517C", "All Trn Spot Instance Requests")),
+    "inf": (Quota("L-1945791B", "Running On-Demand Inf instances"), Quota(None, "All Inf Spot Instance Requests")),
+    "hpc": (Quota("L-F7808C92", "Running On-Demand HPC instances"), Quota(None, "HPC instances have no Spot")),
+}
+_STANDARD = (Quota("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
+             # (unconfirmed code) the name is AWS's; check in Service Quotas before relying on it
+             Quota("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"))
+
+
+def vcpu_quota(instance_type: str, *, spot: bool = False) -> Quota:
+    family = instance_type.split(".", 1)[0]
+    for prefix in sorted(_QUOTAS, key=len, reverse=True):
+        if family.startswith(prefix):
+            return _QUOTAS[prefix][1 if spot else 0]
+    return _STANDARD[1 if spot else 0]

@@ -1,0 +1,184 @@
+"""The rack spec: frozen pydantic models loaded from one YAML file.
+
+Shape and types live here; every rule that needs the catalog or looks across fields lives in `validate.py`, so
+that all problems are collected in one pass and each names its field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .catalog import TIERS, did_you_mean
+from .problems import Problem, SpecError, format_path
+from .yamlsafe import load_yaml
+
+NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$"
+NAME_RULE = "1-24 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description=f"{NAME_RULE}; used in stack and AWS Batch names")]
+
+DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
+CapacityType = Literal["on-demand", "spot", "reservation", "capacity-block"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class Network(_Model):
+    vpc_cidr: str = Field("10.40.0.0/16", description="IPv4 CIDR of the VPC, /16 to /28; the plan checks it "
+                          "holds every address the racks need")
+    interface_endpoints: bool = Field(True, description="create VPC interface endpoints for ECR and CloudWatch "
+                                      "Logs so image pulls and logs bypass the NAT gateway")
+
+
+class FsxLustre(_Model):
+    deployment_type: DeploymentType = "PERSISTENT_2"
+    storage_capacity_gib: int = Field(description="1,200, 2,400, then multiples of 2,400 GiB")
+    per_unit_storage_throughput: int | None = Field(
+        None, description="MB/s per TiB: PERSISTENT_1 50|100|200, PERSISTENT_2 125|250|500|1000; not for SCRATCH_2")
+    data_repository_path: str | None = Field(None, description="s3://bucket[/prefix] linked to /fsx/data")
+    mount_path: str = Field("/fsx", description="where nodes mount the file system")
+
+
+class Storage(_Model):
+    fsx_lustre: FsxLustre | None = None
+
+
+class Capacity(_Model):
+    type: CapacityType = "on-demand"
+    reservation_id: str | None = Field(None, description="cr-... On-Demand Capacity Reservation or Capacity "
+                                       "Block id; required for reservation and capacity-block")
+
+
+class NodeGroup(_Model):
+    name: Name
+    instance_type: str
+    count: int = Field(ge=1, description="number of instances; also the Batch compute environment's max")
+    tier: Literal["graviton", "trainium", "gpu", "cpu"] | None = Field(
+        None, description="inferred from the instance type; an error if given and it contradicts it")
+    efa: bool | None = Field(None, description="default: true where the type supports EFA (every EFA interface)")
+    capacity: Capacity = Capacity()
+    root_volume_gib: int = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
+
+
+class Rack(_Model):
+    name: Name
+    node_groups: list[NodeGroup] = Field(min_length=1)
+
+
+class Spec(_Model):
+    name: Name
+    region: str = Field(description="AWS Region, e.g. us-east-2")
+    availability_zone: str = Field(description="one AZ: EFA and cluster placement groups do not span AZs")
+    network: Network = Network()
+    storage: Storage = Storage()
+    racks: list[Rack] = Field(min_length=1)
+
+
+assert set(TIERS) == {"graviton", "trainium", "gpu", "cpu"}
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rackform spec"
+    return schema
+
+
+# --- turning pydantic errors into problems that name the field, the value and what is allowed ----------------
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: Any = Spec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        for arg in getattr(ann, "__args__", ()) or (ann,):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                model = arg
+                break
+            for inner in getattr(arg, "__args__", ()):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    model = inner
+                    break
+        else:
+            model = ann
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    loc = err["loc"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = list(parent.model_fields) if parent else []
+        hint = did_you_mean(str(loc[-1]), allowed, n=1)
+        return (f"unknown key {loc[-1]!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + (f" Allowed keys: {', '.join(allowed)}" if allowed else ""))
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return f"{value!r} is not a valid name: use {NAME_RULE}"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+        hint = did_you_mean(str(value), options, n=1)
+        return (f"{value!r} is not one of {' | '.join(options)}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = ctx.get("ge", ctx.get("le"))
+        word = "at least" if kind == "greater_than_equal" else "at most"
+        return f"{value!r} is out of range: must be {word} {bound}"
+    if kind == "too_short":
+        return "must have at least one entry"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping of keys to values, got {type(value).__name__} {value!r}"[:200]
+    return f"{err['msg']} (got {value!r})"[:300]
+
+
+def problems_from_validation_error(e: ValidationError, lines: dict[str, int]) -> list[Problem]:
+    out = []
+    for err in e.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = format_path(loc)
+        line = lines.get(path) or lines.get(format_path(loc[:-1]))
+        out.append(Problem("error", path, _message(err), rule="schema", line=line))
+    return out
+
+
+def parse_spec(data: Any, lines: dict[str, int] | None = None) -> Spec:
+    if not isinstance(data, dict):
+        raise SpecError([Problem("error", "<spec>", f"a spec is a mapping with keys name, region, "
+                                 f"availability_zone, racks...; got {type(data).__name__}")])
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(problems_from_validation_error(e, lines or {})) from None
+
+
+def load_spec_text(text: str | bytes, source: str = "spec") -> tuple[Spec, dict[str, int]]:
+    data, lines = load_yaml(text, source)
+    return parse_spec(data, lines), lines
+
+
+def load_spec(path: str | Path) -> tuple[Spec, dict[str, int]]:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > 4 * 1024 * 1024:
+            raise SpecError([Problem("error", "<spec>", f"{p} is {size:,} bytes; specs are limited to 1 MiB")])
+        raw = p.read_bytes()
+    except SpecError:
+        raise
+    except IsADirectoryError:
+        raise SpecError([Problem("error", "<spec>", f"{p} is a directory; give the path of a YAML spec file")])
+    except FileNotFoundError:
+        raise SpecError([Problem("error", "<spec>", f"{p} does not exist; see examples/ for a spec to start from")])
+    except OSError as e:
+        raise SpecError([Problem("error", "<spec>", f"cannot read {p}: {e.strerror}")])
+    return load_spec_text(raw, str(p))

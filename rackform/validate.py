@@ -1,0 +1,338 @@
+"""Validation rules: pure functions of (spec, catalog) in one table, like cdk-nag's packs.
+
+Every rule yields Problems that name the field path, the bad value and what would be valid. Rules never raise on a
+bad spec and never stop each other: `validate_spec` runs them all and returns every problem at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from . import naming
+from .catalog import Catalog, InstanceType, did_you_mean
+from .plan import (
+    PUBLIC_SUBNET_PREFIX,
+    efa_enabled,
+    node_group_plan,
+    private_ips_needed,
+    private_subnet_prefix,
+    vpc_fits,
+)
+from .problems import Level, Problem
+from .spec import NodeGroup, Spec
+
+# AWS Batch per-Region quotas: every node group has one compute environment and one job queue.
+BATCH_MAX_COMPUTE_ENVIRONMENTS = 50
+BATCH_MAX_JOB_QUEUES = 50
+
+RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8}([0-9a-f]{9})?$")
+S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?$")
+
+FSX_THROUGHPUT = {"PERSISTENT_1": (50, 100, 200), "PERSISTENT_2": (125, 250, 500, 1000)}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: Level
+    check: Callable[[Spec, Catalog], Iterator[tuple[str, str]]]  # yields (path, message)
+    doc: str
+
+
+def _groups(spec: Spec) -> Iterator[tuple[str, str, NodeGroup]]:
+    for ri, rack in enumerate(spec.racks):
+        for gi, group in enumerate(rack.node_groups):
+            yield f"racks[{ri}].node_groups[{gi}]", rack.name, group
+
+
+def _known_groups(spec: Spec, catalog: Catalog) -> Iterator[tuple[str, str, NodeGroup, InstanceType]]:
+    for path, rack, group in _groups(spec):
+        if (it := catalog.get(group.instance_type)) is not None:
+            yield path, rack, group, it
+
+
+def _hint(word: str, candidates) -> str:
+    found = did_you_mean(word, candidates, n=1)
+    return f"; did you mean {found[0]!r}?" if found else ""
+
+
+# --- where --------------------------------------------------------------------------------------------------
+
+def region_known(spec: Spec, catalog: Catalog):
+    if spec.region not in catalog.availability_zones:
+        yield "region", (f"{spec.region!r} is not a Region in the catalog{_hint(spec.region, catalog.offerings)} "
+                         f"Known Regions: {', '.join(sorted(catalog.availability_zones))}")
+
+
+def az_in_region(spec: Spec, catalog: Catalog):
+    azs = catalog.availability_zones.get(spec.region)
+    if azs is not None and spec.availability_zone not in azs:
+        yield "availability_zone", (f"{spec.availability_zone!r} is not an Availability Zone of {spec.region}"
+                                    f"{_hint(spec.availability_zone, azs)} Choose one of: {', '.join(azs)}")
+
+
+# --- names ---------------------------------------------------------------------------------------------------
+
+def unique_rack_names(spec: Spec, catalog: Catalog):
+    seen: dict[str, int] = {}
+    for i, rack in enumerate(spec.racks):
+        if rack.name in seen:
+            yield f"racks[{i}].name", f"{rack.name!r} is already the name of racks[{seen[rack.name]}]; rack names " \
+                                      "must be unique (they name stacks)"
+        seen.setdefault(rack.name, i)
+
+
+def unique_node_group_names(spec: Spec, catalog: Catalog):
+    for ri, rack in enumerate(spec.racks):
+        seen: dict[str, int] = {}
+        for gi, g in enumerate(rack.node_groups):
+            if g.name in seen:
+                yield f"racks[{ri}].node_groups[{gi}].name", (
+                    f"{g.name!r} is already the name of racks[{ri}].node_groups[{seen[g.name]}]; node group names "
+                    "must be unique within a rack")
+            seen.setdefault(g.name, gi)
+
+
+def unique_resource_names(spec: Spec, catalog: Catalog):
+    # Rack "a-b" with group "c" and rack "a" with group "b-c" would both name their Batch queue "<spec>-a-b-c".
+    owners: dict[str, set[tuple[str, str]]] = {}
+    first_path: dict[str, str] = {}
+    for path, rack, g in _groups(spec):
+        name = naming.node_group(spec.name, rack, g.name)
+        owners.setdefault(name, set()).add((rack, g.name))
+        first_path.setdefault(name, path)
+    for name, pairs in owners.items():
+        if len(pairs) > 1:
+            listed = " and ".join(f"rack {r!r}/node group {g!r}" for r, g in sorted(pairs))
+            yield f"{first_path[name]}.name", f"{listed} both give the AWS name {name!r}; rename one of them"
+
+
+# --- instances -----------------------------------------------------------------------------------------------
+
+def instance_type_known(spec: Spec, catalog: Catalog):
+    for path, _, g in _groups(spec):
+        if catalog.get(g.instance_type) is None:
+            family = g.instance_type.split(".", 1)[0]
+            why = (f"family {family!r} is not supported by rackform (supported: {', '.join(catalog.families)})"
+                   if family not in catalog.families else "no such instance type in the catalog")
+            yield f"{path}.instance_type", f"{g.instance_type!r}: {why}{_hint(g.instance_type, catalog.instance_types)}"
+
+
+def instance_offered_in_az(spec: Spec, catalog: Catalog):
+    if spec.region not in catalog.offerings:
+        return
+    for path, _, g, it in _known_groups(spec, catalog):
+        azs = catalog.azs_offering(spec.region, it.name)
+        if spec.availability_zone in azs:
+            continue
+        if azs:
+            where = f"in {spec.region} it is offered in {', '.join(azs)}"
+        else:
+            regions = catalog.regions_offering(it.name)
+            where = (f"it is not offered anywhere in {spec.region}; Regions that offer it: "
+                     f"{', '.join(regions) or 'none in the catalog'}")
+        yield f"{path}.instance_type", (f"{it.name} is not offered in {spec.availability_zone}: {where}. Move the "
+                                        "cluster to an AZ that offers every type (EFA does not cross AZs)")
+
+
+def tier_matches_instance(spec: Spec, catalog: Catalog):
+    for path, _, g, it in _known_groups(spec, catalog):
+        if g.tier is not None and g.tier != it.tier:
+            yield f"{path}.tier", (f"{g.tier!r} contradicts {it.name}, which is a {it.tier!r} instance; "
+                                   f"write tier: {it.tier} or leave tier out")
+
+
+def efa_supported(spec: Spec, catalog: Catalog):
+    for path, _, g, it in _known_groups(spec, catalog):
+        if g.efa and not it.efa_supported:
+            family = it.family
+            with_efa = sorted(t for t, x in catalog.instance_types.items() if x.family == family and x.efa_supported)
+            alt = f" In the {family} family these support EFA: {', '.join(with_efa)}" if with_efa else ""
+            yield f"{path}.efa", f"{it.name} does not support EFA; set efa: false or pick another type.{alt}"
+
+
+def multi_node_accelerators_without_efa(spec: Spec, catalog: Catalog):
+    for path, _, g, it in _known_groups(spec, catalog):
+        if g.count > 1 and it.accelerator is not None and not efa_enabled(g, it):
+            why = "efa is false" if it.efa_supported else f"{it.name} has no EFA"
+            yield f"{path}.count", (f"{g.count} x {it.name} without EFA ({why}): collectives across nodes will run "
+                                    "over TCP at a fraction of the bandwidth; use an EFA type for multi-node training")
+
+
+# --- capacity ------------------------------------------------------------------------------------------------
+
+def reservation_id_matches_type(spec: Spec, catalog: Catalog):
+    for path, _, g in _groups(spec):
+        c = g.capacity
+        if c.type in ("reservation", "capacity-block"):
+            if c.reservation_id is None:
+                yield f"{path}.capacity.reservation_id", (f"capacity type {c.type!r} needs reservation_id: the id of "
+                                                          "the Capacity Reservation or Capacity Block (cr-...)")
+            elif not RESERVATION_ID.match(c.reservation_id):
+                yield f"{path}.capacity.reservation_id", (f"{c.reservation_id!r} is not a capacity reservation id: "
+                                                          "expected cr- and 8 or 17 lowercase hex digits")
+        elif c.reservation_id is not None:
+            yield f"{path}.capacity.reservation_id", (f"reservation_id is only used with type reservation or "
+                                                      f"capacity-block, not {c.type!r}; remove it or change type")
+
+
+def usage_class_supported(spec: Spec, catalog: Catalog):
+    need = {"spot": "spot", "capacity-block": "capacity-block"}
+    for path, _, g, it in _known_groups(spec, catalog):
+        cls = need.get(g.capacity.type)
+        if cls and cls not in it.usage_classes:
+            yield f"{path}.capacity.type", (f"{it.name} cannot be bought as {cls}; it supports "
+                                            f"{', '.join(it.usage_classes)}")
+
+
+def spot_multi_node(spec: Spec, catalog: Catalog):
+    for path, _, g, it in _known_groups(spec, catalog):
+        if g.capacity.type == "spot" and g.count > 1 and efa_enabled(g, it):
+            yield f"{path}.capacity.type", ("AWS Batch multi-node parallel jobs cannot run on Spot: this group will "
+                                            "only run single-node jobs; use on-demand or a reservation")
+
+
+# --- storage -------------------------------------------------------------------------------------------------
+
+def fsx_capacity(spec: Spec, catalog: Catalog):
+    fsx = spec.storage.fsx_lustre
+    if fsx is None:
+        return
+    gib = fsx.storage_capacity_gib
+    if gib in (1200, 2400) or (gib > 0 and gib % 2400 == 0):
+        return
+    next_valid = 1200 if gib < 1200 else 2400 if gib < 2400 else -(-gib // 2400) * 2400
+    yield "storage.fsx_lustre.storage_capacity_gib", (
+        f"{gib} GiB is not a size {fsx.deployment_type} offers: use 1200, 2400 or a multiple of 2400 "
+        f"(the next valid size is {next_valid})")
+
+
+def fsx_throughput(spec: Spec, catalog: Catalog):
+    fsx = spec.storage.fsx_lustre
+    if fsx is None:
+        return
+    allowed = FSX_THROUGHPUT.get(fsx.deployment_type)
+    t = fsx.per_unit_storage_throughput
+    path = "storage.fsx_lustre.per_unit_storage_throughput"
+    if allowed is None and t is not None:
+        yield path, f"{fsx.deployment_type} has no throughput setting; remove per_unit_storage_throughput"
+    elif allowed is not None and t is None:
+        yield path, f"{fsx.deployment_type} needs per_unit_storage_throughput (MB/s/TiB): one of " \
+                    f"{', '.join(map(str, allowed))}"
+    elif allowed is not None and t not in allowed:
+        yield path, (f"{t} MB/s/TiB is not offered for {fsx.deployment_type}: choose one of "
+                     f"{', '.join(map(str, allowed))}")
+
+
+def fsx_data_repository(spec: Spec, catalog: Catalog):
+    fsx = spec.storage.fsx_lustre
+    if fsx is None or fsx.data_repository_path is None:
+        return
+    if not S3_URI.match(fsx.data_repository_path):
+        yield "storage.fsx_lustre.data_repository_path", (
+            f"{fsx.data_repository_path!r} is not an S3 URI: write s3://bucket-name/optional/prefix")
+
+
+def fsx_mount_path(spec: Spec, catalog: Catalog):
+    fsx = spec.storage.fsx_lustre
+    if fsx is not None and not re.match(r"^/[A-Za-z0-9._/-]+$", fsx.mount_path):
+        yield "storage.fsx_lustre.mount_path", (f"{fsx.mount_path!r} is not an absolute path of letters, digits, "
+                                                "'.', '_', '-' and '/'; e.g. /fsx")
+
+
+# --- network -------------------------------------------------------------------------------------------------
+
+def vpc_cidr_valid(spec: Spec, catalog: Catalog):
+    cidr = spec.network.vpc_cidr
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as e:
+        yield "network.vpc_cidr", f"{cidr!r} is not a valid IPv4 CIDR ({e}); e.g. 10.40.0.0/16"
+        return
+    if net.version != 4:
+        yield "network.vpc_cidr", f"{cidr!r} is IPv6; a VPC's primary CIDR is IPv4, e.g. 10.40.0.0/16"
+    elif not 16 <= net.prefixlen <= 28:
+        yield "network.vpc_cidr", f"/{net.prefixlen} is outside what a VPC allows: use /16 to /28"
+
+
+def vpc_cidr_private(spec: Spec, catalog: Catalog):
+    try:
+        net = ipaddress.ip_network(spec.network.vpc_cidr, strict=True)
+    except ValueError:
+        return
+    if net.version == 4 and not net.is_private:
+        yield "network.vpc_cidr", (f"{net} is public address space; AWS recommends RFC 1918 ranges "
+                                   "(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+
+
+def vpc_cidr_large_enough(spec: Spec, catalog: Catalog):
+    try:
+        net = ipaddress.ip_network(spec.network.vpc_cidr, strict=True)
+    except ValueError:
+        return
+    if net.version != 4 or not 16 <= net.prefixlen <= 28:
+        return
+    groups = [node_group_plan(spec, r, g, it) for _, r, g, it in _known_groups(spec, catalog)]
+    needed = private_ips_needed(spec, groups)
+    prefix = private_subnet_prefix(needed)
+    if prefix < 16:
+        yield "network.vpc_cidr", (f"the racks need {needed:,} addresses in one subnet, more than a /16 VPC holds; "
+                                   "reduce node counts or split the cluster")
+    elif not vpc_fits(str(net), prefix):
+        total = 2 ** (32 - prefix) + 2 ** (32 - PUBLIC_SUBNET_PREFIX)
+        want = 32 - (total - 1).bit_length()
+        yield "network.vpc_cidr", (f"{net} holds {net.num_addresses:,} addresses, but the plan needs a /{prefix} "
+                                   f"private subnet for {needed:,} addresses (node interfaces, Batch task ENIs, FSx, "
+                                   f"endpoints, 5 reserved by AWS) plus a /{PUBLIC_SUBNET_PREFIX} public subnet for "
+                                   f"NAT: use a /{want} or larger")
+
+
+# --- AWS Batch quotas ----------------------------------------------------------------------------------------
+
+def batch_quotas(spec: Spec, catalog: Catalog):
+    n = sum(len(r.node_groups) for r in spec.racks)
+    limit = min(BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES)
+    if n > limit:
+        yield "racks", (f"{n} node groups need {n} Batch compute environments and {n} job queues; AWS Batch allows "
+                        f"{BATCH_MAX_COMPUTE_ENVIRONMENTS} and {BATCH_MAX_JOB_QUEUES} per Region. Merge node groups "
+                        "or split the cluster across Regions")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("region-known", "error", region_known, "the Region exists"),
+    Rule("az-in-region", "error", az_in_region, "the AZ belongs to the Region"),
+    Rule("unique-rack-names", "error", unique_rack_names, "rack names are unique"),
+    Rule("unique-node-group-names", "error", unique_node_group_names, "node group names are unique in a rack"),
+    Rule("unique-resource-names", "error", unique_resource_names, "derived AWS names do not collide"),
+    Rule("instance-type-known", "error", instance_type_known, "the instance type is in the catalog"),
+    Rule("instance-offered-in-az", "error", instance_offered_in_az, "the type is offered in the AZ"),
+    Rule("tier-matches-instance", "error", tier_matches_instance, "a given tier matches the instance"),
+    Rule("efa-supported", "error", efa_supported, "EFA is only asked of types that have it"),
+    Rule("multi-node-accelerators-without-efa", "warning", multi_node_accelerators_without_efa,
+         "multi-node accelerator groups use EFA"),
+    Rule("reservation-id", "error", reservation_id_matches_type, "reservation ids are present and well formed"),
+    Rule("usage-class-supported", "error", usage_class_supported, "spot/capacity-block is sold for the type"),
+    Rule("spot-multi-node", "warning", spot_multi_node, "multi-node EFA groups are not Spot"),
+    Rule("fsx-capacity", "error", fsx_capacity, "FSx capacity is a valid size"),
+    Rule("fsx-throughput", "error", fsx_throughput, "FSx throughput matches the deployment type"),
+    Rule("fsx-data-repository", "error", fsx_data_repository, "the data repository is an s3:// URI"),
+    Rule("fsx-mount-path", "error", fsx_mount_path, "the mount path is a plain absolute path"),
+    Rule("vpc-cidr-valid", "error", vpc_cidr_valid, "the VPC CIDR is valid IPv4 /16-/28"),
+    Rule("vpc-cidr-private", "warning", vpc_cidr_private, "the VPC CIDR is RFC 1918"),
+    Rule("vpc-cidr-large-enough", "error", vpc_cidr_large_enough, "the VPC holds every address the plan needs"),
+    Rule("batch-quotas", "error", batch_quotas, "node groups fit AWS Batch's per-Region quotas"),
+)
+
+
+def validate_spec(spec: Spec, catalog: Catalog, lines: dict[str, int] | None = None) -> list[Problem]:
+    lines = lines or {}
+    problems = []
+    for rule in RULES:
+        for path, message in rule.check(spec, catalog):
+            line = lines.get(path) or lines.get(path.rsplit(".", 1)[0])
+            problems.append(Problem(rule.level, path, message, rule=rule.id, line=line))
+    return problems

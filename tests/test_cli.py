@@ -1,0 +1,159 @@
+"""The command line as a user meets it: exit codes, messages on stderr, nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from rackform.cli import main
+
+from .conftest import EXAMPLE, ROOT, dump
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_example(capsys):
+    code, out, err = run(capsys, "validate", EXAMPLE)
+    assert code == 0 and "valid (3 racks, 4 node groups; 0 errors, 0 warnings" in out and err == ""
+
+
+def test_validate_trn2_in_us_east_1a(capsys, tmp_path, demo):
+    demo.update(region="us-east-1", availability_zone="us-east-1a")
+    code, out, err = run(capsys, "validate", dump(tmp_path, demo))
+    assert code == 1
+    line = next(l for l in err.splitlines() if "racks[1].node_groups[0].instance_type" in l)
+    assert "trn2.48xlarge is not offered in us-east-1a" in line and "us-east-2" in line
+    assert line.startswith(f"{tmp_path / 'spec.yaml'}:")  # file:line: prefix, like a compiler
+
+
+def test_problems_carry_line_numbers(capsys, tmp_path):
+    text = EXAMPLE.read_text().replace("count: 4", "count: 0")
+    line_no = next(i for i, l in enumerate(text.splitlines(), 1) if "count: 0" in l)
+    code, _, err = run(capsys, "validate", dump(tmp_path, text))
+    assert code == 1 and f"spec.yaml:{line_no}: error: racks[1].node_groups[0].count" in err
+
+
+def test_warnings_do_not_fail(capsys, tmp_path, demo):
+    demo["racks"][2]["node_groups"][0]["efa"] = False
+    code, out, err = run(capsys, "validate", dump(tmp_path, demo))
+    assert code == 0 and "warning: racks[2].node_groups[0].count" in err and "1 warning" in out
+
+
+def test_validate_json(capsys, tmp_path, demo):
+    demo["storage"]["fsx_lustre"]["storage_capacity_gib"] = 1000
+    code, out, _ = run(capsys, "validate", "--json", dump(tmp_path, demo))
+    report = json.loads(out)
+    assert code == 1 and report["valid"] is False
+    assert report["problems"][0]["path"] == "storage.fsx_lustre.storage_capacity_gib"
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("", "is empty"),
+    ("name: [unclosed", "not valid YAML"),
+    ("- just\n- a list\n", "a spec is a mapping"),
+    ("name: a\nname: b\n", "duplicate key 'name'"),
+    ("!!python/object/apply:os.system ['echo pwned']", "not valid YAML"),
+    ("a: &a [*a, *a]\n", "nested deeper"),
+    ("\x00\x01binary", "not valid YAML"),
+])
+def test_garbage_is_refused_without_traceback(capsys, tmp_path, content, fragment):
+    code, out, err = run(capsys, "validate", dump(tmp_path, content))
+    assert code == 1 and fragment in err and "Traceback" not in err + out
+
+
+def test_alias_bomb_is_bounded(capsys, tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, "
+              f"*a{i-1}]" for i in range(1, 9)]
+    code, _, err = run(capsys, "validate", dump(tmp_path, "\n".join(lines)))
+    assert code == 1 and "expands to more than" in err
+
+
+def test_missing_file_and_directory(capsys, tmp_path):
+    code, _, err = run(capsys, "validate", tmp_path / "nope.yaml")
+    assert code == 1 and "does not exist" in err
+    code, _, err = run(capsys, "validate", tmp_path)
+    assert code == 1 and "is a directory" in err
+
+
+def test_plan_table(capsys):
+    code, out, _ = run(capsys, "plan", EXAMPLE)
+    assert code == 0
+    row = next(l for l in out.splitlines() if l.startswith("trn2-train/workers"))
+    assert "trn2.48xlarge" in row and "16 efa on 16 cards" in row and "L-2C3B7624" in row
+    assert "demo-rack-trn2-train" in out
+
+
+def test_plan_json_has_the_documented_keys(capsys):
+    code, out, _ = run(capsys, "plan", "--json", EXAMPLE)
+    plan = json.loads(out)
+    group = plan["racks"][1]["node_groups"][0]
+    assert code == 0 and {"name", "instance_type", "count", "efa_interfaces", "network_interfaces"} <= set(group)
+    assert group["efa_interfaces"] == 16 and len(group["network_interfaces"]) == 16
+
+
+def test_plan_refuses_an_invalid_spec(capsys, tmp_path, demo):
+    demo["racks"][0]["node_groups"][0]["instance_type"] = "c8g.4xlarg"
+    code, out, err = run(capsys, "plan", dump(tmp_path, demo))
+    assert code == 1 and out == "" and "did you mean 'c8g.4xlarge'" in err
+
+
+def test_synth_refuses_an_invalid_spec_and_writes_nothing(capsys, tmp_path, demo):
+    demo["racks"][0]["node_groups"][0]["count"] = 0
+    out_dir = tmp_path / "out"
+    code, _, err = run(capsys, "synth", dump(tmp_path, demo), "-o", out_dir)
+    assert code == 1 and not out_dir.exists() and "count" in err
+
+
+def test_schema_is_json_schema_with_every_key(capsys):
+    code, out, _ = run(capsys, "schema")
+    schema = json.loads(out)
+    assert code == 0 and set(schema["required"]) == {"name", "region", "availability_zone", "racks"}
+    assert "instance_type" in schema["$defs"]["NodeGroup"]["properties"]
+    assert schema["$defs"]["NodeGroup"]["additionalProperties"] is False
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["validate"])
+    assert e.value.code == 2
+
+
+def test_validate_live_reads_the_ec2_api(capsys, tmp_path, demo):
+    # moto's EC2 stands in for AWS: the same calls the real API answers, no credentials.
+    with mock_aws():
+        boto3.setup_default_session(region_name="us-east-2", aws_access_key_id="x", aws_secret_access_key="x")
+        code, out, _ = run(capsys, "validate", "--live", EXAMPLE)
+        assert code == 0 and "read live" in out
+        demo.update(availability_zone="us-east-2a")
+        demo["racks"][1]["node_groups"][0]["instance_type"] = "trn1.32xlarge"  # us-east-2c only
+        demo["racks"][1]["node_groups"][0]["capacity"] = {"type": "on-demand"}
+        code, _, err = run(capsys, "validate", "--live", dump(tmp_path, demo))
+        assert code == 1 and "offered in us-east-2c" in err
+    boto3.DEFAULT_SESSION = None
+
+
+def test_validate_live_without_credentials_is_a_clear_error(capsys, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9")  # nothing listens: fails fast, offline
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, _, err = run(capsys, "validate", "--live", EXAMPLE)
+    assert code == 1 and "cannot read the EC2 API" in err and "Traceback" not in err
+
+
+def test_module_entry_point_runs_in_a_fresh_process():
+    proc = subprocess.run([sys.executable, "-m", "rackform", "validate", str(EXAMPLE)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "valid" in proc.stdout
+    assert "aws_cdk" not in proc.stderr

@@ -1,0 +1,86 @@
+"""NIC layouts against the catalog, and the plan's arithmetic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rackform.plan import build_plan, nic_layout, smallest_prefix
+from rackform.spec import parse_spec
+
+# cards / max EFA / interfaces per card, from aws-facts.md (AWS docs); the catalog must agree.
+EXPECTED = {
+    "p4d.24xlarge": (4, 4, 15),
+    "p5.48xlarge": (32, 32, 2),
+    "p5en.48xlarge": (16, 16, 4),
+    "trn1.32xlarge": (8, 8, 5),
+    "trn1n.32xlarge": (16, 16, 5),
+    "trn2.48xlarge": (16, 16, 2),
+    "c7gn.16xlarge": (1, 1, 15),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_catalog_matches_published_network_figures(catalog, name):
+    it = catalog.get(name)
+    cards, max_efa, per_card = EXPECTED[name]
+    assert len(it.network_cards) == cards and it.max_efa_interfaces == max_efa
+    assert {c.max_interfaces for c in it.network_cards} == {per_card}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_efa_layout_uses_every_efa_and_keeps_card_limits(catalog, name):
+    it = catalog.get(name)
+    nics = nic_layout(it, efa=True)
+    efa = [n for n in nics if n.interface_type in ("efa", "efa-only")]
+    assert len(efa) == it.max_efa_interfaces
+    per_card = {}
+    for n in nics:
+        per_card[n.network_card_index] = per_card.get(n.network_card_index, 0) + 1
+    cards = {c.index: c for c in it.network_cards}
+    for card, used in per_card.items():
+        # +1: the awsvpc task ENI of a multi-node Batch job needs a free slot
+        assert used + (1 if card == 0 else 0) <= cards[card].max_interfaces
+    assert len({n.network_card_index for n in efa}) == len(efa), "at most one EFA per card"
+    primary = [n for n in nics if n.network_card_index == 0 and n.device_index == 0]
+    assert len(primary) == 1 and primary[0].interface_type != "efa-only"
+    assert all(n.device_index == 1 for n in nics if n.network_card_index != 0)
+
+
+def test_efa_off_gives_one_plain_interface(catalog):
+    nics = nic_layout(catalog.get("p5.48xlarge"), efa=False)
+    assert [(n.network_card_index, n.device_index, n.interface_type) for n in nics] == [(0, 0, "interface")]
+
+
+def test_demo_plan(demo, catalog):
+    plan = build_plan(parse_spec(demo), catalog)
+    trn = plan.rack("trn2-train").node_groups[0]
+    assert trn.tier == "trainium" and trn.efa_interfaces == 16
+    assert trn.devices == tuple([f"/dev/infiniband/uverbs{i}" for i in range(16)]
+                                + [f"/dev/neuron{i}" for i in range(16)])
+    assert trn.ips_per_node == 16 + 1 and trn.ips == 68
+    assert trn.quota.code == "L-2C3B7624" and trn.quota.vcpus == 4 * 192
+    assert trn.placement_group == "demo-trn2-train-workers-cluster"
+    assert trn.capacity.type == "capacity-block" and trn.ami_ssm_parameter.endswith("/neuron/recommended/image_id")
+    gpu = plan.rack("gpu").node_groups[0]
+    assert gpu.gpus_per_node == 8 and gpu.quota.code == "L-417A185B"
+    assert gpu.devices == tuple(f"/dev/infiniband/uverbs{i}" for i in range(32))
+    assert gpu.batch_image_type == "ECS_AL2023_NVIDIA"
+    head = plan.rack("graviton").node_groups[0]
+    assert head.tier == "graviton" and head.architecture == "arm64" and head.placement_group is None
+    assert head.devices == () and head.quota.code == "L-1216C47A"
+    # 2 + 2*2 + 4*17 + 2*33 node IPs, FSx 4800/1200+2, 3 endpoints
+    assert plan.network.ips_needed == 2 + 4 + 68 + 66 + 6 + 3
+    assert plan.network.private_subnet.cidr_mask == 24
+
+
+def test_plan_is_deterministic_and_json_serialisable(demo, catalog):
+    a = build_plan(parse_spec(demo), catalog).model_dump_json()
+    b = build_plan(parse_spec(demo), catalog).model_dump_json()
+    assert a == b and json.loads(a)["racks"][0]["node_groups"][0]["name"] == "head"
+
+
+@pytest.mark.parametrize("addresses,prefix", [(1, 28), (11, 28), (12, 27), (251, 24), (252, 23), (4000, 20)])
+def test_smallest_prefix_counts_reserved_addresses(addresses, prefix):
+    assert smallest_prefix(addresses) == prefix

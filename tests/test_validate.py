@@ -1,0 +1,292 @@
+"""Every validation rule, good and bad, with the message asserted: field path, bad value, what is valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from rackform.problems import SpecError
+from rackform.spec import parse_spec
+from rackform.validate import RULES, validate_spec
+
+
+def check(data, catalog):
+    return validate_spec(parse_spec(data), catalog)
+
+
+def only(problems, rule):
+    found = [p for p in problems if p.rule == rule]
+    assert found, f"rule {rule} did not fire; got {problems}"
+    return found
+
+
+def test_example_is_valid(demo, catalog):
+    assert check(demo, catalog) == []
+
+
+def test_every_rule_has_a_unique_id_and_a_doc():
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    assert all(r.doc and r.level in ("error", "warning") for r in RULES)
+
+
+# --- schema: unknown keys, names, counts ---------------------------------------------------------------------
+
+def schema_problems(data):
+    with pytest.raises(SpecError) as e:
+        parse_spec(data)
+    return e.value.problems
+
+
+def test_unknown_key_suggests_the_right_one(demo):
+    demo["racks"][1]["node_groups"][0]["instanc_type"] = "trn2.48xlarge"
+    [p] = [p for p in schema_problems(demo) if "instanc_type" in p.path]
+    assert p.path == "racks[1].node_groups[0].instanc_type"
+    assert "did you mean 'instance_type'" in p.message
+
+
+def test_unknown_top_level_key_lists_allowed_keys(demo):
+    demo["regoin"] = "us-east-2"
+    [p] = schema_problems(demo)
+    assert p.path == "regoin" and "did you mean 'region'" in p.message and "availability_zone" in p.message
+
+
+@pytest.mark.parametrize("bad", ["Demo", "demo_1", "-demo", "demo-", "a" * 25, "", "1demo"])
+def test_bad_names(demo, bad):
+    demo["racks"][0]["name"] = bad
+    [p] = schema_problems(demo)
+    assert p.path == "racks[0].name" and repr(bad) in p.message and "lowercase" in p.message
+
+
+@pytest.mark.parametrize("count", [0, -3])
+def test_count_below_one(demo, count):
+    demo["racks"][0]["node_groups"][0]["count"] = count
+    [p] = schema_problems(demo)
+    assert p.path == "racks[0].node_groups[0].count" and "at least 1" in p.message and str(count) in p.message
+
+
+def test_all_schema_problems_are_collected(demo):
+    demo["racks"][0]["node_groups"][0]["count"] = 0
+    demo["racks"][2]["node_groups"][0]["tier"] = "gpus"
+    demo["storage"]["fsx_lustre"]["deployment_type"] = "PERSISTENT_3"
+    paths = {p.path for p in schema_problems(demo)}
+    assert paths == {"racks[0].node_groups[0].count", "racks[2].node_groups[0].tier",
+                     "storage.fsx_lustre.deployment_type"}
+
+
+def test_bad_literal_says_what_is_allowed(demo):
+    demo["racks"][2]["node_groups"][0]["capacity"] = {"type": "spott"}
+    [p] = schema_problems(demo)
+    assert "did you mean 'spot'" in p.message and "capacity-block" in p.message
+
+
+def test_missing_racks(demo):
+    del demo["racks"]
+    [p] = schema_problems(demo)
+    assert p.path == "racks" and "required" in p.message
+
+
+def test_duplicate_rack_names(demo, catalog):
+    demo["racks"][2]["name"] = "graviton"
+    [p] = only(check(demo, catalog), "unique-rack-names")
+    assert p.path == "racks[2].name" and "racks[0]" in p.message
+
+
+def test_duplicate_node_group_names(demo, catalog):
+    demo["racks"][0]["node_groups"][1]["name"] = "head"
+    [p] = only(check(demo, catalog), "unique-node-group-names")
+    assert p.path == "racks[0].node_groups[1].name"
+
+
+def test_derived_names_collide(demo, catalog):
+    demo["racks"] = [
+        {"name": "a-b", "node_groups": [{"name": "c", "instance_type": "c8g.4xlarge", "count": 1}]},
+        {"name": "a", "node_groups": [{"name": "b-c", "instance_type": "c8g.4xlarge", "count": 1}]},
+    ]
+    [p] = only(check(demo, catalog), "unique-resource-names")
+    assert "demo-a-b-c" in p.message
+
+
+# --- where ---------------------------------------------------------------------------------------------------
+
+def test_az_not_in_region(demo, catalog):
+    demo["availability_zone"] = "us-east-1a"
+    [p] = only(check(demo, catalog), "az-in-region")
+    assert p.path == "availability_zone" and "us-east-2a, us-east-2b, us-east-2c" in p.message
+
+
+def test_unknown_region_suggests(demo, catalog):
+    demo["region"] = "us-east-22"
+    [p] = only(check(demo, catalog), "region-known")
+    assert "did you mean 'us-east-2'" in p.message
+
+
+# --- instances -----------------------------------------------------------------------------------------------
+
+def test_misspelt_instance_type(demo, catalog):
+    demo["racks"][1]["node_groups"][0]["instance_type"] = "trn2.48xlage"
+    [p] = only(check(demo, catalog), "instance-type-known")
+    assert p.path == "racks[1].node_groups[0].instance_type" and "did you mean 'trn2.48xlarge'" in p.message
+
+
+def test_unsupported_family(demo, catalog):
+    demo["racks"][0]["node_groups"][0]["instance_type"] = "t3.micro"
+    [p] = only(check(demo, catalog), "instance-type-known")
+    assert "family 't3' is not supported" in p.message
+
+
+def test_trn2_in_us_east_1a_names_the_azs_and_regions_that_offer_it(demo, catalog):
+    demo.update(region="us-east-1", availability_zone="us-east-1a")
+    problems = [p for p in only(check(demo, catalog), "instance-offered-in-az")
+                if p.path == "racks[1].node_groups[0].instance_type"]
+    [p] = problems
+    assert "not offered in us-east-1a" in p.message and "us-east-2" in p.message
+
+
+def test_type_offered_in_other_azs_of_the_region(demo, catalog):
+    demo.update(region="us-east-1", availability_zone="us-east-1b")
+    demo["racks"] = [{"name": "r", "node_groups": [{"name": "g", "instance_type": "p5en.48xlarge", "count": 1}]}]
+    [p] = only(check(demo, catalog), "instance-offered-in-az")
+    assert "offered in us-east-1a, us-east-1c" in p.message
+
+
+def test_tier_contradicts_instance(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["tier"] = "trainium"
+    [p] = only(check(demo, catalog), "tier-matches-instance")
+    assert p.path == "racks[2].node_groups[0].tier" and "'gpu'" in p.message
+
+
+def test_tier_matching_instance_is_fine(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["tier"] = "gpu"
+    demo["racks"][0]["node_groups"][0]["tier"] = "graviton"
+    assert check(demo, catalog) == []
+
+
+def test_efa_on_a_type_without_efa(demo, catalog):
+    demo["racks"][0]["node_groups"][0]["efa"] = True  # c8g.4xlarge
+    [p] = only(check(demo, catalog), "efa-supported")
+    assert p.path == "racks[0].node_groups[0].efa" and "c8g.4xlarge does not support EFA" in p.message
+    assert "c8g.48xlarge" in p.message  # names the family's types that do
+
+
+def test_multi_node_accelerators_without_efa_is_a_warning(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["efa"] = False
+    [p] = only(check(demo, catalog), "multi-node-accelerators-without-efa")
+    assert p.level == "warning" and p.path == "racks[2].node_groups[0].count"
+
+
+def test_single_node_accelerator_without_efa_is_fine(demo, catalog):
+    demo["racks"][2]["node_groups"][0].update(efa=False, count=1)
+    assert check(demo, catalog) == []
+
+
+# --- capacity ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rid", ["cr-123", "cr-0123456789ABCDEF0", "r-0123456789abcdef0", "cr-0123456789abcdef0x"])
+def test_malformed_reservation_ids(demo, catalog, rid):
+    demo["racks"][1]["node_groups"][0]["capacity"]["reservation_id"] = rid
+    [p] = only(check(demo, catalog), "reservation-id")
+    assert p.path == "racks[1].node_groups[0].capacity.reservation_id" and repr(rid) in p.message
+
+
+def test_reservation_without_id(demo, catalog):
+    demo["racks"][1]["node_groups"][0]["capacity"] = {"type": "reservation"}
+    [p] = only(check(demo, catalog), "reservation-id")
+    assert "needs reservation_id" in p.message
+
+
+def test_reservation_id_with_on_demand(demo, catalog):
+    demo["racks"][1]["node_groups"][0]["capacity"]["type"] = "on-demand"
+    [p] = only(check(demo, catalog), "reservation-id")
+    assert "only used with type reservation or capacity-block" in p.message
+
+
+def test_short_reservation_id_is_fine(demo, catalog):
+    demo["racks"][1]["node_groups"][0]["capacity"]["reservation_id"] = "cr-0123abcd"
+    assert check(demo, catalog) == []
+
+
+def test_spot_for_multi_node_efa_warns(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["capacity"] = {"type": "spot"}
+    [p] = only(check(demo, catalog), "spot-multi-node")
+    assert p.level == "warning"
+
+
+# --- storage -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gib,next_valid", [(1000, 1200), (1800, 2400), (5000, 7200)])
+def test_fsx_capacity(demo, catalog, gib, next_valid):
+    demo["storage"]["fsx_lustre"]["storage_capacity_gib"] = gib
+    [p] = only(check(demo, catalog), "fsx-capacity")
+    assert p.path == "storage.fsx_lustre.storage_capacity_gib" and f"next valid size is {next_valid}" in p.message
+
+
+@pytest.mark.parametrize("gib", [1200, 2400, 9600])
+def test_fsx_capacity_valid(demo, catalog, gib):
+    demo["storage"]["fsx_lustre"]["storage_capacity_gib"] = gib
+    assert check(demo, catalog) == []
+
+
+@pytest.mark.parametrize("kind,throughput,fragment", [
+    ("PERSISTENT_2", 200, "125, 250, 500, 1000"),
+    ("PERSISTENT_1", 250, "50, 100, 200"),
+    ("SCRATCH_2", 250, "no throughput setting"),
+    ("PERSISTENT_2", None, "needs per_unit_storage_throughput"),
+])
+def test_fsx_throughput(demo, catalog, kind, throughput, fragment):
+    demo["storage"]["fsx_lustre"].update(deployment_type=kind, per_unit_storage_throughput=throughput)
+    [p] = only(check(demo, catalog), "fsx-throughput")
+    assert p.path == "storage.fsx_lustre.per_unit_storage_throughput" and fragment in p.message
+
+
+@pytest.mark.parametrize("path", ["my-datasets/train", "s3:/bucket", "https://bucket.s3.amazonaws.com/x", "s3://B"])
+def test_fsx_data_repository_must_be_s3(demo, catalog, path):
+    demo["storage"]["fsx_lustre"]["data_repository_path"] = path
+    [p] = only(check(demo, catalog), "fsx-data-repository")
+    assert "s3://bucket-name" in p.message
+
+
+# --- network and quotas --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cidr", ["10.40.0.0/33", "10.40.0.1/16", "banana", "fd00::/56"])
+def test_invalid_vpc_cidr(demo, catalog, cidr):
+    demo["network"]["vpc_cidr"] = cidr
+    [p] = only(check(demo, catalog), "vpc-cidr-valid")
+    assert p.path == "network.vpc_cidr"
+
+
+def test_vpc_prefix_out_of_range(demo, catalog):
+    demo["network"]["vpc_cidr"] = "10.0.0.0/8"
+    [p] = only(check(demo, catalog), "vpc-cidr-valid")
+    assert "/16 to /28" in p.message
+
+
+def test_vpc_too_small_for_the_plan(demo, catalog):
+    demo["network"]["vpc_cidr"] = "10.40.0.0/25"
+    [p] = only(check(demo, catalog), "vpc-cidr-large-enough")
+    assert "needs a /24" in p.message and "use a /23 or larger" in p.message
+
+
+def test_large_cluster_needs_a_larger_subnet(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["count"] = 40  # 40 x p5: 33 IPs each
+    demo["network"]["vpc_cidr"] = "10.40.0.0/22"
+    [p] = only(check(demo, catalog), "vpc-cidr-large-enough")
+    assert "needs a /21" in p.message
+
+
+def test_public_cidr_warns(demo, catalog):
+    demo["network"]["vpc_cidr"] = "52.0.0.0/16"
+    [p] = only(check(demo, catalog), "vpc-cidr-private")
+    assert p.level == "warning"
+
+
+def test_more_node_groups_than_batch_allows(demo, catalog):
+    groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(26)]
+    demo["racks"] = [{"name": "a", "node_groups": groups}, {"name": "b", "node_groups": groups}]
+    [p] = only(check(demo, catalog), "batch-quotas")
+    assert p.path == "racks" and "52 node groups" in p.message and "50" in p.message
+
+
+def test_fifty_node_groups_are_allowed(demo, catalog):
+    groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(25)]
+    demo["racks"] = [{"name": "a", "node_groups": groups}, {"name": "b", "node_groups": groups}]
+    assert [p for p in check(demo, catalog) if p.rule == "batch-quotas"] == []
