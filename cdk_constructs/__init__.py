@@ -1,0 +1,26 @@
+"""CDK constructs that turn parts of a rackform plan into CloudFormation.
+
+Named `cdk_constructs` because a top-level `constructs` package would shadow the `constructs` library that
+aws-cdk-lib imports.
+"""
+
+from .network import LUSTRE_PORTS, ClusterSecurityGroups, SingleAzVpc
+from .node_group import EfaLaunchTemplate, NodeInstanceRole, RackNodeGroup
+from .storage import DATA_REPOSITORY_FILE_SYSTEM_PATH, RESULTS_PREFIX, LustreFileSystem, ResultsBucket
+from .user_data import LustreMount, lustre_mount_script, mime_multipart
+
+__all__ = [
+    "DATA_REPOSITORY_FILE_SYSTEM_PATH",
+    "LUSTRE_PORTS",
+    "RESULTS_PREFIX",
+    "ClusterSecurityGroups",
+    "EfaLaunchTemplate",
+    "LustreFileSystem",
+    "LustreMount",
+    "NodeInstanceRole",
+    "RackNodeGroup",
+    "ResultsBucket",
+    "SingleAzVpc",
+    "lustre_mount_script",
+    "mime_multipart",
+]

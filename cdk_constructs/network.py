@@ -1,0 +1,96 @@
+"""The cluster's network: one AZ, nodes in a private subnet, and the security groups EFA and Lustre need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from rackform.naming import construct_id
+
+# FSx for Lustre: LNET on 988, and 1018-1023 for the Lustre client's reserved ports.
+LUSTRE_PORTS: tuple[ec2.Port, ...] = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
+
+
+class SingleAzVpc(Construct):
+    """A VPC in exactly one AZ: EFA and cluster placement groups do not span AZs, so a second AZ buys nothing.
+
+    Nodes and FSx live in the private subnet; the public subnet holds only the NAT gateway. S3 traffic takes a
+    gateway endpoint, and each name in `interface_endpoints` (e.g. "ecr.api") becomes an interface endpoint with
+    private DNS so image pulls and logs bypass the NAT gateway.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        cidr: str,
+        availability_zone: str,
+        private_cidr_mask: int,
+        public_cidr_mask: int,
+        interface_endpoints: Sequence[str] = (),
+    ) -> None:
+        super().__init__(scope, id)
+        private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(cidr),
+            availability_zones=[availability_zone],
+            # Largest first, matching how the plan sized the VPC.
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                                        cidr_mask=private_cidr_mask),
+                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=public_cidr_mask),
+            ],
+            nat_gateways=1,
+            # True would add a Lambda-backed custom resource (an asset to bootstrap and publish) to empty a default
+            # group that nothing here uses.
+            restrict_default_security_group=False,
+        )
+        Validations.of(self.vpc).acknowledge(Acknowledgment(
+            id="CloudFormation-Validate::W3010",
+            reason="the AZ is pinned on purpose: EFA, cluster placement groups and Capacity Blocks are bound to one AZ",
+        ))
+        self.private_subnet: ec2.ISubnet = self.vpc.private_subnets[0]
+        self.vpc.add_gateway_endpoint("S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[private])
+        for name in interface_endpoints:
+            self.vpc.add_interface_endpoint(
+                f"{construct_id(name.replace('.', '-'))}Endpoint",
+                service=ec2.InterfaceVpcEndpointAwsService(name),
+                private_dns_enabled=True,
+                subnets=private,
+            )
+
+
+class ClusterSecurityGroups(Construct):
+    """The node group and the FSx group, made together so each can name the other before either is used.
+
+    Creating the FSx group here, in a stack deployed before the file system, avoids the race where a file system
+    comes up before its security group allows LNET traffic.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc) -> None:
+        super().__init__(scope, id)
+        # allow_all_outbound=False: with it True, CDK folds every egress rule into one 0.0.0.0/0 rule and the
+        # self-referencing egress rule EFA requires disappears.
+        self.node_sg = ec2.SecurityGroup(self, "Nodes", vpc=vpc, allow_all_outbound=False,
+                                         description="rackform nodes: EFA between nodes, Lustre, HTTPS out")
+        self.fsx_sg = ec2.SecurityGroup(self, "Lustre", vpc=vpc, allow_all_outbound=True,
+                                        description="rackform FSx for Lustre: LNET from nodes and itself")
+
+        # EFA's OS-bypass traffic is not TCP/UDP: it needs all protocols, both directions, within the group.
+        self.node_sg.add_ingress_rule(self.node_sg, ec2.Port.all_traffic(), "EFA and MPI between nodes")
+        self.node_sg.add_egress_rule(self.node_sg, ec2.Port.all_traffic(), "EFA and MPI between nodes")
+        # ECR, S3, ECS/Batch, SSM and CloudWatch are all HTTPS, through the endpoints or the NAT gateway.
+        self.node_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and registries")
+
+        for port in LUSTRE_PORTS:
+            self.node_sg.add_egress_rule(self.fsx_sg, port, "Lustre client to FSx")
+            # FSx documents these for client groups too: Lustre servers open connections back to clients.
+            self.node_sg.add_ingress_rule(self.fsx_sg, port, "Lustre servers to client")
+            self.fsx_sg.add_ingress_rule(self.node_sg, port, "Lustre clients")
+            self.fsx_sg.add_ingress_rule(self.fsx_sg, port, "Lustre servers among themselves")

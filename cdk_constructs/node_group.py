@@ -1,0 +1,190 @@
+"""A node group as AWS Batch sees it: launch template, cluster placement group, compute environment, job queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Fn
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from rackform.plan import NetworkInterfacePlan, NodeGroupPlan
+
+# Containers reach IMDS through the docker bridge, one hop further than the host.
+IMDS_HOP_LIMIT = 2
+# The root device of the ECS-optimized AL2023 AMIs Batch uses.
+ROOT_DEVICE = "/dev/xvda"
+
+
+class EfaLaunchTemplate(Construct):
+    """Launch template that lays out network interfaces explicitly, as EFA needs.
+
+    With NetworkInterfaces present, the template-level SecurityGroupIds may not be used, so `security_group` goes
+    on every interface. No interface has a SubnetId (the Batch compute environment supplies subnets) or a public
+    IP (impossible with more than one interface; nodes reach out through NAT).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        launch_template_name: str,
+        network_interfaces: Sequence[NetworkInterfacePlan],
+        security_group: ec2.ISecurityGroup,
+        root_volume_gib: int = 100,
+        capacity_reservation_id: str | None = None,
+        capacity_block: bool = False,
+        user_data: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """`capacity_reservation_id` targets an On-Demand Capacity Reservation, or with `capacity_block=True` a
+        Capacity Block; `user_data` must already be a MIME multi-part archive (Batch merges it with its own)."""
+        super().__init__(scope, id)
+        if capacity_block and capacity_reservation_id is None:
+            raise ValueError("a Capacity Block launch template needs capacity_reservation_id")
+        L = ec2.CfnLaunchTemplate
+        tag_list = [{"key": k, "value": v} for k, v in (tags or {}).items()]
+        data = L.LaunchTemplateDataProperty(
+            metadata_options=L.MetadataOptionsProperty(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=IMDS_HOP_LIMIT),
+            block_device_mappings=[L.BlockDeviceMappingProperty(
+                device_name=ROOT_DEVICE,
+                ebs=L.EbsProperty(volume_size=root_volume_gib, volume_type="gp3", encrypted=True,
+                                  delete_on_termination=True),
+            )],
+            network_interfaces=[
+                L.NetworkInterfaceProperty(
+                    network_card_index=nic.network_card_index,
+                    device_index=nic.device_index,
+                    interface_type=nic.interface_type,
+                    groups=[security_group.security_group_id],
+                    delete_on_termination=True,
+                )
+                for nic in network_interfaces
+            ],
+            capacity_reservation_specification=None if capacity_reservation_id is None else
+            L.CapacityReservationSpecificationProperty(
+                capacity_reservation_target=L.CapacityReservationTargetProperty(
+                    capacity_reservation_id=capacity_reservation_id)),
+            instance_market_options=L.InstanceMarketOptionsProperty(market_type="capacity-block")
+            if capacity_block else None,
+            user_data=None if user_data is None else Fn.base64(user_data),
+            tag_specifications=[L.TagSpecificationProperty(resource_type=kind, tags=tag_list)
+                                for kind in ("instance", "volume")] if tag_list else None,
+        )
+        self.launch_template = L(self, "LaunchTemplate", launch_template_name=launch_template_name,
+                                 launch_template_data=data)
+        self.launch_template_id: str = self.launch_template.ref
+        self.version: str = self.launch_template.attr_latest_version_number
+
+
+class NodeInstanceRole(Construct):
+    """Instance role and profile shared by a rack's nodes.
+
+    AmazonEC2ContainerServiceforEC2Role is what an ECS/Batch host needs (register with ECS, pull from ECR, write
+    logs); SSM core gives shell access without SSH or public IPs. Results may be written only under
+    `results_objects_arn` (e.g. arn:aws:s3:::bucket/results/*), nothing else in S3.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, results_objects_arn: str) -> None:
+        super().__init__(scope, id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"),
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEC2ContainerServiceforEC2Role"),
+            ],
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[results_objects_arn]))
+        self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.role)
+
+
+class RackNodeGroup(Construct):
+    """One node group: its launch template, a cluster placement group when the plan gives it one, a managed EC2
+    compute environment and a job queue, all named by the plan.
+
+    The compute environment is the L1 resource: the L2 always writes SecurityGroupIds (which Batch rejects next to
+    launch-template network interfaces), appends the `optimal` instance class (aws-cdk #25562) and writes no launch
+    template version.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        group: NodeGroupPlan,
+        subnet: ec2.ISubnet,
+        security_group: ec2.ISecurityGroup,
+        instance_profile_arn: str,
+        user_data: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        capacity = group.capacity
+        self.launch_template = EfaLaunchTemplate(
+            self,
+            "Template",
+            launch_template_name=group.launch_template,
+            network_interfaces=group.network_interfaces,
+            security_group=security_group,
+            root_volume_gib=group.root_volume_gib,
+            capacity_reservation_id=capacity.reservation_id,
+            capacity_block=capacity.type == "capacity-block",
+            user_data=user_data,
+            tags={"Name": group.resource_name, "rackform:rack": group.rack, "rackform:node-group": group.name},
+        )
+
+        # CloudFormation cannot name a placement group (GroupName is read-only), so AWS generates the name and
+        # the plan's name goes on the Name tag; the compute environment takes the real name from Ref.
+        self.placement_group: ec2.CfnPlacementGroup | None = None
+        if group.placement_group is not None:
+            self.placement_group = ec2.CfnPlacementGroup(
+                self, "PlacementGroup", strategy="cluster", tags=[{"key": "Name", "value": group.placement_group}])
+
+        spot = capacity.type == "spot"
+        image_id = ssm.StringParameter.value_for_typed_string_parameter_v2(
+            self, group.ami_ssm_parameter, ssm.ParameterValueType.AWS_EC2_IMAGE_ID)
+        C = batch.CfnComputeEnvironment
+        self.compute_environment = C(
+            self,
+            "ComputeEnvironment",
+            type="MANAGED",
+            compute_environment_name=group.compute_environment,
+            state="ENABLED",
+            # A named resource cannot be replaced in place; with this false, instance-level changes (template
+            # version, AMI) roll out as Batch infrastructure updates instead of a replacement CloudFormation
+            # would refuse.
+            replace_compute_environment=False,
+            compute_resources=C.ComputeResourcesProperty(
+                type="SPOT" if spot else "EC2",
+                allocation_strategy="SPOT_PRICE_CAPACITY_OPTIMIZED" if spot else "BEST_FIT_PROGRESSIVE",
+                instance_types=[group.instance_type],
+                minv_cpus=0,
+                maxv_cpus=group.count * group.vcpus_per_node,
+                subnets=[subnet.subnet_id],
+                instance_role=instance_profile_arn,
+                launch_template=C.LaunchTemplateSpecificationProperty(
+                    launch_template_id=self.launch_template.launch_template_id,
+                    version=self.launch_template.version,
+                ),
+                placement_group=None if self.placement_group is None else self.placement_group.ref,
+                ec2_configuration=[C.Ec2ConfigurationObjectProperty(
+                    image_type=group.batch_image_type, image_id_override=image_id)],
+            ),
+        )
+
+        self.job_queue = batch.CfnJobQueue(
+            self,
+            "JobQueue",
+            job_queue_name=group.job_queue,
+            priority=1,
+            state="ENABLED",
+            compute_environment_order=[batch.CfnJobQueue.ComputeEnvironmentOrderProperty(
+                compute_environment=self.compute_environment.attr_compute_environment_arn, order=1)],
+        )

@@ -1,0 +1,97 @@
+"""Durable storage: the results bucket and the FSx for Lustre scratch file system."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_fsx as fsx
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+# Benchmarks write under this prefix; node roles may write nowhere else in the bucket.
+RESULTS_PREFIX = "results/"
+# Where the S3 data repository appears inside the file system (clients see <mount_path>/data).
+DATA_REPOSITORY_FILE_SYSTEM_PATH = "/data"
+# The AL2023 `lustre-client` package is a 2.15 client, and data repository associations need 2.12 or later.
+LUSTRE_VERSION = "2.15"
+ALL_S3_EVENTS = ["NEW", "CHANGED", "DELETED"]
+
+
+class ResultsBucket(Construct):
+    """Private, versioned, TLS-only bucket that outlives the stack: results are the point of a benchmark run."""
+
+    def __init__(self, scope: Construct, id: str) -> None:
+        super().__init__(scope, id)
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            # S3-managed keys: node roles then need no KMS grants to write results.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    @property
+    def results_objects_arn(self) -> str:
+        return self.bucket.arn_for_objects(f"{RESULTS_PREFIX}*")
+
+
+class LustreFileSystem(Construct):
+    """FSx for Lustre in one subnet, retained on stack deletion, optionally linked to S3 by a data repository
+    association.
+
+    The L1 resource is used because the L2 offers no data repository association (aws-cdk #34649) and
+    PERSISTENT_2 rejects the ImportPath/ExportPath the L2 would write instead.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        subnet: ec2.ISubnet,
+        security_group: ec2.ISecurityGroup,
+        storage_capacity_gib: int,
+        deployment_type: str = "PERSISTENT_2",
+        per_unit_storage_throughput_mbps_per_tib: int | None = None,
+        data_repository_path: str | None = None,
+    ) -> None:
+        """`per_unit_storage_throughput_mbps_per_tib` is required by PERSISTENT_* and must be None for SCRATCH_2;
+        `data_repository_path` (s3://bucket[/prefix]) is linked at /data with automatic import and export."""
+        super().__init__(scope, id)
+        self.file_system = fsx.CfnFileSystem(
+            self,
+            "FileSystem",
+            file_system_type="LUSTRE",
+            file_system_type_version=LUSTRE_VERSION,
+            storage_capacity=storage_capacity_gib,
+            subnet_ids=[subnet.subnet_id],
+            security_group_ids=[security_group.security_group_id],
+            lustre_configuration=fsx.CfnFileSystem.LustreConfigurationProperty(
+                deployment_type=deployment_type,
+                per_unit_storage_throughput=per_unit_storage_throughput_mbps_per_tib,
+            ),
+        )
+        self.file_system.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.dns_name: str = self.file_system.attr_dns_name
+        self.mount_name: str = self.file_system.attr_lustre_mount_name
+
+        self.data_repository_association: fsx.CfnDataRepositoryAssociation | None = None
+        if data_repository_path is not None:
+            self.data_repository_association = fsx.CfnDataRepositoryAssociation(
+                self,
+                "DataRepository",
+                file_system_id=self.file_system.ref,
+                file_system_path=DATA_REPOSITORY_FILE_SYSTEM_PATH,
+                data_repository_path=data_repository_path,
+                batch_import_meta_data_on_create=True,
+                s3=fsx.CfnDataRepositoryAssociation.S3Property(
+                    auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(
+                        events=ALL_S3_EVENTS),
+                    auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(
+                        events=ALL_S3_EVENTS),
+                ),
+            )

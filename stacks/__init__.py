@@ -1,0 +1,34 @@
+"""CDK stacks: composition only. Each reads its part of the plan and wires constructs together."""
+
+from __future__ import annotations
+
+import os
+
+from aws_cdk import App, Environment
+
+from rackform.plan import Plan
+
+from .network import NetworkStack
+from .rack import RackStack
+from .storage import StorageStack
+
+__all__ = ["NetworkStack", "RackStack", "StorageStack", "build_app"]
+
+
+def build_app(plan: Plan, *, outdir: str | None = None) -> App:
+    """All of the plan's stacks in a new App. Construct ids are stack names, never list positions, so adding or
+    reordering racks leaves every other stack's template unchanged."""
+    # Strong (Fn::ImportValue) references, stated explicitly: CloudFormation then refuses to delete the network or
+    # storage stack while a rack still uses it, which is the protection wanted for a VPC and a file system.
+    app = App(outdir=outdir, context={"@aws-cdk/core:defaultCrossStackReferences": "strong"})
+    # The account may be unknown at synth (no credentials): the stacks are then account-agnostic, which is fine
+    # since nothing looks anything up.
+    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=plan.region)
+    network = NetworkStack(app, plan.network.stack_name, network=plan.network, env=env)
+    storage = StorageStack(app, plan.storage.stack_name, storage=plan.storage, subnet=network.private_subnet,
+                           fsx_security_group=network.fsx_sg, env=env)
+    for rack in plan.racks:
+        RackStack(app, rack.stack_name, rack=rack, subnet=network.private_subnet,
+                  node_security_group=network.node_sg, results_objects_arn=storage.results_objects_arn,
+                  lustre_mount=storage.lustre_mount, env=env)
+    return app

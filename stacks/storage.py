@@ -1,0 +1,51 @@
+"""StorageStack: results bucket and FSx for Lustre. Termination-protected: it holds data."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from cdk_constructs import LustreFileSystem, LustreMount, ResultsBucket
+from rackform.plan import StoragePlan
+
+
+class StorageStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        storage: StoragePlan,
+        subnet: ec2.ISubnet,
+        fsx_security_group: ec2.ISecurityGroup,
+        env: Environment,
+    ) -> None:
+        super().__init__(scope, id, stack_name=storage.stack_name, env=env, termination_protection=True,
+                         description="rackform storage: results bucket and FSx for Lustre")
+        results = ResultsBucket(self, "Results")
+        self.bucket = results.bucket
+        self.results_objects_arn = results.results_objects_arn
+        CfnOutput(self, "ResultsBucketName", value=self.bucket.bucket_name)
+
+        self.fsx_dns_name: str | None = None
+        self.fsx_mount_name: str | None = None
+        self.lustre_mount: LustreMount | None = None
+        if storage.fsx_lustre is not None:
+            cfg = storage.fsx_lustre
+            lustre = LustreFileSystem(
+                self,
+                "Lustre",
+                subnet=subnet,
+                security_group=fsx_security_group,
+                storage_capacity_gib=cfg.storage_capacity_gib,
+                deployment_type=cfg.deployment_type,
+                per_unit_storage_throughput_mbps_per_tib=cfg.per_unit_storage_throughput,
+                data_repository_path=cfg.data_repository_path,
+            )
+            self.fsx_dns_name = lustre.dns_name
+            self.fsx_mount_name = lustre.mount_name
+            self.lustre_mount = LustreMount(dns_name=lustre.dns_name, mount_name=lustre.mount_name,
+                                            mount_path=cfg.mount_path)
+            CfnOutput(self, "LustreDnsName", value=lustre.dns_name)
+            CfnOutput(self, "LustreMountName", value=lustre.mount_name)

@@ -1,0 +1,55 @@
+"""The real CDK CLI runs app.py: `npx cdk synth -c spec=...` works without AWS credentials and refuses a bad spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+
+pytestmark = pytest.mark.skipif(not CDK.exists(), reason="CDK CLI not installed: run `make setup` (npm ci)")
+
+
+def cdk_synth(spec: Path | str, outdir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        # This interpreter's venv first: cdk.json runs `python3 app.py`, and jsii must get Node 24 from it.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), str(CDK.parent), os.environ.get("PATH", "")]),
+        # Nothing may reach AWS: no instance-metadata credential probing, no telemetry.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+    }
+    for var in ("CDK_DEFAULT_ACCOUNT", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN"):
+        env.pop(var, None)
+    return subprocess.run(
+        ["npx", "--no-install", "cdk", "synth", "-c", f"spec={spec}", "-o", str(outdir), "--quiet", "--no-notices"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_cdk_synth_writes_every_stack_of_the_demo(tmp_path):
+    out = tmp_path / "cdk.out"
+    result = cdk_synth("examples/demo.yaml", out)
+    assert result.returncode == 0, result.stderr
+    names = {"demo-network", "demo-storage", "demo-rack-graviton", "demo-rack-trn2-train", "demo-rack-gpu"}
+    assert {p.name.removesuffix(".template.json") for p in out.glob("*.template.json")} == names
+    rack = json.loads((out / "demo-rack-trn2-train.template.json").read_text())
+    queues = [r["Properties"]["JobQueueName"] for r in rack["Resources"].values()
+              if r["Type"] == "AWS::Batch::JobQueue"]
+    assert queues == ["demo-trn2-train-workers-queue"]
+
+
+def test_cdk_synth_refuses_an_invalid_spec_with_the_problem(tmp_path):
+    spec = (ROOT / "examples" / "demo.yaml").read_text().replace("trn2.48xlarge", "trn9.48xlarge")
+    path = tmp_path / "bad.yaml"
+    path.write_text(spec)
+    result = cdk_synth(path, tmp_path / "cdk.out")
+    assert result.returncode != 0
+    assert "trn9.48xlarge" in result.stderr and "instance_type" in result.stderr

@@ -1,0 +1,495 @@
+"""The CDK layer: what the synthesized templates say, that cfn-lint accepts them, that they are stable under rack
+edits, and that the largest spec validation allows still fits CloudFormation's limits.
+
+jsii is slow to start and each synth takes a second or two, so the module synthesizes three apps in all: the demo
+(module fixture), a demo with racks removed and reordered, and the largest allowed spec (module fixture); plus one
+network stack on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cfnlint.api
+import pytest
+from aws_cdk import App, Environment, Stack
+from aws_cdk.assertions import Template
+
+from rackform.catalog import load_catalog
+from rackform.plan import Plan, build_plan
+from rackform.problems import errors
+from rackform.spec import Spec, load_spec
+from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
+from stacks import NetworkStack, build_app
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_TEMPLATE = "AWS::EC2::LaunchTemplate"
+COMPUTE_ENVIRONMENT = "AWS::Batch::ComputeEnvironment"
+JOB_QUEUE = "AWS::Batch::JobQueue"
+PLACEMENT_GROUP = "AWS::EC2::PlacementGroup"
+# cfn-lint warnings we accept, with the reason; anything else fails the lint test.
+ACCEPTED_LINT_WARNINGS = {"W3010": "the AZ is hardcoded on purpose: EFA and placement groups live in one AZ"}
+
+
+@dataclass
+class Synth:
+    plan: Plan
+    templates: dict[str, Template]  # by stack name
+    raw: dict[str, dict[str, Any]]  # by stack name, as written to the cloud assembly
+    template_paths: dict[str, Path]
+    termination_protection: dict[str, bool]
+
+
+def synth(plan: Plan, outdir: Path) -> Synth:
+    app = build_app(plan, outdir=str(outdir))
+    artifacts = {a.stack_name: a for a in app.synth().stacks}
+    stacks = {c.stack_name: c for c in app.node.children if isinstance(c, Stack)}
+    assert set(stacks) == set(artifacts)
+    return Synth(
+        plan=plan,
+        templates={name: Template.from_stack(stack) for name, stack in stacks.items()},
+        raw={name: a.template for name, a in artifacts.items()},
+        template_paths={name: Path(a.template_full_path) for name, a in artifacts.items()},
+        termination_protection={name: stack.termination_protection for name, stack in stacks.items()},
+    )
+
+
+def plan_of(spec: Spec) -> Plan:
+    catalog = load_catalog()
+    problems = errors(validate_spec(spec, catalog))
+    assert not problems, [p.render() for p in problems]
+    return build_plan(spec, catalog)
+
+
+@pytest.fixture(scope="module")
+def demo_plan() -> Plan:
+    spec, _ = load_spec(ROOT / "examples" / "demo.yaml")
+    return plan_of(spec)
+
+
+@pytest.fixture(scope="module")
+def demo_app(demo_plan, tmp_path_factory) -> Synth:
+    return synth(demo_plan, tmp_path_factory.mktemp("demo"))
+
+
+def largest_spec_data() -> dict[str, Any]:
+    """As many node groups as validation allows (the Batch per-Region quota), the heaviest network layouts packed
+    into one rack, and every capacity type; no FSx, to cover the file-system-less path."""
+    heavy = ["p5.48xlarge", "trn2.48xlarge", "p5en.48xlarge", "trn1n.32xlarge"]  # 32/16/16/16 EFA interfaces
+    racks = [{"name": "heavy", "node_groups": [
+        {"name": f"g{i:02d}", "instance_type": heavy[i % len(heavy)], "count": 2} for i in range(40)]}]
+    mixed = [
+        {"instance_type": "c7gn.16xlarge", "count": 4},
+        {"instance_type": "c8g.4xlarge", "count": 1, "capacity": {"type": "spot"}},
+        {"instance_type": "p4d.24xlarge", "count": 2,
+         "capacity": {"type": "reservation", "reservation_id": "cr-0123456789abcdef0"}},
+        {"instance_type": "g6e.48xlarge", "count": 2},
+        {"instance_type": "m7g.large", "count": 1},
+    ]
+    for r in range(2):
+        racks.append({"name": f"mixed{r}",
+                      "node_groups": [{"name": f"m{i}", **g} for i, g in enumerate(mixed)]})
+    return {"name": "big", "region": "us-east-2", "availability_zone": "us-east-2c",
+            "network": {"vpc_cidr": "10.40.0.0/16"}, "racks": racks}
+
+
+@pytest.fixture(scope="module")
+def largest_app(tmp_path_factory) -> Synth:
+    data = largest_spec_data()
+    assert sum(len(r["node_groups"]) for r in data["racks"]) == BATCH_MAX_COMPUTE_ENVIRONMENTS
+    return synth(plan_of(Spec.model_validate(data)), tmp_path_factory.mktemp("largest"))
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+def resources(template: Template, type_: str) -> dict[str, dict[str, Any]]:
+    return template.find_resources(type_)
+
+
+def props(template: Template, type_: str, **match: Any) -> tuple[str, dict[str, Any]]:
+    found = [(lid, r["Properties"]) for lid, r in resources(template, type_).items()
+             if all(r["Properties"].get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"expected one {type_} with {match}, found {len(found)}"
+    return found[0]
+
+
+def rack_templates(s: Synth):
+    for rack in s.plan.racks:
+        for group in rack.node_groups:
+            yield group, s.templates[rack.stack_name]
+
+
+def group_stack(s: Synth, group) -> str:
+    return next(r.stack_name for r in s.plan.racks if r.name == group.rack)
+
+
+def import_of(value: Any) -> str:
+    assert isinstance(value, dict) and set(value) == {"Fn::ImportValue"}, value
+    return value["Fn::ImportValue"]
+
+
+def export_of(s: Synth, stack: str, ref: dict[str, Any]) -> str:
+    """The export name under which `stack` publishes `ref` (a Ref or GetAtt of one of its resources)."""
+    names = [o["Export"]["Name"] for o in s.raw[stack].get("Outputs", {}).values()
+             if "Export" in o and o["Value"] == ref]
+    assert len(names) == 1, (ref, names)
+    return names[0]
+
+
+def logical_id(s: Synth, stack: str, type_: str, **match: Any) -> str:
+    return props(s.templates[stack], type_, **match)[0]
+
+
+def node_sg_export(s: Synth) -> str:
+    node, _ = sg_ids(s)
+    return export_of(s, s.plan.network.stack_name, group_id(node))
+
+
+def sg_ids(s: Synth) -> tuple[str, str]:
+    net = s.plan.network.stack_name
+    found = {}
+    for lid, r in resources(s.templates[net], "AWS::EC2::SecurityGroup").items():
+        desc = r["Properties"]["GroupDescription"]
+        if desc.startswith("rackform nodes"):
+            found["node"] = lid
+        elif desc.startswith("rackform FSx"):
+            found["fsx"] = lid
+    return found["node"], found["fsx"]
+
+
+def group_id(lid: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [lid, "GroupId"]}
+
+
+# --- launch templates ------------------------------------------------------------------------------------------
+
+def test_launch_templates_require_imdsv2_and_encrypt_a_gp3_root(demo_app):
+    for group, t in rack_templates(demo_app):
+        _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
+        data = lt["LaunchTemplateData"]
+        assert data["MetadataOptions"] == {"HttpEndpoint": "enabled", "HttpTokens": "required",
+                                           "HttpPutResponseHopLimit": 2}
+        assert data["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {
+            "VolumeSize": group.root_volume_gib, "VolumeType": "gp3", "Encrypted": True,
+            "DeleteOnTermination": True}}]
+
+
+def test_network_interfaces_are_the_plans_with_the_node_group_on_each(demo_app):
+    node_sg = node_sg_export(demo_app)
+    for group, t in rack_templates(demo_app):
+        _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
+        data = lt["LaunchTemplateData"]
+        nics = data["NetworkInterfaces"]
+        assert [(n["NetworkCardIndex"], n["DeviceIndex"], n["InterfaceType"]) for n in nics] == [
+            (n.network_card_index, n.device_index, n.interface_type) for n in group.network_interfaces]
+        for nic in nics:
+            assert [import_of(g) for g in nic["Groups"]] == [node_sg]
+            assert nic["DeleteOnTermination"] is True
+            assert "SubnetId" not in nic and "AssociatePublicIpAddress" not in nic
+        assert "SecurityGroupIds" not in data and "SecurityGroups" not in data
+        # Batch ignores these in a template, and supplying them would hide the compute environment's settings.
+        assert "IamInstanceProfile" not in data and "InstanceType" not in data and "ImageId" not in data
+
+
+def test_trn2_group_runs_in_its_capacity_block(demo_app):
+    (group,) = [g for g in demo_app.plan.node_groups() if g.capacity.type == "capacity-block"]
+    _, lt = props(demo_app.templates[group_stack(demo_app, group)], LAUNCH_TEMPLATE,
+                  LaunchTemplateName=group.launch_template)
+    data = lt["LaunchTemplateData"]
+    assert group.instance_type == "trn2.48xlarge"
+    assert data["InstanceMarketOptions"] == {"MarketType": "capacity-block"}
+    assert data["CapacityReservationSpecification"] == {
+        "CapacityReservationTarget": {"CapacityReservationId": group.capacity.reservation_id}}
+
+
+def test_on_demand_groups_carry_no_capacity_settings(demo_app):
+    for group, t in rack_templates(demo_app):
+        if group.capacity.type == "on-demand":
+            _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
+            assert "InstanceMarketOptions" not in lt["LaunchTemplateData"]
+            assert "CapacityReservationSpecification" not in lt["LaunchTemplateData"]
+
+
+def test_user_data_is_mime_and_mounts_lustre_with_retries(demo_app):
+    fsx = demo_app.plan.storage.fsx_lustre
+    for group, t in rack_templates(demo_app):
+        _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
+        parts = lt["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
+        text = "".join(p if isinstance(p, str) else "<import>" for p in parts)
+        imports = [import_of(p) for p in parts if not isinstance(p, str)]
+        assert text.startswith("MIME-Version: 1.0\nContent-Type: multipart/mixed;")
+        assert text.rstrip().endswith("--==RACKFORM==--")
+        assert "dnf install -y lustre-client" in text
+        assert f"mount -t lustre -o relatime,flock <import>@tcp:/<import> {fsx.mount_path}" in text
+        assert "for attempt in $(seq 1 30)" in text and "sleep" in text
+        assert len(imports) == 2 and all(i.startswith(demo_app.plan.storage.stack_name + ":") for i in imports)
+
+
+# --- placement groups, compute environments, job queues ----------------------------------------------------------
+
+def test_efa_groups_get_a_cluster_placement_group_their_compute_environment_uses(demo_app):
+    for group, t in rack_templates(demo_app):
+        _, ce = props(t, COMPUTE_ENVIRONMENT, ComputeEnvironmentName=group.compute_environment)
+        if group.placement_group is None:
+            assert "PlacementGroup" not in ce["ComputeResources"]
+            continue
+        pgs = {lid: r["Properties"] for lid, r in resources(t, PLACEMENT_GROUP).items()
+               if {"Key": "Name", "Value": group.placement_group} in r["Properties"]["Tags"]}
+        assert len(pgs) == 1
+        (lid, pg), = pgs.items()
+        assert pg["Strategy"] == "cluster"
+        assert ce["ComputeResources"]["PlacementGroup"] == {"Ref": lid}
+    assert any(g.placement_group is None for g in demo_app.plan.node_groups())
+
+
+def private_subnet_export(s: Synth) -> str:
+    net = s.plan.network.stack_name
+    return export_of(s, net, {"Ref": logical_id(s, net, "AWS::EC2::Subnet", MapPublicIpOnLaunch=False)})
+
+
+def test_compute_environments_leave_networking_to_the_launch_template(demo_app):
+    subnet_export = private_subnet_export(demo_app)
+    for group, t in rack_templates(demo_app):
+        _, ce = props(t, COMPUTE_ENVIRONMENT, ComputeEnvironmentName=group.compute_environment)
+        res = ce["ComputeResources"]
+        assert ce["Type"] == "MANAGED" and "ServiceRole" not in ce  # Batch's service-linked role
+        assert res["Type"] == "EC2" and res["AllocationStrategy"] == "BEST_FIT_PROGRESSIVE"
+        assert res["InstanceTypes"] == [group.instance_type]
+        assert "optimal" not in json.dumps(res)
+        assert res["MinvCpus"] == 0 and res["MaxvCpus"] == group.count * group.vcpus_per_node
+        assert "SecurityGroupIds" not in res
+        assert [import_of(s) for s in res["Subnets"]] == [subnet_export]
+        lt_id = logical_id(demo_app, group_stack(demo_app, group), LAUNCH_TEMPLATE,
+                           LaunchTemplateName=group.launch_template)
+        assert res["LaunchTemplate"] == {"LaunchTemplateId": {"Ref": lt_id},
+                                         "Version": {"Fn::GetAtt": [lt_id, "LatestVersionNumber"]}}
+        (profile,) = resources(t, "AWS::IAM::InstanceProfile")
+        assert res["InstanceRole"] == {"Fn::GetAtt": [profile, "Arn"]}
+        (ec2_config,) = res["Ec2Configuration"]
+        assert ec2_config["ImageType"] == group.batch_image_type
+        param = ec2_config["ImageIdOverride"]["Ref"]
+        t.has_parameter(param, {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+                                "Default": group.ami_ssm_parameter})
+
+
+def test_one_job_queue_per_node_group_with_an_output(demo_app):
+    for rack in demo_app.plan.racks:
+        t = demo_app.templates[rack.stack_name]
+        t.resource_count_is(JOB_QUEUE, len(rack.node_groups))
+        t.resource_count_is(COMPUTE_ENVIRONMENT, len(rack.node_groups))
+        for group in rack.node_groups:
+            _, q = props(t, JOB_QUEUE, JobQueueName=group.job_queue)
+            ce_id = logical_id(demo_app, rack.stack_name, COMPUTE_ENVIRONMENT,
+                               ComputeEnvironmentName=group.compute_environment)
+            assert q["ComputeEnvironmentOrder"] == [
+                {"ComputeEnvironment": {"Fn::GetAtt": [ce_id, "ComputeEnvironmentArn"]}, "Order": 1}]
+            assert q["State"] == "ENABLED"
+            outputs = t.find_outputs("*", {"Value": group.job_queue})
+            assert len(outputs) == 1
+
+
+def test_node_role_writes_only_results_and_runs_ecs_and_ssm(demo_app):
+    storage = demo_app.plan.storage.stack_name
+    bucket = logical_id(demo_app, storage, "AWS::S3::Bucket")
+    bucket_arn_export = export_of(demo_app, storage, {"Fn::GetAtt": [bucket, "Arn"]})
+    for rack in demo_app.plan.racks:
+        t = demo_app.templates[rack.stack_name]
+        (role,) = resources(t, "AWS::IAM::Role").values()
+        managed = json.dumps(role["Properties"]["ManagedPolicyArns"])
+        assert ":iam::aws:policy/AmazonSSMManagedInstanceCore" in managed
+        assert ":iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role" in managed
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+            "Service": "ec2.amazonaws.com"}
+        statements = [s for p in resources(t, "AWS::IAM::Policy").values()
+                      for s in p["Properties"]["PolicyDocument"]["Statement"]]
+        assert statements == [{"Action": "s3:PutObject", "Effect": "Allow", "Resource": {"Fn::Join": [
+            "", [{"Fn::ImportValue": bucket_arn_export}, "/results/*"]]}}]
+        t.resource_count_is("AWS::IAM::InstanceProfile", 1)
+
+
+# --- storage ---------------------------------------------------------------------------------------------------
+
+def test_results_bucket_is_private_encrypted_versioned_tls_only_and_retained(demo_app):
+    storage = demo_app.plan.storage.stack_name
+    t = demo_app.templates[storage]
+    (bucket_id, bucket), = resources(t, "AWS::S3::Bucket").items()
+    p = bucket["Properties"]
+    t.has_output("ResultsBucketName", {"Value": {"Ref": bucket_id}})  # `rackform results` finds the bucket by it
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+    assert p["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+        "SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert p["VersioningConfiguration"] == {"Status": "Enabled"}
+    (policy,) = resources(t, "AWS::S3::BucketPolicy").values()
+    deny_tls = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}]
+    assert len(deny_tls) == 1 and deny_tls[0]["Principal"] == {"AWS": "*"}
+    t.resource_count_is("Custom::S3AutoDeleteObjects", 0)
+    assert demo_app.termination_protection[storage] is True
+
+
+def test_lustre_is_retained_in_the_private_subnet_and_linked_to_s3(demo_app):
+    storage, net = demo_app.plan.storage.stack_name, demo_app.plan.network.stack_name
+    fsx = demo_app.plan.storage.fsx_lustre
+    t = demo_app.templates[storage]
+    (fs_id, fs), = resources(t, "AWS::FSx::FileSystem").items()
+    p = fs["Properties"]
+    assert fs["DeletionPolicy"] == "Retain" and fs["UpdateReplacePolicy"] == "Retain"
+    assert p["FileSystemType"] == "LUSTRE" and p["FileSystemTypeVersion"] == "2.15"
+    assert p["StorageCapacity"] == fsx.storage_capacity_gib
+    assert p["LustreConfiguration"] == {"DeploymentType": fsx.deployment_type,
+                                        "PerUnitStorageThroughput": fsx.per_unit_storage_throughput}
+    _, fsx_sg = sg_ids(demo_app)
+    assert [import_of(g) for g in p["SecurityGroupIds"]] == [export_of(demo_app, net, group_id(fsx_sg))]
+    assert [import_of(s) for s in p["SubnetIds"]] == [private_subnet_export(demo_app)]
+    (dra,) = resources(t, "AWS::FSx::DataRepositoryAssociation").values()
+    events = ["NEW", "CHANGED", "DELETED"]
+    assert dra["Properties"] == {
+        "FileSystemId": {"Ref": fs_id}, "FileSystemPath": "/data", "DataRepositoryPath": fsx.data_repository_path,
+        "BatchImportMetaDataOnCreate": True,
+        "S3": {"AutoImportPolicy": {"Events": events}, "AutoExportPolicy": {"Events": events}}}
+
+
+# --- network ---------------------------------------------------------------------------------------------------
+
+def test_vpc_has_one_private_and_one_public_subnet_in_the_plans_az(demo_app):
+    net = demo_app.plan.network
+    t = demo_app.templates[net.stack_name]
+    t.has_resource_properties("AWS::EC2::VPC", {"CidrBlock": net.vpc_cidr})
+    subnets = [r["Properties"] for r in resources(t, "AWS::EC2::Subnet").values()]
+    assert {s["AvailabilityZone"] for s in subnets} == {net.availability_zone}
+    masks = sorted((s["MapPublicIpOnLaunch"], int(s["CidrBlock"].split("/")[1])) for s in subnets)
+    assert masks == [(False, net.private_subnet.cidr_mask), (True, net.public_subnet.cidr_mask)]
+    t.resource_count_is("AWS::EC2::NatGateway", 1)
+    gateway = [r["Properties"] for r in resources(t, "AWS::EC2::VPCEndpoint").values()
+               if r["Properties"]["VpcEndpointType"] == "Gateway"]
+    assert len(gateway) == 1 and json.dumps(gateway[0]["ServiceName"]).endswith('".s3"]]}')
+    interface = {r["Properties"]["ServiceName"]: r["Properties"] for r in resources(t, "AWS::EC2::VPCEndpoint").values()
+                 if r["Properties"]["VpcEndpointType"] == "Interface"}
+    assert set(interface) == {f"com.amazonaws.{demo_app.plan.region}.{n}" for n in net.interface_endpoints}
+    assert all(p["PrivateDnsEnabled"] is True for p in interface.values())
+
+
+def _rules(t: Template, type_: str, group: str) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in resources(t, type_).values() if r["Properties"]["GroupId"] == group_id(group)]
+
+
+def test_node_group_allows_efa_within_itself_https_out_and_lustre(demo_app):
+    t = demo_app.templates[demo_app.plan.network.stack_name]
+    node, fsx = sg_ids(demo_app)
+    sg = resources(t, "AWS::EC2::SecurityGroup")[node]["Properties"]
+    assert [{k: v for k, v in e.items() if k != "Description"} for e in sg["SecurityGroupEgress"]] == [
+        {"CidrIp": "0.0.0.0/0", "FromPort": 443, "IpProtocol": "tcp", "ToPort": 443}]
+    assert "SecurityGroupIngress" not in sg
+
+    def summary(rules, peer_key):
+        return {(r["IpProtocol"], r.get("FromPort"), r.get("ToPort"), json.dumps(r[peer_key])) for r in rules}
+
+    ingress = summary(_rules(t, "AWS::EC2::SecurityGroupIngress", node), "SourceSecurityGroupId")
+    egress = summary(_rules(t, "AWS::EC2::SecurityGroupEgress", node), "DestinationSecurityGroupId")
+    self_, to_fsx = json.dumps(group_id(node)), json.dumps(group_id(fsx))
+    lustre = {("tcp", 988, 988), ("tcp", 1018, 1023)}
+    assert ("-1", None, None, self_) in ingress and ("-1", None, None, self_) in egress
+    assert {(p, f, to) for p, f, to, peer in egress if peer == to_fsx} == lustre
+    assert {(p, f, to) for p, f, to, peer in ingress if peer == to_fsx} == lustre
+
+    fsx_ingress = summary(_rules(t, "AWS::EC2::SecurityGroupIngress", fsx), "SourceSecurityGroupId")
+    assert fsx_ingress == {(p, f, to, peer) for p, f, to in lustre for peer in (self_, to_fsx)}
+
+
+def test_nothing_accepts_traffic_from_the_internet(demo_app, largest_app):
+    for s in (demo_app, largest_app):
+        for name, raw in s.raw.items():
+            for r in raw["Resources"].values():
+                if r["Type"] == "AWS::EC2::SecurityGroup":
+                    rules = r["Properties"].get("SecurityGroupIngress", [])
+                elif r["Type"] == "AWS::EC2::SecurityGroupIngress":
+                    rules = [r["Properties"]]
+                else:
+                    continue
+                for rule in rules:
+                    assert rule.get("CidrIp") != "0.0.0.0/0" and rule.get("CidrIpv6") != "::/0", (name, rule)
+
+
+def test_network_stack_needs_no_az_lookup_with_a_known_account(demo_plan, tmp_path):
+    # With an account, Stack.availability_zones is a context lookup the CLI can only do with credentials.
+    app = App(outdir=str(tmp_path))
+    stack = NetworkStack(app, "net", network=demo_plan.network,
+                         env=Environment(account="123456789012", region=demo_plan.region))
+    app.synth()
+    assert "missing" not in json.loads((tmp_path / "manifest.json").read_text())
+    subnets = Template.from_stack(stack).find_resources("AWS::EC2::Subnet")
+    assert {r["Properties"]["AvailabilityZone"] for r in subnets.values()} == {demo_plan.availability_zone}
+
+
+# --- capacity types only the largest spec has --------------------------------------------------------------------
+
+def test_spot_and_reservation_groups(largest_app):
+    groups = {g.capacity.type: g for g in largest_app.plan.node_groups()}
+    spot, reserved = groups["spot"], groups["reservation"]
+    _, ce = props(largest_app.templates[group_stack(largest_app, spot)], COMPUTE_ENVIRONMENT,
+                  ComputeEnvironmentName=spot.compute_environment)
+    assert ce["ComputeResources"]["Type"] == "SPOT"
+    assert ce["ComputeResources"]["AllocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+    _, lt = props(largest_app.templates[group_stack(largest_app, reserved)], LAUNCH_TEMPLATE,
+                  LaunchTemplateName=reserved.launch_template)
+    assert lt["LaunchTemplateData"]["CapacityReservationSpecification"] == {
+        "CapacityReservationTarget": {"CapacityReservationId": reserved.capacity.reservation_id}}
+    assert "InstanceMarketOptions" not in lt["LaunchTemplateData"]
+
+
+def test_without_fsx_there_is_no_file_system_and_no_user_data(largest_app):
+    assert largest_app.plan.storage.fsx_lustre is None
+    largest_app.templates[largest_app.plan.storage.stack_name].resource_count_is("AWS::FSx::FileSystem", 0)
+    for group, t in rack_templates(largest_app):
+        _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
+        assert "UserData" not in lt["LaunchTemplateData"]
+
+
+# --- whole-template checks ---------------------------------------------------------------------------------------
+
+def lint(s: Synth) -> tuple[list[str], list[str]]:
+    errs, warns = [], []
+    for name, path in s.template_paths.items():
+        for m in cfnlint.api.lint(path.read_text(), regions=[s.plan.region]):
+            line = f"{name}: {m.rule.id} {m.message}"
+            if m.rule.id.startswith("E"):
+                errs.append(line)
+            elif m.rule.id.startswith("W") and m.rule.id not in ACCEPTED_LINT_WARNINGS:
+                warns.append(line)
+    return errs, warns
+
+
+def test_cfn_lint_finds_no_errors_and_only_accepted_warnings(demo_app, largest_app):
+    for s in (demo_app, largest_app):
+        errs, warns = lint(s)
+        assert errs == []
+        assert warns == []
+
+
+def test_templates_are_stable_when_racks_are_removed_or_reordered(demo_app, tmp_path):
+    spec, _ = load_spec(ROOT / "examples" / "demo.yaml")
+    kept = [r for r in spec.racks if r.name != "trn2-train"][::-1]
+    assert [r.name for r in kept] == ["gpu", "graviton"]
+    edited = synth(plan_of(spec.model_copy(update={"racks": kept})), tmp_path)
+    for name in (demo_app.plan.network.stack_name, demo_app.plan.storage.stack_name,
+                 *(r.stack_name for r in edited.plan.racks)):
+        assert edited.raw[name] == demo_app.raw[name], name
+    assert set(edited.raw) == set(demo_app.raw) - {"demo-rack-trn2-train"}
+
+
+def test_largest_allowed_spec_fits_cloudformation_limits(largest_app):
+    data = largest_spec_data()
+    data["racks"][1]["node_groups"].append({"name": "one-too-many", "instance_type": "m7g.large", "count": 1})
+    rules = {p.rule for p in errors(validate_spec(Spec.model_validate(data), load_catalog()))}
+    assert rules == {"batch-quotas"}, "51 node groups must be refused, so 50 is the largest spec"
+    for name, raw in largest_app.raw.items():
+        body = len(json.dumps(raw, separators=(",", ":")).encode())
+        assert len(raw["Resources"]) < 500, name
+        assert len(raw.get("Outputs", {})) < 200, name
+        assert len(raw.get("Parameters", {})) < 200, name
+        assert body < 1_000_000, (name, body)
