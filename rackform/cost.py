@@ -1,0 +1,421 @@
+"""`rackform cost SPEC`: what a planned cluster costs per hour and per month, and what nobody can price yet.
+
+Prices come from the dated snapshot in `rackform/data/prices.json` (see `pricing.py`), user-given `--price`s and
+a prices file, and, with `--spot-live`, EC2's current Spot prices. A price that is unknown stays unknown: it is
+shown as such and makes every total that includes it incomplete.
+
+JSON contract: each total (`instances_usd_per_hour`, `storage_usd_per_hour`, `network_usd_per_hour`,
+`total_usd_per_hour`, `total_usd_per_month`) is null whenever any part of it is unknown, so no script can mistake
+a partial sum for a total. The matching `*_known_*` field holds the priced part, a lower bound, and `unknown`
+names every unpriced line and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .plan import NodeGroupPlan, Plan
+from .pricing import (
+    Ec2RegionPrices,
+    EndpointRate,
+    NatRate,
+    PriceBook,
+    Quote,
+    endpoint_rate,
+    fsx_rate,
+    load_price_file,
+    load_prices,
+    nat_rate,
+    on_demand,
+    on_demand_gap,
+    parse_price,
+    spot_prices,
+)
+
+# AWS's own monthly convention (365 x 24 / 12) in its pricing examples.
+HOURS_PER_MONTH = 730
+# The network stack builds one AZ with one public subnet holding one NAT gateway, and one interface-endpoint ENI
+# per endpoint in that AZ.
+NAT_GATEWAYS = 1
+ENDPOINT_AZS = 1
+TOP_CONTRIBUTORS = 3
+
+Category = Literal["instances", "storage", "network"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One priced (or unpriceable) thing: a node group, the file system, a NAT gateway, the endpoints."""
+    category: Category
+    name: str
+    usd_per_hour: float | None
+    source: str  # where the price came from; when usd_per_hour is None, why there is none and how to give one
+    rack: str | None = None
+    instance_type: str | None = None
+    count: int | None = None
+    capacity: str | None = None
+    usd_per_hour_each: float | None = None
+
+
+@dataclass(frozen=True)
+class Sum:
+    known_usd_per_hour: float
+    unknown: tuple[Line, ...]
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        return None if self.unknown else self.known_usd_per_hour
+
+
+def add(lines: Iterable[Line]) -> Sum:
+    lines = list(lines)
+    known = math.fsum(ln.usd_per_hour for ln in lines if ln.usd_per_hour is not None)
+    # Rounded well below a cent so that 2 x 55.04 + 2 x 21.50 + 7.66 is 160.74, not 160.73999999999998.
+    return Sum(round(known, 6), tuple(ln for ln in lines if ln.usd_per_hour is None))
+
+
+@dataclass(frozen=True)
+class CostReport:
+    name: str
+    region: str
+    availability_zone: str
+    ec2_prices: Ec2RegionPrices | None  # the snapshot block on-demand prices came from
+    lines: tuple[Line, ...]
+    not_included: tuple[str, ...]
+    unused_prices: tuple[str, ...]  # --price / prices-file keys that matched no node group
+
+    def of(self, category: Category | None = None, rack: str | None = None) -> Sum:
+        return add(ln for ln in self.lines
+                   if (category is None or ln.category == category) and (rack is None or ln.rack == rack))
+
+    def racks(self) -> list[str]:
+        return list(dict.fromkeys(ln.rack for ln in self.lines if ln.rack is not None))
+
+
+# --- pricing a plan (pure) -------------------------------------------------------------------------------------
+
+_NO_PUBLIC_PRICE = {
+    "reservation": "a capacity reservation is billed as your agreement says (on-demand rate, Savings Plan or RI)",
+    "capacity-block": "a capacity block is priced per offering when you buy it",
+}
+
+
+def _group_quote(g: NodeGroupPlan, key: str, region: str, book: PriceBook, overrides: Mapping[str, Quote],
+                 spot: Mapping[str, Quote]) -> tuple[Quote | None, str]:
+    """The price per instance-hour and, where there is none, why."""
+    if (quote := overrides.get(key) or overrides.get(g.instance_type)) is not None:
+        return quote, ""
+    if g.capacity.type == "on-demand":
+        return on_demand(book, region, g.instance_type), on_demand_gap(book, region, g.instance_type)
+    if g.capacity.type == "spot":
+        return spot.get(g.instance_type), ("Spot prices move hourly and none was read (--spot-live reads the "
+                                           "current one from EC2)")
+    return None, _NO_PUBLIC_PRICE[g.capacity.type]
+
+
+def group_line(g: NodeGroupPlan, region: str, book: PriceBook, overrides: Mapping[str, Quote],
+               spot: Mapping[str, Quote]) -> Line:
+    key = f"{g.rack}/{g.name}"
+    quote, why = _group_quote(g, key, region, book, overrides, spot)
+    common = dict(category="instances", name=key, rack=g.rack, instance_type=g.instance_type, count=g.count,
+                  capacity=g.capacity.type)
+    if quote is None:
+        return Line(usd_per_hour=None, source=f"{why}; give --price {g.instance_type}=USD_PER_HOUR "
+                    f"(or {key}=USD_PER_HOUR)", **common)
+    return Line(usd_per_hour=round(quote.usd * g.count, 6), usd_per_hour_each=quote.usd, source=quote.source,
+                **common)
+
+
+def _provenance(secondary: bool, page_date: str) -> str:
+    return f"{'secondary source; ' if secondary else ''}{page_date}"
+
+
+def storage_lines(plan: Plan, book: PriceBook) -> list[Line]:
+    fsx = plan.storage.fsx_lustre
+    if fsx is None:
+        return []
+    tier = f", {fsx.per_unit_storage_throughput} MB/s/TiB" if fsx.per_unit_storage_throughput else ""
+    name = f"FSx for Lustre {fsx.deployment_type} {fsx.storage_capacity_gib:,} GiB{tier}"
+    rate = fsx_rate(book, plan.region, fsx)
+    if rate is None:
+        return [Line("storage", name, None, f"no price for FSx for Lustre {fsx.deployment_type}{tier} in "
+                     f"{plan.region} in the snapshot; add it to rackform/data/prices.json with its source")]
+    usd = fsx.storage_capacity_gib * rate.usd_per_gb_month / HOURS_PER_MONTH
+    return [Line("storage", name, round(usd, 6), f"{rate.usd_per_gb_month} $/GB-month "
+                 f"({_provenance(rate.secondary, rate.page_date)})")]
+
+
+def network_lines(plan: Plan, book: PriceBook) -> list[Line]:
+    nat = nat_rate(book, plan.region)
+    lines = [Line("network", "NAT gateway", None if nat is None else round(nat.usd_per_hour * NAT_GATEWAYS, 6),
+                  f"no NAT gateway price for {plan.region} in the snapshot" if nat is None else
+                  f"{nat.usd_per_hour} $/hour ({_provenance(nat.secondary, nat.page_date)})")]
+    if endpoints := plan.network.interface_endpoints:
+        ep = endpoint_rate(book, plan.region)
+        name = f"{len(endpoints)} interface endpoints ({', '.join(endpoints)}) x {ENDPOINT_AZS} AZ"
+        lines.append(Line("network", name,
+                          None if ep is None else round(ep.usd_per_hour_per_az * len(endpoints) * ENDPOINT_AZS, 6),
+                          f"no interface endpoint price for {plan.region} in the snapshot" if ep is None else
+                          f"{ep.usd_per_hour_per_az} $/hour per AZ "
+                          f"({_provenance(ep.secondary, ep.page_date)})"))
+    return lines
+
+
+def _per_gb(rate: NatRate | EndpointRate | None) -> str:
+    return "price unknown" if rate is None else f"{rate.usd_per_gb_processed} $/GB"
+
+
+def not_included(plan: Plan, book: PriceBook) -> tuple[str, ...]:
+    nat, ep = nat_rate(book, plan.region), endpoint_rate(book, plan.region)
+    groups = plan.node_groups()
+    out = [f"NAT gateway data processing, per GB ({_per_gb(nat)})"]
+    if plan.network.interface_endpoints:
+        out.append(f"interface endpoint data processing, per GB ({_per_gb(ep)})")
+    out.append(f"EBS root volumes ({sum(g.root_volume_gib * g.count for g in groups):,} GiB gp3 on "
+               f"{sum(g.count for g in groups)} nodes)")
+    out.append("the S3 results bucket, FSx backups, data transfer, and the NAT gateway's public IPv4 address")
+    return tuple(out)
+
+
+def cost_plan(plan: Plan, book: PriceBook, overrides: Mapping[str, Quote] | None = None,
+              spot: Mapping[str, Quote] | None = None) -> CostReport:
+    overrides, spot = overrides or {}, spot or {}
+    groups = plan.node_groups()
+    lines = [group_line(g, plan.region, book, overrides, spot) for g in groups]
+    keys = {g.instance_type for g in groups} | {f"{g.rack}/{g.name}" for g in groups}
+    return CostReport(
+        name=plan.name, region=plan.region, availability_zone=plan.availability_zone,
+        ec2_prices=book.ec2_on_demand.regions.get(plan.region),
+        lines=tuple(lines + storage_lines(plan, book) + network_lines(plan, book)),
+        not_included=not_included(plan, book),
+        unused_prices=tuple(sorted(k for k in overrides if k not in keys)),
+    )
+
+
+# --- budget ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Verdict:
+    budget_usd_per_hour: float
+    ok: bool
+    message: str
+    largest: tuple[Line, ...]
+
+
+def largest(lines: Iterable[Line], n: int = TOP_CONTRIBUTORS) -> tuple[Line, ...]:
+    priced = [ln for ln in lines if ln.usd_per_hour is not None]
+    return tuple(sorted(priced, key=lambda ln: (-ln.usd_per_hour, ln.name))[:n])  # type: ignore[operator]
+
+
+def check_budget(report: CostReport, budget: float) -> Verdict:
+    """Over budget, or unprovably within it, fails: a budget gate that passes on missing prices is no gate."""
+    total = report.of()
+    top = largest(report.lines)
+    named = "; largest: " + ", ".join(f"{ln.name} {_usd(ln.usd_per_hour)} $/h" for ln in top) if top else ""
+    bound = "≥ " if total.unknown else ""
+    if total.known_usd_per_hour > budget:
+        msg = f"over budget: {bound}{_usd(total.known_usd_per_hour)} $/hour > {_usd(budget)} $/hour{named}"
+        return Verdict(budget, False, msg, top)
+    if total.unknown:
+        unpriced = "; ".join(ln.name for ln in total.unknown)
+        msg = (f"cannot confirm the budget of {_usd(budget)} $/hour: {len(total.unknown)} unpriced ({unpriced}) "
+               f"on top of {_usd(total.known_usd_per_hour)} $/hour; give --price")
+        return Verdict(budget, False, msg, top)
+    return Verdict(budget, True, f"within budget: {_usd(total.known_usd_per_hour)} of {_usd(budget)} $/hour", top)
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+
+def _usd(x: float | None) -> str:
+    """Cents from 1 $/hour up; below that up to four decimals, so that 0.045 does not print as 0.05."""
+    if x is None:
+        return "unknown"
+    if x >= 1:
+        return f"{x:,.2f}"
+    s = f"{x:.4f}".rstrip("0")
+    return s + "0" * (2 - len(s.partition(".")[2]))
+
+
+def _month(x: float | None) -> str:
+    return "unknown" if x is None else f"{x * HOURS_PER_MONTH:,.2f}"
+
+
+def _bounded(s: Sum, month: bool = False) -> str:
+    fmt = _month if month else _usd
+    if not s.unknown:
+        return fmt(s.known_usd_per_hour)
+    return "unknown" if s.known_usd_per_hour == 0 else f"≥ {fmt(s.known_usd_per_hour)}"
+
+
+def _right(rows: list[list[str]], header: list[str], columns: Iterable[int]) -> None:
+    # cli._table right-aligns only all-digit columns; money has a decimal point, so pad it here.
+    for c in columns:
+        width = max([len(header[c])] + [len(r[c]) for r in rows])
+        for r in rows:
+            r[c] = r[c].rjust(width)
+
+
+def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
+    from .cli import _table  # at call time: cli imports this module to register the command
+
+    groups = [ln for ln in report.lines if ln.category == "instances"]
+    header = ["rack/node group", "instance", "count", "capacity", "$/h each", "$/hour", "$/month", "price"]
+    rows = [[ln.name, ln.instance_type or "", str(ln.count), ln.capacity or "", _usd(ln.usd_per_hour_each),
+             _usd(ln.usd_per_hour), _month(ln.usd_per_hour),
+             ln.source if ln.usd_per_hour is not None else "unknown (give --price)"] for ln in groups]
+    _right(rows, header, (4, 5, 6))
+    items = [ln for ln in report.lines if ln.category != "instances"]
+    item_header = ["part", "item", "$/hour", "$/month", "price"]
+    item_rows = [[ln.category, ln.name, _usd(ln.usd_per_hour), _month(ln.usd_per_hour),
+                  ln.source if ln.usd_per_hour is not None else "unknown (see below)"] for ln in items]
+    _right(item_rows, item_header, (2, 3))
+    total = report.of()
+    parts = ", ".join(f"{c} {_bounded(report.of(c))}" for c in ("instances", "storage", "network"))
+    ec2 = (f"Price List API snapshot of {report.ec2_prices.as_of}" if report.ec2_prices
+           else f"none for {report.region} in the snapshot")
+    lines = [
+        f"cost {report.name}: {report.region} / {report.availability_zone}  ({HOURS_PER_MONTH} h/month; "
+        f"EC2 on-demand prices: {ec2})",
+        "",
+        _table(rows, header),
+        "",
+        _table(item_rows, item_header),
+        "",
+        "racks    " + "; ".join(f"{r} {_bounded(report.of(rack=r))} $/h" for r in report.racks()),
+        f"total    {_bounded(total)} $/hour, {_bounded(total, month=True)} $/month  ({parts})",
+    ]
+    lines += [f"unknown  {ln.name}: {ln.source}" for ln in total.unknown]
+    lines.append("not included: " + "; ".join(report.not_included))
+    if verdict is not None:
+        lines.append(f"budget   {verdict.message}")
+    return "\n".join(lines)
+
+
+def _line_json(ln: Line) -> dict[str, Any]:
+    known = ln.usd_per_hour is not None
+    out: dict[str, Any] = {"name": ln.name}
+    if ln.category == "instances":
+        out.update(rack=ln.rack, instance_type=ln.instance_type, count=ln.count, capacity=ln.capacity,
+                   usd_per_hour_each=ln.usd_per_hour_each)
+    out.update(usd_per_hour=ln.usd_per_hour,
+               usd_per_month=round(ln.usd_per_hour * HOURS_PER_MONTH, 6) if known else None,
+               price_source=ln.source if known else None, unknown=None if known else ln.source)
+    return out
+
+
+def report_json(report: CostReport, verdict: Verdict | None = None) -> dict[str, Any]:
+    total = report.of()
+    out: dict[str, Any] = {
+        "name": report.name, "region": report.region, "availability_zone": report.availability_zone,
+        "hours_per_month": HOURS_PER_MONTH,
+        "ec2_prices": None if report.ec2_prices is None else {"source": report.ec2_prices.source,
+                                                              "as_of": report.ec2_prices.as_of},
+        "node_groups": [_line_json(ln) for ln in report.lines if ln.category == "instances"],
+        "storage": [_line_json(ln) for ln in report.lines if ln.category == "storage"],
+        "network": [_line_json(ln) for ln in report.lines if ln.category == "network"],
+        "racks": [{"name": r, "usd_per_hour": s.usd_per_hour, "known_usd_per_hour": s.known_usd_per_hour}
+                  for r in report.racks() for s in [report.of(rack=r)]],
+    }
+    for c in ("instances", "storage", "network"):
+        s = report.of(c)
+        out[f"{c}_usd_per_hour"], out[f"{c}_known_usd_per_hour"] = s.usd_per_hour, s.known_usd_per_hour
+    month = round(total.known_usd_per_hour * HOURS_PER_MONTH, 6)
+    out.update(
+        total_usd_per_hour=total.usd_per_hour, total_known_usd_per_hour=total.known_usd_per_hour,
+        total_usd_per_month=None if total.unknown else month, total_known_usd_per_month=month,
+        complete=not total.unknown,
+        unknown=[{"item": ln.name, "reason": ln.source} for ln in total.unknown],
+        not_included=list(report.not_included),
+    )
+    if verdict is not None:
+        out["budget"] = {"usd_per_hour": verdict.budget_usd_per_hour, "ok": verdict.ok, "message": verdict.message,
+                         "largest": [{"item": ln.name, "usd_per_hour": ln.usd_per_hour} for ln in verdict.largest]}
+    return out
+
+
+# --- the command -----------------------------------------------------------------------------------------------
+
+def ec2_client(region: str) -> Any:
+    """EC2 client for --spot-live (your credentials); tests replace this with a stubbed client."""
+    import boto3
+
+    return boto3.client("ec2", region_name=region)
+
+
+def _price_arg(text: str) -> tuple[str, float]:
+    try:
+        return parse_price(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _budget_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a budget: give USD per hour, e.g. --budget 150")
+    return value
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from .cli import checked_plan  # at call time: cli imports this module to register the command
+
+    plan = checked_plan(args.spec)
+    overrides: dict[str, Quote] = {}
+    if args.prices_file:
+        try:
+            overrides.update({k: Quote(v, f"prices file {args.prices_file}")
+                              for k, v in load_price_file(args.prices_file).items()})
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    overrides.update({k: Quote(v, "--price") for k, v in args.price})
+    spot: dict[str, Quote] = {}
+    spot_types = {g.instance_type for g in plan.node_groups() if g.capacity.type == "spot"}
+    if args.spot_live and spot_types:
+        try:
+            spot = spot_prices(ec2_client(plan.region), spot_types, plan.availability_zone)
+        except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
+            print(f"error: cannot read Spot prices for --spot-live ({type(e).__name__}: {e}). Check AWS "
+                  "credentials, or give --price instead", file=sys.stderr)
+            return 1
+    report = cost_plan(plan, load_prices(), overrides, spot)
+    for key in report.unused_prices:
+        print(f"warning: price for {key!r} matches no node group (use an instance type of the spec or "
+              f"RACK/GROUP)", file=sys.stderr)
+    verdict = None if args.budget is None else check_budget(report, args.budget)
+    if args.json:
+        print(json.dumps(report_json(report, verdict), indent=2, ensure_ascii=False))
+    else:
+        print(render_cost(report, verdict))
+    if verdict is not None and not verdict.ok:
+        print(f"error: {verdict.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `rackform cost` to the CLI's subparsers."""
+    p = subparsers.add_parser("cost", help="USD per hour and month per node group, rack and cluster "
+                              "(exit 1 over --budget)")
+    p.add_argument("spec", help="path to the rack spec YAML")
+    p.add_argument("--json", action="store_true", help="machine-readable; totals are null when any price is "
+                   "unknown, with the priced part in *_known_* fields")
+    p.add_argument("--budget", type=_budget_arg, metavar="USD_PER_HOUR",
+                   help="exit 1 unless the whole cluster is priced and costs at most this")
+    p.add_argument("--price", action="append", type=_price_arg, default=[], metavar="KEY=USD_PER_HOUR",
+                   help="price per instance-hour for an instance type or one RACK/GROUP (repeatable); needed for "
+                   "capacity blocks and reservations, wins over every other source")
+    p.add_argument("--prices-file", metavar="FILE", help="YAML or JSON mapping KEY: USD_PER_HOUR, same keys as "
+                   "--price (which wins over it)")
+    p.add_argument("--spot-live", action="store_true", help="read current Spot prices for spot node groups from "
+                   "EC2 (needs credentials)")
+    p.set_defaults(func=cmd_cost)

@@ -1,0 +1,261 @@
+"""Prices: a dated snapshot (`rackform/data/prices.json`) plus the pure functions that read and refresh it.
+
+Every price names its source and date. A price the snapshot lacks is unknown (`None`), never zero: callers must say
+so instead of summing it away. EC2 on-demand prices come from the AWS Price List API (`scripts/refresh_prices.py`);
+Spot prices are read live from EC2 because they move hourly; capacity blocks and reservations have no public
+per-spec price, so the user gives them (`--price`, a prices file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .problems import SpecError
+from .spec import FsxLustre
+from .yamlsafe import load_yaml
+
+PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Ec2RegionPrices(_Frozen):
+    source: str
+    as_of: str
+    prices: dict[str, float]  # instance type -> USD per hour
+    notes: dict[str, str] = {}  # instance type -> why it has no price
+
+
+class Ec2OnDemand(_Frozen):
+    unit: str
+    regions: dict[str, Ec2RegionPrices]
+
+
+class _Sourced(_Frozen):
+    source: str
+    page_date: str
+    # True where the figure comes from a page other than AWS's own price list (AWS renders those rates client-side)
+    secondary: bool = False
+
+
+class FsxRate(_Sourced):
+    usd_per_gb_month: float
+
+
+class FsxRegion(_Frozen):
+    SCRATCH_2: FsxRate | None = None
+    # per-unit storage throughput (MB/s/TiB, as a string key) -> rate; a listed tier with null is known-unknown
+    PERSISTENT_1: dict[str, FsxRate | None] = {}
+    PERSISTENT_2: dict[str, FsxRate | None] = {}
+
+
+class FsxPrices(_Frozen):
+    unit: str
+    regions: dict[str, FsxRegion]
+
+
+class NatRate(_Sourced):
+    usd_per_hour: float
+    usd_per_gb_processed: float
+
+
+class NatPrices(_Frozen):
+    unit: str
+    regions: dict[str, NatRate]
+
+
+class EndpointRate(_Sourced):
+    usd_per_hour_per_az: float
+    usd_per_gb_processed: float
+
+
+class EndpointPrices(_Frozen):
+    unit: str
+    regions: dict[str, EndpointRate]
+
+
+class PriceBook(_Frozen):
+    about: str
+    ec2_on_demand: Ec2OnDemand
+    fsx_lustre: FsxPrices
+    nat_gateway: NatPrices
+    vpc_interface_endpoint: EndpointPrices
+
+
+@functools.lru_cache(maxsize=4)
+def load_prices(path: Path = PRICES_PATH) -> PriceBook:
+    return PriceBook.model_validate(json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A price and where it came from, short enough for a table cell."""
+    usd: float
+    source: str
+
+
+# --- lookups (pure) -----------------------------------------------------------------------------------------
+
+def on_demand(book: PriceBook, region: str, instance_type: str) -> Quote | None:
+    block = book.ec2_on_demand.regions.get(region)
+    if block is None or instance_type not in block.prices:
+        return None
+    return Quote(block.prices[instance_type], f"Price List API {block.as_of}")
+
+
+def on_demand_gap(book: PriceBook, region: str, instance_type: str) -> str:
+    """Why `on_demand` found nothing, in words a user can act on."""
+    block = book.ec2_on_demand.regions.get(region)
+    if block is None:
+        known = ", ".join(sorted(book.ec2_on_demand.regions)) or "none"
+        return f"no EC2 prices for {region} in the snapshot (Regions priced: {known})"
+    return block.notes.get(instance_type, f"{instance_type} is not in the {region} snapshot of {block.as_of}")
+
+
+def fsx_rate(book: PriceBook, region: str, fsx: FsxLustre) -> FsxRate | None:
+    prices = book.fsx_lustre.regions.get(region)
+    if prices is None:
+        return None
+    if fsx.deployment_type == "SCRATCH_2":
+        return prices.SCRATCH_2
+    tiers = prices.PERSISTENT_2 if fsx.deployment_type == "PERSISTENT_2" else prices.PERSISTENT_1
+    return tiers.get(str(fsx.per_unit_storage_throughput))
+
+
+def nat_rate(book: PriceBook, region: str) -> NatRate | None:
+    return book.nat_gateway.regions.get(region)
+
+
+def endpoint_rate(book: PriceBook, region: str) -> EndpointRate | None:
+    return book.vpc_interface_endpoint.regions.get(region)
+
+
+# --- user-given prices (capacity blocks, reservations, negotiated rates) ---------------------------------------
+
+def parse_price(text: str) -> tuple[str, float]:
+    """'p5.48xlarge=31.46' or 'rack/group=31.46' -> (key, USD per hour). Raises ValueError with the fix."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"{text!r} is not KEY=USD_PER_HOUR (KEY: an instance type or RACK/GROUP), "
+                         "e.g. p5.48xlarge=31.46")
+    try:
+        usd = float(value)
+    except ValueError:
+        raise ValueError(f"{text!r}: {value.strip()!r} is not a number of USD per hour") from None
+    if not math.isfinite(usd) or usd < 0:
+        raise ValueError(f"{text!r}: a price must be a finite number of USD per hour, 0 or more")
+    return key, usd
+
+
+def load_price_file(path: str | Path) -> dict[str, float]:
+    """A YAML or JSON mapping of KEY: USD per hour, with the same keys as --price."""
+    p = Path(path)
+    try:
+        data, _ = load_yaml(p.read_bytes(), str(p))
+    except OSError as e:
+        raise ValueError(f"cannot read prices file {p}: {e.strerror}") from None
+    except SpecError as e:
+        raise ValueError(f"prices file {p}: " + "; ".join(x.message for x in e.problems)) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"prices file {p} must map KEY (instance type or RACK/GROUP) to USD per hour, "
+                         f"e.g. 'p5.48xlarge: 31.46'; got {type(data).__name__}")
+    return dict(parse_price(f"{k}={v}") for k, v in data.items())
+
+
+# --- the AWS Price List API (scripts/refresh_prices.py) --------------------------------------------------------
+
+# The attributes that select the plain Linux on-demand rate of a running instance: no Windows/RHEL licence, no
+# dedicated host, no SQL Server, not the "unused capacity reservation" line.
+PRICE_LIST_ATTRIBUTES: dict[str, str] = {
+    "operatingSystem": "Linux",
+    "tenancy": "Shared",
+    "preInstalledSw": "NA",
+    "capacitystatus": "Used",
+    "marketoption": "OnDemand",
+}
+PRICE_LIST_SOURCE = ("AWS Price List API (ServiceCode AmazonEC2; "
+                     + ", ".join(f"{k}={v}" for k, v in PRICE_LIST_ATTRIBUTES.items()) + ")")
+
+
+def price_list_filters(region: str, instance_type: str) -> list[dict[str, str]]:
+    pairs = {"regionCode": region, "instanceType": instance_type, **PRICE_LIST_ATTRIBUTES}
+    return [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in pairs.items()]
+
+
+def on_demand_usd(entry: str | Mapping[str, Any]) -> list[float]:
+    """Every USD price under terms.OnDemand.*.priceDimensions.* of one PriceList entry (a JSON string)."""
+    product = json.loads(entry) if isinstance(entry, str) else entry
+    return [float(dim["pricePerUnit"]["USD"])
+            for term in product.get("terms", {}).get("OnDemand", {}).values()
+            for dim in term.get("priceDimensions", {}).values()
+            if "USD" in dim.get("pricePerUnit", {})]
+
+
+def fetch_on_demand(pricing_client: Any, region: str, instance_type: str) -> float | None:
+    """One instance type's on-demand USD/hour in one Region, or None where the API lists none."""
+    prices: set[float] = set()
+    pages = pricing_client.get_paginator("get_products").paginate(
+        ServiceCode="AmazonEC2", Filters=price_list_filters(region, instance_type))
+    for page in pages:
+        for entry in page["PriceList"]:
+            prices.update(on_demand_usd(entry))
+    if len(prices) > 1:
+        # Two rates under the same filters means the filters no longer select one product: refuse to guess.
+        raise ValueError(f"{instance_type} in {region}: the Price List API returned several on-demand prices "
+                         f"{sorted(prices)}; tighten PRICE_LIST_ATTRIBUTES")
+    return prices.pop() if prices else None
+
+
+def ec2_region_block(pricing_client: Any, region: str, instance_types: Iterable[str],
+                     today: dt.date) -> dict[str, Any]:
+    """The snapshot's block for one Region, read from the Price List API now."""
+    prices: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    for t in sorted(set(instance_types)):
+        usd = fetch_on_demand(pricing_client, region, t)
+        if usd is None:
+            notes[t] = f"the Price List API listed no on-demand Linux price in {region} on {today.isoformat()}"
+        else:
+            prices[t] = usd
+    return {"source": PRICE_LIST_SOURCE, "as_of": today.isoformat(), "prices": prices, "notes": notes}
+
+
+# --- Spot (read live: it changes too often to ship) ------------------------------------------------------------
+
+def spot_prices(ec2_client: Any, instance_types: Iterable[str], az: str,
+                now: dt.datetime | None = None) -> dict[str, Quote]:
+    """Current Linux Spot price per instance type in one AZ; types without Spot history are left out."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    types = sorted(set(instance_types))
+    if not types:
+        return {}
+    latest: dict[str, dict[str, Any]] = {}
+    # With StartTime=now EC2 returns the price in force at that moment (the last change before it) per type.
+    pages = ec2_client.get_paginator("describe_spot_price_history").paginate(
+        InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], AvailabilityZone=az, StartTime=now)
+    for page in pages:
+        for rec in page["SpotPriceHistory"]:
+            if rec.get("AvailabilityZone", az) != az:
+                continue
+            seen = latest.get(rec["InstanceType"])
+            if seen is None or rec["Timestamp"] > seen["Timestamp"]:
+                latest[rec["InstanceType"]] = rec
+    return {t: Quote(float(r["SpotPrice"]), f"Spot {az} {_utc(r['Timestamp']):%Y-%m-%d %H:%M}Z")
+            for t, r in sorted(latest.items())}
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.timezone.utc)
+
