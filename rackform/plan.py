@@ -14,13 +14,12 @@ from pydantic import BaseModel, ConfigDict
 
 from . import naming
 from .catalog import Catalog, InstanceType, Tier
+from .pricing import PriceBook, load_prices, on_demand
 from .quotas import vcpu_quota
 from .spec import FsxLustre, NodeGroup, Spec
 
 # AWS keeps the first four and the last address of every subnet.
 RESERVED_IPS_PER_SUBNET = 5
-# The smallest private subnet rackform creates: room for a few nodes to be replaced while others still run.
-MIN_PRIVATE_PREFIX = 24
 PUBLIC_SUBNET_PREFIX = 28  # holds the NAT gateway only
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
 # job logs); everything else goes out through NAT.
@@ -82,6 +81,9 @@ class NodeGroupPlan(_Frozen):
     placement_group: str | None  # cluster placement group name; only EFA groups get one
     capacity: CapacityPlan
     root_volume_gib: int
+    # On-Demand $/hour of one node from the price snapshot; None when unknown (never 0). Spot, reservations and
+    # capacity blocks are priced by `rackform cost`, which takes user-given prices.
+    on_demand_usd_per_hour: float | None
     ami_ssm_parameter: str
     batch_image_type: str
     compute_environment: str
@@ -181,24 +183,28 @@ def smallest_prefix(addresses: int) -> int:
     return 32 - bits
 
 
-def private_subnet_prefix(ips_needed: int) -> int:
-    return min(MIN_PRIVATE_PREFIX, smallest_prefix(ips_needed))
+def private_subnet_prefix(vpc_cidr: str) -> int:
+    """The private subnet is half the VPC, whatever the racks need today.
+
+    Sizing it from the racks would change its CIDR when a rack is added, and CloudFormation would replace the
+    subnet, and with it the file system and every rack. Half leaves the other half for the NAT subnet and growth.
+    """
+    return ipaddress.ip_network(vpc_cidr, strict=False).prefixlen + 1
 
 
-def vpc_fits(vpc_cidr: str, private_prefix: int) -> bool:
-    net = ipaddress.ip_network(vpc_cidr, strict=False)
-    # Subnets are allocated largest first from the start of the VPC, so the VPC must hold both, aligned.
-    need = 2 ** (32 - private_prefix) + 2 ** (32 - PUBLIC_SUBNET_PREFIX)
-    return net.num_addresses >= need
+def usable_ips(prefix: int) -> int:
+    return 2 ** (32 - prefix) - RESERVED_IPS_PER_SUBNET
 
 
-def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType) -> NodeGroupPlan:
+def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
+                    prices: PriceBook | None = None) -> NodeGroupPlan:
     efa = efa_enabled(group, it)
     nics = nic_layout(it, efa)
     efa_count = sum(1 for n in nics if n.interface_type in ("efa", "efa-only"))
     per_node_ips = ips_per_node(nics)
     spot = group.capacity.type == "spot"
     quota = vcpu_quota(it.name, spot=spot)
+    quote = on_demand(prices, spec.region, it.name) if prices else None
     return NodeGroupPlan(
         name=group.name,
         rack=rack,
@@ -220,6 +226,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType) -
         placement_group=naming.placement_group(spec.name, rack, group.name) if efa else None,
         capacity=CapacityPlan(type=group.capacity.type, reservation_id=group.capacity.reservation_id),
         root_volume_gib=group.root_volume_gib,
+        on_demand_usd_per_hour=quote.usd if quote else None,
         ami_ssm_parameter=ECS_AL2023_AMI[it.tier],
         batch_image_type=BATCH_IMAGE_TYPE[it.tier],
         compute_environment=naming.compute_environment(spec.name, rack, group.name),
@@ -233,26 +240,26 @@ def private_ips_needed(spec: Spec, groups: list[NodeGroupPlan]) -> int:
     return sum(g.ips for g in groups) + fsx_ips(spec.storage.fsx_lustre) + endpoints
 
 
-def build_plan(spec: Spec, catalog: Catalog) -> Plan:
-    """Spec + catalog -> plan. The spec must have passed validation (unknown types raise KeyError here)."""
+def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) -> Plan:
+    """Spec + catalog (+ price snapshot) -> plan. The spec must have passed validation."""
+    prices = prices or load_prices()
     racks = tuple(
         RackPlan(
             name=r.name,
             stack_name=naming.rack_stack(spec.name, r.name),
-            node_groups=tuple(node_group_plan(spec, r.name, g, catalog.instance_types[g.instance_type])
+            node_groups=tuple(node_group_plan(spec, r.name, g, catalog.instance_types[g.instance_type], prices)
                               for g in r.node_groups),
         )
         for r in spec.racks
     )
     needed = private_ips_needed(spec, [g for r in racks for g in r.node_groups])
-    prefix = private_subnet_prefix(needed)
+    prefix = private_subnet_prefix(spec.network.vpc_cidr)
     network = NetworkPlan(
         stack_name=naming.network_stack(spec.name),
         vpc_cidr=str(ipaddress.ip_network(spec.network.vpc_cidr, strict=False)),
         availability_zone=spec.availability_zone,
-        private_subnet=SubnetPlan(cidr_mask=prefix, usable_ips=2 ** (32 - prefix) - RESERVED_IPS_PER_SUBNET),
-        public_subnet=SubnetPlan(cidr_mask=PUBLIC_SUBNET_PREFIX,
-                                 usable_ips=2 ** (32 - PUBLIC_SUBNET_PREFIX) - RESERVED_IPS_PER_SUBNET),
+        private_subnet=SubnetPlan(cidr_mask=prefix, usable_ips=usable_ips(prefix)),
+        public_subnet=SubnetPlan(cidr_mask=PUBLIC_SUBNET_PREFIX, usable_ips=usable_ips(PUBLIC_SUBNET_PREFIX)),
         ips_needed=needed,
         interface_endpoints=INTERFACE_ENDPOINTS if spec.network.interface_endpoints else (),
     )

@@ -20,7 +20,8 @@ from .plan import (
     node_group_plan,
     private_ips_needed,
     private_subnet_prefix,
-    vpc_fits,
+    smallest_prefix,
+    usable_ips,
 )
 from .problems import Level, Problem
 from .spec import NodeGroup, Spec
@@ -28,6 +29,10 @@ from .spec import NodeGroup, Spec
 # AWS Batch per-Region quotas: every node group has one compute environment and one job queue.
 BATCH_MAX_COMPUTE_ENVIRONMENTS = 50
 BATCH_MAX_JOB_QUEUES = 50
+# One rack is one CloudFormation stack: 500 resources and a 1 MB template at most. A node group costs about 12
+# resources and, with the heaviest EFA layouts, 40 KB of template (job definitions list every device), so 20 per
+# rack stays well inside both (tests/test_stacks.py synthesizes the worst case and checks).
+MAX_NODE_GROUPS_PER_RACK = 20
 
 RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8}([0-9a-f]{9})?$")
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?$")
@@ -278,17 +283,15 @@ def vpc_cidr_large_enough(spec: Spec, catalog: Catalog):
         return
     groups = [node_group_plan(spec, r, g, it) for _, r, g, it in _known_groups(spec, catalog)]
     needed = private_ips_needed(spec, groups)
-    prefix = private_subnet_prefix(needed)
-    if prefix < 16:
-        yield "network.vpc_cidr", (f"the racks need {needed:,} addresses in one subnet, more than a /16 VPC holds; "
-                                   "reduce node counts or split the cluster")
-    elif not vpc_fits(str(net), prefix):
-        total = 2 ** (32 - prefix) + 2 ** (32 - PUBLIC_SUBNET_PREFIX)
-        want = 32 - (total - 1).bit_length()
-        yield "network.vpc_cidr", (f"{net} holds {net.num_addresses:,} addresses, but the plan needs a /{prefix} "
-                                   f"private subnet for {needed:,} addresses (node interfaces, Batch task ENIs, FSx, "
-                                   f"endpoints, 5 reserved by AWS) plus a /{PUBLIC_SUBNET_PREFIX} public subnet for "
-                                   f"NAT: use a /{want} or larger")
+    prefix = private_subnet_prefix(str(net))
+    if needed <= usable_ips(prefix):
+        return
+    want = smallest_prefix(needed) - 1
+    fix = (f"use a /{want} VPC or larger" if want >= 16 else
+           "that is more than a /16 VPC holds: reduce node counts or split the cluster")
+    yield "network.vpc_cidr", (f"{net} is too small: the racks need {needed:,} addresses in the private subnet "
+                               f"(node interfaces, Batch task ENIs, FSx, endpoints), which is half the VPC "
+                               f"(/{prefix}, {usable_ips(prefix):,} usable after AWS reserves 5); {fix}")
 
 
 # --- AWS Batch quotas ----------------------------------------------------------------------------------------
@@ -300,6 +303,14 @@ def batch_quotas(spec: Spec, catalog: Catalog):
         yield "racks", (f"{n} node groups need {n} Batch compute environments and {n} job queues; AWS Batch allows "
                         f"{BATCH_MAX_COMPUTE_ENVIRONMENTS} and {BATCH_MAX_JOB_QUEUES} per Region. Merge node groups "
                         "or split the cluster across Regions")
+
+
+def rack_stack_size(spec: Spec, catalog: Catalog):
+    for i, rack in enumerate(spec.racks):
+        if len(rack.node_groups) > MAX_NODE_GROUPS_PER_RACK:
+            yield f"racks[{i}].node_groups", (
+                f"rack {rack.name!r} has {len(rack.node_groups)} node groups; a rack is one CloudFormation stack "
+                f"(500 resources, 1 MB template), which holds at most {MAX_NODE_GROUPS_PER_RACK}: split the rack")
 
 
 RULES: tuple[Rule, ...] = (
@@ -325,6 +336,7 @@ RULES: tuple[Rule, ...] = (
     Rule("vpc-cidr-private", "warning", vpc_cidr_private, "the VPC CIDR is RFC 1918"),
     Rule("vpc-cidr-large-enough", "error", vpc_cidr_large_enough, "the VPC holds every address the plan needs"),
     Rule("batch-quotas", "error", batch_quotas, "node groups fit AWS Batch's per-Region quotas"),
+    Rule("rack-stack-size", "error", rack_stack_size, "a rack's stack fits CloudFormation's limits"),
 )
 
 

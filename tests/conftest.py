@@ -10,7 +10,7 @@ import yaml
 from rackform.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "demo.yaml"
+EXAMPLE = ROOT / "examples" / "trn2-capacity-block.yaml"
 
 
 @pytest.fixture(scope="session")

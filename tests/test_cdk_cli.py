@@ -36,7 +36,7 @@ def cdk_synth(spec: Path | str, outdir: Path) -> subprocess.CompletedProcess[str
 
 def test_cdk_synth_writes_every_stack_of_the_demo(tmp_path):
     out = tmp_path / "cdk.out"
-    result = cdk_synth("examples/demo.yaml", out)
+    result = cdk_synth("examples/trn2-capacity-block.yaml", out)
     assert result.returncode == 0, result.stderr
     names = {"demo-network", "demo-storage", "demo-rack-graviton", "demo-rack-trn2-train", "demo-rack-gpu"}
     assert {p.name.removesuffix(".template.json") for p in out.glob("*.template.json")} == names
@@ -47,7 +47,7 @@ def test_cdk_synth_writes_every_stack_of_the_demo(tmp_path):
 
 
 def test_cdk_synth_refuses_an_invalid_spec_with_the_problem(tmp_path):
-    spec = (ROOT / "examples" / "demo.yaml").read_text().replace("trn2.48xlarge", "trn9.48xlarge")
+    spec = (ROOT / "examples" / "trn2-capacity-block.yaml").read_text().replace("trn2.48xlarge", "trn9.48xlarge")
     path = tmp_path / "bad.yaml"
     path.write_text(spec)
     result = cdk_synth(path, tmp_path / "cdk.out")

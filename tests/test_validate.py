@@ -261,16 +261,28 @@ def test_vpc_prefix_out_of_range(demo, catalog):
 
 
 def test_vpc_too_small_for_the_plan(demo, catalog):
-    demo["network"]["vpc_cidr"] = "10.40.0.0/25"
+    demo["network"]["vpc_cidr"] = "10.40.0.0/25"  # private half: /26, 59 usable; the demo needs 149
     [p] = only(check(demo, catalog), "vpc-cidr-large-enough")
-    assert "needs a /24" in p.message and "use a /23 or larger" in p.message
+    assert "need 149 addresses" in p.message and "(/26, 59 usable" in p.message
+    assert "use a /23 VPC or larger" in p.message
 
 
-def test_large_cluster_needs_a_larger_subnet(demo, catalog):
+def test_vpc_just_large_enough(demo, catalog):
+    demo["network"]["vpc_cidr"] = "10.40.0.0/23"  # private /24: 251 usable >= 149
+    assert check(demo, catalog) == []
+
+
+def test_large_cluster_needs_a_larger_vpc(demo, catalog):
     demo["racks"][2]["node_groups"][0]["count"] = 40  # 40 x p5: 33 IPs each
     demo["network"]["vpc_cidr"] = "10.40.0.0/22"
     [p] = only(check(demo, catalog), "vpc-cidr-large-enough")
-    assert "needs a /21" in p.message
+    assert "use a /20 VPC or larger" in p.message
+
+
+def test_cluster_beyond_a_16(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["count"] = 1000
+    [p] = only(check(demo, catalog), "vpc-cidr-large-enough")
+    assert "more than a /16 VPC holds" in p.message
 
 
 def test_public_cidr_warns(demo, catalog):
@@ -280,13 +292,20 @@ def test_public_cidr_warns(demo, catalog):
 
 
 def test_more_node_groups_than_batch_allows(demo, catalog):
-    groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(26)]
-    demo["racks"] = [{"name": "a", "node_groups": groups}, {"name": "b", "node_groups": groups}]
+    groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(18)]
+    demo["racks"] = [{"name": n, "node_groups": groups} for n in ("a", "b", "c")]
     [p] = only(check(demo, catalog), "batch-quotas")
-    assert p.path == "racks" and "52 node groups" in p.message and "50" in p.message
+    assert p.path == "racks" and "54 node groups" in p.message and "50" in p.message
 
 
 def test_fifty_node_groups_are_allowed(demo, catalog):
-    groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(25)]
-    demo["racks"] = [{"name": "a", "node_groups": groups}, {"name": "b", "node_groups": groups}]
+    groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(10)]
+    demo["racks"] = [{"name": n, "node_groups": groups} for n in ("a", "b", "c", "d", "e")]
     assert [p for p in check(demo, catalog) if p.rule == "batch-quotas"] == []
+
+
+def test_too_many_node_groups_in_one_rack(demo, catalog):
+    groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(21)]
+    demo["racks"] = [{"name": "a", "node_groups": groups}]
+    [p] = only(check(demo, catalog), "rack-stack-size")
+    assert p.path == "racks[0].node_groups" and "at most 20" in p.message
