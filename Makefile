@@ -30,7 +30,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	bash scripts/demo.sh
+	$(PY) scripts/demo.py
 
 synth: setup
 	cdk synth -c spec=$(SPEC)

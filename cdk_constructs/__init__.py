@@ -4,12 +4,17 @@ Named `cdk_constructs` because a top-level `constructs` package would shadow the
 aws-cdk-lib imports.
 """
 
+from .jobs import BenchmarkJobDefinitions, JobRole, TierImage, cfn_properties
 from .network import LUSTRE_PORTS, ClusterSecurityGroups, SingleAzVpc
 from .node_group import EfaLaunchTemplate, NodeInstanceRole, RackNodeGroup
 from .storage import DATA_REPOSITORY_FILE_SYSTEM_PATH, RESULTS_PREFIX, LustreFileSystem, ResultsBucket
 from .user_data import LustreMount, lustre_mount_script, mime_multipart
 
 __all__ = [
+    "BenchmarkJobDefinitions",
+    "JobRole",
+    "TierImage",
+    "cfn_properties",
     "DATA_REPOSITORY_FILE_SYSTEM_PATH",
     "LUSTRE_PORTS",
     "RESULTS_PREFIX",

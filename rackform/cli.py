@@ -108,14 +108,20 @@ def _nic_summary(g) -> str:
     return ", ".join(f"{v} {k}" for k, v in kinds.items()) + f" on {cards} card{'s' * (cards != 1)}"
 
 
+def _usd(g) -> str:
+    if g.capacity.type != "on-demand" or g.on_demand_usd_per_hour is None:
+        return "unknown"  # `rackform cost` takes user-given prices for these
+    return f"{g.on_demand_usd_per_hour * g.count:,.2f}"
+
+
 def render_plan(plan: Plan) -> str:
     rows = []
     for g in plan.node_groups():
         rows.append([f"{g.rack}/{g.name}", g.tier, g.architecture, g.instance_type, g.count, _nic_summary(g),
                      len(g.devices), g.ips, f"{g.quota.vcpus:,}", g.quota.code or "?", g.placement_group or "-",
-                     g.capacity.type])
+                     g.capacity.type, _usd(g)])
     header = ["rack/node group", "tier", "arch", "instance", "count", "interfaces per node", "devices", "IPs",
-              "vCPUs", "quota", "placement group", "capacity"]
+              "vCPUs", "quota", "placement group", "capacity", "$/hour"]
     net = plan.network
     quota_totals: dict[str, int] = {}
     for g in plan.node_groups():
@@ -169,6 +175,122 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- benchmark jobs (workloads/ is imported only by these commands) ------------------------------------------
+
+def _aws_options(p: argparse.ArgumentParser, *, region: bool = True) -> None:
+    p.add_argument("--bucket", help="results bucket (default: $RACKFORM_BUCKET, else the storage stack's output)")
+    p.add_argument("--endpoint-url", help="AWS endpoint for every client (e.g. a local moto server)")
+    if region:
+        p.add_argument("--region", help="AWS Region (default: the usual boto3 chain)")
+
+
+def _results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
+    import os
+
+    if bucket := args.bucket or os.environ.get("RACKFORM_BUCKET"):
+        return bucket
+    if plan is None:
+        raise SpecError([Problem("error", "--bucket", "give --bucket (or set RACKFORM_BUCKET): the results bucket "
+                                 "is named in the storage stack's outputs")])
+    import boto3
+
+    cfn = boto3.client("cloudformation", region_name=plan.region, endpoint_url=args.endpoint_url)
+    stack = cfn.describe_stacks(StackName=plan.storage.stack_name)["Stacks"][0]
+    for out in stack.get("Outputs", []):
+        if out["OutputKey"] == "ResultsBucketName":
+            return out["OutputValue"]
+    raise SpecError([Problem("error", "--bucket", f"stack {plan.storage.stack_name} has no ResultsBucketName "
+                             "output; give --bucket")])
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from workloads.store import ResultStore, check_run_id, s3_client
+    from workloads.submit import SubmitError, batch_clients, new_run_id, submit
+
+    plan = checked_plan(args.spec)
+    run_id = args.run_id or new_run_id()
+    try:
+        check_run_id(run_id)
+    except ValueError as e:
+        print(f"error: --run-id: {e}", file=sys.stderr)
+        return 2
+    store = ResultStore(_results_bucket(args, plan), s3_client(args.endpoint_url, plan.region))
+    submitter, lookup = batch_clients(args.endpoint_url, plan.region)
+    try:
+        subs = submit(plan, rack=args.rack, node_group=args.node_group, benchmark=args.benchmark, run_id=run_id,
+                      nodes=args.nodes, store=store, submitter=submitter, lookup=lookup)
+    except SubmitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for s in subs:
+        verb = "submitted" if s.created else "already submitted"
+        kind = f"multi-node, {s.nodes} nodes" if s.nodes > 1 else "1 node"
+        print(f"{verb} {s.job_name} ({kind}) to {s.queue}: job {s.job_id}", file=sys.stderr)
+    print(run_id)
+    return 0
+
+
+def _store_for(args: argparse.Namespace):
+    from workloads.store import ResultStore, s3_client
+
+    return ResultStore(_results_bucket(args), s3_client(args.endpoint_url, args.region))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import boto3
+
+    from workloads.submit import run_state, wait
+
+    store = _store_for(args)
+    lookup = boto3.client("batch", region_name=args.region, endpoint_url=args.endpoint_url)
+    states = wait(args.run_id, store, lookup) if args.wait else run_state(args.run_id, store, lookup)
+    if not states:
+        print(f"error: run {args.run_id} has no submitted jobs in s3://{store.bucket}/results/", file=sys.stderr)
+        return 1
+    rows = [[s.submission["benchmark"], f"{s.submission['rack']}/{s.submission['node_group']}",
+             s.submission["nodes"], s.batch_status or "?", s.record_status or "-",
+             (s.batch_reason or "")[:60]] for s in states]
+    print(_table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]))
+    failed = [s for s in states if s.record_status == "failed" or (s.record_status is None and s.done)]
+    return 1 if failed else 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from workloads.summary import headline_text
+
+    store = _store_for(args)
+    records = store.records(args.run_id)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return 0
+    if not records:
+        print(f"error: no records for run {args.run_id} in s3://{store.bucket}/results/{args.run_id}/",
+              file=sys.stderr)
+        return 1
+    rows = [[r.benchmark, f"{r.rack}/{r.node_group}", r.tier, r.instance_type, r.node_count, r.status,
+             f"{(r.ended_at - r.started_at).total_seconds():.0f}s", headline_text(r)] for r in records]
+    print(_table(rows, ["benchmark", "rack/node group", "tier", "instance", "nodes", "status", "time", "result"]))
+    if any(r.environment.get("executor") == "local" for r in records):
+        print("note: executor=local: measured on this machine, not on the instance types named above")
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from workloads.parsers import parse
+
+    try:
+        text = Path(args.file).read_text(errors="replace") if args.file != "-" else sys.stdin.read()
+    except OSError as e:
+        print(f"error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
+        return 1
+    parsed = parse(args.tool, text)
+    if not parsed.ok:
+        print(f"error: {args.file} is not readable {args.tool} output: {parsed.reason}", file=sys.stderr)
+        return 1
+    print(parsed.model_dump_json(indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rackform", description="Declare, validate, plan and synthesize "
                                      "rack-style AWS clusters (Graviton, Trainium, GPU).")
@@ -195,6 +317,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.add_argument("-o", "--output", default="cdk.out", help="output directory (default: cdk.out)")
     p.set_defaults(func=cmd_synth)
+
+    from workloads.benchmarks import BENCHMARKS
+
+    p = sub.add_parser("submit", help="submit a benchmark job to a rack's AWS Batch queue; prints the run id")
+    p.add_argument("spec")
+    p.add_argument("--rack", required=True)
+    p.add_argument("--node-group", help="default: every node group of the rack the benchmark runs on")
+    p.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    p.add_argument("--nodes", type=int, help="nodes for a multi-node benchmark (default: the benchmark's own)")
+    p.add_argument("--run-id", help="group jobs into one run; the same id again submits nothing new")
+    _aws_options(p, region=False)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="where a run's jobs are; --wait shows progress until all are done")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--wait", action="store_true")
+    _aws_options(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("results", help="the records a run wrote to S3, as a table or JSON")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--json", action="store_true")
+    _aws_options(p)
+    p.set_defaults(func=cmd_results)
+
+    from workloads.parsers import TOOLS
+
+    from .cost import register as register_cost
+
+    register_cost(sub)
+
+    p = sub.add_parser("parse", help="parse a benchmark tool's raw output into metrics (JSON)")
+    p.add_argument("--tool", required=True, choices=TOOLS)
+    p.add_argument("file", help="the tool's output, or - for standard input")
+    p.set_defaults(func=cmd_parse)
     return parser
 
 

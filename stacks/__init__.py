@@ -28,7 +28,8 @@ def build_app(plan: Plan, *, outdir: str | None = None) -> App:
     storage = StorageStack(app, plan.storage.stack_name, storage=plan.storage, subnet=network.private_subnet,
                            fsx_security_group=network.fsx_sg, env=env)
     for rack in plan.racks:
-        RackStack(app, rack.stack_name, rack=rack, subnet=network.private_subnet,
-                  node_security_group=network.node_sg, results_objects_arn=storage.results_objects_arn,
+        RackStack(app, rack.stack_name, spec_name=plan.name, rack=rack, subnet=network.private_subnet,
+                  node_security_group=network.node_sg, results_bucket_name=storage.bucket.bucket_name,
+                  results_objects_arn=storage.results_objects_arn,
                   lustre_mount=storage.lustre_mount, env=env)
     return app

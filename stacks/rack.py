@@ -6,9 +6,19 @@ from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk_constructs import LustreMount, NodeInstanceRole, RackNodeGroup, lustre_mount_script, mime_multipart
+from cdk_constructs import (
+    BenchmarkJobDefinitions,
+    JobRole,
+    LustreMount,
+    NodeInstanceRole,
+    RackNodeGroup,
+    TierImage,
+    lustre_mount_script,
+    mime_multipart,
+)
 from rackform.naming import construct_id
 from rackform.plan import RackPlan
+from workloads.jobdefs import job_definitions
 
 
 class RackStack(Stack):
@@ -17,9 +27,11 @@ class RackStack(Stack):
         scope: Construct,
         id: str,
         *,
+        spec_name: str,
         rack: RackPlan,
         subnet: ec2.ISubnet,
         node_security_group: ec2.ISecurityGroup,
+        results_bucket_name: str,
         results_objects_arn: str,
         lustre_mount: LustreMount | None,
         env: Environment,
@@ -27,6 +39,9 @@ class RackStack(Stack):
         super().__init__(scope, id, stack_name=rack.stack_name, env=env,
                          description=f"rackform rack {rack.name}: AWS Batch node groups")
         role = NodeInstanceRole(self, "Nodes", results_objects_arn=results_objects_arn)
+        job_role = JobRole(self, "Jobs", results_objects_arn=results_objects_arn)
+        images = {tier: TierImage(self, f"{construct_id(tier)}Image", tier=tier)
+                  for tier in sorted({g.tier for g in rack.node_groups})}
         user_data = None if lustre_mount is None else mime_multipart(lustre_mount_script(lustre_mount))
         self.node_groups: dict[str, RackNodeGroup] = {}
         for group in rack.node_groups:
@@ -40,5 +55,11 @@ class RackStack(Stack):
                 instance_profile_arn=role.instance_profile.instance_profile_arn,
                 user_data=user_data,
             )
+            # The price travels with the job so its record can say what the run cost; only On-Demand is known here.
+            price = group.on_demand_usd_per_hour if group.capacity.type == "on-demand" else None
+            BenchmarkJobDefinitions(self, f"{cid}Jobs", definitions=job_definitions(
+                spec_name, group, image=images[group.tier].image_uri, bucket=results_bucket_name,
+                job_role_arn=job_role.role.role_arn,
+                fsx_mount=None if lustre_mount is None else lustre_mount.mount_path, price_usd_per_hour=price))
             CfnOutput(self, f"{cid}JobQueue", value=group.job_queue,
                       description=f"AWS Batch job queue of node group {group.name}")

@@ -22,7 +22,7 @@ from rackform.catalog import load_catalog
 from rackform.plan import Plan, build_plan
 from rackform.problems import errors
 from rackform.spec import Spec, load_spec
-from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
+from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, MAX_NODE_GROUPS_PER_RACK, validate_spec
 from stacks import NetworkStack, build_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def plan_of(spec: Spec) -> Plan:
 
 @pytest.fixture(scope="module")
 def demo_plan() -> Plan:
-    spec, _ = load_spec(ROOT / "examples" / "demo.yaml")
+    spec, _ = load_spec(ROOT / "examples" / "trn2-capacity-block.yaml")
     return plan_of(spec)
 
 
@@ -76,11 +76,12 @@ def demo_app(demo_plan, tmp_path_factory) -> Synth:
 
 
 def largest_spec_data() -> dict[str, Any]:
-    """As many node groups as validation allows (the Batch per-Region quota), the heaviest network layouts packed
-    into one rack, and every capacity type; no FSx, to cover the file-system-less path."""
+    """As many node groups as validation allows (the Batch per-Region quota), the most a rack may hold with the
+    heaviest network layouts packed into it, and every capacity type; no FSx, to cover the file-system-less path."""
     heavy = ["p5.48xlarge", "trn2.48xlarge", "p5en.48xlarge", "trn1n.32xlarge"]  # 32/16/16/16 EFA interfaces
     racks = [{"name": "heavy", "node_groups": [
-        {"name": f"g{i:02d}", "instance_type": heavy[i % len(heavy)], "count": 2} for i in range(40)]}]
+        {"name": f"g{i:02d}", "instance_type": heavy[i % len(heavy)], "count": 2}
+        for i in range(MAX_NODE_GROUPS_PER_RACK)]}]
     mixed = [
         {"instance_type": "c7gn.16xlarge", "count": 4},
         {"instance_type": "c8g.4xlarge", "count": 1, "capacity": {"type": "spot"}},
@@ -89,7 +90,7 @@ def largest_spec_data() -> dict[str, Any]:
         {"instance_type": "g6e.48xlarge", "count": 2},
         {"instance_type": "m7g.large", "count": 1},
     ]
-    for r in range(2):
+    for r in range((BATCH_MAX_COMPUTE_ENVIRONMENTS - MAX_NODE_GROUPS_PER_RACK) // len(mixed)):
         racks.append({"name": f"mixed{r}",
                       "node_groups": [{"name": f"m{i}", **g} for i, g in enumerate(mixed)]})
     return {"name": "big", "region": "us-east-2", "availability_zone": "us-east-2c",
@@ -291,23 +292,36 @@ def test_one_job_queue_per_node_group_with_an_output(demo_app):
             assert len(outputs) == 1
 
 
+def _roles_by_principal(t: Template) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]: (rid, r)
+            for rid, r in resources(t, "AWS::IAM::Role").items()}
+
+
+def _statements_of(t: Template, role_id: str) -> list[dict[str, Any]]:
+    return [s for p in resources(t, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
 def test_node_role_writes_only_results_and_runs_ecs_and_ssm(demo_app):
     storage = demo_app.plan.storage.stack_name
     bucket = logical_id(demo_app, storage, "AWS::S3::Bucket")
     bucket_arn_export = export_of(demo_app, storage, {"Fn::GetAtt": [bucket, "Arn"]})
+    results = {"Fn::Join": ["", [{"Fn::ImportValue": bucket_arn_export}, "/results/*"]]}
     for rack in demo_app.plan.racks:
         t = demo_app.templates[rack.stack_name]
-        (role,) = resources(t, "AWS::IAM::Role").values()
-        managed = json.dumps(role["Properties"]["ManagedPolicyArns"])
+        roles = _roles_by_principal(t)
+        assert set(roles) == {"ec2.amazonaws.com", "ecs-tasks.amazonaws.com"}
+        node_id, node = roles["ec2.amazonaws.com"]
+        managed = json.dumps(node["Properties"]["ManagedPolicyArns"])
         assert ":iam::aws:policy/AmazonSSMManagedInstanceCore" in managed
         assert ":iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role" in managed
-        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-            "Service": "ec2.amazonaws.com"}
-        statements = [s for p in resources(t, "AWS::IAM::Policy").values()
-                      for s in p["Properties"]["PolicyDocument"]["Statement"]]
-        assert statements == [{"Action": "s3:PutObject", "Effect": "Allow", "Resource": {"Fn::Join": [
-            "", [{"Fn::ImportValue": bucket_arn_export}, "/results/*"]]}}]
+        assert _statements_of(t, node_id) == [{"Action": "s3:PutObject", "Effect": "Allow", "Resource": results}]
         t.resource_count_is("AWS::IAM::InstanceProfile", 1)
+        # The benchmark containers' role: their own results, written and read back (write-once check), nothing else.
+        job_id, job = roles["ecs-tasks.amazonaws.com"]
+        assert "ManagedPolicyArns" not in job["Properties"]
+        assert _statements_of(t, job_id) == [{"Action": ["s3:PutObject", "s3:GetObject"], "Effect": "Allow",
+                                              "Resource": results}]
 
 
 # --- storage ---------------------------------------------------------------------------------------------------
@@ -472,7 +486,7 @@ def test_cfn_lint_finds_no_errors_and_only_accepted_warnings(demo_app, largest_a
 
 
 def test_templates_are_stable_when_racks_are_removed_or_reordered(demo_app, tmp_path):
-    spec, _ = load_spec(ROOT / "examples" / "demo.yaml")
+    spec, _ = load_spec(ROOT / "examples" / "trn2-capacity-block.yaml")
     kept = [r for r in spec.racks if r.name != "trn2-train"][::-1]
     assert [r.name for r in kept] == ["gpu", "graviton"]
     edited = synth(plan_of(spec.model_copy(update={"racks": kept})), tmp_path)
@@ -493,3 +507,51 @@ def test_largest_allowed_spec_fits_cloudformation_limits(largest_app):
         assert len(raw.get("Outputs", {})) < 200, name
         assert len(raw.get("Parameters", {})) < 200, name
         assert body < 1_000_000, (name, body)
+
+
+# --- benchmark job definitions -----------------------------------------------------------------------------------
+
+def _job_definitions(app: Synth, group) -> dict[str, dict[str, Any]]:
+    t = app.templates[group_stack(app, group)]
+    return {r["Properties"]["JobDefinitionName"]: r["Properties"]
+            for r in resources(t, "AWS::Batch::JobDefinition").values()
+            if r["Properties"]["JobDefinitionName"].startswith(group.resource_name + "-")}
+
+
+def _container(jd: dict[str, Any]) -> dict[str, Any]:
+    if jd["Type"] == "multinode":
+        return jd["NodeProperties"]["NodeRangeProperties"][0]["Container"]
+    return jd["ContainerProperties"]
+
+
+def test_job_definitions_carry_the_plans_devices_and_names(demo_app):
+    groups = {g.name: g for g in demo_app.plan.node_groups()}
+    trn = _job_definitions(demo_app, groups["workers"])
+    allreduce = trn["demo-trn2-train-workers-allreduce"]
+    assert allreduce["Type"] == "multinode" and allreduce["NodeProperties"]["NumNodes"] == 2
+    c = _container(allreduce)
+    assert [d["HostPath"] for d in c["LinuxParameters"]["Devices"]] == list(groups["workers"].devices)
+    assert {"Name": "memlock", "SoftLimit": -1, "HardLimit": -1} in c["Ulimits"]
+    assert all(r["Type"] != "GPU" for r in c["ResourceRequirements"])
+    assert c["Command"] == ["python3", "-m", "workloads.run", "allreduce"]
+    env = {e["Name"]: e["Value"] for e in c["Environment"]}
+    assert env["RACKFORM_TIER"] == "trainium" and env["FI_PROVIDER"] == "efa"
+    assert "RACKFORM_PRICE_USD_PER_HOUR" not in env  # a capacity block: no On-Demand price applies
+    assert "demo-trn2-train-workers-allreduce-nccom" in trn and "demo-trn2-train-workers-allreduce-nccl" not in trn
+
+    gpu = _job_definitions(demo_app, groups["h100"])
+    c = _container(gpu["demo-gpu-h100-gemm"])
+    assert gpu["demo-gpu-h100-gemm"]["Type"] == "container"
+    assert {"Type": "GPU", "Value": "8"} in c["ResourceRequirements"]
+    assert len([d for d in c["LinuxParameters"]["Devices"] if "uverbs" in d["HostPath"]]) == 32
+    assert "demo-gpu-h100-allreduce-nccl" in gpu
+
+    head = _job_definitions(demo_app, groups["head"])  # one node: no fabric job, single-node allreduce
+    assert "demo-graviton-head-fabric" not in head and head["demo-graviton-head-allreduce"]["Type"] == "container"
+
+
+def test_job_images_are_built_per_tier_at_deploy_not_at_synth(demo_app):
+    for rack in demo_app.plan.racks:
+        images = [json.dumps(_container(jd)["Image"]) for g in rack.node_groups
+                  for jd in _job_definitions(demo_app, g).values()]
+        assert images and all("container-assets" in i for i in images)

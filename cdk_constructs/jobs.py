@@ -1,0 +1,73 @@
+"""Benchmark job definitions and the images and role they run with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnResource
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from rackform.naming import construct_id
+
+WORKLOADS_DIR = Path(__file__).resolve().parents[1] / "workloads"
+# tier -> (Dockerfile under workloads/docker/, platform): Graviton runs the CPU image built for arm64.
+TIER_IMAGES: dict[str, tuple[str, ecr_assets.Platform]] = {
+    "graviton": ("cpu", ecr_assets.Platform.LINUX_ARM64),
+    "cpu": ("cpu", ecr_assets.Platform.LINUX_AMD64),
+    "gpu": ("gpu", ecr_assets.Platform.LINUX_AMD64),
+    "trainium": ("neuron", ecr_assets.Platform.LINUX_AMD64),
+}
+# Batch API field names are camelCase, CloudFormation's PascalCase; tag maps hold user data and keep their keys.
+_VERBATIM = {"tags"}
+
+
+def cfn_properties(api: Any) -> Any:
+    """RegisterJobDefinition arguments -> AWS::Batch::JobDefinition properties."""
+    if isinstance(api, Mapping):
+        return {k[:1].upper() + k[1:]: (v if k in _VERBATIM else cfn_properties(v)) for k, v in api.items()}
+    if isinstance(api, list):
+        return [cfn_properties(v) for v in api]
+    return api
+
+
+class TierImage(Construct):
+    """The benchmark image for one tier, built from workloads/docker/<kind>.Dockerfile at deploy time by
+    cdk-assets (synth only stages the build context, so it needs no Docker)."""
+
+    def __init__(self, scope: Construct, id: str, *, tier: str) -> None:
+        super().__init__(scope, id)
+        kind, platform = TIER_IMAGES[tier]
+        self.asset = ecr_assets.DockerImageAsset(
+            self, "Image", directory=str(WORKLOADS_DIR), file=f"docker/{kind}.Dockerfile", platform=platform,
+            exclude=["**/__pycache__", "**/*.pyc"])
+        self.image_uri: str = self.asset.image_uri
+
+
+class JobRole(Construct):
+    """The role benchmark containers run as: write and read back their own results, nothing else.
+
+    Read-back is needed by the write-once protocol: after a retried PUT meets 412, the writer compares checksums.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, results_objects_arn: str) -> None:
+        super().__init__(scope, id)
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                             description="rackform benchmark jobs: results/ in the results bucket only")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject"],
+                                                    resources=[results_objects_arn]))
+
+
+class BenchmarkJobDefinitions(Construct):
+    """One AWS::Batch::JobDefinition per entry of `definitions` (Batch API shape, from workloads.jobdefs)."""
+
+    def __init__(self, scope: Construct, id: str, *, definitions: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__(scope, id)
+        self.job_definitions: dict[str, CfnResource] = {}
+        for d in definitions:
+            benchmark = d["tags"]["rackform:benchmark"]
+            self.job_definitions[benchmark] = CfnResource(
+                self, construct_id(benchmark), type="AWS::Batch::JobDefinition", properties=cfn_properties(d))

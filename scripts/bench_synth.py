@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""How fast validate and synth are, measured the way a user meets them: fresh processes, medians of N runs.
+
+Prints the median wall time of `rackform validate` on the example spec (target: under 1 s) and the synth time of
+the example spec as a ratio to an empty CDK app synthesized in the same run (target: at most 1.5): jsii's start
+dominates both, so the ratio shows what rackform itself adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EMPTY_APP = ("import sys, aws_cdk as cdk; app = cdk.App(outdir=sys.argv[1]); cdk.Stack(app, 'Empty'); "
+             "app.synth()")
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def median_of(n: int, make_argv) -> tuple[float, list[float]]:
+    times = [timed(make_argv(i)) for i in range(n)]
+    return statistics.median(times), times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", default="examples/demo.yaml")
+    parser.add_argument("-n", type=int, default=5)
+    args = parser.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        validate, vt = median_of(args.n, lambda i: [py, "-m", "rackform", "validate", args.spec])
+        # interleave the two synths so machine noise hits both alike
+        empty_t, spec_t = [], []
+        for i in range(args.n):
+            empty_t.append(timed([py, "-c", EMPTY_APP, f"{tmp}/empty-{i}"]))
+            spec_t.append(timed([py, "-m", "rackform", "synth", args.spec, "-o", f"{tmp}/spec-{i}"]))
+    empty, synth = statistics.median(empty_t), statistics.median(spec_t)
+    print(f"rackform validate {args.spec}: median {validate:.3f} s over {args.n} runs (target < 1 s) "
+          f"[{', '.join(f'{t:.2f}' for t in vt)}]")
+    print(f"synth {args.spec}: median {synth:.2f} s; empty CDK app: median {empty:.2f} s; "
+          f"ratio {synth / empty:.2f} (target <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

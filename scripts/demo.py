@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""`make demo`: the whole rackform loop on the embedded default, with no AWS account.
+
+validate -> plan -> cdk synth -> embedded AWS (moto server on 127.0.0.1) holding the results bucket, Batch queues
+and job definitions of the plan -> submit the suite with `rackform submit` -> run each job here through the job's
+own entry point (the local executor plays Batch) -> `rackform status --wait` -> `rackform results`.
+Every rackform step is the real CLI in a subprocess, as a user would type it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rackform.cli import checked_plan  # noqa: E402
+from workloads.local import EmbeddedAWS, deploy, run_local  # noqa: E402
+from workloads.submit import new_run_id  # noqa: E402
+
+# (benchmark, rack, node group): one job each. Every tier gets the cross-tier torch benchmarks; the CPU-side tools
+# run on the Graviton rack.
+SUITE = [
+    ("allreduce", "graviton", "cpu"), ("allreduce", "trainium", "workers"), ("allreduce", "gpu", "h100"),
+    ("gemm", "graviton", "head"), ("gemm", "trainium", "workers"), ("gemm", "gpu", "h100"),
+    ("inference", "graviton", "head"), ("inference", "trainium", "workers"), ("inference", "gpu", "h100"),
+    ("storage", "graviton", "head"), ("cpu", "graviton", "head"), ("fabric", "graviton", "cpu"),
+]
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def rackform(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    proc = subprocess.run([sys.executable, "-m", "rackform", *args], cwd=ROOT, env=env, text=True,
+                          stdout=subprocess.PIPE)
+    sys.stdout.write(proc.stdout)
+    if check and proc.returncode != 0:
+        sys.exit(f"demo: `rackform {' '.join(args)}` exited {proc.returncode}")
+    return proc.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", default="examples/demo.yaml")
+    parser.add_argument("--out", default="cdk.out")
+    parser.add_argument("--logs", default="reports/demo-logs")
+    args = parser.parse_args()
+    started = time.monotonic()
+
+    step(f"rackform validate {args.spec}")
+    rackform("validate", args.spec)
+    step(f"rackform plan {args.spec}")
+    rackform("plan", args.spec)
+
+    step(f"cdk synth -c spec={args.spec} (the AWS CDK CLI, no credentials)")
+    subprocess.run(["cdk", "synth", "-c", f"spec={args.spec}", "-o", args.out, "--quiet"], cwd=ROOT, check=True)
+    for t in sorted((ROOT / args.out).glob("*.template.json")):
+        print(f"  {t.relative_to(ROOT)}")
+
+    plan = checked_plan(args.spec)
+    with EmbeddedAWS(plan.region) as aws:
+        step(f"embedded AWS at {aws.endpoint_url}: bucket, {len(plan.node_groups())} job queues, job definitions")
+        bucket = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
+        env = {**os.environ, **aws.env, "RACKFORM_BUCKET": bucket}
+        run_id = new_run_id()
+
+        step(f"rackform submit ... --run-id {run_id} ({len(SUITE)} jobs)")
+        for benchmark, rack, group in SUITE:
+            rackform("submit", args.spec, "--rack", rack, "--node-group", group, "--benchmark", benchmark,
+                     "--run-id", run_id, env=env)
+
+        step("local executor: each job's nodes run here as `python -m workloads.run`")
+        logs = ROOT / args.logs
+        logs.mkdir(parents=True, exist_ok=True)
+        run_local(aws, run_id, log_dir=logs)
+
+        step(f"rackform status {run_id} --wait")
+        rackform("status", run_id, "--wait", env=env, check=False)
+        step(f"rackform results {run_id}")
+        rackform("results", run_id, env=env)
+    print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

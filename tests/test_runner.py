@@ -1,0 +1,117 @@
+"""The in-job runner against moto's S3: records and logs land once, checksummed; failures still leave a record."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from workloads import run as runner
+from workloads.benchmarks import Benchmark, NodeContext, Step
+from workloads.results import ResultRecord
+from workloads.store import AlreadyExists, ResultStore, record_key, sha256_b64
+
+BUCKET = "rackform-test-results"
+RESULT_LINE = ('RACKFORM_RESULT {"benchmark": "gemm", "metrics": [{"name": "tflops_max", "value": 1.5, '
+               '"unit": "TFLOP/s", "size_bytes": null, "labels": {"dtype": "fp32"}}], "details": {"device": "cpu"}}')
+
+
+def fake(name: str, argv: tuple[str, ...], tool: str = "torch", needs=()) -> Benchmark:
+    return Benchmark(name, "test", ("cpu",), nodes=1, max_nodes=1, steps=lambda ctx: (Step(argv, tool),),
+                     needs=needs)
+
+
+@pytest.fixture
+def store(monkeypatch):
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        yield ResultStore(BUCKET, s3)
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    def install(b: Benchmark):
+        monkeypatch.setitem(runner.BENCHMARKS, b.name, b)
+        return b
+    return install
+
+
+def job(name: str) -> runner.JobIdentity:
+    return runner.JobIdentity(run_id="run-1", benchmark=name, rack="r", node_group="g", tier="cpu",
+                              instance_type="c7g.16xlarge", price_usd_per_hour=2.32)
+
+
+CTX = NodeContext(tier="cpu", local=True, work_dir="/tmp/rackform-test")
+
+
+def test_success_writes_record_and_log_with_checksums(store, bench):
+    bench(fake("ok", (sys.executable, "-c", f"print('warming up'); print({RESULT_LINE!r})")))
+    record = runner.run_job(job("ok"), CTX, store, echo=False)
+    assert record.status == "succeeded" and record.metric("tflops_max")[0].value == 1.5
+    assert record.price_usd_per_hour == 2.32 and record.environment["executor"] == "local"
+    key = record_key("run-1", "r", "g", "ok")
+    head = store.s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    body = store.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert head["ChecksumSHA256"] == sha256_b64(body)
+    assert ResultRecord.model_validate(json.loads(body)) == record
+    log = store.s3.get_object(Bucket=BUCKET, Key=record.raw_log_key)["Body"].read().decode()
+    assert "warming up" in log and record.raw_log_key.endswith("/ok/node-0.log")
+
+
+def test_a_second_write_is_refused(store, bench):
+    bench(fake("ok", (sys.executable, "-c", f"print({RESULT_LINE!r})")))
+    first = runner.run_job(job("ok"), CTX, store, echo=False)
+    with pytest.raises(AlreadyExists):
+        runner.run_job(job("ok"), CTX, store, echo=False)  # new timestamps: a different record, same key
+    landed = store.records("run-1")
+    assert landed == [first]
+
+
+def test_identical_retry_is_not_a_second_write(store):
+    assert store.put_once("results/run-1/x", b"same", "text/plain") is True
+    assert store.put_once("results/run-1/x", b"same", "text/plain") is False
+    versions = store.s3.list_object_versions(Bucket=BUCKET, Prefix="results/run-1/x").get("Versions", [])
+    assert len(versions) == 1
+
+
+def test_failing_command_writes_a_failed_record(store, bench):
+    bench(fake("boom", (sys.executable, "-c", "import sys; print('NCCL WARN oops'); sys.exit(3)")))
+    record = runner.run_job(job("boom"), CTX, store, echo=False)
+    assert record.status == "failed" and "exited 3" in record.reason and "NCCL WARN oops" in record.reason
+    assert record.metrics == () and store.records("run-1")[0].status == "failed"
+
+
+def test_unreadable_output_is_a_failure_never_a_number(store, bench):
+    bench(fake("garbage", (sys.executable, "-c", "print('no result here')")))
+    record = runner.run_job(job("garbage"), CTX, store, echo=False)
+    assert record.status == "failed" and "output not understood" in record.reason and record.metrics == ()
+
+
+def test_missing_tool_writes_a_skipped_record_naming_the_package(store, bench):
+    bench(fake("nofio", ("fio-that-does-not-exist",), needs=(("fio-that-does-not-exist", "fio"),)))
+    record = runner.run_job(job("nofio"), CTX, store, echo=False)
+    assert record.status == "skipped" and "install fio" in record.reason
+
+
+def test_other_nodes_upload_logs_but_no_record(store, bench):
+    bench(fake("ok", (sys.executable, "-c", f"print({RESULT_LINE!r})")))
+    node1 = NodeContext(tier="cpu", local=True, node_index=1, num_nodes=2, work_dir="/tmp/rackform-test")
+    record = runner.run_job(job("ok"), node1, store, echo=False)
+    assert store.records("run-1") == [] and store.exists(record.raw_log_key)
+
+
+def test_main_requires_a_run_id(capsys):
+    with pytest.raises(SystemExit) as e:
+        runner.main(["cpu"], env={})
+    assert e.value.code == 2 and "RACKFORM_RUN_ID" in capsys.readouterr().err
+
+
+def test_node_context_from_batch_environment():
+    env = {"AWS_BATCH_JOB_NUM_NODES": "4", "AWS_BATCH_JOB_NODE_INDEX": "2", "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0",
+           "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS": "10.0.0.7", "RACKFORM_GPUS": "8", "RACKFORM_EFA": "1"}
+    ctx = runner.node_context(env, "gpu")
+    assert (ctx.num_nodes, ctx.node_index, ctx.main_address, ctx.gpus, ctx.efa) == (4, 2, "10.0.0.7", 8, True)

@@ -1,0 +1,109 @@
+"""Submission against moto's Batch, with the queue and job definition names of the synthesized stacks."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from rackform.catalog import load_catalog
+from rackform.cli import main
+from rackform.plan import build_plan
+from rackform.spec import load_spec
+from workloads.local import deploy
+from workloads.store import ResultStore
+from workloads.submit import SubmitError, batch_clients, run_state, submit
+
+from .conftest import EXAMPLE
+
+REGION = "us-east-2"
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return build_plan(load_spec(EXAMPLE)[0], load_catalog())
+
+
+@pytest.fixture
+def aws(plan, monkeypatch):
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        s3, batch = boto3.client("s3", region_name=REGION), boto3.client("batch", region_name=REGION)
+        # moto keeps but does not return a multi-node definition's nodeProperties: record what was registered.
+        registered: dict[str, dict] = {}
+        batch.meta.events.register("provide-client-params.batch.RegisterJobDefinition",
+                                   lambda params, **_: registered.__setitem__(params["jobDefinitionName"], params))
+        bucket = deploy(plan, s3=s3, batch=batch, iam=boto3.client("iam", region_name=REGION))
+        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+        yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3), "registered": registered}
+
+
+def job_definition_of(aws, job):
+    [jd] = aws["batch"].describe_job_definitions(jobDefinitions=[job["jobDefinition"]])["jobDefinitions"]
+    return {**aws["registered"][jd["jobDefinitionName"]], **jd}
+
+
+def test_submit_allreduce_to_trn2_makes_a_multi_node_job_with_the_devices(aws, capsys):
+    code = main(["submit", str(EXAMPLE), "--rack", "trn2-train", "--benchmark", "allreduce", "--run-id", "r1"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out.strip() == "r1" and "multi-node, 2 nodes" in err
+    [summary] = aws["batch"].list_jobs(jobQueue="demo-trn2-train-workers-queue",
+                                       filters=[{"name": "JOB_NAME", "values": ["r1-trn2-train-workers-allreduce"]}]
+                                       )["jobSummaryList"]
+    job = aws["batch"].describe_jobs(jobs=[summary["jobId"]])["jobs"][0]
+    assert job["jobQueue"].endswith("/demo-trn2-train-workers-queue")
+    jd = job_definition_of(aws, job)
+    assert jd["type"] == "multinode" and jd["jobDefinitionName"] == "demo-trn2-train-workers-allreduce"
+    container = jd["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    devices = [d["hostPath"] for d in container["linuxParameters"]["devices"]]
+    assert sorted(d for d in devices if d.startswith("/dev/neuron")) == sorted(f"/dev/neuron{i}" for i in range(16))
+    assert len([d for d in devices if d.startswith("/dev/infiniband/uverbs")]) == 16
+    assert {"name": "memlock", "softLimit": -1, "hardLimit": -1} in container["ulimits"]
+
+
+def test_same_run_id_submits_nothing_new(aws, plan, capsys):
+    submitter, lookup = batch_clients(None, REGION)
+    args = dict(rack="gpu", benchmark="gemm", run_id="r2", store=aws["store"], submitter=submitter, lookup=lookup)
+    [first] = submit(plan, **args)
+    [again] = submit(plan, **args)
+    assert first.created and not again.created and again.job_id == first.job_id
+    jobs = aws["batch"].list_jobs(jobQueue="demo-gpu-h100-queue", filters=[{"name": "JOB_NAME",
+                                                                            "values": [first.job_name]}])
+    assert len(jobs["jobSummaryList"]) == 1
+
+
+def test_a_job_without_its_marker_is_found_not_resubmitted(aws, plan):
+    # the marker write failed after SubmitJob succeeded: the next submit finds the job by name
+    submitter, lookup = batch_clients(None, REGION)
+    args = dict(rack="gpu", benchmark="gemm", run_id="r3", store=aws["store"], submitter=submitter, lookup=lookup)
+    [first] = submit(plan, **args)
+    aws["s3"].delete_object(Bucket=aws["store"].bucket, Key=f"results/r3/_jobs/{first.job_name}.json")
+    [again] = submit(plan, **args)
+    assert again.job_id == first.job_id
+
+
+def test_status_before_any_record(aws, plan):
+    submitter, lookup = batch_clients(None, REGION)
+    submit(plan, rack="graviton", benchmark="cpu", run_id="r4", store=aws["store"], submitter=submitter,
+           lookup=lookup, node_group="head")
+    [state] = run_state("r4", aws["store"], lookup)
+    assert state.record_status is None and state.submission["benchmark"] == "cpu"
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(rack="nope", benchmark="gemm"), "no rack 'nope'"),
+    (dict(rack="gpu", node_group="x", benchmark="gemm"), "no node group 'x'"),
+    (dict(rack="gpu", benchmark="allreduce-nccom"), "runs on trainium"),
+    (dict(rack="graviton", node_group="head", benchmark="fabric"), "at least 2 node"),
+    (dict(rack="gpu", benchmark="allreduce", nodes=3), "out of range"),
+])
+def test_submission_mistakes(aws, plan, kwargs, fragment):
+    submitter, lookup = batch_clients(None, REGION)
+    with pytest.raises(SubmitError, match=fragment):
+        submit(plan, run_id="r5", store=aws["store"], submitter=submitter, lookup=lookup, **kwargs)
+
+
+def test_cli_submission_mistake_is_a_message(aws, capsys):
+    code = main(["submit", str(EXAMPLE), "--rack", "nope", "--benchmark", "gemm"])
+    assert code == 1 and "no rack 'nope'" in capsys.readouterr().err

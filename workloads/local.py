@@ -1,0 +1,176 @@
+"""The embedded default: an AWS on 127.0.0.1 (moto server) and a local executor that plays AWS Batch.
+
+`EmbeddedAWS` starts moto, creates what the rack stacks would (the results bucket, a queue per node group and the
+job definitions from `workloads.jobdefs`, the code the stacks use). `run_local` then runs each submitted job the way
+Batch would, through the same entry point (`python -m workloads.run`), with the environment Batch gives every node
+of a multi-node job: a 2-node all-reduce is 2 local processes that rendezvous on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from rackform.plan import Plan
+
+from .jobdefs import job_definitions
+from .store import ResultStore
+
+ACCOUNT = "123456789012"  # moto's default account
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedAWS:
+    """moto's server on 127.0.0.1, in this process; `env` points boto3 clients (and child processes) at it."""
+
+    def __init__(self, region: str):
+        from moto.server import ThreadedMotoServer
+
+        self.region = region
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+
+    def __enter__(self) -> EmbeddedAWS:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        # Batch in moto would start Docker containers; the local executor runs the jobs instead.
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/config", method="POST",
+                                     data=json.dumps({"batch": {"use_docker": False}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.stop()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region}
+
+    def client(self, service: str, **kwargs: Any):
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region,
+                            aws_access_key_id="embedded", aws_secret_access_key="embedded", **kwargs)
+
+
+def bucket_name(plan: Plan) -> str:
+    return f"{plan.name}-results-embedded"
+
+
+def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any) -> str:
+    """Create the bucket, roles, queues and job definitions of the plan in an embedded AWS; return the bucket."""
+    bucket = bucket_name(plan)
+    region = s3.meta.region_name
+    kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **kwargs)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    role = _role(iam, "rackform-embedded-job", "ecs-tasks.amazonaws.com")
+    service_role = _role(iam, "rackform-embedded-batch", "batch.amazonaws.com")
+    for g in plan.node_groups():
+        # An unmanaged environment: nothing to launch, the local executor is the compute.
+        ce = batch.create_compute_environment(computeEnvironmentName=g.compute_environment, type="UNMANAGED",
+                                              state="ENABLED", serviceRole=service_role)
+        batch.create_job_queue(jobQueueName=g.job_queue, state="ENABLED", priority=1,
+                               computeEnvironmentOrder=[{"order": 1,
+                                                         "computeEnvironment": ce["computeEnvironmentArn"]}])
+        for jd in job_definitions(plan.name, g, image=f"rackform-local:{g.tier}", bucket=bucket,
+                                  job_role_arn=role, fsx_mount=None,
+                                  price_usd_per_hour=g.on_demand_usd_per_hour):
+            batch.register_job_definition(**jd)
+    return bucket
+
+
+def _role(iam: Any, name: str, service: str) -> str:
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
+                                                     "Action": "sts:AssumeRole"}]}
+    return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+def _container_env(jobdef: dict[str, Any]) -> dict[str, str]:
+    if jobdef.get("type") == "multinode":
+        container = jobdef["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    else:
+        container = jobdef["containerProperties"]
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+def node_environment(base: dict[str, str], *, job_id: str, run_id: str, nodes: int, index: int,
+                     work_dir: Path, master_port: int, fabric_port: int) -> dict[str, str]:
+    env = {**base, "RACKFORM_RUN_ID": run_id, "RACKFORM_LOCAL": "1", "AWS_BATCH_JOB_ID": job_id,
+           "AWS_BATCH_JOB_NUM_NODES": str(nodes), "AWS_BATCH_JOB_NODE_INDEX": str(index),
+           "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0", "RACKFORM_MASTER_PORT": str(master_port),
+           "RACKFORM_FABRIC_PORT": str(fabric_port)}
+    if index != 0:  # as Batch does: only the other nodes are told the main node's address
+        env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = "127.0.0.1"
+    # The container's scratch and FSx paths become a directory of this machine.
+    env["RACKFORM_WORK_DIR"] = str(work_dir / f"node-{index}")
+    return env
+
+
+def run_local(aws: EmbeddedAWS, run_id: str, *, log_dir: Path, timeout_s: float = 600,
+              announce: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> list[dict[str, Any]]:
+    """Run every job the run submitted that has no record yet, one at a time, each node a local process."""
+    batch = aws.client("batch")
+    subs = _submissions(aws, run_id)
+    results = []
+    for i, sub in enumerate(subs, 1):
+        jobdef = batch.describe_job_definitions(jobDefinitionName=sub["job_definition"], status="ACTIVE")
+        latest = max(jobdef["jobDefinitions"], key=lambda d: d["revision"])
+        base = {**os.environ, **aws.env, **_container_env(latest)}
+        work = Path(tempfile.mkdtemp(prefix=f"rackform-{sub['benchmark']}-"))
+        master_port, fabric_port = free_port(), free_port()
+        announce(f"[{i}/{len(subs)}] {sub['benchmark']} on {sub['rack']}/{sub['node_group']} "
+                 f"({sub['nodes']} node{'s' * (sub['nodes'] > 1)})")
+        started = time.monotonic()
+        procs = []
+        for index in range(sub["nodes"]):
+            env = node_environment(base, job_id=sub["job_id"], run_id=run_id, nodes=sub["nodes"], index=index,
+                                   work_dir=work, master_port=master_port, fabric_port=fabric_port)
+            log = open(log_dir / f"{sub['job_name']}.node-{index}.log", "w")
+            procs.append((subprocess.Popen([sys.executable, "-m", "workloads.run", sub["benchmark"]], env=env,
+                                           stdout=log, stderr=subprocess.STDOUT, cwd=_repo_root()), log))
+            if index == 0:
+                time.sleep(0.5)  # the main node starts first, as in Batch
+        codes = []
+        for proc, log in procs:
+            try:
+                codes.append(proc.wait(timeout=timeout_s))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+            log.close()
+        announce(f"      exit {max(codes)} in {time.monotonic() - started:.1f} s")
+        results.append({**sub, "exit_codes": codes})
+    return results
+
+
+def _submissions(aws: EmbeddedAWS, run_id: str) -> list[dict[str, Any]]:
+    s3 = aws.client("s3")
+    out = []
+    for bucket in (b["Name"] for b in s3.list_buckets()["Buckets"]):
+        store = ResultStore(bucket, s3)
+        for sub in store.submissions(run_id):
+            out.append({**sub, "bucket": bucket})
+    return out
+
+
+def _repo_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+

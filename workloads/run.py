@@ -1,0 +1,243 @@
+"""The in-job runner, the container entry point: run one benchmark, parse it, write the record and raw log to S3.
+
+    python -m workloads.run BENCHMARK [--run-id ID] [--bucket B] ...
+
+Everything else comes from the environment the job definition and AWS Batch give every node (RACKFORM_* and
+AWS_BATCH_JOB_*); the local executor gives the same variables to local processes. Every node uploads its raw log;
+the main node writes the record. A benchmark that fails still writes a record saying why, and one whose tool is
+not installed writes a skipped record naming the package to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
+from .results import Metric, Parsed, ResultRecord
+from .store import ResultStore, check_run_id, log_key, s3_client
+
+LOG_TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class JobIdentity:
+    run_id: str
+    benchmark: str
+    rack: str
+    node_group: str
+    tier: str
+    instance_type: str
+    job_id: str | None = None
+    price_usd_per_hour: float | None = None  # per node
+
+
+def node_context(env: Mapping[str, str], tier: str) -> NodeContext:
+    num = int(env.get("AWS_BATCH_JOB_NUM_NODES", "1"))
+    index = int(env.get("AWS_BATCH_JOB_NODE_INDEX", "0"))
+    main = int(env.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0"))
+    # Batch sets the main node's address on the other nodes only; the main node listens on its own interfaces.
+    address = env.get("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS") or (
+        "127.0.0.1" if env.get("RACKFORM_LOCAL") == "1" else socket.gethostbyname(socket.gethostname()))
+    return NodeContext(
+        tier=tier, node_index=index - main if index >= main else index + 1, num_nodes=num, main_address=address,
+        gpus=int(env.get("RACKFORM_GPUS", "0")), neuron_devices=int(env.get("RACKFORM_NEURON_DEVICES", "0")),
+        efa=env.get("RACKFORM_EFA") == "1", work_dir=env.get("RACKFORM_WORK_DIR", "/tmp/rackform"),
+        local=env.get("RACKFORM_LOCAL") == "1", master_port=int(env.get("RACKFORM_MASTER_PORT", "29500")),
+        fabric_port=int(env.get("RACKFORM_FABRIC_PORT", "47592")),
+    )
+
+
+def parse_step(step: Step, text: str) -> Parsed:
+    if step.tool == "torch":
+        from .torchbench import parse_torch_result
+
+        return parse_torch_result(text)
+    from .parsers import parse
+
+    return parse(step.tool, text)
+
+
+def run_step(step: Step, timeout_s: float, log: list[str]) -> tuple[int, str]:
+    log.append(f"$ {' '.join(step.argv)}\n")
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=timeout_s,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        code, out = proc.returncode, proc.stdout + (proc.stderr and f"\n[stderr]\n{proc.stderr}")
+    except subprocess.TimeoutExpired as e:
+        code, out = 124, f"{e.stdout or ''}\n[timed out after {timeout_s:.0f} s]\n"
+    except OSError as e:
+        code, out = 127, f"[cannot start {step.argv[0]}: {e}]\n"
+    log.append(out)
+    log.append(f"[exit {code} after {time.monotonic() - started:.1f} s]\n")
+    return code, out
+
+
+def _tail(text: str) -> str:
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return " | ".join(lines[-3:])[:400]
+
+
+def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[str, str | None, list[Metric],
+                                                                               dict[str, str], str]:
+    """Run every step; return (status, reason, metrics, details, raw log)."""
+    log: list[str] = []
+    missing = [(cmd, pkg) for cmd, pkg in benchmark.needs if shutil.which(cmd) is None]
+    if missing:
+        what = ", ".join(f"{cmd} (install {pkg})" for cmd, pkg in missing)
+        return "skipped", f"not installed on this node: {what}", [], {}, f"[skipped: {what}]\n"
+    Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
+    metrics: list[Metric] = []
+    details: dict[str, str] = {}
+    for step in benchmark.steps(ctx):
+        code, out = run_step(step, timeout_s, log)
+        for _ in range(step.retries if code != 0 else 0):
+            time.sleep(1)
+            code, out = run_step(step, timeout_s, log)
+            if code == 0:
+                break
+        if code != 0:
+            return "failed", f"{step.argv[0]} exited {code}: {_tail(out)}", metrics, details, "".join(log)
+        if not ctx.is_main:
+            continue
+        parsed = parse_step(step, out)
+        if not parsed.ok:
+            return "failed", f"{step.tool} output not understood: {parsed.reason}", metrics, details, "".join(log)
+        extra = dict(step.labels)
+        metrics += [m.model_copy(update={"labels": {**m.labels, **extra}}) for m in parsed.metrics]
+        details.update(parsed.details)
+    return "succeeded", None, metrics, details, "".join(log)
+
+
+def _probe(argv: list[str]) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.splitlines()[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _imds(path: str) -> str | None:
+    """Instance metadata through IMDSv2 (the launch template requires tokens, hop limit 2 for containers)."""
+    import urllib.request
+
+    try:
+        req = urllib.request.Request("http://169.254.169.254/latest/api/token", method="PUT",
+                                     headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        token = urllib.request.urlopen(req, timeout=0.5).read().decode()
+        req = urllib.request.Request(f"http://169.254.169.254/latest/meta-data/{path}",
+                                     headers={"X-aws-ec2-metadata-token": token})
+        return urllib.request.urlopen(req, timeout=0.5).read().decode()
+    except OSError:
+        return None
+
+
+def collect_environment(local: bool) -> dict[str, str]:
+    env = {"python": platform.python_version(), "machine": platform.machine(), "kernel": platform.release(),
+           "host_cpus": str(os.cpu_count())}
+    if local:
+        env["executor"] = "local"  # a rehearsal on this machine, not the instance type named in the record
+    probes = {
+        "nvidia_driver": ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+        "neuron_tools": ["neuron-ls", "--version"],
+        "libfabric": ["fi_info", "--version"],
+        "fio": ["fio", "--version"],
+        "sysbench": ["sysbench", "--version"],
+    }
+    for name, argv in probes.items():
+        if (v := _probe(argv)) is not None:
+            env[name] = v
+    efa = Path("/opt/amazon/efa_installed_packages")
+    if efa.exists():
+        env["efa_installer"] = efa.read_text().splitlines()[0][:200] if efa.read_text() else "present"
+    for ofi in ("/opt/amazon/ofi-nccl", "/opt/aws-ofi-nccl"):
+        if Path(ofi).exists():
+            env["aws_ofi_nccl"] = ofi
+    if not local:
+        for key, path in (("instance_id", "instance-id"), ("ami_id", "ami-id"),
+                          ("availability_zone", "placement/availability-zone")):
+            if (v := _imds(path)) is not None:
+                env[key] = v
+    return env
+
+
+def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, timeout_s: float = 3600,
+            echo: bool = True) -> ResultRecord:
+    benchmark = BENCHMARKS[job.benchmark]
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        status, reason, metrics, details, log = execute(benchmark, ctx, timeout_s)
+    except Exception as e:  # a bug or a broken node must still leave a record behind
+        status, reason, metrics, details, log = "failed", f"runner error: {type(e).__name__}: {e}", [], {}, ""
+    ended = dt.datetime.now(dt.timezone.utc)
+    if echo:
+        sys.stdout.write(log)
+    key = log_key(job.run_id, job.rack, job.node_group, job.benchmark, ctx.node_index)
+    environment = {**collect_environment(ctx.local), **{f"tool_{k}": v for k, v in details.items()}}
+    price = job.price_usd_per_hour * ctx.num_nodes if job.price_usd_per_hour is not None else None
+    tool = ",".join(sorted({s.tool for s in benchmark.steps(ctx)}))
+    record = ResultRecord(
+        run_id=job.run_id, benchmark=job.benchmark, tool=tool, rack=job.rack, node_group=job.node_group,
+        tier=job.tier, instance_type=job.instance_type, node_count=ctx.num_nodes, status=status, reason=reason,
+        metrics=tuple(metrics), started_at=started, ended_at=ended, environment=environment,
+        price_usd_per_hour=price, raw_log_key=key, job_id=job.job_id)
+    if store is not None:
+        store.put_log(key, log)
+        if ctx.is_main:
+            store.put_record(record)
+    return record
+
+
+def _env_float(env: Mapping[str, str], name: str) -> float | None:
+    value = env.get(name)
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    p = argparse.ArgumentParser(prog="python -m workloads.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("benchmark", choices=sorted(BENCHMARKS))
+    p.add_argument("--run-id", default=env.get("RACKFORM_RUN_ID"))
+    p.add_argument("--bucket", default=env.get("RACKFORM_BUCKET"), help="results bucket (omit: print only)")
+    p.add_argument("--rack", default=env.get("RACKFORM_RACK", "local"))
+    p.add_argument("--node-group", default=env.get("RACKFORM_NODE_GROUP", "local"))
+    p.add_argument("--tier", default=env.get("RACKFORM_TIER", "cpu"))
+    p.add_argument("--instance-type", default=env.get("RACKFORM_INSTANCE_TYPE", "local"))
+    p.add_argument("--endpoint-url", default=env.get("AWS_ENDPOINT_URL"))
+    p.add_argument("--timeout", type=float, default=float(env.get("RACKFORM_TIMEOUT_S", "3600")))
+    args = p.parse_args(argv)
+    if not args.run_id:
+        p.error("no run id: pass --run-id or set RACKFORM_RUN_ID (rackform submit sets it)")
+    try:
+        check_run_id(args.run_id)
+    except ValueError as e:
+        p.error(str(e))
+    job = JobIdentity(run_id=args.run_id, benchmark=args.benchmark, rack=args.rack, node_group=args.node_group,
+                      tier=args.tier, instance_type=args.instance_type, job_id=env.get("AWS_BATCH_JOB_ID"),
+                      price_usd_per_hour=_env_float(env, "RACKFORM_PRICE_USD_PER_HOUR"))
+    store = ResultStore(args.bucket, s3_client(args.endpoint_url)) if args.bucket else None
+    record = run_job(job, node_context(env, args.tier), store, timeout_s=args.timeout)
+    summary = f"{record.benchmark}: {record.status}" + (f" ({record.reason})" if record.reason else "")
+    print(f"[rackform] {summary}; {len(record.metrics)} metrics", file=sys.stderr)
+    return 1 if record.status == "failed" else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""Submitting benchmark jobs to a rack's Batch queues, and following a run.
+
+Queue and job definition names come from rackform.naming, the code that names them in the stacks. Submitting the
+same run id again finds the job it created the first time instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rackform import naming
+from rackform.plan import NodeGroupPlan, Plan
+
+from .benchmarks import BENCHMARKS, benchmarks_for, default_nodes
+from .store import ResultStore, check_run_id, submission_key
+
+# SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the
+# call itself is never retried by botocore; `submit_once` retries by hand and looks for its job before each try.
+NO_RETRY = Config(retries={"mode": "standard", "max_attempts": 1})
+LOOKUP_RETRY = Config(retries={"mode": "standard", "max_attempts": 8})
+TERMINAL = ("SUCCEEDED", "FAILED")
+
+
+class SubmitError(Exception):
+    """A submission the user must fix: unknown rack, node group or benchmark, or a benchmark the group can't run."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_name: str
+    job_id: str
+    queue: str
+    job_definition: str
+    rack: str
+    node_group: str
+    benchmark: str
+    nodes: int
+    created: bool  # False when the run id had already submitted this job
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def job_name(run_id: str, rack: str, group: str, benchmark: str) -> str:
+    return f"{check_run_id(run_id)}-{rack}-{group}-{benchmark}"
+
+
+def batch_clients(endpoint_url: str | None, region: str | None):
+    return (boto3.client("batch", endpoint_url=endpoint_url, region_name=region, config=NO_RETRY),
+            boto3.client("batch", endpoint_url=endpoint_url, region_name=region, config=LOOKUP_RETRY))
+
+
+def find_job(lookup: Any, queue: str, name: str) -> str | None:
+    pages = lookup.get_paginator("list_jobs").paginate(jobQueue=queue, filters=[{"name": "JOB_NAME",
+                                                                                  "values": [name]}])
+    for page in pages:
+        for job in page.get("jobSummaryList", []):
+            if job["jobName"] == name:
+                return job["jobId"]
+    return None
+
+
+def _retryable(e: Exception) -> bool:
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or status == 429 or err.get("Code") in (
+            "TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded")
+    return isinstance(e, (BotoCoreError, ConnectionError, TimeoutError))
+
+
+def submit_once(submitter: Any, lookup: Any, request: dict[str, Any], *, attempts: int = 6,
+                backoff_s: float = 0.2) -> str:
+    for attempt in range(attempts):
+        try:
+            return submitter.submit_job(**request)["jobId"]
+        except Exception as e:  # after a reset or 5xx the job may exist now: look before trying again
+            if not _retryable(e) or attempt == attempts - 1:
+                raise
+        time.sleep(backoff_s * 2 ** attempt)
+        if (found := find_job(lookup, request["jobQueue"], request["jobName"])) is not None:
+            return found
+    raise AssertionError("unreachable")
+
+
+def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> list[NodeGroupPlan]:
+    if benchmark not in BENCHMARKS:
+        raise SubmitError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    r = plan.rack(rack)
+    if r is None:
+        raise SubmitError(f"no rack {rack!r} in spec {plan.name}; racks: {', '.join(x.name for x in plan.racks)}")
+    groups = [g for g in r.node_groups if node_group in (None, g.name)]
+    if not groups:
+        raise SubmitError(f"no node group {node_group!r} in rack {rack!r}; node groups: "
+                          f"{', '.join(g.name for g in r.node_groups)}")
+    fitting = [g for g in groups if BENCHMARKS[benchmark] in benchmarks_for(g.tier, g.count)]
+    if not fitting:
+        b = BENCHMARKS[benchmark]
+        raise SubmitError(f"benchmark {benchmark!r} runs on {', '.join(b.tiers)} with at least {b.min_nodes} "
+                          f"node(s); rack {rack!r} has no such node group")
+    return fitting
+
+
+def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultStore, submitter: Any,
+           lookup: Any, node_group: str | None = None, nodes: int | None = None) -> list[Submission]:
+    out = []
+    for g in targets(plan, rack, node_group, benchmark):
+        b = BENCHMARKS[benchmark]
+        n = default_nodes(b, g.count) if nodes is None else nodes
+        if not b.min_nodes <= n <= min(b.max_nodes, g.count):
+            raise SubmitError(f"--nodes {n} is out of range for {benchmark} on {g.rack}/{g.name}: between "
+                              f"{b.min_nodes} and {min(b.max_nodes, g.count)} (the group has {g.count} nodes)")
+        name = job_name(run_id, g.rack, g.name, benchmark)
+        marker = submission_key(run_id, name)
+        if store.exists(marker):
+            prior = store.get_json(marker)
+            out.append(Submission(**{**prior, "created": False}))
+            continue
+        jobdef = naming.job_definition(plan.name, g.rack, g.name, benchmark)
+        env = [{"name": "RACKFORM_RUN_ID", "value": run_id}]
+        request: dict[str, Any] = {"jobName": name, "jobQueue": g.job_queue, "jobDefinition": jobdef,
+                                   "tags": {"rackform:run": run_id}, "propagateTags": True}
+        if b.multi_node and g.count >= 2:
+            request["nodeOverrides"] = {"numNodes": n, "nodePropertyOverrides": [
+                {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
+        else:
+            request["containerOverrides"] = {"environment": env}
+        job_id = find_job(lookup, g.job_queue, name)
+        created = job_id is None
+        if job_id is None:
+            job_id = submit_once(submitter, lookup, request)
+        sub = Submission(job_name=name, job_id=job_id, queue=g.job_queue, job_definition=jobdef, rack=g.rack,
+                         node_group=g.name, benchmark=benchmark, nodes=n, created=created)
+        body = {k: v for k, v in sub.__dict__.items() if k != "created"}
+        store.put_once(marker, _json(body), "application/json")
+        out.append(sub)
+    return out
+
+
+def _json(data: Any) -> bytes:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class JobState:
+    submission: dict[str, Any]
+    batch_status: str | None
+    batch_reason: str | None
+    record_status: str | None  # succeeded / failed / skipped once the runner's record has landed
+
+    @property
+    def done(self) -> bool:
+        # The record is the truth; a job that died before the runner could write one is done when Batch says so.
+        return self.record_status is not None or self.batch_status == "FAILED"
+
+
+def run_state(run_id: str, store: ResultStore, lookup: Any | None) -> list[JobState]:
+    subs = store.submissions(run_id)
+    records = {(r.rack, r.node_group, r.benchmark): r for r in store.records(run_id)}
+    batch: dict[str, dict[str, Any]] = {}
+    if lookup is not None and subs:
+        ids = [s["job_id"] for s in subs]
+        for i in range(0, len(ids), 100):
+            for job in lookup.describe_jobs(jobs=ids[i:i + 100]).get("jobs", []):
+                batch[job["jobId"]] = job
+    states = []
+    for s in subs:
+        rec = records.get((s["rack"], s["node_group"], s["benchmark"]))
+        job = batch.get(s["job_id"], {})
+        states.append(JobState(s, job.get("status"), job.get("statusReason"), rec.status if rec else None))
+    return states
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // total if total else width
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done"
+
+
+def wait(run_id: str, store: ResultStore, lookup: Any | None, *, poll_s: float = 5, timeout_s: float = 6 * 3600,
+         stream=sys.stderr) -> list[JobState]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = run_state(run_id, store, lookup)
+        done = sum(s.done for s in states)
+        stream.write(f"\r{progress_bar(done, len(states))}")
+        stream.flush()
+        if (states and done == len(states)) or time.monotonic() > deadline:
+            stream.write("\n")
+            return states
+        time.sleep(poll_s)
