@@ -345,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     from workloads.parsers import TOOLS
 
     from .cost import register as register_cost
+    from .preflight import register as register_preflight
 
     register_cost(sub)
+    register_preflight(sub)
 
     p = sub.add_parser("parse", help="parse a benchmark tool's raw output into metrics (JSON)")
     p.add_argument("--tool", required=True, choices=TOOLS)

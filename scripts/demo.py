@@ -67,8 +67,8 @@ def main() -> int:
     plan = checked_plan(args.spec)
     with EmbeddedAWS(plan.region) as aws:
         step(f"embedded AWS at {aws.endpoint_url}: bucket, {len(plan.node_groups())} job queues, job definitions")
-        bucket = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
-        env = {**os.environ, **aws.env, "RACKFORM_BUCKET": bucket}
+        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
+        env = {**os.environ, **aws.env, "RACKFORM_BUCKET": deployment.bucket}
         run_id = new_run_id()
 
         step(f"rackform submit ... --run-id {run_id} ({len(SUITE)} jobs)")
@@ -79,7 +79,7 @@ def main() -> int:
         step("local executor: each job's nodes run here as `python -m workloads.run`")
         logs = ROOT / args.logs
         logs.mkdir(parents=True, exist_ok=True)
-        run_local(aws, run_id, log_dir=logs)
+        run_local(aws, deployment, run_id, log_dir=logs)
 
         step(f"rackform status {run_id} --wait")
         rackform("status", run_id, "--wait", env=env, check=False)

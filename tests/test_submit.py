@@ -34,7 +34,7 @@ def aws(plan, monkeypatch):
         registered: dict[str, dict] = {}
         batch.meta.events.register("provide-client-params.batch.RegisterJobDefinition",
                                    lambda params, **_: registered.__setitem__(params["jobDefinitionName"], params))
-        bucket = deploy(plan, s3=s3, batch=batch, iam=boto3.client("iam", region_name=REGION))
+        bucket = deploy(plan, s3=s3, batch=batch, iam=boto3.client("iam", region_name=REGION)).bucket
         monkeypatch.setenv("RACKFORM_BUCKET", bucket)
         yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3), "registered": registered}
 

@@ -64,7 +64,8 @@ class Benchmark:
 def _torch(bench: str, ctx: NodeContext, *extra: str) -> tuple[str, ...]:
     # torch.distributed.run spawns one process per local device and rendezvouses on the main node: the same
     # command on every node of a Batch multi-node job, and as N local processes in the local executor.
-    per_node = max(ctx.gpus, ctx.neuron_devices, 1) if bench == "allreduce" else 1
+    # One rank per accelerator on a real node; one per "node" locally, where every node shares this machine's CPUs.
+    per_node = max(ctx.gpus, ctx.neuron_devices, 1) if bench == "allreduce" and not ctx.local else 1
     device = "cpu" if ctx.local else TORCH_DEVICE[ctx.tier]
     return (sys.executable, "-m", "torch.distributed.run", f"--nnodes={ctx.num_nodes}",
             f"--node-rank={ctx.node_index}", f"--nproc-per-node={per_node}", f"--master-addr={ctx.main_address}",

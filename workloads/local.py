@@ -9,6 +9,7 @@ of a multi-node job: a 2-node all-reduce is 2 local processes that rendezvous on
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ class EmbeddedAWS:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 
     def __enter__(self) -> EmbeddedAWS:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns the demo's output
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
@@ -74,8 +77,16 @@ def bucket_name(plan: Plan) -> str:
     return f"{plan.name}-results-embedded"
 
 
-def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any) -> str:
-    """Create the bucket, roles, queues and job definitions of the plan in an embedded AWS; return the bucket."""
+@dataclass(frozen=True)
+class Deployment:
+    bucket: str
+    # What was registered, by name: moto keeps a multi-node definition's nodeProperties but never returns them,
+    # so the local executor reads the definitions from here rather than from DescribeJobDefinitions.
+    job_definitions: dict[str, dict[str, Any]]
+
+
+def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any) -> Deployment:
+    """Create the bucket, roles, queues and job definitions of the plan in an embedded AWS."""
     bucket = bucket_name(plan)
     region = s3.meta.region_name
     kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
@@ -83,6 +94,7 @@ def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any) -> str:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     role = _role(iam, "rackform-embedded-job", "ecs-tasks.amazonaws.com")
     service_role = _role(iam, "rackform-embedded-batch", "batch.amazonaws.com")
+    registered: dict[str, dict[str, Any]] = {}
     for g in plan.node_groups():
         # An unmanaged environment: nothing to launch, the local executor is the compute.
         ce = batch.create_compute_environment(computeEnvironmentName=g.compute_environment, type="UNMANAGED",
@@ -94,7 +106,8 @@ def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any) -> str:
                                   job_role_arn=role, fsx_mount=None,
                                   price_usd_per_hour=g.on_demand_usd_per_hour):
             batch.register_job_definition(**jd)
-    return bucket
+            registered[jd["jobDefinitionName"]] = jd
+    return Deployment(bucket=bucket, job_definitions=registered)
 
 
 def _role(iam: Any, name: str, service: str) -> str:
@@ -119,21 +132,21 @@ def node_environment(base: dict[str, str], *, job_id: str, run_id: str, nodes: i
            "RACKFORM_FABRIC_PORT": str(fabric_port)}
     if index != 0:  # as Batch does: only the other nodes are told the main node's address
         env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = "127.0.0.1"
+    # This machine has no EFA: libfabric told to use only `efa` would find no provider at all.
+    for name in ("FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA"):
+        env.pop(name, None)
     # The container's scratch and FSx paths become a directory of this machine.
     env["RACKFORM_WORK_DIR"] = str(work_dir / f"node-{index}")
     return env
 
 
-def run_local(aws: EmbeddedAWS, run_id: str, *, log_dir: Path, timeout_s: float = 600,
+def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir: Path, timeout_s: float = 600,
               announce: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> list[dict[str, Any]]:
     """Run every job the run submitted that has no record yet, one at a time, each node a local process."""
-    batch = aws.client("batch")
-    subs = _submissions(aws, run_id)
+    subs = ResultStore(deployment.bucket, aws.client("s3")).submissions(run_id)
     results = []
     for i, sub in enumerate(subs, 1):
-        jobdef = batch.describe_job_definitions(jobDefinitionName=sub["job_definition"], status="ACTIVE")
-        latest = max(jobdef["jobDefinitions"], key=lambda d: d["revision"])
-        base = {**os.environ, **aws.env, **_container_env(latest)}
+        base = {**os.environ, **aws.env, **_container_env(deployment.job_definitions[sub["job_definition"]])}
         work = Path(tempfile.mkdtemp(prefix=f"rackform-{sub['benchmark']}-"))
         master_port, fabric_port = free_port(), free_port()
         announce(f"[{i}/{len(subs)}] {sub['benchmark']} on {sub['rack']}/{sub['node_group']} "
@@ -159,16 +172,6 @@ def run_local(aws: EmbeddedAWS, run_id: str, *, log_dir: Path, timeout_s: float 
         announce(f"      exit {max(codes)} in {time.monotonic() - started:.1f} s")
         results.append({**sub, "exit_codes": codes})
     return results
-
-
-def _submissions(aws: EmbeddedAWS, run_id: str) -> list[dict[str, Any]]:
-    s3 = aws.client("s3")
-    out = []
-    for bucket in (b["Name"] for b in s3.list_buckets()["Buckets"]):
-        store = ResultStore(bucket, s3)
-        for sub in store.submissions(run_id):
-            out.append({**sub, "bucket": bucket})
-    return out
 
 
 def _repo_root() -> str:

@@ -20,8 +20,7 @@ HEADLINES: dict[str, list[tuple[str, dict[str, str], str]]] = {
 
 
 def find(record: ResultRecord, name: str, labels: dict[str, str]) -> Metric | None:
-    found = [m for m in record.metrics if m.name == name and m.size_bytes is None
-             and all(m.labels.get(k) == v for k, v in labels.items())]
+    found = [m for m in record.metrics if m.name == name and all(m.labels.get(k) == v for k, v in labels.items())]
     return found[0] if found else None
 
 

@@ -1,0 +1,452 @@
+"""`rackform preflight`: can this account hold the cluster? Asked of the AWS APIs before `cdk deploy`.
+
+A deploy that fails on a quota, a reservation in the wrong AZ or a full Batch Region fails late (after the VPC and
+file system exist) and names the cause badly. Preflight reads the account once and says what blocks the deploy.
+
+Two layers: `fetch_*` functions make the boto3 calls and turn API failures into `ApiError` values; `check_*`
+functions are pure (plan + fetched data + the time -> `Check`s), so every rule is tested with plain data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
+from .plan import NodeGroupPlan, Plan
+
+Status = Literal["ok", "blocker", "warning", "unknown"]
+ClientFactory = Callable[[str], Any]  # service name -> boto3 client for the plan's Region
+T = TypeVar("T")
+
+# AWS Batch per-Region limits as ../shared/reference/aws-facts.md gives them. Fixed figures:
+# no Service Quotas code is read for them.
+BATCH_COMPUTE_ENVIRONMENTS_PER_REGION = 50
+BATCH_JOB_QUEUES_PER_REGION = 50
+# CloudFormation's default stacks per account and Region, used only when DescribeAccountLimits omits StackLimit.
+DEFAULT_STACK_LIMIT = 2000
+# A reservation that ends this soon still deploys, but leaves little time for a run: warn, do not block.
+END_WARNING = dt.timedelta(hours=24)
+# EC2 terminates Capacity Block instances this long before the block ends.
+CAPACITY_BLOCK_TERMINATION_LEAD = dt.timedelta(minutes=30)
+USABLE_RESERVATION_STATES = ("active", "scheduled")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    found: str
+    needed: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class ApiError:
+    """A call that failed (no permission, throttled, unreachable): its check becomes `unknown`, never a crash."""
+
+    action: str  # the IAM action that was refused or failed, e.g. servicequotas:GetServiceQuota
+    message: str
+    denied: bool = False  # refused for want of permission, rather than failed
+
+    def as_check(self, name: str, needed: str) -> Check:
+        fix = (f"grant {self.action} to the caller and run preflight again" if self.denied else
+               f"run preflight again once the call works (it needs {self.action}): check the network, endpoint "
+               f"and Region")
+        return Check(name, "unknown", f"cannot read: {self.message}", needed, fix + "; or check by hand in the console")
+
+
+@dataclass(frozen=True)
+class QuotaValue:
+    vcpus: float
+    default: bool  # the account has no applied value; AWS's default was read instead
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """Everything preflight reads from the account, so the checks need no AWS."""
+
+    quotas: Mapping[str, QuotaValue | ApiError | None]  # quota code -> value; None: Service Quotas lacks the code
+    # reservation id -> its DescribeCapacityReservations entry; None: not found
+    reservations: Mapping[str, dict[str, Any] | ApiError | None]
+    offerings: Mapping[str, tuple[str, ...]] | ApiError  # instance type -> AZs of the Region offering it
+    compute_environments: tuple[str, ...] | ApiError
+    job_queues: tuple[str, ...] | ApiError
+    stack_limit: int | None | ApiError  # None: DescribeAccountLimits did not list StackLimit
+    stacks: tuple[str, ...] | ApiError  # names of stacks not deleted
+
+
+# --- checks (pure) ---------------------------------------------------------------------------------------------
+
+def _groups_text(groups: list[NodeGroupPlan]) -> str:
+    return ", ".join(f"{g.rack}/{g.name} {g.count} x {g.instance_type}" for g in groups)
+
+
+def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None]) -> list[Check]:
+    by_code: dict[tuple[str | None, str], list[NodeGroupPlan]] = {}
+    for g in plan.node_groups():
+        by_code.setdefault((g.quota.code, g.quota.name), []).append(g)
+    checks = []
+    for (code, quota_name), groups in by_code.items():
+        need = sum(g.quota.vcpus for g in groups)
+        name = f"vCPU quota {code or '?'} ({quota_name})"
+        needed = f"{need:,} vCPUs: {_groups_text(groups)}"
+        if any(g.capacity.type == "capacity-block" for g in groups):
+            # Counted to be safe: ODCRs count against the On-Demand quota (CreateCapacityReservation docs); for
+            # Capacity Blocks AWS does not say.
+            needed += " (capacity blocks counted too; unconfirmed that they use it)"
+        if code is None:
+            checks.append(Check(name, "unknown", "rackform does not know this quota's Service Quotas code", needed,
+                                f"look up '{quota_name}' in the Service Quotas console for {plan.region} and "
+                                f"make sure it holds {need:,} vCPUs"))
+            continue
+        value = quotas[code]
+        if isinstance(value, ApiError):
+            checks.append(value.as_check(name, needed))
+        elif value is None:
+            checks.append(Check(name, "unknown", f"Service Quotas has no quota {code} for ec2 in {plan.region}",
+                                needed, f"find '{quota_name}' in the Service Quotas console and check it holds "
+                                f"{need:,} vCPUs"))
+        else:
+            # Instances already running in the Region use the same quota; Service Quotas does not report usage.
+            found = f"{value.vcpus:,.0f} vCPUs, shared with running instances" + (
+                " (AWS default; no applied value)" if value.default else "")
+            if value.vcpus >= need:
+                checks.append(Check(name, "ok", found, needed))
+            else:
+                checks.append(Check(name, "blocker", found, needed,
+                                    f"request an increase to {need} vCPUs: aws service-quotas "
+                                    f"request-service-quota-increase --service-code ec2 --quota-code {code} "
+                                    f"--desired-value {need} --region {plan.region}"))
+    return checks
+
+
+def _when(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dict[str, Any] | ApiError | None,
+                       now: dt.datetime) -> list[Check]:
+    name = f"capacity {rid}"
+    kind = groups[0].capacity.type
+    count = sum(g.count for g in groups)
+    needed = f"{kind} for {count} x {groups[0].instance_type} in {plan.availability_zone} ({_groups_text(groups)})"
+    if isinstance(r, ApiError):
+        return [r.as_check(name, needed)]
+    if r is None:
+        return [Check(name, "blocker", f"not found in {plan.region}", needed,
+                      f"check the id and the spec's region (reservations belong to one Region and account): "
+                      f"aws ec2 describe-capacity-reservations --region {plan.region}")]
+    actual_kind = "capacity-block" if r.get("ReservationType") == "capacity-block" else "reservation"
+    state = r["State"]
+    out: list[Check] = []
+
+    def blocker(found: str, fix: str) -> None:
+        out.append(Check(name, "blocker", found, needed, fix))
+
+    if wrong_kind := [g for g in groups if g.capacity.type != actual_kind]:
+        blocker(f"is {'a Capacity Block' if actual_kind == 'capacity-block' else 'an On-Demand Capacity Reservation'}",
+                f"set capacity.type: {actual_kind} on {', '.join(f'{g.rack}/{g.name}' for g in wrong_kind)} (the "
+                f"launch template differs: Capacity Blocks need market type capacity-block)")
+    if state not in USABLE_RESERVATION_STATES:
+        blocker(f"state {state}", "use an active or scheduled reservation; instances cannot launch into a "
+                f"{state} one")
+    for g in groups:
+        if g.instance_type != r["InstanceType"]:
+            blocker(f"reserves {r['InstanceType']}, not {g.instance_type}",
+                    f"set instance_type: {r['InstanceType']} on {g.rack}/{g.name}, or use a reservation for "
+                    f"{g.instance_type}")
+    if r["AvailabilityZone"] != plan.availability_zone:
+        blocker(f"is in {r['AvailabilityZone']}, the spec's availability_zone is {plan.availability_zone}",
+                f"set availability_zone: {r['AvailabilityZone']} (every rack shares the AZ), or use a "
+                f"reservation in {plan.availability_zone}")
+    # An active ODCR may already hold other instances; a Capacity Block or a scheduled ODCR holds none yet.
+    use_available = state == "active" and actual_kind == "reservation"
+    have = r["AvailableInstanceCount"] if use_available else r["TotalInstanceCount"]
+    if have < count:
+        more = ("aws ec2 modify-capacity-reservation --capacity-reservation-id "
+                f"{rid} --instance-count {r['TotalInstanceCount'] + count - have}"
+                if actual_kind == "reservation" else "buy a Capacity Block with enough instances")
+        blocker(f"{have} instances available (running ones, this cluster's included, not counted)" if use_available
+                else f"{have} instances reserved",
+                f"lower count to {have} or add capacity: {more}")
+    end = r.get("EndDate")
+    if state in USABLE_RESERVATION_STATES and end is not None:
+        if end <= now:
+            blocker(f"ended {_when(end)}", "use a reservation that has not ended")
+        elif end - now < END_WARNING:
+            lead = (f"; instances are terminated at {_when(end - CAPACITY_BLOCK_TERMINATION_LEAD)}"
+                    if actual_kind == "capacity-block" else "")
+            out.append(Check(name, "warning", f"ends {_when(end)}{lead}", needed,
+                             "extend the reservation or expect the nodes to stop within a day"))
+    if not out:
+        start = r.get("StartDate")
+        starts = f", starts {_when(start)}" if state == "scheduled" and start else ""
+        ends = f", ends {_when(end)}" if end else ", no end date"
+        out.append(Check(name, "ok", f"{actual_kind} {state}, {have} x {r['InstanceType']} in "
+                         f"{r['AvailabilityZone']}{starts}{ends}", needed))
+    return out
+
+
+def check_reservations(plan: Plan, reservations: Mapping[str, dict[str, Any] | ApiError | None],
+                       now: dt.datetime) -> list[Check]:
+    by_id: dict[str, list[NodeGroupPlan]] = {}
+    for g in plan.node_groups():
+        if g.capacity.reservation_id:
+            by_id.setdefault(g.capacity.reservation_id, []).append(g)
+    return [c for rid, groups in by_id.items() for c in _check_reservation(plan, rid, groups, reservations[rid], now)]
+
+
+def check_offerings(plan: Plan, offerings: Mapping[str, tuple[str, ...]] | ApiError) -> list[Check]:
+    az = plan.availability_zone
+    checks = []
+    for itype in dict.fromkeys(g.instance_type for g in plan.node_groups()):
+        name = f"offering {itype}"
+        needed = f"offered in {az}"
+        if isinstance(offerings, ApiError):
+            checks.append(offerings.as_check(name, needed))
+            continue
+        zones = offerings.get(itype, ())
+        if az in zones:
+            checks.append(Check(name, "ok", f"offered in {', '.join(zones)}", needed))
+        elif zones:
+            checks.append(Check(name, "blocker", f"not offered in {az}; offered in {', '.join(zones)}", needed,
+                                f"set availability_zone to one of {', '.join(zones)} (every rack shares the AZ), "
+                                f"or pick another instance type"))
+        else:
+            checks.append(Check(name, "blocker", f"not offered anywhere in {plan.region}", needed,
+                                "pick another Region (`rackform validate` names the Regions offering it) or type"))
+    return checks
+
+
+def _count_check(name: str, region: str, existing: tuple[str, ...] | ApiError, ours: list[str], limit: int,
+                 what: str, fix: str) -> Check:
+    new = len(set(ours))
+    if isinstance(existing, ApiError):
+        return existing.as_check(name, f"{new} new")
+    others = len(set(existing) - set(ours))  # ours already there are replaced in place on a redeploy
+    total = others + new
+    found = f"{len(existing)} {what} in {region} ({len(existing) - others} of them this cluster's); limit {limit}"
+    needed = f"{others} + {new} of this cluster = {total}"
+    return Check(name, "ok" if total <= limit else "blocker", found, needed, "" if total <= limit else fix)
+
+
+def check_batch(plan: Plan, compute_environments: tuple[str, ...] | ApiError,
+                job_queues: tuple[str, ...] | ApiError) -> list[Check]:
+    groups, region = plan.node_groups(), plan.region
+    source = f"AWS Batch's documented per-Region figure, not read from Service Quotas; region {region}"
+    return [
+        _count_check("Batch compute environments", region, compute_environments,
+                     [g.compute_environment for g in groups], BATCH_COMPUTE_ENVIRONMENTS_PER_REGION,
+                     "compute environments",
+                     f"delete unused compute environments (aws batch update-compute-environment --state DISABLED, "
+                     f"then delete-compute-environment) or deploy to another Region ({source})"),
+        _count_check("Batch job queues", region, job_queues, [g.job_queue for g in groups],
+                     BATCH_JOB_QUEUES_PER_REGION, "job queues",
+                     f"delete unused job queues (aws batch update-job-queue --state DISABLED, then delete-job-queue) "
+                     f"or deploy to another Region ({source})"),
+    ]
+
+
+def check_stacks(plan: Plan, stack_limit: int | None | ApiError, stacks: tuple[str, ...] | ApiError) -> list[Check]:
+    name = "CloudFormation stacks"
+    ours = [plan.network.stack_name, plan.storage.stack_name] + [r.stack_name for r in plan.racks]
+    if isinstance(stacks, ApiError):
+        return [stacks.as_check(name, f"{len(ours)} stacks")]
+    new = [s for s in ours if s not in set(stacks)]
+    total = len(stacks) + len(new)
+    needed = f"{len(stacks)} existing + {len(new)} new = {total}"
+    if isinstance(stack_limit, ApiError):
+        return [stack_limit.as_check(name, f"{needed} (AWS's default limit is {DEFAULT_STACK_LIMIT:,})")]
+    limit = DEFAULT_STACK_LIMIT if stack_limit is None else stack_limit
+    found = f"limit {limit:,}" + (" (AWS default; StackLimit not reported)" if stack_limit is None else "")
+    if total <= limit:
+        return [Check(name, "ok", found, needed)]
+    return [Check(name, "blocker", found, needed,
+                  f"delete unused stacks in {plan.region} or request a higher 'Stack count' quota in Service Quotas "
+                  f"(service cloudformation)")]
+
+
+def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]:
+    return (check_quotas(plan, state.quotas) + check_reservations(plan, state.reservations, now)
+            + check_offerings(plan, state.offerings) + check_batch(plan, state.compute_environments, state.job_queues)
+            + check_stacks(plan, state.stack_limit, state.stacks))
+
+
+# --- fetch (boto3) ---------------------------------------------------------------------------------------------
+
+# Whatever botocore raises when a call fails. ResponseParserError (an endpoint answering with an HTML error page,
+# as a moto server does for APIs it lacks) derives from neither of the others.
+CALL_FAILED = (ClientError, BotoCoreError, ResponseParserError)
+
+
+def _error_code(e: Exception) -> str:
+    return e.response.get("Error", {}).get("Code", "") if isinstance(e, ClientError) else ""
+
+
+def _api_error(action: str, e: Exception) -> ApiError:
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        code = str(err.get("Code", "error"))
+        message = f"{code}: {err.get('Message', '')}".rstrip(": ")
+        denied = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403 or any(
+            word in code for word in ("AccessDenied", "Unauthorized", "NotAuthorized"))
+    else:
+        message, denied = f"{type(e).__name__}: {e}", False
+    # Whitespace collapsed and cut short: an endpoint's error can be a whole HTML page.
+    return ApiError(action, " ".join(message.split())[:200], denied)
+
+
+def _guarded(action: str, call: Callable[[], T]) -> T | ApiError:
+    try:
+        return call()
+    except CALL_FAILED as e:
+        return _api_error(action, e)
+
+
+def fetch_quota(service_quotas: Any, code: str) -> QuotaValue | ApiError | None:
+    try:
+        return QuotaValue(service_quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"],
+                          default=False)
+    except CALL_FAILED as e:
+        # No applied value (the account never asked for a change): AWS's default is the quota in force.
+        if _error_code(e) != "NoSuchResourceException":
+            return _api_error("servicequotas:GetServiceQuota", e)
+    try:
+        quota = service_quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]
+        return QuotaValue(quota["Value"], default=True)
+    except CALL_FAILED as e:
+        if _error_code(e) == "NoSuchResourceException":
+            return None
+        return _api_error("servicequotas:GetAWSDefaultServiceQuota", e)
+
+
+def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
+    # One id per call: EC2 fails the whole call when any id in the list is unknown.
+    try:
+        found = ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"]
+    except CALL_FAILED as e:
+        if _error_code(e) in ("InvalidCapacityReservationId.NotFound", "InvalidCapacityReservationId.Malformed"):
+            return None
+        return _api_error("ec2:DescribeCapacityReservations", e)
+    return found[0] if found else None
+
+
+def _paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    return [item for page in client.get_paginator(op).paginate(**kwargs) for item in page[key]]
+
+
+def fetch_offerings(ec2: Any, instance_types: list[str]) -> dict[str, tuple[str, ...]]:
+    zones: dict[str, list[str]] = {}
+    for o in _paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+                       LocationType="availability-zone",
+                       Filters=[{"Name": "instance-type", "Values": instance_types}]):
+        zones.setdefault(o["InstanceType"], []).append(o["Location"])
+    return {t: tuple(sorted(z)) for t, z in zones.items()}
+
+
+def fetch_stack_limit(cloudformation: Any) -> int | None:
+    limits = cloudformation.describe_account_limits()["AccountLimits"]
+    return next((int(x["Value"]) for x in limits if x["Name"] == "StackLimit"), None)
+
+
+def fetch_stacks(cloudformation: Any) -> tuple[str, ...]:
+    # Every status but DELETE_COMPLETE counts against the limit; take them from the API model so new ones are in.
+    statuses = [s for s in cloudformation.meta.service_model.shape_for("StackStatus").enum if s != "DELETE_COMPLETE"]
+    return tuple(s["StackName"] for s in _paginate(cloudformation, "list_stacks", "StackSummaries",
+                                                   StackStatusFilter=statuses))
+
+
+def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
+    groups = plan.node_groups()
+    service_quotas, ec2 = client_for("service-quotas"), client_for("ec2")
+    batch, cloudformation = client_for("batch"), client_for("cloudformation")
+    codes = sorted({g.quota.code for g in groups if g.quota.code})
+    ids = sorted({g.capacity.reservation_id for g in groups if g.capacity.reservation_id})
+    types = sorted({g.instance_type for g in groups})
+    return AccountState(
+        quotas={c: fetch_quota(service_quotas, c) for c in codes},
+        reservations={i: fetch_reservation(ec2, i) for i in ids},
+        offerings=_guarded("ec2:DescribeInstanceTypeOfferings", lambda: fetch_offerings(ec2, types)),
+        compute_environments=_guarded("batch:DescribeComputeEnvironments", lambda: tuple(
+            c["computeEnvironmentName"]
+            for c in _paginate(batch, "describe_compute_environments", "computeEnvironments"))),
+        job_queues=_guarded("batch:DescribeJobQueues", lambda: tuple(
+            q["jobQueueName"] for q in _paginate(batch, "describe_job_queues", "jobQueues"))),
+        stack_limit=_guarded("cloudformation:DescribeAccountLimits", lambda: fetch_stack_limit(cloudformation)),
+        stacks=_guarded("cloudformation:ListStacks", lambda: fetch_stacks(cloudformation)),
+    )
+
+
+def aws_clients(region: str, endpoint_url: str | None) -> ClientFactory | None:
+    """Clients from the usual credential chain, or None where it finds no credentials at all."""
+    import boto3
+
+    session = boto3.Session(region_name=region)
+    if session.get_credentials() is None:
+        return None
+    return lambda service: session.client(service, region_name=region, endpoint_url=endpoint_url)
+
+
+# --- command ---------------------------------------------------------------------------------------------------
+
+def _counts(checks: list[Check]) -> dict[str, int]:
+    return {s: sum(c.status == s for c in checks) for s in ("blocker", "warning", "unknown", "ok")}
+
+
+def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
+    from .cli import _table  # cli imports this module to register the command
+
+    n = _counts(checks)
+    lines = [f"preflight {plan.name}: {plan.region} / {plan.availability_zone}  (account read {_when(now)})", "",
+             _table([[c.status, c.name, c.found, c.needed] for c in checks], ["status", "check", "found", "needed"])]
+    fixes = [c for c in checks if c.fix]
+    if fixes:
+        lines += ["", "fixes:"] + [f"  {c.status}  {c.name}: {c.fix}" for c in fixes]
+    verdict = ("not ready to deploy" if n["blocker"] else
+               "no blockers found, but some checks could not run" if n["unknown"] else "ready to deploy")
+    tally = ", ".join(f"{v} {k}{'s' * (v != 1 and k in ('blocker', 'warning'))}" for k, v in n.items())
+    lines += ["", f"{plan.name}: {verdict} ({tally})"]
+    return "\n".join(lines)
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from .cli import checked_plan  # cli imports this module to register the command
+
+    plan = checked_plan(args.spec)
+    try:
+        client_for = aws_clients(plan.region, args.endpoint_url)
+    except BotoCoreError as e:  # a broken profile or config file: the user's environment, not a bug
+        print(f"error: cannot set up AWS clients ({type(e).__name__}: {e})", file=sys.stderr)
+        return 1
+    if client_for is None:
+        print("error: no AWS credentials found. preflight reads your account: set AWS_PROFILE, run `aws sso "
+              "login` or `aws configure`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", file=sys.stderr)
+        return 1
+    now = dt.datetime.now(dt.timezone.utc)
+    checks = all_checks(plan, fetch_state(plan, client_for), now)
+    blockers = any(c.status == "blocker" for c in checks)
+    if args.json:
+        print(json.dumps({"spec": args.spec, "name": plan.name, "region": plan.region,
+                          "availability_zone": plan.availability_zone, "checked_at": now.isoformat(),
+                          "ready": not blockers, "counts": _counts(checks),
+                          "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        print(render(plan, checks, now))
+    return 1 if blockers else 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("preflight", help="check the AWS account can hold the cluster: vCPU quotas, "
+                              "reservations, offerings, Batch and CloudFormation limits (exit 1 on blockers)")
+    p.add_argument("spec", help="path to the rack spec YAML")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--endpoint-url", help="endpoint for every AWS client (e.g. a local moto server)")
+    p.set_defaults(func=cmd_preflight)

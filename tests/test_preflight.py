@@ -1,0 +1,411 @@
+"""`rackform preflight`: pure checks on plain data, the fetch layer on moto and Stubber, and the command end to end.
+
+moto implements EC2 offerings, Batch and CloudFormation's ListStacks; it lacks EC2 quotas in Service Quotas,
+DescribeCapacityReservations and DescribeAccountLimits, which botocore's Stubber answers instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.parsers import ResponseParserError
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from rackform import preflight
+from rackform.cli import checked_plan
+from rackform.preflight import (AccountState, ApiError, QuotaValue, check_batch, check_offerings, check_quotas,
+                                check_reservations, check_stacks, fetch_offerings, fetch_quota, fetch_reservation,
+                                fetch_stacks, fetch_state)
+
+from .conftest import ROOT, dump
+
+# Named here rather than taken from conftest: these tests need the trn2 Capacity Block in us-east-2c, whichever
+# spec the project's demo becomes.
+SPEC = ROOT / "examples" / "trn2-capacity-block.yaml"
+REGION, AZ = "us-east-2", "us-east-2c"
+CR = "cr-0123456789abcdef0"
+NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.timezone.utc)
+STANDARD, TRN, P = "L-1216C47A", "L-2C3B7624", "L-417A185B"  # the demo's on-demand quotas
+INCREASE = "aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {} --desired-value {} " \
+           "--region us-east-2"
+
+
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch):
+    # Whatever a test does, no real credentials are ever picked up.
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+                 "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return checked_plan(str(SPEC))
+
+
+@pytest.fixture
+def demo() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text())
+
+
+def block(**over: Any) -> dict[str, Any]:
+    """The demo's Capacity Block as DescribeCapacityReservations returns it, with fields overridden."""
+    return {"CapacityReservationId": CR, "InstanceType": "trn2.48xlarge", "InstancePlatform": "Linux/UNIX",
+            "AvailabilityZone": AZ, "Tenancy": "default", "TotalInstanceCount": 4, "AvailableInstanceCount": 4,
+            "State": "scheduled", "StartDate": NOW + dt.timedelta(days=1), "EndDate": NOW + dt.timedelta(days=8),
+            "EndDateType": "limited", "InstanceMatchCriteria": "targeted", "ReservationType": "capacity-block",
+            **over}
+
+
+def by_status(checks, status):
+    return [c for c in checks if c.status == status]
+
+
+# --- vCPU quotas --------------------------------------------------------------------------------------------------
+
+def test_quotas_summed_per_code(plan):
+    quotas = {STANDARD: QuotaValue(144, False), TRN: QuotaValue(768, False), P: QuotaValue(384, True)}
+    checks = {c.name.split()[2]: c for c in check_quotas(plan, quotas)}
+    assert {c.status for c in checks.values()} == {"ok"}
+    # c8g.4xlarge 16 + 2 x c7gn.16xlarge 64: both Standard
+    assert checks[STANDARD].needed.startswith("144 vCPUs: graviton/head 1 x c8g.4xlarge, graviton/cpu 2 x c7gn")
+    assert "capacity blocks counted too" in checks[TRN].needed  # the block still counts against on-demand
+    assert "AWS default" in checks[P].found
+
+
+def test_quota_too_low_is_a_blocker_with_the_increase_command(plan):
+    quotas = {STANDARD: QuotaValue(1000, False), TRN: QuotaValue(0, True), P: QuotaValue(384, False)}
+    [bad] = by_status(check_quotas(plan, quotas), "blocker")
+    assert bad.name == "vCPU quota L-2C3B7624 (Running On-Demand Trn instances)"
+    assert bad.found == "0 vCPUs, shared with running instances (AWS default; no applied value)"
+    assert bad.needed.startswith("768 vCPUs")
+    assert bad.fix == "request an increase to 768 vCPUs: " + INCREASE.format(TRN, 768)
+
+
+def test_spot_uses_its_own_quota(tmp_path, demo):
+    demo["racks"][2]["node_groups"][0]["capacity"] = {"type": "spot"}
+    p = checked_plan(str(dump(tmp_path, demo)))
+    checks = check_quotas(p, {STANDARD: QuotaValue(144, False), TRN: QuotaValue(768, False),
+                              "L-7212CCBC": QuotaValue(0, True)})
+    [bad] = by_status(checks, "blocker")
+    assert "L-7212CCBC (All P Spot Instance Requests)" in bad.name and P not in {c.name.split()[2] for c in checks}
+
+
+def test_quota_unknown_code_unreadable_or_missing(tmp_path, demo):
+    demo["racks"][2]["node_groups"][0].update(instance_type="inf2.48xlarge", capacity={"type": "spot"}, efa=False)
+    demo["racks"][2]["name"] = "inf"
+    p = checked_plan(str(dump(tmp_path, demo)))
+    denied = ApiError("servicequotas:GetServiceQuota", "AccessDeniedException: not allowed", denied=True)
+    checks = check_quotas(p, {STANDARD: None, TRN: denied})
+    assert [c.status for c in checks] == ["unknown"] * 3
+    spot, = [c for c in checks if "Inf Spot" in c.name]
+    assert "does not know this quota's Service Quotas code" in spot.found
+    assert "grant servicequotas:GetServiceQuota" in next(c for c in checks if TRN in c.name).fix
+    assert "has no quota L-1216C47A" in next(c for c in checks if STANDARD in c.name).found
+
+
+def _sq_client():
+    return boto3.client("service-quotas", region_name=REGION)
+
+
+def test_fetch_quota_applied_value():
+    sq = _sq_client()
+    with Stubber(sq) as st:
+        st.add_response("get_service_quota", {"Quota": {"QuotaCode": TRN, "Value": 1536.0}},
+                        {"ServiceCode": "ec2", "QuotaCode": TRN})
+        assert fetch_quota(sq, TRN) == QuotaValue(1536.0, default=False)
+
+
+def test_fetch_quota_falls_back_to_the_default():
+    sq = _sq_client()
+    params = {"ServiceCode": "ec2", "QuotaCode": TRN}
+    with Stubber(sq) as st:
+        st.add_client_error("get_service_quota", "NoSuchResourceException", http_status_code=404,
+                            expected_params=params)
+        st.add_response("get_aws_default_service_quota", {"Quota": {"QuotaCode": TRN, "Value": 0.0}}, params)
+        assert fetch_quota(sq, TRN) == QuotaValue(0.0, default=True)
+        st.add_client_error("get_service_quota", "NoSuchResourceException", http_status_code=404)
+        st.add_client_error("get_aws_default_service_quota", "NoSuchResourceException", http_status_code=404)
+        assert fetch_quota(sq, "L-00000000") is None
+
+
+def test_fetch_quota_access_denied_names_the_permission():
+    sq = _sq_client()
+    with Stubber(sq) as st:
+        st.add_client_error("get_service_quota", "AccessDeniedException", "no", http_status_code=403)
+        err = fetch_quota(sq, TRN)
+    assert err == ApiError("servicequotas:GetServiceQuota", "AccessDeniedException: no", denied=True)
+
+
+# --- capacity reservations --------------------------------------------------------------------------------------
+
+def reservation_checks(plan, r):
+    return check_reservations(plan, {CR: r}, NOW)
+
+
+def test_capacity_block_found_and_matching(plan):
+    [c] = reservation_checks(plan, block())
+    assert c.status == "ok" and c.name == f"capacity {CR}"
+    assert c.found == ("capacity-block scheduled, 4 x trn2.48xlarge in us-east-2c, starts 2026-07-21 12:00 UTC, "
+                       "ends 2026-07-28 12:00 UTC")
+
+
+@pytest.mark.parametrize("r,found,fix", [
+    (None, "not found in us-east-2", "aws ec2 describe-capacity-reservations --region us-east-2"),
+    (block(InstanceType="p5.48xlarge"), "reserves p5.48xlarge, not trn2.48xlarge",
+     "set instance_type: p5.48xlarge on trn2-train/workers"),
+    (block(AvailabilityZone="us-east-2a"), "is in us-east-2a, the spec's availability_zone is us-east-2c",
+     "set availability_zone: us-east-2a"),
+    (block(TotalInstanceCount=2), "2 instances reserved", "lower count to 2 or add capacity: buy a Capacity Block"),
+    (block(State="expired", EndDate=NOW - dt.timedelta(hours=1)), "state expired", "use an active or scheduled"),
+    (block(State="cancelled"), "state cancelled", "cannot launch into a cancelled one"),
+    (block(State="active", EndDate=NOW - dt.timedelta(minutes=1)), "ended 2026-07-20 11:59 UTC", "has not ended"),
+    (block(ReservationType="default"), "is an On-Demand Capacity Reservation", "set capacity.type: reservation"),
+])
+def test_reservation_blockers(plan, r, found, fix):
+    [c] = reservation_checks(plan, r)
+    assert c.status == "blocker" and c.found == found and fix in c.fix
+    assert c.needed.startswith("capacity-block for 4 x trn2.48xlarge in us-east-2c")
+
+
+def test_odcr_counts_available_instances(tmp_path, demo):
+    demo["racks"][1]["node_groups"][0]["capacity"]["type"] = "reservation"
+    p = checked_plan(str(dump(tmp_path, demo)))
+    odcr = block(ReservationType="default", State="active", TotalInstanceCount=6, AvailableInstanceCount=3,
+                 EndDate=None, EndDateType="unlimited")
+    [c] = reservation_checks(p, odcr)
+    assert c.found == "3 instances available (running ones, this cluster's included, not counted)"
+    assert c.fix.endswith(f"--capacity-reservation-id {CR} --instance-count 7")
+    [ok] = reservation_checks(p, {**odcr, "AvailableInstanceCount": 4})
+    assert ok.status == "ok" and ok.found.endswith("no end date")
+
+
+def test_capacity_block_ending_within_a_day_warns(plan):
+    [c] = reservation_checks(plan, block(State="active", EndDate=NOW + dt.timedelta(hours=5)))
+    assert c.status == "warning"
+    assert c.found == "ends 2026-07-20 17:00 UTC; instances are terminated at 2026-07-20 16:30 UTC"
+
+
+def test_fetch_reservation_through_stubber():
+    ec2 = boto3.client("ec2", region_name=REGION)
+    with Stubber(ec2) as st:
+        st.add_response("describe_capacity_reservations", {"CapacityReservations": [block()]},
+                        {"CapacityReservationIds": [CR]})
+        st.add_client_error("describe_capacity_reservations", "InvalidCapacityReservationId.NotFound")
+        st.add_client_error("describe_capacity_reservations", "UnauthorizedOperation", http_status_code=403)
+        assert fetch_reservation(ec2, CR)["InstanceType"] == "trn2.48xlarge"
+        assert fetch_reservation(ec2, "cr-0000000000000000f") is None
+        assert fetch_reservation(ec2, CR).action == "ec2:DescribeCapacityReservations"
+
+
+def test_a_broken_endpoint_is_not_a_permission_problem(plan):
+    class HtmlErrorPage:  # what botocore raises where a server (moto's, for an API it lacks) answers in HTML
+        def describe_capacity_reservations(self, **_):
+            raise ResponseParserError("Unable to parse response, invalid XML received:\n<!doctype html>\n<p>500</p>")
+
+    err = fetch_reservation(HtmlErrorPage(), CR)
+    assert err == ApiError("ec2:DescribeCapacityReservations", "ResponseParserError: Unable to parse response, "
+                           "invalid XML received: <!doctype html> <p>500</p>")  # one line, denied=False
+    [c] = check_reservations(plan, {CR: err}, NOW)
+    assert c.status == "unknown" and c.fix.startswith("run preflight again once the call works (it needs ec2:")
+
+
+# --- offerings, Batch, CloudFormation ---------------------------------------------------------------------------
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield
+
+
+def test_offerings_from_moto(aws, plan):
+    offered = fetch_offerings(boto3.client("ec2", region_name=REGION), ["trn2.48xlarge", "p5.48xlarge"])
+    assert offered["trn2.48xlarge"] == ("us-east-2a", "us-east-2b", "us-east-2c")
+    checks = check_offerings(plan, {**offered, "c8g.4xlarge": (AZ,), "c7gn.16xlarge": ("us-east-2a", "us-east-2b")})
+    [bad] = by_status(checks, "blocker")
+    assert bad.name == "offering c7gn.16xlarge"
+    assert bad.found == "not offered in us-east-2c; offered in us-east-2a, us-east-2b"
+    assert bad.fix.startswith("set availability_zone to one of us-east-2a, us-east-2b")
+
+
+def test_offering_nowhere_in_the_region(plan):
+    checks = check_offerings(plan, {"c8g.4xlarge": (AZ,)})
+    assert [c.found for c in by_status(checks, "blocker")] == ["not offered anywhere in us-east-2"] * 3
+
+
+def _batch_environments(names: list[str], queues: list[str]) -> None:
+    role = boto3.client("iam", region_name=REGION).create_role(RoleName="batch", AssumeRolePolicyDocument="{}")
+    batch = boto3.client("batch", region_name=REGION)
+    arn = None
+    for n in names:
+        arn = batch.create_compute_environment(computeEnvironmentName=n, type="UNMANAGED",
+                                               serviceRole=role["Role"]["Arn"])["computeEnvironmentArn"]
+    for q in queues:
+        batch.create_job_queue(jobQueueName=q, state="ENABLED", priority=1,
+                               computeEnvironmentOrder=[{"order": 1, "computeEnvironment": arn}])
+
+
+def _stacks(names: list[str]) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    for n in names:
+        cfn.create_stack(StackName=n, TemplateBody='{"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}')
+
+
+def test_batch_counts_exclude_this_clusters_own(plan):
+    ours = ("demo-graviton-head-ce", "demo-gpu-h100-ce")
+    checks = check_batch(plan, ours + tuple(f"other-{i}" for i in range(46)), ("x",))
+    ce, q = checks
+    assert ce.status == "ok" and ce.needed == "46 + 4 of this cluster = 50"
+    assert ce.found == "48 compute environments in us-east-2 (2 of them this cluster's); limit 50"
+    assert q.status == "ok" and q.needed == "1 + 4 of this cluster = 5"
+    ce, _ = check_batch(plan, tuple(f"other-{i}" for i in range(47)), ())
+    assert ce.status == "blocker" and "not read from Service Quotas" in ce.fix
+
+
+def test_batch_and_stacks_unreadable_are_unknown(plan):
+    denied = ApiError("batch:DescribeComputeEnvironments", "AccessDeniedException: no", denied=True)
+    ce, q = check_batch(plan, denied, ())
+    assert ce.status == "unknown" and "grant batch:DescribeComputeEnvironments" in ce.fix and q.status == "ok"
+    [c] = check_stacks(plan, ApiError("cloudformation:DescribeAccountLimits", "AccessDenied: no"), ("a",))
+    assert c.status == "unknown" and c.needed == "1 existing + 5 new = 6 (AWS's default limit is 2,000)"
+
+
+def test_stacks_from_moto(aws, plan):
+    _stacks(["demo-network", "other"])
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="other")
+    stacks = fetch_stacks(boto3.client("cloudformation", region_name=REGION))
+    assert stacks == ("demo-network",)  # deleted stacks do not count
+    [c] = check_stacks(plan, 2000, stacks)
+    assert c.status == "ok" and c.needed == "1 existing + 4 new = 5"  # network, storage, three racks
+    [c] = check_stacks(plan, None, stacks + tuple(f"s{i}" for i in range(1996)))
+    assert c.status == "blocker" and c.found == "limit 2,000 (AWS default; StackLimit not reported)"
+
+
+def test_fetch_errors_become_unknown_not_tracebacks(plan):
+    """Every client refusing everything: each check unknown with its permission."""
+    clients = {s: boto3.client(s, region_name=REGION) for s in ("service-quotas", "ec2", "batch", "cloudformation")}
+    stubbers = {s: Stubber(c) for s, c in clients.items()}
+    for s, op in [("service-quotas", "get_service_quota")] * 3 + [("ec2", "describe_capacity_reservations"),
+                  ("ec2", "describe_instance_type_offerings"), ("batch", "describe_compute_environments"),
+                  ("batch", "describe_job_queues"), ("cloudformation", "describe_account_limits"),
+                  ("cloudformation", "list_stacks")]:
+        stubbers[s].add_client_error(op, "AccessDenied", "denied", http_status_code=403)
+    for st in stubbers.values():
+        st.activate()
+    checks = preflight.all_checks(plan, fetch_state(plan, clients.__getitem__), NOW)
+    assert {c.status for c in checks} == {"unknown"}
+    fixes = " ".join(c.fix for c in checks)
+    for action in ("servicequotas:GetServiceQuota", "ec2:DescribeCapacityReservations",
+                   "ec2:DescribeInstanceTypeOfferings", "batch:DescribeComputeEnvironments", "batch:DescribeJobQueues",
+                   "cloudformation:ListStacks"):
+        assert f"grant {action}" in fixes
+
+
+# --- the command ------------------------------------------------------------------------------------------------
+
+class MotoWithStubs:
+    """A moto client whose `stubbed` operations answer from a Stubber on a twin client, for APIs moto lacks."""
+
+    def __init__(self, service: str, stubbed: set[str]):
+        self._moto = boto3.client(service, region_name=REGION)
+        self._twin = boto3.client(service, region_name=REGION)
+        self.stubber = Stubber(self._twin)
+        self.stubber.activate()
+        self._stubbed = stubbed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._twin if name in self._stubbed else self._moto, name)
+
+
+def account(monkeypatch, quotas: dict[str, float], reservation: dict[str, Any]) -> None:
+    """Point preflight at moto, with Stubber answers for quotas, the reservation and the stack limit."""
+    sq = boto3.client("service-quotas", region_name=REGION)
+    sq_stub = Stubber(sq)
+    for code in sorted(quotas):
+        sq_stub.add_response("get_service_quota", {"Quota": {"QuotaCode": code, "Value": quotas[code]}},
+                             {"ServiceCode": "ec2", "QuotaCode": code})
+    sq_stub.activate()
+    ec2 = MotoWithStubs("ec2", {"describe_capacity_reservations"})
+    ec2.stubber.add_response("describe_capacity_reservations", {"CapacityReservations": [reservation]},
+                             {"CapacityReservationIds": [CR]})
+    cfn = MotoWithStubs("cloudformation", {"describe_account_limits"})
+    cfn.stubber.add_response("describe_account_limits", {"AccountLimits": [{"Name": "StackLimit", "Value": 2000}]})
+    clients = {"service-quotas": sq, "ec2": ec2, "batch": boto3.client("batch", region_name=REGION),
+               "cloudformation": cfn}
+    monkeypatch.setattr(preflight, "aws_clients", lambda region, url: clients.__getitem__)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="rackform")
+    preflight.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    code = args.func(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+ENOUGH = {STANDARD: 144.0, TRN: 768.0, P: 384.0}
+
+
+def live_block(**over: Any) -> dict[str, Any]:
+    now = dt.datetime.now(dt.timezone.utc)
+    return block(StartDate=now + dt.timedelta(days=1), EndDate=now + dt.timedelta(days=8), **over)
+
+
+def test_ready_account_exits_0(aws, monkeypatch, capsys):
+    _batch_environments(["demo-gpu-h100-ce", "someone-else-ce"], ["someone-else-queue"])
+    _stacks(["demo-network", "unrelated"])
+    account(monkeypatch, ENOUGH, live_block())
+    code, out, err = run(capsys, "preflight", str(SPEC))
+    assert code == 0, out
+    assert "demo: ready to deploy (0 blockers, 0 warnings, 0 unknown, 11 ok)" in out
+    assert "1 + 4 of this cluster = 5" in out and "2 existing + 4 new = 6" in out
+
+
+def test_blocked_account_exits_1_and_lists_blockers(aws, monkeypatch, capsys):
+    account(monkeypatch, {**ENOUGH, TRN: 0.0}, live_block(AvailabilityZone="us-east-2a"))
+    code, out, err = run(capsys, "preflight", str(SPEC))
+    assert code == 1 and "Traceback" not in out + err
+    assert "demo: not ready to deploy (2 blockers" in out
+    assert f"blocker  vCPU quota {TRN} (Running On-Demand Trn instances): request an increase to 768 vCPUs: " \
+           + INCREASE.format(TRN, 768) in out
+    assert f"blocker  capacity {CR}: set availability_zone: us-east-2a" in out
+
+
+def test_json_report(aws, monkeypatch, capsys, tmp_path, demo):
+    demo["racks"][1]["node_groups"][0]["count"] = 8
+    account(monkeypatch, {**ENOUGH, TRN: 1536.0}, live_block())
+    code, out, _ = run(capsys, "preflight", "--json", "--endpoint-url", "http://localhost:5000",
+                       str(dump(tmp_path, demo)))
+    report = json.loads(out)
+    assert code == 1 and report["ready"] is False and report["counts"]["blocker"] == 1
+    [bad] = [c for c in report["checks"] if c["status"] == "blocker"]
+    assert bad == {"name": f"capacity {CR}", "status": "blocker", "found": "4 instances reserved",
+                   "needed": "capacity-block for 8 x trn2.48xlarge in us-east-2c (trn2-train/workers 8 x "
+                             "trn2.48xlarge)",
+                   "fix": "lower count to 4 or add capacity: buy a Capacity Block with enough instances"}
+
+
+def test_endpoint_url_reaches_every_client(aws, monkeypatch):
+    factory = preflight.aws_clients(REGION, "http://localhost:5000")
+    for service in ("service-quotas", "ec2", "batch", "cloudformation"):
+        assert factory(service).meta.endpoint_url == "http://localhost:5000"
+        assert factory(service).meta.region_name == REGION
+
+
+def test_no_credentials_exits_1_with_a_message(monkeypatch, capsys, tmp_path):
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+              "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    code, out, err = run(capsys, "preflight", str(SPEC))
+    assert code == 1 and out == "" and err.startswith("error: no AWS credentials found")
