@@ -1,0 +1,59 @@
+"""The local executor end to end: a real 2-process gloo all-reduce, submitted to the embedded AWS like any job,
+run through the job's entry point, its record landing in the embedded S3."""
+
+from __future__ import annotations
+
+import pytest
+
+from rackform.cli import checked_plan, main
+from workloads.local import EmbeddedAWS, deploy, run_local
+from workloads.store import ResultStore
+
+from .conftest import ROOT
+
+SPEC = str(ROOT / "examples" / "demo.yaml")
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    plan = checked_plan(SPEC)
+    with EmbeddedAWS(plan.region) as aws:
+        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
+        yield aws, deployment
+
+
+def test_two_node_allreduce_runs_as_two_processes_and_lands_in_s3(embedded, tmp_path, monkeypatch, capsys):
+    aws, deployment = embedded
+    for k, v in {**aws.env, "RACKFORM_BUCKET": deployment.bucket}.items():
+        monkeypatch.setenv(k, v)
+    code = main(["submit", SPEC, "--rack", "graviton", "--node-group", "cpu", "--benchmark", "allreduce",
+                 "--run-id", "local-1"])
+    assert code == 0 and "multi-node, 2 nodes" in capsys.readouterr().err
+
+    [result] = run_local(aws, deployment, "local-1", log_dir=tmp_path, announce=lambda _: None)
+    assert result["exit_codes"] == [0, 0]
+    logs = sorted(p.name for p in tmp_path.iterdir())
+    assert logs == ["local-1-graviton-cpu-allreduce.node-0.log", "local-1-graviton-cpu-allreduce.node-1.log"]
+
+    store = ResultStore(deployment.bucket, aws.client("s3"))
+    [record] = store.records("local-1")
+    assert (record.status, record.node_count, record.tier, record.instance_type) == (
+        "succeeded", 2, "graviton", "c7gn.16xlarge")
+    assert record.environment["executor"] == "local" and record.price_usd_per_hour == pytest.approx(2 * 3.99)
+    sizes = {m.size_bytes for m in record.metrics if m.name == "busbw"}
+    assert len(sizes) >= 3
+    for size in sizes:
+        [alg] = [m.value for m in record.metrics if m.name == "algbw" and m.size_bytes == size]
+        [bus] = [m.value for m in record.metrics if m.name == "busbw" and m.size_bytes == size]
+        assert bus == pytest.approx(alg * 2 * (2 - 1) / 2)  # nccl-tests' all-reduce factor for 2 ranks
+    peak = max(m.value for m in record.metrics if m.name == "busbw")
+    assert 0.001 < peak < 200  # GB/s through loopback on one machine: plausible, not a placeholder
+    # both nodes uploaded their raw logs beside the record
+    keys = set(store.keys("results/local-1/graviton/cpu/allreduce/"))
+    assert {k.rsplit("/", 1)[1] for k in keys} == {"record.json", "node-0.log", "node-1.log"}
+
+    code = main(["status", "local-1"])
+    assert code == 0 and "succeeded" in capsys.readouterr().out
+    code = main(["results", "local-1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "busbw" in out and "executor=local" in out
