@@ -26,7 +26,7 @@ class NodeContext:
     gpus: int = 0
     neuron_devices: int = 0
     efa: bool = False
-    work_dir: str = "/tmp/rackform"  # scratch space, or the FSx mount for the storage benchmark
+    work_dir: str = "/tmp/rackform-scratch"  # scratch space, or the FSx mount for the storage benchmark
     local: bool = False  # the local executor: small sizes, software fabric provider
     master_port: int = 29500  # torch rendezvous on the main node
     fabric_port: int = 47592  # fi_pingpong's control port (its default)

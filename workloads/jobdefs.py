@@ -69,7 +69,7 @@ def container_properties(spec_name: str, group: NodeGroupPlan, benchmark: Benchm
                         for d in group.devices],
             "sharedMemorySize": 16384 if group.gpus_per_node or group.neuron_devices_per_node else 1024,
         },
-        "volumes": [{"name": "scratch", "host": {"sourcePath": "/tmp/rackform"}}],
+        "volumes": [{"name": "scratch", "host": {"sourcePath": "/tmp/rackform-scratch"}}],
         "mountPoints": [{"sourceVolume": "scratch", "containerPath": CONTAINER_WORK_DIR, "readOnly": False}],
     }
     if fsx_mount:

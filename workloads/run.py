@@ -52,7 +52,7 @@ def node_context(env: Mapping[str, str], tier: str) -> NodeContext:
     return NodeContext(
         tier=tier, node_index=index - main if index >= main else index + 1, num_nodes=num, main_address=address,
         gpus=int(env.get("RACKFORM_GPUS", "0")), neuron_devices=int(env.get("RACKFORM_NEURON_DEVICES", "0")),
-        efa=env.get("RACKFORM_EFA") == "1", work_dir=env.get("RACKFORM_WORK_DIR", "/tmp/rackform"),
+        efa=env.get("RACKFORM_EFA") == "1", work_dir=env.get("RACKFORM_WORK_DIR", "/tmp/rackform-scratch"),
         local=env.get("RACKFORM_LOCAL") == "1", master_port=int(env.get("RACKFORM_MASTER_PORT", "29500")),
         fabric_port=int(env.get("RACKFORM_FABRIC_PORT", "47592")),
     )
