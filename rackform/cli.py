@@ -364,8 +364,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         source = getattr(args, "spec", "")
         _print_problems(e.problems, source)
-        print(f"{source}: invalid ({_summary(e.problems)})", file=sys.stderr)
+        if source:
+            print(f"{source}: invalid ({_summary(e.problems)})", file=sys.stderr)
         return 1
+    except Exception as e:
+        # AWS errors (no credentials, access denied, an endpoint down) are the user's environment, not a bug.
+        if type(e).__module__.startswith("botocore") or type(e).__module__.startswith("boto3"):
+            print(f"error: AWS: {e}", file=sys.stderr)
+            print("hint: check AWS credentials and Region (the usual boto3 chain), or --endpoint-url",
+                  file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

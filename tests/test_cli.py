@@ -157,3 +157,19 @@ def test_module_entry_point_runs_in_a_fresh_process():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "valid" in proc.stdout
     assert "aws_cdk" not in proc.stderr
+
+
+def test_aws_errors_are_messages_not_tracebacks(capsys, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    code, _, err = run(capsys, "results", "some-run", "--bucket", "b", "--region", "us-east-1")
+    assert code == 1 and "error: AWS: Unable to locate credentials" in err and "Traceback" not in err
+
+
+def test_status_without_a_bucket_says_how_to_name_it(capsys, monkeypatch):
+    monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
+    code, _, err = run(capsys, "status", "some-run")
+    assert code == 1 and "give --bucket (or set RACKFORM_BUCKET)" in err and "invalid" not in err
