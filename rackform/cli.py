@@ -275,6 +275,97 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of percent") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: the threshold must be a finite percentage, 0 or more")
+    return value
+
+
+def _write(path: str, text: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _run_records(store, run_id: str) -> list | None:
+    """A run's records, or None (after saying why) when the run id is malformed or the run has none."""
+    try:
+        records = store.records(run_id)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    if not records:
+        print(f"error: no records for run {run_id} in s3://{store.bucket}/results/{run_id}/", file=sys.stderr)
+        return None
+    return records
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from workloads.report import build_report, render_csv, render_html, render_json, summary_table, text_lines
+
+    from .limits import limits_for
+
+    fsx = checked_plan(args.spec).storage.fsx_lustre if args.spec else None
+    store = _store_for(args)
+    records = _run_records(store, args.run_id)
+    if records is None:
+        return 1
+    baseline = None
+    if args.baseline:
+        baseline = _run_records(store, args.baseline)
+        if baseline is None:
+            return 1
+    report = build_report(records, limits_of=limits_for, fsx=fsx, baseline=baseline, baseline_run_id=args.baseline,
+                          threshold_pct=args.threshold)
+    if args.csv:
+        _write(args.csv, render_csv(report))
+    if args.html:
+        _write(args.html, render_html(report))
+    if args.json:
+        print(render_json(report))
+    else:
+        before, after = text_lines(report)
+        print("\n".join([*before, "", _table(*summary_table(report)), "", *after]))
+    return 1 if report.regressions else 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    from workloads.advise import CLASSES, MEANING, advice_dict, advise, class_verdict, evidence_table
+    from workloads.report import LOCAL_CAVEAT, report_rows
+
+    from .limits import limits_for
+
+    store = _store_for(args)
+    records = []
+    for run_id in dict.fromkeys(args.run_ids):
+        found = _run_records(store, run_id)
+        if found is None:
+            return 1
+        records += found
+    advice = advise(report_rows(records, limits_for))
+    if args.json:
+        print(json.dumps(advice_dict(advice), indent=2))
+        return 0
+    local = any(a.local for a in advice)
+    lines = [LOCAL_CAVEAT, ""] if local else []
+    for cls in CLASSES:
+        lines.append(class_verdict(cls, advice))
+        for a in (a for a in advice if a.workload_class == cls):
+            lines.append(f"  {a.benchmark} ({MEANING[a.benchmark]} per $): {a.verdict}")
+            if a.evidence:
+                lines += ["    " + line for line in _table(*evidence_table(a)).splitlines()]
+        lines.append("")
+    if local:
+        lines.append(LOCAL_CAVEAT)
+    print("\n".join(lines).rstrip())
+    return 0
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     from workloads.parsers import parse
 
@@ -341,6 +432,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _aws_options(p)
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("report", help="a run against physical limits and prices, optionally against a baseline "
+                       "run: table, CSV, JSON, HTML (exit 1 on a regression)")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--baseline", metavar="RUN", help="compare with this run; regressions beyond --threshold exit 1")
+    p.add_argument("--threshold", type=_threshold, default=5.0, metavar="PCT",
+                   help="%% change in the worse direction that counts as a regression (default 5)")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with plots")
+    p.add_argument("--csv", metavar="PATH", help="write the rows as CSV")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--spec", help="the run's spec: its FSx size and throughput are the storage limit")
+    _aws_options(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("advise", help="the tier with the best measured performance per dollar for each workload "
+                       "class, across one or more runs")
+    p.add_argument("run_ids", metavar="RUN", nargs="+")
+    p.add_argument("--json", action="store_true")
+    _aws_options(p)
+    p.set_defaults(func=cmd_advise)
 
     from workloads.parsers import TOOLS
 

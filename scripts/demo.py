@@ -3,7 +3,8 @@
 
 validate -> plan -> cdk synth -> embedded AWS (moto server on 127.0.0.1) holding the results bucket, Batch queues
 and job definitions of the plan -> submit the suite with `rackform submit` -> run each job here through the job's
-own entry point (the local executor plays Batch) -> `rackform status --wait` -> `rackform results`.
+own entry point (the local executor plays Batch) -> `rackform status --wait` -> `rackform results` ->
+`rackform report --html` (against the physical limits and prices of the instances the jobs name).
 Every rackform step is the real CLI in a subprocess, as a user would type it.
 """
 
@@ -51,6 +52,7 @@ def main() -> int:
     parser.add_argument("--spec", default="examples/demo.yaml")
     parser.add_argument("--out", default="cdk.out")
     parser.add_argument("--logs", default="reports/demo-logs")
+    parser.add_argument("--report", default="reports/demo-report.html")
     args = parser.parse_args()
     started = time.monotonic()
 
@@ -85,6 +87,10 @@ def main() -> int:
         rackform("status", run_id, "--wait", env=env, check=False)
         step(f"rackform results {run_id}")
         rackform("results", run_id, env=env)
+        report = ROOT / args.report
+        step(f"rackform report {run_id} --spec {args.spec} --html {args.report}")
+        rackform("report", run_id, "--spec", args.spec, "--html", args.report, env=env)
+        print(f"\n  HTML report: {report}")
     print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")
     return 0
 

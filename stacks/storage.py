@@ -6,8 +6,9 @@ from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk_constructs import LustreFileSystem, LustreMount, ResultsBucket
+from cdk_constructs import LustreFileSystem, LustreMount, ResultsBucket, ResultsTable
 from rackform.plan import StoragePlan
+from workloads.benchmarks import BENCHMARKS
 
 
 class StorageStack(Stack):
@@ -27,6 +28,10 @@ class StorageStack(Stack):
         self.bucket = results.bucket
         self.results_objects_arn = results.results_objects_arn
         CfnOutput(self, "ResultsBucketName", value=self.bucket.bucket_name)
+        # Glue names allow no hyphens; the stack name is unique per spec and never changes with the racks.
+        athena = ResultsTable(self, "Athena", bucket=self.bucket, database_name=storage.stack_name.replace("-", "_"),
+                              benchmarks=sorted(BENCHMARKS))
+        CfnOutput(self, "ResultsTableName", value=f"{athena.database_name}.{athena.table_name}")
 
         self.fsx_dns_name: str | None = None
         self.fsx_mount_name: str | None = None

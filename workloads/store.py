@@ -88,7 +88,8 @@ class ResultStore:
 
     def put_record(self, record: ResultRecord) -> str:
         key = record_key(record.run_id, record.rack, record.node_group, record.benchmark)
-        self.put_once(key, record.model_dump_json(indent=2).encode(), "application/json")
+        # One line: Athena's JSON SerDe reads one document per line (a pretty-printed record reads as nulls).
+        self.put_once(key, record.model_dump_json().encode(), "application/json")
         return key
 
     def put_log(self, key: str, text: str) -> str:

@@ -1,0 +1,91 @@
+"""The Glue table Athena reads the results through: columns that match ResultRecord, the S3 layout as partitions,
+partition projection instead of a crawler. One synth of the demo's storage stack for the whole module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import Stack
+from aws_cdk.assertions import Template
+
+from rackform.catalog import load_catalog
+from rackform.plan import build_plan
+from rackform.spec import load_spec
+from stacks import build_app
+from workloads.benchmarks import BENCHMARKS
+from workloads.results import ResultRecord
+
+from .conftest import ROOT
+
+PARTITIONS = ["run_id", "rack", "node_group", "benchmark"]
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory) -> tuple[str, dict[str, Any]]:
+    spec, _ = load_spec(ROOT / "examples" / "demo.yaml")
+    plan = build_plan(spec, load_catalog())
+    app = build_app(plan, outdir=str(tmp_path_factory.mktemp("athena")))
+    (stack,) = [c for c in app.node.children if isinstance(c, Stack) and c.stack_name == plan.storage.stack_name]
+    return plan.storage.stack_name, Template.from_stack(stack).to_json()
+
+
+def only(template: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
+    (found,) = [(k, v) for k, v in template["Resources"].items() if v["Type"] == kind]
+    return found
+
+
+def joined(value: Any) -> str:
+    """An Fn::Join of literals and a bucket Ref, as text with the Ref written <bucket>."""
+    if isinstance(value, str):
+        return value
+    sep, parts = value["Fn::Join"]
+    return sep.join(p if isinstance(p, str) else "<bucket>" for p in parts)
+
+
+def test_glue_table_columns_match_the_result_record(storage):
+    stack_name, t = storage
+    db_id, db = only(t, "AWS::Glue::Database")
+    assert db["Properties"]["DatabaseInput"]["Name"] == stack_name.replace("-", "_") == "demo_storage"
+    _, table = only(t, "AWS::Glue::Table")
+    assert table["DependsOn"] == [db_id]
+    p = table["Properties"]
+    assert p["DatabaseName"] == "demo_storage"
+    ti = p["TableInput"]
+    assert ti["Name"] == "results" and ti["TableType"] == "EXTERNAL_TABLE"
+    assert [k["Name"] for k in ti["PartitionKeys"]] == PARTITIONS
+    assert {k["Type"] for k in ti["PartitionKeys"]} == {"string"}
+    columns = {c["Name"]: c["Type"] for c in ti["StorageDescriptor"]["Columns"]}
+    # Every record field is a column or a partition key, never both (Hive refuses a duplicate name).
+    assert set(columns) | set(PARTITIONS) == set(ResultRecord.model_fields) and not set(columns) & set(PARTITIONS)
+    assert columns["metrics"] == ("array<struct<name:string,value:double,unit:string,size_bytes:bigint,"
+                                  "labels:map<string,string>>>")
+    assert columns["environment"] == "map<string,string>"
+    assert columns["started_at"] == columns["ended_at"] == "string"
+    assert columns["price_usd_per_hour"] == "double" and columns["node_count"] == "int"
+
+
+def test_glue_table_reads_json_under_the_results_prefix_with_projection(storage):
+    _, t = storage
+    bucket_id, _ = only(t, "AWS::S3::Bucket")
+    _, table = only(t, "AWS::Glue::Table")
+    ti = table["Properties"]["TableInput"]
+    sd = ti["StorageDescriptor"]
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    # node-*.log files share each partition's prefix: their lines must read as null rows, not fail the query
+    assert sd["SerdeInfo"]["Parameters"] == {"ignore.malformed.json": "true"}
+    assert sd["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
+    assert joined(sd["Location"]) == "s3://<bucket>/results/"
+    assert {"Ref": bucket_id} in sd["Location"]["Fn::Join"][1]
+    params = ti["Parameters"]
+    assert joined(params["storage.location.template"]) == (
+        "s3://<bucket>/results/${run_id}/${rack}/${node_group}/${benchmark}/")
+    assert {k: v for k, v in params.items() if k.startswith("projection.")} == {
+        "projection.enabled": "true",
+        "projection.run_id.type": "injected",
+        "projection.rack.type": "injected",
+        "projection.node_group.type": "injected",
+        "projection.benchmark.type": "enum",
+        "projection.benchmark.values": ",".join(sorted(BENCHMARKS)),
+    }
+    assert t["Outputs"]["ResultsTableName"]["Value"] == "demo_storage.results"

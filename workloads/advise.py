@@ -1,0 +1,142 @@
+"""Which tier to buy for which work, decided by the measured performance per dollar of one or more runs.
+
+Candidates are (tier, instance type) pairs; each scores the median of its jobs' per-dollar figures (the metric
+`report.PER_DOLLAR_HEADLINE` names), so a repeated run counts once per job rather than by its best try. A job whose
+price is unknown is listed but never ranked: no price is not a price of 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .report import LOCAL_CAVEAT, PER_DOLLAR_HEADLINE, Row, usd_text
+from .summary import fmt
+
+CLASSES: dict[str, tuple[str, ...]] = {
+    "training": ("allreduce", "gemm"),
+    "inference": ("inference",),
+    "general CPU work": ("cpu", "storage"),
+}
+MEANING = {"allreduce": "TB all-reduced", "gemm": "TFLOP (bf16)", "inference": "tokens generated",
+           "storage": "GB read", "cpu": "sysbench cpu events"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tier: str
+    instance_type: str
+    per_dollar: float  # median over its priced jobs
+    unit: str
+    jobs: int
+
+
+@dataclass(frozen=True)
+class Advice:
+    workload_class: str
+    benchmark: str
+    unit: str | None
+    winner: Candidate | None
+    runner_up: Candidate | None
+    ratio: float | None  # winner / runner-up; None without a runner-up or when the runner-up measured 0
+    verdict: str
+    evidence: tuple[Row, ...]  # every succeeded job considered, priced or not
+    local: bool
+
+
+def candidates(rows: Sequence[Row]) -> list[Candidate]:
+    """Priced rows grouped by (tier, instance type), best median first."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        if r.per_dollar is not None:
+            groups.setdefault((r.tier, r.instance_type), []).append(r)
+    found = [Candidate(tier, itype, statistics.median(r.per_dollar for r in rs), rs[0].per_dollar_unit or "", len(rs))
+             for (tier, itype), rs in groups.items()]
+    return sorted(found, key=lambda c: (-c.per_dollar, c.tier, c.instance_type))
+
+
+def _name(c: Candidate) -> str:
+    return f"{c.tier} ({c.instance_type})"
+
+
+def _value(c: Candidate) -> str:
+    return f"{fmt(c.per_dollar)} {c.unit}"
+
+
+def advise_benchmark(workload_class: str, benchmark: str, rows: Sequence[Row]) -> Advice:
+    """The best tier for one benchmark; the runner-up is the best of another tier where one has data, since the
+    question is which tier to buy."""
+    evidence = tuple(r for r in rows if r.benchmark == benchmark and r.status == "succeeded"
+                     and r.metric_key == PER_DOLLAR_HEADLINE[benchmark])
+    local = any(r.local for r in evidence)
+    unit = evidence[0].per_dollar_unit if evidence else None
+    ranked = candidates(evidence)
+    tiers = sorted({r.tier for r in evidence})
+    unpriced = sorted({f"{r.tier} ({r.instance_type})" for r in evidence if r.per_dollar is None})
+    if not evidence:
+        return Advice(workload_class, benchmark, unit, None, None, None,
+                      f"no succeeded {benchmark} results in these runs", evidence, local)
+    if not ranked:
+        return Advice(workload_class, benchmark, unit, None, None, None,
+                      f"cannot advise on cost for {benchmark}: no price known for " + ", ".join(unpriced),
+                      evidence, local)
+    winner = ranked[0]
+    others = [c for c in ranked[1:] if c.tier != winner.tier] or ranked[1:]
+    runner_up = others[0] if others else None
+    ratio = winner.per_dollar / runner_up.per_dollar if runner_up and runner_up.per_dollar > 0 else None
+    verdict = f"best per dollar: {_name(winner)} at {_value(winner)}"
+    if runner_up is not None:
+        verdict += (f", {ratio:.2f}x the runner-up {_name(runner_up)} at {_value(runner_up)}" if ratio is not None
+                    else f"; the runner-up {_name(runner_up)} measured 0")
+    if len(tiers) == 1:
+        verdict += f"; only the {tiers[0]} tier has {benchmark} data, so nothing is compared across tiers"
+    elif runner_up is None or runner_up.tier == winner.tier:
+        verdict += "; no other tier has a priced result to compare with"
+    if unpriced:
+        verdict += "; not ranked, price unknown: " + ", ".join(unpriced)
+    return Advice(workload_class, benchmark, unit, winner, runner_up, ratio, verdict, evidence, local)
+
+
+def advise(rows: Sequence[Row]) -> list[Advice]:
+    return [advise_benchmark(cls, b, rows) for cls, benchmarks in CLASSES.items() for b in benchmarks]
+
+
+def class_verdict(workload_class: str, advice: Sequence[Advice]) -> str:
+    """One line per class: a tier that wins every benchmark of the class, or the split between them."""
+    mine = [a for a in advice if a.workload_class == workload_class]
+    winners = {a.benchmark: a.winner.tier for a in mine if a.winner is not None}
+    if not winners:
+        return f"{workload_class}: no priced results to advise on"
+    tiers = set(winners.values())
+    missing = [a.benchmark for a in mine if a.winner is None]
+    gap = f" ({', '.join(missing)}: no priced result)" if missing else ""
+    if len(tiers) == 1:
+        return f"{workload_class}: {tiers.pop()} is the best per dollar on {', '.join(winners)}{gap}"
+    split = "; ".join(f"{b} favours {t}" for b, t in winners.items())
+    return f"{workload_class}: split, {split}{gap}"
+
+
+def evidence_table(a: Advice) -> tuple[list[list[str]], list[str]]:
+    rows = [[r.run_id, f"{r.rack}/{r.node_group}", r.instance_type + (" [local]" if r.local else ""),
+             str(r.node_count), f"{fmt(r.value)} {r.unit}" if r.value is not None else "unknown",
+             usd_text(r.usd_per_hour),
+             f"{fmt(r.per_dollar)} {r.per_dollar_unit}" if r.per_dollar is not None else "unknown"]
+            for r in a.evidence]
+    return rows, ["run", "rack/node group", "instance", "nodes", "value", "$/hour", "per $"]
+
+
+def advice_dict(advice: Sequence[Advice]) -> dict[str, Any]:
+    local = any(a.local for a in advice)
+    return {
+        "local_rehearsal": local,
+        "caveat": LOCAL_CAVEAT if local else None,
+        "classes": {cls: class_verdict(cls, advice) for cls in CLASSES},
+        "advice": [{**asdict(a), "meaning": MEANING[a.benchmark],
+                    "evidence": [{k: v for k, v in asdict(r).items()
+                                  if k in ("run_id", "rack", "node_group", "tier", "instance_type", "node_count",
+                                           "value", "unit", "usd_per_hour", "per_dollar", "per_dollar_unit",
+                                           "local")} for r in a.evidence]}
+                   for a in advice],
+    }
