@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
+# checkov (a template gate in tests/test_gates.py) lives in a venv of its own: it pins boto3 to a version that
+# conflicts with ours (see requirements-checkov.txt). The tests find it at $(CHECKOV_VENV)/bin/checkov.
+CHECKOV_VENV := .venv-checkov
 SPEC   ?= examples/demo.yaml
 PYTEST_ARGS ?= -q -n 2
 
@@ -14,12 +17,17 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: setup test demo synth clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
@@ -36,6 +44,6 @@ synth: setup
 	cdk synth -c spec=$(SPEC)
 
 clean:
-	rm -rf cdk.out cdk.*.out $(VENV) node_modules build dist *.egg-info \
+	rm -rf cdk.out cdk.*.out $(VENV) $(CHECKOV_VENV) node_modules build dist *.egg-info \
 	       .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -4,6 +4,7 @@ Named `cdk_constructs` because a top-level `constructs` package would shadow the
 aws-cdk-lib imports.
 """
 
+from .athena import ResultsTable
 from .jobs import BenchmarkJobDefinitions, JobRole, TierImage, cfn_properties
 from .network import LUSTRE_PORTS, ClusterSecurityGroups, SingleAzVpc
 from .node_group import EfaLaunchTemplate, NodeInstanceRole, RackNodeGroup
@@ -25,6 +26,7 @@ __all__ = [
     "NodeInstanceRole",
     "RackNodeGroup",
     "ResultsBucket",
+    "ResultsTable",
     "SingleAzVpc",
     "lustre_mount_script",
     "mime_multipart",

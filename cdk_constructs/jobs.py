@@ -13,6 +13,8 @@ from constructs import Construct
 
 from rackform.naming import construct_id
 
+from .nag import acknowledge_wildcard_resource
+
 WORKLOADS_DIR = Path(__file__).resolve().parents[1] / "workloads"
 # tier -> (Dockerfile under workloads/docker/, platform): Graviton runs the CPU image built for arm64.
 TIER_IMAGES: dict[str, tuple[str, ecr_assets.Platform]] = {
@@ -59,6 +61,10 @@ class JobRole(Construct):
                              description="rackform benchmark jobs: results/ in the results bucket only")
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject"],
                                                     resources=[results_objects_arn]))
+        acknowledge_wildcard_resource(
+            self.role.node.find_child("DefaultPolicy"), results_objects_arn,
+            "jobs write their records and logs, and read them back, below results/ of the results bucket only: keys "
+            "are results/<run>/<rack>/..., and run ids are chosen at submit time, so the prefix is the narrowest ARN")
 
 
 class BenchmarkJobDefinitions(Construct):

@@ -6,12 +6,17 @@ from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from rackform.naming import construct_id
 
+from .nag import skip_checkov
+
 # FSx for Lustre: LNET on 988, and 1018-1023 for the Lustre client's reserved ports.
 LUSTRE_PORTS: tuple[ec2.Port, ...] = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
+# VPC flow logs are kept a year (the CIS/checkov floor), and outlive the stack like every other audit trail.
+FLOW_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 
 
 class SingleAzVpc(Construct):
@@ -19,7 +24,8 @@ class SingleAzVpc(Construct):
 
     Nodes and FSx live in the private subnet; the public subnet holds only the NAT gateway. S3 traffic takes a
     gateway endpoint, and each name in `interface_endpoints` (e.g. "ecr.api") becomes an interface endpoint with
-    private DNS so image pulls and logs bypass the NAT gateway.
+    private DNS so image pulls and logs bypass the NAT gateway. Flow logs of all traffic go to a CloudWatch log group
+    kept a year.
     """
 
     def __init__(
@@ -56,13 +62,30 @@ class SingleAzVpc(Construct):
             reason="the AZ is pinned on purpose: EFA, cluster placement groups and Capacity Blocks are bound to one AZ",
         ))
         self.private_subnet: ec2.ISubnet = self.vpc.private_subnets[0]
+        # Every accepted and rejected flow, to CloudWatch Logs (EFA's OS-bypass traffic is not IP and never shows).
+        self.flow_log_group = logs.LogGroup(self, "FlowLogs", retention=FLOW_LOG_RETENTION)
+        skip_checkov(self.flow_log_group.node.default_child, "CKV_AWS_158",
+                     "CloudWatch Logs encrypts all log data at rest already; a customer managed key would add a key "
+                     "policy and a monthly charge per cluster to guard flow records, which carry no payload")
+        self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+                              traffic_type=ec2.FlowLogTrafficType.ALL)
         self.vpc.add_gateway_endpoint("S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[private])
+        self.endpoint_sg: ec2.SecurityGroup | None = None
+        if interface_endpoints:
+            # One group for all interface endpoints, HTTPS in from the VPC's CIDR written out (CDK's default rule
+            # names the CIDR through Fn::GetAtt, which no template checker can evaluate); endpoints start no
+            # connections, so no egress.
+            self.endpoint_sg = ec2.SecurityGroup(self, "EndpointSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
+                                                 description="rackform interface endpoints: HTTPS from the VPC")
+            self.endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from the VPC")
         for name in interface_endpoints:
             self.vpc.add_interface_endpoint(
                 f"{construct_id(name.replace('.', '-'))}Endpoint",
                 service=ec2.InterfaceVpcEndpointAwsService(name),
                 private_dns_enabled=True,
                 subnets=private,
+                security_groups=[self.endpoint_sg],
+                open=False,
             )
 
 

@@ -13,6 +13,8 @@ from constructs import Construct
 
 from rackform.plan import NetworkInterfacePlan, NodeGroupPlan
 
+from .nag import acknowledge, acknowledge_wildcard_resource
+
 # Containers reach IMDS through the docker bridge, one hop further than the host.
 IMDS_HOP_LIMIT = 2
 # The root device of the ECS-optimized AL2023 AMIs Batch uses.
@@ -103,6 +105,18 @@ class NodeInstanceRole(Construct):
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[results_objects_arn]))
         self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.role)
+        cfn_role = self.role.node.default_child
+        managed = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{}]"
+        acknowledge(cfn_role, managed.format("AmazonSSMManagedInstanceCore"),
+                    "Session Manager access to nodes without SSH keys or public IPs; AWS keeps this policy in step "
+                    "with the SSM agent's ssm/ssmmessages/ec2messages calls, which a hand-written copy would not")
+        acknowledge(cfn_role, managed.format("service-role/AmazonEC2ContainerServiceforEC2Role"),
+                    "the instance role AWS Batch documents for ECS container instances (register with ECS, pull from "
+                    "ECR, write logs); AWS keeps it in step with the ECS agent")
+        acknowledge_wildcard_resource(
+            self.role.node.find_child("DefaultPolicy"), results_objects_arn,
+            "s3:PutObject below results/ of the results bucket only: keys are results/<run>/<rack>/..., and run ids "
+            "are chosen at submit time, so the prefix is the narrowest ARN that admits them")
 
 
 class RackNodeGroup(Construct):

@@ -8,6 +8,8 @@ from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from .nag import acknowledge, skip_checkov
+
 # Benchmarks write under this prefix; node roles may write nowhere else in the bucket.
 RESULTS_PREFIX = "results/"
 # Where the S3 data repository appears inside the file system (clients see <mount_path>/data).
@@ -33,6 +35,12 @@ class ResultsBucket(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        no_access_logs = (
+            "no server access logs: objects are write-once (If-None-Match), versioned and TLS-only, written under "
+            "results/ by this cluster's node and job roles alone; access logs would need a second retained bucket per "
+            "cluster, and CloudTrail S3 data events give that audit account-wide where it is required")
+        acknowledge(self.bucket.node.default_child, "AwsSolutions-S1", no_access_logs)
+        skip_checkov(self.bucket.node.default_child, "CKV_AWS_18", no_access_logs)
 
     @property
     def results_objects_arn(self) -> str:
@@ -95,3 +103,5 @@ class LustreFileSystem(Construct):
                         events=ALL_S3_EVENTS),
                 ),
             )
+            # Retained with the file system it links: a deleted stack leaves the file system linked to S3 as it was.
+            self.data_repository_association.apply_removal_policy(RemovalPolicy.RETAIN)

@@ -28,3 +28,27 @@ def dump(tmp_path: Path, data: Any, name: str = "spec.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False) if not isinstance(data, str) else data)
     return path
+
+
+# --- counts the gate, fuzz and fault tests report ----------------------------------------------------------------
+# Printed in the terminal summary of every run (`make test` included): under pytest-xdist a worker's stdout never
+# reaches the terminal, but a report's user_properties do.
+REPORT_KEY = "rackform-report"
+
+
+@pytest.fixture
+def gate_report(record_property):
+    """`gate_report("fuzz", "2000 specs tried, ...")`: a line for the terminal summary, under its heading."""
+    def add(heading: str, line: str) -> None:
+        record_property(REPORT_KEY, f"{heading}: {line}")
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = [value for reports in terminalreporter.stats.values() for rep in reports
+             if getattr(rep, "when", None) == "call"
+             for key, value in getattr(rep, "user_properties", ()) if key == REPORT_KEY]
+    if lines:
+        terminalreporter.section("rackform gates, fuzz and faults")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -58,6 +58,7 @@ def test_success_writes_record_and_log_with_checksums(store, bench):
     body = store.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert head["ChecksumSHA256"] == sha256_b64(body)
     assert ResultRecord.model_validate(json.loads(body)) == record
+    assert b"\n" not in body.strip()  # one JSON document per line: what Athena's JSON SerDe reads
     log = store.s3.get_object(Bucket=BUCKET, Key=record.raw_log_key)["Body"].read().decode()
     assert "warming up" in log and record.raw_log_key.endswith("/ok/node-0.log")
 
@@ -115,3 +116,14 @@ def test_node_context_from_batch_environment():
            "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS": "10.0.0.7", "RACKFORM_GPUS": "8", "RACKFORM_EFA": "1"}
     ctx = runner.node_context(env, "gpu")
     assert (ctx.num_nodes, ctx.node_index, ctx.main_address, ctx.gpus, ctx.efa) == (4, 2, "10.0.0.7", 8, True)
+
+
+def test_record_lands_even_when_the_log_upload_fails(store, bench, monkeypatch):
+    bench(fake("ok", (sys.executable, "-c", f"print({RESULT_LINE!r})")))
+
+    def broken(*_a, **_k):
+        raise ConnectionError("reset by peer")
+    monkeypatch.setattr(store, "put_log", broken)
+    record = runner.run_job(job("ok"), CTX, store, echo=False)
+    [landed] = store.records("run-1")
+    assert landed == record and record.raw_log_key is None and "reset by peer" in record.environment["raw_log_error"]

@@ -195,7 +195,11 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
         metrics=tuple(metrics), started_at=started, ended_at=ended, environment=environment,
         price_usd_per_hour=price, raw_log_key=key, job_id=job.job_id)
     if store is not None:
-        store.put_log(key, log)
+        try:
+            store.put_log(key, log)
+        except Exception as e:  # the record matters more than the log: write it anyway, saying why the log is missing
+            record = record.model_copy(update={"raw_log_key": None, "environment": {
+                **record.environment, "raw_log_error": f"{type(e).__name__}: {e}"[:300]}})
         if ctx.is_main:
             store.put_record(record)
     return record

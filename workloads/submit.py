@@ -25,7 +25,9 @@ from .store import ResultStore, check_run_id, submission_key
 
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the
 # call itself is never retried by botocore; `submit_once` retries by hand and looks for its job before each try.
-NO_RETRY = Config(retries={"mode": "standard", "max_attempts": 1})
+# total_max_attempts counts the first try (1 = no retry); the legacy `max_attempts` counts retries, and 1 there let
+# botocore resend a SubmitJob whose response was lost (tests/test_faults.py caught the duplicate jobs).
+NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
 LOOKUP_RETRY = Config(retries={"mode": "standard", "max_attempts": 8})
 TERMINAL = ("SUCCEEDED", "FAILED")
 

@@ -1,0 +1,392 @@
+"""Hostile input: thousands of generated specs through the CLI entry (`rackform validate`, in process).
+
+Every spec either validates (exit 0) or fails with exit 1 and a message on stderr: never a traceback, never an
+exception out of `main`. Every valid one builds a plan, and a bounded, varied sample of them synthesizes.
+
+Three generators: one field of examples/demo.yaml broken at a time (wrong types, huge and negative numbers, unicode,
+empty strings, missing and extra keys, deep nesting); specs built to be valid from the catalog; and YAML text
+attacks (duplicate keys, anchors and aliases up to a billion laughs, unsafe tags, garbage bytes). Runs are
+derandomized so CI sees the same examples every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rackform.catalog import load_catalog
+from rackform.cli import main
+from rackform.plan import build_plan
+from rackform.problems import errors
+from rackform.spec import NAME_PATTERN, load_spec
+from rackform.validate import validate_spec
+from rackform.yamlsafe import MAX_BYTES
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_PATH = ROOT / "examples" / "demo.yaml"
+DEMO_TEXT = DEMO_PATH.read_text()
+DEMO = yaml.safe_load(DEMO_TEXT)
+CATALOG = load_catalog()
+# How many valid generated specs are synthesized (about a second each; jsii starts once per process).
+SYNTH_SAMPLE = 12
+
+
+# RACKFORM_FUZZ_SCALE=20 multiplies the examples and draws them at random (a local bug hunt, not for CI).
+SCALE = int(os.environ.get("RACKFORM_FUZZ_SCALE", "1"))
+
+
+def fuzz_settings(n: int):
+    return settings(max_examples=n * SCALE, deadline=None, derandomize=SCALE == 1, database=None, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+
+
+def run_validate(path: Path) -> tuple[int, str, str]:
+    """`rackform validate PATH` in process: (exit code, stdout, stderr). An exception out of main fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["validate", str(path)])
+    return code, out.getvalue(), err.getvalue()
+
+
+class Outcome:
+    """Runs one spec file through the CLI, checks the contract, and counts."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.valid_plans: list[Any] = []
+
+    def check(self, path: Path) -> int:
+        self.counts["tried"] += 1
+        code, out, err = run_validate(path)
+        assert "Traceback" not in out + err, err
+        assert code in (0, 1), (code, err)
+        if code == 1:
+            self.counts["invalid"] += 1
+            assert err.strip(), "a refused spec must say why on stderr"
+            assert "error" in err, err
+            return code
+        self.counts["valid"] += 1
+        assert ": valid (" in out, out
+        spec, lines = load_spec(path)
+        assert not errors(validate_spec(spec, CATALOG, lines))
+        plan = build_plan(spec, CATALOG)  # every valid spec must plan
+        assert plan.name == spec.name and len(plan.racks) == len(spec.racks)
+        plan.model_dump_json()
+        self.valid_plans.append(plan)
+        return code
+
+
+# --- 1. examples/demo.yaml with one field broken ------------------------------------------------------------------
+
+def paths_of(data: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += paths_of(v, (*prefix, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += paths_of(v, (*prefix, i))
+    return out
+
+
+PATHS = paths_of(DEMO)
+
+
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+hostile_values = st.one_of(
+    st.none(), st.booleans(),
+    st.integers(min_value=-10**30, max_value=10**30),
+    st.sampled_from([0, -1, 1, 2**31, 2**63, 10**100, 29, 30, 16384, 16385, 1199, 1200, 2400, 4800, 38400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),  # unicode of every kind
+    st.sampled_from(["", " ", "a" * 25, "Demo", "demo-", "-demo", "dém0", "рак", "名前", "🚀", "a\u0000b", "a\nb",
+                     "p5.48xlarge", "trn2.48xlarge", "m7g.xlarge ", "P5.48XLARGE", "cr-0123456789abcdef0", "cr-",
+                     "s3://", "s3://b", "s3://my-bucket/../x", "/fsx/../etc", "relative", "0.0.0.0/0",
+                     "10.0.0.0/8", "10.40.0.0/33", "::/0", "10.40.0.0/28", "us-east-1", "us-east-1z", "spot",
+                     "capacity-block", "PERSISTENT_2", "SCRATCH_2", "gpu", "trainium", "true", "null", "~",
+                     "1e400", "0x10", "${AWS::Region}", "{{resolve:ssm:/x}}", "%s%n", "'; DROP TABLE"]),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    st.sampled_from([nested(10), nested(70), [], {}, [[]], [{}], [None]]),
+)
+
+
+@st.composite
+def broken_demo(draw) -> Any:
+    data = copy.deepcopy(DEMO)
+    path = draw(st.sampled_from(PATHS))
+    op = draw(st.sampled_from(["replace", "replace", "delete", "extra", "duplicate", "empty"]))
+    if not path:  # the whole document
+        return draw(hostile_values) if op != "extra" else {**data, draw(st.text(max_size=10)): 1}
+    *parent_path, last = path
+    parent = data
+    for p in parent_path:
+        parent = parent[p]
+    if op == "replace":
+        parent[last] = draw(hostile_values)
+    elif op == "delete":
+        del parent[last]
+    elif op == "extra":
+        target = parent[last] if isinstance(parent[last], dict) else parent
+        if isinstance(target, dict):
+            target[draw(st.one_of(st.text(max_size=12), st.sampled_from(["nmae", "count ", "Racks", "efa"])))] = \
+                draw(hostile_values)
+        else:
+            target.append(draw(hostile_values))
+    elif op == "duplicate":
+        if isinstance(parent, list):
+            parent.insert(last, copy.deepcopy(parent[last]))  # duplicate rack or node group: names collide
+        else:
+            parent[last] = [parent[last], parent[last]]
+    else:
+        parent[last] = type(parent[last])() if isinstance(parent[last], (dict, list, str)) else None
+    return data
+
+
+def dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def test_demo_with_one_field_broken_validates_or_says_why(tmp_path, gate_report):
+    outcome = Outcome()
+    path = tmp_path / "spec.yaml"
+
+    @fuzz_settings(1500)
+    @given(broken_demo())
+    def run(data: Any) -> None:
+        path.write_text(dump(data), encoding="utf-8")
+        outcome.check(path)
+
+    run()
+    c = outcome.counts
+    assert c["invalid"] > c["tried"] // 2 and c["valid"] > 0, c
+    gate_report("fuzz", f"demo.yaml with one field broken: {c['tried']} specs tried, {c['valid']} valid (all planned), "
+                        f"{c['invalid']} refused with a message, 0 tracebacks")
+
+
+# --- 2. specs built to be valid ------------------------------------------------------------------------------------
+
+REGIONS = sorted(r for r, offers in CATALOG.offerings.items() if offers)
+names = st.from_regex(NAME_PATTERN, fullmatch=True)
+FSX = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"deployment_type": st.just("SCRATCH_2"),
+                           "storage_capacity_gib": st.sampled_from([1200, 2400, 4800])}),
+    st.fixed_dictionaries({"deployment_type": st.just("PERSISTENT_1"),
+                           "storage_capacity_gib": st.sampled_from([1200, 2400, 7200]),
+                           "per_unit_storage_throughput": st.sampled_from([50, 100, 200])}),
+    st.fixed_dictionaries({"deployment_type": st.just("PERSISTENT_2"),
+                           "storage_capacity_gib": st.sampled_from([1200, 2400, 9600]),
+                           "per_unit_storage_throughput": st.sampled_from([125, 250, 500, 1000])},
+                          optional={"data_repository_path": st.sampled_from(["s3://my-datasets", "s3://a.b-c/x/y"]),
+                                    "mount_path": st.sampled_from(["/fsx", "/mnt/lustre"])}),
+)
+
+
+@st.composite
+def valid_specs(draw) -> dict[str, Any]:
+    region = draw(st.sampled_from(REGIONS))
+    az = draw(st.sampled_from(sorted({a for azs in CATALOG.offerings[region].values() for a in azs})))
+    offered = sorted(t for t in CATALOG.instance_types if az in CATALOG.azs_offering(region, t))
+    racks = []
+    for rack_name in draw(st.lists(names, min_size=1, max_size=3, unique=True)):
+        groups = []
+        for group_name in draw(st.lists(names, min_size=1, max_size=3, unique=True)):
+            it = CATALOG.instance_types[draw(st.sampled_from(offered))]
+            group: dict[str, Any] = {"name": group_name, "instance_type": it.name,
+                                     "count": draw(st.integers(1, 8))}
+            kinds = ["on-demand", "reservation"] + [k for k in ("spot", "capacity-block") if k in it.usage_classes]
+            kind = draw(st.sampled_from(kinds))
+            if kind != "on-demand":
+                group["capacity"] = {"type": kind}
+                if kind in ("reservation", "capacity-block"):
+                    group["capacity"]["reservation_id"] = "cr-" + draw(st.from_regex(r"[0-9a-f]{17}", fullmatch=True))
+            if draw(st.booleans()):
+                group["tier"] = it.tier
+            if it.efa_supported and draw(st.integers(0, 4)) == 0:
+                group["efa"] = False
+            if draw(st.booleans()):
+                group["root_volume_gib"] = draw(st.integers(30, 16384))
+            groups.append(group)
+        racks.append({"name": rack_name, "node_groups": groups})
+    spec: dict[str, Any] = {"name": draw(names), "region": region, "availability_zone": az, "racks": racks}
+    network = draw(st.fixed_dictionaries({}, optional={
+        "vpc_cidr": st.sampled_from(["10.40.0.0/16", "172.16.0.0/12", "192.168.0.0/20", "10.0.0.0/22"]),
+        "interface_endpoints": st.booleans()}))
+    if network:
+        spec["network"] = network
+    if (fsx := draw(FSX)) is not None:
+        spec["storage"] = {"fsx_lustre": fsx}
+    return spec
+
+
+def test_specs_built_to_be_valid_plan_and_a_sample_synthesizes(tmp_path, gate_report):
+    from stacks import build_app
+
+    outcome = Outcome()
+    path = tmp_path / "spec.yaml"
+
+    @fuzz_settings(400)
+    @given(valid_specs())
+    def run(data: dict[str, Any]) -> None:
+        path.write_text(dump(data), encoding="utf-8")
+        outcome.check(path)
+
+    run()
+    c = outcome.counts
+    assert c["valid"] >= c["tried"] // 2, c  # the generator must mostly hit valid specs to be worth it
+
+    # Synthesize a varied sample: different Regions, with and without FSx, each tier mix once.
+    sample, seen = [], set()
+    for plan in outcome.valid_plans:
+        key = (plan.region, plan.storage.fsx_lustre is not None,
+               tuple(sorted({g.tier for g in plan.node_groups()})))
+        if key not in seen and len(sample) < SYNTH_SAMPLE:
+            seen.add(key)
+            sample.append(plan)
+    started = time.monotonic()
+    for i, plan in enumerate(sample):
+        assembly = build_app(plan, outdir=str(tmp_path / f"synth{i}")).synth()
+        assert {s.stack_name for s in assembly.stacks} == {
+            plan.network.stack_name, plan.storage.stack_name, *(r.stack_name for r in plan.racks)}
+    gate_report("fuzz", f"specs built to be valid: {c['tried']} specs tried, {c['valid']} valid (all planned), "
+                        f"{c['invalid']} refused with a message; {len(sample)} synthesized "
+                        f"({len({p.region for p in sample})} Regions) in {time.monotonic() - started:.0f} s")
+
+
+# --- 3. YAML text attacks ------------------------------------------------------------------------------------------
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
+DEMO_LINES = DEMO_TEXT.splitlines(keepends=True)
+SNIPPETS = [
+    "name: other\n",  # a duplicate top-level key
+    "  - name: graviton\n    node_groups: []\n",
+    "x: !!python/object/apply:os.system ['echo pwned']\n",
+    "x: !!python/object:builtins.dict {a: 1}\n",
+    "x: !!python/name:os.system\n",
+    "x: !!binary aGVsbG8=\n",
+    "x: !custom 1\n",
+    "x: *undefined_alias\n",
+    "base: &b {instance_type: p5.48xlarge, count: 2}\n",
+    "<<: *b\n",
+    "? [complex, key]\n: 1\n",
+    "? {a: 1}\n: 1\n",
+    "1: integer key\n",
+    "null: null key\n",
+    "x: [" * 50 + "]" * 50 + "\n",
+    "x: 2001-12-14t21:59:43.10-05:00\n",
+    "---\nname: second-document\n",
+    "\t\tname: tabs\n",
+    "\ufeffname: bom\n",
+    "name: \"unterminated\n",
+    "%YAML 1.1\n---\n",
+]
+
+
+@st.composite
+def yaml_attacks(draw) -> bytes:
+    kind = draw(st.sampled_from(["insert", "insert", "replace-line", "delete-line", "duplicate-line", "garbage",
+                                 "text", "anchors", "deep", "bytes-in-demo"]))
+    if kind in ("insert", "replace-line", "delete-line", "duplicate-line"):
+        lines = list(DEMO_LINES)
+        i = draw(st.integers(0, len(lines) - 1))
+        if kind == "insert":
+            indent = draw(st.sampled_from(["", "  ", "    ", "      "]))
+            lines.insert(i, "".join(indent + ln for ln in draw(st.sampled_from(SNIPPETS)).splitlines(True)))
+        elif kind == "replace-line":
+            lines[i] = draw(st.sampled_from(SNIPPETS))
+        elif kind == "delete-line":
+            del lines[i]
+        else:
+            lines.insert(i, lines[i])  # the same key twice in one mapping, or a duplicated list item
+        return "".join(lines).encode()
+    if kind == "garbage":
+        return draw(st.binary(max_size=2048))
+    if kind == "text":
+        return draw(st.text(max_size=500)).encode("utf-8", "surrogatepass")
+    if kind == "anchors":
+        levels = draw(st.integers(1, 9))
+        return ("\n".join(BILLION_LAUGHS.splitlines()[:levels]) + "\n" + DEMO_TEXT).encode()
+    if kind == "deep":
+        n = draw(st.sampled_from([10, 63, 65, 1000, 20000]))
+        return (draw(st.sampled_from(["[" * n + "]" * n, "{a: " * n + "1" + "}" * n, "- " * n + "x"]))).encode()
+    data = bytearray(DEMO_TEXT.encode())
+    for _ in range(draw(st.integers(1, 5))):
+        data.insert(draw(st.integers(0, len(data))), draw(st.integers(0, 255)))
+    return bytes(data)
+
+
+def test_yaml_attacks_are_refused_with_a_message(tmp_path, gate_report):
+    outcome = Outcome()
+    path = tmp_path / "spec.yaml"
+    pwned = tmp_path / "pwned"
+
+    @fuzz_settings(800)
+    @given(yaml_attacks())
+    def run(raw: bytes) -> None:
+        path.write_bytes(raw.replace(b"echo pwned", f"touch {pwned}".encode()))
+        started = time.monotonic()
+        outcome.check(path)
+        assert time.monotonic() - started < 5, "aliases must not expand without bound"
+        assert not pwned.exists()
+
+    run()
+    c = outcome.counts
+    gate_report("fuzz", f"YAML text attacks: {c['tried']} files tried, {c['valid']} still valid (all planned), "
+                        f"{c['invalid']} refused with a message")
+
+
+@pytest.mark.parametrize("text,fragment", [
+    (f"x: !!python/object/apply:os.system ['touch PWNED']\n{DEMO_TEXT}", "python/object/apply"),
+    (f"!!python/object:builtins.dict\n{DEMO_TEXT}", "unsupported tag"),
+    (BILLION_LAUGHS + DEMO_TEXT, "more than 100000 values"),
+    (DEMO_TEXT + "name: twice\n", "duplicate key 'name'"),
+    ("[" * 100 + "]" * 100, "nested deeper than 64"),
+    ("", "is empty"),
+    ("- just\n- a\n- list\n", "a spec is a mapping"),
+])
+def test_unsafe_and_unbounded_yaml_is_refused(tmp_path, text, fragment, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    code, _, err = run_validate(path)
+    assert code == 1 and fragment in err and "Traceback" not in err, err
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("size", [MAX_BYTES + 1, 4 * 1024 * 1024 + 1])
+def test_oversized_specs_are_refused_before_parsing(tmp_path, size):
+    path = tmp_path / "big.yaml"
+    path.write_text(DEMO_TEXT + "#" * (size - len(DEMO_TEXT.encode()) - 1) + "\n")
+    assert path.stat().st_size == size
+    started = time.monotonic()
+    code, _, err = run_validate(path)
+    assert code == 1 and "limited to" in err and "Traceback" not in err, err
+    assert time.monotonic() - started < 2
+
+
+def test_a_spec_at_the_size_limit_still_loads(tmp_path):
+    path = tmp_path / "limit.yaml"
+    path.write_text(DEMO_TEXT + "#" * (MAX_BYTES - len(DEMO_TEXT.encode()) - 1) + "\n")
+    assert path.stat().st_size == MAX_BYTES
+    code, out, err = run_validate(path)
+    assert code == 0, err
