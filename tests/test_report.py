@@ -248,3 +248,14 @@ def test_figures_carry_the_expected_series(s3):
     assert drawn == pytest.approx({"allreduce busbw gpu gpu/h100": 225 * BUS_16 / 400 * 100,
                                    "allreduce busbw trainium trainium/workers": 50 * 2 * 63 / 64,
                                    "gemm bf16 gpu gpu/h100": 700 / 989 * 100})
+
+
+def test_local_storage_is_not_held_against_fsx():
+    # the local executor's fio ran on a temporary directory through the page cache: no FSx figure applies
+    from rackform.cli import checked_plan
+
+    fsx = checked_plan(str(DEMO)).storage.fsx_lustre
+    local = record("r", "storage", "graviton", "head", "graviton", "m7g.xlarge",
+                   [m("read_bw", 900.0, "MB/s", test="seq-read")], price=0.1632, local=True)
+    [row] = [r for r in rp.record_rows(local, limits_for("m7g.xlarge"), fsx) if r.metric_key.startswith("read_bw")]
+    assert row.limit is None and "not on FSx" in row.limit_basis and row.pct_of_limit is None

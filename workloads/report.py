@@ -122,6 +122,8 @@ def limit_for(record: ResultRecord, metric: Metric, limits: Limits | None, fsx: 
     if record.benchmark == "gemm" and metric.name == "tflops_max":
         return gemm_limit(metric.labels.get("dtype"), record.tier, limits)
     if record.benchmark == "storage" and metric.name in ("read_bw", "write_bw"):
+        if is_local(record):  # the local executor writes to a temporary directory through the page cache
+            return Limit(None, "MB/s", "measured on a local directory, not on FSx: no FSx limit applies")
         return fsx_limit(fsx)
     return None
 
