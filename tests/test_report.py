@@ -259,3 +259,10 @@ def test_local_storage_is_not_held_against_fsx():
                    [m("read_bw", 900.0, "MB/s", test="seq-read")], price=0.1632, local=True)
     [row] = [r for r in rp.record_rows(local, limits_for("m7g.xlarge"), fsx) if r.metric_key.startswith("read_bw")]
     assert row.limit is None and "not on FSx" in row.limit_basis and row.pct_of_limit is None
+
+
+def test_local_runs_are_not_scaled_by_accelerator_count():
+    local = record("r", "inference", "gpu", "h100", "gpu", "p5.48xlarge", [m("tokens_per_second", 300.0, "tokens/s")],
+                   price=55.04, local=True)
+    [row] = [r for r in rp.record_rows(local, limits_for("p5.48xlarge"), None) if r.metric == "tokens/s"]
+    assert row.per_dollar == pytest.approx(300.0 * 3600 / 55.04)  # this machine's one CPU, not 8 GPUs

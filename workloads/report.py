@@ -145,8 +145,8 @@ class PerDollar:
 def devices_per_job(record: ResultRecord, limits: Limits | None) -> int | None:
     """How many devices like the measured one the job's price pays for: torchbench's gemm and inference run on one
     device, so an accelerator instance's throughput is that device's times its accelerators. A CPU device is the
-    whole instance."""
-    if record.tier not in ACCELERATOR_TIERS:
+    whole instance, and so is whatever the local executor measured (this machine's CPU, not an accelerator)."""
+    if record.tier not in ACCELERATOR_TIERS or is_local(record):
         return record.node_count
     if limits is None or not limits.accelerators:
         return None
@@ -189,7 +189,7 @@ def _scaled(record: ResultRecord, metric: Metric, limits: Limits | None, unit: s
     if devices is None:
         return PerDollar(None, unit, f"accelerator count of {record.instance_type} unknown")
     notes = []
-    if record.tier in ACCELERATOR_TIERS:
+    if record.tier in ACCELERATOR_TIERS and not is_local(record):
         notes.append(f"per instance: one device measured x {devices // record.node_count} accelerators, "
                      "assumed to run alike")
         if record.tier == "trainium":
