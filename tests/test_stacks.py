@@ -555,3 +555,17 @@ def test_job_images_are_built_per_tier_at_deploy_not_at_synth(demo_app):
         images = [json.dumps(_container(jd)["Image"]) for g in rack.node_groups
                   for jd in _job_definitions(demo_app, g).values()]
         assert images and all("container-assets" in i for i in images)
+
+
+def test_submission_uses_the_names_the_stacks_create(demo_app):
+    # `rackform submit` and the embedded AWS take queue and job definition names from rackform.naming via
+    # workloads.jobdefs; the synthesized stacks must create exactly those.
+    from workloads.jobdefs import job_definitions
+
+    for group in demo_app.plan.node_groups():
+        t = demo_app.templates[group_stack(demo_app, group)]
+        queues = {r["Properties"]["JobQueueName"] for r in resources(t, JOB_QUEUE).values()}
+        assert group.job_queue in queues
+        submitted = {d["jobDefinitionName"] for d in job_definitions(demo_app.plan.name, group, image="i",
+                                                                      bucket="b", job_role_arn="r")}
+        assert submitted == set(_job_definitions(demo_app, group))
