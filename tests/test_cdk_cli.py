@@ -38,12 +38,12 @@ def test_cdk_synth_writes_every_stack_of_the_demo(tmp_path):
     out = tmp_path / "cdk.out"
     result = cdk_synth("examples/trn2-capacity-block.yaml", out)
     assert result.returncode == 0, result.stderr
-    names = {"demo-network", "demo-storage", "demo-rack-graviton", "demo-rack-trn2-train", "demo-rack-gpu"}
+    names = {"trn2-network", "trn2-storage", "trn2-rack-graviton", "trn2-rack-trn2-train", "trn2-rack-gpu"}
     assert {p.name.removesuffix(".template.json") for p in out.glob("*.template.json")} == names
-    rack = json.loads((out / "demo-rack-trn2-train.template.json").read_text())
+    rack = json.loads((out / "trn2-rack-trn2-train.template.json").read_text())
     queues = [r["Properties"]["JobQueueName"] for r in rack["Resources"].values()
               if r["Type"] == "AWS::Batch::JobQueue"]
-    assert queues == ["demo-trn2-train-workers-queue"]
+    assert queues == ["trn2-trn2-train-workers-queue"]
 
 
 def test_cdk_synth_refuses_an_invalid_spec_with_the_problem(tmp_path):

@@ -91,7 +91,7 @@ def test_plan_table(capsys):
     assert code == 0
     row = next(l for l in out.splitlines() if l.startswith("trn2-train/workers"))
     assert "trn2.48xlarge" in row and "16 efa on 16 cards" in row and "L-2C3B7624" in row
-    assert "demo-rack-trn2-train" in out
+    assert "trn2-rack-trn2-train" in out
 
 
 def test_plan_json_has_the_documented_keys(capsys):

@@ -61,7 +61,7 @@ def test_demo_plan(demo, catalog):
                                 + [f"/dev/neuron{i}" for i in range(16)])
     assert trn.ips_per_node == 16 + 1 and trn.ips == 68
     assert trn.quota.code == "L-2C3B7624" and trn.quota.vcpus == 4 * 192
-    assert trn.placement_group == "demo-trn2-train-workers-cluster"
+    assert trn.placement_group == "trn2-trn2-train-workers-cluster"
     assert trn.capacity.type == "capacity-block" and trn.ami_ssm_parameter.endswith("/neuron/recommended/image_id")
     gpu = plan.rack("gpu").node_groups[0]
     assert gpu.gpus_per_node == 8 and gpu.quota.code == "L-417A185B"

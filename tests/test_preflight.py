@@ -260,7 +260,7 @@ def _stacks(names: list[str]) -> None:
 
 
 def test_batch_counts_exclude_this_clusters_own(plan):
-    ours = ("demo-graviton-head-ce", "demo-gpu-h100-ce")
+    ours = ("trn2-graviton-head-ce", "trn2-gpu-h100-ce")
     checks = check_batch(plan, ours + tuple(f"other-{i}" for i in range(46)), ("x",))
     ce, q = checks
     assert ce.status == "ok" and ce.needed == "46 + 4 of this cluster = 50"
@@ -279,10 +279,10 @@ def test_batch_and_stacks_unreadable_are_unknown(plan):
 
 
 def test_stacks_from_moto(aws, plan):
-    _stacks(["demo-network", "other"])
+    _stacks(["trn2-network", "other"])
     boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="other")
     stacks = fetch_stacks(boto3.client("cloudformation", region_name=REGION))
-    assert stacks == ("demo-network",)  # deleted stacks do not count
+    assert stacks == ("trn2-network",)  # deleted stacks do not count
     [c] = check_stacks(plan, 2000, stacks)
     assert c.status == "ok" and c.needed == "1 existing + 4 new = 5"  # network, storage, three racks
     [c] = check_stacks(plan, None, stacks + tuple(f"s{i}" for i in range(1996)))
@@ -361,12 +361,12 @@ def live_block(**over: Any) -> dict[str, Any]:
 
 
 def test_ready_account_exits_0(aws, monkeypatch, capsys):
-    _batch_environments(["demo-gpu-h100-ce", "someone-else-ce"], ["someone-else-queue"])
-    _stacks(["demo-network", "unrelated"])
+    _batch_environments(["trn2-gpu-h100-ce", "someone-else-ce"], ["someone-else-queue"])
+    _stacks(["trn2-network", "unrelated"])
     account(monkeypatch, ENOUGH, live_block())
     code, out, err = run(capsys, "preflight", str(SPEC))
     assert code == 0, out
-    assert "demo: ready to deploy (0 blockers, 0 warnings, 0 unknown, 11 ok)" in out
+    assert "trn2: ready to deploy (0 blockers, 0 warnings, 0 unknown, 11 ok)" in out
     assert "1 + 4 of this cluster = 5" in out and "2 existing + 4 new = 6" in out
 
 
@@ -374,7 +374,7 @@ def test_blocked_account_exits_1_and_lists_blockers(aws, monkeypatch, capsys):
     account(monkeypatch, {**ENOUGH, TRN: 0.0}, live_block(AvailabilityZone="us-east-2a"))
     code, out, err = run(capsys, "preflight", str(SPEC))
     assert code == 1 and "Traceback" not in out + err
-    assert "demo: not ready to deploy (2 blockers" in out
+    assert "trn2: not ready to deploy (2 blockers" in out
     assert f"blocker  vCPU quota {TRN} (Running On-Demand Trn instances): request an increase to 768 vCPUs: " \
            + INCREASE.format(TRN, 768) in out
     assert f"blocker  capacity {CR}: set availability_zone: us-east-2a" in out

@@ -493,7 +493,7 @@ def test_templates_are_stable_when_racks_are_removed_or_reordered(demo_app, tmp_
     for name in (demo_app.plan.network.stack_name, demo_app.plan.storage.stack_name,
                  *(r.stack_name for r in edited.plan.racks)):
         assert edited.raw[name] == demo_app.raw[name], name
-    assert set(edited.raw) == set(demo_app.raw) - {"demo-rack-trn2-train"}
+    assert set(edited.raw) == set(demo_app.raw) - {"trn2-rack-trn2-train"}
 
 
 def test_largest_allowed_spec_fits_cloudformation_limits(largest_app):
@@ -527,7 +527,7 @@ def _container(jd: dict[str, Any]) -> dict[str, Any]:
 def test_job_definitions_carry_the_plans_devices_and_names(demo_app):
     groups = {g.name: g for g in demo_app.plan.node_groups()}
     trn = _job_definitions(demo_app, groups["workers"])
-    allreduce = trn["demo-trn2-train-workers-allreduce"]
+    allreduce = trn["trn2-trn2-train-workers-allreduce"]
     assert allreduce["Type"] == "multinode" and allreduce["NodeProperties"]["NumNodes"] == 2
     c = _container(allreduce)
     assert [d["HostPath"] for d in c["LinuxParameters"]["Devices"]] == list(groups["workers"].devices)
@@ -537,17 +537,17 @@ def test_job_definitions_carry_the_plans_devices_and_names(demo_app):
     env = {e["Name"]: e["Value"] for e in c["Environment"]}
     assert env["RACKFORM_TIER"] == "trainium" and env["FI_PROVIDER"] == "efa"
     assert "RACKFORM_PRICE_USD_PER_HOUR" not in env  # a capacity block: no On-Demand price applies
-    assert "demo-trn2-train-workers-allreduce-nccom" in trn and "demo-trn2-train-workers-allreduce-nccl" not in trn
+    assert "trn2-trn2-train-workers-allreduce-nccom" in trn and "trn2-trn2-train-workers-allreduce-nccl" not in trn
 
     gpu = _job_definitions(demo_app, groups["h100"])
-    c = _container(gpu["demo-gpu-h100-gemm"])
-    assert gpu["demo-gpu-h100-gemm"]["Type"] == "container"
+    c = _container(gpu["trn2-gpu-h100-gemm"])
+    assert gpu["trn2-gpu-h100-gemm"]["Type"] == "container"
     assert {"Type": "GPU", "Value": "8"} in c["ResourceRequirements"]
     assert len([d for d in c["LinuxParameters"]["Devices"] if "uverbs" in d["HostPath"]]) == 32
-    assert "demo-gpu-h100-allreduce-nccl" in gpu
+    assert "trn2-gpu-h100-allreduce-nccl" in gpu
 
     head = _job_definitions(demo_app, groups["head"])  # one node: no fabric job, single-node allreduce
-    assert "demo-graviton-head-fabric" not in head and head["demo-graviton-head-allreduce"]["Type"] == "container"
+    assert "trn2-graviton-head-fabric" not in head and head["trn2-graviton-head-allreduce"]["Type"] == "container"
 
 
 def test_job_images_are_built_per_tier_at_deploy_not_at_synth(demo_app):

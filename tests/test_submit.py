@@ -48,13 +48,13 @@ def test_submit_allreduce_to_trn2_makes_a_multi_node_job_with_the_devices(aws, c
     code = main(["submit", str(EXAMPLE), "--rack", "trn2-train", "--benchmark", "allreduce", "--run-id", "r1"])
     out, err = capsys.readouterr()
     assert code == 0 and out.strip() == "r1" and "multi-node, 2 nodes" in err
-    [summary] = aws["batch"].list_jobs(jobQueue="demo-trn2-train-workers-queue",
+    [summary] = aws["batch"].list_jobs(jobQueue="trn2-trn2-train-workers-queue",
                                        filters=[{"name": "JOB_NAME", "values": ["r1-trn2-train-workers-allreduce"]}]
                                        )["jobSummaryList"]
     job = aws["batch"].describe_jobs(jobs=[summary["jobId"]])["jobs"][0]
-    assert job["jobQueue"].endswith("/demo-trn2-train-workers-queue")
+    assert job["jobQueue"].endswith("/trn2-trn2-train-workers-queue")
     jd = job_definition_of(aws, job)
-    assert jd["type"] == "multinode" and jd["jobDefinitionName"] == "demo-trn2-train-workers-allreduce"
+    assert jd["type"] == "multinode" and jd["jobDefinitionName"] == "trn2-trn2-train-workers-allreduce"
     container = jd["nodeProperties"]["nodeRangeProperties"][0]["container"]
     devices = [d["hostPath"] for d in container["linuxParameters"]["devices"]]
     assert sorted(d for d in devices if d.startswith("/dev/neuron")) == sorted(f"/dev/neuron{i}" for i in range(16))
@@ -68,7 +68,7 @@ def test_same_run_id_submits_nothing_new(aws, plan, capsys):
     [first] = submit(plan, **args)
     [again] = submit(plan, **args)
     assert first.created and not again.created and again.job_id == first.job_id
-    jobs = aws["batch"].list_jobs(jobQueue="demo-gpu-h100-queue", filters=[{"name": "JOB_NAME",
+    jobs = aws["batch"].list_jobs(jobQueue="trn2-gpu-h100-queue", filters=[{"name": "JOB_NAME",
                                                                             "values": [first.job_name]}])
     assert len(jobs["jobSummaryList"]) == 1
 

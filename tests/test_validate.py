@@ -103,7 +103,7 @@ def test_derived_names_collide(demo, catalog):
         {"name": "a", "node_groups": [{"name": "b-c", "instance_type": "c8g.4xlarge", "count": 1}]},
     ]
     [p] = only(check(demo, catalog), "unique-resource-names")
-    assert "demo-a-b-c" in p.message
+    assert "trn2-a-b-c" in p.message
 
 
 # --- where ---------------------------------------------------------------------------------------------------
