@@ -51,8 +51,7 @@ class ResultsTable(Construct):
     and Athena reads every object under a partition's location: `ignore.malformed.json` turns their lines into
     all-null rows instead of query errors, so filter on a non-null column (status) or on "$path".
 
-    The OpenX SerDe reads one JSON document per line: a record.json written indented (as `ResultStore.put_record`
-    does today) reads as malformed lines too, so records must be written on one line for this table to see them.
+    The OpenX SerDe reads one JSON document per line, which is why `ResultStore.put_record` writes records on one.
     """
 
     def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, database_name: str,
@@ -92,6 +91,6 @@ class ResultsTable(Construct):
                 ),
             ),
         )
-        self.table.add_dependency(self.database)
+        self.table.add_resource_dependency(self.database)
         self.database_name = database_name
         self.table_name = table_name

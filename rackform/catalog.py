@@ -42,6 +42,7 @@ class Accelerator(_Frozen):
     manufacturer: str
     count: int
     memory_mib_each: int
+    cores_each: int | None = None  # NeuronCores per Neuron device (physical); GPUs: None
 
 
 class NetworkCard(_Frozen):
@@ -79,6 +80,11 @@ class InstanceType(_Frozen):
     @property
     def neuron_devices(self) -> int:
         return self.accelerator.count if self.accelerator and self.accelerator.kind == "neuron" else 0
+
+    @property
+    def neuron_cores(self) -> int:
+        a = self.accelerator
+        return a.count * (a.cores_each or 0) if a and a.kind == "neuron" else 0
 
     @property
     def gpus(self) -> int:
@@ -133,7 +139,8 @@ def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
     elif neuron := raw.get("NeuronInfo", {}).get("NeuronDevices"):
         n = neuron[0]
         accelerator = {"kind": "neuron", "name": n["Name"], "manufacturer": "AWS",
-                       "count": sum(x["Count"] for x in neuron), "memory_mib_each": n["MemoryInfo"]["SizeInMiB"]}
+                       "count": sum(x["Count"] for x in neuron), "memory_mib_each": n["MemoryInfo"]["SizeInMiB"],
+                       "cores_each": n.get("CoreInfo", {}).get("Count")}
     cards = [
         {"index": c["NetworkCardIndex"], "max_interfaces": c["MaximumNetworkInterfaces"],
          "interface_kinds": sorted(c.get("InterfaceTypes") or ["interface"]),
@@ -157,7 +164,8 @@ def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+def paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated boto3 operation."""
     items: list[dict[str, Any]] = []
     for page in client.get_paginator(op).paginate(**kwargs):
         items.extend(page[key])
@@ -180,14 +188,14 @@ def catalog_from_api(client_for_region: Callable[[str], Any], *, regions: list[s
         azs[region] = sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])
         per_type: dict[str, list[str]] = {}
         # No server-side family filter: moto matches instance-type filters exactly, without EC2's wildcards.
-        for o in _paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+        for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
                            LocationType="availability-zone"):
             if wanted.match(o["InstanceType"]):
                 per_type.setdefault(o["InstanceType"], []).append(o["Location"])
         offerings[region] = {t: sorted(z) for t, z in sorted(per_type.items())}
         missing = sorted(t for t in per_type if t not in types)
         for i in range(0, len(missing), 100):  # DescribeInstanceTypes takes at most 100 names a call
-            for raw in _paginate(ec2, "describe_instance_types", "InstanceTypes", InstanceTypes=missing[i:i + 100]):
+            for raw in paginate(ec2, "describe_instance_types", "InstanceTypes", InstanceTypes=missing[i:i + 100]):
                 types[raw["InstanceType"]] = instance_type_from_api(raw)
     return {
         "families": list(families),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +44,13 @@ def live_catalog(region: str, endpoint_url: str | None = None) -> Catalog:
         return session.client("ec2", region_name=r, endpoint_url=endpoint_url)
 
     data = catalog_from_api(client, regions=[region], families=SUPPORTED_FAMILIES)
-    data.update(source=f"EC2 API ({endpoint_url or 'AWS'}) read live", generated_on=dt.date.today().isoformat())
+    # Only the spec's Region is read live; the others come from the bundled snapshot, so "Regions that offer it"
+    # in a message still covers the world.
+    bundled = load_catalog().model_dump()
+    for key in ("instance_types", "offerings", "availability_zones"):
+        data[key] = {**bundled[key], **data[key]}
+    data.update(source=f"EC2 API ({endpoint_url or 'AWS'}) read live for {region}, bundled catalog elsewhere",
+                generated_on=dt.date.today().isoformat())
     return Catalog.model_validate(data)
 
 
@@ -185,8 +192,6 @@ def _aws_options(p: argparse.ArgumentParser, *, region: bool = True) -> None:
 
 
 def _results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
-    import os
-
     if bucket := args.bucket or os.environ.get("RACKFORM_BUCKET"):
         return bucket
     if plan is None:
@@ -205,15 +210,19 @@ def _results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from workloads.store import ResultStore, check_run_id, s3_client
-    from workloads.submit import SubmitError, batch_clients, new_run_id, submit
+    from workloads.submit import SubmitError, batch_clients, new_run_id, submit, targets
 
     plan = checked_plan(args.spec)
     run_id = args.run_id or new_run_id()
     try:
         check_run_id(run_id)
+        targets(plan, args.rack, args.node_group, args.benchmark)  # a typo should not wait for an AWS call
     except ValueError as e:
         print(f"error: --run-id: {e}", file=sys.stderr)
         return 2
+    except SubmitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     store = ResultStore(_results_bucket(args, plan), s3_client(args.endpoint_url, plan.region))
     submitter, lookup = batch_clients(args.endpoint_url, plan.region)
     try:
@@ -230,9 +239,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_for(args: argparse.Namespace):
-    from workloads.store import ResultStore, s3_client
+def _store_for(args: argparse.Namespace, run_ids: Sequence[str]):
+    from workloads.store import ResultStore, check_run_id, s3_client
 
+    try:
+        for run_id in run_ids:
+            check_run_id(run_id)
+    except ValueError as e:
+        raise SpecError([Problem("error", "RUN", str(e))]) from None
     return ResultStore(_results_bucket(args), s3_client(args.endpoint_url, args.region))
 
 
@@ -241,7 +255,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from workloads.submit import run_state, wait
 
-    store = _store_for(args)
+    store = _store_for(args, [args.run_id])
     lookup = boto3.client("batch", region_name=args.region, endpoint_url=args.endpoint_url)
     states = wait(args.run_id, store, lookup) if args.wait else run_state(args.run_id, store, lookup)
     if not states:
@@ -258,15 +272,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from workloads.summary import headline_text
 
-    store = _store_for(args)
+    store = _store_for(args, [args.run_id])
     records = store.records(args.run_id)
-    if args.json:
-        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
-        return 0
     if not records:
         print(f"error: no records for run {args.run_id} in s3://{store.bucket}/results/{args.run_id}/",
               file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return 0
     rows = [[r.benchmark, f"{r.rack}/{r.node_group}", r.tier, r.instance_type, r.node_count, r.status,
              f"{(r.ended_at - r.started_at).total_seconds():.0f}s", headline_text(r)] for r in records]
     print(_table(rows, ["benchmark", "rack/node group", "tier", "instance", "nodes", "status", "time", "result"]))
@@ -311,7 +325,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .limits import limits_for
 
     fsx = checked_plan(args.spec).storage.fsx_lustre if args.spec else None
-    store = _store_for(args)
+    store = _store_for(args, [args.run_id, *([args.baseline] if args.baseline else [])])
     records = _run_records(store, args.run_id)
     if records is None:
         return 1
@@ -340,7 +354,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
     from .limits import limits_for
 
-    store = _store_for(args)
+    store = _store_for(args, args.run_ids)
     records = []
     for run_id in dict.fromkeys(args.run_ids):
         found = _run_records(store, run_id)
@@ -471,13 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        return code
     except SpecError as e:
         source = getattr(args, "spec", "")
         _print_problems(e.problems, source)
         if source:
             print(f"{source}: invalid ({_summary(e.problems)})", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `rackform schema | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         # AWS errors (no credentials, access denied, an endpoint down) are the user's environment, not a bug.
         if type(e).__module__.startswith("botocore") or type(e).__module__.startswith("boto3"):
@@ -488,8 +507,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

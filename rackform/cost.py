@@ -276,6 +276,7 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
                   ln.source if ln.usd_per_hour is not None else "unknown (see below)"] for ln in items]
     _right(item_rows, item_header, (2, 3))
     total = report.of()
+    idle = add(ln for ln in report.lines if ln.category != "instances")
     parts = ", ".join(f"{c} {_bounded(report.of(c))}" for c in ("instances", "storage", "network"))
     ec2 = (f"Price List API snapshot of {report.ec2_prices.as_of}" if report.ec2_prices
            else f"none for {report.region} in the snapshot")
@@ -288,7 +289,11 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
         _table(item_rows, item_header),
         "",
         "racks    " + "; ".join(f"{r} {_bounded(report.of(rack=r))} $/h" for r in report.racks()),
-        f"total    {_bounded(total)} $/hour, {_bounded(total, month=True)} $/month  ({parts})",
+        f"total    {_bounded(total)} $/hour, {_bounded(total, month=True)} $/month with every node running all "
+        f"month  ({parts})",
+        # Compute environments scale to zero between jobs (min vCPUs 0): what an idle cluster still costs.
+        f"idle     {_bounded(idle)} $/hour, {_bounded(idle, month=True)} $/month with no node running "
+        "(storage and network only)",
     ]
     lines += [f"unknown  {ln.name}: {ln.source}" for ln in total.unknown]
     lines.append("not included: " + "; ".join(report.not_included))

@@ -72,6 +72,7 @@ class NodeGroupPlan(_Frozen):
     memory_mib_per_node: int
     gpus_per_node: int
     neuron_devices_per_node: int
+    neuron_cores_per_node: int  # physical NeuronCores: one collective rank each (fewer with logical cores, LNC)
     efa_interfaces: int
     network_interfaces: tuple[NetworkInterfacePlan, ...]
     devices: tuple[str, ...]  # container device paths a Batch job on this group needs
@@ -89,6 +90,12 @@ class NodeGroupPlan(_Frozen):
     compute_environment: str
     job_queue: str
     launch_template: str
+
+
+    @property
+    def max_job_nodes(self) -> int:
+        """Nodes one Batch job may span: multi-node parallel jobs cannot run on Spot."""
+        return 1 if self.capacity.type == "spot" else self.count
 
 
 class RackPlan(_Frozen):
@@ -217,6 +224,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
         memory_mib_per_node=it.memory_mib,
         gpus_per_node=it.gpus,
         neuron_devices_per_node=it.neuron_devices,
+        neuron_cores_per_node=it.neuron_cores,
         efa_interfaces=efa_count,
         network_interfaces=nics,
         devices=container_devices(it, efa_count),

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from .catalog import paginate
 from .plan import NodeGroupPlan, Plan
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
@@ -339,13 +340,9 @@ def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
     return found[0] if found else None
 
 
-def _paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-    return [item for page in client.get_paginator(op).paginate(**kwargs) for item in page[key]]
-
-
 def fetch_offerings(ec2: Any, instance_types: list[str]) -> dict[str, tuple[str, ...]]:
     zones: dict[str, list[str]] = {}
-    for o in _paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+    for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
                        LocationType="availability-zone",
                        Filters=[{"Name": "instance-type", "Values": instance_types}]):
         zones.setdefault(o["InstanceType"], []).append(o["Location"])
@@ -360,7 +357,7 @@ def fetch_stack_limit(cloudformation: Any) -> int | None:
 def fetch_stacks(cloudformation: Any) -> tuple[str, ...]:
     # Every status but DELETE_COMPLETE counts against the limit; take them from the API model so new ones are in.
     statuses = [s for s in cloudformation.meta.service_model.shape_for("StackStatus").enum if s != "DELETE_COMPLETE"]
-    return tuple(s["StackName"] for s in _paginate(cloudformation, "list_stacks", "StackSummaries",
+    return tuple(s["StackName"] for s in paginate(cloudformation, "list_stacks", "StackSummaries",
                                                    StackStatusFilter=statuses))
 
 
@@ -377,9 +374,9 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
         offerings=_guarded("ec2:DescribeInstanceTypeOfferings", lambda: fetch_offerings(ec2, types)),
         compute_environments=_guarded("batch:DescribeComputeEnvironments", lambda: tuple(
             c["computeEnvironmentName"]
-            for c in _paginate(batch, "describe_compute_environments", "computeEnvironments"))),
+            for c in paginate(batch, "describe_compute_environments", "computeEnvironments"))),
         job_queues=_guarded("batch:DescribeJobQueues", lambda: tuple(
-            q["jobQueueName"] for q in _paginate(batch, "describe_job_queues", "jobQueues"))),
+            q["jobQueueName"] for q in paginate(batch, "describe_job_queues", "jobQueues"))),
         stack_limit=_guarded("cloudformation:DescribeAccountLimits", lambda: fetch_stack_limit(cloudformation)),
         stacks=_guarded("cloudformation:ListStacks", lambda: fetch_stacks(cloudformation)),
     )
@@ -417,6 +414,10 @@ def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
     return "\n".join(lines)
 
 
+EXIT_BLOCKED = 1
+EXIT_UNCHECKED = 3  # no blockers found, but some checks could not run (permissions, an API down)
+
+
 def cmd_preflight(args: argparse.Namespace) -> int:
     from .cli import checked_plan  # cli imports this module to register the command
 
@@ -433,19 +434,22 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.timezone.utc)
     checks = all_checks(plan, fetch_state(plan, client_for), now)
     blockers = any(c.status == "blocker" for c in checks)
+    unchecked = any(c.status == "unknown" for c in checks)
     if args.json:
         print(json.dumps({"spec": args.spec, "name": plan.name, "region": plan.region,
                           "availability_zone": plan.availability_zone, "checked_at": now.isoformat(),
-                          "ready": not blockers, "counts": _counts(checks),
+                          "ready": not blockers and not unchecked, "counts": _counts(checks),
                           "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         print(render(plan, checks, now))
-    return 1 if blockers else 0
+    # A check that could not run has not passed: CI must not read "no blockers found" as "ready".
+    return EXIT_BLOCKED if blockers else EXIT_UNCHECKED if unchecked else 0
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("preflight", help="check the AWS account can hold the cluster: vCPU quotas, "
-                              "reservations, offerings, Batch and CloudFormation limits (exit 1 on blockers)")
+                              "reservations, offerings, Batch and CloudFormation limits (exit 1 on blockers, 3 when checks could "
+                              "not run)")
     p.add_argument("spec", help="path to the rack spec YAML")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--endpoint-url", help="endpoint for every AWS client (e.g. a local moto server)")

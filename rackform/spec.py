@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .catalog import TIERS, did_you_mean
 from .problems import Problem, SpecError, format_path
-from .yamlsafe import load_yaml
+from .yamlsafe import MAX_BYTES, load_yaml
 
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$"
 NAME_RULE = "1-24 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
@@ -28,7 +28,7 @@ class _Model(BaseModel):
 
 
 class Network(_Model):
-    vpc_cidr: str = Field("10.40.0.0/16", description="IPv4 CIDR of the VPC, /16 to /28; the plan checks it "
+    vpc_cidr: str = Field("10.40.0.0/16", description="IPv4 CIDR of the VPC, /16 to /27; the plan checks it "
                           "holds every address the racks need")
     interface_endpoints: bool = Field(True, description="create VPC interface endpoints for ECR and CloudWatch "
                                       "Logs so image pulls and logs bypass the NAT gateway")
@@ -170,8 +170,9 @@ def load_spec(path: str | Path) -> tuple[Spec, dict[str, int]]:
     p = Path(path)
     try:
         size = p.stat().st_size
-        if size > 4 * 1024 * 1024:
-            raise SpecError([Problem("error", "<spec>", f"{p} is {size:,} bytes; specs are limited to 1 MiB")])
+        if size > MAX_BYTES:
+            raise SpecError([Problem("error", "<spec>", f"{p} is {size:,} bytes; specs are limited to "
+                                     f"{MAX_BYTES:,} bytes")])
         raw = p.read_bytes()
     except SpecError:
         raise

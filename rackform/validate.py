@@ -34,6 +34,7 @@ BATCH_MAX_JOB_QUEUES = 50
 # rack stays well inside both (tests/test_stacks.py synthesizes the worst case and checks).
 MAX_NODE_GROUPS_PER_RACK = 20
 
+MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /28 or larger
 RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8}([0-9a-f]{9})?$")
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?$")
 
@@ -196,9 +197,9 @@ def usage_class_supported(spec: Spec, catalog: Catalog):
 
 def spot_multi_node(spec: Spec, catalog: Catalog):
     for path, _, g, it in _known_groups(spec, catalog):
-        if g.capacity.type == "spot" and g.count > 1 and efa_enabled(g, it):
-            yield f"{path}.capacity.type", ("AWS Batch multi-node parallel jobs cannot run on Spot: this group will "
-                                            "only run single-node jobs; use on-demand or a reservation")
+        if g.capacity.type == "spot" and g.count > 1:
+            yield f"{path}.capacity.type", ("AWS Batch multi-node parallel jobs cannot run on Spot: this group gets "
+                                            "single-node jobs only; use on-demand or a reservation for multi-node")
 
 
 # --- storage -------------------------------------------------------------------------------------------------
@@ -260,8 +261,9 @@ def vpc_cidr_valid(spec: Spec, catalog: Catalog):
         return
     if net.version != 4:
         yield "network.vpc_cidr", f"{cidr!r} is IPv6; a VPC's primary CIDR is IPv4, e.g. 10.40.0.0/16"
-    elif not 16 <= net.prefixlen <= 28:
-        yield "network.vpc_cidr", f"/{net.prefixlen} is outside what a VPC allows: use /16 to /28"
+    elif not 16 <= net.prefixlen <= MAX_VPC_PREFIX:
+        # AWS allows a /28 VPC, but rackform splits it in half for the private subnet and needs a /28 for NAT
+        yield "network.vpc_cidr", f"/{net.prefixlen} is outside what rackform can lay out: use /16 to /27"
 
 
 def vpc_cidr_private(spec: Spec, catalog: Catalog):
@@ -279,7 +281,7 @@ def vpc_cidr_large_enough(spec: Spec, catalog: Catalog):
         net = ipaddress.ip_network(spec.network.vpc_cidr, strict=True)
     except ValueError:
         return
-    if net.version != 4 or not 16 <= net.prefixlen <= 28:
+    if net.version != 4 or not 16 <= net.prefixlen <= MAX_VPC_PREFIX:
         return
     groups = [node_group_plan(spec, r, g, it) for _, r, g, it in _known_groups(spec, catalog)]
     needed = private_ips_needed(spec, groups)
@@ -327,7 +329,7 @@ RULES: tuple[Rule, ...] = (
          "multi-node accelerator groups use EFA"),
     Rule("reservation-id", "error", reservation_id_matches_type, "reservation ids are present and well formed"),
     Rule("usage-class-supported", "error", usage_class_supported, "spot/capacity-block is sold for the type"),
-    Rule("spot-multi-node", "warning", spot_multi_node, "multi-node EFA groups are not Spot"),
+    Rule("spot-multi-node", "warning", spot_multi_node, "multi-node groups are not Spot"),
     Rule("fsx-capacity", "error", fsx_capacity, "FSx capacity is a valid size"),
     Rule("fsx-throughput", "error", fsx_throughput, "FSx throughput matches the deployment type"),
     Rule("fsx-data-repository", "error", fsx_data_repository, "the data repository is an s3:// URI"),

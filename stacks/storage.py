@@ -33,8 +33,6 @@ class StorageStack(Stack):
                               benchmarks=sorted(BENCHMARKS))
         CfnOutput(self, "ResultsTableName", value=f"{athena.database_name}.{athena.table_name}")
 
-        self.fsx_dns_name: str | None = None
-        self.fsx_mount_name: str | None = None
         self.lustre_mount: LustreMount | None = None
         if storage.fsx_lustre is not None:
             cfg = storage.fsx_lustre
@@ -48,8 +46,6 @@ class StorageStack(Stack):
                 per_unit_storage_throughput_mbps_per_tib=cfg.per_unit_storage_throughput,
                 data_repository_path=cfg.data_repository_path,
             )
-            self.fsx_dns_name = lustre.dns_name
-            self.fsx_mount_name = lustre.mount_name
             self.lustre_mount = LustreMount(dns_name=lustre.dns_name, mount_name=lustre.mount_name,
                                             mount_path=cfg.mount_path)
             CfnOutput(self, "LustreDnsName", value=lustre.dns_name)

@@ -184,3 +184,21 @@ def test_status_without_a_bucket_says_how_to_name_it(capsys, monkeypatch):
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
     code, _, err = run(capsys, "status", "some-run")
     assert code == 1 and "give --bucket (or set RACKFORM_BUCKET)" in err and "invalid" not in err
+
+
+@pytest.mark.parametrize("command", ["results", "status"])
+def test_malformed_run_ids_are_refused_before_any_aws_call(capsys, command):
+    code, _, err = run(capsys, command, "../etc", "--bucket", "b")
+    assert code == 1 and "run id '../etc' must be" in err and "Traceback" not in err
+
+
+def test_submit_typo_is_reported_before_looking_for_the_bucket(capsys, monkeypatch):
+    monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
+    code, _, err = run(capsys, "submit", EXAMPLE, "--rack", "gpux", "--benchmark", "gemm")
+    assert code == 1 and "no rack 'gpux'" in err and "AWS" not in err
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    proc = subprocess.run(f"{sys.executable} -m rackform schema | true", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -84,7 +84,10 @@ def test_acceptance_case_json(capsys, accept):
 def test_acceptance_case_table(capsys, accept):
     code, out, _ = run(capsys, "cost", accept)
     assert code == 0
-    assert "total    161.77 $/hour, 118,090.95 $/month  (instances 160.74, storage 0.9534, network 0.075)" in out
+    assert ("total    161.77 $/hour, 118,090.95 $/month with every node running all month  (instances 160.74, "
+            "storage 0.9534, network 0.075)") in out
+    # idle: FSx 4,800 GiB x 0.145 = 696.00 $/month, + (NAT 0.045 + 3 endpoints x 0.01) x 730 h = 54.75
+    assert "idle     1.03 $/hour, 750.75 $/month with no node running" in out
     row = next(line for line in out.splitlines() if line.startswith("gpu/h100"))
     assert row.split()[4:7] == ["55.04", "110.08", "80,358.40"]
     assert "FSx for Lustre PERSISTENT_2 4,800 GiB, 125 MB/s/TiB" in out and "NAT gateway" in out

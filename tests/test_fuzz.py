@@ -229,7 +229,8 @@ def valid_specs(draw) -> dict[str, Any]:
         racks.append({"name": rack_name, "node_groups": groups})
     spec: dict[str, Any] = {"name": draw(names), "region": region, "availability_zone": az, "racks": racks}
     network = draw(st.fixed_dictionaries({}, optional={
-        "vpc_cidr": st.sampled_from(["10.40.0.0/16", "172.16.0.0/12", "192.168.0.0/20", "10.0.0.0/22"]),
+        "vpc_cidr": st.sampled_from(["10.40.0.0/16", "172.16.0.0/12", "192.168.0.0/20", "10.0.0.0/22",
+                                     "10.9.0.0/24", "10.9.0.0/27", "10.9.0.0/28"]),
         "interface_endpoints": st.booleans()}))
     if network:
         spec["network"] = network

@@ -60,6 +60,7 @@ def test_demo_plan(demo, catalog):
     assert trn.devices == tuple([f"/dev/infiniband/uverbs{i}" for i in range(16)]
                                 + [f"/dev/neuron{i}" for i in range(16)])
     assert trn.ips_per_node == 16 + 1 and trn.ips == 68
+    assert trn.neuron_cores_per_node == 16 * 8  # Trainium2: 8 physical NeuronCores per device
     assert trn.quota.code == "L-2C3B7624" and trn.quota.vcpus == 4 * 192
     assert trn.placement_group == "trn2-trn2-train-workers-cluster"
     assert trn.capacity.type == "capacity-block" and trn.ami_ssm_parameter.endswith("/neuron/recommended/image_id")

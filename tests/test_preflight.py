@@ -409,3 +409,19 @@ def test_no_credentials_exits_1_with_a_message(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     code, out, err = run(capsys, "preflight", str(SPEC))
     assert code == 1 and out == "" and err.startswith("error: no AWS credentials found")
+
+
+def test_checks_that_could_not_run_do_not_pass(aws, monkeypatch, capsys):
+    # Service Quotas refuses (no permission): nothing blocks, but nothing about quotas was checked either
+    account(monkeypatch, ENOUGH, live_block())
+    stubbed = preflight.aws_clients(REGION, None)
+    denied = boto3.client("service-quotas", region_name=REGION)
+    stub = Stubber(denied)
+    for _ in range(3):
+        stub.add_client_error("get_service_quota", "AccessDeniedException", "not authorized", 403)
+    stub.activate()
+    monkeypatch.setattr(preflight, "aws_clients", lambda region, url: (
+        lambda name: denied if name == "service-quotas" else stubbed(name)))
+    code, out, _ = run(capsys, "preflight", str(SPEC))
+    assert code == preflight.EXIT_UNCHECKED == 3
+    assert "no blockers found, but some checks could not run" in out

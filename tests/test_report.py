@@ -266,3 +266,22 @@ def test_local_runs_are_not_scaled_by_accelerator_count():
                    price=55.04, local=True)
     [row] = [r for r in rp.record_rows(local, limits_for("p5.48xlarge"), None) if r.metric == "tokens/s"]
     assert row.per_dollar == pytest.approx(300.0 * 3600 / 55.04)  # this machine's one CPU, not 8 GPUs
+
+
+def test_one_node_gpu_allreduce_is_held_against_one_direction_of_nvlink():
+    one = record("r", "allreduce", "gpu", "h100", "gpu", "p5.48xlarge", allreduce_metrics({GIB: 300.0}, 2 * 7 / 8),
+                 nodes=1, price=55.04)
+    [row] = [r for r in rp.record_rows(one, limits_for("p5.48xlarge"), None) if r.metric == "busbw"]
+    assert row.limit == 450.0  # NVLink 4: 900 GB/s both directions
+    assert row.pct_of_limit == pytest.approx(300.0 * 2 * 7 / 8 / 450.0 * 100)
+
+
+def test_changed_hardware_is_shown_but_not_flagged():
+    before = record("a", "gemm", "gpu", "h100", "gpu", "p5.48xlarge", [m("tflops_max", 700.0, "TFLOP/s",
+                                                                         dtype="bf16")], price=55.04)
+    after = record("b", "gemm", "gpu", "h100", "gpu", "p4d.24xlarge", [m("tflops_max", 250.0, "TFLOP/s",
+                                                                          dtype="bf16")], price=21.96)
+    rows = lambda rec: rp.record_rows(rec, limits_for(rec.instance_type), None)  # noqa: E731
+    [change] = [c for c in rp.compare(rows(after), rows(before), 5.0) if c.metric == "bf16"]
+    assert change.change_pct == pytest.approx((250 - 700) / 700 * 100) and not change.regression
+    assert "hardware changed" in change.note

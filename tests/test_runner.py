@@ -127,3 +127,40 @@ def test_record_lands_even_when_the_log_upload_fails(store, bench, monkeypatch):
     record = runner.run_job(job("ok"), CTX, store, echo=False)
     [landed] = store.records("run-1")
     assert landed == record and record.raw_log_key is None and "reset by peer" in record.environment["raw_log_error"]
+
+
+def test_neuron_ranks_follow_logical_core_grouping():
+    env = {"RACKFORM_NEURON_CORES": "128", "RACKFORM_NEURON_DEVICES": "16"}
+    assert runner.node_context(env, "trainium").neuron_ranks == 128
+    assert runner.node_context({**env, "NEURON_LOGICAL_NC_CONFIG": "2"}, "trainium").neuron_ranks == 64
+    nccom = runner.BENCHMARKS["allreduce-nccom"].steps(runner.node_context(env, "trainium"))[0]
+    assert nccom.argv[nccom.argv.index("-r") + 1] == "128"
+
+
+def test_storage_refuses_to_measure_when_fsx_is_not_mounted(store, tmp_path):
+    ctx = NodeContext(tier="cpu", fsx_mount=str(tmp_path / "fsx"), work_dir=str(tmp_path / "fsx" / "scratch"))
+    record = runner.run_job(runner.JobIdentity(run_id="run-1", benchmark="storage", rack="r", node_group="g",
+                                               tier="cpu", instance_type="c7g.16xlarge"), ctx, store, echo=False)
+    assert record.status == "failed" and "not mounted" in record.reason and record.metrics == ()
+
+
+def test_lustre_mount_detection(tmp_path):
+    from workloads.benchmarks import lustre_mounted
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/nvme0n1p1 / xfs rw 0 0\n10.0.0.5@tcp:/abcd /fsx lustre rw,flock 0 0\n")
+    assert lustre_mounted("/fsx", str(mounts)) and lustre_mounted("/fsx/", str(mounts))
+    assert not lustre_mounted("/scratch", str(mounts))
+
+
+def test_the_job_image_needs_only_workloads():
+    # the Dockerfiles copy workloads/ alone: the runner must not import the rackform core
+    import subprocess
+
+    code = ("import sys; import workloads.run; "
+            "print(sorted(m for m in sys.modules if m == 'rackform' or m.startswith('rackform.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    from rackform.catalog import TIERS
+    from workloads.benchmarks import ALL_TIERS
+    assert ALL_TIERS == TIERS

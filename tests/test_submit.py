@@ -107,3 +107,31 @@ def test_submission_mistakes(aws, plan, kwargs, fragment):
 def test_cli_submission_mistake_is_a_message(aws, capsys):
     code = main(["submit", str(EXAMPLE), "--rack", "nope", "--benchmark", "gemm"])
     assert code == 1 and "no rack 'nope'" in capsys.readouterr().err
+
+
+def test_spot_groups_get_no_multi_node_jobs(plan):
+    from workloads.jobdefs import job_definitions
+
+    [gpu] = [g for g in plan.node_groups() if g.name == "h100"]
+    spot = gpu.model_copy(update={"capacity": gpu.capacity.model_copy(update={"type": "spot"})})
+    defs = {d["jobDefinitionName"]: d for d in job_definitions(plan.name, spot, image="i", bucket="b",
+                                                                 job_role_arn="r")}
+    assert all(d["type"] == "container" for d in defs.values())
+    assert "trn2-gpu-h100-fabric" not in defs  # a 2-node benchmark cannot run one node at a time
+
+
+def test_waiting_on_a_run_with_no_jobs_returns_at_once(aws):
+    from workloads.submit import wait
+
+    assert wait("never-submitted", aws["store"], None, poll_s=60, timeout_s=5) == []
+
+
+def test_efa_rdma_is_forced_only_where_the_device_has_it(plan):
+    from workloads.jobdefs import job_environment
+    from workloads.benchmarks import BENCHMARKS
+
+    env = {g.name: job_environment(plan.name, g, BENCHMARKS["allreduce"], bucket="b", fsx_mount=None,
+                                   price_usd_per_hour=None) for g in plan.node_groups()}
+    assert env["h100"]["FI_EFA_USE_DEVICE_RDMA"] == "1" and env["workers"]["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert env["cpu"]["FI_PROVIDER"] == "efa" and "FI_EFA_USE_DEVICE_RDMA" not in env["cpu"]  # c7gn
+    assert "FI_PROVIDER" not in env["head"]  # no EFA at all

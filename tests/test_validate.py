@@ -254,10 +254,12 @@ def test_invalid_vpc_cidr(demo, catalog, cidr):
     assert p.path == "network.vpc_cidr"
 
 
-def test_vpc_prefix_out_of_range(demo, catalog):
-    demo["network"]["vpc_cidr"] = "10.0.0.0/8"
+@pytest.mark.parametrize("cidr", ["10.0.0.0/8", "10.40.0.0/28"])
+def test_vpc_prefix_out_of_range(demo, catalog, cidr):
+    # a /28 is a valid VPC, but its private half (/29) would be below the smallest subnet AWS allows
+    demo["network"]["vpc_cidr"] = cidr
     [p] = only(check(demo, catalog), "vpc-cidr-valid")
-    assert "/16 to /28" in p.message
+    assert "/16 to /27" in p.message
 
 
 def test_vpc_too_small_for_the_plan(demo, catalog):

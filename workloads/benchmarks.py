@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# The job image carries workloads/ alone, so the tiers are spelled out here (a test holds them equal to
+# rackform.catalog.TIERS) rather than imported from the core.
 ALL_TIERS = ("graviton", "trainium", "gpu", "cpu")
 TORCH_DEVICE = {"gpu": "cuda", "trainium": "xla", "graviton": "cpu", "cpu": "cpu"}
 
@@ -25,8 +27,10 @@ class NodeContext:
     main_address: str = "127.0.0.1"
     gpus: int = 0
     neuron_devices: int = 0
+    neuron_ranks: int = 0  # NeuronCores the collectives see: physical cores / NEURON_LOGICAL_NC_CONFIG
     efa: bool = False
     work_dir: str = "/tmp/rackform-scratch"  # scratch space, or the FSx mount for the storage benchmark
+    fsx_mount: str | None = None  # where FSx for Lustre should be mounted, when the cluster has one
     local: bool = False  # the local executor: small sizes, software fabric provider
     master_port: int = 29500  # torch rendezvous on the main node
     fabric_port: int = 47592  # fi_pingpong's control port (its default)
@@ -55,6 +59,8 @@ class Benchmark:
     steps: Callable[[NodeContext], tuple[Step, ...]]
     needs: tuple[tuple[str, str], ...] = ()  # (command, Debian package) that must be on PATH
     min_nodes: int = 1
+    # Why this node cannot give an honest result (None: it can). Checked before any step runs.
+    precheck: Callable[[NodeContext], str | None] = lambda ctx: None
 
     @property
     def multi_node(self) -> bool:
@@ -65,7 +71,7 @@ def _torch(bench: str, ctx: NodeContext, *extra: str) -> tuple[str, ...]:
     # torch.distributed.run spawns one process per local device and rendezvouses on the main node: the same
     # command on every node of a Batch multi-node job, and as N local processes in the local executor.
     # One rank per accelerator on a real node; one per "node" locally, where every node shares this machine's CPUs.
-    per_node = max(ctx.gpus, ctx.neuron_devices, 1) if bench == "allreduce" and not ctx.local else 1
+    per_node = max(ctx.gpus, ctx.neuron_ranks, 1) if bench == "allreduce" and not ctx.local else 1
     device = "cpu" if ctx.local else TORCH_DEVICE[ctx.tier]
     return (sys.executable, "-m", "torch.distributed.run", f"--nnodes={ctx.num_nodes}",
             f"--node-rank={ctx.node_index}", f"--nproc-per-node={per_node}", f"--master-addr={ctx.main_address}",
@@ -91,8 +97,7 @@ def _nccl_tests(ctx: NodeContext) -> tuple[Step, ...]:
 
 
 def _nccom(ctx: NodeContext) -> tuple[Step, ...]:
-    # One rank per NeuronCore: trn1/trn2 devices have 2 and 8 physical cores (4 logical with LNC=2).
-    ranks = max(ctx.neuron_devices, 1) * 2
+    ranks = max(ctx.neuron_ranks, 1)
     return (Step(("nccom-test", "-r", str(ranks), "--minbytes", "8", "--maxbytes", "8G", "--stepfactor", "2",
                   "--datatype", "fp32", "allr"), "nccom-test"),)
 
@@ -109,6 +114,22 @@ def _fio(ctx: NodeContext) -> tuple[Step, ...]:
         Step((*common, "--name=rand-read", "--rw=randread", "--bs=4k", "--time_based"), "fio",
              (("test", "rand-read"),)),
     )
+
+
+def lustre_mounted(path: str, mounts: str = "/proc/mounts") -> bool:
+    try:
+        lines = open(mounts).read().splitlines()
+    except OSError:
+        return False
+    return any(len(f := line.split()) >= 3 and f[1] == path.rstrip("/") and f[2] == "lustre" for line in lines)
+
+
+def _fsx_precheck(ctx: NodeContext) -> str | None:
+    # A node whose boot-time mount failed still joins Batch; fio would then measure the root volume under /fsx.
+    if ctx.fsx_mount and not ctx.local and not lustre_mounted(ctx.fsx_mount):
+        return (f"FSx for Lustre is not mounted at {ctx.fsx_mount} on this node (see the mount log in the node's "
+                "user data output): not measuring the root volume in its place")
+    return None
 
 
 def _sysbench(ctx: NodeContext) -> tuple[Step, ...]:
@@ -143,7 +164,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("inference", "a small transformer with random weights: tokens/s and latency p50/p99", ALL_TIERS,
               nodes=1, max_nodes=1, steps=_inference),
     Benchmark("storage", "fio sequential read/write bandwidth, random-read IOPS and latency on FSx (or a local "
-              "directory)", ALL_TIERS, nodes=1, max_nodes=1, steps=_fio, needs=(("fio", "fio"),)),
+              "directory)", ALL_TIERS, nodes=1, max_nodes=1, steps=_fio, needs=(("fio", "fio"),),
+              precheck=_fsx_precheck),
     Benchmark("cpu", "sysbench cpu and memory", ALL_TIERS, nodes=1, max_nodes=1, steps=_sysbench,
               needs=(("sysbench", "sysbench"),)),
     Benchmark("fabric", "fi_pingpong latency and bandwidth by size between two nodes (libfabric: efa on AWS)",

@@ -17,6 +17,10 @@ from .benchmarks import BENCHMARKS, Benchmark, benchmarks_for, default_nodes
 MEMORY_RESERVED_FRACTION = 0.1
 MEMORY_RESERVED_MIN_MIB = 2048
 CONTAINER_WORK_DIR = "/scratch"
+# EFA devices with RDMA read (GPUDirect / Neuron direct transfers). Forcing FI_EFA_USE_DEVICE_RDMA on an EFA device
+# without it (c7gn, g5, g6...) makes libfabric refuse to open the domain, so it is set only here. (List from AWS's
+# EFA docs as we read them; unconfirmed on hardware.)
+EFA_RDMA_FAMILIES = ("p4d.", "p4de.", "p5.", "p5e.", "p5en.", "p6-", "trn1.", "trn1n.", "trn2.", "trn2u.")
 
 
 def container_memory_mib(group: NodeGroupPlan) -> int:
@@ -35,15 +39,19 @@ def job_environment(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, 
         "RACKFORM_INSTANCE_TYPE": group.instance_type,
         "RACKFORM_GPUS": str(group.gpus_per_node),
         "RACKFORM_NEURON_DEVICES": str(group.neuron_devices_per_node),
+        "RACKFORM_NEURON_CORES": str(group.neuron_cores_per_node),
         "RACKFORM_EFA": "1" if group.efa_interfaces else "0",
         "RACKFORM_WORK_DIR": f"{fsx_mount}/rackform-scratch" if benchmark.name == "storage" and fsx_mount
         else CONTAINER_WORK_DIR,
     }
+    if fsx_mount:
+        env["RACKFORM_FSX_MOUNT"] = fsx_mount
     if price_usd_per_hour is not None:
         env["RACKFORM_PRICE_USD_PER_HOUR"] = repr(price_usd_per_hour)
     if group.efa_interfaces:
         env["FI_PROVIDER"] = "efa"  # libfabric, NCCL's aws-ofi-nccl plugin and Neuron pick EFA, not TCP
-        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+        if group.instance_type.startswith(EFA_RDMA_FAMILIES):
+            env["FI_EFA_USE_DEVICE_RDMA"] = "1"
     return env
 
 
@@ -90,9 +98,9 @@ def job_definition(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, *
                             "retryStrategy": {"attempts": 1}, "timeout": {"attemptDurationSeconds": 4 * 3600},
                             "propagateTags": True,
                             "tags": {"rackform:spec": spec_name, "rackform:benchmark": benchmark.name}}
-    if benchmark.multi_node and group.count >= 2:
+    if benchmark.multi_node and group.max_job_nodes >= 2:
         return {**base, "type": "multinode", "nodeProperties": {
-            "numNodes": default_nodes(benchmark, group.count),
+            "numNodes": default_nodes(benchmark, group.max_job_nodes),
             "mainNode": 0,
             "nodeRangeProperties": [{"targetNodes": "0:", "container": container}],
         }}
@@ -100,7 +108,7 @@ def job_definition(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, *
 
 
 def job_definitions(spec_name: str, group: NodeGroupPlan, **kwargs: Any) -> list[dict[str, Any]]:
-    return [job_definition(spec_name, group, b, **kwargs) for b in benchmarks_for(group.tier, group.count)]
+    return [job_definition(spec_name, group, b, **kwargs) for b in benchmarks_for(group.tier, group.max_job_nodes)]
 
 
 __all__ = ["BENCHMARKS", "job_definition", "job_definitions"]

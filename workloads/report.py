@@ -90,7 +90,11 @@ def bus_limit(node_count: int, tier: str, limits: Limits | None) -> Limit:
     name = (limits.intra_node_link if limits else None) or "link"
     if link is None:
         return Limit(None, "GB/s", f"intra-node {name} bandwidth unknown")
-    return Limit(link, "GB/s", f"intra-node {name} {link:g} GB/s per accelerator")
+    if name.startswith("NVLink"):
+        # NVLink is quoted as both directions added up; bus bandwidth counts one direction.
+        return Limit(link / 2, "GB/s", f"intra-node {name} {link:g} GB/s per GPU, both directions: "
+                     f"{link / 2:g} GB/s each way")
+    return Limit(link, "GB/s", f"intra-node {name} {link:g} GB/s per accelerator (direction unconfirmed)")
 
 
 def gemm_limit(dtype: str | None, tier: str, limits: Limits | None) -> Limit:
@@ -313,19 +317,24 @@ def compare(current: Sequence[Row], baseline: Sequence[Row], threshold_pct: floa
             continue
         before = base.get(row.key)
         note = None
+        comparable = False
         if before is None:
             note = "not in the baseline"
-        elif before.instance_type != row.instance_type:
-            note = f"instance changed: {before.instance_type} -> {row.instance_type}"
+        elif before.instance_type != row.instance_type or before.node_count != row.node_count:
+            note = (f"hardware changed: {before.node_count} x {before.instance_type} -> "
+                    f"{row.node_count} x {row.instance_type}: shown, not judged")
         elif before.local != row.local:
-            note = "one side is a local rehearsal, the other is not"
+            note = "one side is a local rehearsal, the other is not: shown, not judged"
+        else:
+            comparable = True
         pct = change_pct(row.value, before.value) if before is not None and row.value is not None else None
         if before is not None and pct is None:
             note = "baseline value is 0: no % change"
         changes.append(Change(*row.group, metric=row.metric, metric_key=row.metric_key, unit=row.unit,
                               baseline=before.value if before else None, current=row.value, change_pct=pct,
                               higher_is_better=row.higher_is_better,
-                              regression=is_regression(pct, row.higher_is_better, threshold_pct), note=note))
+                              regression=comparable and is_regression(pct, row.higher_is_better, threshold_pct),
+                              note=note))
     return changes
 
 

@@ -52,7 +52,11 @@ def node_context(env: Mapping[str, str], tier: str) -> NodeContext:
     return NodeContext(
         tier=tier, node_index=index - main if index >= main else index + 1, num_nodes=num, main_address=address,
         gpus=int(env.get("RACKFORM_GPUS", "0")), neuron_devices=int(env.get("RACKFORM_NEURON_DEVICES", "0")),
+        # With logical NeuronCores (LNC=2 groups two physical cores), collectives see half as many ranks.
+        neuron_ranks=int(env.get("RACKFORM_NEURON_CORES", "0")) // max(1, int(env.get("NEURON_LOGICAL_NC_CONFIG",
+                                                                                      "1"))),
         efa=env.get("RACKFORM_EFA") == "1", work_dir=env.get("RACKFORM_WORK_DIR", "/tmp/rackform-scratch"),
+        fsx_mount=env.get("RACKFORM_FSX_MOUNT") or None,
         local=env.get("RACKFORM_LOCAL") == "1", master_port=int(env.get("RACKFORM_MASTER_PORT", "29500")),
         fabric_port=int(env.get("RACKFORM_FABRIC_PORT", "47592")),
     )
@@ -97,6 +101,8 @@ def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[s
     if missing:
         what = ", ".join(f"{cmd} (install {pkg})" for cmd, pkg in missing)
         return "skipped", f"not installed on this node: {what}", [], {}, f"[skipped: {what}]\n"
+    if (why := benchmark.precheck(ctx)) is not None:
+        return "failed", why, [], {}, f"[not run: {why}]\n"
     Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
     metrics: list[Metric] = []
     details: dict[str, str] = {}

@@ -105,7 +105,7 @@ def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> li
     if not groups:
         raise SubmitError(f"no node group {node_group!r} in rack {rack!r}; node groups: "
                           f"{', '.join(g.name for g in r.node_groups)}")
-    fitting = [g for g in groups if BENCHMARKS[benchmark] in benchmarks_for(g.tier, g.count)]
+    fitting = [g for g in groups if BENCHMARKS[benchmark] in benchmarks_for(g.tier, g.max_job_nodes)]
     if not fitting:
         b = BENCHMARKS[benchmark]
         raise SubmitError(f"benchmark {benchmark!r} runs on {', '.join(b.tiers)} with at least {b.min_nodes} "
@@ -118,10 +118,11 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
     out = []
     for g in targets(plan, rack, node_group, benchmark):
         b = BENCHMARKS[benchmark]
-        n = default_nodes(b, g.count) if nodes is None else nodes
-        if not b.min_nodes <= n <= min(b.max_nodes, g.count):
+        n = default_nodes(b, g.max_job_nodes) if nodes is None else nodes
+        if not b.min_nodes <= n <= min(b.max_nodes, g.max_job_nodes):
             raise SubmitError(f"--nodes {n} is out of range for {benchmark} on {g.rack}/{g.name}: between "
-                              f"{b.min_nodes} and {min(b.max_nodes, g.count)} (the group has {g.count} nodes)")
+                              f"{b.min_nodes} and {min(b.max_nodes, g.max_job_nodes)} (the group has {g.count} nodes"
+                              f"{', on Spot: one per job' if g.capacity.type == 'spot' else ''})")
         name = job_name(run_id, g.rack, g.name, benchmark)
         marker = submission_key(run_id, name)
         if store.exists(marker):
@@ -132,7 +133,7 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
         env = [{"name": "RACKFORM_RUN_ID", "value": run_id}]
         request: dict[str, Any] = {"jobName": name, "jobQueue": g.job_queue, "jobDefinition": jobdef,
                                    "tags": {"rackform:run": run_id}, "propagateTags": True}
-        if b.multi_node and g.count >= 2:
+        if b.multi_node and g.max_job_nodes >= 2:
             request["nodeOverrides"] = {"numNodes": n, "nodePropertyOverrides": [
                 {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
         else:
@@ -195,10 +196,12 @@ def wait(run_id: str, store: ResultStore, lookup: Any | None, *, poll_s: float =
     deadline = time.monotonic() + timeout_s
     while True:
         states = run_state(run_id, store, lookup)
+        if not states:  # nothing was submitted under this run id: nothing to wait for
+            return states
         done = sum(s.done for s in states)
         stream.write(f"\r{progress_bar(done, len(states))}")
         stream.flush()
-        if (states and done == len(states)) or time.monotonic() > deadline:
+        if done == len(states) or time.monotonic() > deadline:
             stream.write("\n")
             return states
         time.sleep(poll_s)
