@@ -12,9 +12,9 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from .models import Frozen
 
 CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
 
@@ -28,15 +28,11 @@ SUPPORTED_FAMILIES: tuple[str, ...] = (
 )
 
 Tier = Literal["graviton", "trainium", "gpu", "cpu"]
-TIERS: tuple[str, ...] = ("graviton", "trainium", "gpu", "cpu")
+TIERS: tuple[str, ...] = get_args(Tier)
 InterfaceKind = Literal["interface", "efa", "efa-only"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Accelerator(_Frozen):
+class Accelerator(Frozen):
     kind: Literal["gpu", "neuron"]
     name: str
     manufacturer: str
@@ -45,14 +41,14 @@ class Accelerator(_Frozen):
     cores_each: int | None = None  # NeuronCores per Neuron device (physical); GPUs: None
 
 
-class NetworkCard(_Frozen):
+class NetworkCard(Frozen):
     index: int
     max_interfaces: int
     interface_kinds: tuple[str, ...]
     baseline_gbps: float | None = None
 
 
-class InstanceType(_Frozen):
+class InstanceType(Frozen):
     name: str
     architecture: Literal["arm64", "x86_64"]
     vcpus: int
@@ -91,7 +87,7 @@ class InstanceType(_Frozen):
         return self.accelerator.count if self.accelerator and self.accelerator.kind == "gpu" else 0
 
 
-class Catalog(_Frozen):
+class Catalog(Frozen):
     source: str
     generated_on: str
     families: tuple[str, ...]

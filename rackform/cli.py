@@ -273,10 +273,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     from workloads.summary import headline_text
 
     store = _store_for(args, [args.run_id])
-    records = store.records(args.run_id)
-    if not records:
-        print(f"error: no records for run {args.run_id} in s3://{store.bucket}/results/{args.run_id}/",
-              file=sys.stderr)
+    records = _run_records(store, args.run_id)
+    if records is None:
         return 1
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
@@ -307,7 +305,7 @@ def _write(path: str, text: str) -> None:
 
 
 def _run_records(store, run_id: str) -> list | None:
-    """A run's records, or None (after saying why) when the run id is malformed or the run has none."""
+    """A run's records, or None (after saying why) when one cannot be read or the run has none."""
     try:
         records = store.records(run_id)
     except ValueError as e:

@@ -12,32 +12,29 @@ import json
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, computed_field, model_validator
+from pydantic import computed_field, model_validator
 
 from .catalog import Catalog, InstanceType, load_catalog
+from .models import Frozen
 
 LIMITS_PATH = Path(__file__).with_name("data") / "limits.json"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Source(_Frozen):
+class Source(Frozen):
     title: str
     url: str
     date: str
     secondary: bool  # read from a page other than the vendor's own
 
 
-class Figure(_Frozen):
+class Figure(Frozen):
     value: float | str | None
     source: str
     note: str | None = None
     unconfirmed: bool = False
 
 
-class TypeFigures(_Frozen):
+class TypeFigures(Frozen):
     bf16_dense_tflops_per_accelerator: Figure | None = None
     accelerator_memory_gib: Figure | None = None
     accelerator_memory_bandwidth_gb_s: Figure | None = None
@@ -46,7 +43,7 @@ class TypeFigures(_Frozen):
     cpu_memory_bandwidth_gb_s: Figure | None = None
 
 
-class LimitsData(_Frozen):
+class LimitsData(Frozen):
     about: str
     sources: dict[str, Source]
     instance_types: dict[str, TypeFigures]
@@ -65,7 +62,7 @@ def load_limits(path: Path = LIMITS_PATH) -> LimitsData:
     return LimitsData.model_validate(json.loads(Path(path).read_text()))
 
 
-class Limits(_Frozen):
+class Limits(Frozen):
     instance_type: str
     accelerator: str | None
     accelerators: int | None  # None where the catalog does not know the type

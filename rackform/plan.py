@@ -10,10 +10,9 @@ import ipaddress
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from . import naming
 from .catalog import Catalog, InstanceType, Tier
+from .models import Frozen
 from .pricing import PriceBook, load_prices, on_demand
 from .quotas import vcpu_quota
 from .spec import FsxLustre, NodeGroup, Spec
@@ -35,11 +34,7 @@ BATCH_IMAGE_TYPE = {"graviton": "ECS_AL2023", "trainium": "ECS_AL2023", "gpu": "
                     "cpu": "ECS_AL2023"}
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class NetworkInterfacePlan(_Frozen):
+class NetworkInterfacePlan(Frozen):
     network_card_index: int
     device_index: int
     interface_type: Literal["interface", "efa", "efa-only"]
@@ -49,18 +44,18 @@ class NetworkInterfacePlan(_Frozen):
         return self.interface_type != "efa-only"
 
 
-class QuotaPlan(_Frozen):
+class QuotaPlan(Frozen):
     code: str | None
     name: str
     vcpus: int
 
 
-class CapacityPlan(_Frozen):
+class CapacityPlan(Frozen):
     type: Literal["on-demand", "spot", "reservation", "capacity-block"]
     reservation_id: str | None = None
 
 
-class NodeGroupPlan(_Frozen):
+class NodeGroupPlan(Frozen):
     name: str
     rack: str
     resource_name: str  # base of the AWS names below, unique across the cluster
@@ -98,18 +93,18 @@ class NodeGroupPlan(_Frozen):
         return 1 if self.capacity.type == "spot" else self.count
 
 
-class RackPlan(_Frozen):
+class RackPlan(Frozen):
     name: str
     stack_name: str
     node_groups: tuple[NodeGroupPlan, ...]
 
 
-class SubnetPlan(_Frozen):
+class SubnetPlan(Frozen):
     cidr_mask: int
     usable_ips: int
 
 
-class NetworkPlan(_Frozen):
+class NetworkPlan(Frozen):
     stack_name: str
     vpc_cidr: str
     availability_zone: str
@@ -119,13 +114,13 @@ class NetworkPlan(_Frozen):
     interface_endpoints: tuple[str, ...]
 
 
-class StoragePlan(_Frozen):
+class StoragePlan(Frozen):
     stack_name: str
     fsx_lustre: FsxLustre | None
     fsx_ips: int
 
 
-class Plan(_Frozen):
+class Plan(Frozen):
     name: str
     region: str
     availability_zone: str

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from .models import Frozen
 from .problems import SpecError
 from .spec import FsxLustre
 from .yamlsafe import load_yaml
@@ -26,23 +25,19 @@ from .yamlsafe import load_yaml
 PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Ec2RegionPrices(_Frozen):
+class Ec2RegionPrices(Frozen):
     source: str
     as_of: str
     prices: dict[str, float]  # instance type -> USD per hour
     notes: dict[str, str] = {}  # instance type -> why it has no price
 
 
-class Ec2OnDemand(_Frozen):
+class Ec2OnDemand(Frozen):
     unit: str
     regions: dict[str, Ec2RegionPrices]
 
 
-class _Sourced(_Frozen):
+class _Sourced(Frozen):
     source: str
     page_date: str
     # True where the figure comes from a page other than AWS's own price list (AWS renders those rates client-side)
@@ -53,14 +48,14 @@ class FsxRate(_Sourced):
     usd_per_gb_month: float
 
 
-class FsxRegion(_Frozen):
+class FsxRegion(Frozen):
     SCRATCH_2: FsxRate | None = None
     # per-unit storage throughput (MB/s/TiB, as a string key) -> rate; a listed tier with null is known-unknown
     PERSISTENT_1: dict[str, FsxRate | None] = {}
     PERSISTENT_2: dict[str, FsxRate | None] = {}
 
 
-class FsxPrices(_Frozen):
+class FsxPrices(Frozen):
     unit: str
     regions: dict[str, FsxRegion]
 
@@ -70,7 +65,7 @@ class NatRate(_Sourced):
     usd_per_gb_processed: float
 
 
-class NatPrices(_Frozen):
+class NatPrices(Frozen):
     unit: str
     regions: dict[str, NatRate]
 
@@ -80,12 +75,12 @@ class EndpointRate(_Sourced):
     usd_per_gb_processed: float
 
 
-class EndpointPrices(_Frozen):
+class EndpointPrices(Frozen):
     unit: str
     regions: dict[str, EndpointRate]
 
 
-class PriceBook(_Frozen):
+class PriceBook(Frozen):
     about: str
     ec2_on_demand: Ec2OnDemand
     fsx_lustre: FsxPrices

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from .catalog import TIERS, did_you_mean
+from .catalog import Tier, did_you_mean
+from .models import Frozen
 from .problems import Problem, SpecError, format_path
 from .yamlsafe import MAX_BYTES, load_yaml
 
@@ -23,18 +24,14 @@ DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
 CapacityType = Literal["on-demand", "spot", "reservation", "capacity-block"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
-
-
-class Network(_Model):
+class Network(Frozen):
     vpc_cidr: str = Field("10.40.0.0/16", description="IPv4 CIDR of the VPC, /16 to /27; the plan checks it "
                           "holds every address the racks need")
     interface_endpoints: bool = Field(True, description="create VPC interface endpoints for ECR and CloudWatch "
                                       "Logs so image pulls and logs bypass the NAT gateway")
 
 
-class FsxLustre(_Model):
+class FsxLustre(Frozen):
     deployment_type: DeploymentType = "PERSISTENT_2"
     storage_capacity_gib: int = Field(description="1,200, 2,400, then multiples of 2,400 GiB")
     per_unit_storage_throughput: int | None = Field(
@@ -43,42 +40,39 @@ class FsxLustre(_Model):
     mount_path: str = Field("/fsx", description="where nodes mount the file system")
 
 
-class Storage(_Model):
+class Storage(Frozen):
     fsx_lustre: FsxLustre | None = None
 
 
-class Capacity(_Model):
+class Capacity(Frozen):
     type: CapacityType = "on-demand"
     reservation_id: str | None = Field(None, description="cr-... On-Demand Capacity Reservation or Capacity "
                                        "Block id; required for reservation and capacity-block")
 
 
-class NodeGroup(_Model):
+class NodeGroup(Frozen):
     name: Name
     instance_type: str
     count: int = Field(ge=1, description="number of instances; also the Batch compute environment's max")
-    tier: Literal["graviton", "trainium", "gpu", "cpu"] | None = Field(
+    tier: Tier | None = Field(
         None, description="inferred from the instance type; an error if given and it contradicts it")
     efa: bool | None = Field(None, description="default: true where the type supports EFA (every EFA interface)")
     capacity: Capacity = Capacity()
     root_volume_gib: int = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
 
 
-class Rack(_Model):
+class Rack(Frozen):
     name: Name
     node_groups: list[NodeGroup] = Field(min_length=1)
 
 
-class Spec(_Model):
+class Spec(Frozen):
     name: Name
     region: str = Field(description="AWS Region, e.g. us-east-2")
     availability_zone: str = Field(description="one AZ: EFA and cluster placement groups do not span AZs")
     network: Network = Network()
     storage: Storage = Storage()
     racks: list[Rack] = Field(min_length=1)
-
-
-assert set(TIERS) == {"graviton", "trainium", "gpu", "cpu"}
 
 
 def json_schema() -> dict[str, Any]:

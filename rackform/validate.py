@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from . import naming
 from .catalog import Catalog, InstanceType, did_you_mean
 from .plan import (
-    PUBLIC_SUBNET_PREFIX,
     efa_enabled,
     node_group_plan,
     private_ips_needed,

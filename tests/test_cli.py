@@ -8,7 +8,6 @@ import sys
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
 
 from rackform.cli import main

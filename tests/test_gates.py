@@ -20,7 +20,7 @@ from typing import Any
 
 import cfnlint.api
 import pytest
-from aws_cdk import App, Stack, Validations
+from aws_cdk import Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from rackform.catalog import load_catalog

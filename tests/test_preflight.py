@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from rackform import preflight
 from rackform.cli import checked_plan
-from rackform.preflight import (AccountState, ApiError, QuotaValue, check_batch, check_offerings, check_quotas,
+from rackform.preflight import (ApiError, QuotaValue, check_batch, check_offerings, check_quotas,
                                 check_reservations, check_stacks, fetch_offerings, fetch_quota, fetch_reservation,
                                 fetch_stacks, fetch_state)
 

@@ -29,7 +29,6 @@ from rackform.plan import Plan
 from .jobdefs import job_definitions
 from .store import ResultStore
 
-ACCOUNT = "123456789012"  # moto's default account
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded"}
 
 

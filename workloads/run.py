@@ -27,8 +27,6 @@ from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
 from .results import Metric, Parsed, ResultRecord
 from .store import ResultStore, check_run_id, log_key, s3_client
 
-LOG_TAIL_LINES = 15
-
 
 @dataclass(frozen=True)
 class JobIdentity:

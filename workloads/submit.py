@@ -29,7 +29,6 @@ from .store import ResultStore, check_run_id, submission_key
 # botocore resend a SubmitJob whose response was lost (tests/test_faults.py caught the duplicate jobs).
 NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
 LOOKUP_RETRY = Config(retries={"mode": "standard", "max_attempts": 8})
-TERMINAL = ("SUCCEEDED", "FAILED")
 
 
 class SubmitError(Exception):
