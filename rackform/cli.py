@@ -19,7 +19,7 @@ from . import __version__
 from .catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from .plan import Plan, build_plan
 from .problems import Problem, SpecError, errors
-from .spec import Spec, json_schema, load_spec
+from .spec import json_schema, load_spec
 from .validate import validate_spec
 
 
@@ -54,15 +54,11 @@ def live_catalog(region: str, endpoint_url: str | None = None) -> Catalog:
     return Catalog.model_validate(data)
 
 
-def load_and_validate(path: str, catalog: Catalog | None = None) -> tuple[Spec, list[Problem], Catalog]:
-    spec, lines = load_spec(path)
-    catalog = catalog or load_catalog()
-    return spec, validate_spec(spec, catalog, lines), catalog
-
-
 def checked_plan(path: str) -> Plan:
     """Load, validate and plan; warnings go to stderr, errors raise SpecError."""
-    spec, problems, catalog = load_and_validate(path)
+    spec, lines = load_spec(path)
+    catalog = load_catalog()
+    problems = validate_spec(spec, catalog, lines)
     if errors(problems):
         raise SpecError(problems)
     _print_problems(problems, path)
@@ -72,16 +68,16 @@ def checked_plan(path: str) -> Plan:
 # --- commands --------------------------------------------------------------------------------------------------
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    catalog = None
+    spec, lines = load_spec(args.spec)
+    catalog = load_catalog()
     if args.live:
-        spec, _ = load_spec(args.spec)
         try:
             catalog = live_catalog(spec.region, args.endpoint_url)
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
             print(f"error: cannot read the EC2 API for --live ({type(e).__name__}: {e}). Check AWS credentials "
                   "and Region, or drop --live to use the bundled catalog", file=sys.stderr)
             return 1
-    spec, problems, catalog = load_and_validate(args.spec, catalog)
+    problems = validate_spec(spec, catalog, lines)
     if args.json:
         print(json.dumps({"spec": args.spec, "valid": not errors(problems), "catalog": catalog.source,
                           "problems": [p.__dict__ for p in problems]}, indent=2))
