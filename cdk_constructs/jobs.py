@@ -68,12 +68,13 @@ class JobRole(Construct):
 
 
 class BenchmarkJobDefinitions(Construct):
-    """One AWS::Batch::JobDefinition per entry of `definitions` (Batch API shape, from workloads.jobdefs)."""
+    """One AWS::Batch::JobDefinition per entry of `definitions` (Batch API shape, from workloads.jobdefs), with
+    construct ids from the definitions' kinds (single, multinode)."""
 
     def __init__(self, scope: Construct, id: str, *, definitions: Sequence[Mapping[str, Any]]) -> None:
         super().__init__(scope, id)
         self.job_definitions: dict[str, CfnResource] = {}
         for d in definitions:
-            benchmark = d["tags"]["rackform:benchmark"]
-            self.job_definitions[benchmark] = CfnResource(
-                self, construct_id(benchmark), type="AWS::Batch::JobDefinition", properties=cfn_properties(d))
+            kind = d["tags"]["rackform:job-kind"]
+            self.job_definitions[kind] = CfnResource(
+                self, construct_id(kind), type="AWS::Batch::JobDefinition", properties=cfn_properties(d))

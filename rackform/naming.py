@@ -41,10 +41,57 @@ def launch_template(spec: str, rack: str, group: str) -> str:
     return f"{node_group(spec, rack, group)}-lt"
 
 
-def job_definition(spec: str, rack: str, group: str, benchmark: str) -> str:
-    return f"{node_group(spec, rack, group)}-{benchmark}"
+def job_definition(spec: str, rack: str, group: str, kind: str) -> str:
+    """The node group's job definition of one kind ("single" or "multinode"); the benchmark is a job parameter."""
+    return f"{node_group(spec, rack, group)}-{kind}"
 
 
 def construct_id(name: str) -> str:
     """'trn2-train' -> 'Trn2Train': stable CDK construct ids from spec names."""
     return "".join(part[:1].upper() + part[1:] for part in name.replace("_", "-").split("-") if part)
+
+
+# --- the construct ids of a rack stack ------------------------------------------------------------------------
+# CDK refuses two children of one scope with the same id ("There is already a Construct with name ..."), only at
+# synth. stacks/rack.py names its direct children with these functions and `rackform validate` checks the ids they
+# give for collisions, so keep the two in step: a test synthesizes a rack and compares its children with
+# rack_construct_ids. Ids are case-sensitive; a CfnOutput is a child of the stack like any other construct.
+NODE_ROLE_ID = "Nodes"
+JOB_ROLE_ID = "Jobs"
+# Added to every stack by CDK itself: the version-reporting resource and the bootstrap version parameter and rule.
+CDK_STACK_IDS = ("CDKMetadata", "BootstrapVersion", "CheckBootstrapVersion")
+
+
+def tier_image_id(tier: str) -> str:
+    return f"{construct_id(tier)}Image"
+
+
+def node_group_ids(group: str) -> dict[str, str]:
+    """Ids of one node group's direct children of the rack stack: what -> id."""
+    cid = construct_id(group)
+    return {"node group": cid, "job definitions": f"{cid}Jobs", "job queue output": f"{cid}JobQueue"}
+
+
+def rack_construct_ids(groups: dict[str, str | None]) -> list[tuple[str, str | None, str]]:
+    """Every id a rack stack gives its direct children, from {node group name: tier (None if unknown)}.
+
+    Returns (construct id, owning node group or None for the rack's own constructs, what it is); an id appearing
+    twice is a collision.
+    """
+    ids: list[tuple[str, str | None, str]] = [(i, None, "CDK's own stack construct") for i in CDK_STACK_IDS]
+    ids += [(NODE_ROLE_ID, None, "the rack's node instance role"), (JOB_ROLE_ID, None, "the rack's job role")]
+    ids += [(tier_image_id(t), None, f"the rack's {t} image") for t in sorted({t for t in groups.values() if t})]
+    for group in groups:
+        ids += [(cid, group, what) for what, cid in node_group_ids(group).items()]
+    return ids
+
+
+JOB_KINDS = ("single", "multinode")
+
+
+def rack_aws_names(spec: str, rack: str, group: str) -> list[tuple[str, str]]:
+    """(resource type, name) of every named AWS resource of one node group; names are unique per type and Region."""
+    return [("AWS Batch compute environment", compute_environment(spec, rack, group)),
+            ("AWS Batch job queue", job_queue(spec, rack, group)),
+            ("EC2 launch template", launch_template(spec, rack, group)),
+            *(("AWS Batch job definition", job_definition(spec, rack, group, kind)) for kind in JOB_KINDS)]

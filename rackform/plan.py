@@ -143,19 +143,44 @@ def efa_enabled(group: NodeGroup, it: InstanceType) -> bool:
 
 
 def nic_layout(it: InstanceType, efa: bool) -> tuple[NetworkInterfacePlan, ...]:
-    """One `efa` interface on each EFA-capable card, up to the type's maximum.
+    """The primary interface on card 0, device 0, then one `efa` interface on each further EFA-capable card, up to
+    the type's maximum number of EFA interfaces.
 
-    This is the layout proven with AWS Batch multi-node jobs (awsome-distributed-training, aws-neuron-samples):
-    the primary (card 0, device 0) is `efa` and keeps its IP; further cards use device index 1. The newer
-    `efa-only` layout saves IPs but leaves card 0 without a free slot for the awsvpc task ENI on p5/trn2.
+    EC2 refuses a launch template without an interface on card 0, device 0, and never lets it be `efa-only`
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-acc-inst-types.html). The primary is `efa` where card
+    0 takes EFA and a plain `interface` where it does not (p6-b300: card 0 is ENA only, EFA sits on cards 1-16).
+    Further cards use device index 1 with `efa` interfaces that keep an IP: the layout AWS's own Batch samples use
+    (awsome-distributed-training, aws-neuron-samples). The newer `efa-only` layout saves IPs but leaves card 0
+    without a free slot for the awsvpc task ENI on p5/trn2, where card 0 holds two interfaces.
     """
+    card0 = next((c for c in it.network_cards if c.index == 0), None)
+    card0_efa = efa and card0 is not None and "efa" in card0.interface_kinds and it.max_efa_interfaces > 0
+    primary = NetworkInterfacePlan(network_card_index=0, device_index=0,
+                                   interface_type="efa" if card0_efa else "interface")
     if not efa:
-        return (NetworkInterfacePlan(network_card_index=0, device_index=0, interface_type="interface"),)
-    cards = [c for c in it.network_cards if "efa" in c.interface_kinds][: it.max_efa_interfaces]
-    return tuple(
-        NetworkInterfacePlan(network_card_index=c.index, device_index=0 if c.index == 0 else 1, interface_type="efa")
-        for c in cards
-    )
+        return (primary,)
+    others = [c for c in it.network_cards if c.index != 0 and "efa" in c.interface_kinds]
+    room = it.max_efa_interfaces - (1 if card0_efa else 0)
+    return (primary, *(NetworkInterfacePlan(network_card_index=c.index, device_index=1, interface_type="efa")
+                       for c in others[:max(room, 0)]))
+
+
+def placement_group_of(spec: Spec, rack: str, group: NodeGroup, efa: bool) -> tuple[str | None, bool]:
+    """(name, rackform creates it) of the group's cluster placement group, (None, False) for none.
+
+    By default only EFA groups on On-Demand or Spot capacity get a new one (AWS Batch wants all EFA instances of a
+    job in one cluster placement group, https://docs.aws.amazon.com/batch/latest/userguide/efa.html). Reservations
+    and Capacity Blocks get none: a Capacity Reservation created in a cluster placement group serves only launches
+    into that group (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/cr-cpg.html), so a new group could never
+    use it, and AWS places Capacity Block instances together itself
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-capacity-blocks.html).
+    """
+    choice = group.placement_group
+    if choice is not None and choice.name is not None:
+        return choice.name, False
+    create = (choice.create if choice is not None and choice.create is not None
+              else efa and group.capacity.type in ("on-demand", "spot"))
+    return (naming.placement_group(spec.name, rack, group.name), True) if create else (None, False)
 
 
 def container_devices(it: InstanceType, efa_interfaces: int) -> tuple[str, ...]:

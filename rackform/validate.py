@@ -23,14 +23,11 @@ from .plan import (
 )
 from .problems import Level, Problem
 from .spec import NodeGroup, Spec
+from .stacklimits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack
 
 # AWS Batch per-Region quotas: every node group has one compute environment and one job queue.
 BATCH_MAX_COMPUTE_ENVIRONMENTS = 50
 BATCH_MAX_JOB_QUEUES = 50
-# One rack is one CloudFormation stack: 500 resources and a 1 MB template at most. A node group costs about 12
-# resources and, with the heaviest EFA layouts, 40 KB of template (job definitions list every device), so 20 per
-# rack stays well inside both (tests/test_stacks.py synthesizes the worst case and checks).
-MAX_NODE_GROUPS_PER_RACK = 20
 
 MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /28 or larger
 RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8}([0-9a-f]{9})?$")
@@ -306,11 +303,14 @@ def batch_quotas(spec: Spec, catalog: Catalog):
 
 
 def rack_stack_size(spec: Spec, catalog: Catalog):
+    # The ceiling comes from the measured template share of the heaviest node group (rackform/stacklimits.py).
+    ceiling = max_node_groups_per_rack()
     for i, rack in enumerate(spec.racks):
-        if len(rack.node_groups) > MAX_NODE_GROUPS_PER_RACK:
+        if len(rack.node_groups) > ceiling:
             yield f"racks[{i}].node_groups", (
                 f"rack {rack.name!r} has {len(rack.node_groups)} node groups; a rack is one CloudFormation stack "
-                f"(500 resources, 1 MB template), which holds at most {MAX_NODE_GROUPS_PER_RACK}: split the rack")
+                f"(at most {STACK_MAX_RESOURCES} resources and a template under {TEMPLATE_BODY_MAX_BYTES:,} bytes), "
+                f"which holds at most {ceiling} node groups: split the rack")
 
 
 RULES: tuple[Rule, ...] = (

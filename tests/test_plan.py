@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rackform.catalog import load_catalog
 from rackform.plan import build_plan, nic_layout, smallest_prefix
 from rackform.spec import parse_spec
 
@@ -29,7 +30,16 @@ def test_catalog_matches_published_network_figures(catalog, name):
     assert {c.max_interfaces for c in it.network_cards} == {per_card}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+EFA_TYPES = sorted(name for name, it in load_catalog().instance_types.items() if it.efa_supported)
+
+
+def test_every_efa_type_is_laid_out():
+    # The layout rule is checked on the whole catalog, not a hand-picked list: a new family with another card
+    # layout (p6-b300's ENA-only card 0) is covered the day the catalog is refreshed.
+    assert {"p5.48xlarge", "p6-b300.48xlarge", "trn2.48xlarge", "c7gn.16xlarge"} <= set(EFA_TYPES)
+
+
+@pytest.mark.parametrize("name", EFA_TYPES)
 def test_efa_layout_uses_every_efa_and_keeps_card_limits(catalog, name):
     it = catalog.get(name)
     nics = nic_layout(it, efa=True)
@@ -45,7 +55,15 @@ def test_efa_layout_uses_every_efa_and_keeps_card_limits(catalog, name):
     assert len({n.network_card_index for n in efa}) == len(efa), "at most one EFA per card"
     primary = [n for n in nics if n.network_card_index == 0 and n.device_index == 0]
     assert len(primary) == 1 and primary[0].interface_type != "efa-only"
+    assert all(n.interface_type in cards[n.network_card_index].interface_kinds for n in nics)
     assert all(n.device_index == 1 for n in nics if n.network_card_index != 0)
+
+
+def test_p6_b300_keeps_an_ena_primary_on_card_0_and_efa_on_cards_1_to_16(catalog):
+    nics = nic_layout(catalog.get("p6-b300.48xlarge"), efa=True)
+    assert (nics[0].network_card_index, nics[0].device_index, nics[0].interface_type) == (0, 0, "interface")
+    assert [n.network_card_index for n in nics[1:]] == list(range(1, 17))
+    assert {n.interface_type for n in nics[1:]} == {"efa"}
 
 
 def test_efa_off_gives_one_plain_interface(catalog):

@@ -164,3 +164,14 @@ def test_the_job_image_needs_only_workloads():
     from rackform.catalog import TIERS
     from workloads.benchmarks import ALL_TIERS
     assert ALL_TIERS == TIERS
+
+
+def test_storage_jobs_work_on_the_fsx_mount_and_other_jobs_on_scratch():
+    # One job definition serves every benchmark of a node group, so the runner, not the definition, puts the
+    # storage benchmark's files on FSx.
+    from workloads.benchmarks import BENCHMARKS
+
+    env = {"RACKFORM_FSX_MOUNT": "/fsx", "RACKFORM_WORK_DIR": "/scratch"}
+    assert runner.node_context(env, "cpu", BENCHMARKS["storage"]).work_dir == "/fsx/rackform-scratch"
+    assert runner.node_context(env, "cpu", BENCHMARKS["gemm"]).work_dir == "/scratch"
+    assert runner.node_context({**env, "RACKFORM_LOCAL": "1"}, "cpu", BENCHMARKS["storage"]).work_dir == "/scratch"

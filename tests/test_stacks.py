@@ -22,7 +22,8 @@ from rackform.catalog import load_catalog
 from rackform.plan import Plan, build_plan
 from rackform.problems import errors
 from rackform.spec import Spec, load_spec
-from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, MAX_NODE_GROUPS_PER_RACK, validate_spec
+from rackform.stacklimits import TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack, measurement, worst_case_spec
+from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
 from stacks import NetworkStack, build_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def largest_spec_data() -> dict[str, Any]:
     heavy = ["p5.48xlarge", "trn2.48xlarge", "p5en.48xlarge", "trn1n.32xlarge"]  # 32/16/16/16 EFA interfaces
     racks = [{"name": "heavy", "node_groups": [
         {"name": f"g{i:02d}", "instance_type": heavy[i % len(heavy)], "count": 2}
-        for i in range(MAX_NODE_GROUPS_PER_RACK)]}]
+        for i in range(min(20, max_node_groups_per_rack()))]}]
     mixed = [
         {"instance_type": "c7gn.16xlarge", "count": 4},
         {"instance_type": "c8g.4xlarge", "count": 1, "capacity": {"type": "spot"}},
@@ -90,7 +91,7 @@ def largest_spec_data() -> dict[str, Any]:
         {"instance_type": "g6e.48xlarge", "count": 2},
         {"instance_type": "m7g.large", "count": 1},
     ]
-    for r in range((BATCH_MAX_COMPUTE_ENVIRONMENTS - MAX_NODE_GROUPS_PER_RACK) // len(mixed)):
+    for r in range((BATCH_MAX_COMPUTE_ENVIRONMENTS - len(racks[0]["node_groups"])) // len(mixed)):
         racks.append({"name": f"mixed{r}",
                       "node_groups": [{"name": f"m{i}", **g} for i, g in enumerate(mixed)]})
     return {"name": "big", "region": "us-east-2", "availability_zone": "us-east-2c",
@@ -102,6 +103,21 @@ def largest_app(tmp_path_factory) -> Synth:
     data = largest_spec_data()
     assert sum(len(r["node_groups"]) for r in data["racks"]) == BATCH_MAX_COMPUTE_ENVIRONMENTS
     return synth(plan_of(Spec.model_validate(data)), tmp_path_factory.mktemp("largest"))
+
+
+def worst_rack_data(groups: int) -> dict[str, Any]:
+    """One rack of the heaviest node groups the catalog allows, as many as validation admits: longest names, FSx,
+    and the capacity kind whose template the measurement found largest."""
+    m = measurement()
+    capacity = None if m["capacity"] == "on-demand" else {"type": m["capacity"],
+                                                           "reservation_id": "cr-0123456789abcdef0"}
+    return worst_case_spec(load_catalog(), m["instance_type"], groups, capacity=capacity)
+
+
+@pytest.fixture(scope="module")
+def worst_rack_app(tmp_path_factory) -> Synth:
+    return synth(plan_of(Spec.model_validate(worst_rack_data(max_node_groups_per_rack()))),
+                 tmp_path_factory.mktemp("worst-rack"))
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -501,12 +517,25 @@ def test_largest_allowed_spec_fits_cloudformation_limits(largest_app):
     data["racks"][1]["node_groups"].append({"name": "one-too-many", "instance_type": "m7g.large", "count": 1})
     rules = {p.rule for p in errors(validate_spec(Spec.model_validate(data), load_catalog()))}
     assert rules == {"batch-quotas"}, "51 node groups must be refused, so 50 is the largest spec"
-    for name, raw in largest_app.raw.items():
-        body = len(json.dumps(raw, separators=(",", ":")).encode())
+    for name, path in largest_app.template_paths.items():
+        raw = largest_app.raw[name]
         assert len(raw["Resources"]) < 500, name
         assert len(raw.get("Outputs", {})) < 200, name
         assert len(raw.get("Parameters", {})) < 200, name
-        assert body < 1_000_000, (name, body)
+        assert path.stat().st_size < TEMPLATE_BODY_MAX_BYTES, (name, path.stat().st_size)
+
+
+def test_the_heaviest_rack_validate_admits_fits_as_written_to_disk(worst_rack_app):
+    # CloudFormation receives the file cdk.out holds, indented, not minified JSON: measure the file.
+    ceiling = max_node_groups_per_rack()
+    rack = worst_rack_app.plan.racks[0]
+    assert len(rack.node_groups) == ceiling >= 20
+    size = worst_rack_app.template_paths[rack.stack_name].stat().st_size
+    assert size < TEMPLATE_BODY_MAX_BYTES, f"{size:,} bytes: run scripts/measure_rack_template.py"
+    assert len(worst_rack_app.raw[rack.stack_name]["Resources"]) < 500
+    one_more = worst_rack_data(ceiling + 1)
+    problems = errors(validate_spec(Spec.model_validate(one_more), load_catalog()))
+    assert {p.rule for p in problems} == {"rack-stack-size"} and str(ceiling) in problems[0].message
 
 
 # --- benchmark job definitions -----------------------------------------------------------------------------------
@@ -527,27 +556,30 @@ def _container(jd: dict[str, Any]) -> dict[str, Any]:
 def test_job_definitions_carry_the_plans_devices_and_names(demo_app):
     groups = {g.name: g for g in demo_app.plan.node_groups()}
     trn = _job_definitions(demo_app, groups["workers"])
-    allreduce = trn["trn2-trn2-train-workers-allreduce"]
-    assert allreduce["Type"] == "multinode" and allreduce["NodeProperties"]["NumNodes"] == 2
-    c = _container(allreduce)
+    assert set(trn) == {"trn2-trn2-train-workers-single", "trn2-trn2-train-workers-multinode"}
+    multi = trn["trn2-trn2-train-workers-multinode"]
+    assert multi["Type"] == "multinode" and multi["NodeProperties"]["NumNodes"] == groups["workers"].count
+    c = _container(multi)
     assert [d["HostPath"] for d in c["LinuxParameters"]["Devices"]] == list(groups["workers"].devices)
     assert {"Name": "memlock", "SoftLimit": -1, "HardLimit": -1} in c["Ulimits"]
     assert all(r["Type"] != "GPU" for r in c["ResourceRequirements"])
-    assert c["Command"] == ["python3", "-m", "workloads.run", "allreduce"]
+    # The benchmark is the job's parameter, substituted by Batch at submit time.
+    assert c["Command"] == ["python3", "-m", "workloads.run", "Ref::benchmark"]
+    assert "Parameters" not in multi
     env = {e["Name"]: e["Value"] for e in c["Environment"]}
     assert env["RACKFORM_TIER"] == "trainium" and env["FI_PROVIDER"] == "efa"
     assert "RACKFORM_PRICE_USD_PER_HOUR" not in env  # a capacity block: no On-Demand price applies
-    assert "trn2-trn2-train-workers-allreduce-nccom" in trn and "trn2-trn2-train-workers-allreduce-nccl" not in trn
+    assert _container(trn["trn2-trn2-train-workers-single"]) == c
 
     gpu = _job_definitions(demo_app, groups["h100"])
-    c = _container(gpu["trn2-gpu-h100-gemm"])
-    assert gpu["trn2-gpu-h100-gemm"]["Type"] == "container"
+    single = gpu["trn2-gpu-h100-single"]
+    c = _container(single)
+    assert single["Type"] == "container"
     assert {"Type": "GPU", "Value": "8"} in c["ResourceRequirements"]
     assert len([d for d in c["LinuxParameters"]["Devices"] if "uverbs" in d["HostPath"]]) == 32
-    assert "trn2-gpu-h100-allreduce-nccl" in gpu
 
-    head = _job_definitions(demo_app, groups["head"])  # one node: no fabric job, single-node allreduce
-    assert "trn2-graviton-head-fabric" not in head and head["trn2-graviton-head-allreduce"]["Type"] == "container"
+    head = _job_definitions(demo_app, groups["head"])  # one node: nothing spans nodes
+    assert list(head) == ["trn2-graviton-head-single"]
 
 
 def test_job_images_are_built_per_tier_at_deploy_not_at_synth(demo_app):

@@ -54,7 +54,9 @@ def test_submit_allreduce_to_trn2_makes_a_multi_node_job_with_the_devices(aws, c
     job = aws["batch"].describe_jobs(jobs=[summary["jobId"]])["jobs"][0]
     assert job["jobQueue"].endswith("/trn2-trn2-train-workers-queue")
     jd = job_definition_of(aws, job)
-    assert jd["type"] == "multinode" and jd["jobDefinitionName"] == "trn2-trn2-train-workers-allreduce"
+    assert jd["type"] == "multinode" and jd["jobDefinitionName"] == "trn2-trn2-train-workers-multinode"
+    assert job["parameters"] == {"benchmark": "allreduce"}
+    assert jd["nodeProperties"]["nodeRangeProperties"][0]["container"]["command"][-1] == "Ref::benchmark"
     container = jd["nodeProperties"]["nodeRangeProperties"][0]["container"]
     devices = [d["hostPath"] for d in container["linuxParameters"]["devices"]]
     assert sorted(d for d in devices if d.startswith("/dev/neuron")) == sorted(f"/dev/neuron{i}" for i in range(16))
@@ -116,8 +118,21 @@ def test_spot_groups_get_no_multi_node_jobs(plan):
     spot = gpu.model_copy(update={"capacity": gpu.capacity.model_copy(update={"type": "spot"})})
     defs = {d["jobDefinitionName"]: d for d in job_definitions(plan.name, spot, image="i", bucket="b",
                                                                  job_role_arn="r")}
-    assert all(d["type"] == "container" for d in defs.values())
-    assert "trn2-gpu-h100-fabric" not in defs  # a 2-node benchmark cannot run one node at a time
+    assert list(defs) == ["trn2-gpu-h100-single"] and defs["trn2-gpu-h100-single"]["type"] == "container"
+
+
+def test_two_definitions_per_node_group_serve_every_benchmark(aws, plan):
+    # A single-node benchmark on a multi-node group takes the single-node definition; the benchmark is a parameter.
+    submitter, lookup = batch_clients(None, REGION)
+    for benchmark, kind in (("gemm", "single"), ("allreduce", "multinode")):
+        [sub] = submit(plan, rack="trn2-train", benchmark=benchmark, run_id="r6", store=aws["store"],
+                       submitter=submitter, lookup=lookup)
+        job = aws["batch"].describe_jobs(jobs=[sub.job_id])["jobs"][0]
+        assert sub.job_definition == f"trn2-trn2-train-workers-{kind}"
+        assert job["parameters"] == {"benchmark": benchmark}
+    with pytest.raises(SubmitError, match="at least 2 node"):
+        submit(plan, rack="graviton", node_group="head", benchmark="fabric", run_id="r7", store=aws["store"],
+               submitter=submitter, lookup=lookup)
 
 
 def test_waiting_on_a_run_with_no_jobs_returns_at_once(aws):
@@ -128,10 +143,9 @@ def test_waiting_on_a_run_with_no_jobs_returns_at_once(aws):
 
 def test_efa_rdma_is_forced_only_where_the_device_has_it(plan):
     from workloads.jobdefs import job_environment
-    from workloads.benchmarks import BENCHMARKS
 
-    env = {g.name: job_environment(plan.name, g, BENCHMARKS["allreduce"], bucket="b", fsx_mount=None,
-                                   price_usd_per_hour=None) for g in plan.node_groups()}
+    env = {g.name: job_environment(plan.name, g, bucket="b", fsx_mount=None, price_usd_per_hour=None)
+           for g in plan.node_groups()}
     assert env["h100"]["FI_EFA_USE_DEVICE_RDMA"] == "1" and env["workers"]["FI_EFA_USE_DEVICE_RDMA"] == "1"
     assert env["cpu"]["FI_PROVIDER"] == "efa" and "FI_EFA_USE_DEVICE_RDMA" not in env["cpu"]  # c7gn
     assert "FI_PROVIDER" not in env["head"]  # no EFA at all

@@ -61,6 +61,8 @@ class Benchmark:
     min_nodes: int = 1
     # Why this node cannot give an honest result (None: it can). Checked before any step runs.
     precheck: Callable[[NodeContext], str | None] = lambda ctx: None
+    # Measures the cluster's FSx for Lustre file system: its scratch directory is on the mount, not the root volume.
+    on_fsx: bool = False
 
     @property
     def multi_node(self) -> bool:
@@ -165,7 +167,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               nodes=1, max_nodes=1, steps=_inference),
     Benchmark("storage", "fio sequential read/write bandwidth, random-read IOPS and latency on FSx (or a local "
               "directory)", ALL_TIERS, nodes=1, max_nodes=1, steps=_fio, needs=(("fio", "fio"),),
-              precheck=_fsx_precheck),
+              precheck=_fsx_precheck, on_fsx=True),
     Benchmark("cpu", "sysbench cpu and memory", ALL_TIERS, nodes=1, max_nodes=1, steps=_sysbench,
               needs=(("sysbench", "sysbench"),)),
     Benchmark("fabric", "fi_pingpong latency and bandwidth by size between two nodes (libfabric: efa on AWS)",

@@ -6,12 +6,14 @@ and the embedded AWS of `make demo` registers it with moto, so a job definition 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from rackform import naming
 from rackform.plan import NodeGroupPlan
 
-from .benchmarks import BENCHMARKS, Benchmark, benchmarks_for, default_nodes
+from .benchmarks import BENCHMARKS, Benchmark, benchmarks_for
+
+JobKind = Literal["single", "multinode"]
 
 # ECS and the OS keep some memory for themselves; a job asking for all of it would never be placed.
 MEMORY_RESERVED_FRACTION = 0.1
@@ -28,8 +30,9 @@ def container_memory_mib(group: NodeGroupPlan) -> int:
                                            int(group.memory_mib_per_node * MEMORY_RESERVED_FRACTION))
 
 
-def job_environment(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, *, bucket: str,
-                    fsx_mount: str | None, price_usd_per_hour: float | None) -> dict[str, str]:
+def job_environment(spec_name: str, group: NodeGroupPlan, *, bucket: str, fsx_mount: str | None,
+                    price_usd_per_hour: float | None) -> dict[str, str]:
+    """What every job of the node group is told; the benchmark itself arrives as the job's `benchmark` parameter."""
     env = {
         "RACKFORM_SPEC": spec_name,
         "RACKFORM_BUCKET": bucket,
@@ -41,8 +44,7 @@ def job_environment(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, 
         "RACKFORM_NEURON_DEVICES": str(group.neuron_devices_per_node),
         "RACKFORM_NEURON_CORES": str(group.neuron_cores_per_node),
         "RACKFORM_EFA": "1" if group.efa_interfaces else "0",
-        "RACKFORM_WORK_DIR": f"{fsx_mount}/rackform-scratch" if benchmark.name == "storage" and fsx_mount
-        else CONTAINER_WORK_DIR,
+        "RACKFORM_WORK_DIR": CONTAINER_WORK_DIR,
     }
     if fsx_mount:
         env["RACKFORM_FSX_MOUNT"] = fsx_mount
@@ -55,10 +57,17 @@ def job_environment(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, 
     return env
 
 
-def container_properties(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, *, image: str, bucket: str,
-                         job_role_arn: str, fsx_mount: str | None,
-                         price_usd_per_hour: float | None) -> dict[str, Any]:
-    env = job_environment(spec_name, group, benchmark, bucket=bucket, fsx_mount=fsx_mount,
+# Batch substitutes `Ref::benchmark` in the command with the `benchmark` parameter of SubmitJob
+# (https://docs.aws.amazon.com/batch/latest/userguide/job_definition_parameters.html#parameters), so one definition
+# serves every benchmark of the node group. No default: a job submitted without it fails in the runner's argument
+# check, naming the benchmarks, instead of running one nobody asked for.
+BENCHMARK_PARAMETER = "benchmark"
+COMMAND = ("python3", "-m", "workloads.run", f"Ref::{BENCHMARK_PARAMETER}")
+
+
+def container_properties(spec_name: str, group: NodeGroupPlan, *, image: str, bucket: str, job_role_arn: str,
+                         fsx_mount: str | None, price_usd_per_hour: float | None) -> dict[str, Any]:
+    env = job_environment(spec_name, group, bucket=bucket, fsx_mount=fsx_mount,
                           price_usd_per_hour=price_usd_per_hour)
     resources = [{"type": "VCPU", "value": str(group.vcpus_per_node)},
                  {"type": "MEMORY", "value": str(container_memory_mib(group))}]
@@ -66,7 +75,7 @@ def container_properties(spec_name: str, group: NodeGroupPlan, benchmark: Benchm
         resources.append({"type": "GPU", "value": str(group.gpus_per_node)})
     props: dict[str, Any] = {
         "image": image,
-        "command": ["python3", "-m", "workloads.run", benchmark.name],
+        "command": list(COMMAND),
         "jobRoleArn": job_role_arn,
         "resourceRequirements": resources,
         "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
@@ -86,21 +95,35 @@ def container_properties(spec_name: str, group: NodeGroupPlan, benchmark: Benchm
     return props
 
 
-def job_definition(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, *, image: str, bucket: str,
+def multi_node_jobs(group: NodeGroupPlan) -> bool:
+    """Whether the group gets a multi-node definition: some benchmark of its tier spans nodes, and it has them."""
+    return group.max_job_nodes >= 2 and any(b.multi_node for b in benchmarks_for(group.tier, group.max_job_nodes))
+
+
+def job_kind(benchmark: Benchmark, nodes: int) -> JobKind:
+    return "multinode" if benchmark.multi_node and nodes >= 2 else "single"
+
+
+def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image: str, bucket: str,
                    job_role_arn: str, fsx_mount: str | None = None,
                    price_usd_per_hour: float | None = None) -> dict[str, Any]:
-    """RegisterJobDefinition arguments for one benchmark on one node group."""
-    container = container_properties(spec_name, group, benchmark, image=image, bucket=bucket,
-                                     job_role_arn=job_role_arn, fsx_mount=fsx_mount,
-                                     price_usd_per_hour=price_usd_per_hour)
-    name = naming.job_definition(spec_name, group.rack, group.name, benchmark.name)
+    """RegisterJobDefinition arguments for the node group's single-node or multi-node jobs.
+
+    Two definitions per node group, whatever the number of benchmarks: a rack template lists every container
+    device once per definition (32 uverbs devices on p5), and one definition per benchmark made the heaviest racks
+    outgrow CloudFormation's 1,000,000-byte template limit.
+    """
+    container = container_properties(spec_name, group, image=image, bucket=bucket, job_role_arn=job_role_arn,
+                                     fsx_mount=fsx_mount, price_usd_per_hour=price_usd_per_hour)
+    name = naming.job_definition(spec_name, group.rack, group.name, kind)
     base: dict[str, Any] = {"jobDefinitionName": name, "platformCapabilities": ["EC2"],
                             "retryStrategy": {"attempts": 1}, "timeout": {"attemptDurationSeconds": 4 * 3600},
                             "propagateTags": True,
-                            "tags": {"rackform:spec": spec_name, "rackform:benchmark": benchmark.name}}
-    if benchmark.multi_node and group.max_job_nodes >= 2:
+                            "tags": {"rackform:spec": spec_name, "rackform:job-kind": kind}}
+    if kind == "multinode":
+        # numNodes is a default only: every submission overrides it with the benchmark's node count.
         return {**base, "type": "multinode", "nodeProperties": {
-            "numNodes": default_nodes(benchmark, group.max_job_nodes),
+            "numNodes": group.max_job_nodes,
             "mainNode": 0,
             "nodeRangeProperties": [{"targetNodes": "0:", "container": container}],
         }}
@@ -108,7 +131,8 @@ def job_definition(spec_name: str, group: NodeGroupPlan, benchmark: Benchmark, *
 
 
 def job_definitions(spec_name: str, group: NodeGroupPlan, **kwargs: Any) -> list[dict[str, Any]]:
-    return [job_definition(spec_name, group, b, **kwargs) for b in benchmarks_for(group.tier, group.max_job_nodes)]
+    kinds: list[JobKind] = ["single", "multinode"] if multi_node_jobs(group) else ["single"]
+    return [job_definition(spec_name, group, kind, **kwargs) for kind in kinds]
 
 
-__all__ = ["BENCHMARKS", "job_definition", "job_definitions"]
+__all__ = ["BENCHMARKS", "BENCHMARK_PARAMETER", "job_definition", "job_definitions", "job_kind"]

@@ -40,10 +40,14 @@ class JobIdentity:
     price_usd_per_hour: float | None = None  # per node
 
 
-def node_context(env: Mapping[str, str], tier: str) -> NodeContext:
+def node_context(env: Mapping[str, str], tier: str, benchmark: Benchmark | None = None) -> NodeContext:
     num = int(env.get("AWS_BATCH_JOB_NUM_NODES", "1"))
     index = int(env.get("AWS_BATCH_JOB_NODE_INDEX", "0"))
     main = int(env.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0"))
+    fsx_mount = env.get("RACKFORM_FSX_MOUNT") or None
+    work_dir = env.get("RACKFORM_WORK_DIR", "/tmp/rackform-scratch")
+    if benchmark is not None and benchmark.on_fsx and fsx_mount and env.get("RACKFORM_LOCAL") != "1":
+        work_dir = f"{fsx_mount}/rackform-scratch"
     # Batch sets the main node's address on the other nodes only; the main node listens on its own interfaces.
     address = env.get("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS") or (
         "127.0.0.1" if env.get("RACKFORM_LOCAL") == "1" else socket.gethostbyname(socket.gethostname()))
@@ -53,8 +57,8 @@ def node_context(env: Mapping[str, str], tier: str) -> NodeContext:
         # With logical NeuronCores (LNC=2 groups two physical cores), collectives see half as many ranks.
         neuron_ranks=int(env.get("RACKFORM_NEURON_CORES", "0")) // max(1, int(env.get("NEURON_LOGICAL_NC_CONFIG",
                                                                                       "1"))),
-        efa=env.get("RACKFORM_EFA") == "1", work_dir=env.get("RACKFORM_WORK_DIR", "/tmp/rackform-scratch"),
-        fsx_mount=env.get("RACKFORM_FSX_MOUNT") or None,
+        efa=env.get("RACKFORM_EFA") == "1", work_dir=work_dir,
+        fsx_mount=fsx_mount,
         local=env.get("RACKFORM_LOCAL") == "1", master_port=int(env.get("RACKFORM_MASTER_PORT", "29500")),
         fabric_port=int(env.get("RACKFORM_FABRIC_PORT", "47592")),
     )
@@ -95,12 +99,13 @@ def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[s
                                                                                dict[str, str], str]:
     """Run every step; return (status, reason, metrics, details, raw log)."""
     log: list[str] = []
+    # The node's own state first: a node that cannot give an honest figure has failed, whatever tools it has.
+    if (why := benchmark.precheck(ctx)) is not None:
+        return "failed", why, [], {}, f"[not run: {why}]\n"
     missing = [(cmd, pkg) for cmd, pkg in benchmark.needs if shutil.which(cmd) is None]
     if missing:
         what = ", ".join(f"{cmd} (install {pkg})" for cmd, pkg in missing)
         return "skipped", f"not installed on this node: {what}", [], {}, f"[skipped: {what}]\n"
-    if (why := benchmark.precheck(ctx)) is not None:
-        return "failed", why, [], {}, f"[not run: {why}]\n"
     Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
     metrics: list[Metric] = []
     details: dict[str, str] = {}
@@ -241,7 +246,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                       tier=args.tier, instance_type=args.instance_type, job_id=env.get("AWS_BATCH_JOB_ID"),
                       price_usd_per_hour=_env_float(env, "RACKFORM_PRICE_USD_PER_HOUR"))
     store = ResultStore(args.bucket, s3_client(args.endpoint_url)) if args.bucket else None
-    record = run_job(job, node_context(env, args.tier), store, timeout_s=args.timeout)
+    record = run_job(job, node_context(env, args.tier, BENCHMARKS[args.benchmark]), store, timeout_s=args.timeout)
     summary = f"{record.benchmark}: {record.status}" + (f" ({record.reason})" if record.reason else "")
     print(f"[rackform] {summary}; {len(record.metrics)} metrics", file=sys.stderr)
     return 1 if record.status == "failed" else 0

@@ -21,6 +21,7 @@ from rackform import naming
 from rackform.plan import NodeGroupPlan, Plan
 
 from .benchmarks import BENCHMARKS, benchmarks_for, default_nodes
+from .jobdefs import BENCHMARK_PARAMETER, job_kind
 from .store import ResultStore, check_run_id, submission_key
 
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the
@@ -128,11 +129,14 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
             prior = store.get_json(marker)
             out.append(Submission(**{**prior, "created": False}))
             continue
-        jobdef = naming.job_definition(plan.name, g.rack, g.name, benchmark)
+        kind = job_kind(b, n)
+        jobdef = naming.job_definition(plan.name, g.rack, g.name, kind)
         env = [{"name": "RACKFORM_RUN_ID", "value": run_id}]
         request: dict[str, Any] = {"jobName": name, "jobQueue": g.job_queue, "jobDefinition": jobdef,
-                                   "tags": {"rackform:run": run_id}, "propagateTags": True}
-        if b.multi_node and g.max_job_nodes >= 2:
+                                   "parameters": {BENCHMARK_PARAMETER: benchmark},
+                                   "tags": {"rackform:run": run_id, "rackform:benchmark": benchmark},
+                                   "propagateTags": True}
+        if kind == "multinode":
             request["nodeOverrides"] = {"numNodes": n, "nodePropertyOverrides": [
                 {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
         else:

@@ -1,0 +1,72 @@
+"""How many node groups one rack stack holds, from the measured size of the heaviest node group.
+
+A rack is one CloudFormation stack, and CloudFormation refuses a template of 1,000,000 bytes or more, counted on
+the file as CDK writes it to cdk.out (indented, not minified), and more than 500 resources
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html). A node group's share
+of the template grows with its network layout and devices (p5: 32 EFA interfaces, 32 uverbs devices in each job
+definition), so the ceiling is derived from a measurement of the heaviest group the catalog allows, made by
+`scripts/measure_rack_template.py` and committed as `data/rack_template.json`. tests/test_stacks.py synthesizes
+a rack of exactly that many of the heaviest groups and checks the file on disk, so a template that grows past the
+measurement fails the suite until the measurement is redone.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+from .plan import container_devices, nic_layout
+
+MEASUREMENT_PATH = Path(__file__).with_name("data") / "rack_template.json"
+TEMPLATE_BODY_MAX_BYTES = 1_000_000  # exclusive: CloudFormation accepts at most 999,999
+STACK_MAX_RESOURCES = 500
+# Kept free for what the measurement cannot see coming: a newer CDK adding metadata, longer tokens.
+MARGIN = 0.05
+NAME_MAX = 24  # rackform.spec.Name: the longest names give the longest ids, ARNs and tags
+
+
+def heaviest_instance_types(catalog: Catalog, n: int = 3) -> list[str]:
+    """The types whose node groups write the most template: interfaces in the launch template plus devices in
+    each job definition."""
+    def weight(name: str) -> tuple[int, str]:
+        it = catalog.instance_types[name]
+        nics = nic_layout(it, it.efa_supported)
+        efa = sum(1 for x in nics if x.interface_type != "interface")
+        return len(nics) + len(container_devices(it, efa)), name
+
+    return sorted(catalog.instance_types, key=weight, reverse=True)[:n]
+
+
+def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
+                    capacity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A spec (plain data) of one rack holding `groups` node groups of `instance_type`, with the longest names and
+    an FSx file system (whose mount script goes into every launch template), in a Region and AZ that offer it."""
+    region, azs = next((r, catalog.azs_offering(r, instance_type))
+                       for r in sorted(catalog.offerings, key=lambda r: (r != "us-east-2", r))
+                       if catalog.azs_offering(r, instance_type))
+    group = {"instance_type": instance_type, "count": 2, **({"capacity": capacity} if capacity else {})}
+    return {
+        "name": "s" * NAME_MAX,
+        "region": region,
+        "availability_zone": azs[0],
+        "storage": {"fsx_lustre": {"storage_capacity_gib": 1200, "per_unit_storage_throughput": 125,
+                                   "data_repository_path": "s3://example-bucket/prefix"}},
+        "racks": [{"name": "r" * NAME_MAX,
+                   "node_groups": [{"name": f"{'g' * (NAME_MAX - 3)}{i:03d}", **group} for i in range(groups)]}],
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def measurement(path: Path = MEASUREMENT_PATH) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def max_node_groups_per_rack(m: dict[str, Any] | None = None) -> int:
+    """The most node groups of the heaviest kind that one rack's template holds, in bytes and in resources."""
+    m = m or measurement()
+    by_bytes = (TEMPLATE_BODY_MAX_BYTES * (1 - MARGIN) - m["base_bytes"]) // m["per_group_bytes"]
+    by_resources = (STACK_MAX_RESOURCES - m["base_resources"]) // m["per_group_resources"]
+    return int(min(by_bytes, by_resources))

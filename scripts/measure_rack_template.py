@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Measure what one node group adds to a rack's CloudFormation template, for the heaviest node groups the catalog
+allows, and write rackform/data/rack_template.json, from which `rackform validate` derives how many node groups a
+rack may hold (rackform/stacklimits.py).
+
+For each of the heaviest instance types, and each capacity kind that changes the template (on-demand with a
+placement group, a reservation or Capacity Block), it synthesizes racks of 1 and 2 groups with the longest names
+and measures the template files as written to cdk.out: per group = size(2) - size(1), base = size(1) - per group.
+The largest figures win. Run it after any change to the rack stack, then `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rackform.catalog import load_catalog  # noqa: E402
+from rackform.plan import build_plan  # noqa: E402
+from rackform.spec import Spec  # noqa: E402
+from rackform.stacklimits import MEASUREMENT_PATH, heaviest_instance_types, max_node_groups_per_rack, \
+    worst_case_spec  # noqa: E402
+
+RESERVATION = "cr-0123456789abcdef0"
+
+
+def measure(data: dict[str, Any], outdir: Path) -> tuple[int, int]:
+    """(bytes on disk, resources) of the spec's one rack template."""
+    from stacks import build_app
+
+    plan = build_plan(Spec.model_validate(data), load_catalog())
+    assembly = build_app(plan, outdir=str(outdir)).synth()
+    [rack] = [a for a in assembly.stacks if a.stack_name == plan.racks[0].stack_name]
+    path = Path(rack.template_full_path)
+    return path.stat().st_size, len(json.loads(path.read_text())["Resources"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--types", type=int, default=3, help="how many of the heaviest types to measure")
+    parser.add_argument("--check", action="store_true", help="measure and compare, write nothing")
+    args = parser.parse_args()
+    catalog = load_catalog()
+    worst: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in heaviest_instance_types(catalog, args.types):
+            it = catalog.instance_types[name]
+            kinds: list[dict[str, Any] | None] = [None]
+            kinds.append({"type": "capacity-block" if "capacity-block" in it.usage_classes else "reservation",
+                          "reservation_id": RESERVATION})
+            for capacity in kinds:
+                label = f"{name} {capacity['type'] if capacity else 'on-demand'}"
+                (b1, r1), (b2, r2) = (measure(worst_case_spec(catalog, name, n, capacity=capacity),
+                                              Path(tmp) / f"{label}-{n}".replace(" ", "-")) for n in (1, 2))
+                row = {"instance_type": name, "capacity": capacity["type"] if capacity else "on-demand",
+                       "per_group_bytes": b2 - b1, "base_bytes": b1 - (b2 - b1),
+                       "per_group_resources": r2 - r1, "base_resources": r1 - (r2 - r1)}
+                print(f"{label}: {row['per_group_bytes']:,} bytes and {row['per_group_resources']} resources per "
+                      f"group; base {row['base_bytes']:,} bytes, {row['base_resources']} resources")
+                for key in ("per_group_bytes", "base_bytes", "per_group_resources", "base_resources"):
+                    if row[key] > worst.get(key, -1):
+                        worst[key] = row[key]
+                        if key == "per_group_bytes":
+                            worst["instance_type"], worst["capacity"] = row["instance_type"], row["capacity"]
+    worst["measured_on"] = dt.date.today().isoformat()
+    worst["note"] = ("written by scripts/measure_rack_template.py: the heaviest node group's share of a rack "
+                     "template as written to cdk.out; rackform/stacklimits.py derives the per-rack ceiling")
+    print(f"ceiling: {max_node_groups_per_rack(worst)} node groups per rack")
+    if args.check:
+        old = json.loads(MEASUREMENT_PATH.read_text())
+        stale = any(worst[k] > old[k] for k in ("per_group_bytes", "base_bytes", "per_group_resources",
+                                                 "base_resources"))
+        print("committed measurement is " + ("STALE: run without --check" if stale else "current"))
+        return 1 if stale else 0
+    MEASUREMENT_PATH.write_text(json.dumps(worst, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {MEASUREMENT_PATH.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
