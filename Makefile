@@ -15,9 +15,14 @@ PYTEST_ARGS ?= -q -n 2
 
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test demo synth clean
+.PHONY: setup system-packages test demo synth clean
 
-setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+setup: system-packages $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+
+# fio, sysbench and libfabric-bin for the demo's benchmarks: installed when root with apt-get, otherwise the
+# command to run is printed. No test needs them.
+system-packages:
+	@bash scripts/system-packages.sh
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
