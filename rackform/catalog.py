@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -99,8 +100,18 @@ class Catalog(Frozen):
     def get(self, name: str) -> InstanceType | None:
         return self.instance_types.get(name)
 
-    def suggest_instance_type(self, name: str) -> list[str]:
-        return did_you_mean(name, self.instance_types)
+    def suggest_instance_type(self, name: str, n: int = 3) -> list[str]:
+        """Up to `n` close instance types: sizes of the same family nearest in size first (p5.96xlarge ->
+        p5.48xlarge), else the closest spellings across the catalog (trn3.48xlarge -> trn2.48xlarge)."""
+        family, _, size = name.partition(".")
+        sizes = [t for t, it in self.instance_types.items() if it.family == family]
+        if not sizes:
+            return did_you_mean(name, self.instance_types, n=n)
+        wanted = size_in_xlarge(size)
+        if wanted is None:  # not a size word: spelling decides, within the family
+            return (did_you_mean(name, sizes, n=n, cutoff=0.0) or sorted(sizes))[:n]
+        return sorted(sizes, key=lambda t: (abs(math.log((size_in_xlarge(t.partition(".")[2]) or 1e-3) / wanted)),
+                                            t))[:n]
 
     def azs_offering(self, region: str, instance_type: str) -> tuple[str, ...]:
         return self.offerings.get(region, {}).get(instance_type, ())
@@ -109,8 +120,19 @@ class Catalog(Frozen):
         return sorted(r for r, types in self.offerings.items() if instance_type in types)
 
 
-def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    return difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=0.6)
+def did_you_mean(word: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    return difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=cutoff)
+
+
+_SIZE = re.compile(r"(\d*)xlarge")
+_SMALL_SIZES = {"nano": 1 / 32, "micro": 1 / 16, "small": 1 / 8, "medium": 1 / 4, "large": 1 / 2}
+
+
+def size_in_xlarge(size: str) -> float | None:
+    """'48xlarge' -> 48, 'xlarge' -> 1, 'large' -> 0.5; None for anything else ('metal', typos)."""
+    if (m := _SIZE.fullmatch(size)) is not None:
+        return float(m.group(1) or 1)
+    return _SMALL_SIZES.get(size)
 
 
 @functools.lru_cache(maxsize=4)

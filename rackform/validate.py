@@ -120,7 +120,13 @@ def instance_type_known(spec: Spec, catalog: Catalog):
             family = g.instance_type.split(".", 1)[0]
             why = (f"family {family!r} is not supported by rackform (supported: {', '.join(catalog.families)})"
                    if family not in catalog.families else "no such instance type in the catalog")
-            yield f"{path}.instance_type", f"{g.instance_type!r}: {why}{_hint(g.instance_type, catalog.instance_types)}"
+            close = catalog.suggest_instance_type(g.instance_type)
+            hint = f"; did you mean {' or '.join(repr(t) for t in close)}?" if close else ""
+            yield f"{path}.instance_type", f"{g.instance_type!r}: {why}{hint}"
+
+
+def _zones_text(catalog: Catalog, region: str, zone_ids: tuple[str, ...]) -> str:
+    return ", ".join(catalog.zone_label(region, z) for z in zone_ids)
 
 
 def instance_offered_in_az(spec: Spec, catalog: Catalog):

@@ -60,3 +60,17 @@ def test_snapshot_is_small_and_names_its_source():
 
 def test_suggestions(catalog):
     assert catalog.suggest_instance_type("p5.48xlarg")[0] == "p5.48xlarge"
+
+
+@pytest.mark.parametrize("typed,first,listed", [
+    ("p5.96xlarge", "p5.48xlarge", {"p5.48xlarge", "p5.4xlarge"}),  # a size the family lacks: nearest sizes
+    ("trn1.64xlarge", "trn1.32xlarge", {"trn1.32xlarge", "trn1.2xlarge"}),
+    ("g6.49xlarge", "g6.48xlarge", {"g6.48xlarge", "g6.24xlarge", "g6.16xlarge"}),
+    ("m7g.xlarg", "m7g.xlarge", None),  # a typo of the size: spelling within the family
+    ("trn3.48xlarge", "trn2.48xlarge", None),  # unknown family: closest spellings anywhere
+])
+def test_suggestions_list_up_to_three_close_types_of_the_family(catalog, typed, first, listed):
+    found = catalog.suggest_instance_type(typed)
+    assert found[0] == first and len(found) <= 3
+    if listed is not None:
+        assert set(found) == listed
