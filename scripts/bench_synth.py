@@ -5,11 +5,14 @@ Prints the median wall time of `rackform validate` on the example spec (target: 
 the example spec as a ratio to an empty CDK app synthesized in the same run (target: at most 1.5): jsii's start
 dominates both, so the ratio shows what rackform itself adds. The synth pair runs twice: as users run it, and
 without CDK's built-in template validation (CDK_VALIDATION=false for both apps), whose cost grows with the template.
+Last, the marginal cost of one more rack: 1 rack against 16 racks of three EFA node groups, as a fraction of the
+empty app (target: at most 0.05).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -28,6 +31,19 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, **(env or {})})
     return time.perf_counter() - start
+
+
+# Racks of three EFA node groups (GPU, Trainium, Graviton EFA) for the marginal cost of one more rack.
+RACK_GROUPS = (("p5", "p5.48xlarge"), ("trn", "trn2.48xlarge"), ("cpu", "c7gn.16xlarge"))
+
+
+def racks_spec(path: Path, racks: int) -> Path:
+    data = {"name": "bench", "region": "us-east-2", "availability_zone": "use2-az3",
+            "racks": [{"name": f"rack{r:02d}", "node_groups": [{"name": g, "instance_type": t, "count": 2}
+                                                                 for g, t in RACK_GROUPS]}
+                      for r in range(racks)]}
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
 
 
 def median_of(n: int, make_argv) -> tuple[float, list[float]]:
@@ -55,6 +71,18 @@ def main() -> int:
             empty, synth = statistics.median(empty_t), statistics.median(spec_t)
             print(f"synth {args.spec} ({label}): median {synth:.2f} s; empty CDK app: median {empty:.2f} s; "
                   f"ratio {synth / empty:.2f} (target <= 1.5)")
+        # One more rack: 1 rack against 16 racks of 3 EFA groups, interleaved with the empty app again.
+        one, many = racks_spec(Path(tmp) / "one.yaml", 1), racks_spec(Path(tmp) / "many.yaml", 16)
+        empty_t, one_t, many_t = [], [], []
+        for i in range(args.n):
+            empty_t.append(timed([py, "-c", EMPTY_APP, f"{tmp}/empty-racks-{i}"]))
+            one_t.append(timed([py, "-m", "rackform", "synth", str(one), "-o", f"{tmp}/one-{i}"]))
+            many_t.append(timed([py, "-m", "rackform", "synth", str(many), "-o", f"{tmp}/many-{i}"]))
+        empty = statistics.median(empty_t)
+        per_rack = (statistics.median(many_t) - statistics.median(one_t)) / 15
+        print(f"one more rack (3 EFA groups): {per_rack * 1000:.0f} ms = {per_rack / empty:.3f} x the empty app "
+              f"(target <= 0.05); 1 rack {statistics.median(one_t):.2f} s, 16 racks "
+              f"{statistics.median(many_t):.2f} s, empty {empty:.2f} s")
     return 0
 
 
