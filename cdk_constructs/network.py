@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from rackform.catalog import is_zone_id
 from rackform.naming import construct_id
 
 from .nag import skip_checkov
@@ -26,6 +27,11 @@ class SingleAzVpc(Construct):
     gateway endpoint, and each name in `interface_endpoints` (e.g. "ecr.api") becomes an interface endpoint with
     private DNS so image pulls and logs bypass the NAT gateway. Flow logs of all traffic go to a CloudWatch log group
     kept a year.
+
+    `availability_zone` is an AZ name or an AZ ID (use1-az6). An ID places both subnets by `AvailabilityZoneId`,
+    which names the same zone in every account, where a name in the oldest Regions does not
+    (https://docs.aws.amazon.com/global-infrastructure/latest/regions/az-ids.html,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-subnet.html).
     """
 
     def __init__(
@@ -61,6 +67,13 @@ class SingleAzVpc(Construct):
             id="CloudFormation-Validate::W3010",
             reason="the AZ is pinned on purpose: EFA, cluster placement groups and Capacity Blocks are bound to one AZ",
         ))
+        if is_zone_id(availability_zone):
+            # ec2.Vpc knows only AZ names: it was given the ID in their place, and each subnet is moved from the
+            # AvailabilityZone property to AvailabilityZoneId (a subnet takes one or the other, not both).
+            for subnet in (*self.vpc.private_subnets, *self.vpc.public_subnets):
+                cfn: ec2.CfnSubnet = subnet.node.default_child
+                cfn.availability_zone = None
+                cfn.availability_zone_id = availability_zone
         self.private_subnet: ec2.ISubnet = self.vpc.private_subnets[0]
         # Every accepted and rejected flow, to CloudWatch Logs (EFA's OS-bypass traffic is not IP and never shows).
         self.flow_log_group = logs.LogGroup(self, "FlowLogs", retention=FLOW_LOG_RETENTION)

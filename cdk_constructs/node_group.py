@@ -13,7 +13,7 @@ from constructs import Construct
 
 from rackform.plan import NetworkInterfacePlan, NodeGroupPlan
 
-from .nag import acknowledge, acknowledge_wildcard_resource
+from .nag import acknowledge
 
 # Containers reach IMDS through the docker bridge, one hop further than the host.
 IMDS_HOP_LIMIT = 2
@@ -88,11 +88,11 @@ class NodeInstanceRole(Construct):
     """Instance role and profile shared by a rack's nodes.
 
     AmazonEC2ContainerServiceforEC2Role is what an ECS/Batch host needs (register with ECS, pull from ECR, write
-    logs); SSM core gives shell access without SSH or public IPs. Results may be written only under
-    `results_objects_arn` (e.g. arn:aws:s3:::bucket/results/*), nothing else in S3.
+    logs); SSM core gives shell access without SSH or public IPs. No S3 access of its own: results are written
+    by the benchmark containers under the job role (cdk_constructs/jobs.py JobRole); nothing on the host writes any.
     """
 
-    def __init__(self, scope: Construct, id: str, *, results_objects_arn: str) -> None:
+    def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         self.role = iam.Role(
             self,
@@ -103,7 +103,6 @@ class NodeInstanceRole(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEC2ContainerServiceforEC2Role"),
             ],
         )
-        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[results_objects_arn]))
         self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.role)
         cfn_role = self.role.node.default_child
         managed = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{}]"
@@ -113,10 +112,6 @@ class NodeInstanceRole(Construct):
         acknowledge(cfn_role, managed.format("service-role/AmazonEC2ContainerServiceforEC2Role"),
                     "the instance role AWS Batch documents for ECS container instances (register with ECS, pull from "
                     "ECR, write logs); AWS keeps it in step with the ECS agent")
-        acknowledge_wildcard_resource(
-            self.role.node.find_child("DefaultPolicy"), results_objects_arn,
-            "s3:PutObject below results/ of the results bucket only: keys are results/<run>/<rack>/..., and run ids "
-            "are chosen at submit time, so the prefix is the narrowest ARN that admits them")
 
 
 class RackNodeGroup(Construct):

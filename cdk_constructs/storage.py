@@ -5,12 +5,13 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from .nag import acknowledge, skip_checkov
 
-# Benchmarks write under this prefix; node roles may write nowhere else in the bucket.
+# Benchmarks write under this prefix, once per key (the bucket policy refuses any other PUT there).
 RESULTS_PREFIX = "results/"
 # Where the S3 data repository appears inside the file system (clients see <mount_path>/data).
 DATA_REPOSITORY_FILE_SYSTEM_PATH = "/data"
@@ -37,10 +38,24 @@ class ResultsBucket(Construct):
         )
         no_access_logs = (
             "no server access logs: objects are write-once (If-None-Match), versioned and TLS-only, written under "
-            "results/ by this cluster's node and job roles alone; access logs would need a second retained bucket per "
+            "results/ by this cluster's job role alone; access logs would need a second retained bucket per "
             "cluster, and CloudTrail S3 data events give that audit account-wide where it is required")
         acknowledge(self.bucket.node.default_child, "AwsSolutions-S1", no_access_logs)
         skip_checkov(self.bucket.node.default_child, "CKV_AWS_18", no_access_logs)
+        # Write-once in S3 itself, for every principal (roles, operators, admins): a PUT under results/ without
+        # If-None-Match is refused, so nothing can replace a record or log, and an If-Match overwrite is refused too.
+        # AWS's form (S3 User Guide, "Enforce conditional writes on Amazon S3 buckets",
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html): Deny s3:PutObject
+        # when Null s3:if-none-match is true (IAM's Null: true means the key is absent from the request,
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+        # The page exempts CreateMultipartUpload/UploadPart (which cannot carry the header) with the
+        # s3:ObjectCreationOperation key; not here, on purpose: every rackform object is one PutObject
+        # (workloads/store.py put_once), so multipart uploads and copies (refused too, per the page) under results/
+        # are simply impossible, and no request that might lack that key can slip past the Deny.
+        self.bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="ResultsAreWriteOnce", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"], resources=[self.results_objects_arn],
+            conditions={"Null": {"s3:if-none-match": "true"}}))
 
     @property
     def results_objects_arn(self) -> str:

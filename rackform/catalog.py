@@ -88,13 +88,35 @@ class InstanceType(Frozen):
         return self.accelerator.count if self.accelerator and self.accelerator.kind == "gpu" else 0
 
 
+# In these Regions AZ names map to physical zones independently per account (accounts created before November
+# 2025); everywhere else, and for AZ IDs everywhere, a name means the same zone in every account.
+# https://docs.aws.amazon.com/global-infrastructure/latest/regions/az-ids.html ("Regions with independently mapped
+# Availability Zones"; the page also lists AWS GovCloud (US-West))
+INDEPENDENTLY_MAPPED_REGIONS: frozenset[str] = frozenset({
+    "us-east-1", "us-west-1", "us-west-2", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "eu-west-1",
+    "sa-east-1", "us-gov-west-1",
+})
+# "use1-az6", "apne1-az4": letters from the Region code, its number, "-az" and a number.
+# https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-availability-zones.html
+ZONE_ID = re.compile(r"^[a-z]+\d+-az\d+$")
+
+
+def is_zone_id(zone: str) -> bool:
+    return bool(ZONE_ID.match(zone))
+
+
 class Catalog(Frozen):
     source: str
     generated_on: str
     families: tuple[str, ...]
     instance_types: dict[str, InstanceType]
-    # region -> availability zone names, and region -> instance type -> AZs offering it
+    # region -> AZ names, and region -> AZ name -> AZ ID as DescribeAvailabilityZones gave them to the account the
+    # catalog was read from. In INDEPENDENTLY_MAPPED_REGIONS that pairing is one account's example, true for the
+    # user only where `account_zone_ids` names the Region (validate --live read the user's own account).
     availability_zones: dict[str, tuple[str, ...]]
+    zone_ids: dict[str, dict[str, str]]
+    account_zone_ids: tuple[str, ...] = ()
+    # region -> instance type -> AZ IDs offering it (LocationType=availability-zone-id: the same in every account)
     offerings: dict[str, dict[str, tuple[str, ...]]]
 
     def get(self, name: str) -> InstanceType | None:
@@ -114,7 +136,32 @@ class Catalog(Frozen):
                                             t))[:n]
 
     def azs_offering(self, region: str, instance_type: str) -> tuple[str, ...]:
+        """AZ IDs of `region` that offer the type."""
         return self.offerings.get(region, {}).get(instance_type, ())
+
+    def region_zone_ids(self, region: str) -> tuple[str, ...]:
+        # Offerings count too: moto's zone list lags its offerings data (euw2-az4 is offered but not listed).
+        offered = {z for zones in self.offerings.get(region, {}).values() for z in zones}
+        return tuple(sorted(offered.union(self.zone_ids.get(region, {}).values())))
+
+    def mapping_known(self, region: str) -> bool:
+        """Whether AZ names of `region` mean the same zones for the user as in `zone_ids`."""
+        return region not in INDEPENDENTLY_MAPPED_REGIONS or region in self.account_zone_ids
+
+    def zone_id(self, region: str, zone: str) -> str | None:
+        """The AZ ID `zone` (an AZ name or ID) stands for, or None when unknown here: an unknown zone, or a name
+        in an independently mapped Region read from another account."""
+        if zone in self.region_zone_ids(region):
+            return zone
+        return self.zone_ids.get(region, {}).get(zone) if self.mapping_known(region) else None
+
+    def zone_label(self, region: str, zone_id: str) -> str:
+        """The AZ ID with its name where the name is the same for everyone: "us-east-2a (use2-az1)"."""
+        if self.mapping_known(region):
+            for name, zid in self.zone_ids.get(region, {}).items():
+                if zid == zone_id:
+                    return f"{name} ({zone_id})"
+        return zone_id
 
     def regions_offering(self, instance_type: str) -> list[str]:
         return sorted(r for r, types in self.offerings.items() if instance_type in types)
@@ -200,14 +247,19 @@ def catalog_from_api(client_for_region: Callable[[str], Any], *, regions: list[s
         regions = sorted(r["RegionName"] for r in home.describe_regions()["Regions"])
     types: dict[str, dict[str, Any]] = {}
     azs: dict[str, list[str]] = {}
+    zone_ids: dict[str, dict[str, str]] = {}
     offerings: dict[str, dict[str, list[str]]] = {}
     for region in regions:
         ec2 = client_for_region(region)
-        azs[region] = sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])
+        zones = ec2.describe_availability_zones()["AvailabilityZones"]
+        azs[region] = sorted(z["ZoneName"] for z in zones)
+        zone_ids[region] = {z["ZoneName"]: z["ZoneId"] for z in sorted(zones, key=lambda z: z["ZoneName"])}
         per_type: dict[str, list[str]] = {}
+        # By AZ ID, which names the same zone in every account; AZ names do not in the oldest Regions.
+        # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html
         # No server-side family filter: moto matches instance-type filters exactly, without EC2's wildcards.
         for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
-                           LocationType="availability-zone"):
+                           LocationType="availability-zone-id"):
             if wanted.match(o["InstanceType"]):
                 per_type.setdefault(o["InstanceType"], []).append(o["Location"])
         offerings[region] = {t: sorted(z) for t, z in sorted(per_type.items())}
@@ -219,5 +271,6 @@ def catalog_from_api(client_for_region: Callable[[str], Any], *, regions: list[s
         "families": list(families),
         "instance_types": dict(sorted(types.items())),
         "availability_zones": azs,
+        "zone_ids": zone_ids,
         "offerings": offerings,
     }

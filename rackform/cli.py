@@ -47,10 +47,12 @@ def live_catalog(region: str, endpoint_url: str | None = None) -> Catalog:
     # Only the spec's Region is read live; the others come from the bundled snapshot, so "Regions that offer it"
     # in a message still covers the world.
     bundled = load_catalog().model_dump()
-    for key in ("instance_types", "offerings", "availability_zones"):
+    for key in ("instance_types", "offerings", "availability_zones", "zone_ids"):
         data[key] = {**bundled[key], **data[key]}
+    # DescribeAvailabilityZones answered for the user's own account: its AZ names now resolve to AZ IDs even where
+    # names map to zones per account.
     data.update(source=f"EC2 API ({endpoint_url or 'AWS'}) read live for {region}, bundled catalog elsewhere",
-                generated_on=dt.date.today().isoformat())
+                generated_on=dt.date.today().isoformat(), account_zone_ids=(region,))
     return Catalog.model_validate(data)
 
 

@@ -107,7 +107,8 @@ class SubnetPlan(Frozen):
 class NetworkPlan(Frozen):
     stack_name: str
     vpc_cidr: str
-    availability_zone: str
+    availability_zone: str  # as the spec wrote it: an AZ name, or an AZ ID (then the subnets are placed by ID)
+    availability_zone_id: str | None  # the AZ ID, where known for every account (see Catalog.zone_id)
     private_subnet: SubnetPlan
     public_subnet: SubnetPlan
     ips_needed: int  # in the private subnet: nodes, Batch task ENIs, FSx, endpoints
@@ -124,6 +125,7 @@ class Plan(Frozen):
     name: str
     region: str
     availability_zone: str
+    availability_zone_id: str | None
     catalog_generated_on: str
     network: NetworkPlan
     storage: StoragePlan
@@ -282,10 +284,12 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
     )
     needed = private_ips_needed(spec, [g for r in racks for g in r.node_groups])
     prefix = private_subnet_prefix(spec.network.vpc_cidr)
+    zone_id = catalog.zone_id(spec.region, spec.availability_zone)
     network = NetworkPlan(
         stack_name=naming.network_stack(spec.name),
         vpc_cidr=str(ipaddress.ip_network(spec.network.vpc_cidr, strict=False)),
         availability_zone=spec.availability_zone,
+        availability_zone_id=zone_id,
         private_subnet=SubnetPlan(cidr_mask=prefix, usable_ips=usable_ips(prefix)),
         public_subnet=SubnetPlan(cidr_mask=PUBLIC_SUBNET_PREFIX, usable_ips=usable_ips(PUBLIC_SUBNET_PREFIX)),
         ips_needed=needed,
@@ -294,4 +298,5 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
     storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=spec.storage.fsx_lustre,
                           fsx_ips=fsx_ips(spec.storage.fsx_lustre))
     return Plan(name=spec.name, region=spec.region, availability_zone=spec.availability_zone,
-                catalog_generated_on=catalog.generated_on, network=network, storage=storage, racks=racks)
+                availability_zone_id=zone_id, catalog_generated_on=catalog.generated_on, network=network,
+                storage=storage, racks=racks)

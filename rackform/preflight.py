@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from .catalog import paginate
+from .catalog import is_zone_id, paginate
 from .plan import NodeGroupPlan, Plan
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
@@ -207,6 +207,7 @@ def check_reservations(plan: Plan, reservations: Mapping[str, dict[str, Any] | A
 
 def check_offerings(plan: Plan, offerings: Mapping[str, tuple[str, ...]] | ApiError) -> list[Check]:
     az = plan.availability_zone
+    by_id = is_zone_id(az)
     checks = []
     for itype in dict.fromkeys(g.instance_type for g in plan.node_groups()):
         name = f"offering {itype}"
@@ -214,7 +215,8 @@ def check_offerings(plan: Plan, offerings: Mapping[str, tuple[str, ...]] | ApiEr
         if isinstance(offerings, ApiError):
             checks.append(offerings.as_check(name, needed))
             continue
-        zones = offerings.get(itype, ())
+        # Compared in the spec's own terms: AZ IDs with an ID, this account's AZ names with a name.
+        zones = tuple(z for z in offerings.get(itype, ()) if is_zone_id(z) == by_id)
         if az in zones:
             checks.append(Check(name, "ok", f"offered in {', '.join(zones)}", needed))
         elif zones:
@@ -341,11 +343,14 @@ def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
 
 
 def fetch_offerings(ec2: Any, instance_types: list[str]) -> dict[str, tuple[str, ...]]:
+    """Instance type -> the AZ names (as this account maps them) and the AZ IDs that offer it.
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html"""
     zones: dict[str, list[str]] = {}
-    for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
-                       LocationType="availability-zone",
-                       Filters=[{"Name": "instance-type", "Values": instance_types}]):
-        zones.setdefault(o["InstanceType"], []).append(o["Location"])
+    for location_type in ("availability-zone", "availability-zone-id"):
+        for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+                           LocationType=location_type,
+                           Filters=[{"Name": "instance-type", "Values": instance_types}]):
+            zones.setdefault(o["InstanceType"], []).append(o["Location"])
     return {t: tuple(sorted(z)) for t, z in zones.items()}
 
 

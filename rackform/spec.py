@@ -69,7 +69,9 @@ class Rack(Frozen):
 class Spec(Frozen):
     name: Name
     region: str = Field(description="AWS Region, e.g. us-east-2")
-    availability_zone: str = Field(description="one AZ: EFA and cluster placement groups do not span AZs")
+    availability_zone: str = Field(description="one AZ, by name (us-east-2c) or AZ ID (use1-az6): EFA and cluster "
+                                   "placement groups do not span AZs. In the oldest Regions (us-east-1, us-west-2, "
+                                   "eu-west-1...) names map to zones per account; an AZ ID is the same everywhere")
     network: Network = Network()
     storage: Storage = Storage()
     racks: list[Rack] = Field(min_length=1)

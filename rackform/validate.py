@@ -70,10 +70,17 @@ def region_known(spec: Spec, catalog: Catalog):
 
 
 def az_in_region(spec: Spec, catalog: Catalog):
-    azs = catalog.availability_zones.get(spec.region)
-    if azs is not None and spec.availability_zone not in azs:
-        yield "availability_zone", (f"{spec.availability_zone!r} is not an Availability Zone of {spec.region}"
-                                    f"{_hint(spec.availability_zone, azs)} Choose one of: {', '.join(azs)}")
+    # An AZ name or an AZ ID: IDs name the same zone in every account, names do not in the oldest Regions.
+    # https://docs.aws.amazon.com/global-infrastructure/latest/regions/az-ids.html
+    names = catalog.availability_zones.get(spec.region)
+    if names is None:
+        return
+    ids = catalog.region_zone_ids(spec.region)
+    az = spec.availability_zone
+    if az not in names and az not in ids:
+        yield "availability_zone", (f"{az!r} is not an Availability Zone name or AZ ID of {spec.region}"
+                                    f"{_hint(az, names + ids) or '.'} Choose a name ({', '.join(names)}) or an AZ "
+                                    f"ID ({', '.join(ids)})")
 
 
 # --- names ---------------------------------------------------------------------------------------------------
@@ -129,21 +136,47 @@ def _zones_text(catalog: Catalog, region: str, zone_ids: tuple[str, ...]) -> str
     return ", ".join(catalog.zone_label(region, z) for z in zone_ids)
 
 
+def _zones_text(catalog: Catalog, region: str, zone_ids: tuple[str, ...]) -> str:
+    return ", ".join(catalog.zone_label(region, z) for z in zone_ids)
+
+
 def instance_offered_in_az(spec: Spec, catalog: Catalog):
-    if spec.region not in catalog.offerings:
+    # Offerings are kept by AZ ID; an AZ name is checked through its ID where every account maps it alike (else
+    # instance_offered_in_az_name warns instead).
+    region, az = spec.region, spec.availability_zone
+    if region not in catalog.offerings:
         return
+    zone_id = catalog.zone_id(region, az)
+    where_az = az if zone_id in (None, az) else f"{az} ({zone_id})"
     for path, _, g, it in _known_groups(spec, catalog):
-        azs = catalog.azs_offering(spec.region, it.name)
-        if spec.availability_zone in azs:
-            continue
-        if azs:
-            where = f"in {spec.region} it is offered in {', '.join(azs)}"
+        ids = catalog.azs_offering(region, it.name)
+        if ids and (zone_id is None or zone_id in ids):
+            continue  # an unknown AZ is az-in-region's to report
+        if ids:
+            where = f"in {region} it is offered in {_zones_text(catalog, region, ids)}"
         else:
             regions = catalog.regions_offering(it.name)
-            where = (f"it is not offered anywhere in {spec.region}; Regions that offer it: "
+            where = (f"it is not offered anywhere in {region}; Regions that offer it: "
                      f"{', '.join(regions) or 'none in the catalog'}")
-        yield f"{path}.instance_type", (f"{it.name} is not offered in {spec.availability_zone}: {where}. Move the "
-                                        "cluster to an AZ that offers every type (EFA does not cross AZs)")
+        yield f"{path}.instance_type", (f"{it.name} is not offered in {where_az}: {where}. Move the cluster to an AZ "
+                                        "that offers every type (EFA does not cross AZs)")
+
+
+def instance_offered_in_az_name(spec: Spec, catalog: Catalog):
+    # In Regions that map AZ names per account, which zone a name is depends on the account: offline, a type that
+    # only some zones offer can only be a warning.
+    # https://docs.aws.amazon.com/global-infrastructure/latest/regions/az-ids.html
+    region, az = spec.region, spec.availability_zone
+    if az not in catalog.availability_zones.get(region, ()) or catalog.mapping_known(region):
+        return
+    every = set(catalog.region_zone_ids(region))
+    for path, _, g, it in _known_groups(spec, catalog):
+        ids = catalog.azs_offering(region, it.name)
+        if ids and set(ids) != every:
+            yield f"{path}.instance_type", (
+                f"{it.name} is offered only in AZ IDs {', '.join(ids)} of {region}, which maps AZ names to zones per "
+                f"account: whether {az} is one of them depends on your account. Run `rackform validate --live` to "
+                f"check with your account's mapping, or set availability_zone to one of those AZ IDs")
 
 
 def tier_matches_instance(spec: Spec, catalog: Catalog):
@@ -327,6 +360,8 @@ RULES: tuple[Rule, ...] = (
     Rule("unique-resource-names", "error", unique_resource_names, "derived AWS names do not collide"),
     Rule("instance-type-known", "error", instance_type_known, "the instance type is in the catalog"),
     Rule("instance-offered-in-az", "error", instance_offered_in_az, "the type is offered in the AZ"),
+    Rule("instance-offered-in-az-name", "warning", instance_offered_in_az_name,
+         "an AZ name in a Region that maps names per account: the type is offered in every AZ"),
     Rule("tier-matches-instance", "error", tier_matches_instance, "a given tier matches the instance"),
     Rule("efa-supported", "error", efa_supported, "EFA is only asked of types that have it"),
     Rule("multi-node-accelerators-without-efa", "warning", multi_node_accelerators_without_efa,

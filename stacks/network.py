@@ -35,5 +35,6 @@ class NetworkStack(Stack):
     def availability_zones(self) -> list[str]:
         # The plan already names the one AZ. Without this, a stack with a known account asks the CLI for an AZ
         # context lookup (DescribeAvailabilityZones through the bootstrap lookup role) that synth without
-        # credentials cannot do, and that would record the Region's AZs in cdk.context.json for no use.
+        # credentials cannot do, and that would record the Region's AZs in cdk.context.json for no use. An AZ ID
+        # stands in for the name here; SingleAzVpc places the subnets by it.
         return [self._availability_zone]

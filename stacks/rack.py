@@ -38,7 +38,7 @@ class RackStack(Stack):
     ) -> None:
         super().__init__(scope, id, stack_name=rack.stack_name, env=env,
                          description=f"rackform rack {rack.name}: AWS Batch node groups")
-        role = NodeInstanceRole(self, "Nodes", results_objects_arn=results_objects_arn)
+        role = NodeInstanceRole(self, "Nodes")
         job_role = JobRole(self, "Jobs", results_objects_arn=results_objects_arn)
         images = {tier: TierImage(self, f"{construct_id(tier)}Image", tier=tier)
                   for tier in sorted({g.tier for g in rack.node_groups})}

@@ -28,11 +28,12 @@ def test_snapshot_agrees_with_the_api(from_moto, catalog):
     for region in ("us-east-1", "us-east-2"):
         assert from_moto.offerings[region] == catalog.offerings[region]
         assert from_moto.availability_zones[region] == catalog.availability_zones[region]
+        assert from_moto.zone_ids[region] == catalog.zone_ids[region]
 
 
 def test_offerings_differ_by_region(from_moto):
     assert from_moto.azs_offering("us-east-1", "trn2.48xlarge") == ()
-    assert from_moto.azs_offering("us-east-2", "trn2.48xlarge") == ("us-east-2a", "us-east-2b", "us-east-2c")
+    assert from_moto.azs_offering("us-east-2", "trn2.48xlarge") == ("use2-az1", "use2-az2", "use2-az3")
     assert len(from_moto.azs_offering("us-east-1", "p5.48xlarge")) == 6
 
 

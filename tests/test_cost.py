@@ -18,9 +18,9 @@ from rackform.spec import load_spec_text
 
 from .conftest import EXAMPLE, dump
 
-# The acceptance case: one us-east-1 AZ that offers p5, trn1 and c8g.
+# The acceptance case: one us-east-1 AZ that offers p5, trn1 and c8g (by AZ ID: us-east-1 maps names per account).
 ACCEPT = {
-    "name": "accept", "region": "us-east-1", "availability_zone": "us-east-1c",
+    "name": "accept", "region": "us-east-1", "availability_zone": "use1-az6",
     "storage": {"fsx_lustre": {"deployment_type": "PERSISTENT_2", "storage_capacity_gib": 4800,
                                "per_unit_storage_throughput": 125}},
     "racks": [

@@ -228,7 +228,7 @@ def aws():
 
 def test_offerings_from_moto(aws, plan):
     offered = fetch_offerings(boto3.client("ec2", region_name=REGION), ["trn2.48xlarge", "p5.48xlarge"])
-    assert offered["trn2.48xlarge"] == ("us-east-2a", "us-east-2b", "us-east-2c")
+    assert offered["trn2.48xlarge"] == ("us-east-2a", "us-east-2b", "us-east-2c", "use2-az1", "use2-az2", "use2-az3")
     checks = check_offerings(plan, {**offered, "c8g.4xlarge": (AZ,), "c7gn.16xlarge": ("us-east-2a", "us-east-2b")})
     [bad] = by_status(checks, "blocker")
     assert bad.name == "offering c7gn.16xlarge"

@@ -156,10 +156,10 @@ def test_trn2_in_us_east_1a_names_the_azs_and_regions_that_offer_it(demo, catalo
 
 
 def test_type_offered_in_other_azs_of_the_region(demo, catalog):
-    demo.update(region="us-east-1", availability_zone="us-east-1b")
+    demo.update(region="us-east-1", availability_zone="use1-az1")
     demo["racks"] = [{"name": "r", "node_groups": [{"name": "g", "instance_type": "p5en.48xlarge", "count": 1}]}]
     [p] = only(check(demo, catalog), "instance-offered-in-az")
-    assert "offered in us-east-1a, us-east-1c" in p.message
+    assert "offered in use1-az2, use1-az6" in p.message
 
 
 def test_tier_contradicts_instance(demo, catalog):

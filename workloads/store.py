@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,8 @@ PREFIX = "results"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
+CONFLICT_ATTEMPTS = 6
+CONFLICT_BACKOFF_S = 0.1
 
 
 class AlreadyExists(Exception):
@@ -72,14 +75,23 @@ class ResultStore:
         happened, exactly once. A different object at the key raises AlreadyExists.
         """
         digest = sha256_b64(body)
-        try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                               ChecksumAlgorithm="SHA256", ChecksumSHA256=digest, IfNoneMatch="*")
-            return True
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412",
-                                                                "ConditionalRequestConflict"):
-                raise
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                # If-None-Match on every PUT: the bucket policy refuses any PUT under results/ without it.
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                   ChecksumAlgorithm="SHA256", ChecksumSHA256=digest, IfNoneMatch="*")
+                return True
+            except ClientError as e:
+                code = e.response.get("Error", {}).get("Code")
+                # 409: another conditional write to the key was in flight and nothing may have landed yet; S3 says
+                # to retry (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html, If-None-Match);
+                # botocore's retry modes leave 409 to the caller.
+                if code == "ConditionalRequestConflict" and attempt < CONFLICT_ATTEMPTS - 1:
+                    time.sleep(CONFLICT_BACKOFF_S * 2 ** attempt)
+                    continue
+                if code not in ("PreconditionFailed", "412"):
+                    raise
+                break
         existing = self.s3.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         if existing.get("ChecksumSHA256") == digest:
             return False

@@ -1,0 +1,141 @@
+"""Write-once in AWS itself: the results bucket refuses any PUT under results/ without If-None-Match, the node
+role writes nothing, and everything rackform writes there is a conditional PutObject (so the Deny never bites it).
+
+moto does not evaluate bucket policies, so the policy is asserted as the template says it; what the writers send
+is recorded on the wire (botocore's request-created event) during a real submit and a real runner job.
+"""
+
+from __future__ import annotations
+
+import sys
+from urllib.parse import unquote, urlsplit
+
+import boto3
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from cdk_constructs import NodeInstanceRole, ResultsBucket
+from rackform.catalog import load_catalog
+from rackform.cli import main as rackform_main
+from rackform.plan import build_plan
+from rackform.spec import load_spec
+from workloads import run as runner
+from workloads import store as store_module
+from workloads.benchmarks import Benchmark, Step
+from workloads.local import deploy
+from workloads.store import ResultStore
+
+from .conftest import EXAMPLE
+
+REGION = "us-east-2"
+# Every S3 operation that creates an object or part of one: only the first is allowed under results/.
+OBJECT_WRITES = {"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+                 "CompleteMultipartUpload", "PostObject"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    stack = Stack(App(), "Storage")
+    ResultsBucket(stack, "Results")
+    NodeInstanceRole(stack, "Nodes")
+    return Template.from_stack(stack).to_json()
+
+
+def of_type(template: dict, kind: str) -> dict[str, dict]:
+    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_bucket_policy_denies_every_put_under_results_without_if_none_match(template):
+    [bucket_id] = of_type(template, "AWS::S3::Bucket")
+    [policy] = of_type(template, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    write_once = [s for s in statements if s.get("Sid") == "ResultsAreWriteOnce"]
+    # AWS's documented form: Deny s3:PutObject when the s3:if-none-match key is absent (Null: true), for everyone.
+    assert write_once == [{
+        "Sid": "ResultsAreWriteOnce", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:PutObject",
+        "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/results/*"]]},
+        "Condition": {"Null": {"s3:if-none-match": "true"}},
+    }]
+    # Nothing in the policy lets a PUT through that the Deny refuses (an explicit Deny wins anyway; no Allow at all
+    # keeps the policy readable as "TLS only, write once").
+    assert [s["Effect"] for s in statements] == ["Deny", "Deny"]
+
+
+def test_node_role_has_no_s3_access(template):
+    [(role_id, role)] = of_type(template, "AWS::IAM::Role").items()
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"}
+    attached = [p for p in of_type(template, "AWS::IAM::Policy").values() if {"Ref": role_id} in
+                p["Properties"]["Roles"]]
+    actions = [a for p in attached for s in p["Properties"]["PolicyDocument"]["Statement"]
+               for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+    assert not [a for a in actions if a.startswith("s3:")], actions
+
+
+# --- what the writers send ------------------------------------------------------------------------------------------
+
+def object_key(url: str, bucket: str) -> str:
+    parts = urlsplit(url)
+    path = unquote(parts.path.lstrip("/"))
+    return path if (parts.hostname or "").startswith(f"{bucket}.") else path.split("/", 1)[-1]
+
+
+@pytest.fixture
+def wire(monkeypatch):
+    """Every S3 request any boto3 client of this process sends (retries included): (operation, url, headers)."""
+    sent: list[tuple[str, str, dict[str, str]]] = []
+    session = boto3.Session(region_name=REGION)
+    session.events.register("request-created.s3",
+                            lambda request, operation_name, **_: sent.append((operation_name, request.url,
+                                                                              dict(request.headers))))
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        # boto3.client() builds every client from the default session (which mock_aws resets on entry)
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+        plan = build_plan(load_spec(EXAMPLE)[0], load_catalog())
+        bucket = deploy(plan, s3=boto3.client("s3", region_name=REGION),
+                        batch=boto3.client("batch", region_name=REGION),
+                        iam=boto3.client("iam", region_name=REGION)).bucket
+        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+        sent.clear()
+        yield bucket, sent
+
+
+def test_every_object_rackform_writes_under_results_is_a_conditional_put(wire, monkeypatch, capsys, tmp_path):
+    bucket, sent = wire
+    # `rackform submit` writes the submission's objects; the job's runner writes its log and record.
+    assert rackform_main(["submit", str(EXAMPLE), "--rack", "gpu", "--benchmark", "gemm", "--run-id", "w1"]) == 0
+    result = ('RACKFORM_RESULT {"benchmark": "gemm", "metrics": [{"name": "tflops_max", "value": 1.5, "unit": '
+              '"TFLOP/s", "size_bytes": null, "labels": {}}], "details": {}}')
+    monkeypatch.setitem(runner.BENCHMARKS, "gemm", Benchmark(
+        "gemm", "test", ("gpu",), nodes=1, max_nodes=1,
+        steps=lambda ctx: (Step((sys.executable, "-c", f"print({result!r})"), "torch"),)))
+    code = runner.main(["gemm", "--run-id", "w1", "--bucket", bucket, "--rack", "gpu", "--node-group", "h100",
+                        "--tier", "gpu"], env={"RACKFORM_LOCAL": "1", "RACKFORM_WORK_DIR": str(tmp_path)})
+    capsys.readouterr()
+    assert code == 0
+    writes = [(op, object_key(url, bucket), headers) for op, url, headers in sent if op in OBJECT_WRITES]
+    keys = {key for _, key, _ in writes}
+    assert {"results/w1/gpu/h100/gemm/record.json", "results/w1/gpu/h100/gemm/node-0.log"} <= keys
+    assert any("/_jobs/" in k for k in keys), keys  # the submission's own objects are covered too
+    for op, key, headers in writes:
+        assert op == "PutObject" and key.startswith("results/"), (op, key)
+        assert headers.get("If-None-Match") == "*", (key, headers)
+
+
+def test_a_conflicting_concurrent_write_is_retried_not_mistaken_for_an_existing_object(monkeypatch):
+    # S3 answers 409 ConditionalRequestConflict when another conditional write to the key is in flight; nothing may
+    # have landed yet, so the writer must try again rather than read back (and fail on) an absent object.
+    no_sleep = type("T", (), {"sleep": staticmethod(lambda s: None)})
+    monkeypatch.setattr(store_module, "time", no_sleep, raising=False)
+    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(s3) as stub:
+        stub.add_client_error("put_object", service_error_code="ConditionalRequestConflict", http_status_code=409)
+        stub.add_response("put_object", {})
+        assert ResultStore("b", s3).put_once("results/r/x.json", b"{}", "application/json") is True
+        stub.assert_no_pending_responses()
