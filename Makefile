@@ -40,6 +40,7 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	touch $@
 
 test: setup
+	$(BIN)/hadolint --config .hadolint.yaml workloads/docker/*.Dockerfile
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

@@ -24,7 +24,14 @@ PUBLIC_SUBNET_PREFIX = 28  # holds the NAT gateway only
 # job logs); everything else goes out through NAT.
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs")
 
-ECS_AL2023_AMI = {  # SSM public parameters, resolved at deploy time; Batch needs the ECS-optimized AMI
+# The ECS-optimized AL2023 AMI of each tier, as the SSM public parameter resolved at deploy time (Batch needs an ECS
+# AMI). Names from the ECS guide
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html) and AWS's release
+# tooling (github.com/aws/amazon-ecs-ami, generate-release-notes.sh). The GPU and Neuron variants exist for x86_64
+# only, so an arm64 accelerator type has no ECS AMI (tests/test_user_data.py checks the catalog). None of the four
+# installs the EFA software: cdk_constructs/user_data.py adds it. Batch's image type is ECS_AL2023_NVIDIA for GPU
+# families, ECS_AL2023 otherwise (https://docs.aws.amazon.com/batch/latest/APIReference/API_Ec2Configuration.html).
+ECS_AL2023_AMI = {
     "graviton": "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id",
     "trainium": "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id",
     "gpu": "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id",

@@ -13,9 +13,8 @@ from cdk_constructs import (
     NodeInstanceRole,
     RackNodeGroup,
     TierImage,
-    lustre_mount_script,
-    mime_multipart,
 )
+from cdk_constructs.user_data import node_user_data
 from rackform.naming import construct_id
 from rackform.plan import RackPlan
 from workloads.jobdefs import job_definitions
@@ -42,7 +41,6 @@ class RackStack(Stack):
         job_role = JobRole(self, "Jobs", results_objects_arn=results_objects_arn)
         images = {tier: TierImage(self, f"{construct_id(tier)}Image", tier=tier)
                   for tier in sorted({g.tier for g in rack.node_groups})}
-        user_data = None if lustre_mount is None else mime_multipart(lustre_mount_script(lustre_mount))
         self.node_groups: dict[str, RackNodeGroup] = {}
         for group in rack.node_groups:
             cid = construct_id(group.name)
@@ -53,7 +51,7 @@ class RackStack(Stack):
                 subnet=subnet,
                 security_group=node_security_group,
                 instance_profile_arn=role.instance_profile.instance_profile_arn,
-                user_data=user_data,
+                user_data=node_user_data(group, lustre_mount),
             )
             # The price travels with the job so its record can say what the run cost; only On-Demand is known here.
             price = group.on_demand_usd_per_hour if group.capacity.type == "on-demand" else None

@@ -18,6 +18,7 @@ import pytest
 from aws_cdk import App, Environment, Stack
 from aws_cdk.assertions import Template
 
+from cdk_constructs.user_data import EFA_INSTALLER_VERSION
 from rackform.catalog import load_catalog
 from rackform.plan import Plan, build_plan
 from rackform.problems import errors
@@ -472,12 +473,20 @@ def test_spot_and_reservation_groups(largest_app):
     assert "InstanceMarketOptions" not in lt["LaunchTemplateData"]
 
 
-def test_without_fsx_there_is_no_file_system_and_no_user_data(largest_app):
+def test_without_fsx_only_efa_groups_get_user_data_and_it_installs_efa(largest_app):
     assert largest_app.plan.storage.fsx_lustre is None
     largest_app.templates[largest_app.plan.storage.stack_name].resource_count_is("AWS::FSx::FileSystem", 0)
+    seen = set()
     for group, t in rack_templates(largest_app):
         _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
-        assert "UserData" not in lt["LaunchTemplateData"]
+        seen.add(group.efa_interfaces > 0)
+        if group.efa_interfaces == 0:
+            assert "UserData" not in lt["LaunchTemplateData"]
+            continue
+        text = lt["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+        assert f"aws-efa-installer-{EFA_INSTALLER_VERSION}.tar.gz" in text and "sha256sum -c" in text
+        assert f'[ "$found" -ge {group.efa_interfaces} ] && exit 0' in text and "mount -t lustre" not in text
+    assert seen == {True, False}
 
 
 # --- whole-template checks ---------------------------------------------------------------------------------------
