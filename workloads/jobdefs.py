@@ -82,8 +82,10 @@ def container_properties(spec_name: str, group: NodeGroupPlan, *, image: str, bu
         # EFA registers memory for RDMA: without an unlimited memlock, libfabric fails on the first large buffer.
         "ulimits": [{"name": "memlock", "softLimit": -1, "hardLimit": -1}],
         "linuxParameters": {
-            "devices": [{"hostPath": d, "containerPath": d, "permissions": ["READ", "WRITE", "MKNOD"]}
-                        for d in group.devices],
+            # containerPath defaults to hostPath and permissions to read, write and mknod
+            # (https://docs.aws.amazon.com/batch/latest/APIReference/API_Device.html): writing either out again
+            # would double what 32 devices cost in each job definition of a p5 group.
+            "devices": [{"hostPath": d} for d in group.devices],
             "sharedMemorySize": 16384 if group.gpus_per_node or group.neuron_devices_per_node else 1024,
         },
         "volumes": [{"name": "scratch", "host": {"sourcePath": "/tmp/rackform-scratch"}}],
