@@ -5,9 +5,11 @@
     python scripts/refresh_catalog.py --embedded       # moto's copy of AWS's EC2 data, no credentials
     python scripts/refresh_catalog.py --endpoint-url http://127.0.0.1:5000
 
-Only `describe_regions`, `describe_instance_types` and `describe_instance_type_offerings` are called, so the
-snapshot carries exactly what `rackform validate --live` would read. The output is sorted and stable: a refresh
-that changes nothing in AWS changes nothing in git.
+Only `describe_regions`, `describe_availability_zones`, `describe_instance_types` and
+`describe_instance_type_offerings` (by AZ ID) are called, so the snapshot carries exactly what `rackform validate
+--live` would read. Each Region's AZ name -> AZ ID pairs are those of the account that ran the refresh (moto's with
+--embedded): in Regions that map names per account they are an example, which validation does not trust. The output
+is sorted and stable: a refresh that changes nothing in AWS changes nothing in git.
 """
 
 from __future__ import annotations
