@@ -103,13 +103,27 @@ class SingleAzVpc(Construct):
 
 
 class ClusterSecurityGroups(Construct):
-    """The node group and the FSx group, made together so each can name the other before either is used.
+    """The node group and the FSx group, made together so each can name the other before either is used, and the
+    rules multi-node jobs need on the VPC's default group.
 
     Creating the FSx group here, in a stack deployed before the file system, avoids the race where a file system
     comes up before its security group allows LNET traffic.
+
+    Multi-node parallel jobs run in awsvpc mode: each node's container gets its own task ENI, which takes the compute
+    environment's security groups or, when it has none, the VPC's default security group
+    (https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html). rackform's compute environments have none
+    (they cannot sit beside launch-template network interfaces), so `default_security_group_id` gets explicit rules:
+    TCP and UDP between the task ENIs (the main node's address, torch/gloo rendezvous, NCCL's socket bootstrap; EFA
+    itself runs on the node interfaces under the node group) and HTTPS out (results to S3 from inside the job).
+    Image pulls, logs and the FSx mount belong to the host, under the node group. Ingress is written per protocol
+    because AWS's own rule on a new default group, all traffic from itself, would make an identical rule a
+    duplicate that CloudFormation fails to create. Where AWS's rules are removed (hardened accounts), these remain
+    what multi-node jobs need; automation that strips every rule from default groups removes these too, which
+    CloudFormation drift detection shows.
     """
 
-    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc) -> None:
+    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, default_security_group_id: str | None = None) \
+            -> None:
         super().__init__(scope, id)
         # allow_all_outbound=False: with it True, CDK folds every egress rule into one 0.0.0.0/0 rule and the
         # self-referencing egress rule EFA requires disappears.
@@ -130,3 +144,17 @@ class ClusterSecurityGroups(Construct):
             self.node_sg.add_ingress_rule(self.fsx_sg, port, "Lustre servers to client")
             self.fsx_sg.add_ingress_rule(self.node_sg, port, "Lustre clients")
             self.fsx_sg.add_ingress_rule(self.fsx_sg, port, "Lustre servers among themselves")
+
+        self.default_sg_rules: list[ec2.CfnSecurityGroupIngress | ec2.CfnSecurityGroupEgress] = []
+        if default_security_group_id is not None:
+            sg = default_security_group_id
+            for proto in ("tcp", "udp"):
+                self.default_sg_rules.append(ec2.CfnSecurityGroupIngress(
+                    self, f"JobTasksIn{proto.upper()}", group_id=sg, source_security_group_id=sg, ip_protocol=proto,
+                    from_port=0, to_port=65535, description=f"multi-node job tasks: {proto.upper()} between nodes"))
+            self.default_sg_rules.append(ec2.CfnSecurityGroupEgress(
+                self, "JobTasksOut", group_id=sg, destination_security_group_id=sg, ip_protocol="-1",
+                description="multi-node job tasks: to the other nodes"))
+            self.default_sg_rules.append(ec2.CfnSecurityGroupEgress(
+                self, "JobTasksHttps", group_id=sg, cidr_ip="0.0.0.0/0", ip_protocol="tcp", from_port=443,
+                to_port=443, description="multi-node job tasks: HTTPS to S3 and AWS APIs"))

@@ -150,11 +150,16 @@ class RackNodeGroup(Construct):
         )
 
         # CloudFormation cannot name a placement group (GroupName is read-only), so AWS generates the name and
-        # the plan's name goes on the Name tag; the compute environment takes the real name from Ref.
+        # the plan's name goes on the Name tag; the compute environment takes the real name from Ref. An existing
+        # group (e.g. the one a Capacity Reservation was created in) is passed by the name the spec gave.
         self.placement_group: ec2.CfnPlacementGroup | None = None
-        if group.placement_group is not None:
+        placement_group_name: str | None = None
+        if group.creates_placement_group:
             self.placement_group = ec2.CfnPlacementGroup(
                 self, "PlacementGroup", strategy="cluster", tags=[{"key": "Name", "value": group.placement_group}])
+            placement_group_name = self.placement_group.ref
+        elif group.placement_group is not None:
+            placement_group_name = group.placement_group
 
         spot = capacity.type == "spot"
         image_id = ssm.StringParameter.value_for_typed_string_parameter_v2(
@@ -182,7 +187,7 @@ class RackNodeGroup(Construct):
                     launch_template_id=self.launch_template.launch_template_id,
                     version=self.launch_template.version,
                 ),
-                placement_group=None if self.placement_group is None else self.placement_group.ref,
+                placement_group=placement_group_name,
                 ec2_configuration=[C.Ec2ConfigurationObjectProperty(
                     image_type=group.batch_image_type, image_id_override=image_id)],
             ),

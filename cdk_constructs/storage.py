@@ -80,10 +80,13 @@ class LustreFileSystem(Construct):
         storage_capacity_gib: int,
         deployment_type: str = "PERSISTENT_2",
         per_unit_storage_throughput_mbps_per_tib: int | None = None,
+        storage_type: str = "SSD",
+        drive_cache_type: str | None = None,
         data_repository_path: str | None = None,
     ) -> None:
         """`per_unit_storage_throughput_mbps_per_tib` is required by PERSISTENT_* and must be None for SCRATCH_2;
-        `data_repository_path` (s3://bucket[/prefix]) is linked at /data with automatic import and export."""
+        `storage_type` HDD (PERSISTENT_1 only) needs `drive_cache_type` READ or NONE; `data_repository_path`
+        (s3://bucket[/prefix]) is linked at /data with automatic import and export."""
         super().__init__(scope, id)
         self.file_system = fsx.CfnFileSystem(
             self,
@@ -91,11 +94,14 @@ class LustreFileSystem(Construct):
             file_system_type="LUSTRE",
             file_system_type_version=LUSTRE_VERSION,
             storage_capacity=storage_capacity_gib,
+            # SSD is the API's default; written out only for HDD so SSD file systems' templates stay as they were.
+            storage_type=storage_type if storage_type != "SSD" else None,
             subnet_ids=[subnet.subnet_id],
             security_group_ids=[security_group.security_group_id],
             lustre_configuration=fsx.CfnFileSystem.LustreConfigurationProperty(
                 deployment_type=deployment_type,
                 per_unit_storage_throughput=per_unit_storage_throughput_mbps_per_tib,
+                drive_cache_type=drive_cache_type,
             ),
         )
         self.file_system.apply_removal_policy(RemovalPolicy.RETAIN)

@@ -141,10 +141,11 @@ def storage_lines(plan: Plan, book: PriceBook) -> list[Line]:
     if fsx is None:
         return []
     tier = f", {fsx.per_unit_storage_throughput} MB/s/TiB" if fsx.per_unit_storage_throughput else ""
-    name = f"FSx for Lustre {fsx.deployment_type} {fsx.storage_capacity_gib:,} GiB{tier}"
+    kind = fsx.deployment_type + (f" HDD (drive cache {fsx.drive_cache_type})" if fsx.storage_type == "HDD" else "")
+    name = f"FSx for Lustre {kind} {fsx.storage_capacity_gib:,} GiB{tier}"
     rate = fsx_rate(book, plan.region, fsx)
     if rate is None:
-        return [Line("storage", name, None, f"no price for FSx for Lustre {fsx.deployment_type}{tier} in "
+        return [Line("storage", name, None, f"no price for FSx for Lustre {kind}{tier} in "
                      f"{plan.region} in the snapshot; add it to rackform/data/prices.json with its source")]
     usd = fsx.storage_capacity_gib * rate.usd_per_gb_month / HOURS_PER_MONTH
     return [Line("storage", name, round(usd, 6), f"{rate.usd_per_gb_month} $/GB-month "

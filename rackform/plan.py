@@ -81,7 +81,11 @@ class NodeGroupPlan(Frozen):
     ips_per_node: int
     ips: int
     quota: QuotaPlan
-    placement_group: str | None  # cluster placement group name; only EFA groups get one
+    # The cluster placement group the instances launch into, or None. With creates_placement_group the stack creates
+    # it and this is its Name tag (CloudFormation cannot name a placement group); without, it is the name of an
+    # existing group the spec gave, which the compute environment uses as is.
+    placement_group: str | None
+    creates_placement_group: bool
     capacity: CapacityPlan
     root_volume_gib: int
     # On-Demand $/hour of one node from the price snapshot; None when unknown (never 0). Spot, reservations and
@@ -241,6 +245,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
     spot = group.capacity.type == "spot"
     quota = vcpu_quota(it.name, spot=spot)
     quote = on_demand(prices, spec.region, it.name) if prices else None
+    placement_group, creates_placement_group = placement_group_of(spec, rack, group, efa)
     return NodeGroupPlan(
         name=group.name,
         rack=rack,
@@ -260,7 +265,8 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
         ips_per_node=per_node_ips,
         ips=per_node_ips * group.count,
         quota=QuotaPlan(code=quota.code, name=quota.name, vcpus=it.vcpus * group.count),
-        placement_group=naming.placement_group(spec.name, rack, group.name) if efa else None,
+        placement_group=placement_group,
+        creates_placement_group=creates_placement_group,
         capacity=CapacityPlan(type=group.capacity.type, reservation_id=group.capacity.reservation_id),
         root_volume_gib=group.root_volume_gib,
         on_demand_usd_per_hour=quote.usd if quote else None,

@@ -71,6 +71,15 @@ class QuotaValue:
 
 
 @dataclass(frozen=True)
+class BucketState:
+    """What S3 says of the data repository bucket (HeadBucket)."""
+
+    exists: bool
+    readable: bool  # False: S3 refused this account (403)
+    region: str | None  # S3's x-amz-bucket-region; None where S3 did not say
+
+
+@dataclass(frozen=True)
 class AccountState:
     """Everything preflight reads from the account, so the checks need no AWS."""
 
@@ -82,6 +91,7 @@ class AccountState:
     job_queues: tuple[str, ...] | ApiError
     stack_limit: int | None | ApiError  # None: DescribeAccountLimits did not list StackLimit
     stacks: tuple[str, ...] | ApiError  # names of stacks not deleted
+    data_repository: BucketState | ApiError | None = None  # None: the spec links no bucket
 
 
 # --- checks (pure) ---------------------------------------------------------------------------------------------
@@ -178,6 +188,8 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
         blocker(f"{have} instances available (running ones, this cluster's included, not counted)" if use_available
                 else f"{have} instances reserved",
                 f"lower count to {have} or add capacity: {more}")
+    held_in = _placement_group_name(r.get("PlacementGroupArn"))
+    out.extend(_placement_checks(name, needed, held_in, groups))
     end = r.get("EndDate")
     if state in USABLE_RESERVATION_STATES and end is not None:
         if end <= now:
@@ -191,8 +203,38 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
         start = r.get("StartDate")
         starts = f", starts {_when(start)}" if state == "scheduled" and start else ""
         ends = f", ends {_when(end)}" if end else ", no end date"
+        placed = f" (placement group {held_in})" if held_in else ""
         out.append(Check(name, "ok", f"{actual_kind} {state}, {have} x {r['InstanceType']} in "
-                         f"{r['AvailabilityZone']}{starts}{ends}", needed))
+                         f"{r['AvailabilityZone']}{placed}{starts}{ends}", needed))
+    return out
+
+
+def _placement_group_name(arn: str | None) -> str | None:
+    # arn:aws:ec2:REGION:ACCOUNT:placement-group/NAME
+    return arn.rsplit("/", 1)[-1] if arn else None
+
+
+def _placement_checks(name: str, needed: str, held_in: str | None, groups: list[NodeGroupPlan]) -> list[Check]:
+    """A reservation created in a cluster placement group serves only launches into that group
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/cr-cpg.html): a group launching anywhere else cannot use
+    it. One outside any group can, but a placement constraint may then fail for insufficient capacity while the
+    reservation has room (ParallelCluster warns the same, and for Capacity Blocks, which AWS places itself)."""
+    out = []
+    for g in groups:
+        where = f"{g.rack}/{g.name}"
+        launches = ("a new placement group" if g.creates_placement_group else
+                    f"placement group {g.placement_group}" if g.placement_group else None)
+        if held_in is not None and (g.creates_placement_group or g.placement_group != held_in):
+            out.append(Check(name, "blocker",
+                             f"was created in cluster placement group {held_in}; {where} launches "
+                             f"{'into ' + launches if launches else 'outside any placement group'}", needed,
+                             f"set placement_group: {{name: {held_in}}} on {where}: a reservation in a cluster "
+                             "placement group serves only launches into that group"))
+        elif held_in is None and launches is not None:
+            out.append(Check(name, "warning", f"is in no placement group; {where} launches into {launches}", needed,
+                             f"set placement_group: {{create: false}} on {where}, or use a reservation created in "
+                             "the placement group: inside a group, launches can fail for insufficient capacity "
+                             "while the reservation still has room"))
     return out
 
 
@@ -277,10 +319,49 @@ def check_stacks(plan: Plan, stack_limit: int | None | ApiError, stacks: tuple[s
                   f"(service cloudformation)")]
 
 
+def data_repository_bucket(plan: Plan) -> str | None:
+    fsx = plan.storage.fsx_lustre
+    if fsx is None or fsx.data_repository_path is None:
+        return None
+    return fsx.data_repository_path.removeprefix("s3://").split("/", 1)[0]
+
+
+def check_data_repository(plan: Plan, bucket: BucketState | ApiError | None) -> list[Check]:
+    """The bucket FSx links must exist, be readable, and sit in the plan's Region: the data repository association
+    imports automatically, which FSx does only from a bucket in the file system's Region
+    (https://docs.aws.amazon.com/fsx/latest/LustreGuide/autoimport-data-repo-dra.html)."""
+    name_ = data_repository_bucket(plan)
+    if name_ is None or bucket is None:
+        return []
+    path = plan.storage.fsx_lustre.data_repository_path  # type: ignore[union-attr]
+    name = f"data repository {path}"
+    needed = f"bucket {name_} exists, this account can read it, in {plan.region}"
+    if isinstance(bucket, ApiError):
+        return [bucket.as_check(name, needed)]
+    if not bucket.exists:
+        return [Check(name, "blocker", f"no bucket named {name_}", needed,
+                      f"create it (aws s3 mb s3://{name_} --region {plan.region}) and put the data there, or fix "
+                      f"data_repository_path; the file system's data repository association fails without it")]
+    out = []
+    if not bucket.readable:
+        out.append(Check(name, "blocker", "access denied to this account (HeadBucket 403)", needed,
+                         f"give this account s3:ListBucket and s3:GetObject on {name_} (s3:PutObject too: the "
+                         "association exports changes back), by a bucket policy if another account owns it"))
+    if bucket.region is not None and bucket.region != plan.region:
+        out.append(Check(name, "blocker", f"is in {bucket.region}", needed,
+                         f"use a bucket in {plan.region} (copy the data or replicate it there): FSx imports changes "
+                         f"automatically only from a bucket in the file system's Region"))
+    if not out:
+        where = f"in {bucket.region}" if bucket.region else "Region not reported by S3"
+        out.append(Check(name, "ok", f"exists {where}, readable", needed))
+    return out
+
+
 def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]:
     return (check_quotas(plan, state.quotas) + check_reservations(plan, state.reservations, now)
             + check_offerings(plan, state.offerings) + check_batch(plan, state.compute_environments, state.job_queues)
-            + check_stacks(plan, state.stack_limit, state.stacks))
+            + check_stacks(plan, state.stack_limit, state.stacks)
+            + check_data_repository(plan, state.data_repository))
 
 
 # --- fetch (boto3) ---------------------------------------------------------------------------------------------
@@ -342,6 +423,28 @@ def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
     return found[0] if found else None
 
 
+def fetch_bucket(s3: Any, bucket: str) -> BucketState | ApiError:
+    """HeadBucket: 404 is no bucket, 403 a bucket this account may not read; S3 names the bucket's Region in the
+    x-amz-bucket-region header of both answers and of a redirect (301) from another Region's endpoint."""
+    try:
+        response = s3.head_bucket(Bucket=bucket)
+    except CALL_FAILED as e:
+        if not isinstance(e, ClientError):
+            return _api_error("s3:ListBucket", e)
+        meta = e.response.get("ResponseMetadata", {})
+        status, region = meta.get("HTTPStatusCode"), meta.get("HTTPHeaders", {}).get("x-amz-bucket-region")
+        if status == 404 or _error_code(e) in ("404", "NoSuchBucket"):
+            return BucketState(exists=False, readable=False, region=None)
+        if status == 403:
+            return BucketState(exists=True, readable=False, region=region)
+        if status == 301 and region:
+            return BucketState(exists=True, readable=True, region=region)
+        return _api_error("s3:ListBucket", e)
+    region = response.get("BucketRegion") or response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
+        "x-amz-bucket-region")
+    return BucketState(exists=True, readable=True, region=region)
+
+
 def fetch_offerings(ec2: Any, instance_types: list[str]) -> dict[str, tuple[str, ...]]:
     """Instance type -> the AZ names (as this account maps them) and the AZ IDs that offer it.
     https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html"""
@@ -384,6 +487,8 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
             q["jobQueueName"] for q in paginate(batch, "describe_job_queues", "jobQueues"))),
         stack_limit=_guarded("cloudformation:DescribeAccountLimits", lambda: fetch_stack_limit(cloudformation)),
         stacks=_guarded("cloudformation:ListStacks", lambda: fetch_stacks(cloudformation)),
+        data_repository=None if (bucket := data_repository_bucket(plan)) is None else
+        fetch_bucket(client_for("s3"), bucket),
     )
 
 
@@ -453,8 +558,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("preflight", help="check the AWS account can hold the cluster: vCPU quotas, "
-                              "reservations, offerings, Batch and CloudFormation limits (exit 1 on blockers, 3 when checks could "
-                              "not run)")
+                              "reservations, offerings, Batch and CloudFormation limits, the data repository bucket "
+                              "(exit 1 on blockers, 3 when checks could not run)")
     p.add_argument("spec", help="path to the rack spec YAML")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--endpoint-url", help="endpoint for every AWS client (e.g. a local moto server)")

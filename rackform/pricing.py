@@ -120,7 +120,8 @@ def on_demand_gap(book: PriceBook, region: str, instance_type: str) -> str:
 
 def fsx_rate(book: PriceBook, region: str, fsx: FsxLustre) -> FsxRate | None:
     prices = book.fsx_lustre.regions.get(region)
-    if prices is None:
+    # No HDD rates in the snapshot (HDD storage, and its SSD read cache billed apart): unknown, never 0 or an SSD rate.
+    if prices is None or fsx.storage_type == "HDD":
         return None
     if fsx.deployment_type == "SCRATCH_2":
         return prices.SCRATCH_2

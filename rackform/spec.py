@@ -21,6 +21,8 @@ NAME_RULE = "1-24 lowercase letters, digits and hyphens, starting with a letter 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=f"{NAME_RULE}; used in stack and AWS Batch names")]
 
 DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
+StorageType = Literal["SSD", "HDD"]
+DriveCacheType = Literal["NONE", "READ"]
 CapacityType = Literal["on-demand", "spot", "reservation", "capacity-block"]
 
 
@@ -33,9 +35,15 @@ class Network(Frozen):
 
 class FsxLustre(Frozen):
     deployment_type: DeploymentType = "PERSISTENT_2"
-    storage_capacity_gib: int = Field(description="1,200, 2,400, then multiples of 2,400 GiB")
+    storage_type: StorageType = Field("SSD", description="SSD (default), or HDD with PERSISTENT_1 only")
+    storage_capacity_gib: int = Field(description="SSD: 1,200, 2,400, then multiples of 2,400 GiB; PERSISTENT_1 "
+                                      "HDD: multiples of 6,000 GiB at 12 MB/s/TiB, of 1,800 GiB at 40 MB/s/TiB")
     per_unit_storage_throughput: int | None = Field(
-        None, description="MB/s per TiB: PERSISTENT_1 50|100|200, PERSISTENT_2 125|250|500|1000; not for SCRATCH_2")
+        None, description="MB/s per TiB: PERSISTENT_1 SSD 50|100|200, PERSISTENT_1 HDD 12|40, PERSISTENT_2 "
+                          "125|250|500|1000; not for SCRATCH_2")
+    drive_cache_type: DriveCacheType | None = Field(
+        None, description="HDD only, and required there: READ puts an SSD read cache of 20% of the capacity in "
+                          "front of the disks, NONE has none")
     data_repository_path: str | None = Field(None, description="s3://bucket[/prefix] linked to /fsx/data")
     mount_path: str = Field("/fsx", description="where nodes mount the file system")
 
@@ -50,6 +58,20 @@ class Capacity(Frozen):
                                        "Block id; required for reservation and capacity-block")
 
 
+class PlacementGroup(Frozen):
+    """Which cluster placement group a node group's instances launch into.
+
+    Omitted, rackform decides: a new cluster placement group for EFA groups on On-Demand or Spot capacity; none for
+    reservations and Capacity Blocks, where placement is the reservation's (a Capacity Reservation created in a
+    cluster placement group serves only launches into that group; AWS places Capacity Block instances itself).
+    """
+
+    name: str | None = Field(None, description="an existing cluster placement group to launch into, e.g. the one "
+                             "your Capacity Reservation was created in; rackform neither creates nor deletes it")
+    create: bool | None = Field(None, description="true: rackform creates a cluster placement group for the node "
+                                "group; false: no placement group. Give either name or create")
+
+
 class NodeGroup(Frozen):
     name: Name
     instance_type: str
@@ -58,6 +80,9 @@ class NodeGroup(Frozen):
         None, description="inferred from the instance type; an error if given and it contradicts it")
     efa: bool | None = Field(None, description="default: true where the type supports EFA (every EFA interface)")
     capacity: Capacity = Capacity()
+    placement_group: PlacementGroup | None = Field(
+        None, description="{name: existing-group} | {create: true} | {create: false}; omitted: a new cluster placement "
+                          "group for EFA groups on on-demand or spot capacity, none for reservations and Capacity Blocks")
     root_volume_gib: int = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
 
 

@@ -33,7 +33,14 @@ MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /
 RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8}([0-9a-f]{9})?$")
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?$")
 
-FSX_THROUGHPUT = {"PERSISTENT_1": (50, 100, 200), "PERSISTENT_2": (125, 250, 500, 1000)}
+# FSx for Lustre CreateFileSystem (https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystem.html and
+# its LustreConfiguration): per-unit throughput by deployment and storage type; HDD exists only on PERSISTENT_1, and
+# its capacity steps depend on the throughput tier.
+FSX_THROUGHPUT = {("PERSISTENT_1", "SSD"): (50, 100, 200), ("PERSISTENT_1", "HDD"): (12, 40),
+                  ("PERSISTENT_2", "SSD"): (125, 250, 500, 1000)}
+FSX_HDD_CAPACITY_STEP = {12: 6000, 40: 1800}  # GiB per MB/s/TiB tier
+# EC2 CreatePlacementGroup: "Up to 255 ASCII characters".
+PLACEMENT_GROUP_NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -236,36 +243,136 @@ def spot_multi_node(spec: Spec, catalog: Catalog):
                                             "single-node jobs only; use on-demand or a reservation for multi-node")
 
 
+def placement_group_choice(spec: Spec, catalog: Catalog):
+    for path, _, g in _groups(spec):
+        pg = g.placement_group
+        if pg is None:
+            continue
+        if pg.name is not None and pg.create is not None:
+            yield f"{path}.placement_group", ("give either name (an existing cluster placement group) or create "
+                                              f"(true: rackform creates one; false: none), not both; got name "
+                                              f"{pg.name!r} and create {str(pg.create).lower()}")
+        if pg.name is not None and not (0 < len(pg.name) <= PLACEMENT_GROUP_NAME_MAX and pg.name.isascii()
+                                        and pg.name.isprintable()):
+            yield f"{path}.placement_group.name", (f"{pg.name[:60]!r} is not a placement group name: EC2 allows 1 to "
+                                                   f"{PLACEMENT_GROUP_NAME_MAX} printable ASCII characters")
+
+
+def capacity_block_on_batch(spec: Spec, catalog: Catalog):
+    # What AWS documents, and what it does not (README, "Capacity Blocks with AWS Batch"): Batch's launch-template
+    # page (https://docs.aws.amazon.com/batch/latest/userguide/launch-templates.html) lists "instance market options"
+    # among the launch template parameters Batch ignores, and no Batch page mentions Capacity Blocks. AWS's samples
+    # (aws-samples/sample-aws-batch-capacity-block-reservations, awsome-distributed-training's p5 Batch template)
+    # launch Batch nodes into a block through the launch template's MarketType capacity-block and reservation id,
+    # which is what rackform writes.
+    for path, _, g in _groups(spec):
+        if g.capacity.type == "capacity-block":
+            yield f"{path}.capacity.type", (
+                "AWS Batch does not document Capacity Blocks: its launch-template page lists instance market options "
+                "among the settings Batch ignores. rackform targets the block as AWS's Batch samples do (launch "
+                "template market type capacity-block and the block's id), which is unconfirmed by Batch's docs: "
+                "once the block is active, run one small job before relying on it")
+
+
+def capacity_block_placement_group(spec: Spec, catalog: Catalog):
+    # AWS places Capacity Block instances close together in EC2 UltraClusters
+    # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-capacity-blocks.html); ParallelCluster warns that a
+    # placement group on a Capacity Block can cause insufficient-capacity errors (PlacementGroupCapacityTypeValidator).
+    for path, _, g in _groups(spec):
+        pg = g.placement_group
+        if g.capacity.type == "capacity-block" and pg is not None and (pg.name is not None or pg.create):
+            what = f"placement group {pg.name!r}" if pg.name is not None else "a new placement group"
+            yield f"{path}.placement_group", (
+                f"{what} on a Capacity Block: AWS places the block's instances together itself, and a placement "
+                "constraint can make launches fail for insufficient capacity while the block still has room; "
+                "remove placement_group")
+
+
+def reservation_placement_group(spec: Spec, catalog: Catalog):
+    # A Capacity Reservation created in a cluster placement group serves only launches into that group, and one
+    # outside any group may have no room inside a new one
+    # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/cr-cpg.html; ParallelCluster's
+    # PlacementGroupCapacityReservationValidator encodes both). `rackform preflight` compares the reservation's
+    # PlacementGroupArn with the spec.
+    for path, _, g, it in _known_groups(spec, catalog):
+        if g.capacity.type != "reservation":
+            continue
+        pg = g.placement_group
+        if pg is not None and pg.create and pg.name is None:
+            yield f"{path}.placement_group", (
+                f"a new placement group cannot use reservation {g.capacity.reservation_id}: a reservation created in "
+                "a cluster placement group serves only launches into that group, and one outside any group may "
+                "have no room inside a new one. Name the group the reservation was created in "
+                "(placement_group: {name: ...}) or set create: false")
+        elif pg is None and g.count > 1 and efa_enabled(g, it):
+            yield f"{path}.placement_group", (
+                f"{g.count} x {it.name} with EFA and no placement group: AWS Batch wants all EFA instances of a job "
+                "in one cluster placement group, and a reservation serves one only if it was created in it. Name "
+                "that group (placement_group: {name: ...}), or set placement_group: {create: false} to launch "
+                "where the reservation is")
+
+
 # --- storage -------------------------------------------------------------------------------------------------
 
-def fsx_capacity(spec: Spec, catalog: Catalog):
+def fsx_storage_type(spec: Spec, catalog: Catalog):
     fsx = spec.storage.fsx_lustre
     if fsx is None:
         return
-    gib = fsx.storage_capacity_gib
-    if gib in (1200, 2400) or (gib > 0 and gib % 2400 == 0):
+    path = "storage.fsx_lustre"
+    if fsx.storage_type == "HDD" and fsx.deployment_type != "PERSISTENT_1":
+        yield f"{path}.storage_type", (f"HDD storage exists only with deployment_type PERSISTENT_1, not "
+                                       f"{fsx.deployment_type}; use SSD or PERSISTENT_1")
+    # DriveCacheType: "required when StorageType is set to HDD" (CreateFileSystemLustreConfiguration).
+    if fsx.storage_type == "HDD" and fsx.drive_cache_type is None:
+        yield f"{path}.drive_cache_type", ("HDD storage needs drive_cache_type: READ (an SSD read cache of 20% of the "
+                                           "capacity) or NONE")
+    elif fsx.storage_type == "SSD" and fsx.drive_cache_type is not None:
+        yield f"{path}.drive_cache_type", (f"drive_cache_type is for HDD storage only; remove it or set "
+                                           f"storage_type: HDD (got {fsx.drive_cache_type} with SSD)")
+
+
+def _fsx_steps(fsx) -> tuple[int, ...] | None:
+    """Valid capacities begin with these steps and continue in multiples of the last; None: not decidable here."""
+    if fsx.storage_type == "SSD":
+        return (1200, 2400)
+    if fsx.deployment_type != "PERSISTENT_1" or fsx.per_unit_storage_throughput not in FSX_HDD_CAPACITY_STEP:
+        return None  # fsx-storage-type or fsx-throughput reports it
+    return (FSX_HDD_CAPACITY_STEP[fsx.per_unit_storage_throughput],)
+
+
+def fsx_capacity(spec: Spec, catalog: Catalog):
+    fsx = spec.storage.fsx_lustre
+    steps = None if fsx is None else _fsx_steps(fsx)
+    if steps is None:
         return
-    next_valid = 1200 if gib < 1200 else 2400 if gib < 2400 else -(-gib // 2400) * 2400
+    gib, step = fsx.storage_capacity_gib, steps[-1]
+    if gib in steps or (gib > 0 and gib % step == 0):
+        return
+    next_valid = next((s for s in steps if gib < s), -(-gib // step) * step)
+    if fsx.storage_type == "SSD":
+        what, allowed = fsx.deployment_type, "1200, 2400 or a multiple of 2400"
+    else:
+        what = f"PERSISTENT_1 HDD at {fsx.per_unit_storage_throughput} MB/s/TiB"
+        allowed = f"a multiple of {step}"
     yield "storage.fsx_lustre.storage_capacity_gib", (
-        f"{gib} GiB is not a size {fsx.deployment_type} offers: use 1200, 2400 or a multiple of 2400 "
-        f"(the next valid size is {next_valid})")
+        f"{gib} GiB is not a size {what} offers: use {allowed} (the next valid size is {next_valid})")
 
 
 def fsx_throughput(spec: Spec, catalog: Catalog):
     fsx = spec.storage.fsx_lustre
-    if fsx is None:
-        return
-    allowed = FSX_THROUGHPUT.get(fsx.deployment_type)
+    if fsx is None or (fsx.storage_type == "HDD" and fsx.deployment_type != "PERSISTENT_1"):
+        return  # no throughput table for a storage type the deployment lacks: fsx-storage-type reports it
+    allowed = FSX_THROUGHPUT.get((fsx.deployment_type, fsx.storage_type))
+    kind = f"{fsx.deployment_type} {fsx.storage_type}" if fsx.deployment_type == "PERSISTENT_1" else \
+        fsx.deployment_type
     t = fsx.per_unit_storage_throughput
     path = "storage.fsx_lustre.per_unit_storage_throughput"
     if allowed is None and t is not None:
         yield path, f"{fsx.deployment_type} has no throughput setting; remove per_unit_storage_throughput"
     elif allowed is not None and t is None:
-        yield path, f"{fsx.deployment_type} needs per_unit_storage_throughput (MB/s/TiB): one of " \
-                    f"{', '.join(map(str, allowed))}"
+        yield path, f"{kind} needs per_unit_storage_throughput (MB/s/TiB): one of {', '.join(map(str, allowed))}"
     elif allowed is not None and t not in allowed:
-        yield path, (f"{t} MB/s/TiB is not offered for {fsx.deployment_type}: choose one of "
-                     f"{', '.join(map(str, allowed))}")
+        yield path, f"{t} MB/s/TiB is not offered for {kind}: choose one of {', '.join(map(str, allowed))}"
 
 
 def fsx_data_repository(spec: Spec, catalog: Catalog):
@@ -369,6 +476,14 @@ RULES: tuple[Rule, ...] = (
     Rule("reservation-id", "error", reservation_id_matches_type, "reservation ids are present and well formed"),
     Rule("usage-class-supported", "error", usage_class_supported, "spot/capacity-block is sold for the type"),
     Rule("spot-multi-node", "warning", spot_multi_node, "multi-node groups are not Spot"),
+    Rule("placement-group", "error", placement_group_choice, "a placement group is named or created, not both"),
+    Rule("capacity-block-batch", "warning", capacity_block_on_batch,
+         "Capacity Blocks through AWS Batch are not documented by Batch"),
+    Rule("capacity-block-placement-group", "warning", capacity_block_placement_group,
+         "Capacity Blocks carry no placement group"),
+    Rule("reservation-placement-group", "warning", reservation_placement_group,
+         "reservation groups launch into the reservation's placement group"),
+    Rule("fsx-storage-type", "error", fsx_storage_type, "HDD only on PERSISTENT_1, with a drive cache type"),
     Rule("fsx-capacity", "error", fsx_capacity, "FSx capacity is a valid size"),
     Rule("fsx-throughput", "error", fsx_throughput, "FSx throughput matches the deployment type"),
     Rule("fsx-data-repository", "error", fsx_data_repository, "the data repository is an s3:// URI"),

@@ -23,7 +23,8 @@ class NetworkStack(Stack):
             public_cidr_mask=network.public_subnet.cidr_mask,
             interface_endpoints=network.interface_endpoints,
         )
-        groups = ClusterSecurityGroups(self, "SecurityGroups", vpc=vpc.vpc)
+        groups = ClusterSecurityGroups(self, "SecurityGroups", vpc=vpc.vpc,
+                                       default_security_group_id=vpc.vpc.vpc_default_security_group)
         self.vpc = vpc.vpc
         self.private_subnet = vpc.private_subnet
         self.node_sg = groups.node_sg

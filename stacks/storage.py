@@ -44,6 +44,8 @@ class StorageStack(Stack):
                 storage_capacity_gib=cfg.storage_capacity_gib,
                 deployment_type=cfg.deployment_type,
                 per_unit_storage_throughput_mbps_per_tib=cfg.per_unit_storage_throughput,
+                storage_type=cfg.storage_type,
+                drive_cache_type=cfg.drive_cache_type,
                 data_repository_path=cfg.data_repository_path,
             )
             self.lustre_mount = LustreMount(dns_name=lustre.dns_name, mount_name=lustre.mount_name,

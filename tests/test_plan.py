@@ -80,7 +80,8 @@ def test_demo_plan(demo, catalog):
     assert trn.ips_per_node == 16 + 1 and trn.ips == 68
     assert trn.neuron_cores_per_node == 16 * 8  # Trainium2: 8 physical NeuronCores per device
     assert trn.quota.code == "L-2C3B7624" and trn.quota.vcpus == 4 * 192
-    assert trn.placement_group == "trn2-trn2-train-workers-cluster"
+    # A Capacity Block: AWS places its instances, so no placement group of rackform's
+    assert trn.placement_group is None and not trn.creates_placement_group
     assert trn.capacity.type == "capacity-block" and trn.ami_ssm_parameter.endswith("/neuron/recommended/image_id")
     gpu = plan.rack("gpu").node_groups[0]
     assert gpu.gpus_per_node == 8 and gpu.quota.code == "L-417A185B"

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from rackform import preflight
 from rackform.cli import checked_plan
-from rackform.preflight import (ApiError, QuotaValue, check_batch, check_offerings, check_quotas,
+from rackform.preflight import (ApiError, BucketState, QuotaValue, check_batch, check_offerings, check_quotas,
                                 check_reservations, check_stacks, fetch_offerings, fetch_quota, fetch_reservation,
                                 fetch_stacks, fetch_state)
 
@@ -194,6 +194,58 @@ def test_capacity_block_ending_within_a_day_warns(plan):
     assert c.found == "ends 2026-07-20 17:00 UTC; instances are terminated at 2026-07-20 16:30 UTC"
 
 
+# --- reservations and placement groups ---------------------------------------------------------------------------
+
+PG_ARN = "arn:aws:ec2:us-east-2:123456789012:placement-group/{}"
+
+
+def odcr_plan(tmp_path, demo, placement_group=None):
+    """The example with its trn2 group on an On-Demand Capacity Reservation, placement_group as given."""
+    group = demo["racks"][1]["node_groups"][0]
+    group["capacity"]["type"] = "reservation"
+    if placement_group is not None:
+        group["placement_group"] = placement_group
+    return checked_plan(str(dump(tmp_path, demo)))
+
+
+def odcr(**over):
+    return block(ReservationType="default", State="active", EndDate=None, EndDateType="unlimited", **over)
+
+
+def test_reservation_in_the_named_placement_group_is_ok(tmp_path, demo):
+    p = odcr_plan(tmp_path, demo, {"name": "trn2-pg"})
+    [c] = reservation_checks(p, odcr(PlacementGroupArn=PG_ARN.format("trn2-pg")))
+    assert c.status == "ok" and "in us-east-2c (placement group trn2-pg)" in c.found
+
+
+@pytest.mark.parametrize("placement_group,launches", [
+    (None, "outside any placement group"),
+    ({"name": "other-pg"}, "into placement group other-pg"),
+    ({"create": True}, "into a new placement group"),
+])
+def test_reservation_in_a_placement_group_serves_only_that_group(tmp_path, demo, placement_group, launches):
+    p = odcr_plan(tmp_path, demo, placement_group)
+    [c] = reservation_checks(p, odcr(PlacementGroupArn=PG_ARN.format("trn2-pg")))
+    assert c.status == "blocker"
+    assert c.found == f"was created in cluster placement group trn2-pg; trn2-train/workers launches {launches}"
+    assert c.fix.startswith("set placement_group: {name: trn2-pg} on trn2-train/workers")
+
+
+@pytest.mark.parametrize("placement_group,into", [({"name": "my-pg"}, "placement group my-pg"),
+                                                  ({"create": True}, "a new placement group")])
+def test_reservation_outside_placement_groups_warns_of_a_placement_constraint(tmp_path, demo, placement_group, into):
+    p = odcr_plan(tmp_path, demo, placement_group)
+    [c] = reservation_checks(p, odcr())
+    assert c.status == "warning" and c.found == f"is in no placement group; trn2-train/workers launches into {into}"
+    assert "set placement_group: {create: false}" in c.fix
+
+
+def test_capacity_block_with_a_placement_group_warns(tmp_path, demo):
+    demo["racks"][1]["node_groups"][0]["placement_group"] = {"name": "my-pg"}
+    [c] = reservation_checks(checked_plan(str(dump(tmp_path, demo))), block())
+    assert c.status == "warning" and c.found.endswith("launches into placement group my-pg")
+
+
 def test_fetch_reservation_through_stubber():
     ec2 = boto3.client("ec2", region_name=REGION)
     with Stubber(ec2) as st:
@@ -216,6 +268,50 @@ def test_a_broken_endpoint_is_not_a_permission_problem(plan):
                            "invalid XML received: <!doctype html> <p>500</p>")  # one line, denied=False
     [c] = check_reservations(plan, {CR: err}, NOW)
     assert c.status == "unknown" and c.fix.startswith("run preflight again once the call works (it needs ec2:")
+
+
+# --- the data repository bucket ---------------------------------------------------------------------------------
+
+def bucket_checks(plan, state):
+    return preflight.check_data_repository(plan, state)
+
+
+def test_data_repository_bucket_from_moto(aws, plan):
+    s3 = boto3.client("s3", region_name=REGION)
+    assert preflight.fetch_bucket(s3, "my-datasets") == BucketState(exists=False, readable=False, region=None)
+    [c] = bucket_checks(plan, preflight.fetch_bucket(s3, "my-datasets"))
+    assert (c.name, c.status, c.found) == ("data repository s3://my-datasets/train", "blocker",
+                                           "no bucket named my-datasets")
+    assert c.fix.startswith("create it (aws s3 mb s3://my-datasets --region us-east-2)")
+
+    boto3.client("s3", region_name="eu-west-1").create_bucket(
+        Bucket="my-datasets", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    state = preflight.fetch_bucket(s3, "my-datasets")
+    assert state == BucketState(exists=True, readable=True, region="eu-west-1")
+    [c] = bucket_checks(plan, state)
+    assert c.status == "blocker" and c.found == "is in eu-west-1" and c.fix.startswith("use a bucket in us-east-2")
+
+
+def test_data_repository_bucket_access_denied_through_stubber(plan):
+    s3 = boto3.client("s3", region_name=REGION)
+    with Stubber(s3) as st:
+        st.add_client_error("head_bucket", "403", "Forbidden", http_status_code=403,
+                            response_meta={"HTTPHeaders": {"x-amz-bucket-region": REGION}})
+        st.add_client_error("head_bucket", "SlowDown", "slow down", http_status_code=503)
+        denied = preflight.fetch_bucket(s3, "my-datasets")
+        failed = preflight.fetch_bucket(s3, "my-datasets")
+    assert denied == BucketState(exists=True, readable=False, region=REGION)
+    [c] = bucket_checks(plan, denied)
+    assert c.status == "blocker" and c.found == "access denied to this account (HeadBucket 403)"
+    assert "s3:ListBucket and s3:GetObject on my-datasets" in c.fix
+    [c] = bucket_checks(plan, failed)
+    assert c.status == "unknown" and "s3:ListBucket" in c.fix
+
+
+def test_no_data_repository_no_bucket_check(tmp_path, demo):
+    del demo["storage"]["fsx_lustre"]["data_repository_path"]
+    p = checked_plan(str(dump(tmp_path, demo)))
+    assert preflight.data_repository_bucket(p) is None and bucket_checks(p, None) == []
 
 
 # --- offerings, Batch, CloudFormation ---------------------------------------------------------------------------
@@ -291,13 +387,16 @@ def test_stacks_from_moto(aws, plan):
 
 def test_fetch_errors_become_unknown_not_tracebacks(plan):
     """Every client refusing everything: each check unknown with its permission."""
-    clients = {s: boto3.client(s, region_name=REGION) for s in ("service-quotas", "ec2", "batch", "cloudformation")}
+    clients = {s: boto3.client(s, region_name=REGION)
+               for s in ("service-quotas", "ec2", "batch", "cloudformation", "s3")}
     stubbers = {s: Stubber(c) for s, c in clients.items()}
     for s, op in [("service-quotas", "get_service_quota")] * 3 + [("ec2", "describe_capacity_reservations"),
                   ("ec2", "describe_instance_type_offerings"), ("batch", "describe_compute_environments"),
                   ("batch", "describe_job_queues"), ("cloudformation", "describe_account_limits"),
                   ("cloudformation", "list_stacks")]:
         stubbers[s].add_client_error(op, "AccessDenied", "denied", http_status_code=403)
+    # HeadBucket's 403 is an answer about the bucket (this account may not read it); a failing S3 is not
+    stubbers["s3"].add_client_error("head_bucket", "InternalError", "try again", http_status_code=500)
     for st in stubbers.values():
         st.activate()
     checks = preflight.all_checks(plan, fetch_state(plan, clients.__getitem__), NOW)
@@ -338,8 +437,10 @@ def account(monkeypatch, quotas: dict[str, float], reservation: dict[str, Any]) 
                              {"CapacityReservationIds": [CR]})
     cfn = MotoWithStubs("cloudformation", {"describe_account_limits"})
     cfn.stubber.add_response("describe_account_limits", {"AccountLimits": [{"Name": "StackLimit", "Value": 2000}]})
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="my-datasets", CreateBucketConfiguration={"LocationConstraint": REGION})
     clients = {"service-quotas": sq, "ec2": ec2, "batch": boto3.client("batch", region_name=REGION),
-               "cloudformation": cfn}
+               "cloudformation": cfn, "s3": s3}
     monkeypatch.setattr(preflight, "aws_clients", lambda region, url: clients.__getitem__)
 
 
@@ -366,7 +467,9 @@ def test_ready_account_exits_0(aws, monkeypatch, capsys):
     account(monkeypatch, ENOUGH, live_block())
     code, out, err = run(capsys, "preflight", str(SPEC))
     assert code == 0, out
-    assert "trn2: ready to deploy (0 blockers, 0 warnings, 0 unknown, 11 ok)" in out
+    assert "trn2: ready to deploy (0 blockers, 0 warnings, 0 unknown, 12 ok)" in out
+    [line] = [l for l in out.splitlines() if "data repository s3://my-datasets/train" in l]
+    assert line.startswith("ok") and "exists in us-east-2, readable" in line
     assert "1 + 4 of this cluster = 5" in out and "2 existing + 4 new = 6" in out
 
 
@@ -408,7 +511,7 @@ def test_no_credentials_exits_1_with_a_message(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     code, out, err = run(capsys, "preflight", str(SPEC))
-    assert code == 1 and out == "" and err.startswith("error: no AWS credentials found")
+    assert code == 1 and out == "" and err.splitlines()[-1].startswith("error: no AWS credentials found")
 
 
 def test_checks_that_could_not_run_do_not_pass(aws, monkeypatch, capsys):

@@ -88,7 +88,8 @@ def largest_spec_data() -> dict[str, Any]:
         {"instance_type": "c7gn.16xlarge", "count": 4},
         {"instance_type": "c8g.4xlarge", "count": 1, "capacity": {"type": "spot"}},
         {"instance_type": "p4d.24xlarge", "count": 2,
-         "capacity": {"type": "reservation", "reservation_id": "cr-0123456789abcdef0"}},
+         "capacity": {"type": "reservation", "reservation_id": "cr-0123456789abcdef0"},
+         "placement_group": {"name": "odcr-pg"}},  # the group the reservation was created in
         {"instance_type": "g6e.48xlarge", "count": 2},
         {"instance_type": "m7g.large", "count": 1},
     ]
@@ -251,8 +252,8 @@ def test_user_data_is_mime_and_mounts_lustre_with_retries(demo_app):
 def test_efa_groups_get_a_cluster_placement_group_their_compute_environment_uses(demo_app):
     for group, t in rack_templates(demo_app):
         _, ce = props(t, COMPUTE_ENVIRONMENT, ComputeEnvironmentName=group.compute_environment)
-        if group.placement_group is None:
-            assert "PlacementGroup" not in ce["ComputeResources"]
+        if not group.creates_placement_group:
+            assert group.placement_group is None and "PlacementGroup" not in ce["ComputeResources"]
             continue
         pgs = {lid: r["Properties"] for lid, r in resources(t, PLACEMENT_GROUP).items()
                if {"Key": "Name", "Value": group.placement_group} in r["Properties"]["Tags"]}
@@ -261,6 +262,9 @@ def test_efa_groups_get_a_cluster_placement_group_their_compute_environment_uses
         assert pg["Strategy"] == "cluster"
         assert ce["ComputeResources"]["PlacementGroup"] == {"Ref": lid}
     assert any(g.placement_group is None for g in demo_app.plan.node_groups())
+    # The Capacity Block group: AWS places the block's instances, so no placement group of rackform's
+    workers = demo_app.plan.rack("trn2-train").node_groups[0]
+    assert workers.capacity.type == "capacity-block" and workers.placement_group is None
 
 
 def private_subnet_export(s: Synth) -> str:
@@ -432,6 +436,30 @@ def test_node_group_allows_efa_within_itself_https_out_and_lustre(demo_app):
     assert fsx_ingress == {(p, f, to, peer) for p, f, to in lustre for peer in (self_, to_fsx)}
 
 
+def test_default_group_lets_multi_node_job_tasks_reach_each_other_and_https(demo_app):
+    """MNP task ENIs take the VPC's default group (the compute environments have none): its rules are the stack's."""
+    t = demo_app.templates[demo_app.plan.network.stack_name]
+    [vpc] = resources(t, "AWS::EC2::VPC")
+    default = {"Fn::GetAtt": [vpc, "DefaultSecurityGroup"]}
+
+    def on_default(type_):
+        return sorted((tuple(sorted((k, json.dumps(v)) for k, v in r["Properties"].items() if k != "Description"))
+                       for r in resources(t, type_).values() if r["Properties"]["GroupId"] == default))
+
+    me = json.dumps(default)
+    assert on_default("AWS::EC2::SecurityGroupIngress") == sorted(
+        tuple(sorted([("GroupId", me), ("SourceSecurityGroupId", me), ("IpProtocol", json.dumps(proto)),
+                      ("FromPort", "0"), ("ToPort", "65535")])) for proto in ("tcp", "udp"))
+    assert on_default("AWS::EC2::SecurityGroupEgress") == sorted([
+        tuple(sorted([("GroupId", me), ("DestinationSecurityGroupId", me), ("IpProtocol", '"-1"')])),
+        tuple(sorted([("GroupId", me), ("CidrIp", '"0.0.0.0/0"'), ("IpProtocol", '"tcp"'), ("FromPort", "443"),
+                      ("ToPort", "443")]))])
+    # An all-traffic rule from itself would duplicate the rule AWS puts on a new default group: CloudFormation
+    # would fail to create it.
+    assert all(r["Properties"]["IpProtocol"] != "-1" for r in resources(t, "AWS::EC2::SecurityGroupIngress").values()
+               if r["Properties"]["GroupId"] == default)
+
+
 def test_nothing_accepts_traffic_from_the_internet(demo_app, largest_app):
     for s in (demo_app, largest_app):
         for name, raw in s.raw.items():
@@ -466,11 +494,16 @@ def test_spot_and_reservation_groups(largest_app):
                   ComputeEnvironmentName=spot.compute_environment)
     assert ce["ComputeResources"]["Type"] == "SPOT"
     assert ce["ComputeResources"]["AllocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
-    _, lt = props(largest_app.templates[group_stack(largest_app, reserved)], LAUNCH_TEMPLATE,
-                  LaunchTemplateName=reserved.launch_template)
+    t = largest_app.templates[group_stack(largest_app, reserved)]
+    _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=reserved.launch_template)
     assert lt["LaunchTemplateData"]["CapacityReservationSpecification"] == {
         "CapacityReservationTarget": {"CapacityReservationId": reserved.capacity.reservation_id}}
     assert "InstanceMarketOptions" not in lt["LaunchTemplateData"]
+    # The reservation's existing placement group, by name: launched into, never created
+    _, ce = props(t, COMPUTE_ENVIRONMENT, ComputeEnvironmentName=reserved.compute_environment)
+    assert ce["ComputeResources"]["PlacementGroup"] == "odcr-pg" and not reserved.creates_placement_group
+    assert not [r for r in resources(t, PLACEMENT_GROUP).values()
+                if {"Key": "Name", "Value": "odcr-pg"} in r["Properties"].get("Tags", [])]
 
 
 def test_without_fsx_only_efa_groups_get_user_data_and_it_installs_efa(largest_app):

@@ -1,0 +1,114 @@
+"""FSx for Lustre storage types: PERSISTENT_1 HDD (12 and 40 MB/s/TiB, its own capacity steps, a drive cache) next
+to SSD, through validation, cost and the construct.
+
+AWS's rules (CreateFileSystem, https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystem.html): HDD
+only with PERSISTENT_1; throughput 12 or 40 MB/s/TiB; capacity in multiples of 6,000 GiB at 12 and 1,800 GiB at 40;
+DriveCacheType (READ or NONE) required with HDD.
+"""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Template
+
+from cdk_constructs import LustreFileSystem
+from rackform import cost
+from rackform.plan import build_plan
+from rackform.pricing import load_prices
+from rackform.spec import parse_spec
+from rackform.validate import validate_spec
+
+HDD = {"deployment_type": "PERSISTENT_1", "storage_type": "HDD", "per_unit_storage_throughput": 12,
+       "storage_capacity_gib": 6000, "drive_cache_type": "READ"}
+
+
+def fsx_problems(demo, catalog, **fsx):
+    demo["storage"]["fsx_lustre"] = {**HDD, **fsx}
+    return [p for p in validate_spec(parse_spec(demo), catalog) if p.path.startswith("storage.")]
+
+
+@pytest.mark.parametrize("fsx", [
+    {},  # 6,000 GiB at 12
+    {"storage_capacity_gib": 18000, "drive_cache_type": "NONE"},
+    {"per_unit_storage_throughput": 40, "storage_capacity_gib": 1800},
+    {"per_unit_storage_throughput": 40, "storage_capacity_gib": 5400},
+])
+def test_hdd_sizes_aws_allows(demo, catalog, fsx):
+    assert fsx_problems(demo, catalog, **fsx) == []
+
+
+@pytest.mark.parametrize("throughput,gib,allowed,next_valid", [
+    (12, 1200, "a multiple of 6000", 6000),  # an SSD size is not an HDD size
+    (12, 7200, "a multiple of 6000", 12000),
+    (40, 2400, "a multiple of 1800", 3600),
+    (40, 1000, "a multiple of 1800", 1800),
+])
+def test_hdd_capacity_steps_follow_the_throughput_tier(demo, catalog, throughput, gib, allowed, next_valid):
+    [p] = fsx_problems(demo, catalog, per_unit_storage_throughput=throughput, storage_capacity_gib=gib)
+    assert (p.rule, p.path) == ("fsx-capacity", "storage.fsx_lustre.storage_capacity_gib")
+    assert p.message == (f"{gib} GiB is not a size PERSISTENT_1 HDD at {throughput} MB/s/TiB offers: use {allowed} "
+                         f"(the next valid size is {next_valid})")
+
+
+def test_hdd_throughput_is_12_or_40(demo, catalog):
+    [p] = fsx_problems(demo, catalog, per_unit_storage_throughput=50)
+    assert (p.rule, p.message) == ("fsx-throughput", "50 MB/s/TiB is not offered for PERSISTENT_1 HDD: choose one "
+                                                     "of 12, 40")
+
+
+def test_ssd_tiers_are_not_hdd_tiers(demo, catalog):
+    [p] = fsx_problems(demo, catalog, storage_type="SSD", drive_cache_type=None, storage_capacity_gib=2400)
+    assert p.rule == "fsx-throughput" and "PERSISTENT_1 SSD: choose one of 50, 100, 200" in p.message
+
+
+@pytest.mark.parametrize("deployment", ["PERSISTENT_2", "SCRATCH_2"])
+def test_hdd_only_with_persistent_1(demo, catalog, deployment):
+    [p] = fsx_problems(demo, catalog, deployment_type=deployment)
+    assert (p.rule, p.path) == ("fsx-storage-type", "storage.fsx_lustre.storage_type")
+    assert f"only with deployment_type PERSISTENT_1, not {deployment}" in p.message
+
+
+def test_hdd_needs_a_drive_cache_type(demo, catalog):
+    [p] = fsx_problems(demo, catalog, drive_cache_type=None)
+    assert (p.rule, p.path) == ("fsx-storage-type", "storage.fsx_lustre.drive_cache_type")
+    assert "READ" in p.message and "NONE" in p.message
+
+
+def test_drive_cache_is_for_hdd_only(demo, catalog):
+    demo["storage"]["fsx_lustre"]["drive_cache_type"] = "READ"  # the example's PERSISTENT_2 SSD
+    [p] = [p for p in validate_spec(parse_spec(demo), catalog) if p.rule == "fsx-storage-type"]
+    assert p.path == "storage.fsx_lustre.drive_cache_type" and "HDD storage only" in p.message
+
+
+def test_ssd_stays_the_default(demo, catalog):
+    fsx = build_plan(parse_spec(demo), catalog).storage.fsx_lustre
+    assert fsx.storage_type == "SSD" and fsx.drive_cache_type is None
+
+
+def test_hdd_cost_is_unknown_never_zero(demo, catalog):
+    demo["storage"]["fsx_lustre"] = HDD
+    report = cost.cost_plan(build_plan(parse_spec(demo), catalog), load_prices())
+    [line] = [ln for ln in report.lines if ln.category == "storage"]
+    assert line.usd_per_hour is None
+    assert line.name == "FSx for Lustre PERSISTENT_1 HDD (drive cache READ) 6,000 GiB, 12 MB/s/TiB"
+
+
+def _lustre(**kwargs) -> dict:
+    stack = Stack(App(), "s")
+    LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
+                     security_group=ec2.SecurityGroup.from_security_group_id(stack, "Sg", "sg-1"),
+                     storage_capacity_gib=6000, **kwargs)
+    [fs] = Template.from_stack(stack).find_resources("AWS::FSx::FileSystem").values()
+    return fs["Properties"]
+
+
+def test_construct_writes_storage_type_and_drive_cache_for_hdd_only():
+    hdd = _lustre(deployment_type="PERSISTENT_1", per_unit_storage_throughput_mbps_per_tib=12, storage_type="HDD",
+                  drive_cache_type="READ")
+    assert hdd["StorageType"] == "HDD"
+    assert hdd["LustreConfiguration"] == {"DeploymentType": "PERSISTENT_1", "PerUnitStorageThroughput": 12,
+                                          "DriveCacheType": "READ"}
+    ssd = _lustre(per_unit_storage_throughput_mbps_per_tib=125)
+    assert "StorageType" not in ssd and "DriveCacheType" not in ssd["LustreConfiguration"]
