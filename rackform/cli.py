@@ -20,6 +20,7 @@ from .catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from .plan import Plan, build_plan
 from .problems import Problem, SpecError, errors
 from .spec import json_schema, load_spec
+from .textsafe import visible
 from .validate import validate_spec
 
 
@@ -93,7 +94,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header] + [[str(c) for c in r] for r in rows]
+    cells = [header] + [[visible(c) for c in r] for r in rows]  # a cell never moves the cursor or breaks a line
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     right = [all(str(r[i]).replace(",", "").isdigit() for r in rows) for i in range(len(header))] if rows else []
     lines = []
@@ -170,10 +171,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     plan = checked_plan(args.spec)
     from stacks import build_app  # CDK is imported only for synth: validate and plan stay fast
 
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        print(f"error: --output {out} exists and is not a directory", file=sys.stderr)
-        return 2
+    out = Path(args.output)  # checked by _check_outputs before the spec was read
     assembly = build_app(plan, outdir=str(out)).synth()
     for stack in assembly.stacks:
         print(f"{stack.stack_name}: {out / stack.template_file}")
@@ -256,15 +254,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store_for(args, [args.run_id])
     lookup = boto3.client("batch", region_name=args.region, endpoint_url=args.endpoint_url)
     states = wait(args.run_id, store, lookup) if args.wait else run_state(args.run_id, store, lookup)
+    problems = _problem_lines(store)
     if not states:
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
         print(f"error: run {args.run_id} has no submitted jobs in s3://{store.bucket}/results/", file=sys.stderr)
         return 1
     rows = [[s.submission["benchmark"], f"{s.submission['rack']}/{s.submission['node_group']}",
              s.submission["nodes"], s.batch_status or "?", s.record_status or "-",
              (s.batch_reason or "")[:60]] for s in states]
-    print(_table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]))
+    print("\n".join([_table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
+                     *problems]))
     failed = [s for s in states if s.record_status == "failed" or (s.record_status is None and s.done)]
-    return 1 if failed else 0
+    return 1 if failed or problems else 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -275,14 +277,20 @@ def cmd_results(args: argparse.Namespace) -> int:
     if records is None:
         return 1
     if args.json:
-        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
-        return 0
+        from workloads.report import json_text
+        from workloads.store import problem_dicts
+
+        print(json_text({"run_id": args.run_id, "records": [r.model_dump(mode="json") for r in records],
+                         "problems": problem_dicts(store.problems)}))
+        return 1 if store.problems else 0
     rows = [[r.benchmark, f"{r.rack}/{r.node_group}", r.tier, r.instance_type, r.node_count, r.status,
              f"{(r.ended_at - r.started_at).total_seconds():.0f}s", headline_text(r)] for r in records]
     print(_table(rows, ["benchmark", "rack/node group", "tier", "instance", "nodes", "status", "time", "result"]))
     if any(r.environment.get("executor") == "local" for r in records):
         print("note: executor=local: measured on this machine, not on the instance types named above")
-    return 0
+    if problems := _problem_lines(store):
+        print("\n".join(problems))
+    return 1 if problems else 0
 
 
 def _threshold(text: str) -> float:
@@ -296,20 +304,42 @@ def _threshold(text: str) -> float:
 
 
 def _write(path: str, text: str) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}", file=sys.stderr)
+    from .outputs import write_text
+
+    print(f"wrote {write_text(path, text)}", file=sys.stderr)
+
+
+# Every option naming a file or directory rackform writes: dest -> (what it names, how the user spelled it).
+OUTPUT_OPTIONS = {"output": ("dir", "-o/--output"), "html": ("file", "--html"), "csv": ("file", "--csv")}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output path of the command, checked before it does any work (raises OutputError)."""
+    from .outputs import check_output
+
+    for dest, (kind, option) in OUTPUT_OPTIONS.items():
+        if (value := getattr(args, dest, None)) is not None:
+            check_output(value, kind, option, force=getattr(args, "force", False))
+
+
+def _problem_lines(store) -> list[str]:
+    """The objects the store's reads left out as unreadable or tampered, one named problem each."""
+    from workloads.store import problem_lines
+
+    return problem_lines(store.problems)
 
 
 def _run_records(store, run_id: str) -> list | None:
-    """A run's records, or None (after saying why) when one cannot be read or the run has none."""
+    """A run's verified records, or None (after saying why) when the run has none. Objects that are not data
+    (unreadable, tampered) are left in store.problems for the command to show beside what it reports."""
     try:
         records = store.records(run_id)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return None
     if not records:
+        if problems := _problem_lines(store):
+            print("\n".join(problems), file=sys.stderr)
         print(f"error: no records for run {run_id} in s3://{store.bucket}/results/{run_id}/", file=sys.stderr)
         return None
     return records
@@ -331,7 +361,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if baseline is None:
             return 1
     report = build_report(records, limits_of=limits_for, fsx=fsx, baseline=baseline, baseline_run_id=args.baseline,
-                          threshold_pct=args.threshold)
+                          threshold_pct=args.threshold, problems=store.problems)
     if args.csv:
         _write(args.csv, render_csv(report))
     if args.html:
@@ -341,7 +371,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         before, after = text_lines(report)
         print("\n".join([*before, "", _table(*summary_table(report)), "", *after]))
-    return 1 if report.regressions else 0
+    return 1 if report.regressions or report.problems else 0
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
@@ -372,7 +402,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
         lines.append("")
     if local:
         lines.append(LOCAL_CAVEAT)
-    print("\n".join(lines).rstrip())
+    lines += _problem_lines(store)
+    print("\n".join(visible(line) for line in lines).rstrip())
     return 0
 
 
@@ -417,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="synthesize CloudFormation templates (same as `cdk synth -c spec=SPEC`)")
     p.add_argument("spec")
     p.add_argument("-o", "--output", default="cdk.out", help="output directory (default: cdk.out)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty directory that is not a previous "
+                   "CDK output (files CDK writes, such as manifest.json and tree.json, are replaced)")
     p.set_defaults(func=cmd_synth)
 
     from workloads.benchmarks import BENCHMARKS
@@ -480,6 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .outputs import OutputError
+
+    try:
+        _check_outputs(args)
+    except OutputError as e:
+        print(f"error: {visible(e)}", file=sys.stderr)
+        return 2
     try:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit

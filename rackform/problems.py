@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from .textsafe import visible
+
 Level = Literal["error", "warning"]
 PathPart = str | int
 
@@ -28,7 +30,8 @@ class Problem:
 
     def render(self, source: str = "") -> str:
         where = f"{source}:{self.line}: " if source and self.line else (f"{source}: " if source else "")
-        return f"{where}{self.level}: {self.path}: {self.message}"
+        # Paths and messages quote spec keys and AWS answers: control characters show as escapes, never act.
+        return visible(f"{where}{self.level}: {self.path}: {self.message}")
 
 
 def errors(problems: Iterable[Problem]) -> list[Problem]:

@@ -27,7 +27,7 @@ import boto3
 from rackform.plan import Plan
 
 from .jobdefs import job_definitions
-from .store import ResultStore
+from .store import JOB_NAME, ResultStore
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded"}
 
@@ -142,7 +142,10 @@ def node_environment(base: dict[str, str], *, job_id: str, run_id: str, nodes: i
 def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir: Path, timeout_s: float = 600,
               announce: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> list[dict[str, Any]]:
     """Run every job the run submitted that has no record yet, one at a time, each node a local process."""
-    subs = ResultStore(deployment.bucket, aws.client("s3")).submissions(run_id)
+    store = ResultStore(deployment.bucket, aws.client("s3"))
+    subs = store.submissions(run_id)  # verified markers only; the others are announced, never run
+    for problem in store.problems:
+        announce(f"not run: {problem.render()}")
     results = []
     for i, sub in enumerate(subs, 1):
         base = {**os.environ, **aws.env, **_container_env(deployment.job_definitions[sub["job_definition"]])}
@@ -155,7 +158,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         for index in range(sub["nodes"]):
             env = node_environment(base, job_id=sub["job_id"], run_id=run_id, nodes=sub["nodes"], index=index,
                                    work_dir=work, master_port=master_port, fabric_port=fabric_port)
-            log = open(log_dir / f"{sub['job_name']}.node-{index}.log", "w")
+            log = open(log_path(log_dir, sub["job_name"], index), "w")
             procs.append((subprocess.Popen([sys.executable, "-m", "workloads.run", sub["benchmark"]], env=env,
                                            stdout=log, stderr=subprocess.STDOUT, cwd=_repo_root()), log))
             if index == 0:
@@ -171,6 +174,15 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         announce(f"      exit {max(codes)} in {time.monotonic() - started:.1f} s")
         results.append({**sub, "exit_codes": codes})
     return results
+
+
+def log_path(log_dir: Path, job_name: str, index: int) -> Path:
+    """Where a node's log goes: always a file directly in `log_dir`. The job name comes from a marker in the bucket,
+    which any job can write; a name like `../../x` must not place a file anywhere else."""
+    path = log_dir / f"{job_name}.node-{index}.log"
+    if not JOB_NAME.fullmatch(job_name) or path.resolve().parent != log_dir.resolve():
+        raise ValueError(f"job name {job_name!r} is not a Batch job name; no log is written for it")
+    return path
 
 
 def _repo_root() -> str:

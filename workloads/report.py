@@ -14,11 +14,15 @@ import datetime as dt
 import html
 import io
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rackform.textsafe import visible
+
 from .results import Metric, ResultRecord
+from .store import problem_dicts, problem_lines
 from .summary import HEADLINES, find, fmt
 
 if TYPE_CHECKING:
@@ -163,7 +167,8 @@ def per_dollar(record: ResultRecord, metric: Metric, limits: Limits | None) -> P
     key = metric_key(metric.name, metric.labels)
     if record.benchmark in ALLREDUCE and metric.name == "busbw_max":
         # Bus bandwidth is a per-link figure; data all-reduced is algbw, the largest over the sweep.
-        algbw = max((m.value for m in record.metrics if m.name == "algbw"), default=None)
+        algbw = max((m.value for m in record.metrics if m.name == "algbw" and math.isfinite(m.value)),
+                    default=None)
         if algbw is None:
             return PerDollar(None, "TB/$", "no algbw in the record")
         return _per_hour(algbw * SECONDS_PER_HOUR / 1000, usd, "TB/$",
@@ -254,6 +259,10 @@ def record_rows(record: ResultRecord, limits: Limits | None, fsx: FsxLustre | No
     rows = []
     for name, labels, short in HEADLINES.get(record.benchmark, []):
         if (m := find(record, name, labels)) is None:
+            continue
+        if not math.isfinite(m.value):  # NaN or infinite: the tool measured nothing, so it is no figure at all
+            rows.append(replace(bare, status="failed", reason=f"{short}: {m.name} is {m.value}, a failed "
+                                "measurement"))
             continue
         lim = limit_for(record, m, limits, fsx)
         pd = per_dollar(record, m, limits)
@@ -365,7 +374,8 @@ def busbw_series(records: Iterable[ResultRecord]) -> list[Series]:
         rows = [m for m in r.metrics if m.name == "busbw" and m.size_bytes is not None]
         placements = {m.labels.get("placement", "") for m in rows}
         placement = "in-place" if "in-place" in placements else min(placements, default="")
-        points = sorted((m.size_bytes, m.value) for m in rows if m.labels.get("placement", "") == placement)
+        points = sorted((m.size_bytes, m.value) for m in rows
+                        if m.labels.get("placement", "") == placement and math.isfinite(m.value))
         if not points:
             continue
         tool = "" if r.benchmark == "allreduce" else f" {r.benchmark.removeprefix('allreduce-')}"
@@ -386,6 +396,8 @@ class Report:
     rows: tuple[Row, ...]
     changes: tuple[Change, ...]
     series: tuple[Series, ...]
+    # Objects of the run that are not data (store.BadObject: unreadable or tampered), shown apart from the rows.
+    problems: tuple[Any, ...] = ()
 
     @property
     def local(self) -> bool:
@@ -402,11 +414,12 @@ class Report:
 
 def build_report(records: Sequence[ResultRecord], *, limits_of: LimitsOf, fsx: FsxLustre | None = None,
                  baseline: Sequence[ResultRecord] | None = None, baseline_run_id: str | None = None,
-                 threshold_pct: float = 5.0) -> Report:
+                 threshold_pct: float = 5.0, problems: Sequence[Any] = ()) -> Report:
     rows = report_rows(records, limits_of, fsx)
     changes = compare(rows, report_rows(baseline, limits_of, fsx), threshold_pct) if baseline is not None else []
     run_id = records[0].run_id if records else ""
-    return Report(run_id, baseline_run_id, threshold_pct, tuple(rows), tuple(changes), tuple(busbw_series(records)))
+    return Report(run_id, baseline_run_id, threshold_pct, tuple(rows), tuple(changes), tuple(busbw_series(records)),
+                  tuple(problems))
 
 
 # --- text ------------------------------------------------------------------------------------------------------
@@ -500,12 +513,13 @@ def text_lines(report: Report) -> tuple[list[str], list[str]]:
                      + ", ".join(f"{r.benchmark} on {r.rack}/{r.node_group} ({r.status})" for r in failed))
     if report.baseline_run_id is not None:
         regs = report.regressions
-        after.append(f"{len(regs)} regression(s) beyond {report.threshold_pct:g}% against {report.baseline_run_id}"
-                     + "".join(f"\n  {c.benchmark} {c.rack}/{c.node_group} {c.metric}: {change_text(c)}"
-                               for c in regs))
+        after.append(f"{len(regs)} regression(s) beyond {report.threshold_pct:g}% against {report.baseline_run_id}")
+        after += [f"  {c.benchmark} {c.rack}/{c.node_group} {c.metric}: {change_text(c)}" for c in regs]
+    after += problem_lines(report.problems)
     if report.local:
         after.append(LOCAL_CAVEAT)
-    return before, after
+    # Every line quotes names and reasons from the bucket: one line each, control characters shown, never sent.
+    return [visible(line) for line in before], [visible(line) for line in after]
 
 
 # --- CSV and JSON ----------------------------------------------------------------------------------------------
@@ -528,15 +542,29 @@ def row_dict(report: Report, row: Row) -> dict[str, Any]:
             "regression": change.regression if change else None}
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV Injection): `=HYPERLINK(...)` in a
+# node group name or a reason would run when the CSV is opened. Such text cells get a leading apostrophe, which
+# the spreadsheet shows as text. Numbers are written as numbers and never escaped, so -3.5 stays a number.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def render_csv(report: Report) -> str:
-    """Unknown figures are empty cells; the *_basis columns say why."""
+    """Unknown figures are empty cells; the *_basis columns say why. Text cells cannot start a formula."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
         d = row_dict(report, row)
         d["notes"] = "; ".join(row.notes)
-        writer.writerow({k: "" if v is None else v for k, v in d.items()})
+        writer.writerow({k: csv_cell(v) for k, v in d.items()})
     return out.getvalue()
 
 
@@ -565,6 +593,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "rows": [row_dict(report, r) for r in report.rows],
         "changes": [asdict(c) for c in report.changes],
         "regressions": len(report.regressions),
+        "problems": problem_dicts(report.problems),
         "charts": {
             "busbw_by_size": [asdict(s) for s in report.series],
             "per_dollar": per_dollar_chart_data(report),
@@ -573,14 +602,38 @@ def report_dict(report: Report) -> dict[str, Any]:
     }
 
 
+def finite(data: Any) -> Any:
+    """`data` with every NaN and infinity replaced by None: JSON has no NaN, and `NaN` breaks strict parsers."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def json_text(data: Any) -> str:
+    """JSON for --json: never NaN or Infinity (allow_nan=False is the guard if `finite` ever misses one)."""
+    return json.dumps(finite(data), indent=2, allow_nan=False)
+
+
 def render_json(report: Report) -> str:
-    return json.dumps(report_dict(report), indent=2)
+    return json_text(report_dict(report))
 
 
 # --- figures (matplotlib, Agg; built as Figure objects so tests can read their series) ---------------------------
 
 def _bar_label(r: Row) -> str:
     return f"{r.tier} {r.rack}/{r.node_group}" + (" [local]" if r.local else "")
+
+
+def _plain(text: str) -> str:
+    """A label matplotlib draws as the text it is. Labels quote names from the bucket, and matplotlib reads text
+    between two `$` as mathtext: `$\\foo$` would fail the whole report, others would draw something else. An escaped
+    dollar is never math and draws as `$` (matplotlib Text._preprocess_math); control characters show as escapes.
+    Escaping, not parse_math=False: tick labels are made at draw time, outside any setting given here."""
+    return visible(text).replace("$", r"\$")
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[Any]]:
@@ -605,7 +658,7 @@ def busbw_figure(report: Report) -> Figure:
         _empty(ax, "no all-reduce results in this run")
         return fig
     for s in report.series:
-        ax.plot(s.sizes, s.busbw, marker="o", label=s.label)
+        ax.plot(s.sizes, s.busbw, marker="o", label=_plain(s.label))
     ax.set_xscale("log", base=2)
     ax.set_xlabel("message size (bytes)")
     ax.set_ylabel("bus bandwidth (GB/s)")
@@ -625,16 +678,16 @@ def per_dollar_figure(report: Report) -> Figure:
     for ax, (benchmark, bars) in zip(axes, data.items()):
         known = [b for b in bars if b["value"] is not None]
         unit = bars[0]["unit"]
-        ax.set_title(f"{benchmark} ({unit})")
+        ax.set_title(f"{benchmark} ({unit})")  # both from PER_DOLLAR_HEADLINE and per_dollar: never from a record
         unknown = [b["label"] for b in bars if b["value"] is None]
         if known:
-            ax.bar([b["label"] for b in known], [b["value"] for b in known])
+            ax.bar([_plain(b["label"]) for b in known], [b["value"] for b in known])
             ax.tick_params(axis="x", labelrotation=60, labelsize="small")
         else:
             ax.set_xticks([])
             ax.set_yticks([])
         if unknown:
-            ax.set_xlabel("unknown: " + ", ".join(unknown), fontsize="small")
+            ax.set_xlabel(_plain("unknown: " + ", ".join(unknown)), fontsize="small")
     return fig
 
 
@@ -646,7 +699,7 @@ def pct_figure(report: Report) -> Figure:
     if not known:
         _empty(ax, "no result has a known limit")
         return fig
-    bars = ax.barh([d["label"] for d in known], [d["pct"] for d in known])
+    bars = ax.barh([_plain(d["label"]) for d in known], [d["pct"] for d in known])
     ax.bar_label(bars, fmt="%.1f%%", fontsize="small", padding=2)
     ax.axvline(100, color="black", linewidth=1)
     unknown = len(data) - len(known)
@@ -718,6 +771,8 @@ def render_html(report: Report, generated: dt.datetime | None = None) -> str:
     failed_html = ("<h2>Did not succeed</h2><ul>" + "".join(
         f"<li class=\"failed\">{esc(r.benchmark)} on {esc(r.rack)}/{esc(r.node_group)}: {esc(r.status)}"
         f"{esc(': ' + r.reason) if r.reason else ''}</li>" for r in failed) + "</ul>") if failed else ""
+    problems_html = ("<h2>Not reported: unreadable or tampered objects</h2><ul>" + "".join(
+        f"<li class=\"failed\">{esc(p.render())}</li>" for p in report.problems) + "</ul>") if report.problems else ""
     baseline_html = ""
     if report.baseline_run_id:
         regs = report.regressions
@@ -739,6 +794,7 @@ def render_html(report: Report, generated: dt.datetime | None = None) -> str:
 {_html_table(header, body)}
 <ol class="notes">{notes}</ol>
 {failed_html}
+{problems_html}
 {imgs}
 <h2>Formulas</h2>
 <ul>

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 Status = Literal["succeeded", "failed", "skipped"]
@@ -15,10 +14,16 @@ class Metric(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str  # e.g. busbw, algbw, tflops, tokens_per_second, read_bw
-    value: float
+    value: float  # NaN or infinite: a failed measurement (the report shows it as one, never as a number)
     unit: str  # e.g. GB/s (decimal), TFLOP/s, tokens/s, ms, us, MB/s, IOPS, events/s, MiB/s
     size_bytes: int | None = None  # message or block size, for sweeps
     labels: dict[str, str] = Field(default_factory=dict)  # e.g. {"dtype": "bf16", "op": "read"}
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _null_is_nan(cls, value: object) -> object:
+        # JSON has no NaN: pydantic writes a NaN or infinite value as null, so null reads back as the NaN it was.
+        return float("nan") if value is None else value
 
 
 class Parsed(BaseModel):
@@ -48,8 +53,9 @@ class ResultRecord(BaseModel):
     status: Status
     reason: str | None = None
     metrics: tuple[Metric, ...] = ()
-    started_at: dt.datetime
-    ended_at: dt.datetime
+    # With a time zone: a naive time cannot be compared with an aware one, nor placed in time at all.
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
     environment: dict[str, str] = Field(default_factory=dict)  # versions, AMI and instance ids, AZ
     price_usd_per_hour: float | None = None  # hourly price of the nodes the job used, when known
     raw_log_key: str | None = None

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, FlexibleChecksumError
+from pydantic import ValidationError
 
 from .results import ResultRecord
 
@@ -67,6 +70,7 @@ class ResultStore:
     def __init__(self, bucket: str, client: Any | None = None):
         self.bucket = bucket
         self.s3 = client or s3_client()
+        self._problems: dict[str, BadObject] = {}  # objects reads left out, by key: see `problems`
 
     def put_once(self, key: str, body: bytes, content_type: str) -> bool:
         """Write `body` at `key` unless something is there. True if this call wrote it.
@@ -109,8 +113,6 @@ class ResultStore:
         return key
 
     def get_json(self, key: str) -> Any:
-        import json
-
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def exists(self, key: str) -> bool:
@@ -127,10 +129,169 @@ class ResultStore:
             for obj in page.get("Contents", []):
                 yield obj["Key"]
 
+    # --- reading back: an object is believed only once it is verified ------------------------------------------
+
     def records(self, run_id: str) -> list[ResultRecord]:
-        keys = sorted(k for k in self.keys(f"{PREFIX}/{check_run_id(run_id)}/") if k.endswith("/record.json"))
-        return [ResultRecord.model_validate(self.get_json(k)) for k in keys]
+        """The run's verified records; every object left out is in `self.problems`, for the caller to show."""
+        return [r for _, r in self._read(run_id, "record")]
 
     def submissions(self, run_id: str) -> list[dict[str, Any]]:
-        keys = sorted(self.keys(f"{PREFIX}/{check_run_id(run_id)}/_jobs/"))
-        return [self.get_json(k) for k in keys]
+        """The run's verified job markers; every object left out is in `self.problems`."""
+        return [m for _, m in self._read(run_id, "marker")]
+
+    @property
+    def problems(self) -> list[BadObject]:
+        """Every object the reads so far left out (unreadable or tampered), once each, by key."""
+        return sorted(self._problems.values(), key=lambda p: (p.kind, p.key))
+
+    def _read(self, run_id: str, what: str) -> list[tuple[str, Any]]:
+        prefix = f"{PREFIX}/{check_run_id(run_id)}/"
+        out = []
+        for key, versions, deleted in self._versions(prefix):
+            if _kind(prefix, key) != what:
+                continue
+            try:
+                out.append((key, self._verified(key, versions, deleted, run_id, what)))
+                self._problems.pop(key, None)
+            except _Bad as e:
+                self._problems[key] = BadObject(key, what, e.kind, e.why)
+        return out
+
+    def _versions(self, prefix: str) -> list[tuple[str, list[str], bool]]:
+        """(key, version ids, latest is a delete marker) for every key under the prefix, from one listing."""
+        versions: dict[str, list[str]] = {}
+        deleted: set[str] = set()
+        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+            for v in page.get("Versions", []):
+                versions.setdefault(v["Key"], []).append(v["VersionId"])
+            for d in page.get("DeleteMarkers", []):
+                versions.setdefault(d["Key"], [])
+                if d.get("IsLatest"):
+                    deleted.add(d["Key"])
+        return [(k, versions[k], k in deleted) for k in sorted(versions)]
+
+    def _verified(self, key: str, versions: list[str], deleted: bool, run_id: str, what: str) -> Any:
+        # Every rackform write is a single conditional PUT with a SHA-256 (put_once): one version, never deleted.
+        if deleted:
+            raise _Bad("tampered", f"deleted (a delete marker hides {len(versions)} version(s)); rackform never "
+                       "deletes results")
+        if len(versions) != 1:
+            raise _Bad("tampered", f"{len(versions)} versions: written over after the first write, which rackform "
+                       "never does (every write is If-None-Match: *)")
+        kwargs = {} if versions[0] == "null" else {"VersionId": versions[0]}  # the version listed, not a newer one
+        try:
+            got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
+            body = got["Body"].read()
+        except FlexibleChecksumError as e:  # botocore checked the body against the stored checksum itself
+            raise _Bad("tampered", f"SHA-256 mismatch: {e}") from None
+        stored = got.get("ChecksumSHA256")
+        if stored is None:
+            raise _Bad("tampered", "no SHA-256 checksum stored with it; every rackform write carries one")
+        if stored != sha256_b64(body):
+            raise _Bad("tampered", f"SHA-256 mismatch: stored {stored}, the body hashes to {sha256_b64(body)}")
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            raise _Bad("unreadable", f"not JSON ({e})") from None
+        return _record(key, data, run_id) if what == "record" else _marker(key, data, run_id)
+
+
+# --- what a reader makes of an object it cannot believe ----------------------------------------------------------
+
+# AWS Batch job names: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number
+# (https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html, jobName). A marker's job name is also
+# a local file name (workloads/local.py), so nothing else may pass.
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+MARKER_FIELDS: dict[str, type] = {"job_name": str, "job_id": str, "queue": str, "job_definition": str, "rack": str,
+                                  "node_group": str, "benchmark": str, "nodes": int}
+
+
+@dataclass(frozen=True)
+class BadObject:
+    """An object under a run's prefix that is shown as a problem, never as data."""
+
+    key: str
+    what: str  # "record" or "marker"
+    kind: Literal["unreadable", "tampered"]  # malformed, or not what rackform wrote where it wrote it
+    why: str
+
+    def render(self) -> str:
+        from rackform.textsafe import visible  # operator side only: the job image carries workloads/ alone
+
+        noun = "job marker" if self.what == "marker" else self.what
+        return visible(f"{noun} {self.kind}: {self.key}: {self.why}")
+
+
+def problem_lines(problems: list[BadObject]) -> list[str]:
+    """"1 record unreadable: KEY: why"; several of a kind get a count line and one indented line each."""
+    from rackform.textsafe import visible
+
+    lines = []
+    for kind in ("tampered", "unreadable"):
+        for what in ("record", "marker"):
+            found = [p for p in problems if (p.kind, p.what) == (kind, what)]
+            noun = "job marker" if what == "marker" else what
+            if len(found) == 1:
+                lines.append(f"1 {found[0].render()}")
+            elif found:
+                lines.append(f"{len(found)} {noun}s {kind}:")
+                lines += [visible(f"  {p.key}: {p.why}") for p in found]
+    return lines
+
+
+def problem_dicts(problems: list[BadObject]) -> list[dict[str, str]]:
+    return [{"key": p.key, "object": p.what, "problem": p.kind, "why": p.why} for p in problems]
+
+
+class _Bad(Exception):
+    def __init__(self, kind: Literal["unreadable", "tampered"], why: str):
+        self.kind, self.why = kind, why
+
+
+def _kind(prefix: str, key: str) -> str | None:
+    rest = key[len(prefix):]
+    if rest.startswith("_jobs/"):
+        return "marker" if rest.endswith(".json") else None
+    return "record" if rest == "record.json" or rest.endswith("/record.json") else None
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "<record>"
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+def _record(key: str, data: Any, run_id: str) -> ResultRecord:
+    try:
+        record = ResultRecord.model_validate(data)
+    except ValidationError as e:
+        raise _Bad("unreadable", f"not a result record: {_first_error(e)}") from None
+    parts = key.split("/")
+    expected = record_key(record.run_id, record.rack, record.node_group, record.benchmark) if len(parts) == 6 \
+        and RUN_ID.fullmatch(record.run_id) else None
+    if key != expected:
+        raise _Bad("tampered", f"filed under this key, but the record is run {record.run_id!r}, rack "
+                   f"{record.rack!r}, node group {record.node_group!r}, benchmark {record.benchmark!r}")
+    return record
+
+
+def _marker(key: str, data: Any, run_id: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _Bad("unreadable", f"a job marker is a JSON object, not {type(data).__name__}")
+    missing = [k for k in MARKER_FIELDS if k not in data]
+    if missing:
+        raise _Bad("unreadable", f"missing {', '.join(missing)}")
+    wrong = [k for k, t in MARKER_FIELDS.items() if type(data[k]) is not t]
+    if wrong:
+        raise _Bad("unreadable", "; ".join(f"{k} is {type(data[k]).__name__}, not {MARKER_FIELDS[k].__name__}"
+                                           for k in wrong))
+    name = data["job_name"]
+    if data["nodes"] < 1 or not JOB_NAME.fullmatch(name):
+        raise _Bad("unreadable", f"job name {name!r} or nodes {data['nodes']} is not one Batch accepts")
+    expected = f"{run_id}-{data['rack']}-{data['node_group']}-{data['benchmark']}"
+    if key != submission_key(run_id, name) or name != expected:
+        raise _Bad("tampered", f"filed under this key, but it names job {name!r} of rack {data['rack']!r}, node "
+                   f"group {data['node_group']!r}, benchmark {data['benchmark']!r} (run {run_id} would name it "
+                   f"{expected!r})")
+    return data

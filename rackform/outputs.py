@@ -1,0 +1,96 @@
+"""Where rackform writes files: checked before any work, never through a symlink, never over the user's files.
+
+`check_output` is the one check every output option goes through (`synth -o`, `report --html`, `report --csv`);
+the CLI runs it on the parsed arguments before a command starts, so an unwritable path is a one-line error, not a
+traceback after minutes of work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["file", "dir"]
+
+
+class OutputError(Exception):
+    """An output path rackform will not or cannot write; the message is one line naming the path and why."""
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest ancestor of `path` that exists (lexically: `path` itself is not resolved)."""
+    for parent in path.parents:
+        if os.path.lexists(parent):
+            return parent
+    return Path(".")
+
+
+def _check_creatable(path: Path, option: str) -> None:
+    """A path that does not exist yet: its nearest existing ancestor must be a writable directory."""
+    base = _existing_ancestor(path)
+    if not base.is_dir():
+        raise OutputError(f"{option} {path}: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {path}: directory {base} is not writable")
+
+
+def is_cdk_output(directory: Path) -> bool:
+    """A cloud assembly that CDK wrote: a `cdk.out` version file and a `manifest.json` with a version, both JSON.
+
+    That is what aws-cdk-lib 2's App.synth() writes at the top of every assembly (the cloud assembly schema version,
+    e.g. {"version": "55.0.0"}, checked with this repository's pinned aws-cdk-lib), beside tree.json, templates
+    and asset manifests; user files rarely come in that pair.
+    """
+    try:
+        marker = json.loads((directory / "cdk.out").read_text())
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and "version" in marker and isinstance(manifest, dict) and "version" in manifest
+
+
+def check_output(path: str | os.PathLike[str], kind: Kind, option: str, *, force: bool = False) -> Path:
+    """The path, if rackform may write a file (kind "file") or a CDK cloud assembly (kind "dir") there.
+
+    Refused, whatever `force` says: a symlink at the path (writing would follow it out), for a directory a symlink
+    inside it (CDK rewrites manifest.json, tree.json and templates in place), a file where a directory is expected
+    and the reverse, and a path whose directory is not writable. Refused without `force`: a non-empty directory
+    that is not a previous CDK output, whose files (a manifest.json, a tree.json) CDK would replace.
+    """
+    out = Path(path)
+    if out.is_symlink():
+        raise OutputError(f"{option} {out} is a symbolic link; rackform does not write through links: give the "
+                          "real path")
+    if not os.path.lexists(out):
+        _check_creatable(out, option)
+        return out
+    if kind == "file":
+        if out.is_dir():
+            raise OutputError(f"{option} {out} is a directory; give a file path")
+        if not os.access(out, os.W_OK) or not os.access(out.parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{option} {out} is not writable")
+        return out
+    if not out.is_dir():
+        raise OutputError(f"{option} {out} exists and is not a directory")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {out}: directory is not writable")
+    entries = list(out.iterdir())
+    if links := [e.name for e in entries if e.is_symlink()]:
+        raise OutputError(f"{option} {out} holds symbolic links ({', '.join(sorted(links)[:3])}); CDK would write "
+                          "through them: use an empty directory")
+    if entries and not force and not is_cdk_output(out):
+        raise OutputError(f"{option} {out} is not empty and not a previous CDK output (no cdk.out and manifest.json"
+                          "); its files could be replaced: use a new directory, or --force")
+    return out
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write a checked output file; O_NOFOLLOW refuses a symlink planted at the path after the check."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return out
