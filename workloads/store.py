@@ -158,7 +158,10 @@ class ResultStore:
         return out
 
     def _versions(self, prefix: str) -> list[tuple[str, list[str], bool]]:
-        """(key, version ids, latest is a delete marker) for every key under the prefix, from one listing."""
+        """(key, version ids, latest is a delete marker) for every key under the prefix, from one listing.
+
+        Needs s3:ListBucketVersions (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html);
+        an unversioned bucket lists each key once, version id "null"."""
         versions: dict[str, list[str]] = {}
         deleted: set[str] = set()
         for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
@@ -178,7 +181,9 @@ class ResultStore:
         if len(versions) != 1:
             raise _Bad("tampered", f"{len(versions)} versions: written over after the first write, which rackform "
                        "never does (every write is If-None-Match: *)")
-        kwargs = {} if versions[0] == "null" else {"VersionId": versions[0]}  # the version listed, not a newer one
+        # The version listed, not one PUT since (s3:GetObjectVersion). The stored SHA-256 is the one S3 checked the
+        # body against on upload (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html).
+        kwargs = {} if versions[0] == "null" else {"VersionId": versions[0]}
         try:
             got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
             body = got["Body"].read()
