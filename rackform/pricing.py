@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .catalog import is_zone_id
 from .models import Frozen
 from .problems import SpecError
 from .spec import FsxLustre
@@ -232,18 +233,22 @@ def ec2_region_block(pricing_client: Any, region: str, instance_types: Iterable[
 
 def spot_prices(ec2_client: Any, instance_types: Iterable[str], az: str,
                 now: dt.datetime | None = None) -> dict[str, Quote]:
-    """Current Linux Spot price per instance type in one AZ; types without Spot history are left out."""
+    """Current Linux Spot price per instance type in one AZ, given by name or by AZ ID (use1-az6); types without
+    Spot history are left out."""
     now = now or dt.datetime.now(dt.timezone.utc)
     types = sorted(set(instance_types))
     if not types:
         return {}
     latest: dict[str, dict[str, Any]] = {}
+    # DescribeSpotPriceHistory takes the AZ by name or by ID, one or the other
+    # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSpotPriceHistory.html).
+    key = "AvailabilityZoneId" if is_zone_id(az) else "AvailabilityZone"
     # With StartTime=now EC2 returns the price in force at that moment (the last change before it) per type.
     pages = ec2_client.get_paginator("describe_spot_price_history").paginate(
-        InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], AvailabilityZone=az, StartTime=now)
+        InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=now, **{key: az})
     for page in pages:
         for rec in page["SpotPriceHistory"]:
-            if rec.get("AvailabilityZone", az) != az:
+            if rec.get(key, az) != az:
                 continue
             seen = latest.get(rec["InstanceType"])
             if seen is None or rec["Timestamp"] > seen["Timestamp"]:

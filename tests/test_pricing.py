@@ -255,3 +255,19 @@ def test_every_limits_entry_is_a_catalog_type_with_dated_sources(catalog):
 ])
 def test_network_performance_strings(text, expected):
     assert network_gbps(text) == expected
+
+
+def test_spot_prices_in_an_az_given_by_id_ask_ec2_by_id():
+    # An AZ ID names the same zone in every account; EC2 takes it as AvailabilityZoneId, never as a name.
+    client = _client("ec2")
+    now = dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.timezone.utc)
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [{"AvailabilityZone": "us-east-1c", "AvailabilityZoneId": "use1-az6",
+                                   "InstanceType": "c7g.16xlarge", "ProductDescription": "Linux/UNIX",
+                                   "SpotPrice": "0.8123", "Timestamp": now}], "NextToken": ""},
+            {"InstanceTypes": ["c7g.16xlarge"], "ProductDescriptions": ["Linux/UNIX"],
+             "AvailabilityZoneId": "use1-az6", "StartTime": now})
+        quotes = spot_prices(client, ["c7g.16xlarge"], "use1-az6", now=now)
+    assert quotes["c7g.16xlarge"].usd == 0.8123 and "use1-az6" in quotes["c7g.16xlarge"].source
