@@ -92,6 +92,8 @@ class AccountState:
     stack_limit: int | None | ApiError  # None: DescribeAccountLimits did not list StackLimit
     stacks: tuple[str, ...] | ApiError  # names of stacks not deleted
     data_repository: BucketState | ApiError | None = None  # None: the spec links no bucket
+    # existing placement group name -> its DescribePlacementGroups entry; None: no such group
+    placement_groups: Mapping[str, dict[str, Any] | ApiError | None] | None = None
 
 
 # --- checks (pure) ---------------------------------------------------------------------------------------------
@@ -319,6 +321,39 @@ def check_stacks(plan: Plan, stack_limit: int | None | ApiError, stacks: tuple[s
                   f"(service cloudformation)")]
 
 
+def existing_placement_groups(plan: Plan) -> dict[str, list[NodeGroupPlan]]:
+    """Placement groups the spec names (rackform launches into them, never creates them), with their node groups."""
+    named: dict[str, list[NodeGroupPlan]] = {}
+    for g in plan.node_groups():
+        if g.placement_group is not None and not g.creates_placement_group:
+            named.setdefault(g.placement_group, []).append(g)
+    return named
+
+
+def check_placement_groups(plan: Plan, found: Mapping[str, dict[str, Any] | ApiError | None] | None) -> list[Check]:
+    """A named group must exist and be usable: Batch launches into it by name. Cluster is the strategy EFA and
+    multi-node jobs want (https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html)."""
+    checks = []
+    for pg, groups in existing_placement_groups(plan).items():
+        name, needed = f"placement group {pg}", f"an available cluster placement group for {_groups_text(groups)}"
+        entry = (found or {}).get(pg)
+        if isinstance(entry, ApiError):
+            checks.append(entry.as_check(name, needed))
+        elif entry is None:
+            checks.append(Check(name, "blocker", f"no placement group named {pg} in {plan.region}", needed,
+                                f"create it (aws ec2 create-placement-group --group-name {pg} --strategy cluster "
+                                f"--region {plan.region}) or fix placement_group.name"))
+        elif entry.get("State") != "available":
+            checks.append(Check(name, "blocker", f"state {entry.get('State')}", needed,
+                                "use an available placement group; instances cannot launch into this one"))
+        elif entry.get("Strategy") != "cluster":
+            checks.append(Check(name, "warning", f"a {entry.get('Strategy')} placement group", needed,
+                                "EFA and multi-node jobs want a cluster placement group: name one"))
+        else:
+            checks.append(Check(name, "ok", "cluster, available", needed))
+    return checks
+
+
 def data_repository_bucket(plan: Plan) -> str | None:
     fsx = plan.storage.fsx_lustre
     if fsx is None or fsx.data_repository_path is None:
@@ -361,6 +396,7 @@ def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]
     return (check_quotas(plan, state.quotas) + check_reservations(plan, state.reservations, now)
             + check_offerings(plan, state.offerings) + check_batch(plan, state.compute_environments, state.job_queues)
             + check_stacks(plan, state.stack_limit, state.stacks)
+            + check_placement_groups(plan, state.placement_groups)
             + check_data_repository(plan, state.data_repository))
 
 
@@ -420,6 +456,17 @@ def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
         if _error_code(e) in ("InvalidCapacityReservationId.NotFound", "InvalidCapacityReservationId.Malformed"):
             return None
         return _api_error("ec2:DescribeCapacityReservations", e)
+    return found[0] if found else None
+
+
+def fetch_placement_group(ec2: Any, name: str) -> dict[str, Any] | ApiError | None:
+    # One name per call: EC2 fails the whole call when any name in the list is unknown.
+    try:
+        found = ec2.describe_placement_groups(GroupNames=[name])["PlacementGroups"]
+    except CALL_FAILED as e:
+        if _error_code(e) in ("InvalidPlacementGroup.Unknown", "InvalidPlacementGroup.NotFound"):
+            return None
+        return _api_error("ec2:DescribePlacementGroups", e)
     return found[0] if found else None
 
 
@@ -489,6 +536,7 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
         stacks=_guarded("cloudformation:ListStacks", lambda: fetch_stacks(cloudformation)),
         data_repository=None if (bucket := data_repository_bucket(plan)) is None else
         fetch_bucket(client_for("s3"), bucket),
+        placement_groups={pg: fetch_placement_group(ec2, pg) for pg in existing_placement_groups(plan)},
     )
 
 

@@ -81,8 +81,9 @@ class NodeGroup(Frozen):
     efa: bool | None = Field(None, description="default: true where the type supports EFA (every EFA interface)")
     capacity: Capacity = Capacity()
     placement_group: PlacementGroup | None = Field(
-        None, description="{name: existing-group} | {create: true} | {create: false}; omitted: a new cluster placement "
-                          "group for EFA groups on on-demand or spot capacity, none for reservations and Capacity Blocks")
+        None, description="{name: existing-group} | {create: true} | {create: false}; omitted: a new cluster "
+                          "placement group for EFA groups on on-demand or spot capacity, none for reservations and "
+                          "Capacity Blocks")
     root_volume_gib: int = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
 
 

@@ -246,6 +246,27 @@ def test_capacity_block_with_a_placement_group_warns(tmp_path, demo):
     assert c.status == "warning" and c.found.endswith("launches into placement group my-pg")
 
 
+def test_a_named_placement_group_must_exist_and_be_available(tmp_path, demo):
+    p = odcr_plan(tmp_path, demo, {"name": "trn2-pg"})
+    ec2 = boto3.client("ec2", region_name=REGION)
+    with Stubber(ec2) as st:
+        pg = {"GroupName": "trn2-pg", "State": "available", "Strategy": "cluster"}
+        st.add_response("describe_placement_groups", {"PlacementGroups": [pg]}, {"GroupNames": ["trn2-pg"]})
+        st.add_response("describe_placement_groups", {"PlacementGroups": [{**pg, "Strategy": "spread"}]})
+        st.add_response("describe_placement_groups", {"PlacementGroups": [{**pg, "State": "deleting"}]})
+        st.add_client_error("describe_placement_groups", "InvalidPlacementGroup.Unknown", "unknown")
+        st.add_client_error("describe_placement_groups", "UnauthorizedOperation", http_status_code=403)
+        found = [preflight.fetch_placement_group(ec2, "trn2-pg") for _ in range(5)]
+    checks = [preflight.check_placement_groups(p, {"trn2-pg": f}) for f in found]
+    assert [c.status for [c] in checks] == ["ok", "warning", "blocker", "blocker", "unknown"]
+    [ok] = checks[0]
+    assert ok.name == "placement group trn2-pg" and "trn2-train/workers 4 x trn2.48xlarge" in ok.needed
+    assert checks[3][0].found == "no placement group named trn2-pg in us-east-2"
+    assert "aws ec2 create-placement-group --group-name trn2-pg --strategy cluster" in checks[3][0].fix
+    assert "grant ec2:DescribePlacementGroups" in checks[4][0].fix
+    assert preflight.check_placement_groups(odcr_plan(tmp_path, demo, {"create": True}), {}) == []  # created: none
+
+
 def test_fetch_reservation_through_stubber():
     ec2 = boto3.client("ec2", region_name=REGION)
     with Stubber(ec2) as st:
