@@ -245,7 +245,8 @@ def test_botocore_never_resends_a_submit_job_whose_response_was_lost(aws, plan, 
     inject(monkeypatch, faults)
     submitter = boto3.client("batch", region_name=REGION, config=NO_RETRY)
     with pytest.raises((ReadTimeoutError, ConnectionClosedError)):
-        submitter.submit_job(jobName="once", jobQueue=group.job_queue, jobDefinition=f"{group.resource_name}-gemm")
+        submitter.submit_job(jobName="once", jobQueue=group.job_queue, jobDefinition=f"{group.resource_name}-single",
+                             parameters={"benchmark": "gemm"})
     assert faults.calls["batch.SubmitJob"] == 1 and slept == []
     assert count_jobs(batch, group.job_queue) == Counter({"once": 1})
 
