@@ -304,7 +304,7 @@ def reservation_placement_group(spec: Spec, catalog: Catalog):
                 "a cluster placement group serves only launches into that group, and one outside any group may "
                 "have no room inside a new one. Name the group the reservation was created in "
                 "(placement_group: {name: ...}) or set create: false")
-        elif pg is None and g.count > 1 and efa_enabled(g, it):
+        elif (pg is None or pg.name is None and pg.create is None) and g.count > 1 and efa_enabled(g, it):
             yield f"{path}.placement_group", (
                 f"{g.count} x {it.name} with EFA and no placement group: AWS Batch wants all EFA instances of a job "
                 "in one cluster placement group, and a reservation serves one only if it was created in it. Name "

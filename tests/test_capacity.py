@@ -120,8 +120,11 @@ def test_reservation_with_a_created_group_warns(demo, catalog):
     assert "serves only launches into that group" in p.message
 
 
-def test_multi_node_efa_reservation_without_a_choice_asks_for_one(demo, catalog):
+@pytest.mark.parametrize("unset", [None, {}])
+def test_multi_node_efa_reservation_without_a_choice_asks_for_one(demo, catalog, unset):
     groups(demo)["h100"]["capacity"] = {"type": "reservation", "reservation_id": CR}
+    if unset is not None:
+        groups(demo)["h100"]["placement_group"] = unset
     [p] = by_rule(demo, catalog, "reservation-placement-group")
     assert p.message.startswith("2 x p5.48xlarge with EFA and no placement group")
     for choice in ({"name": "my-odcr-pg"}, {"create": False}):  # either explicit choice silences it
