@@ -28,3 +28,10 @@ def test_parse_refuses_another_tools_output(capsys):
 def test_parse_missing_file(capsys, tmp_path):
     code = main(["parse", "--tool", "fio", str(tmp_path / "none.json")])
     assert code == 1 and "cannot read" in capsys.readouterr().err
+
+
+def test_parse_exits_1_when_the_figure_is_not_there(capsys):
+    # iperf3 3.6 wrote a complete JSON whose receiver got 0 bytes: no bandwidth, not a bandwidth of 0.
+    code = main(["parse", "--tool", "iperf3", str(SAMPLES / "iperf3" / "3.6-receiver-measured-nothing.json")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and "iperf3's receiver measured nothing: 0 bytes received" in err

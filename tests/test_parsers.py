@@ -296,7 +296,8 @@ def test_fio_failures():
     assert p.reason == ("fio moved no data: every job read and wrote 0 bytes (fio: failed to create dir "
                         "(/proc/rackform-missing): No such file or directory)")
     assert failed("fio", "fio: unrecognized option '--bogus'\n").reason.startswith("no fio JSON found")
-    assert "fio older than 3.0" in failed("fio", '{"jobs": [{"read": {"io_bytes": 4096, "bw": 4}}]}').reason
+    assert failed("fio", '{"jobs": [{"read": {"io_bytes": 4096, "bw": 4}}]}').reason == (
+        "unreadable fio output: it has no 'iops' field where one belongs")
     assert "unreadable fio output" in failed("fio", '{"jobs": [{"read": {"io_bytes": 4096, "bw_bytes": "x", '
                                                     '"iops": 1}}]}').reason
 
@@ -400,7 +401,7 @@ def test_iperf3_tcp():
 def test_iperf3_udp_has_no_retransmits():
     p = ok("iperf3", "iperf3/udp.json")
     assert value(p, "bandwidth_gbps") == 100113078.71261343 / 1e9
-    assert {m.name for m in p.metrics} == {"bandwidth_gbps", "sent_gbps"}
+    assert {m.name for m in p.metrics} == {"bandwidth_gbps", "sent_gbps", "lost_percent"}
 
 
 def test_iperf3_failures():
@@ -412,7 +413,8 @@ def test_iperf3_failures():
 
 # --- properties ------------------------------------------------------------------------------------------------
 
-FIXTURES = sorted(p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file() and p.name != "README.md")
+FIXTURES = sorted(p.relative_to(DATA).as_posix() for p in DATA.rglob("*")
+                  if p.is_file() and p.name not in ("README.md", "expected.json"))
 JSON = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
                         st.sampled_from(["results", "jobs", "read", "io_bytes", "bw_bytes", "end", "sum_received",
@@ -442,3 +444,108 @@ def test_cut_off_fixtures_never_raise(path, cut, tool):
     parsed = parse(tool, text[:int(len(text) * cut)])
     assert all(m.value == m.value for m in parsed.metrics)  # no NaN slips through
     assert parsed.ok or (parsed.reason and not parsed.metrics)
+
+
+# --- published outputs: every fixture parses to the figure a reader takes from it --------------------------------
+# expected.json holds, per fixture, what a person reading the output would take (README.md says where each comes
+# from); only unit conversions (GiB/s, KiB/s) and sysbench's events / seconds were computed.
+
+EXPECTED = json.loads((DATA / "expected.json").read_text())
+READINGS = [(path, reading) for path, readings in EXPECTED.items() for reading in readings]
+
+
+def test_every_fixture_has_an_expected_reading():
+    assert sorted(EXPECTED) == FIXTURES
+
+
+@pytest.mark.parametrize(("path", "reading"), READINGS,
+                         ids=[f"{path}:{r['tool']}:{r.get('metric', 'fails')}:{r.get('labels', '')}"
+                              for path, r in READINGS])
+def test_fixture_parses_to_what_a_reader_takes(path, reading):
+    parsed = parse(reading["tool"], fixture(path))
+    if reading.get("ok", True) is False:
+        assert not parsed.ok and not parsed.metrics and reading["reason"] in parsed.reason, parsed
+        return
+    assert parsed.ok, parsed.reason
+    found = [m for m in parsed.metrics if m.name == reading["metric"] and m.size_bytes == reading.get("size_bytes")
+             and reading.get("labels", {}).items() <= m.labels.items()]
+    assert len(found) == 1, found
+    assert found[0].value == pytest.approx(reading["value"], rel=1e-9) and found[0].unit == reading["unit"]
+    assert reading.get("details", {}).items() <= parsed.details.items(), parsed.details
+
+
+def test_fio_groups_that_run_one_after_another_are_reported_per_group_never_summed():
+    # Three stonewall groups (1, 5 and 10 jobs, group_reporting): each group's figure, labelled, and no total.
+    p = ok("fio", "fio/3.16-three-stonewall-groups.json")
+    assert [(m.labels["group"], m.value) for m in p.metrics if m.name == "read_iops"] == [
+        ("0", 6793.813746), ("1", 15107.459503), ("2", 19835.249808)]
+    assert value(p, "read_lat_p99_us", group="2", job="test1-subtest10-blocksize8k-threads10-device1of5") == 5210.112
+    assert p.details["groups"] == "3"
+    assert all(m.labels for m in p.metrics)
+
+
+def test_fio_2_reports_kib_per_second_and_microseconds():
+    p = ok("fio", "fio/2.2.10-write-kib-per-s.json")
+    assert value(p, "write_bw") == pytest.approx(62499 * 1024 / 1e6)
+    assert value(p, "write_lat_p50_us") == 8160 and value(p, "write_lat_mean_us") == pytest.approx(8151.19)
+
+
+def test_sysbench_0_4_prints_no_events_per_second_so_it_comes_from_the_totals():
+    p = ok("sysbench-cpu", "sysbench/0.4.12-cpu-memory-scaleway-vcm1.md")
+    assert value(p, "events_per_second") == pytest.approx(10000 / 46.1131)
+    assert value(p, "latency_avg_ms") == 4.61 and value(p, "latency_p95_ms") == 4.65
+    assert "total number of events / total time" in p.details["events_per_second"]
+    memory = ok("sysbench-memory", "sysbench/0.4.12-cpu-memory-scaleway-vcm1.md")
+    assert value(memory, "transfer_mib_per_s") == 3855.80 and value(memory, "ops_per_second") == 3855.80
+
+
+@pytest.mark.parametrize("cpu_first", [True, False])
+def test_sysbench_details_come_from_the_run_the_figure_comes_from(cpu_first):
+    # A 1-thread cpu run and a 4-thread, 1 MiB-block memory run in one log, in either order.
+    cpu = fixture("sysbench/1.0.20-cpu-memory-fileio-guide.txt").split("$ sysbench memory run")[0]
+    memory = fixture("sysbench/memory-1.0.20.txt")
+    text = cpu + memory if cpu_first else memory + cpu
+    p = ok_text("sysbench-cpu", text)
+    assert value(p, "events_per_second") == 4368.44 and p.details["threads"] == "1"
+    m = ok_text("sysbench-memory", text)
+    assert value(m, "transfer_mib_per_s") == 19144.87
+    assert m.details["threads"] == "4" and m.details["block_size"] == "1024KiB"
+
+
+def test_sysbench_several_runs_of_one_test_are_refused_not_picked():
+    text = fixture("sysbench/cpu-1.0.20.txt") + fixture("sysbench/1.0.20-cpu-memory-fileio-guide.txt")
+    assert failed("sysbench-cpu", text).reason == (
+        "2 sysbench cpu runs in one output (threads=4, threads=1): give the parser one run at a time")
+
+
+PREFIXES = ["[rank 0] ", "[1,0]<stdout>:", "node-1: ", "0: ", "ip-10-0-0-1: [1,1]<stdout>:"]
+CLEAN = {"nccl-tests": "nccl-tests/all_reduce-3ranks.txt", "nccom-test": "nccom-test/allr-2ranks-fp32-neuron-2.10.txt",
+         "fio": "fio/rand-read.json", "sysbench-cpu": "sysbench/cpu-1.0.20.txt",
+         "sysbench-memory": "sysbench/memory-1.0.20.txt", "fi_pingpong": "fi_pingpong/tcp-rdm-all-sizes.txt",
+         "iperf3": "iperf3/tcp.json"}
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("tool", TOOLS)
+def test_launcher_prefixes_are_stripped_for_every_tool(tool, prefix):
+    text = fixture(CLEAN[tool])
+    plain = ok_text(tool, text)
+    prefixed = ok_text(tool, "".join(prefix + line for line in text.splitlines(keepends=True)))
+    assert prefixed.metrics == plain.metrics and prefixed.details == plain.details
+
+
+def test_tool_messages_are_not_taken_for_host_prefixes():
+    # "FATAL: ..." starts a line the way "node-1: ..." does; it is sysbench's own message, and is kept.
+    assert failed("sysbench-memory", "FATAL: Invalid value for memory-block-size: 3\n").reason == (
+        "sysbench failed: Invalid value for memory-block-size: 3")
+
+
+def test_iperf3_receiver_that_measured_nothing_is_not_a_bandwidth_of_zero():
+    p = failed("iperf3", fixture("iperf3/3.6-receiver-measured-nothing.json"))
+    assert p.reason == "iperf3's receiver measured nothing: 0 bytes received in 0.0769279 s (56320 bytes sent)"
+    assert p.details["version"] == "iperf 3.6"
+
+
+def test_iperf3_interrupted_run_after_a_terminal_ctrl_c_echo():
+    assert failed("iperf3", fixture("iperf3/3.6-interrupted.json")).reason == (
+        "iperf3 failed: interrupt - the client has terminated")

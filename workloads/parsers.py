@@ -56,8 +56,14 @@ def bus_bandwidth(algbw: float, ranks: int, collective: str) -> float:
 
 _NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _INT = re.compile(r"[0-9]+")
-# What launchers put before each line: srun -l ("0: "), Open MPI --tag-output ("[1,0]<stdout>:"), pdsh ("node-1: ").
-_LAUNCHER_PREFIX = re.compile(r"^(?:\[[0-9]+,[0-9]+\]<std(?:out|err)>:\s?|[0-9]+:\s|[A-Za-z][\w.-]*:\s)", re.A)
+# What launchers put before each line: srun -l ("0: "), Open MPI --tag-output ("[1,0]<stdout>:"), torchrun-style
+# wrappers ("[rank 1] "), and pdsh or a host-tagging wrapper ("node-1: ", see _HOST_PREFIX); also a terminal's echo
+# of Ctrl-C ("^C"), which lands in front of what the interrupted tool prints next (iperf3's JSON, for one).
+_LAUNCHER_PREFIX = re.compile(r"^(?:\[[0-9]+,[0-9]+\]<std(?:out|err)>:\s?|\[rank ?[0-9]+\]\s?|[0-9]+:\s|\^C)", re.A)
+# A host tag looks like the tools' own "FATAL: ...", "fio: ...", "iperf3: error ..." lines, so it is stripped only
+# when it starts most lines (a launcher tags every line it relays) and is not one of those words.
+_HOST_PREFIX = re.compile(r"^([A-Za-z][\w.-]*):\s", re.A)
+_TOOL_WORDS = frozenset({"fatal", "warning", "error", "note", "info", "debug", "fio", "iperf3", "sysbench"})
 
 
 def _number(token: str) -> float | None:
@@ -75,17 +81,32 @@ def _finite(value: Any) -> float:
     return float(value)
 
 
+def _host_tag(line: str) -> re.Match[str] | None:
+    m = _HOST_PREFIX.match(line)
+    return m if m and m.group(1).lower() not in _TOOL_WORDS else None
+
+
+def _strip_prefixes(line: str, hosts: bool) -> str:
+    # Launchers nest (pdsh running mpirun), so a line can carry more than one prefix.
+    for _ in range(3):
+        m = _LAUNCHER_PREFIX.match(line) or (_host_tag(line) if hosts else None)
+        if m is None:
+            break
+        line = line[m.end():]
+    return line
+
+
 def _unprefixed_lines(text: str) -> list[str]:
-    lines = []
-    for line in text.splitlines():
-        # Launchers nest (pdsh running mpirun), so a line can carry more than one prefix.
-        for _ in range(3):
-            stripped = _LAUNCHER_PREFIX.sub("", line, count=1)
-            if stripped == line:
-                break
-            line = stripped
-        lines.append(line)
-    return lines
+    """The output's lines without launcher prefixes; every parser reads these, whatever started the tool."""
+    lines = text.splitlines()
+    nonblank = [line for line in lines if line.strip()]
+    tagged = sum(1 for line in nonblank if _host_tag(_strip_prefixes(line, hosts=False)))
+    hosts = 2 * tagged > len(nonblank)
+    return [_strip_prefixes(line, hosts) for line in lines]
+
+
+def _unprefixed(text: str) -> str:
+    return "\n".join(_unprefixed_lines(text))
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
@@ -249,10 +270,10 @@ def parse_nccl_tests(text: str) -> Parsed:
     run. A float `error` column (builds before 2022) is a numeric tolerance, not a verdict: those builds are judged
     by the Out of bounds footer alone.
     """
-    doc = _json_object(text)
+    lines = _unprefixed_lines(text)
+    doc = _json_object("\n".join(lines))
     if doc is not None and "results" in doc:
         return _nccl_json(doc)
-    lines = _unprefixed_lines(text)
     headers = [(i, h) for i, line in enumerate(lines) if (h := _nccl_header(line)) is not None]
     details = _nccl_preamble(lines[:headers[0][0]] if headers else lines, text)
     failure = next((m.group(0).strip() for line in lines if (m := _NCCL_FAILURE.search(line))), "")
@@ -405,7 +426,7 @@ def parse_nccom_test(text: str) -> Parsed:
     """
     lines = _unprefixed_lines(text)
     details = _nccom_command(lines)
-    doc = _json_object(text)
+    doc = _json_object("\n".join(lines))
     if doc is not None and "results" in doc:
         rows = doc["results"]
         time_key = _nccom_time_key(rows[0]) if rows else None
@@ -453,23 +474,59 @@ def _percentile(latency: dict[str, Any], pct: float) -> float | None:
     return None
 
 
+def _fio_latency(stats: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """The latency block to report and its units per microsecond: completion latency, or total latency where only
+    that carries percentiles (--lat_percentiles). fio 3 writes nanoseconds (clat_ns), fio 2 microseconds (clat)."""
+    for clat, lat, per_us in (("clat_ns", "lat_ns", 1e3), ("clat", "lat", 1.0)):
+        if clat in stats or lat in stats:
+            return (stats.get(clat) if "percentile" in (stats.get(clat) or {}) else stats.get(lat)) or {}, per_us
+    return {}, 1.0
+
+
+def _fio_direction(direction: str, stats: list[dict[str, Any]], labels: dict[str, str]) -> list[Metric]:
+    # fio 3 writes bw_bytes (B/s); fio 2 only bw, in KiB/s (fio 3 still writes bw, as bw_bytes / 1024).
+    if all("bw_bytes" in s for s in stats):
+        bandwidth = sum(_finite(s["bw_bytes"]) for s in stats)
+    else:
+        bandwidth = sum(_finite(s["bw"]) for s in stats) * 1024
+    metrics = [_metric(f"{direction}_bw", bandwidth / 1e6, "MB/s", **labels),
+               _metric(f"{direction}_iops", sum(_finite(s["iops"]) for s in stats), "IOPS", **labels)]
+    latencies = [_fio_latency(s) for s in stats]
+    for pct in (50.0, 99.0):
+        values = [v / per_us for lat, per_us in latencies if (v := _percentile(lat, pct)) is not None]
+        if values:
+            metrics.append(_metric(f"{direction}_lat_p{pct:.0f}_us", max(values), "us", **labels))
+    ios = [_finite(s.get("total_ios", 0)) for s in stats]
+    if sum(ios) > 0 and all("mean" in lat for lat, _ in latencies):
+        mean = sum(_finite(lat["mean"]) / per_us * n for (lat, per_us), n in zip(latencies, ios)) / sum(ios)
+        metrics.append(_metric(f"{direction}_lat_mean_us", mean, "us", **labels))
+    return metrics
+
+
 @_never_raises("fio")
 def parse_fio(text: str) -> Parsed:
-    """fio --output-format=json (fio 3.x: bw_bytes and *_ns latencies), with anything before or after the JSON.
+    """fio --output-format=json (fio 3: bw_bytes and *_ns latencies; fio 2: bw in KiB/s and microseconds), with
+    anything before or after the JSON.
 
-    Per direction that moved data: bandwidth and IOPS summed over jobs (a run without --group_reporting lists each
-    job), p50 and p99 the worst job's (the slowest job bounds the workload), mean latency weighted by each job's
-    completed I/Os. Latency is completion latency (clat_ns), or total latency (lat_ns) where only that carries
+    Jobs of one reporting group run together: per direction that moved data, bandwidth and IOPS are summed over its
+    jobs (a run without --group_reporting lists each job), p50 and p99 are the worst job's (the slowest job bounds
+    the workload), mean latency is weighted by each job's completed I/Os. Groups (stonewall, new_group) run one after
+    another, so they are never summed: with more than one, every metric carries labels group (the groupid) and job
+    (the group's first job name). Latency is completion latency, or total latency where only that carries
     percentiles (--lat_percentiles).
     """
-    doc = _json_object(text)
+    doc = _json_object(_unprefixed(text))
     if doc is None:
         return _fail("fio", "no fio JSON found (was fio run with --output-format=json?)" + _last_line(text))
     jobs = doc.get("jobs")
     if not isinstance(jobs, list) or not jobs:
         return _fail("fio", "fio JSON has no jobs")
     names = _joined(str(job.get("jobname", "")) for job in jobs)
-    details = {"fio_version": str(doc.get("fio version", "")), "jobs": names}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        groups.setdefault(str(job.get("groupid", 0)), []).append(job)
+    details = {"fio_version": str(doc.get("fio version", "")), "jobs": names,
+               "groups": str(len(groups)) if len(groups) > 1 else ""}
     details = {k: v for k, v in details.items() if v}
     # fio says what went wrong only in its "fio: ..." lines; the JSON holds just an errno, or nothing.
     said = m.group(0) if (m := re.search(r"^fio: .*$", text, re.M)) else ""
@@ -477,24 +534,12 @@ def parse_fio(text: str) -> Parsed:
         return _fail("fio", f"fio job {failed.get('jobname')!r} failed with error {failed['error']}"
                      + (f" ({said})" if said else ""), **details)
     metrics = []
-    for direction in ("read", "write"):
-        stats = [job[direction] for job in jobs if (job.get(direction) or {}).get("io_bytes", 0) > 0]
-        if not stats:
-            continue
-        if any("bw_bytes" not in s for s in stats):
-            return _fail("fio", "fio JSON without bw_bytes: fio older than 3.0 is not supported", **details)
-        metrics += [_metric(f"{direction}_bw", sum(_finite(s["bw_bytes"]) for s in stats) / 1e6, "MB/s"),
-                    _metric(f"{direction}_iops", sum(_finite(s["iops"]) for s in stats), "IOPS")]
-        latencies = [(s.get("clat_ns") if "percentile" in (s.get("clat_ns") or {}) else s.get("lat_ns")) or {}
-                     for s in stats]
-        for pct in (50.0, 99.0):
-            values = [v for lat in latencies if (v := _percentile(lat, pct)) is not None]
-            if values:
-                metrics.append(_metric(f"{direction}_lat_p{pct:.0f}_us", max(values) / 1e3, "us"))
-        ios = [_finite(s.get("total_ios", 0)) for s in stats]
-        if sum(ios) > 0 and all("mean" in lat for lat in latencies):
-            mean = sum(_finite(lat["mean"]) * n for lat, n in zip(latencies, ios)) / sum(ios)
-            metrics.append(_metric(f"{direction}_lat_mean_us", mean / 1e3, "us"))
+    for group, members in groups.items():
+        labels = {"group": group, "job": str(members[0].get("jobname", ""))} if len(groups) > 1 else {}
+        for direction in ("read", "write"):
+            stats = [job[direction] for job in members if (job.get(direction) or {}).get("io_bytes", 0) > 0]
+            if stats:
+                metrics += _fio_direction(direction, stats, labels)
     if not metrics:
         return _fail("fio", "fio moved no data: every job read and wrote 0 bytes" + (f" ({said})" if said else ""),
                      **details)
@@ -502,12 +547,12 @@ def parse_fio(text: str) -> Parsed:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# sysbench 1.x
+# sysbench (0.4, 0.5, 1.0, 1.1)
 
 
 def _sysbench_details(text: str) -> dict[str, str]:
     details = {}
-    if m := re.search(r"^sysbench (\S+)", text, re.M):
+    if m := re.search(r"^sysbench ([0-9][^\s:]*)", text, re.M):  # "sysbench 1.0.20 (using ...", "sysbench 0.4.12:  ..."
         details["version"] = m.group(1)
     if m := re.search(r"Number of threads:\s*([0-9]+)", text):
         details["threads"] = m.group(1)
@@ -530,6 +575,60 @@ def _sysbench_latency(text: str) -> list[Metric]:
     return metrics
 
 
+def _sysbench_request_stats(text: str) -> list[Metric]:
+    """sysbench 0.4's "per-request statistics:" block: "avg: 4.61ms", "approx.  95 percentile: 4.65ms"."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "per-request statistics:"), None)
+    metrics = []
+    for line in lines[start + 1:] if start is not None else []:
+        name, colon, value = line.strip().partition(":")
+        number = _number(value.strip().removesuffix("ms"))
+        if not colon or number is None:
+            break
+        if name == "avg":
+            metrics.append(_metric("latency_avg_ms", number, "ms"))
+        elif m := re.fullmatch(r"approx\. +([0-9]+) percentile", name):
+            metrics.append(_metric(f"latency_p{m.group(1)}_ms", number, "ms"))
+    return metrics
+
+
+# What tells a run's test apart, in 1.x and in 0.4 wording.
+_SYSBENCH_MARKERS = {
+    "cpu": ("Prime numbers limit", "CPU speed:", "Doing CPU performance benchmark", "Maximum prime number checked"),
+    "memory": ("Running memory speed test", "Doing memory operations speed test", "MiB transferred (",
+               "MB transferred ("),
+}
+
+
+def _sysbench_runs(text: str) -> list[str]:
+    """The output cut into one text per sysbench run: a run starts at the banner ("sysbench 1.0.20 (using ...",
+    "sysbench 0.4.12:  multi-threaded ...") or, where banners were cut off, at a second "Running the test with
+    following options"."""
+    runs: list[list[str]] = [[]]
+    options = False
+    for line in _unprefixed_lines(text):
+        starts_options = line.startswith("Running the test with following options")
+        if runs[-1] and (re.match(r"sysbench [0-9]", line) or (starts_options and options)):
+            runs.append([])
+            options = False
+        runs[-1].append(line)
+        options = options or starts_options
+    return ["\n".join(run) for run in runs]
+
+
+def _sysbench_run(text: str, test: str, tool: str) -> tuple[str, Parsed | None]:
+    """The one run of `test` in a log that may hold several sysbench tests, so that the figure and its details
+    (threads, block size) come from the same run; a log with several runs of `test` is refused, not guessed at."""
+    runs = _sysbench_runs(text)
+    mine = [run for run in runs if any(marker in run for marker in _SYSBENCH_MARKERS[test])]
+    if len(mine) > 1:
+        threads = ", ".join(f"threads={_sysbench_details(run).get('threads', '?')}" for run in mine)
+        return "", _fail(tool, f"{len(mine)} sysbench {test} runs in one output ({threads}): give the parser one run "
+                         "at a time")
+    # No run of this test: the whole output goes to the caller, whose checks say what is missing (or FATAL).
+    return (mine[0] if mine else "\n".join(runs)), None
+
+
 def _sysbench_fatal(text: str, tool: str) -> Parsed | None:
     if m := re.search(r"^FATAL: (.*)$", text, re.M):
         return _fail(tool, f"sysbench failed: {m.group(1).strip()}", **_sysbench_details(text))
@@ -538,15 +637,19 @@ def _sysbench_fatal(text: str, tool: str) -> Parsed | None:
 
 @_never_raises("sysbench-cpu")
 def parse_sysbench_cpu(text: str) -> Parsed:
-    """`sysbench cpu run`, sysbench 1.0 ("General statistics:") or 1.1 ("Throughput:").
+    """`sysbench cpu run` (1.0 "General statistics:", 1.1 "Throughput:") or `sysbench --test=cpu run` (0.4, 0.5).
 
     events_per_second is the "events per second:" line, else 1.1's "events/s (eps):"; builds that print neither
-    (1.0.7 is one) get total events / total time, and details["events_per_second"] says so.
+    (0.4, 0.5 and 1.0.7) get total events / total time, and details["events_per_second"] says so. In a log of
+    several sysbench tests, everything comes from the cpu run.
     """
+    text, several = _sysbench_run(text, "cpu", "sysbench-cpu")
+    if several:
+        return several
     if fatal := _sysbench_fatal(text, "sysbench-cpu"):
         return fatal
     details = _sysbench_details(text)
-    if "Prime numbers limit" not in text and "CPU speed:" not in text:
+    if not any(marker in text for marker in _SYSBENCH_MARKERS["cpu"]):
         return _fail("sysbench-cpu", "not `sysbench cpu` output: no 'Prime numbers limit' line" + _last_line(text),
                      **details)
     eps = re.search(r"events per second:\s*([0-9.]+)", text) or re.search(r"events/s \(eps\):\s*([0-9.]+)", text)
@@ -560,26 +663,36 @@ def parse_sysbench_cpu(text: str) -> Parsed:
                          "and time): the run did not finish?" + _last_line(text), **details)
         value = int(events.group(1)) / elapsed
         details["events_per_second"] = "total number of events / total time (this sysbench does not print it)"
-    metrics = [_metric("events_per_second", value, "events/s"), *_sysbench_latency(text)]
+    metrics = [_metric("events_per_second", value, "events/s"), *_sysbench_latency(text),
+               *_sysbench_request_stats(text)]
     return Parsed(tool="sysbench-cpu", ok=True, metrics=tuple(metrics), details=details)
 
 
 @_never_raises("sysbench-memory")
 def parse_sysbench_memory(text: str) -> Parsed:
-    """`sysbench memory run`: MiB/s from "N MiB transferred (X MiB/sec)", ops/s from "Total operations"."""
+    """`sysbench memory run`: MiB/s from "N MiB transferred (X MiB/sec)", ops/s from "Total operations".
+
+    sysbench 0.4 prints "N MB transferred (X MB/sec)" and "Operations performed: N (X ops/sec)"; its MB are MiB (it
+    divides by 1024 * 1024). In a log of several sysbench tests, everything comes from the memory run.
+    """
+    text, several = _sysbench_run(text, "memory", "sysbench-memory")
+    if several:
+        return several
     if fatal := _sysbench_fatal(text, "sysbench-memory"):
         return fatal
     details = _sysbench_details(text)
-    for key in ("block size", "total size", "operation", "scope"):
-        if m := re.search(rf"^[ \t]*{key}:[ \t]*(\S+)", text, re.M):
+    for key, old_key in (("block size", "Memory block size"), ("total size", "Memory transfer size"),
+                         ("operation", "Memory operations type"), ("scope", "Memory scope type")):
+        if m := re.search(rf"^[ \t]*(?:{key}|{old_key}):[ \t]*(\S+)", text, re.M):
             details[key.replace(" ", "_")] = m.group(1)
-    transfer = re.search(r"([0-9.]+) MiB transferred \(([0-9.]+) MiB/sec\)", text)
+    transfer = re.search(r"([0-9.]+) (?:MiB|MB) transferred \(([0-9.]+) (?:MiB|MB)/sec\)", text)
     rate = _number(transfer.group(2)) if transfer else None
     if rate is None:
         return _fail("sysbench-memory", "no 'MiB transferred (X MiB/sec)' line: not a finished `sysbench memory` "
                      "run" + _last_line(text), **details)
     metrics = [_metric("transfer_mib_per_s", rate, "MiB/s")]
-    if (m := re.search(r"Total operations:\s*[0-9]+\s*\(\s*([0-9.]+) per second\)", text)) and \
+    if (m := re.search(r"(?:Total operations|Operations performed):[ \t]*[0-9]+[ \t]*\([ \t]*([0-9.]+) "
+                       r"(?:per second|ops/sec)\)", text)) and \
             (ops := _number(m.group(1))) is not None:
         metrics.append(_metric("ops_per_second", ops, "ops/s"))
     return Parsed(tool="sysbench-memory", ok=True, metrics=tuple(metrics), details=details)
@@ -618,7 +731,7 @@ def parse_fi_pingpong(text: str) -> Parsed:
     if error:  # it prints no footer, so an error after some rows is the only sign the sweep stopped early
         details["error"] = error
     if m := re.search(r"prov_name:\s*(\S+)", text) or re.search(r"fi_pingpong\b.*?\s-p\s+(\S+)", text):
-        details["provider"] = m.group(1)
+        details["provider"] = m.group(1).strip("\"'")  # a shell-quoted -p "tcp;ofi_rxm"
     metrics, mismatched = [], []
     for line in lines[headers[0] + 1:end]:
         row = dict(zip(columns, tokens := line.split()))
@@ -647,8 +760,13 @@ def parse_fi_pingpong(text: str) -> Parsed:
 
 @_never_raises("iperf3")
 def parse_iperf3(text: str) -> Parsed:
-    """iperf3 -J: received and sent Gbit/s (10^9 bit/s) and TCP retransmits; a top-level "error" is a failure."""
-    doc = _json_object(text)
+    """iperf3 -J: received and sent Gbit/s (10^9 bit/s), TCP retransmits, UDP lost_percent.
+
+    A top-level "error" is a failure, and so is a receiver that measured nothing (0 bytes received): that is a
+    broken test, not a bandwidth of 0. iperf3 before 3.2 summarised UDP in end.sum only (the sender's bytes with the
+    receiver's loss and jitter), which is read as the received figure and said so in details["bandwidth_gbps"].
+    """
+    doc = _json_object(_unprefixed(text))
     if doc is None:
         return _fail("iperf3", "no iperf3 JSON found (was iperf3 run with -J?)" + _last_line(text))
     start = doc.get("start") or {}
@@ -660,14 +778,25 @@ def parse_iperf3(text: str) -> Parsed:
     if "error" in doc:
         return _fail("iperf3", f"iperf3 failed: {doc['error']}", **details)
     end = doc.get("end") or {}
-    if "sum_received" not in end:
+    received = end.get("sum_received")
+    if received is None and test.get("protocol") == "UDP" and "sum" in end:
+        received = end["sum"]
+        details["bandwidth_gbps"] = "end.sum: this iperf3 reports UDP as the sender's rate with the receiver's loss"
+    if received is None:
         return _fail("iperf3", "iperf3 JSON without end.sum_received: the test did not finish", **details)
-    metrics = [_metric("bandwidth_gbps", _finite(end["sum_received"]["bits_per_second"]) / 1e9, "Gbit/s")]
+    if _finite(received.get("bytes", 0)) <= 0 or _finite(received["bits_per_second"]) <= 0:
+        sent = (end.get("sum_sent") or {}).get("bytes")
+        return _fail("iperf3", f"iperf3's receiver measured nothing: 0 bytes received in "
+                     f"{_finite(received.get('seconds', 0)):g} s" + (f" ({sent} bytes sent)" if sent else ""),
+                     **details)
+    metrics = [_metric("bandwidth_gbps", _finite(received["bits_per_second"]) / 1e9, "Gbit/s")]
     sent = end.get("sum_sent") or {}
     if "bits_per_second" in sent:
         metrics.append(_metric("sent_gbps", _finite(sent["bits_per_second"]) / 1e9, "Gbit/s"))
     if "retransmits" in sent:
         metrics.append(_metric("retransmits", _finite(sent["retransmits"]), "count"))
+    if "lost_percent" in received:
+        metrics.append(_metric("lost_percent", _finite(received["lost_percent"]), "%"))
     return Parsed(tool="iperf3", ok=True, metrics=tuple(metrics), details=details)
 
 
