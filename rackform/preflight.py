@@ -176,9 +176,11 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
             blocker(f"reserves {r['InstanceType']}, not {g.instance_type}",
                     f"set instance_type: {r['InstanceType']} on {g.rack}/{g.name}, or use a reservation for "
                     f"{g.instance_type}")
-    if r["AvailabilityZone"] != plan.availability_zone:
-        blocker(f"is in {r['AvailabilityZone']}, the spec's availability_zone is {plan.availability_zone}",
-                f"set availability_zone: {r['AvailabilityZone']} (every rack shares the AZ), or use a "
+    # The spec names its AZ by name or by AZ ID; compare in the same form (DescribeCapacityReservations returns both).
+    zone_key = "AvailabilityZoneId" if is_zone_id(plan.availability_zone) else "AvailabilityZone"
+    if (zone := r.get(zone_key)) != plan.availability_zone:
+        blocker(f"is in {zone}, the spec's availability_zone is {plan.availability_zone}",
+                f"set availability_zone: {zone} (every rack shares the AZ), or use a "
                 f"reservation in {plan.availability_zone}")
     # An active ODCR may already hold other instances; a Capacity Block or a scheduled ODCR holds none yet.
     use_available = state == "active" and actual_kind == "reservation"

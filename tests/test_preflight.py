@@ -549,3 +549,13 @@ def test_checks_that_could_not_run_do_not_pass(aws, monkeypatch, capsys):
     code, out, _ = run(capsys, "preflight", str(SPEC))
     assert code == preflight.EXIT_UNCHECKED == 3
     assert "no blockers found, but some checks could not run" in out
+
+
+def test_a_spec_in_an_az_id_matches_the_reservations_az_id(tmp_path, demo):
+    # us-east-2c is use2-az3 in every account; the reservation's AZ ID decides, whatever its name reads.
+    demo["availability_zone"] = "use2-az3"
+    p = checked_plan(str(dump(tmp_path, demo)))
+    [ok] = reservation_checks(p, block(AvailabilityZoneId="use2-az3"))
+    assert ok.status == "ok"
+    [c] = reservation_checks(p, block(AvailabilityZoneId="use2-az1"))
+    assert c.status == "blocker" and c.found == "is in use2-az1, the spec's availability_zone is use2-az3"
