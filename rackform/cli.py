@@ -410,10 +410,19 @@ def cmd_advise(args: argparse.Namespace) -> int:
 def cmd_parse(args: argparse.Namespace) -> int:
     from workloads.parsers import parse
 
+    from .files import LOG_MAX_BYTES, FileRefused, read_limited_text
+
     try:
-        text = Path(args.file).read_text(errors="replace") if args.file != "-" else sys.stdin.read()
-    except OSError as e:
-        print(f"error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
+        if args.file == "-":
+            raw = sys.stdin.buffer.read(LOG_MAX_BYTES + 1)
+            if len(raw) > LOG_MAX_BYTES:
+                raise FileRefused(f"cannot read standard input: it is more than {LOG_MAX_BYTES:,} bytes; log files are "
+                                  f"limited to {LOG_MAX_BYTES:,} bytes")
+            text = raw.decode("utf-8", errors="replace")
+        else:
+            text = read_limited_text(args.file, LOG_MAX_BYTES, "log")
+    except FileRefused as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
     parsed = parse(args.tool, text)
     if not parsed.ok:

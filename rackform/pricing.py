@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import is_zone_id
+from .files import read_limited
 from .models import Frozen
 from .problems import SpecError
 from .spec import FsxLustre
-from .yamlsafe import load_yaml
+from .yamlsafe import MAX_BYTES, load_yaml
 
 PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
 
@@ -160,9 +161,7 @@ def load_price_file(path: str | Path) -> dict[str, float]:
     """A YAML or JSON mapping of KEY: USD per hour, with the same keys as --price."""
     p = Path(path)
     try:
-        data, _ = load_yaml(p.read_bytes(), str(p))
-    except OSError as e:
-        raise ValueError(f"cannot read prices file {p}: {e.strerror}") from None
+        data, _ = load_yaml(read_limited(p, MAX_BYTES, "prices"), str(p))
     except SpecError as e:
         raise ValueError(f"prices file {p}: " + "; ".join(x.message for x in e.problems)) from None
     if not isinstance(data, dict):

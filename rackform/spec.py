@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from .catalog import Tier, did_you_mean
+from .files import FileRefused, read_limited
 from .models import Frozen
 from .problems import Problem, SpecError, format_path
 from .yamlsafe import MAX_BYTES, load_yaml
@@ -19,6 +20,9 @@ from .yamlsafe import MAX_BYTES, load_yaml
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$"
 NAME_RULE = "1-24 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=f"{NAME_RULE}; used in stack and AWS Batch names")]
+
+# Numbers are StrictInt: YAML 1.1 and pydantic's lax mode would otherwise read `true` as 1 and "3" as 3 (and yamlsafe
+# leaves YAML 1.1's base-60 `1:20` a string instead of 80), none of which anyone means as a count or a size.
 
 DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
 StorageType = Literal["SSD", "HDD"]
@@ -36,9 +40,10 @@ class Network(Frozen):
 class FsxLustre(Frozen):
     deployment_type: DeploymentType = "PERSISTENT_2"
     storage_type: StorageType = Field("SSD", description="SSD (default), or HDD with PERSISTENT_1 only")
-    storage_capacity_gib: int = Field(description="SSD: 1,200, 2,400, then multiples of 2,400 GiB; PERSISTENT_1 "
-                                      "HDD: multiples of 6,000 GiB at 12 MB/s/TiB, of 1,800 GiB at 40 MB/s/TiB")
-    per_unit_storage_throughput: int | None = Field(
+    storage_capacity_gib: StrictInt = Field(
+        description="SSD: 1,200, 2,400, then multiples of 2,400 GiB; PERSISTENT_1 HDD: multiples of 6,000 GiB at "
+                    "12 MB/s/TiB, of 1,800 GiB at 40 MB/s/TiB")
+    per_unit_storage_throughput: StrictInt | None = Field(
         None, description="MB/s per TiB: PERSISTENT_1 SSD 50|100|200, PERSISTENT_1 HDD 12|40, PERSISTENT_2 "
                           "125|250|500|1000; not for SCRATCH_2")
     drive_cache_type: DriveCacheType | None = Field(
@@ -75,7 +80,7 @@ class PlacementGroup(Frozen):
 class NodeGroup(Frozen):
     name: Name
     instance_type: str
-    count: int = Field(ge=1, description="number of instances; also the Batch compute environment's max")
+    count: StrictInt = Field(ge=1, description="number of instances; also the Batch compute environment's max")
     tier: Tier | None = Field(
         None, description="inferred from the instance type; an error if given and it contradicts it")
     efa: bool | None = Field(None, description="default: true where the type supports EFA (every EFA interface)")
@@ -84,7 +89,7 @@ class NodeGroup(Frozen):
         None, description="{name: existing-group} | {create: true} | {create: false}; omitted: a new cluster "
                           "placement group for EFA groups on on-demand or spot capacity, none for reservations and "
                           "Capacity Blocks")
-    root_volume_gib: int = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
+    root_volume_gib: StrictInt = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
 
 
 class Rack(Frozen):
@@ -156,6 +161,8 @@ def _message(err: dict[str, Any]) -> str:
         bound = ctx.get("ge", ctx.get("le"))
         word = "at least" if kind == "greater_than_equal" else "at most"
         return f"{value!r} is out of range: must be {word} {bound}"
+    if kind == "int_type":
+        return f"{value!r} is not a whole number: write digits only, unquoted (e.g. 4)"[:200]
     if kind == "too_short":
         return "must have at least one entry"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -191,17 +198,8 @@ def load_spec_text(text: str | bytes, source: str = "spec") -> tuple[Spec, dict[
 def load_spec(path: str | Path) -> tuple[Spec, dict[str, int]]:
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            raise SpecError([Problem("error", "<spec>", f"{p} is {size:,} bytes; specs are limited to "
-                                     f"{MAX_BYTES:,} bytes")])
-        raw = p.read_bytes()
-    except SpecError:
-        raise
-    except IsADirectoryError:
-        raise SpecError([Problem("error", "<spec>", f"{p} is a directory; give the path of a YAML spec file")])
-    except FileNotFoundError:
-        raise SpecError([Problem("error", "<spec>", f"{p} does not exist; see examples/ for a spec to start from")])
-    except OSError as e:
-        raise SpecError([Problem("error", "<spec>", f"cannot read {p}: {e.strerror}")])
+        raw = read_limited(p, MAX_BYTES, "spec")
+    except FileRefused as e:
+        hint = "; see examples/ for a spec to start from" if e.missing else ""
+        raise SpecError([Problem("error", "<spec>", f"{e}{hint}")]) from None
     return load_spec_text(raw, str(p))

@@ -109,13 +109,28 @@ def _unprefixed(text: str) -> str:
     return "\n".join(_unprefixed_lines(text))
 
 
+_JSON_PASSES = 16
+
+
 def _json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object that starts a line: warnings may precede it and the runner appends stderr after it."""
     decoder = json.JSONDecoder()
+    # A failed attempt costs up to a pass over the text (json's error counts lines from the start; a RecursionError
+    # costs a thousand levels): attempts stop once they have cost _JSON_PASSES passes, so a log of many '{' lines
+    # that are not JSON (a fio file whose every job holds a bare -nan) stays linear.
+    budget = _JSON_PASSES * (len(text) + 1)
     for start in re.finditer(r"^[ \t]*\{", text, re.M):
         try:
             doc, _ = decoder.raw_decode(text, start.end() - 1)
-        except (ValueError, RecursionError):
+        except ValueError as e:
+            budget -= getattr(e, "pos", len(text))
+            if budget < 0:
+                return None
+            continue
+        except RecursionError:
+            budget -= len(text) + 1
+            if budget < 0:
+                return None
             continue
         if isinstance(doc, dict):
             return doc
@@ -205,6 +220,8 @@ _NCCL_AVG = re.compile(r"Avg bus bandwidth\s*:\s*(\S+)(?:\s+(OK|FAILED))?")
 _NCCL_FAILURE = re.compile(r"Test (?:NCCL |CUDA )?failure.*")
 _NCCL_RANK = re.compile(r"^#\s*Rank\s+([0-9]+)\s", re.A)
 _NCCL_NRANKS = re.compile(r"\bnranks ([0-9]+)\b", re.A)
+_NCCL_VERSION = re.compile(r"nccl-tests version (\S+) ", re.A)
+_NCCL_LIBRARY = re.compile(r"nccl-library=([0-9]+)", re.A)
 
 
 def _nccl_header(line: str) -> tuple[list[str], list[dict[str, int]]] | None:
@@ -255,8 +272,13 @@ def _nccl_preamble(preamble: list[str], text: str) -> dict[str, str]:
     nranks = [int(n) for n in _NCCL_NRANKS.findall(text)]
     if ranks or nranks:
         details["ranks"] = str(len(ranks) or max(nranks))
-    if m := re.search(r"nccl-tests version (\S+) .*nccl-library=([0-9]+)", joined, re.A):
-        details |= {"nccl_tests_version": m.group(1), "nccl_version": _nccl_version(int(m.group(2)))}
+    # Line by line, the library searched for after the version: one regex `version (\S+) .*nccl-library=` rescans
+    # the rest of the line from every "nccl-tests version", which is quadratic on a long line.
+    for line in preamble:
+        if "nccl-library=" in line and (v := _NCCL_VERSION.search(line)) and \
+                (lib := _NCCL_LIBRARY.search(line, v.end())):
+            details |= {"nccl_tests_version": v.group(1), "nccl_version": _nccl_version(int(lib.group(1)))}
+            break
     return details
 
 
@@ -329,7 +351,7 @@ def _nccl_json(doc: dict[str, Any]) -> Parsed:
                "redop": _joined(s.redop for s in samples)}
     config = doc.get("config") or {}
     if args := doc.get("args"):
-        if m := re.search(r"(\w+?)_perf$", str(args[0])):
+        if m := re.search(r"(?<!\w)(\w+?)_perf\Z", str(args[0])):  # from word starts only: linear
             details["collective"] = m.group(1)
     if devices := config.get("devices"):
         # One entry per process (only each process's first device line is parsed), each driving nthreads x ngpus.
@@ -355,7 +377,9 @@ def _nccl_json(doc: dict[str, Any]) -> Parsed:
                   metrics=tuple(_collective_metrics(samples, _finite(avg["bandwidth"]) if avg else None)))
 
 
-_NCCOM_FAILED = re.compile(r"([0-9]+) errors? found - test failed")
+# (?<![0-9]): a match starts only where a run of digits does; otherwise every digit of a long run starts a scan of
+# the rest of it, which is quadratic (a 32 KB line of digits took seconds).
+_NCCOM_FAILED = re.compile(r"(?<![0-9])([0-9]+) errors? found - test failed")
 _NCCOM_AVG = re.compile(r"Avg bus bandwidth:\s*([0-9.]+)\s*GB/s")
 _NCCOM_OPS = {"allr": "all_reduce", "allg": "all_gather", "redsct": "reduce_scatter"}
 _NCCOM_OP_NAMES = {"all_reduce", "all_gather", "reduce_scatter", "sendrecv", "alltoall", "alltoallv", "permute"}
@@ -561,11 +585,13 @@ def _sysbench_details(text: str) -> dict[str, str]:
 
 def _sysbench_latency(text: str) -> list[Metric]:
     """The "Latency (ms):" block: avg and the percentile line (95th unless --percentile changed it)."""
-    block = re.search(r"^Latency \(ms\):\n((?:[ \t]+.*:[ \t]*[0-9.]+\n?)+)", text, re.M)
+    # Indentation, then a non-blank: two quantifiers over the same blanks (`[ \t]+.*`, `[ \t]*[\w ]+?`) would try
+    # every split of a long run of blanks, quadratic in the line (a 32 KB line took 11 s).
+    block = re.search(r"^Latency \(ms\):\n((?:[ \t]+[^ \t\n].*:[ \t]*[0-9.]+\n?)+)", text, re.M)
     if block is None:
         return []
     metrics = []
-    for name, value in re.findall(r"^[ \t]*([\w ]+?):[ \t]*([0-9.]+)[ \t]*$", block.group(1), re.M):
+    for name, value in re.findall(r"^[ \t]*(\w[\w ]*?):[ \t]*([0-9.]+)[ \t]*$", block.group(1), re.M):
         if (number := _number(value)) is None:
             continue
         if name == "avg":
@@ -685,7 +711,8 @@ def parse_sysbench_memory(text: str) -> Parsed:
                          ("operation", "Memory operations type"), ("scope", "Memory scope type")):
         if m := re.search(rf"^[ \t]*(?:{key}|{old_key}):[ \t]*(\S+)", text, re.M):
             details[key.replace(" ", "_")] = m.group(1)
-    transfer = re.search(r"([0-9.]+) (?:MiB|MB) transferred \(([0-9.]+) (?:MiB|MB)/sec\)", text)
+    # (?<![0-9.]): see _NCCOM_FAILED.
+    transfer = re.search(r"(?<![0-9.])([0-9.]+) (?:MiB|MB) transferred \(([0-9.]+) (?:MiB|MB)/sec\)", text)
     rate = _number(transfer.group(2)) if transfer else None
     if rate is None:
         return _fail("sysbench-memory", "no 'MiB transferred (X MiB/sec)' line: not a finished `sysbench memory` "
@@ -704,6 +731,8 @@ def parse_sysbench_memory(text: str) -> Parsed:
 # fabtests' size_str: powers of 1024 with a one-digit fraction below 10 ("1.5k" is 1536).
 _PINGPONG_SIZE = re.compile(r"([0-9]+(?:\.[0-9])?)([kmg]?)")
 _PINGPONG_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+_PINGPONG_COMMAND = re.compile(r"fi_pingpong\b")
+_PINGPONG_PROVIDER = re.compile(r"\s-p\s+(\S+)")
 
 
 @_never_raises("fi_pingpong")
@@ -730,7 +759,10 @@ def parse_fi_pingpong(text: str) -> Parsed:
     details = {"tables": str(len(headers))} if len(headers) > 1 else {}
     if error:  # it prints no footer, so an error after some rows is the only sign the sweep stopped early
         details["error"] = error
-    if m := re.search(r"prov_name:\s*(\S+)", text) or re.search(r"fi_pingpong\b.*?\s-p\s+(\S+)", text):
+    # The -p option is looked for after "fi_pingpong" line by line, for the reason given in _nccl_preamble.
+    if m := re.search(r"prov_name:\s*(\S+)", text) or next(
+            (p for line in lines if "fi_pingpong" in line and (f := _PINGPONG_COMMAND.search(line)) and
+             (p := _PINGPONG_PROVIDER.search(line, f.end()))), None):
         details["provider"] = m.group(1).strip("\"'")  # a shell-quoted -p "tcp;ofi_rxm"
     metrics, mismatched = [], []
     for line in lines[headers[0] + 1:end]:
