@@ -30,8 +30,27 @@ BATCH_MAX_COMPUTE_ENVIRONMENTS = 50
 BATCH_MAX_JOB_QUEUES = 50
 
 MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /28 or larger
-RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8}([0-9a-f]{9})?$")
-S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?$")
+# Patterns are used with fullmatch: `re.match(...$)` also accepts a trailing newline ("/fsx\n").
+RESERVATION_ID = re.compile(r"cr-[0-9a-f]{8}([0-9a-f]{9})?")
+S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?")
+MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
+
+# VPC CIDRs: AWS recommends RFC 1918 space and says "Some AWS services use the 172.17.0.0/16 CIDR range. To avoid
+# future conflicts, don't use this range when creating your VPC"
+# (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html). It is also the subnet of Docker's default
+# bridge (docker0) on the ECS-optimized AMIs every Batch node runs
+# (https://docs.docker.com/engine/network/drivers/bridge/), so containers there could not reach VPC addresses in it.
+# The others are IANA special-purpose space (RFC 6890).
+RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+SPECIAL_VPC_RANGES = (
+    ("0.0.0.0/8", "0.0.0.0/8 ('this network', RFC 1122)"),
+    ("127.0.0.0/8", "loopback 127.0.0.0/8"),
+    ("169.254.0.0/16", "link-local 169.254.0.0/16 (where instances reach the metadata service and the VPC's DNS)"),
+    ("172.17.0.0/16", "172.17.0.0/16, Docker's default bridge on every Batch node, which AWS says not to use for a "
+                      "VPC"),
+    ("224.0.0.0/4", "multicast 224.0.0.0/4"),
+    ("240.0.0.0/4", "reserved 240.0.0.0/4"),
+)
 
 # FSx for Lustre CreateFileSystem (https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystem.html and
 # its LustreConfiguration): per-unit throughput by deployment and storage type; HDD exists only on PERSISTENT_1, and
@@ -113,17 +132,37 @@ def unique_node_group_names(spec: Spec, catalog: Catalog):
 
 
 def unique_resource_names(spec: Spec, catalog: Catalog):
-    # Rack "a-b" with group "c" and rack "a" with group "b-c" would both name their Batch queue "<spec>-a-b-c".
-    owners: dict[str, set[tuple[str, str]]] = {}
-    first_path: dict[str, str] = {}
+    # AWS names are unique per resource type and Region: rack "a-b" with group "c" and rack "a" with group "b-c"
+    # would both name their Batch queue "<spec>-a-b-c".
+    seen: dict[tuple[str, str], tuple[str, str, str]] = {}
     for path, rack, g in _groups(spec):
-        name = naming.node_group(spec.name, rack, g.name)
-        owners.setdefault(name, set()).add((rack, g.name))
-        first_path.setdefault(name, path)
-    for name, pairs in owners.items():
-        if len(pairs) > 1:
-            listed = " and ".join(f"rack {r!r}/node group {g!r}" for r, g in sorted(pairs))
-            yield f"{first_path[name]}.name", f"{listed} both give the AWS name {name!r}; rename one of them"
+        for kind, name in naming.rack_aws_names(spec.name, rack, g.name):
+            first = seen.setdefault((kind, name), (path, rack, g.name))
+            if first[1:] != (rack, g.name):
+                yield f"{path}.name", (f"rack {rack!r}/node group {g.name!r} gives the {kind} name {name!r}, as does "
+                                       f"rack {first[1]!r}/node group {first[2]!r} ({first[0]}.name); rename one")
+                break
+    # CDK construct ids: unique among a stack's children, or synth fails ("There is already a Construct with name").
+    for ri, rack in enumerate(spec.racks):
+        index = {}
+        tiers: dict[str, str | None] = {}
+        for gi, g in enumerate(rack.node_groups):
+            index.setdefault(g.name, gi)
+            tiers.setdefault(g.name, g.tier or getattr(catalog.get(g.instance_type), "tier", None))
+        owners: dict[str, tuple[str | None, str]] = {}
+        reported: set[tuple[str | None, str]] = set()
+        for cid, group, what in naming.rack_construct_ids(tiers):
+            other_group, other_what = owners.setdefault(cid, (group, what))
+            if group is None or other_group == group or (other_group, group) in reported:
+                continue
+            reported.add((other_group, group))
+            its = "" if what == "node group" else f" {what}"
+            other = other_what if other_group is None else (
+                ("" if other_what == "node group" else f"the {other_what} of ")
+                + f"node group {other_group!r} (racks[{ri}].node_groups[{index[other_group]}].name)")
+            yield f"racks[{ri}].node_groups[{index[group]}].name", (
+                f"{group!r} gives its node group{its} the construct id {cid!r}, already the id of {other} in the "
+                f"stack of rack {rack.name!r}: CDK ids must be unique in a stack (synth fails); rename the node group")
 
 
 # --- instances -----------------------------------------------------------------------------------------------
@@ -219,7 +258,7 @@ def reservation_id_matches_type(spec: Spec, catalog: Catalog):
             if c.reservation_id is None:
                 yield f"{path}.capacity.reservation_id", (f"capacity type {c.type!r} needs reservation_id: the id of "
                                                           "the Capacity Reservation or Capacity Block (cr-...)")
-            elif not RESERVATION_ID.match(c.reservation_id):
+            elif not RESERVATION_ID.fullmatch(c.reservation_id):
                 yield f"{path}.capacity.reservation_id", (f"{c.reservation_id!r} is not a capacity reservation id: "
                                                           "expected cr- and 8 or 17 lowercase hex digits")
         elif c.reservation_id is not None:
@@ -379,14 +418,14 @@ def fsx_data_repository(spec: Spec, catalog: Catalog):
     fsx = spec.storage.fsx_lustre
     if fsx is None or fsx.data_repository_path is None:
         return
-    if not S3_URI.match(fsx.data_repository_path):
+    if not S3_URI.fullmatch(fsx.data_repository_path):
         yield "storage.fsx_lustre.data_repository_path", (
             f"{fsx.data_repository_path!r} is not an S3 URI: write s3://bucket-name/optional/prefix")
 
 
 def fsx_mount_path(spec: Spec, catalog: Catalog):
     fsx = spec.storage.fsx_lustre
-    if fsx is not None and not re.match(r"^/[A-Za-z0-9._/-]+$", fsx.mount_path):
+    if fsx is not None and not MOUNT_PATH.fullmatch(fsx.mount_path):
         yield "storage.fsx_lustre.mount_path", (f"{fsx.mount_path!r} is not an absolute path of letters, digits, "
                                                 "'.', '_', '-' and '/'; e.g. /fsx")
 
@@ -412,9 +451,15 @@ def vpc_cidr_private(spec: Spec, catalog: Catalog):
         net = ipaddress.ip_network(spec.network.vpc_cidr, strict=True)
     except ValueError:
         return
-    if net.version == 4 and not net.is_private:
-        yield "network.vpc_cidr", (f"{net} is public address space; AWS recommends RFC 1918 ranges "
-                                   "(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+    if net.version != 4:
+        return
+    # Python's is_private also holds for loopback, link-local and reserved space, so those are named one by one.
+    if special := [why for cidr, why in SPECIAL_VPC_RANGES if net.overlaps(ipaddress.ip_network(cidr))]:
+        yield "network.vpc_cidr", f"{net} overlaps {'; and '.join(special)}: choose another range, e.g. 10.40.0.0/16"
+    elif not any(net.subnet_of(ipaddress.ip_network(r)) for r in RFC1918):
+        public = "; it is public address space" if net.is_global else ""
+        yield "network.vpc_cidr", f"{net} is outside the RFC 1918 ranges AWS recommends for a VPC " \
+                                  f"({', '.join(RFC1918)}){public}"
 
 
 def vpc_cidr_large_enough(spec: Spec, catalog: Catalog):
@@ -464,7 +509,8 @@ RULES: tuple[Rule, ...] = (
     Rule("az-in-region", "error", az_in_region, "the AZ belongs to the Region"),
     Rule("unique-rack-names", "error", unique_rack_names, "rack names are unique"),
     Rule("unique-node-group-names", "error", unique_node_group_names, "node group names are unique in a rack"),
-    Rule("unique-resource-names", "error", unique_resource_names, "derived AWS names do not collide"),
+    Rule("unique-resource-names", "error", unique_resource_names,
+         "derived AWS names and CDK construct ids do not collide"),
     Rule("instance-type-known", "error", instance_type_known, "the instance type is in the catalog"),
     Rule("instance-offered-in-az", "error", instance_offered_in_az, "the type is offered in the AZ"),
     Rule("instance-offered-in-az-name", "warning", instance_offered_in_az_name,
@@ -489,7 +535,8 @@ RULES: tuple[Rule, ...] = (
     Rule("fsx-data-repository", "error", fsx_data_repository, "the data repository is an s3:// URI"),
     Rule("fsx-mount-path", "error", fsx_mount_path, "the mount path is a plain absolute path"),
     Rule("vpc-cidr-valid", "error", vpc_cidr_valid, "the VPC CIDR is valid IPv4 /16-/28"),
-    Rule("vpc-cidr-private", "warning", vpc_cidr_private, "the VPC CIDR is RFC 1918"),
+    Rule("vpc-cidr-private", "warning", vpc_cidr_private,
+         "the VPC CIDR is RFC 1918, clear of special-purpose ranges and Docker's bridge"),
     Rule("vpc-cidr-large-enough", "error", vpc_cidr_large_enough, "the VPC holds every address the plan needs"),
     Rule("batch-quotas", "error", batch_quotas, "node groups fit AWS Batch's per-Region quotas"),
     Rule("rack-stack-size", "error", rack_stack_size, "a rack's stack fits CloudFormation's limits"),

@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from .results import ResultRecord
 
 PREFIX = "results"
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+# Used with fullmatch: `re.match` with `$` would accept "run-1\n".
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
 CONFLICT_ATTEMPTS = 6
@@ -40,7 +41,7 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None):
 
 
 def check_run_id(run_id: str) -> str:
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"run id {run_id!r} must be 1-48 letters, digits, '-' or '_', starting with a letter or "
                          "digit (it becomes part of S3 keys and Batch job names)")
     return run_id
