@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -q -n 2
 
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup system-packages test demo synth clean
+.PHONY: setup system-packages test fuzz demo synth clean
 
 setup: system-packages $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
@@ -42,6 +42,11 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 test: setup
 	$(BIN)/hadolint --config .hadolint.yaml workloads/docker/*.Dockerfile
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The long fuzz run: tests/test_fuzz.py with more than 10,000 specs and YAML documents and thousands of command
+# lines (`make test` runs a sample of each). Minutes on 2 cores.
+fuzz: setup
+	RACKFORM_FUZZ=full $(PY) -m pytest $(PYTEST_ARGS) tests/test_fuzz.py
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -3,10 +3,14 @@
 Every spec either validates (exit 0) or fails with exit 1 and a message on stderr: never a traceback, never an
 exception out of `main`. Every valid one builds a plan, and a bounded, varied sample of them synthesizes.
 
-Three generators: one field of examples/demo.yaml broken at a time (wrong types, huge and negative numbers, unicode,
-empty strings, missing and extra keys, deep nesting); specs built to be valid from the catalog; and YAML text
-attacks (duplicate keys, anchors and aliases up to a billion laughs, unsafe tags, garbage bytes). Runs are
+Four generators: one field of examples/demo.yaml broken at a time (wrong types, huge and negative numbers, unicode,
+empty strings, missing and extra keys, deep nesting); specs built to be valid from the catalog; YAML text attacks
+(duplicate keys, anchors and aliases up to a billion laughs, nested merge keys, unsafe tags, garbage bytes); and
+command lines for the offline commands (validate, plan, schema, parse, cost) with hostile paths and options. Runs are
 derandomized so CI sees the same examples every time.
+
+`make test` runs a sample of each (EXAMPLES["test"]); `make fuzz` (RACKFORM_FUZZ=full) runs more than 10,000 specs
+and YAML documents and thousands of command lines.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import contextlib
 import copy
 import io
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -32,6 +38,7 @@ from rackform.problems import errors
 from rackform.spec import NAME_PATTERN, load_spec
 from rackform.validate import validate_spec
 from rackform.yamlsafe import MAX_BYTES
+from workloads.parsers import TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_PATH = ROOT / "examples" / "demo.yaml"
@@ -42,12 +49,17 @@ CATALOG = load_catalog()
 SYNTH_SAMPLE = 12
 
 
+# Examples per generator: `make test` runs "test", `make fuzz` runs "full" (RACKFORM_FUZZ=full).
+EXAMPLES = {"test": {"broken": 1200, "valid": 400, "yaml": 700, "cli": 300},
+            "full": {"broken": 5000, "valid": 2000, "yaml": 4000, "cli": 3000}}
+PROFILE = os.environ.get("RACKFORM_FUZZ", "test")
 # RACKFORM_FUZZ_SCALE=20 multiplies the examples and draws them at random (a local bug hunt, not for CI).
 SCALE = int(os.environ.get("RACKFORM_FUZZ_SCALE", "1"))
 
 
-def fuzz_settings(n: int):
-    return settings(max_examples=n * SCALE, deadline=None, derandomize=SCALE == 1, database=None, print_blob=True,
+def fuzz_settings(generator: str):
+    return settings(max_examples=EXAMPLES[PROFILE][generator] * SCALE, deadline=None, derandomize=SCALE == 1,
+                    database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 
@@ -169,7 +181,7 @@ def test_demo_with_one_field_broken_validates_or_says_why(tmp_path, gate_report)
     outcome = Outcome()
     path = tmp_path / "spec.yaml"
 
-    @fuzz_settings(1500)
+    @fuzz_settings("broken")
     @given(broken_demo())
     def run(data: Any) -> None:
         path.write_text(dump(data), encoding="utf-8")
@@ -245,7 +257,7 @@ def test_specs_built_to_be_valid_plan_and_a_sample_synthesizes(tmp_path, gate_re
     outcome = Outcome()
     path = tmp_path / "spec.yaml"
 
-    @fuzz_settings(400)
+    @fuzz_settings("valid")
     @given(valid_specs())
     def run(data: dict[str, Any]) -> None:
         path.write_text(dump(data), encoding="utf-8")
@@ -269,7 +281,7 @@ def test_specs_built_to_be_valid_plan_and_a_sample_synthesizes(tmp_path, gate_re
         assert {s.stack_name for s in assembly.stacks} == {
             plan.network.stack_name, plan.storage.stack_name, *(r.stack_name for r in plan.racks)}
     gate_report("fuzz", f"specs built to be valid: {c['tried']} specs tried, {c['valid']} valid (all planned), "
-                        f"{c['invalid']} refused with a message; {len(sample)} synthesized "
+                        f"{c['invalid']} refused with a message, 0 tracebacks; {len(sample)} synthesized "
                         f"({len({p.region for p in sample})} Regions) in {time.monotonic() - started:.0f} s")
 
 
@@ -277,6 +289,17 @@ def test_specs_built_to_be_valid_plan_and_a_sample_synthesizes(tmp_path, gate_re
 
 BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
+
+
+def merge_bomb(levels: int) -> str:
+    """`<<: [&a {...}, *a]` nested inline, each level merging the one inside twice: 758 bytes once took 10 GB."""
+    inner = "{k0: 0}"
+    for i in range(1, levels):
+        inner = f"{{<<: [&m{i} {inner}, *m{i}], k{i}: {i}}}"
+    return f"x: {inner}\n"
+
+
+MERGE_BOMB = merge_bomb(30)
 DEMO_LINES = DEMO_TEXT.splitlines(keepends=True)
 SNIPPETS = [
     "name: other\n",  # a duplicate top-level key
@@ -300,13 +323,23 @@ SNIPPETS = [
     "\ufeffname: bom\n",
     "name: \"unterminated\n",
     "%YAML 1.1\n---\n",
+    "<<: [*b, *b]\n",
+    "<<: {count: 3}\n",
+    "<<: 1\n",
+    "count: 1:20\n",
+    "count: yes\n",
+    "count: \"3\"\n",
+    "count: " + "9" * 5000 + "\n",
+    "count: 0x" + "f" * 5000 + "\n",
+    "x: 2024-13-45\n",
+    "x: =\n",
 ]
 
 
 @st.composite
 def yaml_attacks(draw) -> bytes:
     kind = draw(st.sampled_from(["insert", "insert", "replace-line", "delete-line", "duplicate-line", "garbage",
-                                 "text", "anchors", "deep", "bytes-in-demo"]))
+                                 "text", "anchors", "merges", "deep", "bytes-in-demo"]))
     if kind in ("insert", "replace-line", "delete-line", "duplicate-line"):
         lines = list(DEMO_LINES)
         i = draw(st.integers(0, len(lines) - 1))
@@ -327,6 +360,8 @@ def yaml_attacks(draw) -> bytes:
     if kind == "anchors":
         levels = draw(st.integers(1, 9))
         return ("\n".join(BILLION_LAUGHS.splitlines()[:levels]) + "\n" + DEMO_TEXT).encode()
+    if kind == "merges":
+        return (merge_bomb(draw(st.integers(1, 40))) + DEMO_TEXT).encode()
     if kind == "deep":
         n = draw(st.sampled_from([10, 63, 65, 1000, 20000]))
         return (draw(st.sampled_from(["[" * n + "]" * n, "{a: " * n + "1" + "}" * n, "- " * n + "x"]))).encode()
@@ -341,7 +376,7 @@ def test_yaml_attacks_are_refused_with_a_message(tmp_path, gate_report):
     path = tmp_path / "spec.yaml"
     pwned = tmp_path / "pwned"
 
-    @fuzz_settings(800)
+    @fuzz_settings("yaml")
     @given(yaml_attacks())
     def run(raw: bytes) -> None:
         path.write_bytes(raw.replace(b"echo pwned", f"touch {pwned}".encode()))
@@ -353,13 +388,14 @@ def test_yaml_attacks_are_refused_with_a_message(tmp_path, gate_report):
     run()
     c = outcome.counts
     gate_report("fuzz", f"YAML text attacks: {c['tried']} files tried, {c['valid']} still valid (all planned), "
-                        f"{c['invalid']} refused with a message")
+                        f"{c['invalid']} refused with a message, 0 tracebacks")
 
 
 @pytest.mark.parametrize("text,fragment", [
     (f"x: !!python/object/apply:os.system ['touch PWNED']\n{DEMO_TEXT}", "python/object/apply"),
     (f"!!python/object:builtins.dict\n{DEMO_TEXT}", "unsupported tag"),
     (BILLION_LAUGHS + DEMO_TEXT, "more than 100000 values"),
+    (MERGE_BOMB + DEMO_TEXT, "more than 100000 values"),
     (DEMO_TEXT + "name: twice\n", "duplicate key 'name'"),
     ("[" * 100 + "]" * 100, "nested deeper than 64"),
     ("", "is empty"),
@@ -391,3 +427,84 @@ def test_a_spec_at_the_size_limit_still_loads(tmp_path):
     assert path.stat().st_size == MAX_BYTES
     code, out, err = run_validate(path)
     assert code == 0, err
+
+
+# --- 4. command lines of the offline commands -----------------------------------------------------------------------
+
+TOOL_SAMPLE = ROOT / "tests" / "data" / "tool-output" / "fio" / "rand-read.json"
+# Output paths (synth -o, report --html/--csv) have a fuzz of their own; these commands only read.
+OFFLINE_COMMANDS = ["validate", "plan", "schema", "parse", "cost"]
+
+
+def hostile_paths(tmp: Path) -> list[str]:
+    """Every kind of path a user or a script can pass where rackform reads a file."""
+    fifo = tmp / "fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    odd = tmp / "spec \u00e9\n\u202e.yaml"  # a space, an accent, a newline, a right-to-left override
+    odd.write_text(DEMO_TEXT)
+    broken = tmp / "broken.yaml"
+    broken.write_text(DEMO_TEXT.replace("count: 2", "count: 1:20", 1))
+    prices = tmp / "prices.yaml"
+    prices.write_text("p5.48xlarge: 98.32\ngpu/h100: nan\n")
+    return [str(DEMO_PATH), str(odd), str(broken), str(prices), str(TOOL_SAMPLE), str(tmp), str(fifo),
+            "/dev/zero", "/dev/null", str(tmp / "missing.yaml"), "", ".", "-", "a\x00b", "x" * 5000,
+            str(tmp / "missing" / "deeper.yaml"), "~/spec.yaml", "--", "-h"]
+
+
+@st.composite
+def cli_argvs(draw, paths: list[str]) -> list[str]:
+    path = st.one_of(st.sampled_from(paths), st.text(max_size=20))
+    junk = st.one_of(st.text(max_size=12), st.sampled_from(["--json", "--live", "--nope", "-", "--", "-o", "=",
+                                                             "--budget", "--price", "--tool"]))
+    command = draw(st.sampled_from(OFFLINE_COMMANDS + ["", "nonsense", "--version", "--help"]))
+    argv = [command] if command else []
+    if command in ("validate", "plan"):
+        argv += [draw(path)] + (["--json"] if draw(st.booleans()) else [])
+    elif command == "parse":
+        argv += ["--tool", draw(st.sampled_from([*TOOLS, "nccl", ""])), draw(path)]
+    elif command == "cost":
+        argv += [draw(path)]
+        for _ in range(draw(st.integers(0, 3))):
+            option = draw(st.sampled_from(["--json", "--budget", "--price", "--prices-file"]))
+            value = {"--json": [], "--prices-file": [draw(path)]}.get(option) or [draw(st.one_of(
+                st.sampled_from(["150", "-1", "nan", "inf", "1e309", "p5.48xlarge=31.46", "gpu/h100=x", "=", ""]),
+                st.text(max_size=12)))]
+            argv += [option, *value]
+    if draw(st.integers(0, 9)) == 0:
+        argv.insert(draw(st.integers(0, len(argv))), draw(junk))
+    return argv
+
+
+def run_cli(argv: list[str], stdin: bytes) -> tuple[int, str, str]:
+    """`rackform ARGV` in process, standard input from `stdin`: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            mock.patch.object(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin))):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse: usage errors exit 2, --help and --version 0
+            code = e.code if isinstance(e.code, int) else 2
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_offline_commands_with_hostile_paths_and_options_exit_cleanly(tmp_path, gate_report):
+    paths = hostile_paths(tmp_path)
+    codes: Counter[int] = Counter()
+
+    @fuzz_settings("cli")
+    @given(cli_argvs(paths), st.binary(max_size=200))
+    def run(argv: list[str], stdin: bytes) -> None:
+        started = time.monotonic()
+        code, out, err = run_cli(argv, stdin)
+        codes[code] += 1
+        assert "Traceback" not in out + err, (argv, err)
+        assert code in (0, 1, 2, 3), (argv, code, err)
+        assert code == 0 or err.strip(), (argv, "a failure must say why on stderr")
+        assert time.monotonic() - started < 10, (argv, "a FIFO or /dev/zero must be refused, not read")
+
+    run()
+    n = sum(codes.values())
+    assert codes[0] and codes[1] and codes[2], codes
+    gate_report("fuzz", f"command lines (validate, plan, schema, parse, cost with hostile paths and options): {n} "
+                        f"run, exit codes {dict(sorted(codes.items()))}, 0 tracebacks")
