@@ -98,11 +98,11 @@ INDEPENDENTLY_MAPPED_REGIONS: frozenset[str] = frozenset({
 })
 # "use1-az6", "apne1-az4": letters from the Region code, its number, "-az" and a number.
 # https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-availability-zones.html
-ZONE_ID = re.compile(r"^[a-z]+\d+-az\d+$")
+ZONE_ID = re.compile(r"[a-z]+\d+-az\d+")  # fullmatch: `$` would accept "use1-az6\n"
 
 
 def is_zone_id(zone: str) -> bool:
-    return bool(ZONE_ID.match(zone))
+    return bool(ZONE_ID.fullmatch(zone))
 
 
 class Catalog(Frozen):

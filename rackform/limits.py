@@ -87,12 +87,12 @@ class Limits(Frozen):
         return None if per is None or self.accelerators is None else per * self.accelerators
 
 
-_NETWORK = re.compile(r"^(?P<upto>Up to )?(?:(?P<n>\d+)x )?(?P<gbps>\d+(?:\.\d+)?) Gigabit$")
+_NETWORK = re.compile(r"(?P<upto>Up to )?(?:(?P<n>\d+)x )?(?P<gbps>\d+(?:\.\d+)?) Gigabit")
 
 
 def network_gbps(performance: str) -> tuple[float | None, bool]:
     """EC2 NetworkPerformance ('8x 100 Gigabit', 'Up to 12.5 Gigabit') -> (Gbps, is burst)."""
-    m = _NETWORK.match(performance.strip())
+    m = _NETWORK.fullmatch(performance.strip())
     if m is None:  # "Low to Moderate" and friends carry no number
         return None, False
     return float(m["gbps"]) * int(m["n"] or 1), m["upto"] is not None

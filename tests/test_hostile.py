@@ -210,6 +210,13 @@ def test_every_spec_pattern_refuses_a_trailing_newline(demo, catalog, path, good
                for p in problems), problems
 
 
+@pytest.mark.parametrize("zone", ["use1-az6\n", "use1-az6 ", "use1-az6x"])
+def test_az_ids_are_matched_whole(zone):
+    from rackform.catalog import is_zone_id
+
+    assert is_zone_id("use1-az6") and not is_zone_id(zone)
+
+
 @pytest.mark.parametrize("run_id", ["run-1\n", "run-1\r\n", "\nrun-1", "run 1", "", "a" * 49])
 def test_run_ids_are_matched_whole(run_id):
     assert check_run_id("run-1") == "run-1"
