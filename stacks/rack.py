@@ -15,7 +15,7 @@ from cdk_constructs import (
     TierImage,
 )
 from cdk_constructs.user_data import node_user_data
-from rackform.naming import construct_id
+from rackform import naming
 from rackform.plan import RackPlan
 from workloads.jobdefs import job_definitions
 
@@ -37,16 +37,18 @@ class RackStack(Stack):
     ) -> None:
         super().__init__(scope, id, stack_name=rack.stack_name, env=env,
                          description=f"rackform rack {rack.name}: AWS Batch node groups")
-        role = NodeInstanceRole(self, "Nodes")
-        job_role = JobRole(self, "Jobs", results_objects_arn=results_objects_arn)
-        images = {tier: TierImage(self, f"{construct_id(tier)}Image", tier=tier)
+        # Every id below comes from rackform.naming, whose rack_construct_ids `rackform validate` checks for
+        # collisions: a name clash is a validation error, never a jsii error halfway through synth.
+        role = NodeInstanceRole(self, naming.NODE_ROLE_ID)
+        job_role = JobRole(self, naming.JOB_ROLE_ID, results_objects_arn=results_objects_arn)
+        images = {tier: TierImage(self, naming.tier_image_id(tier), tier=tier)
                   for tier in sorted({g.tier for g in rack.node_groups})}
         self.node_groups: dict[str, RackNodeGroup] = {}
         for group in rack.node_groups:
-            cid = construct_id(group.name)
+            ids = naming.node_group_ids(group.name)
             self.node_groups[group.name] = RackNodeGroup(
                 self,
-                cid,
+                ids["node group"],
                 group=group,
                 subnet=subnet,
                 security_group=node_security_group,
@@ -55,9 +57,9 @@ class RackStack(Stack):
             )
             # The price travels with the job so its record can say what the run cost; only On-Demand is known here.
             price = group.on_demand_usd_per_hour if group.capacity.type == "on-demand" else None
-            BenchmarkJobDefinitions(self, f"{cid}Jobs", definitions=job_definitions(
+            BenchmarkJobDefinitions(self, ids["job definitions"], definitions=job_definitions(
                 spec_name, group, image=images[group.tier].image_uri, bucket=results_bucket_name,
                 job_role_arn=job_role.role.role_arn,
                 fsx_mount=None if lustre_mount is None else lustre_mount.mount_path, price_usd_per_hour=price))
-            CfnOutput(self, f"{cid}JobQueue", value=group.job_queue,
+            CfnOutput(self, ids["job queue output"], value=group.job_queue,
                       description=f"AWS Batch job queue of node group {group.name}")

@@ -149,3 +149,12 @@ def test_efa_rdma_is_forced_only_where_the_device_has_it(plan):
     assert env["h100"]["FI_EFA_USE_DEVICE_RDMA"] == "1" and env["workers"]["FI_EFA_USE_DEVICE_RDMA"] == "1"
     assert env["cpu"]["FI_PROVIDER"] == "efa" and "FI_EFA_USE_DEVICE_RDMA" not in env["cpu"]  # c7gn
     assert "FI_PROVIDER" not in env["head"]  # no EFA at all
+
+
+def test_job_kinds_are_the_ones_validate_names():
+    from typing import get_args
+
+    from rackform.naming import JOB_KINDS
+    from workloads.jobdefs import JobKind
+
+    assert get_args(JobKind) == JOB_KINDS

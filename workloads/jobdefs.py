@@ -13,7 +13,7 @@ from rackform.plan import NodeGroupPlan
 
 from .benchmarks import BENCHMARKS, Benchmark, benchmarks_for
 
-JobKind = Literal["single", "multinode"]
+JobKind = Literal["single", "multinode"]  # rackform.naming.JOB_KINDS, which validate checks names with
 
 # ECS and the OS keep some memory for themselves; a job asking for all of it would never be placed.
 MEMORY_RESERVED_FRACTION = 0.1
@@ -133,7 +133,7 @@ def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image
 
 
 def job_definitions(spec_name: str, group: NodeGroupPlan, **kwargs: Any) -> list[dict[str, Any]]:
-    kinds: list[JobKind] = ["single", "multinode"] if multi_node_jobs(group) else ["single"]
+    kinds = naming.JOB_KINDS if multi_node_jobs(group) else naming.JOB_KINDS[:1]
     return [job_definition(spec_name, group, kind, **kwargs) for kind in kinds]
 
 
