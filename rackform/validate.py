@@ -182,10 +182,6 @@ def _zones_text(catalog: Catalog, region: str, zone_ids: tuple[str, ...]) -> str
     return ", ".join(catalog.zone_label(region, z) for z in zone_ids)
 
 
-def _zones_text(catalog: Catalog, region: str, zone_ids: tuple[str, ...]) -> str:
-    return ", ".join(catalog.zone_label(region, z) for z in zone_ids)
-
-
 def instance_offered_in_az(spec: Spec, catalog: Catalog):
     # Offerings are kept by AZ ID; an AZ name is checked through its ID where every account maps it alike (else
     # instance_offered_in_az_name warns instead).
