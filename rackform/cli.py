@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, pipeline
 from .catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from .plan import Plan, build_plan
 from .problems import Problem, SpecError, errors
@@ -59,13 +59,9 @@ def live_catalog(region: str, endpoint_url: str | None = None) -> Catalog:
 
 def checked_plan(path: str) -> Plan:
     """Load, validate and plan; warnings go to stderr, errors raise SpecError."""
-    spec, lines = load_spec(path)
-    catalog = load_catalog()
-    problems = validate_spec(spec, catalog, lines)
-    if errors(problems):
-        raise SpecError(problems)
-    _print_problems(problems, path)
-    return build_plan(spec, catalog)
+    checked = pipeline.check(path)
+    _print_problems(checked.problems, path)
+    return checked.plan()
 
 
 # --- commands --------------------------------------------------------------------------------------------------

@@ -7,19 +7,15 @@ touches AWS or CDK; the same spec and catalog always give the same plan.
 from __future__ import annotations
 
 import ipaddress
-import math
 from typing import Literal
 
-from . import naming
+from . import naming, netmath
 from .catalog import Catalog, InstanceType, Tier
 from .models import Frozen
-from .pricing import PriceBook, load_prices, on_demand
+from .pricing import PriceBook, on_demand
 from .quotas import vcpu_quota
 from .spec import FsxLustre, NodeGroup, Spec
 
-# AWS keeps the first four and the last address of every subnet.
-RESERVED_IPS_PER_SUBNET = 5
-PUBLIC_SUBNET_PREFIX = 28  # holds the NAT gateway only
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
 # job logs); everything else goes out through NAT.
 INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs")
@@ -203,45 +199,12 @@ def container_devices(it: InstanceType, efa_interfaces: int) -> tuple[str, ...]:
     return tuple(uverbs + neuron)
 
 
-# One Batch task ENI per node: multi-node jobs run in awsvpc mode, which attaches an ENI with its own IP.
-BATCH_TASK_ENIS_PER_NODE = 1
-
-
-def ips_per_node(nics: tuple[NetworkInterfacePlan, ...]) -> int:
-    return sum(1 for n in nics if n.has_ip) + BATCH_TASK_ENIS_PER_NODE
-
-
-def fsx_ips(fsx: FsxLustre | None) -> int:
-    # FSx for Lustre puts its file servers' ENIs in the subnet; AWS does not publish the count. One per 1,200 GiB
-    # plus two is a deliberate over-estimate so the subnet never runs dry when the file system grows.
-    return 0 if fsx is None else fsx.storage_capacity_gib // 1200 + 2
-
-
-def smallest_prefix(addresses: int) -> int:
-    """Longest prefix whose subnet holds `addresses` usable addresses after AWS's reservations."""
-    bits = max(4, math.ceil(math.log2(addresses + RESERVED_IPS_PER_SUBNET)))
-    return 32 - bits
-
-
-def private_subnet_prefix(vpc_cidr: str) -> int:
-    """The private subnet is half the VPC, whatever the racks need today.
-
-    Sizing it from the racks would change its CIDR when a rack is added, and CloudFormation would replace the
-    subnet, and with it the file system and every rack. Half leaves the other half for the NAT subnet and growth.
-    """
-    return ipaddress.ip_network(vpc_cidr, strict=False).prefixlen + 1
-
-
-def usable_ips(prefix: int) -> int:
-    return 2 ** (32 - prefix) - RESERVED_IPS_PER_SUBNET
-
-
 def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
                     prices: PriceBook | None = None) -> NodeGroupPlan:
     efa = efa_enabled(group, it)
     nics = nic_layout(it, efa)
     efa_count = sum(1 for n in nics if n.interface_type in ("efa", "efa-only"))
-    per_node_ips = ips_per_node(nics)
+    per_node_ips = netmath.ips_per_node(sum(1 for n in nics if n.has_ip))
     spot = group.capacity.type == "spot"
     quota = vcpu_quota(it.name, spot=spot)
     quote = on_demand(prices, spec.region, it.name) if prices else None
@@ -279,13 +242,15 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
 
 
 def private_ips_needed(spec: Spec, groups: list[NodeGroupPlan]) -> int:
-    endpoints = len(INTERFACE_ENDPOINTS) if spec.network.interface_endpoints else 0
-    return sum(g.ips for g in groups) + fsx_ips(spec.storage.fsx_lustre) + endpoints
+    fsx = spec.storage.fsx_lustre
+    return netmath.private_ips_needed(
+        (g.ips for g in groups), fsx_capacity_gib=fsx.storage_capacity_gib if fsx else None,
+        endpoints=len(INTERFACE_ENDPOINTS) if spec.network.interface_endpoints else 0)
 
 
 def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) -> Plan:
-    """Spec + catalog (+ price snapshot) -> plan. The spec must have passed validation."""
-    prices = prices or load_prices()
+    """Spec + catalog (+ price snapshot) -> plan. The spec must have passed validation. Without `prices` every
+    On-Demand price in the plan is unknown (None); rackform.pipeline passes the bundled snapshot."""
     racks = tuple(
         RackPlan(
             name=r.name,
@@ -296,20 +261,21 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
         for r in spec.racks
     )
     needed = private_ips_needed(spec, [g for r in racks for g in r.node_groups])
-    prefix = private_subnet_prefix(spec.network.vpc_cidr)
+    prefix = netmath.private_subnet_prefix(spec.network.vpc_cidr)
     zone_id = catalog.zone_id(spec.region, spec.availability_zone)
     network = NetworkPlan(
         stack_name=naming.network_stack(spec.name),
         vpc_cidr=str(ipaddress.ip_network(spec.network.vpc_cidr, strict=False)),
         availability_zone=spec.availability_zone,
         availability_zone_id=zone_id,
-        private_subnet=SubnetPlan(cidr_mask=prefix, usable_ips=usable_ips(prefix)),
-        public_subnet=SubnetPlan(cidr_mask=PUBLIC_SUBNET_PREFIX, usable_ips=usable_ips(PUBLIC_SUBNET_PREFIX)),
+        private_subnet=SubnetPlan(cidr_mask=prefix, usable_ips=netmath.usable_ips(prefix)),
+        public_subnet=SubnetPlan(cidr_mask=netmath.PUBLIC_SUBNET_PREFIX,
+                                 usable_ips=netmath.usable_ips(netmath.PUBLIC_SUBNET_PREFIX)),
         ips_needed=needed,
         interface_endpoints=INTERFACE_ENDPOINTS if spec.network.interface_endpoints else (),
     )
     storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=spec.storage.fsx_lustre,
-                          fsx_ips=fsx_ips(spec.storage.fsx_lustre))
+                          fsx_ips=netmath.fsx_ips(fsx.storage_capacity_gib if (fsx := spec.storage.fsx_lustre) else None))
     return Plan(name=spec.name, region=spec.region, availability_zone=spec.availability_zone,
                 availability_zone_id=zone_id, catalog_generated_on=catalog.generated_on, network=network,
                 storage=storage, racks=racks)

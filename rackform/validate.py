@@ -13,14 +13,8 @@ from dataclasses import dataclass
 
 from . import naming
 from .catalog import Catalog, InstanceType, did_you_mean
-from .plan import (
-    efa_enabled,
-    node_group_plan,
-    private_ips_needed,
-    private_subnet_prefix,
-    smallest_prefix,
-    usable_ips,
-)
+from .netmath import private_subnet_prefix, smallest_prefix, usable_ips
+from .plan import efa_enabled, node_group_plan, private_ips_needed
 from .problems import Level, Problem
 from .spec import NodeGroup, Spec
 from .stacklimits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from rackform.catalog import load_catalog
-from rackform.plan import build_plan, nic_layout, smallest_prefix
+from rackform.netmath import smallest_prefix
+from rackform.plan import build_plan, nic_layout
 from rackform.spec import parse_spec
 
 # cards / max EFA / interfaces per card, from aws-facts.md (AWS docs); the catalog must agree.
@@ -104,3 +105,25 @@ def test_plan_is_deterministic_and_json_serialisable(demo, catalog):
 @pytest.mark.parametrize("addresses,prefix", [(1, 28), (11, 28), (12, 27), (251, 24), (252, 23), (4000, 20)])
 def test_smallest_prefix_counts_reserved_addresses(addresses, prefix):
     assert smallest_prefix(addresses) == prefix
+
+
+def test_the_plan_prices_only_what_it_is_given(catalog):
+    # The plan reads no files: prices come in as an argument (rackform.pipeline passes the bundled snapshot).
+    from rackform.pricing import load_prices
+    from rackform.spec import load_spec
+
+    from .conftest import ROOT
+
+    spec, _ = load_spec(ROOT / "examples" / "demo.yaml")  # us-east-1, where the snapshot has prices
+    assert {g.on_demand_usd_per_hour for g in build_plan(spec, catalog).node_groups()} == {None}
+    priced = {g.instance_type: g.on_demand_usd_per_hour for g in build_plan(spec, catalog, load_prices()).node_groups()}
+    assert priced["p5.48xlarge"] == 55.04
+
+
+def test_the_pipeline_plans_with_the_bundled_prices():
+    from rackform import pipeline
+
+    from .conftest import ROOT
+
+    plan = pipeline.load_plan(ROOT / "examples" / "demo.yaml")
+    assert {g.instance_type: g.on_demand_usd_per_hour for g in plan.node_groups()}["p5.48xlarge"] == 55.04
