@@ -68,7 +68,7 @@ class JobRole(Construct):
 
 
 class BenchmarkJobDefinitions(Construct):
-    """One AWS::Batch::JobDefinition per entry of `definitions` (Batch API shape, from workloads.jobdefs), with
+    """One AWS::Batch::JobDefinition per entry of `definitions` (Batch API shape, from rackform.jobs.jobdefs), with
     construct ids from the definitions' kinds (single, multinode)."""
 
     def __init__(self, scope: Construct, id: str, *, definitions: Sequence[Mapping[str, Any]]) -> None:

@@ -266,14 +266,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from workloads.summary import headline_text
+    from rackform.analysis.summary import headline_text
 
     store = _store_for(args, [args.run_id])
     records = _run_records(store, args.run_id)
     if records is None:
         return 1
     if args.json:
-        from workloads.report import json_text
+        from rackform.analysis.report import json_text
         from workloads.store import problem_dicts
 
         print(json_text({"run_id": args.run_id, "records": [r.model_dump(mode="json") for r in records],
@@ -342,7 +342,7 @@ def _run_records(store, run_id: str) -> list | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from workloads.report import build_report, render_csv, render_html, render_json, summary_table, text_lines
+    from rackform.analysis.report import build_report, render_csv, render_html, render_json, summary_table, text_lines
 
     from .limits import limits_for
 
@@ -371,8 +371,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
-    from workloads.advise import CLASSES, MEANING, advice_dict, advise, class_verdict, evidence_table
-    from workloads.report import LOCAL_CAVEAT, report_rows
+    from rackform.analysis.advise import CLASSES, MEANING, advice_dict, advise, class_verdict, evidence_table
+    from rackform.analysis.report import LOCAL_CAVEAT, report_rows
 
     from .limits import limits_for
 

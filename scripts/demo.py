@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform.cli import checked_plan  # noqa: E402
-from workloads.local import EmbeddedAWS, deploy, run_local  # noqa: E402
+from rackform.jobs.local import EmbeddedAWS, deploy, run_local  # noqa: E402
 from workloads.submit import new_run_id  # noqa: E402
 
 # (benchmark, rack, node group): one job each. Every tier gets the cross-tier torch benchmarks; the CPU-side tools

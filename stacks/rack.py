@@ -17,7 +17,7 @@ from cdk_constructs import (
 from cdk_constructs.user_data import node_user_data
 from rackform import naming
 from rackform.plan import RackPlan
-from workloads.jobdefs import job_definitions
+from rackform.jobs.jobdefs import job_definitions
 
 
 class RackStack(Stack):

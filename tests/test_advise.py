@@ -10,8 +10,8 @@ from moto import mock_aws
 
 from rackform.cli import main
 from rackform.limits import limits_for
-from workloads.advise import advise, advise_benchmark, class_verdict
-from workloads.report import report_rows
+from rackform.analysis.advise import advise, advise_benchmark, class_verdict
+from rackform.analysis.report import report_rows
 from workloads.store import ResultStore
 
 from .test_report import BUS_16, GIB, MIB, allreduce_metrics, m, record, run_records

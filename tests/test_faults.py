@@ -29,7 +29,7 @@ import workloads.submit as submit_module
 from rackform.catalog import load_catalog
 from rackform.plan import build_plan
 from rackform.spec import load_spec
-from workloads.local import deploy
+from rackform.jobs.local import deploy
 from workloads.results import Metric, ResultRecord
 from workloads.store import RETRY_CONFIG, AlreadyExists, ResultStore, log_key, record_key
 from workloads.submit import LOOKUP_RETRY, NO_RETRY, submit

@@ -24,8 +24,8 @@ from rackform.cli import _table, main
 from rackform.limits import limits_for
 from rackform.problems import Problem
 from rackform.textsafe import visible
-from workloads import report as rp
-from workloads.local import Deployment, log_path, run_local
+from rackform.analysis import report as rp
+from rackform.jobs.local import Deployment, log_path, run_local
 from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore, record_key, sha256_b64, submission_key
 

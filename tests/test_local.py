@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rackform.cli import checked_plan, main
-from workloads.local import EmbeddedAWS, deploy, run_local
+from rackform.jobs.local import EmbeddedAWS, deploy, run_local
 from workloads.store import ResultStore
 
 from .conftest import ROOT

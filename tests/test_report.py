@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from rackform.cli import main
 from rackform.limits import limits_for
-from workloads import report as rp
+from rackform.analysis import report as rp
 from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore, log_key
 

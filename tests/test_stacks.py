@@ -633,8 +633,8 @@ def test_job_images_are_built_per_tier_at_deploy_not_at_synth(demo_app):
 
 def test_submission_uses_the_names_the_stacks_create(demo_app):
     # `rackform submit` and the embedded AWS take queue and job definition names from rackform.naming via
-    # workloads.jobdefs; the synthesized stacks must create exactly those.
-    from workloads.jobdefs import job_definitions
+    # rackform.jobs.jobdefs; the synthesized stacks must create exactly those.
+    from rackform.jobs.jobdefs import job_definitions
 
     for group in demo_app.plan.node_groups():
         t = demo_app.templates[group_stack(demo_app, group)]

@@ -10,7 +10,7 @@ from rackform.catalog import load_catalog
 from rackform.cli import main
 from rackform.plan import build_plan
 from rackform.spec import load_spec
-from workloads.local import deploy
+from rackform.jobs.local import deploy
 from workloads.store import ResultStore
 from workloads.submit import SubmitError, batch_clients, run_state, submit
 
@@ -112,7 +112,7 @@ def test_cli_submission_mistake_is_a_message(aws, capsys):
 
 
 def test_spot_groups_get_no_multi_node_jobs(plan):
-    from workloads.jobdefs import job_definitions
+    from rackform.jobs.jobdefs import job_definitions
 
     [gpu] = [g for g in plan.node_groups() if g.name == "h100"]
     spot = gpu.model_copy(update={"capacity": gpu.capacity.model_copy(update={"type": "spot"})})
@@ -142,7 +142,7 @@ def test_waiting_on_a_run_with_no_jobs_returns_at_once(aws):
 
 
 def test_efa_rdma_is_forced_only_where_the_device_has_it(plan):
-    from workloads.jobdefs import job_environment
+    from rackform.jobs.jobdefs import job_environment
 
     env = {g.name: job_environment(plan.name, g, bucket="b", fsx_mount=None, price_usd_per_hour=None)
            for g in plan.node_groups()}
@@ -155,6 +155,6 @@ def test_job_kinds_are_the_ones_validate_names():
     from typing import get_args
 
     from rackform.naming import JOB_KINDS
-    from workloads.jobdefs import JobKind
+    from rackform.jobs.jobdefs import JobKind
 
     assert get_args(JobKind) == JOB_KINDS

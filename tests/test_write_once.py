@@ -25,7 +25,7 @@ from rackform.spec import load_spec
 from workloads import run as runner
 from workloads import store as store_module
 from workloads.benchmarks import Benchmark, Step
-from workloads.local import deploy
+from rackform.jobs.local import deploy
 from workloads.store import ResultStore
 
 from .conftest import EXAMPLE

@@ -21,7 +21,7 @@ from rackform import naming
 from rackform.plan import NodeGroupPlan, Plan
 
 from .benchmarks import BENCHMARKS, benchmarks_for, default_nodes
-from .jobdefs import BENCHMARK_PARAMETER, job_kind
+from rackform.jobs.jobdefs import BENCHMARK_PARAMETER, job_kind
 from .store import ResultStore, check_run_id, submission_key
 
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .results import Metric, ResultRecord
+from workloads.results import Metric, ResultRecord
 
 # benchmark -> [(metric name, labels to match, short label)], in display order; the first found is the headline.
 HEADLINES: dict[str, list[tuple[str, dict[str, str], str]]] = {
@@ -42,7 +42,7 @@ def headline_text(record: ResultRecord) -> str:
     parts = []
     for name, labels, short in HEADLINES.get(record.benchmark, []):
         if (m := find(record, name, labels)) is not None:
-            # NaN or infinite: the tool gave no number, a failed measurement (workloads/report.py says the same)
+            # NaN or infinite: the tool gave no number, a failed measurement (rackform/analysis/report.py says the same)
             parts.append(f"{short} {fmt(m.value)} {m.unit}" if math.isfinite(m.value) else
                          f"{short} failed measurement ({m.value})")
     return "; ".join(parts) or f"{len(record.metrics)} metrics"

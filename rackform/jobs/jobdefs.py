@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from rackform import naming
-from rackform.plan import NodeGroupPlan
+from workloads.benchmarks import BENCHMARKS, Benchmark, benchmarks_for
 
-from .benchmarks import BENCHMARKS, Benchmark, benchmarks_for
+from .. import naming
+from ..plan import NodeGroupPlan
 
 JobKind = Literal["single", "multinode"]  # rackform.naming.JOB_KINDS, which validate checks names with
 

@@ -1,7 +1,7 @@
 """The embedded default: an AWS on 127.0.0.1 (moto server) and a local executor that plays AWS Batch.
 
 `EmbeddedAWS` starts moto, creates what the rack stacks would (the results bucket, a queue per node group and the
-job definitions from `workloads.jobdefs`, the code the stacks use). `run_local` then runs each submitted job the way
+job definitions from `rackform.jobs.jobdefs`, the code the stacks use). `run_local` then runs each submitted job the way
 Batch would, through the same entry point (`python -m workloads.run`), with the environment Batch gives every node
 of a multi-node job: a 2-node all-reduce is 2 local processes that rendezvous on 127.0.0.1.
 """
@@ -24,10 +24,11 @@ from typing import Any
 
 import boto3
 
-from rackform.plan import Plan
 
+from workloads.store import JOB_NAME, ResultStore
+
+from ..plan import Plan
 from .jobdefs import job_definitions
-from .store import JOB_NAME, ResultStore
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded"}
 
@@ -186,5 +187,8 @@ def log_path(log_dir: Path, job_name: str, index: int) -> Path:
 
 
 def _repo_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
+    """The directory `python -m workloads.run` imports the in-job package from, as the job image's WORKDIR does."""
+    import workloads
+
+    return str(Path(workloads.__file__).resolve().parents[1])
 

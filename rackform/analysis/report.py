@@ -19,17 +19,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rackform.textsafe import visible
+from workloads.results import Metric, ResultRecord
+from workloads.store import problem_dicts, problem_lines
 
-from .results import Metric, ResultRecord
-from .store import problem_dicts, problem_lines
+from ..limits import Limits
+from ..spec import FsxLustre
+from ..textsafe import visible
 from .summary import HEADLINES, find, fmt
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from rackform.limits import Limits
-    from rackform.spec import FsxLustre
 
 LimitsOf = Callable[[str], "Limits | None"]
 

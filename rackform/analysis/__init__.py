@@ -1,0 +1,1 @@
+"""Reading results: headline figures, reports against limits and prices, advice across runs."""

@@ -1,0 +1,1 @@
+"""Operator side of benchmark jobs: job definitions, submission, the local executor."""
