@@ -12,15 +12,13 @@ names every unpriced line and why.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .plan import NodeGroupPlan, Plan
+from .render.text import table
 from .pricing import (
     Ec2RegionPrices,
     EndpointRate,
@@ -263,7 +261,6 @@ def _right(rows: list[list[str]], header: list[str], columns: Iterable[int]) -> 
 
 
 def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
-    from .cli import _table  # at call time: cli imports this module to register the command
 
     groups = [ln for ln in report.lines if ln.category == "instances"]
     header = ["rack/node group", "instance", "count", "capacity", "$/h each", "$/hour", "$/month", "price"]
@@ -285,9 +282,9 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
         f"cost {report.name}: {report.region} / {report.availability_zone}  ({HOURS_PER_MONTH} h/month; "
         f"EC2 on-demand prices: {ec2})",
         "",
-        _table(rows, header),
+        table(rows, header),
         "",
-        _table(item_rows, item_header),
+        table(item_rows, item_header),
         "",
         "racks    " + "; ".join(f"{r} {_bounded(report.of(rack=r))} $/h" for r in report.racks()),
         f"total    {_bounded(total)} $/hour, {_bounded(total, month=True)} $/month with every node running all "
@@ -352,76 +349,3 @@ def ec2_client(region: str) -> Any:
     import boto3
 
     return boto3.client("ec2", region_name=region)
-
-
-def _price_arg(text: str) -> tuple[str, float]:
-    try:
-        return parse_price(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _budget_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a budget: give USD per hour, e.g. --budget 150")
-    return value
-
-
-def cmd_cost(args: argparse.Namespace) -> int:
-    from .cli import checked_plan  # at call time: cli imports this module to register the command
-
-    plan = checked_plan(args.spec)
-    overrides: dict[str, Quote] = {}
-    if args.prices_file:
-        try:
-            overrides.update({k: Quote(v, f"prices file {args.prices_file}")
-                              for k, v in load_price_file(args.prices_file).items()})
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    overrides.update({k: Quote(v, "--price") for k, v in args.price})
-    spot: dict[str, Quote] = {}
-    spot_types = {g.instance_type for g in plan.node_groups() if g.capacity.type == "spot"}
-    if args.spot_live and spot_types:
-        try:
-            spot = spot_prices(ec2_client(plan.region), spot_types, plan.availability_zone)
-        except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
-            print(f"error: cannot read Spot prices for --spot-live ({type(e).__name__}: {e}). Check AWS "
-                  "credentials, or give --price instead", file=sys.stderr)
-            return 1
-    report = cost_plan(plan, load_prices(), overrides, spot)
-    for key in report.unused_prices:
-        print(f"warning: price for {key!r} matches no node group (use an instance type of the spec or "
-              f"RACK/GROUP)", file=sys.stderr)
-    verdict = None if args.budget is None else check_budget(report, args.budget)
-    if args.json:
-        print(json.dumps(report_json(report, verdict), indent=2, ensure_ascii=False))
-    else:
-        print(render_cost(report, verdict))
-    if verdict is not None and not verdict.ok:
-        print(f"error: {verdict.message}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add `rackform cost` to the CLI's subparsers."""
-    p = subparsers.add_parser("cost", help="USD per hour and month per node group, rack and cluster "
-                              "(exit 1 over --budget)")
-    p.add_argument("spec", help="path to the rack spec YAML")
-    p.add_argument("--json", action="store_true", help="machine-readable; totals are null when any price is "
-                   "unknown, with the priced part in *_known_* fields")
-    p.add_argument("--budget", type=_budget_arg, metavar="USD_PER_HOUR",
-                   help="exit 1 unless the whole cluster is priced and costs at most this")
-    p.add_argument("--price", action="append", type=_price_arg, default=[], metavar="KEY=USD_PER_HOUR",
-                   help="price per instance-hour for an instance type or one RACK/GROUP (repeatable); needed for "
-                   "capacity blocks and reservations, wins over every other source")
-    p.add_argument("--prices-file", metavar="FILE", help="YAML or JSON mapping KEY: USD_PER_HOUR, same keys as "
-                   "--price (which wins over it)")
-    p.add_argument("--spot-live", action="store_true", help="read current Spot prices for spot node groups from "
-                   "EC2 (needs credentials)")
-    p.set_defaults(func=cmd_cost)

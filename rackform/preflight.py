@@ -9,12 +9,9 @@ functions are pure (plan + fetched data + the time -> `Check`s), so every rule i
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,6 +19,7 @@ from botocore.parsers import ResponseParserError
 
 from .catalog import is_zone_id, paginate
 from .plan import NodeGroupPlan, Plan
+from .render.text import table
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client for the plan's Region
@@ -559,11 +557,10 @@ def _counts(checks: list[Check]) -> dict[str, int]:
 
 
 def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
-    from .cli import _table  # cli imports this module to register the command
 
     n = _counts(checks)
     lines = [f"preflight {plan.name}: {plan.region} / {plan.availability_zone}  (account read {_when(now)})", "",
-             _table([[c.status, c.name, c.found, c.needed] for c in checks], ["status", "check", "found", "needed"])]
+             table([[c.status, c.name, c.found, c.needed] for c in checks], ["status", "check", "found", "needed"])]
     fixes = [c for c in checks if c.fix]
     if fixes:
         lines += ["", "fixes:"] + [f"  {c.status}  {c.name}: {c.fix}" for c in fixes]
@@ -572,45 +569,3 @@ def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
     tally = ", ".join(f"{v} {k}{'s' * (v != 1 and k in ('blocker', 'warning'))}" for k, v in n.items())
     lines += ["", f"{plan.name}: {verdict} ({tally})"]
     return "\n".join(lines)
-
-
-EXIT_BLOCKED = 1
-EXIT_UNCHECKED = 3  # no blockers found, but some checks could not run (permissions, an API down)
-
-
-def cmd_preflight(args: argparse.Namespace) -> int:
-    from .cli import checked_plan  # cli imports this module to register the command
-
-    plan = checked_plan(args.spec)
-    try:
-        client_for = aws_clients(plan.region, args.endpoint_url)
-    except BotoCoreError as e:  # a broken profile or config file: the user's environment, not a bug
-        print(f"error: cannot set up AWS clients ({type(e).__name__}: {e})", file=sys.stderr)
-        return 1
-    if client_for is None:
-        print("error: no AWS credentials found. preflight reads your account: set AWS_PROFILE, run `aws sso "
-              "login` or `aws configure`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", file=sys.stderr)
-        return 1
-    now = dt.datetime.now(dt.timezone.utc)
-    checks = all_checks(plan, fetch_state(plan, client_for), now)
-    blockers = any(c.status == "blocker" for c in checks)
-    unchecked = any(c.status == "unknown" for c in checks)
-    if args.json:
-        print(json.dumps({"spec": args.spec, "name": plan.name, "region": plan.region,
-                          "availability_zone": plan.availability_zone, "checked_at": now.isoformat(),
-                          "ready": not blockers and not unchecked, "counts": _counts(checks),
-                          "checks": [asdict(c) for c in checks]}, indent=2))
-    else:
-        print(render(plan, checks, now))
-    # A check that could not run has not passed: CI must not read "no blockers found" as "ready".
-    return EXIT_BLOCKED if blockers else EXIT_UNCHECKED if unchecked else 0
-
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("preflight", help="check the AWS account can hold the cluster: vCPU quotas, "
-                              "reservations, offerings, Batch and CloudFormation limits, the data repository bucket "
-                              "(exit 1 on blockers, 3 when checks could not run)")
-    p.add_argument("spec", help="path to the rack spec YAML")
-    p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.add_argument("--endpoint-url", help="endpoint for every AWS client (e.g. a local moto server)")
-    p.set_defaults(func=cmd_preflight)

@@ -11,6 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from rackform import cost
+from rackform.cli import cost as cost_cli
 from rackform.plan import build_plan
 from rackform.pricing import load_prices
 from rackform.problems import SpecError
@@ -37,7 +38,7 @@ ENDPOINTS = 3 * 0.01  # ecr.api, ecr.dkr, logs in one AZ
 
 def run(capsys, *argv):
     parser = argparse.ArgumentParser(prog="rackform")
-    cost.register(parser.add_subparsers(dest="command", required=True))
+    cost_cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args([str(a) for a in argv])
     code = args.func(args)
     out, err = capsys.readouterr()

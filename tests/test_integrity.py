@@ -20,7 +20,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rackform.cli import _table, main
+from rackform.cli import main, table as _table
 from rackform.limits import limits_for
 from rackform.problems import Problem
 from rackform.textsafe import visible

@@ -19,6 +19,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from rackform import preflight
+from rackform.cli import preflight as preflight_cli
+from rackform.cli.common import EXIT_UNCHECKED
 from rackform.cli import checked_plan
 from rackform.preflight import (ApiError, BucketState, QuotaValue, check_batch, check_offerings, check_quotas,
                                 check_reservations, check_stacks, fetch_offerings, fetch_quota, fetch_reservation,
@@ -467,7 +469,7 @@ def account(monkeypatch, quotas: dict[str, float], reservation: dict[str, Any]) 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="rackform")
-    preflight.register(parser.add_subparsers(dest="command", required=True))
+    preflight_cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     code = args.func(args)
     out, err = capsys.readouterr()
@@ -547,7 +549,7 @@ def test_checks_that_could_not_run_do_not_pass(aws, monkeypatch, capsys):
     monkeypatch.setattr(preflight, "aws_clients", lambda region, url: (
         lambda name: denied if name == "service-quotas" else stubbed(name)))
     code, out, _ = run(capsys, "preflight", str(SPEC))
-    assert code == preflight.EXIT_UNCHECKED == 3
+    assert code == EXIT_UNCHECKED == 3
     assert "no blockers found, but some checks could not run" in out
 
 

@@ -1,0 +1,53 @@
+"""`rackform preflight`: the command line over the pure preflight checks."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from .common import EXIT_PROBLEM, EXIT_UNCHECKED, checked_plan
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    # botocore is loaded only when preflight runs: `rackform validate` builds the same parser.
+    from botocore.exceptions import BotoCoreError
+
+    from ..preflight import _counts, all_checks, aws_clients, fetch_state, render
+
+    plan = checked_plan(args.spec)
+    try:
+        client_for = aws_clients(plan.region, args.endpoint_url)
+    except BotoCoreError as e:  # a broken profile or config file: the user's environment, not a bug
+        print(f"error: cannot set up AWS clients ({type(e).__name__}: {e})", file=sys.stderr)
+        return 1
+    if client_for is None:
+        print("error: no AWS credentials found. preflight reads your account: set AWS_PROFILE, run `aws sso "
+              "login` or `aws configure`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", file=sys.stderr)
+        return 1
+    now = dt.datetime.now(dt.timezone.utc)
+    checks = all_checks(plan, fetch_state(plan, client_for), now)
+    blockers = any(c.status == "blocker" for c in checks)
+    unchecked = any(c.status == "unknown" for c in checks)
+    if args.json:
+        print(json.dumps({"spec": args.spec, "name": plan.name, "region": plan.region,
+                          "availability_zone": plan.availability_zone, "checked_at": now.isoformat(),
+                          "ready": not blockers and not unchecked, "counts": _counts(checks),
+                          "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        print(render(plan, checks, now))
+    # A check that could not run has not passed: CI must not read "no blockers found" as "ready".
+    return EXIT_PROBLEM if blockers else EXIT_UNCHECKED if unchecked else 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("preflight", help="check the AWS account can hold the cluster: vCPU quotas, "
+                              "reservations, offerings, Batch and CloudFormation limits, the data repository bucket "
+                              "(exit 1 on blockers, 3 when checks could not run)")
+    p.add_argument("spec", help="path to the rack spec YAML")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--endpoint-url", help="endpoint for every AWS client (e.g. a local moto server)")
+    p.set_defaults(func=cmd_preflight)

@@ -1,0 +1,128 @@
+"""Commands that read results: report, advise, and parse for logs from elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..textsafe import visible
+from .common import aws_options, checked_plan, problem_lines, run_records, store_for, table, threshold, write
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..analysis.report import build_report, render_csv, render_html, render_json, summary_table, text_lines
+
+    from ..limits import limits_for
+
+    fsx = checked_plan(args.spec).storage.fsx_lustre if args.spec else None
+    store = store_for(args, [args.run_id, *([args.baseline] if args.baseline else [])])
+    records = run_records(store, args.run_id)
+    if records is None:
+        return 1
+    baseline = None
+    if args.baseline:
+        baseline = run_records(store, args.baseline)
+        if baseline is None:
+            return 1
+    report = build_report(records, limits_of=limits_for, fsx=fsx, baseline=baseline, baseline_run_id=args.baseline,
+                          threshold_pct=args.threshold, problems=store.problems)
+    if args.csv:
+        write(args.csv, render_csv(report))
+    if args.html:
+        write(args.html, render_html(report))
+    if args.json:
+        print(render_json(report))
+    else:
+        before, after = text_lines(report)
+        print("\n".join([*before, "", table(*summary_table(report)), "", *after]))
+    return 1 if report.regressions or report.problems else 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    from ..analysis.advise import CLASSES, MEANING, advice_dict, advise, class_verdict, evidence_table
+    from ..analysis.report import LOCAL_CAVEAT, report_rows
+
+    from ..limits import limits_for
+
+    store = store_for(args, args.run_ids)
+    records = []
+    for run_id in dict.fromkeys(args.run_ids):
+        found = run_records(store, run_id)
+        if found is None:
+            return 1
+        records += found
+    advice = advise(report_rows(records, limits_for))
+    if args.json:
+        print(json.dumps(advice_dict(advice), indent=2))
+        return 0
+    local = any(a.local for a in advice)
+    lines = [LOCAL_CAVEAT, ""] if local else []
+    for cls in CLASSES:
+        lines.append(class_verdict(cls, advice))
+        for a in (a for a in advice if a.workload_class == cls):
+            lines.append(f"  {a.benchmark} ({MEANING[a.benchmark]} per $): {a.verdict}")
+            if a.evidence:
+                lines += ["    " + line for line in table(*evidence_table(a)).splitlines()]
+        lines.append("")
+    if local:
+        lines.append(LOCAL_CAVEAT)
+    lines += problem_lines(store)
+    print("\n".join(visible(line) for line in lines).rstrip())
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from workloads.parsers import parse
+
+    from ..files import LOG_MAX_BYTES, FileRefused, read_limited_text
+
+    try:
+        if args.file == "-":
+            raw = sys.stdin.buffer.read(LOG_MAX_BYTES + 1)
+            if len(raw) > LOG_MAX_BYTES:
+                raise FileRefused(f"cannot read standard input: it is more than {LOG_MAX_BYTES:,} bytes; log files are "
+                                  f"limited to {LOG_MAX_BYTES:,} bytes")
+            text = raw.decode("utf-8", errors="replace")
+        else:
+            text = read_limited_text(args.file, LOG_MAX_BYTES, "log")
+    except FileRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    parsed = parse(args.tool, text)
+    if not parsed.ok:
+        print(f"error: {args.file} is not readable {args.tool} output: {parsed.reason}", file=sys.stderr)
+        return 1
+    print(parsed.model_dump_json(indent=2))
+    return 0
+
+
+
+def register(sub: Any) -> None:
+    from workloads.parsers import TOOLS
+
+    p = sub.add_parser("report", help="a run against physical limits and prices, optionally against a baseline "
+                       "run: table, CSV, JSON, HTML (exit 1 on a regression)")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--baseline", metavar="RUN", help="compare with this run; regressions beyond --threshold exit 1")
+    p.add_argument("--threshold", type=threshold, default=5.0, metavar="PCT",
+                   help="%% change in the worse direction that counts as a regression (default 5)")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with plots")
+    p.add_argument("--csv", metavar="PATH", help="write the rows as CSV")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--spec", help="the run's spec: its FSx size and throughput are the storage limit")
+    aws_options(p)
+    p.set_defaults(func=cmd_report)
+    
+    p = sub.add_parser("advise", help="the tier with the best measured performance per dollar for each workload "
+                       "class, across one or more runs")
+    p.add_argument("run_ids", metavar="RUN", nargs="+")
+    p.add_argument("--json", action="store_true")
+    aws_options(p)
+    p.set_defaults(func=cmd_advise)
+
+    p = sub.add_parser("parse", help="parse a benchmark tool's raw output into metrics (JSON)")
+    p.add_argument("--tool", required=True, choices=TOOLS)
+    p.add_argument("file", help="the tool's output, or - for standard input")
+    p.set_defaults(func=cmd_parse)

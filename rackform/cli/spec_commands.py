@@ -1,0 +1,160 @@
+"""Commands on a spec, all offline except `validate --live`: validate, plan, schema, synth."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
+from ..plan import Plan
+from ..problems import errors
+from ..spec import json_schema, load_spec
+from ..validate import validate_spec
+from .common import checked_plan, print_problems, summary, table
+
+
+def live_catalog(region: str, endpoint_url: str | None = None) -> Catalog:
+    """The catalog read from the EC2 API now, for one Region (your credentials and Region chain)."""
+    import boto3
+
+    session = boto3.Session()
+
+    def client(r: str):
+        return session.client("ec2", region_name=r, endpoint_url=endpoint_url)
+
+    data = catalog_from_api(client, regions=[region], families=SUPPORTED_FAMILIES)
+    # Only the spec's Region is read live; the others come from the bundled snapshot, so "Regions that offer it"
+    # in a message still covers the world.
+    bundled = load_catalog().model_dump()
+    for key in ("instance_types", "offerings", "availability_zones", "zone_ids"):
+        data[key] = {**bundled[key], **data[key]}
+    # DescribeAvailabilityZones answered for the user's own account: its AZ names now resolve to AZ IDs even where
+    # names map to zones per account.
+    data.update(source=f"EC2 API ({endpoint_url or 'AWS'}) read live for {region}, bundled catalog elsewhere",
+                generated_on=dt.date.today().isoformat(), account_zone_ids=(region,))
+    return Catalog.model_validate(data)
+
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec, lines = load_spec(args.spec)
+    catalog = load_catalog()
+    if args.live:
+        try:
+            catalog = live_catalog(spec.region, args.endpoint_url)
+        except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
+            print(f"error: cannot read the EC2 API for --live ({type(e).__name__}: {e}). Check AWS credentials "
+                  "and Region, or drop --live to use the bundled catalog", file=sys.stderr)
+            return 1
+    problems = validate_spec(spec, catalog, lines)
+    if args.json:
+        print(json.dumps({"spec": args.spec, "valid": not errors(problems), "catalog": catalog.source,
+                          "problems": [p.__dict__ for p in problems]}, indent=2))
+    else:
+        print_problems(problems, args.spec)
+        verdict = "invalid" if errors(problems) else "valid"
+        n_groups = sum(len(r.node_groups) for r in spec.racks)
+        print(f"{args.spec}: {verdict} ({len(spec.racks)} racks, {n_groups} node groups; {summary(problems)}; "
+              f"catalog: {catalog.source}, {catalog.generated_on})")
+    return 1 if errors(problems) else 0
+
+
+def _nic_summary(g) -> str:
+    kinds: dict[str, int] = {}
+    for n in g.network_interfaces:
+        kinds[n.interface_type] = kinds.get(n.interface_type, 0) + 1
+    cards = len({n.network_card_index for n in g.network_interfaces})
+    return ", ".join(f"{v} {k}" for k, v in kinds.items()) + f" on {cards} card{'s' * (cards != 1)}"
+
+
+def _usd(g) -> str:
+    if g.capacity.type != "on-demand" or g.on_demand_usd_per_hour is None:
+        return "unknown"  # `rackform cost` takes user-given prices for these
+    return f"{g.on_demand_usd_per_hour * g.count:,.2f}"
+
+
+def render_plan(plan: Plan) -> str:
+    rows = []
+    for g in plan.node_groups():
+        rows.append([f"{g.rack}/{g.name}", g.tier, g.architecture, g.instance_type, g.count, _nic_summary(g),
+                     len(g.devices), g.ips, f"{g.quota.vcpus:,}", g.quota.code or "?", g.placement_group or "-",
+                     g.capacity.type, _usd(g)])
+    header = ["rack/node group", "tier", "arch", "instance", "count", "interfaces per node", "devices", "IPs",
+              "vCPUs", "quota", "placement group", "capacity", "$/hour"]
+    net = plan.network
+    quota_totals: dict[str, int] = {}
+    for g in plan.node_groups():
+        key = f"{g.quota.code or '?'} ({g.quota.name})"
+        quota_totals[key] = quota_totals.get(key, 0) + g.quota.vcpus
+    lines = [
+        f"plan {plan.name}: {plan.region} / {plan.availability_zone}  (catalog {plan.catalog_generated_on})",
+        "",
+        table(rows, header),
+        "",
+        f"network  VPC {net.vpc_cidr}; private subnet /{net.private_subnet.cidr_mask} "
+        f"({net.private_subnet.usable_ips:,} usable, {net.ips_needed:,} needed); public subnet "
+        f"/{net.public_subnet.cidr_mask} for NAT; endpoints: S3 gateway"
+        + "".join(f", {e}" for e in net.interface_endpoints),
+    ]
+    if (fsx := plan.storage.fsx_lustre) is not None:
+        thr = f", {fsx.per_unit_storage_throughput} MB/s/TiB" if fsx.per_unit_storage_throughput else ""
+        repo = f", linked to {fsx.data_repository_path}" if fsx.data_repository_path else ""
+        lines.append(f"storage  FSx for Lustre {fsx.deployment_type} {fsx.storage_capacity_gib:,} GiB{thr}{repo}, "
+                     f"mounted at {fsx.mount_path}; results bucket")
+    else:
+        lines.append("storage  results bucket (no FSx)")
+    lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
+    lines.append("stacks   " + ", ".join([net.stack_name, plan.storage.stack_name]
+                                         + [r.stack_name for r in plan.racks]))
+    return "\n".join(lines)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = checked_plan(args.spec)
+    print(plan.model_dump_json(indent=2) if args.json else render_plan(plan))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    plan = checked_plan(args.spec)
+    from stacks import build_app  # CDK is imported only for synth: validate and plan stay fast
+
+    out = Path(args.output)  # checked by _check_outputs before the spec was read
+    assembly = build_app(plan, outdir=str(out)).synth()
+    for stack in assembly.stacks:
+        print(f"{stack.stack_name}: {out / stack.template_file}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("validate", help="check a spec offline (exit 1 on errors)")
+    p.add_argument("spec", help="path to the rack spec YAML")
+    p.add_argument("--json", action="store_true", help="machine-readable problems")
+    p.add_argument("--live", action="store_true", help="read instance types and offerings from the EC2 API now "
+                   "(needs credentials) instead of the bundled catalog")
+    p.add_argument("--endpoint-url", help="EC2 endpoint for --live (e.g. a local moto server)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="print the plan: NIC layout, devices, IPs, quotas per node group")
+    p.add_argument("spec")
+    p.add_argument("--json", action="store_true", help="the whole plan as JSON")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("schema", help="print the spec's JSON Schema (for editor completion)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("synth", help="synthesize CloudFormation templates (same as `cdk synth -c spec=SPEC`)")
+    p.add_argument("spec")
+    p.add_argument("-o", "--output", default="cdk.out", help="output directory (default: cdk.out)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty directory that is not a previous "
+                   "CDK output (files CDK writes, such as manifest.json and tree.json, are replaced)")
+    p.set_defaults(func=cmd_synth)

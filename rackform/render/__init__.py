@@ -1,0 +1,1 @@
+"""Turning results into text, CSV, HTML and plots; no analysis here."""
