@@ -175,3 +175,23 @@ def test_storage_jobs_work_on_the_fsx_mount_and_other_jobs_on_scratch():
     assert runner.node_context(env, "cpu", BENCHMARKS["storage"]).work_dir == "/fsx/rackform-scratch"
     assert runner.node_context(env, "cpu", BENCHMARKS["gemm"]).work_dir == "/scratch"
     assert runner.node_context({**env, "RACKFORM_LOCAL": "1"}, "cpu", BENCHMARKS["storage"]).work_dir == "/scratch"
+
+
+def test_the_job_environment_round_trips_through_the_variables():
+    from workloads.contract import JobEnvironment
+
+    job = JobEnvironment(spec="demo", rack="gpu", node_group="h100", tier="gpu", instance_type="p5.48xlarge",
+                         bucket="b", run_id="r1", gpus=8, efa=True, efa_device_rdma=True, fsx_mount="/fsx",
+                         price_usd_per_hour=55.04)
+    env = job.to_env()
+    assert env["RACKFORM_GPUS"] == "8" and env["FI_PROVIDER"] == "efa" and env["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert "RACKFORM_NEURON_DEVICES" in env and "RACKFORM_SPEC" in env
+    assert JobEnvironment.from_env(env) == job
+    local = job.with_(local=True)
+    assert "FI_PROVIDER" not in local.to_env() and JobEnvironment.from_env(local.to_env()) == local
+
+
+def test_a_malformed_job_variable_is_a_usage_error_not_a_traceback(capsys):
+    with pytest.raises(SystemExit) as e:
+        runner.main(["cpu", "--run-id", "r1"], env={"RACKFORM_GPUS": "eight"})
+    assert e.value.code == 2 and "RACKFORM_GPUS='eight' is not a int" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
+from .contract import PREFIX, JobEnvironment, JobEnvironmentError
 from .results import Metric, Parsed, ResultRecord
 from .store import ResultStore, check_run_id, log_key, s3_client
 
@@ -41,26 +42,23 @@ class JobIdentity:
 
 
 def node_context(env: Mapping[str, str], tier: str, benchmark: Benchmark | None = None) -> NodeContext:
+    job = JobEnvironment.from_env(env)
     num = int(env.get("AWS_BATCH_JOB_NUM_NODES", "1"))
     index = int(env.get("AWS_BATCH_JOB_NODE_INDEX", "0"))
     main = int(env.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0"))
-    fsx_mount = env.get("RACKFORM_FSX_MOUNT") or None
-    work_dir = env.get("RACKFORM_WORK_DIR", "/tmp/rackform-scratch")
-    if benchmark is not None and benchmark.on_fsx and fsx_mount and env.get("RACKFORM_LOCAL") != "1":
-        work_dir = f"{fsx_mount}/rackform-scratch"
+    work_dir = job.work_dir
+    if benchmark is not None and benchmark.on_fsx and job.fsx_mount and not job.local:
+        work_dir = f"{job.fsx_mount}/rackform-scratch"
     # Batch sets the main node's address on the other nodes only; the main node listens on its own interfaces.
     address = env.get("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS") or (
-        "127.0.0.1" if env.get("RACKFORM_LOCAL") == "1" else socket.gethostbyname(socket.gethostname()))
+        "127.0.0.1" if job.local else socket.gethostbyname(socket.gethostname()))
     return NodeContext(
         tier=tier, node_index=index - main if index >= main else index + 1, num_nodes=num, main_address=address,
-        gpus=int(env.get("RACKFORM_GPUS", "0")), neuron_devices=int(env.get("RACKFORM_NEURON_DEVICES", "0")),
+        gpus=job.gpus, neuron_devices=job.neuron_devices,
         # With logical NeuronCores (LNC=2 groups two physical cores), collectives see half as many ranks.
-        neuron_ranks=int(env.get("RACKFORM_NEURON_CORES", "0")) // max(1, int(env.get("NEURON_LOGICAL_NC_CONFIG",
-                                                                                      "1"))),
-        efa=env.get("RACKFORM_EFA") == "1", work_dir=work_dir,
-        fsx_mount=fsx_mount,
-        local=env.get("RACKFORM_LOCAL") == "1", master_port=int(env.get("RACKFORM_MASTER_PORT", "29500")),
-        fabric_port=int(env.get("RACKFORM_FABRIC_PORT", "47592")),
+        neuron_ranks=job.neuron_cores // max(1, int(env.get("NEURON_LOGICAL_NC_CONFIG", "1"))),
+        efa=job.efa, work_dir=work_dir, fsx_mount=job.fsx_mount, local=job.local, master_port=job.master_port,
+        fabric_port=job.fabric_port,
     )
 
 
@@ -214,37 +212,33 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
     return record
 
 
-def _env_float(env: Mapping[str, str], name: str) -> float | None:
-    value = env.get(name)
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     p = argparse.ArgumentParser(prog="python -m workloads.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:
+        given = JobEnvironment.from_env(env)
+    except JobEnvironmentError as e:
+        p.error(str(e))
     p.add_argument("benchmark", choices=sorted(BENCHMARKS))
-    p.add_argument("--run-id", default=env.get("RACKFORM_RUN_ID"))
-    p.add_argument("--bucket", default=env.get("RACKFORM_BUCKET"), help="results bucket (omit: print only)")
-    p.add_argument("--rack", default=env.get("RACKFORM_RACK", "local"))
-    p.add_argument("--node-group", default=env.get("RACKFORM_NODE_GROUP", "local"))
-    p.add_argument("--tier", default=env.get("RACKFORM_TIER", "cpu"))
-    p.add_argument("--instance-type", default=env.get("RACKFORM_INSTANCE_TYPE", "local"))
+    p.add_argument("--run-id", default=given.run_id)
+    p.add_argument("--bucket", default=given.bucket, help="results bucket (omit: print only)")
+    p.add_argument("--rack", default=given.rack)
+    p.add_argument("--node-group", default=given.node_group)
+    p.add_argument("--tier", default=given.tier)
+    p.add_argument("--instance-type", default=given.instance_type)
     p.add_argument("--endpoint-url", default=env.get("AWS_ENDPOINT_URL"))
-    p.add_argument("--timeout", type=float, default=float(env.get("RACKFORM_TIMEOUT_S", "3600")))
+    p.add_argument("--timeout", type=float, default=given.timeout_s)
     args = p.parse_args(argv)
     if not args.run_id:
-        p.error("no run id: pass --run-id or set RACKFORM_RUN_ID (rackform submit sets it)")
+        p.error(f"no run id: pass --run-id or set {PREFIX}RUN_ID (rackform submit sets it)")
     try:
         check_run_id(args.run_id)
     except ValueError as e:
         p.error(str(e))
     job = JobIdentity(run_id=args.run_id, benchmark=args.benchmark, rack=args.rack, node_group=args.node_group,
                       tier=args.tier, instance_type=args.instance_type, job_id=env.get("AWS_BATCH_JOB_ID"),
-                      price_usd_per_hour=_env_float(env, "RACKFORM_PRICE_USD_PER_HOUR"))
+                      price_usd_per_hour=given.price_usd_per_hour)
     store = ResultStore(args.bucket, s3_client(args.endpoint_url)) if args.bucket else None
     record = run_job(job, node_context(env, args.tier, BENCHMARKS[args.benchmark]), store, timeout_s=args.timeout)
     summary = f"{record.benchmark}: {record.status}" + (f" ({record.reason})" if record.reason else "")

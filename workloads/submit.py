@@ -21,6 +21,7 @@ from rackform import naming
 from rackform.plan import NodeGroupPlan, Plan
 
 from .benchmarks import BENCHMARKS, benchmarks_for, default_nodes
+from .contract import PREFIX
 from rackform.jobs.jobdefs import BENCHMARK_PARAMETER, job_kind
 from .store import ResultStore, check_run_id, submission_key
 
@@ -131,7 +132,7 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
             continue
         kind = job_kind(b, n)
         jobdef = naming.job_definition(plan.name, g.rack, g.name, kind)
-        env = [{"name": "RACKFORM_RUN_ID", "value": run_id}]
+        env = [{"name": f"{PREFIX}RUN_ID", "value": run_id}]  # JobEnvironment.run_id
         request: dict[str, Any] = {"jobName": name, "jobQueue": g.job_queue, "jobDefinition": jobdef,
                                    "parameters": {BENCHMARK_PARAMETER: benchmark},
                                    "tags": {"rackform:run": run_id, "rackform:benchmark": benchmark},

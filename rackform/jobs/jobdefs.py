@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from workloads.benchmarks import BENCHMARKS, Benchmark, benchmarks_for
+from workloads.contract import CONTAINER_WORK_DIR, JobEnvironment
 
 from .. import naming
 from ..plan import NodeGroupPlan
@@ -18,7 +19,6 @@ JobKind = Literal["single", "multinode"]  # rackform.naming.JOB_KINDS, which val
 # ECS and the OS keep some memory for themselves; a job asking for all of it would never be placed.
 MEMORY_RESERVED_FRACTION = 0.1
 MEMORY_RESERVED_MIN_MIB = 2048
-CONTAINER_WORK_DIR = "/scratch"
 # EFA devices with RDMA read (GPUDirect / Neuron direct transfers). Forcing FI_EFA_USE_DEVICE_RDMA on an EFA device
 # without it (c7gn, g5, g6...) makes libfabric refuse to open the domain, so it is set only here. (List from AWS's
 # EFA docs as we read them; unconfirmed on hardware.)
@@ -33,28 +33,13 @@ def container_memory_mib(group: NodeGroupPlan) -> int:
 def job_environment(spec_name: str, group: NodeGroupPlan, *, bucket: str, fsx_mount: str | None,
                     price_usd_per_hour: float | None) -> dict[str, str]:
     """What every job of the node group is told; the benchmark itself arrives as the job's `benchmark` parameter."""
-    env = {
-        "RACKFORM_SPEC": spec_name,
-        "RACKFORM_BUCKET": bucket,
-        "RACKFORM_RACK": group.rack,
-        "RACKFORM_NODE_GROUP": group.name,
-        "RACKFORM_TIER": group.tier,
-        "RACKFORM_INSTANCE_TYPE": group.instance_type,
-        "RACKFORM_GPUS": str(group.gpus_per_node),
-        "RACKFORM_NEURON_DEVICES": str(group.neuron_devices_per_node),
-        "RACKFORM_NEURON_CORES": str(group.neuron_cores_per_node),
-        "RACKFORM_EFA": "1" if group.efa_interfaces else "0",
-        "RACKFORM_WORK_DIR": CONTAINER_WORK_DIR,
-    }
-    if fsx_mount:
-        env["RACKFORM_FSX_MOUNT"] = fsx_mount
-    if price_usd_per_hour is not None:
-        env["RACKFORM_PRICE_USD_PER_HOUR"] = repr(price_usd_per_hour)
-    if group.efa_interfaces:
-        env["FI_PROVIDER"] = "efa"  # libfabric, NCCL's aws-ofi-nccl plugin and Neuron pick EFA, not TCP
-        if group.instance_type.startswith(EFA_RDMA_FAMILIES):
-            env["FI_EFA_USE_DEVICE_RDMA"] = "1"
-    return env
+    return JobEnvironment(
+        spec=spec_name, bucket=bucket, rack=group.rack, node_group=group.name, tier=group.tier,
+        instance_type=group.instance_type, gpus=group.gpus_per_node, neuron_devices=group.neuron_devices_per_node,
+        neuron_cores=group.neuron_cores_per_node, efa=group.efa_interfaces > 0,
+        efa_device_rdma=group.instance_type.startswith(EFA_RDMA_FAMILIES), work_dir=CONTAINER_WORK_DIR,
+        fsx_mount=fsx_mount or None, price_usd_per_hour=price_usd_per_hour,
+    ).to_env()
 
 
 # Batch substitutes `Ref::benchmark` in the command with the `benchmark` parameter of SubmitJob

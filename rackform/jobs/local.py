@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 
 
+from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironment
 from workloads.store import JOB_NAME, ResultStore
 
 from ..plan import Plan
@@ -124,19 +125,16 @@ def _container_env(jobdef: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("environment", [])}
 
 
-def node_environment(base: dict[str, str], *, job_id: str, run_id: str, nodes: int, index: int,
-                     work_dir: Path, master_port: int, fabric_port: int) -> dict[str, str]:
-    env = {**base, "RACKFORM_RUN_ID": run_id, "RACKFORM_LOCAL": "1", "AWS_BATCH_JOB_ID": job_id,
-           "AWS_BATCH_JOB_NUM_NODES": str(nodes), "AWS_BATCH_JOB_NODE_INDEX": str(index),
-           "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0", "RACKFORM_MASTER_PORT": str(master_port),
-           "RACKFORM_FABRIC_PORT": str(fabric_port)}
+def node_environment(base: dict[str, str], job: JobEnvironment, *, job_id: str, nodes: int, index: int,
+                     work_dir: Path) -> dict[str, str]:
+    """One local "node": the job definition's environment as a local job (no libfabric EFA provider on this
+    machine, scratch in a directory of its own) and the variables Batch gives a node of a multi-node job."""
+    local = job.with_(local=True, work_dir=str(work_dir / f"node-{index}"))
+    env = {k: v for k, v in base.items() if k not in (FI_PROVIDER, FI_EFA_USE_DEVICE_RDMA)}
+    env.update({**local.to_env(), "AWS_BATCH_JOB_ID": job_id, "AWS_BATCH_JOB_NUM_NODES": str(nodes),
+                "AWS_BATCH_JOB_NODE_INDEX": str(index), "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0"})
     if index != 0:  # as Batch does: only the other nodes are told the main node's address
         env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = "127.0.0.1"
-    # This machine has no EFA: libfabric told to use only `efa` would find no provider at all.
-    for name in ("FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA"):
-        env.pop(name, None)
-    # The container's scratch and FSx paths become a directory of this machine.
-    env["RACKFORM_WORK_DIR"] = str(work_dir / f"node-{index}")
     return env
 
 
@@ -149,16 +147,17 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         announce(f"not run: {problem.render()}")
     results = []
     for i, sub in enumerate(subs, 1):
-        base = {**os.environ, **aws.env, **_container_env(deployment.job_definitions[sub["job_definition"]])}
+        # What the job definition tells the container, as the runner will read it, plus this submission's run id.
+        job = JobEnvironment.from_env(_container_env(deployment.job_definitions[sub["job_definition"]])).with_(
+            run_id=run_id, master_port=free_port(), fabric_port=free_port())
+        base = {**os.environ, **aws.env}
         work = Path(tempfile.mkdtemp(prefix=f"rackform-{sub['benchmark']}-"))
-        master_port, fabric_port = free_port(), free_port()
         announce(f"[{i}/{len(subs)}] {sub['benchmark']} on {sub['rack']}/{sub['node_group']} "
                  f"({sub['nodes']} node{'s' * (sub['nodes'] > 1)})")
         started = time.monotonic()
         procs = []
         for index in range(sub["nodes"]):
-            env = node_environment(base, job_id=sub["job_id"], run_id=run_id, nodes=sub["nodes"], index=index,
-                                   work_dir=work, master_port=master_port, fabric_port=fabric_port)
+            env = node_environment(base, job, job_id=sub["job_id"], nodes=sub["nodes"], index=index, work_dir=work)
             log = open(log_path(log_dir, sub["job_name"], index), "w")
             procs.append((subprocess.Popen([sys.executable, "-m", "workloads.run", sub["benchmark"]], env=env,
                                            stdout=log, stderr=subprocess.STDOUT, cwd=_repo_root()), log))

@@ -1,0 +1,89 @@
+"""The job environment: what the operator side tells a benchmark container, in one typed place.
+
+The rack stacks and the embedded AWS write it into job definitions (rackform.jobs.jobdefs), `rackform submit` adds
+the run id, the local executor adds what a local "node" needs, and the runner (workloads.run) reads it back. All of
+them go through `JobEnvironment.to_env()` / `from_env()`, so a variable cannot be written under one name and read
+under another. AWS Batch's own variables (AWS_BATCH_JOB_*) are Batch's contract and are read by the runner itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+PREFIX = "RACKFORM_"
+CONTAINER_WORK_DIR = "/scratch"
+# libfabric's own variables: with EFA, libfabric, NCCL's aws-ofi-nccl plugin and the Neuron runtime pick the efa
+# provider (not TCP); RDMA read only where the device has it (forcing it elsewhere makes libfabric refuse the domain).
+FI_PROVIDER = "FI_PROVIDER"
+FI_EFA_USE_DEVICE_RDMA = "FI_EFA_USE_DEVICE_RDMA"
+
+
+class JobEnvironmentError(ValueError):
+    """A job environment variable holds something the runner cannot use."""
+
+
+@dataclass(frozen=True)
+class JobEnvironment:
+    """Every RACKFORM_* variable a job sees; the field name, upper-cased, is the variable's name after the prefix."""
+
+    spec: str = "local"
+    rack: str = "local"
+    node_group: str = "local"
+    tier: str = "cpu"
+    instance_type: str = "local"
+    bucket: str | None = None
+    run_id: str | None = None  # set per submission (SubmitJob container overrides)
+    gpus: int = 0
+    neuron_devices: int = 0
+    neuron_cores: int = 0  # physical NeuronCores of the node
+    efa: bool = False
+    efa_device_rdma: bool = False
+    work_dir: str = "/tmp/rackform-scratch"  # job definitions set CONTAINER_WORK_DIR, a host volume
+    fsx_mount: str | None = None
+    price_usd_per_hour: float | None = None  # per node; None when unknown (never 0)
+    timeout_s: float = 3600.0
+    # The local executor only: every "node" is a process on one machine.
+    local: bool = False
+    master_port: int = 29500
+    fabric_port: int = 47592
+
+    def to_env(self) -> dict[str, str]:
+        """The variables to set: None fields are left out, booleans are "1"/"0"."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            env[PREFIX + f.name.upper()] = ("1" if value else "0") if isinstance(value, bool) else \
+                repr(value) if isinstance(value, float) else str(value)
+        if self.efa and not self.local:
+            env[FI_PROVIDER] = "efa"
+            if self.efa_device_rdma:
+                env[FI_EFA_USE_DEVICE_RDMA] = "1"
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobEnvironment:
+        """Read the variables back; a missing one takes its default, a malformed one raises JobEnvironmentError."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            kind = str(f.type)
+            try:
+                if kind.startswith("bool"):
+                    values[f.name] = raw == "1"
+                elif kind.startswith("int"):
+                    values[f.name] = int(raw)
+                elif kind.startswith("float"):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise JobEnvironmentError(f"{PREFIX}{f.name.upper()}={raw!r} is not a {kind.split()[0]}") from None
+        return cls(**values)
+
+    def with_(self, **changes: object) -> JobEnvironment:
+        return replace(self, **changes)  # type: ignore[arg-type]
