@@ -117,8 +117,8 @@ def json_schema() -> dict[str, Any]:
 
 # --- turning pydantic errors into problems that name the field, the value and what is allowed ----------------
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: Any = Spec
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> type[BaseModel] | None:
+    model: Any = root or Spec
     for part in loc:
         if isinstance(part, int):
             continue
@@ -139,11 +139,11 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: dict[str, Any], root: type[BaseModel] | None = None) -> str:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     loc = err["loc"]
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _model_at(loc[:-1], root)
         allowed = list(parent.model_fields) if parent else []
         hint = did_you_mean(str(loc[-1]), allowed, n=1)
         return (f"unknown key {loc[-1]!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
@@ -170,13 +170,15 @@ def _message(err: dict[str, Any]) -> str:
     return f"{err['msg']} (got {value!r})"[:300]
 
 
-def problems_from_validation_error(e: ValidationError, lines: dict[str, int]) -> list[Problem]:
+def problems_from_validation_error(e: ValidationError, lines: dict[str, int],
+                                   root: type[BaseModel] | None = None) -> list[Problem]:
+    """`root`: the model the error locations start from (the Spec unless told; workload files use theirs)."""
     out = []
     for err in e.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         path = format_path(loc)
         line = lines.get(path) or lines.get(format_path(loc[:-1]))
-        out.append(Problem("error", path, _message(err), rule="schema", line=line))
+        out.append(Problem("error", path, _message(err, root), rule="schema", line=line))
     return out
 
 

@@ -1,0 +1,168 @@
+"""Workloads: a user's job, its class of work and, per tier it can run on, the image and command to run there.
+
+A workload file is YAML, read like a spec (bounded, safe, duplicate keys refused) and checked by frozen pydantic
+models, so a typo is a problem naming the field, the value and what is allowed, with its line number:
+
+    name: llm-serve
+    class: inference            # general | training | inference: which measured benchmark ranks the tiers
+    max_wait: 30m               # longer than this in the preferred tier's queue and the job spills to the next one
+    work: 2.0e9                 # optional: the job's work in the class's unit (here tokens), for expected cost
+    budget_usd: 40              # optional: refuse a tier whose expected cost is higher (needs work)
+    placement: {exclude: [gpu]} # optional: pin: TIER, exclude: [TIER...]
+    tiers:
+      trainium: {image: ...:neuron, command: [python, serve.py]}
+      gpu: {image: ...:cuda, command: [python, serve.py], resources: {gpus: 1}}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, StrictInt, ValidationError
+
+from .catalog import Tier
+from .files import FileRefused, read_limited
+from .models import Frozen
+from .problems import Problem, SpecError
+from .spec import Name, problems_from_validation_error
+from .yamlsafe import MAX_BYTES, load_yaml
+
+WorkloadClass = Literal["general", "training", "inference"]
+DURATION_PATTERN = r"^([0-9]{1,6}[dhms]){1,4}$"
+DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# The unit a workload's `work` is counted in: what the class's benchmark prices per dollar (rackform.placement).
+WORK_UNIT: dict[str, str] = {"general": "sysbench cpu events", "inference": "tokens", "training": "TFLOP (bf16)"}
+
+
+def duration_seconds(text: str) -> int:
+    """'1h30m' -> 5400; the pattern (DURATION_PATTERN) has already refused anything else."""
+    return sum(int(n) * DURATION_UNITS[u] for n, u in re.findall(r"(\d+)([dhms])", text))
+
+
+class Resources(Frozen):
+    """Per node; omitted, the job takes the whole node (what the node group's benchmark definitions ask for)."""
+
+    vcpus: StrictInt | None = Field(None, ge=1, description="vCPUs per node")
+    memory_mib: StrictInt | None = Field(None, ge=4, description="MiB of memory per node")
+    gpus: StrictInt | None = Field(None, ge=0, description="GPUs per node (GPU tier only)")
+
+
+class TierJob(Frozen):
+    image: str = Field(min_length=1, max_length=255, description="container image for this tier (an inference "
+                       "server may have a Neuron image for trainium and a CUDA image for gpu)")
+    command: list[str] = Field(min_length=1, description="the container's command")
+    nodes: StrictInt | None = Field(None, ge=1, le=1000, description="nodes on this tier (default: the workload's)")
+    resources: Resources | None = Field(None, description="per node on this tier (default: the workload's)")
+    environment: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+
+
+class PlacementOverride(Frozen):
+    pin: Tier | None = Field(None, description="run only on this tier, whatever the measurements say")
+    exclude: list[Tier] = Field(default_factory=list, description="never run on these tiers")
+
+
+class Workload(Frozen):
+    name: Name
+    workload_class: WorkloadClass = Field(alias="class", description="general | training | inference")
+    tiers: dict[Tier, TierJob] = Field(min_length=1, description="per tier the workload can run on: image, "
+                                       "command, nodes, resources")
+    nodes: StrictInt = Field(1, ge=1, le=1000, description="nodes the job spans (default 1)")
+    resources: Resources = Resources()
+    max_wait: str | None = Field(None, pattern=DURATION_PATTERN, description="how long the job may wait in a "
+                                 "queue, e.g. 30m, 2h, 1h30m; longer and it spills to the next tier")
+    work: float | None = Field(None, gt=0, allow_inf_nan=False, description="the job's work in the class's "
+                               "unit: general sysbench cpu events, inference tokens, training TFLOP (bf16)")
+    budget_usd: float | None = Field(None, gt=0, allow_inf_nan=False, description="refuse a tier whose expected "
+                                     "cost (work / measured work per dollar) is higher; needs work")
+    placement: PlacementOverride = PlacementOverride()
+
+    @property
+    def max_wait_s(self) -> int | None:
+        return None if self.max_wait is None else duration_seconds(self.max_wait)
+
+    def job_for(self, tier: str) -> TierJob | None:
+        return self.tiers.get(tier)  # type: ignore[call-overload]
+
+    def nodes_on(self, tier: str) -> int:
+        job = self.job_for(tier)
+        return job.nodes if job and job.nodes else self.nodes
+
+    def resources_on(self, tier: str) -> Resources:
+        job = self.job_for(tier)
+        return job.resources if job and job.resources else self.resources
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Workload.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rackform workload"
+    return schema
+
+
+# --- rules across fields: one pure function each, a problem naming the field, the value and what is allowed ------
+
+def _budget_needs_work(w: Workload) -> list[Problem]:
+    if w.budget_usd is not None and w.work is None:
+        return [Problem("error", "budget_usd", f"{w.budget_usd:g} needs `work` (the job's "
+                        f"{WORK_UNIT[w.workload_class]}) to estimate a cost to hold against it", rule="budget")]
+    return []
+
+
+def _pin_has_image(w: Workload) -> list[Problem]:
+    pin = w.placement.pin
+    if pin is not None and pin not in w.tiers:
+        return [Problem("error", "placement.pin", f"{pin!r} has no entry under tiers; pin one of "
+                        f"{', '.join(w.tiers)}", rule="pin")]
+    return []
+
+
+def _not_all_excluded(w: Workload) -> list[Problem]:
+    left = [t for t in w.tiers if t not in w.placement.exclude]
+    if not left:
+        return [Problem("error", "placement.exclude", f"{', '.join(w.placement.exclude)} excludes every tier the "
+                        f"workload has an image for ({', '.join(w.tiers)})", rule="exclude")]
+    if w.placement.pin in w.placement.exclude:
+        return [Problem("error", "placement.pin", f"{w.placement.pin!r} is both pinned and excluded",
+                        rule="exclude")]
+    return []
+
+
+def _gpus_only_on_gpu(w: Workload) -> list[Problem]:
+    out = []
+    for tier in w.tiers:
+        if tier != "gpu" and w.resources_on(tier).gpus:
+            where = f"tiers.{tier}.resources.gpus" if w.tiers[tier].resources else "resources.gpus"  # type: ignore[index]
+            out.append(Problem("error", where, f"{w.resources_on(tier).gpus} GPUs on tier {tier}: only the gpu "
+                               "tier has GPUs; set gpus under tiers.gpu.resources", rule="gpus"))
+    return out
+
+
+WORKLOAD_RULES = (_budget_needs_work, _pin_has_image, _not_all_excluded, _gpus_only_on_gpu)
+
+
+def parse_workload(data: Any, lines: dict[str, int] | None = None) -> Workload:
+    if not isinstance(data, dict):
+        raise SpecError([Problem("error", "<workload>", "a workload is a mapping with keys name, class, tiers...; "
+                                 f"got {type(data).__name__}")])
+    try:
+        workload = Workload.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(problems_from_validation_error(e, lines or {}, Workload)) from None
+    problems = [p for rule in WORKLOAD_RULES for p in rule(workload)]
+    if problems:
+        lines = lines or {}
+        raise SpecError([Problem(p.level, p.path, p.message, p.rule, lines.get(p.path)) for p in problems])
+    return workload
+
+
+def load_workload(path: str | Path) -> Workload:
+    p = Path(path)
+    try:
+        raw = read_limited(p, MAX_BYTES, "workload")
+    except FileRefused as e:
+        hint = "; see examples/workloads/ for one to start from" if e.missing else ""
+        raise SpecError([Problem("error", "<workload>", f"{e}{hint}")]) from None
+    data, lines = load_yaml(raw, str(p))
+    return parse_workload(data, lines)

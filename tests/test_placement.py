@@ -1,0 +1,239 @@
+"""The placement policy (rackform/placement.py): a pure function of the workload, the plan, the records and the
+queues' state. One test per rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+
+from rackform.limits import limits_for
+from rackform.pipeline import load_plan
+from rackform.placement import DEFAULT_JOB_DURATION_S, QueueState, explain_rows, healthy, place
+from rackform.problems import SpecError
+from rackform.workload import duration_seconds, load_workload, parse_workload
+from workloads.results import Metric, ResultRecord
+
+T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
+GROUPS = {"graviton": ("graviton", "head", "m7g.xlarge"), "trainium": ("trainium", "workers", "trn1.32xlarge"),
+          "gpu": ("gpu", "h100", "p5.48xlarge")}
+METRIC = {"inference": Metric(name="tokens_per_second", value=0, unit="tokens/s"),
+          "gemm": Metric(name="tflops_max", value=0, unit="TFLOP/s", labels={"dtype": "bf16"}),
+          "cpu": Metric(name="events_per_second", value=0, unit="events/s")}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return load_plan("examples/demo.yaml")
+
+
+def rec(benchmark: str, tier: str, value: float, *, price: float | None, status: str = "succeeded",
+        seconds: float = 30, env: dict[str, str] | None = None) -> ResultRecord:
+    rack, group, itype = GROUPS[tier]
+    metric = METRIC[benchmark].model_copy(update={"value": value})
+    return ResultRecord(run_id="r1", benchmark=benchmark, tool="t", rack=rack, node_group=group, tier=tier,
+                        instance_type=itype, node_count=1, status=status, metrics=(metric,), started_at=T0,
+                        ended_at=T0 + dt.timedelta(seconds=seconds), environment=env or {"instance_id": "i-0abc"},
+                        price_usd_per_hour=price)
+
+
+def workload(cls: str = "inference", tiers=("trainium", "gpu"), **extra):
+    return parse_workload({"name": "serve", "class": cls,
+                           "tiers": {t: {"image": f"img:{t}", "command": ["run"]} for t in tiers}, **extra})
+
+
+def queues(plan, **backlog: int) -> dict[str, QueueState]:
+    return {g.job_queue: QueueState(backlog.get(g.tier, 0)) for g in plan.node_groups()}
+
+
+def test_the_best_measured_figure_per_dollar_wins(plan):
+    # trn1: 16 chips x 100 tokens/s for $21.50/h; p5: 8 GPUs x 1000 tokens/s for $55.04/h -> the GPU is cheaper per token
+    records = [rec("inference", "trainium", 100, price=21.5), rec("inference", "gpu", 1000, price=55.04)]
+    d = place(workload(), plan, records, queues(plan), limits_of=limits_for)
+    assert d.line() == "placed serve (inference) on gpu/h100 [gpu]"
+    assert d.basis == "measured" and "best measured inference per dollar" in d.reason
+    assert [c.tier for c in d.candidates] == ["gpu", "trainium"]
+
+
+def test_no_measurements_fall_back_to_the_seed_order_and_say_so(plan):
+    for cls, tier in (("inference", "trainium"), ("training", "gpu"), ("general", "graviton")):
+        d = place(workload(cls, tiers=("graviton", "trainium", "gpu")), plan, [], queues(plan), limits_of=limits_for)
+        assert d.chosen.tier == tier and d.basis == "seed order"
+        assert "no healthy priced" in d.reason and "seed order" in d.reason
+
+
+def test_an_unknown_price_is_never_a_price_of_zero(plan):
+    # Without a price trainium's figure is unknown: it must not rank first as if it were free.
+    records = [rec("inference", "trainium", 1e6, price=None), rec("inference", "gpu", 10, price=55.04)]
+    d = place(workload(), plan, records, queues(plan), limits_of=limits_for)
+    assert d.chosen.tier == "gpu"
+    trn = next(c for c in d.candidates if c.tier == "trainium")
+    assert trn.per_dollar is None and any("price is unknown" in n for n in trn.notes)
+    assert trn.usd_per_hour is not None  # the plan's price is shown; the figure's is what was missing
+    # with a budget, an unknown cost cannot be kept within it: refused, and said
+    d = place(workload(work=1e6, budget_usd=100), plan, records, queues(plan), limits_of=limits_for)
+    assert "price unknown" in next(c for c in d.candidates if c.tier == "trainium").refused
+
+
+def test_unhealthy_and_failed_results_are_ignored(plan):
+    records = [rec("inference", "trainium", 1e9, price=21.5, status="failed"),
+               rec("inference", "trainium", 1e9, price=21.5, env={"health": "failed: uverbs0 missing"}),
+               rec("inference", "gpu", 10, price=55.04)]
+    assert [healthy(r) for r in records] == [False, False, True]
+    d = place(workload(), plan, records, queues(plan), limits_of=limits_for)
+    assert d.chosen.tier == "gpu"
+    assert next(c for c in d.candidates if c.tier == "trainium").per_dollar is None
+
+
+def test_ties_go_to_the_seed_order(plan):
+    # the same tokens per dollar on both: inference's seed order puts trainium first
+    records = [rec("inference", "trainium", 8 * 21.5, price=21.5), rec("inference", "gpu", 16 * 55.04, price=55.04)]
+    d = place(workload(), plan, records, queues(plan), limits_of=limits_for)
+    fig = [c.per_dollar for c in d.candidates]
+    assert fig[0] == pytest.approx(fig[1])
+    assert d.chosen.tier == "trainium"
+    d = place(workload("training"), plan, [], queues(plan), limits_of=limits_for)
+    assert d.chosen.tier == "gpu"
+
+
+def test_a_saturated_queue_spills_to_the_next_candidate(plan):
+    w = workload(max_wait="30m")
+    d = place(w, plan, [], queues(plan, trainium=256), limits_of=limits_for)  # 256 of 256 vCPUs queued: 1 h
+    assert d.outcome == "spilled" and d.chosen.tier == "gpu" and d.preferred.tier == "trainium"
+    assert d.line().startswith("spilled serve from trainium to gpu: trainium/workers would wait about 1h00m")
+    assert "over max_wait 30m" in d.line()
+    # half the maximum queued: 30 minutes, within max_wait: no spill
+    assert place(w, plan, [], queues(plan, trainium=128), limits_of=limits_for).outcome == "placed"
+    # no max_wait: the job waits where it is best
+    assert place(workload(), plan, [], queues(plan, trainium=10_000), limits_of=limits_for).chosen.tier == "trainium"
+
+
+def test_when_every_queue_is_over_max_wait_the_shortest_wait_takes_it(plan):
+    d = place(workload(max_wait="10m"), plan, [], queues(plan, trainium=512, gpu=384 // 2), limits_of=limits_for)
+    assert d.outcome == "spilled" and d.chosen.tier == "gpu"
+    assert "every candidate is over max_wait" in d.reason
+
+
+def test_an_unknown_queue_state_is_shown_and_never_spills(plan):
+    d = place(workload(max_wait="1m"), plan, [], {}, limits_of=limits_for)
+    assert d.outcome == "placed" and d.chosen.wait_s is None
+    assert "queue state unknown" in d.chosen.notes
+
+
+def test_measured_job_durations_set_the_wait(plan):
+    records = [rec("cpu", "trainium", 1, price=21.5, seconds=600)]  # a 10-minute job on trainium/workers
+    d = place(workload(max_wait="30m"), plan, records, queues(plan, trainium=512), limits_of=limits_for)
+    assert d.outcome == "placed" and d.chosen.wait_s == pytest.approx(2 * 600)
+    local = [rec("cpu", "trainium", 1, price=21.5, seconds=600, env={"executor": "local"})]
+    d = place(workload(), plan, local, queues(plan, trainium=256), limits_of=limits_for)
+    assert d.chosen.job_duration_s == DEFAULT_JOB_DURATION_S  # a rehearsal's times are this machine's
+
+
+def test_the_budget_guard_refuses_a_candidate_over_budget(plan):
+    # cost = work / measured work per $: 1e9 tokens at 100 tokens/s x 16 chips for $21.50/h is $3,733
+    records = [rec("inference", "trainium", 100, price=21.5), rec("inference", "gpu", 10, price=55.04)]
+    w = workload(work=1e9, budget_usd=5000)
+    d = place(w, plan, records, queues(plan), limits_of=limits_for)
+    costs = {c.tier: c.expected_cost_usd for c in d.candidates}
+    assert costs["trainium"] == pytest.approx(1e9 / (100 * 16 * 3600 / 21.5))
+    assert costs["gpu"] > 5000
+    assert d.chosen.tier == "trainium"
+    assert "over the budget $5,000.00" in next(c for c in d.candidates if c.tier == "gpu").refused
+    d = place(workload(work=1e9, budget_usd=1000), plan, records, queues(plan), limits_of=limits_for)
+    assert d.outcome == "unplaced" and d.line().startswith("unplaced serve (inference): trainium/workers: expected")
+    with pytest.raises(SpecError, match="budget_usd: 10 needs `work`"):
+        workload(budget_usd=10)
+
+
+def test_pin_and_exclude_override_the_policy(plan):
+    records = [rec("inference", "trainium", 100, price=21.5), rec("inference", "gpu", 1000, price=55.04)]
+    assert place(workload(), plan, records, queues(plan), limits_of=limits_for, pin="trainium").chosen.tier == "trainium"
+    d = place(workload(), plan, records, queues(plan), limits_of=limits_for, exclude=["gpu"])
+    assert d.chosen.tier == "trainium"
+    assert next(c for c in d.candidates if c.tier == "gpu").refused == "tier gpu excluded"
+    w = workload(placement={"pin": "trainium"})
+    assert place(w, plan, records, queues(plan), limits_of=limits_for).chosen.tier == "trainium"
+    with pytest.raises(SpecError, match="placement.pin: 'graviton' has no entry under tiers"):
+        workload(placement={"pin": "graviton"})
+    with pytest.raises(SpecError, match="excludes every tier"):
+        workload(placement={"exclude": ["trainium", "gpu"]})
+
+
+def test_candidates_must_fit_the_job(plan):
+    d = place(workload(nodes=3), plan, [], queues(plan), limits_of=limits_for)
+    assert d.outcome == "unplaced" and "needs 3 nodes; one job here spans at most 2" in d.reason
+    d = place(workload(resources={"vcpus": 192}), plan, [], queues(plan), limits_of=limits_for)
+    assert d.chosen.tier == "gpu"  # p5 has 192 vCPUs, trn1.32xlarge 128
+    assert "needs 192 vCPUs a node; trn1.32xlarge has 128" in d.candidates[-1].refused
+    # tiers without an image are no candidates at all
+    assert {c.tier for c in place(workload(tiers=("gpu",)), plan, [], {}, limits_of=limits_for).candidates} == {"gpu"}
+
+
+def capacity_plan(tmp_path, capacity: str):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"""name: cap
+region: us-east-1
+availability_zone: use1-az6
+racks:
+  - name: trainium
+    node_groups:
+      - name: workers
+        instance_type: trn1.32xlarge
+        count: 2
+        capacity: {capacity}
+        placement_group: {{create: false}}
+  - name: gpu
+    node_groups:
+      - name: h100
+        instance_type: p5.48xlarge
+        count: 2
+""")
+    return load_plan(spec)
+
+
+def test_reservations_and_spot_interruptions_weigh_on_the_wait(tmp_path):
+    plan = capacity_plan(tmp_path, "{type: capacity-block, reservation_id: cr-0123456789abcdef0}")
+    q = queues(plan)
+    trn = next(g for g in plan.node_groups() if g.tier == "trainium").job_queue
+    w = workload(max_wait="30m")
+    d = place(w, plan, [], {**q, trn: QueueState(0, reservation_state="scheduled")}, limits_of=limits_for)
+    assert d.outcome == "spilled" and d.preferred.wait_s == math.inf
+    assert "capacity-block cr-0123456789abcdef0 is scheduled, not active" in d.preferred.notes
+    d = place(w, plan, [], {**q, trn: QueueState(0, reservation_state="active", reservation_free=0)},
+              limits_of=limits_for)
+    assert d.outcome == "spilled" and d.preferred.wait_s == DEFAULT_JOB_DURATION_S
+    d = place(w, plan, [], {**q, trn: QueueState(0, reservation_state="active", reservation_free=2)},
+              limits_of=limits_for)
+    assert d.outcome == "placed" and d.chosen.tier == "trainium"
+    plan = capacity_plan(tmp_path, "{type: spot}")
+    trn = next(g for g in plan.node_groups() if g.tier == "trainium").job_queue
+    d = place(w, plan, [], {**queues(plan), trn: QueueState(0, spot_interruptions=2)}, limits_of=limits_for)
+    assert d.outcome == "spilled" and any("Spot interruption" in n for n in d.preferred.notes)
+
+
+def test_explain_names_every_candidate_and_why(plan):
+    d = place(workload(max_wait="30m"), plan, [], queues(plan, trainium=256), limits_of=limits_for)
+    rows, header = explain_rows(d)
+    assert header[:3] == ["#", "rack/node group", "tier"]
+    assert rows[0][1] == "trainium/workers" and rows[0][-1].startswith("preferred, over max_wait")
+    assert rows[1][-1].startswith("chosen (spill-over)") and rows[1][6] == "0/384"
+    assert d.to_dict()["outcome"] == "spilled"
+
+
+def test_workload_files_report_problems_like_specs(tmp_path):
+    assert duration_seconds("1h30m") == 5400 and duration_seconds("2d") == 172800
+    bad = tmp_path / "w.yaml"
+    bad.write_text("name: serve\nclass: inference\nmax_wiat: 30m\ntiers:\n  tpu: {image: x, command: [y]}\n")
+    with pytest.raises(SpecError) as e:
+        load_workload(bad)
+    text = str(e.value)
+    assert "unknown key 'max_wiat'; did you mean 'max_wait'?" in text
+    assert "'tpu' is not one of graviton | trainium | gpu | cpu" in text
+    bad.write_text("name: serve\nclass: inference\nmax_wait: soon\ntiers: {gpu: {image: x, command: [y]}}\n")
+    with pytest.raises(SpecError, match="max_wait"):
+        load_workload(bad)
+    with pytest.raises(SpecError, match="does not exist; see examples/workloads/"):
+        load_workload(tmp_path / "missing.yaml")
+    for example in ("general", "training", "inference"):
+        assert load_workload(f"examples/workloads/{example}.yaml").workload_class == example
