@@ -6,8 +6,15 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = 1
+# 2: validity, invalid_reason, fabric, efa_devices (defaults keep version-1 records readable), and health records.
+SCHEMA_VERSION = 2
 Status = Literal["succeeded", "failed", "skipped"]
+Validity = Literal["valid", "invalid"]
+# What carried a collective: "efa" (libfabric's efa provider), "socket" (TCP sockets: NCCL's NET/Socket, libfabric's
+# tcp/sockets providers), "local" (one machine's processes, the local executor), "unknown" (a collective whose
+# transport the log does not say); None for benchmarks that are not collectives.
+Fabric = Literal["efa", "socket", "local", "unknown"]
+CheckStatus = Literal["passed", "failed", "not applicable here"]
 
 
 class Metric(BaseModel):
@@ -60,6 +67,46 @@ class ResultRecord(BaseModel):
     price_usd_per_hour: float | None = None  # hourly price of the nodes the job used, when known
     raw_log_key: str | None = None
     job_id: str | None = None
+    # "invalid": a node of the job failed its health step; the figures are kept for the record but never enter a
+    # report's figures or `advise`. invalid_reason names the node and the check.
+    validity: Validity = "valid"
+    invalid_reason: str | None = None
+    fabric: Fabric | None = None
+    efa_devices: int | None = None  # EFA devices the collective used (per node), when the log says
 
     def metric(self, name: str, **labels: str) -> list[Metric]:
         return [m for m in self.metrics if m.name == name and all(m.labels.get(k) == v for k, v in labels.items())]
+
+
+class HealthCheck(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str  # e.g. accelerators, ecc, nvlink, efa, fsx, clock
+    status: CheckStatus
+    detail: str  # what was seen, against what was planned; or why the check does not apply here
+
+
+class HealthRecord(BaseModel):
+    """One node's health step, written beside the job's record before any benchmark step runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    benchmark: str
+    rack: str
+    node_group: str
+    instance_type: str
+    node_index: int
+    hostname: str
+    checked_at: AwareDatetime
+    checks: tuple[HealthCheck, ...]
+    versions: dict[str, str] = Field(default_factory=dict)  # driver, runtime and library versions found
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.status != "failed" for c in self.checks)
+
+    @property
+    def failures(self) -> list[HealthCheck]:
+        return [c for c in self.checks if c.status == "failed"]
