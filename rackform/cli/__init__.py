@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..problems import SpecError
 from ..textsafe import visible
-from . import cost, jobs, preflight, reports, spec_commands
+from . import cost, jobs, placement, preflight, reports, spec_commands
 from .common import EXIT_USAGE, check_outputs, checked_plan, print_problems, summary, table
 
 __all__ = ["build_parser", "checked_plan", "main", "table"]
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "rack-style AWS clusters (Graviton, Trainium, GPU).")
     parser.add_argument("--version", action="version", version=f"rackform {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (spec_commands, jobs, reports, cost, preflight):
+    for group in (spec_commands, jobs, placement, reports, cost, preflight):
         group.register(sub)
     return parser
 

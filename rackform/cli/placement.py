@@ -1,0 +1,190 @@
+"""Commands that place workloads across tiers: place (decide and explain) and run (decide, then submit)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..catalog import TIERS
+from ..problems import SpecError
+from .common import (EXIT_PROBLEM, aws_options, aws_target, checked_plan, print_problems, results_store,
+                     run_records, summary, table)
+
+POLICY_NOTE = ("policy: candidates ranked by measured {benchmark} per dollar (healthy results only), then the first "
+               "whose expected queue wait is within max_wait")
+
+
+def _workloads(paths: list[str]) -> list | None:
+    from ..workload import load_workload
+
+    loaded, bad = [], False
+    for path in paths:
+        try:
+            loaded.append(load_workload(path))
+        except SpecError as e:
+            print_problems(e.problems, path)
+            print(f"{path}: invalid ({summary(e.problems)})", file=sys.stderr)
+            bad = True
+    names = [w.name for w in loaded]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
+        print(f"error: workload name {', '.join(dup)} given more than once: each needs its own name", file=sys.stderr)
+        bad = True
+    return None if bad else loaded
+
+
+def _records(args: argparse.Namespace, plan) -> list | None:
+    """The records of every --run: the measurements placement ranks by."""
+    if not args.runs:
+        return []
+    from .common import check_run_ids
+
+    check_run_ids(args.runs)
+    store = results_store(args, plan)
+    out = []
+    for run_id in args.runs:
+        records = run_records(store, run_id)
+        if records is None:
+            return None
+        out += records
+    return out
+
+
+def _queues(args: argparse.Namespace, plan) -> dict:
+    if args.no_live:
+        return {}
+    from .. import aws
+    from ..jobs.workload_jobs import queue_states
+
+    target = aws_target(args, plan.region)
+    states, notes = queue_states(plan, aws.client(target, "batch"), aws.client(target, "ec2"))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return states
+
+
+def _decide(args: argparse.Namespace):
+    """(plan, workloads, a function workload -> Decision) or None after saying what is wrong."""
+    from ..limits import limits_for
+    from ..placement import place
+
+    workloads = _workloads(args.workloads)
+    if workloads is None:
+        return None
+    plan = checked_plan(args.spec)
+    records = _records(args, plan)
+    if records is None:
+        return None
+    queues = _queues(args, plan)
+
+    def decide(w):
+        return place(w, plan, records, queues, limits_of=limits_for, pin=args.pin, exclude=args.exclude or ())
+
+    return plan, workloads, decide, records
+
+
+def _explain(decision, records: list) -> str:
+    from ..placement import explain_rows
+
+    lines = [table(*explain_rows(decision))]
+    lines.append(POLICY_NOTE.format(benchmark=decision.benchmark) + f"; decided by {decision.basis}: "
+                 f"{decision.reason}")
+    if any(r.environment.get("executor") == "local" for r in records):
+        lines.append("note: executor=local results: figures measured on this machine, priced as the instance types")
+    return "\n".join(lines)
+
+
+def cmd_place(args: argparse.Namespace) -> int:
+    decided = _decide(args)
+    if decided is None:
+        return EXIT_PROBLEM
+    _, workloads, decide, records = decided
+    decisions = [decide(w) for w in workloads]
+    if args.json:
+        print(json.dumps({"decisions": [d.to_dict() for d in decisions]}, indent=2))
+    else:
+        for d in decisions:
+            print(d.line())
+            if args.explain:
+                print(_explain(d, records) + "\n")
+    return EXIT_PROBLEM if any(d.outcome == "unplaced" for d in decisions) else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from workloads.store import check_run_id
+
+    from .. import aws
+    from ..jobs.workload_jobs import PlacementError, run_workload
+    from .jobs import batch_lookup, submission
+
+    decided = _decide(args)
+    if decided is None:
+        return EXIT_PROBLEM
+    plan, workloads, decide, _ = decided
+    sub = submission()
+    run_id = args.run_id or sub.new_run_id()
+    try:
+        check_run_id(run_id)
+    except ValueError as e:
+        print(f"error: --run-id: {e}", file=sys.stderr)
+        return 2
+    store = results_store(args, plan)
+    target = aws_target(args, plan.region)
+    batch = aws.client(target, "batch")
+    submitter = aws.client(target, "batch", config=sub.NO_RETRY)
+    lookup = batch_lookup(args, plan.region)
+    failed = False
+    for w in workloads:
+        try:
+            decision, job = run_workload(plan, w, run_id=run_id, store=store, batch=batch, submitter=submitter,
+                                         lookup=lookup, decide=lambda w=w: decide(w))
+        except PlacementError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed = True
+            continue
+        print(decision["line"], file=sys.stderr)
+        verb = "submitted" if job.created else "already submitted"
+        print(f"{verb} {job.job_name} ({job.nodes} node{'s' * (job.nodes > 1)}) to {job.queue}: job {job.job_id}",
+              file=sys.stderr)
+    print(run_id)
+    return EXIT_PROBLEM if failed else 0
+
+
+def workload_lines(run_id: str, store: Any, lookup: Any | None) -> tuple[list[str], bool]:
+    """The run's workload jobs as a table for `status` and `results` (no lines when it has none), and whether any
+    failed or could not be read."""
+    from ..jobs.workload_jobs import workload_states
+
+    states, problems = workload_states(run_id, store, lookup)
+    if not states and not problems:
+        return [], False
+    rows = [[s.workload, s.workload_class, s.outcome, s.where, s.tier, s.batch_status or "-",
+             (s.batch_reason or "")[:60]] for s in states]
+    lines = ["workload jobs:", table(rows, ["workload", "class", "placement", "rack/node group", "tier", "batch",
+                                           "reason"]), *problems]
+    return lines, bool(problems) or any(s.batch_status == "FAILED" for s in states)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workloads", nargs="+", metavar="WORKLOAD", help="workload YAML file(s)")
+    p.add_argument("--spec", required=True, help="the rack spec the cluster was deployed from")
+    p.add_argument("--run", dest="runs", action="append", metavar="RUN",
+                   help="a run whose results rank the tiers (repeatable); none: the seed order decides")
+    p.add_argument("--pin", choices=TIERS, help="place on this tier only, whatever the measurements say")
+    p.add_argument("--exclude", action="append", choices=TIERS, help="never place on this tier (repeatable)")
+    p.add_argument("--no-live", action="store_true", help="ignore the queues' live state (no AWS Batch calls)")
+    aws_options(p, region=False)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("place", help="decide, without submitting, which tier and node group each workload runs on")
+    _common(p)
+    p.add_argument("--explain", action="store_true", help="the candidates, their figures, $/hour, backlog and why")
+    p.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    p.set_defaults(func=cmd_place)
+
+    p = sub.add_parser("run", help="place each workload and submit it; the same --run-id again submits nothing new")
+    _common(p)
+    p.add_argument("--run-id", help="the run the jobs belong to (default: a new one, printed)")
+    p.set_defaults(func=cmd_run)

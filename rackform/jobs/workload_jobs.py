@@ -1,0 +1,333 @@
+"""Workload jobs on AWS: the live queue state placement reads, the job definitions of workloads, and submitting a
+placed workload once per run.
+
+The policy itself is pure (rackform/placement.py); everything here is an AWS call around it. Per run, a workload
+leaves two objects beside the benchmark results, each written once (If-None-Match: *, as the bucket policy
+requires):
+
+    results/<run>/_placements/<workload>.json   the decision: candidates, figures, backlog, the reason
+    results/<run>/_workloads/<workload>.json    the job it became: queue, job definition, job id
+
+The decision is written before the job is submitted, so running the same run id again reuses it (and finds the job)
+instead of placing anew on a queue state that has changed since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from workloads.store import PREFIX, AlreadyExists, ResultStore, check_run_id, sha256_b64
+
+from .. import naming
+from ..placement import Decision, QueueState
+from ..plan import NodeGroupPlan, Plan
+from ..workload import Workload
+from .jobdefs import container_properties
+
+# A job whose instance was taken away (a Spot reclaim) fails with a status reason starting "Host EC2": retry strategies
+# written for Spot match it with evaluateOnExit onStatusReason "Host EC2*" (evaluateOnExit:
+# https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html). AWS's pages do not quote the message itself:
+# unconfirmed here on a real reclaim.
+SPOT_RECLAIM_REASON = "Host EC2"
+# ListJobs returns RUNNING jobs only unless told a status, and one status per call
+# (https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html).
+BACKLOG_STATUSES = ("RUNNABLE", "STARTING")
+DESCRIBE_BATCH = 100  # DescribeJobs takes at most 100 job ids
+
+
+class PlacementError(Exception):
+    """A workload that cannot run: no candidate, or a node group that was never deployed."""
+
+
+def placement_key(run_id: str, workload: str) -> str:
+    return f"{PREFIX}/{check_run_id(run_id)}/_placements/{workload}.json"
+
+
+def workload_job_key(run_id: str, workload: str) -> str:
+    return f"{PREFIX}/{check_run_id(run_id)}/_workloads/{workload}.json"
+
+
+# --- live state ----------------------------------------------------------------------------------------------------
+
+def _job_vcpus(job: dict[str, Any], group: NodeGroupPlan) -> int:
+    """vCPUs a queued job will take: a multi-node job takes whole nodes (rackform's definitions ask for them)."""
+    if nodes := (job.get("nodeProperties") or {}).get("numNodes"):
+        return int(nodes) * group.vcpus_per_node
+    container = job.get("container") or {}
+    for r in container.get("resourceRequirements") or []:
+        if r.get("type") == "VCPU":
+            return int(float(r["value"]))
+    return int(container.get("vcpus") or group.vcpus_per_node)
+
+
+def _backlog(batch: Any, group: NodeGroupPlan) -> int:
+    ids = [j["jobId"] for status in BACKLOG_STATUSES
+           for page in batch.get_paginator("list_jobs").paginate(jobQueue=group.job_queue, jobStatus=status)
+           for j in page.get("jobSummaryList", [])]
+    total = 0
+    for i in range(0, len(ids), DESCRIBE_BATCH):
+        total += sum(_job_vcpus(j, group) for j in batch.describe_jobs(jobs=ids[i:i + DESCRIBE_BATCH])["jobs"])
+    return total
+
+
+def _spot_interruptions(batch: Any, group: NodeGroupPlan) -> int:
+    return sum(1 for page in batch.get_paginator("list_jobs").paginate(jobQueue=group.job_queue, jobStatus="FAILED")
+               for j in page.get("jobSummaryList", []) if (j.get("statusReason") or "").startswith(SPOT_RECLAIM_REASON))
+
+
+def queue_states(plan: Plan, batch: Any, ec2: Any | None = None,
+                 groups: Sequence[NodeGroupPlan] | None = None) -> tuple[dict[str, QueueState], list[str]]:
+    """Each node group's queue now, keyed by queue name, and a note for whatever could not be read (its state is
+    then unknown, never taken as empty)."""
+    groups = list(groups if groups is not None else plan.node_groups())
+    notes: list[str] = []
+    max_vcpus: dict[str, int] = {}
+    try:
+        # maxvCpus of managed environments (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html);
+        # an unmanaged one has none and the plan's count x vCPUs stands in.
+        for ce in batch.describe_compute_environments(
+                computeEnvironments=[g.compute_environment for g in groups])["computeEnvironments"]:
+            if (m := (ce.get("computeResources") or {}).get("maxvCpus")) is not None:
+                max_vcpus[ce["computeEnvironmentName"]] = int(m)
+    except (ClientError, BotoCoreError) as e:
+        notes.append(f"compute environments not read ({e}); maximum vCPUs from the plan")
+    reservations: dict[str, dict[str, Any]] = {}
+    ids = sorted({g.capacity.reservation_id for g in groups if g.capacity.reservation_id})
+    if ids and ec2 is not None:
+        try:
+            # State and AvailableInstanceCount (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html)
+            for cr in ec2.describe_capacity_reservations(CapacityReservationIds=ids)["CapacityReservations"]:
+                reservations[cr["CapacityReservationId"]] = cr
+        except (ClientError, BotoCoreError) as e:
+            notes.append(f"capacity reservations not read ({e})")
+    states = {}
+    for g in groups:
+        try:
+            backlog = _backlog(batch, g)
+            spot = _spot_interruptions(batch, g) if g.capacity.type == "spot" else None
+        except (ClientError, BotoCoreError) as e:
+            notes.append(f"queue {g.job_queue} not read ({e}): its backlog is unknown")
+            backlog, spot = None, None
+        cr = reservations.get(g.capacity.reservation_id or "")
+        states[g.job_queue] = QueueState(backlog, max_vcpus.get(g.compute_environment),
+                                         cr.get("State") if cr else None,
+                                         cr.get("AvailableInstanceCount") if cr else None, spot)
+    return states, notes
+
+
+# --- job definitions -----------------------------------------------------------------------------------------------
+
+def job_definition_name(plan: Plan, group: NodeGroupPlan, workload: Workload) -> str:
+    # "-wl-" keeps a workload named like a job kind ("single") from taking a benchmark definition's name.
+    return f"{naming.node_group(plan.name, group.rack, group.name)}-wl-{workload.name}"
+
+
+def _digest(request: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def job_definition_request(plan: Plan, group: NodeGroupPlan, workload: Workload, *, bucket: str, job_role_arn: str,
+                           fsx_mount: str | None) -> dict[str, Any]:
+    """RegisterJobDefinition arguments: the node group's container settings (devices, memlock, scratch and FSx
+    mounts, its environment) from jobdefs, with the workload's image, command, resources and environment."""
+    job = workload.job_for(group.tier)
+    if job is None:
+        raise PlacementError(f"workload {workload.name} has no image for tier {group.tier}")
+    res, nodes = workload.resources_on(group.tier), workload.nodes_on(group.tier)
+    container = container_properties(plan.name, group, image=job.image, bucket=bucket, job_role_arn=job_role_arn,
+                                     fsx_mount=fsx_mount, price_usd_per_hour=group.on_demand_usd_per_hour)
+    container["command"] = list(job.command)
+    wanted = {r["type"]: r["value"] for r in container["resourceRequirements"]}
+    for kind, value in (("VCPU", res.vcpus), ("MEMORY", res.memory_mib), ("GPU", res.gpus)):
+        if value is not None:
+            wanted[kind] = str(value)
+    container["resourceRequirements"] = [{"type": k, "value": v} for k, v in wanted.items()
+                                         if not (k == "GPU" and v == "0")]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    env.update({"RACKFORM_WORKLOAD": workload.name, **job.environment})
+    container["environment"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    request: dict[str, Any] = {"jobDefinitionName": job_definition_name(plan, group, workload),
+                               "platformCapabilities": ["EC2"], "retryStrategy": {"attempts": 1},
+                               "propagateTags": True}
+    if nodes > 1:
+        request.update(type="multinode", nodeProperties={"numNodes": nodes, "mainNode": 0, "nodeRangeProperties": [
+            {"targetNodes": "0:", "container": container}]})
+    else:
+        request.update(type="container", containerProperties=container)
+    # The digest tag makes registering idempotent: an unchanged workload reuses its revision.
+    request["tags"] = {"rackform:spec": plan.name, "rackform:workload": workload.name,
+                       "rackform:digest": _digest(request)}
+    return request
+
+
+def node_group_settings(batch: Any, plan: Plan, group: NodeGroupPlan) -> tuple[str, str, str | None]:
+    """(bucket, job role ARN, FSx mount) from the node group's deployed benchmark definition: the rack stack made
+    the role, and its definition is where the stack wrote the bucket and mount."""
+    name = naming.job_definition(plan.name, group.rack, group.name, "single")
+    found = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+    if not found:
+        raise PlacementError(f"{group.rack}/{group.name} has no job definition {name}: deploy the rack stack "
+                             f"{naming.rack_stack(plan.name, group.rack)} first")
+    latest = max(found, key=lambda d: d.get("revision", 0))
+    props = latest.get("containerProperties") or {}
+    env = {e["name"]: e["value"] for e in props.get("environment", [])}
+    return env.get("RACKFORM_BUCKET", ""), props.get("jobRoleArn", ""), env.get("RACKFORM_FSX_MOUNT")
+
+
+def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
+    """The ARN of an active revision with the request's digest, registering one only when there is none."""
+    digest = request["tags"]["rackform:digest"]
+    for jd in batch.describe_job_definitions(jobDefinitionName=request["jobDefinitionName"],
+                                             status="ACTIVE")["jobDefinitions"]:
+        if (jd.get("tags") or {}).get("rackform:digest") == digest:
+            return jd["jobDefinitionArn"]
+    return batch.register_job_definition(**request)["jobDefinitionArn"]
+
+
+# --- running a workload --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WorkloadJob:
+    workload: str
+    job_name: str
+    job_id: str
+    queue: str
+    job_definition: str
+    rack: str
+    node_group: str
+    tier: str
+    nodes: int
+    created: bool  # False when the run id had already submitted it
+
+    def body(self) -> bytes:
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "created"}, indent=2,
+                          sort_keys=True).encode()
+
+
+def _record(plan: Plan, run_id: str, decision: Decision) -> bytes:
+    return json.dumps({"run_id": run_id, "spec": plan.name, "decided_at": dt.datetime.now(dt.timezone.utc)
+                       .isoformat(timespec="seconds"), **decision.to_dict()}, indent=2, sort_keys=True).encode()
+
+
+def decide_once(plan: Plan, run_id: str, workload: Workload, store: ResultStore,
+                decide: Callable[[], Decision]) -> tuple[dict[str, Any], bool]:
+    """The run's decision for the workload: the one already recorded, else `decide()` recorded now. (decision,
+    whether this call made it)."""
+    key = placement_key(run_id, workload.name)
+    if store.exists(key):
+        return read_verified(store, key), False
+    decision = decide()
+    if decision.chosen is None:
+        raise PlacementError(decision.line())
+    try:
+        store.put_once(key, _record(plan, run_id, decision), "application/json")
+    except AlreadyExists:  # another `run` of the same id decided first: its decision stands
+        return read_verified(store, key), False
+    return read_verified(store, key), True
+
+
+def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultStore, batch: Any, submitter: Any,
+                 lookup: Any, decide: Callable[[], Decision]) -> tuple[dict[str, Any], WorkloadJob]:
+    """Place (once per run) and submit (once per run) one workload."""
+    try:  # the submission module is moving from the job package to rackform.jobs: either place works
+        from .submit import find_job, submit_once
+    except ImportError:
+        from workloads.submit import find_job, submit_once
+
+    decision, _ = decide_once(plan, run_id, workload, store, decide)
+    chosen = decision["chosen"]
+    rack = plan.rack(chosen["rack"])
+    group = next((g for g in rack.node_groups if g.name == chosen["node_group"]), None) if rack else None
+    if group is None:
+        raise PlacementError(f"run {run_id} placed {workload.name} on {chosen['rack']}/{chosen['node_group']}, "
+                             f"which spec {plan.name} no longer has; use a new run id")
+    marker = workload_job_key(run_id, workload.name)
+    if store.exists(marker):
+        return decision, WorkloadJob(**read_verified(store, marker), created=False)
+    bucket, role, fsx = node_group_settings(batch, plan, group)
+    arn = ensure_job_definition(batch, job_definition_request(plan, group, workload, bucket=bucket or store.bucket,
+                                                              job_role_arn=role, fsx_mount=fsx))
+    name = f"{run_id}-{group.rack}-{group.name}-wl-{workload.name}"
+    env = {"environment": [{"name": "RACKFORM_RUN_ID", "value": run_id}]}
+    request: dict[str, Any] = {"jobName": name, "jobQueue": group.job_queue, "jobDefinition": arn,
+                               "tags": {"rackform:run": run_id, "rackform:workload": workload.name},
+                               "propagateTags": True}
+    nodes = workload.nodes_on(group.tier)
+    if nodes > 1:
+        request["nodeOverrides"] = {"nodePropertyOverrides": [{"targetNodes": "0:", "containerOverrides": env}]}
+    else:
+        request["containerOverrides"] = env
+    job_id = find_job(lookup, group.job_queue, name)
+    created = job_id is None
+    if job_id is None:
+        job_id = submit_once(submitter, lookup, request)
+    job = WorkloadJob(workload.name, name, job_id, group.job_queue, arn, group.rack, group.name, group.tier, nodes,
+                      created)
+    store.put_once(marker, job.body(), "application/json")
+    return decision, job
+
+
+# --- reading back --------------------------------------------------------------------------------------------------
+
+def read_verified(store: ResultStore, key: str) -> dict[str, Any]:
+    """A JSON object rackform wrote, checked against the SHA-256 S3 stored with it (every rackform write has one)."""
+    got = store.s3.get_object(Bucket=store.bucket, Key=key, ChecksumMode="ENABLED")
+    body = got["Body"].read()
+    if got.get("ChecksumSHA256") != sha256_b64(body):
+        raise ValueError(f"s3://{store.bucket}/{key}: its SHA-256 does not match; not what rackform wrote")
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError(f"s3://{store.bucket}/{key}: not a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    workload: str
+    workload_class: str
+    outcome: str  # placed | spilled
+    where: str
+    tier: str
+    job_id: str | None
+    batch_status: str | None
+    batch_reason: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.batch_status in ("SUCCEEDED", "FAILED")
+
+
+def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> tuple[list[WorkloadState], list[str]]:
+    """The run's workload jobs, from their decisions and markers, with Batch's status; and a line for each object
+    that could not be believed."""
+    prefix = f"{PREFIX}/{check_run_id(run_id)}/_placements/"
+    states, problems, jobs = [], [], {}
+    for key in sorted(store.keys(prefix)):
+        try:
+            d = read_verified(store, key)
+            name = d["workload"]
+            marker = workload_job_key(run_id, name)
+            job = read_verified(store, marker) if store.exists(marker) else {}
+            states.append((d, job))
+        except (ValueError, KeyError, TypeError) as e:
+            problems.append(f"workload decision unreadable: {key}: {e}")
+    ids = [j["job_id"] for _, j in states if j.get("job_id")]
+    if lookup is not None:
+        for i in range(0, len(ids), DESCRIBE_BATCH):
+            for job in lookup.describe_jobs(jobs=ids[i:i + DESCRIBE_BATCH]).get("jobs", []):
+                jobs[job["jobId"]] = job
+    out = []
+    for d, j in states:
+        chosen = d.get("chosen") or {}
+        batch = jobs.get(j.get("job_id", ""), {})
+        out.append(WorkloadState(d["workload"], d.get("class", "?"), d.get("outcome", "?"),
+                                 f"{chosen.get('rack')}/{chosen.get('node_group')}", chosen.get("tier", "?"),
+                                 j.get("job_id"), batch.get("status"), batch.get("statusReason")))
+    return out, problems

@@ -1,0 +1,104 @@
+"""`rackform place` and `rackform run` against moto: live queue state, spill-over, the decision in S3, and a run
+that is idempotent like `submit`."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.batch.models import batch_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from rackform.cli import main
+from rackform.jobs.local import deploy
+from rackform.jobs.workload_jobs import placement_key, read_verified, workload_job_key
+from rackform.pipeline import load_plan
+from workloads.store import ResultStore
+
+SPEC = "examples/demo.yaml"
+REGION = "us-east-1"
+INFERENCE = "examples/workloads/inference.yaml"
+TRN_QUEUE = "demo-trainium-workers-queue"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        s3, batch = boto3.client("s3", region_name=REGION), boto3.client("batch", region_name=REGION)
+        bucket = deploy(load_plan(SPEC), s3=s3, batch=batch, iam=boto3.client("iam", region_name=REGION)).bucket
+        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+        yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3)}
+
+
+def saturate(batch, queue: str, jobs: int) -> None:
+    """Jobs that stay RUNNABLE: moto's Batch without Docker finishes every job at once, so they are held there."""
+    for i in range(jobs):
+        job_id = batch.submit_job(jobName=f"busy-{i}", jobQueue=queue,
+                                  jobDefinition="demo-trainium-workers-single")["jobId"]
+        batch_backends[DEFAULT_ACCOUNT_ID][REGION]._jobs[job_id].status = "RUNNABLE"
+
+
+def test_place_reads_the_live_queues_and_spills_when_one_is_full(aws, capsys):
+    assert main(["place", INFERENCE, "--spec", SPEC]) == 0
+    assert capsys.readouterr().out.strip() == "placed llm-serve (inference) on trainium/workers [trainium]"
+    saturate(aws["batch"], TRN_QUEUE, 2)  # 2 x 128 vCPUs queued for trn1's 256: an hour's wait, max_wait 30m
+    assert main(["place", INFERENCE, "--spec", SPEC, "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("spilled llm-serve from trainium to gpu: trainium/workers would wait about 1h00m "
+                          "(256 vCPUs queued for 256 x 1h00m a job), over max_wait 30m")
+    assert "256/256" in out and "preferred, over max_wait" in out and "chosen (spill-over)" in out
+    # pinning overrides the spill-over; excluding the only other tier leaves the wait
+    assert main(["place", INFERENCE, "--spec", SPEC, "--pin", "trainium"]) == 0
+    assert capsys.readouterr().out.startswith("placed llm-serve (inference) on trainium/workers")
+    assert main(["place", INFERENCE, "--spec", SPEC, "--json", "--exclude", "trainium"]) == 0
+    [d] = json.loads(capsys.readouterr().out)["decisions"]
+    assert d["chosen"]["tier"] == "gpu" and d["outcome"] == "placed"
+
+
+def test_run_records_the_decision_and_is_idempotent(aws, capsys):
+    saturate(aws["batch"], TRN_QUEUE, 2)
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "w1"
+    assert "spilled llm-serve from trainium to gpu" in err and "submitted w1-gpu-h100-wl-llm-serve" in err
+    decision = read_verified(aws["store"], placement_key("w1", "llm-serve"))
+    assert decision["outcome"] == "spilled" and decision["run_id"] == "w1"
+    assert [c["where"] if "where" in c else f"{c['rack']}/{c['node_group']}" for c in decision["candidates"]] == \
+        ["trainium/workers", "gpu/h100"]
+    assert decision["candidates"][0]["backlog_vcpus"] == 256
+    job = read_verified(aws["store"], workload_job_key("w1", "llm-serve"))
+    described = aws["batch"].describe_jobs(jobs=[job["job_id"]])["jobs"][0]
+    assert described["jobQueue"].endswith("/demo-gpu-h100-queue")
+    [jd] = aws["batch"].describe_job_definitions(jobDefinitionName="demo-gpu-h100-wl-llm-serve")["jobDefinitions"]
+    assert jd["tags"]["rackform:spec"] == "demo" and jd["tags"]["rackform:workload"] == "llm-serve"
+    props = jd["containerProperties"]
+    assert props["image"] == "nvcr.io/nvidia/tritonserver:25.01-py3" and props["command"][:2] == ["python3", "serve.py"]
+    assert {"type": "GPU", "value": "1"} in props["resourceRequirements"]
+    # the queue has drained since: the same run id keeps its decision and submits nothing new
+    for job_ in batch_backends[DEFAULT_ACCOUNT_ID][REGION]._jobs.values():
+        job_.status = "SUCCEEDED"
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w1"]) == 0
+    err = capsys.readouterr().err
+    assert "spilled llm-serve from trainium to gpu" in err and "already submitted w1-gpu-h100-wl-llm-serve" in err
+    jobs = aws["batch"].list_jobs(jobQueue="demo-gpu-h100-queue", jobStatus="SUCCEEDED")["jobSummaryList"]
+    assert [j["jobName"] for j in jobs] == ["w1-gpu-h100-wl-llm-serve"]
+    assert len(aws["batch"].describe_job_definitions(jobDefinitionName="demo-gpu-h100-wl-llm-serve")
+               ["jobDefinitions"]) == 1
+    # a new run id places again, on the queue state of now
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w2"]) == 0
+    assert "placed llm-serve (inference) on trainium/workers" in capsys.readouterr().err
+
+
+def test_bad_workloads_are_named_problems_not_tracebacks(aws, tmp_path, capsys):
+    bad = tmp_path / "w.yaml"
+    bad.write_text("name: x\nclass: batch\ntiers: {gpu: {image: i, command: [c]}}\n")
+    assert main(["place", str(bad), "--spec", SPEC, "--no-live"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: error: workload_class" in err or f"{bad}:2: error: class" in err
+    assert "'batch' is not one of general | training | inference" in err
+    assert main(["place", INFERENCE, INFERENCE, "--spec", SPEC, "--no-live"]) == 1
+    assert "given more than once" in capsys.readouterr().err
