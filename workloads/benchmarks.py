@@ -47,6 +47,35 @@ class Step:
     tool: str  # parser key: workloads.parsers.TOOLS or "torch"
     labels: tuple[tuple[str, str], ...] = ()  # added to every metric of this step, e.g. (("test", "seq-read"),)
     retries: int = 0  # tries again after a failure, one second apart (a client racing its server's start)
+    env: tuple[tuple[str, str], ...] = ()  # variables this step needs beyond the job's (e.g. NEURON_RT_ROOT_COMM_ID)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One figure that sums up a benchmark: the metric named `metric` whose labels are exactly `labels` (a `repeat`
+    label aside), shown as `label`. `limit` names the physical limit it is held against; rackform/analysis maps the
+    kind to a lookup in rackform/limits.py (plain data here: the job image carries workloads/ alone)."""
+
+    metric: str
+    label: str
+    labels: tuple[tuple[str, str], ...] = ()
+    # "network_line_rate": the network line rate across nodes, the intra-node link per accelerator on one node;
+    # "peak_tflops": one accelerator's peak dense TFLOP/s for the metric's dtype label; "fsx_throughput": what the
+    # FSx file system's size buys; None: no physical limit applies.
+    limit: str | None = None
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How a benchmark is priced: work per dollar = rate x 3600 x `scale` (x accelerators when `per_device`) / $/h."""
+
+    headline: str  # the Headline.label whose row carries the per-dollar figure
+    unit: str  # e.g. "TB/$"
+    meaning: str  # what one unit of work is, e.g. "TB all-reduced"
+    rate: str | None = None  # a metric whose largest finite value is the rate; None: the headline's own value
+    rate_unit: str = ""
+    scale: float = 1.0  # e.g. 1/1000: MB/s -> GB per second
+    per_device: bool = False  # the benchmark measures one device: its rate counts once per accelerator of the job
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,11 @@ class Benchmark:
     precheck: Callable[[NodeContext], str | None] = lambda ctx: None
     # Measures the cluster's FSx for Lustre file system: its scratch directory is on the mount, not the root volume.
     on_fsx: bool = False
+    # What the benchmark means to the report and to `rackform advise`: its headlines in display order, the one it is
+    # priced by, and the workload class it informs ("training" | "inference" | "general").
+    headlines: tuple[Headline, ...] = ()
+    priced_by: Pricing | None = None
+    workload_class: str = "general"
 
     @property
     def multi_node(self) -> bool:
@@ -154,25 +188,51 @@ def _fabric(ctx: NodeContext) -> tuple[Step, ...]:
     return (Step((*argv, "-P", str(ctx.fabric_port), ctx.main_address), "fi_pingpong", retries=30),)
 
 
+# Bus bandwidth is a per-link figure; the data all-reduced is algbw, the largest over the sweep.
+ALLREDUCE_PRICING = Pricing("busbw", "TB/$", "TB all-reduced", rate="algbw", rate_unit="GB/s", scale=1 / 1000)
+
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("allreduce", "torch.distributed all-reduce bus bandwidth by message size (gloo on CPU, NCCL on "
-              "CUDA, XLA on Trainium)", ALL_TIERS, nodes=2, max_nodes=1000, steps=_allreduce),
+              "CUDA, XLA on Trainium)", ALL_TIERS, nodes=2, max_nodes=1000, steps=_allreduce,
+              headlines=(Headline("busbw_max", "busbw", (("placement", "in-place"),), "network_line_rate"),),
+              priced_by=ALLREDUCE_PRICING, workload_class="training"),
     Benchmark("allreduce-nccl", "nccl-tests all_reduce_perf on every GPU of one node", ("gpu",), nodes=1,
-              max_nodes=1, steps=_nccl_tests, needs=(("all_reduce_perf", "nccl-tests (in the GPU image)"),)),
+              max_nodes=1, steps=_nccl_tests, needs=(("all_reduce_perf", "nccl-tests (in the GPU image)"),),
+              headlines=(Headline("busbw_max", "busbw", limit="network_line_rate"),), priced_by=ALLREDUCE_PRICING,
+              workload_class="training"),
     Benchmark("allreduce-nccom", "nccom-test all-reduce on every NeuronCore of one node", ("trainium",), nodes=1,
-              max_nodes=1, steps=_nccom, needs=(("nccom-test", "aws-neuronx-tools (in the Neuron image)"),)),
+              max_nodes=1, steps=_nccom, needs=(("nccom-test", "aws-neuronx-tools (in the Neuron image)"),),
+              headlines=(Headline("busbw_max", "busbw", limit="network_line_rate"),), priced_by=ALLREDUCE_PRICING,
+              workload_class="training"),
     Benchmark("gemm", "matrix-multiply throughput, bf16 where the hardware has it", ALL_TIERS, nodes=1,
-              max_nodes=1, steps=_gemm),
+              max_nodes=1, steps=_gemm,
+              headlines=(Headline("tflops_max", "bf16", (("dtype", "bf16"),), "peak_tflops"),
+                         Headline("tflops_max", "fp32", (("dtype", "fp32"),), "peak_tflops")),
+              priced_by=Pricing("bf16", "TFLOP/$", "TFLOP (bf16)", rate_unit="TFLOP/s", per_device=True),
+              workload_class="training"),
     Benchmark("inference", "a small transformer with random weights: tokens/s and latency p50/p99", ALL_TIERS,
-              nodes=1, max_nodes=1, steps=_inference),
+              nodes=1, max_nodes=1, steps=_inference,
+              headlines=(Headline("tokens_per_second", "tokens/s"), Headline("latency_p50_ms", "p50"),
+                         Headline("latency_p99_ms", "p99")),
+              priced_by=Pricing("tokens/s", "tokens/$", "tokens generated", rate_unit="tokens/s", per_device=True),
+              workload_class="inference"),
     Benchmark("storage", "fio sequential read/write bandwidth, random-read IOPS and latency on FSx (or a local "
               "directory)", ALL_TIERS, nodes=1, max_nodes=1, steps=_fio, needs=(("fio", "fio"),),
-              precheck=_fsx_precheck, on_fsx=True),
+              precheck=_fsx_precheck, on_fsx=True,
+              headlines=(Headline("read_bw", "seq read", (("test", "seq-read"),), "fsx_throughput"),
+                         Headline("write_bw", "seq write", (("test", "seq-write"),), "fsx_throughput"),
+                         Headline("read_iops", "rand read", (("test", "rand-read"),))),
+              priced_by=Pricing("seq read", "GB/$", "GB read", rate_unit="MB/s", scale=1 / 1000),
+              workload_class="general"),
     Benchmark("cpu", "sysbench cpu and memory", ALL_TIERS, nodes=1, max_nodes=1, steps=_sysbench,
-              needs=(("sysbench", "sysbench"),)),
+              needs=(("sysbench", "sysbench"),),
+              headlines=(Headline("events_per_second", "cpu"), Headline("transfer_mib_per_s", "memory")),
+              priced_by=Pricing("cpu", "events/$", "sysbench cpu events", rate_unit="events/s"),
+              workload_class="general"),
     Benchmark("fabric", "fi_pingpong latency and bandwidth by size between two nodes (libfabric: efa on AWS)",
               ALL_TIERS, nodes=2, max_nodes=2, min_nodes=2, steps=_fabric,
-              needs=(("fi_pingpong", "libfabric-bin"),)),
+              needs=(("fi_pingpong", "libfabric-bin"),),
+              headlines=(Headline("latency_min_us", "latency"), Headline("bandwidth_max", "bandwidth"))),
 )}
 
 

@@ -1,8 +1,9 @@
 """Which tier to buy for which work, decided by the measured performance per dollar of one or more runs.
 
-Candidates are (tier, instance type) pairs; each scores the median of its jobs' per-dollar figures (the metric
-`report.PER_DOLLAR_HEADLINE` names), so a repeated run counts once per job rather than by its best try. A job whose
-price is unknown is listed but never ranked: no price is not a price of 0.
+Candidates are (tier, instance type) pairs; each scores the median of its jobs' per-dollar figures (the headline each
+benchmark's definition is priced by, workloads/benchmarks.py), so a repeated run counts once per job rather than by
+its best try. A job whose price is unknown is listed but never ranked: no price is not a price of 0. Invalid figures
+(a node that failed its health check) are never evidence.
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .report import LOCAL_CAVEAT, PER_DOLLAR_HEADLINE, Row, usd_text
-from .summary import fmt
+from workloads.benchmarks import BENCHMARKS
 
+from ..render.numbers import num as fmt
+from ..render.numbers import usd as usd_text
+from .report import LOCAL_CAVEAT, Row
+
+# How each workload class of the benchmark definitions is named in the advice.
+CLASS_TITLES = {"training": "training", "inference": "inference", "general": "general CPU work"}
+# class title -> the benchmarks that answer it: priced, and run on more than one tier (a benchmark only one tier can
+# run, such as nccl-tests, cannot say which tier to buy).
 CLASSES: dict[str, tuple[str, ...]] = {
-    "training": ("allreduce", "gemm"),
-    "inference": ("inference",),
-    "general CPU work": ("cpu", "storage"),
-}
-MEANING = {"allreduce": "TB all-reduced", "gemm": "TFLOP (bf16)", "inference": "tokens generated",
-           "storage": "GB read", "cpu": "sysbench cpu events"}
+    title: tuple(b.name for b in BENCHMARKS.values()
+                 if b.workload_class == cls and b.priced_by is not None and len(b.tiers) > 1)
+    for cls, title in CLASS_TITLES.items()}
+MEANING = {b.name: b.priced_by.meaning for b in BENCHMARKS.values() if b.priced_by is not None}
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,7 @@ def _value(c: Candidate) -> str:
 def advise_benchmark(workload_class: str, benchmark: str, rows: Sequence[Row]) -> Advice:
     """The best tier for one benchmark; the runner-up is the best of another tier where one has data, since the
     question is which tier to buy."""
-    evidence = tuple(r for r in rows if r.benchmark == benchmark and r.status == "succeeded"
-                     and r.metric_key == PER_DOLLAR_HEADLINE[benchmark])
+    evidence = tuple(r for r in rows if r.benchmark == benchmark and r.priced and r.valid)
     local = any(r.local for r in evidence)
     unit = evidence[0].per_dollar_unit if evidence else None
     ranked = candidates(evidence)
@@ -119,12 +124,14 @@ def class_verdict(workload_class: str, advice: Sequence[Advice]) -> str:
 
 
 def evidence_table(a: Advice) -> tuple[list[list[str]], list[str]]:
+    """Units in the header: every row of one benchmark's evidence measures the same headline."""
     rows = [[r.run_id, f"{r.rack}/{r.node_group}", r.instance_type + (" [local]" if r.local else ""),
-             str(r.node_count), f"{fmt(r.value)} {r.unit}" if r.value is not None else "unknown",
-             usd_text(r.usd_per_hour),
-             f"{fmt(r.per_dollar)} {r.per_dollar_unit}" if r.per_dollar is not None else "unknown"]
+             str(r.node_count), fmt(r.value) if r.value is not None else "unknown", usd_text(r.usd_per_hour),
+             fmt(r.per_dollar) if r.per_dollar is not None else "unknown"]
             for r in a.evidence]
-    return rows, ["run", "rack/node group", "instance", "nodes", "value", "$/hour", "per $"]
+    unit = a.evidence[0].unit if a.evidence else ""
+    return rows, ["run", "rack/node group", "instance", "nodes", f"{a.evidence[0].metric if a.evidence else 'value'}"
+                  f" ({unit})", "$/hour", f"per $ ({a.unit})"]
 
 
 def advice_dict(advice: Sequence[Advice]) -> dict[str, Any]:

@@ -1,63 +1,41 @@
-"""The run report: each benchmark's headline held against the hardware's physical limit and the job's price, and
-compared with a baseline run. Rendered as a terminal table, CSV, JSON and one self-contained HTML page.
+"""The run report's analysis: each benchmark's headlines held against the hardware's physical limit and the job's
+price, the run's validity (node health, transport, nodes and ranks, spread across repeats), and the comparison with a
+baseline run. What a benchmark means (its headlines, limit kinds, pricing) is its definition in
+workloads/benchmarks.py; rackform/render turns the Report into a table, CSV, JSON and HTML.
 
-Pure functions turn records, limits and the FSx configuration into rows; the renderers only format rows. An unknown
-figure is None all the way through and printed as "unknown" (empty in CSV, null in JSON), never as 0. "n/a" means no
-limit or per-dollar figure applies to that metric at all.
+An unknown figure is None all the way through and printed as "unknown" (empty in CSV, null in JSON), never as 0. A
+limit basis or per-dollar unit of None means no limit or per-dollar figure applies to that metric at all.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import datetime as dt
-import html
-import io
-import json
 import math
+import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
-from workloads.results import Metric, ResultRecord
-from workloads.store import problem_dicts, problem_lines
+from workloads.benchmarks import BENCHMARKS, Headline, Pricing
+from workloads.results import ResultRecord
 
 from ..limits import Limits
+from ..render.numbers import num
 from ..spec import FsxLustre
-from ..textsafe import visible
-from .summary import HEADLINES, find, fmt
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from .summary import Figure, figure, headline_key, headlines, metric_key
 
 LimitsOf = Callable[[str], "Limits | None"]
 
-ALLREDUCE = ("allreduce", "allreduce-nccl", "allreduce-nccom")
 ACCELERATOR_TIERS = ("gpu", "trainium")
 GIB_PER_TIB = 1024
 SECONDS_PER_HOUR = 3600
-UNKNOWN = "unknown"
-NOT_APPLICABLE = "n/a"
 LOCAL_CAVEAT = ("LOCAL REHEARSAL: rows marked [local] were measured on this machine, not on the instance type they "
                 "name; their % of limit and per-dollar figures describe this machine priced as that instance")
 TWO_NODE_NOTE = ("at 2 nodes NCCL's hierarchical algorithms can report bus bandwidth above the network line rate: "
                  "not an error")
 TRAINIUM_DEVICE_NOTE = ("on Trainium one torch-xla device may be a single NeuronCore, not the whole chip the peak "
                         "describes (unconfirmed): this figure may understate the hardware")
-
-# The metric each benchmark is priced by: the one `rackform advise` ranks and the per-dollar chart draws.
-PER_DOLLAR_HEADLINE: dict[str, str] = {
-    "allreduce": "busbw_max",
-    "gemm": "tflops_max{dtype=bf16}",
-    "inference": "tokens_per_second",
-    "storage": "read_bw{test=seq-read}",
-    "cpu": "events_per_second",
-}
-
-
-def metric_key(name: str, labels: dict[str, str]) -> str:
-    inner = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    return f"{name}{{{inner}}}" if inner else name
+SOCKET_NOTE = ("this collective ran over TCP sockets, not EFA: not held against the EFA line rate; check the EFA "
+               "devices and FI_PROVIDER of the job")
 
 
 def higher_is_better(name: str) -> bool:
@@ -68,6 +46,50 @@ def is_local(record: ResultRecord) -> bool:
     return record.environment.get("executor") == "local"
 
 
+# --- validity: node health, transport, ranks -------------------------------------------------------------------
+
+def _field(record: ResultRecord, name: str) -> Any:
+    """A record field the in-job side adds in newer schema versions, else the same key in its environment."""
+    return getattr(record, name, None) if hasattr(record, name) else record.environment.get(name)
+
+
+def health_of(record: ResultRecord) -> tuple[bool | None, str | None]:
+    """(healthy, why not): None when the record says nothing about the node's health."""
+    h = _field(record, "health")
+    if h is None:
+        return None, None
+    if isinstance(h, str):
+        ok = h.lower() in ("ok", "healthy", "passed", "pass", "true")
+        return ok, None if ok else h
+    ok = next((v for k in ("ok", "valid", "passed") if isinstance(v := _get(h, k), bool)), None)
+    why = _get(h, "reason")
+    if ok is None and (checks := _get(h, "checks")) is not None:  # a list of checks: any failed one fails the node
+        failed = [c for c in checks if _get(c, "status") == "failed"]
+        ok, why = not failed, "; ".join(f"{_get(c, 'name')}: {_get(c, 'detail')}" for c in failed)
+    if ok is None and isinstance(status := _get(h, "status"), str):
+        ok = status in ("passed", "ok", "healthy")
+    return (None, None) if ok is None else (ok, None if ok else str(why or "node health check failed"))
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def transport_of(record: ResultRecord) -> str | None:
+    """"efa", "socket", "local" or None (not recorded)."""
+    f = _field(record, "fabric")
+    if f is None or isinstance(f, str):
+        return f
+    return _get(f, "transport") or _get(f, "provider")
+
+
+def ranks_of(record: ResultRecord) -> int | None:
+    for key in ("tool_world_size", "tool_ranks", "tool_nranks"):
+        if (v := record.environment.get(key, "")).isdigit():
+            return int(v)
+    return None
+
+
 # --- limits ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -76,12 +98,16 @@ class Limit:
     unit: str
     basis: str  # what the figure is, or why it is unknown
     notes: tuple[str, ...] = ()
+    flag: bool = False  # a figure the reader must look at (a collective over sockets on an EFA instance)
 
 
-def bus_limit(node_count: int, tier: str, limits: Limits | None) -> Limit:
+def bus_limit(node_count: int, tier: str, limits: Limits | None, transport: str | None = None) -> Limit:
     """Bus bandwidth's ceiling: the network line rate across nodes, the per-accelerator intra-node link on one."""
     if node_count >= 2:
         gbps = limits.network_gbps if limits else None
+        if transport == "socket" and limits is not None and limits.efa_interfaces:
+            return Limit(None, "GB/s", "over TCP sockets, not EFA: not held against the EFA line rate",
+                         (SOCKET_NOTE,), flag=True)
         if gbps is None:
             return Limit(None, "GB/s", "network line rate unknown")
         efa = f", {limits.efa_interfaces} EFA" if limits.efa_interfaces else ", no EFA"
@@ -122,17 +148,23 @@ def fsx_limit(fsx: FsxLustre | None) -> Limit:
                  f"FSx {fsx.deployment_type} {fsx.per_unit_storage_throughput} MB/s/TiB x {tib:.4g} TiB")
 
 
-def limit_for(record: ResultRecord, metric: Metric, limits: Limits | None, fsx: FsxLustre | None) -> Limit | None:
-    """The physical limit a headline metric is held against; None where no limit applies to it."""
-    if record.benchmark in ALLREDUCE and metric.name == "busbw_max":
-        return bus_limit(record.node_count, record.tier, limits)
-    if record.benchmark == "gemm" and metric.name == "tflops_max":
-        return gemm_limit(metric.labels.get("dtype"), record.tier, limits)
-    if record.benchmark == "storage" and metric.name in ("read_bw", "write_bw"):
-        if is_local(record):  # the local executor writes to a temporary directory through the page cache
-            return Limit(None, "MB/s", "measured on a local directory, not on FSx: no FSx limit applies")
-        return fsx_limit(fsx)
-    return None
+def _fsx_or_local(record: ResultRecord, h: Headline, limits: Limits | None, fsx: FsxLustre | None) -> Limit:
+    if is_local(record):  # the local executor writes to a temporary directory through the page cache
+        return Limit(None, "MB/s", "measured on a local directory, not on FSx: no FSx limit applies")
+    return fsx_limit(fsx)
+
+
+# A Headline's limit kind -> its lookup in rackform/limits.py (or the plan's FSx). A new kind is one entry here.
+LIMIT_KINDS: dict[str, Callable[[ResultRecord, Headline, Limits | None, FsxLustre | None], Limit]] = {
+    "network_line_rate": lambda r, h, lim, fsx: bus_limit(r.node_count, r.tier, lim, transport_of(r)),
+    "peak_tflops": lambda r, h, lim, fsx: gemm_limit(dict(h.labels).get("dtype"), r.tier, lim),
+    "fsx_throughput": _fsx_or_local,
+}
+
+
+def limit_for(record: ResultRecord, h: Headline, limits: Limits | None, fsx: FsxLustre | None) -> Limit | None:
+    """The physical limit a headline is held against; None where no limit applies to it."""
+    return None if h.limit is None else LIMIT_KINDS[h.limit](record, h, limits, fsx)
 
 
 def percent(value: float, limit: float | None) -> float | None:
@@ -160,50 +192,42 @@ def devices_per_job(record: ResultRecord, limits: Limits | None) -> int | None:
     return limits.accelerators * record.node_count
 
 
-def per_dollar(record: ResultRecord, metric: Metric, limits: Limits | None) -> PerDollar | None:
-    """Work bought per dollar of the job's nodes (price_usd_per_hour covers every node); None where not applicable."""
+def _rate(record: ResultRecord, name: str) -> float | None:
+    """The largest finite value of a metric over its sweep; with repeats, the median of each repeat's largest."""
+    best: dict[str, float] = {}
+    for m in record.metrics:
+        if m.name == name and math.isfinite(m.value):
+            r = m.labels.get("repeat", "")
+            best[r] = max(best.get(r, m.value), m.value)
+    return statistics.median(best.values()) if best else None
+
+
+def per_dollar(record: ResultRecord, value: float, pricing: Pricing, limits: Limits | None) -> PerDollar:
+    """Work bought per dollar of the job's nodes (price_usd_per_hour covers every node)."""
+    unit = pricing.unit
+    rate = value if pricing.rate is None else _rate(record, pricing.rate)
+    if rate is None:
+        return PerDollar(None, unit, f"no {pricing.rate} in the record")
+    notes: list[str] = []
+    devices = 1
+    if pricing.per_device:
+        if (devices := devices_per_job(record, limits)) is None:
+            return PerDollar(None, unit, f"accelerator count of {record.instance_type} unknown")
+        if record.tier in ACCELERATOR_TIERS and not is_local(record):
+            notes.append(f"per instance: one device measured x {devices // record.node_count} accelerators, "
+                         "assumed to run alike")
+            if record.tier == "trainium":
+                notes.append(TRAINIUM_DEVICE_NOTE)
     usd = record.price_usd_per_hour
-    key = metric_key(metric.name, metric.labels)
-    if record.benchmark in ALLREDUCE and metric.name == "busbw_max":
-        # Bus bandwidth is a per-link figure; data all-reduced is algbw, the largest over the sweep.
-        algbw = max((m.value for m in record.metrics if m.name == "algbw" and math.isfinite(m.value)),
-                    default=None)
-        if algbw is None:
-            return PerDollar(None, "TB/$", "no algbw in the record")
-        return _per_hour(algbw * SECONDS_PER_HOUR / 1000, usd, "TB/$",
-                         f"algbw max {fmt(algbw)} GB/s x 3600 / 1000 / $/h")
-    if record.benchmark == "gemm" and metric.name == "tflops_max":
-        return _scaled(record, metric, limits, "TFLOP/$", "TFLOP/s")
-    if record.benchmark == "inference" and metric.name == "tokens_per_second":
-        return _scaled(record, metric, limits, "tokens/$", "tokens/s")
-    if record.benchmark == "storage" and key == PER_DOLLAR_HEADLINE["storage"]:
-        return _per_hour(metric.value * SECONDS_PER_HOUR / 1000, usd, "GB/$", "read_bw MB/s x 3600 / 1000 / $/h")
-    if record.benchmark == "cpu" and metric.name == "events_per_second":
-        return _per_hour(metric.value * SECONDS_PER_HOUR, usd, "events/$", "events/s x 3600 / $/h")
-    return None
-
-
-def _per_hour(work_per_hour: float, usd: float | None, unit: str, basis: str, notes: tuple[str, ...] = ()
-              ) -> PerDollar:
     if usd is None:
-        return PerDollar(None, unit, "price unknown", notes)
+        return PerDollar(None, unit, "price unknown", tuple(notes))
     if usd <= 0:
-        return PerDollar(None, unit, f"price {usd:g} $/h: per-dollar figure undefined", notes)
-    return PerDollar(work_per_hour / usd, unit, basis, notes)
-
-
-def _scaled(record: ResultRecord, metric: Metric, limits: Limits | None, unit: str, rate: str) -> PerDollar:
-    devices = devices_per_job(record, limits)
-    if devices is None:
-        return PerDollar(None, unit, f"accelerator count of {record.instance_type} unknown")
-    notes = []
-    if record.tier in ACCELERATOR_TIERS and not is_local(record):
-        notes.append(f"per instance: one device measured x {devices // record.node_count} accelerators, "
-                     "assumed to run alike")
-        if record.tier == "trainium":
-            notes.append(TRAINIUM_DEVICE_NOTE)
-    return _per_hour(metric.value * devices * SECONDS_PER_HOUR, record.price_usd_per_hour, unit,
-                     f"{rate} x {devices} devices x 3600 / $/h", tuple(notes))
+        return PerDollar(None, unit, f"price {usd:g} $/h: per-dollar figure undefined", tuple(notes))
+    scale = f" x {pricing.scale:g}" if pricing.scale != 1 else ""
+    what = f"{pricing.rate} max " if pricing.rate else ""
+    basis = (f"{what}{num(rate)} {pricing.rate_unit}" + (f" x {devices} devices" if pricing.per_device else "")
+             + f" x 3600{scale} / $/h")
+    return PerDollar(rate * devices * SECONDS_PER_HOUR * pricing.scale / usd, unit, basis, tuple(notes))
 
 
 # --- rows ------------------------------------------------------------------------------------------------------
@@ -217,12 +241,12 @@ class Row:
     tier: str
     instance_type: str
     node_count: int
-    status: str
+    status: str  # the record's status; "error" for a succeeded record with no headline
     reason: str | None
     local: bool
     metric: str | None  # short label (busbw, bf16, p50...); None for a record without a headline
     metric_key: str | None
-    value: float | None
+    value: float | None  # the median over repeats
     unit: str | None
     higher_is_better: bool
     limit: float | None
@@ -234,6 +258,17 @@ class Row:
     per_dollar_unit: str | None  # None: no per-dollar figure applies
     per_dollar_basis: str | None
     notes: tuple[str, ...]
+    # Validity: whether the figure may be compared at all.
+    priced: bool = False  # the figure the benchmark is priced by (advise ranks it, the per-dollar chart draws it)
+    healthy: bool | None = None  # the node health check before the run; None: not recorded
+    transport: str | None = None  # efa | socket | local; None: not recorded
+    ranks: int | None = None
+    repeats: int | None = None
+    low: float | None = None
+    high: float | None = None
+    spread_pct: float | None = None
+    unstable: bool = False  # spread across repeats over 10%
+    flagged: bool = False  # shown in red: a collective over sockets on an EFA instance
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -243,41 +278,67 @@ class Row:
     def key(self) -> tuple[str, str, str, str | None]:
         return self.benchmark, self.rack, self.node_group, self.metric_key
 
+    @property
+    def valid(self) -> bool:
+        """A figure that may enter plots and advice: measured, on a node that did not fail its health check."""
+        return self.status == "succeeded" and self.value is not None and self.healthy is not False
+
 
 def record_rows(record: ResultRecord, limits: Limits | None, fsx: FsxLustre | None) -> list[Row]:
-    """One row per headline metric the record has (summary.HEADLINES); one bare row when it failed or has none."""
+    """One row per headline the record has; one bare row when it failed. A succeeded record with none of its
+    benchmark's headlines is an error row naming what was expected: never left out in silence."""
+    healthy, sick = health_of(record)
     base = dict(run_id=record.run_id, benchmark=record.benchmark, rack=record.rack, node_group=record.node_group,
                 tier=record.tier, instance_type=record.instance_type, node_count=record.node_count,
                 status=record.status, reason=record.reason, local=is_local(record),
-                usd_per_hour=record.price_usd_per_hour)
+                usd_per_hour=record.price_usd_per_hour, healthy=healthy, transport=transport_of(record),
+                ranks=ranks_of(record))
     bare = Row(**base, metric=None, metric_key=None, value=None, unit=None, higher_is_better=True, limit=None,
                limit_unit=None, limit_basis=None, pct_of_limit=None, per_dollar=None, per_dollar_unit=None,
                per_dollar_basis=None, notes=())
     if record.status != "succeeded":
         return [bare]
+    pricing = BENCHMARKS[record.benchmark].priced_by if record.benchmark in BENCHMARKS else None
     rows = []
-    for name, labels, short in HEADLINES.get(record.benchmark, []):
-        if (m := find(record, name, labels)) is None:
+    for h in headlines(record.benchmark):
+        if (f := figure(record, h)) is None:
             continue
-        if not math.isfinite(m.value):  # NaN or infinite: the tool measured nothing, so it is no figure at all
-            rows.append(replace(bare, status="failed", reason=f"{short}: {m.name} is {m.value}, a failed "
+        if f.failed:  # NaN or infinite: the tool measured nothing, so it is no figure at all
+            rows.append(replace(bare, status="failed", reason=f"{h.label}: {h.metric} is {f.value}, a failed "
                                 "measurement"))
             continue
-        lim = limit_for(record, m, limits, fsx)
-        pd = per_dollar(record, m, limits)
-        notes = tuple(dict.fromkeys((*(lim.notes if lim else ()), *(pd.notes if pd else ()))))
-        rows.append(Row(
-            **base, metric=short, metric_key=metric_key(m.name, m.labels), value=m.value, unit=m.unit,
-            higher_is_better=higher_is_better(m.name), limit=lim.value if lim else None,
-            limit_unit=lim.unit if lim else None, limit_basis=lim.basis if lim else None,
-            pct_of_limit=percent(m.value, lim.value) if lim else None, per_dollar=pd.value if pd else None,
-            per_dollar_unit=pd.unit if pd else None, per_dollar_basis=pd.basis if pd else None, notes=notes))
-    return rows or [bare]
+        rows.append(_row(record, h, f, base, pricing, limits, fsx, sick))
+    if rows:
+        return rows
+    expected = ", ".join(headline_key(h) for h in headlines(record.benchmark)) or "none declared"
+    got = ", ".join(dict.fromkeys(metric_key(m.name, m.labels) for m in record.metrics[:20])) or "no metrics"
+    return [replace(bare, status="error", reason=f"succeeded, but none of its headline metrics ({expected}) is in "
+                    f"the record (it has {got})")]
+
+
+def _row(record: ResultRecord, h: Headline, f: Figure, base: dict[str, Any], pricing: Pricing | None,
+         limits: Limits | None, fsx: FsxLustre | None, sick: str | None) -> Row:
+    lim = limit_for(record, h, limits, fsx)
+    priced = pricing is not None and pricing.headline == h.label
+    pd = per_dollar(record, f.value, pricing, limits) if priced and pricing else None
+    notes = [*(lim.notes if lim else ()), *(pd.notes if pd else ())]
+    if sick:
+        notes.append(f"node health check failed ({sick}): not a valid figure, left out of plots and advice")
+    if f.unstable:
+        notes.append(f"unstable: spread across {f.repeats} repeats is {num(f.spread_pct or 0)}%, over 10%")
+    return Row(
+        **base, metric=h.label, metric_key=headline_key(h), value=f.value, unit=f.unit,
+        higher_is_better=higher_is_better(h.metric), limit=lim.value if lim else None,
+        limit_unit=lim.unit if lim else None, limit_basis=lim.basis if lim else None,
+        pct_of_limit=percent(f.value, lim.value) if lim else None, per_dollar=pd.value if pd else None,
+        per_dollar_unit=pd.unit if pd else None, per_dollar_basis=pd.basis if pd else None,
+        notes=tuple(dict.fromkeys(notes)), priced=priced, repeats=f.repeats, low=f.low, high=f.high,
+        spread_pct=f.spread_pct, unstable=f.unstable, flagged=bool(lim and lim.flag))
 
 
 def report_rows(records: Iterable[ResultRecord], limits_of: LimitsOf, fsx: FsxLustre | None = None) -> list[Row]:
-    """Rows grouped by benchmark (in HEADLINES order), so that tiers running the same work sit together."""
-    order = {b: i for i, b in enumerate(HEADLINES)}
+    """Rows grouped by benchmark (in BENCHMARKS order), so that tiers running the same work sit together."""
+    order = {b: i for i, b in enumerate(BENCHMARKS)}
     ordered = sorted(records, key=lambda r: (order.get(r.benchmark, len(order)), r.benchmark, r.rack, r.node_group))
     return [row for r in ordered for row in record_rows(r, limits_of(r.instance_type), fsx)]
 
@@ -363,12 +424,16 @@ class Series:
     busbw: tuple[float, ...]  # GB/s
 
 
+# Benchmarks whose headline is bus bandwidth: their sweeps are drawn by message size.
+BUS_BENCHMARKS = tuple(b.name for b in BENCHMARKS.values() if any(h.metric == "busbw_max" for h in b.headlines))
+
+
 def busbw_series(records: Iterable[ResultRecord]) -> list[Series]:
     """One line per all-reduce record: in-place rows where the tool reports them (what torch.distributed does),
     else the only placement there is (nccom-test)."""
     out = []
     for r in records:
-        if r.benchmark not in ALLREDUCE or r.status != "succeeded":
+        if r.benchmark not in BUS_BENCHMARKS or r.status != "succeeded" or health_of(r)[0] is False:
             continue
         rows = [m for m in r.metrics if m.name == "busbw" and m.size_bytes is not None]
         placements = {m.labels.get("placement", "") for m in rows}
@@ -403,6 +468,11 @@ class Report:
         return any(r.local for r in self.rows)
 
     @property
+    def errors(self) -> list[Row]:
+        """Succeeded records that yielded no headline: an error of the report, which exits 1."""
+        return [r for r in self.rows if r.status == "error"]
+
+    @property
     def regressions(self) -> list[Change]:
         return [c for c in self.changes if c.regression]
 
@@ -421,391 +491,6 @@ def build_report(records: Sequence[ResultRecord], *, limits_of: LimitsOf, fsx: F
                   tuple(problems))
 
 
-# --- text ------------------------------------------------------------------------------------------------------
 
-def _num(value: float | None, unit: str | None = None) -> str:
-    if value is None:
-        return UNKNOWN
-    return f"{fmt(value)} {unit}" if unit else fmt(value)
 
-
-def limit_text(row: Row) -> str:
-    return NOT_APPLICABLE if row.limit_basis is None else _num(row.limit, row.limit_unit)
-
-
-def pct_text(row: Row) -> str:
-    if row.limit_basis is None:
-        return NOT_APPLICABLE
-    return UNKNOWN if row.pct_of_limit is None else f"{row.pct_of_limit:.1f}%"
-
-
-def per_dollar_text(row: Row) -> str:
-    return NOT_APPLICABLE if row.per_dollar_unit is None else _num(row.per_dollar, row.per_dollar_unit)
-
-
-def usd_text(usd: float | None) -> str:
-    if usd is None:
-        return UNKNOWN
-    return f"{usd:,.2f}" if usd >= 10 else f"{usd:.4g}"  # m7g.xlarge's 0.1632 must not read as 0.16
-
-
-def change_text(change: Change | None) -> str:
-    if change is None:
-        return ""
-    if change.metric == "status":
-        return "REGRESSION: " + (change.note or "")
-    text = f"{change.change_pct:+.1f}%" if change.change_pct is not None else (change.note or UNKNOWN)
-    return f"{text} REGRESSION" if change.regression else text
-
-
-def instance_text(row: Row) -> str:
-    return row.instance_type + (" [local]" if row.local else "")
-
-
-def result_text(row: Row) -> tuple[str, str]:
-    """(metric, value) cells; a record that did not succeed shows its status and reason instead."""
-    if row.status != "succeeded":
-        return row.status, (row.reason or "")[:80]
-    if row.metric is None:
-        return "-", "no headline metric"
-    return row.metric, _num(row.value, row.unit)
-
-
-def notes_index(report: Report) -> dict[str, int]:
-    return {note: i for i, note in enumerate(dict.fromkeys(n for r in report.rows for n in r.notes), 1)}
-
-
-def summary_table(report: Report) -> tuple[list[list[str]], list[str]]:
-    """(rows, header) for the terminal table."""
-    index = notes_index(report)
-    header = ["benchmark", "rack/node group", "instance", "nodes", "metric", "value", "limit", "% of limit",
-              "$/hour", "per $"]
-    if report.baseline_run_id is not None:
-        header.append(f"vs {report.baseline_run_id}")
-    header.append("notes")
-    rows = []
-    for r in report.rows:
-        metric, value = result_text(r)
-        cells = [r.benchmark, f"{r.rack}/{r.node_group}", instance_text(r), str(r.node_count), metric, value,
-                 limit_text(r), pct_text(r), usd_text(r.usd_per_hour), per_dollar_text(r)]
-        if report.baseline_run_id is not None:
-            cells.append(change_text(report.change_for(r)))
-        cells.append(",".join(f"[{i}]" for i in sorted(index[n] for n in r.notes)))
-        rows.append(cells)
-    return rows, header
-
-
-def text_lines(report: Report) -> tuple[list[str], list[str]]:
-    """Lines printed before and after the table: the rehearsal caveat, the notes, the verdict."""
-    before = [f"report for run {report.run_id}" + (f" against baseline {report.baseline_run_id} "
-                                                   f"(threshold {report.threshold_pct:g}%)"
-                                                   if report.baseline_run_id else "")]
-    if report.local:
-        before.append(LOCAL_CAVEAT)
-    after = [f"[{i}] {note}" for note, i in notes_index(report).items()]
-    bases = dict.fromkeys(f"{r.benchmark} {r.metric} on {r.instance_type}: {r.limit_basis}"
-                          for r in report.rows if r.limit_basis)
-    after += [f"limit  {b}" for b in bases]
-    failed = [r for r in report.rows if r.status != "succeeded"]
-    if failed:
-        after.append(f"{len(failed)} record(s) did not succeed: "
-                     + ", ".join(f"{r.benchmark} on {r.rack}/{r.node_group} ({r.status})" for r in failed))
-    if report.baseline_run_id is not None:
-        regs = report.regressions
-        after.append(f"{len(regs)} regression(s) beyond {report.threshold_pct:g}% against {report.baseline_run_id}")
-        after += [f"  {c.benchmark} {c.rack}/{c.node_group} {c.metric}: {change_text(c)}" for c in regs]
-    after += problem_lines(report.problems)
-    if report.local:
-        after.append(LOCAL_CAVEAT)
-    # Every line quotes names and reasons from the bucket: one line each, control characters shown, never sent.
-    return [visible(line) for line in before], [visible(line) for line in after]
-
-
-# --- CSV and JSON ----------------------------------------------------------------------------------------------
-
-CSV_COLUMNS = ["run_id", "benchmark", "rack", "node_group", "tier", "instance_type", "node_count", "status",
-               "measured_on", "metric", "metric_key", "value", "unit", "limit", "limit_unit", "limit_basis",
-               "pct_of_limit", "usd_per_hour", "per_dollar", "per_dollar_unit", "per_dollar_basis", "baseline_value",
-               "change_pct", "regression", "notes", "reason"]
-
-
-def measured_on(row: Row) -> str:
-    return f"local rehearsal (this machine, not {row.instance_type})" if row.local else row.instance_type
-
-
-def row_dict(report: Report, row: Row) -> dict[str, Any]:
-    change = report.change_for(row)
-    return {**asdict(row), "notes": list(row.notes), "measured_on": measured_on(row),
-            "baseline_value": change.baseline if change else None,
-            "change_pct": change.change_pct if change else None,
-            "regression": change.regression if change else None}
-
-
-# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV Injection): `=HYPERLINK(...)` in a
-# node group name or a reason would run when the CSV is opened. Such text cells get a leading apostrophe, which
-# the spreadsheet shows as text. Numbers are written as numbers and never escaped, so -3.5 stays a number.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def render_csv(report: Report) -> str:
-    """Unknown figures are empty cells; the *_basis columns say why. Text cells cannot start a formula."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in report.rows:
-        d = row_dict(report, row)
-        d["notes"] = "; ".join(row.notes)
-        writer.writerow({k: csv_cell(v) for k, v in d.items()})
-    return out.getvalue()
-
-
-def per_dollar_chart_data(report: Report) -> dict[str, list[dict[str, Any]]]:
-    """benchmark -> one bar per job, from the metric the benchmark is priced by; unknown stays None."""
-    data: dict[str, list[dict[str, Any]]] = {}
-    for r in report.rows:
-        if r.benchmark in PER_DOLLAR_HEADLINE and PER_DOLLAR_HEADLINE[r.benchmark] == r.metric_key:
-            data.setdefault(r.benchmark, []).append({"label": _bar_label(r), "tier": r.tier, "value": r.per_dollar,
-                                                     "unit": r.per_dollar_unit, "local": r.local})
-    return data
-
-
-def pct_chart_data(report: Report) -> list[dict[str, Any]]:
-    return [{"label": f"{r.benchmark} {r.metric} {_bar_label(r)}", "pct": r.pct_of_limit, "local": r.local}
-            for r in report.rows if r.limit_basis is not None]
-
-
-def report_dict(report: Report) -> dict[str, Any]:
-    return {
-        "run_id": report.run_id,
-        "baseline_run_id": report.baseline_run_id,
-        "threshold_pct": report.threshold_pct,
-        "local_rehearsal": report.local,
-        "caveat": LOCAL_CAVEAT if report.local else None,
-        "rows": [row_dict(report, r) for r in report.rows],
-        "changes": [asdict(c) for c in report.changes],
-        "regressions": len(report.regressions),
-        "problems": problem_dicts(report.problems),
-        "charts": {
-            "busbw_by_size": [asdict(s) for s in report.series],
-            "per_dollar": per_dollar_chart_data(report),
-            "pct_of_limit": pct_chart_data(report),
-        },
-    }
-
-
-def finite(data: Any) -> Any:
-    """`data` with every NaN and infinity replaced by None: JSON has no NaN, and `NaN` breaks strict parsers."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [finite(v) for v in data]
-    return data
-
-
-def json_text(data: Any) -> str:
-    """JSON for --json: never NaN or Infinity (allow_nan=False is the guard if `finite` ever misses one)."""
-    return json.dumps(finite(data), indent=2, allow_nan=False)
-
-
-def render_json(report: Report) -> str:
-    return json_text(report_dict(report))
-
-
-# --- figures (matplotlib, Agg; built as Figure objects so tests can read their series) ---------------------------
-
-def _bar_label(r: Row) -> str:
-    return f"{r.tier} {r.rack}/{r.node_group}" + (" [local]" if r.local else "")
-
-
-def _plain(text: str) -> str:
-    """A label matplotlib draws as the text it is. Labels quote names from the bucket, and matplotlib reads text
-    between two `$` as mathtext: `$\\foo$` would fail the whole report, others would draw something else. An escaped
-    dollar is never math and draws as `$` (matplotlib Text._preprocess_math); control characters show as escapes.
-    Escaping, not parse_math=False: tick labels are made at draw time, outside any setting given here."""
-    return visible(text).replace("$", r"\$")
-
-
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[Any]]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)  # the Agg canvas: no display, no pyplot state
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, list(axes)
-
-
-def _empty(ax: Any, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
-def busbw_figure(report: Report) -> Figure:
-    fig, (ax,) = _figure(9, 5)
-    ax.set_title("All-reduce bus bandwidth by message size" + (" (local rehearsal)" if report.local else ""))
-    if not report.series:
-        _empty(ax, "no all-reduce results in this run")
-        return fig
-    for s in report.series:
-        ax.plot(s.sizes, s.busbw, marker="o", label=_plain(s.label))
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("message size (bytes)")
-    ax.set_ylabel("bus bandwidth (GB/s)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    return fig
-
-
-def per_dollar_figure(report: Report) -> Figure:
-    """One bar chart per workload class; a job with an unknown price gets no bar and is named under the chart."""
-    data = per_dollar_chart_data(report)
-    fig, axes = _figure(4 * max(len(data), 1), 4.5, max(len(data), 1))
-    fig.suptitle("Performance per dollar by tier" + (" (local rehearsal)" if report.local else ""))
-    if not data:
-        _empty(axes[0], "no priced workloads in this run")
-        return fig
-    for ax, (benchmark, bars) in zip(axes, data.items()):
-        known = [b for b in bars if b["value"] is not None]
-        unit = bars[0]["unit"]
-        ax.set_title(f"{benchmark} ({unit})")  # both from PER_DOLLAR_HEADLINE and per_dollar: never from a record
-        unknown = [b["label"] for b in bars if b["value"] is None]
-        if known:
-            ax.bar([_plain(b["label"]) for b in known], [b["value"] for b in known])
-            ax.tick_params(axis="x", labelrotation=60, labelsize="small")
-        else:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if unknown:
-            ax.set_xlabel(_plain("unknown: " + ", ".join(unknown)), fontsize="small")
-    return fig
-
-
-def pct_figure(report: Report) -> Figure:
-    data = pct_chart_data(report)
-    known = [d for d in data if d["pct"] is not None]
-    fig, (ax,) = _figure(9, max(2.5, 0.4 * len(known) + 1.5))
-    ax.set_title("% of the physical limit" + (" (local rehearsal)" if report.local else ""))
-    if not known:
-        _empty(ax, "no result has a known limit")
-        return fig
-    bars = ax.barh([_plain(d["label"]) for d in known], [d["pct"] for d in known])
-    ax.bar_label(bars, fmt="%.1f%%", fontsize="small", padding=2)
-    ax.axvline(100, color="black", linewidth=1)
-    unknown = len(data) - len(known)
-    ax.set_xlabel("% of limit" + (f" ({unknown} row(s) with an unknown limit not drawn)" if unknown else ""))
-    ax.invert_yaxis()
-    return fig
-
-
-def png_base64(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-# --- HTML ------------------------------------------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;font-size:0.85em;margin:1em 0}
-th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left;vertical-align:top}
-th{background:#f0f0f0}
-td.num{text-align:right;white-space:nowrap}
-.caveat{background:#fff3cd;border:2px solid #e0a800;padding:0.75em;font-weight:bold}
-.regression{background:#f8d7da;font-weight:bold}
-.failed{color:#a00}
-.unknown{color:#888;font-style:italic}
-img{max-width:100%;display:block;margin:1em 0}
-"""
-
-
-def _cell(text: str, cls: str = "") -> str:
-    if text in (UNKNOWN, NOT_APPLICABLE):
-        cls = (cls + " unknown").strip()
-    return f"<td class=\"{cls}\">{html.escape(text)}</td>" if cls else f"<td>{html.escape(text)}</td>"
-
-
-def _html_table(header: Sequence[str], rows: Iterable[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
-
-
-def render_html(report: Report, generated: dt.datetime | None = None) -> str:
-    """One file: inline CSS, plots as base64 PNG, no external URL of any kind."""
-    generated = generated or dt.datetime.now(dt.timezone.utc)
-    esc = html.escape
-    index = notes_index(report)
-    caveat = f"<p class=\"caveat\">{esc(LOCAL_CAVEAT)}</p>" if report.local else ""
-    header = ["benchmark", "rack/node group", "tier", "instance", "measured on", "nodes", "metric", "value", "limit",
-              "limit basis", "% of limit", "$/hour", "per $", "per $ basis"]
-    if report.baseline_run_id:
-        header.append(f"vs {report.baseline_run_id}")
-    header.append("notes")
-    body = []
-    for r in report.rows:
-        metric, value = result_text(r)
-        change = report.change_for(r)
-        cells = [_cell(r.benchmark), _cell(f"{r.rack}/{r.node_group}"), _cell(r.tier), _cell(instance_text(r)),
-                 _cell(measured_on(r)), _cell(str(r.node_count), "num"), _cell(metric),
-                 _cell(value, "failed" if r.status != "succeeded" else "num"), _cell(limit_text(r), "num"),
-                 _cell(r.limit_basis or NOT_APPLICABLE), _cell(pct_text(r), "num"),
-                 _cell(usd_text(r.usd_per_hour), "num"), _cell(per_dollar_text(r), "num"),
-                 _cell(r.per_dollar_basis or NOT_APPLICABLE)]
-        if report.baseline_run_id:
-            cells.append(_cell(change_text(change), "regression" if change and change.regression else "num"))
-        cells.append(_cell(" ".join(f"[{i}]" for i in sorted(index[n] for n in r.notes))))
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    notes = "".join(f"<li>[{i}] {esc(n)}</li>" for n, i in index.items())
-    failed = [r for r in report.rows if r.status != "succeeded"]
-    failed_html = ("<h2>Did not succeed</h2><ul>" + "".join(
-        f"<li class=\"failed\">{esc(r.benchmark)} on {esc(r.rack)}/{esc(r.node_group)}: {esc(r.status)}"
-        f"{esc(': ' + r.reason) if r.reason else ''}</li>" for r in failed) + "</ul>") if failed else ""
-    problems_html = ("<h2>Not reported: unreadable or tampered objects</h2><ul>" + "".join(
-        f"<li class=\"failed\">{esc(p.render())}</li>" for p in report.problems) + "</ul>") if report.problems else ""
-    baseline_html = ""
-    if report.baseline_run_id:
-        regs = report.regressions
-        baseline_html = (f"<h2>Against {esc(report.baseline_run_id)}</h2><p>{len(regs)} regression(s) beyond "
-                         f"{report.threshold_pct:g}% (latency: lower is better; everything else: higher)</p>")
-    figures = [("Bus bandwidth by message size", busbw_figure(report)),
-               ("Performance per dollar", per_dollar_figure(report)),
-               ("% of the physical limit", pct_figure(report))]
-    imgs = "".join(f"<h2>{esc(title)}</h2><img alt=\"{esc(title)}\" src=\"data:image/png;base64,{png_base64(fig)}\">"
-                   for title, fig in figures)
-    title = f"rackform report: {report.run_id}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>{CSS}</style></head>
-<body>
-<h1>{esc(title)}</h1>
-<p>generated {generated:%Y-%m-%d %H:%M} UTC; {len({r.group for r in report.rows})} job(s), {len(report.rows)} row(s)</p>
-{caveat}
-{baseline_html}
-{_html_table(header, body)}
-<ol class="notes">{notes}</ol>
-{failed_html}
-{problems_html}
-{imgs}
-<h2>Formulas</h2>
-<ul>
-<li>% of limit = value / limit x 100. All-reduce bus bandwidth: against the network line rate (Gbps / 8) on 2 or
-more nodes, the per-accelerator intra-node link on one. GEMM: one device's tflops_max against one accelerator's peak
-dense BF16. Storage: against FSx per-unit throughput x capacity (TiB).</li>
-<li>$/hour: the record's price, every node of the job.</li>
-<li>TB all-reduced per $ = max algbw (GB/s) x 3600 / 1000 / $/h; TFLOP per $ = TFLOP/s x devices x 3600 / $/h;
-tokens per $ = tokens/s x devices x 3600 / $/h; GB read per $ = sequential read MB/s x 3600 / 1000 / $/h;
-events per $ = events/s x 3600 / $/h.</li>
-<li>unknown: the figure is not known (no price, no published limit); n/a: no such figure applies.</li>
-</ul>
-{caveat}
-</body></html>
-"""
+from ..render.jsonout import finite, json_text  # noqa: E402,F401  (callers of the report's JSON import it here)

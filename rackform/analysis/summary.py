@@ -1,48 +1,88 @@
-"""The few numbers that sum up each benchmark's record, for tables and reports."""
+"""The few numbers that sum up each benchmark's record, for tables and reports: the headlines each Benchmark declares
+(workloads/benchmarks.py), matched in a record by metric name and exact labels."""
 
 from __future__ import annotations
 
 import math
+import statistics
+from dataclasses import dataclass
 
+from workloads.benchmarks import BENCHMARKS, Headline
 from workloads.results import Metric, ResultRecord
 
-# benchmark -> [(metric name, labels to match, short label)], in display order; the first found is the headline.
-HEADLINES: dict[str, list[tuple[str, dict[str, str], str]]] = {
-    "allreduce": [("busbw_max", {}, "busbw")],
-    "allreduce-nccl": [("busbw_max", {}, "busbw")],
-    "allreduce-nccom": [("busbw_max", {}, "busbw")],
-    "gemm": [("tflops_max", {"dtype": "bf16"}, "bf16"), ("tflops_max", {"dtype": "fp32"}, "fp32")],
-    "inference": [("tokens_per_second", {}, "tokens/s"), ("latency_p50_ms", {}, "p50"),
-                  ("latency_p99_ms", {}, "p99")],
-    "storage": [("read_bw", {"test": "seq-read"}, "seq read"), ("write_bw", {"test": "seq-write"}, "seq write"),
-                ("read_iops", {"test": "rand-read"}, "rand read")],
-    "cpu": [("events_per_second", {}, "cpu"), ("transfer_mib_per_s", {}, "memory")],
-    "fabric": [("latency_min_us", {}, "latency"), ("bandwidth_max", {}, "bandwidth")],
-}
+from ..render.numbers import num as fmt  # noqa: F401  (one number rule; older callers import it from here)
+
+# Labels that tell repeats of one figure apart rather than name a different figure.
+REPEAT_LABEL = "repeat"
+UNSTABLE_SPREAD_PCT = 10.0
 
 
-def find(record: ResultRecord, name: str, labels: dict[str, str]) -> Metric | None:
-    found = [m for m in record.metrics if m.name == name and all(m.labels.get(k) == v for k, v in labels.items())]
-    return found[0] if found else None
+def metric_key(name: str, labels: dict[str, str] | tuple[tuple[str, str], ...]) -> str:
+    inner = ",".join(f"{k}={v}" for k, v in sorted(dict(labels).items()))
+    return f"{name}{{{inner}}}" if inner else name
 
 
-def fmt(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
+def headline_key(h: Headline) -> str:
+    return metric_key(h.metric, h.labels)
+
+
+def headlines(benchmark: str) -> tuple[Headline, ...]:
+    b = BENCHMARKS.get(benchmark)
+    return b.headlines if b else ()
+
+
+def matches(metric: Metric, h: Headline) -> bool:
+    """The metric is the headline: the same name and exactly its labels, a repeat label aside. A metric with labels
+    the headline does not name is another figure (an out-of-place busbw_max is not the in-place one)."""
+    labels = {k: v for k, v in metric.labels.items() if k != REPEAT_LABEL}
+    return metric.name == h.metric and labels == dict(h.labels)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline over its repeats: the median, and the lowest and highest value."""
+
+    value: float
+    low: float
+    high: float
+    repeats: int
+    unit: str
+    failed: bool  # some repeat measured nothing (NaN or infinite)
+
+    @property
+    def spread_pct(self) -> float | None:
+        """(max - min) / median, in %; None with one repeat or a median of 0."""
+        if self.repeats < 2 or self.value == 0:
+            return None
+        return (self.high - self.low) / abs(self.value) * 100
+
+    @property
+    def unstable(self) -> bool:
+        return (s := self.spread_pct) is not None and s > UNSTABLE_SPREAD_PCT
+
+
+def figure(record: ResultRecord, h: Headline) -> Figure | None:
+    found = [m for m in record.metrics if matches(m, h)]
+    if not found:
+        return None
+    values = [m.value for m in found]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return Figure(values[0], values[0], values[0], len(values), found[0].unit, True)
+    return Figure(statistics.median(finite), min(finite), max(finite), len(values), found[0].unit,
+                  len(finite) < len(values))
 
 
 def headline_text(record: ResultRecord) -> str:
     if record.status != "succeeded":
         return (record.reason or record.status)[:90]
     parts = []
-    for name, labels, short in HEADLINES.get(record.benchmark, []):
-        if (m := find(record, name, labels)) is not None:
-            # NaN or infinite: the tool gave no number, a failed measurement (rackform/analysis/report.py says the same)
-            parts.append(f"{short} {fmt(m.value)} {m.unit}" if math.isfinite(m.value) else
-                         f"{short} failed measurement ({m.value})")
-    return "; ".join(parts) or f"{len(record.metrics)} metrics"
+    for h in headlines(record.benchmark):
+        if (f := figure(record, h)) is not None:
+            # NaN or infinite: the tool gave no number, a failed measurement (the report says the same)
+            parts.append(f"{h.label} {fmt(f.value)} {f.unit}" if not f.failed else
+                         f"{h.label} failed measurement ({f.value})")
+    if parts:
+        return "; ".join(parts)
+    expected = ", ".join(headline_key(h) for h in headlines(record.benchmark))
+    return f"no headline metric ({expected or 'none declared'}) in {len(record.metrics)} metrics"

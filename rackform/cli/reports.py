@@ -11,12 +11,18 @@ from ..textsafe import visible
 from .common import aws_options, checked_plan, problem_lines, run_records, store_for, table, threshold, write
 
 
+def _wide(args: argparse.Namespace) -> bool:
+    """-o wide (rackform/cli/common.py's output option): every column, however wide the terminal."""
+    return getattr(args, "format", None) == "wide" or getattr(args, "wide", False) is True
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..analysis.report import build_report, render_csv, render_html, render_json, summary_table, text_lines
-
+    from ..analysis.report import build_report
     from ..limits import limits_for
+    from ..render.report import ESSENTIAL, render_csv, render_json, summary_table, text_lines
 
-    fsx = checked_plan(args.spec).storage.fsx_lustre if args.spec else None
+    plan = checked_plan(args.spec) if args.spec else None
+    fsx = plan.storage.fsx_lustre if plan else None
     store = store_for(args, [args.run_id, *([args.baseline] if args.baseline else [])])
     records = run_records(store, args.run_id)
     if records is None:
@@ -31,19 +37,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.csv:
         write(args.csv, render_csv(report))
     if args.html:
-        write(args.html, render_html(report))
+        from ..render.html import context_for, render_html
+
+        write(args.html, render_html(report, context_for(report, plan, records)))
     if args.json:
         print(render_json(report))
     else:
         before, after = text_lines(report)
-        print("\n".join([*before, "", table(*summary_table(report)), "", *after]))
-    return 1 if report.regressions or report.problems else 0
+        print("\n".join([*before, "", table(*summary_table(report), wide=_wide(args),
+                                                  essential=(*ESSENTIAL, f"vs {args.baseline}")), "",
+                         *after]))
+    # A succeeded benchmark with no headline is an error of the report, as a regression or a tampered object is.
+    return 1 if report.regressions or report.problems or report.errors else 0
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
     from ..analysis.advise import CLASSES, MEANING, advice_dict, advise, class_verdict, evidence_table
     from ..analysis.report import LOCAL_CAVEAT, report_rows
-
     from ..limits import limits_for
 
     store = store_for(args, args.run_ids)
@@ -58,18 +68,20 @@ def cmd_advise(args: argparse.Namespace) -> int:
         print(json.dumps(advice_dict(advice), indent=2))
         return 0
     local = any(a.local for a in advice)
+    # Text quoting the bucket goes through visible(); tables have made their cells visible themselves (and may
+    # carry colour, which visible() would show as escapes).
     lines = [LOCAL_CAVEAT, ""] if local else []
     for cls in CLASSES:
-        lines.append(class_verdict(cls, advice))
+        lines.append(visible(class_verdict(cls, advice)))
         for a in (a for a in advice if a.workload_class == cls):
-            lines.append(f"  {a.benchmark} ({MEANING[a.benchmark]} per $): {a.verdict}")
+            lines.append(visible(f"  {a.benchmark} ({MEANING[a.benchmark]} per $): {a.verdict}"))
             if a.evidence:
-                lines += ["    " + line for line in table(*evidence_table(a)).splitlines()]
+                lines += ["    " + line for line in table(*evidence_table(a), wide=_wide(args)).splitlines()]
         lines.append("")
     if local:
         lines.append(LOCAL_CAVEAT)
-    lines += problem_lines(store)
-    print("\n".join(visible(line) for line in lines).rstrip())
+    lines += [visible(line) for line in problem_lines(store)]
+    print("\n".join(lines).rstrip())
     return 0
 
 

@@ -1,20 +1,122 @@
-"""Plain-text tables for the terminal."""
+"""Tables for the terminal, drawn by rich: the one table function every command prints through.
+
+A table fits the terminal: columns not named essential are dropped from the right (and said so) until it does, then
+cells wrap; `wide=True` (`-o wide`) keeps every column at full width. Numbers are aligned on their decimal point.
+Colour only on a terminal, and never with NO_COLOR set (https://no-color.org) or TERM=dumb.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import os
+import re
+import shutil
+import sys
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from ..textsafe import visible
 
+GAP = 2  # spaces between columns
+# A number as the renderers write one (render.numbers): sign, thousands separators, decimals, maybe a % or a bound.
+_NUMBER = re.compile(r"(?:≥ ?)?[-+]?[0-9][0-9,]*(?:\.[0-9]+)?%?")
+_NOT_A_FIGURE = {"", "unknown", "n/a", "-"}
 
-def table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header] + [[visible(c) for c in r] for r in rows]  # a cell never moves the cursor or breaks a line
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    right = [all(str(r[i]).replace(",", "").isdigit() for r in rows) for i in range(len(header))] if rows else []
-    lines = []
-    for k, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if right and right[i] and k else c.ljust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
+
+@dataclass(frozen=True)
+class Styled:
+    """A cell with a colour: shown in that colour on a terminal, as plain text elsewhere."""
+
+    text: str
+    style: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def red(text: str) -> Styled:
+    return Styled(text, "bold red")
+
+
+def colour_on(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def terminal_width(stream: TextIO | None = None) -> int | None:
+    """COLUMNS when set, else the terminal's width; None (no limit) when the output is not a terminal."""
+    if (cols := os.environ.get("COLUMNS", "")).isdigit() and int(cols) > 0:
+        return int(cols)
+    stream = stream or sys.stdout
+    if getattr(stream, "isatty", lambda: False)():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _numeric(column: Sequence[str], styled: Sequence[bool]) -> bool:
+    """Every plain cell is a number (or unknown, n/a, -); a styled cell may say why there is none (a failure)."""
+    figures = [c for c, s in zip(column, styled) if c not in _NOT_A_FIGURE and not s]
+    return bool(figures) and all(_NUMBER.fullmatch(c) for c in figures)
+
+
+def _decimal_aligned(column: list[str]) -> list[str]:
+    """Pad each number's fraction to the column's longest, so right-justified numbers line up on the point."""
+    def frac(c: str) -> str:
+        return c.rstrip("%").partition(".")[2] if _NUMBER.fullmatch(c) else ""
+
+    def tail(c: str) -> int:  # characters right of the units digit: the point, the decimals, a % sign
+        return len(frac(c)) + ("." in c) + c.endswith("%")
+
+    width = max((tail(c) for c in column if _NUMBER.fullmatch(c)), default=0)
+    return [c + " " * (width - tail(c)) if _NUMBER.fullmatch(c) else c for c in column]
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = False, width: int | None = None,
+          essential: Collection[str] | None = None, colour: bool | None = None) -> str:
+    """rows of cells (str, numbers, or Styled) under header. width: the terminal's (None: terminal_width());
+    essential: the header names never dropped to fit (default: every column is)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    # A cell never moves the cursor or breaks a line; Text is never read as rich markup.
+    styles = [[c.style if isinstance(c, Styled) else "" for c in r] for r in rows]
+    cells = [[visible(str(c)) for c in r] for r in rows]
+    head = [visible(h) for h in header]
+    columns = [[r[i] for r in cells] for i in range(len(head))]
+    numeric = [_numeric(col, [bool(s[i]) for s in styles]) for i, col in enumerate(columns)]
+    columns = [_decimal_aligned(col) if n else col for col, n in zip(columns, numeric)]
+    natural = [max([len(head[i]), *(len(c) for c in columns[i])]) for i in range(len(head))]
+    width = None if wide else (width if width is not None else terminal_width())
+    keep = list(range(len(head)))
+    dropped: list[str] = []
+    if width is not None and essential is not None:
+        for i in reversed(range(len(head))):
+            if sum(natural[k] for k in keep) + GAP * (len(keep) - 1) <= width:
+                break
+            if header[i] not in essential:
+                keep.remove(i)
+                dropped.append(head[i])
+    colour = colour_on() if colour is None else colour
+    t = Table(box=box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True), show_edge=False,
+              pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold" if colour else "",
+              expand=False)
+    for i in keep:
+        t.add_column(Text(head[i]), justify="right" if numeric[i] else "left", overflow="fold",
+                     no_wrap=width is None, min_width=min(natural[i], 4))
+    for k in range(len(cells)):
+        t.add_row(*(Text(columns[i][k], style=styles[k][i] if colour else "") for i in keep))
+    out = io.StringIO()
+    full = sum(natural) + GAP * len(natural) + 1
+    Console(file=out, width=width if width is not None else full, force_terminal=colour, no_color=not colour,
+            color_system="standard" if colour else None, highlight=False, emoji=False, markup=False,
+            legacy_windows=False).print(t)
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+    if dropped:
+        lines.append(f"({len(dropped)} column(s) left out to fit {width} characters: "
+                     f"{', '.join(reversed(dropped))}; -o wide shows every column)")
     return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""The run report as one self-contained HTML page (rackform/templates/report.html.j2): a header saying what was
+measured where and with which data, the plots, then the table. Plots are matplotlib Figures (Agg, no pyplot state,
+so tests read their series) embedded as PNG; the page loads nothing from anywhere."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..analysis.report import LOCAL_CAVEAT, Report, Row
+from ..textsafe import visible
+from .numbers import num
+from .report import (NOT_APPLICABLE, change_text, instance_text, limit_text, mark_local_rows, metric_text,
+                     pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, spread_text,
+                     usd_text, health_text, value_text)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Values spanning at least this ratio are drawn on a log scale: a linear axis would flatten the small ones to nothing.
+LOG_SPAN = 100.0
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the header says about the run: the spec and where it ran, the data the figures were computed with."""
+
+    run_ids: tuple[str, ...]
+    spec: str | None = None
+    region: str | None = None
+    availability_zone: str | None = None
+    catalog_date: str | None = None
+    prices_date: str | None = None
+    version: str = ""
+    generated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+def context_for(report: Report, plan: Any = None, records: Sequence[Any] = ()) -> Context:
+    """The header's facts: the plan's when given, else what the records say; the data files' own dates."""
+    from .. import __version__
+    from ..catalog import load_catalog
+    from ..pricing import load_prices
+
+    region = plan.region if plan is not None else None
+    zones = sorted({z for r in records if (z := r.environment.get("availability_zone"))})
+    az = getattr(plan, "availability_zone", None) if plan is not None else (", ".join(zones) or None)
+    book = load_prices()
+    dates = sorted({b.as_of for b in book.ec2_on_demand.regions.values()})
+    runs = tuple(dict.fromkeys([report.run_id, *([report.baseline_run_id] if report.baseline_run_id else [])]))
+    return Context(run_ids=runs, spec=getattr(plan, "name", None) if plan is not None else None, region=region,
+                   availability_zone=str(az) if az else None, catalog_date=load_catalog().generated_on,
+                   prices_date=", ".join(dates) or None, version=__version__)
+
+
+# --- figures ---------------------------------------------------------------------------------------------------
+
+def _plain(text: str) -> str:
+    """A label matplotlib draws as the text it is. Labels quote names from the bucket, and matplotlib reads text
+    between two `$` as mathtext: `$\\foo$` would fail the whole report, others would draw something else. An escaped
+    dollar is never math and draws as `$` (matplotlib Text._preprocess_math); control characters show as escapes.
+    Escaping, not parse_math=False: tick labels are made at draw time, outside any setting given here."""
+    return visible(text).replace("$", r"\$")
+
+
+def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list[Any]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # the Agg canvas: no display, no pyplot state
+    return fig, list(fig.subplots(nrows, ncols, squeeze=False).flat)
+
+
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def spans_orders(values: Sequence[float]) -> bool:
+    positive = [v for v in values if v > 0 and math.isfinite(v)]
+    return len(positive) > 1 and max(positive) / min(positive) >= LOG_SPAN
+
+
+def busbw_figure(report: Report) -> Figure:
+    fig, (ax,) = _figure(9, 4.5)
+    ax.set_title("All-reduce bus bandwidth by message size" + (" (local rehearsal)" if report.local else ""))
+    if not report.series:
+        _empty(ax, "no all-reduce results in this run")
+        return fig
+    for s in report.series:
+        ax.plot(s.sizes, s.busbw, marker="o", label=_plain(s.label))
+    ax.set_xscale("log", base=2)
+    if spans_orders([v for s in report.series for v in s.busbw]):
+        ax.set_yscale("log")
+    ax.set_xlabel("message size (bytes)")
+    ax.set_ylabel("bus bandwidth (GB/s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def per_dollar_figure(report: Report) -> Figure:
+    """One bar chart per priced benchmark, valued on each bar; a log axis where tiers differ by orders of magnitude
+    (Graviton next to a GPU); a job with an unknown price gets no bar and is named under the chart."""
+    data = per_dollar_chart_data(report)
+    ncols = min(max(len(data), 1), 3)
+    nrows = max(math.ceil(len(data) / ncols), 1)
+    fig, axes = _figure(4.2 * ncols, 3.8 * nrows, nrows, ncols)
+    fig.suptitle("Performance per dollar by tier" + (" (local rehearsal)" if report.local else ""))
+    for ax in axes[len(data):] if data else ():
+        fig.delaxes(ax)
+    if not data:
+        _empty(axes[0], "no priced workloads in this run")
+        return fig
+    for ax, (benchmark, bars) in zip(axes, data.items()):
+        known = [b for b in bars if b["value"] is not None]
+        unit = bars[0]["unit"]
+        ax.set_title(f"{benchmark} ({unit})")  # both from the benchmark's Pricing: never from a record
+        unknown = [b["label"] for b in bars if b["value"] is None]
+        if known:
+            drawn = ax.bar([_plain(b["label"]) for b in known], [b["value"] for b in known],
+                           color=["#c0392b" if b["local"] else "#2c7fb8" for b in known])
+            ax.bar_label(drawn, labels=[num(b["value"]) for b in known], fontsize="small", padding=2)
+            if spans_orders([b["value"] for b in known]):
+                ax.set_yscale("log")
+            ax.set_ylabel(_plain(unit))
+            ax.tick_params(axis="x", labelrotation=30, labelsize="small")
+            ax.margins(y=0.15)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if unknown:
+            ax.set_xlabel(_plain("unknown: " + ", ".join(unknown)), fontsize="small")
+    return fig
+
+
+def pct_figure(report: Report) -> Figure:
+    data = pct_chart_data(report)
+    known = [d for d in data if d["pct"] is not None]
+    fig, (ax,) = _figure(9, max(2.5, 0.4 * len(known) + 1.5))
+    ax.set_title("% of the physical limit" + (" (local rehearsal)" if report.local else ""))
+    if not known:
+        _empty(ax, "no result has a known limit")
+        return fig
+    values = [d["pct"] for d in known]
+    bars = ax.barh([_plain(d["label"]) for d in known], values)
+    # Every bar is labelled, so 0.02% is read even where its bar is a hairline.
+    ax.bar_label(bars, labels=[f"{num(v)}%" for v in values], fontsize="small", padding=2)
+    ax.axvline(100, color="black", linewidth=1)
+    if spans_orders(values):
+        ax.set_xscale("log")
+    unknown = len(data) - len(known)
+    ax.set_xlabel("% of limit" + (f" ({unknown} row(s) with an unknown limit not drawn)" if unknown else ""))
+    ax.margins(x=0.12)
+    ax.invert_yaxis()
+    return fig
+
+
+def png_base64(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+# --- HTML ------------------------------------------------------------------------------------------------------
+
+def _cells(report: Report, r: Row, index: dict[str, int], mark: bool) -> list[dict[str, str]]:
+    bad = r.status != "succeeded" or r.healthy is False
+    change = report.change_for(r)
+    cells = [("", r.benchmark), ("", f"{r.rack}/{r.node_group}"), ("", instance_text(r, mark)),
+             ("num", str(r.node_count)), ("num", str(r.ranks) if r.ranks is not None else "-"),
+             ("flag" if r.flagged else "", r.transport or "-"),
+             ("failed" if r.healthy is False else "", health_text(r)), ("failed" if bad else "", metric_text(r)),
+             ("failed" if bad else "num", value_text(r)), ("num", limit_text(r)),
+             ("num flag" if r.flagged else "num", pct_text(r)), ("num unstable" if r.unstable else "num",
+                                                                  spread_text(r)),
+             ("num", usd_text(r.usd_per_hour)), ("num", per_dollar_text(r)), ("", r.per_dollar_unit or NOT_APPLICABLE)]
+    if report.baseline_run_id:
+        cells.append(("regression" if change and change.regression else "num", change_text(change)))
+    cells.append(("", " ".join(f"[{i}]" for i in sorted(index[n] for n in _row_notes(r)))))
+    return [{"cls": cls + (" unknown" if text in ("unknown", NOT_APPLICABLE) else ""), "text": visible(text)}
+            for cls, text in cells]
+
+
+def _row_notes(r: Row) -> tuple[str, ...]:
+    """A row's notes plus its limit and per-dollar bases: footnotes keep the table narrow enough for a laptop."""
+    bases = ((f"limit: {r.limit_basis}",) if r.limit_basis else ()) + (
+        (f"per $: {r.per_dollar_basis}",) if r.per_dollar_basis else ())
+    return (*r.notes, *bases)
+
+
+def render_html(report: Report, context: Context | None = None) -> str:
+    """One file: inline CSS, plots as base64 PNG, no external URL of any kind."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    context = context or Context(run_ids=(report.run_id,))
+    rows = report.rows
+    index = {n: i for i, n in enumerate(dict.fromkeys(n for r in rows for n in _row_notes(r)), 1)}
+    mark = mark_local_rows(report)
+    header = ["benchmark", "rack/node group", "instance", "nodes", "ranks", "transport", "health", "metric", "value",
+              "limit", "% of limit", "spread", "$/hour", "per $", "per $ unit"]
+    if report.baseline_run_id:
+        header.append(f"vs {report.baseline_run_id}")
+    header.append("notes")
+    figures = [("Bus bandwidth by message size", busbw_figure(report)),
+               ("Performance per dollar", per_dollar_figure(report)),
+               ("% of the physical limit", pct_figure(report))]
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("report.html.j2").render(
+        title=visible(f"rackform report: {report.run_id}"), ctx=context, report=report,
+        caveat=LOCAL_CAVEAT if report.local else None, header=header,
+        rows=[_cells(report, r, index, mark) for r in rows], notes=[(i, visible(n)) for n, i in index.items()],
+        failed=[visible(f"{r.benchmark} on {r.rack}/{r.node_group}: {r.status}" + (f": {r.reason}" if r.reason
+                                                                                    else ""))
+                for r in rows if r.status != "succeeded"],
+        problems=[visible(p.render()) for p in report.problems],
+        regressions=len(report.regressions),
+        plots=[(title, png_base64(fig)) for title, fig in figures],
+        jobs=len({r.group for r in rows}))
