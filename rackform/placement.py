@@ -55,9 +55,10 @@ Outcome = Literal["placed", "spilled", "unplaced"]
 
 
 def healthy(record: ResultRecord) -> bool:
-    """A record whose figures may rank tiers: it succeeded and its node did not fail the health check (a record
-    that says nothing about health counts on its success alone)."""
-    return record.status == "succeeded" and health_of(record)[0] is not False
+    """A record whose figures may rank tiers: it succeeded, the runner did not mark it invalid (a node that failed
+    its health check, record schema 2), and no health field says otherwise (version-1 records read as valid)."""
+    return (record.status == "succeeded" and getattr(record, "validity", "valid") == "valid"
+            and health_of(record)[0] is not False)
 
 
 @dataclass(frozen=True)

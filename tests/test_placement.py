@@ -79,8 +79,10 @@ def test_an_unknown_price_is_never_a_price_of_zero(plan):
 def test_unhealthy_and_failed_results_are_ignored(plan):
     records = [rec("inference", "trainium", 1e9, price=21.5, status="failed"),
                rec("inference", "trainium", 1e9, price=21.5, env={"health": "failed: uverbs0 missing"}),
+               rec("inference", "trainium", 1e9, price=21.5).model_copy(
+                   update={"validity": "invalid", "invalid_reason": "node 1: /dev/neuron0 missing"}),
                rec("inference", "gpu", 10, price=55.04)]
-    assert [healthy(r) for r in records] == [False, False, True]
+    assert [healthy(r) for r in records] == [False, False, False, True]
     d = place(workload(), plan, records, queues(plan), limits_of=limits_for)
     assert d.chosen.tier == "gpu"
     assert next(c for c in d.candidates if c.tier == "trainium").per_dollar is None

@@ -93,6 +93,16 @@ def test_run_records_the_decision_and_is_idempotent(aws, capsys):
     assert "placed llm-serve (inference) on trainium/workers" in capsys.readouterr().err
 
 
+def test_status_shows_workload_jobs_beside_benchmark_jobs(aws, capsys):
+    assert main(["status", "w3"]) == 1  # nothing yet
+    capsys.readouterr()
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w3"]) == 0
+    capsys.readouterr()
+    assert main(["status", "w3"]) == 0
+    out = capsys.readouterr().out
+    assert "workload jobs:" in out and "llm-serve" in out and "trainium/workers" in out and "SUCCEEDED" in out
+
+
 def test_bad_workloads_are_named_problems_not_tracebacks(aws, tmp_path, capsys):
     bad = tmp_path / "w.yaml"
     bad.write_text("name: x\nclass: batch\ntiers: {gpu: {image: i, command: [c]}}\n")

@@ -43,13 +43,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import boto3
 
+    from .placement import workload_lines
+
     from workloads.submit import run_state, wait
 
     store = store_for(args, [args.run_id])
     lookup = boto3.client("batch", region_name=args.region, endpoint_url=args.endpoint_url)
     states = wait(args.run_id, store, lookup) if args.wait else run_state(args.run_id, store, lookup)
     problems = problem_lines(store)
-    if not states:
+    workload_jobs, workloads_bad = workload_lines(args.run_id, store, lookup)  # `rackform run`'s jobs, beside
+    if not states and not workload_jobs:
         if problems:
             print("\n".join(problems), file=sys.stderr)
         print(f"error: run {args.run_id} has no submitted jobs in s3://{store.bucket}/results/", file=sys.stderr)
@@ -58,12 +61,14 @@ def cmd_status(args: argparse.Namespace) -> int:
              s.submission["nodes"], s.batch_status or "?", s.record_status or "-",
              (s.batch_reason or "")[:60]] for s in states]
     print("\n".join([table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
-                     *problems]))
+                     *problems, *workload_jobs]))
     failed = [s for s in states if s.record_status == "failed" or (s.record_status is None and s.done)]
-    return 1 if failed or problems else 0
+    return 1 if failed or problems or workloads_bad else 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from .placement import workload_lines
+
     from ..analysis.summary import headline_text
 
     store = store_for(args, [args.run_id])
@@ -84,6 +89,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         print("note: executor=local: measured on this machine, not on the instance types named above")
     if problems := problem_lines(store):
         print("\n".join(problems))
+    if workload_jobs := workload_lines(args.run_id, store, None)[0]:
+        print("\n".join(workload_jobs))
     return 1 if problems else 0
 
 

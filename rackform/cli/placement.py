@@ -95,6 +95,26 @@ def _explain(decision, records: list) -> str:
     return "\n".join(lines)
 
 
+def _explain_recorded(decision: dict[str, Any]) -> str:
+    """--explain for `run`: the decision as recorded in S3 (for a run id placed before, the one made then)."""
+    from ..placement import duration_text
+
+    rows = []
+    for i, c in enumerate(decision["candidates"], 1):
+        where = f"{c['rack']}/{c['node_group']}"
+        chosen = decision["chosen"] or {}
+        verdict = (f"refused: {c['refused']}" if c["refused"] else
+                   "chosen" if (c["rack"], c["node_group"]) == (chosen.get("rack"), chosen.get("node_group")) else
+                   "ranked lower")
+        figure = "not measured" if c["per_dollar"] is None else f"{c['per_dollar']:,.4g} {c['per_dollar_unit']}"
+        wait = c["wait_s"] if isinstance(c["wait_s"], str) else duration_text(c["wait_s"])
+        backlog = "unknown" if c["backlog_vcpus"] is None else f"{c['backlog_vcpus']}/{c['max_vcpus']}"
+        usd = "unknown" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:,.2f}"
+        rows.append([str(i), where, c["tier"], figure, usd, backlog, wait, "; ".join((verdict, *c["notes"]))])
+    return "\n".join([table(rows, ["#", "rack/node group", "tier", "per $", "$/hour", "vCPUs queued", "wait", "why"]),
+                      f"decided {decision.get('decided_at', '?')} by {decision['basis']}: {decision['reason']}"])
+
+
 def cmd_place(args: argparse.Namespace) -> int:
     decided = _decide(args)
     if decided is None:
@@ -144,6 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             failed = True
             continue
         print(decision["line"], file=sys.stderr)
+        if args.explain:
+            print(_explain_recorded(decision), file=sys.stderr)
         verb = "submitted" if job.created else "already submitted"
         print(f"{verb} {job.job_name} ({job.nodes} node{'s' * (job.nodes > 1)}) to {job.queue}: job {job.job_id}",
               file=sys.stderr)
@@ -187,4 +209,5 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="place each workload and submit it; the same --run-id again submits nothing new")
     _common(p)
     p.add_argument("--run-id", help="the run the jobs belong to (default: a new one, printed)")
+    p.add_argument("--explain", action="store_true", help="the candidates of each decision and why (on stderr)")
     p.set_defaults(func=cmd_run)
