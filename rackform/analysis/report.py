@@ -50,7 +50,8 @@ def is_local(record: ResultRecord) -> bool:
 
 def _field(record: ResultRecord, name: str) -> Any:
     """A record field the in-job side adds in newer schema versions, else the same key in its environment."""
-    return getattr(record, name, None) if hasattr(record, name) else record.environment.get(name)
+    value = getattr(record, name, None)
+    return value if value is not None else record.environment.get(name)
 
 
 def health_of(record: ResultRecord) -> tuple[bool | None, str | None]:

@@ -71,7 +71,10 @@ def _decimal_aligned(column: list[str]) -> list[str]:
         return len(frac(c)) + ("." in c) + c.endswith("%")
 
     width = max((tail(c) for c in column if _NUMBER.fullmatch(c)), default=0)
-    return [c + " " * (width - tail(c)) if _NUMBER.fullmatch(c) else c for c in column]
+    padded = [c + " " * (width - tail(c)) if _NUMBER.fullmatch(c) else c for c in column]
+    # Every cell at the column's full width: rich drops trailing blanks, which would undo the padding.
+    full = max((len(c) for c in padded), default=0)
+    return [c.rjust(full) for c in padded]
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = False, width: int | None = None,
@@ -91,6 +94,7 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
     numeric = [_numeric(col, [bool(s[i]) for s in styles]) for i, col in enumerate(columns)]
     columns = [_decimal_aligned(col) if n else col for col, n in zip(columns, numeric)]
     natural = [max([len(head[i]), *(len(c) for c in columns[i])]) for i in range(len(head))]
+    columns = [[c.rjust(natural[i]) for c in col] if numeric[i] else col for i, col in enumerate(columns)]
     width = None if wide else (width if width is not None else terminal_width())
     keep = list(range(len(head)))
     dropped: list[str] = []
@@ -106,8 +110,9 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
               pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold" if colour else "",
               expand=False)
     for i in keep:
-        t.add_column(Text(head[i]), justify="right" if numeric[i] else "left", overflow="fold",
-                     no_wrap=width is None, min_width=min(natural[i], 4))
+        # Numbers are never cut: a numeric column keeps its width and the text columns wrap around it.
+        t.add_column(Text(head[i].rjust(natural[i]) if numeric[i] else head[i]), justify="left", overflow="fold",
+                     no_wrap=width is None or numeric[i], min_width=natural[i] if numeric[i] else min(natural[i], 4))
     for k in range(len(cells)):
         t.add_row(*(Text(columns[i][k], style=styles[k][i] if colour else "") for i in keep))
     out = io.StringIO()

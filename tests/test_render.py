@@ -1,0 +1,96 @@
+"""The one table function and the one number and price rule every command prints through."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from rackform.render.numbers import num, pct, usd
+from rackform.render.text import colour_on, red, table, terminal_width
+
+HEADER = ["benchmark", "rack/node group", "metric", "value", "$/hour", "notes"]
+ROWS = [["allreduce", "gpu/h100", "busbw (GB/s)", "421.88", "110.08", "[1] a long note that makes the row wide"],
+        ["gemm", "graviton/head", "bf16 (TFLOP/s)", "0.5", "0.1632", ""],
+        ["cpu", "graviton/head", "cpu (events/s)", "1,000", "unknown", ""]]
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.1632, "0.1632"), (0.045, "0.045"), (0.5, "0.50"), (110.08, "110.08"),
+                                             (1234.5, "1,234.50"), (None, "unknown")])
+def test_one_price_rule(value, text):
+    # plan printed 0.16 where cost printed 0.1632 for the same m7g.xlarge
+    assert usd(value) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.02, "0.02%"), (0.000123, "0.000123%"), (98.4375, "98.44%"),
+                                             (105.46875, "105%"), (None, "unknown")])
+def test_one_significant_figures_rule_for_percentages(value, text):
+    assert pct(value) == text  # 0.02% is not 0.0%
+
+
+def test_numbers_keep_three_significant_figures():
+    assert [num(v) for v in (0, 0.5, 0.01234, 9.0, 12.345, 421.875, 366279.1)] == [
+        "0", "0.5", "0.0123", "9.00", "12.35", "422", "366,279"]
+
+
+def test_numbers_align_on_the_decimal_point_and_the_header_has_the_unit():
+    lines = table(ROWS, HEADER, width=None, colour=False).splitlines()
+    cells = [line for line in lines if "graviton" in line or "gpu/h100" in line]
+    points = {line_point(cells[0], "110.08"), line_point(cells[1], "0.1632")}
+    assert len(points) == 1  # 110.08 and 0.1632 share the decimal point's column
+    assert all("$" not in c for c in cells)  # the unit is in the header, not the cells
+
+
+def line_point(line: str, number: str) -> int:
+    return line.index(number) + number.index(".")
+
+
+def test_a_table_fits_the_terminal_by_dropping_what_is_not_essential_and_says_so():
+    text = table(ROWS, HEADER, width=60, essential={"benchmark", "metric", "value", "$/hour"}, colour=False)
+    assert all(len(line) <= 60 for line in text.splitlines()[:-1])
+    assert "notes" not in text.splitlines()[0] and "-o wide shows every column" in text.splitlines()[-1]
+    assert "110.08" in text and "0.1632" in text
+
+
+def test_a_table_wraps_essential_columns_rather_than_overflow():
+    text = table(ROWS, HEADER, width=50, essential=set(HEADER), colour=False)
+    assert all(len(line) <= 50 for line in text.splitlines())
+    assert "421.88" in text  # numbers are never cut
+
+
+def test_wide_keeps_every_column_whatever_the_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    text = table(ROWS, HEADER, wide=True, essential={"benchmark"}, colour=False)
+    assert "a long note that makes the row wide" in text and "left out" not in text
+
+
+def test_width_follows_columns_and_is_unlimited_when_piped(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "72")
+    assert terminal_width(io.StringIO()) == 72
+    monkeypatch.delenv("COLUMNS")
+    assert terminal_width(io.StringIO()) is None
+
+
+def test_control_characters_are_shown_never_sent():
+    text = table([["a\x1b[2Jb", "x\ny"]], ["h1", "h2"], colour=False)
+    assert "\x1b" not in text and "\\x1b[2J" in text and "x\\ny" in text
+
+
+def test_rich_markup_in_a_cell_is_text():
+    assert "[bold]x[/bold]" in table([["[bold]x[/bold]"]], ["h"], colour=False)
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert colour_on(Tty()) and not colour_on(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour_on(Tty())
+    coloured = table([[red("REGRESSION")]], ["vs base"], colour=True)
+    plain = table([[red("REGRESSION")]], ["vs base"], colour=False)
+    assert "\x1b[" in coloured and "\x1b[" not in plain and "REGRESSION" in plain
