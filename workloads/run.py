@@ -23,9 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import health, transport
 from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
-from .results import Metric, Parsed, ResultRecord
+from .results import HealthRecord, Metric, Parsed, ResultRecord
 from .store import ResultStore, check_run_id, log_key, s3_client
 
 
@@ -39,6 +40,7 @@ class JobIdentity:
     instance_type: str
     job_id: str | None = None
     price_usd_per_hour: float | None = None  # per node
+    neuron_cores: int = 0  # physical NeuronCores the plan gives a node (the health step counts them)
 
 
 def node_context(env: Mapping[str, str], tier: str, benchmark: Benchmark | None = None) -> NodeContext:
@@ -76,8 +78,10 @@ def run_step(step: Step, timeout_s: float, log: list[str]) -> tuple[int, str]:
     log.append(f"$ {' '.join(step.argv)}\n")
     started = time.monotonic()
     try:
+        # NCCL_DEBUG=INFO at INIT,NET: the lines that say which network carried a collective (workloads.transport).
         proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=timeout_s,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                              env={"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", **os.environ,
+                                   "PYTHONUNBUFFERED": "1", **dict(step.env)})
         code, out = proc.returncode, proc.stdout + (proc.stderr and f"\n[stderr]\n{proc.stderr}")
     except subprocess.TimeoutExpired as e:
         code, out = 124, f"{e.stdout or ''}\n[timed out after {timeout_s:.0f} s]\n"
@@ -181,9 +185,43 @@ def collect_environment(local: bool) -> dict[str, str]:
     return env
 
 
+def health_lines(record: HealthRecord) -> str:
+    return "".join(f"[health node {record.node_index}] {c.name}: {c.status}: {c.detail}\n" for c in record.checks)
+
+
+def health_step(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, **kwargs) -> tuple[HealthRecord, str]:
+    """Check this node and write its health record before any benchmark step; (record, log lines)."""
+    record = health.health_record(ctx, run_id=job.run_id, benchmark=job.benchmark, rack=job.rack,
+                                  node_group=job.node_group, instance_type=job.instance_type,
+                                  neuron_cores=job.neuron_cores, **kwargs)
+    log = health_lines(record)
+    if store is not None:
+        try:
+            store.put_health(record)
+        except Exception as e:  # the benchmark still runs; the main node then finds this node's health missing
+            log += f"[health node {ctx.node_index}] not written: {type(e).__name__}: {e}\n"[:400]
+    return record, log
+
+
+def job_health(job: JobIdentity, ctx: NodeContext, own: HealthRecord, store: ResultStore | None) -> str | None:
+    """Why the job's figures are invalid (a node failed its health step, or left no health record), or None."""
+    records = [own]
+    if store is not None and ctx.num_nodes > 1:
+        others = {h.node_index: h for h in store.health(job.run_id) if (h.rack, h.node_group, h.benchmark) ==
+                  (job.rack, job.node_group, job.benchmark) and h.node_index != own.node_index}
+        records += list(others.values())
+    missing = sorted(set(range(ctx.num_nodes)) - {r.node_index for r in records}) if store is not None else []
+    reasons = [health.invalid_reason(records)] + [f"node {i}: no health record (its health step never reported)"
+                                                  for i in missing]
+    return "; ".join(r for r in reasons if r) or None
+
+
 def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, timeout_s: float = 3600,
-            echo: bool = True) -> ResultRecord:
+            echo: bool = True, health_kwargs: dict | None = None) -> ResultRecord:
     benchmark = BENCHMARKS[job.benchmark]
+    own_health, health_log = health_step(job, ctx, store, **(health_kwargs or {}))
+    if echo:
+        sys.stdout.write(health_log)
     started = dt.datetime.now(dt.timezone.utc)
     try:
         status, reason, metrics, details, log = execute(benchmark, ctx, timeout_s)
@@ -192,15 +230,20 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
     ended = dt.datetime.now(dt.timezone.utc)
     if echo:
         sys.stdout.write(log)
+    log = health_log + log
     key = log_key(job.run_id, job.rack, job.node_group, job.benchmark, ctx.node_index)
     environment = {**collect_environment(ctx.local), **{f"tool_{k}": v for k, v in details.items()}}
     price = job.price_usd_per_hour * ctx.num_nodes if job.price_usd_per_hour is not None else None
     tool = ",".join(sorted({s.tool for s in benchmark.steps(ctx)}))
+    fabric, efa_devices = (transport.detect(log, nodes=ctx.num_nodes, backend=details.get("backend"))
+                           if benchmark.multi_node else (None, None))
+    why_invalid = job_health(job, ctx, own_health, store) if ctx.is_main else None
     record = ResultRecord(
         run_id=job.run_id, benchmark=job.benchmark, tool=tool, rack=job.rack, node_group=job.node_group,
         tier=job.tier, instance_type=job.instance_type, node_count=ctx.num_nodes, status=status, reason=reason,
         metrics=tuple(metrics), started_at=started, ended_at=ended, environment=environment,
-        price_usd_per_hour=price, raw_log_key=key, job_id=job.job_id)
+        price_usd_per_hour=price, raw_log_key=key, job_id=job.job_id, fabric=fabric, efa_devices=efa_devices,
+        validity="invalid" if why_invalid else "valid", invalid_reason=why_invalid)
     if store is not None:
         try:
             store.put_log(key, log)
@@ -238,10 +281,12 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         p.error(str(e))
     job = JobIdentity(run_id=args.run_id, benchmark=args.benchmark, rack=args.rack, node_group=args.node_group,
                       tier=args.tier, instance_type=args.instance_type, job_id=env.get("AWS_BATCH_JOB_ID"),
-                      price_usd_per_hour=given.price_usd_per_hour)
+                      price_usd_per_hour=given.price_usd_per_hour, neuron_cores=given.neuron_cores)
     store = ResultStore(args.bucket, s3_client(args.endpoint_url)) if args.bucket else None
     record = run_job(job, node_context(env, args.tier, BENCHMARKS[args.benchmark]), store, timeout_s=args.timeout)
     summary = f"{record.benchmark}: {record.status}" + (f" ({record.reason})" if record.reason else "")
+    if record.validity == "invalid":
+        summary += f"; INVALID: {record.invalid_reason}"
     print(f"[rackform] {summary}; {len(record.metrics)} metrics", file=sys.stderr)
     return 1 if record.status == "failed" else 0
 

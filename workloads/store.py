@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, FlexibleChecksumError
 from pydantic import ValidationError
 
-from .results import ResultRecord
+from .results import HealthRecord, ResultRecord
 
 PREFIX = "results"
 # Used with fullmatch: `re.match` with `$` would accept "run-1\n".
@@ -57,6 +57,14 @@ def record_key(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
 
 def log_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
     return f"{job_prefix(run_id, rack, node_group, benchmark)}/node-{node_index}.log"
+
+
+def health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
+    """Each node's health step, beside the job's record: written before the benchmark's first step."""
+    return f"{job_prefix(run_id, rack, node_group, benchmark)}/health-node-{node_index}.json"
+
+
+HEALTH_OBJECT = re.compile(r"health-node-(\d+)\.json")
 
 
 def submission_key(run_id: str, job_name: str) -> str:
@@ -109,6 +117,11 @@ class ResultStore:
         self.put_once(key, record.model_dump_json().encode(), "application/json")
         return key
 
+    def put_health(self, record: HealthRecord) -> str:
+        key = health_key(record.run_id, record.rack, record.node_group, record.benchmark, record.node_index)
+        self.put_once(key, record.model_dump_json().encode(), "application/json")
+        return key
+
     def put_log(self, key: str, text: str) -> str:
         self.put_once(key, text.encode("utf-8", errors="replace"), "text/plain; charset=utf-8")
         return key
@@ -135,6 +148,10 @@ class ResultStore:
     def records(self, run_id: str) -> list[ResultRecord]:
         """The run's verified records; every object left out is in `self.problems`, for the caller to show."""
         return [r for _, r in self._read(run_id, "record")]
+
+    def health(self, run_id: str) -> list[HealthRecord]:
+        """The run's verified health records (one per node of each job); objects left out are in `self.problems`."""
+        return [h for _, h in self._read(run_id, "health")]
 
     def submissions(self, run_id: str) -> list[dict[str, Any]]:
         """The run's verified job markers; every object left out is in `self.problems`."""
@@ -199,6 +216,8 @@ class ResultStore:
             data = json.loads(body)
         except ValueError as e:
             raise _Bad("unreadable", f"not JSON ({e})") from None
+        if what == "health":
+            return _health(key, data)
         return _record(key, data, run_id) if what == "record" else _marker(key, data, run_id)
 
 
@@ -258,7 +277,21 @@ def _kind(prefix: str, key: str) -> str | None:
     rest = key[len(prefix):]
     if rest.startswith("_jobs/"):
         return "marker" if rest.endswith(".json") else None
+    if HEALTH_OBJECT.fullmatch(rest.rsplit("/", 1)[-1]):
+        return "health"
     return "record" if rest == "record.json" or rest.endswith("/record.json") else None
+
+
+def _health(key: str, data: Any) -> HealthRecord:
+    try:
+        record = HealthRecord.model_validate(data)
+    except ValidationError as e:
+        raise _Bad("unreadable", f"not a health record: {_first_error(e)}") from None
+    if not RUN_ID.fullmatch(record.run_id) or key != health_key(record.run_id, record.rack, record.node_group,
+                                                                 record.benchmark, record.node_index):
+        raise _Bad("tampered", f"filed under this key, but it is node {record.node_index} of run {record.run_id!r}, "
+                   f"{record.rack}/{record.node_group}/{record.benchmark}")
+    return record
 
 
 def _first_error(e: ValidationError) -> str:

@@ -1,0 +1,54 @@
+"""Proof of the fabric (issue 11 item 2): the transport a collective used, read from what NCCL printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workloads import transport
+from workloads.run import run_job, JobIdentity
+from workloads.benchmarks import NodeContext
+
+DATA = Path(__file__).parent / "data" / "tool-output"
+READINGS = [(path, r) for path, rs in json.loads((DATA / "expected.json").read_text()).items() for r in rs
+            if "fabric" in r]
+
+
+def test_every_nccl_debug_fixture_has_a_fabric_reading():
+    assert sorted(p for p, _ in READINGS) == sorted(p.relative_to(DATA).as_posix()
+                                                    for p in (DATA / "nccl-debug").iterdir())
+
+
+@pytest.mark.parametrize(("path", "reading"), READINGS, ids=[p for p, _ in READINGS])
+def test_published_nccl_logs_name_their_transport(path, reading):
+    assert transport.detect((DATA / path).read_text(), nodes=2) == (reading["fabric"], reading["efa_devices"])
+
+
+def test_one_rank_on_sockets_makes_the_collective_a_socket_one():
+    efa = (DATA / "nccl-debug/efa-p5en-nccl-issue-1597.log").read_text()
+    socket = (DATA / "nccl-debug/socket-lo-nccl-issue-1053.log").read_text()
+    assert transport.detect(efa + socket, nodes=2) == ("socket", None)
+    assert transport.detect("x [0] NCCL INFO NET/OFI Selected Provider is tcp\n", nodes=2)[0] == "socket"
+
+
+def test_one_node_fi_pingpong_and_gloo():
+    assert transport.detect("anything", nodes=1) == ("local", None)
+    assert transport.detect("$ fi_pingpong -p tcp -e rdm -I 100\n", nodes=2) == ("socket", None)
+    assert transport.detect("$ fi_pingpong -p efa -e rdm -I 100\n", nodes=2) == ("efa", 1)
+    assert transport.detect("no lines", nodes=2, backend="gloo") == ("socket", None)
+    assert transport.detect("no lines", nodes=2) == ("unknown", None)
+
+
+def test_the_record_carries_the_fabric_of_collectives_only(monkeypatch):
+    log = (DATA / "nccl-debug/socket-eno1-oneflow-issue-3586.log").read_text()
+    monkeypatch.setattr("workloads.run.execute", lambda *a: ("succeeded", None, [], {}, log))
+    job = JobIdentity(run_id="r1", benchmark="allreduce", rack="a", node_group="g", tier="gpu",
+                      instance_type="p5.48xlarge")
+    tools = {"run": lambda argv: None, "uverbs": 0}
+    record = run_job(job, NodeContext(tier="gpu", num_nodes=2, local=True), None, echo=False, health_kwargs=tools)
+    assert (record.fabric, record.efa_devices) == ("socket", None)
+    gemm = run_job(JobIdentity(**{**job.__dict__, "benchmark": "gemm"}), NodeContext(tier="gpu", local=True), None,
+                   echo=False, health_kwargs=tools)
+    assert gemm.fabric is None
