@@ -288,3 +288,72 @@ def test_changed_hardware_is_shown_but_not_flagged():
     [change] = [c for c in rp.compare(rows(after), rows(before), 5.0) if c.metric == "bf16"]
     assert change.change_pct == pytest.approx((250 - 700) / 700 * 100) and not change.regression
     assert "hardware changed" in change.note
+
+
+# --- validity: repeats, node health, transport, figures that are never dropped ----------------------------------
+
+def with_env(rec: ResultRecord, **env: str) -> ResultRecord:
+    return rec.model_copy(update={"environment": {**rec.environment, **env}})
+
+
+def repeated(name: str, values: list[float], unit: str, **labels: str) -> list[Metric]:
+    return [Metric(name=name, value=v, unit=unit, labels={**labels, "repeat": str(i)}) for i, v in enumerate(values)]
+
+
+def test_repeats_report_the_median_min_and_max_and_a_spread_over_10_percent_is_unstable():
+    rec = record("r", "gemm", "gpu", "h100", "gpu", "p5.48xlarge",
+                 repeated("tflops_max", [700.0, 640.0, 720.0], "TFLOP/s", dtype="bf16")
+                 + repeated("tflops_max", [400.0, 404.0, 398.0], "TFLOP/s", dtype="fp32"), price=55.04)
+    bf16, fp32 = rp.record_rows(rec, limits_for("p5.48xlarge"), None)
+    assert (bf16.value, bf16.low, bf16.high, bf16.repeats) == (700.0, 640.0, 720.0, 3)
+    assert bf16.spread_pct == pytest.approx(80 / 700 * 100) and bf16.unstable
+    assert any("unstable" in n for n in bf16.notes)
+    assert fp32.spread_pct == pytest.approx(6 / 400 * 100) and not fp32.unstable
+    rows, header = rr.summary_table(rp.build_report([rec], limits_of=limits_for))
+    assert [str(r[header.index("spread")]) for r in rows] == ["11.43% (n=3)", "1.50% (n=3)"]
+
+
+def test_a_node_that_failed_its_health_check_gives_no_figure_to_plots_or_advice():
+    from rackform.analysis.advise import advise_benchmark
+
+    sick = with_env(record("r", "gemm", "gpu", "h100", "gpu", "p5.48xlarge",
+                           [m("tflops_max", 900.0, "TFLOP/s", dtype="bf16")], price=55.04),
+                    health="failed: 7 of 8 planned GPUs visible")
+    well = with_env(record("r", "gemm", "graviton", "head", "graviton", "m7g.xlarge",
+                           [m("tflops_max", 0.5, "TFLOP/s", dtype="bf16")], price=0.1632), health="passed")
+    report = rp.build_report([sick, well], limits_of=limits_for)
+    [bad] = [r for r in report.rows if r.tier == "gpu" and r.metric == "bf16"]
+    assert bad.healthy is False and not bad.valid and any("health check failed" in n for n in bad.notes)
+    assert [b["tier"] for b in rr.per_dollar_chart_data(report)["gemm"]] == ["graviton"]
+    assert all("gpu" not in d["label"] for d in rr.pct_chart_data(report))
+    advice = advise_benchmark("training", "gemm", report.rows)
+    assert advice.winner.tier == "graviton" and [r.tier for r in advice.evidence] == ["graviton"]
+    rows, header = rr.summary_table(report)
+    assert [str(r[header.index("health")]) for r in rows] == ["failed", "ok"]
+
+
+def test_a_collective_over_sockets_is_not_held_against_the_efa_line_rate_and_is_flagged():
+    rec = with_env(record("r", "allreduce", "gpu", "h100", "gpu", "p5.48xlarge",
+                          allreduce_metrics({GIB: 5.0}, BUS_16), nodes=2, price=110.08), fabric="socket")
+    [row] = rp.record_rows(rec, limits_for("p5.48xlarge"), None)
+    assert row.transport == "socket" and row.flagged
+    assert row.limit is None and row.pct_of_limit is None and "not EFA" in row.limit_basis
+    efa = with_env(rec, fabric="efa")
+    [row] = rp.record_rows(efa, limits_for("p5.48xlarge"), None)
+    assert row.limit == 400.0 and not row.flagged
+    report = rp.build_report([rec], limits_of=limits_for)
+    rows, header = rr.summary_table(report)
+    assert rows[0][header.index("transport")].style == "bold red"  # red on a terminal
+    assert 'class="flag"' in rh.render_html(report)
+
+
+def test_a_succeeded_benchmark_without_its_headline_is_an_error_not_an_omission(s3, capsys):
+    store = ResultStore(BUCKET, s3)
+    # the out-of-place busbw_max is another figure than the in-place one the benchmark declares
+    store.put_record(record("odd", "allreduce", "gpu", "h100", "gpu", "p5.48xlarge",
+                            [Metric(name="busbw_max", value=3.0, unit="GB/s", labels={"placement": "out-of-place"})],
+                            nodes=2, price=110.08))
+    code, out, _ = cli(capsys, "report", "odd")
+    assert code == 1
+    assert ("error: allreduce on gpu/h100: succeeded, but none of its headline metrics "
+            "(busbw_max{placement=in-place}) is in the record (it has busbw_max{placement=out-of-place})") in out
