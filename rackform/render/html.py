@@ -18,14 +18,14 @@ from ..textsafe import visible
 from .numbers import num
 from .report import (NOT_APPLICABLE, change_text, instance_text, limit_text, mark_local_rows, metric_text,
                      pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, spread_text,
-                     usd_text, health_text, value_text)
+                     unrecorded_line, usd_text, health_text, value_text, without_unrecorded)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Values spanning at least this ratio are drawn on a log scale: a linear axis would flatten the small ones to nothing.
-LOG_SPAN = 100.0
+LOG_SPAN = 10.0
 
 
 @dataclass(frozen=True)
@@ -212,12 +212,13 @@ def render_html(report: Report, context: Context | None = None) -> str:
     figures = [("Bus bandwidth by message size", busbw_figure(report)),
                ("Performance per dollar", per_dollar_figure(report)),
                ("% of the physical limit", pct_figure(report))]
+    shown = without_unrecorded(report, [_cells(report, r, index, mark) for r in rows], header)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.html.j2").render(
         title=visible(f"rackform report: {report.run_id}"), ctx=context, report=report,
-        caveat=LOCAL_CAVEAT if report.local else None, header=header,
-        rows=[_cells(report, r, index, mark) for r in rows], notes=[(i, visible(n)) for n, i in index.items()],
+        caveat=LOCAL_CAVEAT if report.local else None, header=shown[1], rows=shown[0],
+        unrecorded=unrecorded_line(report), notes=[(i, visible(n)) for n, i in index.items()],
         failed=[visible(f"{r.benchmark} on {r.rack}/{r.node_group}: {r.status}" + (f": {r.reason}" if r.reason
                                                                                     else ""))
                 for r in rows if r.status != "succeeded"],

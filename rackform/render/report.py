@@ -90,6 +90,30 @@ def mark_local_rows(report: Report) -> bool:
     return report.local and not all(r.local for r in report.rows)
 
 
+# Validity columns the records may not carry yet (older runners): left out where no row has them, and named once.
+VALIDITY_COLUMNS = {"ranks": "ranks", "transport": "transport", "health": "node health", "spread": "repeats"}
+
+
+def unrecorded(report: Report) -> list[str]:
+    """The validity facts no row of the report carries."""
+    has = {"ranks": any(r.ranks is not None for r in report.rows),
+           "transport": any(r.transport for r in report.rows),
+           "health": any(r.healthy is not None for r in report.rows),
+           "spread": any((r.repeats or 0) > 1 for r in report.rows)}
+    return [column for column, present in has.items() if not present]
+
+
+def without_unrecorded(report: Report, rows: list[list[Any]], header: list[str]
+                       ) -> tuple[list[list[Any]], list[str]]:
+    keep = [i for i, h in enumerate(header) if h not in unrecorded(report)]
+    return [[r[i] for i in keep] for r in rows], [header[i] for i in keep]
+
+
+def unrecorded_line(report: Report) -> list[str]:
+    missing = [VALIDITY_COLUMNS[c] for c in unrecorded(report)]
+    return [f"not recorded by these runs: {', '.join(missing)}"] if missing else []
+
+
 def summary_table(report: Report) -> tuple[list[list[Any]], list[str]]:
     """(rows, header) for the terminal table; cells that need attention are red on a terminal."""
     index = notes_index(report)
@@ -115,7 +139,7 @@ def summary_table(report: Report) -> tuple[list[list[Any]], list[str]]:
             cells.append(red(change_text(change)) if change and change.regression else change_text(change))
         cells.append(",".join(f"[{i}]" for i in sorted(index[n] for n in r.notes)))
         rows.append(cells)
-    return rows, header
+    return without_unrecorded(report, rows, header)
 
 
 def text_lines(report: Report) -> tuple[list[str], list[str]]:
@@ -125,7 +149,7 @@ def text_lines(report: Report) -> tuple[list[str], list[str]]:
                                                    if report.baseline_run_id else "")]
     if report.local:
         before.append(LOCAL_CAVEAT)
-    after = [f"[{i}] {note}" for note, i in notes_index(report).items()]
+    after = [*unrecorded_line(report), *(f"[{i}] {note}" for note, i in notes_index(report).items())]
     bases = dict.fromkeys(f"{r.benchmark} {r.metric} on {r.instance_type}: {r.limit_basis}"
                           for r in report.rows if r.limit_basis)
     after += [f"limit  {b}" for b in bases]
