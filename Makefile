@@ -19,8 +19,8 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 setup: system-packages $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
-# fio, sysbench and libfabric-bin for the demo's benchmarks: installed when root with apt-get, otherwise the
-# command to run is printed. No test needs them.
+# fio, sysbench and libfabric-bin for the demo's benchmarks, chromium and chromium-driver for the HTML report's
+# browser test: installed when root with apt-get, otherwise the command to run is printed.
 system-packages:
 	@bash scripts/system-packages.sh
 
