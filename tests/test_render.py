@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from rackform.render.numbers import num, pct, usd
+from rackform.numbers import num, pct, usd
 from rackform.render.text import colour_on, red, table, terminal_width
 
 HEADER = ["benchmark", "rack/node group", "metric", "value", "$/hour", "notes"]

@@ -15,8 +15,8 @@ from typing import Any
 
 from workloads.benchmarks import BENCHMARKS
 
-from ..render.numbers import num as fmt
-from ..render.numbers import usd as usd_text
+from ..numbers import num as fmt
+from ..numbers import usd as usd_text
 from .report import LOCAL_CAVEAT, Row
 
 # How each workload class of the benchmark definitions is named in the advice.

@@ -19,7 +19,7 @@ from workloads.benchmarks import BENCHMARKS, Headline, Pricing
 from workloads.results import ResultRecord
 
 from ..limits import Limits
-from ..render.numbers import num
+from ..numbers import num
 from ..spec import FsxLustre
 from .summary import Figure, figure, headline_key, headlines, metric_key
 
@@ -490,8 +490,3 @@ def build_report(records: Sequence[ResultRecord], *, limits_of: LimitsOf, fsx: F
     run_id = records[0].run_id if records else ""
     return Report(run_id, baseline_run_id, threshold_pct, tuple(rows), tuple(changes), tuple(busbw_series(records)),
                   tuple(problems))
-
-
-
-
-from ..render.jsonout import finite, json_text  # noqa: E402,F401  (callers of the report's JSON import it here)

@@ -76,7 +76,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     if records is None:
         return 1
     if args.json:
-        from ..analysis.report import json_text
+        from ..render.jsonout import json_text
         from workloads.store import problem_dicts
 
         print(json_text({"run_id": args.run_id, "records": [r.model_dump(mode="json") for r in records],

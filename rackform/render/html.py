@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis.report import LOCAL_CAVEAT, Report, Row
 from ..textsafe import visible
-from .numbers import num
+from ..numbers import num
 from .report import (NOT_APPLICABLE, change_text, instance_text, limit_text, mark_local_rows, metric_text,
                      pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, spread_text,
                      unrecorded_line, usd_text, health_text, value_text, without_unrecorded)

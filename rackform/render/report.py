@@ -13,7 +13,7 @@ from workloads.store import problem_dicts, problem_lines
 from ..analysis.report import LOCAL_CAVEAT, Change, Report, Row
 from ..textsafe import visible
 from .jsonout import json_text
-from .numbers import UNKNOWN, num, pct, usd
+from ..numbers import UNKNOWN, num, pct, usd
 from .text import Styled, red
 
 NOT_APPLICABLE = "n/a"
