@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .plan import NodeGroupPlan, Plan
+from .numbers import usd
 from .render.text import table
 from .pricing import (
     Ec2RegionPrices,
@@ -232,13 +233,7 @@ def check_budget(report: CostReport, budget: float) -> Verdict:
 # --- output ----------------------------------------------------------------------------------------------------
 
 def _usd(x: float | None) -> str:
-    """Cents from 1 $/hour up; below that up to four decimals, so that 0.045 does not print as 0.05."""
-    if x is None:
-        return "unknown"
-    if x >= 1:
-        return f"{x:,.2f}"
-    s = f"{x:.4f}".rstrip("0")
-    return s + "0" * (2 - len(s.partition(".")[2]))
+    return usd(x)  # the one price rule of every command (rackform/numbers.py)
 
 
 def _month(x: float | None) -> str:

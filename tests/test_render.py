@@ -94,3 +94,15 @@ def test_colour_on_a_terminal_only_and_never_with_no_color(monkeypatch):
     coloured = table([[red("REGRESSION")]], ["vs base"], colour=True)
     plain = table([[red("REGRESSION")]], ["vs base"], colour=False)
     assert "\x1b[" in coloured and "\x1b[" not in plain and "REGRESSION" in plain
+
+
+def test_plan_and_cost_print_a_price_by_the_same_rule(capsys):
+    from rackform.cli import main
+
+    from .conftest import ROOT
+
+    spec = str(ROOT / "examples" / "demo.yaml")
+    for command in ("plan", "cost"):
+        assert main([command, spec]) == 0
+        line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("graviton/head"))
+        assert "0.1632" in line.split() and "0.16" not in line.split(), (command, line)

@@ -292,8 +292,8 @@ def test_changed_hardware_is_shown_but_not_flagged():
 
 # --- validity: repeats, node health, transport, figures that are never dropped ----------------------------------
 
-def with_env(rec: ResultRecord, **env: str) -> ResultRecord:
-    return rec.model_copy(update={"environment": {**rec.environment, **env}})
+def with_fields(rec: ResultRecord, **fields) -> ResultRecord:
+    return ResultRecord.model_validate({**rec.model_dump(), **fields})
 
 
 def repeated(name: str, values: list[float], unit: str, **labels: str) -> list[Metric]:
@@ -316,14 +316,14 @@ def test_repeats_report_the_median_min_and_max_and_a_spread_over_10_percent_is_u
 def test_a_node_that_failed_its_health_check_gives_no_figure_to_plots_or_advice():
     from rackform.analysis.advise import advise_benchmark
 
-    sick = with_env(record("r", "gemm", "gpu", "h100", "gpu", "p5.48xlarge",
-                           [m("tflops_max", 900.0, "TFLOP/s", dtype="bf16")], price=55.04),
-                    health="failed: 7 of 8 planned GPUs visible")
-    well = with_env(record("r", "gemm", "graviton", "head", "graviton", "m7g.xlarge",
-                           [m("tflops_max", 0.5, "TFLOP/s", dtype="bf16")], price=0.1632), health="passed")
+    sick = with_fields(record("r", "gemm", "gpu", "h100", "gpu", "p5.48xlarge",
+                              [m("tflops_max", 900.0, "TFLOP/s", dtype="bf16")], price=55.04),
+                       validity="invalid", invalid_reason="node 0: accelerators: 7 of 8 planned GPUs visible")
+    well = with_fields(record("r", "gemm", "graviton", "head", "graviton", "m7g.xlarge",
+                              [m("tflops_max", 0.5, "TFLOP/s", dtype="bf16")], price=0.1632))
     report = rp.build_report([sick, well], limits_of=limits_for)
     [bad] = [r for r in report.rows if r.tier == "gpu" and r.metric == "bf16"]
-    assert bad.healthy is False and not bad.valid and any("health check failed" in n for n in bad.notes)
+    assert bad.healthy is False and not bad.valid and any("7 of 8 planned GPUs" in n for n in bad.notes)
     assert [b["tier"] for b in rr.per_dollar_chart_data(report)["gemm"]] == ["graviton"]
     assert all("gpu" not in d["label"] for d in rr.pct_chart_data(report))
     advice = advise_benchmark("training", "gemm", report.rows)
@@ -333,14 +333,14 @@ def test_a_node_that_failed_its_health_check_gives_no_figure_to_plots_or_advice(
 
 
 def test_a_collective_over_sockets_is_not_held_against_the_efa_line_rate_and_is_flagged():
-    rec = with_env(record("r", "allreduce", "gpu", "h100", "gpu", "p5.48xlarge",
-                          allreduce_metrics({GIB: 5.0}, BUS_16), nodes=2, price=110.08), fabric="socket")
+    rec = with_fields(record("r", "allreduce", "gpu", "h100", "gpu", "p5.48xlarge",
+                             allreduce_metrics({GIB: 5.0}, BUS_16), nodes=2, price=110.08), fabric="socket")
     [row] = rp.record_rows(rec, limits_for("p5.48xlarge"), None)
     assert row.transport == "socket" and row.flagged
     assert row.limit is None and row.pct_of_limit is None and "not EFA" in row.limit_basis
-    efa = with_env(rec, fabric="efa")
+    efa = with_fields(rec, fabric="efa", efa_devices=32)
     [row] = rp.record_rows(efa, limits_for("p5.48xlarge"), None)
-    assert row.limit == 400.0 and not row.flagged
+    assert row.limit == 400.0 and not row.flagged and row.transport == "efa x32"
     report = rp.build_report([rec], limits_of=limits_for)
     rows, header = rr.summary_table(report)
     assert rows[0][header.index("transport")].style == "bold red"  # red on a terminal

@@ -48,40 +48,19 @@ def is_local(record: ResultRecord) -> bool:
 
 # --- validity: node health, transport, ranks -------------------------------------------------------------------
 
-def _field(record: ResultRecord, name: str) -> Any:
-    """A record field the in-job side adds in newer schema versions, else the same key in its environment."""
-    value = getattr(record, name, None)
-    return value if value is not None else record.environment.get(name)
-
-
 def health_of(record: ResultRecord) -> tuple[bool | None, str | None]:
-    """(healthy, why not): None when the record says nothing about the node's health."""
-    h = _field(record, "health")
-    if h is None:
-        return None, None
-    if isinstance(h, str):
-        ok = h.lower() in ("ok", "healthy", "passed", "pass", "true")
-        return ok, None if ok else h
-    ok = next((v for k in ("ok", "valid", "passed") if isinstance(v := _get(h, k), bool)), None)
-    why = _get(h, "reason")
-    if ok is None and (checks := _get(h, "checks")) is not None:  # a list of checks: any failed one fails the node
-        failed = [c for c in checks if _get(c, "status") == "failed"]
-        ok, why = not failed, "; ".join(f"{_get(c, 'name')}: {_get(c, 'detail')}" for c in failed)
-    if ok is None and isinstance(status := _get(h, "status"), str):
-        ok = status in ("passed", "ok", "healthy")
-    return (None, None) if ok is None else (ok, None if ok else str(why or "node health check failed"))
-
-
-def _get(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    """(healthy, why not) from the record's validity, which the runner sets from every node's health step (schema 2);
+    None for a schema-1 record, written before there was a health step."""
+    if record.validity == "invalid":
+        return False, record.invalid_reason or "a node failed its health check"
+    return (True, None) if record.schema_version >= 2 else (None, None)
 
 
 def transport_of(record: ResultRecord) -> str | None:
-    """"efa", "socket", "local" or None (not recorded)."""
-    f = _field(record, "fabric")
-    if f is None or isinstance(f, str):
-        return f
-    return _get(f, "transport") or _get(f, "provider")
+    """efa, socket, local or unknown, as the collective's own log showed it; None where not recorded."""
+    if record.fabric is None:
+        return None
+    return f"{record.fabric} x{record.efa_devices}" if record.fabric == "efa" and record.efa_devices else record.fabric
 
 
 def ranks_of(record: ResultRecord) -> int | None:
@@ -106,7 +85,7 @@ def bus_limit(node_count: int, tier: str, limits: Limits | None, transport: str 
     """Bus bandwidth's ceiling: the network line rate across nodes, the per-accelerator intra-node link on one."""
     if node_count >= 2:
         gbps = limits.network_gbps if limits else None
-        if transport == "socket" and limits is not None and limits.efa_interfaces:
+        if transport == "socket" and limits is not None and limits.efa_interfaces:  # TCP: not what EFA carries
             return Limit(None, "GB/s", "over TCP sockets, not EFA: not held against the EFA line rate",
                          (SOCKET_NOTE,), flag=True)
         if gbps is None:
@@ -157,7 +136,7 @@ def _fsx_or_local(record: ResultRecord, h: Headline, limits: Limits | None, fsx:
 
 # A Headline's limit kind -> its lookup in rackform/limits.py (or the plan's FSx). A new kind is one entry here.
 LIMIT_KINDS: dict[str, Callable[[ResultRecord, Headline, Limits | None, FsxLustre | None], Limit]] = {
-    "network_line_rate": lambda r, h, lim, fsx: bus_limit(r.node_count, r.tier, lim, transport_of(r)),
+    "network_line_rate": lambda r, h, lim, fsx: bus_limit(r.node_count, r.tier, lim, r.fabric),
     "peak_tflops": lambda r, h, lim, fsx: gemm_limit(dict(h.labels).get("dtype"), r.tier, lim),
     "fsx_throughput": _fsx_or_local,
 }
@@ -262,7 +241,7 @@ class Row:
     # Validity: whether the figure may be compared at all.
     priced: bool = False  # the figure the benchmark is priced by (advise ranks it, the per-dollar chart draws it)
     healthy: bool | None = None  # the node health check before the run; None: not recorded
-    transport: str | None = None  # efa | socket | local; None: not recorded
+    transport: str | None = None  # efa (x devices) | socket | local | unknown; None: not recorded
     ranks: int | None = None
     repeats: int | None = None
     low: float | None = None

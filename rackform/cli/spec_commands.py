@@ -74,7 +74,9 @@ def _nic_summary(g) -> str:
 def _usd(g) -> str:
     if g.capacity.type != "on-demand" or g.on_demand_usd_per_hour is None:
         return "unknown"  # `rackform cost` takes user-given prices for these
-    return f"{g.on_demand_usd_per_hour * g.count:,.2f}"
+    from ..numbers import usd
+
+    return usd(g.on_demand_usd_per_hour * g.count)
 
 
 def render_plan(plan: Plan) -> str:
