@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .aws import paginate  # noqa: F401  (moved to the AWS layer; preflight and tests import it from here)
 from .models import Frozen
 
 CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
@@ -227,14 +228,6 @@ def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
         "placement_strategies": sorted(raw.get("PlacementGroupInfo", {}).get("SupportedStrategies", [])),
         "usage_classes": sorted(raw.get("SupportedUsageClasses", [])),
     }
-
-
-def paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every item of a paginated boto3 operation."""
-    items: list[dict[str, Any]] = []
-    for page in client.get_paginator(op).paginate(**kwargs):
-        items.extend(page[key])
-    return items
 
 
 def catalog_from_api(client_for_region: Callable[[str], Any], *, regions: list[str] | None,

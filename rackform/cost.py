@@ -339,8 +339,8 @@ def report_json(report: CostReport, verdict: Verdict | None = None) -> dict[str,
 
 # --- the command -----------------------------------------------------------------------------------------------
 
-def ec2_client(region: str) -> Any:
+def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None = None) -> Any:
     """EC2 client for --spot-live (your credentials); tests replace this with a stubbed client."""
-    import boto3
+    from . import aws
 
-    return boto3.client("ec2", region_name=region)
+    return aws.client(aws.Target(region, profile, endpoint_url), "ec2")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +35,13 @@ def _check_creatable(path: Path, option: str) -> None:
         raise OutputError(f"{option} {path}: {base} is a file, not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {path}: directory {base} is not writable")
+    # access() answers yes to root everywhere, /proc and read-only mounts included: create and remove a file there,
+    # which is what writing the output will do.
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as e:
+        raise OutputError(f"{option} {path}: cannot create files in {base} ({e.strerror})") from None
 
 
 def is_cdk_output(directory: Path) -> bool:

@@ -17,7 +17,8 @@ from typing import Any, Literal, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from .catalog import is_zone_id, paginate
+from .aws import paginate
+from .catalog import is_zone_id
 from .plan import NodeGroupPlan, Plan
 from .render.text import table
 
@@ -540,14 +541,12 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
     )
 
 
-def aws_clients(region: str, endpoint_url: str | None) -> ClientFactory | None:
-    """Clients from the usual credential chain, or None where it finds no credentials at all."""
-    import boto3
+def aws_clients(region: str, endpoint_url: str | None, profile: str | None = None) -> ClientFactory | None:
+    """Clients from the AWS layer (profile, retries), or None where the chain finds no credentials at all."""
+    from . import aws
 
-    session = boto3.Session(region_name=region)
-    if session.get_credentials() is None:
-        return None
-    return lambda service: session.client(service, region_name=region, endpoint_url=endpoint_url)
+    target = aws.Target(region, profile, endpoint_url)
+    return aws.client_factory(target) if aws.has_credentials(target) else None
 
 
 # --- command ---------------------------------------------------------------------------------------------------

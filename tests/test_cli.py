@@ -181,7 +181,11 @@ def test_aws_errors_are_messages_not_tracebacks(capsys, monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     code, _, err = run(capsys, "results", "some-run", "--bucket", "b", "--region", "us-east-1")
-    assert code == 1 and "error: AWS: Unable to locate credentials" in err and "Traceback" not in err
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines() == [
+        "error: no usable AWS credentials (Unable to locate credentials)",
+        "hint: set AWS_PROFILE or pass --profile, run `aws sso login` or `aws configure`, or export "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"]
 
 
 def test_status_without_a_bucket_says_how_to_name_it(capsys, monkeypatch):

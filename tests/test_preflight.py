@@ -464,7 +464,7 @@ def account(monkeypatch, quotas: dict[str, float], reservation: dict[str, Any]) 
     s3.create_bucket(Bucket="my-datasets", CreateBucketConfiguration={"LocationConstraint": REGION})
     clients = {"service-quotas": sq, "ec2": ec2, "batch": boto3.client("batch", region_name=REGION),
                "cloudformation": cfn, "s3": s3}
-    monkeypatch.setattr(preflight, "aws_clients", lambda region, url: clients.__getitem__)
+    monkeypatch.setattr(preflight, "aws_clients", lambda region, url, profile=None: clients.__getitem__)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -546,7 +546,7 @@ def test_checks_that_could_not_run_do_not_pass(aws, monkeypatch, capsys):
     for _ in range(3):
         stub.add_client_error("get_service_quota", "AccessDeniedException", "not authorized", 403)
     stub.activate()
-    monkeypatch.setattr(preflight, "aws_clients", lambda region, url: (
+    monkeypatch.setattr(preflight, "aws_clients", lambda region, url, profile=None: (
         lambda name: denied if name == "service-quotas" else stubbed(name)))
     code, out, _ = run(capsys, "preflight", str(SPEC))
     assert code == EXIT_UNCHECKED == 3

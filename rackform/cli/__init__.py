@@ -2,7 +2,7 @@
 
 Every user mistake ends in a message that names the field and the fix and a non-zero exit, never a traceback. Exit
 codes (rackform.cli.common): 0 success, 1 the spec, account or results have a problem, 2 the command line or an
-output path is wrong, 3 preflight could not run every check, 130 interrupted.
+output path is wrong, 3 preflight could not run every check, 4 `status --wait --timeout` gave up, 130 interrupted.
 
 Command modules import their heavy dependencies (botocore, aws_cdk, matplotlib, the job package) inside the
 command, so `rackform validate`, `plan` and `schema` load none of them.
@@ -11,31 +11,163 @@ command, so `rackform validate`, `plan` and `schema` load none of them.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..problems import SpecError
 from ..textsafe import visible
 from . import cost, jobs, placement, preflight, reports, spec_commands
-from .common import EXIT_USAGE, check_outputs, checked_plan, print_problems, summary, table
+from .common import (EXIT_CODES, EXIT_INTERRUPTED, EXIT_PROBLEM, EXIT_USAGE, check_outputs, checked_plan,
+                     print_problems, summary, table)
 
 __all__ = ["build_parser", "checked_plan", "main", "table"]
 
+EPILOG = """the everyday loop:
+  rackform validate my-spec.yaml && rackform plan my-spec.yaml
+  cdk deploy --all -c spec=my-spec.yaml
+  RUN=$(rackform submit my-spec.yaml --rack gpu --benchmark allreduce)
+  rackform status $RUN --wait && rackform report $RUN
+
+environment: RACKFORM_BUCKET (the results bucket), AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL
+`rackform COMMAND --help` for each command; `eval "$(rackform completion bash)"` for tab completion."""
+
+# What the commands registered by other modules show in their help when they give no example of their own.
+EXAMPLES = {
+    "report": "rackform report $RUN --spec my-spec.yaml --baseline $OLD_RUN --html report.html",
+    "advise": "rackform advise $RUN $OTHER_RUN",
+    "parse": "rackform parse --tool nccl-tests all_reduce.log",
+    "cost": "rackform cost my-spec.yaml --budget 200 --price trn2.48xlarge=30",
+    "preflight": "rackform preflight my-spec.yaml --profile prod",
+    "place": "rackform place training.yaml --spec my-spec.yaml --run $RUN --explain",
+    "run": "rackform run training.yaml --spec my-spec.yaml --run $RUN",
+}
+# Arguments other modules may leave without a help text: the same meaning everywhere.
+COMMON_HELP = {"spec": "path to the rack spec YAML", "run_id": "run id, as `rackform submit` printed it",
+               "run_ids": "run ids, as `rackform submit` printed them", "file": "input file, or - for standard input",
+               "json": "print the result as JSON on stdout instead of text", "help": "show this help and exit",
+               "tool": "the benchmark tool that printed the input"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for mistyped commands, choices and options."""
+
+    def error(self, message: str) -> NoReturn:
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m[2])
+            if close := difflib.get_close_matches(m[1], choices, n=1, cutoff=0.6):
+                message += f"; did you mean {close[0]!r}?"
+        super().error(visible(message))
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs keep their line breaks; every option with a default shows it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" not in text and action.default not in (None, False, argparse.SUPPRESS) \
+                and action.option_strings and action.nargs != 0:
+            text += " (default: %(default)s)"
+        return text
+
+
+# Exit codes only some commands use; every command may exit 0, 1, 2 and 130.
+SPECIAL_EXITS = {"preflight": (3,), "status": (4,)}
+
+
+def _exit_codes(name: str) -> str:
+    codes = sorted({0, 1, 2, 130, *SPECIAL_EXITS.get(name, ())})
+    return "exit codes:\n" + "\n".join(f"  {code:<3} {EXIT_CODES[code]}" for code in codes)
+
+
+def _teach(sub: Any) -> None:
+    """Every command: a description, an example, the exit codes, defaults shown, no option without help."""
+    for name, p in sub.choices.items():
+        p.formatter_class = HelpFormatter
+        help_text = next((a.help for a in sub._choices_actions if a.dest == name), None)
+        p.description = p.description or (help_text[0].upper() + help_text[1:] + "." if help_text else None)
+        example = p.epilog or (f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else "")
+        p.epilog = "\n\n".join(x for x in (example, _exit_codes(name)) if x)
+        for action in p._actions:
+            if not action.help and action.dest in COMMON_HELP:
+                action.help = COMMON_HELP[action.dest]
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rackform", description="Declare, validate, plan and synthesize "
-                                     "rack-style AWS clusters (Graviton, Trainium, GPU).")
+    parser = Parser(prog="rackform", formatter_class=HelpFormatter, epilog=EPILOG,
+                    description="Declare, validate, plan, deploy and benchmark rack-style AWS clusters (Graviton, "
+                    "Trainium, GPU).")
     parser.add_argument("--version", action="version", version=f"rackform {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in (spec_commands, jobs, placement, reports, cost, preflight):
         group.register(sub)
+    p = sub.add_parser("completion", help="print a shell completion script",
+                       epilog='example:\n  eval "$(rackform completion bash)"   # add it to ~/.bashrc to keep it')
+    p.add_argument("shell", choices=["bash", "zsh"], help="your shell (zsh loads the bash script through "
+                   "bashcompinit)")
+    p.set_defaults(func=lambda args: print(completion_script(parser, args.shell)) or 0)
+    _teach(sub)
     return parser
 
 
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """A bash completion function for the commands and each command's options, files for everything else."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cases = "\n".join(
+        f"    {name}) opts=\"{' '.join(o for a in p._actions for o in a.option_strings)}\" ;;"
+        for name, p in sub.choices.items())
+    script = f"""_rackform() {{
+  local cur=${{COMP_WORDS[COMP_CWORD]}} cmd=${{COMP_WORDS[1]}} opts
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "{' '.join(sub.choices)} --help --version" -- "$cur")); return
+  fi
+  case "$cmd" in
+{cases}
+  esac
+  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+}}
+complete -o filenames -F _rackform rackform"""
+    return ("autoload -U +X bashcompinit && bashcompinit\n" if shell == "zsh" else "") + script
+
+
+def _unknown_options(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> NoReturn:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices.get(args.command) if args.command else None
+    target = command or parser
+    known = [o for a in target._actions for o in a.option_strings]
+    hints = []
+    for extra in extras:
+        close = difflib.get_close_matches(extra.split("=")[0], known, n=1, cutoff=0.6) if extra.startswith("-") \
+            else []
+        hints.append(f"{extra} (did you mean {close[0]}?)" if close else extra)
+    target.error(f"unrecognized arguments: {' '.join(hints)}")
+
+
+def _aws_failure(e: BaseException, args: argparse.Namespace) -> int:
+    from .. import aws
+    from .common import aws_target, bucket_arg
+
+    explained = aws.explained(e, aws_target(args), bucket=bucket_arg(args))
+    print(f"error: {visible(explained.message)}", file=sys.stderr)
+    if explained.hint:
+        print(f"hint: {visible(explained.hint)}", file=sys.stderr)
+    return EXIT_PROBLEM
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _unknown_options(parser, args, extras)
+    if args.command is None:  # `rackform` alone
+        parser.print_help()
+        return 0
+    from ..aws import is_aws_error
     from ..outputs import OutputError
 
     try:
@@ -48,24 +180,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
         return code
     except SpecError as e:
-        source = getattr(args, "spec", "")
+        source = getattr(args, "spec", "") or ""
         print_problems(e.problems, source)
         if source:
             print(f"{source}: invalid ({summary(e.problems)})", file=sys.stderr)
-        return 1
+        return EXIT_PROBLEM
     except BrokenPipeError:  # `rackform schema | head`: the reader left, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as e:
-        # AWS errors (no credentials, access denied, an endpoint down) are the user's environment, not a bug.
-        if type(e).__module__.startswith("botocore") or type(e).__module__.startswith("boto3"):
-            print(f"error: AWS: {e}", file=sys.stderr)
-            print("hint: check AWS credentials and Region (the usual boto3 chain), or --endpoint-url",
-                  file=sys.stderr)
-            return 1
-        raise
     except KeyboardInterrupt:
-        return 130
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        # AWS errors (no credentials, no bucket, an endpoint down) are the user's environment, not a bug.
+        if is_aws_error(e):
+            return _aws_failure(e, args)
+        raise
 
 
 if __name__ == "__main__":

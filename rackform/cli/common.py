@@ -20,6 +20,7 @@ EXIT_OK = 0
 EXIT_PROBLEM = 1  # the spec, the account or the results have a problem (named on stderr)
 EXIT_USAGE = 2  # the command line itself is wrong (argparse uses 2 too), or an output path is unusable
 EXIT_UNCHECKED = 3  # nothing blocks, but some checks could not run (preflight)
+EXIT_TIMEOUT = 4  # `status --wait --timeout`: the wait ended before the jobs did (they keep running)
 EXIT_INTERRUPTED = 130
 
 
@@ -41,23 +42,61 @@ def checked_plan(path: str) -> Plan:
     return checked.plan()
 
 
-def aws_options(p: argparse.ArgumentParser, *, region: bool = True) -> None:
-    p.add_argument("--bucket", help="results bucket (default: $RACKFORM_BUCKET, else the storage stack's output)")
-    p.add_argument("--endpoint-url", help="AWS endpoint for every client (e.g. a local moto server)")
+EXIT_CODES = {EXIT_OK: "success", EXIT_PROBLEM: "the spec, the account or the results have a problem (on stderr)",
+              EXIT_USAGE: "the command line or an output path is wrong", EXIT_UNCHECKED: "some checks could not run",
+              EXIT_TIMEOUT: "a --timeout passed first", EXIT_INTERRUPTED: "interrupted (Ctrl-C)"}
+
+
+def json_option(p: argparse.ArgumentParser, what: str = "the result") -> None:
+    """`--json`, the one machine-output switch every command has: JSON on stdout, messages still on stderr."""
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout instead of text")
+
+
+def json_always(p: argparse.ArgumentParser) -> None:
+    """`--json` for a command whose output is JSON anyway: every command takes the switch."""
+    p.add_argument("--json", action="store_true", help="accepted for uniformity: the output is always JSON")
+
+
+def aws_options(p: argparse.ArgumentParser, *, region: bool = True, bucket: bool = True) -> None:
+    """--bucket, --region, --profile, --endpoint-url: every command that calls AWS takes the same four.
+
+    `region=False` for commands given a spec: its Region is where the cluster is."""
+    g = p.add_argument_group("AWS")
+    if bucket:
+        g.add_argument("--bucket", help="results bucket (default: $RACKFORM_BUCKET, else the storage stack's "
+                       "ResultsBucketName output)")
     if region:
-        p.add_argument("--region", help="AWS Region (default: the usual boto3 chain)")
+        g.add_argument("--region", help="AWS Region (default: $AWS_REGION, else your AWS profile's)")
+    g.add_argument("--profile", help="named AWS profile (default: $AWS_PROFILE, else the default credential chain)")
+    g.add_argument("--endpoint-url", help="endpoint for every AWS client, e.g. a local moto server (default: "
+                   "$AWS_ENDPOINT_URL, else AWS)")
+
+
+def aws_target(args: argparse.Namespace, region: str | None = None):
+    """The AWS layer's target for this command line; `region` (a spec's) applies unless --region was given."""
+    from .. import aws
+
+    return aws.Target(getattr(args, "region", None), getattr(args, "profile", None),
+                      getattr(args, "endpoint_url", None)).with_region(region)
+
+
+def bucket_arg(args: argparse.Namespace) -> str | None:
+    return getattr(args, "bucket", None) or os.environ.get("RACKFORM_BUCKET") or None
 
 
 def results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
-    if bucket := args.bucket or os.environ.get("RACKFORM_BUCKET"):
+    if bucket := bucket_arg(args):
         return bucket
     if plan is None:
         raise SpecError([Problem("error", "--bucket", "give --bucket (or set RACKFORM_BUCKET): the results bucket "
                                  "is named in the storage stack's outputs")])
-    import boto3
+    from .. import aws
 
-    cfn = boto3.client("cloudformation", region_name=plan.region, endpoint_url=args.endpoint_url)
-    stack = cfn.describe_stacks(StackName=plan.storage.stack_name)["Stacks"][0]
+    target = aws_target(args, plan.region)
+    try:
+        stack = aws.client(target, "cloudformation").describe_stacks(StackName=plan.storage.stack_name)["Stacks"][0]
+    except Exception as e:  # a stack that is not there: "deploy first or pass --bucket", with the Region
+        raise aws.explained(e, target) if aws.is_aws_error(e) else e from None
     for out in stack.get("Outputs", []):
         if out["OutputKey"] == "ResultsBucketName":
             return out["OutputValue"]
@@ -65,15 +104,57 @@ def results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
                              "output; give --bucket")])
 
 
-def store_for(args: argparse.Namespace, run_ids: Sequence[str]):
-    from workloads.store import ResultStore, check_run_id, s3_client
+def check_run_ids(run_ids: Sequence[str]) -> None:
+    from workloads.store import check_run_id
 
     try:
         for run_id in run_ids:
             check_run_id(run_id)
     except ValueError as e:
         raise SpecError([Problem("error", "RUN", str(e))]) from None
-    return ResultStore(results_bucket(args), s3_client(args.endpoint_url, args.region))
+
+
+def results_store(args: argparse.Namespace, plan: Plan | None = None):
+    """The result store in the results bucket, through the AWS layer (the store's own retry settings)."""
+    from workloads.store import RETRY_CONFIG, ResultStore
+
+    from .. import aws
+
+    bucket = results_bucket(args, plan)
+    return ResultStore(bucket, aws.client(aws_target(args, plan.region if plan else None), "s3",
+                                          config=RETRY_CONFIG))
+
+
+def store_for(args: argparse.Namespace, run_ids: Sequence[str]):
+    check_run_ids(run_ids)  # a malformed id is refused before any AWS call
+    return results_store(args)
+
+
+def run_ids_in(store) -> dict[str, Any]:
+    """Every run id under results/ with the time of its first object, newest first (one listing)."""
+    runs: dict[str, Any] = {}
+    for page in store.s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix="results/"):
+        for obj in page.get("Contents", []):
+            parts = obj["Key"].split("/")
+            if len(parts) > 2:
+                first = runs.get(parts[1])
+                runs[parts[1]] = obj["LastModified"] if first is None else min(first, obj["LastModified"])
+    return dict(sorted(runs.items(), key=lambda kv: kv[1], reverse=True))
+
+
+def no_such_run(store, run_id: str, what: str = "records") -> str:
+    """"no records for run X in s3://...", with the runs that do exist closest to it."""
+    import difflib
+
+    known = list(run_ids_in(store))
+    close = difflib.get_close_matches(run_id, known, n=3, cutoff=0.5)
+    where = f"s3://{store.bucket}/results/{run_id}/"
+    if run_id not in known:
+        hint = (f"; did you mean {' or '.join(close)}?" if close else
+                f"; newest runs: {', '.join(known[:3])} (`rackform runs` lists them)" if known else
+                "; the bucket holds no runs yet")
+        return visible(f"no {what} for run {run_id} in s3://{store.bucket}/results/: there is no such run{hint}")
+    return visible(f"no {what} for run {run_id} in {where}")
 
 
 def threshold(text: str) -> float:
@@ -123,7 +204,7 @@ def run_records(store, run_id: str) -> list | None:
     if not records:
         if problems := problem_lines(store):
             print("\n".join(problems), file=sys.stderr)
-        print(f"error: no records for run {run_id} in s3://{store.bucket}/results/{run_id}/", file=sys.stderr)
+        print(f"error: {no_such_run(store, run_id)}", file=sys.stderr)
         return None
     return records
 

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ..pricing import Quote, load_price_file, load_prices, parse_price
-from .common import checked_plan
+from .common import aws_options, checked_plan
 
 
 def _price_arg(text: str) -> tuple[str, float]:
@@ -47,10 +47,14 @@ def cmd_cost(args: argparse.Namespace) -> int:
     spot_types = {g.instance_type for g in plan.node_groups() if g.capacity.type == "spot"}
     if args.spot_live and spot_types:
         try:
-            spot = spot_prices(cost.ec2_client(plan.region), spot_types, plan.availability_zone)
+            spot = spot_prices(cost.ec2_client(plan.region, args.profile, args.endpoint_url), spot_types,
+                               plan.availability_zone)
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
-            print(f"error: cannot read Spot prices for --spot-live ({type(e).__name__}: {e}). Check AWS "
-                  "credentials, or give --price instead", file=sys.stderr)
+            from ..aws import explained, is_aws_error
+
+            why = explained(e).message if is_aws_error(e) else f"{type(e).__name__}: {e}"
+            print(f"error: cannot read Spot prices for --spot-live ({why}). Check AWS credentials, or give --price "
+                  "instead", file=sys.stderr)
             return 1
     report = cost.cost_plan(plan, load_prices(), overrides, spot)
     for key in report.unused_prices:
@@ -83,4 +87,5 @@ def register(subparsers: Any) -> None:
                    "--price (which wins over it)")
     p.add_argument("--spot-live", action="store_true", help="read current Spot prices for spot node groups from "
                    "EC2 (needs credentials)")
+    aws_options(p, region=False, bucket=False)  # for --spot-live; the Region is the spec's
     p.set_defaults(func=cmd_cost)

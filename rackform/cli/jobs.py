@@ -1,69 +1,168 @@
-"""Commands on benchmark jobs in AWS: submit, status, results."""
+"""Commands on benchmark jobs in AWS: submit, status, results, runs, logs."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from typing import Any
 
-from .common import aws_options, checked_plan, problem_lines, results_bucket, run_records, store_for, table
+from ..textsafe import visible
+from .common import (EXIT_INTERRUPTED, EXIT_PROBLEM, EXIT_TIMEOUT, EXIT_USAGE, aws_options, aws_target,
+                     check_run_ids, checked_plan, json_option, no_such_run, problem_lines, results_store,
+                     run_ids_in, run_records, store_for, table)
+
+
+def submission():
+    """The submission module (moving from the job package to rackform.jobs: either place works)."""
+    try:
+        from ..jobs import submit
+    except ImportError:
+        from workloads import submit
+    return submit
+
+
+def batch_lookup(args: argparse.Namespace, region: str | None = None):
+    from .. import aws
+
+    return aws.client(aws_target(args, region), "batch", config=submission().LOOKUP_RETRY)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from workloads.store import ResultStore, check_run_id, s3_client
-    from workloads.submit import SubmitError, batch_clients, new_run_id, submit, targets
+    from workloads.store import check_run_id
 
+    from .. import aws
+
+    sub = submission()
     plan = checked_plan(args.spec)
-    run_id = args.run_id or new_run_id()
+    run_id = args.run_id or sub.new_run_id()
     try:
         check_run_id(run_id)
-        targets(plan, args.rack, args.node_group, args.benchmark)  # a typo should not wait for an AWS call
+        sub.targets(plan, args.rack, args.node_group, args.benchmark)  # a typo should not wait for an AWS call
     except ValueError as e:
         print(f"error: --run-id: {e}", file=sys.stderr)
-        return 2
-    except SubmitError as e:
+        return EXIT_USAGE
+    except sub.SubmitError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
-    store = ResultStore(results_bucket(args, plan), s3_client(args.endpoint_url, plan.region))
-    submitter, lookup = batch_clients(args.endpoint_url, plan.region)
+        return EXIT_PROBLEM
+    store = results_store(args, plan)
+    # SubmitJob is never retried by botocore (no idempotency token): submit_once retries by hand.
+    submitter = aws.client(aws_target(args, plan.region), "batch", config=sub.NO_RETRY)
     try:
-        subs = submit(plan, rack=args.rack, node_group=args.node_group, benchmark=args.benchmark, run_id=run_id,
-                      nodes=args.nodes, store=store, submitter=submitter, lookup=lookup)
-    except SubmitError as e:
+        subs = sub.submit(plan, rack=args.rack, node_group=args.node_group, benchmark=args.benchmark,
+                          run_id=run_id, nodes=args.nodes, store=store, submitter=submitter,
+                          lookup=batch_lookup(args, plan.region))
+    except sub.SubmitError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_PROBLEM
     for s in subs:
         verb = "submitted" if s.created else "already submitted"
         kind = f"multi-node, {s.nodes} nodes" if s.nodes > 1 else "1 node"
         print(f"{verb} {s.job_name} ({kind}) to {s.queue}: job {s.job_id}", file=sys.stderr)
-    print(run_id)
+    if args.json:
+        print(json.dumps({"run_id": run_id, "jobs": [s.__dict__ for s in subs]}, indent=2))
+    else:
+        print(run_id)
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    import boto3
+# --- status ------------------------------------------------------------------------------------------------------
 
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def progress_line(done: int, total: int, elapsed_s: float, width: int = 30) -> str:
+    """`[#####.....] 3/12 jobs done, 2m05s elapsed, ETA 6m15s` (the ETA from the pace so far, once a job is done)."""
+    filled = width * done // total if total else width
+    eta = f"ETA {_duration(elapsed_s / done * (total - done))}" if 0 < done < total else \
+        "ETA unknown" if done < total else "all done"
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done, {_duration(elapsed_s)} elapsed, {eta}"
+
+
+def wait_for(run_id: str, store: Any, lookup: Any, *, interval_s: float, timeout_s: float | None,
+             stream=None, clock=time.monotonic, sleep=time.sleep) -> tuple[list, bool]:
+    """Poll until every job is done or `timeout_s` passes: (the last states, whether it timed out).
+
+    On a terminal the bar redraws in place; anywhere else (CI logs, a pipe) each change is one plain line."""
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    started, last = clock(), None
+    while True:
+        states = submission().run_state(run_id, store, lookup)
+        if not states:  # nothing was submitted under this run id: nothing to wait for
+            return states, False
+        done, elapsed = sum(s.done for s in states), clock() - started
+        line = progress_line(done, len(states), elapsed)
+        if tty:
+            stream.write(f"\r{line}")
+        elif done != last:
+            stream.write(f"{line}\n")
+        stream.flush()
+        last = done
+        timed_out = timeout_s is not None and elapsed >= timeout_s
+        if done == len(states) or timed_out:
+            if tty:
+                stream.write("\n")
+            return states, timed_out and done < len(states)
+        sleep(interval_s if timeout_s is None else max(0.0, min(interval_s, timeout_s - elapsed)))
+
+
+def _reasons(run_id: str, store: Any, states: list) -> dict[tuple[str, str, str], str]:
+    """Why each failed or skipped job ended so, from its record (read only when a state needs one)."""
+    if not any(s.record_status in ("failed", "skipped") for s in states):
+        return {}
+    return {(r.rack, r.node_group, r.benchmark): r.reason or "" for r in store.records(run_id)}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
     from .placement import workload_lines
 
-    from workloads.submit import run_state, wait
-
     store = store_for(args, [args.run_id])
-    lookup = boto3.client("batch", region_name=args.region, endpoint_url=args.endpoint_url)
-    states = wait(args.run_id, store, lookup) if args.wait else run_state(args.run_id, store, lookup)
+    lookup = batch_lookup(args)
+    timed_out = False
+    if args.wait:
+        try:
+            states, timed_out = wait_for(args.run_id, store, lookup, interval_s=args.interval,
+                                         timeout_s=args.timeout)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the jobs keep running in AWS Batch; re-attach with `rackform status "
+                  f"{args.run_id} --wait`", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    else:
+        states = submission().run_state(args.run_id, store, lookup)
     problems = problem_lines(store)
     workload_jobs, workloads_bad = workload_lines(args.run_id, store, lookup)  # `rackform run`'s jobs, beside
     if not states and not workload_jobs:
         if problems:
             print("\n".join(problems), file=sys.stderr)
-        print(f"error: run {args.run_id} has no submitted jobs in s3://{store.bucket}/results/", file=sys.stderr)
-        return 1
-    rows = [[s.submission["benchmark"], f"{s.submission['rack']}/{s.submission['node_group']}",
-             s.submission["nodes"], s.batch_status or "?", s.record_status or "-",
-             (s.batch_reason or "")[:60]] for s in states]
-    print("\n".join([table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
-                     *problems, *workload_jobs]))
-    failed = [s for s in states if s.record_status == "failed" or (s.record_status is None and s.done)]
-    return 1 if failed or problems or workloads_bad else 0
+        print(f"error: {no_such_run(store, args.run_id, 'submitted jobs')}", file=sys.stderr)
+        return EXIT_PROBLEM
+    reasons = _reasons(args.run_id, store, states)
+    jobs = []
+    for s in states:
+        key = (s.submission["rack"], s.submission["node_group"], s.submission["benchmark"])
+        jobs.append({"benchmark": key[2], "rack": key[0], "node_group": key[1], "nodes": s.submission["nodes"],
+                     "job_id": s.submission["job_id"], "batch_status": s.batch_status, "record": s.record_status,
+                     "done": s.done, "reason": reasons.get(key) or s.batch_reason or None})
+    failed = [j for j in jobs if j["record"] == "failed" or (j["record"] is None and j["done"])]
+    if args.json:
+        from workloads.store import problem_dicts
+
+        print(json.dumps({"run_id": args.run_id, "done": all(j["done"] for j in jobs), "timed_out": timed_out,
+                          "jobs": jobs, "problems": problem_dicts(store.problems)}, indent=2))
+    else:
+        rows = [[j["benchmark"], f"{j['rack']}/{j['node_group']}", j["nodes"], j["batch_status"] or "?",
+                 j["record"] or "-", (j["reason"] or "")[:70]] for j in jobs]
+        print("\n".join([table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
+                         *problems, *workload_jobs]))
+    if timed_out:
+        print(f"error: --timeout {args.timeout:g}s passed with {sum(not j['done'] for j in jobs)} job(s) not done; "
+              f"they keep running: `rackform status {args.run_id} --wait` re-attaches", file=sys.stderr)
+        return EXIT_TIMEOUT
+    return EXIT_PROBLEM if failed or problems or workloads_bad else 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -94,28 +193,182 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+# --- runs and logs -----------------------------------------------------------------------------------------------
+
+def _cluster(marker: dict[str, Any]) -> str:
+    # Queues are named <cluster>-<rack>-<node group>-queue (rackform.naming.job_queue).
+    suffix = f"-{marker['rack']}-{marker['node_group']}-queue"
+    return marker["queue"][:-len(suffix)] if marker["queue"].endswith(suffix) else "?"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = results_store(args)
+    runs = list(run_ids_in(store).items())
+    listed = []
+    for run_id, first in runs[:args.limit]:
+        markers, records = store.submissions(run_id), store.records(run_id)
+        counts = {s: sum(r.status == s for r in records) for s in ("succeeded", "failed", "skipped")}
+        listed.append({"run_id": run_id, "started": first.isoformat(timespec="seconds"),
+                       "clusters": sorted({_cluster(m) for m in markers}), "jobs": len(markers),
+                       **counts, "pending": max(0, len(markers) - len(records))})
+    if args.json:
+        from workloads.store import problem_dicts
+
+        print(json.dumps({"bucket": store.bucket, "runs": listed, "more": max(0, len(runs) - args.limit),
+                          "problems": problem_dicts(store.problems)}, indent=2))
+        return EXIT_PROBLEM if store.problems else 0
+    if not runs:
+        print(f"no runs in s3://{store.bucket}/results/ yet: `rackform submit` starts one", file=sys.stderr)
+        return 0
+    rows = [[r["run_id"], r["started"].replace("+00:00", "Z"), ", ".join(r["clusters"]) or "-", r["jobs"],
+             r["succeeded"], r["failed"], r["skipped"], r["pending"]] for r in listed]
+    print(table(rows, ["run", "started", "cluster", "jobs", "succeeded", "failed", "skipped", "pending"]))
+    if len(runs) > args.limit:
+        print(f"({len(runs) - args.limit} older runs not shown: --limit {len(runs)} shows all)")
+    if problems := problem_lines(store):
+        print("\n".join(problems))
+    return EXIT_PROBLEM if problems else 0
+
+
+def _log_keys(store: Any, run_id: str, args: argparse.Namespace) -> list[tuple[str, tuple[str, str, str, int]]]:
+    out = []
+    for key in store.keys(f"results/{run_id}/"):
+        parts = key.split("/")
+        if len(parts) != 6 or not (parts[5].startswith("node-") and parts[5].endswith(".log")):
+            continue
+        rack, group, bench, index = parts[2], parts[3], parts[4], parts[5][5:-4]
+        if not index.isdigit():
+            continue
+        job = (rack, group, bench, int(index))
+        if all(want is None or want == have for want, have in zip(
+                (args.rack, args.node_group, args.benchmark, args.node), job)):
+            out.append((key, job))
+    return out
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    check_run_ids([args.run_id])
+    store = results_store(args)
+    found = _log_keys(store, args.run_id, args)
+    if not found:
+        if not any(True for _ in store.keys(f"results/{args.run_id}/")):
+            print(f"error: {no_such_run(store, args.run_id, 'logs')}", file=sys.stderr)
+        else:
+            print(f"error: no node log of run {args.run_id} matches the options given; `rackform status "
+                  f"{args.run_id}` lists its jobs", file=sys.stderr)
+        return EXIT_PROBLEM
+    jobs = sorted({job[:3] for _, job in found})
+    if len(jobs) > 1:
+        rows = [[b, f"{r}/{g}", sum(1 for _, j in found if j[:3] == (r, g, b))] for r, g, b in jobs]
+        print(f"error: {len(jobs)} jobs of run {args.run_id} match; choose one with --rack, --node-group and "
+              f"--benchmark:\n{table(rows, ['benchmark', 'rack/node group', 'node logs'])}", file=sys.stderr)
+        return EXIT_USAGE
+    from botocore.exceptions import FlexibleChecksumError
+
+    docs = []
+    for key, job in sorted(found, key=lambda kj: kj[1]):
+        try:
+            # botocore checks the body against the SHA-256 the writer stored (ChecksumMode=ENABLED).
+            body = store.s3.get_object(Bucket=store.bucket, Key=key, ChecksumMode="ENABLED")["Body"].read()
+        except FlexibleChecksumError as e:
+            print(f"error: {key}: SHA-256 mismatch, not what the job wrote: {e}", file=sys.stderr)
+            return EXIT_PROBLEM
+        docs.append((key, job[3], body.decode("utf-8", errors="replace")))
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "logs": [{"key": k, "node": n, "text": t} for k, n, t in docs]},
+                         indent=2))
+        return 0
+    for key, _, text in docs:
+        if len(docs) > 1:
+            print(f"==> s3://{store.bucket}/{key} <==")
+        # Logs are whatever the job printed: control characters are shown, never sent to the terminal.
+        print(visible(text, keep_newlines=True), end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def _index(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a node index (0, 1, ...)")
+    return int(text)
+
+
+RUN_HELP = "run id, as `rackform submit` printed it (`rackform runs` lists them)"
+
 
 def register(sub: Any) -> None:
     from workloads.benchmarks import BENCHMARKS
 
-    p = sub.add_parser("submit", help="submit a benchmark job to a rack's AWS Batch queue; prints the run id")
-    p.add_argument("spec")
-    p.add_argument("--rack", required=True)
-    p.add_argument("--node-group", help="default: every node group of the rack the benchmark runs on")
-    p.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
-    p.add_argument("--nodes", type=int, help="nodes for a multi-node benchmark (default: the benchmark's own)")
-    p.add_argument("--run-id", help="group jobs into one run; the same id again submits nothing new")
+    p = sub.add_parser("submit", help="submit a benchmark job to a rack's AWS Batch queues; prints the run id",
+                       epilog="example:\n  RUN=$(rackform submit my-spec.yaml --rack trn2-train --benchmark "
+                       "allreduce --nodes 4)\n  rackform submit my-spec.yaml --rack gpu --benchmark gemm --run-id $RUN")
+    p.add_argument("spec", help="path to the rack spec YAML (its Region is where the jobs run)")
+    p.add_argument("--rack", required=True, help="rack to run on, as named in the spec")
+    p.add_argument("--node-group", help="node group of the rack (default: every node group the benchmark runs on)")
+    p.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), help="what to run")
+    p.add_argument("--nodes", type=_positive, help="nodes for a multi-node benchmark (default: the benchmark's own)")
+    p.add_argument("--run-id", help="group jobs into one run (default: a new id); the same id again submits "
+                   "nothing new")
+    json_option(p, "the run id and the jobs")
     aws_options(p, region=False)
     p.set_defaults(func=cmd_submit)
-    
-    p = sub.add_parser("status", help="where a run's jobs are; --wait shows progress until all are done")
-    p.add_argument("run_id", metavar="RUN")
-    p.add_argument("--wait", action="store_true")
+
+    p = sub.add_parser("status", help="where a run's jobs are, with the reason for failed and skipped ones; "
+                       "--wait follows them to the end",
+                       epilog="example:\n  rackform status $RUN --wait --timeout 3600   # in CI: exit 4 if not "
+                       "done in an hour")
+    p.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    p.add_argument("--wait", action="store_true", help="poll until every job has its record; Ctrl-C stops "
+                   "watching, not the jobs")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="with --wait: give up after this long and "
+                   "exit 4 (default: wait as long as it takes)")
+    p.add_argument("--interval", type=_seconds, default=15.0, metavar="SECONDS",
+                   help="with --wait: seconds between polls")
+    json_option(p, "the jobs' states")
     aws_options(p)
     p.set_defaults(func=cmd_status)
-    
-    p = sub.add_parser("results", help="the records a run wrote to S3, as a table or JSON")
-    p.add_argument("run_id", metavar="RUN")
-    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("results", help="the records a run wrote to S3, as a table or JSON",
+                       epilog="example:\n  rackform results $RUN --json | jq '.records[].metrics'")
+    p.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    json_option(p, "the records")
     aws_options(p)
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("runs", help="the runs in the results bucket, newest first, with their jobs' outcomes",
+                       epilog="example:\n  rackform runs --limit 5")
+    p.add_argument("--limit", type=_positive, default=20, metavar="N", help="show the newest N runs")
+    json_option(p, "the runs")
+    aws_options(p)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("logs", help="a job's raw node log from S3 (what the benchmark tool printed)",
+                       epilog="example:\n  rackform logs $RUN --rack gpu --node-group h100 --benchmark allreduce "
+                       "--node 1")
+    p.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    p.add_argument("--rack", help="the job's rack (needed when the run has jobs on several)")
+    p.add_argument("--node-group", help="the job's node group (needed when the rack has several)")
+    p.add_argument("--benchmark", help="the job's benchmark (needed when the run has several)")
+    p.add_argument("--node", type=_index, metavar="I", help="one node of a multi-node job (default: every node)")
+    json_option(p, "the logs")
+    aws_options(p)
+    p.set_defaults(func=cmd_logs)

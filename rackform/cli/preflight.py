@@ -9,21 +9,16 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .common import EXIT_PROBLEM, EXIT_UNCHECKED, checked_plan
+from .common import EXIT_PROBLEM, EXIT_UNCHECKED, aws_options, checked_plan, json_option
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     # botocore is loaded only when preflight runs: `rackform validate` builds the same parser.
-    from botocore.exceptions import BotoCoreError
-
     from ..preflight import _counts, all_checks, aws_clients, fetch_state, render
 
     plan = checked_plan(args.spec)
-    try:
-        client_for = aws_clients(plan.region, args.endpoint_url)
-    except BotoCoreError as e:  # a broken profile or config file: the user's environment, not a bug
-        print(f"error: cannot set up AWS clients ({type(e).__name__}: {e})", file=sys.stderr)
-        return 1
+    # A broken profile or config file raises an AWS error that the CLI explains in one line.
+    client_for = aws_clients(plan.region, args.endpoint_url, args.profile)
     if client_for is None:
         print("error: no AWS credentials found. preflight reads your account: set AWS_PROFILE, run `aws sso "
               "login` or `aws configure`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", file=sys.stderr)
@@ -48,6 +43,6 @@ def register(subparsers: Any) -> None:
                               "reservations, offerings, Batch and CloudFormation limits, the data repository bucket "
                               "(exit 1 on blockers, 3 when checks could not run)")
     p.add_argument("spec", help="path to the rack spec YAML")
-    p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.add_argument("--endpoint-url", help="endpoint for every AWS client (e.g. a local moto server)")
+    json_option(p, "the checks")
+    aws_options(p, region=False, bucket=False)
     p.set_defaults(func=cmd_preflight)

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..textsafe import visible
-from .common import aws_options, checked_plan, problem_lines, run_records, store_for, table, threshold, write
+from .common import aws_options, json_always, checked_plan, problem_lines, run_records, store_for, table, threshold, write
 
 
 def _wide(args: argparse.Namespace) -> bool:
@@ -137,4 +137,5 @@ def register(sub: Any) -> None:
     p = sub.add_parser("parse", help="parse a benchmark tool's raw output into metrics (JSON)")
     p.add_argument("--tool", required=True, choices=TOOLS)
     p.add_argument("file", help="the tool's output, or - for standard input")
+    json_always(p)
     p.set_defaults(func=cmd_parse)

@@ -1,0 +1,174 @@
+"""The one AWS layer of the operator commands: clients (profile, Region, endpoint, retries), pagination, and what
+an AWS failure means in one line with its fix.
+
+boto3 and botocore are imported inside the functions: `rackform validate`, `plan` and `schema` import this module
+(through the CLI's shared options) and must load neither. The in-job package (`workloads/`) keeps its own S3 client:
+the job image carries no `rackform`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# botocore's standard retry mode: throttling, 5xx and connection errors, with jittered exponential backoff
+# (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). Five attempts keep a wrong
+# --endpoint-url to seconds, not minutes; callers with stronger needs (the result store's writes, SubmitJob with
+# none) pass their own Config, merged over this one.
+RETRIES = {"mode": "standard", "total_max_attempts": 5}
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where AWS calls go: a named profile, a Region and an endpoint, each None for the SDK's usual chain."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    def with_region(self, region: str | None) -> Target:
+        """The same target in `region` unless a Region was chosen explicitly (--region wins over a spec's)."""
+        return Target(self.region or region, self.profile, self.endpoint_url)
+
+
+class AwsError(Exception):
+    """An AWS failure explained: `message` says what is wrong, `hint` what to do; both one line."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def session(target: Target) -> Any:
+    import boto3
+
+    try:
+        return boto3.Session(profile_name=target.profile, region_name=target.region)
+    except Exception as e:  # ProfileNotFound, a broken config file: explained, not a traceback
+        raise explained(e, target) from None
+
+
+def _config(config: Any | None) -> Any:
+    from botocore.config import Config
+
+    base = Config(retries=dict(RETRIES), connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
+    return base if config is None else base.merge(config)
+
+
+def client(target: Target, service: str, *, config: Any | None = None) -> Any:
+    """A client of `service` for the target, with standard retries and timeouts (`config` merged over them)."""
+    try:
+        return session(target).client(service, region_name=target.region, endpoint_url=target.endpoint_url,
+                                      config=_config(config))
+    except AwsError:
+        raise
+    except Exception as e:  # NoRegionError, a malformed endpoint URL
+        raise explained(e, target) from None
+
+
+def client_factory(target: Target) -> Callable[[str], Any]:
+    """service name -> client, all from one session (preflight asks for several services)."""
+    s = session(target)
+
+    def make(service: str) -> Any:
+        return s.client(service, region_name=target.region, endpoint_url=target.endpoint_url, config=_config(None))
+
+    return make
+
+
+def has_credentials(target: Target) -> bool:
+    return session(target).get_credentials() is not None
+
+
+def paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated boto3 operation."""
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator(op).paginate(**kwargs):
+        items.extend(page.get(key, []))
+    return items
+
+
+# --- what went wrong ---------------------------------------------------------------------------------------------
+
+CREDENTIALS_HINT = ("set AWS_PROFILE or pass --profile, run `aws sso login` or `aws configure`, or export "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+_MISSING_STACK = re.compile(r"Stack with id (\S+) does not exist")
+_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Unauthorized", "NotAuthorized",
+           "AuthorizationError")
+_EXPIRED = ("ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired")
+_REJECTED = ("InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+             "AuthFailure", "IncompleteSignature")
+_THROTTLED = ("Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown")
+
+
+def is_aws_error(e: BaseException) -> bool:
+    return isinstance(e, AwsError) or type(e).__module__.split(".")[0] in ("botocore", "boto3")
+
+
+def _short(text: object, limit: int = 200) -> str:
+    # One line, cut short: an endpoint's error can be a whole HTML page.
+    return " ".join(str(text).split())[:limit]
+
+
+def explained(e: BaseException, target: Target | None = None, *, bucket: str | None = None) -> AwsError:
+    """The one-line message and hint for an AWS failure: each case the user can fix gets its own."""
+    if isinstance(e, AwsError):
+        return e
+    from botocore import exceptions as bx
+
+    endpoint = (target.endpoint_url if target else None) or "AWS"
+    where = f" in {target.region}" if target and target.region else ""
+    if isinstance(e, bx.ProfileNotFound):
+        return AwsError(f"AWS profile {e.kwargs.get('profile')!r} is not in your AWS config",
+                        "pass --profile with one that `aws configure list-profiles` shows, or drop it")
+    if isinstance(e, bx.NoRegionError):
+        return AwsError("no AWS Region: none was given and none is configured",
+                        "pass --region (or set AWS_REGION, or a region in your AWS profile)")
+    if isinstance(e, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError)):
+        return AwsError(f"no usable AWS credentials ({_short(e)})", CREDENTIALS_HINT)
+    if isinstance(e, (bx.SSOTokenLoadError, bx.UnauthorizedSSOTokenError, bx.TokenRetrievalError)):
+        return AwsError(f"the AWS SSO session is missing or expired ({_short(e)})",
+                        "run `aws sso login` (with --profile if you use one)")
+    if isinstance(e, bx.InvalidEndpointConfigurationError) or isinstance(e, ValueError) and "endpoint" in str(e):
+        return AwsError(f"invalid endpoint: {_short(e)}", "give --endpoint-url as http(s)://HOST[:PORT]")
+    if isinstance(e, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ConnectionClosedError)):
+        return AwsError(f"cannot connect to {endpoint}{where}: {_short(e)}",
+                        "check --endpoint-url, the network or proxy, and that the Region is right")
+    if isinstance(e, bx.ReadTimeoutError):
+        return AwsError(f"{endpoint} did not answer in time: {_short(e)}", "try again; check the network or proxy")
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(e, ResponseParserError):
+        return AwsError(f"{endpoint} answered with something that is not an AWS response",
+                        "check --endpoint-url: it must be an AWS API endpoint")
+    if isinstance(e, bx.ClientError):
+        return _client_error(e, where, bucket)
+    return AwsError(f"AWS: {type(e).__name__}: {_short(e)}", "check AWS credentials, --profile and --region")
+
+
+def _client_error(e: Any, where: str, bucket: str | None) -> AwsError:
+    err = e.response.get("Error", {})
+    code, text = str(err.get("Code", "")), _short(err.get("Message", ""))
+    op = getattr(e, "operation_name", "") or "an AWS call"
+    if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and op in ("HeadBucket",)):
+        name = err.get("BucketName") or bucket or "the results bucket"
+        return AwsError(f"S3 bucket {name} does not exist{where}",
+                        "check --bucket or RACKFORM_BUCKET, or deploy the storage stack first")
+    if m := _MISSING_STACK.search(text):
+        return AwsError(f"stack {m[1]} is not deployed{where}",
+                        "deploy first (`cdk deploy --all -c spec=SPEC`) or pass --bucket (or set RACKFORM_BUCKET)")
+    if code in _EXPIRED:
+        return AwsError(f"the AWS credentials have expired ({code})", "refresh them: `aws sso login`, or new keys")
+    if code in _REJECTED:
+        return AwsError(f"AWS rejected the credentials ({code}: {text})", CREDENTIALS_HINT)
+    if code in _DENIED or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+        return AwsError(f"access denied to {op}{where} ({code}: {text})".replace(" ()", ""),
+                        "your identity needs that permission; check --profile, or ask your account's admin")
+    if code in _THROTTLED:
+        return AwsError(f"AWS throttled {op} after retries ({code})", "try again in a minute")
+    return AwsError(f"AWS {op} failed{where}: {code}: {text}".rstrip(": "),
+                    "check the names given, --region and --profile")
