@@ -25,6 +25,8 @@ from rackform.limits import limits_for
 from rackform.problems import Problem
 from rackform.textsafe import visible
 from rackform.analysis import report as rp
+from rackform.render import html as rh
+from rackform.render import report as rr
 from rackform.jobs.local import Deployment, log_path, run_local
 from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore, record_key, sha256_b64, submission_key
@@ -210,11 +212,11 @@ def test_a_nan_against_a_baseline_is_a_failure_not_a_nan_percent():
                                                              labels={"dtype": "bf16"}),))
 
     report = rp.build_report([gemm(math.nan)], limits_of=limits_for, baseline=[gemm(700.0)], baseline_run_id="b")
-    before, after = rp.text_lines(report)
-    table = _table(*rp.summary_table(report))
+    before, after = rr.text_lines(report)
+    table = _table(*rr.summary_table(report))
     assert "nan%" not in table + "\n".join(before + after) and "failed measurement" in table
     assert [c.metric for c in report.regressions] == ["status"]  # succeeded in the baseline, failed now
-    json.loads(rp.render_json(report), parse_constant=lambda c: pytest.fail(c))
+    json.loads(rr.render_json(report), parse_constant=lambda c: pytest.fail(c))
 
 
 # --- item 7: output that cannot attack its reader ----------------------------------------------------------------
@@ -224,7 +226,7 @@ def test_csv_cells_cannot_start_a_formula_and_numbers_stay_numbers():
                     metrics=())
     worse = record("cpu", value=900.0)
     report = rp.build_report([failed, worse], limits_of=limits_for, baseline=[record("cpu")], baseline_run_id="b")
-    rows = list(csv.DictReader(io.StringIO(rp.render_csv(report))))
+    rows = list(csv.DictReader(io.StringIO(rr.render_csv(report))))
     fabric = next(r for r in rows if r["benchmark"] == "fabric")
     assert fabric["node_group"] == "'=HYPERLINK(\"http://x\",\"y\")" and fabric["reason"] == "'@SUM(A1)"
     cpu = next(r for r in rows if r["benchmark"] == "cpu")
@@ -255,9 +257,9 @@ def test_plot_labels_are_never_mathtext():
     rec = record("gemm", "$\\notacommand$", "$x^2$", metrics=(Metric(name="tflops_max", value=1.0,
                                                                      unit="TFLOP/s", labels={"dtype": "bf16"}),))
     report = rp.build_report([rec], limits_of=limits_for)
-    page = rp.render_html(report)  # mathtext would raise on the unknown command while drawing the PNG
+    page = rh.render_html(report)  # mathtext would raise on the unknown command while drawing the PNG
     assert page.count("data:image/png") == 3
-    fig = rp.per_dollar_figure(report)
+    fig = rh.per_dollar_figure(report)
     fig.canvas.draw()
     labels = [t for ax in fig.axes for t in ax.get_xticklabels() if t.get_text()]
     assert labels and all(t._preprocess_math(t.get_text()) == (t.get_text().replace("\\$", "$"), False)
