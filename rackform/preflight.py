@@ -21,15 +21,13 @@ from .aws import paginate
 from .catalog import is_zone_id
 from .plan import NodeGroupPlan, Plan
 from .render.text import table
+# AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
+from .validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client for the plan's Region
 T = TypeVar("T")
 
-# AWS Batch per-Region limits as ../shared/reference/aws-facts.md gives them. Fixed figures:
-# no Service Quotas code is read for them.
-BATCH_COMPUTE_ENVIRONMENTS_PER_REGION = 50
-BATCH_JOB_QUEUES_PER_REGION = 50
 # CloudFormation's default stacks per account and Region, used only when DescribeAccountLimits omits StackLimit.
 DEFAULT_STACK_LIMIT = 2000
 # A reservation that ends this soon still deploys, but leaves little time for a run: warn, do not block.
@@ -292,12 +290,12 @@ def check_batch(plan: Plan, compute_environments: tuple[str, ...] | ApiError,
     source = f"AWS Batch's documented per-Region figure, not read from Service Quotas; region {region}"
     return [
         _count_check("Batch compute environments", region, compute_environments,
-                     [g.compute_environment for g in groups], BATCH_COMPUTE_ENVIRONMENTS_PER_REGION,
+                     [g.compute_environment for g in groups], BATCH_MAX_COMPUTE_ENVIRONMENTS,
                      "compute environments",
                      f"delete unused compute environments (aws batch update-compute-environment --state DISABLED, "
                      f"then delete-compute-environment) or deploy to another Region ({source})"),
         _count_check("Batch job queues", region, job_queues, [g.job_queue for g in groups],
-                     BATCH_JOB_QUEUES_PER_REGION, "job queues",
+                     BATCH_MAX_JOB_QUEUES, "job queues",
                      f"delete unused job queues (aws batch update-job-queue --state DISABLED, then delete-job-queue) "
                      f"or deploy to another Region ({source})"),
     ]

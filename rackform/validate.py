@@ -19,7 +19,9 @@ from .problems import Level, Problem
 from .spec import NodeGroup, Spec
 from .stacklimits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack
 
-# AWS Batch per-Region quotas: every node group has one compute environment and one job queue.
+# AWS Batch per-Region quotas that cannot be changed (https://docs.aws.amazon.com/batch/latest/userguide/
+# service_limits.html): every node group has one compute environment and one job queue. preflight counts the
+# account's existing ones against the same figures.
 BATCH_MAX_COMPUTE_ENVIRONMENTS = 50
 BATCH_MAX_JOB_QUEUES = 50
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workloads.parsers import TOOLS, bus_bandwidth, parse
+from workloads.parsers import TOOLS, parse
 
 DATA = Path(__file__).parent / "data" / "tool-output"
 
@@ -58,26 +58,12 @@ def test_every_tool_dispatches_and_rejects_empty_output(tool):
     assert failed(tool, "").tool == tool
 
 
-@pytest.mark.parametrize(("collective", "ranks", "factor"), [
-    ("all_reduce", 8, 1.75), ("all-reduce", 2, 1.0), ("allreduce", 1, 0.0), ("all_gather", 8, 0.875),
-    ("reduce_scatter", 4, 0.75), ("alltoall", 16, 0.9375), ("broadcast", 8, 1.0), ("reduce", 8, 1.0),
-])
-def test_bus_bandwidth_factors(collective, ranks, factor):
-    assert bus_bandwidth(100.0, ranks, collective) == pytest.approx(100.0 * factor)
+def test_torchbench_bus_factor_agrees_with_what_nccl_tests_printed():
+    from workloads.torchbench import bus_factor
 
-
-def test_bus_bandwidth_agrees_with_what_nccl_tests_printed():
     # 3-rank all-reduce, 536870912 B: algbw 6.00, busbw 8.00; 12-rank, 8589934592 B: algbw 67.40, busbw 123.56.
-    assert bus_bandwidth(6.00, 3, "all_reduce") == pytest.approx(8.00)
-    assert bus_bandwidth(67.40, 12, "all_reduce") == pytest.approx(123.56, abs=0.01)
-
-
-@pytest.mark.parametrize(("ranks", "collective", "message"), [
-    (8, "gather", "unknown collective 'gather'"), (0, "all_reduce", "ranks must be at least 1, got 0"),
-])
-def test_bus_bandwidth_rejects(ranks, collective, message):
-    with pytest.raises(ValueError, match=message):
-        bus_bandwidth(1.0, ranks, collective)
+    assert 6.00 * bus_factor(3) == pytest.approx(8.00)
+    assert 67.40 * bus_factor(12) == pytest.approx(123.56, abs=0.01)
 
 
 # --- nccl-tests ------------------------------------------------------------------------------------------------

@@ -25,31 +25,6 @@ TOOLS: tuple[str, ...] = ("nccl-tests", "nccom-test", "fio", "sysbench-cpu", "sy
 
 GB_PER_GIB = 2**30 / 1e9  # 1.073741824
 
-# busbw / algbw for a collective over n ranks (nccl-tests doc/PERFORMANCE.md; the Neuron nccom-test guide agrees).
-_BUS_FACTORS: dict[str, Callable[[int], float]] = {
-    "allreduce": lambda n: 2 * (n - 1) / n,
-    "allgather": lambda n: (n - 1) / n,
-    "reducescatter": lambda n: (n - 1) / n,
-    "alltoall": lambda n: (n - 1) / n,
-    "broadcast": lambda n: 1.0,
-    "reduce": lambda n: 1.0,
-}
-
-
-def bus_bandwidth(algbw: float, ranks: int, collective: str) -> float:
-    """Bus bandwidth from algorithm bandwidth: what each rank's link carried, comparable across rank counts.
-
-    `collective` may be spelt all_reduce, all-reduce or allreduce (likewise all_gather, reduce_scatter, alltoall,
-    broadcast, reduce).
-    """
-    factor = _BUS_FACTORS.get(collective.lower().replace("_", "").replace("-", ""))
-    if factor is None:
-        raise ValueError(f"unknown collective {collective!r}; known: all_reduce, all_gather, reduce_scatter, "
-                         "alltoall, broadcast, reduce")
-    if ranks < 1:
-        raise ValueError(f"ranks must be at least 1, got {ranks}")
-    return algbw * factor(ranks)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Shared helpers
