@@ -50,7 +50,14 @@ def test_two_node_allreduce_runs_as_two_processes_and_lands_in_s3(embedded, tmp_
     assert 0.001 < peak < 200  # GB/s through loopback on one machine: plausible, not a placeholder
     # both nodes uploaded their raw logs beside the record
     keys = set(store.keys("results/local-1/graviton/cpu/allreduce/"))
-    assert {k.rsplit("/", 1)[1] for k in keys} == {"record.json", "node-0.log", "node-1.log"}
+    assert {k.rsplit("/", 1)[1] for k in keys} == {"record.json", "node-0.log", "node-1.log", "health-node-0.json",
+                                                   "health-node-1.json"}
+    # Each node checked itself first; on this machine the planned hardware checks do not apply, and say why.
+    health = store.health("local-1")
+    assert sorted(h.node_index for h in health) == [0, 1] and all(h.healthy for h in health)
+    assert {c.status for h in health for c in h.checks} <= {"passed", "not applicable here"}
+    # gloo between two processes: TCP sockets over loopback, recorded as such, never as EFA.
+    assert (record.validity, record.fabric, record.efa_devices) == ("valid", "socket", None)
 
     code = main(["status", "local-1"])
     assert code == 0 and "succeeded" in capsys.readouterr().out

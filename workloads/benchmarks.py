@@ -35,6 +35,15 @@ class NodeContext:
     master_port: int = 29500  # torch rendezvous on the main node
     fabric_port: int = 47592  # fi_pingpong's control port (its default)
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Benchmarks launched across nodes (Benchmark.ssh_launch): every node's address, the main node's first, and the
+    # Open MPI host file the main node wrote from them (workloads/launch.py). Empty on one node.
+    hosts: tuple[str, ...] = ()
+    hostfile: str | None = None
+
+    @property
+    def ranks_per_node(self) -> int:
+        """One rank per accelerator (NeuronCores as the collectives see them); one per "node" locally."""
+        return 1 if self.local else max(self.gpus, self.neuron_ranks, 1)
 
     @property
     def is_main(self) -> bool:
@@ -92,6 +101,9 @@ class Benchmark:
     precheck: Callable[[NodeContext], str | None] = lambda ctx: None
     # Measures the cluster's FSx for Lustre file system: its scratch directory is on the mount, not the root volume.
     on_fsx: bool = False
+    # Across nodes, the main node gathers the others' addresses and launches one program on all of them over SSH
+    # (workloads/launch.py): the other nodes run sshd and wait. One node runs the steps as they are.
+    ssh_launch: bool = False
     # What the benchmark means to the report and to `rackform advise`: its headlines in display order, the one it is
     # priced by, and the workload class it informs ("training" | "inference" | "general").
     headlines: tuple[Headline, ...] = ()
@@ -128,14 +140,39 @@ def _inference(ctx: NodeContext) -> tuple[Step, ...]:
     return (Step(_torch("inference", ctx), "torch"),)
 
 
+def _launch_env(ctx: NodeContext) -> tuple[tuple[str, str], ...]:
+    # What every rank needs whichever node it lands on (ranks started over SSH get sshd's environment, not the
+    # job's): NCCL's INIT/NET lines name the transport (workloads/transport.py); EFA through libfabric.
+    env = (("NCCL_DEBUG", "INFO"), ("NCCL_DEBUG_SUBSYS", "INIT,NET"))
+    return env + ((("FI_PROVIDER", "efa"), ("FI_EFA_FORK_SAFE", "1")) if ctx.efa and not ctx.local else ())
+
+
 def _nccl_tests(ctx: NodeContext) -> tuple[Step, ...]:
-    return (Step(("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", str(max(ctx.gpus, 1))), "nccl-tests"),)
+    if ctx.num_nodes == 1:
+        return (Step(("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", str(max(ctx.gpus, 1))),
+                     "nccl-tests"),)
+    if not ctx.is_main:
+        return ()
+    # Across nodes: one MPI rank per GPU (-g 1), as AWS's Batch nccl-tests sample runs it.
+    from .launch import mpirun_argv
+
+    program = ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "1")
+    return (Step(mpirun_argv(program, hostfile_path=ctx.hostfile or "hostfile",
+                             ranks=ctx.num_nodes * ctx.ranks_per_node, env_names=("PATH", "LD_LIBRARY_PATH"),
+                             env=_launch_env(ctx)), "nccl-tests"),)
 
 
 def _nccom(ctx: NodeContext) -> tuple[Step, ...]:
-    ranks = max(ctx.neuron_ranks, 1)
-    return (Step(("nccom-test", "-r", str(ranks), "--minbytes", "8", "--maxbytes", "8G", "--stepfactor", "2",
-                  "--datatype", "fp32", "allr"), "nccom-test"),)
+    sweep = ("--minbytes", "8", "--maxbytes", "8G", "--stepfactor", "2", "--datatype", "fp32", "allr")
+    if ctx.num_nodes == 1:
+        return (Step(("nccom-test", "-r", str(max(ctx.neuron_ranks, 1)), *sweep), "nccom-test"),)
+    if not ctx.is_main:
+        return ()
+    # The NCCOM-TEST User Guide's multi-instance form: -r all ranks, -N nodes, --hosts every node (this one first),
+    # NEURON_RT_ROOT_COMM_ID the main node's address and a free port; nccom-test reaches the hosts over SSH itself.
+    root = f"{ctx.hosts[0] if ctx.hosts else ctx.main_address}:{ctx.master_port + 1}"
+    return (Step(("nccom-test", "-r", str(ctx.num_nodes * ctx.ranks_per_node), "-N", str(ctx.num_nodes), *sweep,
+                  "--hosts", *ctx.hosts), "nccom-test", env=(("NEURON_RT_ROOT_COMM_ID", root), *_launch_env(ctx))),)
 
 
 def _fio(ctx: NodeContext) -> tuple[Step, ...]:
@@ -196,12 +233,12 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               "CUDA, XLA on Trainium)", ALL_TIERS, nodes=2, max_nodes=1000, steps=_allreduce,
               headlines=(Headline("busbw_max", "busbw", (("placement", "in-place"),), "network_line_rate"),),
               priced_by=ALLREDUCE_PRICING, workload_class="training"),
-    Benchmark("allreduce-nccl", "nccl-tests all_reduce_perf on every GPU of one node", ("gpu",), nodes=1,
-              max_nodes=1, steps=_nccl_tests, needs=(("all_reduce_perf", "nccl-tests (in the GPU image)"),),
+    Benchmark("allreduce-nccl", "nccl-tests all_reduce_perf on every GPU, across nodes with Open MPI over SSH",
+              ("gpu",), nodes=2, max_nodes=1000, steps=_nccl_tests, ssh_launch=True, needs=(("all_reduce_perf", "nccl-tests (in the GPU image)"),),
               headlines=(Headline("busbw_max", "busbw", limit="network_line_rate"),), priced_by=ALLREDUCE_PRICING,
               workload_class="training"),
-    Benchmark("allreduce-nccom", "nccom-test all-reduce on every NeuronCore of one node", ("trainium",), nodes=1,
-              max_nodes=1, steps=_nccom, needs=(("nccom-test", "aws-neuronx-tools (in the Neuron image)"),),
+    Benchmark("allreduce-nccom", "nccom-test all-reduce on every NeuronCore, across nodes over SSH", ("trainium",),
+              nodes=2, max_nodes=1000, steps=_nccom, ssh_launch=True, needs=(("nccom-test", "aws-neuronx-tools (in the Neuron image)"),),
               headlines=(Headline("busbw_max", "busbw", limit="network_line_rate"),), priced_by=ALLREDUCE_PRICING,
               workload_class="training"),
     Benchmark("gemm", "matrix-multiply throughput, bf16 where the hardware has it", ALL_TIERS, nodes=1,

@@ -18,12 +18,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import health, transport
+from . import health, launch, transport
 from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
 from .results import HealthRecord, Metric, Parsed, ResultRecord
@@ -109,6 +110,13 @@ def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[s
         what = ", ".join(f"{cmd} (install {pkg})" for cmd, pkg in missing)
         return "skipped", f"not installed on this node: {what}", [], {}, f"[skipped: {what}]\n"
     Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
+    if benchmark.ssh_launch and ctx.num_nodes > 1:
+        return launched(benchmark, ctx, timeout_s, log)
+    return run_steps(benchmark, ctx, timeout_s, log)
+
+
+def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list[str]) -> tuple[
+        str, str | None, list[Metric], dict[str, str], str]:
     metrics: list[Metric] = []
     details: dict[str, str] = {}
     for step in benchmark.steps(ctx):
@@ -129,6 +137,53 @@ def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[s
         metrics += [m.model_copy(update={"labels": {**m.labels, **extra}}) for m in parsed.metrics]
         details.update(parsed.details)
     return "succeeded", None, metrics, details, "".join(log)
+
+
+def launched(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list[str], *,
+             batch_job_id: str | None = None) -> tuple[str, str | None, list[Metric], dict[str, str], str]:
+    """A benchmark launched across nodes: the main node gathers the others (workloads/launch.py), writes the host
+    file and runs the steps, which start the program on every node; the others run sshd until it is over."""
+    token = launch.job_token(batch_job_id or os.environ.get("AWS_BATCH_JOB_ID"))
+    # Container-private and made per job: the job's keys never land on the host's scratch volume.
+    setup = launch.SshSetup(Path(tempfile.mkdtemp(prefix="rackform-ssh-")))
+    sshd: subprocess.Popen | None = None
+
+    def ready(public_key: str) -> None:
+        nonlocal sshd
+        if not ctx.local:  # locally every "node" is this machine: Open MPI starts local ranks without SSH
+            sshd = launch.start_sshd(setup, public_key)
+
+    try:
+        if not ctx.is_main:
+            log.append(f"[launch] node {ctx.node_index} calling the main node {ctx.main_address}:{ctx.master_port}\n")
+            code = launch.join(ctx.main_address, ctx.master_port, index=ctx.node_index, token=token,
+                               get_ready=ready, timeout_s=timeout_s)
+            log.append(f"[launch] the main node's launch ended with exit {code}\n")
+            return ("succeeded" if code == 0 else "failed", None if code == 0 else
+                    f"the main node's launch exited {code}", [], {}, "".join(log))
+        public_key = ""
+        if not ctx.local:
+            public_key = launch.make_job_key(setup, token)
+            launch.install_client_config(setup)
+            ready(public_key)  # the main node's own ranks may be reached over SSH too (nccom-test does)
+        gathered = launch.gather(ctx.master_port, num_nodes=ctx.num_nodes, token=token, public_key=public_key,
+                                 timeout_s=timeout_s, bind="127.0.0.1" if ctx.local else "0.0.0.0")
+        hostfile = Path(ctx.work_dir) / "hostfile"
+        hostfile.write_text(launch.hostfile(gathered.nodes, ctx.ranks_per_node))
+        log.append(f"[launch] nodes: {', '.join(f'{n.index}={n.address}' for n in gathered.nodes)}\n"
+                   f"[launch] host file:\n{hostfile.read_text()}")
+        result = None
+        try:
+            result = run_steps(benchmark, replace(ctx, hosts=tuple(n.address for n in gathered.nodes),
+                                                  hostfile=str(hostfile)), timeout_s, log)
+        finally:
+            gathered.release(0 if result is not None and result[0] == "succeeded" else 1)
+        return result
+    except launch.LaunchError as e:
+        return "failed", f"launch across {ctx.num_nodes} nodes: {e}", [], {}, "".join(log)
+    finally:
+        if sshd is not None:
+            sshd.terminate()
 
 
 def _probe(argv: list[str]) -> str | None:

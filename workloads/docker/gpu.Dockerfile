@@ -18,7 +18,9 @@ ARG EFA_INSTALLER_VERSION=1.47.0
 ARG EFA_INSTALLER_SHA256=2df4201e046833c7dc8160907bee7f52b76ff80ed147376a2d0ed8a0dd66b2db
 ARG NCCL_TESTS_VERSION=v2.16.4
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update && apt-get install -y --no-install-recommends fio sysbench curl git \
+# openssh: multi-node nccl-tests runs over SSH between the job's containers (workloads/launch.py), as in AWS's
+# nccl-tests image; the runner starts sshd itself, with keys made per job.
+RUN apt-get update && apt-get install -y --no-install-recommends fio sysbench curl git openssh-client openssh-server \
  && rm -rf /var/lib/apt/lists/*
 # NGC ships its own InfiniBand verbs (libibverbs, libmlx5) and HPC-X (Open MPI, UCX). Left in place, they are found
 # before the EFA installer's rdma-core and libfabric, and NCCL never reaches the efa provider. AWS's NGC-based image
@@ -50,8 +52,13 @@ WORKDIR /
 ENV PATH=/opt/amazon/efa/bin:/opt/amazon/openmpi/bin:$PATH \
     LD_LIBRARY_PATH=/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu:/opt/amazon/ofi-nccl/lib/aarch64-linux-gnu:/opt/amazon/ofi-nccl/lib:/opt/amazon/efa/lib:/opt/amazon/openmpi/lib:$LD_LIBRARY_PATH \
     FI_PROVIDER=efa NCCL_SOCKET_IFNAME=^docker,lo,veth
+# nccl-tests with MPI=1 against the installer's Open MPI, as AWS's nccl-tests.Dockerfile builds it: one binary runs
+# on one node (no mpirun) and across nodes (one rank per GPU under mpirun).
+# Batch runs the container as root: Open MPI refuses root unless told (also for a singleton, one node without
+# mpirun); PMIX_MCA_gds=hash as in AWS's image (open-mpi/ompi#7516).
+ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PMIX_MCA_gds=hash
 RUN git clone --depth 1 --branch ${NCCL_TESTS_VERSION} https://github.com/NVIDIA/nccl-tests.git /opt/nccl-tests \
- && make -C /opt/nccl-tests -j"$(nproc)" MPI=0 CUDA_HOME=/usr/local/cuda \
+ && make -C /opt/nccl-tests -j"$(nproc)" MPI=1 MPI_HOME=/opt/amazon/openmpi CUDA_HOME=/usr/local/cuda \
  && ln -s /opt/nccl-tests/build/all_reduce_perf /usr/local/bin/all_reduce_perf
 RUN pip install --no-cache-dir pydantic==2.14.3 boto3==1.44.5
 COPY . /opt/rackform/workloads

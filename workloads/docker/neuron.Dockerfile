@@ -13,7 +13,8 @@
 ARG BASE_IMAGE=public.ecr.aws/neuron/pytorch-training-neuronx:2.5.1-neuronx-py310-sdk2.22.0-ubuntu22.04
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update && apt-get install -y --no-install-recommends fio sysbench \
+# openssh: multi-node nccom-test reaches the other nodes over SSH (workloads/launch.py starts sshd, keys per job).
+RUN apt-get update && apt-get install -y --no-install-recommends fio sysbench openssh-client openssh-server \
  && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir pydantic==2.14.3 boto3==1.44.5
 COPY . /opt/rackform/workloads

@@ -1,0 +1,170 @@
+"""Multi-node native collectives (issue 11 item 3): the launcher that gathers a job's nodes and runs one MPI program
+across them. The real run below is two local "nodes" (two runner threads, as the local executor's two processes)
+going through the same rendezvous, host file and mpirun as a Batch job, with Open MPI from PyPI."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from workloads import launch
+from workloads.benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
+from workloads.run import launched, run_steps
+
+# One MPI program, for real: every rank all-reduces its rank + 1 and rank 0 prints the result the way a
+# torchbench job does (the runner's "torch" parser reads it).
+PROGRAM = """
+import json, socket
+from mpi4py import MPI
+comm = MPI.COMM_WORLD
+total = comm.allreduce(comm.Get_rank() + 1)
+hosts = comm.gather(socket.gethostname())
+if comm.Get_rank() == 0:
+    doc = {"benchmark": "allreduce", "metrics": [{"name": "mpi_sum", "value": total, "unit": "1"}],
+           "details": {"world_size": str(comm.Get_size()), "hosts": ",".join(hosts)}}
+    print("RACKFORM_RESULT " + json.dumps(doc), flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hostfile_lists_every_node_once_with_its_slots():
+    nodes = [launch.Node(1, "10.0.1.7"), launch.Node(0, "10.0.1.5"), launch.Node(2, "10.0.1.9")]
+    assert launch.hostfile(nodes, 8) == "10.0.1.5 slots=8\n10.0.1.7 slots=8\n10.0.1.9 slots=8\n"
+    # Local "nodes" share one address: Open MPI must see it once, with all their slots.
+    assert launch.hostfile([launch.Node(0, "127.0.0.1"), launch.Node(1, "127.0.0.1")], 1) == "127.0.0.1 slots=2\n"
+
+
+def test_mpirun_command_follows_the_aws_batch_sample():
+    argv = launch.mpirun_argv(("all_reduce_perf", "-g", "1"), hostfile_path="/tmp/h", ranks=16,
+                              env_names=("PATH",), env=(("FI_PROVIDER", "efa"),), mpirun="/opt/amazon/openmpi/bin/mpirun")
+    assert argv[0] == "/opt/amazon/openmpi/bin/mpirun" and argv[-3:] == ("all_reduce_perf", "-g", "1")
+    text = " ".join(argv)
+    assert "-np 16 --hostfile /tmp/h --bind-to none --mca btl tcp,self" in text
+    assert "-x PATH -x FI_PROVIDER=efa" in text
+
+
+def test_multi_node_steps_of_nccl_tests_and_nccom_test():
+    ctx = NodeContext(tier="gpu", gpus=8, num_nodes=2, efa=True, hosts=("10.0.1.5", "10.0.1.7"), hostfile="/w/h")
+    (step,) = BENCHMARKS["allreduce-nccl"].steps(ctx)
+    assert "-np 16" in " ".join(step.argv) and step.argv[-8:] == ("all_reduce_perf", "-b", "8", "-e", "8G", "-f",
+                                                                  "2", "-g", "1")[-8:]
+    assert "-x FI_PROVIDER=efa" in " ".join(step.argv) and "-x NCCL_DEBUG=INFO" in " ".join(step.argv)
+    assert BENCHMARKS["allreduce-nccl"].steps(NodeContext(tier="gpu", gpus=8, num_nodes=2, node_index=1)) == ()
+    trn = NodeContext(tier="trainium", neuron_ranks=32, num_nodes=2, efa=True, hosts=("10.0.1.5", "10.0.1.7"),
+                      master_port=29500)
+    (step,) = BENCHMARKS["allreduce-nccom"].steps(trn)
+    assert step.argv[:5] == ("nccom-test", "-r", "64", "-N", "2") and step.argv[-3:] == ("--hosts", "10.0.1.5",
+                                                                                       "10.0.1.7")
+    assert ("NEURON_RT_ROOT_COMM_ID", "10.0.1.5:29501") in step.env
+    one = BENCHMARKS["allreduce-nccl"].steps(NodeContext(tier="gpu", gpus=8))
+    assert one[0].argv[0] == "all_reduce_perf" and one[0].argv[-1] == "8"
+
+
+def test_a_node_of_another_job_is_turned_away():
+    port = free_port()
+    result: dict = {}
+
+    def main():
+        try:
+            result["nodes"] = launch.gather(port, num_nodes=2, token="job-a", public_key="ssh-ed25519 AAAA",
+                                            timeout_s=2, bind="127.0.0.1")
+        except launch.LaunchError as e:
+            result["error"] = str(e)
+
+    t = threading.Thread(target=main)
+    t.start()
+    with pytest.raises(launch.LaunchError, match="refused"):
+        launch.join("127.0.0.1", port, index=1, token="job-b", get_ready=lambda key: None, timeout_s=5)
+    t.join()
+    assert result == {"error": "nodes [1] never called in within 2 s"}
+
+
+def test_children_get_the_jobs_key_and_are_released_with_the_mains_code():
+    port = free_port()
+    keys, codes = [], []
+    child = threading.Thread(target=lambda: codes.append(launch.join(
+        "127.0.0.1", port, index=1, token="j", get_ready=keys.append, timeout_s=10)))
+    child.start()
+    gathered = launch.gather(port, num_nodes=2, token=launch.job_token("j#0"), public_key="ssh-ed25519 KEY",
+                             timeout_s=10, bind="127.0.0.1")
+    assert [(n.index, n.address) for n in gathered.nodes] == [(0, "127.0.0.1"), (1, "127.0.0.1")]
+    gathered.release(3)
+    child.join(5)
+    assert keys == ["ssh-ed25519 KEY"] and codes == [3]
+
+
+def test_sshd_and_client_config_are_key_only_and_per_job(tmp_path):
+    setup = launch.SshSetup(tmp_path / "ssh")
+    argv = " ".join(setup.sshd_argv())
+    assert f"-p {launch.SSH_PORT}" in argv and "PasswordAuthentication=no" in argv and "-D" in argv
+    assert f"AuthorizedKeysFile={setup.authorized_keys}" in argv
+    ran = []
+
+    def keygen(argv):
+        ran.append(argv)
+        Path(argv[-1] + ".pub").write_text("ssh-ed25519 AAAAC3 rackform-j\n")
+
+    assert launch.make_job_key(setup, "j", run=keygen) == "ssh-ed25519 AAAAC3 rackform-j"
+    assert ran[0][:4] == ("ssh-keygen", "-q", "-t", "ed25519")
+    launch.install_client_config(setup, home=tmp_path / "home")
+    config = (tmp_path / "home/.ssh/config").read_text()
+    assert f"Port {launch.SSH_PORT}" in config and f"IdentityFile {setup.key}" in config
+
+
+def test_a_real_mpi_program_across_two_local_nodes_through_the_launcher(tmp_path):
+    program = tmp_path / "allreduce.py"
+    program.write_text(PROGRAM)
+
+    def steps(ctx):
+        if not ctx.is_main:
+            return ()
+        return (Step(launch.mpirun_argv((sys.executable, str(program)), hostfile_path=ctx.hostfile,
+                                        ranks=ctx.num_nodes * ctx.ranks_per_node), "torch"),)
+
+    bench = Benchmark("mpi-test", "test", ("cpu",), nodes=2, max_nodes=2, steps=steps, ssh_launch=True)
+    port = free_port()
+    results: dict[int, tuple] = {}
+
+    def node(index):
+        ctx = NodeContext(tier="cpu", node_index=index, num_nodes=2, local=True, master_port=port,
+                          work_dir=str(tmp_path / f"node-{index}"))
+        Path(ctx.work_dir).mkdir()
+        results[index] = launched(bench, ctx, 60, [], batch_job_id=f"job-1#{index}")
+
+    threads = [threading.Thread(target=node, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    status, reason, metrics, details, log = results[0]
+    assert status == "succeeded", (reason, log)
+    assert [(m.name, m.value) for m in metrics] == [("mpi_sum", 3.0)] and details["world_size"] == "2"
+    assert "127.0.0.1 slots=2" in log and "mpirun" in log
+    assert results[1][0] == "succeeded" and "ended with exit 0" in results[1][4]
+
+
+def test_a_child_whose_main_never_answers_fails_with_the_reason(tmp_path):
+    bench = Benchmark("mpi-test", "test", ("cpu",), nodes=2, max_nodes=2, steps=lambda ctx: (), ssh_launch=True)
+    ctx = NodeContext(tier="cpu", node_index=1, num_nodes=2, local=True, master_port=free_port(),
+                      work_dir=str(tmp_path))
+    status, reason, *_ = launched(bench, ctx, 0.5, [])
+    assert status == "failed" and "never answered" in reason
+    assert run_steps(bench, NodeContext(tier="cpu"), 1, [])[0] == "succeeded"
+
+
+def test_the_images_carry_what_the_launcher_runs():
+    docker = Path(__file__).resolve().parents[1] / "workloads" / "docker"
+    gpu, neuron = (docker / "gpu.Dockerfile").read_text(), (docker / "neuron.Dockerfile").read_text()
+    assert "MPI=1 MPI_HOME=/opt/amazon/openmpi" in gpu and "MPI=0" not in gpu
+    assert launch.EFA_MPIRUN.startswith("/opt/amazon/openmpi/")
+    assert all("openssh-server" in f and "openssh-client" in f for f in (gpu, neuron))
