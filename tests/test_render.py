@@ -106,3 +106,11 @@ def test_plan_and_cost_print_a_price_by_the_same_rule(capsys):
         assert main([command, spec]) == 0
         line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("graviton/head"))
         assert "0.1632" in line.split() and "0.16" not in line.split(), (command, line)
+
+
+def test_an_html_error_page_never_lands_in_a_cell():
+    page = ("An error occurred (502) when calling the PutObject operation: <!DOCTYPE html>\n<html><head>"
+            "<title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>")
+    text = table([["storage", page]], ["benchmark", "reason"], colour=False)
+    assert "<" not in text and "nginx" not in text
+    assert "PutObject operation: [an HTML page of" in text and ": 502 Bad Gateway]" in text

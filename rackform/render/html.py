@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis.report import LOCAL_CAVEAT, Report, Row
 from ..textsafe import visible
+from .text import without_html_page
 from ..numbers import num
 from .report import (NOT_APPLICABLE, change_text, instance_text, limit_text, mark_local_rows, metric_text,
                      pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, spread_text,
@@ -185,7 +186,7 @@ def _cells(report: Report, r: Row, index: dict[str, int], mark: bool) -> list[di
     if report.baseline_run_id:
         cells.append(("regression" if change and change.regression else "num", change_text(change)))
     cells.append(("", " ".join(f"[{i}]" for i in sorted(index[n] for n in _row_notes(r)))))
-    return [{"cls": cls + (" unknown" if text in ("unknown", NOT_APPLICABLE) else ""), "text": visible(text)}
+    return [{"cls": cls + (" unknown" if text in ("unknown", NOT_APPLICABLE) else ""), "text": visible(without_html_page(text))}
             for cls, text in cells]
 
 
@@ -219,8 +220,8 @@ def render_html(report: Report, context: Context | None = None) -> str:
         title=visible(f"rackform report: {report.run_id}"), ctx=context, report=report,
         caveat=LOCAL_CAVEAT if report.local else None, header=shown[1], rows=shown[0],
         unrecorded=unrecorded_line(report), notes=[(i, visible(n)) for n, i in index.items()],
-        failed=[visible(f"{r.benchmark} on {r.rack}/{r.node_group}: {r.status}" + (f": {r.reason}" if r.reason
-                                                                                    else ""))
+        failed=[visible(without_html_page(f"{r.benchmark} on {r.rack}/{r.node_group}: {r.status}"
+                                          + (f": {r.reason}" if r.reason else "")))
                 for r in rows if r.status != "succeeded"],
         problems=[visible(p.render()) for p in report.problems],
         regressions=len(report.regressions),

@@ -56,6 +56,23 @@ def terminal_width(stream: TextIO | None = None) -> int | None:
     return None
 
 
+_HTML_PAGE = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.I)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+_TAGS = re.compile(r"<[^>]*>")
+
+
+def without_html_page(text: str) -> str:
+    """An error page an endpoint (a proxy, a load balancer, a moto server) sent as the error text: its title and size,
+    never its markup, in a table cell."""
+    if (start := _HTML_PAGE.search(text)) is None:
+        return text
+    page = text[start.start():]
+    title = _TITLE.search(page)
+    what = " ".join(_TAGS.sub(" ", title.group(1)).split())[:80] if title else ""
+    return (text[:start.start()].rstrip() + f" [an HTML page of {len(page):,} characters"
+            + (f": {what}" if what else "") + "]").strip()
+
+
 def _numeric(column: Sequence[str], styled: Sequence[bool]) -> bool:
     """Every plain cell is a number (or unknown, n/a, -); a styled cell may say why there is none (a failure)."""
     figures = [c for c, s in zip(column, styled) if c not in _NOT_A_FIGURE and not s]
@@ -88,7 +105,7 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
 
     # A cell never moves the cursor or breaks a line; Text is never read as rich markup.
     styles = [[c.style if isinstance(c, Styled) else "" for c in r] for r in rows]
-    cells = [[visible(str(c)) for c in r] for r in rows]
+    cells = [[visible(without_html_page(str(c))) for c in r] for r in rows]
     head = [visible(h) for h in header]
     columns = [[r[i] for r in cells] for i in range(len(head))]
     numeric = [_numeric(col, [bool(s[i]) for s in styles]) for i, col in enumerate(columns)]
