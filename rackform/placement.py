@@ -8,10 +8,10 @@ no AWS call happens here. The policy, in order:
    candidate whose expected cost is over the workload's budget or unknown while it has one, are refused with the
    reason.
 2. They are ranked by the measured performance per dollar of the benchmark that stands for the class (the table
-   below), per instance type, the median over healthy records with a known price (as `rackform advise` ranks). Measured ones come first, best first; the others follow in the class's seed order. A price that is
-   unknown is never a price of 0: that instance type is simply not ranked by figure. When nothing is measured the
-   seed order decides alone, and the decision says so. Ties go to the seed order, then to rack and node group
-   names.
+   below), per instance type, the median over healthy records with a known price (as `rackform advise` ranks).
+   Measured ones come first, best first; the others follow in the class's seed order. A price that is unknown is
+   never a price of 0: that instance type is simply not ranked by figure. When nothing is measured the seed order
+   decides alone, and the decision says so. Ties go to the seed order, then to rack and node group names.
 3. Live state decides among them: the expected wait of a queue is the vCPUs of its RUNNABLE and STARTING jobs over
    its compute environment's maximum vCPUs, times a typical job duration (the median of the node group's healthy
    records measured on AWS, else DEFAULT_JOB_DURATION_S). A reservation or Capacity Block that is not active
@@ -55,10 +55,9 @@ Outcome = Literal["placed", "spilled", "unplaced"]
 
 
 def healthy(record: ResultRecord) -> bool:
-    """A record whose figures may rank tiers: it succeeded, the runner did not mark it invalid (a node that failed
-    its health check, record schema 2), and no health field says otherwise (version-1 records read as valid)."""
-    return (record.status == "succeeded" and getattr(record, "validity", "valid") == "valid"
-            and health_of(record)[0] is not False)
+    """A record whose figures may rank tiers: it succeeded and the runner did not mark it invalid (a node failed its
+    health step: record schema 2). Version-1 records, from before the health step, count on their success alone."""
+    return record.status == "succeeded" and health_of(record)[0] is not False
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,7 @@ class Decision:
     preferred: Candidate | None  # the best-ranked candidate that could take the job
     reason: str
     candidates: tuple[Candidate, ...] = field(default=())  # ranked; refused ones last
+    ranking: str = ""  # what ranked the candidates: the measured figure, or the seed order
 
     def line(self) -> str:
         if self.outcome == "unplaced" or self.chosen is None:
@@ -126,9 +126,27 @@ class Decision:
             return d
 
         return {"workload": self.workload, "class": self.workload_class, "benchmark": self.benchmark,
-                "basis": self.basis, "outcome": self.outcome, "line": self.line(), "reason": self.reason,
+                "basis": self.basis, "ranking": self.ranking, "outcome": self.outcome, "line": self.line(),
+                "reason": self.reason,
                 "chosen": clean(self.chosen), "preferred": clean(self.preferred),
                 "candidates": [clean(c) for c in self.candidates]}
+
+
+def decision_from_dict(d: dict[str, Any]) -> Decision:
+    """A decision as `to_dict` wrote it (the record `rackform run` keeps in S3), to explain it again."""
+    def cand(c: dict[str, Any] | None) -> Candidate | None:
+        if c is None:
+            return None
+        return Candidate(**{**c, "wait_s": math.inf if c["wait_s"] == "never" else c["wait_s"],
+                            "notes": tuple(c["notes"])})
+
+    candidates = tuple(cand(c) for c in d["candidates"])
+
+    def same(c: Candidate | None) -> Candidate | None:  # the ranked candidate itself, so `is` finds it
+        return next((x for x in candidates if c and (x.rack, x.node_group) == (c.rack, c.node_group)), c)
+
+    return Decision(d["workload"], d["class"], d["benchmark"], d["basis"], d["outcome"], same(cand(d["chosen"])),
+                    same(cand(d["preferred"])), d["reason"], candidates, d.get("ranking", ""))  # type: ignore[arg-type]
 
 
 def duration_text(seconds: float | None) -> str:
@@ -276,13 +294,13 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
            preferred.per_dollar is not None else
            f"no healthy priced {benchmark} results: seed order {' -> '.join(seed)}")
     if chosen is preferred:
-        return Decision(workload.name, cls, benchmark, basis, "placed", chosen, preferred, how, ranked)
+        return Decision(workload.name, cls, benchmark, basis, "placed", chosen, preferred, how, ranked, how)
     why = (f"{preferred.where} would wait about {duration_text(preferred.wait_s)} "
            f"({_backlog(preferred)}), over max_wait {workload.max_wait}; {chosen.where} about "
            f"{duration_text(chosen.wait_s)}")
     if not within:
         why += " (every candidate is over max_wait: the shortest wait)"
-    return Decision(workload.name, cls, benchmark, basis, "spilled", chosen, preferred, why, ranked)
+    return Decision(workload.name, cls, benchmark, basis, "spilled", chosen, preferred, why, ranked, how)
 
 
 def _figure(c: Candidate) -> str:
@@ -304,7 +322,7 @@ def explain_rows(d: Decision) -> tuple[list[list[str]], list[str]]:
         if c.refused:
             verdict = f"refused: {c.refused}"
         elif c is d.chosen:
-            verdict = "chosen" + (" (spill-over)" if d.outcome == "spilled" else f": {d.reason}")
+            verdict = "chosen" + (" (spill-over)" if d.outcome == "spilled" else "")
         elif c is d.preferred:
             verdict = "preferred, over max_wait"
         else:

@@ -133,7 +133,8 @@ def _gpus_only_on_gpu(w: Workload) -> list[Problem]:
     out = []
     for tier in w.tiers:
         if tier != "gpu" and w.resources_on(tier).gpus:
-            where = f"tiers.{tier}.resources.gpus" if w.tiers[tier].resources else "resources.gpus"  # type: ignore[index]
+            own = w.job_for(tier)
+            where = f"tiers.{tier}.resources.gpus" if own and own.resources else "resources.gpus"
             out.append(Problem("error", where, f"{w.resources_on(tier).gpus} GPUs on tier {tier}: only the gpu "
                                "tier has GPUs; set gpus under tiers.gpu.resources", rule="gpus"))
     return out

@@ -4,7 +4,9 @@
 validate -> plan -> cdk synth -> embedded AWS (moto server on 127.0.0.1) holding the results bucket, Batch queues
 and job definitions of the plan -> submit the suite with `rackform submit` -> run each job here through the job's
 own entry point (the local executor plays Batch) -> `rackform status --wait` -> `rackform results` ->
-`rackform report --html` (against the physical limits and prices of the instances the jobs name).
+`rackform report --html` (against the physical limits and prices of the instances the jobs name) -> `rackform place`
+of three workloads, one per class, from those results -> the Trainium queue held full and `rackform run` spilling
+the inference workload over to the GPU rack.
 Every rackform step is the real CLI in a subprocess, as a user would type it.
 """
 
@@ -23,6 +25,9 @@ sys.path.insert(0, str(ROOT))
 from rackform.cli import checked_plan  # noqa: E402
 from rackform.jobs.local import EmbeddedAWS, deploy, run_local  # noqa: E402
 from workloads.submit import new_run_id  # noqa: E402
+
+WORKLOADS = ("examples/workloads/general.yaml", "examples/workloads/training.yaml",
+             "examples/workloads/inference.yaml")
 
 # (benchmark, rack, node group): one job each. Every tier gets the cross-tier torch benchmarks; the CPU-side tools
 # run on the Graviton rack.
@@ -45,6 +50,24 @@ def rackform(*args: str, env: dict[str, str] | None = None, check: bool = True) 
     if check and proc.returncode != 0:
         sys.exit(f"demo: `rackform {' '.join(args)}` exited {proc.returncode}")
     return proc.stdout
+
+
+def saturate(aws: EmbeddedAWS, plan, tier: str) -> int:
+    """Fill a tier's first queue to its maximum vCPUs with jobs that stay RUNNABLE. moto's Batch (without Docker)
+    finishes every job the moment it is submitted, so the jobs are held in the embedded server's own state."""
+    from moto.batch.models import batch_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from rackform import naming
+
+    group = next(g for g in plan.node_groups() if g.tier == tier)
+    batch = aws.client("batch")
+    for i in range(group.count):  # one whole-node job per node: the queue holds its maximum
+        job_id = batch.submit_job(jobName=f"busy-{i}", jobQueue=group.job_queue,
+                                  jobDefinition=naming.job_definition(plan.name, group.rack, group.name,
+                                                                     "single"))["jobId"]
+        batch_backends[DEFAULT_ACCOUNT_ID][aws.region]._jobs[job_id].status = "RUNNABLE"
+    return group.count
 
 
 def main() -> int:
@@ -91,6 +114,12 @@ def main() -> int:
         step(f"rackform report {run_id} --spec {args.spec} --html {args.report}")
         rackform("report", run_id, "--spec", args.spec, "--html", args.report, env=env)
         print(f"\n  HTML report: {report}")
+
+        step(f"rackform place: one workload per class, ranked by the measured results of {run_id}")
+        rackform("place", *WORKLOADS, "--spec", args.spec, "--run", run_id, env=env)
+        held = saturate(aws, plan, "trainium")
+        step(f"the trainium queue saturated: {held} jobs held RUNNABLE in the embedded AWS; rackform run --explain")
+        rackform("run", WORKLOADS[2], "--spec", args.spec, "--run", run_id, "--run-id", run_id, "--explain", env=env)
     print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")
     return 0
 

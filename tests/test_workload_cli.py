@@ -81,8 +81,9 @@ def test_run_records_the_decision_and_is_idempotent(aws, capsys):
     # the queue has drained since: the same run id keeps its decision and submits nothing new
     for job_ in batch_backends[DEFAULT_ACCOUNT_ID][REGION]._jobs.values():
         job_.status = "SUCCEEDED"
-    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w1"]) == 0
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w1", "--explain"]) == 0
     err = capsys.readouterr().err
+    assert "preferred, over max_wait" in err and "chosen (spill-over)" in err  # as decided then, not now
     assert "spilled llm-serve from trainium to gpu" in err and "already submitted w1-gpu-h100-wl-llm-serve" in err
     jobs = aws["batch"].list_jobs(jobQueue="demo-gpu-h100-queue", jobStatus="SUCCEEDED")["jobSummaryList"]
     assert [j["jobName"] for j in jobs] == ["w1-gpu-h100-wl-llm-serve"]

@@ -88,31 +88,15 @@ def _explain(decision, records: list) -> str:
     from ..placement import explain_rows
 
     lines = [table(*explain_rows(decision))]
-    lines.append(POLICY_NOTE.format(benchmark=decision.benchmark) + f"; decided by {decision.basis}: "
-                 f"{decision.reason}")
+    lines.append(POLICY_NOTE.format(benchmark=decision.benchmark))
+    if decision.outcome == "unplaced":
+        lines.append(f"no candidate can take it: {decision.reason}")
+    else:
+        lines.append(f"ranking: {decision.ranking}" + (f"; spilled over: {decision.reason}"
+                                                       if decision.outcome == "spilled" else ""))
     if any(r.environment.get("executor") == "local" for r in records):
         lines.append("note: executor=local results: figures measured on this machine, priced as the instance types")
     return "\n".join(lines)
-
-
-def _explain_recorded(decision: dict[str, Any]) -> str:
-    """--explain for `run`: the decision as recorded in S3 (for a run id placed before, the one made then)."""
-    from ..placement import duration_text
-
-    rows = []
-    for i, c in enumerate(decision["candidates"], 1):
-        where = f"{c['rack']}/{c['node_group']}"
-        chosen = decision["chosen"] or {}
-        verdict = (f"refused: {c['refused']}" if c["refused"] else
-                   "chosen" if (c["rack"], c["node_group"]) == (chosen.get("rack"), chosen.get("node_group")) else
-                   "ranked lower")
-        figure = "not measured" if c["per_dollar"] is None else f"{c['per_dollar']:,.4g} {c['per_dollar_unit']}"
-        wait = c["wait_s"] if isinstance(c["wait_s"], str) else duration_text(c["wait_s"])
-        backlog = "unknown" if c["backlog_vcpus"] is None else f"{c['backlog_vcpus']}/{c['max_vcpus']}"
-        usd = "unknown" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:,.2f}"
-        rows.append([str(i), where, c["tier"], figure, usd, backlog, wait, "; ".join((verdict, *c["notes"]))])
-    return "\n".join([table(rows, ["#", "rack/node group", "tier", "per $", "$/hour", "vCPUs queued", "wait", "why"]),
-                      f"decided {decision.get('decided_at', '?')} by {decision['basis']}: {decision['reason']}"])
 
 
 def cmd_place(args: argparse.Namespace) -> int:
@@ -164,8 +148,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             failed = True
             continue
         print(decision["line"], file=sys.stderr)
-        if args.explain:
-            print(_explain_recorded(decision), file=sys.stderr)
+        if args.explain:  # the decision as recorded: for a run id placed before, the one made then
+            from ..placement import decision_from_dict
+
+            print(_explain(decision_from_dict(decision), []), file=sys.stderr)
         verb = "submitted" if job.created else "already submitted"
         print(f"{verb} {job.job_name} ({job.nodes} node{'s' * (job.nodes > 1)}) to {job.queue}: job {job.job_id}",
               file=sys.stderr)

@@ -90,8 +90,9 @@ def queue_states(plan: Plan, batch: Any, ec2: Any | None = None,
     notes: list[str] = []
     max_vcpus: dict[str, int] = {}
     try:
-        # maxvCpus of managed environments (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html);
-        # an unmanaged one has none and the plan's count x vCPUs stands in.
+        # maxvCpus of managed environments
+        # (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html); an unmanaged one has
+        # none, and the plan's count x vCPUs (what rackform sets maxvCpus to) stands in.
         for ce in batch.describe_compute_environments(
                 computeEnvironments=[g.compute_environment for g in groups])["computeEnvironments"]:
             if (m := (ce.get("computeResources") or {}).get("maxvCpus")) is not None:
@@ -102,7 +103,8 @@ def queue_states(plan: Plan, batch: Any, ec2: Any | None = None,
     ids = sorted({g.capacity.reservation_id for g in groups if g.capacity.reservation_id})
     if ids and ec2 is not None:
         try:
-            # State and AvailableInstanceCount (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html)
+            # State and AvailableInstanceCount
+            # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html)
             for cr in ec2.describe_capacity_reservations(CapacityReservationIds=ids)["CapacityReservations"]:
                 reservations[cr["CapacityReservationId"]] = cr
         except (ClientError, BotoCoreError) as e:
