@@ -11,22 +11,19 @@ from typing import Any
 
 from ..catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from ..plan import Plan
-from ..problems import errors
+from ..problems import SpecError, errors
 from ..spec import json_schema, load_spec
 from ..validate import validate_spec
-from .common import checked_plan, print_problems, summary, table
+from .common import aws_options, aws_target, checked_plan, json_always, json_option, print_problems, summary, table
 
 
-def live_catalog(region: str, endpoint_url: str | None = None) -> Catalog:
-    """The catalog read from the EC2 API now, for one Region (your credentials and Region chain)."""
-    import boto3
+def live_catalog(region: str, target=None) -> Catalog:
+    """The catalog read from the EC2 API now, for one Region (your credentials, --profile, --endpoint-url)."""
+    from .. import aws
 
-    session = boto3.Session()
-
-    def client(r: str):
-        return session.client("ec2", region_name=r, endpoint_url=endpoint_url)
-
-    data = catalog_from_api(client, regions=[region], families=SUPPORTED_FAMILIES)
+    target = (target or aws.Target()).with_region(region)
+    data = catalog_from_api(lambda r: aws.client(aws.Target(r, target.profile, target.endpoint_url), "ec2"),
+                            regions=[region], families=SUPPORTED_FAMILIES)
     # Only the spec's Region is read live; the others come from the bundled snapshot, so "Regions that offer it"
     # in a message still covers the world.
     bundled = load_catalog().model_dump()
@@ -34,26 +31,41 @@ def live_catalog(region: str, endpoint_url: str | None = None) -> Catalog:
         data[key] = {**bundled[key], **data[key]}
     # DescribeAvailabilityZones answered for the user's own account: its AZ names now resolve to AZ IDs even where
     # names map to zones per account.
-    data.update(source=f"EC2 API ({endpoint_url or 'AWS'}) read live for {region}, bundled catalog elsewhere",
+    data.update(source=f"EC2 API ({target.endpoint_url or 'AWS'}) read live for {region}, bundled catalog elsewhere",
                 generated_on=dt.date.today().isoformat(), account_zone_ids=(region,))
     return Catalog.model_validate(data)
 
 
+def _problem_dicts(problems) -> list[dict[str, Any]]:
+    return [p.__dict__ for p in problems]
+
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec, lines = load_spec(args.spec)
+    try:
+        spec, lines = load_spec(args.spec)
+    except SpecError as e:
+        if not args.json:
+            raise
+        # A file that does not load (missing, YAML syntax, unknown key) is an outcome like any other.
+        print(json.dumps({"spec": args.spec, "valid": False, "catalog": None,
+                          "problems": _problem_dicts(e.problems)}, indent=2))
+        return 1
     catalog = load_catalog()
     if args.live:
+        from ..aws import explained
+
+        target = aws_target(args, spec.region)
         try:
-            catalog = live_catalog(spec.region, args.endpoint_url)
+            catalog = live_catalog(spec.region, target)
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
-            print(f"error: cannot read the EC2 API for --live ({type(e).__name__}: {e}). Check AWS credentials "
-                  "and Region, or drop --live to use the bundled catalog", file=sys.stderr)
+            why = explained(e, target)
+            print(f"error: cannot read the EC2 API for --live: {why.message}", file=sys.stderr)
+            print(f"hint: {why.hint}; or drop --live to use the bundled catalog", file=sys.stderr)
             return 1
     problems = validate_spec(spec, catalog, lines)
     if args.json:
         print(json.dumps({"spec": args.spec, "valid": not errors(problems), "catalog": catalog.source,
-                          "problems": [p.__dict__ for p in problems]}, indent=2))
+                          "problems": _problem_dicts(problems)}, indent=2))
     else:
         print_problems(problems, args.spec)
         verdict = "invalid" if errors(problems) else "valid"
@@ -117,6 +129,17 @@ def render_plan(plan: Plan) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     plan = checked_plan(args.spec)
+    if args.against:
+        from ..plandiff import diff_plans, render_diff
+
+        try:
+            old = checked_plan(args.against)
+        except SpecError:
+            args.spec = args.against  # the problems are the old spec's: main names that file
+            raise
+        diff = diff_plans(old, plan)
+        print(json.dumps(diff.to_dict(), indent=2) if args.json else render_diff(diff, args.against, args.spec))
+        return 0
     print(plan.model_dump_json(indent=2) if args.json else render_plan(plan))
     return 0
 
@@ -132,31 +155,47 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     out = Path(args.output)  # checked by _check_outputs before the spec was read
     assembly = build_app(plan, outdir=str(out)).synth()
+    if args.json:
+        print(json.dumps({"stacks": [{"stack": s.stack_name, "template": str(out / s.template_file)}
+                                     for s in assembly.stacks]}, indent=2))
+        return 0
     for stack in assembly.stacks:
         print(f"{stack.stack_name}: {out / stack.template_file}")
     return 0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("validate", help="check a spec offline (exit 1 on errors)")
+    p = sub.add_parser("validate", help="check a spec offline in under a second (exit 1 on errors)",
+                       epilog="example:\n  rackform validate my-spec.yaml\n  rackform validate --json my-spec.yaml "
+                       "| jq '.problems[] | select(.level == \"error\")'")
     p.add_argument("spec", help="path to the rack spec YAML")
-    p.add_argument("--json", action="store_true", help="machine-readable problems")
+    json_option(p, '{"valid": ..., "problems": [...]}, for every outcome (a file that does not load too)')
     p.add_argument("--live", action="store_true", help="read instance types and offerings from the EC2 API now "
                    "(needs credentials) instead of the bundled catalog")
-    p.add_argument("--endpoint-url", help="EC2 endpoint for --live (e.g. a local moto server)")
+    aws_options(p, region=False, bucket=False)  # for --live; the Region is the spec's
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("plan", help="print the plan: NIC layout, devices, IPs, quotas per node group")
-    p.add_argument("spec")
-    p.add_argument("--json", action="store_true", help="the whole plan as JSON")
+    p = sub.add_parser("plan", help="print the plan (NIC layout, devices, IPs, quotas, $/hour per node group), or "
+                       "with --against what changes and which stacks CloudFormation would replace",
+                       epilog="example:\n  rackform plan my-spec.yaml\n  git show HEAD:my-spec.yaml > /tmp/old.yaml "
+                       "&& rackform plan my-spec.yaml --against /tmp/old.yaml")
+    p.add_argument("spec", help="path to the rack spec YAML")
+    p.add_argument("--against", metavar="OLD_SPEC", help="the spec deployed now: list added, removed and changed "
+                   "racks and node groups, and what each stack's update replaces (offline)")
+    json_option(p, "the whole plan (or the diff)")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("schema", help="print the spec's JSON Schema (for editor completion)")
+    p = sub.add_parser("schema", help="print the spec's JSON Schema (for editor completion)",
+                       epilog="example:\n  rackform schema > rackform.schema.json   # point yaml-language-server "
+                       "at it")
+    json_always(p)
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("synth", help="synthesize CloudFormation templates (same as `cdk synth -c spec=SPEC`)")
-    p.add_argument("spec")
-    p.add_argument("-o", "--output", default="cdk.out", help="output directory (default: cdk.out)")
+    p = sub.add_parser("synth", help="synthesize CloudFormation templates (same as `cdk synth -c spec=SPEC`)",
+                       epilog="example:\n  rackform synth my-spec.yaml -o cdk.out")
+    p.add_argument("spec", help="path to the rack spec YAML")
+    p.add_argument("-o", "--output", default="cdk.out", help="output directory")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory that is not a previous "
                    "CDK output (files CDK writes, such as manifest.json and tree.json, are replaced)")
+    json_option(p, "the stacks and their template paths")
     p.set_defaults(func=cmd_synth)
