@@ -239,3 +239,11 @@ def test_workload_files_report_problems_like_specs(tmp_path):
         load_workload(tmp_path / "missing.yaml")
     for example in ("general", "training", "inference"):
         assert load_workload(f"examples/workloads/{example}.yaml").workload_class == example
+
+
+def test_the_workload_json_schema_names_class_and_tiers():
+    from rackform.workload import json_schema
+
+    schema = json_schema()
+    assert schema["title"] == "rackform workload" and {"name", "class", "tiers"} <= set(schema["required"])
+    assert schema["properties"]["max_wait"]["pattern"]

@@ -119,8 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from workloads.store import check_run_id
 
     from .. import aws
-    from ..jobs.workload_jobs import PlacementError, run_workload
-    from .jobs import batch_lookup, submission
+    from ..jobs.workload_jobs import PlacementError, run_workload, submission
 
     decided = _decide(args)
     if decided is None:
@@ -137,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     target = aws_target(args, plan.region)
     batch = aws.client(target, "batch")
     submitter = aws.client(target, "batch", config=sub.NO_RETRY)
-    lookup = batch_lookup(args, plan.region)
+    lookup = aws.client(target, "batch", config=sub.LOOKUP_RETRY)
     failed = False
     for w in workloads:
         try:

@@ -46,6 +46,15 @@ class PlacementError(Exception):
     """A workload that cannot run: no candidate, or a node group that was never deployed."""
 
 
+def submission() -> Any:
+    """The submission module (moving from the job package to rackform.jobs: either place works)."""
+    try:
+        from . import submit
+    except ImportError:
+        from workloads import submit  # type: ignore[no-redef]
+    return submit
+
+
 def placement_key(run_id: str, workload: str) -> str:
     return f"{PREFIX}/{check_run_id(run_id)}/_placements/{workload}.json"
 
@@ -238,11 +247,7 @@ def decide_once(plan: Plan, run_id: str, workload: Workload, store: ResultStore,
 def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultStore, batch: Any, submitter: Any,
                  lookup: Any, decide: Callable[[], Decision]) -> tuple[dict[str, Any], WorkloadJob]:
     """Place (once per run) and submit (once per run) one workload."""
-    try:  # the submission module is moving from the job package to rackform.jobs: either place works
-        from .submit import find_job, submit_once
-    except ImportError:
-        from workloads.submit import find_job, submit_once
-
+    sub = submission()
     decision, _ = decide_once(plan, run_id, workload, store, decide)
     chosen = decision["chosen"]
     rack = plan.rack(chosen["rack"])
@@ -266,10 +271,10 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
         request["nodeOverrides"] = {"nodePropertyOverrides": [{"targetNodes": "0:", "containerOverrides": env}]}
     else:
         request["containerOverrides"] = env
-    job_id = find_job(lookup, group.job_queue, name)
+    job_id = sub.find_job(lookup, group.job_queue, name)
     created = job_id is None
     if job_id is None:
-        job_id = submit_once(submitter, lookup, request)
+        job_id = sub.submit_once(submitter, lookup, request)
     job = WorkloadJob(workload.name, name, job_id, group.job_queue, arn, group.rack, group.name, group.tier, nodes,
                       created)
     store.put_once(marker, job.body(), "application/json")
