@@ -246,4 +246,4 @@ def test_the_workload_json_schema_names_class_and_tiers():
 
     schema = json_schema()
     assert schema["title"] == "rackform workload" and {"name", "class", "tiers"} <= set(schema["required"])
-    assert schema["properties"]["max_wait"]["pattern"]
+    assert schema["properties"]["max_wait"]["anyOf"][0]["pattern"] == "^([0-9]{1,6}[dhms]){1,4}$"
