@@ -110,6 +110,8 @@ def main() -> int:
         rackform("status", run_id, "--wait", env=env, check=False)
         step(f"rackform results {run_id}")
         rackform("results", run_id, env=env)
+        step(f"rackform health {run_id}: each node's health step, and what carried each collective")
+        rackform("health", run_id, env=env, check=False)
         report = ROOT / args.report
         step(f"rackform report {run_id} --spec {args.spec} --html {args.report}")
         rackform("report", run_id, "--spec", args.spec, "--html", args.report, env=env)

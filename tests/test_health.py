@@ -18,6 +18,7 @@ def test_version_1_records_stay_readable_and_valid():
 
 
 import datetime as dt  # noqa: E402
+import json  # noqa: E402
 
 from workloads import health  # noqa: E402
 from workloads.benchmarks import NodeContext  # noqa: E402
@@ -171,3 +172,61 @@ def test_runner_writes_health_first_and_marks_the_record_invalid(monkeypatch):
     assert [w[0] for w in written] == ["health", "log", "record"]
     assert record.validity == "invalid" and "gpus: nvidia-smi not found" in record.invalid_reason
     assert "[health node 0] gpus: failed" in written[1][1]
+
+
+# --- rackform health RUN --------------------------------------------------------------------------------------
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from rackform.cli import main  # noqa: E402
+from workloads.store import ResultStore  # noqa: E402
+
+BUCKET = "health-results"
+
+
+@pytest.fixture
+def store(monkeypatch):
+    monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield ResultStore(BUCKET, client)
+
+
+def cli(capsys, *argv):
+    code = main([*argv, "--bucket", BUCKET, "--region", "us-east-1"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _job_record(**changes):
+    return ResultRecord.model_validate({**V1_RECORD, "schema_version": 2, "run_id": "r1", "benchmark": "allreduce",
+                                        "node_count": 2, "rack": "a", "node_group": "g", **changes})
+
+
+def test_health_command_prints_each_node_and_each_collectives_transport(store, capsys):
+    ok = HealthCheck(name="gpus", status="passed", detail="8 of 8 planned GPUs visible")
+    na = HealthCheck(name="efa", status="not applicable here", detail="local executor: no EFA on this machine")
+    bad = HealthCheck(name="gpus", status="failed", detail="7 of 8 planned GPUs visible (NVIDIA H100)")
+    store.put_health(_health(0, ok, na))
+    store.put_health(_health(1, bad, na))
+    store.put_record(_job_record(fabric="socket", validity="invalid", invalid_reason="node 1 (ip-1): gpus: 7 of 8"))
+    code, out, err = cli(capsys, "health", "r1")
+    assert code == 1, err
+    assert "healthy" in out and "FAILED" in out and "ip-1" in out
+    assert "FAILED a/g allreduce node 1 (ip-1): gpus: 7 of 8 planned GPUs visible" in out
+    assert "n/a efa: local executor: no EFA on this machine" in out
+    assert "socket" in out and "invalid: node 1" in out and "never held against the EFA line rate" in out
+    code, out, _ = cli(capsys, "health", "r1", "--json")
+    doc = json.loads(out)
+    assert code == 1 and len(doc["health"]) == 2 and doc["fabric"][0]["fabric"] == "socket"
+
+
+def test_health_command_on_a_healthy_run_and_on_no_run(store, capsys):
+    store.put_health(_health(0, HealthCheck(name="clock", status="passed", detail="leap status Normal")))
+    assert cli(capsys, "health", "r1")[0] == 0
+    code, out, err = cli(capsys, "health", "nope")
+    assert code == 1 and "no health records for run nope" in err and "Traceback" not in err

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..problems import SpecError
 from ..textsafe import visible
-from . import cost, jobs, placement, preflight, reports, spec_commands
+from . import cost, health, jobs, placement, preflight, reports, spec_commands
 from .common import (EXIT_CODES, EXIT_INTERRUPTED, EXIT_PROBLEM, EXIT_USAGE, check_outputs, checked_plan,
                      print_problems, summary, table)
 
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Trainium, GPU).")
     parser.add_argument("--version", action="version", version=f"rackform {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (spec_commands, jobs, placement, reports, cost, preflight):
+    for group in (spec_commands, jobs, placement, reports, health, cost, preflight):
         group.register(sub)
     p = sub.add_parser("completion", help="print a shell completion script",
                        epilog='example:\n  eval "$(rackform completion bash)"   # add it to ~/.bashrc to keep it')
