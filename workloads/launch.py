@@ -4,18 +4,23 @@ AWS's own Batch sample for multi-node nccl-tests (aws-samples/awsome-distributed
 1.architectures/3.aws-batch/aws-batch-distributed-training-p6.yaml) runs sshd in every container, has each child
 report its address to the main node, writes a host file there and runs the EFA installer's Open MPI
 (/opt/amazon/openmpi) with it. Batch gives the children the main node's address
-(AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS) and the main node nothing about the children
-(https://docs.aws.amazon.com/batch/latest/userguide/job_env_vars.html), so the children must call in. Two choices
-differ from the sample, both documented here:
+(AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS, "only set in multi-node parallel job child nodes",
+https://docs.aws.amazon.com/batch/latest/userguide/mnp-env-vars.html) and the main node nothing about the children,
+which start after it, in no guaranteed order (https://docs.aws.amazon.com/batch/latest/userguide/job-lifecycle.html):
+so the children must call in, and the main node waits for all of them. Two choices differ from the sample:
 
-- The key pair is made per job, on the main node, and sent to the children in the rendezvous answer, instead of one
-  long-lived private key kept in Secrets Manager: nothing to provision, nothing to rotate, no secret outlives the job.
+- The key pair is made per job on the main node, and only its public half goes to the children (in the rendezvous
+  answer; they authorize it for their sshd), instead of one long-lived private key that every node fetches from
+  Secrets Manager: nothing to provision or rotate, and the private key never leaves the main node's container.
 - The children call in over a small TCP rendezvous on the main node (one JSON line each way), not over SSH: the main
   node then knows every child's address as the address it connected from, and tells each child when the launch is
-  over so that the child exits 0 (Batch counts the job by the main node; a child that never ends holds its instance).
+  over and how it ended. Batch ends the job when the main node exits and stops the children then
+  (https://docs.aws.amazon.com/batch/latest/userguide/multi-node-parallel-jobs.html); the word lets a child end on
+  its own first, its log saying how the launch went.
 
 The rendezvous checks the Batch job id (the part before `#` of AWS_BATCH_JOB_ID, the same on every node of the job),
-so a node of another job that happens to reach this port is turned away. In the local executor every "node" is a
+so a node of another job that happens to reach this port is turned away. The id is no secret: this keeps jobs apart,
+it does not keep out a host inside the security group, which the cluster trusts anyway. In the local executor every "node" is a
 process on this machine: the same rendezvous, host file and mpirun run, with no sshd (Open MPI starts the ranks of a
 local host itself).
 """
