@@ -50,8 +50,8 @@ SYNTH_SAMPLE = 12
 
 
 # Examples per generator: `make test` runs "test", `make fuzz` runs "full" (RACKFORM_FUZZ=full).
-EXAMPLES = {"test": {"broken": 1200, "valid": 400, "yaml": 700, "cli": 300},
-            "full": {"broken": 5000, "valid": 2000, "yaml": 4000, "cli": 3000}}
+EXAMPLES = {"test": {"broken": 1200, "valid": 400, "yaml": 700, "cli": 300, "aws-cli": 150},
+            "full": {"broken": 5000, "valid": 2000, "yaml": 4000, "cli": 3000, "aws-cli": 1000}}
 PROFILE = os.environ.get("RACKFORM_FUZZ", "test")
 # RACKFORM_FUZZ_SCALE=20 multiplies the examples and draws them at random (a local bug hunt, not for CI).
 SCALE = int(os.environ.get("RACKFORM_FUZZ_SCALE", "1"))
@@ -508,3 +508,88 @@ def test_offline_commands_with_hostile_paths_and_options_exit_cleanly(tmp_path, 
     assert codes[0] and codes[1] and codes[2], codes
     gate_report("fuzz", f"command lines (validate, plan, schema, parse, cost with hostile paths and options): {n} "
                         f"run, exit codes {dict(sorted(codes.items()))}, 0 tracebacks")
+
+
+# --- 5. command lines of the commands that call AWS ------------------------------------------------------------------
+
+AWS_COMMANDS = ["status", "results", "runs", "logs", "report", "advise", "submit"]
+REFUSED = "http://127.0.0.1:9"  # nothing listens: the connection is refused at once, offline
+
+
+@st.composite
+def aws_argvs(draw, paths: list[str]) -> list[str]:
+    run_id = st.one_of(st.sampled_from(["r1", "r2", "../x", "", "-", "a" * 60, "r1\n", "-x", "r\u202e1"]),
+                       st.text(max_size=12))
+    value = st.one_of(st.sampled_from(["", "-", "0", "-1", "nan", "1e309", "us-east-1", "nope", "lab", REFUSED,
+                                       "not a url", "http://", "b", "rackform-fuzz"]), st.text(max_size=12))
+    command = draw(st.sampled_from(AWS_COMMANDS))
+    argv = [command]
+    if command == "submit":
+        argv += [draw(st.sampled_from([str(DEMO_PATH), *paths])), "--rack", draw(value), "--benchmark",
+                 draw(st.sampled_from(["cpu", "gemm", "nope"]))]
+    elif command != "runs":
+        argv += [draw(run_id) for _ in range(draw(st.integers(1, 2) if command == "advise" else st.just(1)))]
+    number = st.one_of(st.sampled_from(["1", "0.1", "2", "10"]), st.sampled_from(["1", "3"]), value)
+    options = {"--bucket": st.one_of(st.just("rackform-fuzz"), value), "--region": value, "--profile": value,
+               "--endpoint-url": value, "--json": None, "--wait": None, "--timeout": number, "--interval": number,
+               "--limit": number, "--rack": value, "--node-group": value, "--benchmark": value, "--node": number,
+               "--html": st.sampled_from(paths), "--csv": st.sampled_from(paths), "--baseline": run_id,
+               "--threshold": number}
+    if command in ("status", "results", "runs", "logs", "report", "advise"):  # mostly options the command has
+        keep = {"status": "--wait --timeout --interval", "runs": "--limit", "report": "--html --csv --baseline "
+                "--threshold", "logs": "--rack --node-group --benchmark --node"}.get(command, "").split()
+        options = {k: v for k, v in options.items() if draw(st.integers(0, 4)) == 0 or k in keep or k in (
+            "--bucket", "--region", "--profile", "--endpoint-url", "--json")}
+    for _ in range(draw(st.integers(0, 3))):
+        option = draw(st.sampled_from(sorted(options)))
+        argv += [option] + ([] if options[option] is None else [draw(options[option])])
+    return argv
+
+
+def test_aws_commands_with_bad_paths_and_options_exit_cleanly(tmp_path, monkeypatch, gate_report):
+    """status, results, runs, logs, report, advise and submit with hostile run ids, paths and options, against a
+    moto bucket (one run, r1) or a refused endpoint: one-line errors and exit codes, never a traceback."""
+    from moto import mock_aws
+
+    from rackform import aws
+    from workloads.results import ResultRecord
+    from workloads.store import ResultStore
+
+    paths = hostile_paths(tmp_path)
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
+                 "RACKFORM_BUCKET": "rackform-fuzz", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                 "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setattr(aws, "RETRIES", {"mode": "standard", "total_max_attempts": 1})
+    codes: Counter[int] = Counter()
+
+    @fuzz_settings("aws-cli")
+    @given(aws_argvs(paths))
+    def run(argv: list[str]) -> None:
+        started = time.monotonic()
+        code, out, err = run_cli(argv + ["--timeout", "0.2", "--interval", "0.05"] if "--wait" in argv else argv,
+                                 b"")
+        codes[code] += 1
+        assert "Traceback" not in out + err, (argv, err)
+        assert code in (0, 1, 2, 4), (argv, code, err)
+        assert code == 0 or err.strip(), (argv, "a failure must say why on stderr")
+        assert time.monotonic() - started < 10, argv
+
+    with mock_aws():
+        import boto3
+
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="rackform-fuzz")
+        s3.put_bucket_versioning(Bucket="rackform-fuzz", VersioningConfiguration={"Status": "Enabled"})
+        ResultStore("rackform-fuzz", s3).put_record(ResultRecord.model_validate({
+            "run_id": "r1", "benchmark": "cpu", "tool": "sysbench", "rack": "graviton", "node_group": "head",
+            "tier": "graviton", "instance_type": "m7g.xlarge", "node_count": 1, "status": "succeeded",
+            "metrics": [{"name": "events_per_second", "value": 1000.0, "unit": "events/s"}],
+            "started_at": "2026-11-24T08:00:00Z", "ended_at": "2026-11-24T08:00:05Z"}))
+        run()
+    n = sum(codes.values())
+    assert codes[0] and codes[1] and codes[2], codes
+    gate_report("fuzz", f"command lines of the AWS commands (status, results, runs, logs, report, advise, submit; "
+                        f"moto or a refused endpoint): {n} run, exit codes {dict(sorted(codes.items()))}, "
+                        "0 tracebacks")
