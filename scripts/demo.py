@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -41,6 +42,41 @@ SUITE = [
 
 def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
+
+
+def explore(run_id: str, spec: str, aws: EmbeddedAWS, bucket: str, serve_s: float | None) -> None:
+    """The commands to explore the run; with `serve_s`, keep the embedded AWS up that long (Ctrl-C: sooner) and
+    print the exports that point rackform at it from another shell."""
+    commands = ["rackform runs", f"rackform status {run_id}", f"rackform results {run_id}",
+                f"rackform logs {run_id} --rack graviton --node-group head --benchmark cpu",
+                f"rackform report {run_id} --spec {spec}"]
+    step("explore the results")
+    if serve_s is None:
+        print("  the embedded AWS stops with the demo: `make demo-serve` (scripts/demo.py --serve) keeps it up "
+              "and prints the exports under which these work:")
+        print("\n".join(f"    {c}" for c in commands))
+        return
+    # moto listens on 127.0.0.1 only, with fixed fake credentials: nothing here reaches or signs for real AWS.
+    exports = {**aws.env, "RACKFORM_BUCKET": bucket}
+    print("  in another shell, from this directory:")
+    print("\n".join(f"    export {k}={shlex.quote(v)}" for k, v in exports.items()))
+    print("\n".join(f"    {c}" for c in commands))
+    print(f"\n  the embedded AWS at {aws.endpoint_url} stops in {serve_s / 60:g} minutes, or at Ctrl-C",
+          flush=True)
+    try:
+        time.sleep(serve_s)
+    except KeyboardInterrupt:
+        print("\n  stopped at Ctrl-C")
+
+
+def serve_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 240:  # bounded: a forgotten demo-serve must not hold a port for days
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 240 minutes")
+    return value
 
 
 def rackform(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
@@ -76,6 +112,10 @@ def main() -> int:
     parser.add_argument("--out", default="cdk.out")
     parser.add_argument("--logs", default="reports/demo-logs")
     parser.add_argument("--report", default="reports/demo-report.html")
+    parser.add_argument("--serve", action="store_true", help="keep the embedded AWS up at the end and print the "
+                        "exports that point rackform at it (make demo-serve)")
+    parser.add_argument("--serve-minutes", type=serve_minutes, default=30, metavar="1-240",
+                        help="how long --serve keeps it up (default 30)")
     args = parser.parse_args()
     started = time.monotonic()
 
@@ -116,6 +156,7 @@ def main() -> int:
         step(f"rackform report {run_id} --spec {args.spec} --html {args.report}")
         rackform("report", run_id, "--spec", args.spec, "--html", args.report, env=env)
         print(f"\n  HTML report: {report}")
+        explore(run_id, args.spec, aws, deployment.bucket, args.serve_minutes * 60 if args.serve else None)
 
         step(f"rackform place: one workload per class, ranked by the measured results of {run_id}")
         rackform("place", *WORKLOADS, "--spec", args.spec, "--run", run_id, env=env)
