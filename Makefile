@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -q -n 2
 
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup system-packages test fuzz demo synth clean
+.PHONY: setup system-packages test fuzz demo demo-serve synth clean
 
 setup: system-packages $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
@@ -50,6 +50,10 @@ fuzz: setup
 
 demo: setup
 	$(PY) scripts/demo.py
+
+# The demo, then its embedded AWS stays up (127.0.0.1, 30 minutes or Ctrl-C) for rackform runs/status/logs/report.
+demo-serve: setup
+	$(PY) scripts/demo.py --serve
 
 synth: setup
 	cdk synth -c spec=$(SPEC)

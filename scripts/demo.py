@@ -156,13 +156,13 @@ def main() -> int:
         step(f"rackform report {run_id} --spec {args.spec} --html {args.report}")
         rackform("report", run_id, "--spec", args.spec, "--html", args.report, env=env)
         print(f"\n  HTML report: {report}")
-        explore(run_id, args.spec, aws, deployment.bucket, args.serve_minutes * 60 if args.serve else None)
 
         step(f"rackform place: one workload per class, ranked by the measured results of {run_id}")
         rackform("place", *WORKLOADS, "--spec", args.spec, "--run", run_id, env=env)
         held = saturate(aws, plan, "trainium")
         step(f"the trainium queue saturated: {held} jobs held RUNNABLE in the embedded AWS; rackform run --explain")
         rackform("run", WORKLOADS[2], "--spec", args.spec, "--run", run_id, "--run-id", run_id, "--explain", env=env)
+        explore(run_id, args.spec, aws, deployment.bucket, args.serve_minutes * 60 if args.serve else None)
     print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")
     return 0
 
