@@ -360,3 +360,61 @@ def test_bad_output_paths_fail_before_any_work(capsys, tmp_path, monkeypatch, ar
     code, _, err = run(capsys, *[a.format(file=tmp_path / "file") for a in argv], "--bucket", "b")[:3] \
         if argv[0] == "report" else run(capsys, *[a.format(file=tmp_path / "file") for a in argv])
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and "127.0.0.1" not in err
+
+
+# --- item 8: the demo's AWS can stay up -----------------------------------------------------------------------------
+
+def load_demo_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_serve_prints_exports_that_make_rackform_work(capsys, monkeypatch, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from rackform.jobs.local import EmbeddedAWS
+
+    demo_script = load_demo_script()
+    plan = load_plan(str(SPEC))
+    with EmbeddedAWS(plan.region) as embedded:
+        bucket = deploy(plan, s3=embedded.client("s3"), batch=embedded.client("batch"),
+                        iam=embedded.client("iam")).bucket
+        store = ResultStore(bucket, embedded.client("s3"))
+        store.put_record(record("r9", "cpu", "graviton", "head"))
+        store.put_log(log_key("r9", "graviton", "head", "cpu", 0), "sysbench output\n")
+        demo_script.explore("r9", "examples/demo.yaml", embedded, bucket, serve_s=0.01)
+        out = capsys.readouterr().out
+        exports = dict(line.strip()[len("export "):].split("=", 1) for line in out.splitlines()
+                       if line.strip().startswith("export "))
+        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and exports["RACKFORM_BUCKET"] == bucket
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(exports)
+        assert "rackform logs r9 --rack graviton --node-group head --benchmark cpu" in out and "stops in" in out
+        # another shell with nothing but those exports: the listed commands work against the embedded AWS
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RACKFORM_"))}
+        env.update(exports, AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "x"))
+        for argv in (["runs"], ["logs", "r9", "--benchmark", "cpu"]):
+            proc = subprocess.run([sys.executable, "-m", "rackform", *argv], cwd=ROOT, env=env, text=True,
+                                  capture_output=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr
+        assert "r9" in subprocess.run([sys.executable, "-m", "rackform", "runs"], cwd=ROOT, env=env, text=True,
+                                      capture_output=True, timeout=60).stdout
+        assert proc.stdout == "sysbench output\n"
+
+
+def test_demo_without_serve_says_how_to_keep_it_up(capsys):
+    demo_script = load_demo_script()
+    demo_script.explore("r9", "examples/demo.yaml", None, "b", serve_s=None)
+    out = capsys.readouterr().out
+    assert "make demo-serve" in out and "rackform status r9" in out and "export AWS" not in out
+
+
+@pytest.mark.parametrize("minutes", ["0", "241", "soon", "nan"])
+def test_demo_serve_is_bounded(minutes):
+    with pytest.raises(argparse.ArgumentTypeError):
+        load_demo_script().serve_minutes(minutes)
