@@ -69,11 +69,10 @@ def test_wide_keeps_every_column_whatever_the_width(monkeypatch):
     assert "a long note that makes the row wide" in text and "left out" not in text
 
 
-def test_width_follows_columns_and_is_unlimited_when_piped(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "72")
-    assert terminal_width(io.StringIO()) == 72
-    monkeypatch.delenv("COLUMNS")
-    assert terminal_width(io.StringIO()) is None
+def test_width_is_the_terminals_and_unlimited_when_piped(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "72")  # what a shell or a test runner exports
+    assert terminal_width(Tty()) == 72
+    assert terminal_width(io.StringIO()) is None  # piped: COLUMNS describes no terminal here
 
 
 def test_control_characters_are_shown_never_sent():

@@ -47,13 +47,12 @@ def colour_on(stream: TextIO | None = None) -> bool:
 
 
 def terminal_width(stream: TextIO | None = None) -> int | None:
-    """COLUMNS when set, else the terminal's width; None (no limit) when the output is not a terminal."""
-    if (cols := os.environ.get("COLUMNS", "")).isdigit() and int(cols) > 0:
-        return int(cols)
+    """The terminal's width (COLUMNS, when set, overrides it); None, no limit, when the output is not a terminal:
+    piped output is for grep and files, and test runners export COLUMNS without any terminal."""
     stream = stream or sys.stdout
-    if getattr(stream, "isatty", lambda: False)():
-        return shutil.get_terminal_size().columns
-    return None
+    if not getattr(stream, "isatty", lambda: False)():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 _HTML_PAGE = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.I)
