@@ -418,3 +418,30 @@ def test_demo_without_serve_says_how_to_keep_it_up(capsys):
 def test_demo_serve_is_bounded(minutes):
     with pytest.raises(argparse.ArgumentTypeError):
         load_demo_script().serve_minutes(minutes)
+
+
+def test_every_option_that_writes_is_checked_before_any_work():
+    from rackform.cli.common import OUTPUT_OPTIONS
+
+    for name, p in commands().items():
+        for action in p._actions:
+            writes = action.dest in ("output", "html", "csv") or (action.metavar or "").upper() in ("PATH", "DIR")
+            assert not writes or action.dest in OUTPUT_OPTIONS, (name, action.dest)
+    # and nothing in the CLI writes a file but through common.write (outputs.write_text, O_NOFOLLOW)
+    for path in (ROOT / "rackform" / "cli").glob("*.py"):
+        text = path.read_text()
+        assert "write_text(" not in text or path.name == "common.py", path.name
+        assert ".open(" not in text.replace("os.open(os.devnull", ""), path.name
+
+
+def test_a_write_that_fails_after_its_check_is_one_line(capsys, monkeypatch, tmp_path):
+    from rackform import outputs
+
+    def full_disk(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "write_text", full_disk)
+    from rackform.cli.common import write
+
+    with pytest.raises(outputs.OutputError, match=r"cannot write .*x.csv: No space left on device"):
+        write(str(tmp_path / "x.csv"), "a,b\n")

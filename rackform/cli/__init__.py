@@ -185,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if source:
             print(f"{source}: invalid ({summary(e.problems)})", file=sys.stderr)
         return EXIT_PROBLEM
+    except OutputError as e:  # an output that failed after its check (a full disk): one line, like before
+        print(f"error: {visible(e)}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:  # `rackform schema | head`: the reader left, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -168,9 +168,12 @@ def threshold(text: str) -> float:
 
 
 def write(path: str, text: str) -> None:
-    from ..outputs import write_text
+    from ..outputs import OutputError, write_text
 
-    print(f"wrote {write_text(path, text)}", file=sys.stderr)
+    try:
+        print(f"wrote {write_text(path, text)}", file=sys.stderr)
+    except OSError as e:  # checked before any work, but a disk can fill up or a directory vanish since
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 # Every option naming a file or directory rackform writes: dest -> (what it names, how the user spelled it).
