@@ -8,7 +8,7 @@ from .athena import ResultsTable
 from .jobs import BenchmarkJobDefinitions, JobRole, TierImage, cfn_properties
 from .network import LUSTRE_PORTS, ClusterSecurityGroups, SingleAzVpc
 from .node_group import EfaLaunchTemplate, NodeInstanceRole, RackNodeGroup
-from .storage import DATA_REPOSITORY_FILE_SYSTEM_PATH, RESULTS_PREFIX, LustreFileSystem, ResultsBucket
+from .storage import DATA_REPOSITORY_FILE_SYSTEM_PATH, LustreFileSystem, ResultsBucket
 from .user_data import LustreMount, lustre_mount_script, mime_multipart
 
 __all__ = [
@@ -18,7 +18,6 @@ __all__ = [
     "cfn_properties",
     "DATA_REPOSITORY_FILE_SYSTEM_PATH",
     "LUSTRE_PORTS",
-    "RESULTS_PREFIX",
     "ClusterSecurityGroups",
     "EfaLaunchTemplate",
     "LustreFileSystem",

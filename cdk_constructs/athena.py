@@ -15,35 +15,19 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from .storage import RESULTS_PREFIX
+from workloads.layout import PARTITION_KEYS, RESULTS_PREFIX, table_columns
+from workloads.results import ResultRecord
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
-PARTITION_KEYS: tuple[str, ...] = ("run_id", "rack", "node_group", "benchmark")
-# workloads.results.ResultRecord's fields less the partition keys (Hive refuses a column that is also a partition
-# key; the key's value comes from the path and equals the record's). Timestamps stay ISO 8601 strings.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("schema_version", "int"),
-    ("tool", "string"),
-    ("tier", "string"),
-    ("instance_type", "string"),
-    ("node_count", "int"),
-    ("status", "string"),
-    ("reason", "string"),
-    ("metrics", "array<struct<name:string,value:double,unit:string,size_bytes:bigint,labels:map<string,string>>>"),
-    ("started_at", "string"),
-    ("ended_at", "string"),
-    ("environment", "map<string,string>"),
-    ("price_usd_per_hour", "double"),
-    ("raw_log_key", "string"),
-    ("job_id", "string"),
-)
+# From the record model itself: a field added to ResultRecord is a column the next deploy adds.
+COLUMNS: tuple[tuple[str, str], ...] = table_columns(ResultRecord)
 
 
 def location_template(bucket_name: str) -> str:
     keys = "/".join(f"${{{k}}}" for k in PARTITION_KEYS)
-    return f"s3://{bucket_name}/{RESULTS_PREFIX}{keys}/"
+    return f"s3://{bucket_name}/{RESULTS_PREFIX}/{keys}/"
 
 
 class ResultsTable(Construct):
@@ -81,7 +65,7 @@ class ResultsTable(Construct):
                 },
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in COLUMNS],
-                    location=f"s3://{bucket.bucket_name}/{RESULTS_PREFIX}",
+                    location=f"s3://{bucket.bucket_name}/{RESULTS_PREFIX}/",
                     input_format=TEXT_INPUT,
                     output_format=TEXT_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(

@@ -9,10 +9,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from workloads.layout import RESULTS_PREFIX
+
 from .nag import acknowledge, skip_checkov
 
-# Benchmarks write under this prefix, once per key (the bucket policy refuses any other PUT there).
-RESULTS_PREFIX = "results/"
 # Where the S3 data repository appears inside the file system (clients see <mount_path>/data).
 DATA_REPOSITORY_FILE_SYSTEM_PATH = "/data"
 # The AL2023 `lustre-client` package is a 2.15 client, and data repository associations need 2.12 or later.
@@ -59,7 +59,8 @@ class ResultsBucket(Construct):
 
     @property
     def results_objects_arn(self) -> str:
-        return self.bucket.arn_for_objects(f"{RESULTS_PREFIX}*")
+        # Benchmarks write under this prefix, once per key (the bucket policy refuses any other PUT there).
+        return self.bucket.arn_for_objects(f"{RESULTS_PREFIX}/*")
 
 
 class LustreFileSystem(Construct):

@@ -62,7 +62,8 @@ def test_glue_table_columns_match_the_result_record(storage):
                                   "labels:map<string,string>>>")
     assert columns["environment"] == "map<string,string>"
     assert columns["started_at"] == columns["ended_at"] == "string"
-    assert columns["price_usd_per_hour"] == "double" and columns["node_count"] == "int"
+    assert columns["price_usd_per_hour"] == "double" and columns["node_count"] == "bigint"
+    assert columns["validity"] == columns["fabric"] == "string"  # schema 2 fields: columns from the model itself
 
 
 def test_glue_table_reads_json_under_the_results_prefix_with_projection(storage):
