@@ -11,6 +11,7 @@ import sys
 from urllib.parse import unquote, urlsplit
 
 import boto3
+import botocore.handlers
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
@@ -86,17 +87,19 @@ def object_key(url: str, bucket: str) -> str:
 
 @pytest.fixture
 def wire(monkeypatch):
-    """Every S3 request any boto3 client of this process sends (retries included): (operation, url, headers)."""
+    """Every S3 request any botocore session made from now on sends (retries included): (operation, url, headers).
+
+    A built-in handler, as moto installs its own: the CLI and the runner each make their own sessions."""
     sent: list[tuple[str, str, dict[str, str]]] = []
-    session = boto3.Session(region_name=REGION)
-    session.events.register("request-created.s3",
-                            lambda request, operation_name, **_: sent.append((operation_name, request.url,
-                                                                              dict(request.headers))))
+
+    def record(request, operation_name, **_):
+        sent.append((operation_name, request.url, dict(request.headers)))
+
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
+                        [*botocore.handlers.BUILTIN_HANDLERS, ("request-created.s3", record)])
     for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(k, v)
     with mock_aws(config={"batch": {"use_docker": False}}):
-        # boto3.client() builds every client from the default session (which mock_aws resets on entry)
-        monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
         plan = build_plan(load_spec(EXAMPLE)[0], load_catalog())
         bucket = deploy(plan, s3=boto3.client("s3", region_name=REGION),
                         batch=boto3.client("batch", region_name=REGION),
@@ -122,7 +125,8 @@ def test_every_object_rackform_writes_under_results_is_a_conditional_put(wire, m
     writes = [(op, object_key(url, bucket), headers) for op, url, headers in sent if op in OBJECT_WRITES]
     keys = {key for _, key, _ in writes}
     assert {"results/w1/gpu/h100/gemm/record.json", "results/w1/gpu/h100/gemm/node-0.log"} <= keys
-    assert any("/_jobs/" in k for k in keys), keys  # the submission's own objects are covered too
+    # the submission's claim and marker are covered too
+    assert any("/_jobs/" in k for k in keys) and any("/_claims/" in k for k in keys), keys
     for op, key, headers in writes:
         assert op == "PutObject" and key.startswith("results/"), (op, key)
         assert headers.get("If-None-Match") == "*", (key, headers)

@@ -71,6 +71,15 @@ def submission_key(run_id: str, job_name: str) -> str:
     return f"{PREFIX}/{check_run_id(run_id)}/_jobs/{job_name}.json"
 
 
+def claim_key(run_id: str, job_name: str, attempt: int, *, failed: bool = False) -> str:
+    """`_claims/<job name>/<attempt>.json`: whoever writes it first (a conditional PUT) submits that job; a
+    `<attempt>.failed.json` beside it says that attempt ended without a job, which frees the next attempt."""
+    return f"{PREFIX}/{check_run_id(run_id)}/_claims/{job_name}/{attempt}{'.failed' if failed else ''}.json"
+
+
+CLAIM_OBJECT = re.compile(r"(\d+)(\.failed)?\.json")
+
+
 def sha256_b64(body: bytes) -> str:
     return base64.b64encode(hashlib.sha256(body).digest()).decode()
 
@@ -125,6 +134,18 @@ class ResultStore:
     def put_log(self, key: str, text: str) -> str:
         self.put_once(key, text.encode("utf-8", errors="replace"), "text/plain; charset=utf-8")
         return key
+
+    def latest_claim(self, run_id: str, job_name: str) -> tuple[int, bool] | None:
+        """(the highest attempt claimed for the job, whether it failed), or None when no one has claimed it."""
+        prefix = claim_key(run_id, job_name, 0).rsplit("/", 1)[0] + "/"
+        claimed: set[int] = set()
+        failed: set[int] = set()
+        for key in self.keys(prefix):  # a listing only guides: the conditional PUT of a claim decides who wins
+            if m := CLAIM_OBJECT.fullmatch(key[len(prefix):]):
+                (failed if m[2] else claimed).add(int(m[1]))
+        if not claimed:
+            return None
+        return max(claimed), max(claimed) in failed
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())

@@ -7,7 +7,9 @@ same run id again finds the job it created the first time instead of making a se
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from rackform.plan import NodeGroupPlan, Plan
 from .benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from .contract import PREFIX
 from rackform.jobs.jobdefs import BENCHMARK_PARAMETER, job_kind
-from .store import ResultStore, check_run_id, submission_key
+from .store import AlreadyExists, ResultStore, check_run_id, claim_key, submission_key
 
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the
 # call itself is never retried by botocore; `submit_once` retries by hand and looks for its job before each try.
@@ -31,6 +33,10 @@ from .store import ResultStore, check_run_id, submission_key
 # botocore resend a SubmitJob whose response was lost (tests/test_faults.py caught the duplicate jobs).
 NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
 LOOKUP_RETRY = Config(retries={"mode": "standard", "max_attempts": 8})
+# How long a submit that lost the claim waits for the winner's job before calling the winner stopped: the winner's
+# SubmitJob, with submit_once's own retries and backoff, takes seconds.
+CLAIM_WAIT_S = 60.0
+CLAIM_POLL_S = 0.5
 
 
 class SubmitError(Exception):
@@ -125,11 +131,6 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
                               f"{b.min_nodes} and {min(b.max_nodes, g.max_job_nodes)} (the group has {g.count} nodes"
                               f"{', on Spot: one per job' if g.capacity.type == 'spot' else ''})")
         name = job_name(run_id, g.rack, g.name, benchmark)
-        marker = submission_key(run_id, name)
-        if store.exists(marker):
-            prior = store.get_json(marker)
-            out.append(Submission(**{**prior, "created": False}))
-            continue
         kind = job_kind(b, n)
         jobdef = naming.job_definition(plan.name, g.rack, g.name, kind)
         env = [{"name": f"{PREFIX}RUN_ID", "value": run_id}]  # JobEnvironment.run_id
@@ -142,16 +143,83 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
                 {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
         else:
             request["containerOverrides"] = {"environment": env}
-        job_id = find_job(lookup, g.job_queue, name)
-        created = job_id is None
-        if job_id is None:
-            job_id = submit_once(submitter, lookup, request)
-        sub = Submission(job_name=name, job_id=job_id, queue=g.job_queue, job_definition=jobdef, rack=g.rack,
-                         node_group=g.name, benchmark=benchmark, nodes=n, created=created)
-        body = {k: v for k, v in sub.__dict__.items() if k != "created"}
-        store.put_once(marker, _json(body), "application/json")
-        out.append(sub)
+        fields = {"job_name": name, "queue": g.job_queue, "job_definition": jobdef, "rack": g.rack,
+                  "node_group": g.name, "benchmark": benchmark, "nodes": n}
+        out.append(submit_exactly_once(store, submitter, lookup, run_id, fields, request))
     return out
+
+
+def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id: str, fields: dict[str, Any],
+                        request: dict[str, Any], *, wait_s: float = CLAIM_WAIT_S,
+                        poll_s: float = CLAIM_POLL_S) -> Submission:
+    """One Batch job per run id and job name, however many `rackform submit`s ask for it, at once or later.
+
+    The job's marker (`_jobs/<name>.json`) says it was submitted. Until it exists, every contender claims the
+    job's next attempt with a conditional PUT (`_claims/<name>/<attempt>.json`), which S3 lets exactly one make.
+    The winner submits, unless Batch already has a job by the name (a lost answer, a marker write that failed), and
+    writes the marker. The others wait for the marker, or write it themselves, from the claim, once Batch lists the
+    winner's job; when the winner's SubmitJob failed (`<attempt>.failed.json`) they claim the next attempt.
+    """
+    name = fields["job_name"]
+    marker = submission_key(run_id, name)
+    waited = 0.0
+    while True:
+        if store.exists(marker):
+            return Submission(**{**store.get_json(marker), "created": False})
+        latest = store.latest_claim(run_id, name)
+        if latest is None or latest[1]:
+            attempt = 0 if latest is None else latest[0] + 1
+            claim = {"submission": fields, "claimed_by": f"{socket.gethostname()} pid {os.getpid()}",
+                     "claimed_at": _now(), "nonce": secrets.token_hex(8)}  # the nonce makes every claim differ
+            try:
+                store.put_once(claim_key(run_id, name, attempt), _json(claim), "application/json")
+            except AlreadyExists:
+                continue  # another submit claimed this attempt first
+            return _submit_claimed(store, submitter, lookup, run_id, attempt, fields, request)
+        key = claim_key(run_id, name, latest[0])
+        if (job_id := find_job(lookup, fields["queue"], name)) is not None:
+            return _record(store, run_id, store.get_json(key)["submission"], job_id, created=False)
+        if waited >= wait_s:
+            claim = store.get_json(key)
+            raise SubmitError(
+                f"job {name} was claimed by {claim.get('claimed_by')} at {claim.get('claimed_at')} "
+                f"(s3://{store.bucket}/{key}), but after {waited:.0f} s Batch has no job by that name and no marker "
+                f"was written: that submit stopped before SubmitJob. If it is no longer running, mark its claim "
+                f"failed and submit again: aws s3api put-object --bucket {store.bucket} --key "
+                f"{claim_key(run_id, name, latest[0], failed=True)} --if-none-match '*'; or use a new run id")
+        time.sleep(poll_s)
+        waited += poll_s
+
+
+def _submit_claimed(store: ResultStore, submitter: Any, lookup: Any, run_id: str, attempt: int,
+                    fields: dict[str, Any], request: dict[str, Any]) -> Submission:
+    job_id = find_job(lookup, fields["queue"], fields["job_name"])
+    created = job_id is None
+    if job_id is None:
+        try:
+            job_id = submit_once(submitter, lookup, request)
+        except Exception as e:
+            # Frees the next attempt for a later submit; that one looks for a job by the name before submitting,
+            # so a job this call made after all (its answer lost) is found, not doubled.
+            reason = {"failed_at": _now(), "reason": f"{type(e).__name__}: {e}"[:1000]}
+            try:
+                store.put_once(claim_key(run_id, fields["job_name"], attempt, failed=True), _json(reason),
+                               "application/json")
+            except (ClientError, BotoCoreError, AlreadyExists):
+                pass  # the SubmitJob error is the one to show; a later submit reports the claim as stopped
+            raise
+    return _record(store, run_id, fields, job_id, created)
+
+
+def _record(store: ResultStore, run_id: str, fields: dict[str, Any], job_id: str, created: bool) -> Submission:
+    # Built from the claim's fields by whichever process writes it, so the bytes agree and the second is a no-op.
+    body = {**fields, "job_id": job_id}
+    store.put_once(submission_key(run_id, fields["job_name"]), _json(body), "application/json")
+    return Submission(**body, created=created)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _json(data: Any) -> bytes:
