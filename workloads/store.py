@@ -246,7 +246,7 @@ class ResultStore:
 
 # AWS Batch job names: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number
 # (https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html, jobName). A marker's job name is also
-# a local file name (workloads/local.py), so nothing else may pass.
+# a local file name (rackform/jobs/local.py), so nothing else may pass.
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 MARKER_FIELDS: dict[str, type] = {"job_name": str, "job_id": str, "queue": str, "job_definition": str, "rack": str,
                                   "node_group": str, "benchmark": str, "nodes": int}
