@@ -5,8 +5,8 @@ validate -> plan -> cdk synth -> embedded AWS (moto server on 127.0.0.1) holding
 and job definitions of the plan -> submit the suite with `rackform submit` -> run each job here through the job's
 own entry point (the local executor plays Batch) -> `rackform status --wait` -> `rackform results` ->
 `rackform report --html` (against the physical limits and prices of the instances the jobs name) -> `rackform place`
-of three workloads, one per class, from those results -> the Trainium queue held full and `rackform run` spilling
-the inference workload over to the GPU rack.
+of three workloads, one per class, from those results -> the inference workload's queue held full and `rackform run`
+spilling it over to the next tier.
 Every rackform step is the real CLI in a subprocess, as a user would type it.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -158,9 +159,11 @@ def main() -> int:
         print(f"\n  HTML report: {report}")
 
         step(f"rackform place: one workload per class, ranked by the measured results of {run_id}")
-        rackform("place", *WORKLOADS, "--spec", args.spec, "--run", run_id, env=env)
-        held = saturate(aws, plan, "trainium")
-        step(f"the trainium queue saturated: {held} jobs held RUNNABLE in the embedded AWS; rackform run --explain")
+        placed = rackform("place", *WORKLOADS, "--spec", args.spec, "--run", run_id, env=env)
+        # Fill the queue the inference workload was placed on (the rehearsal's figures vary from run to run).
+        tier = re.search(r"\(inference\) on \S+ \[(\w+)\]", placed)[1]
+        held = saturate(aws, plan, tier)
+        step(f"the {tier} queue saturated: {held} jobs held RUNNABLE in the embedded AWS; rackform run --explain")
         rackform("run", WORKLOADS[2], "--spec", args.spec, "--run", run_id, "--run-id", run_id, "--explain", env=env)
         explore(run_id, args.spec, aws, deployment.bucket, args.serve_minutes * 60 if args.serve else None)
     print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")

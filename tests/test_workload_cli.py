@@ -113,3 +113,14 @@ def test_bad_workloads_are_named_problems_not_tracebacks(aws, tmp_path, capsys):
     assert "'batch' is not one of general | training | inference" in err
     assert main(["place", INFERENCE, INFERENCE, "--spec", SPEC, "--no-live"]) == 1
     assert "given more than once" in capsys.readouterr().err
+
+
+def test_status_shows_a_forged_decision_escaped_and_an_unverified_one_as_a_problem(aws, capsys):
+    forged = {"workload": "x\x1b[2Jy", "class": "inference", "outcome": "placed",
+              "chosen": {"rack": "gpu", "node_group": "h100", "tier": "gpu"}}
+    aws["store"].put_once(placement_key("w4", "forged"), json.dumps(forged).encode(), "application/json")
+    aws["s3"].put_object(Bucket=aws["store"].bucket, Key=placement_key("w4", "plain"), Body=b"{}")
+    assert main(["status", "w4"]) == 1
+    out = capsys.readouterr().out
+    assert "x\\x1b[2Jy" in out and "\x1b" not in out
+    assert "workload decision unreadable: results/w4/_placements/plain.json" in out

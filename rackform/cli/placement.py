@@ -166,10 +166,13 @@ def workload_lines(run_id: str, store: Any, lookup: Any | None) -> tuple[list[st
     states, problems = workload_states(run_id, store, lookup)
     if not states and not problems:
         return [], False
+    from ..textsafe import visible
+
+    # Decisions are objects in the bucket, which jobs can write too: table() escapes its cells, visible() the rest.
     rows = [[s.workload, s.workload_class, s.outcome, s.where, s.tier, s.batch_status or "-",
              (s.batch_reason or "")[:60]] for s in states]
     lines = ["workload jobs:", table(rows, ["workload", "class", "placement", "rack/node group", "tier", "batch",
-                                           "reason"]), *problems]
+                                           "reason"]), *(visible(p) for p in problems)]
     return lines, bool(problems) or any(s.batch_status == "FAILED" for s in states)
 
 
