@@ -119,13 +119,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from workloads.store import check_run_id
 
     from .. import aws
-    from ..jobs.workload_jobs import PlacementError, run_workload, submission
+    from ..jobs import submit as sub
+    from ..jobs.workload_jobs import PlacementError, run_workload
 
     decided = _decide(args)
     if decided is None:
         return EXIT_PROBLEM
     plan, workloads, decide, _ = decided
-    sub = submission()
     run_id = args.run_id or sub.new_run_id()
     try:
         check_run_id(run_id)

@@ -46,15 +46,6 @@ class PlacementError(Exception):
     """A workload that cannot run: no candidate, or a node group that was never deployed."""
 
 
-def submission() -> Any:
-    """The submission module (moving from the job package to rackform.jobs: either place works)."""
-    try:
-        from . import submit
-    except ImportError:
-        from workloads import submit  # type: ignore[no-redef]
-    return submit
-
-
 def placement_key(run_id: str, workload: str) -> str:
     return f"{PREFIX}/{check_run_id(run_id)}/_placements/{workload}.json"
 
@@ -247,7 +238,8 @@ def decide_once(plan: Plan, run_id: str, workload: Workload, store: ResultStore,
 def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultStore, batch: Any, submitter: Any,
                  lookup: Any, decide: Callable[[], Decision]) -> tuple[dict[str, Any], WorkloadJob]:
     """Place (once per run) and submit (once per run) one workload."""
-    sub = submission()
+    from . import submit as sub  # boto3 at import: loaded only when a job is submitted
+
     decision, _ = decide_once(plan, run_id, workload, store, decide)
     chosen = decision["chosen"]
     rack = plan.rack(chosen["rack"])
