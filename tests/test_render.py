@@ -53,14 +53,21 @@ def line_point(line: str, number: str) -> int:
 def test_a_table_fits_the_terminal_by_dropping_what_is_not_essential_and_says_so():
     text = table(ROWS, HEADER, width=60, essential={"benchmark", "metric", "value", "$/hour"}, colour=False)
     assert all(len(line) <= 60 for line in text.splitlines()[:-1])
-    assert "notes" not in text.splitlines()[0] and "-o wide shows every column" in text.splitlines()[-1]
+    assert "notes" not in text.splitlines()[0] and "--wide shows every column" in text.splitlines()[-1]
     assert "110.08" in text and "0.1632" in text
 
 
 def test_a_table_wraps_essential_columns_rather_than_overflow():
-    text = table(ROWS, HEADER, width=50, essential=set(HEADER), colour=False)
-    assert all(len(line) <= 50 for line in text.splitlines())
-    assert "421.88" in text  # numbers are never cut
+    text = table(ROWS, HEADER, width=72, essential=set(HEADER), colour=False)
+    assert all(len(line) <= 72 for line in text.splitlines()) and "left out" not in text
+    assert "421.88" in text and "0.1632" in text  # numbers are never cut
+    assert "[1] a long" in text and "note" in text  # text wraps
+
+
+def test_columns_that_cannot_fit_even_at_their_narrowest_are_left_out_and_named():
+    text = table(ROWS, HEADER, width=40, essential=set(HEADER), colour=False).splitlines()
+    assert all(len(line) <= 40 for line in text[:-1]) and text[-1].startswith("(")
+    assert "value, $/hour, notes;" in text[-1] and "benchmark" in " ".join(text[:2])
 
 
 def test_wide_keeps_every_column_whatever_the_width(monkeypatch):

@@ -357,3 +357,16 @@ def test_a_succeeded_benchmark_without_its_headline_is_an_error_not_an_omission(
     assert code == 1
     assert ("error: allreduce on gpu/h100: succeeded, but none of its headline metrics "
             "(busbw_max{placement=in-place}) is in the record (it has busbw_max{placement=out-of-place})") in out
+
+
+def test_the_table_fits_a_narrow_terminal_and_wide_shows_every_column(s3, capsys, monkeypatch):
+    from rackform.render import text
+
+    monkeypatch.setattr(text, "terminal_width", lambda stream=None: 100)  # a terminal 100 characters wide
+    code, out, _ = cli(capsys, "report", "cur")
+    table = out.split("\n\n")[1].splitlines()
+    assert code == 0 and all(len(line) <= 100 for line in table[:-1])
+    assert "left out to fit 100 characters" in table[-1] and "--wide shows every column" in table[-1]
+    assert "per $" in table[0] or "per $" in table[1]  # essential columns stay
+    code, out, _ = cli(capsys, "report", "cur", "--wide")
+    assert "left out" not in out and "notes" in out.split("\n\n")[1].splitlines()[0]

@@ -12,7 +12,7 @@ from .common import aws_options, json_always, checked_plan, problem_lines, run_r
 
 
 def _wide(args: argparse.Namespace) -> bool:
-    """-o wide (rackform/cli/common.py's output option): every column, however wide the terminal."""
+    """--wide (or `-o wide`, should the shared output option come): every column, however narrow the terminal."""
     return getattr(args, "format", None) == "wide" or getattr(args, "wide", False) is True
 
 
@@ -123,6 +123,8 @@ def register(sub: Any) -> None:
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with plots")
     p.add_argument("--csv", metavar="PATH", help="write the rows as CSV")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--wide", action="store_true", help="every column, however narrow the terminal (by default "
+                   "columns that are not essential are left out, and named, until the table fits)")
     p.add_argument("--spec", help="the run's spec: its FSx size and throughput are the storage limit")
     aws_options(p)
     p.set_defaults(func=cmd_report)
@@ -131,6 +133,7 @@ def register(sub: Any) -> None:
                        "class, across one or more runs")
     p.add_argument("run_ids", metavar="RUN", nargs="+")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--wide", action="store_true", help="evidence tables at full width, however narrow the terminal")
     aws_options(p)
     p.set_defaults(func=cmd_advise)
 

@@ -8,19 +8,18 @@ import io
 from dataclasses import asdict
 from typing import Any
 
-from workloads.store import problem_dicts, problem_lines
 
 from ..analysis.report import LOCAL_CAVEAT, Change, Report, Row
 from ..textsafe import visible
 from .jsonout import json_text
+from .problems import problem_dicts, problem_lines
 from ..numbers import UNKNOWN, num, pct, usd
 from .text import Styled, red
 
 NOT_APPLICABLE = "n/a"
 NOT_RECORDED = "-"
-# Kept when a terminal is too narrow for the whole table (`-o wide` shows every column).
-ESSENTIAL = ("benchmark", "rack/node group", "metric", "value", "% of limit", "$/hour", "per $", "per $ unit",
-             "health")
+# Kept when a terminal is too narrow for the whole table (`--wide` shows every column).
+ESSENTIAL = ("benchmark", "rack/node group", "health", "metric", "value", "% of limit", "per $", "per $ unit")
 
 
 def _num(value: float | None) -> str:

@@ -1,7 +1,7 @@
 """Tables for the terminal, drawn by rich: the one table function every command prints through.
 
 A table fits the terminal: columns not named essential are dropped from the right (and said so) until it does, then
-cells wrap; `wide=True` (`-o wide`) keeps every column at full width. Numbers are aligned on their decimal point.
+cells wrap; `wide=True` (`--wide`) keeps every column at full width. Numbers are aligned on their decimal point.
 Colour only on a terminal, and never with NO_COLOR set (https://no-color.org) or TERM=dumb.
 """
 
@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from ..textsafe import visible
 
 GAP = 2  # spaces between columns
+MAX_WORD = 14  # a text column narrows to its longest word, at most this: longer words fold
 # A number as the renderers write one (render.numbers): sign, thousands separators, decimals, maybe a % or a bound.
 _NUMBER = re.compile(r"(?:≥ ?)?[-+]?[0-9][0-9,]*(?:\.[0-9]+)?%?")
 _NOT_A_FIGURE = {"", "unknown", "n/a", "-"}
@@ -88,9 +89,11 @@ def _decimal_aligned(column: list[str]) -> list[str]:
 
     width = max((tail(c) for c in column if _NUMBER.fullmatch(c)), default=0)
     padded = [c + " " * (width - tail(c)) if _NUMBER.fullmatch(c) else c for c in column]
-    # Every cell at the column's full width: rich drops trailing blanks, which would undo the padding.
-    full = max((len(c) for c in padded), default=0)
-    return [c.rjust(full) for c in padded]
+    # Every figure at the same width: rich drops trailing blanks, which would undo the padding. Text that says why
+    # there is no figure (a failure) is left to wrap.
+    figure = [_NUMBER.fullmatch(c) is not None or c in _NOT_A_FIGURE for c in column]
+    full = max((len(c) for c, f in zip(padded, figure) if f), default=0)
+    return [c.rjust(full) if f else c for c, f in zip(padded, figure)]
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = False, width: int | None = None,
@@ -110,34 +113,51 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
     numeric = [_numeric(col, [bool(s[i]) for s in styles]) for i, col in enumerate(columns)]
     columns = [_decimal_aligned(col) if n else col for col, n in zip(columns, numeric)]
     natural = [max([len(head[i]), *(len(c) for c in columns[i])]) for i in range(len(head))]
-    columns = [[c.rjust(natural[i]) for c in col] if numeric[i] else col for i, col in enumerate(columns)]
+    # What a column cannot go below: its numbers whole (a failure's text in it may wrap), or its longest word.
+    least = [max([len(head[i]), *(len(c) for c, st in zip(columns[i], styles) if not st[i])]) if numeric[i] else
+             min(natural[i], MAX_WORD, max((len(w) for c in [head[i], *columns[i]] for w in c.split()), default=1))
+             for i in range(len(head))]
+    columns = [[c.rjust(least[i]) if len(c) < least[i] else c for c in col] if numeric[i] else col
+               for i, col in enumerate(columns)]
+    full = sum(natural) + GAP * len(natural) + 1  # everything at its own width, for output that is not a terminal
+    natural = [least[i] if numeric[i] else natural[i] for i in range(len(head))]
     width = None if wide else (width if width is not None else terminal_width())
     keep = list(range(len(head)))
     dropped: list[str] = []
-    if width is not None and essential is not None:
+    if width is not None:
+        def fits(widths: list[int]) -> bool:
+            return sum(widths[k] for k in keep) + GAP * (len(keep) - 1) <= width
+
+        # Columns that are not essential go first, from the right, until the rest fits at full width (then wraps);
+        # if even the essential ones cannot fit at their narrowest, they go too, all but the first two.
         for i in reversed(range(len(head))):
-            if sum(natural[k] for k in keep) + GAP * (len(keep) - 1) <= width:
+            if fits(natural):
                 break
-            if header[i] not in essential:
+            if essential is not None and header[i] not in essential:
                 keep.remove(i)
                 dropped.append(head[i])
+        for i in reversed(keep[2:]):
+            if fits(least):
+                break
+            keep.remove(i)
+            dropped.append(head[i])
+        dropped.sort(key=head.index, reverse=True)
     colour = colour_on() if colour is None else colour
     t = Table(box=box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True), show_edge=False,
               pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold" if colour else "",
               expand=False)
     for i in keep:
         # Numbers are never cut: a numeric column keeps its width and the text columns wrap around it.
-        t.add_column(Text(head[i].rjust(natural[i]) if numeric[i] else head[i]), justify="left", overflow="fold",
-                     no_wrap=width is None or numeric[i], min_width=natural[i] if numeric[i] else min(natural[i], 4))
+        t.add_column(Text(head[i].rjust(least[i]) if numeric[i] else head[i]), justify="left", overflow="fold",
+                     no_wrap=width is None, min_width=least[i])
     for k in range(len(cells)):
         t.add_row(*(Text(columns[i][k], style=styles[k][i] if colour else "") for i in keep))
     out = io.StringIO()
-    full = sum(natural) + GAP * len(natural) + 1
     Console(file=out, width=width if width is not None else full, force_terminal=colour, no_color=not colour,
             color_system="standard" if colour else None, highlight=False, emoji=False, markup=False,
             legacy_windows=False).print(t)
     lines = [line.rstrip() for line in out.getvalue().splitlines()]
     if dropped:
         lines.append(f"({len(dropped)} column(s) left out to fit {width} characters: "
-                     f"{', '.join(reversed(dropped))}; -o wide shows every column)")
+                     f"{', '.join(reversed(dropped))}; --wide shows every column)")
     return "\n".join(lines)
