@@ -105,3 +105,12 @@ def test_cli_advises_across_runs_with_the_rehearsal_caveat(capsys, monkeypatch):
         gemm = next(a for a in doc["advice"] if a["benchmark"] == "gemm")
         assert gemm["winner"]["tier"] == "gpu" and gemm["evidence"][0]["run_id"] == "a"
         assert main(["advise", "a", "missing", *args]) == 1
+
+
+def test_only_invalid_results_are_named_as_such_not_ranked():
+    rec = record("r", "inference", "gpu", "h100", "gpu", "p5.48xlarge", [m("tokens_per_second", 9e9, "tokens/s")],
+                 price=55.04).model_copy(update={"validity": "invalid", "invalid_reason": "node 1: efa: 0 of 32"})
+    advice = advise_benchmark("inference", "inference", rows([rec]))
+    assert advice.winner is None and advice.evidence == ()
+    assert advice.verdict == ("no valid succeeded inference results in these runs (invalid, a node failed its "
+                              "health check: gpu (p5.48xlarge))")

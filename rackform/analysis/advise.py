@@ -81,8 +81,11 @@ def advise_benchmark(workload_class: str, benchmark: str, rows: Sequence[Row]) -
     tiers = sorted({r.tier for r in evidence})
     unpriced = sorted({f"{r.tier} ({r.instance_type})" for r in evidence if r.per_dollar is None})
     if not evidence:
+        invalid = sorted({f"{r.tier} ({r.instance_type})" for r in rows if r.benchmark == benchmark and r.priced
+                          and r.status == "succeeded" and not r.valid})
+        why = f" (invalid, a node failed its health check: {', '.join(invalid)})" if invalid else ""
         return Advice(workload_class, benchmark, unit, None, None, None,
-                      f"no succeeded {benchmark} results in these runs", evidence, local)
+                      f"no valid succeeded {benchmark} results in these runs{why}", evidence, local)
     if not ranked:
         return Advice(workload_class, benchmark, unit, None, None, None,
                       f"cannot advise on cost for {benchmark}: no price known for " + ", ".join(unpriced),
