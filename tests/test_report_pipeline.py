@@ -43,6 +43,8 @@ def test_report_has_a_priced_row_and_a_per_dollar_panel_for_every_benchmark_run(
     busbw = [r for r in doc["rows"] if r["benchmark"] == "allreduce"]
     assert [r["metric_key"] for r in busbw] == ["busbw_max{placement=in-place}"]
     assert busbw[0]["per_dollar"] > 0 and busbw[0]["per_dollar_unit"] == "TB/$"
+    # validity as the runner recorded it: the health step passed (nothing applies locally), 2 ranks
+    assert (busbw[0]["healthy"], busbw[0]["valid"], busbw[0]["ranks"]) == (True, True, 2), busbw[0]
     assert set(doc["charts"]["per_dollar"]) == {"allreduce", "gemm"}
     assert doc["errors"] == []
 
