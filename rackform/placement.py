@@ -33,6 +33,7 @@ from workloads.results import ResultRecord
 
 from .analysis.report import health_of, is_local, report_rows
 from .limits import Limits
+from .numbers import usd as price
 from .plan import NodeGroupPlan, Plan
 from .workload import Workload
 
@@ -327,8 +328,7 @@ def explain_rows(d: Decision) -> tuple[list[list[str]], list[str]]:
             verdict = "preferred, over max_wait"
         else:
             verdict = "ranked lower"
-        usd = "unknown" if c.usd_per_hour is None else f"{c.usd_per_hour:,.2f}"
-        cost = "unknown" if c.expected_cost_usd is None else f"{c.expected_cost_usd:,.2f}"
+        usd, cost = price(c.usd_per_hour), price(c.expected_cost_usd)  # the one price rule of every command
         backlog = "unknown" if c.backlog_vcpus is None else f"{c.backlog_vcpus}/{c.max_vcpus}"
         rows.append([str(i), c.where, c.tier, c.instance_type, _figure(c), usd, backlog,
                      duration_text(c.wait_s), cost, "; ".join((verdict, *c.notes))])

@@ -120,3 +120,18 @@ def test_an_html_error_page_never_lands_in_a_cell():
     text = table([["storage", page]], ["benchmark", "reason"], colour=False)
     assert "<" not in text and "nginx" not in text
     assert "PutObject operation: [an HTML page of" in text and ": 502 Bad Gateway]" in text
+
+
+def test_place_explains_prices_by_the_same_rule():
+    from rackform.limits import limits_for
+    from rackform.pipeline import load_plan
+    from rackform.placement import QueueState, explain_rows, place
+    from rackform.workload import parse_workload
+
+    plan = load_plan("examples/demo.yaml")
+    work = parse_workload({"name": "w", "class": "general", "max_wait": "1h",
+                           "tiers": {"graviton": {"image": "img", "command": ["true"]}}})
+    d = place(work, plan, [], {g.job_queue: QueueState(0) for g in plan.node_groups()}, limits_of=limits_for)
+    rows, header = explain_rows(d)
+    head = next(r for r in rows if r[header.index("instance")] == "m7g.xlarge")
+    assert head[header.index("$/hour")] == "0.1632"  # not 0.16
