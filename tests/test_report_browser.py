@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from .conftest import ROOT
-from .test_report import BUCKET, DEMO, cli, s3  # noqa: F401  (the moto bucket with a baseline and a current run)
+from .test_report import DEMO, cli, s3  # noqa: F401  (s3: the moto bucket with a baseline and a current run)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from workloads.benchmarks import BENCHMARKS, Headline
 from workloads.results import Metric, ResultRecord
 
-from ..numbers import num as fmt  # noqa: F401  (one number rule; older callers import it from here)
+from ..numbers import num as fmt
 
 # Labels that tell repeats of one figure apart rather than name a different figure.
 REPEAT_LABEL = "repeat"
