@@ -1,10 +1,10 @@
 """Multi-node native collectives (issue 11 item 3): the launcher that gathers a job's nodes and runs one MPI program
-across them. The real run below is two local "nodes" (two runner threads, as the local executor's two processes)
-going through the same rendezvous, host file and mpirun as a Batch job, with Open MPI from PyPI."""
+across them. The real run at the end is two local "nodes" (two runner processes with the local executor's node
+environments) going through the same rendezvous, host file and mpirun as a Batch job, with Open MPI from PyPI."""
 
 from __future__ import annotations
 
-import json
+import os
 import socket
 import sys
 import threading
@@ -16,19 +16,8 @@ from workloads import launch
 from workloads.benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
 from workloads.run import launched, run_steps
 
-# One MPI program, for real: every rank all-reduces its rank + 1 and rank 0 prints the result the way a
-# torchbench job does (the runner's "torch" parser reads it).
-PROGRAM = """
-import json, socket
-from mpi4py import MPI
-comm = MPI.COMM_WORLD
-total = comm.allreduce(comm.Get_rank() + 1)
-hosts = comm.gather(socket.gethostname())
-if comm.Get_rank() == 0:
-    doc = {"benchmark": "allreduce", "metrics": [{"name": "mpi_sum", "value": total, "unit": "1"}],
-           "details": {"world_size": str(comm.Get_size()), "hosts": ",".join(hosts)}}
-    print("RACKFORM_RESULT " + json.dumps(doc), flush=True)
-"""
+DATA = Path(__file__).parent / "data" / "launch"
+PROGRAM = DATA / "mpi_allreduce.py"  # a real MPI program: every rank all-reduces rank + 1
 
 
 def free_port() -> int:
@@ -121,38 +110,6 @@ def test_sshd_and_client_config_are_key_only_and_per_job(tmp_path):
     assert f"Port {launch.SSH_PORT}" in config and f"IdentityFile {setup.key}" in config
 
 
-def test_a_real_mpi_program_across_two_local_nodes_through_the_launcher(tmp_path):
-    program = tmp_path / "allreduce.py"
-    program.write_text(PROGRAM)
-
-    def steps(ctx):
-        if not ctx.is_main:
-            return ()
-        return (Step(launch.mpirun_argv((sys.executable, str(program)), hostfile_path=ctx.hostfile,
-                                        ranks=ctx.num_nodes * ctx.ranks_per_node), "torch"),)
-
-    bench = Benchmark("mpi-test", "test", ("cpu",), nodes=2, max_nodes=2, steps=steps, ssh_launch=True)
-    port = free_port()
-    results: dict[int, tuple] = {}
-
-    def node(index):
-        ctx = NodeContext(tier="cpu", node_index=index, num_nodes=2, local=True, master_port=port,
-                          work_dir=str(tmp_path / f"node-{index}"))
-        Path(ctx.work_dir).mkdir()
-        results[index] = launched(bench, ctx, 60, [], batch_job_id=f"job-1#{index}")
-
-    threads = [threading.Thread(target=node, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    status, reason, metrics, details, log = results[0]
-    assert status == "succeeded", (reason, log)
-    assert [(m.name, m.value) for m in metrics] == [("mpi_sum", 3.0)] and details["world_size"] == "2"
-    assert "127.0.0.1 slots=2" in log and "mpirun" in log
-    assert results[1][0] == "succeeded" and "ended with exit 0" in results[1][4]
-
-
 def test_a_child_whose_main_never_answers_fails_with_the_reason(tmp_path):
     bench = Benchmark("mpi-test", "test", ("cpu",), nodes=2, max_nodes=2, steps=lambda ctx: (), ssh_launch=True)
     ctx = NodeContext(tier="cpu", node_index=1, num_nodes=2, local=True, master_port=free_port(),
@@ -168,3 +125,26 @@ def test_the_images_carry_what_the_launcher_runs():
     assert "MPI=1 MPI_HOME=/opt/amazon/openmpi" in gpu and "MPI=0" not in gpu
     assert launch.EFA_MPIRUN.startswith("/opt/amazon/openmpi/")
     assert all("openssh-server" in f and "openssh-client" in f for f in (gpu, neuron))
+
+
+def test_the_local_executors_two_node_processes_run_mpi_through_the_runner(tmp_path):
+    """Two processes with the environments the local executor gives a 2-node job (rackform.jobs.local), each the
+    runner's entry point: the main node gathers the other, writes the host file and runs mpirun across both."""
+    import subprocess
+
+    from rackform.jobs.local import node_environment
+    from workloads.contract import JobEnvironment
+
+    job = JobEnvironment(run_id="mpi-1", master_port=free_port())
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RACKFORM_", "AWS_BATCH_"))}
+    procs = [subprocess.Popen([sys.executable, str(DATA / "mpi_job.py")], env=node_environment(
+        base, job, job_id="job-1", nodes=2, index=i, work_dir=tmp_path), cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    outs = [p.communicate(timeout=90)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "127.0.0.1 slots=2" in outs[0] and "mpi-probe: succeeded; 1 metrics" in outs[0]
+    # Rank 0's line, under Open MPI's --tag-output prefix: two ranks, 1 + 2 all-reduced.
+    [line] = [l for l in outs[0].splitlines() if "RACKFORM_RESULT" in l]
+    assert line.startswith("[1,0]<stdout>:") and '"mpi_sum", "value": 3' in line and '"world_size": "2"' in line
+    assert "[launch] the main node's launch ended with exit 0" in outs[1]
+    assert "[health node 1]" in outs[1] and "[health node 0]" in outs[0]
