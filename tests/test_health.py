@@ -230,3 +230,23 @@ def test_health_command_on_a_healthy_run_and_on_no_run(store, capsys):
     assert cli(capsys, "health", "r1")[0] == 0
     code, out, err = cli(capsys, "health", "nope")
     assert code == 1 and "no health records for run nope" in err and "Traceback" not in err
+
+
+def test_a_broken_health_step_or_unreadable_peers_leave_an_invalid_record_not_a_crash():
+    job = JobIdentity(run_id="r1", benchmark="gemm", rack="a", node_group="g", tier="gpu",
+                      instance_type="p5.48xlarge")
+
+    def broken(argv):
+        raise RuntimeError("nvidia-smi hung")
+
+    from workloads.run import health_step
+    record, log = health_step(job, NodeContext(tier="gpu", gpus=8), None, run=broken)
+    assert not record.healthy and "health-step: failed: RuntimeError: nvidia-smi hung" in log
+
+    class Unreadable:
+        def health(self, run_id):
+            raise OSError("throttled")
+
+    ok = _health(0, HealthCheck(name="gpus", status="passed", detail="8 of 8"))
+    why = job_health(job, NodeContext(tier="gpu", num_nodes=2), ok, Unreadable())
+    assert "could not be read: OSError: throttled" in why

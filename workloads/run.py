@@ -27,7 +27,7 @@ from pathlib import Path
 from . import health, launch, transport
 from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
-from .results import HealthRecord, Metric, Parsed, ResultRecord
+from .results import HealthCheck, HealthRecord, Metric, Parsed, ResultRecord
 from .store import ResultStore, check_run_id, log_key, s3_client
 
 
@@ -246,9 +246,14 @@ def health_lines(record: HealthRecord) -> str:
 
 def health_step(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, **kwargs) -> tuple[HealthRecord, str]:
     """Check this node and write its health record before any benchmark step; (record, log lines)."""
-    record = health.health_record(ctx, run_id=job.run_id, benchmark=job.benchmark, rack=job.rack,
-                                  node_group=job.node_group, instance_type=job.instance_type,
-                                  neuron_cores=job.neuron_cores, **kwargs)
+    identity = dict(run_id=job.run_id, benchmark=job.benchmark, rack=job.rack, node_group=job.node_group,
+                    instance_type=job.instance_type)
+    try:
+        record = health.health_record(ctx, neuron_cores=job.neuron_cores, **identity, **kwargs)
+    except Exception as e:  # a check that breaks proves nothing about the node: it fails, and the job still runs
+        record = HealthRecord(**identity, node_index=ctx.node_index, hostname=socket.gethostname(),
+                              checked_at=dt.datetime.now(dt.timezone.utc), checks=(HealthCheck(
+                                  name="health-step", status="failed", detail=f"{type(e).__name__}: {e}"[:300]),))
     log = health_lines(record)
     if store is not None:
         try:
@@ -262,7 +267,11 @@ def job_health(job: JobIdentity, ctx: NodeContext, own: HealthRecord, store: Res
     """Why the job's figures are invalid (a node failed its health step, or left no health record), or None."""
     records = [own]
     if store is not None and ctx.num_nodes > 1:
-        others = {h.node_index: h for h in store.health(job.run_id) if (h.rack, h.node_group, h.benchmark) ==
+        try:
+            found = store.health(job.run_id)
+        except Exception as e:  # unread is unproven: the figures cannot count as healthy
+            return f"the other nodes' health records could not be read: {type(e).__name__}: {e}"[:400]
+        others = {h.node_index: h for h in found if (h.rack, h.node_group, h.benchmark) ==
                   (job.rack, job.node_group, job.benchmark) and h.node_index != own.node_index}
         records += list(others.values())
     missing = sorted(set(range(ctx.num_nodes)) - {r.node_index for r in records}) if store is not None else []
