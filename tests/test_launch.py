@@ -148,3 +148,35 @@ def test_the_local_executors_two_node_processes_run_mpi_through_the_runner(tmp_p
     assert line.startswith("[1,0]<stdout>:") and '"mpi_sum", "value": 3' in line and '"world_size": "2"' in line
     assert "[launch] the main node's launch ended with exit 0" in outs[1]
     assert "[health node 1]" in outs[1] and "[health node 0]" in outs[0]
+
+
+def test_a_child_that_cannot_get_ready_stops_the_gathering_with_its_reason():
+    port = free_port()
+    errors = []
+
+    def broken_sshd(key):
+        raise launch.LaunchError("sshd exited 255: Bind to port 2022 on 0.0.0.0 failed: Address already in use.")
+
+    def child():
+        try:
+            launch.join("127.0.0.1", port, index=1, token="j", get_ready=broken_sshd, timeout_s=10)
+        except launch.LaunchError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=child)
+    t.start()
+    with pytest.raises(launch.LaunchError, match="node 1 could not get ready: LaunchError: sshd exited 255: Bind"):
+        launch.gather(port, num_nodes=3, token="j", public_key="k", timeout_s=10, bind="127.0.0.1")
+    t.join(5)
+    assert errors and "could not get ready" in errors[0]
+
+
+def test_an_sshd_that_exits_at_once_is_named(tmp_path, monkeypatch):
+    setup = launch.SshSetup(tmp_path / "ssh")
+    setup.directory.mkdir()
+    setup.host_key.write_text("key")
+    monkeypatch.setattr(launch.SshSetup, "sshd_argv", lambda self: (sys.executable, "-c",
+                                                                     "import sys; print('no host keys'); sys.exit(1)"))
+    with pytest.raises(launch.LaunchError, match="sshd exited 1: no host keys"):
+        launch.start_sshd(setup, "ssh-ed25519 K", settle_s=1, privsep=tmp_path / "run-sshd")
+    assert setup.authorized_keys.read_text() == "ssh-ed25519 K\n"

@@ -138,14 +138,23 @@ def make_job_key(setup: SshSetup, token: str, run: Run = _run) -> str:
     return setup.key.with_suffix(".pub").read_text().strip()
 
 
-def start_sshd(setup: SshSetup, public_key: str, run: Run = _run) -> subprocess.Popen:
+def start_sshd(setup: SshSetup, public_key: str, run: Run = _run, settle_s: float = 0.5,
+               privsep: Path = Path("/run/sshd")) -> subprocess.Popen:
+    """sshd in front, with the job's key only; an sshd that exits at once (port taken, bad config) is an error
+    naming its own message, not an SSH failure minutes later in mpirun."""
     setup.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     setup.authorized_keys.write_text(public_key + "\n")
     setup.authorized_keys.chmod(0o600)
     if not setup.host_key.exists():
         run(setup.keygen_argv(setup.host_key, "rackform-host"))
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation directory
-    return subprocess.Popen(setup.sshd_argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    privsep.mkdir(parents=True, exist_ok=True)  # sshd refuses to start without its privilege-separation directory
+    log = setup.directory / "sshd.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(setup.sshd_argv(), stdout=out, stderr=subprocess.STDOUT)
+    time.sleep(settle_s)
+    if proc.poll() is not None:
+        raise LaunchError(f"sshd exited {proc.returncode}: {log.read_text().strip()[-300:]}")
+    return proc
 
 
 def install_client_config(setup: SshSetup, home: Path | None = None) -> None:
@@ -221,11 +230,14 @@ def gather(port: int, *, num_nodes: int, token: str, public_key: str, timeout_s:
                     conn.close()
                     continue
                 _send(conn, {"public_key": public_key})
-                if _recv(conn).get("ready") is not True:
-                    raise LaunchError(f"node {index} could not get ready")
+                answer = _recv(conn)
             except (OSError, ValueError, LaunchError):
                 conn.close()
                 continue  # a child that fails here never joined; it may call again before the deadline
+            if answer.get("ready") is not True:  # e.g. its sshd would not start: no launch can reach it
+                for c in [conn, *conns]:
+                    c.close()
+                raise LaunchError(f"node {index} could not get ready: {answer.get('why', answer)}")
             own = own or conn.getsockname()[0]
             nodes[index] = Node(index, peer)
             conns.append(conn)
@@ -252,7 +264,11 @@ def join(main_address: str, port: int, *, index: int, token: str, get_ready: Cal
         answer = _recv(conn)
         if "public_key" not in answer:
             raise LaunchError(f"the main node refused this node: {answer.get('refused', answer)}")
-        get_ready(str(answer["public_key"]))
+        try:
+            get_ready(str(answer["public_key"]))
+        except Exception as e:
+            _send(conn, {"ready": False, "why": f"{type(e).__name__}: {e}"[:300]})
+            raise LaunchError(f"this node could not get ready: {type(e).__name__}: {e}") from None
         _send(conn, {"ready": True})
         conn.settimeout(None)  # the launch takes as long as the benchmark; the main node's end closes this
         try:
