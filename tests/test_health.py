@@ -69,6 +69,7 @@ def test_nvlink_inactive_link_fails():
     check = health.check_nvlink(status)
     assert check.status == "failed" and "inactive: link 1" in check.detail
     assert health.check_nvlink(status.replace("<inactive>", "26.562 GB/s")).status == "passed"
+    assert health.check_nvlink("GPU 0: NVIDIA A10G (UUID: GPU-2)\n").status == "not applicable here"
 
 
 def test_efa_devices_from_fi_info_against_the_containers_uverbs():

@@ -51,10 +51,11 @@ NVLINK = re.compile(r"^\s*Link (\d+): (.+?)\s*$")
 
 
 def check_nvlink(status: str) -> HealthCheck:
-    """`nvidia-smi nvlink --status`: every link prints `Link N: <speed> GB/s`, or `<inactive>` when it is down."""
+    """`nvidia-smi nvlink --status`: every link prints `Link N: <speed> GB/s`, or `<inactive>` when it is down. GPUs
+    without NVLink (g5, g6: PCIe only) list no links: the check does not apply to them."""
     links = [m.groups() for line in status.splitlines() if (m := NVLINK.match(line))]
     if not links:
-        return _check("nvlink", False, "nvidia-smi nvlink --status listed no links")
+        return not_applicable("nvlink", "nvidia-smi lists no NVLink links: GPUs on PCIe only")
     down = [n for n, state in links if "inactive" in state.lower()]
     return _check("nvlink", not down, f"{len(links) - len(down)} of {len(links)} links active"
                   + (f"; inactive: link {', '.join(sorted(set(down), key=int))}" if down else ""))
@@ -146,8 +147,7 @@ def collect(ctx: NodeContext, *, neuron_cores: int, run: Runner = run_tool, uver
         else:
             checks += check_gpus(smi, ctx.gpus)
             if (links := run(["nvidia-smi", "nvlink", "--status"])) is not None:
-                checks.append(check_nvlink(links) if NVLINK.search(links) or ctx.gpus > 1 else
-                              not_applicable("nvlink", "one GPU"))
+                checks.append(check_nvlink(links))
             if (v := run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])) is not None:
                 versions["nvidia_driver"] = v.strip().splitlines()[0] if v.strip() else ""
     else:
