@@ -62,6 +62,9 @@ def test_gpu_count_and_ecc_against_the_plan():
     ecc = health.check_gpus(SMI_8.replace("3, NVIDIA H100 80GB HBM3, 0", "3, NVIDIA H100 80GB HBM3, 2"), 8)[1]
     assert ecc.status == "failed" and "GPU 3 (2)" in ecc.detail
     assert health.check_gpus(SMI_8.replace(", 0\n", ", [N/A]\n"), 8)[1].status == "passed"
+    driver_gone = ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the "
+                   "latest NVIDIA driver is installed and running.\n\n[exit 9] ")
+    assert "0 of 8" in health.check_gpus(driver_gone, 8)[0].detail
 
 
 def test_nvlink_inactive_link_fails():
@@ -111,6 +114,9 @@ def test_collector_on_a_gpu_node_with_a_missing_gpu_fails():
     by = {c.name: c for c in checks}
     assert by["gpus"].status == "failed" and by["efa"].status == "passed"
     assert by["clock"].status == "not applicable here"
+    container = health.collect(ctx, neuron_cores=0, uverbs=1, mounts="/nonexistent",
+                               run=_tools({"chronyc": "506 Cannot talk to daemon\n"}))[0]
+    assert [c.status for c in container if c.name == "clock"] == ["not applicable here"]
 
 
 def test_collector_missing_tools_fail_on_a_real_node_and_do_not_apply_locally():

@@ -36,7 +36,9 @@ def check_gpus(csv: str, planned: int) -> list[HealthCheck]:
     """`nvidia-smi --query-gpu=index,name,ecc.errors.uncorrected.volatile.total --format=csv,noheader`: the GPUs
     counted against the plan, and uncorrected ECC errors since the driver loaded (the field is "[N/A]" where ECC
     is off or not supported: that is reported, not failed)."""
-    rows = [[f.strip() for f in line.split(",")] for line in csv.splitlines() if line.strip()]
+    # Only rows that start with a GPU index: a failing nvidia-smi prints its error instead (and the runner appends
+    # the exit code), which must count as no GPU, not as one.
+    rows = [f for line in csv.splitlines() if (f := [x.strip() for x in line.split(",")])[0].isdigit()]
     names = sorted({r[1] for r in rows if len(r) > 1})
     count = _check("gpus", len(rows) == planned,
                    f"{len(rows)} of {planned} planned GPUs visible ({', '.join(names) or 'none'})")
@@ -166,8 +168,12 @@ def collect(ctx: NodeContext, *, neuron_cores: int, run: Runner = run_tool, uver
     else:
         checks.append(check_fsx(ctx.fsx_mount, mounts))
     tracking = run(["chronyc", "tracking"])
-    checks.append(check_clock(tracking) if tracking is not None else
-                  not_applicable("clock", "chronyc is not in this image: the host's chrony keeps its clock"))
+    if tracking is None:
+        checks.append(not_applicable("clock", "chronyc is not in this image: the host's chrony keeps its clock"))
+    elif "Cannot talk to daemon" in tracking:  # chronyc's 506: no chronyd in this container's namespace
+        checks.append(not_applicable("clock", "no chronyd reachable from the container: the host's keeps its clock"))
+    else:
+        checks.append(check_clock(tracking))
     for name, argv in (("libfabric", ["fi_info", "--version"]), ("neuron_tools", ["neuron-ls", "--version"])):
         if (v := run(argv)) and v.strip():
             versions[name] = v.strip().splitlines()[0][:200]
