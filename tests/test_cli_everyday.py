@@ -107,6 +107,7 @@ def test_validate_json_covers_files_that_do_not_load(capsys, tmp_path, content, 
     assert code == 1 and doc["valid"] is False and doc["problems"]
     assert any(fragment.lower() in json.dumps(p).lower() for p in doc["problems"]), doc
     assert all(p["level"] in ("error", "warning") for p in doc["problems"]) and "Traceback" not in err
+    assert "error" in err  # stdout is the JSON; stderr says why, as for every failure
 
 
 def test_validate_json_count_zero_is_a_problem_in_json(capsys, tmp_path):

@@ -46,7 +46,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except SpecError as e:
         if not args.json:
             raise
-        # A file that does not load (missing, YAML syntax, unknown key) is an outcome like any other.
+        # A file that does not load (missing, YAML syntax, unknown key) is an outcome like any other; stderr says
+        # why too, as for every failure.
+        print_problems(e.problems, args.spec)
         print(json.dumps({"spec": args.spec, "valid": False, "catalog": None,
                           "problems": _problem_dicts(e.problems)}, indent=2))
         return 1
@@ -64,6 +66,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             return 1
     problems = validate_spec(spec, catalog, lines)
     if args.json:
+        print_problems(problems, args.spec)
         print(json.dumps({"spec": args.spec, "valid": not errors(problems), "catalog": catalog.source,
                           "problems": _problem_dicts(problems)}, indent=2))
     else:
