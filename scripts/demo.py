@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from rackform.cli import checked_plan  # noqa: E402
 from rackform.jobs.local import EmbeddedAWS, deploy, run_local  # noqa: E402
-from workloads.submit import new_run_id  # noqa: E402
+from rackform.jobs.submit import new_run_id  # noqa: E402
 
 WORKLOADS = ("examples/workloads/general.yaml", "examples/workloads/training.yaml",
              "examples/workloads/inference.yaml")

@@ -25,14 +25,14 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
-import workloads.submit as submit_module
+import rackform.jobs.submit as submit_module
 from rackform.catalog import load_catalog
 from rackform.plan import build_plan
 from rackform.spec import load_spec
 from rackform.jobs.local import deploy
 from workloads.results import Metric, ResultRecord
 from workloads.store import RETRY_CONFIG, AlreadyExists, ResultStore, log_key, record_key
-from workloads.submit import LOOKUP_RETRY, NO_RETRY, submit
+from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY, submit
 
 from .conftest import EXAMPLE
 

@@ -48,6 +48,9 @@ CATALOG = load_catalog()
 # How many valid generated specs are synthesized (about a second each; jsii starts once per process).
 SYNTH_SAMPLE = 12
 
+# Wall-clock bounds here catch hangs and blow-ups (a FIFO read, an alias bomb), never speed: generous on purpose.
+HANG_S = 60
+
 
 # Examples per generator: `make test` runs "test", `make fuzz` runs "full" (RACKFORM_FUZZ=full).
 EXAMPLES = {"test": {"broken": 1200, "valid": 400, "yaml": 700, "cli": 300, "aws-cli": 150},
@@ -382,7 +385,9 @@ def test_yaml_attacks_are_refused_with_a_message(tmp_path, gate_report):
         path.write_bytes(raw.replace(b"echo pwned", f"touch {pwned}".encode()))
         started = time.monotonic()
         outcome.check(path)
-        assert time.monotonic() - started < 5, "aliases must not expand without bound"
+        # A bound that only a blow-up misses (the merge-key bomb took minutes and 10 GB before the budget), not a
+        # speed target: loaded CI machines are slow.
+        assert time.monotonic() - started < HANG_S, "aliases must not expand without bound"
         assert not pwned.exists()
 
     run()
@@ -418,7 +423,7 @@ def test_oversized_specs_are_refused_before_parsing(tmp_path, size):
     started = time.monotonic()
     code, _, err = run_validate(path)
     assert code == 1 and "limited to" in err and "Traceback" not in err, err
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < HANG_S  # refused from its size, never read whole
 
 
 def test_a_spec_at_the_size_limit_still_loads(tmp_path):
@@ -500,8 +505,9 @@ def test_offline_commands_with_hostile_paths_and_options_exit_cleanly(tmp_path, 
         codes[code] += 1
         assert "Traceback" not in out + err, (argv, err)
         assert code in (0, 1, 2, 3), (argv, code, err)
-        assert code == 0 or err.strip(), (argv, "a failure must say why on stderr")
-        assert time.monotonic() - started < 10, (argv, "a FIFO or /dev/zero must be refused, not read")
+        # --json answers on stdout ({"valid": false, "problems": [...]}); everything else says why on stderr
+        assert code == 0 or err.strip() or ("--json" in argv and '"problems"' in out), (argv, "no reason given")
+        assert time.monotonic() - started < HANG_S, (argv, "a FIFO or /dev/zero must be refused, not read")
 
     run()
     n = sum(codes.values())
@@ -574,7 +580,7 @@ def test_aws_commands_with_bad_paths_and_options_exit_cleanly(tmp_path, monkeypa
         assert "Traceback" not in out + err, (argv, err)
         assert code in (0, 1, 2, 4), (argv, code, err)
         assert code == 0 or err.strip(), (argv, "a failure must say why on stderr")
-        assert time.monotonic() - started < 10, argv
+        assert time.monotonic() - started < HANG_S, argv
 
     with mock_aws():
         import boto3

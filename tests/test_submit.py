@@ -12,7 +12,7 @@ from rackform.plan import build_plan
 from rackform.spec import load_spec
 from rackform.jobs.local import deploy
 from workloads.store import ResultStore
-from workloads.submit import SubmitError, batch_clients, run_state, submit
+from rackform.jobs.submit import SubmitError, batch_clients, run_state, submit
 
 from .conftest import EXAMPLE
 
@@ -136,7 +136,7 @@ def test_two_definitions_per_node_group_serve_every_benchmark(aws, plan):
 
 
 def test_waiting_on_a_run_with_no_jobs_returns_at_once(aws):
-    from workloads.submit import wait
+    from rackform.jobs.submit import wait
 
     assert wait("never-submitted", aws["store"], None, poll_s=60, timeout_s=5) == []
 

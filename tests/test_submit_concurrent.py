@@ -24,13 +24,13 @@ from botocore.exceptions import ClientError
 from moto.batch.responses import BatchResponse
 from moto.s3.responses import S3Response
 
-import workloads.submit as submit_module
+import rackform.jobs.submit as submit_module
 from rackform.catalog import load_catalog
 from rackform.jobs.local import EmbeddedAWS, deploy
 from rackform.plan import build_plan
 from rackform.spec import load_spec
 from workloads.store import claim_key
-from workloads.submit import SubmitError, batch_clients, submit
+from rackform.jobs.submit import SubmitError, batch_clients, submit
 
 from .conftest import EXAMPLE, ROOT
 from .test_submit import REGION, aws, plan  # noqa: F401 (fixtures: moto with the example's queues and definitions)

@@ -261,32 +261,9 @@ class BadObject:
     kind: Literal["unreadable", "tampered"]  # malformed, or not what rackform wrote where it wrote it
     why: str
 
-    def render(self) -> str:
-        from rackform.textsafe import visible  # operator side only: the job image carries workloads/ alone
-
-        noun = "job marker" if self.what == "marker" else self.what
-        return visible(f"{noun} {self.kind}: {self.key}: {self.why}")
-
-
-def problem_lines(problems: list[BadObject]) -> list[str]:
-    """"1 record unreadable: KEY: why"; several of a kind get a count line and one indented line each."""
-    from rackform.textsafe import visible
-
-    lines = []
-    for kind in ("tampered", "unreadable"):
-        for what in ("record", "marker"):
-            found = [p for p in problems if (p.kind, p.what) == (kind, what)]
-            noun = "job marker" if what == "marker" else what
-            if len(found) == 1:
-                lines.append(f"1 {found[0].render()}")
-            elif found:
-                lines.append(f"{len(found)} {noun}s {kind}:")
-                lines += [visible(f"  {p.key}: {p.why}") for p in found]
-    return lines
-
-
-def problem_dicts(problems: list[BadObject]) -> list[dict[str, str]]:
-    return [{"key": p.key, "object": p.what, "problem": p.kind, "why": p.why} for p in problems]
+    @property
+    def noun(self) -> str:
+        return "job marker" if self.what == "marker" else self.what
 
 
 class _Bad(Exception):

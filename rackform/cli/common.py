@@ -191,7 +191,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def problem_lines(store) -> list[str]:
     """The objects the store's reads left out as unreadable or tampered, one named problem each."""
-    from workloads.store import problem_lines as lines_of
+    from ..render.problems import problem_lines as lines_of
 
     return lines_of(store.problems)
 

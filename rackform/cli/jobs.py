@@ -19,7 +19,7 @@ def submission():
     try:
         from ..jobs import submit
     except ImportError:
-        from workloads import submit
+        from rackform.jobs import submit
     return submit
 
 
@@ -149,7 +149,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                      "done": s.done, "reason": reasons.get(key) or s.batch_reason or None})
     failed = [j for j in jobs if j["record"] == "failed" or (j["record"] is None and j["done"])]
     if args.json:
-        from workloads.store import problem_dicts
+        from ..render.problems import problem_dicts
 
         print(json.dumps({"run_id": args.run_id, "done": all(j["done"] for j in jobs), "timed_out": timed_out,
                           "jobs": jobs, "problems": problem_dicts(store.problems)}, indent=2))
@@ -176,7 +176,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         from ..render.jsonout import json_text
-        from workloads.store import problem_dicts
+        from ..render.problems import problem_dicts
 
         print(json_text({"run_id": args.run_id, "records": [r.model_dump(mode="json") for r in records],
                          "problems": problem_dicts(store.problems)}))
@@ -212,7 +212,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                        "clusters": sorted({_cluster(m) for m in markers}), "jobs": len(markers),
                        **counts, "pending": max(0, len(markers) - len(records))})
     if args.json:
-        from workloads.store import problem_dicts
+        from ..render.problems import problem_dicts
 
         print(json.dumps({"bucket": store.bucket, "runs": listed, "more": max(0, len(runs) - args.limit),
                           "problems": problem_dicts(store.problems)}, indent=2))

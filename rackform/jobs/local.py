@@ -29,6 +29,7 @@ from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironme
 from workloads.store import JOB_NAME, ResultStore
 
 from ..plan import Plan
+from ..render.problems import bad_object_line
 from .jobdefs import job_definitions
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded"}
@@ -144,7 +145,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     store = ResultStore(deployment.bucket, aws.client("s3"))
     subs = store.submissions(run_id)  # verified markers only; the others are announced, never run
     for problem in store.problems:
-        announce(f"not run: {problem.render()}")
+        announce(f"not run: {bad_object_line(problem)}")
     results = []
     for i, sub in enumerate(subs, 1):
         # What the job definition tells the container, as the runner will read it, plus this submission's run id.

@@ -15,17 +15,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rackform import naming
-from rackform.plan import NodeGroupPlan, Plan
+from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
+from workloads.contract import PREFIX
+from workloads.store import AlreadyExists, ResultStore, check_run_id, claim_key, submission_key
 
-from .benchmarks import BENCHMARKS, benchmarks_for, default_nodes
-from .contract import PREFIX
-from rackform.jobs.jobdefs import BENCHMARK_PARAMETER, job_kind
-from .store import AlreadyExists, ResultStore, check_run_id, claim_key, submission_key
+from .. import aws, naming
+from ..plan import NodeGroupPlan, Plan
+from .jobdefs import BENCHMARK_PARAMETER, job_kind
 
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the
 # call itself is never retried by botocore; `submit_once` retries by hand and looks for its job before each try.
@@ -64,9 +63,10 @@ def job_name(run_id: str, rack: str, group: str, benchmark: str) -> str:
     return f"{check_run_id(run_id)}-{rack}-{group}-{benchmark}"
 
 
-def batch_clients(endpoint_url: str | None, region: str | None):
-    return (boto3.client("batch", endpoint_url=endpoint_url, region_name=region, config=NO_RETRY),
-            boto3.client("batch", endpoint_url=endpoint_url, region_name=region, config=LOOKUP_RETRY))
+def batch_clients(endpoint_url: str | None, region: str | None, profile: str | None = None):
+    """(submitter, lookup): SubmitJob never retried by botocore, ListJobs/DescribeJobs with standard retries."""
+    target = aws.Target(region=region, profile=profile, endpoint_url=endpoint_url)
+    return aws.client(target, "batch", config=NO_RETRY), aws.client(target, "batch", config=LOOKUP_RETRY)
 
 
 def find_job(lookup: Any, queue: str, name: str) -> str | None:

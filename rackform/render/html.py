@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis.report import LOCAL_CAVEAT, Report, Row
 from ..textsafe import visible
+from .problems import bad_object_line
 from .text import without_html_page
 from ..numbers import num
 from .report import (NOT_APPLICABLE, change_text, instance_text, limit_text, mark_local_rows, metric_text,
@@ -223,7 +224,7 @@ def render_html(report: Report, context: Context | None = None) -> str:
         failed=[visible(without_html_page(f"{r.benchmark} on {r.rack}/{r.node_group}: {r.status}"
                                           + (f": {r.reason}" if r.reason else "")))
                 for r in rows if r.status != "succeeded"],
-        problems=[visible(p.render()) for p in report.problems],
+        problems=[bad_object_line(p) for p in report.problems],
         regressions=len(report.regressions),
         plots=[(title, png_base64(fig)) for title, fig in figures],
         jobs=len({r.group for r in rows}))

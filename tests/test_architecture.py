@@ -1,0 +1,39 @@
+"""The dependency rule, enforced: import-linter's contracts in .importlinter (in-job package stands alone, the core
+never imports the CDK layer, layers, no import cycles)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint), "--config", str(ROOT / ".importlinter")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "4 kept, 0 broken" in proc.stdout
+
+
+def test_the_job_image_copies_only_the_in_job_package():
+    # The images build with workloads/ as their context (cdk_constructs/jobs.py) and copy that context alone.
+    jobs = (ROOT / "cdk_constructs" / "jobs.py").read_text()
+    assert 'WORKLOADS_DIR = Path(__file__).resolve().parents[1] / "workloads"' in jobs
+    for dockerfile in (ROOT / "workloads" / "docker").glob("*.Dockerfile"):
+        copies = [line.split()[1:-1] for line in dockerfile.read_text().splitlines()
+                  if line.strip().upper().startswith("COPY") and "--from" not in line]
+        assert copies and all(sources == ["."] for sources in copies), (dockerfile.name, copies)
+
+
+def test_a_plain_install_brings_no_aws_sdk_cdk_torch_or_plots():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    heavy = ("boto3", "botocore", "aws-cdk-lib", "constructs", "torch", "matplotlib", "jinja2")
+    assert not [d for d in project["dependencies"] if d.split(">")[0].split("=")[0].split("<")[0] in heavy]
+    extras = project["optional-dependencies"]
+    assert {"aws", "cdk", "bench", "report"} <= set(extras)
+    assert any(d.startswith("aws-cdk-lib") for d in extras["cdk"]) and any(d.startswith("torch") for d in extras["bench"])
