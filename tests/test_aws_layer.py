@@ -83,9 +83,8 @@ def test_paginate_is_one_function_everywhere():
 
 
 def test_only_the_aws_layer_builds_boto3_clients():
-    # The embedded AWS (moto on 127.0.0.1 with its fixed fake credentials) is the one other place; submit.py's
-    # batch_clients (moved from the job package as it was) is used by no command: they take aws.client.
-    allowed = {"rackform/aws.py", "rackform/jobs/local.py", "rackform/jobs/submit.py"}
+    # The embedded AWS (moto on 127.0.0.1 with its fixed fake credentials) is the one other place.
+    allowed = {"rackform/aws.py", "rackform/jobs/local.py"}
     offenders = []
     for path in sorted((ROOT / "rackform").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
