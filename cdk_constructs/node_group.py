@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import CfnResource, Fn
-from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
@@ -146,11 +145,11 @@ class RackNodeGroup(Construct):
         # CloudFormation cannot name a placement group (GroupName is read-only), so AWS generates the name and
         # the plan's name goes on the Name tag; the compute environment takes the real name from Ref. An existing
         # group (e.g. the one a Capacity Reservation was created in) is passed by the name the spec gave.
-        self.placement_group: ec2.CfnPlacementGroup | None = None
+        self.placement_group: CfnResource | None = None
         placement_group_name: str | None = None
         if group.creates_placement_group:
-            self.placement_group = ec2.CfnPlacementGroup(
-                self, "PlacementGroup", strategy="cluster", tags=[{"key": "Name", "value": group.placement_group}])
+            self.placement_group = CfnResource(self, "PlacementGroup", type="AWS::EC2::PlacementGroup", properties={
+                "Strategy": "cluster", "Tags": [{"Key": "Name", "Value": group.placement_group}]})
             placement_group_name = self.placement_group.ref
         elif group.placement_group is not None:
             placement_group_name = group.placement_group
@@ -158,41 +157,37 @@ class RackNodeGroup(Construct):
         spot = capacity.type == "spot"
         image_id = ssm.StringParameter.value_for_typed_string_parameter_v2(
             self, group.ami_ssm_parameter, ssm.ParameterValueType.AWS_EC2_IMAGE_ID)
-        C = batch.CfnComputeEnvironment
-        self.compute_environment = C(
-            self,
-            "ComputeEnvironment",
-            type="MANAGED",
-            compute_environment_name=group.compute_environment,
-            state="ENABLED",
+        # Plain CloudFormation properties, as for the launch template: the typed Batch structs cost a runtime type
+        # check and a jsii conversion per field, per node group.
+        resources: dict[str, Any] = {
+            "Type": "SPOT" if spot else "EC2",
+            "AllocationStrategy": "SPOT_PRICE_CAPACITY_OPTIMIZED" if spot else "BEST_FIT_PROGRESSIVE",
+            "InstanceTypes": [group.instance_type],
+            "MinvCpus": 0,
+            "MaxvCpus": group.count * group.vcpus_per_node,
+            "Subnets": [subnet.subnet_id],
+            "InstanceRole": instance_profile_arn,
+            "LaunchTemplate": {"LaunchTemplateId": self.launch_template.launch_template_id,
+                               "Version": self.launch_template.version},
+            "Ec2Configuration": [{"ImageType": group.batch_image_type, "ImageIdOverride": image_id}],
+        }
+        if placement_group_name is not None:
+            resources["PlacementGroup"] = placement_group_name
+        self.compute_environment = CfnResource(self, "ComputeEnvironment", type="AWS::Batch::ComputeEnvironment",
+                                               properties={
+            "Type": "MANAGED",
+            "ComputeEnvironmentName": group.compute_environment,
+            "State": "ENABLED",
             # A named resource cannot be replaced in place; with this false, instance-level changes (template
             # version, AMI) roll out as Batch infrastructure updates instead of a replacement CloudFormation
             # would refuse.
-            replace_compute_environment=False,
-            compute_resources=C.ComputeResourcesProperty(
-                type="SPOT" if spot else "EC2",
-                allocation_strategy="SPOT_PRICE_CAPACITY_OPTIMIZED" if spot else "BEST_FIT_PROGRESSIVE",
-                instance_types=[group.instance_type],
-                minv_cpus=0,
-                maxv_cpus=group.count * group.vcpus_per_node,
-                subnets=[subnet.subnet_id],
-                instance_role=instance_profile_arn,
-                launch_template=C.LaunchTemplateSpecificationProperty(
-                    launch_template_id=self.launch_template.launch_template_id,
-                    version=self.launch_template.version,
-                ),
-                placement_group=placement_group_name,
-                ec2_configuration=[C.Ec2ConfigurationObjectProperty(
-                    image_type=group.batch_image_type, image_id_override=image_id)],
-            ),
-        )
-
-        self.job_queue = batch.CfnJobQueue(
-            self,
-            "JobQueue",
-            job_queue_name=group.job_queue,
-            priority=1,
-            state="ENABLED",
-            compute_environment_order=[batch.CfnJobQueue.ComputeEnvironmentOrderProperty(
-                compute_environment=self.compute_environment.attr_compute_environment_arn, order=1)],
-        )
+            "ReplaceComputeEnvironment": False,
+            "ComputeResources": resources,
+        })
+        self.job_queue = CfnResource(self, "JobQueue", type="AWS::Batch::JobQueue", properties={
+            "JobQueueName": group.job_queue,
+            "Priority": 1,
+            "State": "ENABLED",
+            "ComputeEnvironmentOrder": [{"ComputeEnvironment": self.compute_environment.get_att(
+                "ComputeEnvironmentArn").to_string(), "Order": 1}],
+        })
