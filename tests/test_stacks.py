@@ -574,6 +574,11 @@ def test_the_heaviest_rack_validate_admits_fits_as_written_to_disk(worst_rack_ap
     assert len(rack.node_groups) == ceiling >= 20
     size = worst_rack_app.template_paths[rack.stack_name].stat().st_size
     assert size < TEMPLATE_BODY_MAX_BYTES, f"{size:,} bytes: run scripts/measure_rack_template.py"
+    # The committed measurement must still describe the templates: a group that grew eats the margin silently.
+    m = measurement()
+    per_group = (size - m["base_bytes"]) / ceiling
+    assert per_group <= m["per_group_bytes"], (f"a node group now takes {per_group:,.0f} bytes, the measurement says "
+                                               f"{m['per_group_bytes']:,}: run scripts/measure_rack_template.py")
     assert len(worst_rack_app.raw[rack.stack_name]["Resources"]) < 500
     one_more = worst_rack_data(ceiling + 1)
     problems = errors(validate_spec(Spec.model_validate(one_more), load_catalog()))
