@@ -2,12 +2,13 @@
 table's partitions and columns (derived from the record model, so a new record field is a new column).
 
 cdk_constructs/storage.py (the write-once bucket policy and the roles' grants) and cdk_constructs/athena.py (the
-Glue table) import these; workloads/store.py builds every key under RESULTS_PREFIX.
+Glue table) import these; workloads/store.py and the operator side build every key with the functions below.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -18,6 +19,58 @@ RESULTS_PREFIX = "results"
 # results/<run_id>/<rack>/<node_group>/<benchmark>/record.json: the path segments, in order, are the partitions.
 PARTITION_KEYS: tuple[str, ...] = ("run_id", "rack", "node_group", "benchmark")
 
+
+# Used with fullmatch: `re.match` with `$` would accept "run-1\n".
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"run id {run_id!r} must be 1-48 letters, digits, '-' or '_', starting with a letter or "
+                         "digit (it becomes part of S3 keys and Batch job names)")
+    return run_id
+
+
+def job_prefix(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/{rack}/{node_group}/{benchmark}"
+
+
+def record_key(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
+    return f"{job_prefix(run_id, rack, node_group, benchmark)}/record.json"
+
+
+def log_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
+    return f"{job_prefix(run_id, rack, node_group, benchmark)}/node-{node_index}.log"
+
+
+def health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
+    """Each node's health step, beside the job's record: written before the benchmark's first step."""
+    return f"{job_prefix(run_id, rack, node_group, benchmark)}/health-node-{node_index}.json"
+
+
+HEALTH_OBJECT = re.compile(r"health-node-(\d+)\.json")
+
+
+def submission_key(run_id: str, job_name: str) -> str:
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_jobs/{job_name}.json"
+
+
+def claim_key(run_id: str, job_name: str, attempt: int, *, failed: bool = False) -> str:
+    """`_claims/<job name>/<attempt>.json`: whoever writes it first (a conditional PUT) submits that job; a
+    `<attempt>.failed.json` beside it says that attempt ended without a job, which frees the next attempt."""
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_claims/{job_name}/{attempt}{'.failed' if failed else ''}.json"
+
+
+def placement_key(run_id: str, workload: str) -> str:
+    """The placement decision of a workload run (rackform run): candidates, figures, backlog at the time."""
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_placements/{workload}.json"
+
+
+def workload_job_key(run_id: str, workload: str) -> str:
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_workloads/{workload}.json"
+
+
+# --- the Athena table -------------------------------------------------------------------------------------------
 
 def hive_type(annotation: Any) -> str:
     """The Hive/Athena type of a record field (OpenX JSON SerDe): timestamps stay ISO 8601 strings."""

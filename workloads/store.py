@@ -21,11 +21,20 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, FlexibleChecksumError
 from pydantic import ValidationError
 
+from .layout import (
+    HEALTH_OBJECT,
+    RESULTS_PREFIX as PREFIX,
+    RUN_ID,
+    check_run_id,
+    claim_key,
+    health_key,
+    job_prefix,
+    log_key,
+    record_key,
+    submission_key,
+)
 from .results import HealthRecord, ResultRecord
 
-PREFIX = "results"
-# Used with fullmatch: `re.match` with `$` would accept "run-1\n".
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
 CONFLICT_ATTEMPTS = 6
@@ -38,43 +47,6 @@ class AlreadyExists(Exception):
 
 def s3_client(endpoint_url: str | None = None, region: str | None = None):
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=RETRY_CONFIG)
-
-
-def check_run_id(run_id: str) -> str:
-    if not RUN_ID.fullmatch(run_id):
-        raise ValueError(f"run id {run_id!r} must be 1-48 letters, digits, '-' or '_', starting with a letter or "
-                         "digit (it becomes part of S3 keys and Batch job names)")
-    return run_id
-
-
-def job_prefix(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
-    return f"{PREFIX}/{check_run_id(run_id)}/{rack}/{node_group}/{benchmark}"
-
-
-def record_key(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
-    return f"{job_prefix(run_id, rack, node_group, benchmark)}/record.json"
-
-
-def log_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
-    return f"{job_prefix(run_id, rack, node_group, benchmark)}/node-{node_index}.log"
-
-
-def health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
-    """Each node's health step, beside the job's record: written before the benchmark's first step."""
-    return f"{job_prefix(run_id, rack, node_group, benchmark)}/health-node-{node_index}.json"
-
-
-HEALTH_OBJECT = re.compile(r"health-node-(\d+)\.json")
-
-
-def submission_key(run_id: str, job_name: str) -> str:
-    return f"{PREFIX}/{check_run_id(run_id)}/_jobs/{job_name}.json"
-
-
-def claim_key(run_id: str, job_name: str, attempt: int, *, failed: bool = False) -> str:
-    """`_claims/<job name>/<attempt>.json`: whoever writes it first (a conditional PUT) submits that job; a
-    `<attempt>.failed.json` beside it says that attempt ended without a job, which frees the next attempt."""
-    return f"{PREFIX}/{check_run_id(run_id)}/_claims/{job_name}/{attempt}{'.failed' if failed else ''}.json"
 
 
 CLAIM_OBJECT = re.compile(r"(\d+)(\.failed)?\.json")

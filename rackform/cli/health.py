@@ -72,10 +72,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     if args.json:
         from ..render.jsonout import json_text
 
-        try:
-            from ..render.problems import problem_dicts
-        except ImportError:  # before the move out of the job package
-            from workloads.store import problem_dicts
+        from ..render.problems import problem_dicts
 
         print(json_text({"run_id": args.run_id, "health": [h.model_dump(mode="json") for h in records],
                          "fabric": [{"rack": r.rack, "node_group": r.node_group, "benchmark": r.benchmark,

@@ -23,7 +23,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from workloads.store import PREFIX, AlreadyExists, ResultStore, check_run_id, sha256_b64
+from workloads.layout import placement_key, workload_job_key
+from workloads.store import AlreadyExists, ResultStore, check_run_id, sha256_b64
 
 from .. import naming
 from ..placement import Decision, QueueState
@@ -44,14 +45,6 @@ DESCRIBE_BATCH = 100  # DescribeJobs takes at most 100 job ids
 
 class PlacementError(Exception):
     """A workload that cannot run: no candidate, or a node group that was never deployed."""
-
-
-def placement_key(run_id: str, workload: str) -> str:
-    return f"{PREFIX}/{check_run_id(run_id)}/_placements/{workload}.json"
-
-
-def workload_job_key(run_id: str, workload: str) -> str:
-    return f"{PREFIX}/{check_run_id(run_id)}/_workloads/{workload}.json"
 
 
 # --- live state ----------------------------------------------------------------------------------------------------
@@ -306,7 +299,7 @@ class WorkloadState:
 def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> tuple[list[WorkloadState], list[str]]:
     """The run's workload jobs, from their decisions and markers, with Batch's status; and a line for each object
     that could not be believed."""
-    prefix = f"{PREFIX}/{check_run_id(run_id)}/_placements/"
+    prefix = placement_key(run_id, "").rsplit("/", 1)[0] + "/"
     states, problems, jobs = [], [], {}
     for key in sorted(store.keys(prefix)):
         try:
