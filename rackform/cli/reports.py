@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from ..textsafe import visible
-from .common import aws_options, json_always, checked_plan, problem_lines, run_records, store_for, table, threshold, write
+from .common import (aws_options, checked_plan, json_always, problem_lines, run_records, store_for, table, threshold,
+                     write)
 
 
 def _wide(args: argparse.Namespace) -> bool:
