@@ -196,18 +196,19 @@ def problem_lines(store) -> list[str]:
     return lines_of(store.problems)
 
 
-def run_records(store, run_id: str) -> list | None:
-    """A run's verified records, or None (after saying why) when the run has none. Objects that are not data
-    (unreadable, tampered) are left in store.problems for the command to show beside what it reports."""
+def run_records(store, run_id: str, read=None, what: str = "records") -> list | None:
+    """A run's verified records (or what `read` returns, e.g. store.health), or None after saying why when the run
+    has none. Objects that are not data (unreadable, tampered) are left in store.problems for the command to show
+    beside what it reports."""
     try:
-        records = store.records(run_id)
+        records = (read or store.records)(run_id)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return None
     if not records:
         if problems := problem_lines(store):
             print("\n".join(problems), file=sys.stderr)
-        print(f"error: {no_such_run(store, run_id)}", file=sys.stderr)
+        print(f"error: {no_such_run(store, run_id, what)}", file=sys.stderr)
         return None
     return records
 

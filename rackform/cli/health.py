@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .common import EXIT_OK, EXIT_PROBLEM, aws_options, json_option, no_such_run, problem_lines, store_for, table
+from .common import EXIT_OK, EXIT_PROBLEM, aws_options, json_option, problem_lines, run_records, store_for, table
 
 CELL = {"passed": "ok", "failed": "FAILED", "not applicable here": "n/a"}
 
@@ -57,17 +56,10 @@ def notes(records: Sequence[Any]) -> list[str]:
 
 def cmd_health(args: argparse.Namespace) -> int:
     store = store_for(args, [args.run_id])
-    try:
-        records = store.health(args.run_id)
-        results = store.records(args.run_id)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    records = run_records(store, args.run_id, store.health, "health records")
+    if records is None:
         return EXIT_PROBLEM
-    if not records:
-        if problems := problem_lines(store):
-            print("\n".join(problems), file=sys.stderr)
-        print(f"error: {no_such_run(store, args.run_id, 'health records')}", file=sys.stderr)
-        return EXIT_PROBLEM
+    results = store.records(args.run_id)
     unhealthy = any(not h.healthy for h in records)
     if args.json:
         from ..render.jsonout import json_text
