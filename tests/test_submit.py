@@ -136,9 +136,9 @@ def test_two_definitions_per_node_group_serve_every_benchmark(aws, plan):
 
 
 def test_waiting_on_a_run_with_no_jobs_returns_at_once(aws):
-    from rackform.jobs.submit import wait
+    from rackform.cli.jobs import wait_for
 
-    assert wait("never-submitted", aws["store"], None, poll_s=60, timeout_s=5) == []
+    assert wait_for("never-submitted", aws["store"], None, interval_s=60, timeout_s=5) == ([], False)
 
 
 def test_efa_rdma_is_forced_only_where_the_device_has_it(plan):

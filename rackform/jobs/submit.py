@@ -10,7 +10,6 @@ import datetime as dt
 import os
 import secrets
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -256,24 +255,3 @@ def run_state(run_id: str, store: ResultStore, lookup: Any | None) -> list[JobSt
         job = batch.get(s["job_id"], {})
         states.append(JobState(s, job.get("status"), job.get("statusReason"), rec.status if rec else None))
     return states
-
-
-def progress_bar(done: int, total: int, width: int = 30) -> str:
-    filled = width * done // total if total else width
-    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done"
-
-
-def wait(run_id: str, store: ResultStore, lookup: Any | None, *, poll_s: float = 5, timeout_s: float = 6 * 3600,
-         stream=sys.stderr) -> list[JobState]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = run_state(run_id, store, lookup)
-        if not states:  # nothing was submitted under this run id: nothing to wait for
-            return states
-        done = sum(s.done for s in states)
-        stream.write(f"\r{progress_bar(done, len(states))}")
-        stream.flush()
-        if done == len(states) or time.monotonic() > deadline:
-            stream.write("\n")
-            return states
-        time.sleep(poll_s)
