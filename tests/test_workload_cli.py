@@ -4,6 +4,7 @@ that is idempotent like `submit`."""
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -124,3 +125,25 @@ def test_status_shows_a_forged_decision_escaped_and_an_unverified_one_as_a_probl
     out = capsys.readouterr().out
     assert "x\\x1b[2Jy" in out and "\x1b" not in out
     assert "workload decision unreadable: results/w4/_placements/plain.json" in out
+
+
+def test_report_shows_where_the_run_placed_its_workloads_and_what_it_cost(aws, capsys):
+    from .test_placement import rec
+
+    aws["store"].put_record(rec("gemm", "gpu", 900, price=55.04).model_copy(update={"run_id": "w5"}))
+    assert main(["report", "w5"]) == 0
+    assert "workloads placed" not in capsys.readouterr().out  # no placements: no section
+    saturate(aws["batch"], TRN_QUEUE, 2)
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w5"]) == 0
+    capsys.readouterr()
+    assert main(["report", "w5", "--wide"]) == 0
+    section = capsys.readouterr().out.split("workloads placed:\n", 1)[1]
+    [row] = [line for line in section.splitlines() if "llm-serve" in line]
+    cells = re.split(r"\s{2,}", row.strip())
+    # p5.48xlarge at the plan's On-Demand price; no --run measured the work, so the cost is unknown, not 0
+    price = load_plan(SPEC).rack("gpu").node_groups[0].on_demand_usd_per_hour
+    assert cells == ["llm-serve", "inference", "gpu/h100", "gpu", "trainium/workers", f"{price:,.2f}", "unknown"]
+    assert main(["report", "w5", "--json"]) == 0
+    [placed] = json.loads(capsys.readouterr().out)["workloads_placed"]
+    assert placed["spilled_from"] == "trainium/workers" and placed["usd_per_hour"] == price
+    assert placed["expected_cost_usd"] is None and placed["outcome"] == "spilled"

@@ -19,8 +19,11 @@ def _wide(args: argparse.Namespace) -> bool:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..analysis.report import build_report
+    from ..jobs.workload_jobs import workload_states
     from ..limits import limits_for
-    from ..render.report import ESSENTIAL, render_csv, render_json, summary_table, text_lines
+    from ..render.jsonout import json_text
+    from ..render.report import (ESSENTIAL, PLACED_HEADER, placed_dicts, placed_rows, render_csv, report_dict,
+                                 summary_table, text_lines)
 
     plan = checked_plan(args.spec) if args.spec else None
     fsx = plan.storage.fsx_lustre if plan else None
@@ -35,6 +38,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             return 1
     report = build_report(records, limits_of=limits_for, fsx=fsx, baseline=baseline, baseline_run_id=args.baseline,
                           threshold_pct=args.threshold, problems=store.problems)
+    # Decisions `rackform run` recorded for the run (none: no section); no Batch calls, the decision is the record.
+    placed, placed_bad = workload_states(args.run_id, store, None)
     if args.csv:
         write(args.csv, render_csv(report))
     if args.html:
@@ -42,14 +47,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         write(args.html, render_html(report, context_for(report, plan, records)))
     if args.json:
-        print(render_json(report))
+        data = report_dict(report)
+        if placed or placed_bad:
+            data.update(workloads_placed=placed_dicts(placed), workload_problems=placed_bad)
+        print(json_text(data))
     else:
         before, after = text_lines(report)
+        if placed or placed_bad:  # table() escapes its cells, visible() the problem lines (both from the bucket)
+            after += ["", "workloads placed:", table(placed_rows(placed), PLACED_HEADER),
+                      *(visible(p) for p in placed_bad)]
         print("\n".join([*before, "", table(*summary_table(report), wide=_wide(args),
                                                   essential=(*ESSENTIAL, f"vs {args.baseline}")), "",
                          *after]))
     # A succeeded benchmark with no headline is an error of the report, as a regression or a tampered object is.
-    return 1 if report.regressions or report.problems or report.errors else 0
+    return 1 if report.regressions or report.problems or report.errors or placed_bad else 0
 
 
 def cmd_advise(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -280,6 +281,12 @@ def read_verified(store: ResultStore, key: str) -> dict[str, Any]:
     return data
 
 
+def _figure(value: Any) -> float | None:
+    """A number from a decision object, or None (unknown): never a string or a bool taken as a price."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
 @dataclass(frozen=True)
 class WorkloadState:
     workload: str
@@ -290,6 +297,9 @@ class WorkloadState:
     job_id: str | None
     batch_status: str | None
     batch_reason: str | None
+    spilled_from: str | None = None  # rack/node group of the preferred candidate a spill-over left
+    usd_per_hour: float | None = None  # the chosen node group's, for the job's nodes; None: unknown
+    expected_cost_usd: float | None = None  # None: the decision recorded none
 
     @property
     def done(self) -> bool:
@@ -317,9 +327,12 @@ def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> tupl
                 jobs[job["jobId"]] = job
     out = []
     for d, j in states:
-        chosen = d.get("chosen") or {}
+        chosen, preferred = d.get("chosen") or {}, d.get("preferred") or {}
         batch = jobs.get(j.get("job_id", ""), {})
+        spilled = f"{preferred.get('rack')}/{preferred.get('node_group')}" if d.get("outcome") == "spilled" \
+            and preferred else None
         out.append(WorkloadState(d["workload"], d.get("class", "?"), d.get("outcome", "?"),
                                  f"{chosen.get('rack')}/{chosen.get('node_group')}", chosen.get("tier", "?"),
-                                 j.get("job_id"), batch.get("status"), batch.get("statusReason")))
+                                 j.get("job_id"), batch.get("status"), batch.get("statusReason"), spilled,
+                                 _figure(chosen.get("usd_per_hour")), _figure(chosen.get("expected_cost_usd"))))
     return out, problems

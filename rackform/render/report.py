@@ -169,6 +169,23 @@ def text_lines(report: Report) -> tuple[list[str], list[str]]:
     return [visible(line) for line in before], [visible(line) for line in after]
 
 
+# --- workloads `rackform run` placed ---------------------------------------------------------------------------
+
+PLACED_HEADER = ["workload", "class", "rack/node group", "tier", "spilled from", "$/hour", "expected cost $"]
+
+
+def placed_rows(states: list[Any]) -> list[list[str]]:
+    """Where each workload went and what it cost (rackform.jobs.workload_jobs.WorkloadState); unknown, never 0."""
+    return [[s.workload, s.workload_class, s.where, s.tier, s.spilled_from or NOT_RECORDED, usd(s.usd_per_hour),
+             usd(s.expected_cost_usd)] for s in states]
+
+
+def placed_dicts(states: list[Any]) -> list[dict[str, Any]]:
+    return [{"workload": s.workload, "class": s.workload_class, "outcome": s.outcome, "where": s.where,
+             "tier": s.tier, "spilled_from": s.spilled_from, "usd_per_hour": s.usd_per_hour,
+             "expected_cost_usd": s.expected_cost_usd} for s in states]
+
+
 # --- CSV and JSON ----------------------------------------------------------------------------------------------
 
 CSV_COLUMNS = ["run_id", "benchmark", "rack", "node_group", "tier", "instance_type", "node_count", "ranks",
