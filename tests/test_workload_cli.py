@@ -147,3 +147,53 @@ def test_report_shows_where_the_run_placed_its_workloads_and_what_it_cost(aws, c
     [placed] = json.loads(capsys.readouterr().out)["workloads_placed"]
     assert placed["spilled_from"] == "trainium/workers" and placed["usd_per_hour"] == price
     assert placed["expected_cost_usd"] is None and placed["outcome"] == "spilled"
+
+
+def test_concurrent_runs_of_one_run_id_make_one_job(aws, monkeypatch):
+    """Like `submit` (tests/test_submit_concurrent.py): every run finds no job marker at the same instant and
+    SubmitJob is slow, so without the claim each would submit; S3's conditional PUT is atomic, as AWS makes it."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from moto.batch.responses import BatchResponse
+    from moto.s3.responses import S3Response
+
+    from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY
+    from rackform.jobs.workload_jobs import run_workload
+    from rackform.limits import limits_for
+    from rackform.placement import place
+    from rackform.workload import load_workload
+
+    runs = 3
+    put, head, submit_job = S3Response.put_object, S3Response.head_object, BatchResponse.submitjob
+    put_lock, lined_up, arrived = threading.Lock(), threading.Barrier(runs, timeout=30), iter(range(runs))
+
+    def atomic_put(self, *args, **kwargs):
+        with put_lock:
+            return put(self, *args, **kwargs)
+
+    def marker_lookups_together(self, bucket_name, query, key_name, headers):
+        if "/_workloads/" in key_name and next(arrived, None) is not None:
+            lined_up.wait()
+        return head(self, bucket_name, query, key_name, headers)
+
+    monkeypatch.setattr(S3Response, "put_object", atomic_put)
+    monkeypatch.setattr(S3Response, "head_object", marker_lookups_together)
+    monkeypatch.setattr(BatchResponse, "submitjob", lambda self: (time.sleep(0.5), submit_job(self))[1])
+    plan, w = load_plan(SPEC), load_workload(INFERENCE)
+    submitter = boto3.client("batch", region_name=REGION, config=NO_RETRY)
+    lookup = boto3.client("batch", region_name=REGION, config=LOOKUP_RETRY)
+
+    def run(_):
+        return run_workload(plan, w, run_id="w6", store=aws["store"], batch=aws["batch"], submitter=submitter,
+                            lookup=lookup, decide=lambda: place(w, plan, [], {}, limits_of=limits_for))[1]
+
+    with ThreadPoolExecutor(runs) as pool:
+        jobs = list(pool.map(run, range(runs)))
+    assert not lined_up.broken  # the runs really did race
+    made = aws["batch"].list_jobs(jobQueue=TRN_QUEUE, filters=[
+        {"name": "JOB_NAME", "values": ["w6-trainium-workers-wl-llm-serve"]}])["jobSummaryList"]
+    assert len(made) == 1 and {j.job_id for j in jobs} == {made[0]["jobId"]}
+    assert sorted(j.created for j in jobs) == [False] * (runs - 1) + [True]
+    assert read_verified(aws["store"], workload_job_key("w6", "llm-serve"))["job_id"] == made[0]["jobId"]

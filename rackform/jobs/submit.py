@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,9 +150,12 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
 
 
 def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id: str, fields: dict[str, Any],
-                        request: dict[str, Any], *, wait_s: float = CLAIM_WAIT_S,
-                        poll_s: float = CLAIM_POLL_S) -> Submission:
-    """One Batch job per run id and job name, however many `rackform submit`s ask for it, at once or later.
+                        request: dict[str, Any], *, marker: str | None = None,
+                        made: Callable[..., Any] = Submission, wait_s: float = CLAIM_WAIT_S,
+                        poll_s: float = CLAIM_POLL_S) -> Any:
+    """One Batch job per run id and job name, however many `rackform submit`s (or `rackform run`s) ask for it, at
+    once or later. `marker` is where the job is recorded (default `_jobs/<name>.json`), `made(**fields, job_id=...,
+    created=...)` what is returned (default a Submission).
 
     The job's marker (`_jobs/<name>.json`) says it was submitted. Until it exists, every contender claims the
     job's next attempt with a conditional PUT (`_claims/<name>/<attempt>.json`), which S3 lets exactly one make.
@@ -160,11 +164,11 @@ def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id:
     winner's job; when the winner's SubmitJob failed (`<attempt>.failed.json`) they claim the next attempt.
     """
     name = fields["job_name"]
-    marker = submission_key(run_id, name)
+    marker = marker or submission_key(run_id, name)
     waited = 0.0
     while True:
         if store.exists(marker):
-            return Submission(**{**store.get_json(marker), "created": False})
+            return made(**{**store.get_json(marker), "created": False})
         latest = store.latest_claim(run_id, name)
         if latest is None or latest[1]:
             attempt = 0 if latest is None else latest[0] + 1
@@ -174,10 +178,10 @@ def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id:
                 store.put_once(claim_key(run_id, name, attempt), _json(claim), "application/json")
             except AlreadyExists:
                 continue  # another submit claimed this attempt first
-            return _submit_claimed(store, submitter, lookup, run_id, attempt, fields, request)
+            return _submit_claimed(store, submitter, lookup, run_id, attempt, fields, request, marker, made)
         key = claim_key(run_id, name, latest[0])
         if (job_id := find_job(lookup, fields["queue"], name)) is not None:
-            return _record(store, run_id, store.get_json(key)["submission"], job_id, created=False)
+            return _record(store, marker, made, store.get_json(key)["submission"], job_id, created=False)
         if waited >= wait_s:
             claim = store.get_json(key)
             raise SubmitError(
@@ -191,7 +195,7 @@ def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id:
 
 
 def _submit_claimed(store: ResultStore, submitter: Any, lookup: Any, run_id: str, attempt: int,
-                    fields: dict[str, Any], request: dict[str, Any]) -> Submission:
+                    fields: dict[str, Any], request: dict[str, Any], marker: str, made: Callable[..., Any]) -> Any:
     job_id = find_job(lookup, fields["queue"], fields["job_name"])
     created = job_id is None
     if job_id is None:
@@ -207,14 +211,15 @@ def _submit_claimed(store: ResultStore, submitter: Any, lookup: Any, run_id: str
             except (ClientError, BotoCoreError, AlreadyExists):
                 pass  # the SubmitJob error is the one to show; a later submit reports the claim as stopped
             raise
-    return _record(store, run_id, fields, job_id, created)
+    return _record(store, marker, made, fields, job_id, created)
 
 
-def _record(store: ResultStore, run_id: str, fields: dict[str, Any], job_id: str, created: bool) -> Submission:
+def _record(store: ResultStore, marker: str, made: Callable[..., Any], fields: dict[str, Any], job_id: str,
+            created: bool) -> Any:
     # Built from the claim's fields by whichever process writes it, so the bytes agree and the second is a no-op.
     body = {**fields, "job_id": job_id}
-    store.put_once(submission_key(run_id, fields["job_name"]), _json(body), "application/json")
-    return Submission(**body, created=created)
+    store.put_once(marker, _json(body), "application/json")
+    return made(**body, created=created)
 
 
 def _now() -> str:

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -202,10 +202,6 @@ class WorkloadJob:
     nodes: int
     created: bool  # False when the run id had already submitted it
 
-    def body(self) -> bytes:
-        return json.dumps({k: v for k, v in asdict(self).items() if k != "created"}, indent=2,
-                          sort_keys=True).encode()
-
 
 def _record(plan: Plan, run_id: str, decision: Decision) -> bytes:
     return json.dumps({"run_id": run_id, "spec": plan.name, "decided_at": dt.datetime.now(dt.timezone.utc)
@@ -257,14 +253,11 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
         request["nodeOverrides"] = {"nodePropertyOverrides": [{"targetNodes": "0:", "containerOverrides": env}]}
     else:
         request["containerOverrides"] = env
-    job_id = sub.find_job(lookup, group.job_queue, name)
-    created = job_id is None
-    if job_id is None:
-        job_id = sub.submit_once(submitter, lookup, request)
-    job = WorkloadJob(workload.name, name, job_id, group.job_queue, arn, group.rack, group.name, group.tier, nodes,
-                      created)
-    store.put_once(marker, job.body(), "application/json")
-    return decision, job
+    # The claim protocol of `rackform submit`: two `run`s of one run id at once still make one job.
+    fields = {"workload": workload.name, "job_name": name, "queue": group.job_queue, "job_definition": arn,
+              "rack": group.rack, "node_group": group.name, "tier": group.tier, "nodes": nodes}
+    return decision, sub.submit_exactly_once(store, submitter, lookup, run_id, fields, request, marker=marker,
+                                             made=WorkloadJob)
 
 
 # --- reading back --------------------------------------------------------------------------------------------------
