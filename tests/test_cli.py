@@ -160,7 +160,15 @@ def test_module_entry_point_runs_in_a_fresh_process():
     assert proc.returncode == 0 and "valid" in proc.stdout
 
 
-@pytest.mark.parametrize("argv", [["validate", str(EXAMPLE)], ["plan", str(EXAMPLE)], ["schema"]])
+def test_schema_workload_is_the_workload_files_json_schema(capsys):
+    code, out, _ = run(capsys, "schema", "--workload")
+    schema = json.loads(out)
+    assert code == 0 and schema["title"] == "rackform workload" and {"name", "class", "tiers"} <= set(schema["required"])
+    assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("argv", [["validate", str(EXAMPLE)], ["plan", str(EXAMPLE)], ["schema"],
+                                  ["schema", "--workload"]])
 def test_offline_commands_load_no_aws_sdk_cdk_torch_or_matplotlib(argv):
     # validate, plan and schema stay fast and installable without the heavy parts (`pip install rackform`)
     heavy = ("botocore", "boto3", "aws_cdk", "jsii", "torch", "matplotlib", "moto")

@@ -148,6 +148,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    if args.workload:
+        from ..workload import json_schema as workload_schema
+
+        print(json.dumps(workload_schema(), indent=2))
+        return 0
     print(json.dumps(json_schema(), indent=2))
     return 0
 
@@ -190,7 +195,9 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("schema", help="print the spec's JSON Schema (for editor completion)",
                        epilog="example:\n  rackform schema > rackform.schema.json   # point yaml-language-server "
-                       "at it")
+                       "at it\n  rackform schema --workload > workload.schema.json")
+    p.add_argument("--workload", action="store_true", help="the JSON Schema of workload files (`rackform place` "
+                   "and `rackform run`) instead")
     json_always(p)
     p.set_defaults(func=cmd_schema)
 
