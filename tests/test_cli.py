@@ -163,7 +163,8 @@ def test_module_entry_point_runs_in_a_fresh_process():
 def test_schema_workload_is_the_workload_files_json_schema(capsys):
     code, out, _ = run(capsys, "schema", "--workload")
     schema = json.loads(out)
-    assert code == 0 and schema["title"] == "rackform workload" and {"name", "class", "tiers"} <= set(schema["required"])
+    assert code == 0 and schema["title"] == "rackform workload"
+    assert {"name", "class", "tiers"} <= set(schema["required"])
     assert schema["additionalProperties"] is False
 
 
