@@ -127,12 +127,13 @@ def test_status_shows_a_forged_decision_escaped_and_an_unverified_one_as_a_probl
     assert "workload decision unreadable: results/w4/_placements/plain.json" in out
 
 
-def test_report_shows_where_the_run_placed_its_workloads_and_what_it_cost(aws, capsys):
+def test_report_shows_where_the_run_placed_its_workloads_and_what_it_cost(aws, capsys, tmp_path):
     from .test_placement import rec
 
     aws["store"].put_record(rec("gemm", "gpu", 900, price=55.04).model_copy(update={"run_id": "w5"}))
-    assert main(["report", "w5"]) == 0
+    assert main(["report", "w5", "--html", str(tmp_path / "none.html")]) == 0
     assert "workloads placed" not in capsys.readouterr().out  # no placements: no section
+    assert "Workloads placed" not in (tmp_path / "none.html").read_text()
     saturate(aws["batch"], TRN_QUEUE, 2)
     assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w5"]) == 0
     capsys.readouterr()
@@ -147,6 +148,10 @@ def test_report_shows_where_the_run_placed_its_workloads_and_what_it_cost(aws, c
     [placed] = json.loads(capsys.readouterr().out)["workloads_placed"]
     assert placed["spilled_from"] == "trainium/workers" and placed["usd_per_hour"] == price
     assert placed["expected_cost_usd"] is None and placed["outcome"] == "spilled"
+    assert main(["report", "w5", "--html", str(tmp_path / "r.html"), "--json"]) == 0
+    page = (tmp_path / "r.html").read_text()
+    section = page.split("<h2>Workloads placed</h2>", 1)[1].split("</table>", 1)[0]
+    assert "<td>trainium/workers</td>" in section and f"<td>{price:,.2f}</td><td>unknown</td>" in section
 
 
 def test_concurrent_runs_of_one_run_id_make_one_job(aws, monkeypatch):

@@ -45,7 +45,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.html:
         from ..render.html import context_for, render_html
 
-        write(args.html, render_html(report, context_for(report, plan, records)))
+        write(args.html, render_html(report, context_for(report, plan, records), placed, placed_bad))
     if args.json:
         data = report_dict(report)
         if placed or placed_bad:

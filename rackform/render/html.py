@@ -18,8 +18,8 @@ from ..textsafe import visible
 from .problems import bad_object_line
 from .text import without_html_page
 from ..numbers import num
-from .report import (NOT_APPLICABLE, change_text, instance_text, limit_text, mark_local_rows, metric_text,
-                     pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, spread_text,
+from .report import (NOT_APPLICABLE, PLACED_HEADER, change_text, instance_text, limit_text, mark_local_rows, metric_text,
+                     pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, placed_rows, spread_text,
                      unrecorded_line, usd_text, health_text, value_text, without_unrecorded)
 
 if TYPE_CHECKING:
@@ -198,8 +198,10 @@ def _row_notes(r: Row) -> tuple[str, ...]:
     return (*r.notes, *bases)
 
 
-def render_html(report: Report, context: Context | None = None) -> str:
-    """One file: inline CSS, plots as base64 PNG, no external URL of any kind."""
+def render_html(report: Report, context: Context | None = None, placed: Sequence[Any] = (),
+                placed_problems: Sequence[str] = ()) -> str:
+    """One file: inline CSS, plots as base64 PNG, no external URL of any kind. `placed`: the workloads `rackform run`
+    placed in the run (WorkloadState), and lines for decisions that could not be read."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     context = context or Context(run_ids=(report.run_id,))
@@ -224,7 +226,8 @@ def render_html(report: Report, context: Context | None = None) -> str:
         failed=[visible(without_html_page(f"{r.benchmark} on {r.rack}/{r.node_group}: {r.status}"
                                           + (f": {r.reason}" if r.reason else "")))
                 for r in rows if r.status != "succeeded"],
-        problems=[bad_object_line(p) for p in report.problems],
+        problems=[*(bad_object_line(p) for p in report.problems), *(visible(p) for p in placed_problems)],
+        placed_header=PLACED_HEADER, placed=[[visible(c) for c in row] for row in placed_rows(list(placed))],
         regressions=len(report.regressions),
         plots=[(title, png_base64(fig)) for title, fig in figures],
         jobs=len({r.group for r in rows}))
