@@ -129,7 +129,8 @@ def summary_table(report: Report) -> tuple[list[list[Any]], list[str]]:
             r.benchmark, f"{r.rack}/{r.node_group}", instance_text(r, mark), str(r.node_count),
             str(r.ranks) if r.ranks is not None else NOT_RECORDED,
             red(r.transport or "") if r.flagged else r.transport or NOT_RECORDED,
-            red(health_text(r)) if r.healthy is False else health_text(r), red(metric_text(r)) if bad else metric_text(r), red(value_text(r)) if bad else value_text(r),
+            red(health_text(r)) if r.healthy is False else health_text(r),
+            red(metric_text(r)) if bad else metric_text(r), red(value_text(r)) if bad else value_text(r),
             limit_text(r), red(pct_text(r)) if r.flagged else pct_text(r),
             Styled(spread_text(r), "yellow") if r.unstable else spread_text(r), usd_text(r.usd_per_hour),
             per_dollar_text(r), r.per_dollar_unit or NOT_APPLICABLE]
