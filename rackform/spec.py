@@ -197,11 +197,15 @@ def load_spec_text(text: str | bytes, source: str = "spec") -> tuple[Spec, dict[
     return parse_spec(data, lines), lines
 
 
-def load_spec(path: str | Path) -> tuple[Spec, dict[str, int]]:
-    p = Path(path)
+def read_document(path: str | Path, what: str, examples: str) -> bytes:
+    """A spec or workload file's bytes, bounded; a file that cannot be read is a SpecError naming it (and, when it
+    is missing, where to find one to start from)."""
     try:
-        raw = read_limited(p, MAX_BYTES, "spec")
+        return read_limited(Path(path), MAX_BYTES, what)
     except FileRefused as e:
-        hint = "; see examples/ for a spec to start from" if e.missing else ""
-        raise SpecError([Problem("error", "<spec>", f"{e}{hint}")]) from None
-    return load_spec_text(raw, str(p))
+        hint = f"; see {examples} for one to start from" if e.missing else ""
+        raise SpecError([Problem("error", f"<{what}>", f"{e}{hint}")]) from None
+
+
+def load_spec(path: str | Path) -> tuple[Spec, dict[str, int]]:
+    return load_spec_text(read_document(path, "spec", "examples/"), str(path))

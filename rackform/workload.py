@@ -23,11 +23,10 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt, ValidationError
 
 from .catalog import Tier
-from .files import FileRefused, read_limited
 from .models import Frozen
 from .problems import Problem, SpecError
-from .spec import Name, problems_from_validation_error
-from .yamlsafe import MAX_BYTES, load_yaml
+from .spec import Name, problems_from_validation_error, read_document
+from .yamlsafe import load_yaml
 
 WorkloadClass = Literal["general", "training", "inference"]
 DURATION_PATTERN = r"^([0-9]{1,6}[dhms]){1,4}$"
@@ -159,11 +158,5 @@ def parse_workload(data: Any, lines: dict[str, int] | None = None) -> Workload:
 
 
 def load_workload(path: str | Path) -> Workload:
-    p = Path(path)
-    try:
-        raw = read_limited(p, MAX_BYTES, "workload")
-    except FileRefused as e:
-        hint = "; see examples/workloads/ for one to start from" if e.missing else ""
-        raise SpecError([Problem("error", "<workload>", f"{e}{hint}")]) from None
-    data, lines = load_yaml(raw, str(p))
+    data, lines = load_yaml(read_document(path, "workload", "examples/workloads/"), str(path))
     return parse_workload(data, lines)
