@@ -28,13 +28,9 @@ from .pricing import (
     Quote,
     endpoint_rate,
     fsx_rate,
-    load_price_file,
-    load_prices,
     nat_rate,
     on_demand,
     on_demand_gap,
-    parse_price,
-    spot_prices,
 )
 
 # AWS's own monthly convention (365 x 24 / 12) in its pricing examples.

@@ -11,7 +11,6 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore import exceptions as bx
-from botocore.stub import Stubber
 from moto import mock_aws
 
 from rackform import aws, catalog, preflight

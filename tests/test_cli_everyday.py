@@ -20,7 +20,8 @@ from rackform.cli import jobs as cli_jobs
 from rackform.jobs.local import deploy
 from rackform.pipeline import load_plan
 from workloads.results import Metric, ResultRecord
-from workloads.store import ResultStore, log_key
+from workloads.layout import log_key
+from workloads.store import ResultStore
 
 from .conftest import ROOT, dump
 

@@ -27,12 +27,13 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 import rackform.jobs.submit as submit_module
 from rackform.catalog import load_catalog
+from rackform.jobs.local import deploy
+from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY, submit
 from rackform.plan import build_plan
 from rackform.spec import load_spec
-from rackform.jobs.local import deploy
+from workloads.layout import log_key, record_key
 from workloads.results import Metric, ResultRecord
-from workloads.store import RETRY_CONFIG, AlreadyExists, ResultStore, log_key, record_key
-from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY, submit
+from workloads.store import RETRY_CONFIG, AlreadyExists, ResultStore
 
 from .conftest import EXAMPLE
 

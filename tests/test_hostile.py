@@ -20,7 +20,7 @@ from rackform.spec import load_spec_text, parse_spec
 from rackform.validate import validate_spec
 from rackform.yamlsafe import load_yaml
 from workloads.parsers import parse
-from workloads.store import check_run_id
+from workloads.layout import check_run_id
 
 from .conftest import EXAMPLE, ROOT
 

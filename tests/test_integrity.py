@@ -29,7 +29,8 @@ from rackform.render import html as rh
 from rackform.render import report as rr
 from rackform.jobs.local import Deployment, log_path, run_local
 from workloads.results import Metric, ResultRecord
-from workloads.store import ResultStore, record_key, sha256_b64, submission_key
+from workloads.layout import record_key, submission_key
+from workloads.store import ResultStore, sha256_b64
 
 from .conftest import dump
 

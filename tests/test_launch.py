@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workloads import launch
-from workloads.benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
+from workloads.benchmarks import BENCHMARKS, Benchmark, NodeContext
 from workloads.run import launched, run_steps
 
 DATA = Path(__file__).parent / "data" / "launch"

@@ -19,7 +19,8 @@ from rackform.analysis import report as rp
 from rackform.render import html as rh
 from rackform.render import report as rr
 from workloads.results import Metric, ResultRecord
-from workloads.store import ResultStore, log_key
+from workloads.layout import log_key
+from workloads.store import ResultStore
 
 from .conftest import ROOT
 

@@ -11,8 +11,9 @@ from moto import mock_aws
 
 from workloads import run as runner
 from workloads.benchmarks import Benchmark, NodeContext, Step
+from workloads.layout import record_key
 from workloads.results import ResultRecord
-from workloads.store import AlreadyExists, ResultStore, record_key, sha256_b64
+from workloads.store import AlreadyExists, ResultStore, sha256_b64
 
 BUCKET = "rackform-test-results"
 RESULT_LINE = ('RACKFORM_RESULT {"benchmark": "gemm", "metrics": [{"name": "tflops_max", "value": 1.5, '

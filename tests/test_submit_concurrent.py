@@ -29,7 +29,7 @@ from rackform.catalog import load_catalog
 from rackform.jobs.local import EmbeddedAWS, deploy
 from rackform.plan import build_plan
 from rackform.spec import load_spec
-from workloads.store import claim_key
+from workloads.layout import claim_key
 from rackform.jobs.submit import SubmitError, batch_clients, submit
 
 from .conftest import EXAMPLE, ROOT

@@ -27,8 +27,9 @@ from pathlib import Path
 from . import health, launch, transport
 from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
+from .layout import check_run_id, log_key
 from .results import HealthCheck, HealthRecord, Metric, Parsed, ResultRecord
-from .store import ResultStore, check_run_id, log_key, s3_client
+from .store import ResultStore, s3_client
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,6 @@ from .layout import (
     check_run_id,
     claim_key,
     health_key,
-    job_prefix,
-    log_key,
     record_key,
     submission_key,
 )

@@ -20,10 +20,19 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from ..problems import SpecError
+from ..render.text import table
 from ..textsafe import visible
 from . import cost, health, jobs, placement, preflight, reports, spec_commands
-from .common import (EXIT_CODES, EXIT_INTERRUPTED, EXIT_PROBLEM, EXIT_USAGE, check_outputs, checked_plan,
-                     print_problems, summary, table)
+from .common import (
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    check_outputs,
+    checked_plan,
+    print_problems,
+    summary,
+)
 
 __all__ = ["build_parser", "checked_plan", "main", "table"]
 

@@ -12,7 +12,6 @@ from typing import Any
 from .. import pipeline
 from ..plan import Plan
 from ..problems import Problem, SpecError, errors
-from ..render.text import table
 from ..textsafe import visible
 
 # Exit codes, the same for every command.
@@ -105,7 +104,7 @@ def results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
 
 
 def check_run_ids(run_ids: Sequence[str]) -> None:
-    from workloads.store import check_run_id
+    from workloads.layout import check_run_id
 
     try:
         for run_id in run_ids:

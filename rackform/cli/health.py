@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from .common import EXIT_OK, EXIT_PROBLEM, aws_options, json_option, problem_lines, run_records, store_for, table
+from ..render.text import table
+from .common import EXIT_OK, EXIT_PROBLEM, aws_options, json_option, problem_lines, run_records, store_for
 
 CELL = {"passed": "ok", "failed": "FAILED", "not applicable here": "n/a"}
 
@@ -63,7 +64,6 @@ def cmd_health(args: argparse.Namespace) -> int:
     unhealthy = any(not h.healthy for h in records)
     if args.json:
         from ..render.jsonout import json_text
-
         from ..render.problems import problem_dicts
 
         print(json_text({"run_id": args.run_id, "health": [h.model_dump(mode="json") for h in records],

@@ -8,10 +8,25 @@ import sys
 import time
 from typing import Any
 
+from ..render.text import table
 from ..textsafe import visible
-from .common import (EXIT_INTERRUPTED, EXIT_PROBLEM, EXIT_TIMEOUT, EXIT_USAGE, aws_options, aws_target,
-                     check_run_ids, checked_plan, json_option, no_such_run, problem_lines, results_store,
-                     run_ids_in, run_records, store_for, table)
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEM,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    aws_options,
+    aws_target,
+    check_run_ids,
+    checked_plan,
+    json_option,
+    no_such_run,
+    problem_lines,
+    results_store,
+    run_ids_in,
+    run_records,
+    store_for,
+)
 
 
 def submission():
@@ -30,7 +45,7 @@ def batch_lookup(args: argparse.Namespace, region: str | None = None):
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from workloads.store import check_run_id
+    from workloads.layout import check_run_id
 
     from .. import aws
 
@@ -166,9 +181,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from .placement import workload_lines
-
     from ..analysis.summary import headline_text
+    from .placement import workload_lines
 
     store = store_for(args, [args.run_id])
     records = run_records(store, args.run_id)

@@ -9,8 +9,17 @@ from typing import Any
 
 from ..catalog import TIERS
 from ..problems import SpecError
-from .common import (EXIT_PROBLEM, aws_options, aws_target, checked_plan, print_problems, results_store,
-                     run_records, summary, table)
+from ..render.text import table
+from .common import (
+    EXIT_PROBLEM,
+    aws_options,
+    aws_target,
+    checked_plan,
+    print_problems,
+    results_store,
+    run_records,
+    summary,
+)
 
 POLICY_NOTE = ("policy: candidates ranked by measured {benchmark} per dollar (healthy results only), then the first "
                "whose expected queue wait is within max_wait")
@@ -116,7 +125,7 @@ def cmd_place(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from workloads.store import check_run_id
+    from workloads.layout import check_run_id
 
     from .. import aws
     from ..jobs import submit as sub

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
+from ..render.text import table
 from ..textsafe import visible
-from .common import (aws_options, checked_plan, json_always, problem_lines, run_records, store_for, table, threshold,
-                     write)
+from .common import aws_options, checked_plan, json_always, problem_lines, run_records, store_for, threshold, write
 
 
 def _wide(args: argparse.Namespace) -> bool:
@@ -22,8 +22,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..jobs.workload_jobs import workload_states
     from ..limits import limits_for
     from ..render.jsonout import json_text
-    from ..render.report import (ESSENTIAL, PLACED_HEADER, placed_dicts, placed_rows, render_csv, report_dict,
-                                 summary_table, text_lines)
+    from ..render.report import (
+        ESSENTIAL,
+        PLACED_HEADER,
+        placed_dicts,
+        placed_rows,
+        render_csv,
+        report_dict,
+        summary_table,
+        text_lines,
+    )
 
     plan = checked_plan(args.spec) if args.spec else None
     fsx = plan.storage.fsx_lustre if plan else None

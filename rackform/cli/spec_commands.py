@@ -12,9 +12,10 @@ from typing import Any
 from ..catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from ..plan import Plan
 from ..problems import SpecError, errors
+from ..render.text import table
 from ..spec import json_schema, load_spec
 from ..validate import validate_spec
-from .common import aws_options, aws_target, checked_plan, json_always, json_option, print_problems, summary, table
+from .common import aws_options, aws_target, checked_plan, json_always, json_option, print_problems, summary
 
 
 def live_catalog(region: str, target=None) -> Catalog:

@@ -20,7 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from workloads.contract import PREFIX
-from workloads.store import AlreadyExists, ResultStore, check_run_id, claim_key, submission_key
+from workloads.layout import check_run_id, claim_key, submission_key
+from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws, naming
 from ..plan import NodeGroupPlan, Plan

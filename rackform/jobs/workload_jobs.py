@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.layout import placement_key, workload_job_key
-from workloads.store import AlreadyExists, ResultStore, check_run_id, sha256_b64
+from workloads.store import AlreadyExists, ResultStore, sha256_b64
 
 from .. import naming
 from ..placement import Decision, QueueState
