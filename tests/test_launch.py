@@ -142,10 +142,15 @@ def test_the_local_executors_two_node_processes_run_mpi_through_the_runner(tmp_p
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
     outs = [p.communicate(timeout=90)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    assert "127.0.0.1 slots=2" in outs[0] and "mpi-probe: succeeded; 1 metrics" in outs[0]
+    # One gathering, then the launch once per repeat (three by default) through the same host file: one metric each.
+    assert outs[0].count("127.0.0.1 slots=2") == 1 and "mpi-probe: succeeded; 3 metrics" in outs[0]
+    assert [l for l in outs[0].splitlines() if l.startswith("[repeat ")] == ["[repeat 1/3]", "[repeat 2/3]",
+                                                                           "[repeat 3/3]"]
     # Rank 0's line, under Open MPI's --tag-output prefix: two ranks, 1 + 2 all-reduced.
-    [line] = [l for l in outs[0].splitlines() if "RACKFORM_RESULT" in l]
-    assert line.startswith("[1,0]<stdout>:") and '"mpi_sum", "value": 3' in line and '"world_size": "2"' in line
+    lines = [l for l in outs[0].splitlines() if "RACKFORM_RESULT" in l]
+    assert len(lines) == 3
+    for line in lines:
+        assert line.startswith("[1,0]<stdout>:") and '"mpi_sum", "value": 3' in line and '"world_size": "2"' in line
     assert "[launch] the main node's launch ended with exit 0" in outs[1]
     assert "[health node 1]" in outs[1] and "[health node 0]" in outs[0]
 

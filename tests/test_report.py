@@ -314,6 +314,16 @@ def test_repeats_report_the_median_min_and_max_and_a_spread_over_10_percent_is_u
     assert [str(r[header.index("spread")]) for r in rows] == ["11.43% (n=3)", "1.50% (n=3)"]
 
 
+def test_a_repeated_sweep_is_drawn_as_the_median_per_size_not_a_zigzag_through_every_repeat():
+    sweeps = {"1": {MIB: 10.0, GIB: 40.0}, "2": {MIB: 12.0, GIB: 44.0}, "3": {MIB: 11.0, GIB: 30.0}}
+    metrics = [x.model_copy(update={"labels": {**x.labels, "repeat": r}})
+               for r, sweep in sweeps.items() for x in allreduce_metrics(sweep, BUS_16)]
+    rec = record("r", "allreduce", "gpu", "h100", "gpu", "p5.48xlarge", metrics, nodes=2, price=110.08)
+    [series] = rp.busbw_series([rec])
+    assert series.sizes == (MIB, GIB)
+    assert series.busbw == pytest.approx((11.0 * BUS_16, 40.0 * BUS_16))
+
+
 def test_a_node_that_failed_its_health_check_gives_no_figure_to_plots_or_advice():
     from rackform.analysis.advise import advise_benchmark
 

@@ -27,9 +27,11 @@ def pipeline(tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             for k, v in env.items():
                 mp.setenv(k, v)
-            for group, benchmark in (("cpu", "allreduce"), ("head", "gemm")):
+            # allreduce with the default repeat count, gemm with --repeats 4: the count travels from the command line
+            # through the job's environment to the job
+            for group, benchmark, extra in (("cpu", "allreduce", []), ("head", "gemm", ["--repeats", "4"])):
                 assert main(["submit", SPEC, "--rack", "graviton", "--node-group", group, "--benchmark", benchmark,
-                             "--run-id", RUN]) == 0
+                             "--run-id", RUN, *extra]) == 0
             results = run_local(aws, deployment, RUN, log_dir=tmp_path_factory.mktemp("logs"),
                                 announce=lambda _: None)
             assert all(code == 0 for r in results for code in r["exit_codes"])
@@ -47,6 +49,19 @@ def test_report_has_a_priced_row_and_a_per_dollar_panel_for_every_benchmark_run(
     assert (busbw[0]["healthy"], busbw[0]["valid"], busbw[0]["ranks"]) == (True, True, 2), busbw[0]
     assert set(doc["charts"]["per_dollar"]) == {"allreduce", "gemm"}
     assert doc["errors"] == []
+
+
+def test_every_figure_is_the_median_of_the_jobs_repeats(pipeline, capsys):
+    capsys.readouterr()
+    assert main(["report", RUN, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    repeats = {(r["benchmark"], r["metric_key"]): r["repeats"] for r in rows}
+    assert repeats == {("allreduce", "busbw_max{placement=in-place}"): 3, ("gemm", "tflops_max{dtype=bf16}"): 4,
+                       ("gemm", "tflops_max{dtype=fp32}"): 4}
+    for r in rows:
+        assert r["low"] <= r["value"] <= r["high"] and r["spread_pct"] == pytest.approx(
+            (r["high"] - r["low"]) / r["value"] * 100)
+        assert r["unstable"] == (r["spread_pct"] > 10)
 
 
 def test_advise_finds_the_allreduce_results_that_results_lists(pipeline, capsys):

@@ -196,3 +196,75 @@ def test_a_malformed_job_variable_is_a_usage_error_not_a_traceback(capsys):
     with pytest.raises(SystemExit) as e:
         runner.main(["cpu", "--run-id", "r1"], env={"RACKFORM_GPUS": "eight"})
     assert e.value.code == 2 and "RACKFORM_GPUS='eight' is not a int" in capsys.readouterr().err
+
+
+# --- repeats: every benchmark measured several times in one job ------------------------------------------------
+
+def counting(name: str, fail_on: int | None = None) -> Benchmark:
+    """A benchmark whose step prints a figure that is its own run count (1, 2, 3...), and exits 3 on run `fail_on`."""
+    script = ("import pathlib, sys; p = pathlib.Path(sys.argv[1]); n = int(p.read_text()) + 1 if p.exists() else 1; "
+              f"p.write_text(str(n)); sys.exit(3) if n == {fail_on!r} else None; "
+              "print('RACKFORM_RESULT {\"benchmark\": \"gemm\", \"metrics\": [{\"name\": \"tflops_max\", \"value\": '"
+              " + str(n) + ', \"unit\": \"TFLOP/s\", \"labels\": {\"dtype\": \"fp32\"}}]}')")
+    return Benchmark(name, "test", ("cpu",), nodes=1, max_nodes=1, steps=lambda ctx: (
+        Step((sys.executable, "-c", script, f"{ctx.work_dir}/count"), "torch", labels=(("dtype", "fp32"),)),))
+
+
+def test_the_runner_repeats_the_steps_and_labels_each_repeat(store, bench, tmp_path):
+    bench(counting("thrice"))
+    ctx = NodeContext(tier="cpu", local=True, work_dir=str(tmp_path), repeats=3)
+    record = runner.run_job(job("thrice"), ctx, store, echo=False)
+    assert record.status == "succeeded" and record.environment["repeats"] == "3"
+    assert sorted((m.labels["repeat"], m.value) for m in record.metrics) == [("1", 1.0), ("2", 2.0), ("3", 3.0)]
+    # what the report reads back: the median over the three, min and max, a spread of 100% is unstable
+    from rackform.analysis.summary import figure
+    from workloads.benchmarks import Headline
+
+    f = figure(store.records("run-1")[0], Headline("tflops_max", "fp32", (("dtype", "fp32"),)))
+    assert (f.value, f.low, f.high, f.repeats, f.unstable) == (2.0, 1.0, 3.0, 3, True)
+
+
+def test_a_repeat_that_fails_fails_the_job_naming_the_repeat(store, bench, tmp_path):
+    bench(counting("second-fails", fail_on=2))
+    ctx = NodeContext(tier="cpu", local=True, work_dir=str(tmp_path), repeats=3)
+    record = runner.run_job(job("second-fails"), ctx, store, echo=False)
+    # never the median of the repeats that happened to work
+    assert record.status == "failed" and "exited 3 (repeat 2/3)" in record.reason
+    assert (tmp_path / "count").read_text() == "2"  # the third repeat never ran
+
+
+def test_benchmarks_that_repeat_in_process_are_exactly_the_torch_ones_and_get_the_count():
+    """torchbench repeats inside one rendezvous (ranks on other nodes cannot race a closing one); every other tool is
+    run again by the runner. A benchmark in the wrong group would be measured once, or N x N times."""
+    from workloads.benchmarks import BENCHMARKS
+
+    for b in BENCHMARKS.values():
+        for tier in b.tiers:
+            ctx = NodeContext(tier=tier, num_nodes=b.min_nodes, gpus=8 if tier == "gpu" else 0, repeats=4,
+                              neuron_ranks=8 if tier == "trainium" else 0, hosts=("10.0.0.1", "10.0.0.2"))
+            steps = b.steps(ctx)
+            assert b.repeats_in_process == all(s.tool == "torch" for s in steps) and steps, (b.name, tier)
+            if b.repeats_in_process:
+                assert all("--repeats=4" in s.argv for s in steps)
+
+
+def test_fi_pingpong_takes_a_port_per_repeat_on_both_nodes():
+    from dataclasses import replace
+
+    from workloads.benchmarks import BENCHMARKS
+
+    ctx = NodeContext(tier="cpu", num_nodes=2, fabric_port=47592, repeats=3)
+    for repeat in range(3):
+        [server] = BENCHMARKS["fabric"].steps(replace(ctx, repeat=repeat))
+        [client] = BENCHMARKS["fabric"].steps(replace(ctx, repeat=repeat, node_index=1))
+        port = str(47592 + repeat)
+        assert server.argv[server.argv.index("-B") + 1] == port and client.argv[client.argv.index("-P") + 1] == port
+
+
+@pytest.mark.parametrize("value", ["0", "11", "three"])
+def test_a_repeat_count_out_of_range_is_a_job_environment_error(value):
+    from workloads.contract import JobEnvironment, JobEnvironmentError
+
+    with pytest.raises(JobEnvironmentError, match="RACKFORM_REPEATS"):
+        JobEnvironment.from_env({"RACKFORM_REPEATS": value})
+    assert JobEnvironment.from_env({}).repeats == 3

@@ -106,6 +106,25 @@ def test_submission_mistakes(aws, plan, kwargs, fragment):
         submit(plan, run_id="r5", store=aws["store"], submitter=submitter, lookup=lookup, **kwargs)
 
 
+def test_repeats_reach_the_job_and_its_marker(aws, plan):
+    submitter, lookup = batch_clients(None, REGION)
+    [sub] = submit(plan, rack="gpu", benchmark="gemm", run_id="r7", store=aws["store"], submitter=submitter,
+                   lookup=lookup, repeats=5)
+    [job] = aws["batch"].describe_jobs(jobs=[sub.job_id])["jobs"]
+    assert {"name": "RACKFORM_REPEATS", "value": "5"} in job["container"]["environment"]
+    [marker] = aws["store"].submissions("r7")
+    assert marker["repeats"] == 5 and sub.repeats == 5
+
+
+@pytest.mark.parametrize("value", ["2", "11", "x"])
+def test_a_repeat_count_out_of_range_is_refused_before_anything_is_submitted(aws, capsys, value):
+    with pytest.raises(SystemExit) as exit:
+        main(["submit", str(EXAMPLE), "--rack", "gpu", "--benchmark", "gemm", "--run-id", "r8", "--repeats", value])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and "argument --repeats" in err and "Traceback" not in err
+    assert aws["store"].submissions("r8") == []
+
+
 def test_cli_submission_mistake_is_a_message(aws, capsys):
     code = main(["submit", str(EXAMPLE), "--rack", "nope", "--benchmark", "gemm"])
     assert code == 1 and "no rack 'nope'" in capsys.readouterr().err

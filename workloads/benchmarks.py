@@ -39,6 +39,8 @@ class NodeContext:
     # Open MPI host file the main node wrote from them (workloads/launch.py). Empty on one node.
     hosts: tuple[str, ...] = ()
     hostfile: str | None = None
+    repeats: int = 1  # how many times the job measures the benchmark
+    repeat: int = 0  # which of them the steps are for (0-based): a repeat may need ports of its own
 
     @property
     def ranks_per_node(self) -> int:
@@ -109,6 +111,9 @@ class Benchmark:
     headlines: tuple[Headline, ...] = ()
     priced_by: Pricing | None = None
     workload_class: str = "general"
+    # The steps measure ctx.repeats times themselves and label each repeat's metrics (torchbench: one rendezvous for
+    # all repeats); otherwise the runner runs the steps ctx.repeats times and labels them.
+    repeats_in_process: bool = False
 
     @property
     def multi_node(self) -> bool:
@@ -123,7 +128,8 @@ def _torch(bench: str, ctx: NodeContext, *extra: str) -> tuple[str, ...]:
     device = "cpu" if ctx.local else TORCH_DEVICE[ctx.tier]
     return (sys.executable, "-m", "torch.distributed.run", f"--nnodes={ctx.num_nodes}",
             f"--node-rank={ctx.node_index}", f"--nproc-per-node={per_node}", f"--master-addr={ctx.main_address}",
-            f"--master-port={ctx.master_port}", "-m", "workloads.torchbench", bench, f"--device={device}", *extra)
+            f"--master-port={ctx.master_port}", "-m", "workloads.torchbench", bench, f"--device={device}",
+            f"--repeats={ctx.repeats}", *extra)
 
 
 def _allreduce(ctx: NodeContext) -> tuple[Step, ...]:
@@ -176,7 +182,7 @@ def _nccom(ctx: NodeContext) -> tuple[Step, ...]:
 
 
 def _fio(ctx: NodeContext) -> tuple[Step, ...]:
-    size, runtime = ("64M", "3") if ctx.local else ("16G", "30")
+    size, runtime = ("64M", "1") if ctx.local else ("16G", "30")
     jobs = "1" if ctx.local else str(min(ctx.cpus, 16))
     common = ("fio", "--output-format=json", f"--directory={ctx.work_dir}", f"--size={size}", f"--numjobs={jobs}",
               f"--runtime={runtime}", "--ioengine=libaio" if not ctx.local else "--ioengine=psync",
@@ -206,7 +212,7 @@ def _fsx_precheck(ctx: NodeContext) -> str | None:
 
 
 def _sysbench(ctx: NodeContext) -> tuple[Step, ...]:
-    t = "3" if ctx.local else "30"
+    t = "1" if ctx.local else "30"
     threads = str(ctx.cpus)
     return (
         Step(("sysbench", "cpu", f"--threads={threads}", f"--time={t}", "run"), "sysbench-cpu"),
@@ -219,10 +225,12 @@ def _fabric(ctx: NodeContext) -> tuple[Step, ...]:
     provider = "efa" if ctx.efa and not ctx.local else "tcp"
     iters = "100" if ctx.local else "10000"
     argv = ("fi_pingpong", "-p", provider, "-e", "rdm", "-I", iters, "-S", "all")
-    # The main node serves; the other node connects to it. Both print the same table.
+    # The main node serves; the other node connects to it. Both print the same table. A port per repeat: the
+    # client of the next repeat must not reach the server of the last one while it closes.
+    port = str(ctx.fabric_port + ctx.repeat)
     if ctx.is_main:
-        return (Step((*argv, "-B", str(ctx.fabric_port)), "fi_pingpong"),)
-    return (Step((*argv, "-P", str(ctx.fabric_port), ctx.main_address), "fi_pingpong", retries=30),)
+        return (Step((*argv, "-B", port), "fi_pingpong"),)
+    return (Step((*argv, "-P", port, ctx.main_address), "fi_pingpong", retries=30),)
 
 
 # Bus bandwidth is a per-link figure; the data all-reduced is algbw, the largest over the sweep.
@@ -232,7 +240,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("allreduce", "torch.distributed all-reduce bus bandwidth by message size (gloo on CPU, NCCL on "
               "CUDA, XLA on Trainium)", ALL_TIERS, nodes=2, max_nodes=1000, steps=_allreduce,
               headlines=(Headline("busbw_max", "busbw", (("placement", "in-place"),), "network_line_rate"),),
-              priced_by=ALLREDUCE_PRICING, workload_class="training"),
+              priced_by=ALLREDUCE_PRICING, workload_class="training", repeats_in_process=True),
     Benchmark("allreduce-nccl", "nccl-tests all_reduce_perf on every GPU, across nodes with Open MPI over SSH",
               ("gpu",), nodes=2, max_nodes=1000, steps=_nccl_tests, ssh_launch=True, needs=(("all_reduce_perf", "nccl-tests (in the GPU image)"),),
               headlines=(Headline("busbw_max", "busbw", limit="network_line_rate"),), priced_by=ALLREDUCE_PRICING,
@@ -246,13 +254,13 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               headlines=(Headline("tflops_max", "bf16", (("dtype", "bf16"),), "peak_tflops"),
                          Headline("tflops_max", "fp32", (("dtype", "fp32"),), "peak_tflops")),
               priced_by=Pricing("bf16", "TFLOP/$", "TFLOP (bf16)", rate_unit="TFLOP/s", per_device=True),
-              workload_class="training"),
+              workload_class="training", repeats_in_process=True),
     Benchmark("inference", "a small transformer with random weights: tokens/s and latency p50/p99", ALL_TIERS,
               nodes=1, max_nodes=1, steps=_inference,
               headlines=(Headline("tokens_per_second", "tokens/s"), Headline("latency_p50_ms", "p50"),
                          Headline("latency_p99_ms", "p99")),
               priced_by=Pricing("tokens/s", "tokens/$", "tokens generated", rate_unit="tokens/s", per_device=True),
-              workload_class="inference"),
+              workload_class="inference", repeats_in_process=True),
     Benchmark("storage", "fio sequential read/write bandwidth, random-read IOPS and latency on FSx (or a local "
               "directory)", ALL_TIERS, nodes=1, max_nodes=1, steps=_fio, needs=(("fio", "fio"),),
               precheck=_fsx_precheck, on_fsx=True,

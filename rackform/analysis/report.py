@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workloads.benchmarks import BENCHMARKS, Headline, Pricing
-from workloads.results import ResultRecord
+from workloads.results import REPEAT_LABEL, ResultRecord
 
 from ..limits import Limits
 from ..numbers import num
@@ -177,7 +177,7 @@ def _rate(record: ResultRecord, name: str) -> float | None:
     best: dict[str, float] = {}
     for m in record.metrics:
         if m.name == name and math.isfinite(m.value):
-            r = m.labels.get("repeat", "")
+            r = m.labels.get(REPEAT_LABEL, "")
             best[r] = max(best.get(r, m.value), m.value)
     return statistics.median(best.values()) if best else None
 
@@ -418,8 +418,12 @@ def busbw_series(records: Iterable[ResultRecord]) -> list[Series]:
         rows = [m for m in r.metrics if m.name == "busbw" and m.size_bytes is not None]
         placements = {m.labels.get("placement", "") for m in rows}
         placement = "in-place" if "in-place" in placements else min(placements, default="")
-        points = sorted((m.size_bytes, m.value) for m in rows
-                        if m.labels.get("placement", "") == placement and math.isfinite(m.value))
+        by_size: dict[int, list[float]] = {}
+        for m in rows:
+            if m.labels.get("placement", "") == placement and math.isfinite(m.value):
+                by_size.setdefault(m.size_bytes, []).append(m.value)
+        # One point per size: the median over the repeats, as the headline is (a line through every repeat zigzags).
+        points = sorted((size, statistics.median(values)) for size, values in by_size.items())
         if not points:
             continue
         tool = "" if r.benchmark == "allreduce" else f" {r.benchmark.removeprefix('allreduce-')}"

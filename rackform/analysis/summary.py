@@ -8,12 +8,10 @@ import statistics
 from dataclasses import dataclass
 
 from workloads.benchmarks import BENCHMARKS, Headline
-from workloads.results import Metric, ResultRecord
+from workloads.results import REPEAT_LABEL, Metric, ResultRecord
 
 from ..numbers import num as fmt
 
-# Labels that tell repeats of one figure apart rather than name a different figure.
-REPEAT_LABEL = "repeat"
 UNSTABLE_SPREAD_PCT = 10.0
 
 

@@ -66,7 +66,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     submitter = aws.client(aws_target(args, plan.region), "batch", config=sub.NO_RETRY)
     try:
         subs = sub.submit(plan, rack=args.rack, node_group=args.node_group, benchmark=args.benchmark,
-                          run_id=run_id, nodes=args.nodes, store=store, submitter=submitter,
+                          run_id=run_id, nodes=args.nodes, repeats=args.repeats, store=store, submitter=submitter,
                           lookup=batch_lookup(args, plan.region))
     except sub.SubmitError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -310,6 +310,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _repeats(text: str) -> int:
+    from workloads.contract import MAX_REPEATS, MIN_REPEATS
+
+    value = _positive(text)
+    if not MIN_REPEATS <= value <= MAX_REPEATS:
+        raise argparse.ArgumentTypeError(f"{value} is not between {MIN_REPEATS} and {MAX_REPEATS}: the report needs "
+                                         f"{MIN_REPEATS} measurements to tell a stable figure from an unstable one")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -342,6 +352,8 @@ def register(sub: Any) -> None:
     p.add_argument("--nodes", type=_positive, help="nodes for a multi-node benchmark (default: the benchmark's own)")
     p.add_argument("--run-id", help="group jobs into one run (default: a new id); the same id again submits "
                    "nothing new")
+    p.add_argument("--repeats", type=_repeats, metavar="N", help="measure the benchmark N times in each job "
+                   "(3 to 10, default 3); the report gives the median, min and max and marks a spread over 10%%")
     json_option(p, "the run id and the jobs")
     aws_options(p, region=False)
     p.set_defaults(func=cmd_submit)

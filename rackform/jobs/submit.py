@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
-from workloads.contract import PREFIX
+from workloads.contract import MAX_REPEATS, MIN_REPEATS, JobEnvironment
 from workloads.layout import check_run_id, claim_key, submission_key
 from workloads.store import AlreadyExists, ResultStore
 
@@ -54,6 +54,7 @@ class Submission:
     benchmark: str
     nodes: int
     created: bool  # False when the run id had already submitted this job
+    repeats: int | None = None  # measurements per job the submission asked for; None: the job environment's default
 
 
 def new_run_id() -> str:
@@ -122,7 +123,13 @@ def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> li
 
 
 def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultStore, submitter: Any,
-           lookup: Any, node_group: str | None = None, nodes: int | None = None) -> list[Submission]:
+           lookup: Any, node_group: str | None = None, nodes: int | None = None,
+           repeats: int | None = None) -> list[Submission]:
+    """Submit the benchmark to every fitting node group of the rack; `repeats`: measurements per job (None: the
+    job environment's default)."""
+    if repeats is not None and not MIN_REPEATS <= repeats <= MAX_REPEATS:
+        raise SubmitError(f"--repeats {repeats}: between {MIN_REPEATS} and {MAX_REPEATS} (the report needs "
+                          f"{MIN_REPEATS} to tell a stable figure from an unstable one)")
     out = []
     for g in targets(plan, rack, node_group, benchmark):
         b = BENCHMARKS[benchmark]
@@ -134,7 +141,9 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
         name = job_name(run_id, g.rack, g.name, benchmark)
         kind = job_kind(b, n)
         jobdef = naming.job_definition(plan.name, g.rack, g.name, kind)
-        env = [{"name": f"{PREFIX}RUN_ID", "value": run_id}]  # JobEnvironment.run_id
+        env = [{"name": JobEnvironment.variable("run_id"), "value": run_id}]
+        if repeats is not None:
+            env.append({"name": JobEnvironment.variable("repeats"), "value": str(repeats)})
         request: dict[str, Any] = {"jobName": name, "jobQueue": g.job_queue, "jobDefinition": jobdef,
                                    "parameters": {BENCHMARK_PARAMETER: benchmark},
                                    "tags": {"rackform:run": run_id, "rackform:benchmark": benchmark},
@@ -146,6 +155,8 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
             request["containerOverrides"] = {"environment": env}
         fields = {"job_name": name, "queue": g.job_queue, "job_definition": jobdef, "rack": g.rack,
                   "node_group": g.name, "benchmark": benchmark, "nodes": n}
+        if repeats is not None:  # in the marker too: the local executor gives the job what Batch would
+            fields["repeats"] = repeats
         out.append(submit_exactly_once(store, submitter, lookup, run_id, fields, request))
     return out
 

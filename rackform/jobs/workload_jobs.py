@@ -24,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from workloads.contract import JobEnvironment
 from workloads.layout import placement_key, workload_job_key
 from workloads.store import AlreadyExists, ResultStore, sha256_b64
 
@@ -174,7 +175,8 @@ def node_group_settings(batch: Any, plan: Plan, group: NodeGroupPlan) -> tuple[s
     latest = max(found, key=lambda d: d.get("revision", 0))
     props = latest.get("containerProperties") or {}
     env = {e["name"]: e["value"] for e in props.get("environment", [])}
-    return env.get("RACKFORM_BUCKET", ""), props.get("jobRoleArn", ""), env.get("RACKFORM_FSX_MOUNT")
+    return (env.get(JobEnvironment.variable("bucket"), ""), props.get("jobRoleArn", ""),
+            env.get(JobEnvironment.variable("fsx_mount")))
 
 
 def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
@@ -244,7 +246,7 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
     arn = ensure_job_definition(batch, job_definition_request(plan, group, workload, bucket=bucket or store.bucket,
                                                               job_role_arn=role, fsx_mount=fsx))
     name = f"{run_id}-{group.rack}-{group.name}-wl-{workload.name}"
-    env = {"environment": [{"name": "RACKFORM_RUN_ID", "value": run_id}]}
+    env = {"environment": [{"name": JobEnvironment.variable("run_id"), "value": run_id}]}
     request: dict[str, Any] = {"jobName": name, "jobQueue": group.job_queue, "jobDefinition": arn,
                                "tags": {"rackform:run": run_id, "rackform:workload": workload.name},
                                "propagateTags": True}
