@@ -52,3 +52,20 @@ def test_cdk_synth_refuses_an_invalid_spec_with_the_problem(tmp_path):
     result = cdk_synth(path, tmp_path / "cdk.out")
     assert result.returncode != 0
     assert "trn9.48xlarge" in result.stderr and "instance_type" in result.stderr
+
+
+def test_rackform_synth_runs_cdks_validator_only_when_asked(tmp_path, monkeypatch, capsys):
+    """Off by default (stacks/build_app says why; the gates run it with no finding allowed); `--cdk-validation` or
+    CDK_VALIDATION=true runs it, and the demo's templates give it nothing to report."""
+    from rackform.cli import main
+
+    from .cdk_validation import validation_findings
+
+    monkeypatch.delenv("CDK_VALIDATION", raising=False)
+    assert main(["synth", "examples/demo.yaml", "-o", str(tmp_path / "off")]) == 0
+    assert not (tmp_path / "off" / "validation-report.json").exists()
+    assert main(["synth", "examples/demo.yaml", "-o", str(tmp_path / "on"), "--cdk-validation"]) == 0
+    assert validation_findings(tmp_path / "on") == []
+    monkeypatch.setenv("CDK_VALIDATION", "true")
+    assert main(["synth", "examples/demo.yaml", "-o", str(tmp_path / "env")]) == 0
+    assert (tmp_path / "env" / "validation-report.json").exists()

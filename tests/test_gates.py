@@ -30,6 +30,7 @@ from rackform.spec import Spec, load_spec
 from rackform.validate import validate_spec
 from stacks import build_app
 
+from .cdk_validation import validation_findings
 from .test_stacks import ACCEPTED_LINT_WARNINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,7 @@ class Gated:
     template_paths: dict[str, Path]
     termination_protection: dict[str, bool]
     synth_error: str | None = None  # CDK's report when cdk-nag stopped synthesis
+    cfn_validate: list[str] = field(default_factory=list)  # CDK's built-in validator's findings
     nag_errors: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, construct path, description)
     nag_warnings: list[tuple[str, str, str]] = field(default_factory=list)
     acknowledgements: list[tuple[str, str, str]] = field(default_factory=list)  # (path, rule id, reason)
@@ -78,14 +80,14 @@ def plan_of(spec: Spec) -> Plan:
 
 
 def gated_synth(name: str, plan: Plan, outdir: Path) -> Gated:
-    app = build_app(plan, outdir=str(outdir))
+    app = build_app(plan, outdir=str(outdir), cdk_validation=True)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     synth_error = None
     try:
         assembly = app.synth()
     except RuntimeError as e:  # unacknowledged cdk-nag errors: keep the report, synthesize again to run the rest
         synth_error = str(e)
-        app = build_app(plan, outdir=str(outdir))
+        app = build_app(plan, outdir=str(outdir), cdk_validation=True)
         assembly = app.synth()
     stacks = {c.stack_name: c for c in app.node.children if isinstance(c, Stack)}
     artifacts = {a.stack_name: a for a in assembly.stacks}
@@ -93,7 +95,7 @@ def gated_synth(name: str, plan: Plan, outdir: Path) -> Gated:
               raw={n: a.template for n, a in artifacts.items()},
               template_paths={n: Path(a.template_full_path) for n, a in artifacts.items()},
               termination_protection={n: s.termination_protection for n, s in stacks.items()},
-              synth_error=synth_error)
+              synth_error=synth_error, cfn_validate=validation_findings(outdir))
     for v in AwsSolutionsChecks().validate_scope(app).violations:
         for r in v.violating_resources:
             entry = (v.rule_name, r.construct_path, v.description)
@@ -162,6 +164,25 @@ def test_cdk_nag_aws_solutions_finds_no_unacknowledged_errors(gated, gate_report
                                f"{len(g.acknowledgements)} acknowledged findings")
         for rule, path, description in g.nag_warnings:
             gate_report("cdk-nag", f"{g.name}: warning {rule} at {path}: {description}")
+
+
+def test_cdk_builtin_validation_finds_nothing_in_either_example(gated, gate_report):
+    """CDK's own CloudFormation validator (off at a user's synth, stacks/build_app): no finding of any severity."""
+    for g in gated.values():
+        assert g.cfn_validate == [], "\n".join(f"{g.name}: {f}" for f in g.cfn_validate)
+        gate_report("cdk validation", f"{g.name}: {len(g.raw)} stacks, 0 findings (CDK's CloudFormation validator)")
+
+
+def test_the_cdk_validation_gate_reports_what_the_validator_finds(tmp_path):
+    """The gate can fail: a job queue without a compute environment added to the demo is a finding."""
+    from aws_cdk import CfnResource
+
+    app = build_app(plan_of(load_spec(EXAMPLES["demo"])[0]), outdir=str(tmp_path), cdk_validation=True)
+    stack = next(c for c in app.node.children if isinstance(c, Stack))
+    CfnResource(stack, "BrokenQueue", type="AWS::Batch::JobQueue", properties={"Priority": 1})
+    app.synth()
+    [finding] = validation_findings(tmp_path)
+    assert finding.startswith("F3018 ") and "/BrokenQueue" in finding and "ComputeEnvironmentOrder" in finding
 
 
 def test_every_nag_acknowledgement_is_on_one_resource_expected_and_explained(gated, gate_report):

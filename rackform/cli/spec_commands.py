@@ -163,7 +163,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from stacks import build_app  # CDK is imported only for synth: validate and plan stay fast
 
     out = Path(args.output)  # checked by _check_outputs before the spec was read
-    assembly = build_app(plan, outdir=str(out)).synth()
+    assembly = build_app(plan, outdir=str(out), cdk_validation=args.cdk_validation or None).synth()
     if args.json:
         print(json.dumps({"stacks": [{"stack": s.stack_name, "template": str(out / s.template_file)}
                                      for s in assembly.stacks]}, indent=2))
@@ -208,5 +208,8 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", default="cdk.out", help="output directory")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory that is not a previous "
                    "CDK output (files CDK writes, such as manifest.json and tree.json, are replaced)")
+    p.add_argument("--cdk-validation", action="store_true", help="also run CDK's built-in CloudFormation template "
+                   "validation (off by default: rackform's tests run it over its templates with no finding allowed; "
+                   "about 2 s; CDK_VALIDATION=true does the same, also for `cdk synth`)")
     json_option(p, "the stacks and their template paths")
     p.set_defaults(func=cmd_synth)
