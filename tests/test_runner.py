@@ -248,17 +248,23 @@ def test_benchmarks_that_repeat_in_process_are_exactly_the_torch_ones_and_get_th
                 assert all("--repeats=4" in s.argv for s in steps)
 
 
-def test_fi_pingpong_takes_a_port_per_repeat_on_both_nodes():
+def test_servers_started_again_per_repeat_take_a_port_per_repeat():
+    """fi_pingpong (both nodes) and nccom-test's root communicator: a client of the next repeat must never reach the
+    server of the last one while it closes."""
     from dataclasses import replace
 
     from workloads.benchmarks import BENCHMARKS
 
     ctx = NodeContext(tier="cpu", num_nodes=2, fabric_port=47592, repeats=3)
+    trn = NodeContext(tier="trainium", num_nodes=2, master_port=29500, neuron_ranks=64, repeats=3,
+                      hosts=("10.0.0.1", "10.0.0.2"))
     for repeat in range(3):
         [server] = BENCHMARKS["fabric"].steps(replace(ctx, repeat=repeat))
         [client] = BENCHMARKS["fabric"].steps(replace(ctx, repeat=repeat, node_index=1))
         port = str(47592 + repeat)
         assert server.argv[server.argv.index("-B") + 1] == port and client.argv[client.argv.index("-P") + 1] == port
+        [nccom] = BENCHMARKS["allreduce-nccom"].steps(replace(trn, repeat=repeat))
+        assert dict(nccom.env)["NEURON_RT_ROOT_COMM_ID"] == f"10.0.0.1:{29501 + repeat}"
 
 
 @pytest.mark.parametrize("value", ["0", "11", "three"])

@@ -176,7 +176,8 @@ def _nccom(ctx: NodeContext) -> tuple[Step, ...]:
         return ()
     # The NCCOM-TEST User Guide's multi-instance form: -r all ranks, -N nodes, --hosts every node (this one first),
     # NEURON_RT_ROOT_COMM_ID the main node's address and a free port; nccom-test reaches the hosts over SSH itself.
-    root = f"{ctx.hosts[0] if ctx.hosts else ctx.main_address}:{ctx.master_port + 1}"
+    # A port per repeat, as fi_pingpong's: the next run's root must not meet the last one's socket while it closes.
+    root = f"{ctx.hosts[0] if ctx.hosts else ctx.main_address}:{ctx.master_port + 1 + ctx.repeat}"
     return (Step(("nccom-test", "-r", str(ctx.num_nodes * ctx.ranks_per_node), "-N", str(ctx.num_nodes), *sweep,
                   "--hosts", *ctx.hosts), "nccom-test", env=(("NEURON_RT_ROOT_COMM_ID", root), *_launch_env(ctx))),)
 
