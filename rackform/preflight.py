@@ -447,26 +447,28 @@ def fetch_quota(service_quotas: Any, code: str) -> QuotaValue | ApiError | None:
         return _api_error("servicequotas:GetAWSDefaultServiceQuota", e)
 
 
-def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
-    # One id per call: EC2 fails the whole call when any id in the list is unknown.
+def _describe_one(action: str, not_found: tuple[str, ...], call: Callable[[], list[dict[str, Any]]]
+                  ) -> dict[str, Any] | ApiError | None:
+    """The one item a Describe call asked for by id or name; None when EC2 says it does not exist. One per call:
+    EC2 fails the whole call when any id or name in the list is unknown."""
     try:
-        found = ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"]
+        found = call()
     except CALL_FAILED as e:
-        if _error_code(e) in ("InvalidCapacityReservationId.NotFound", "InvalidCapacityReservationId.Malformed"):
-            return None
-        return _api_error("ec2:DescribeCapacityReservations", e)
+        return None if _error_code(e) in not_found else _api_error(action, e)
     return found[0] if found else None
+
+
+def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
+    return _describe_one(
+        "ec2:DescribeCapacityReservations",
+        ("InvalidCapacityReservationId.NotFound", "InvalidCapacityReservationId.Malformed"),
+        lambda: ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"])
 
 
 def fetch_placement_group(ec2: Any, name: str) -> dict[str, Any] | ApiError | None:
-    # One name per call: EC2 fails the whole call when any name in the list is unknown.
-    try:
-        found = ec2.describe_placement_groups(GroupNames=[name])["PlacementGroups"]
-    except CALL_FAILED as e:
-        if _error_code(e) in ("InvalidPlacementGroup.Unknown", "InvalidPlacementGroup.NotFound"):
-            return None
-        return _api_error("ec2:DescribePlacementGroups", e)
-    return found[0] if found else None
+    return _describe_one(
+        "ec2:DescribePlacementGroups", ("InvalidPlacementGroup.Unknown", "InvalidPlacementGroup.NotFound"),
+        lambda: ec2.describe_placement_groups(GroupNames=[name])["PlacementGroups"])
 
 
 def fetch_bucket(s3: Any, bucket: str) -> BucketState | ApiError:

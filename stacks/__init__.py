@@ -12,15 +12,7 @@ from .network import NetworkStack
 from .rack import RackStack
 from .storage import StorageStack
 
-__all__ = ["NetworkStack", "RackStack", "StorageStack", "build_app", "cdk_validation_requested"]
-
-
-# `CDK_VALIDATION=true` (or `rackform synth --cdk-validation`) turns CDK's built-in template validation back on.
-CDK_VALIDATION_ENV = "CDK_VALIDATION"
-
-
-def cdk_validation_requested(env: dict[str, str] | None = None) -> bool:
-    return (os.environ if env is None else env).get(CDK_VALIDATION_ENV, "").strip().lower() in ("true", "1", "yes")
+__all__ = ["NetworkStack", "RackStack", "StorageStack", "build_app"]
 
 
 def build_app(plan: Plan, *, outdir: str | None = None, cdk_validation: bool | None = None) -> App:
@@ -34,8 +26,8 @@ def build_app(plan: Plan, *, outdir: str | None = None, cdk_validation: bool | N
     cfn-lint, cdk-nag and checkov. Run on every synth it re-checks rackform's code, not the user's spec, costs more
     than the rest of synth (about 2 s of 4 for the demo), and reports what it finds as warnings that do not stop
     synth."""
-    if cdk_validation is None:
-        cdk_validation = cdk_validation_requested()
+    if cdk_validation is None:  # the variable CDK's own CLI and docs use to switch it
+        cdk_validation = os.environ.get("CDK_VALIDATION", "").strip().lower() in ("true", "1", "yes")
     # Strong (Fn::ImportValue) references, stated explicitly: CloudFormation then refuses to delete the network or
     # storage stack while a rack still uses it, which is the protection wanted for a VPC and a file system.
     app = App(outdir=outdir, context={"@aws-cdk/core:defaultCrossStackReferences": "strong"},

@@ -24,6 +24,14 @@ MIN_REPEATS = 3
 MAX_REPEATS = 10  # a typo of 30 on a rack of p5s is a costly one
 
 
+def check_repeats(repeats: int) -> int:
+    """A repeat count a submission may ask for, or ValueError saying what is allowed."""
+    if not MIN_REPEATS <= repeats <= MAX_REPEATS:
+        raise ValueError(f"{repeats} is not between {MIN_REPEATS} and {MAX_REPEATS}: the report needs "
+                         f"{MIN_REPEATS} measurements to tell a stable figure from an unstable one")
+    return repeats
+
+
 class JobEnvironmentError(ValueError):
     """A job environment variable holds something the runner cannot use."""
 

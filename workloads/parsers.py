@@ -567,13 +567,18 @@ def _sysbench_latency(text: str) -> list[Metric]:
         return []
     metrics = []
     for name, value in re.findall(r"^[ \t]*(\w[\w ]*?):[ \t]*([0-9.]+)[ \t]*$", block.group(1), re.M):
-        if (number := _number(value)) is None:
-            continue
-        if name == "avg":
-            metrics.append(_metric("latency_avg_ms", number, "ms"))
-        elif m := re.fullmatch(r"([0-9]+)th percentile", name):
-            metrics.append(_metric(f"latency_p{m.group(1)}_ms", number, "ms"))
+        if (number := _number(value)) is not None and (m := _latency(name, number, r"([0-9]+)th percentile")):
+            metrics.append(m)
     return metrics
+
+
+def _latency(name: str, number: float, percentile: str) -> Metric | None:
+    """A latency line of either sysbench wording: `avg`, or the percentile `percentile` matches (group 1: N)."""
+    if name == "avg":
+        return _metric("latency_avg_ms", number, "ms")
+    if m := re.fullmatch(percentile, name):
+        return _metric(f"latency_p{m.group(1)}_ms", number, "ms")
+    return None
 
 
 def _sysbench_request_stats(text: str) -> list[Metric]:
@@ -586,10 +591,8 @@ def _sysbench_request_stats(text: str) -> list[Metric]:
         number = _number(value.strip().removesuffix("ms"))
         if not colon or number is None:
             break
-        if name == "avg":
-            metrics.append(_metric("latency_avg_ms", number, "ms"))
-        elif m := re.fullmatch(r"approx\. +([0-9]+) percentile", name):
-            metrics.append(_metric(f"latency_p{m.group(1)}_ms", number, "ms"))
+        if m := _latency(name, number, r"approx\. +([0-9]+) percentile"):
+            metrics.append(m)
     return metrics
 
 

@@ -311,13 +311,12 @@ def _seconds(text: str) -> float:
 
 
 def _repeats(text: str) -> int:
-    from workloads.contract import MAX_REPEATS, MIN_REPEATS
+    from workloads.contract import check_repeats
 
-    value = _positive(text)
-    if not MIN_REPEATS <= value <= MAX_REPEATS:
-        raise argparse.ArgumentTypeError(f"{value} is not between {MIN_REPEATS} and {MAX_REPEATS}: the report needs "
-                                         f"{MIN_REPEATS} measurements to tell a stable figure from an unstable one")
-    return value
+    try:
+        return check_repeats(_positive(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive(text: str) -> int:

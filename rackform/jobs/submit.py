@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
-from workloads.contract import MAX_REPEATS, MIN_REPEATS, JobEnvironment
+from workloads.contract import JobEnvironment, check_repeats
 from workloads.layout import check_run_id, claim_key, submission_key
 from workloads.store import AlreadyExists, ResultStore
 
@@ -127,9 +127,11 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
            repeats: int | None = None) -> list[Submission]:
     """Submit the benchmark to every fitting node group of the rack; `repeats`: measurements per job (None: the
     job environment's default)."""
-    if repeats is not None and not MIN_REPEATS <= repeats <= MAX_REPEATS:
-        raise SubmitError(f"--repeats {repeats}: between {MIN_REPEATS} and {MAX_REPEATS} (the report needs "
-                          f"{MIN_REPEATS} to tell a stable figure from an unstable one)")
+    if repeats is not None:
+        try:
+            check_repeats(repeats)
+        except ValueError as e:
+            raise SubmitError(f"--repeats: {e}") from None
     out = []
     for g in targets(plan, rack, node_group, benchmark):
         b = BENCHMARKS[benchmark]
