@@ -69,3 +69,13 @@ def test_two_node_allreduce_runs_as_two_processes_and_lands_in_s3(embedded, tmp_
     code = main(["results", "local-1"])
     out = capsys.readouterr().out
     assert code == 0 and "busbw" in out and "executor=local" in out
+
+
+def test_each_embedded_aws_starts_from_an_empty_account():
+    """moto's state is process-wide: a second embedded AWS in one process (two test modules on one pytest worker, a
+    second demo in one interpreter) must deploy into an empty account, not trip over the first one's roles."""
+    plan = checked_plan(SPEC)
+    for _ in range(2):
+        with EmbeddedAWS(plan.region) as aws:
+            deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
+            assert [b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]] == [f"{plan.name}-results-embedded"]

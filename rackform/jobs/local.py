@@ -55,12 +55,19 @@ class EmbeddedAWS:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        # moto keeps its accounts in process-wide state that outlives a stopped server: a second embedded AWS in
+        # one process (two test modules on one pytest worker) would otherwise find the first one's roles and
+        # buckets and fail to deploy. Each starts from an empty account.
+        self._post("reset", None)
         # Batch in moto would start Docker containers; the local executor runs the jobs instead.
-        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/config", method="POST",
-                                     data=json.dumps({"batch": {"use_docker": False}}).encode(),
+        self._post("config", {"batch": {"use_docker": False}})
+        return self
+
+    def _post(self, api: str, body: Any) -> None:
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/{api}", method="POST",
+                                     data=None if body is None else json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=10).read()
-        return self
 
     def __exit__(self, *exc: Any) -> None:
         self._server.stop()
