@@ -140,7 +140,7 @@ class _Store:
     def __init__(self, records):
         self.records = records
 
-    def health(self, run_id):
+    def health(self, run_id, job=None):
         return self.records
 
 
@@ -168,7 +168,7 @@ def test_runner_writes_health_first_and_marks_the_record_invalid(monkeypatch):
         def put_record(self, record):
             written.append(("record", record))
 
-        def health(self, run_id):
+        def health(self, run_id, job=None):
             return []
 
     job = JobIdentity(run_id="r1", benchmark="gemm", rack="a", node_group="g", tier="gpu",
@@ -251,7 +251,7 @@ def test_a_broken_health_step_or_unreadable_peers_leave_an_invalid_record_not_a_
     assert not record.healthy and "health-step: failed: RuntimeError: nvidia-smi hung" in log
 
     class Unreadable:
-        def health(self, run_id):
+        def health(self, run_id, job=None):
             raise OSError("throttled")
 
     ok = _health(0, HealthCheck(name="gpus", status="passed", detail="8 of 8"))

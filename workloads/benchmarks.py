@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .contract import FI_PROVIDER
+
 # The job image carries workloads/ alone, so the tiers are spelled out here (a test holds them equal to
 # rackform.catalog.TIERS) rather than imported from the core.
 ALL_TIERS = ("graviton", "trainium", "gpu", "cpu")
@@ -124,7 +126,7 @@ def _torch(bench: str, ctx: NodeContext, *extra: str) -> tuple[str, ...]:
     # torch.distributed.run spawns one process per local device and rendezvouses on the main node: the same
     # command on every node of a Batch multi-node job, and as N local processes in the local executor.
     # One rank per accelerator on a real node; one per "node" locally, where every node shares this machine's CPUs.
-    per_node = max(ctx.gpus, ctx.neuron_ranks, 1) if bench == "allreduce" and not ctx.local else 1
+    per_node = ctx.ranks_per_node if bench == "allreduce" else 1
     device = "cpu" if ctx.local else TORCH_DEVICE[ctx.tier]
     return (sys.executable, "-m", "torch.distributed.run", f"--nnodes={ctx.num_nodes}",
             f"--node-rank={ctx.node_index}", f"--nproc-per-node={per_node}", f"--master-addr={ctx.main_address}",
@@ -146,11 +148,15 @@ def _inference(ctx: NodeContext) -> tuple[Step, ...]:
     return (Step(_torch("inference", ctx), "torch"),)
 
 
+# NCCL's INIT and NET lines say which network carried a collective (workloads/transport.py): every step gets them
+# (workloads/run.py), and ranks launched over SSH get them again through the launcher.
+NCCL_DEBUG_ENV = (("NCCL_DEBUG", "INFO"), ("NCCL_DEBUG_SUBSYS", "INIT,NET"))
+
+
 def _launch_env(ctx: NodeContext) -> tuple[tuple[str, str], ...]:
     # What every rank needs whichever node it lands on (ranks started over SSH get sshd's environment, not the
-    # job's): NCCL's INIT/NET lines name the transport (workloads/transport.py); EFA through libfabric.
-    env = (("NCCL_DEBUG", "INFO"), ("NCCL_DEBUG_SUBSYS", "INIT,NET"))
-    return env + ((("FI_PROVIDER", "efa"), ("FI_EFA_FORK_SAFE", "1")) if ctx.efa and not ctx.local else ())
+    # job's): the NCCL debug lines; EFA through libfabric.
+    return NCCL_DEBUG_ENV + (((FI_PROVIDER, "efa"), ("FI_EFA_FORK_SAFE", "1")) if ctx.efa and not ctx.local else ())
 
 
 def _nccl_tests(ctx: NodeContext) -> tuple[Step, ...]:

@@ -24,6 +24,11 @@ MIN_REPEATS = 3
 MAX_REPEATS = 10  # a typo of 30 on a rack of p5s is a costly one
 
 
+def runnable_repeats(repeats: object) -> bool:
+    """A repeat count the runner takes (1 and up: tests and the runner itself may ask for fewer than a submission)."""
+    return type(repeats) is int and 1 <= repeats <= MAX_REPEATS
+
+
 def check_repeats(repeats: int) -> int:
     """A repeat count a submission may ask for, or ValueError saying what is allowed."""
     if not MIN_REPEATS <= repeats <= MAX_REPEATS:
@@ -106,7 +111,7 @@ class JobEnvironment:
                     values[f.name] = raw
             except ValueError:
                 raise JobEnvironmentError(f"{PREFIX}{f.name.upper()}={raw!r} is not a {kind.split()[0]}") from None
-        if not 1 <= int(values.get("repeats", 1)) <= MAX_REPEATS:  # type: ignore[call-overload]
+        if not runnable_repeats(values.get("repeats", 1)):
             raise JobEnvironmentError(f"{PREFIX}REPEATS={values['repeats']} is not between 1 and {MAX_REPEATS}")
         return cls(**values)
 

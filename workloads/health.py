@@ -97,8 +97,8 @@ def check_efa(fi_info: str | None, uverbs: int, planned: bool) -> HealthCheck:
 def check_fsx(mount_path: str | None, mounts: str = "/proc/mounts") -> HealthCheck:
     if not mount_path:
         return not_applicable("fsx", "the cluster has no FSx for Lustre file system")
-    return _check("fsx", lustre_mounted(mount_path, mounts),
-                  f"Lustre {'mounted' if lustre_mounted(mount_path, mounts) else 'not mounted'} at {mount_path}")
+    mounted = lustre_mounted(mount_path, mounts)
+    return _check("fsx", mounted, f"Lustre {'mounted' if mounted else 'not mounted'} at {mount_path}")
 
 
 def check_clock(tracking: str) -> HealthCheck:

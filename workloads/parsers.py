@@ -74,10 +74,12 @@ def _strip_prefixes(line: str, hosts: bool) -> str:
 def _unprefixed_lines(text: str) -> list[str]:
     """The output's lines without launcher prefixes; every parser reads these, whatever started the tool."""
     lines = text.splitlines()
-    nonblank = [line for line in lines if line.strip()]
-    tagged = sum(1 for line in nonblank if _host_tag(_strip_prefixes(line, hosts=False)))
-    hosts = 2 * tagged > len(nonblank)
-    return [_strip_prefixes(line, hosts) for line in lines]
+    plain = [_strip_prefixes(line, hosts=False) for line in lines]
+    nonblank = [line for line, raw in zip(plain, lines) if raw.strip()]
+    tagged = sum(1 for line in nonblank if _host_tag(line))
+    if 2 * tagged <= len(nonblank):
+        return plain
+    return [_strip_prefixes(line, hosts=True) for line in lines]
 
 
 def _unprefixed(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -36,6 +37,11 @@ class Metric(BaseModel):
     def _null_is_nan(cls, value: object) -> object:
         # JSON has no NaN: pydantic writes a NaN or infinite value as null, so null reads back as the NaN it was.
         return float("nan") if value is None else value
+
+
+def with_labels(metrics: Iterable[Metric], labels: Mapping[str, str]) -> list[Metric]:
+    """The metrics with `labels` added to each (a step's own labels, a repeat's number)."""
+    return [m.model_copy(update={"labels": {**m.labels, **labels}}) for m in metrics]
 
 
 class Parsed(BaseModel):

@@ -25,10 +25,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import health, launch, transport
-from .benchmarks import BENCHMARKS, Benchmark, NodeContext, Step
+from .benchmarks import BENCHMARKS, NCCL_DEBUG_ENV, Benchmark, NodeContext, Step
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
 from .layout import check_run_id, log_key
-from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord
+from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord, with_labels
 from .store import ResultStore, s3_client
 
 
@@ -80,10 +80,8 @@ def run_step(step: Step, timeout_s: float, log: list[str]) -> tuple[int, str]:
     log.append(f"$ {' '.join(step.argv)}\n")
     started = time.monotonic()
     try:
-        # NCCL_DEBUG=INFO at INIT,NET: the lines that say which network carried a collective (workloads.transport).
         proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=timeout_s,
-                              env={"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", **os.environ,
-                                   "PYTHONUNBUFFERED": "1", **dict(step.env)})
+                              env={**dict(NCCL_DEBUG_ENV), **os.environ, "PYTHONUNBUFFERED": "1", **dict(step.env)})
         code, out = proc.returncode, proc.stdout + (proc.stderr and f"\n[stderr]\n{proc.stderr}")
     except subprocess.TimeoutExpired as e:
         code, out = 124, f"{e.stdout or ''}\n[timed out after {timeout_s:.0f} s]\n"
@@ -146,7 +144,7 @@ def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: lis
                 return ("failed", f"{step.tool} output not understood{where}: {parsed.reason}", metrics, details,
                         "".join(log))
             extra = dict(step.labels) | ({REPEAT_LABEL: str(r + 1)} if rounds > 1 else {})
-            metrics += [m.model_copy(update={"labels": {**m.labels, **extra}}) for m in parsed.metrics]
+            metrics += with_labels(parsed.metrics, extra)
             details.update(parsed.details)
     return "succeeded", None, metrics, details, "".join(log)
 
@@ -181,9 +179,10 @@ def launched(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list
         gathered = launch.gather(ctx.master_port, num_nodes=ctx.num_nodes, token=token, public_key=public_key,
                                  timeout_s=timeout_s, bind="127.0.0.1" if ctx.local else "0.0.0.0")
         hostfile = Path(ctx.work_dir) / "hostfile"
-        hostfile.write_text(launch.hostfile(gathered.nodes, ctx.ranks_per_node))
+        hosts = launch.hostfile(gathered.nodes, ctx.ranks_per_node)
+        hostfile.write_text(hosts)
         log.append(f"[launch] nodes: {', '.join(f'{n.index}={n.address}' for n in gathered.nodes)}\n"
-                   f"[launch] host file:\n{hostfile.read_text()}")
+                   f"[launch] host file:\n{hosts}")
         result = None
         try:
             result = run_steps(benchmark, replace(ctx, hosts=tuple(n.address for n in gathered.nodes),
@@ -223,7 +222,10 @@ def _imds(path: str) -> str | None:
         return None
 
 
-def collect_environment(local: bool) -> dict[str, str]:
+def collect_environment(local: bool, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the record says the job ran on. `known`: the versions this node's health step already read (the same
+    tools and file), taken as they are rather than run again."""
+    known = {k: v for k, v in (known or {}).items() if v and not v.startswith("[")}  # "[exit N]": the tool failed
     env = {"python": platform.python_version(), "machine": platform.machine(), "kernel": platform.release(),
            "host_cpus": str(os.cpu_count())}
     if local:
@@ -236,11 +238,13 @@ def collect_environment(local: bool) -> dict[str, str]:
         "sysbench": ["sysbench", "--version"],
     }
     for name, argv in probes.items():
-        if (v := _probe(argv)) is not None:
+        if (v := known.get(name) or _probe(argv)) is not None:
             env[name] = v
     efa = Path("/opt/amazon/efa_installed_packages")
-    if efa.exists():
-        env["efa_installer"] = efa.read_text().splitlines()[0][:200] if efa.read_text() else "present"
+    if "efa_installer" in known:
+        env["efa_installer"] = known["efa_installer"]
+    elif efa.exists():
+        env["efa_installer"] = (efa.read_text().splitlines() or ["present"])[0][:200]
     for ofi in ("/opt/amazon/ofi-nccl", "/opt/aws-ofi-nccl"):
         if Path(ofi).exists():
             env["aws_ofi_nccl"] = ofi
@@ -280,11 +284,10 @@ def job_health(job: JobIdentity, ctx: NodeContext, own: HealthRecord, store: Res
     records = [own]
     if store is not None and ctx.num_nodes > 1:
         try:
-            found = store.health(job.run_id)
+            found = store.health(job.run_id, (job.rack, job.node_group, job.benchmark))
         except Exception as e:  # unread is unproven: the figures cannot count as healthy
             return f"the other nodes' health records could not be read: {type(e).__name__}: {e}"[:400]
-        others = {h.node_index: h for h in found if (h.rack, h.node_group, h.benchmark) ==
-                  (job.rack, job.node_group, job.benchmark) and h.node_index != own.node_index}
+        others = {h.node_index: h for h in found if h.node_index != own.node_index}
         records += list(others.values())
     missing = sorted(set(range(ctx.num_nodes)) - {r.node_index for r in records}) if store is not None else []
     reasons = [health.invalid_reason(records)] + [f"node {i}: no health record (its health step never reported)"
@@ -308,7 +311,7 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
         sys.stdout.write(log)
     log = health_log + log
     key = log_key(job.run_id, job.rack, job.node_group, job.benchmark, ctx.node_index)
-    environment = {**collect_environment(ctx.local), "repeats": str(ctx.repeats),
+    environment = {**collect_environment(ctx.local, own_health.versions), "repeats": str(ctx.repeats),
                    **{f"tool_{k}": v for k, v in details.items()}}
     price = job.price_usd_per_hour * ctx.num_nodes if job.price_usd_per_hour is not None else None
     tool = ",".join(sorted({s.tool for s in benchmark.steps(ctx)}))

@@ -28,10 +28,11 @@ from .layout import (
     check_run_id,
     claim_key,
     health_key,
+    job_prefix,
     record_key,
     submission_key,
 )
-from .contract import MAX_REPEATS
+from .contract import MAX_REPEATS, runnable_repeats
 from .results import HealthRecord, ResultRecord
 
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
@@ -139,29 +140,31 @@ class ResultStore:
 
     def records(self, run_id: str) -> list[ResultRecord]:
         """The run's verified records; every object left out is in `self.problems`, for the caller to show."""
-        return [r for _, r in self._read(run_id, "record")]
+        return self._read(run_id, "record")
 
-    def health(self, run_id: str) -> list[HealthRecord]:
-        """The run's verified health records (one per node of each job); objects left out are in `self.problems`."""
-        return [h for _, h in self._read(run_id, "health")]
+    def health(self, run_id: str, job: tuple[str, str, str] | None = None) -> list[HealthRecord]:
+        """The run's verified health records (one per node of each job), or one job's, `job` being (rack, node
+        group, benchmark): listed under that job's prefix alone. Objects left out are in `self.problems`."""
+        return self._read(run_id, "health", None if job is None else f"{job_prefix(run_id, *job)}/")
 
     def submissions(self, run_id: str) -> list[dict[str, Any]]:
         """The run's verified job markers; every object left out is in `self.problems`."""
-        return [m for _, m in self._read(run_id, "marker")]
+        return self._read(run_id, "marker")
 
     @property
     def problems(self) -> list[BadObject]:
         """Every object the reads so far left out (unreadable or tampered), once each, by key."""
         return sorted(self._problems.values(), key=lambda p: (p.kind, p.key))
 
-    def _read(self, run_id: str, what: str) -> list[tuple[str, Any]]:
+    def _read(self, run_id: str, what: str, within: str | None = None) -> list[Any]:
+        """Every verified object of a kind under the run's prefix, or under `within`, a prefix inside it."""
         prefix = f"{PREFIX}/{check_run_id(run_id)}/"
         out = []
-        for key, versions, deleted in self._versions(prefix):
+        for key, versions, deleted in self._versions(within or prefix):
             if _kind(prefix, key) != what:
                 continue
             try:
-                out.append((key, self._verified(key, versions, deleted, run_id, what)))
+                out.append(self._verified(key, versions, deleted, run_id, what))
                 self._problems.pop(key, None)
             except _Bad as e:
                 self._problems[key] = BadObject(key, what, e.kind, e.why)
@@ -210,7 +213,7 @@ class ResultStore:
             raise _Bad("unreadable", f"not JSON ({e})") from None
         if what == "health":
             return _health(key, data)
-        return _record(key, data, run_id) if what == "record" else _marker(key, data, run_id)
+        return _record(key, data) if what == "record" else _marker(key, data, run_id)
 
 
 # --- what a reader makes of an object it cannot believe ----------------------------------------------------------
@@ -270,7 +273,7 @@ def _first_error(e: ValidationError) -> str:
     return f"{where}: {err['msg']}{more}"
 
 
-def _record(key: str, data: Any, run_id: str) -> ResultRecord:
+def _record(key: str, data: Any) -> ResultRecord:
     try:
         record = ResultRecord.model_validate(data)
     except ValidationError as e:
@@ -295,7 +298,7 @@ def _marker(key: str, data: Any, run_id: str) -> dict[str, Any]:
         raise _Bad("unreadable", "; ".join(f"{k} is {type(data[k]).__name__}, not {MARKER_FIELDS[k].__name__}"
                                            for k in wrong))
     repeats = data.get("repeats")
-    if repeats is not None and (type(repeats) is not int or not 1 <= repeats <= MAX_REPEATS):
+    if repeats is not None and not runnable_repeats(repeats):
         raise _Bad("unreadable", f"repeats {repeats!r} is not a whole number from 1 to {MAX_REPEATS}")
     name = data["job_name"]
     if data["nodes"] < 1 or not JOB_NAME.fullmatch(name):

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from workloads.results import REPEAT_LABEL, Metric, Parsed
+from workloads.results import REPEAT_LABEL, Metric, Parsed, with_labels
 
 MARKER = "RACKFORM_RESULT "
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -480,7 +480,7 @@ def repeated(rt: Runtime, args: argparse.Namespace) -> tuple[list[Metric], dict[
     for i in range(1, args.repeats + 1):
         log(rt, f"repeat {i}/{args.repeats}")
         found, details = BENCHMARKS[args.benchmark](rt, args)
-        metrics += [m.model_copy(update={"labels": {**m.labels, REPEAT_LABEL: str(i)}}) for m in found]
+        metrics += with_labels(found, {REPEAT_LABEL: str(i)})
     return metrics, details
 
 
