@@ -61,27 +61,24 @@ def _config(config: Any | None) -> Any:
 
 def client(target: Target, service: str, *, config: Any | None = None) -> Any:
     """A client of `service` for the target, with standard retries and timeouts (`config` merged over them)."""
+    return _client(session(target), target, service, config)
+
+
+def _client(s: Any, target: Target, service: str, config: Any | None) -> Any:
     try:
-        return session(target).client(service, region_name=target.region, endpoint_url=target.endpoint_url,
-                                      config=_config(config))
-    except AwsError:
-        raise
+        return s.client(service, region_name=target.region, endpoint_url=target.endpoint_url, config=_config(config))
     except Exception as e:  # NoRegionError, a malformed endpoint URL
         raise explained(e, target) from None
 
 
-def client_factory(target: Target) -> Callable[[str], Any]:
-    """service name -> client, all from one session (preflight asks for several services)."""
-    s = session(target)
-
-    def make(service: str) -> Any:
-        return s.client(service, region_name=target.region, endpoint_url=target.endpoint_url, config=_config(None))
-
-    return make
+def client_factory(target: Target, s: Any | None = None) -> Callable[[str], Any]:
+    """service name -> client, all from one session (preflight asks for several services): `s`, or a new one."""
+    s = s or session(target)
+    return lambda service: _client(s, target, service, None)
 
 
-def has_credentials(target: Target) -> bool:
-    return session(target).get_credentials() is not None
+def has_credentials(target: Target, s: Any | None = None) -> bool:
+    return (s or session(target)).get_credentials() is not None
 
 
 def paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:

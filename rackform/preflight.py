@@ -546,7 +546,8 @@ def aws_clients(region: str, endpoint_url: str | None, profile: str | None = Non
     from . import aws
 
     target = aws.Target(region, profile, endpoint_url)
-    return aws.client_factory(target) if aws.has_credentials(target) else None
+    s = aws.session(target)  # one credential chain for the check and every client
+    return aws.client_factory(target, s) if aws.has_credentials(target, s) else None
 
 
 # --- command ---------------------------------------------------------------------------------------------------

@@ -156,6 +156,15 @@ def test_no_region(fake_credentials, capsys):
                                       "hint: pass --region (or set AWS_REGION, or a region in your AWS profile)"]
 
 
+@pytest.mark.parametrize("argv", [("status", "r1", "--bucket", "b", "--region", "us-east-1"),
+                                  ("preflight", str(SPEC))])
+def test_a_malformed_endpoint_is_explained_by_every_client_path(fake_credentials, capsys, argv):
+    """preflight builds its clients through the factory: it once let botocore's ValueError out as a traceback."""
+    code, _, err = cli(capsys, *argv, "--endpoint-url", "notaurl")
+    assert code == 1 and err[-2:] == ["error: invalid endpoint: Invalid endpoint: notaurl",
+                                      "hint: give --endpoint-url as http(s)://HOST[:PORT]"]
+
+
 def test_no_credentials(no_aws_config, capsys):
     code, _, err = cli(capsys, "logs", "r1", "--bucket", "b", "--region", "us-east-1")
     assert code == 1 and err[-2].startswith("error: no usable AWS credentials")
