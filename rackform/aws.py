@@ -9,7 +9,7 @@ the job image carries no `rackform`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,18 @@ def paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, An
     for page in client.get_paginator(op).paginate(**kwargs):
         items.extend(page.get(key, []))
     return items
+
+
+DESCRIBE_JOBS_MAX = 100  # DescribeJobs takes at most 100 job ids
+
+
+def describe_jobs(batch: Any, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Batch's view of each job, by id, DescribeJobs' 100 ids at a time; ids Batch no longer knows are absent."""
+    jobs: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), DESCRIBE_JOBS_MAX):
+        for job in batch.describe_jobs(jobs=list(ids[i:i + DESCRIBE_JOBS_MAX])).get("jobs", []):
+            jobs[job["jobId"]] = job
+    return jobs
 
 
 # --- what went wrong ---------------------------------------------------------------------------------------------

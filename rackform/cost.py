@@ -213,57 +213,42 @@ def check_budget(report: CostReport, budget: float) -> Verdict:
     """Over budget, or unprovably within it, fails: a budget gate that passes on missing prices is no gate."""
     total = report.of()
     top = largest(report.lines)
-    named = "; largest: " + ", ".join(f"{ln.name} {_usd(ln.usd_per_hour)} $/h" for ln in top) if top else ""
+    named = "; largest: " + ", ".join(f"{ln.name} {usd(ln.usd_per_hour)} $/h" for ln in top) if top else ""
     bound = "≥ " if total.unknown else ""
     if total.known_usd_per_hour > budget:
-        msg = f"over budget: {bound}{_usd(total.known_usd_per_hour)} $/hour > {_usd(budget)} $/hour{named}"
+        msg = f"over budget: {bound}{usd(total.known_usd_per_hour)} $/hour > {usd(budget)} $/hour{named}"
         return Verdict(budget, False, msg, top)
     if total.unknown:
         unpriced = "; ".join(ln.name for ln in total.unknown)
-        msg = (f"cannot confirm the budget of {_usd(budget)} $/hour: {len(total.unknown)} unpriced ({unpriced}) "
-               f"on top of {_usd(total.known_usd_per_hour)} $/hour; give --price")
+        msg = (f"cannot confirm the budget of {usd(budget)} $/hour: {len(total.unknown)} unpriced ({unpriced}) "
+               f"on top of {usd(total.known_usd_per_hour)} $/hour; give --price")
         return Verdict(budget, False, msg, top)
-    return Verdict(budget, True, f"within budget: {_usd(total.known_usd_per_hour)} of {_usd(budget)} $/hour", top)
+    return Verdict(budget, True, f"within budget: {usd(total.known_usd_per_hour)} of {usd(budget)} $/hour", top)
 
 
 # --- output ----------------------------------------------------------------------------------------------------
-
-def _usd(x: float | None) -> str:
-    return usd(x)  # the one price rule of every command (rackform/numbers.py)
-
 
 def _month(x: float | None) -> str:
     return "unknown" if x is None else f"{x * HOURS_PER_MONTH:,.2f}"
 
 
 def _bounded(s: Sum, month: bool = False) -> str:
-    fmt = _month if month else _usd
+    fmt = _month if month else usd
     if not s.unknown:
         return fmt(s.known_usd_per_hour)
     return "unknown" if s.known_usd_per_hour == 0 else f"≥ {fmt(s.known_usd_per_hour)}"
 
 
-def _right(rows: list[list[str]], header: list[str], columns: Iterable[int]) -> None:
-    # cli._table right-aligns only all-digit columns; money has a decimal point, so pad it here.
-    for c in columns:
-        width = max([len(header[c])] + [len(r[c]) for r in rows])
-        for r in rows:
-            r[c] = r[c].rjust(width)
-
-
 def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
-
     groups = [ln for ln in report.lines if ln.category == "instances"]
     header = ["rack/node group", "instance", "count", "capacity", "$/h each", "$/hour", "$/month", "price"]
-    rows = [[ln.name, ln.instance_type or "", str(ln.count), ln.capacity or "", _usd(ln.usd_per_hour_each),
-             _usd(ln.usd_per_hour), _month(ln.usd_per_hour),
+    rows = [[ln.name, ln.instance_type or "", str(ln.count), ln.capacity or "", usd(ln.usd_per_hour_each),
+             usd(ln.usd_per_hour), _month(ln.usd_per_hour),
              ln.source if ln.usd_per_hour is not None else "unknown (give --price)"] for ln in groups]
-    _right(rows, header, (4, 5, 6))
     items = [ln for ln in report.lines if ln.category != "instances"]
     item_header = ["part", "item", "$/hour", "$/month", "price"]
-    item_rows = [[ln.category, ln.name, _usd(ln.usd_per_hour), _month(ln.usd_per_hour),
+    item_rows = [[ln.category, ln.name, usd(ln.usd_per_hour), _month(ln.usd_per_hour),
                   ln.source if ln.usd_per_hour is not None else "unknown (see below)"] for ln in items]
-    _right(item_rows, item_header, (2, 3))
     total = report.of()
     idle = add(ln for ln in report.lines if ln.category != "instances")
     parts = ", ".join(f"{c} {_bounded(report.of(c))}" for c in ("instances", "storage", "network"))

@@ -30,11 +30,9 @@ from .common import (
 
 
 def submission():
-    """The submission module (moving from the job package to rackform.jobs: either place works)."""
-    try:
-        from ..jobs import submit
-    except ImportError:
-        from rackform.jobs import submit
+    """The submission module, imported when a command needs it (boto3 at import)."""
+    from ..jobs import submit
+
     return submit
 
 
@@ -125,13 +123,6 @@ def wait_for(run_id: str, store: Any, lookup: Any, *, interval_s: float, timeout
         sleep(interval_s if timeout_s is None else max(0.0, min(interval_s, timeout_s - elapsed)))
 
 
-def _reasons(run_id: str, store: Any, states: list) -> dict[tuple[str, str, str], str]:
-    """Why each failed or skipped job ended so, from its record (read only when a state needs one)."""
-    if not any(s.record_status in ("failed", "skipped") for s in states):
-        return {}
-    return {(r.rack, r.node_group, r.benchmark): r.reason or "" for r in store.records(run_id)}
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from .placement import workload_lines
 
@@ -155,13 +146,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
         print(f"error: {no_such_run(store, args.run_id, 'submitted jobs')}", file=sys.stderr)
         return EXIT_PROBLEM
-    reasons = _reasons(args.run_id, store, states)
     jobs = []
     for s in states:
         key = (s.submission["rack"], s.submission["node_group"], s.submission["benchmark"])
         jobs.append({"benchmark": key[2], "rack": key[0], "node_group": key[1], "nodes": s.submission["nodes"],
                      "job_id": s.submission["job_id"], "batch_status": s.batch_status, "record": s.record_status,
-                     "done": s.done, "reason": reasons.get(key) or s.batch_reason or None})
+                     "done": s.done, "reason": s.record_reason or s.batch_reason or None})
     failed = [j for j in jobs if j["record"] == "failed" or (j["record"] is None and j["done"])]
     if args.json:
         from ..render.problems import problem_dicts

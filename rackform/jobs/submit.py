@@ -252,6 +252,7 @@ class JobState:
     batch_status: str | None
     batch_reason: str | None
     record_status: str | None  # succeeded / failed / skipped once the runner's record has landed
+    record_reason: str | None = None  # why, in the record's words, when it failed or was skipped
 
     @property
     def done(self) -> bool:
@@ -262,15 +263,11 @@ class JobState:
 def run_state(run_id: str, store: ResultStore, lookup: Any | None) -> list[JobState]:
     subs = store.submissions(run_id)
     records = {(r.rack, r.node_group, r.benchmark): r for r in store.records(run_id)}
-    batch: dict[str, dict[str, Any]] = {}
-    if lookup is not None and subs:
-        ids = [s["job_id"] for s in subs]
-        for i in range(0, len(ids), 100):
-            for job in lookup.describe_jobs(jobs=ids[i:i + 100]).get("jobs", []):
-                batch[job["jobId"]] = job
+    batch = aws.describe_jobs(lookup, [s["job_id"] for s in subs]) if lookup is not None else {}
     states = []
     for s in subs:
         rec = records.get((s["rack"], s["node_group"], s["benchmark"]))
         job = batch.get(s["job_id"], {})
-        states.append(JobState(s, job.get("status"), job.get("statusReason"), rec.status if rec else None))
+        states.append(JobState(s, job.get("status"), job.get("statusReason"), rec.status if rec else None,
+                               rec.reason if rec else None))
     return states

@@ -28,7 +28,7 @@ from workloads.contract import JobEnvironment
 from workloads.layout import placement_key, workload_job_key
 from workloads.store import AlreadyExists, ResultStore, sha256_b64
 
-from .. import naming
+from .. import aws, naming
 from ..placement import Decision, QueueState
 from ..plan import NodeGroupPlan, Plan
 from ..workload import Workload
@@ -42,7 +42,6 @@ SPOT_RECLAIM_REASON = "Host EC2"
 # ListJobs returns RUNNING jobs only unless told a status, and one status per call
 # (https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html).
 BACKLOG_STATUSES = ("RUNNABLE", "STARTING")
-DESCRIBE_BATCH = 100  # DescribeJobs takes at most 100 job ids
 
 
 class PlacementError(Exception):
@@ -64,17 +63,14 @@ def _job_vcpus(job: dict[str, Any], group: NodeGroupPlan) -> int:
 
 def _backlog(batch: Any, group: NodeGroupPlan) -> int:
     ids = [j["jobId"] for status in BACKLOG_STATUSES
-           for page in batch.get_paginator("list_jobs").paginate(jobQueue=group.job_queue, jobStatus=status)
-           for j in page.get("jobSummaryList", [])]
-    total = 0
-    for i in range(0, len(ids), DESCRIBE_BATCH):
-        total += sum(_job_vcpus(j, group) for j in batch.describe_jobs(jobs=ids[i:i + DESCRIBE_BATCH])["jobs"])
-    return total
+           for j in aws.paginate(batch, "list_jobs", "jobSummaryList", jobQueue=group.job_queue, jobStatus=status)]
+    return sum(_job_vcpus(j, group) for j in aws.describe_jobs(batch, ids).values())
 
 
 def _spot_interruptions(batch: Any, group: NodeGroupPlan) -> int:
-    return sum(1 for page in batch.get_paginator("list_jobs").paginate(jobQueue=group.job_queue, jobStatus="FAILED")
-               for j in page.get("jobSummaryList", []) if (j.get("statusReason") or "").startswith(SPOT_RECLAIM_REASON))
+    return sum(1 for j in aws.paginate(batch, "list_jobs", "jobSummaryList", jobQueue=group.job_queue,
+                                       jobStatus="FAILED")
+               if (j.get("statusReason") or "").startswith(SPOT_RECLAIM_REASON))
 
 
 def queue_states(plan: Plan, batch: Any, ec2: Any | None = None,
@@ -317,9 +313,7 @@ def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> tupl
             problems.append(f"workload decision unreadable: {key}: {e}")
     ids = [j["job_id"] for _, j in states if j.get("job_id")]
     if lookup is not None:
-        for i in range(0, len(ids), DESCRIBE_BATCH):
-            for job in lookup.describe_jobs(jobs=ids[i:i + DESCRIBE_BATCH]).get("jobs", []):
-                jobs[job["jobId"]] = job
+        jobs = aws.describe_jobs(lookup, ids)
     out = []
     for d, j in states:
         chosen, preferred = d.get("chosen") or {}, d.get("preferred") or {}
