@@ -145,16 +145,15 @@ class ClusterSecurityGroups(Construct):
             self.fsx_sg.add_ingress_rule(self.node_sg, port, "Lustre clients")
             self.fsx_sg.add_ingress_rule(self.fsx_sg, port, "Lustre servers among themselves")
 
-        self.default_sg_rules: list[ec2.CfnSecurityGroupIngress | ec2.CfnSecurityGroupEgress] = []
         if default_security_group_id is not None:
             sg = default_security_group_id
             for proto in ("tcp", "udp"):
-                self.default_sg_rules.append(ec2.CfnSecurityGroupIngress(
+                ec2.CfnSecurityGroupIngress(
                     self, f"JobTasksIn{proto.upper()}", group_id=sg, source_security_group_id=sg, ip_protocol=proto,
-                    from_port=0, to_port=65535, description=f"multi-node job tasks: {proto.upper()} between nodes"))
-            self.default_sg_rules.append(ec2.CfnSecurityGroupEgress(
+                    from_port=0, to_port=65535, description=f"multi-node job tasks: {proto.upper()} between nodes")
+            ec2.CfnSecurityGroupEgress(
                 self, "JobTasksOut", group_id=sg, destination_security_group_id=sg, ip_protocol="-1",
-                description="multi-node job tasks: to the other nodes"))
-            self.default_sg_rules.append(ec2.CfnSecurityGroupEgress(
+                description="multi-node job tasks: to the other nodes")
+            ec2.CfnSecurityGroupEgress(
                 self, "JobTasksHttps", group_id=sg, cidr_ip="0.0.0.0/0", ip_protocol="tcp", from_port=443,
-                to_port=443, description="multi-node job tasks: HTTPS to S3 and AWS APIs"))
+                to_port=443, description="multi-node job tasks: HTTPS to S3 and AWS APIs")

@@ -493,11 +493,12 @@ def fetch_bucket(s3: Any, bucket: str) -> BucketState | ApiError:
     return BucketState(exists=True, readable=True, region=region)
 
 
-def fetch_offerings(ec2: Any, instance_types: list[str]) -> dict[str, tuple[str, ...]]:
-    """Instance type -> the AZ names (as this account maps them) and the AZ IDs that offer it.
+def fetch_offerings(ec2: Any, instance_types: list[str], location_types: tuple[str, ...] = (
+        "availability-zone", "availability-zone-id")) -> dict[str, tuple[str, ...]]:
+    """Instance type -> the AZ names (as this account maps them) and/or the AZ IDs that offer it.
     https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html"""
     zones: dict[str, list[str]] = {}
-    for location_type in ("availability-zone", "availability-zone-id"):
+    for location_type in location_types:
         for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
                            LocationType=location_type,
                            Filters=[{"Name": "instance-type", "Values": instance_types}]):
@@ -527,7 +528,8 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
     return AccountState(
         quotas={c: fetch_quota(service_quotas, c) for c in codes},
         reservations={i: fetch_reservation(ec2, i) for i in ids},
-        offerings=_guarded("ec2:DescribeInstanceTypeOfferings", lambda: fetch_offerings(ec2, types)),
+        offerings=_guarded("ec2:DescribeInstanceTypeOfferings", lambda: fetch_offerings(
+            ec2, types, ("availability-zone-id" if is_zone_id(plan.availability_zone) else "availability-zone",))),
         compute_environments=_guarded("batch:DescribeComputeEnvironments", lambda: tuple(
             c["computeEnvironmentName"]
             for c in paginate(batch, "describe_compute_environments", "computeEnvironments"))),

@@ -55,17 +55,20 @@ def test_cdk_synth_refuses_an_invalid_spec_with_the_problem(tmp_path):
 
 
 def test_rackform_synth_runs_cdks_validator_only_when_asked(tmp_path, monkeypatch, capsys):
-    """Off by default (stacks/build_app says why; the gates run it with no finding allowed); `--cdk-validation` or
-    CDK_VALIDATION=true runs it, and the demo's templates give it nothing to report."""
+    """Off by default (stacks/build_app says why; the gates run it over the examples with no finding allowed);
+    `--cdk-validation` or CDK_VALIDATION=true runs it. A one-group spec: the switch is the subject, not the demo."""
     from rackform.cli import main
 
     from .cdk_validation import validation_findings
 
+    spec = tmp_path / "small.yaml"
+    spec.write_text("name: small\nregion: us-east-2\navailability_zone: use2-az3\nracks:\n  - name: cpu\n"
+                    "    node_groups:\n      - {name: head, instance_type: m7g.xlarge, count: 1}\n")
     monkeypatch.delenv("CDK_VALIDATION", raising=False)
-    assert main(["synth", "examples/demo.yaml", "-o", str(tmp_path / "off")]) == 0
+    assert main(["synth", str(spec), "-o", str(tmp_path / "off")]) == 0
     assert not (tmp_path / "off" / "validation-report.json").exists()
-    assert main(["synth", "examples/demo.yaml", "-o", str(tmp_path / "on"), "--cdk-validation"]) == 0
+    assert main(["synth", str(spec), "-o", str(tmp_path / "on"), "--cdk-validation"]) == 0
     assert validation_findings(tmp_path / "on") == []
     monkeypatch.setenv("CDK_VALIDATION", "true")
-    assert main(["synth", "examples/demo.yaml", "-o", str(tmp_path / "env")]) == 0
+    assert main(["synth", str(spec), "-o", str(tmp_path / "env")]) == 0
     assert (tmp_path / "env" / "validation-report.json").exists()

@@ -5,25 +5,19 @@ environments) going through the same rendezvous, host file and mpirun as a Batch
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from rackform.jobs.local import free_port
 from workloads import launch
 from workloads.benchmarks import BENCHMARKS, Benchmark, NodeContext
 from workloads.run import launched, run_steps
 
 DATA = Path(__file__).parent / "data" / "launch"
 PROGRAM = DATA / "mpi_allreduce.py"  # a real MPI program: every rank all-reduces rank + 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_hostfile_lists_every_node_once_with_its_slots():

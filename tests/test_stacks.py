@@ -1,9 +1,9 @@
 """The CDK layer: what the synthesized templates say, that cfn-lint accepts them, that they are stable under rack
 edits, and that the largest spec validation allows still fits CloudFormation's limits.
 
-jsii is slow to start and each synth takes a second or two, so the module synthesizes three apps in all: the demo
-(module fixture), a demo with racks removed and reordered, and the largest allowed spec (module fixture); plus one
-network stack on its own.
+jsii is slow to start and each synth takes a second or two, so the module synthesizes four apps in all: the demo
+(module fixture), a demo with racks removed and reordered, the largest allowed spec (module fixture) and the heaviest
+rack validation admits (module fixture, with CDK's built-in validator on); plus one network stack on its own.
 """
 
 from __future__ import annotations

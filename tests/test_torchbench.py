@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from rackform.jobs.local import free_port
 from workloads import torchbench
 from workloads.torchbench import main, message_sizes, parse_torch_result
 
 from .conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_inprocess(capsys, *argv: str):

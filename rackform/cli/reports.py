@@ -13,8 +13,8 @@ from .common import aws_options, checked_plan, json_always, problem_lines, run_r
 
 
 def _wide(args: argparse.Namespace) -> bool:
-    """--wide (or `-o wide`, should the shared output option come): every column, however narrow the terminal."""
-    return getattr(args, "format", None) == "wide" or getattr(args, "wide", False) is True
+    """--wide: every column, however narrow the terminal."""
+    return getattr(args, "wide", False) is True
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from workloads.benchmarks import BENCHMARKS, Benchmark, benchmarks_for
+from workloads.benchmarks import Benchmark, benchmarks_for
 from workloads.contract import CONTAINER_WORK_DIR, JobEnvironment
 
 from .. import naming
@@ -122,4 +122,4 @@ def job_definitions(spec_name: str, group: NodeGroupPlan, **kwargs: Any) -> list
     return [job_definition(spec_name, group, kind, **kwargs) for kind in kinds]
 
 
-__all__ = ["BENCHMARKS", "BENCHMARK_PARAMETER", "job_definition", "job_definitions", "job_kind"]
+__all__ = ["BENCHMARK_PARAMETER", "job_definition", "job_definitions", "job_kind"]

@@ -292,10 +292,6 @@ class WorkloadState:
     usd_per_hour: float | None = None  # the chosen node group's, for the job's nodes; None: unknown
     expected_cost_usd: float | None = None  # None: the decision recorded none
 
-    @property
-    def done(self) -> bool:
-        return self.batch_status in ("SUCCEEDED", "FAILED")
-
 
 def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> tuple[list[WorkloadState], list[str]]:
     """The run's workload jobs, from their decisions and markers, with Batch's status; and a line for each object
