@@ -186,6 +186,23 @@ class ResultStore:
                     deleted.add(d["Key"])
         return [(k, versions[k], k in deleted) for k in sorted(versions)]
 
+    def verified_body(self, key: str, version_id: str | None = None) -> bytes:
+        """The object's body, checked against the SHA-256 stored with it, which is the one S3 checked the body
+        against on upload (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html);
+        Tampered when it is missing or does not match."""
+        kwargs = {} if version_id is None else {"VersionId": version_id}
+        try:
+            got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
+            body = got["Body"].read()
+        except FlexibleChecksumError as e:  # botocore checked the body against the stored checksum itself
+            raise Tampered(f"SHA-256 mismatch: {e}") from None
+        stored = got.get("ChecksumSHA256")
+        if stored is None:
+            raise Tampered("no SHA-256 checksum stored with it; every rackform write carries one")
+        if stored != sha256_b64(body):
+            raise Tampered(f"SHA-256 mismatch: stored {stored}, the body hashes to {sha256_b64(body)}")
+        return body
+
     def _verified(self, key: str, versions: list[str], deleted: bool, run_id: str, what: str) -> Any:
         # Every rackform write is a single conditional PUT with a SHA-256 (put_once): one version, never deleted.
         if deleted:
@@ -194,19 +211,11 @@ class ResultStore:
         if len(versions) != 1:
             raise _Bad("tampered", f"{len(versions)} versions: written over after the first write, which rackform "
                        "never does (every write is If-None-Match: *)")
-        # The version listed, not one PUT since (s3:GetObjectVersion). The stored SHA-256 is the one S3 checked the
-        # body against on upload (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html).
-        kwargs = {} if versions[0] == "null" else {"VersionId": versions[0]}
+        # The version listed, not one PUT since (s3:GetObjectVersion).
         try:
-            got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
-            body = got["Body"].read()
-        except FlexibleChecksumError as e:  # botocore checked the body against the stored checksum itself
-            raise _Bad("tampered", f"SHA-256 mismatch: {e}") from None
-        stored = got.get("ChecksumSHA256")
-        if stored is None:
-            raise _Bad("tampered", "no SHA-256 checksum stored with it; every rackform write carries one")
-        if stored != sha256_b64(body):
-            raise _Bad("tampered", f"SHA-256 mismatch: stored {stored}, the body hashes to {sha256_b64(body)}")
+            body = self.verified_body(key, None if versions[0] == "null" else versions[0])
+        except Tampered as e:
+            raise _Bad("tampered", str(e)) from None
         try:
             data = json.loads(body)
         except ValueError as e:
@@ -238,6 +247,10 @@ class BadObject:
     @property
     def noun(self) -> str:
         return "job marker" if self.what == "marker" else self.what
+
+
+class Tampered(ValueError):
+    """An object whose body is not what rackform wrote: no SHA-256 stored with it, or one that does not match."""
 
 
 class _Bad(Exception):

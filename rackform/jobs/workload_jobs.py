@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.contract import JobEnvironment
 from workloads.layout import placement_key, workload_job_key
-from workloads.store import AlreadyExists, ResultStore, sha256_b64
+from workloads.store import AlreadyExists, ResultStore, Tampered
 
 from .. import aws, naming
 from ..placement import Decision, QueueState
@@ -262,10 +262,10 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
 
 def read_verified(store: ResultStore, key: str) -> dict[str, Any]:
     """A JSON object rackform wrote, checked against the SHA-256 S3 stored with it (every rackform write has one)."""
-    got = store.s3.get_object(Bucket=store.bucket, Key=key, ChecksumMode="ENABLED")
-    body = got["Body"].read()
-    if got.get("ChecksumSHA256") != sha256_b64(body):
-        raise ValueError(f"s3://{store.bucket}/{key}: its SHA-256 does not match; not what rackform wrote")
+    try:
+        body = store.verified_body(key)
+    except Tampered as e:
+        raise ValueError(f"s3://{store.bucket}/{key}: {e}; not what rackform wrote") from None
     data = json.loads(body)
     if not isinstance(data, dict):
         raise ValueError(f"s3://{store.bucket}/{key}: not a JSON object")
