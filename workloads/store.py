@@ -140,31 +140,32 @@ class ResultStore:
 
     def records(self, run_id: str) -> list[ResultRecord]:
         """The run's verified records; every object left out is in `self.problems`, for the caller to show."""
-        return self._read(run_id, "record")
+        return self.read(run_id, "record")["record"]
 
     def health(self, run_id: str, job: tuple[str, str, str] | None = None) -> list[HealthRecord]:
         """The run's verified health records (one per node of each job), or one job's, `job` being (rack, node
         group, benchmark): listed under that job's prefix alone. Objects left out are in `self.problems`."""
-        return self._read(run_id, "health", None if job is None else f"{job_prefix(run_id, *job)}/")
+        return self.read(run_id, "health", within=None if job is None else f"{job_prefix(run_id, *job)}/")["health"]
 
     def submissions(self, run_id: str) -> list[dict[str, Any]]:
         """The run's verified job markers; every object left out is in `self.problems`."""
-        return self._read(run_id, "marker")
+        return self.read(run_id, "marker")["marker"]
 
     @property
     def problems(self) -> list[BadObject]:
         """Every object the reads so far left out (unreadable or tampered), once each, by key."""
         return sorted(self._problems.values(), key=lambda p: (p.kind, p.key))
 
-    def _read(self, run_id: str, what: str, within: str | None = None) -> list[Any]:
-        """Every verified object of a kind under the run's prefix, or under `within`, a prefix inside it."""
+    def read(self, run_id: str, *kinds: str, within: str | None = None) -> dict[str, list[Any]]:
+        """Every verified object of each kind ("record", "health", "marker") under the run's prefix, or under
+        `within`, a prefix inside it, from one listing (`rackform status --wait` polls markers and records)."""
         prefix = f"{PREFIX}/{check_run_id(run_id)}/"
-        out = []
+        out: dict[str, list[Any]] = {k: [] for k in kinds}
         for key, versions, deleted in self._versions(within or prefix):
-            if _kind(prefix, key) != what:
+            if (what := _kind(prefix, key)) not in out:
                 continue
             try:
-                out.append(self._verified(key, versions, deleted, run_id, what))
+                out[what].append(self._verified(key, versions, deleted, run_id, what))
                 self._problems.pop(key, None)
             except _Bad as e:
                 self._problems[key] = BadObject(key, what, e.kind, e.why)

@@ -210,7 +210,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     runs = list(run_ids_in(store).items())
     listed = []
     for run_id, first in runs[:args.limit]:
-        markers, records = store.submissions(run_id), store.records(run_id)
+        found = store.read(run_id, "marker", "record")
+        markers, records = found["marker"], found["record"]
         counts = {s: sum(r.status == s for r in records) for s in ("succeeded", "failed", "skipped")}
         listed.append({"run_id": run_id, "started": first.isoformat(timespec="seconds"),
                        "clusters": sorted({_cluster(m) for m in markers}), "jobs": len(markers),

@@ -261,8 +261,9 @@ class JobState:
 
 
 def run_state(run_id: str, store: ResultStore, lookup: Any | None) -> list[JobState]:
-    subs = store.submissions(run_id)
-    records = {(r.rack, r.node_group, r.benchmark): r for r in store.records(run_id)}
+    found = store.read(run_id, "marker", "record")
+    subs = found["marker"]
+    records = {(r.rack, r.node_group, r.benchmark): r for r in found["record"]}
     batch = aws.describe_jobs(lookup, [s["job_id"] for s in subs]) if lookup is not None else {}
     states = []
     for s in subs:
