@@ -106,6 +106,11 @@ def is_zone_id(zone: str) -> bool:
     return bool(ZONE_ID.fullmatch(zone))
 
 
+def zone_field(zone: str) -> str:
+    """The EC2 API field that holds `zone` as the spec gives it: AvailabilityZoneId for an AZ ID, else the name."""
+    return "AvailabilityZoneId" if is_zone_id(zone) else "AvailabilityZone"
+
+
 class Catalog(Frozen):
     source: str
     generated_on: str

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from workloads.results import ResultRecord
 
+from .analysis.advise import candidates
 from .analysis.report import health_of, is_local, report_rows
 from .limits import Limits
 from .numbers import usd as price
@@ -162,6 +163,9 @@ def duration_text(seconds: float | None) -> str:
 
 # --- measured figures -------------------------------------------------------------------------------------------
 
+UNPRICED_NOTE = "measured, but its price is unknown: not ranked by figure"
+
+
 @dataclass(frozen=True)
 class Figure:
     per_dollar: float
@@ -175,13 +179,8 @@ def figures(records: Iterable[ResultRecord], benchmark: str,
     instance types measured but not priced (shown, never ranked as if free)."""
     rows = [r for r in report_rows([r for r in records if healthy(r) and r.benchmark == benchmark], limits_of)
             if r.priced and r.valid]
-    priced: dict[str, list[Any]] = {}
-    for r in rows:
-        if r.per_dollar is not None:
-            priced.setdefault(r.instance_type, []).append(r)
-    # The median, as `rackform advise` ranks: a repeated run counts once per job, not by its best try.
-    ranked = {t: Figure(statistics.median(r.per_dollar for r in rs), rs[0].per_dollar_unit or "", len(rs))
-              for t, rs in priced.items()}
+    # Ranked as `rackform advise` ranks (the median: a repeated run counts once per job, not by its best try).
+    ranked = {c.instance_type: Figure(c.per_dollar, c.unit, c.jobs) for c in candidates(rows)}
     return ranked, {r.instance_type for r in rows if r.per_dollar is None} - set(ranked)
 
 
@@ -240,7 +239,7 @@ def _candidate(workload: Workload, g: NodeGroupPlan, figure: Figure | None, unpr
     cost = workload.work / figure.per_dollar if workload.work and figure and figure.per_dollar > 0 else None
     wait, max_vcpus, notes = _wait(g, state, nodes, duration_s)
     if unpriced:
-        notes = ("measured, but its price is unknown: not ranked by figure", *notes)
+        notes = (UNPRICED_NOTE, *notes)
     refused = None
     if g.tier in exclude:
         refused = f"tier {g.tier} excluded"
@@ -312,7 +311,7 @@ def _backlog(c: Candidate) -> str:
     if c.backlog_vcpus is None:
         return "backlog unknown"
     text = f"{c.backlog_vcpus} vCPUs queued for {c.max_vcpus} x {duration_text(c.job_duration_s)} a job"
-    return "; ".join((text, *[n for n in c.notes if "price" not in n]))
+    return "; ".join((text, *[n for n in c.notes if n != UNPRICED_NOTE]))
 
 
 def explain_rows(d: Decision) -> tuple[list[list[str]], list[str]]:

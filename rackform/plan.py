@@ -46,6 +46,10 @@ class NetworkInterfacePlan(Frozen):
     def has_ip(self) -> bool:
         return self.interface_type != "efa-only"
 
+    @property
+    def is_efa(self) -> bool:
+        return self.interface_type != "interface"
+
 
 class QuotaPlan(Frozen):
     code: str | None
@@ -203,7 +207,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
                     prices: PriceBook | None = None) -> NodeGroupPlan:
     efa = efa_enabled(group, it)
     nics = nic_layout(it, efa)
-    efa_count = sum(1 for n in nics if n.interface_type in ("efa", "efa-only"))
+    efa_count = sum(1 for n in nics if n.is_efa)
     per_node_ips = netmath.ips_per_node(sum(1 for n in nics if n.has_ip))
     spot = group.capacity.type == "spot"
     quota = vcpu_quota(it.name, spot=spot)

@@ -41,22 +41,22 @@ from typing import Any, Literal
 
 from .plan import NodeGroupPlan, Plan
 
-# Node group fields that are the user's choices; the rest is derived from them (devices, IPs, prices, names).
-GROUP_FIELDS = ("instance_type", "count", "tier", "efa_interfaces", "capacity", "placement_group",
-                "creates_placement_group", "root_volume_gib")
-# What each changed field does to the rack stack's resources (see the module docstring for the sources).
+# Node group fields that are the user's choices (the rest is derived from them: devices, IPs, prices, names), in
+# the order a diff lists them, with what each change does to the rack stack's resources (see the module docstring
+# for the sources).
 GROUP_EFFECTS = {
     "instance_type": "compute environment: Batch infrastructure update (InstanceTypes); launch template: new "
                      "version; job definitions: new revisions",
-    "tier": "compute environment: Batch infrastructure update (Ec2Configuration image type)",
     "count": "compute environment: MaxvCpus, no interruption",
+    "tier": "compute environment: Batch infrastructure update (Ec2Configuration image type)",
     "efa_interfaces": "launch template: new version (network interfaces)",
-    "root_volume_gib": "launch template: new version (root volume)",
     "capacity": "launch template: new version (capacity targeting); compute environment: Batch infrastructure "
                 "update (Type EC2/SPOT) where on-demand and Spot swap",
     "placement_group": "compute environment: Batch infrastructure update (PlacementGroup)",
     "creates_placement_group": "placement group: created or deleted",
+    "root_volume_gib": "launch template: new version (root volume)",
 }
+GROUP_FIELDS = tuple(GROUP_EFFECTS)
 
 Action = Literal["create", "delete", "replace", "update", "unchanged"]
 

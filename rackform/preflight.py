@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from .aws import paginate
-from .catalog import is_zone_id
+from .catalog import is_zone_id, zone_field
 from .plan import NodeGroupPlan, Plan
 from .render.text import table
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
@@ -174,7 +174,7 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
                     f"set instance_type: {r['InstanceType']} on {g.rack}/{g.name}, or use a reservation for "
                     f"{g.instance_type}")
     # The spec names its AZ by name or by AZ ID; compare in the same form (DescribeCapacityReservations returns both).
-    zone_key = "AvailabilityZoneId" if is_zone_id(plan.availability_zone) else "AvailabilityZone"
+    zone_key = zone_field(plan.availability_zone)
     if (zone := r.get(zone_key)) != plan.availability_zone:
         blocker(f"is in {zone}, the spec's availability_zone is {plan.availability_zone}",
                 f"set availability_zone: {zone} (every rack shares the AZ), or use a "

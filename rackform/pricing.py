@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import is_zone_id
+from .catalog import zone_field
 from .files import read_limited
 from .models import Frozen
 from .problems import SpecError
@@ -241,7 +241,7 @@ def spot_prices(ec2_client: Any, instance_types: Iterable[str], az: str,
     latest: dict[str, dict[str, Any]] = {}
     # DescribeSpotPriceHistory takes the AZ by name or by ID, one or the other
     # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSpotPriceHistory.html).
-    key = "AvailabilityZoneId" if is_zone_id(az) else "AvailabilityZone"
+    key = zone_field(az)
     # With StartTime=now EC2 returns the price in force at that moment (the last change before it) per type.
     pages = ec2_client.get_paginator("describe_spot_price_history").paginate(
         InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=now, **{key: az})

@@ -34,7 +34,7 @@ def heaviest_instance_types(catalog: Catalog, n: int = 3) -> list[str]:
     def weight(name: str) -> tuple[int, str]:
         it = catalog.instance_types[name]
         nics = nic_layout(it, it.efa_supported)
-        efa = sum(1 for x in nics if x.interface_type != "interface")
+        efa = sum(1 for x in nics if x.is_efa)
         return len(nics) + len(container_devices(it, efa)), name
 
     return sorted(catalog.instance_types, key=weight, reverse=True)[:n]
