@@ -8,9 +8,11 @@ import math
 UNKNOWN = "unknown"
 
 
-def num(value: float) -> str:
+def num(value: float | None) -> str:
     """Three significant figures at least: whole numbers with thousands separators from 100 up, two decimals from
-    1, three significant figures below (0.02 stays 0.02, 0.000123 stays 0.000123)."""
+    1, three significant figures below (0.02 stays 0.02, 0.000123 stays 0.000123); None is unknown."""
+    if value is None:
+        return UNKNOWN
     if not math.isfinite(value):
         return str(value)
     if value == 0:

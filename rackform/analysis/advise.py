@@ -16,7 +16,7 @@ from typing import Any
 from workloads.benchmarks import BENCHMARKS
 
 from ..numbers import num as fmt
-from ..numbers import usd as usd_text
+from ..numbers import usd
 from .report import LOCAL_CAVEAT, Row
 
 # How each workload class of the benchmark definitions is named in the advice.
@@ -129,8 +129,8 @@ def class_verdict(workload_class: str, advice: Sequence[Advice]) -> str:
 def evidence_table(a: Advice) -> tuple[list[list[str]], list[str]]:
     """Units in the header: every row of one benchmark's evidence measures the same headline."""
     rows = [[r.run_id, f"{r.rack}/{r.node_group}", r.instance_type + (" [local]" if r.local else ""),
-             str(r.node_count), fmt(r.value) if r.value is not None else "unknown", usd_text(r.usd_per_hour),
-             fmt(r.per_dollar) if r.per_dollar is not None else "unknown"]
+             str(r.node_count), fmt(r.value), usd(r.usd_per_hour),
+             fmt(r.per_dollar)]
             for r in a.evidence]
     unit = a.evidence[0].unit if a.evidence else ""
     return rows, ["run", "rack/node group", "instance", "nodes", f"{a.evidence[0].metric if a.evidence else 'value'}"

@@ -17,10 +17,10 @@ from ..analysis.report import LOCAL_CAVEAT, Report, Row
 from ..textsafe import visible
 from .problems import bad_object_line
 from .text import without_html_page
-from ..numbers import num
+from ..numbers import num, usd
 from .report import (NOT_APPLICABLE, PLACED_HEADER, change_text, instance_text, limit_text, mark_local_rows, metric_text,
                      pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, placed_rows, spread_text,
-                     unrecorded_line, usd_text, health_text, value_text, without_unrecorded)
+                     unrecorded_line, health_text, value_text, without_unrecorded)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -183,7 +183,7 @@ def _cells(report: Report, r: Row, index: dict[str, int], mark: bool) -> list[di
              ("failed" if bad else "num", value_text(r)), ("num", limit_text(r)),
              ("num flag" if r.flagged else "num", pct_text(r)), ("num unstable" if r.unstable else "num",
                                                                   spread_text(r)),
-             ("num", usd_text(r.usd_per_hour)), ("num", per_dollar_text(r)), ("", r.per_dollar_unit or NOT_APPLICABLE)]
+             ("num", usd(r.usd_per_hour)), ("num", per_dollar_text(r)), ("", r.per_dollar_unit or NOT_APPLICABLE)]
     if report.baseline_run_id:
         cells.append(("regression" if change and change.regression else "num", change_text(change)))
     cells.append(("", " ".join(f"[{i}]" for i in sorted(index[n] for n in _row_notes(r)))))

@@ -22,12 +22,8 @@ NOT_RECORDED = "-"
 ESSENTIAL = ("benchmark", "rack/node group", "health", "metric", "value", "% of limit", "per $", "per $ unit")
 
 
-def _num(value: float | None) -> str:
-    return UNKNOWN if value is None else num(value)
-
-
 def limit_text(row: Row) -> str:
-    return NOT_APPLICABLE if row.limit_basis is None else _num(row.limit)
+    return NOT_APPLICABLE if row.limit_basis is None else num(row.limit)
 
 
 def pct_text(row: Row) -> str:
@@ -35,11 +31,7 @@ def pct_text(row: Row) -> str:
 
 
 def per_dollar_text(row: Row) -> str:
-    return NOT_APPLICABLE if row.per_dollar_unit is None else _num(row.per_dollar)
-
-
-def usd_text(value: float | None) -> str:
-    return usd(value)
+    return NOT_APPLICABLE if row.per_dollar_unit is None else num(row.per_dollar)
 
 
 def change_text(change: Change | None) -> str:
@@ -65,7 +57,7 @@ def metric_text(row: Row) -> str:
 def value_text(row: Row) -> str:
     if row.status != "succeeded":
         return (row.reason or "")[:80]
-    return _num(row.value)
+    return num(row.value)
 
 
 def spread_text(row: Row) -> str:
@@ -132,7 +124,7 @@ def summary_table(report: Report) -> tuple[list[list[Any]], list[str]]:
             red(health_text(r)) if r.healthy is False else health_text(r),
             red(metric_text(r)) if bad else metric_text(r), red(value_text(r)) if bad else value_text(r),
             limit_text(r), red(pct_text(r)) if r.flagged else pct_text(r),
-            Styled(spread_text(r), "yellow") if r.unstable else spread_text(r), usd_text(r.usd_per_hour),
+            Styled(spread_text(r), "yellow") if r.unstable else spread_text(r), usd(r.usd_per_hour),
             per_dollar_text(r), r.per_dollar_unit or NOT_APPLICABLE]
         if report.baseline_run_id is not None:
             change = report.change_for(r)
