@@ -90,20 +90,14 @@ def rackform(*args: str, env: dict[str, str] | None = None, check: bool = True) 
 
 
 def saturate(aws: EmbeddedAWS, plan, tier: str) -> int:
-    """Fill a tier's first queue to its maximum vCPUs with jobs that stay RUNNABLE. moto's Batch (without Docker)
-    finishes every job the moment it is submitted, so the jobs are held in the embedded server's own state."""
-    from moto.batch.models import batch_backends
-    from moto.core import DEFAULT_ACCOUNT_ID
-
+    """Fill a tier's first queue to its maximum vCPUs with jobs that stay RUNNABLE."""
     from rackform import naming
+    from rackform.jobs.local import hold_runnable
 
     group = next(g for g in plan.node_groups() if g.tier == tier)
-    batch = aws.client("batch")
-    for i in range(group.count):  # one whole-node job per node: the queue holds its maximum
-        job_id = batch.submit_job(jobName=f"busy-{i}", jobQueue=group.job_queue,
-                                  jobDefinition=naming.job_definition(plan.name, group.rack, group.name,
-                                                                     "single"))["jobId"]
-        batch_backends[DEFAULT_ACCOUNT_ID][aws.region]._jobs[job_id].status = "RUNNABLE"
+    # one whole-node job per node: the queue holds its maximum
+    hold_runnable(aws.client("batch"), aws.region, group.job_queue,
+                  naming.job_definition(plan.name, group.rack, group.name, "single"), group.count)
     return group.count
 
 

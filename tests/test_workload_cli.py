@@ -13,7 +13,7 @@ from moto.batch.models import batch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from rackform.cli import main
-from rackform.jobs.local import deploy
+from rackform.jobs.local import deploy, hold_runnable
 from rackform.jobs.workload_jobs import placement_key, read_verified, workload_job_key
 from rackform.pipeline import load_plan
 from workloads.store import ResultStore
@@ -36,11 +36,7 @@ def aws(monkeypatch):
 
 
 def saturate(batch, queue: str, jobs: int) -> None:
-    """Jobs that stay RUNNABLE: moto's Batch without Docker finishes every job at once, so they are held there."""
-    for i in range(jobs):
-        job_id = batch.submit_job(jobName=f"busy-{i}", jobQueue=queue,
-                                  jobDefinition="demo-trainium-workers-single")["jobId"]
-        batch_backends[DEFAULT_ACCOUNT_ID][REGION]._jobs[job_id].status = "RUNNABLE"
+    hold_runnable(batch, REGION, queue, "demo-trainium-workers-single", jobs)
 
 
 def test_place_reads_the_live_queues_and_spills_when_one_is_full(aws, capsys):

@@ -82,6 +82,21 @@ class EmbeddedAWS:
                             aws_access_key_id="embedded", aws_secret_access_key="embedded", **kwargs)
 
 
+def hold_runnable(batch: Any, region: str, queue: str, job_definition: str, jobs: int) -> list[str]:
+    """Submit `jobs` jobs that stay RUNNABLE, a queue's backlog: moto's Batch without Docker finishes every job the
+    moment it is submitted, so they are held in moto's own state (its in-process backend, which the embedded
+    server and `mock_aws` share)."""
+    from moto.batch.models import batch_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    ids = []
+    for i in range(jobs):
+        job_id = batch.submit_job(jobName=f"busy-{i}", jobQueue=queue, jobDefinition=job_definition)["jobId"]
+        batch_backends[DEFAULT_ACCOUNT_ID][region]._jobs[job_id].status = "RUNNABLE"
+        ids.append(job_id)
+    return ids
+
+
 def bucket_name(plan: Plan) -> str:
     return f"{plan.name}-results-embedded"
 
