@@ -45,8 +45,6 @@ def batch_lookup(args: argparse.Namespace, region: str | None = None):
 def cmd_submit(args: argparse.Namespace) -> int:
     from workloads.layout import check_run_id
 
-    from .. import aws
-
     sub = submission()
     plan = checked_plan(args.spec)
     run_id = args.run_id or sub.new_run_id()
@@ -60,12 +58,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_PROBLEM
     store = results_store(args, plan)
-    # SubmitJob is never retried by botocore (no idempotency token): submit_once retries by hand.
-    submitter = aws.client(aws_target(args, plan.region), "batch", config=sub.NO_RETRY)
+    submitter, lookup = sub.batch_clients_for(aws_target(args, plan.region))
     try:
         subs = sub.submit(plan, rack=args.rack, node_group=args.node_group, benchmark=args.benchmark,
                           run_id=run_id, nodes=args.nodes, repeats=args.repeats, store=store, submitter=submitter,
-                          lookup=batch_lookup(args, plan.region))
+                          lookup=lookup)
     except sub.SubmitError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_PROBLEM

@@ -12,6 +12,7 @@ from ..problems import SpecError
 from ..render.text import table
 from .common import (
     EXIT_PROBLEM,
+    EXIT_USAGE,
     aws_options,
     aws_target,
     checked_plan,
@@ -140,12 +141,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_run_id(run_id)
     except ValueError as e:
         print(f"error: --run-id: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     store = results_store(args, plan)
     target = aws_target(args, plan.region)
     batch = aws.client(target, "batch")
-    submitter = aws.client(target, "batch", config=sub.NO_RETRY)
-    lookup = aws.client(target, "batch", config=sub.LOOKUP_RETRY)
+    submitter, lookup = sub.batch_clients_for(target)
     failed = False
     for w in workloads:
         try:

@@ -66,8 +66,12 @@ def job_name(run_id: str, rack: str, group: str, benchmark: str) -> str:
 
 
 def batch_clients(endpoint_url: str | None, region: str | None, profile: str | None = None):
-    """(submitter, lookup): SubmitJob never retried by botocore, ListJobs/DescribeJobs with standard retries."""
-    target = aws.Target(region=region, profile=profile, endpoint_url=endpoint_url)
+    return batch_clients_for(aws.Target(region=region, profile=profile, endpoint_url=endpoint_url))
+
+
+def batch_clients_for(target: aws.Target) -> tuple[Any, Any]:
+    """(submitter, lookup): SubmitJob never retried by botocore (it has no idempotency token: submit_once retries
+    by hand), ListJobs/DescribeJobs with standard retries."""
     return aws.client(target, "batch", config=NO_RETRY), aws.client(target, "batch", config=LOOKUP_RETRY)
 
 
