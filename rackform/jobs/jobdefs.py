@@ -102,15 +102,21 @@ def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image
     """
     container = container_properties(spec_name, group, image=image, bucket=bucket, job_role_arn=job_role_arn,
                                      fsx_mount=fsx_mount, price_usd_per_hour=price_usd_per_hour)
-    name = naming.job_definition(spec_name, group.rack, group.name, kind)
+    # numNodes is a default only: every submission overrides it with the benchmark's node count.
+    return registration(naming.job_definition(spec_name, group.rack, group.name, kind), container,
+                        nodes=group.max_job_nodes if kind == "multinode" else None,
+                        timeout={"attemptDurationSeconds": 4 * 3600},
+                        tags={"rackform:spec": spec_name, "rackform:job-kind": kind})
+
+
+def registration(name: str, container: dict[str, Any], *, nodes: int | None, **fields: Any) -> dict[str, Any]:
+    """RegisterJobDefinition arguments around one container: on EC2, one attempt, tags propagated; a multi-node
+    definition (every node the same container) when `nodes` is given. `fields` adds the rest (timeout, tags)."""
     base: dict[str, Any] = {"jobDefinitionName": name, "platformCapabilities": ["EC2"],
-                            "retryStrategy": {"attempts": 1}, "timeout": {"attemptDurationSeconds": 4 * 3600},
-                            "propagateTags": True,
-                            "tags": {"rackform:spec": spec_name, "rackform:job-kind": kind}}
-    if kind == "multinode":
-        # numNodes is a default only: every submission overrides it with the benchmark's node count.
+                            "retryStrategy": {"attempts": 1}, "propagateTags": True, **fields}
+    if nodes is not None:
         return {**base, "type": "multinode", "nodeProperties": {
-            "numNodes": group.max_job_nodes,
+            "numNodes": nodes,
             "mainNode": 0,
             "nodeRangeProperties": [{"targetNodes": "0:", "container": container}],
         }}
@@ -122,4 +128,4 @@ def job_definitions(spec_name: str, group: NodeGroupPlan, **kwargs: Any) -> list
     return [job_definition(spec_name, group, kind, **kwargs) for kind in kinds]
 
 
-__all__ = ["BENCHMARK_PARAMETER", "job_definition", "job_definitions", "job_kind"]
+__all__ = ["BENCHMARK_PARAMETER", "job_definition", "job_definitions", "job_kind", "registration"]

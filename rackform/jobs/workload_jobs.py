@@ -32,7 +32,7 @@ from .. import aws, naming
 from ..placement import Decision, QueueState
 from ..plan import NodeGroupPlan, Plan
 from ..workload import Workload
-from .jobdefs import container_properties
+from .jobdefs import container_properties, registration
 
 # A job whose instance was taken away (a Spot reclaim) fails with a status reason starting "Host EC2": retry strategies
 # written for Spot match it with evaluateOnExit onStatusReason "Host EC2*" (evaluateOnExit:
@@ -146,14 +146,7 @@ def job_definition_request(plan: Plan, group: NodeGroupPlan, workload: Workload,
     env = {e["name"]: e["value"] for e in container["environment"]}
     env.update({"RACKFORM_WORKLOAD": workload.name, **job.environment})
     container["environment"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
-    request: dict[str, Any] = {"jobDefinitionName": job_definition_name(plan, group, workload),
-                               "platformCapabilities": ["EC2"], "retryStrategy": {"attempts": 1},
-                               "propagateTags": True}
-    if nodes > 1:
-        request.update(type="multinode", nodeProperties={"numNodes": nodes, "mainNode": 0, "nodeRangeProperties": [
-            {"targetNodes": "0:", "container": container}]})
-    else:
-        request.update(type="container", containerProperties=container)
+    request = registration(job_definition_name(plan, group, workload), container, nodes=nodes if nodes > 1 else None)
     # The digest tag makes registering idempotent: an unchanged workload reuses its revision.
     request["tags"] = {"rackform:spec": plan.name, "rackform:workload": workload.name,
                        "rackform:digest": _digest(request)}
