@@ -40,14 +40,21 @@ def heaviest_instance_types(catalog: Catalog, n: int = 3) -> list[str]:
     return sorted(catalog.instance_types, key=weight, reverse=True)[:n]
 
 
+# A well-formed reservation id for the measured specs: the template carries it, nothing looks it up.
+PLACEHOLDER_RESERVATION = "cr-0123456789abcdef0"
+
+
 def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
-                    capacity: dict[str, Any] | None = None) -> dict[str, Any]:
+                    capacity: str = "on-demand") -> dict[str, Any]:
     """A spec (plain data) of one rack holding `groups` node groups of `instance_type`, with the longest names and
-    an FSx file system (whose mount script goes into every launch template), in a Region and AZ that offer it."""
+    an FSx file system (whose mount script goes into every launch template), in a Region and AZ that offer it;
+    `capacity` on-demand, reservation or capacity-block (targeting a placeholder reservation id)."""
     region, azs = next((r, catalog.azs_offering(r, instance_type))
                        for r in sorted(catalog.offerings, key=lambda r: (r != "us-east-2", r))
                        if catalog.azs_offering(r, instance_type))
-    group = {"instance_type": instance_type, "count": 2, **({"capacity": capacity} if capacity else {})}
+    group: dict[str, Any] = {"instance_type": instance_type, "count": 2}
+    if capacity != "on-demand":
+        group["capacity"] = {"type": capacity, "reservation_id": PLACEHOLDER_RESERVATION}
     return {
         "name": "s" * NAME_MAX,
         "region": region,

@@ -28,9 +28,6 @@ from rackform.spec import Spec  # noqa: E402
 from rackform.stacklimits import MEASUREMENT_PATH, heaviest_instance_types, max_node_groups_per_rack, \
     worst_case_spec  # noqa: E402
 
-RESERVATION = "cr-0123456789abcdef0"
-
-
 def measure(data: dict[str, Any], outdir: Path) -> tuple[int, int]:
     """(bytes on disk, resources) of the spec's one rack template."""
     from stacks import build_app
@@ -52,14 +49,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in heaviest_instance_types(catalog, args.types):
             it = catalog.instance_types[name]
-            kinds: list[dict[str, Any] | None] = [None]
-            kinds.append({"type": "capacity-block" if "capacity-block" in it.usage_classes else "reservation",
-                          "reservation_id": RESERVATION})
+            kinds = ["on-demand", "capacity-block" if "capacity-block" in it.usage_classes else "reservation"]
             for capacity in kinds:
-                label = f"{name} {capacity['type'] if capacity else 'on-demand'}"
+                label = f"{name} {capacity}"
                 (b1, r1), (b2, r2) = (measure(worst_case_spec(catalog, name, n, capacity=capacity),
                                               Path(tmp) / f"{label}-{n}".replace(" ", "-")) for n in (1, 2))
-                row = {"instance_type": name, "capacity": capacity["type"] if capacity else "on-demand",
+                row = {"instance_type": name, "capacity": capacity,
                        "per_group_bytes": b2 - b1, "base_bytes": b1 - (b2 - b1),
                        "per_group_resources": r2 - r1, "base_resources": r1 - (r2 - r1)}
                 print(f"{label}: {row['per_group_bytes']:,} bytes and {row['per_group_resources']} resources per "

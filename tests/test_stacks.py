@@ -113,9 +113,7 @@ def worst_rack_data(groups: int) -> dict[str, Any]:
     """One rack of the heaviest node groups the catalog allows, as many as validation admits: longest names, FSx,
     and the capacity kind whose template the measurement found largest."""
     m = measurement()
-    capacity = None if m["capacity"] == "on-demand" else {"type": m["capacity"],
-                                                           "reservation_id": "cr-0123456789abcdef0"}
-    return worst_case_spec(load_catalog(), m["instance_type"], groups, capacity=capacity)
+    return worst_case_spec(load_catalog(), m["instance_type"], groups, capacity=m["capacity"])
 
 
 @pytest.fixture(scope="module")
