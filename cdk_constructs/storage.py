@@ -18,6 +18,10 @@ DATA_REPOSITORY_FILE_SYSTEM_PATH = "/data"
 # The AL2023 `lustre-client` package is a 2.15 client, and data repository associations need 2.12 or later.
 LUSTRE_VERSION = "2.15"
 ALL_S3_EVENTS = ["NEW", "CHANGED", "DELETED"]
+# Without DELETED, a file deleted on the file system leaves its object in the bucket: a job that deletes /fsx/data/*
+# cannot delete the user's dataset. The events are independent, any combination is allowed
+# (AutoExportPolicy: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-fsx-datarepositoryassociation-autoexportpolicy.html).
+EXPORT_WITHOUT_DELETIONS = ["NEW", "CHANGED"]
 
 
 class ResultsBucket(Construct):
@@ -84,10 +88,12 @@ class LustreFileSystem(Construct):
         storage_type: str = "SSD",
         drive_cache_type: str | None = None,
         data_repository_path: str | None = None,
+        export_deletions: bool = False,
     ) -> None:
         """`per_unit_storage_throughput_mbps_per_tib` is required by PERSISTENT_* and must be None for SCRATCH_2;
         `storage_type` HDD (PERSISTENT_1 only) needs `drive_cache_type` READ or NONE; `data_repository_path`
-        (s3://bucket[/prefix]) is linked at /data with automatic import and export."""
+        (s3://bucket[/prefix]) is linked at /data with automatic import and export of new and changed files, and of
+        deletions only with `export_deletions`."""
         super().__init__(scope, id)
         self.file_system = fsx.CfnFileSystem(
             self,
@@ -122,7 +128,7 @@ class LustreFileSystem(Construct):
                     auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(
                         events=ALL_S3_EVENTS),
                     auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(
-                        events=ALL_S3_EVENTS),
+                        events=ALL_S3_EVENTS if export_deletions else EXPORT_WITHOUT_DELETIONS),
                 ),
             )
             # Retained with the file system it links: a deleted stack leaves the file system linked to S3 as it was.

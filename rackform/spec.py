@@ -50,6 +50,9 @@ class FsxLustre(Frozen):
         None, description="HDD only, and required there: READ puts an SSD read cache of 20% of the capacity in "
                           "front of the disks, NONE has none")
     data_repository_path: str | None = Field(None, description="s3://bucket[/prefix] linked to /fsx/data")
+    export_deletions: bool = Field(False, description="a file deleted under /fsx/data deletes its object in the "
+                                   "data repository too; default false: new and changed files are exported, "
+                                   "deletions never are, so no job can delete your dataset through the file system")
     mount_path: str = Field("/fsx", description="where nodes mount the file system")
 
 

@@ -415,6 +415,13 @@ def fsx_data_repository(spec: Spec, catalog: Catalog):
             f"{fsx.data_repository_path!r} is not an S3 URI: write s3://bucket-name/optional/prefix")
 
 
+def fsx_export_deletions(spec: Spec, catalog: Catalog):
+    fsx = spec.storage.fsx_lustre
+    if fsx is not None and fsx.export_deletions and fsx.data_repository_path is None:
+        yield "storage.fsx_lustre.export_deletions", ("true exports deletions to a data repository, and none is "
+                                                      "linked: set data_repository_path or remove export_deletions")
+
+
 def fsx_mount_path(spec: Spec, catalog: Catalog):
     fsx = spec.storage.fsx_lustre
     if fsx is not None and not MOUNT_PATH.fullmatch(fsx.mount_path):
@@ -525,6 +532,7 @@ RULES: tuple[Rule, ...] = (
     Rule("fsx-capacity", "error", fsx_capacity, "FSx capacity is a valid size"),
     Rule("fsx-throughput", "error", fsx_throughput, "FSx throughput matches the deployment type"),
     Rule("fsx-data-repository", "error", fsx_data_repository, "the data repository is an s3:// URI"),
+    Rule("fsx-export-deletions", "error", fsx_export_deletions, "deletions are exported only to a linked repository"),
     Rule("fsx-mount-path", "error", fsx_mount_path, "the mount path is a plain absolute path"),
     Rule("vpc-cidr-valid", "error", vpc_cidr_valid, "the VPC CIDR is valid IPv4 /16-/28"),
     Rule("vpc-cidr-private", "warning", vpc_cidr_private,

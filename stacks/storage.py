@@ -47,6 +47,7 @@ class StorageStack(Stack):
                 storage_type=cfg.storage_type,
                 drive_cache_type=cfg.drive_cache_type,
                 data_repository_path=cfg.data_repository_path,
+                export_deletions=cfg.export_deletions,
             )
             self.lustre_mount = LustreMount(dns_name=lustre.dns_name, mount_name=lustre.mount_name,
                                             mount_path=cfg.mount_path)

@@ -112,3 +112,29 @@ def test_construct_writes_storage_type_and_drive_cache_for_hdd_only():
                                           "DriveCacheType": "READ"}
     ssd = _lustre(per_unit_storage_throughput_mbps_per_tib=125)
     assert "StorageType" not in ssd and "DriveCacheType" not in ssd["LustreConfiguration"]
+
+
+def _export_events(**kwargs) -> list[str]:
+    stack = Stack(App(), "s")
+    LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
+                     security_group=ec2.SecurityGroup.from_security_group_id(stack, "Sg", "sg-1"),
+                     storage_capacity_gib=1200, per_unit_storage_throughput_mbps_per_tib=125,
+                     data_repository_path="s3://dataset/train", **kwargs)
+    [dra] = Template.from_stack(stack).find_resources("AWS::FSx::DataRepositoryAssociation").values()
+    return dra["Properties"]["S3"]["AutoExportPolicy"]["Events"]
+
+
+def test_deleting_a_file_never_deletes_the_dataset_unless_asked():
+    # A job that runs `rm -rf /fsx/data/*` must leave the objects in the user's bucket: DELETED is opt-in.
+    assert _export_events() == ["NEW", "CHANGED"]
+    assert _export_events(export_deletions=True) == ["NEW", "CHANGED", "DELETED"]
+
+
+def test_spec_defaults_to_keeping_deletions_and_refuses_them_without_a_repository(demo, catalog):
+    assert parse_spec(demo).storage.fsx_lustre.export_deletions is False
+    demo["storage"]["fsx_lustre"]["export_deletions"] = True
+    assert [p for p in validate_spec(parse_spec(demo), catalog) if p.path.startswith("storage.")] == []
+    del demo["storage"]["fsx_lustre"]["data_repository_path"]
+    [p] = [p for p in validate_spec(parse_spec(demo), catalog) if p.path.startswith("storage.")]
+    assert (p.rule, p.path) == ("fsx-export-deletions", "storage.fsx_lustre.export_deletions")
+    assert "set data_repository_path or remove export_deletions" in p.message
