@@ -197,6 +197,23 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
 
 _ARCH = {"arm64": "arm64", "x86_64": "x86_64"}
 
+# Accelerator records AWS publishes that its own EC2 data (DescribeInstanceTypes, and moto's copy of it) gets wrong:
+# NeuronInfo gives 512 GiB per Trainium2 chip, and trn2u.48xlarge no NeuronInfo at all, so it read as a CPU type.
+# Each entry replaces the API's record whole and was reviewed against the pages named beside it;
+# tests/test_catalog.py holds every accelerated type of the catalog to AWS's published figures.
+# Trainium2: 8 NeuronCore-v3 and 96 GiB of device memory per chip
+# (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/general/arch/neuron-hardware/trainium2.html);
+# trn2.48xlarge and trn2u.48xlarge: 16 chips, 1,536 GiB of device memory
+# (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/general/arch/neuron-hardware/trn2-arch.html);
+# trn2.3xlarge: 1 chip, 96 GiB (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html, Trn2).
+_TRAINIUM2 = {"kind": "neuron", "name": "Trainium2", "manufacturer": "AWS", "memory_mib_each": 96 * 1024,
+              "cores_each": 8}
+ACCELERATOR_CORRECTIONS: dict[str, dict[str, Any]] = {
+    "trn2.3xlarge": {**_TRAINIUM2, "count": 1},
+    "trn2.48xlarge": {**_TRAINIUM2, "count": 16},
+    "trn2u.48xlarge": {**_TRAINIUM2, "count": 16},
+}
+
 
 def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
     """One DescribeInstanceTypes entry -> the catalog's record (plain data, validated by InstanceType)."""
@@ -212,6 +229,7 @@ def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
         accelerator = {"kind": "neuron", "name": n["Name"], "manufacturer": "AWS",
                        "count": sum(x["Count"] for x in neuron), "memory_mib_each": n["MemoryInfo"]["SizeInMiB"],
                        "cores_each": n.get("CoreInfo", {}).get("Count")}
+    accelerator = ACCELERATOR_CORRECTIONS.get(raw["InstanceType"], accelerator)
     cards = [
         {"index": c["NetworkCardIndex"], "max_interfaces": c["MaximumNetworkInterfaces"],
          "interface_kinds": sorted(c.get("InterfaceTypes") or ["interface"]),
