@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -62,8 +63,8 @@ def is_cdk_output(directory: Path) -> bool:
 def check_output(path: str | os.PathLike[str], kind: Kind, option: str, *, force: bool = False) -> Path:
     """The path, if rackform may write a file (kind "file") or a CDK cloud assembly (kind "dir") there.
 
-    Refused, whatever `force` says: a symlink at the path (writing would follow it out), for a directory a symlink
-    inside it (CDK rewrites manifest.json, tree.json and templates in place), a file where a directory is expected
+    Refused, whatever `force` says: a symlink at the path or in a directory above it (writing would follow it out),
+    for a file anything but a regular file (a FIFO would block the write), for a directory a symlink inside it (CDK rewrites manifest.json, tree.json and templates in place), a file where a directory is expected
     and the reverse, and a path whose directory is not writable. Refused without `force`: a non-empty directory
     that is not a previous CDK output, whose files (a manifest.json, a tree.json) CDK would replace.
     """
@@ -71,12 +72,18 @@ def check_output(path: str | os.PathLike[str], kind: Kind, option: str, *, force
     if out.is_symlink():
         raise OutputError(f"{option} {out} is a symbolic link; rackform does not write through links: give the "
                           "real path")
+    # A linked directory on the way leads the write elsewhere just as a linked file does.
+    if link := next((p for p in out.parents if p.is_symlink()), None):
+        raise OutputError(f"{option} {out}: {link} is a symbolic link; rackform does not write through links: give "
+                          "the real path")
     if not os.path.lexists(out):
         _check_creatable(out, option)
         return out
     if kind == "file":
         if out.is_dir():
             raise OutputError(f"{option} {out} is a directory; give a file path")
+        if not out.is_file():  # a FIFO would block the write forever, a device or socket is no file to keep
+            raise OutputError(f"{option} {out} is {_special(out)}, not a regular file; give a file path")
         if not os.access(out, os.W_OK) or not os.access(out.parent, os.W_OK | os.X_OK):
             raise OutputError(f"{option} {out} is not writable")
         return out
@@ -94,11 +101,23 @@ def check_output(path: str | os.PathLike[str], kind: Kind, option: str, *, force
     return out
 
 
+def _special(path: Path) -> str:
+    mode = path.lstat().st_mode
+    return ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write a checked output file; O_NOFOLLOW refuses a symlink planted at the path after the check."""
+    """Write a checked output file. What is planted at the path after the check is not written to: O_NOFOLLOW
+    refuses a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and anything but a regular file is refused
+    before it is truncated."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"{out} is {_special(out)}, not a regular file; rackform did not write it")
+    os.ftruncate(fd, 0)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     return out

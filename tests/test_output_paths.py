@@ -81,6 +81,10 @@ def test_synth_never_follows_a_symlink_out(capsys, tmp_path):
     (("report", "r1", "--html", "{dir}"), ("--html", "is a directory")),
     (("report", "r1", "--csv", "{file}/r.csv"), ("--csv", "is a file, not a directory")),
     (("report", "r1", "--csv", "{link}"), ("--csv", "symbolic link")),
+    (("report", "r1", "--csv", "{fifo}"), ("--csv", "is a FIFO (named pipe), not a regular file")),
+    (("report", "r1", "--html", "{linkdir}/r.html"), ("--html", "linkdir is a symbolic link")),
+    (("report", "r1", "--csv", "{linkdir}/new/r.csv"), ("--csv", "linkdir is a symbolic link")),
+    (("synth", EXAMPLE, "-o", "{linkdir}/out"), ("-o/--output", "linkdir is a symbolic link")),
 ])
 def test_unwritable_paths_are_one_line_errors_before_any_work(capsys, tmp_path, monkeypatch, argv, words):
     # No bucket anywhere: a command that got past its output check would stop at "give --bucket" (exit 1).
@@ -88,10 +92,15 @@ def test_unwritable_paths_are_one_line_errors_before_any_work(capsys, tmp_path, 
     (tmp_path / "f").write_text("mine\n")
     (tmp_path / "target").write_text("not yours\n")
     (tmp_path / "link.csv").symlink_to(tmp_path / "target")
-    paths = {"file": tmp_path / "f", "dir": tmp_path, "link": tmp_path / "link.csv"}
+    os.mkfifo(tmp_path / "fifo")  # opening it to write would block until someone reads
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "linkdir").symlink_to(tmp_path / "elsewhere")
+    paths = {"file": tmp_path / "f", "dir": tmp_path, "link": tmp_path / "link.csv", "fifo": tmp_path / "fifo",
+             "linkdir": tmp_path / "linkdir"}
     code, out, err = run(capsys, *(str(a).format(**paths) for a in argv))
     assert refused(code, err, *words) and out == ""
     assert (tmp_path / "f").read_text() == "mine\n" and (tmp_path / "target").read_text() == "not yours\n"
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_a_read_only_directory_is_refused(capsys, monkeypatch):
@@ -131,3 +140,18 @@ def test_a_symlink_planted_after_the_check_is_not_followed(tmp_path):
     assert target.read_text() == "not yours\n"
     with pytest.raises(OutputError, match="symbolic link"):
         check_output(out, "file", "--csv")
+
+
+def test_a_fifo_planted_after_the_check_is_not_written_to_and_does_not_block(tmp_path):
+    out = tmp_path / "report.html"
+    assert check_output(out, "file", "--html") == out
+    os.mkfifo(out)  # between the check and the write, with no reader: the open fails instead of waiting
+    with pytest.raises(OSError):
+        write_text(out, "<html>")
+    reader = os.open(out, os.O_RDONLY | os.O_NONBLOCK)  # with a reader, the open succeeds: the write is refused
+    try:
+        with pytest.raises(OutputError, match="is a FIFO"):
+            write_text(out, "<html>")
+        assert os.read(reader, 100) == b""
+    finally:
+        os.close(reader)
