@@ -33,6 +33,31 @@ def test_one_rank_on_sockets_makes_the_collective_a_socket_one():
     assert transport.detect("x [0] NCCL INFO NET/OFI Selected Provider is tcp\n", nodes=2)[0] == "socket"
 
 
+def test_provider_line_of_every_aws_ofi_nccl_version():
+    # "Selected Provider is %s" (1.0), "... (found %d nics)" (1.7), "Selected provider is %s, fabric is %s (found %d
+    # nics)" (1.15 on): aws/aws-ofi-nccl src/nccl_ofi_net.c(pp) at those tags.
+    for line, nics in (("Selected Provider is efa", None), ("Selected Provider is efa (found 4 nics)", 4),
+                       ("Selected provider is efa, fabric is efa (found 4 nics)", 4),
+                       ("Selected provider is efa, fabric is efa-direct (found 32 nics)", 32)):
+        assert transport.detect(f"h:1:1 [0] NCCL INFO NET/OFI {line}\n", nodes=2) == ("efa", nics), line
+    tcp = "h:1:1 [0] NCCL INFO NET/OFI Selected provider is tcp;ofi_rxm, fabric is 172.31.0.0/16 (found 1 nics)\n"
+    assert transport.detect(tcp, nodes=2) == ("socket", None)
+
+
+def test_bootstrap_over_sockets_is_not_the_data_transport():
+    # NCCL 2.4 sets its bootstrap up over NET/Socket in every run (NVIDIA/nccl#229, NCCL 2.4.6 with aws-ofi-nccl):
+    # the data goes where the channels say.
+    bootstrap = "ip-192-168-16-255:25604:25604 [0] NCCL INFO NET/Socket : Using [0]eth0:192.168.16.255<0>\n"
+    efa = "ip-192-168-16-255:25604:25604 [0] NCCL INFO NET/OFI Selected Provider is efa\n"
+    channels = (DATA / "nccl-debug/ofi-no-provider-line-aws-ofi-nccl-issue-24.log").read_text()
+    assert transport.detect(bootstrap + channels, nodes=2) == ("unknown", None)
+    assert transport.detect(bootstrap + efa + channels, nodes=2) == ("efa", None)
+    found = transport.read(bootstrap + efa + channels)
+    assert found.networks == ("AWS Libfabric",) and found.bootstrap == "[0]eth0:192.168.16.255<0>"
+    # Nothing naming another network: the socket transport is the data transport.
+    assert transport.detect(bootstrap, nodes=2) == ("socket", None)
+
+
 def test_one_node_fi_pingpong_and_gloo():
     assert transport.detect("anything", nodes=1) == ("local", None)
     assert transport.detect("$ fi_pingpong -p tcp -e rdm -I 100\n", nodes=2) == ("socket", None)

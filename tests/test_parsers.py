@@ -6,6 +6,7 @@ Expected numbers are read off the fixtures by hand, so a parser that drifts from
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -535,3 +536,73 @@ def test_iperf3_receiver_that_measured_nothing_is_not_a_bandwidth_of_zero():
 def test_iperf3_interrupted_run_after_a_terminal_ctrl_c_echo():
     assert failed("iperf3", fixture("iperf3/3.6-interrupted.json")).reason == (
         "iperf3 failed: interrupt - the client has terminated")
+
+
+# --- second held-out round (issue 17 item 9): one test per class of published output ---------------------------
+
+
+def test_nccl_tests_blank_redop_cell_reads_the_columns_by_position():
+    # alltoall_perf before September 2022 prints six blanks for redop: each row is one token short of its header.
+    p = ok("nccl-tests", "nccl-tests/alltoall-blank-redop-nccl-tests-issue-78.txt")
+    assert len([m for m in p.metrics if m.name == "busbw"]) == 2 * 2
+    assert value(p, "time_us", 268435456, placement="out-of-place") == 520935
+    assert value(p, "algbw", 536870912, placement="in-place") == 0.52
+    assert value(p, "busbw_max") == 0.51 and value(p, "busbw_avg_reported") == 0.507636
+    assert "redop" not in p.details and "truncated" not in p.details
+
+
+def test_nccl_tests_row_cut_at_its_end_is_not_taken_for_a_blank_redop():
+    # One token short as well, but its redop cell holds a word: the row lost its last cell, so it is no row.
+    lines = fixture("nccl-tests/all_reduce-3ranks.txt").splitlines()
+    [at] = [i for i, line in enumerate(lines) if line.split()[:1] == ["536870912"]]
+    cut = "\n".join(lines[:at] + [lines[at].rsplit(None, 1)[0]] + lines[at + 1:])
+    assert not [m for m in ok_text("nccl-tests", cut).metrics if m.size_bytes == 536870912]
+
+
+def test_nccl_tests_rank_count_survives_lost_hashes_and_tag_output():
+    # Pasted outside a code block, the '#' of every line is gone ("   Rank  0 Pid ..."), and no NCCL_DEBUG line
+    # says nranks: the rank lines are the only count.
+    p = failed("nccl-tests", fixture("nccl-tests/all_reduce-8ranks-lost-hash-nccl-issue-583-excerpt.txt"))
+    assert p.reason.startswith("nccl-tests printed its table header but no result rows") and p.details["ranks"] == "8"
+    text = fixture("nccl-tests/all_reduce-12gpu-old-error-column.txt")
+    lost = re.sub(r"(?m)^#(\s+Rank )", r"\1", text)
+    assert lost != text
+    for variant in (lost, "".join("[1,0]<stdout>:" + line for line in lost.splitlines(keepends=True))):
+        assert ok_text("nccl-tests", variant).details["ranks"] == "12"
+
+
+def test_fio_that_timed_nothing_reports_no_latency_rather_than_zero():
+    p = ok("fio", "fio/3.33-gtod-reduce-no-latency.json")  # gtod_reduce=1: every latency block zeros, "N": 0
+    assert {m.name for m in p.metrics} == {"read_bw", "read_iops"}
+    text = fixture("fio/2.2.10-write-kib-per-s.json")
+    doc = json.loads(text[text.index("{"):])
+    for block in ("slat", "clat", "lat"):  # fio 2 writes no N: its zeros are the same nothing
+        doc["jobs"][0]["write"][block] = {"min": 0, "max": 0, "mean": 0.0, "stddev": 0.0}
+    assert {m.name for m in ok_text("fio", json.dumps(doc)).metrics} == {"write_bw", "write_iops"}
+
+
+def test_nccom_test_one_table_per_stream_is_never_merged():
+    p = ok("nccom-test", "nccom-test/multistream-two-tables-neuron-2.32.txt")
+    assert p.details["streams"] == "2" and "collective" not in p.details  # the streams JSON names each operation
+    assert all("stream" in m.labels for m in p.metrics)
+    for stream, peak, avg in (("0", 16.71, 3.1756), ("1", 0.0, 0.0039)):
+        assert len([m for m in p.metrics if m.name == "busbw" and m.labels["stream"] == stream]) == 11
+        assert value(p, "busbw_max", stream=stream) == peak and value(p, "busbw_avg_reported", stream=stream) == avg
+    assert value(p, "time_us", 1048576, placement="out-of-place", stream="0") == 117.67
+
+
+def test_iperf3_server_side_json_reports_no_sender_figures():
+    p = ok("iperf3", "iperf3/3.12-server-side.json")
+    assert {m.name for m in p.metrics} == {"bandwidth_gbps"} and p.details["side"] == "server"
+    assert value(p, "bandwidth_gbps") == 22608352269.6374 / 1e9
+    assert failed("iperf3", fixture("iperf3/3.12-server-side-reverse.json")).reason == (
+        "the server's JSON of a --reverse test holds no received figure (the server sent): read the client's -J "
+        "output")
+
+
+def test_fi_pingpong_table_cut_after_mb_per_sec_still_gives_its_bandwidth():
+    p = ok("fi_pingpong", "fi_pingpong/efa-cut-after-mbsec-modal.txt")
+    assert [(m.size_bytes, m.value) for m in p.metrics if m.name == "bandwidth"] == [
+        (64, 1.77), (256, 14.80), (1024, 57.21), (4096, 215.58)]
+    assert value(p, "bandwidth_max") == 215.58
+    assert not [m for m in p.metrics if "latency" in m.name]

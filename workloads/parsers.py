@@ -167,17 +167,18 @@ class _Sample(NamedTuple):
     redop: str = ""
 
 
-def _collective_metrics(samples: list[_Sample], avg_reported: float | None, to_gb: float = 1.0) -> list[Metric]:
+def _collective_metrics(samples: list[_Sample], avg_reported: float | None, to_gb: float = 1.0,
+                        **labels: str) -> list[Metric]:
     metrics = []
     for s in samples:
-        metrics += [_metric("algbw", s.algbw * to_gb, "GB/s", s.size, placement=s.placement),
-                    _metric("busbw", s.busbw * to_gb, "GB/s", s.size, placement=s.placement),
-                    _metric("time_us", s.time_us, "us", s.size, placement=s.placement)]
+        metrics += [_metric("algbw", s.algbw * to_gb, "GB/s", s.size, placement=s.placement, **labels),
+                    _metric("busbw", s.busbw * to_gb, "GB/s", s.size, placement=s.placement, **labels),
+                    _metric("time_us", s.time_us, "us", s.size, placement=s.placement, **labels)]
     out_of_place = [s.busbw for s in samples if s.placement == "out-of-place"]
     if out_of_place:
-        metrics.append(_metric("busbw_max", max(out_of_place) * to_gb, "GB/s"))
+        metrics.append(_metric("busbw_max", max(out_of_place) * to_gb, "GB/s", **labels))
     if avg_reported is not None:
-        metrics.append(_metric("busbw_avg_reported", avg_reported * to_gb, "GB/s"))
+        metrics.append(_metric("busbw_avg_reported", avg_reported * to_gb, "GB/s", **labels))
     return metrics
 
 
@@ -195,7 +196,9 @@ _NCCL_WRONG = ("#wrong", "error")
 _NCCL_OOB = re.compile(r"Out of bounds values\s*:\s*([0-9]+)\s+(OK|FAILED)")
 _NCCL_AVG = re.compile(r"Avg bus bandwidth\s*:\s*(\S+)(?:\s+(OK|FAILED))?")
 _NCCL_FAILURE = re.compile(r"Test (?:NCCL |CUDA )?failure.*")
-_NCCL_RANK = re.compile(r"^#\s*Rank\s+([0-9]+)\s", re.A)
+# "#  Rank  0 Group  0 Pid ..." (older builds: "#   Rank  0 Pid ..."); a log pasted into a GitHub issue outside a
+# code block loses the '#' (Markdown takes it for a heading), so it is optional and the Group/Pid word anchors it.
+_NCCL_RANK = re.compile(r"^#?\s*Rank\s+([0-9]+)\s+(?:Group|Pid)\s", re.A)
 _NCCL_NRANKS = re.compile(r"\bnranks ([0-9]+)\b", re.A)
 _NCCL_VERSION = re.compile(r"nccl-tests version (\S+) ", re.A)
 _NCCL_LIBRARY = re.compile(r"nccl-library=([0-9]+)", re.A)
@@ -218,17 +221,42 @@ def _nccl_header(line: str) -> tuple[list[str], list[dict[str, int]]] | None:
     return (tokens, groups) if groups else None
 
 
+def _nccl_positions(tokens: list[str], header: list[str]) -> list[int | None] | None:
+    """Where each header column's cell is among a data row's tokens (None: a blank cell), or None when the line is
+    not a whole row.
+
+    Builds before September 2022 print an empty redop cell (six blanks) for the collectives without a reduction
+    (alltoall, all_gather, broadcast), so such a row has one token fewer than its header and the cells after the
+    blank one sit one place to the left. A blank redop is told apart from a row cut short at its end by the cell
+    where the redop belongs: a redop is a word, whereas what follows it (root, time) is a number.
+    """
+    if len(tokens) >= len(header):
+        return list(range(len(header)))
+    if len(tokens) == len(header) - 1 and "redop" in header:
+        at = header.index("redop")
+        if at < len(tokens) and _number(tokens[at]) is not None:
+            return [i if i < at else None if i == at else i - 1 for i in range(len(header))]
+    return None
+
+
 def _nccl_row(tokens: list[str], header: list[str], groups: list[dict[str, int]]) -> list[_Sample]:
     """The samples of one data row, or [] when the line is not one (log noise, a row cut off by a crash)."""
-    if len(tokens) < len(header) or not (_INT.fullmatch(tokens[0]) and _INT.fullmatch(tokens[1])):
+    if len(tokens) < 3 or not (_INT.fullmatch(tokens[0]) and _INT.fullmatch(tokens[1])):
         return []
-    redop = tokens[header.index("redop")] if "redop" in header else ""
+    where = _nccl_positions(tokens, header)
+    if where is None:
+        return []
+
+    def cell(column: int) -> str:
+        return "" if (at := where[column]) is None else tokens[at]
+
+    redop = cell(header.index("redop")) if "redop" in header else ""
     samples = []
     for placement, cols in zip(("out-of-place", "in-place"), groups):
-        time, algbw, busbw = (_number(tokens[cols[k]]) for k in ("time", "algbw", "busbw"))
+        time, algbw, busbw = (_number(cell(cols[k])) for k in ("time", "algbw", "busbw"))
         if time is None or algbw is None or busbw is None:
             return []
-        wrong = _number(tokens[cols["wrong"]]) if "wrong" in cols and header[cols["wrong"]] == "#wrong" else None
+        wrong = _number(cell(cols["wrong"])) if "wrong" in cols and header[cols["wrong"]] == "#wrong" else None
         samples.append(_Sample(int(tokens[0]), placement, time, algbw, busbw, wrong, tokens[2], redop))
     return samples
 
@@ -407,15 +435,34 @@ def _nccom_samples(rows: Iterable[dict[str, Any]], time_key: str, number: Callab
                     number(r["busbw(GB/s)"]), None, str(r.get("type", ""))) for r in rows]
 
 
-def _nccom_parsed(samples: list[_Sample], time_key: str, avg: float | None, details: dict[str, str],
+def _nccom_parsed(tables: list[tuple[list[_Sample], float | None]], time_key: str, details: dict[str, str],
                   truncated: bool) -> Parsed:
+    """One table per stream: with several (--streams-json), every metric is labelled with its stream (0, 1, ...) and
+    each stream keeps its own busbw_max and average, never merged: the streams ran different operations at once."""
+    samples = [s for table, _ in tables for s in table]
     unit = _nccom_unit(samples, time_key)
     details = details | {"datatype": _joined(s.datatype for s in samples),
                          "nccom_unit": "GiB/s" if unit == GB_PER_GIB else "GB/s"}
+    if len(tables) > 1:
+        # Each stream's operation comes from the streams JSON file, which the output does not echo.
+        details = {k: v for k, v in details.items() if k != "collective"} | {"streams": str(len(tables))}
     if truncated:
         details["truncated"] = "true"
-    return Parsed(tool="nccom-test", ok=True, details={k: v for k, v in details.items() if v},
-                  metrics=tuple(_collective_metrics(samples, avg, unit)))
+    metrics = [m for i, (table, avg) in enumerate(tables)
+               for m in _collective_metrics(table, avg, unit, **({"stream": str(i)} if len(tables) > 1 else {}))]
+    return Parsed(tool="nccom-test", ok=True, details={k: v for k, v in details.items() if v}, metrics=tuple(metrics))
+
+
+def _nccom_rows(lines: list[str], columns: list[str], time_key: str) -> list[dict[str, str]]:
+    rows = []
+    for line in lines:
+        tokens = line.split()
+        row = dict(zip(columns, tokens))
+        if len(tokens) != len(columns) or not _INT.fullmatch(row["size(B)"]):
+            continue
+        if all(_number(row[c]) is not None for c in (time_key, "algbw(GB/s)", "busbw(GB/s)")):
+            rows.append(row)
+    return rows
 
 
 @_never_raises("nccom-test")
@@ -423,7 +470,8 @@ def parse_nccom_test(text: str) -> Parsed:
     """nccom-test (Neuron): its table, or the `--report-to-json-file` JSON ({"results": [...]}).
 
     One placement, reported as out-of-place. Its GB/s are converted to decimal GB/s: see `_nccom_unit` for why the
-    unit is read from the numbers rather than assumed. "N errors found - test failed" is a failure.
+    unit is read from the numbers rather than assumed. "N errors found - test failed" is a failure. With
+    `--streams-json` it prints one table and one "Avg bus bandwidth" per stream: see `_nccom_parsed`.
     """
     lines = _unprefixed_lines(text)
     details = _nccom_command(lines)
@@ -433,34 +481,32 @@ def parse_nccom_test(text: str) -> Parsed:
         time_key = _nccom_time_key(rows[0]) if rows else None
         if time_key is None:
             return _fail("nccom-test", "nccom-test JSON has no result rows with a time column")
-        return _nccom_parsed(_nccom_samples(rows, time_key, _finite), time_key, None, details | {"json": "true"},
+        return _nccom_parsed([(_nccom_samples(rows, time_key, _finite), None)], time_key, details | {"json": "true"},
                              truncated=False)
 
     if m := next((m for line in lines if (m := _NCCOM_FAILED.search(line))), None):
         log = next((line.split("log file", 1)[1].strip() for line in lines if "log file" in line), "")
         return _fail("nccom-test", f"nccom-test: {m.group(0)}" + (f" (neuron-bench log: {log})" if log else ""),
                      **details)
-    header_at = next((i for i, line in enumerate(lines) if "size(B)" in line and "busbw(GB/s)" in line), None)
-    if header_at is None:
+    headers = [i for i, line in enumerate(lines) if "size(B)" in line and "busbw(GB/s)" in line]
+    if not headers:
         return _fail("nccom-test", "no nccom-test results table found" + _last_line(text), **details)
-    columns = lines[header_at].split()
-    time_key = _nccom_time_key(columns)
-    if time_key is None or not {"size(B)", "algbw(GB/s)"} <= set(columns):
-        return _fail("nccom-test", f"nccom-test table header without size, time and algbw columns: "
-                     f"{lines[header_at].strip()!r}", **details)
-    rows = []
-    for line in lines[header_at + 1:]:
-        tokens = line.split()
-        row = dict(zip(columns, tokens))
-        if len(tokens) != len(columns) or not _INT.fullmatch(row["size(B)"]):
-            continue
-        if all(_number(row[c]) is not None for c in (time_key, "algbw(GB/s)", "busbw(GB/s)")):
-            rows.append(row)
-    if not rows:
-        return _fail("nccom-test", "nccom-test printed its table header but no result rows" + _last_line(text),
-                     **details)
-    avg = next((_number(m.group(1)) for line in lines if (m := _NCCOM_AVG.search(line))), None)
-    return _nccom_parsed(_nccom_samples(rows, time_key, float), time_key, avg, details, truncated=avg is None)
+    tables, time_keys = [], []
+    for n, start in enumerate(headers):
+        columns = lines[start].split()
+        time_key = _nccom_time_key(columns)
+        if time_key is None or not {"size(B)", "algbw(GB/s)"} <= set(columns):
+            return _fail("nccom-test", f"nccom-test table header without size, time and algbw columns: "
+                         f"{lines[start].strip()!r}", **details)
+        body = lines[start + 1:headers[n + 1] if n + 1 < len(headers) else len(lines)]
+        rows = _nccom_rows(body, columns, time_key)
+        if not rows:
+            which = f"stream {n}'s table header" if len(headers) > 1 else "its table header"
+            return _fail("nccom-test", f"nccom-test printed {which} but no result rows" + _last_line(text), **details)
+        avg = next((_number(m.group(1)) for line in body if (m := _NCCOM_AVG.search(line))), None)
+        tables.append((_nccom_samples(rows, time_key, float), avg))
+        time_keys.append(time_key)
+    return _nccom_parsed(tables, time_keys[0], details, truncated=any(avg is None for _, avg in tables))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -475,12 +521,20 @@ def _percentile(latency: dict[str, Any], pct: float) -> float | None:
     return None
 
 
+def _fio_measured(latency: dict[str, Any]) -> bool:
+    """Whether fio timed any I/O into this latency block. With gtod_reduce=1 (or disable_lat, disable_clat) it
+    times none and still writes the block, as zeros: fio 3 with "N": 0, fio 2 (no N) with a max of 0."""
+    return _finite(latency["N"]) > 0 if "N" in latency else _finite(latency.get("max", 0)) > 0
+
+
 def _fio_latency(stats: dict[str, Any]) -> tuple[dict[str, Any], float]:
     """The latency block to report and its units per microsecond: completion latency, or total latency where only
-    that carries percentiles (--lat_percentiles). fio 3 writes nanoseconds (clat_ns), fio 2 microseconds (clat)."""
+    that carries percentiles (--lat_percentiles). fio 3 writes nanoseconds (clat_ns), fio 2 microseconds (clat).
+    A block fio timed nothing into is no block: its zeros are not a latency."""
     for clat, lat, per_us in (("clat_ns", "lat_ns", 1e3), ("clat", "lat", 1.0)):
         if clat in stats or lat in stats:
-            return (stats.get(clat) if "percentile" in (stats.get(clat) or {}) else stats.get(lat)) or {}, per_us
+            block = (stats.get(clat) if "percentile" in (stats.get(clat) or {}) else stats.get(lat)) or {}
+            return (block if _fio_measured(block) else {}), per_us
     return {}, 1.0
 
 
@@ -719,22 +773,23 @@ _PINGPONG_PROVIDER = re.compile(r"\s-p\s+(\S+)")
 def parse_fi_pingpong(text: str) -> Parsed:
     """fi_pingpong's table: `bytes #sent #ack total time MB/sec usec/xfer Mxfers/sec`.
 
-    Sizes use binary suffixes; MB/sec is bytes per microsecond (10^6 B/s) and usec/xfer is one-way latency.
+    Sizes use binary suffixes; MB/sec is bytes per microsecond (10^6 B/s) and usec/xfer is one-way latency. Columns
+    are read by their header, so a table cut after MB/sec (as some guides paste it) still gives its bandwidth, and no
+    latency rather than a guessed one.
     Only the first table is read: wrappers like efa_test.sh print the server's and then the client's table of the
     same exchange (details["tables"] counts them). A #ack not prefixed "=" (replies lost or extra) is listed in
     details["ack_mismatch"].
     """
     lines = _unprefixed_lines(text)
-    headers = [i for i, line in enumerate(lines) if line.split()[:1] == ["bytes"] and "usec/xfer" in line]
+    headers = [i for i, line in enumerate(lines) if line.split()[:1] == ["bytes"] and "MB/sec" in line.split()]
     error = next((m.group(0).strip() for line in lines if (m := re.search(r"\[error\].*", line))), "")
     if not headers:
         if error:
             return _fail("fi_pingpong", f"fi_pingpong failed: {error}")
         return _fail("fi_pingpong", "no fi_pingpong results table found" + _last_line(text))
     columns = lines[headers[0]].split()
-    if not {"#ack", "MB/sec", "usec/xfer"} <= set(columns):
-        return _fail("fi_pingpong", f"fi_pingpong header without #ack, MB/sec and usec/xfer columns: "
-                     f"{lines[headers[0]].strip()!r}")
+    if "#ack" not in columns:
+        return _fail("fi_pingpong", f"fi_pingpong header without an #ack column: {lines[headers[0]].strip()!r}")
     end = headers[1] if len(headers) > 1 else len(lines)
     details = {"tables": str(len(headers))} if len(headers) > 1 else {}
     if error:  # it prints no footer, so an error after some rows is the only sign the sweep stopped early
@@ -749,20 +804,24 @@ def parse_fi_pingpong(text: str) -> Parsed:
         row = dict(zip(columns, tokens := line.split()))
         size = _PINGPONG_SIZE.fullmatch(row.get("bytes", ""))
         bandwidth, latency = _number(row.get("MB/sec", "")), _number(row.get("usec/xfer", ""))
-        if len(tokens) != len(columns) or size is None or bandwidth is None or latency is None:
+        if len(tokens) != len(columns) or size is None or bandwidth is None or \
+                (latency is None and "usec/xfer" in columns):
             continue
         size_bytes = round(float(size.group(1)) * _PINGPONG_UNITS[size.group(2)])
         if not row["#ack"].startswith("="):
             mismatched.append(f"{size_bytes}:{row['#sent']}/{row['#ack']}")
-        metrics += [_metric("bandwidth", bandwidth, "MB/s", size_bytes),
-                    _metric("latency_us", latency, "us", size_bytes)]
+        metrics.append(_metric("bandwidth", bandwidth, "MB/s", size_bytes))
+        if latency is not None:
+            metrics.append(_metric("latency_us", latency, "us", size_bytes))
     if not metrics:
         return _fail("fi_pingpong", "fi_pingpong printed its table header but no result rows" + _last_line(text),
                      **details)
     if mismatched:
         details["ack_mismatch"] = ",".join(mismatched)
-    metrics += [_metric("bandwidth_max", max(m.value for m in metrics if m.name == "bandwidth"), "MB/s"),
-                _metric("latency_min_us", min(m.value for m in metrics if m.name == "latency_us"), "us")]
+    latencies = [m.value for m in metrics if m.name == "latency_us"]
+    metrics.append(_metric("bandwidth_max", max(m.value for m in metrics if m.name == "bandwidth"), "MB/s"))
+    if latencies:
+        metrics.append(_metric("latency_min_us", min(latencies), "us"))
     return Parsed(tool="fi_pingpong", ok=True, metrics=tuple(metrics), details=details)
 
 
@@ -786,7 +845,10 @@ def parse_iperf3(text: str) -> Parsed:
     details = {"version": str(start.get("version", "")), "protocol": str(test.get("protocol", "")),
                "streams": str(test.get("num_streams", "")), "duration_s": str(test.get("duration", "")),
                "reverse": "true" if test.get("reverse") else ""}
-    details = {k: v for k, v in details.items() if v}
+    # The server's own JSON (iperf3 -s -J; a client's names connecting_to instead) writes the direction it did not
+    # see as zeros: sum_sent when the client sent, sum_received under --reverse (esnet/iperf#1410).
+    server = "accepted_connection" in start
+    details = {k: v for k, v in details.items() if v} | ({"side": "server"} if server else {})
     if "error" in doc:
         return _fail("iperf3", f"iperf3 failed: {doc['error']}", **details)
     end = doc.get("end") or {}
@@ -797,16 +859,20 @@ def parse_iperf3(text: str) -> Parsed:
     if received is None:
         return _fail("iperf3", "iperf3 JSON without end.sum_received: the test did not finish", **details)
     if _finite(received.get("bytes", 0)) <= 0 or _finite(received["bits_per_second"]) <= 0:
+        if server and test.get("reverse"):
+            return _fail("iperf3", "the server's JSON of a --reverse test holds no received figure (the server sent): "
+                         "read the client's -J output", **details)
         sent = (end.get("sum_sent") or {}).get("bytes")
         return _fail("iperf3", f"iperf3's receiver measured nothing: 0 bytes received in "
                      f"{_finite(received.get('seconds', 0)):g} s" + (f" ({sent} bytes sent)" if sent else ""),
                      **details)
     metrics = [_metric("bandwidth_gbps", _finite(received["bits_per_second"]) / 1e9, "Gbit/s")]
+    # A sender that sent 0 bytes (the server's zeros, above) is a figure this side did not see, not a rate of 0.
     sent = end.get("sum_sent") or {}
-    if "bits_per_second" in sent:
+    if "bits_per_second" in sent and _finite(sent.get("bytes", 1)) > 0:
         metrics.append(_metric("sent_gbps", _finite(sent["bits_per_second"]) / 1e9, "Gbit/s"))
-    if "retransmits" in sent:
-        metrics.append(_metric("retransmits", _finite(sent["retransmits"]), "count"))
+        if "retransmits" in sent:
+            metrics.append(_metric("retransmits", _finite(sent["retransmits"]), "count"))
     if "lost_percent" in received:
         metrics.append(_metric("lost_percent", _finite(received["lost_percent"]), "%"))
     return Parsed(tool="iperf3", ok=True, metrics=tuple(metrics), details=details)

@@ -1,20 +1,32 @@
 """Which transport carried a collective, read from what the job printed: proof of the fabric, not the plan's word.
 
-NCCL with NCCL_DEBUG=INFO names its network plugin: aws-ofi-nccl prints `NET/OFI Selected Provider is efa (found N
-nics)` and `Using network Libfabric` (`AWS Libfabric` in older builds, channels `via NET/AWS Libfabric/0`); without
-a working plugin NCCL falls back to `NET/Socket : Using [0]eth0:...`, `Using network Socket`, channels `via
-NET/Socket/1`. The same libfabric provider line serves the Neuron collectives' OFI transport. A collective on one node
-never leaves it ("local"); gloo is TCP ("socket"); fi_pingpong uses the provider its command line names.
+NCCL with NCCL_DEBUG=INFO names its network plugin: aws-ofi-nccl prints the libfabric provider it selected (`NET/OFI
+Selected Provider is efa (found N nics)` up to 1.14, `NET/OFI Selected provider is efa, fabric is efa-direct (found N
+nics)` since 1.15; the plugin's src/nccl_ofi_net.cpp), `Using network Libfabric` (`AWS Libfabric` in older builds)
+and channels `via NET/AWS Libfabric/0`; without a working plugin NCCL falls back to `NET/Socket : Using
+[0]eth0:...`, `Using network Socket`, channels `via NET/Socket/1`. The same libfabric provider line serves the Neuron
+collectives' OFI transport. A collective on one node never leaves it ("local"); gloo is TCP ("socket"); fi_pingpong
+uses the provider its command line names.
+
+Bootstrap is not data: NCCL up to 2.5 set up its bootstrap over the socket transport, so `NET/Socket : Using
+[0]eth0` is in every log of those versions (NVIDIA/nccl-tests#29: beside `NET/IB : Using`; NVIDIA/nccl#229: beside
+`via NET/AWS Libfabric`). What names the network the data went over (`Using network X`, `via NET/X/`, `NET/IB :
+Using`) wins; the NET/Socket line alone says sockets only where nothing names another network.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from .results import Fabric
 
-OFI_PROVIDER = re.compile(r"NET/OFI Selected Provider is (\w+)(?: \(found (\d+) nics\))?")
-SOCKET = re.compile(r"NET/Socket : Using|Using network Socket|via NET/Socket")
+OFI_PROVIDER = re.compile(r"NET/OFI Selected provider is ([\w;-]+)(?:, fabric is ([^\s(]+))?(?: \(found (\d+) nics\))?",
+                          re.I)
+# The data network: the one NCCL says it uses, the one its channels go through, and InfiniBand's own init line (NCCL
+# takes IB over sockets whenever IB initialises).
+NETWORK = re.compile(r"Using network ([\w ]*\w)|via NET/([^/\n]*\w)/|NET/(IB) : Using \[")
+SOCKET_INIT = re.compile(r"NET/Socket : Using (.*)")
 PINGPONG = re.compile(r"^\$ fi_pingpong\b.*?\s-p\s+(\w+)", re.M)
 # libfabric providers that are sockets under another name.
 SOCKET_PROVIDERS = {"tcp", "sockets", "udp", "tcp;ofi_rxm", "udp;ofi_rxd"}
@@ -24,17 +36,42 @@ def _kind(provider: str) -> Fabric:
     return "efa" if provider == "efa" else "socket" if provider in SOCKET_PROVIDERS else "unknown"
 
 
+class Transport(NamedTuple):
+    """What a debug log says carried the data, and the evidence for it."""
+
+    fabric: Fabric
+    efa_devices: int | None  # EFA devices per node, where the provider line counts them
+    providers: tuple[str, ...]  # libfabric providers aws-ofi-nccl selected, as printed ("efa", "tcp;ofi_rxm")
+    fabrics: tuple[str, ...]  # libfabric fabric names printed beside them (1.15 and later: "efa", "efa-direct")
+    networks: tuple[str, ...]  # the data networks NCCL named ("Libfabric", "AWS Libfabric", "Socket", "IB")
+    bootstrap: str | None  # the NET/Socket interfaces, where the data went over another network
+
+
+def read(log: str) -> Transport:
+    """The transport a collective's log names; any rank over sockets makes it a socket one (the slowest link sets an
+    all-reduce's pace). "unknown" where the log names no provider and no socket transport."""
+    providers = [(m[1].lower(), m[2] or "", m[3]) for m in OFI_PROVIDER.finditer(log)]
+    names = tuple(dict.fromkeys(p for p, _, _ in providers))
+    fabrics = tuple(dict.fromkeys(f for _, f, _ in providers if f))
+    networks = tuple(dict.fromkeys(next(g for g in m.groups() if g) for m in NETWORK.finditer(log)))
+    sockets = SOCKET_INIT.search(log)
+    nics = [int(n) for p, _, n in providers if p == "efa" and n]
+    on_sockets = "Socket" in networks or any(_kind(p) == "socket" for p in names) or bool(sockets and not networks)
+    bootstrap = sockets[1].strip() if sockets and not on_sockets else None
+    if on_sockets:
+        return Transport("socket", None, names, fabrics, networks, None)
+    if "efa" in names:
+        return Transport("efa", max(nics) if nics else None, names, fabrics, networks, bootstrap)
+    return Transport("unknown", None, names, fabrics, networks, bootstrap)
+
+
 def detect(log: str, *, nodes: int, backend: str | None = None) -> tuple[Fabric, int | None]:
-    """(fabric, EFA devices per node or None) for a collective's log. Any rank over sockets makes the whole
-    collective a socket one: the slowest link sets an all-reduce's pace."""
+    """(fabric, EFA devices per node or None) for a collective's log on `nodes` nodes."""
     if nodes <= 1:
         return "local", None
-    providers = OFI_PROVIDER.findall(log)
-    nics = [int(n) for p, n in providers if p == "efa" and n]
-    if SOCKET.search(log) or any(_kind(p) == "socket" for p, _ in providers):
-        return "socket", None
-    if any(p == "efa" for p, _ in providers):
-        return "efa", max(nics) if nics else None
+    found = read(log)
+    if found.fabric != "unknown" or found.providers or found.networks:
+        return found.fabric, found.efa_devices
     if m := PINGPONG.search(log):
         return _kind(m[1]), 1 if m[1] == "efa" else None
     if backend == "gloo":
