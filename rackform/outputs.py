@@ -64,8 +64,9 @@ def check_output(path: str | os.PathLike[str], kind: Kind, option: str, *, force
     """The path, if rackform may write a file (kind "file") or a CDK cloud assembly (kind "dir") there.
 
     Refused, whatever `force` says: a symlink at the path or in a directory above it (writing would follow it out),
-    for a file anything but a regular file (a FIFO would block the write), for a directory a symlink inside it (CDK rewrites manifest.json, tree.json and templates in place), a file where a directory is expected
-    and the reverse, and a path whose directory is not writable. Refused without `force`: a non-empty directory
+    for a file anything but a regular file (a FIFO would block the write), for a directory a symlink inside it (CDK
+    rewrites manifest.json, tree.json and templates in place), a file where a directory is expected and the
+    reverse, and a path whose directory is not writable. Refused without `force`: a non-empty directory
     that is not a previous CDK output, whose files (a manifest.json, a tree.json) CDK would replace.
     """
     out = Path(path)
