@@ -14,7 +14,7 @@ from .catalog import Catalog, InstanceType, Tier
 from .models import Frozen
 from .pricing import PriceBook, on_demand
 from .quotas import vcpu_quota
-from .spec import FsxLustre, NodeGroup, Spec
+from .spec import EfaLayout, FsxLustre, NodeGroup, Spec
 
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
 # job logs); everything else goes out through NAT.
@@ -76,6 +76,7 @@ class NodeGroupPlan(Frozen):
     neuron_devices_per_node: int
     neuron_cores_per_node: int  # physical NeuronCores: one collective rank each (fewer with logical cores, LNC)
     efa_interfaces: int
+    efa_layout: EfaLayout | None  # None: no EFA
     network_interfaces: tuple[NetworkInterfacePlan, ...]
     devices: tuple[str, ...]  # container device paths a Batch job on this group needs
     ips_per_node: int
@@ -155,27 +156,54 @@ def efa_enabled(group: NodeGroup, it: InstanceType) -> bool:
     return it.efa_supported if group.efa is None else group.efa
 
 
-def nic_layout(it: InstanceType, efa: bool) -> tuple[NetworkInterfacePlan, ...]:
-    """The primary interface on card 0, device 0, then one `efa` interface on each further EFA-capable card, up to
-    the type's maximum number of EFA interfaces.
+def nic_layout(it: InstanceType, layout: EfaLayout | None) -> tuple[NetworkInterfacePlan, ...]:
+    """The launch template's interfaces: the primary on card 0, device 0, then one EFA interface on each further
+    EFA-capable card, up to the type's maximum number of EFA interfaces; without a layout (no EFA) the primary alone.
 
-    EC2 refuses a launch template without an interface on card 0, device 0, and never lets it be `efa-only`
-    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-acc-inst-types.html). The primary is `efa` where card
-    0 takes EFA and a plain `interface` where it does not (p6-b300: card 0 is ENA only, EFA sits on cards 1-16).
-    Further cards use device index 1 with `efa` interfaces that keep an IP: the layout AWS's own Batch samples use
-    (awsome-distributed-training, aws-neuron-samples). The newer `efa-only` layout saves IPs but leaves card 0
-    without a free slot for the awsvpc task ENI on p5/trn2, where card 0 holds two interfaces.
+    EC2 refuses a launch template without an interface on card 0, device 0, and never lets it be `efa-only`.
+    `efa-only` is the layout AWS recommends for types with several network cards
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-acc-inst-types.html, the P5/P5e configuration that
+    saves IP addresses): an ENA primary, an `efa-only` interface on card 0, device 1 where card 0 takes EFA, and
+    `efa-only` on device 0 of every further card; only the primary has an IP. `efa` is the layout of AWS's own Batch
+    samples (awsome-distributed-training, aws-neuron-samples): the primary is `efa` where card 0 takes EFA and a
+    plain `interface` where it does not (p6-b300: card 0 is ENA only, EFA sits on cards 1-16), further cards carry
+    `efa` on device 1, and every interface has an IP.
     """
     card0 = next((c for c in it.network_cards if c.index == 0), None)
-    card0_efa = efa and card0 is not None and "efa" in card0.interface_kinds and it.max_efa_interfaces > 0
+    card0_efa = (layout is not None and card0 is not None and "efa" in card0.interface_kinds
+                 and it.max_efa_interfaces > 0)
     primary = NetworkInterfacePlan(network_card_index=0, device_index=0,
-                                   interface_type="efa" if card0_efa else "interface")
-    if not efa:
+                                   interface_type="efa" if card0_efa and layout == "efa" else "interface")
+    if layout is None:
         return (primary,)
-    others = [c for c in it.network_cards if c.index != 0 and "efa" in c.interface_kinds]
+    first = ((NetworkInterfacePlan(network_card_index=0, device_index=1, interface_type="efa-only"),)
+             if card0_efa and layout == "efa-only" else ())
+    others = [c for c in it.network_cards if c.index != 0 and layout in c.interface_kinds]
     room = it.max_efa_interfaces - (1 if card0_efa else 0)
-    return (primary, *(NetworkInterfacePlan(network_card_index=c.index, device_index=1, interface_type="efa")
-                       for c in others[:max(room, 0)]))
+    device = 0 if layout == "efa-only" else 1
+    return (primary, *first, *(NetworkInterfacePlan(network_card_index=c.index, device_index=device,
+                                                    interface_type=layout) for c in others[:max(room, 0)]))
+
+
+def card0_free_slots(it: InstanceType, nics: tuple[NetworkInterfacePlan, ...]) -> int:
+    """Interfaces network card 0 still takes after `nics`. The ENI that AWS Batch attaches to each node of a
+    multi-node job (awsvpc mode) goes there: AttachNetworkInterface's card index defaults to 0
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_AttachNetworkInterface.html)."""
+    card0 = next((c for c in it.network_cards if c.index == 0), None)
+    limit = card0.max_interfaces if card0 is not None else it.max_network_interfaces
+    return limit - sum(1 for n in nics if n.network_card_index == 0)
+
+
+def default_efa_layout(it: InstanceType) -> EfaLayout:
+    """AWS's recommended `efa-only` layout where card 0 keeps a slot for the Batch task ENI beside it; `efa` where
+    it does not (p5, p5e, trn2: two interfaces on card 0, which `efa-only` fills with the ENA primary and its EFA)."""
+    return "efa-only" if card0_free_slots(it, nic_layout(it, "efa-only")) > 0 else "efa"
+
+
+def efa_layout(group: NodeGroup, it: InstanceType) -> EfaLayout | None:
+    if not efa_enabled(group, it):
+        return None
+    return group.efa_interfaces or default_efa_layout(it)
 
 
 def placement_group_of(spec: Spec, rack: str, group: NodeGroup, efa: bool) -> tuple[str | None, bool]:
@@ -206,7 +234,8 @@ def container_devices(it: InstanceType, efa_interfaces: int) -> tuple[str, ...]:
 def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
                     prices: PriceBook | None = None) -> NodeGroupPlan:
     efa = efa_enabled(group, it)
-    nics = nic_layout(it, efa)
+    layout = efa_layout(group, it)
+    nics = nic_layout(it, layout)
     efa_count = sum(1 for n in nics if n.is_efa)
     per_node_ips = netmath.ips_per_node(sum(1 for n in nics if n.has_ip))
     spot = group.capacity.type == "spot"
@@ -227,6 +256,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
         neuron_devices_per_node=it.neuron_devices,
         neuron_cores_per_node=it.neuron_cores,
         efa_interfaces=efa_count,
+        efa_layout=layout,
         network_interfaces=nics,
         devices=container_devices(it, efa_count),
         ips_per_node=per_node_ips,

@@ -28,6 +28,7 @@ DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
 StorageType = Literal["SSD", "HDD"]
 DriveCacheType = Literal["NONE", "READ"]
 CapacityType = Literal["on-demand", "spot", "reservation", "capacity-block"]
+EfaLayout = Literal["efa", "efa-only"]
 
 
 class Network(Frozen):
@@ -87,6 +88,10 @@ class NodeGroup(Frozen):
     tier: Tier | None = Field(
         None, description="inferred from the instance type; an error if given and it contradicts it")
     efa: bool | None = Field(None, description="default: true where the type supports EFA (every EFA interface)")
+    efa_interfaces: EfaLayout | None = Field(
+        None, description="efa: an EFA-with-ENA interface (one IP each) on every EFA card; efa-only: AWS's recommended "
+                          "layout, an ENA primary and IP-less efa-only interfaces. Default: efa-only where card 0 "
+                          "keeps a slot for the Batch task ENI, efa where it does not (p5, p5e, trn2)")
     capacity: Capacity = Capacity()
     placement_group: PlacementGroup | None = Field(
         None, description="{name: existing-group} | {create: true} | {create: false}; omitted: a new cluster "

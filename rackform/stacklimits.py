@@ -33,7 +33,9 @@ def heaviest_instance_types(catalog: Catalog, n: int = 3) -> list[str]:
     each job definition."""
     def weight(name: str) -> tuple[int, str]:
         it = catalog.instance_types[name]
-        nics = nic_layout(it, it.efa_supported)
+        # the heavier EFA layout: efa-only adds card 0's second interface where card 0 takes EFA
+        nics = max((nic_layout(it, layout) for layout in (("efa", "efa-only") if it.efa_supported else (None,))),
+                   key=len)
         efa = sum(1 for x in nics if x.is_efa)
         return len(nics) + len(container_devices(it, efa)), name
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from . import naming
 from .catalog import Catalog, InstanceType, did_you_mean
 from .netmath import private_subnet_prefix, smallest_prefix, usable_ips
-from .plan import efa_enabled, node_group_plan, private_ips_needed
+from .plan import card0_free_slots, efa_enabled, node_group_plan, private_ips_needed
 from .problems import Level, Problem
 from .spec import NodeGroup, Spec
 from .stacklimits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack
@@ -231,6 +231,24 @@ def efa_supported(spec: Spec, catalog: Catalog):
             with_efa = sorted(t for t, x in catalog.instance_types.items() if x.family == family and x.efa_supported)
             alt = f" In the {family} family these support EFA: {', '.join(with_efa)}" if with_efa else ""
             yield f"{path}.efa", f"{it.name} does not support EFA; set efa: false or pick another type.{alt}"
+
+
+def efa_interfaces_layout(spec: Spec, catalog: Catalog):
+    for path, rack, g, it in _known_groups(spec, catalog):
+        if g.efa_interfaces is None:
+            continue
+        if not efa_enabled(g, it):
+            why = "efa is false" if it.efa_supported else f"{it.name} has no EFA"
+            yield f"{path}.efa_interfaces", f"efa_interfaces: {g.efa_interfaces} lays out EFA interfaces, but {why}: " \
+                                            "remove efa_interfaces"
+            continue
+        plan = node_group_plan(spec, rack, g, it)
+        if plan.max_job_nodes > 1 and card0_free_slots(it, plan.network_interfaces) < 1:
+            used = sum(1 for n in plan.network_interfaces if n.network_card_index == 0)
+            yield f"{path}.efa_interfaces", (
+                f"efa_interfaces: {g.efa_interfaces} fills network card 0 of {it.name} ({used} interfaces, its "
+                "limit), leaving no slot for the ENI AWS Batch attaches to each node of a multi-node job: use "
+                "efa_interfaces: efa (one IP per EFA interface) or count: 1")
 
 
 def multi_node_accelerators_without_efa(spec: Spec, catalog: Catalog):
@@ -516,6 +534,8 @@ RULES: tuple[Rule, ...] = (
          "an AZ name in a Region that maps names per account: the type is offered in every AZ"),
     Rule("tier-matches-instance", "error", tier_matches_instance, "a given tier matches the instance"),
     Rule("efa-supported", "error", efa_supported, "EFA is only asked of types that have it"),
+    Rule("efa-interfaces", "error", efa_interfaces_layout,
+         "an EFA layout is asked only with EFA, and leaves multi-node groups a slot for the Batch task ENI"),
     Rule("multi-node-accelerators-without-efa", "warning", multi_node_accelerators_without_efa,
          "multi-node accelerator groups use EFA"),
     Rule("reservation-id", "error", reservation_id_matches_type, "reservation ids are present and well formed"),

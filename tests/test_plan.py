@@ -8,7 +8,7 @@ import pytest
 
 from rackform.catalog import load_catalog
 from rackform.netmath import smallest_prefix
-from rackform.plan import build_plan, nic_layout
+from rackform.plan import build_plan, card0_free_slots, default_efa_layout, nic_layout
 from rackform.spec import parse_spec
 
 # cards / max EFA / interfaces per card, from aws-facts.md (AWS docs); the catalog must agree.
@@ -40,36 +40,99 @@ def test_every_efa_type_is_laid_out():
     assert {"p5.48xlarge", "p6-b300.48xlarge", "trn2.48xlarge", "c7gn.16xlarge"} <= set(EFA_TYPES)
 
 
+@pytest.mark.parametrize("layout", ["efa", "efa-only"])
 @pytest.mark.parametrize("name", EFA_TYPES)
-def test_efa_layout_uses_every_efa_and_keeps_card_limits(catalog, name):
+def test_efa_layout_uses_every_efa_and_keeps_card_limits(catalog, name, layout):
     it = catalog.get(name)
-    nics = nic_layout(it, efa=True)
-    efa = [n for n in nics if n.interface_type in ("efa", "efa-only")]
-    assert len(efa) == it.max_efa_interfaces
+    nics = nic_layout(it, layout)
+    efa = [n for n in nics if n.is_efa]
+    assert len(efa) == it.max_efa_interfaces and {n.interface_type for n in efa} == {layout}
     per_card = {}
     for n in nics:
         per_card[n.network_card_index] = per_card.get(n.network_card_index, 0) + 1
     cards = {c.index: c for c in it.network_cards}
     for card, used in per_card.items():
-        # +1: the awsvpc task ENI of a multi-node Batch job needs a free slot
-        assert used + (1 if card == 0 else 0) <= cards[card].max_interfaces
+        assert used <= cards[card].max_interfaces
     assert len({n.network_card_index for n in efa}) == len(efa), "at most one EFA per card"
     primary = [n for n in nics if n.network_card_index == 0 and n.device_index == 0]
     assert len(primary) == 1 and primary[0].interface_type != "efa-only"
     assert all(n.interface_type in cards[n.network_card_index].interface_kinds for n in nics)
-    assert all(n.device_index == 1 for n in nics if n.network_card_index != 0)
+    if layout == "efa":
+        assert all(n.device_index == 1 for n in nics if n.network_card_index != 0)
+        assert card0_free_slots(it, nics) >= 1  # the awsvpc task ENI of a multi-node Batch job
+    else:  # AWS's recommended layout: ENA primary, efa-only on card 0 device 1 and on device 0 of every other card
+        assert primary[0].interface_type == "interface" and sum(n.has_ip for n in nics) == 1
+        assert all(n.device_index == 0 for n in nics if n.network_card_index != 0)
+        card0_takes_efa = "efa-only" in cards[0].interface_kinds
+        assert [(n.device_index, n.interface_type) for n in nics if n.network_card_index == 0] == \
+            [(0, "interface")] + [(1, "efa-only")] * card0_takes_efa
 
 
-def test_p6_b300_keeps_an_ena_primary_on_card_0_and_efa_on_cards_1_to_16(catalog):
-    nics = nic_layout(catalog.get("p6-b300.48xlarge"), efa=True)
+@pytest.mark.parametrize("name", EFA_TYPES)
+def test_default_layout_is_efa_only_wherever_card_0_keeps_the_task_eni_slot(catalog, name):
+    it = catalog.get(name)
+    layout = default_efa_layout(it)
+    assert card0_free_slots(it, nic_layout(it, layout)) >= 1
+    assert (layout == "efa") == (card0_free_slots(it, nic_layout(it, "efa-only")) == 0)
+
+
+def test_efa_only_cannot_keep_the_task_eni_slot_only_on_two_interface_card_0(catalog):
+    assert {n for n in EFA_TYPES if default_efa_layout(catalog.get(n)) == "efa"} == {
+        "p5.48xlarge", "p5e.48xlarge", "trn2.3xlarge", "trn2.48xlarge", "trn2u.48xlarge"}
+
+
+def test_p5_efa_only_is_aws_recommended_layout(catalog):
+    nics = nic_layout(catalog.get("p5.48xlarge"), "efa-only")
+    assert [(n.network_card_index, n.device_index, n.interface_type) for n in nics] == [
+        (0, 0, "interface"), (0, 1, "efa-only"), *((card, 0, "efa-only") for card in range(1, 32))]
+
+
+@pytest.mark.parametrize("layout,types", [("efa", {"efa"}), ("efa-only", {"efa-only"})])
+def test_p6_b300_keeps_an_ena_primary_on_card_0_and_efa_on_cards_1_to_16(catalog, layout, types):
+    nics = nic_layout(catalog.get("p6-b300.48xlarge"), layout)
     assert (nics[0].network_card_index, nics[0].device_index, nics[0].interface_type) == (0, 0, "interface")
     assert [n.network_card_index for n in nics[1:]] == list(range(1, 17))
-    assert {n.interface_type for n in nics[1:]} == {"efa"}
+    assert {n.interface_type for n in nics[1:]} == types
 
 
 def test_efa_off_gives_one_plain_interface(catalog):
-    nics = nic_layout(catalog.get("p5.48xlarge"), efa=False)
+    nics = nic_layout(catalog.get("p5.48xlarge"), None)
     assert [(n.network_card_index, n.device_index, n.interface_type) for n in nics] == [(0, 0, "interface")]
+
+
+def _group_plan(catalog, instance_type, count=2, **group):
+    spec = parse_spec({"name": "ips", "region": "us-east-2", "availability_zone": "use2-az1",
+                       "racks": [{"name": "r", "node_groups": [
+                           {"name": "g", "instance_type": instance_type, "count": count, **group}]}]})
+    return build_plan(spec, catalog).racks[0].node_groups[0]
+
+
+@pytest.mark.parametrize("instance_type,count,layout,ips_per_node", [
+    # efa: one IP per EFA interface (the primary is one of them where card 0 takes EFA), plus the task ENI
+    ("p5.48xlarge", 2, "efa", 32 + 1),
+    ("p4d.24xlarge", 2, "efa", 4 + 1),
+    ("trn1.32xlarge", 2, "efa", 8 + 1),
+    ("p6-b300.48xlarge", 2, "efa", 1 + 16 + 1),  # ENA-only card 0: the primary is an extra IP
+    # efa-only: the ENA primary's IP and the task ENI, whatever the number of EFA interfaces
+    ("p5.48xlarge", 1, "efa-only", 2),
+    ("p4d.24xlarge", 2, "efa-only", 2),
+    ("trn1n.32xlarge", 2, "efa-only", 2),
+    ("p6-b300.48xlarge", 2, "efa-only", 2),
+])
+def test_ips_per_node_follow_the_layout(catalog, instance_type, count, layout, ips_per_node):
+    g = _group_plan(catalog, instance_type, count, efa_interfaces=layout)
+    assert g.efa_layout == layout and g.efa_interfaces == catalog.get(instance_type).max_efa_interfaces
+    assert (g.ips_per_node, g.ips) == (ips_per_node, ips_per_node * count)
+    assert g.devices[:g.efa_interfaces] == tuple(f"/dev/infiniband/uverbs{i}" for i in range(g.efa_interfaces))
+
+
+def test_default_layout_in_the_plan(catalog):
+    assert (_group_plan(catalog, "trn1.32xlarge").efa_layout, _group_plan(catalog, "trn1.32xlarge").ips_per_node) \
+        == ("efa-only", 2)
+    assert (_group_plan(catalog, "p5.48xlarge").efa_layout, _group_plan(catalog, "p5.48xlarge").ips_per_node) \
+        == ("efa", 33)
+    plain = _group_plan(catalog, "c8g.4xlarge")
+    assert (plain.efa_layout, plain.efa_interfaces, plain.ips_per_node) == (None, 0, 2)
 
 
 def test_demo_plan(demo, catalog):

@@ -213,6 +213,20 @@ def test_network_interfaces_are_the_plans_with_the_node_group_on_each(demo_app):
         assert "IamInstanceProfile" not in data and "InstanceType" not in data and "ImageId" not in data
 
 
+def test_launch_templates_carry_both_efa_layouts(largest_app):
+    """p5 keeps `efa` (card 0 holds two interfaces and must keep one for the Batch task ENI); p5en gets AWS's
+    recommended layout: an ENA primary, IP-less `efa-only` on card 0 device 1 and on device 0 of cards 1-15."""
+    written = {}
+    for group, t in rack_templates(largest_app):
+        _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
+        written[group.instance_type] = [(n["NetworkCardIndex"], n["DeviceIndex"], n["InterfaceType"])
+                                        for n in lt["LaunchTemplateData"]["NetworkInterfaces"]]
+    assert written["p5.48xlarge"] == [(0, 0, "efa"), *((card, 1, "efa") for card in range(1, 32))]
+    assert written["p5en.48xlarge"] == [(0, 0, "interface"), (0, 1, "efa-only"),
+                                        *((card, 0, "efa-only") for card in range(1, 16))]
+    assert written["c7gn.16xlarge"] == [(0, 0, "interface"), (0, 1, "efa-only")]
+
+
 def test_trn2_group_runs_in_its_capacity_block(demo_app):
     (group,) = [g for g in demo_app.plan.node_groups() if g.capacity.type == "capacity-block"]
     _, lt = props(demo_app.templates[group_stack(demo_app, group)], LAUNCH_TEMPLATE,

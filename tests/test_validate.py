@@ -300,6 +300,54 @@ def test_cluster_beyond_a_16(demo, catalog):
     assert "more than a /16 VPC holds" in p.message
 
 
+@pytest.mark.parametrize("layout,needed", [("efa", 83 + 100 * (4 + 1)), ("efa-only", 83 + 100 * 2)])
+def test_subnet_check_follows_the_efa_layout(demo, catalog, layout, needed):
+    # 100 x p4d.24xlarge beside the example's other groups (83 addresses) in a /22: the private /23 holds 507
+    demo["racks"][2]["node_groups"][0].update(instance_type="p4d.24xlarge", count=100, efa_interfaces=layout)
+    demo["network"]["vpc_cidr"] = "10.40.0.0/22"
+    problems = [p for p in check(demo, catalog) if p.rule == "vpc-cidr-large-enough"]
+    if needed > 507:
+        [p] = problems
+        assert f"need {needed:,} addresses" in p.message and "use a /21 VPC or larger" in p.message
+    else:
+        assert problems == []
+
+
+@pytest.mark.parametrize("change,why", [
+    ({"instance_type": "c8g.4xlarge", "efa_interfaces": "efa-only"}, "c8g.4xlarge has no EFA"),
+    ({"efa": False, "efa_interfaces": "efa"}, "efa is false"),
+])
+def test_efa_interfaces_need_efa(demo, catalog, change, why):
+    demo["racks"][2]["node_groups"][0].update(change)
+    [p] = only(check(demo, catalog), "efa-interfaces")
+    assert p.level == "error" and p.path == "racks[2].node_groups[0].efa_interfaces" and why in p.message
+
+
+def test_efa_only_on_a_two_interface_card_0_leaves_no_slot_for_multi_node_jobs(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["efa_interfaces"] = "efa-only"  # 2 x p5.48xlarge
+    [p] = only(check(demo, catalog), "efa-interfaces")
+    assert p.path == "racks[2].node_groups[0].efa_interfaces"
+    assert "fills network card 0 of p5.48xlarge (2 interfaces" in p.message and "efa_interfaces: efa" in p.message
+
+
+@pytest.mark.parametrize("group", [
+    {"efa_interfaces": "efa-only", "count": 1},  # single-node jobs only: no task ENI
+    {"efa_interfaces": "efa-only", "capacity": {"type": "spot"}},  # Spot: no multi-node jobs
+    {"efa_interfaces": "efa-only", "instance_type": "p4d.24xlarge"},  # card 0 holds 15
+    {"efa_interfaces": "efa"},
+])
+def test_efa_layouts_that_keep_batch_working(demo, catalog, group):
+    demo["racks"][2]["node_groups"][0].update(group)
+    assert [p for p in check(demo, catalog) if p.rule == "efa-interfaces"] == []
+
+
+def test_unknown_efa_layout_is_a_schema_error(demo, catalog):
+    demo["racks"][2]["node_groups"][0]["efa_interfaces"] = "efa_only"
+    with pytest.raises(SpecError) as e:
+        parse_spec(demo)
+    assert "efa_interfaces" in str(e.value) and "efa-only" in str(e.value)
+
+
 def test_public_cidr_warns(demo, catalog):
     demo["network"]["vpc_cidr"] = "52.0.0.0/16"
     [p] = only(check(demo, catalog), "vpc-cidr-private")
