@@ -54,6 +54,7 @@ def test_bootstrap_over_sockets_is_not_the_data_transport():
     assert transport.detect(bootstrap + efa + channels, nodes=2) == ("efa", None)
     found = transport.read(bootstrap + efa + channels)
     assert found.networks == ("AWS Libfabric",) and found.bootstrap == "[0]eth0:192.168.16.255<0>"
+    assert transport.detect(bootstrap + efa, nodes=2) == ("efa", None)  # the plugin's provider is the data's
     # Nothing naming another network: the socket transport is the data transport.
     assert transport.detect(bootstrap, nodes=2) == ("socket", None)
 

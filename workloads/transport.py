@@ -11,7 +11,8 @@ uses the provider its command line names.
 Bootstrap is not data: NCCL up to 2.5 set up its bootstrap over the socket transport, so `NET/Socket : Using
 [0]eth0` is in every log of those versions (NVIDIA/nccl-tests#29: beside `NET/IB : Using`; NVIDIA/nccl#229: beside
 `via NET/AWS Libfabric`). What names the network the data went over (`Using network X`, `via NET/X/`, `NET/IB :
-Using`) wins; the NET/Socket line alone says sockets only where nothing names another network.
+Using`, a plugin's selected provider) wins; the NET/Socket line says sockets only where nothing names another
+network.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def read(log: str) -> Transport:
     networks = tuple(dict.fromkeys(next(g for g in m.groups() if g) for m in NETWORK.finditer(log)))
     sockets = SOCKET_INIT.search(log)
     nics = [int(n) for p, _, n in providers if p == "efa" and n]
-    on_sockets = "Socket" in networks or any(_kind(p) == "socket" for p in names) or bool(sockets and not networks)
+    on_sockets = "Socket" in networks or any(_kind(p) == "socket" for p in names) or \
+        bool(sockets and not networks and not names)
     bootstrap = sockets[1].strip() if sockets and not on_sockets else None
     if on_sockets:
         return Transport("socket", None, names, fabrics, networks, None)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..render.text import table
 from ..textsafe import visible
-from .common import aws_options, checked_plan, json_always, problem_lines, run_records, store_for, threshold, write
+from .common import aws_options, checked_plan, problem_lines, run_records, store_for, threshold, write
 
 
 def _wide(args: argparse.Namespace) -> bool:
@@ -122,11 +122,39 @@ def cmd_parse(args: argparse.Namespace) -> int:
     except FileRefused as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if args.tool == NCCL_DEBUG:
+        return _print_transport(args, text)
     parsed = parse(args.tool, text)
     if not parsed.ok:
-        print(f"error: {args.file} is not readable {args.tool} output: {parsed.reason}", file=sys.stderr)
+        print(visible(f"error: {args.file} is not readable {args.tool} output: {parsed.reason}"), file=sys.stderr)
         return 1
     print(parsed.model_dump_json(indent=2))
+    return 0
+
+
+# Not a benchmark tool: a log's NCCL_DEBUG=INFO lines, read for the transport that carried the data.
+NCCL_DEBUG = "nccl-debug"
+
+
+def _print_transport(args: argparse.Namespace, text: str) -> int:
+    from workloads.transport import read
+
+    found = read(text)
+    if found.fabric == "unknown" and not (found.providers or found.networks):
+        print(visible(f"error: {args.file} names no NCCL transport: no 'NET/OFI Selected provider', 'Using network', "
+                      "'via NET/' or 'NET/Socket' line (was it run with NCCL_DEBUG=INFO?)"), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found._asdict(), indent=2))
+        return 0
+    fabrics = f" (fabric {', '.join(found.fabrics)})" if found.fabrics else ""
+    lines = [f"fabric: {found.fabric}",
+             f"EFA devices: {'unknown' if found.efa_devices is None else found.efa_devices}",
+             f"provider: {', '.join(found.providers) or 'not named'}{fabrics}",
+             f"data network: {', '.join(found.networks) or 'not named'}"]
+    if found.bootstrap:
+        lines.append(f"bootstrap (not data): NET/Socket {found.bootstrap}")
+    print("\n".join(visible(line) for line in lines))
     return 0
 
 
@@ -157,8 +185,12 @@ def register(sub: Any) -> None:
     aws_options(p)
     p.set_defaults(func=cmd_advise)
 
-    p = sub.add_parser("parse", help="parse a benchmark tool's raw output into metrics (JSON)")
-    p.add_argument("--tool", required=True, choices=TOOLS)
+    p = sub.add_parser("parse", help="parse a benchmark tool's raw output into metrics (JSON), or an NCCL debug "
+                       "log into the transport that carried the data")
+    p.add_argument("--tool", required=True, choices=(*TOOLS, NCCL_DEBUG),
+                   help=f"the tool that wrote FILE; {NCCL_DEBUG}: a log with NCCL_DEBUG=INFO lines, read for its "
+                   "fabric, libfabric provider and EFA device count")
     p.add_argument("file", help="the tool's output, or - for standard input")
-    json_always(p)
+    p.add_argument("--json", action="store_true", help=f"print JSON (the benchmark tools' metrics are JSON either "
+                   f"way; {NCCL_DEBUG} prints text without it)")
     p.set_defaults(func=cmd_parse)
