@@ -595,6 +595,8 @@ def test_iperf3_server_side_json_reports_no_sender_figures():
     p = ok("iperf3", "iperf3/3.12-server-side.json")
     assert {m.name for m in p.metrics} == {"bandwidth_gbps"} and p.details["side"] == "server"
     assert value(p, "bandwidth_gbps") == 22608352269.6374 / 1e9
+    udp = ok("iperf3", "iperf3/3.12-server-side-udp.json")
+    assert {m.name for m in udp.metrics} == {"bandwidth_gbps", "lost_percent"}
     assert failed("iperf3", fixture("iperf3/3.12-server-side-reverse.json")).reason == (
         "the server's JSON of a --reverse test holds no received figure (the server sent): read the client's -J "
         "output")
