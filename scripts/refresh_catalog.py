@@ -8,8 +8,9 @@
 Only `describe_regions`, `describe_availability_zones`, `describe_instance_types` and
 `describe_instance_type_offerings` (by AZ ID) are called, so the snapshot carries exactly what `rackform validate
 --live` would read. Each Region's AZ name -> AZ ID pairs are those of the account that ran the refresh (moto's with
---embedded): in Regions that map names per account they are an example, which validation does not trust. The output
-is sorted and stable: a refresh that changes nothing in AWS changes nothing in git.
+--embedded): in Regions that map names per account they are an example, which validation does not trust. Accelerator
+figures the EC2 data gets wrong are replaced by the reviewed ones in rackform.catalog.ACCELERATOR_CORRECTIONS. The
+output is sorted and stable: a refresh that changes nothing in AWS changes nothing in git.
 """
 
 from __future__ import annotations
