@@ -50,6 +50,7 @@ GROUP_EFFECTS = {
     "count": "compute environment: MaxvCpus, no interruption",
     "tier": "compute environment: Batch infrastructure update (Ec2Configuration image type)",
     "efa_interfaces": "launch template: new version (network interfaces)",
+    "efa_layout": "launch template: new version (network interfaces)",
     "capacity": "launch template: new version (capacity targeting); compute environment: Batch infrastructure "
                 "update (Type EC2/SPOT) where on-demand and Spot swap",
     "placement_group": "compute environment: Batch infrastructure update (PlacementGroup)",

@@ -9,6 +9,7 @@ import pytest
 from rackform.catalog import load_catalog
 from rackform.netmath import smallest_prefix
 from rackform.plan import build_plan, card0_free_slots, default_efa_layout, nic_layout
+from rackform.plandiff import GROUP_EFFECTS, GROUP_FIELDS
 from rackform.spec import parse_spec
 
 # cards / max EFA / interfaces per card, from aws-facts.md (AWS docs); the catalog must agree.
@@ -190,3 +191,12 @@ def test_the_pipeline_plans_with_the_bundled_prices():
 
     plan = pipeline.load_plan(ROOT / "examples" / "demo.yaml")
     assert {g.instance_type: g.on_demand_usd_per_hour for g in plan.node_groups()}["p5.48xlarge"] == 55.04
+
+
+def test_a_new_efa_layout_is_a_plan_change(catalog):
+    """p4d keeps 4 EFA interfaces either way: only the layout says the launch template changes."""
+    before, after = _group_plan(catalog, "p4d.24xlarge", efa_interfaces="efa"), _group_plan(
+        catalog, "p4d.24xlarge", efa_interfaces="efa-only")
+    assert before.efa_interfaces == after.efa_interfaces
+    changed = [f for f in GROUP_FIELDS if getattr(before, f) != getattr(after, f)]
+    assert changed == ["efa_layout"] and "network interfaces" in GROUP_EFFECTS["efa_layout"]
