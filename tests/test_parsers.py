@@ -505,7 +505,7 @@ def test_sysbench_several_runs_of_one_test_are_refused_not_picked():
         "2 sysbench cpu runs in one output (threads=4, threads=1): give the parser one run at a time")
 
 
-PREFIXES = ["[rank 0] ", "[1,0]<stdout>:", "node-1: ", "0: ", "ip-10-0-0-1: [1,1]<stdout>:"]
+PREFIXES = ["[rank 0] ", "[1,0]<stdout>:", "[0] ", "node-1: ", "0: ", "ip-10-0-0-1: [1,1]<stdout>:"]
 CLEAN = {"nccl-tests": "nccl-tests/all_reduce-3ranks.txt", "nccom-test": "nccom-test/allr-2ranks-fp32-neuron-2.10.txt",
          "fio": "fio/rand-read.json", "sysbench-cpu": "sysbench/cpu-1.0.20.txt",
          "sysbench-memory": "sysbench/memory-1.0.20.txt", "fi_pingpong": "fi_pingpong/tcp-rdm-all-sizes.txt",

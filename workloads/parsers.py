@@ -31,10 +31,12 @@ GB_PER_GIB = 2**30 / 1e9  # 1.073741824
 
 _NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _INT = re.compile(r"[0-9]+")
-# What launchers put before each line: srun -l ("0: "), Open MPI --tag-output ("[1,0]<stdout>:"), torchrun-style
-# wrappers ("[rank 1] "), and pdsh or a host-tagging wrapper ("node-1: ", see _HOST_PREFIX); also a terminal's echo
-# of Ctrl-C ("^C"), which lands in front of what the interrupted tool prints next (iperf3's JSON, for one).
-_LAUNCHER_PREFIX = re.compile(r"^(?:\[[0-9]+,[0-9]+\]<std(?:out|err)>:\s?|\[rank ?[0-9]+\]\s?|[0-9]+:\s|\^C)", re.A)
+# What launchers put before each line: srun -l ("0: "), Open MPI --tag-output ("[1,0]<stdout>:"), MPICH and Intel
+# MPI's mpiexec -l ("[0] "), torchrun-style wrappers ("[rank 1] "), and pdsh or a host-tagging wrapper ("node-1: ",
+# see _HOST_PREFIX); also a terminal's echo of Ctrl-C ("^C"), which lands in front of what the interrupted tool
+# prints next (iperf3's JSON, for one).
+_LAUNCHER_PREFIX = re.compile(r"^(?:\[[0-9]+,[0-9]+\]<std(?:out|err)>:\s?|\[(?:rank ?)?[0-9]+\]\s?|[0-9]+:\s|\^C)",
+                              re.A)
 # A host tag looks like the tools' own "FATAL: ...", "fio: ...", "iperf3: error ..." lines, so it is stripped only
 # when it starts most lines (a launcher tags every line it relays) and is not one of those words.
 _HOST_PREFIX = re.compile(r"^([A-Za-z][\w.-]*):\s", re.A)
