@@ -228,7 +228,8 @@ def _nccl_positions(tokens: list[str], header: list[str]) -> list[int | None] | 
     not a whole row.
 
     Builds before September 2022 print an empty redop cell (six blanks) for the collectives without a reduction
-    (alltoall, all_gather, broadcast), so such a row has one token fewer than its header and the cells after the
+    (alltoall and all_gather pass "" for the op's name before NVIDIA/nccl-tests d313d20), so such a row has one
+    token fewer than its header and the cells after the
     blank one sit one place to the left. A blank redop is told apart from a row cut short at its end by the cell
     where the redop belongs: a redop is a word, whereas what follows it (root, time) is a number.
     """
@@ -493,7 +494,7 @@ def parse_nccom_test(text: str) -> Parsed:
     headers = [i for i, line in enumerate(lines) if "size(B)" in line and "busbw(GB/s)" in line]
     if not headers:
         return _fail("nccom-test", "no nccom-test results table found" + _last_line(text), **details)
-    tables, time_keys = [], []
+    tables = []
     for n, start in enumerate(headers):
         columns = lines[start].split()
         time_key = _nccom_time_key(columns)
@@ -507,8 +508,7 @@ def parse_nccom_test(text: str) -> Parsed:
             return _fail("nccom-test", f"nccom-test printed {which} but no result rows" + _last_line(text), **details)
         avg = next((_number(m.group(1)) for line in body if (m := _NCCOM_AVG.search(line))), None)
         tables.append((_nccom_samples(rows, time_key, float), avg))
-        time_keys.append(time_key)
-    return _nccom_parsed(tables, time_keys[0], details, truncated=any(avg is None for _, avg in tables))
+    return _nccom_parsed(tables, time_key, details, truncated=any(avg is None for _, avg in tables))
 
 
 # ---------------------------------------------------------------------------------------------------------------
