@@ -34,8 +34,8 @@ def test_one_rank_on_sockets_makes_the_collective_a_socket_one():
 
 
 def test_provider_line_of_every_aws_ofi_nccl_version():
-    # "Selected Provider is %s" (1.0), "... (found %d nics)" (1.7), "Selected provider is %s, fabric is %s (found %d
-    # nics)" (1.15 on): aws/aws-ofi-nccl src/nccl_ofi_net.c(pp) at those tags.
+    # "Selected Provider is %s" (1.0), "... (found %d nics)" (1.6), "Selected provider is %s, fabric is %s (found %d
+    # nics)" (1.14 on): aws/aws-ofi-nccl src/nccl_ofi_net.c(pp) at those tags.
     for line, nics in (("Selected Provider is efa", None), ("Selected Provider is efa (found 4 nics)", 4),
                        ("Selected provider is efa, fabric is efa (found 4 nics)", 4),
                        ("Selected provider is efa, fabric is efa-direct (found 32 nics)", 32)):

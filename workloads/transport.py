@@ -1,8 +1,8 @@
 """Which transport carried a collective, read from what the job printed: proof of the fabric, not the plan's word.
 
 NCCL with NCCL_DEBUG=INFO names its network plugin: aws-ofi-nccl prints the libfabric provider it selected (`NET/OFI
-Selected Provider is efa (found N nics)` up to 1.14, `NET/OFI Selected provider is efa, fabric is efa-direct (found N
-nics)` since 1.15; the plugin's src/nccl_ofi_net.cpp), `Using network Libfabric` (`AWS Libfabric` in older builds)
+Selected Provider is efa (found N nics)` up to 1.13, `NET/OFI Selected provider is efa, fabric is efa-direct (found N
+nics)` since 1.14; the plugin's src/nccl_ofi_net.cpp), `Using network Libfabric` (`AWS Libfabric` in older builds)
 and channels `via NET/AWS Libfabric/0`; without a working plugin NCCL falls back to `NET/Socket : Using
 [0]eth0:...`, `Using network Socket`, channels `via NET/Socket/1`. The same libfabric provider line serves the Neuron
 collectives' OFI transport. A collective on one node never leaves it ("local"); gloo is TCP ("socket"); fi_pingpong
@@ -43,7 +43,7 @@ class Transport(NamedTuple):
     fabric: Fabric
     efa_devices: int | None  # EFA devices per node, where the provider line counts them
     providers: tuple[str, ...]  # libfabric providers aws-ofi-nccl selected, as printed ("efa", "tcp;ofi_rxm")
-    fabrics: tuple[str, ...]  # libfabric fabric names printed beside them (1.15 and later: "efa", "efa-direct")
+    fabrics: tuple[str, ...]  # libfabric fabric names printed beside them (1.14 and later: "efa", "efa-direct")
     networks: tuple[str, ...]  # the data networks NCCL named ("Libfabric", "AWS Libfabric", "Socket", "IB")
     bootstrap: str | None  # the NET/Socket interfaces, where the data went over another network
 
