@@ -9,6 +9,7 @@ models, so a typo is a problem naming the field, the value and what is allowed, 
     work: 2.0e9                 # optional: the job's work in the class's unit (here tokens), for expected cost
     budget_usd: 40              # optional: refuse a tier whose expected cost is higher (needs work)
     placement: {exclude: [gpu]} # optional: pin: TIER, exclude: [TIER...]
+    fsx_write: false            # default: the FSx file system is mounted read-only; true to write it
     tiers:
       trainium: {image: ...:neuron, command: [python, serve.py]}
       gpu: {image: ...:cuda, command: [python, serve.py], resources: {gpus: 1}}
@@ -76,6 +77,9 @@ class Workload(Frozen):
     budget_usd: float | None = Field(None, gt=0, allow_inf_nan=False, description="refuse a tier whose expected "
                                      "cost (work / measured work per dollar) is higher; needs work")
     placement: PlacementOverride = PlacementOverride()
+    fsx_write: bool = Field(False, description="mount the cluster's FSx for Lustre file system writable; default "
+                            "false: read-only, so the job can neither change nor delete <mount>/data, which the data "
+                            "repository association links to your bucket")
 
     @property
     def max_wait_s(self) -> int | None:

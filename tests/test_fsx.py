@@ -15,10 +15,16 @@ from aws_cdk.assertions import Template
 
 from cdk_constructs import LustreFileSystem
 from rackform import cost
+from rackform.cli.spec_commands import render_plan
+from rackform.jobs.jobdefs import job_definitions
+from rackform.jobs.workload_jobs import job_definition_request
 from rackform.plan import build_plan
 from rackform.pricing import load_prices
 from rackform.spec import parse_spec
 from rackform.validate import validate_spec
+from rackform.workload import parse_workload
+from workloads.benchmarks import BENCHMARKS
+from workloads.run import node_context
 
 HDD = {"deployment_type": "PERSISTENT_1", "storage_type": "HDD", "per_unit_storage_throughput": 12,
        "storage_capacity_gib": 6000, "drive_cache_type": "READ"}
@@ -138,3 +144,52 @@ def test_spec_defaults_to_keeping_deletions_and_refuses_them_without_a_repositor
     [p] = [p for p in validate_spec(parse_spec(demo), catalog) if p.path.startswith("storage.")]
     assert (p.rule, p.path) == ("fsx-export-deletions", "storage.fsx_lustre.export_deletions")
     assert "set data_repository_path or remove export_deletions" in p.message
+
+
+# --- what jobs may do to the file system ---------------------------------------------------------------------------
+
+def _mounts(container: dict) -> dict[str, bool]:
+    """containerPath -> readOnly, for the FSx volumes of a job definition's container."""
+    volumes = {v["name"]: v["host"]["sourcePath"] for v in container["volumes"]}
+    return {m["containerPath"]: m["readOnly"] for m in container["mountPoints"]
+            if volumes[m["sourceVolume"]].startswith("/fsx")}
+
+
+def _group_and_plan(demo, catalog):
+    plan = build_plan(parse_spec(demo), catalog)
+    return plan, next(g for g in plan.node_groups() if g.tier == "gpu")
+
+
+def test_benchmarks_mount_fsx_read_only_and_write_their_scratch_directory_only(demo, catalog):
+    plan, group = _group_and_plan(demo, catalog)
+    # the directory the storage benchmark writes on the file system (workloads.run)...
+    env = {"RACKFORM_SPEC": "s", "RACKFORM_BUCKET": "b", "RACKFORM_RACK": "r", "RACKFORM_NODE_GROUP": "g",
+           "RACKFORM_TIER": "gpu", "RACKFORM_INSTANCE_TYPE": "p5.48xlarge", "RACKFORM_FSX_MOUNT": "/fsx"}
+    on_fsx = next(b for b in BENCHMARKS.values() if b.on_fsx)
+    scratch = node_context(env, "gpu", on_fsx).work_dir
+    assert scratch.startswith("/fsx/") and not scratch.startswith("/fsx/data")
+    # ...is the only writable part of it
+    for jd in job_definitions(plan.name, group, image="i", bucket="b", job_role_arn="r", fsx_mount="/fsx"):
+        container = jd.get("containerProperties") or jd["nodeProperties"]["nodeRangeProperties"][0]["container"]
+        assert _mounts(container) == {"/fsx": True, scratch: False}
+
+
+@pytest.mark.parametrize("fsx_write,read_only", [(None, True), (False, True), (True, False)])
+def test_workloads_mount_fsx_read_only_unless_they_ask_to_write(demo, catalog, fsx_write, read_only):
+    plan, group = _group_and_plan(demo, catalog)
+    data = {"name": "train", "class": "training", "tiers": {"gpu": {"image": "img", "command": ["python", "t.py"]}}}
+    if fsx_write is not None:
+        data["fsx_write"] = fsx_write
+    request = job_definition_request(plan, group, parse_workload(data), bucket="b", job_role_arn="r",
+                                     fsx_mount="/fsx")
+    assert _mounts(request["containerProperties"]) == {"/fsx": read_only}
+
+
+def test_plan_states_how_jobs_mount_fsx_and_what_is_exported(demo, catalog):
+    text = render_plan(build_plan(parse_spec(demo), catalog))
+    assert "fsx      jobs mount /fsx read-only: benchmarks write /fsx/rackform-scratch only, a workload all of it " \
+           "with fsx_write: true" in text
+    assert "fsx      /fsx/data -> s3://my-datasets/train: new and changed files exported, deletions never " \
+           "(export_deletions: false)" in text
+    demo["storage"]["fsx_lustre"]["export_deletions"] = True
+    assert "deletions too (export_deletions: true)" in render_plan(build_plan(parse_spec(demo), catalog))

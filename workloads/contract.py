@@ -13,6 +13,9 @@ from dataclasses import dataclass, fields, replace
 
 PREFIX = "RACKFORM_"
 CONTAINER_WORK_DIR = "/scratch"
+# The one directory of the FSx mount a benchmark writes (the storage benchmark's files): the job definitions mount
+# it writable over a read-only file system, so no benchmark can change or delete <mount>/data, the user's dataset.
+FSX_SCRATCH_DIR = "rackform-scratch"
 # libfabric's own variables: with EFA, libfabric, NCCL's aws-ofi-nccl plugin and the Neuron runtime pick the efa
 # provider (not TCP); RDMA read only where the device has it (forcing it elsewhere makes libfabric refuse the domain).
 FI_PROVIDER = "FI_PROVIDER"

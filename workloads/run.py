@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import health, launch, transport
 from .benchmarks import BENCHMARKS, NCCL_DEBUG_ENV, Benchmark, NodeContext, Step
-from .contract import PREFIX, JobEnvironment, JobEnvironmentError
+from .contract import FSX_SCRATCH_DIR, PREFIX, JobEnvironment, JobEnvironmentError
 from .layout import check_run_id, log_key
 from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord, with_labels
 from .store import ResultStore, s3_client
@@ -52,7 +52,7 @@ def node_context(env: Mapping[str, str], tier: str, benchmark: Benchmark | None 
     main = int(env.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0"))
     work_dir = job.work_dir
     if benchmark is not None and benchmark.on_fsx and job.fsx_mount and not job.local:
-        work_dir = f"{job.fsx_mount}/rackform-scratch"
+        work_dir = f"{job.fsx_mount}/{FSX_SCRATCH_DIR}"
     # Batch sets the main node's address on the other nodes only; the main node listens on its own interfaces.
     address = env.get("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS") or (
         "127.0.0.1" if job.local else socket.gethostbyname(socket.gethostname()))

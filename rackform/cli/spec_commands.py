@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from workloads.contract import FSX_SCRATCH_DIR
+
 from ..catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from ..plan import Plan
 from ..problems import SpecError, errors
@@ -123,6 +125,13 @@ def render_plan(plan: Plan) -> str:
         repo = f", linked to {fsx.data_repository_path}" if fsx.data_repository_path else ""
         lines.append(f"storage  FSx for Lustre {fsx.deployment_type} {fsx.storage_capacity_gib:,} GiB{thr}{repo}, "
                      f"mounted at {fsx.mount_path}; results bucket")
+        lines.append(f"fsx      jobs mount {fsx.mount_path} read-only: benchmarks write {fsx.mount_path}/"
+                     f"{FSX_SCRATCH_DIR} only, a workload all of it with fsx_write: true")
+        if fsx.data_repository_path:
+            deletions = "deletions too (export_deletions: true)" if fsx.export_deletions else \
+                "deletions never (export_deletions: false)"
+            lines.append(f"fsx      {fsx.mount_path}/data -> {fsx.data_repository_path}: new and changed files "
+                         f"exported, {deletions}")
     else:
         lines.append("storage  results bucket (no FSx)")
     lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from workloads.benchmarks import Benchmark, benchmarks_for
-from workloads.contract import CONTAINER_WORK_DIR, JobEnvironment
+from workloads.contract import CONTAINER_WORK_DIR, FSX_SCRATCH_DIR, JobEnvironment
 
 from .. import naming
 from ..plan import NodeGroupPlan
@@ -51,7 +51,11 @@ COMMAND = ("python3", "-m", "workloads.run", f"Ref::{BENCHMARK_PARAMETER}")
 
 
 def container_properties(spec_name: str, group: NodeGroupPlan, *, image: str, bucket: str, job_role_arn: str,
-                         fsx_mount: str | None, price_usd_per_hour: float | None) -> dict[str, Any]:
+                         fsx_mount: str | None, price_usd_per_hour: float | None,
+                         fsx_write: bool = False) -> dict[str, Any]:
+    """The container of a node group's jobs; the FSx file system, when there is one, mounted read-only unless
+    `fsx_write`: through a writable mount a job could change or delete <mount>/data, which the data repository
+    association links to the user's bucket."""
     env = job_environment(spec_name, group, bucket=bucket, fsx_mount=fsx_mount,
                           price_usd_per_hour=price_usd_per_hour)
     resources = [{"type": "VCPU", "value": str(group.vcpus_per_node)},
@@ -78,7 +82,7 @@ def container_properties(spec_name: str, group: NodeGroupPlan, *, image: str, bu
     }
     if fsx_mount:
         props["volumes"].append({"name": "fsx", "host": {"sourcePath": fsx_mount}})
-        props["mountPoints"].append({"sourceVolume": "fsx", "containerPath": fsx_mount, "readOnly": False})
+        props["mountPoints"].append({"sourceVolume": "fsx", "containerPath": fsx_mount, "readOnly": not fsx_write})
     return props
 
 
@@ -102,6 +106,13 @@ def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image
     """
     container = container_properties(spec_name, group, image=image, bucket=bucket, job_role_arn=job_role_arn,
                                      fsx_mount=fsx_mount, price_usd_per_hour=price_usd_per_hour)
+    if fsx_mount:
+        # The storage benchmark's directory, writable inside the read-only mount: Docker mounts a parent before its
+        # children, and creates a host path that does not exist yet
+        # (https://docs.aws.amazon.com/batch/latest/APIReference/API_Host.html).
+        scratch = f"{fsx_mount}/{FSX_SCRATCH_DIR}"
+        container["volumes"].append({"name": "fsx-scratch", "host": {"sourcePath": scratch}})
+        container["mountPoints"].append({"sourceVolume": "fsx-scratch", "containerPath": scratch, "readOnly": False})
     # numNodes is a default only: every submission overrides it with the benchmark's node count.
     return registration(naming.job_definition(spec_name, group.rack, group.name, kind), container,
                         nodes=group.max_job_nodes if kind == "multinode" else None,

@@ -135,7 +135,8 @@ def job_definition_request(plan: Plan, group: NodeGroupPlan, workload: Workload,
         raise PlacementError(f"workload {workload.name} has no image for tier {group.tier}")
     res, nodes = workload.resources_on(group.tier), workload.nodes_on(group.tier)
     container = container_properties(plan.name, group, image=job.image, bucket=bucket, job_role_arn=job_role_arn,
-                                     fsx_mount=fsx_mount, price_usd_per_hour=group.on_demand_usd_per_hour)
+                                     fsx_mount=fsx_mount, price_usd_per_hour=group.on_demand_usd_per_hour,
+                                     fsx_write=workload.fsx_write)
     container["command"] = list(job.command)
     wanted = {r["type"]: r["value"] for r in container["resourceRequirements"]}
     for kind, value in (("VCPU", res.vcpus), ("MEMORY", res.memory_mib), ("GPU", res.gpus)):
