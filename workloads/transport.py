@@ -8,11 +8,12 @@ and channels `via NET/AWS Libfabric/0`; without a working plugin NCCL falls back
 collectives' OFI transport. A collective on one node never leaves it ("local"); gloo is TCP ("socket"); fi_pingpong
 uses the provider its command line names.
 
-Bootstrap is not data: NCCL up to 2.5 set up its bootstrap over the socket transport, so `NET/Socket : Using
-[0]eth0` is in every log of those versions (NVIDIA/nccl-tests#29: beside `NET/IB : Using`; NVIDIA/nccl#229: beside
-`via NET/AWS Libfabric`). What names the network the data went over (`Using network X`, `via NET/X/`, `NET/IB :
-Using`, a plugin's selected provider) wins; the NET/Socket line says sockets only where nothing names another
-network.
+Bootstrap is not data: NCCL up to 2.4.7 initialised its socket transport in every run for bootstrap, then took the
+plugin, else InfiniBand, else sockets for the data (src/init.cc initNet: "Always initialize sockets as we use it for
+bootstrap"), so `NET/Socket : Using [0]eth0` is in every log of those versions (NVIDIA/nccl-tests#29: beside `NET/IB
+: Using`; NVIDIA/nccl#229: beside `via NET/AWS Libfabric`); 2.4.8 on print `Bootstrap : Using` instead. What names
+the network the data went over (`Using network X`, `via NET/X/`, `NET/IB : Using`, a plugin's selected provider)
+wins; the NET/Socket line says sockets only where nothing names another network.
 """
 
 from __future__ import annotations
