@@ -5,8 +5,9 @@ rack may hold (rackform/stacklimits.py).
 
 For each of the heaviest instance types, and each capacity kind that changes the template (on-demand with a
 placement group, a reservation or Capacity Block), it synthesizes racks of 1 and 2 groups with the longest names
-and measures the template files as written to cdk.out: per group = size(2) - size(1), base = size(1) - per group.
-The largest figures win. Run it after any change to the rack stack, then `make test`.
+through the CDK CLI, as users do (`cdk synth`, this checkout's cdk.json, default context: path metadata, asset
+metadata and version reporting on), and measures the template files it writes: per group = size(2) - size(1),
+base = size(1) - per group. The largest figures win. Run it after any change to the rack stack, then `make test`.
 """
 
 from __future__ import annotations
@@ -22,20 +23,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rackform import naming  # noqa: E402
 from rackform.catalog import load_catalog  # noqa: E402
-from rackform.plan import build_plan  # noqa: E402
-from rackform.spec import Spec  # noqa: E402
-from rackform.stacklimits import MEASUREMENT_PATH, heaviest_instance_types, max_node_groups_per_rack, \
-    worst_case_spec  # noqa: E402
+from rackform.stacklimits import MEASUREMENT_PATH, cdk_synth, heaviest_instance_types, \
+    max_node_groups_per_rack, worst_case_spec  # noqa: E402
+
 
 def measure(data: dict[str, Any], outdir: Path) -> tuple[int, int]:
-    """(bytes on disk, resources) of the spec's one rack template."""
-    from stacks import build_app
-
-    plan = build_plan(Spec.model_validate(data), load_catalog())
-    assembly = build_app(plan, outdir=str(outdir)).synth()
-    [rack] = [a for a in assembly.stacks if a.stack_name == plan.racks[0].stack_name]
-    path = Path(rack.template_full_path)
+    """(bytes on disk, resources) of the spec's one rack template, as `cdk synth` writes it."""
+    outdir.mkdir(parents=True)
+    spec = outdir / "spec.json"  # JSON is YAML: the spec loader reads it as written
+    spec.write_text(json.dumps(data))
+    result = cdk_synth(spec, outdir / "cdk.out")
+    if result.returncode != 0:
+        raise SystemExit(f"cdk synth failed for {spec}:\n{result.stderr}")
+    path = outdir / "cdk.out" / f"{naming.rack_stack(data['name'], data['racks'][0]['name'])}.template.json"
     return path.stat().st_size, len(json.loads(path.read_text())["Resources"])
 
 
@@ -66,7 +68,8 @@ def main() -> int:
                             worst["instance_type"], worst["capacity"] = row["instance_type"], row["capacity"]
     worst["measured_on"] = dt.date.today().isoformat()
     worst["note"] = ("written by scripts/measure_rack_template.py: the heaviest node group's share of a rack "
-                     "template as written to cdk.out; rackform/stacklimits.py derives the per-rack ceiling")
+                     "template as `cdk synth` writes it (default context: path metadata on); rackform/stacklimits.py "
+                     "derives the per-rack ceiling")
     print(f"ceiling: {max_node_groups_per_rack(worst)} node groups per rack")
     if args.check:
         old = json.loads(MEASUREMENT_PATH.read_text())

@@ -1,36 +1,13 @@
-"""The real CDK CLI runs app.py: `npx cdk synth -c spec=...` works without AWS credentials and refuses a bad spec."""
+"""The real CDK CLI runs app.py: `cdk synth -c spec=...` works without AWS credentials and refuses a bad spec."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from rackform.stacklimits import cdk_synth
+
 ROOT = Path(__file__).resolve().parents[1]
-CDK = ROOT / "node_modules" / ".bin" / "cdk"
-
-
-
-def cdk_synth(spec: Path | str, outdir: Path) -> subprocess.CompletedProcess[str]:
-    # A missing CLI is a broken set-up, never a reason to skip: `make setup` installs it from package-lock.json.
-    assert CDK.exists(), "the CDK CLI is not installed: run `make setup` (npm ci)"
-    env = {
-        **os.environ,
-        # This interpreter's venv first: cdk.json runs `python3 app.py`, and jsii must get Node 24 from it.
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), str(CDK.parent), os.environ.get("PATH", "")]),
-        # Nothing may reach AWS: no instance-metadata credential probing, no telemetry.
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "CDK_DISABLE_CLI_TELEMETRY": "true",
-    }
-    for var in ("CDK_DEFAULT_ACCOUNT", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN"):
-        env.pop(var, None)
-    return subprocess.run(
-        ["npx", "--no-install", "cdk", "synth", "-c", f"spec={spec}", "-o", str(outdir), "--quiet", "--no-notices"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
 
 
 def test_cdk_synth_writes_every_stack_of_the_demo(tmp_path):
