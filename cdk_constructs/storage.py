@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from rackform.spec import ObjectLock
 from workloads.layout import RESULTS_PREFIX
 
 from .nag import acknowledge, skip_checkov
@@ -25,10 +26,27 @@ EXPORT_WITHOUT_DELETIONS = ["NEW", "CHANGED"]
 
 
 class ResultsBucket(Construct):
-    """Private, versioned, TLS-only bucket that outlives the stack: results are the point of a benchmark run."""
+    """Private, versioned, TLS-only bucket that outlives the stack: results are the point of a benchmark run.
 
-    def __init__(self, scope: Construct, id: str) -> None:
+    `object_lock`: S3 Object Lock's default retention for every new object version; `break_glass_role_arn`: the one
+    principal the bucket policy lets delete object versions, change versioning or bypass governance retention.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, object_lock: ObjectLock | None = None,
+                 break_glass_role_arn: str | None = None) -> None:
         super().__init__(scope, id)
+        retention = None
+        if object_lock is not None:
+            # Object Lock's default retention: each new version is locked for `retention_days` from its write; a
+            # locked version cannot be deleted (COMPLIANCE: by anyone; GOVERNANCE: by anyone without
+            # s3:BypassGovernanceRetention), and Object Lock, once on, cannot be turned off nor versioning suspended
+            # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html,
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-s3-bucket-objectlockconfiguration.html).
+            # Such a bucket takes PUTs with a checksum or Content-MD5 only; every rackform PUT sends a SHA-256
+            # (workloads/store.py put_once).
+            period = Duration.days(object_lock.retention_days)
+            retention = s3.ObjectLockRetention.compliance(period) if object_lock.mode == "COMPLIANCE" else \
+                s3.ObjectLockRetention.governance(period)
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -39,6 +57,8 @@ class ResultsBucket(Construct):
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=RemovalPolicy.RETAIN,
+            object_lock_enabled=True if retention else None,
+            object_lock_default_retention=retention,
         )
         no_access_logs = (
             "no server access logs: objects are write-once (If-None-Match), versioned and TLS-only, written under "
@@ -60,6 +80,20 @@ class ResultsBucket(Construct):
             sid="ResultsAreWriteOnce", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
             actions=["s3:PutObject"], resources=[self.results_objects_arn],
             conditions={"Null": {"s3:if-none-match": "true"}}))
+        # Write-once against administrators: whoever may delete a version can delete a record's only version and
+        # write it again, and every check of the reader passes. Refused to every principal but the break-glass role
+        # (none if not named), with aws:PrincipalArn and ArnNotEquals as IAM recommends over NotPrincipal
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html): for a
+        # role session that key is the role's ARN, path included
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn).
+        # Suspending versioning would let the next PUT replace a version in place; bypassing governance retention
+        # would delete a locked one.
+        self.bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="VersionsAreKept", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutBucketVersioning"],
+            resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": break_glass_role_arn}} if break_glass_role_arn
+            else None))
 
     @property
     def results_objects_arn(self) -> str:

@@ -14,7 +14,7 @@ from .catalog import Catalog, InstanceType, Tier
 from .models import Frozen
 from .pricing import PriceBook, on_demand
 from .quotas import vcpu_quota
-from .spec import EfaLayout, FsxLustre, NodeGroup, Spec
+from .spec import EfaLayout, FsxLustre, NodeGroup, Results, Spec
 
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
 # job logs); everything else goes out through NAT.
@@ -131,6 +131,7 @@ class StoragePlan(Frozen):
     stack_name: str
     fsx_lustre: FsxLustre | None
     fsx_ips: int
+    results: Results
 
 
 class Plan(Frozen):
@@ -308,8 +309,9 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
         ips_needed=needed,
         interface_endpoints=INTERFACE_ENDPOINTS if spec.network.interface_endpoints else (),
     )
-    storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=spec.storage.fsx_lustre,
-                          fsx_ips=netmath.fsx_ips(fsx.storage_capacity_gib if (fsx := spec.storage.fsx_lustre) else None))
+    fsx = spec.storage.fsx_lustre
+    storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=fsx, results=spec.storage.results,
+                          fsx_ips=netmath.fsx_ips(fsx.storage_capacity_gib if fsx else None))
     return Plan(name=spec.name, region=spec.region, availability_zone=spec.availability_zone,
                 availability_zone_id=zone_id, catalog_generated_on=catalog.generated_on, network=network,
                 storage=storage, racks=racks)

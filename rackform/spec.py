@@ -28,6 +28,7 @@ DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
 StorageType = Literal["SSD", "HDD"]
 DriveCacheType = Literal["NONE", "READ"]
 CapacityType = Literal["on-demand", "spot", "reservation", "capacity-block"]
+ObjectLockMode = Literal["GOVERNANCE", "COMPLIANCE"]
 EfaLayout = Literal["efa", "efa-only"]
 
 
@@ -57,8 +58,27 @@ class FsxLustre(Frozen):
     mount_path: str = Field("/fsx", description="where nodes mount the file system")
 
 
+class ObjectLock(Frozen):
+    """S3 Object Lock on the results bucket: every object version kept, by S3 itself, for `retention_days`."""
+
+    mode: ObjectLockMode = Field(description="GOVERNANCE: only principals allowed s3:BypassGovernanceRetention (the "
+                                 "break-glass role alone, by the bucket policy) may delete a version early; "
+                                 "COMPLIANCE: no one may, the account's root user included, until it expires")
+    retention_days: StrictInt = Field(ge=1, description="how long each object version is locked, from when it is "
+                                      "written")
+
+
+class Results(Frozen):
+    object_lock: ObjectLock | None = Field(None, description="{mode: GOVERNANCE|COMPLIANCE, retention_days: N}; "
+                                           "omitted: no Object Lock (the bucket policy still keeps every version)")
+    break_glass_role_arn: str | None = Field(
+        None, description="arn:aws:iam::<account>:role/<name>: the one role the bucket policy lets delete object "
+                          "versions, change versioning or bypass governance retention; omitted: no principal may")
+
+
 class Storage(Frozen):
     fsx_lustre: FsxLustre | None = None
+    results: Results = Results()
 
 
 class Capacity(Frozen):

@@ -30,6 +30,9 @@ MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /
 RESERVATION_ID = re.compile(r"cr-[0-9a-f]{8}([0-9a-f]{9})?")
 S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?")
 MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
+# An IAM role's ARN: optional path, then a name of 1-64 of [A-Za-z0-9+=,.@_-]
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html).
+ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
 
 # VPC CIDRs: AWS recommends RFC 1918 space and says "Some AWS services use the 172.17.0.0/16 CIDR range. To avoid
 # future conflicts, don't use this range when creating your VPC"
@@ -440,6 +443,15 @@ def fsx_export_deletions(spec: Spec, catalog: Catalog):
                                                       "linked: set data_repository_path or remove export_deletions")
 
 
+def break_glass_role(spec: Spec, catalog: Catalog):
+    arn = spec.storage.results.break_glass_role_arn
+    if arn is not None and not ROLE_ARN.fullmatch(arn):
+        # The bucket policy compares it with aws:PrincipalArn, which for a role session is the role's ARN.
+        hint = "; give the role's ARN, not a session's (arn:aws:sts::...:assumed-role/...)" if ":sts::" in arn else ""
+        yield "storage.results.break_glass_role_arn", (f"{arn!r} is not an IAM role ARN: write "
+                                                       f"arn:aws:iam::123456789012:role/name{hint}")
+
+
 def fsx_mount_path(spec: Spec, catalog: Catalog):
     fsx = spec.storage.fsx_lustre
     if fsx is not None and not MOUNT_PATH.fullmatch(fsx.mount_path):
@@ -553,6 +565,7 @@ RULES: tuple[Rule, ...] = (
     Rule("fsx-throughput", "error", fsx_throughput, "FSx throughput matches the deployment type"),
     Rule("fsx-data-repository", "error", fsx_data_repository, "the data repository is an s3:// URI"),
     Rule("fsx-export-deletions", "error", fsx_export_deletions, "deletions are exported only to a linked repository"),
+    Rule("break-glass-role", "error", break_glass_role, "the break-glass role is an IAM role ARN"),
     Rule("fsx-mount-path", "error", fsx_mount_path, "the mount path is a plain absolute path"),
     Rule("vpc-cidr-valid", "error", vpc_cidr_valid, "the VPC CIDR is valid IPv4 /16-/28"),
     Rule("vpc-cidr-private", "warning", vpc_cidr_private,

@@ -24,7 +24,8 @@ class StorageStack(Stack):
     ) -> None:
         super().__init__(scope, id, stack_name=storage.stack_name, env=env, termination_protection=True,
                          description="rackform storage: results bucket and FSx for Lustre")
-        results = ResultsBucket(self, "Results")
+        results = ResultsBucket(self, "Results", object_lock=storage.results.object_lock,
+                                break_glass_role_arn=storage.results.break_glass_role_arn)
         self.bucket = results.bucket
         self.results_objects_arn = results.results_objects_arn
         CfnOutput(self, "ResultsBucketName", value=self.bucket.bucket_name)

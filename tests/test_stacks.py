@@ -375,7 +375,7 @@ def test_results_bucket_is_private_encrypted_versioned_tls_only_and_retained(dem
     assert p["VersioningConfiguration"] == {"Status": "Enabled"}
     (policy,) = resources(t, "AWS::S3::BucketPolicy").values()
     deny_tls = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
-                if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}]
+                if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
     assert len(deny_tls) == 1 and deny_tls[0]["Principal"] == {"AWS": "*"}
     t.resource_count_is("Custom::S3AutoDeleteObjects", 0)
     assert demo_app.termination_protection[storage] is True

@@ -21,8 +21,11 @@ from moto import mock_aws
 from cdk_constructs import NodeInstanceRole, ResultsBucket
 from rackform.catalog import load_catalog
 from rackform.cli import main as rackform_main
+from rackform.cli.spec_commands import render_plan
 from rackform.plan import build_plan
-from rackform.spec import load_spec
+from rackform.problems import SpecError
+from rackform.spec import ObjectLock, load_spec, parse_spec
+from rackform.validate import validate_spec
 from workloads import run as runner
 from workloads import store as store_module
 from workloads.benchmarks import Benchmark, Step
@@ -62,8 +65,51 @@ def test_bucket_policy_denies_every_put_under_results_without_if_none_match(temp
         "Condition": {"Null": {"s3:if-none-match": "true"}},
     }]
     # Nothing in the policy lets a PUT through that the Deny refuses (an explicit Deny wins anyway; no Allow at all
-    # keeps the policy readable as "TLS only, write once").
-    assert [s["Effect"] for s in statements] == ["Deny", "Deny"]
+    # keeps the policy readable as "TLS only, write once, versions kept").
+    assert [s["Effect"] for s in statements] == ["Deny"] * 3
+
+
+def _storage(**kwargs) -> dict:
+    stack = Stack(App(), "Storage")
+    ResultsBucket(stack, "Results", **kwargs)
+    return Template.from_stack(stack).to_json()
+
+
+def _statement(template: dict, sid: str) -> dict:
+    [policy] = of_type(template, "AWS::S3::BucketPolicy").values()
+    [statement] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == sid]
+    return statement
+
+
+VERSION_ACTIONS = ["s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutBucketVersioning"]
+
+
+def test_no_one_deletes_a_version_or_suspends_versioning_without_a_break_glass_role(template):
+    # Whoever may delete a version can delete a record's only version and write it again unseen: refused to all.
+    [bucket_id] = of_type(template, "AWS::S3::Bucket")
+    bucket_arn = {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert _statement(template, "VersionsAreKept") == {
+        "Sid": "VersionsAreKept", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": VERSION_ACTIONS,
+        "Resource": [bucket_arn, {"Fn::Join": ["", [bucket_arn, "/*"]]}]}
+
+
+def test_only_the_break_glass_role_may_delete_versions():
+    role = "arn:aws:iam::123456789012:role/results-break-glass"
+    statement = _statement(_storage(break_glass_role_arn=role), "VersionsAreKept")
+    assert statement["Action"] == VERSION_ACTIONS and statement["Principal"] == {"AWS": "*"}
+    assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": role}}
+
+
+def test_object_lock_is_off_unless_the_spec_asks_and_then_every_version_is_retained(template):
+    [bucket] = of_type(template, "AWS::S3::Bucket").values()
+    assert "ObjectLockEnabled" not in bucket["Properties"] and "ObjectLockConfiguration" not in bucket["Properties"]
+    for mode in ("GOVERNANCE", "COMPLIANCE"):
+        lock = ObjectLock(mode=mode, retention_days=30)
+        [bucket] = of_type(_storage(object_lock=lock), "AWS::S3::Bucket").values()
+        assert bucket["Properties"]["ObjectLockEnabled"] is True
+        assert bucket["Properties"]["ObjectLockConfiguration"] == {
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": mode, "Days": 30}}}
+        assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
 
 
 def test_node_role_has_no_s3_access(template):
@@ -143,3 +189,37 @@ def test_a_conflicting_concurrent_write_is_retried_not_mistaken_for_an_existing_
         stub.add_response("put_object", {})
         assert ResultStore("b", s3).put_once("results/r/x.json", b"{}", "application/json") is True
         stub.assert_no_pending_responses()
+
+
+# --- the spec's options ---------------------------------------------------------------------------------------------
+
+def _results_problems(demo, catalog, **results):
+    demo.setdefault("storage", {})["results"] = results
+    return [p for p in validate_spec(parse_spec(demo), catalog) if p.path.startswith("storage.results")]
+
+
+def test_object_lock_and_break_glass_role_are_checked_with_the_field_named(demo, catalog):
+    assert _results_problems(demo, catalog, object_lock={"mode": "COMPLIANCE", "retention_days": 365},
+                             break_glass_role_arn="arn:aws:iam::123456789012:role/ops/break-glass") == []
+    with pytest.raises(SpecError) as e:
+        _results_problems(demo, catalog, object_lock={"mode": "compliance", "retention_days": 0})
+    assert {(p.path, p.message) for p in e.value.problems} == {
+        ("storage.results.object_lock.mode", "'compliance' is not one of GOVERNANCE | COMPLIANCE"),
+        ("storage.results.object_lock.retention_days", "0 is out of range: must be at least 1")}
+    [p] = _results_problems(demo, catalog, break_glass_role_arn="arn:aws:sts::123456789012:assumed-role/ops/me")
+    assert (p.rule, p.path) == ("break-glass-role", "storage.results.break_glass_role_arn")
+    assert "not an IAM role ARN" in p.message and "not a session's" in p.message
+
+
+def test_plan_states_the_lock_and_who_may_delete_versions(demo, catalog):
+    def results_line(**results) -> str:
+        demo.setdefault("storage", {})["results"] = results
+        text = render_plan(build_plan(parse_spec(demo), catalog))
+        return next(line for line in text.splitlines() if line.startswith("results  "))
+
+    assert results_line() == ("results  write-once; no Object Lock; no principal may (no break_glass_role_arn) "
+                              "delete a version or change versioning")
+    assert results_line(object_lock={"mode": "GOVERNANCE", "retention_days": 30},
+                        break_glass_role_arn="arn:aws:iam::123456789012:role/bg") == (
+        "results  write-once; Object Lock GOVERNANCE, 30 days a version; only arn:aws:iam::123456789012:role/bg "
+        "may delete a version or change versioning")

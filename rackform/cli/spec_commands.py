@@ -134,6 +134,12 @@ def render_plan(plan: Plan) -> str:
                          f"exported, {deletions}")
     else:
         lines.append("storage  results bucket (no FSx)")
+    results = plan.storage.results
+    lock = f"Object Lock {results.object_lock.mode}, {results.object_lock.retention_days} days a version" \
+        if results.object_lock else "no Object Lock"
+    who = f"only {results.break_glass_role_arn} may" if results.break_glass_role_arn else \
+        "no principal may (no break_glass_role_arn)"
+    lines.append(f"results  write-once; {lock}; {who} delete a version or change versioning")
     lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
     lines.append("stacks   " + ", ".join([net.stack_name, plan.storage.stack_name]
                                          + [r.stack_name for r in plan.racks]))
