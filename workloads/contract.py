@@ -9,7 +9,7 @@ under another. AWS Batch's own variables (AWS_BATCH_JOB_*) are Batch's contract 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 PREFIX = "RACKFORM_"
 CONTAINER_WORK_DIR = "/scratch"
@@ -71,6 +71,9 @@ class JobEnvironment:
     local: bool = False
     master_port: int = 29500
     fabric_port: int = 47592
+    # Multi-node jobs only: the secret that authenticates the nodes' rendezvous (workloads/launch.py), made for each
+    # job by `rackform submit` (a container override) or the local executor; never in a job definition or marker.
+    launch_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def variable(cls, field: str) -> str:

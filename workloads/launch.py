@@ -18,30 +18,60 @@ so the children must call in, and the main node waits for all of them. Two choic
   (https://docs.aws.amazon.com/batch/latest/userguide/multi-node-parallel-jobs.html); the word lets a child end on
   its own first, its log saying how the launch went.
 
-The rendezvous checks the Batch job id (the part before `#` of AWS_BATCH_JOB_ID, the same on every node of the job),
-so a node of another job that happens to reach this port is turned away. The id is no secret: this keeps jobs apart,
-it does not keep out a host inside the security group, which the cluster trusts anyway. In the local executor every "node" is a
-process on this machine: the same rendezvous, host file and mpirun run, with no sshd (Open MPI starts the ranks of a
-local host itself).
+The rendezvous is authenticated with a secret made per job at submission (RACKFORM_LAUNCH_SECRET, in the job's
+container overrides: docs/security.md says who can read it). Neither side ever sends it: each connection derives a
+key from it and two fresh nonces, and every message after the first carries an HMAC under that key. A child must
+prove it holds the secret before its address enters the host file; the main node proves it too, before a child
+authorizes the key it was given. Each node's SSH host key travels in those authenticated messages and is pinned in
+the main node's known_hosts, so mpirun's SSH checks every host (StrictHostKeyChecking yes). The main node serves
+callers concurrently, each with a read deadline and a bounded message size: a peer that connects and says nothing,
+or says too much, or cannot prove the secret, is turned away without holding up the children that can. In the
+local executor every "node" is a process on this machine: the same rendezvous, host file and mpirun run, with no
+sshd (Open MPI starts the ranks of a local host itself).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import re
+import secrets
 import shutil
 import sys
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .contract import FI_EFA_USE_DEVICE_RDMA, JobEnvironment
 
 SSH_PORT = 2022  # not 22: the container's sshd must never be mistaken for (or collide with) a host's
 # The EFA installer's Open MPI, as AWS's images use it. An absolute mpirun path is what Open MPI takes as --prefix,
 # so the daemons it starts over SSH find their own libraries without a login shell's PATH.
 EFA_MPIRUN = "/opt/amazon/openmpi/bin/mpirun"
+# NCCL's bootstrap and socket transport pick IP interfaces by name prefix; a leading `^` excludes every prefix listed
+# (https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html, NCCL_SOCKET_IFNAME). Out: loopback, Docker's
+# bridge and veth pairs (AWS's nccl-tests.Dockerfile: ^docker,lo,veth) and awsvpc's `ecs-eth0`, the link-local
+# bridge to the ECS agent's metadata endpoint, which no other node can reach (AWS's Batch sample for multi-node
+# nccl-tests exports ^lo,docker,ecs and forwards it with -x: 1.architectures/3.aws-batch/
+# aws-batch-distributed-training-p6.yaml). The GPU image sets the same value (tests/test_dockerfiles.py).
+NCCL_SOCKET_IFNAME = "^lo,docker,veth,ecs"
+# Set by the job environment where it applies, and needed by every rank: forwarded by name when set (mpirun warns of
+# a -x name it cannot find). The Batch sample forwards FI_EFA_USE_DEVICE_RDMA=1 the same way.
+FORWARDED_WHEN_SET = (FI_EFA_USE_DEVICE_RDMA,)
+
+SECRET_VARIABLE = JobEnvironment.variable("launch_secret")
+MIN_SECRET_CHARS = 32
+READ_TIMEOUT_S = 10.0  # for each whole message: a peer silent for longer is dropped (a child's sshd starts in ~1 s)
+MAX_MESSAGE = 16384  # bytes in one rendezvous line: a hello, a public key, a host key or a short reason
+NONCE = re.compile(r"[0-9a-f]{64}")
+# One host public key as ssh-keygen writes it, comment dropped: nothing else may reach known_hosts.
+HOST_KEY = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
 
 
 class LaunchError(RuntimeError):
@@ -52,11 +82,28 @@ class LaunchError(RuntimeError):
 class Node:
     index: int
     address: str
+    host_key: str = ""  # its sshd's public host key ("" where no sshd runs: the local executor)
 
 
 def job_token(batch_job_id: str | None) -> str:
     """The job's id without the node suffix: Batch names node i of job J `J#i`."""
     return (batch_job_id or "local").split("#", 1)[0]
+
+
+def new_secret() -> str:
+    """A job's launch secret (256 random bits), made for each submission and each local run."""
+    return secrets.token_urlsafe(32)
+
+
+def take_secret(environ: MutableMapping[str, str]) -> str:
+    """The job's launch secret, removed from `environ`: no benchmark tool started afterwards inherits it, so none can
+    print it into a raw log, which every job role may read."""
+    secret = environ.pop(SECRET_VARIABLE, "")
+    if len(secret) < MIN_SECRET_CHARS:
+        what = f"shorter than {MIN_SECRET_CHARS} characters" if secret else "not set"
+        raise LaunchError(f"{SECRET_VARIABLE} is {what}: a multi-node launch needs the secret `rackform submit` "
+                          "makes for each job; submit the job with rackform submit (or run it with the local executor)")
+    return secret
 
 
 def hostfile(nodes: Iterable[Node], slots: int) -> str:
@@ -79,14 +126,18 @@ def mpirun_path() -> str:
 
 
 def mpirun_argv(program: Iterable[str], *, hostfile_path: str, ranks: int, env_names: Iterable[str] = (),
-                env: Iterable[tuple[str, str]] = (), mpirun: str | None = None) -> tuple[str, ...]:
+                env: Iterable[tuple[str, str]] = (), mpirun: str | None = None,
+                environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     """The launch AWS's sample makes: ranks from the host file, no binding, TCP for Open MPI's own bootstrap
-    (`btl tcp,self`: NCCL or libfabric carries the data), and the variables the ranks need passed with -x."""
+    (`btl tcp,self`: NCCL or libfabric carries the data), and the variables the ranks need passed with -x. Ranks
+    started over SSH get sshd's environment, not the image's ENV: NCCL_SOCKET_IFNAME always goes with them."""
     argv = [mpirun or mpirun_path(), "--allow-run-as-root", "--tag-output", "-np", str(ranks),
             "--hostfile", hostfile_path, "--bind-to", "none", "--mca", "btl", "tcp,self", "--mca", "pml", "^ucx"]
-    for name in env_names:
+    env = dict(env)
+    names = [*env_names, *(n for n in FORWARDED_WHEN_SET if n in environ and n not in env)]
+    for name in dict.fromkeys(names):
         argv += ["-x", name]
-    for name, value in env:
+    for name, value in {"NCCL_SOCKET_IFNAME": NCCL_SOCKET_IFNAME, **env}.items():
         argv += ["-x", f"{name}={value}"]
     return (*argv, *program)
 
@@ -112,6 +163,14 @@ class SshSetup:
     def host_key(self) -> Path:
         return self.directory / "ssh_host_ed25519_key"
 
+    @property
+    def known_hosts(self) -> Path:
+        return self.directory / "known_hosts"
+
+    def host_public_key(self) -> str:
+        """This node's sshd host key as the others pin it: type and key, without ssh-keygen's comment."""
+        return " ".join(self.host_key.with_suffix(".pub").read_text().split()[:2])
+
     def keygen_argv(self, path: Path, comment: str) -> tuple[str, ...]:
         return ("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path))
 
@@ -126,9 +185,11 @@ class SshSetup:
 
     def client_config(self) -> str:
         """~/.ssh/config for the job container: mpirun and nccom-test both run plain `ssh HOST`. Host keys are made
-        per job, so there is nothing to check them against (AWS's nccl-tests image turns the check off too)."""
-        return (f"Host *\n  Port {self.port}\n  IdentityFile {self.key}\n  StrictHostKeyChecking no\n"
-                "  UserKnownHostsFile /dev/null\n  BatchMode yes\n  LogLevel ERROR\n")
+        per job and exchanged at the authenticated rendezvous: SSH accepts exactly those (AWS's nccl-tests image
+        turns the check off instead), and no system-wide known_hosts."""
+        return (f"Host *\n  Port {self.port}\n  IdentityFile {self.key}\n  StrictHostKeyChecking yes\n"
+                f"  UserKnownHostsFile {self.known_hosts}\n  GlobalKnownHostsFile /dev/null\n  BatchMode yes\n"
+                "  LogLevel ERROR\n")
 
 
 Run = Callable[[tuple[str, ...]], None]
@@ -164,121 +225,234 @@ def start_sshd(setup: SshSetup, public_key: str, run: Run = _run, settle_s: floa
     return proc
 
 
-def install_client_config(setup: SshSetup, home: Path | None = None) -> None:
+def known_hosts(nodes: Iterable[Node], port: int = SSH_PORT) -> str:
+    """known_hosts lines pinning each node's host key at its address and the job's sshd port."""
+    return "".join(f"[{n.address}]:{port} {n.host_key}\n" for n in sorted(nodes, key=lambda n: n.index)
+                   if n.host_key)
+
+
+def install_client_config(setup: SshSetup, nodes: Iterable[Node], home: Path | None = None) -> None:
+    """The SSH client's config and the gathered nodes' host keys, before anything runs `ssh`."""
+    setup.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    setup.known_hosts.write_text(known_hosts(nodes, setup.port))
+    setup.known_hosts.chmod(0o600)
     ssh = (home or Path.home()) / ".ssh"
     ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
     (ssh / "config").write_text(setup.client_config())
 
 
 # --- the rendezvous -----------------------------------------------------------------------------------------------
+# One JSON line each way, in turn. The child says hello (job, index, its nonce); the main node answers with its nonce
+# and the job's public key; the child, its sshd started, says ready with its host key; at the end the main node says
+# done with its exit code. From the main node's answer on, every message carries an HMAC-SHA256 under a key derived
+# from the job's secret and both nonces, over the message and its role ("main:key", "child:ready", "main:done"): a
+# message proves its sender holds the secret, belongs to this connection and cannot be replayed in another role.
 
 def _send(conn: socket.socket, doc: dict) -> None:
     conn.sendall(json.dumps(doc).encode() + b"\n")
 
 
-def _recv(conn: socket.socket, limit: int = 65536) -> dict:
+def _recv(conn: socket.socket, timeout_s: float | None) -> dict:
+    """One whole message within timeout_s (None: however long the launch takes), at most MAX_MESSAGE bytes."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     data = b""
     while not data.endswith(b"\n"):
-        chunk = conn.recv(4096)
+        left = None if deadline is None else deadline - time.monotonic()
+        try:
+            if left is not None and left <= 0:
+                raise TimeoutError
+            conn.settimeout(left)
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            raise LaunchError(f"no whole message within {timeout_s:.0f} s") from None
         if not chunk:
             raise LaunchError("the other side closed the rendezvous connection")
         data += chunk
-        if len(data) > limit:
-            raise LaunchError("rendezvous message too long")
+        if len(data) > MAX_MESSAGE:
+            raise LaunchError(f"rendezvous message longer than {MAX_MESSAGE} bytes")
     doc = json.loads(data)
     if not isinstance(doc, dict):
         raise LaunchError("rendezvous message is not a JSON object")
     return doc
 
 
+def _session_key(secret: str, job: str, index: int, child_nonce: str, main_nonce: str) -> bytes:
+    context = json.dumps(["rackform-launch/1", job, index, child_nonce, main_nonce]).encode()
+    return hmac.new(secret.encode(), context, hashlib.sha256).digest()
+
+
+def _mac(key: bytes, role: str, body: dict) -> str:
+    return hmac.new(key, json.dumps([role, body], sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+
+def _sealed(key: bytes, role: str, body: dict) -> dict:
+    return {**body, "mac": _mac(key, role, body)}
+
+
+def _opened(key: bytes, role: str, doc: dict) -> dict | None:
+    """The message without its MAC if the MAC is right (compared in constant time), else None."""
+    body = {k: v for k, v in doc.items() if k != "mac"}
+    mac = doc.get("mac")
+    good = isinstance(mac, str) and hmac.compare_digest(mac.encode(), _mac(key, role, body).encode())
+    return body if good else None
+
+
 @dataclass
 class Gathering:
-    """The main node's side: every node of the job, and the open connections to the children until release."""
+    """The main node's side: every node of the job, the callers turned away (for the log), and the open, authenticated
+    connections to the children until release."""
 
     nodes: list[Node]
-    _conns: list[socket.socket] = field(default_factory=list, repr=False)
+    refused: list[str] = field(default_factory=list)
+    _conns: list[tuple[socket.socket, bytes]] = field(default_factory=list, repr=False)
 
     def release(self, code: int) -> None:
         """Tell every child the launch is over (with the main node's exit code) and let it go."""
-        for conn in self._conns:
+        for conn, key in self._conns:
             try:
-                _send(conn, {"done": code})
+                _send(conn, _sealed(key, "main:done", {"done": code}))
             except OSError:
                 pass  # a child that has already gone needs no word
             conn.close()
         self._conns.clear()
 
 
-def gather(port: int, *, num_nodes: int, token: str, public_key: str, timeout_s: float,
-           bind: str = "0.0.0.0") -> Gathering:
-    """Wait for the num_nodes - 1 children; answer each with the job's public key and wait for it to say its sshd
-    runs. The main node's own address is the one the children reached it on."""
+def gather(port: int, *, num_nodes: int, job: str, secret: str, public_key: str, timeout_s: float,
+           host_key: str = "", bind: str = "0.0.0.0", read_timeout_s: float = READ_TIMEOUT_S) -> Gathering:
+    """Wait for the num_nodes - 1 children, each served on its own thread: answer each with the job's public key and
+    wait for it to say its sshd runs. Only a child that proves the job's secret joins; anyone else is turned away and
+    may not hold up the others. The main node's own address is the one the children reached it on; `host_key` is
+    its own sshd's."""
     deadline = time.monotonic() + timeout_s
-    conns: list[socket.socket] = []
-    nodes: dict[int, Node] = {}
-    own: str | None = None
-    with socket.create_server((bind, port), reuse_port=False) as server:
-        while len(nodes) < num_nodes - 1:
-            server.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                conn, (peer, _) = server.accept()
-            except TimeoutError:
-                for c in conns:
-                    c.close()
-                missing = sorted(set(range(1, num_nodes)) - set(nodes))
-                raise LaunchError(f"nodes {missing} never called in within {timeout_s:.0f} s") from None
-            conn.settimeout(max(1.0, deadline - time.monotonic()))
-            try:
-                hello = _recv(conn)
-                index = hello.get("index")
-                if hello.get("job") != token or not isinstance(index, int) or not 0 < index < num_nodes \
-                        or index in nodes:
-                    _send(conn, {"refused": f"not a child of job {token} awaited here"})
-                    conn.close()
-                    continue
-                _send(conn, {"public_key": public_key})
-                answer = _recv(conn)
-            except (OSError, ValueError, LaunchError):
-                conn.close()
-                continue  # a child that fails here never joined; it may call again before the deadline
+    lock = threading.Lock()
+    joined: dict[int, tuple[Node, socket.socket, bytes]] = {}
+    refused: list[str] = []
+    failed: list[str] = []
+    own: list[str] = []
+    state = {"open": True}
+    settled = threading.Event()  # every child joined, or one could not get ready
+    # Every child at once, and room for strangers; a caller over the limit is closed at once (a child calls again).
+    slots = threading.BoundedSemaphore(num_nodes + 32)
+
+    def turn_away(conn: socket.socket, peer: str, why: str) -> None:
+        with lock:
+            refused.append(f"{peer}: {why}")
+        try:
+            _send(conn, {"refused": why})
+        except OSError:
+            pass
+
+    def serve(conn: socket.socket, peer: str) -> None:
+        kept = False
+        try:
+            hello = _recv(conn, read_timeout_s)
+            index, nonce = hello.get("index"), hello.get("nonce")
+            if hello.get("job") != job or type(index) is not int or not 0 < index < num_nodes \
+                    or not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
+                return turn_away(conn, peer, f"not a child of job {job} awaited here")
+            mine = secrets.token_hex(32)
+            key = _session_key(secret, job, index, nonce, mine)
+            _send(conn, _sealed(key, "main:key", {"nonce": mine, "public_key": public_key}))
+            answer = _opened(key, "child:ready", _recv(conn, read_timeout_s))
+            if answer is None:
+                return turn_away(conn, peer, f"node {index}'s answer does not prove the job's launch secret")
             if answer.get("ready") is not True:  # e.g. its sshd would not start: no launch can reach it
-                for c in [conn, *conns]:
-                    c.close()
-                raise LaunchError(f"node {index} could not get ready: {answer.get('why', answer)}")
-            own = own or conn.getsockname()[0]
-            nodes[index] = Node(index, peer)
-            conns.append(conn)
-    main = Node(0, own or "127.0.0.1")
-    return Gathering([main, *sorted(nodes.values(), key=lambda n: n.index)], conns)
+                with lock:
+                    failed.append(f"node {index} could not get ready: {str(answer.get('why', answer))[:300]}")
+                settled.set()
+                return
+            host = answer.get("host_key")
+            if not isinstance(host, str) or host and not HOST_KEY.fullmatch(host):
+                return turn_away(conn, peer, f"node {index} sent no SSH host key in ssh-keygen's form")
+            with lock:
+                taken = not state["open"] or index in joined
+                if not taken:
+                    joined[index] = (Node(index, peer, host), conn, key)
+                    own.append(conn.getsockname()[0])
+                    kept = True
+                    if len(joined) == num_nodes - 1:
+                        settled.set()
+            if taken:
+                turn_away(conn, peer, f"node {index} has already joined, or the gathering is over")
+        except (OSError, ValueError, LaunchError) as e:
+            with lock:  # a caller that fails here never joined; a child may call again before the deadline
+                refused.append(f"{peer}: {e}")
+        finally:
+            if not kept:
+                conn.close()
+            slots.release()
+
+    with socket.create_server((bind, port), reuse_port=False) as server:
+        while not settled.is_set() and (left := deadline - time.monotonic()) > 0:
+            server.settimeout(min(0.2, left))
+            try:
+                conn, address = server.accept()
+            except TimeoutError:
+                continue
+            if slots.acquire(blocking=False):
+                threading.Thread(target=serve, args=(conn, address[0]), daemon=True).start()
+            else:
+                conn.close()
+    with lock:
+        state["open"] = False  # a caller still being served is turned away from here on
+        children = sorted(joined.values(), key=lambda j: j[0].index)
+        if failed or len(children) < num_nodes - 1:
+            for _, conn, _ in children:
+                conn.close()
+            if failed:
+                raise LaunchError(failed[0])
+            missing = sorted(set(range(1, num_nodes)) - set(joined))
+            away = f"; turned away: {'; '.join(refused[:3])}" if refused else ""
+            raise LaunchError(f"nodes {missing} never called in within {timeout_s:.0f} s{away}")
+        main = Node(0, own[0] if own else "127.0.0.1", host_key)
+        return Gathering([main, *(node for node, _, _ in children)], list(refused),
+                         [(conn, key) for _, conn, key in children])
 
 
-def join(main_address: str, port: int, *, index: int, token: str, get_ready: Callable[[str], None],
-         timeout_s: float) -> int:
-    """A child's side: call the main node until it answers, run `get_ready(public_key)` (authorize the key, start
-    sshd), say so, then wait for the launch to end; returns the main node's exit code."""
+def join(main_address: str, port: int, *, index: int, job: str, secret: str, get_ready: Callable[[str], str],
+         timeout_s: float, read_timeout_s: float = READ_TIMEOUT_S) -> int:
+    """A child's side: call the main node until it answers and proves the job's secret, run `get_ready(public_key)`
+    (authorize the key, start sshd; it returns this node's host key), say so, then wait for the launch to end;
+    returns the main node's exit code."""
     deadline = time.monotonic() + timeout_s
     while True:
+        conn, offer, mine = None, None, secrets.token_hex(32)
         try:
             conn = socket.create_connection((main_address, port), timeout=5)
-            break
-        except OSError:
+            _send(conn, {"job": job, "index": index, "nonce": mine})
+            offer = _recv(conn, read_timeout_s)
+        except (OSError, LaunchError):
+            # Batch starts the main node first, but its runner may still be checking its health; a main node busy
+            # with many callers may have closed this one.
+            if conn is not None:
+                conn.close()
             if time.monotonic() > deadline:
-                raise LaunchError(f"the main node {main_address}:{port} never answered in {timeout_s:.0f} s")
-            time.sleep(1)  # Batch starts the main node first; its runner may still be checking its health
+                raise LaunchError(f"the main node {main_address}:{port} never answered in {timeout_s:.0f} s") from None
+            time.sleep(1)
+            continue
+        break
     with conn:
-        conn.settimeout(max(1.0, deadline - time.monotonic()))
-        _send(conn, {"job": token, "index": index})
-        answer = _recv(conn)
-        if "public_key" not in answer:
-            raise LaunchError(f"the main node refused this node: {answer.get('refused', answer)}")
+        if "refused" in offer:
+            raise LaunchError(f"the main node refused this node: {offer['refused']}")
+        theirs = offer.get("nonce")
+        key = _session_key(secret, job, index, mine, theirs) if isinstance(theirs, str) else b""
+        offer = _opened(key, "main:key", offer) if key else None
+        if offer is None:
+            raise LaunchError(f"{main_address}:{port} does not prove this job's launch secret: another job's "
+                              "rendezvous, or a node given another secret")
         try:
-            get_ready(str(answer["public_key"]))
+            host_key = get_ready(str(offer.get("public_key", "")))
         except Exception as e:
-            _send(conn, {"ready": False, "why": f"{type(e).__name__}: {e}"[:300]})
+            _send(conn, _sealed(key, "child:ready", {"ready": False, "why": f"{type(e).__name__}: {e}"[:300]}))
             raise LaunchError(f"this node could not get ready: {type(e).__name__}: {e}") from None
-        _send(conn, {"ready": True})
-        conn.settimeout(None)  # the launch takes as long as the benchmark; the main node's end closes this
+        _send(conn, _sealed(key, "child:ready", {"ready": True, "host_key": host_key}))
         try:
-            return int(_recv(conn).get("done", 1))
+            last = _recv(conn, None)  # the launch takes as long as the benchmark; the main node's end closes this
         except LaunchError:
             return 1  # the main node went away without a word
+        if "refused" in last:
+            raise LaunchError(f"the main node refused this node: {last['refused']}")
+        done = _opened(key, "main:done", last)
+        if done is None:
+            raise LaunchError("the main node's last word does not prove this job's launch secret")
+        return done["done"] if type(done.get("done")) is int else 1

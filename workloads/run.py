@@ -158,31 +158,35 @@ def launched(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list
     setup = launch.SshSetup(Path(tempfile.mkdtemp(prefix="rackform-ssh-")))
     sshd: subprocess.Popen | None = None
 
-    def ready(public_key: str) -> None:
+    def ready(public_key: str) -> str:
         nonlocal sshd
-        if not ctx.local:  # locally every "node" is this machine: Open MPI starts local ranks without SSH
-            sshd = launch.start_sshd(setup, public_key)
+        if ctx.local:  # locally every "node" is this machine: Open MPI starts local ranks without SSH
+            return ""
+        sshd = launch.start_sshd(setup, public_key)
+        return setup.host_public_key()
 
     try:
+        secret = launch.take_secret(os.environ)
         if not ctx.is_main:
             log.append(f"[launch] node {ctx.node_index} calling the main node {ctx.main_address}:{ctx.master_port}\n")
-            code = launch.join(ctx.main_address, ctx.master_port, index=ctx.node_index, token=token,
+            code = launch.join(ctx.main_address, ctx.master_port, index=ctx.node_index, job=token, secret=secret,
                                get_ready=ready, timeout_s=timeout_s)
             log.append(f"[launch] the main node's launch ended with exit {code}\n")
             return ("succeeded" if code == 0 else "failed", None if code == 0 else
                     f"the main node's launch exited {code}", [], {}, "".join(log))
-        public_key = ""
+        public_key = "" if ctx.local else launch.make_job_key(setup, token)
+        host_key = ready(public_key)  # the main node's own ranks may be reached over SSH too (nccom-test does)
+        gathered = launch.gather(ctx.master_port, num_nodes=ctx.num_nodes, job=token, secret=secret,
+                                 public_key=public_key, host_key=host_key, timeout_s=timeout_s,
+                                 bind="127.0.0.1" if ctx.local else "0.0.0.0")
         if not ctx.local:
-            public_key = launch.make_job_key(setup, token)
-            launch.install_client_config(setup)
-            ready(public_key)  # the main node's own ranks may be reached over SSH too (nccom-test does)
-        gathered = launch.gather(ctx.master_port, num_nodes=ctx.num_nodes, token=token, public_key=public_key,
-                                 timeout_s=timeout_s, bind="127.0.0.1" if ctx.local else "0.0.0.0")
+            launch.install_client_config(setup, gathered.nodes)
         hostfile = Path(ctx.work_dir) / "hostfile"
         hosts = launch.hostfile(gathered.nodes, ctx.ranks_per_node)
         hostfile.write_text(hosts)
         log.append(f"[launch] nodes: {', '.join(f'{n.index}={n.address}' for n in gathered.nodes)}\n"
-                   f"[launch] host file:\n{hosts}")
+                   + "".join(f"[launch] turned away {why}\n" for why in gathered.refused)
+                   + f"[launch] host file:\n{hosts}")
         result = None
         try:
             result = run_steps(benchmark, replace(ctx, hosts=tuple(n.address for n in gathered.nodes),

@@ -26,6 +26,7 @@ import boto3
 
 
 from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironment
+from workloads.launch import new_secret
 from workloads.store import JOB_NAME, ResultStore
 
 from ..plan import Plan
@@ -172,7 +173,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     for i, sub in enumerate(subs, 1):
         # What the job definition tells the container, as the runner will read it, plus this submission's run id.
         job = JobEnvironment.from_env(_container_env(deployment.job_definitions[sub["job_definition"]])).with_(
-            run_id=run_id, master_port=free_port(), fabric_port=free_port(),
+            run_id=run_id, master_port=free_port(), fabric_port=free_port(), launch_secret=new_secret(),
             **({"repeats": sub["repeats"]} if sub.get("repeats") is not None else {}))
         base = {**os.environ, **aws.env}
         work = Path(tempfile.mkdtemp(prefix=f"rackform-{sub['benchmark']}-"))

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from workloads.contract import JobEnvironment, check_repeats
 from workloads.layout import check_run_id, claim_key, submission_key
+from workloads.launch import new_secret
 from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws, naming
@@ -155,6 +156,9 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
                                    "tags": {"rackform:run": run_id, "rackform:benchmark": benchmark},
                                    "propagateTags": True}
         if kind == "multinode":
+            # Every node of this job gets it, and only they (and the operators): never the claim or marker, which
+            # every job role can read (docs/security.md, the multi-node launcher).
+            env.append({"name": JobEnvironment.variable("launch_secret"), "value": new_secret()})
             request["nodeOverrides"] = {"numNodes": n, "nodePropertyOverrides": [
                 {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
         else:
