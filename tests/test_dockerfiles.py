@@ -8,12 +8,14 @@ NGC's own verbs and HPC-X first, verify the pinned installer, put the aws-ofi-nc
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cdk_constructs.user_data import EFA_INSTALLER_SHA256, EFA_INSTALLER_VERSION
+from workloads.launch import NCCL_SOCKET_IFNAME
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "workloads" / "docker"
@@ -72,16 +74,66 @@ def test_gpu_image_installs_the_hosts_efa_version_with_its_published_checksum():
     assert re.search(r"\./efa_installer\.sh -y -g .*--skip-kmod", efa) and "--no-verify" in efa
 
 
+NGC_VERBS = ("ibverbs-utils", "libibverbs-dev", "libibverbs1", "libmlx5-1")
+
+
 def test_gpu_image_removes_ngc_verbs_and_hpcx_before_the_efa_installer():
-    steps = runs(GPU)
+    steps = instructions(GPU)
     installer = next(n for n, r in enumerate(steps) if "efa_installer.sh" in r)
-    removal = next(n for n, r in enumerate(steps) if r.startswith("RUN apt-get remove"))
-    assert removal < installer
-    removed = steps[removal]
-    for package in ("libibverbs1", "libibverbs-dev", "ibverbs-utils", "libmlx5-1"):
-        assert re.search(rf"\s{re.escape(package)}(\s|$)", removed), package
-    assert "--allow-change-held-packages" in removed
-    assert "rm -rf /opt/hpcx/ompi /usr/local/mpi" in removed and "ldconfig" in removed
+    removal = next(n for n, r in enumerate(steps) if "apt-get remove" in r)
+    hpcx = next(n for n, r in enumerate(steps) if r.startswith("RUN rm -rf /opt/hpcx/ompi"))
+    assert removal < installer and hpcx < installer
+    for package in NGC_VERBS:
+        assert re.search(rf"\s{re.escape(package)}(\s|;|$)", steps[removal]), package
+    assert "--allow-change-held-packages" in steps[removal]
+    removed = steps[hpcx].split()
+    assert {"/opt/hpcx/ompi", "/opt/hpcx/nccl_rdma_sharp_plugin", "/usr/local/mpi"} <= set(removed)
+    assert "ldconfig" in removed
+    # NGC points OPAL_PREFIX at HPC-X's Open MPI; it is cleared once that is gone, and nothing sets it again.
+    opal = [(n, i) for n, i in enumerate(steps) if re.match(r"ENV .*\bOPAL_PREFIX=", i)]
+    assert [i for _, i in opal] == ["ENV OPAL_PREFIX="] and hpcx < opal[0][0] < installer
+
+
+def _removal(tmp_path: Path, installed: set[str], known: set[str]) -> tuple[subprocess.CompletedProcess, str]:
+    """The image's removal step under sh, with dpkg-query and apt-get standing in for a base image in which
+    `installed` packages are installed and `known` ones are known to apt but not installed."""
+    (step,) = [r for r in runs(GPU) if "apt-get remove" in r]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "apt-get.calls"
+    # As dpkg-query and apt-get answer: unknown names are an error (apt-get exits 100 and removes nothing).
+    (bin_dir / "dpkg-query").write_text(f"""#!/bin/sh
+for p in {' '.join(installed)}; do [ "$p" = "$3" ] && printf installed && exit 0; done
+for p in {' '.join(known)}; do [ "$p" = "$3" ] && printf not-installed && exit 0; done
+echo "dpkg-query: no packages found matching $3" >&2; exit 1
+""")
+    (bin_dir / "apt-get").write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+for arg in "$@"; do case "$arg" in -*|remove) ;; *) case " {' '.join(installed)} " in *" $arg "*) ;; *) exit 100;; esac;; esac; done
+""")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    proc = subprocess.run(["sh", "-c", step.removeprefix("RUN ")], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=30)
+    return proc, calls.read_text() if calls.exists() else ""
+
+
+def test_gpu_image_removes_only_the_ngc_verbs_packages_the_base_has(tmp_path):
+    proc, calls = _removal(tmp_path, installed={"libibverbs1", "libmlx5-1"}, known={"ibverbs-utils"})
+    assert proc.returncode == 0, proc.stderr
+    assert calls == "remove -y --allow-change-held-packages libibverbs1 libmlx5-1\n"
+
+
+def test_gpu_image_removal_is_a_no_op_on_a_base_without_them(tmp_path):
+    proc, calls = _removal(tmp_path, installed=set(), known=set())
+    assert proc.returncode == 0 and calls == "", proc.stderr
+
+
+def test_gpu_image_nccl_interfaces_are_the_launchers_and_exclude_awsvpc_ecs():
+    (env,) = [i for i in instructions(GPU) if i.startswith("ENV ") and "NCCL_SOCKET_IFNAME=" in i]
+    value = re.search(r"NCCL_SOCKET_IFNAME=(\S+)", env).group(1)
+    assert value == NCCL_SOCKET_IFNAME, "mpirun -x gives ranks on other nodes the launcher's value: keep them equal"
+    assert value.startswith("^") and {"lo", "docker", "ecs"} <= set(value[1:].split(","))
 
 
 def test_gpu_image_puts_the_ofi_nccl_plugin_on_the_loader_path():

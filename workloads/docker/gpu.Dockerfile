@@ -22,12 +22,23 @@ ENV DEBIAN_FRONTEND=noninteractive
 # nccl-tests image; the runner starts sshd itself, with keys made per job.
 RUN apt-get update && apt-get install -y --no-install-recommends fio sysbench curl git openssh-client openssh-server \
  && rm -rf /var/lib/apt/lists/*
-# NGC ships its own InfiniBand verbs (libibverbs, libmlx5) and HPC-X (Open MPI, UCX). Left in place, they are found
-# before the EFA installer's rdma-core and libfabric, and NCCL never reaches the efa provider. AWS's NGC-based image
-# removes exactly these packages and directories before running the installer (aws-megatron-lm.Dockerfile).
-RUN apt-get remove -y --allow-change-held-packages ibverbs-utils libibverbs-dev libibverbs1 libmlx5-1 \
- && rm -rf /opt/hpcx/ompi /usr/local/mpi /usr/local/ucx \
+# NGC ships its own InfiniBand verbs (libibverbs, libmlx5) and HPC-X (Open MPI, UCX, a SHARP plugin for NCCL). Left
+# in place, they are found before the EFA installer's rdma-core and libfabric, and NCCL never reaches the efa
+# provider. AWS's NGC-based images remove exactly these packages and directories before running the installer
+# (aws-megatron-lm.Dockerfile; 2.ami_and_containers/containers/pytorch/0.nvcr-pytorch-aws.dockerfile also removes
+# /opt/hpcx/nccl_rdma_sharp_plugin and clears OPAL_PREFIX, which NGC points at the removed HPC-X Open MPI, so that
+# it cannot relocate the EFA installer's). Only the packages this base has installed are removed: `apt-get remove`
+# fails the build on a package name the base release no longer knows.
+RUN set -- \
+ && for package in ibverbs-utils libibverbs-dev libibverbs1 libmlx5-1; do \
+      if [ "$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null)" = installed ]; then \
+        set -- "$@" "$package"; \
+      fi; \
+    done \
+ && if [ "$#" -gt 0 ]; then apt-get remove -y --allow-change-held-packages "$@"; fi
+RUN rm -rf /opt/hpcx/ompi /opt/hpcx/nccl_rdma_sharp_plugin /usr/local/mpi /usr/local/ucx \
  && ldconfig
+ENV OPAL_PREFIX=
 WORKDIR /tmp/efa
 # User space only, as in AWS's images: no kernel module (the host's user data installs it), no limits file (the job
 # definition sets the memlock ulimit), no loopback self-test (a build has no EFA device). The installer installs
@@ -51,7 +62,7 @@ WORKDIR /
 # /opt/amazon/ofi-nccl/lib itself, so that is listed too. libfabric is in /opt/amazon/efa/lib on Ubuntu.
 ENV PATH=/opt/amazon/efa/bin:/opt/amazon/openmpi/bin:$PATH \
     LD_LIBRARY_PATH=/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu:/opt/amazon/ofi-nccl/lib/aarch64-linux-gnu:/opt/amazon/ofi-nccl/lib:/opt/amazon/efa/lib:/opt/amazon/openmpi/lib:$LD_LIBRARY_PATH \
-    FI_PROVIDER=efa NCCL_SOCKET_IFNAME=^docker,lo,veth
+    FI_PROVIDER=efa NCCL_SOCKET_IFNAME=^lo,docker,veth,ecs
 # nccl-tests with MPI=1 against the installer's Open MPI, as AWS's nccl-tests.Dockerfile builds it: one binary runs
 # on one node (no mpirun) and across nodes (one rank per GPU under mpirun).
 # Batch runs the container as root: Open MPI refuses root unless told (also for a singleton, one node without
