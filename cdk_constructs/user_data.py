@@ -8,6 +8,14 @@ unit is ordered `After=cloud-final.service`
 (https://github.com/aws/amazon-ecs-agent/blob/master/packaging/amazon-linux-ami-integrated/ecs.service), so every
 part has finished before the agent starts and Batch can place a job on the node. Never restart `ecs` from user data:
 the restart would wait on cloud-final, which waits on the script.
+
+A node that fails setup leaves: the agent's ordering after cloud-final is not a dependency on it succeeding, so a
+node whose EFA devices never appeared or whose file system never mounted would still register and take jobs. Every
+part therefore ends a failure by logging why (stderr: the console output and /var/log/cloud-init-output.log) and
+shutting the instance down. Batch runs its nodes in an Auto Scaling group
+(https://docs.aws.amazon.com/batch/latest/userguide/launch-templates.html), whose default health check "checks that
+the instance is running" and replaces one that is not
+(https://docs.aws.amazon.com/autoscaling/ec2/userguide/health-checks-overview.html).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import dataclass
 
 from rackform.catalog import Tier
 from rackform.plan import NodeGroupPlan
+from workloads.contract import NODE_IDENTITY_FILE
 
 MIME_BOUNDARY = "==RACKFORM=="
 
@@ -48,6 +57,29 @@ EFA_INSTALLER_FLAGS: dict[Tier, tuple[str, ...]] = {
 }
 
 
+# Every part's way out of a failed setup (module docstring). systemd's `shutdown -h now` queues the halt and returns,
+# so the part still exits non-zero and cloud-init records it as failed.
+LEAVE = """leave() {
+  echo "rackform: $*; shutting this node down so that AWS Batch replaces it" >&2
+  shutdown -h now
+  exit 1
+}"""
+
+# Containers must not act as the node. The ECS guide blocks instance metadata for containers two ways ("Amazon EC2
+# instance metadata", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html): for awsvpc
+# tasks (Batch's multi-node jobs) ECS_AWSVPC_BLOCK_IMDS=true in the agent's ecs.config
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-agent-config.html), which the agent reads when it
+# starts, after user data; for containers on a docker bridge an iptables DOCKER-USER rule, saved with
+# iptables-services so it survives a reboot, as that page does. The launch template's hop limit 1 stops the bridge path
+# too. None of them reaches a host-network container, and Batch's single-node jobs on EC2 run in host mode
+# (https://docs.aws.amazon.com/batch/latest/userguide/networking-modes-jobs.html): that is why the node role holds
+# only what the ECS agent and Session Manager need (node_group.NodeInstanceRole, docs/security.md).
+IMDS_ADDRESS = "169.254.169.254"
+IMDS_BLOCK_RULE = f"DOCKER-USER 1 --in-interface docker+ --destination {IMDS_ADDRESS}/32 --jump DROP"
+ECS_CONFIG = "/etc/ecs/ecs.config"
+IPTABLES_RULES = "/etc/sysconfig/iptables"  # what iptables-services restores at boot
+
+
 @dataclass(frozen=True)
 class LustreMount:
     """What a node needs to mount FSx for Lustre; dns_name and mount_name are usually deploy-time tokens."""
@@ -64,13 +96,47 @@ def mime_multipart(*shell_scripts: str) -> str:
             f"{parts}--{MIME_BOUNDARY}--\n")
 
 
-def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None) -> str | None:
-    """The group's user data: the EFA software first (its devices must exist before any job), then the FSx mount;
-    None for a group that needs neither."""
-    scripts = [efa_install_script(group)] if group.efa_interfaces else []
+def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None) -> str:
+    """The group's user data: the node's own setup (containers kept from the node role, its identity written for
+    jobs), the EFA software where the group has EFA (its devices must exist before any job), then the FSx mount."""
+    scripts = [node_setup_script()]
+    if group.efa_interfaces:
+        scripts.append(efa_install_script(group))
     if lustre is not None:
         scripts.append(lustre_mount_script(lustre))
-    return mime_multipart(*scripts) if scripts else None
+    return mime_multipart(*scripts)
+
+
+def node_setup_script(*, root: str = "", attempts: int = 10) -> str:
+    """Block instance metadata for containers (IMDS_BLOCK_RULE and the comment above it), then write the node's
+    identity where jobs read it (workloads.contract.NODE_IDENTITY_FILE, mounted read-only into every job): once
+    blocked, a container can no longer ask instance metadata itself. A block that cannot be set up sends the node
+    away; an identity field IMDS does not answer is left empty (the record then says nothing about it). `root`
+    prefixes the host's files, for running the script in a sandbox."""
+    ecs_config, identity_file, rules = f"{root}{ECS_CONFIG}", f"{root}{NODE_IDENTITY_FILE}", f"{root}{IPTABLES_RULES}"
+    return f"""#!/bin/bash
+# rackform: node setup (containers kept away from the node role's credentials; node identity for jobs)
+set -u
+{LEAVE}
+mkdir -p "$(dirname {ecs_config})" && echo "ECS_AWSVPC_BLOCK_IMDS=true" >> {ecs_config} \
+  || leave "could not write ECS_AWSVPC_BLOCK_IMDS=true to {ecs_config}"
+iptables -N DOCKER-USER 2>/dev/null
+iptables --insert {IMDS_BLOCK_RULE} || leave "could not insert the iptables rule {IMDS_BLOCK_RULE}"
+saved=no
+for attempt in $(seq 1 {attempts}); do
+  dnf install -y iptables-services && {{ saved=yes; break; }}
+  sleep 10
+done
+[ "$saved" = yes ] || leave "could not install iptables-services to keep the metadata block across reboots"
+iptables-save > {rules} && systemctl enable --now iptables || leave "could not save the iptables rules to {rules}"
+token=$(curl -fsS -m 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://{IMDS_ADDRESS}/latest/api/token)
+meta() {{ curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $token" "http://{IMDS_ADDRESS}/latest/meta-data/$1"; }}
+mkdir -p "$(dirname {identity_file})" && {{
+  echo "instance_id=$(meta instance-id)"
+  echo "ami_id=$(meta ami-id)"
+  echo "availability_zone=$(meta placement/availability-zone)"
+}} > {identity_file}.tmp && mv {identity_file}.tmp {identity_file} || leave "could not write {identity_file}"
+exit 0"""
 
 
 def efa_install_script(group: NodeGroupPlan, *, sha256: str = EFA_INSTALLER_SHA256,
@@ -78,10 +144,9 @@ def efa_install_script(group: NodeGroupPlan, *, sha256: str = EFA_INSTALLER_SHA2
     """Download the pinned EFA installer, refuse it unless its SHA256 is the published one, run it with the tier's
     flags, then wait for one uverbs device per EFA interface of the plan.
 
-    A node that ends without them exits non-zero (visible in its console output and `cloud-init status`). The ECS
-    agent still starts (its ordering after cloud-final is not a dependency on it succeeding), but every EFA job
-    definition maps /dev/infiniband/uverbs0..N-1 into the container, so a job placed there fails at container start
-    naming the missing device, instead of silently running over TCP.
+    A node where any step fails (download, checksum, installer, devices) says why and leaves (LEAVE): the ECS agent
+    would otherwise still start, and a job placed there would fail at container start on a missing uverbs device, or
+    worse run over TCP.
     """
     tarball = EFA_INSTALLER_URL.rsplit("/", 1)[1]
     flags = " ".join(EFA_INSTALLER_FLAGS[group.tier])
@@ -89,28 +154,23 @@ def efa_install_script(group: NodeGroupPlan, *, sha256: str = EFA_INSTALLER_SHA2
     return f"""#!/bin/bash
 # rackform: EFA {EFA_INSTALLER_VERSION} for {want} EFA interfaces ({group.instance_type}, {group.tier})
 set -u
-cd "$(mktemp -d)" || exit 1
+{LEAVE}
+cd "$(mktemp -d)" || leave "no temporary directory for the EFA installer"
 for attempt in $(seq 1 {attempts}); do
   dnf install -y tar && curl -fsSL -o {tarball} {EFA_INSTALLER_URL} && break
   sleep 10
 done
 echo "{sha256}  {tarball}" > {tarball}.sha256
-if ! sha256sum -c {tarball}.sha256; then
-  echo "rackform: {tarball} is missing or its SHA256 is not the published one; EFA not installed" >&2
-  exit 1
-fi
-tar -xf {tarball} && cd aws-efa-installer || exit 1
-if ! ./efa_installer.sh {flags}; then
-  echo "rackform: efa_installer.sh {flags} failed" >&2
-  exit 1
-fi
+sha256sum -c {tarball}.sha256 \
+  || leave "{tarball} is missing or its SHA256 is not the published one; EFA not installed"
+tar -xf {tarball} && cd aws-efa-installer || leave "could not unpack {tarball}"
+./efa_installer.sh {flags} || leave "efa_installer.sh {flags} failed"
 for second in $(seq 1 {device_wait_s}); do
   found=$(find {device_dir} -maxdepth 1 -name 'uverbs*' 2>/dev/null | wc -l)
   [ "$found" -ge {want} ] && exit 0
   sleep 1
 done
-echo "rackform: expected {want} EFA devices ({device_dir}/uverbs*), found $found" >&2
-exit 1"""
+leave "expected {want} EFA devices ({device_dir}/uverbs*), found $found\""""
 
 
 def lustre_mount_script(mount: LustreMount, *, install_attempts: int = 10, mount_attempts: int = 30) -> str:
@@ -119,19 +179,21 @@ def lustre_mount_script(mount: LustreMount, *, install_attempts: int = 10, mount
     cloud-init runs user data before the ECS agent starts (which is why ecs.config can be written from it), so
     jobs do not land on a node before its file system is mounted. Package mirrors flap at boot, and hundreds of
     nodes mounting at once can overload the file system's management server: both steps retry, mounts with
-    jitter so nodes do not retry in lockstep. A node that never mounts exits non-zero, which shows in its console
-    log and cloud-init status.
+    jitter so nodes do not retry in lockstep. A node that cannot install the client or never mounts says why and
+    leaves (LEAVE), so no job lands on a node without its file system.
     """
     return f"""#!/bin/bash
 set -u
+{LEAVE}
+installed=no
 for attempt in $(seq 1 {install_attempts}); do
-  dnf install -y lustre-client && break
+  dnf install -y lustre-client && {{ installed=yes; break; }}
   sleep 10
 done
-mkdir -p {mount.mount_path}
+[ "$installed" = yes ] || leave "could not install lustre-client"
+mkdir -p {mount.mount_path} || leave "could not create the mount point {mount.mount_path}"
 for attempt in $(seq 1 {mount_attempts}); do
   mount -t lustre -o relatime,flock {mount.dns_name}@tcp:/{mount.mount_name} {mount.mount_path} && exit 0
   sleep $((5 + RANDOM % 25))
 done
-echo "rackform: could not mount FSx for Lustre at {mount.mount_path}" >&2
-exit 1"""
+leave "could not mount FSx for Lustre at {mount.mount_path}\""""

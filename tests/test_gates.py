@@ -23,6 +23,7 @@ import pytest
 from aws_cdk import Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
 from rackform.catalog import load_catalog
 from rackform.plan import Plan, build_plan
 from rackform.problems import errors
@@ -47,14 +48,14 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     # storage stack
     ("Results/Bucket/Resource", r"AwsSolutions-S1"),
     # every rack stack
-    ("Nodes/Role/Resource",
-     r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore\]"),
+    ("Nodes/Role/DefaultPolicy", r"AwsSolutions-IAM5\[Resource::\*\]"),
     ("Nodes/Role/Resource", r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                             r"AmazonEC2ContainerServiceforEC2Role\]"),
     ("Jobs/Role/DefaultPolicy", RESULTS_WILDCARD),
 }
 # checkov checks skipped on a resource (template Metadata), by (check id, logical id prefix).
-EXPECTED_CHECKOV_SKIPS = {("CKV_AWS_18", "ResultsBucket"), ("CKV_AWS_158", "NetworkFlowLogs")}
+EXPECTED_CHECKOV_SKIPS = {("CKV_AWS_18", "ResultsBucket"), ("CKV_AWS_158", "NetworkFlowLogs"),
+                          ("CKV_AWS_111", "NodesRoleDefaultPolicy")}
 
 
 @dataclass
@@ -266,12 +267,14 @@ def test_cfn_lint_passes_the_demo_example(gated):
 # --- least privilege ---------------------------------------------------------------------------------------------
 
 # Allow statements with Resource "*", by (logical id prefix, action): only where the API takes no narrower ARN.
-# None today: the AWS managed policies on the node role (the only "*" the nodes hold) are acknowledged above.
-RESOURCE_STAR_ALLOWED: dict[tuple[str, str], str] = {}
+# Session Manager's instance actions, as the Systems Manager guide's Session Manager-only policy grants them
+# (cdk_constructs/node_group.py SESSION_MANAGER_ACTIONS).
+RESOURCE_STAR_ALLOWED: dict[tuple[str, str], str] = {
+    ("NodesRoleDefaultPolicy", action): "Session Manager on the nodes" for action in SESSION_MANAGER_ACTIONS}
 # Which principal may assume which role, by logical id prefix.
 TRUSTED_SERVICES = {"NodesRole": "ec2.amazonaws.com", "JobsRole": "ecs-tasks.amazonaws.com",
                     "NetworkVpcFlowLogIAMRole": "vpc-flow-logs.amazonaws.com"}
-MANAGED_POLICIES = {"NodesRole": {"AmazonSSMManagedInstanceCore", "service-role/AmazonEC2ContainerServiceforEC2Role"}}
+MANAGED_POLICIES = {"NodesRole": {"service-role/AmazonEC2ContainerServiceforEC2Role"}}
 
 
 def results_objects(resource: Any) -> bool:
@@ -330,7 +333,8 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
                      if st == stack and lid.startswith("NodesRoleDefaultPolicy") for s in ss]
             assert [(sorted(as_list(s["Action"])), s["Effect"]) for s in jobs] == [
                 (["s3:GetObject", "s3:PutObject"], "Allow")], (stack, jobs)
-            assert nodes == [], (stack, nodes)  # the node role writes nothing: only jobs write results
+            # the node role touches no S3 (only jobs write results): its one statement is Session Manager's
+            assert [sorted(as_list(s["Action"])) for s in nodes] == [sorted(SESSION_MANAGER_ACTIONS)], (stack, nodes)
 
 
 def test_flow_log_role_writes_only_its_own_log_group(gated):

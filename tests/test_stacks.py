@@ -18,6 +18,7 @@ import pytest
 from aws_cdk import App, Environment, Stack
 from aws_cdk.assertions import Template
 
+from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
 from cdk_constructs.user_data import EFA_INSTALLER_VERSION
 from rackform.catalog import load_catalog
 from rackform.plan import Plan, build_plan
@@ -189,8 +190,14 @@ def test_launch_templates_require_imdsv2_and_encrypt_a_gp3_root(demo_app):
     for group, t in rack_templates(demo_app):
         _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
         data = lt["LaunchTemplateData"]
+        # hop limit 1: a container on a docker bridge gets no metadata answer (the node role's credentials)
         assert data["MetadataOptions"] == {"HttpEndpoint": "enabled", "HttpTokens": "required",
-                                           "HttpPutResponseHopLimit": 2}
+                                           "HttpPutResponseHopLimit": 1}
+        # and the ECS agent blocks it for awsvpc tasks, an iptables rule for bridge ones, before any job
+        user_data = json.dumps(data["UserData"])
+        assert "ECS_AWSVPC_BLOCK_IMDS=true" in user_data
+        assert "iptables --insert DOCKER-USER 1 --in-interface docker+ --destination 169.254.169.254/32 --jump DROP" \
+            in user_data
         assert data["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {
             "VolumeSize": group.root_volume_gib, "VolumeType": "gp3", "Encrypted": True,
             "DeleteOnTermination": True}}]
@@ -348,9 +355,11 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
         assert set(roles) == {"ec2.amazonaws.com", "ecs-tasks.amazonaws.com"}
         node_id, node = roles["ec2.amazonaws.com"]
         managed = json.dumps(node["Properties"]["ManagedPolicyArns"])
-        assert ":iam::aws:policy/AmazonSSMManagedInstanceCore" in managed
+        assert "AmazonSSMManagedInstanceCore" not in managed  # it reads every SSM parameter of the account
         assert ":iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role" in managed
-        assert _statements_of(t, node_id) == []  # nothing on the host writes results (the job role does)
+        # Session Manager's own minimum, and nothing on the host writes results (the job role does)
+        assert _statements_of(t, node_id) == [{"Action": list(SESSION_MANAGER_ACTIONS), "Effect": "Allow",
+                                               "Resource": "*"}]
         t.resource_count_is("AWS::IAM::InstanceProfile", 1)
         # The benchmark containers' role: their own results, written and read back (write-once check), nothing else.
         job_id, job = roles["ecs-tasks.amazonaws.com"]
@@ -521,17 +530,17 @@ def test_spot_and_reservation_groups(largest_app):
                 if {"Key": "Name", "Value": "odcr-pg"} in r["Properties"].get("Tags", [])]
 
 
-def test_without_fsx_only_efa_groups_get_user_data_and_it_installs_efa(largest_app):
+def test_without_fsx_only_efa_groups_install_efa(largest_app):
     assert largest_app.plan.storage.fsx_lustre is None
     largest_app.templates[largest_app.plan.storage.stack_name].resource_count_is("AWS::FSx::FileSystem", 0)
     seen = set()
     for group, t in rack_templates(largest_app):
         _, lt = props(t, LAUNCH_TEMPLATE, LaunchTemplateName=group.launch_template)
         seen.add(group.efa_interfaces > 0)
-        if group.efa_interfaces == 0:
-            assert "UserData" not in lt["LaunchTemplateData"]
-            continue
         text = lt["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+        if group.efa_interfaces == 0:
+            assert "efa_installer" not in text and "mount -t lustre" not in text
+            continue
         assert f"aws-efa-installer-{EFA_INSTALLER_VERSION}.tar.gz" in text and "sha256sum -c" in text
         assert f'[ "$found" -ge {group.efa_interfaces} ] && exit 0' in text and "mount -t lustre" not in text
     assert seen == {True, False}

@@ -1,8 +1,10 @@
-"""Node user data: the EFA software per tier (pinned, checksum-verified, devices counted before the ECS agent starts),
-the FSx mount, the MIME archive Batch merges, and the ECS AMI each tier boots.
+"""Node user data: the node's own setup (instance metadata blocked for containers, its identity written for jobs),
+the EFA software per tier (pinned, checksum-verified, devices counted before the ECS agent starts), the FSx mount, the
+MIME archive Batch merges, and the ECS AMI each tier boots.
 
-The generated EFA script is also run for real under bash, with `dnf` and `curl` replaced by fakes on PATH and a fake
-installer tarball, so the checksum gate and the device count are exercised, not only read.
+The generated scripts are also run for real under bash, with `dnf`, `curl`, `iptables`, `mount`, `sleep` and
+`shutdown` replaced by fakes on PATH (and a fake installer tarball), so the checksum gate, the device count, the
+metadata block and the way a node that fails setup leaves (it shuts itself down) are exercised, not only read.
 """
 
 from __future__ import annotations
@@ -17,17 +19,24 @@ from pathlib import Path
 import pytest
 
 from cdk_constructs.user_data import (
+    ECS_CONFIG,
     EFA_INSTALLER_FLAGS,
     EFA_INSTALLER_SHA256,
     EFA_INSTALLER_URL,
     EFA_INSTALLER_VERSION,
+    IMDS_BLOCK_RULE,
+    IPTABLES_RULES,
     LustreMount,
     efa_install_script,
+    lustre_mount_script,
+    node_setup_script,
     node_user_data,
 )
 from rackform.catalog import TIERS, load_catalog
 from rackform.plan import BATCH_IMAGE_TYPE, ECS_AL2023_AMI, NodeGroupPlan, build_plan
 from rackform.spec import Spec
+from workloads.contract import NODE_IDENTITY_FILE
+from workloads.run import node_identity
 
 TYPES = {"gpu": "p5.48xlarge", "trainium": "trn1.32xlarge", "graviton": "c7gn.16xlarge", "cpu": "c7i.48xlarge",
          "plain": "m7g.xlarge"}
@@ -49,7 +58,7 @@ def parts(archive: str) -> list[str]:
     assert archive.rstrip().endswith(f"--{boundary}--")
     chunks = archive.split(f"--{boundary}")[1:-1]
     assert all(c.startswith('\nContent-Type: text/x-shellscript; charset="us-ascii"\n\n') for c in chunks)
-    return [c.split("\n\n", 1)[1] for c in chunks]
+    return [c.split("\n\n", 1)[1].removesuffix("\n") for c in chunks]  # mime_multipart ends each part with one
 
 
 def installer_line(script: str) -> str:
@@ -72,21 +81,22 @@ def test_every_tier_has_installer_flags():
 def test_efa_groups_install_with_their_tiers_flags(groups, tier, flags):
     g = groups[tier]
     assert g.tier == tier and g.efa_interfaces >= 1
-    (script,) = parts(node_user_data(g, None))
-    assert installer_line(script).startswith(f"if ! ./efa_installer.sh {flags};")
+    (setup, script) = parts(node_user_data(g, None))
+    assert setup == node_setup_script()
+    assert installer_line(script).startswith(f"./efa_installer.sh {flags} ||")
 
 
-def test_non_efa_group_gets_no_installer(groups):
+def test_non_efa_group_gets_the_node_setup_and_no_installer(groups):
     plain = groups["plain"]
     assert plain.efa_interfaces == 0
-    assert node_user_data(plain, None) is None
-    (mount,) = parts(node_user_data(plain, LUSTRE))
+    assert parts(node_user_data(plain, None)) == [node_setup_script()]
+    (setup, mount) = parts(node_user_data(plain, LUSTRE))
     assert "efa" not in mount.lower() and "mount -t lustre" in mount
 
 
-def test_efa_comes_before_the_lustre_mount(groups):
-    efa, mount = parts(node_user_data(groups["gpu"], LUSTRE))
-    assert "./efa_installer.sh" in efa and "mount -t lustre" in mount
+def test_node_setup_comes_first_then_efa_then_the_lustre_mount(groups):
+    setup, efa, mount = parts(node_user_data(groups["gpu"], LUSTRE))
+    assert "ECS_AWSVPC_BLOCK_IMDS=true" in setup and "./efa_installer.sh" in efa and "mount -t lustre" in mount
 
 
 def test_installer_is_pinned_and_verified_before_it_runs(groups):
@@ -124,20 +134,54 @@ def fake_installer(tmp_path: Path) -> tuple[Path, str]:
     return tarball, hashlib.sha256(tarball.read_bytes()).hexdigest()
 
 
-def run(script: str, tmp_path: Path, tarball: Path, devices: int, installer_rc: int = 0):
+# Fakes for what the scripts call on a node. Each records its arguments in $FAKE_CALLS and fails when
+# FAKE_<TOOL>_RC says so; `shutdown` must be a fake above all (the tests may run as root).
+FAKES = {
+    "dnf": 'exit "${FAKE_DNF_RC:-0}"',
+    "mount": 'exit "${FAKE_MOUNT_RC:-0}"',
+    "iptables": 'exit "${FAKE_IPTABLES_RC:-0}"',
+    "iptables-save": 'echo "-A $IMDS_RULE"',
+    "systemctl": "exit 0",
+    "sleep": "exit 0",
+    "shutdown": "exit 0",
+    # IMDS answers on the token and meta-data paths; `-o FILE` downloads the fake installer.
+    "curl": 'for a in "$@"; do url="$a"; done\n'
+            'case "$url" in\n  */api/token) echo -n TOKEN; exit 0 ;;\n'
+            '  */meta-data/instance-id) echo -n i-0123456789abcdef0; exit 0 ;;\n'
+            '  */meta-data/ami-id) echo -n ami-0fedcba9876543210; exit 0 ;;\n'
+            '  */meta-data/placement/availability-zone) echo -n us-east-1c; exit 0 ;;\nesac\n'
+            'while [ $# -gt 0 ]; do\n  [ "$1" = -o ] && { cp "$FAKE_TARBALL" "$2"; exit 0; }\n  shift\ndone\nexit 22',
+}
+
+
+def run(script: str, tmp_path: Path, tarball: Path | None = None, devices: int = 0, installer_rc: int = 0,
+        **fails: int):
+    """Run `script` under bash with the fakes first on PATH; `fails` sets FAKE_<TOOL>_RC (e.g. mount=32)."""
     bin_dir, dev_dir = tmp_path / "bin", tmp_path / "dev"
     bin_dir.mkdir(exist_ok=True)
     dev_dir.mkdir(exist_ok=True)
-    (bin_dir / "dnf").write_text("#!/bin/bash\nexit 0\n")
-    (bin_dir / "curl").write_text('#!/bin/bash\nwhile [ $# -gt 0 ]; do\n'
-                                  '  [ "$1" = -o ] && { cp "$FAKE_TARBALL" "$2"; exit 0; }\n  shift\ndone\nexit 22\n')
-    for tool in bin_dir.iterdir():
-        tool.chmod(0o755)
+    for tool, body in FAKES.items():
+        fake = bin_dir / tool
+        fake.write_text(f'#!/bin/bash\necho "{tool} $*" >> "$FAKE_CALLS"\n{body}\n')
+        fake.chmod(0o755)
     (tmp_path / "work").mkdir(exist_ok=True)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(tmp_path / "work"),
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TMPDIR": str(tmp_path / "work"), "IMDS_RULE": IMDS_BLOCK_RULE,
            "FAKE_TARBALL": str(tarball), "FAKE_LOG": str(tmp_path / "installer-args"), "FAKE_DEVDIR": str(dev_dir),
-           "FAKE_DEVICES": str(devices), "FAKE_RC": str(installer_rc)}
+           "FAKE_DEVICES": str(devices), "FAKE_RC": str(installer_rc), "FAKE_CALLS": str(tmp_path / "calls"),
+           **{f"FAKE_{tool.upper()}_RC": str(rc) for tool, rc in fails.items()}}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def calls(tmp_path: Path, tool: str) -> list[str]:
+    log = tmp_path / "calls"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if line.split(" ", 1)[0] == tool]
+
+
+def left(proc, tmp_path: Path, why: str) -> bool:
+    """The script said why on stderr, shut the node down and failed."""
+    return (proc.returncode != 0 and calls(tmp_path, "shutdown") == ["shutdown -h now"]
+            and f"rackform: {why}; shutting this node down so that AWS Batch replaces it" in proc.stderr)
 
 
 def test_script_installs_and_passes_when_every_device_appears(groups, tmp_path):
@@ -147,33 +191,96 @@ def test_script_installs_and_passes_when_every_device_appears(groups, tmp_path):
                devices=g.efa_interfaces)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "installer-args").read_text().split() == ["-y", "-g"]
+    assert calls(tmp_path, "shutdown") == []
 
 
 def test_script_refuses_an_installer_whose_checksum_is_not_the_published_one(groups, tmp_path):
     tarball, _ = fake_installer(tmp_path)
     g = groups["trainium"]
     proc = run(efa_install_script(g, device_dir=str(tmp_path / "dev")), tmp_path, tarball, devices=g.efa_interfaces)
-    assert proc.returncode != 0
-    assert "SHA256 is not the published one" in proc.stderr
+    assert left(proc, tmp_path, f"aws-efa-installer-{EFA_INSTALLER_VERSION}.tar.gz is missing or its SHA256 is not "
+                                "the published one; EFA not installed")
     assert not (tmp_path / "installer-args").exists(), "the installer ran although its checksum did not match"
 
 
-def test_script_fails_loudly_when_a_device_is_missing(groups, tmp_path):
+def test_node_leaves_when_a_device_is_missing(groups, tmp_path):
     tarball, digest = fake_installer(tmp_path)
     g = groups["trainium"]
     proc = run(efa_install_script(g, sha256=digest, device_dir=str(tmp_path / "dev"), device_wait_s=1),
                tmp_path, tarball, devices=g.efa_interfaces - 1)
-    assert proc.returncode != 0
-    assert f"expected {g.efa_interfaces} EFA devices ({tmp_path / 'dev'}/uverbs*), found {g.efa_interfaces - 1}" \
-        in proc.stderr
+    assert left(proc, tmp_path, f"expected {g.efa_interfaces} EFA devices ({tmp_path / 'dev'}/uverbs*), found "
+                                f"{g.efa_interfaces - 1}")
 
 
-def test_script_fails_when_the_installer_fails(groups, tmp_path):
+def test_node_leaves_when_the_installer_fails(groups, tmp_path):
     tarball, digest = fake_installer(tmp_path)
     g = groups["graviton"]
     proc = run(efa_install_script(g, sha256=digest, device_dir=str(tmp_path / "dev")), tmp_path, tarball,
                devices=g.efa_interfaces, installer_rc=1)
-    assert proc.returncode != 0 and "efa_installer.sh -y --minimal failed" in proc.stderr
+    assert left(proc, tmp_path, "efa_installer.sh -y --minimal failed")
+
+
+# --- the FSx mount, run ---------------------------------------------------------------------------------------------
+
+def lustre_at(tmp_path: Path) -> LustreMount:
+    return LustreMount(dns_name=LUSTRE.dns_name, mount_name=LUSTRE.mount_name, mount_path=str(tmp_path / "fsx"))
+
+
+def test_lustre_mount_passes_when_it_mounts(tmp_path):
+    proc = run(lustre_mount_script(lustre_at(tmp_path)), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert calls(tmp_path, "mount") == [f"mount -t lustre -o relatime,flock {LUSTRE.dns_name}@tcp:/"
+                                        f"{LUSTRE.mount_name} {tmp_path / 'fsx'}"]
+    assert calls(tmp_path, "shutdown") == []
+
+
+def test_node_leaves_when_the_file_system_never_mounts(tmp_path):
+    proc = run(lustre_mount_script(lustre_at(tmp_path), mount_attempts=3), tmp_path, mount=32)
+    assert len(calls(tmp_path, "mount")) == 3
+    assert left(proc, tmp_path, f"could not mount FSx for Lustre at {tmp_path / 'fsx'}")
+
+
+def test_node_leaves_when_the_lustre_client_cannot_be_installed(tmp_path):
+    proc = run(lustre_mount_script(lustre_at(tmp_path), install_attempts=2), tmp_path, dnf=1)
+    assert len(calls(tmp_path, "dnf")) == 2 and calls(tmp_path, "mount") == []
+    assert left(proc, tmp_path, "could not install lustre-client")
+
+
+# --- the node's own setup, run --------------------------------------------------------------------------------------
+
+def test_node_setup_blocks_instance_metadata_for_containers_and_writes_the_identity(tmp_path):
+    root = tmp_path / "root"
+    (root / IPTABLES_RULES.lstrip("/")).parent.mkdir(parents=True)  # /etc/sysconfig, as on every AL2023 host
+    proc = run(node_setup_script(root=str(root)), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # awsvpc tasks (Batch's multi-node jobs): the agent's own switch, in the file it reads at start
+    assert (root / ECS_CONFIG.lstrip("/")).read_text().splitlines() == ["ECS_AWSVPC_BLOCK_IMDS=true"]
+    # bridge-mode containers: the ECS guide's DOCKER-USER rule, saved where iptables-services restores it at boot
+    assert f"iptables --insert {IMDS_BLOCK_RULE}" in calls(tmp_path, "iptables")
+    assert IMDS_BLOCK_RULE == "DOCKER-USER 1 --in-interface docker+ --destination 169.254.169.254/32 --jump DROP"
+    assert (root / IPTABLES_RULES.lstrip("/")).read_text() == f"-A {IMDS_BLOCK_RULE}\n"
+    assert calls(tmp_path, "systemctl") == ["systemctl enable --now iptables"]
+    # what jobs used to ask instance metadata for, read by the runner from the file mounted into every job
+    assert node_identity(str(root / NODE_IDENTITY_FILE.lstrip("/"))) == {
+        "instance_id": "i-0123456789abcdef0", "ami_id": "ami-0fedcba9876543210", "availability_zone": "us-east-1c"}
+    assert calls(tmp_path, "shutdown") == []
+
+
+def test_node_leaves_when_the_metadata_block_cannot_be_set(tmp_path):
+    proc = run(node_setup_script(root=str(tmp_path / "root")), tmp_path, iptables=4)
+    assert left(proc, tmp_path, f"could not insert the iptables rule {IMDS_BLOCK_RULE}")
+
+
+def test_node_leaves_when_the_block_cannot_be_kept_across_reboots(tmp_path):
+    proc = run(node_setup_script(root=str(tmp_path / "root"), attempts=2), tmp_path, dnf=1)
+    assert left(proc, tmp_path, "could not install iptables-services to keep the metadata block across reboots")
+
+
+def test_identity_without_the_file_or_with_empty_fields_says_nothing(tmp_path):
+    assert node_identity(str(tmp_path / "missing")) == {}
+    partial = tmp_path / "node"
+    partial.write_text("instance_id=i-1\nami_id=\navailability_zone\nother=x\n")
+    assert node_identity(str(partial)) == {"instance_id": "i-1"}
 
 
 # --- the AMI each tier boots --------------------------------------------------------------------------------------

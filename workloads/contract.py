@@ -16,6 +16,10 @@ CONTAINER_WORK_DIR = "/scratch"
 # The one directory of the FSx mount a benchmark writes (the storage benchmark's files): the job definitions mount
 # it writable over a read-only file system, so no benchmark can change or delete <mount>/data, the user's dataset.
 FSX_SCRATCH_DIR = "rackform-scratch"
+# The node's identity (instance_id=, ami_id=, availability_zone= lines), written by the node's user data from instance
+# metadata and mounted read-only into every job at the same path: containers cannot reach instance metadata
+# themselves (cdk_constructs/user_data.py node_setup_script).
+NODE_IDENTITY_FILE = "/etc/rackform/node"
 # libfabric's own variables: with EFA, libfabric, NCCL's aws-ofi-nccl plugin and the Neuron runtime pick the efa
 # provider (not TCP); RDMA read only where the device has it (forcing it elsewhere makes libfabric refuse the domain).
 FI_PROVIDER = "FI_PROVIDER"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import health, launch, transport
 from .benchmarks import BENCHMARKS, NCCL_DEBUG_ENV, Benchmark, NodeContext, Step
-from .contract import FSX_SCRATCH_DIR, PREFIX, JobEnvironment, JobEnvironmentError
+from .contract import FSX_SCRATCH_DIR, NODE_IDENTITY_FILE, PREFIX, JobEnvironment, JobEnvironmentError
 from .layout import check_run_id, log_key
 from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord, with_labels
 from .store import ResultStore, s3_client
@@ -211,19 +211,15 @@ def _probe(argv: list[str]) -> str | None:
         return None
 
 
-def _imds(path: str) -> str | None:
-    """Instance metadata through IMDSv2 (the launch template requires tokens, hop limit 2 for containers)."""
-    import urllib.request
-
+def node_identity(path: str = NODE_IDENTITY_FILE) -> dict[str, str]:
+    """instance_id, ami_id and availability_zone as the node's user data wrote them (containers cannot reach instance
+    metadata: docs/security.md); the fields it has, none when it is missing."""
     try:
-        req = urllib.request.Request("http://169.254.169.254/latest/api/token", method="PUT",
-                                     headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
-        token = urllib.request.urlopen(req, timeout=0.5).read().decode()
-        req = urllib.request.Request(f"http://169.254.169.254/latest/meta-data/{path}",
-                                     headers={"X-aws-ec2-metadata-token": token})
-        return urllib.request.urlopen(req, timeout=0.5).read().decode()
+        lines = Path(path).read_text().splitlines()
     except OSError:
-        return None
+        return {}
+    pairs = (line.partition("=") for line in lines)
+    return {k: v[:200] for k, sep, v in pairs if sep and v and k in ("instance_id", "ami_id", "availability_zone")}
 
 
 def collect_environment(local: bool, known: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -253,10 +249,7 @@ def collect_environment(local: bool, known: Mapping[str, str] | None = None) -> 
         if Path(ofi).exists():
             env["aws_ofi_nccl"] = ofi
     if not local:
-        for key, path in (("instance_id", "instance-id"), ("ami_id", "ami-id"),
-                          ("availability_zone", "placement/availability-zone")):
-            if (v := _imds(path)) is not None:
-                env[key] = v
+        env.update(node_identity())
     return env
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from workloads.benchmarks import Benchmark, benchmarks_for
-from workloads.contract import CONTAINER_WORK_DIR, FSX_SCRATCH_DIR, JobEnvironment
+from workloads.contract import CONTAINER_WORK_DIR, FSX_SCRATCH_DIR, NODE_IDENTITY_FILE, JobEnvironment
 
 from .. import naming
 from ..plan import NodeGroupPlan
@@ -77,8 +77,10 @@ def container_properties(spec_name: str, group: NodeGroupPlan, *, image: str, bu
             "devices": [{"hostPath": d} for d in group.devices],
             "sharedMemorySize": 16384 if group.gpus_per_node or group.neuron_devices_per_node else 1024,
         },
-        "volumes": [{"name": "scratch", "host": {"sourcePath": "/tmp/rackform-scratch"}}],
-        "mountPoints": [{"sourceVolume": "scratch", "containerPath": CONTAINER_WORK_DIR, "readOnly": False}],
+        "volumes": [{"name": "scratch", "host": {"sourcePath": "/tmp/rackform-scratch"}},
+                    {"name": "node", "host": {"sourcePath": NODE_IDENTITY_FILE}}],
+        "mountPoints": [{"sourceVolume": "scratch", "containerPath": CONTAINER_WORK_DIR, "readOnly": False},
+                        {"sourceVolume": "node", "containerPath": NODE_IDENTITY_FILE, "readOnly": True}],
     }
     if fsx_mount:
         props["volumes"].append({"name": "fsx", "host": {"sourcePath": fsx_mount}})
