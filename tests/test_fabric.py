@@ -59,6 +59,21 @@ def test_bootstrap_over_sockets_is_not_the_data_transport():
     assert transport.detect(bootstrap, nodes=2) == ("socket", None)
 
 
+def test_net_socket_is_data_from_nccl_2_4_8_on():
+    # From 2.4.8 NCCL bootstraps on its own ("Bootstrap : Using", "Bootstrap: Using" lately) and opens NET/Socket
+    # only where the plugin and IB failed (NVIDIA/nccl v2.4.8-1 src/init.cc): a rank whose plugin did not load went
+    # over sockets, whatever the other ranks' provider lines say. Older or unversioned logs keep the bootstrap reading.
+    efa = "a:1:1 [0] NCCL INFO NET/OFI Selected Provider is efa (found 4 nics)\n"
+    fell_back = "b:2:2 [0] NCCL INFO NET/Socket : Using [0]eth0:10.0.0.2<0>\n"
+    for evidence in ("a:1:1 [0] NCCL INFO NCCL version 2.18.5+cuda12.2\n",
+                     "b:2:2 [0] NCCL INFO Bootstrap : Using eth0:10.0.0.2<0>\n",
+                     "b:2:2 [0] NCCL INFO Bootstrap: Using eth0:10.0.0.2<0>\n"):
+        assert transport.detect(evidence + efa + fell_back, nodes=2) == ("socket", None), evidence
+    assert transport.detect("a:1:1 [0] NCCL INFO NCCL version 2.4.6+cuda10.0\n" + efa + fell_back,
+                            nodes=2) == ("efa", 4)
+    assert transport.read(efa + fell_back).bootstrap == "[0]eth0:10.0.0.2<0>"
+
+
 def test_one_node_fi_pingpong_and_gloo():
     assert transport.detect("anything", nodes=1) == ("local", None)
     assert transport.detect("$ fi_pingpong -p tcp -e rdm -I 100\n", nodes=2) == ("socket", None)

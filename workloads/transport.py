@@ -11,9 +11,12 @@ uses the provider its command line names.
 Bootstrap is not data: NCCL up to 2.4.7 initialised its socket transport in every run for bootstrap, then took the
 plugin, else InfiniBand, else sockets for the data (src/init.cc initNet: "Always initialize sockets as we use it for
 bootstrap"), so `NET/Socket : Using [0]eth0` is in every log of those versions (NVIDIA/nccl-tests#29: beside `NET/IB
-: Using`; NVIDIA/nccl#229: beside `via NET/AWS Libfabric`); 2.4.8 on print `Bootstrap : Using` instead. What names
-the network the data went over (`Using network X`, `via NET/X/`, `NET/IB : Using`, a plugin's selected provider)
-wins; the NET/Socket line says sockets only where nothing names another network.
+: Using`; NVIDIA/nccl#229: beside `via NET/AWS Libfabric`); 2.4.8 on print `Bootstrap : Using` (`Bootstrap: Using` in
+recent releases) instead and open NET/Socket only where the plugin and InfiniBand both failed, so there the line is
+a rank whose data went over sockets. In a log of those versions (its `NCCL version X.Y.Z` lines, else a bootstrap
+line) NET/Socket says sockets whatever else the log names; in older or unversioned logs what names the network the
+data went over (`Using network X`, `via NET/X/`, `NET/IB : Using`, a plugin's selected provider) wins, and the
+NET/Socket line says sockets only where nothing names another network.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ OFI_PROVIDER = re.compile(r"NET/OFI Selected provider is ([\w;-]+)(?:, fabric is
 # takes IB over sockets whenever IB initialises).
 NETWORK = re.compile(r"Using network ([\w ]*\w)|via NET/([^/\n]*\w)/|NET/(IB) : Using \[")
 SOCKET_INIT = re.compile(r"NET/Socket : Using (.*)")
+NCCL_VERSION = re.compile(r"\bNCCL version ([0-9]+)\.([0-9]+)\.([0-9]+)")
+BOOTSTRAP_INIT = re.compile(r"\bBootstrap ?: Using\b")
+# The first release whose bootstrap does not open the NET/Socket transport (NVIDIA/nccl v2.4.8-1, src/init.cc initNet).
+OWN_BOOTSTRAP = (2, 4, 8)
 PINGPONG = re.compile(r"^\$ fi_pingpong\b.*?\s-p\s+(\w+)", re.M)
 # libfabric providers that are sockets under another name.
 SOCKET_PROVIDERS = {"tcp", "sockets", "udp", "tcp;ofi_rxm", "udp;ofi_rxd"}
@@ -49,6 +56,15 @@ class Transport(NamedTuple):
     bootstrap: str | None  # the NET/Socket interfaces, where the data went over another network
 
 
+def _socket_may_be_bootstrap(log: str) -> bool:
+    """Whether a NET/Socket line in `log` may be NCCL's bootstrap rather than data: NCCL before 2.4.8, or a log
+    that says no version. The oldest version printed decides: a rank of an older release may have bootstrapped."""
+    versions = [tuple(int(n) for n in m.groups()) for m in NCCL_VERSION.finditer(log)]
+    if versions:
+        return min(versions) < OWN_BOOTSTRAP
+    return BOOTSTRAP_INIT.search(log) is None
+
+
 def read(log: str) -> Transport:
     """The transport a collective's log names; any rank over sockets makes it a socket one (the slowest link sets an
     all-reduce's pace). "unknown" where the log names no provider and no socket transport."""
@@ -59,7 +75,7 @@ def read(log: str) -> Transport:
     sockets = SOCKET_INIT.search(log)
     nics = [int(n) for p, _, n in providers if p == "efa" and n]
     on_sockets = "Socket" in networks or any(_kind(p) == "socket" for p in names) or \
-        bool(sockets and not networks and not names)
+        bool(sockets and (not (networks or names) or not _socket_may_be_bootstrap(log)))
     bootstrap = sockets[1].strip() if sockets and not on_sockets else None
     if on_sockets:
         return Transport("socket", None, names, fabrics, networks, None)
