@@ -7,6 +7,8 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 def network_stack(spec: str) -> str:
     return f"{spec}-network"
@@ -41,9 +43,36 @@ def launch_template(spec: str, rack: str, group: str) -> str:
     return f"{node_group(spec, rack, group)}-lt"
 
 
-def job_definition(spec: str, rack: str, group: str, kind: str) -> str:
-    """The node group's job definition of one kind ("single" or "multinode"); the benchmark is a job parameter."""
-    return f"{node_group(spec, rack, group)}-{kind}"
+def job_definition(spec: str, rack: str, group: str, kind: str | None = None, *, workload: str | None = None) -> str:
+    """A node group's job definition: its benchmark definition of one kind ("single" or "multinode"; the benchmark is
+    a job parameter), or with `workload` (and no kind) that workload's definition on the node group.
+
+    Hyphens join the parts, so names of different definitions can meet: workload `single` on node group `a` and the
+    benchmark definition of node group `a-wl` are both `<spec>-<rack>-a-wl-single`, and registering the one would
+    add a revision to the other. job_definition_collisions finds such pairs before anything is registered.
+    """
+    if (kind is None) == (workload is None):
+        raise ValueError("a job definition is either a benchmark kind's or a workload's")
+    return f"{node_group(spec, rack, group)}-{kind if workload is None else f'wl-{workload}'}"
+
+
+def job_definition_collisions(spec: str, groups: Iterable[tuple[str, str]],
+                              workloads: Iterable[tuple[str, str, str]]) -> list[str]:
+    """One line per job definition name that two definitions would share: the benchmark definitions of every node
+    group (rack, group) and each workload's on each node group it may run on (workload, rack, group)."""
+    owners: dict[str, str] = {}
+    for rack, group in groups:
+        for kind in JOB_KINDS:
+            owners.setdefault(job_definition(spec, rack, group, kind),
+                              f"the {kind} benchmark definition of node group {rack}/{group}")
+    found = []
+    for workload, rack, group in workloads:
+        name = job_definition(spec, rack, group, workload=workload)
+        mine = f"workload {workload!r} on {rack}/{group}"
+        if (other := owners.setdefault(name, mine)) != mine:
+            found.append(f"{mine} would register its job definition as {name!r}, already the name of {other}; "
+                         "rename the workload or the node group")
+    return found
 
 
 def construct_id(name: str) -> str:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from workloads.contract import CONTAINER_WORK_DIR
+
 from . import naming
 from .catalog import Catalog, InstanceType, did_you_mean
 from .netmath import private_subnet_prefix, smallest_prefix, usable_ips
@@ -29,7 +31,13 @@ MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /
 # Patterns are used with fullmatch: `re.match(...$)` also accepts a trailing newline ("/fsx\n").
 RESERVATION_ID = re.compile(r"cr-[0-9a-f]{8}([0-9a-f]{9})?")
 S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?")
-MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
+MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+# The FSx mount point is a directory of its own on every node (user data mounts it there) and in every job container
+# (the job definitions mount it at the same path), so it may neither be, nor hold, nor sit inside what the host, the
+# ECS agent or the job images keep: at /var it would hide /var/lib/docker and /var/lib/ecs, under /opt the images'
+# software (/opt/amazon/efa, /opt/aws/neuron), at /scratch the jobs' scratch volume.
+RESERVED_MOUNT_PATHS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin",
+                        "/sys", "/tmp", "/usr", "/var/lib", "/var/log", "/var/run", CONTAINER_WORK_DIR)
 # An IAM role's ARN: optional path, then a name of 1-64 of [A-Za-z0-9+=,.@_-]
 # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html).
 ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
@@ -454,9 +462,29 @@ def break_glass_role(spec: Spec, catalog: Catalog):
 
 def fsx_mount_path(spec: Spec, catalog: Catalog):
     fsx = spec.storage.fsx_lustre
-    if fsx is not None and not MOUNT_PATH.fullmatch(fsx.mount_path):
-        yield "storage.fsx_lustre.mount_path", (f"{fsx.mount_path!r} is not an absolute path of letters, digits, "
-                                                "'.', '_', '-' and '/'; e.g. /fsx")
+    if fsx is None:
+        return
+    path, field = fsx.mount_path, "storage.fsx_lustre.mount_path"
+    if not MOUNT_PATH.fullmatch(path):
+        yield field, f"{path!r} is not an absolute path of letters, digits, '.', '_', '-' and '/'; e.g. /fsx"
+        return
+    parts = path.split("/")[1:]
+    if bad := next((p for p in parts if p in (".", "..")), None):
+        yield field, f"{path!r} has a {bad!r} component; write the directory itself, e.g. /fsx"
+        return
+    if "" in parts and path != "/":
+        yield field, f"{path!r} has an empty component ('//' or a trailing '/'); write /{'/'.join(filter(None, parts))}"
+        return
+    for reserved in RESERVED_MOUNT_PATHS:
+        if path == reserved or path.startswith(f"{reserved}/"):
+            why = f"is {reserved}" if path == reserved else f"is inside {reserved}"
+        elif path == "/" or reserved.startswith(f"{path}/"):
+            why = "is the root directory" if path == "/" else f"holds {reserved}"
+        else:
+            continue
+        yield field, (f"{path!r} {why}, which the nodes or the job images need: the file system is mounted there on "
+                      "every node and in every job container; choose a directory of its own, e.g. /fsx or /mnt/fsx")
+        return
 
 
 # --- network -------------------------------------------------------------------------------------------------
@@ -566,7 +594,8 @@ RULES: tuple[Rule, ...] = (
     Rule("fsx-data-repository", "error", fsx_data_repository, "the data repository is an s3:// URI"),
     Rule("fsx-export-deletions", "error", fsx_export_deletions, "deletions are exported only to a linked repository"),
     Rule("break-glass-role", "error", break_glass_role, "the break-glass role is an IAM role ARN"),
-    Rule("fsx-mount-path", "error", fsx_mount_path, "the mount path is a plain absolute path"),
+    Rule("fsx-mount-path", "error", fsx_mount_path, "the mount path is a plain absolute path of its own, "
+         "outside the system's and the images' directories"),
     Rule("vpc-cidr-valid", "error", vpc_cidr_valid, "the VPC CIDR is valid IPv4 /16-/28"),
     Rule("vpc-cidr-private", "warning", vpc_cidr_private,
          "the VPC CIDR is RFC 1918, clear of special-purpose ranges and Docker's bridge"),

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictInt, ValidationError
 
+from workloads.contract import PREFIX
+
 from .catalog import Tier
 from .models import Frozen
 from .problems import Problem, SpecError
@@ -143,7 +145,27 @@ def _gpus_only_on_gpu(w: Workload) -> list[Problem]:
     return out
 
 
-WORKLOAD_RULES = (_budget_needs_work, _pin_has_image, _not_all_excluded, _gpus_only_on_gpu)
+def _env_name_problem(name: str) -> str | None:
+    # Batch reserves AWS_BATCH* for the variables it sets ("environment",
+    # https://docs.aws.amazon.com/batch/latest/APIReference/API_ContainerProperties.html); RACKFORM_* is the job
+    # contract rackform writes into the same list (workloads/contract.py), which a workload's entry would replace.
+    if not name:
+        return "an empty name is no environment variable"
+    if "=" in name or "\0" in name:
+        return f"contains {'=' if '=' in name else 'a NUL'}, which cannot be part of an environment variable's name"
+    for prefix, owner in (("AWS_BATCH", "AWS Batch reserves for the variables it sets"),
+                          (PREFIX, "rackform reserves for the job environment it writes")):
+        if name.startswith(prefix):
+            return f"starts with {prefix}, which {owner}"
+    return None
+
+
+def _environment_names(w: Workload) -> list[Problem]:
+    return [Problem("error", f"tiers.{tier}.environment", f"{name!r} {why}; rename it", rule="environment")
+            for tier, job in w.tiers.items() for name in job.environment if (why := _env_name_problem(name))]
+
+
+WORKLOAD_RULES = (_budget_needs_work, _pin_has_image, _not_all_excluded, _gpus_only_on_gpu, _environment_names)
 
 
 def parse_workload(data: Any, lines: dict[str, int] | None = None) -> Workload:

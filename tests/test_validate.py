@@ -258,6 +258,31 @@ def test_fsx_data_repository_must_be_s3(demo, catalog, path):
     assert "s3://bucket-name" in p.message
 
 
+@pytest.mark.parametrize("path, why", [
+    ("/fsx/../etc", "has a '..' component"),
+    ("/./fsx", "has a '.' component"),
+    ("/fsx//data", "has an empty component ('//' or a trailing '/'); write /fsx/data"),
+    ("/fsx/", "has an empty component"),
+    ("/", "is the root directory"),
+    ("/etc", "is /etc,"),
+    ("/usr/local/fsx", "is inside /usr,"),
+    ("/var/lib/docker", "is inside /var/lib,"),
+    ("/var", "holds /var/lib,"),
+    ("/opt/fsx", "is inside /opt,"),
+    ("/scratch", "is /scratch,"),  # the jobs' scratch volume in every container
+])
+def test_fsx_mount_path_is_a_directory_of_its_own(demo, catalog, path, why):
+    demo["storage"]["fsx_lustre"]["mount_path"] = path
+    [p] = only(check(demo, catalog), "fsx-mount-path")
+    assert p.path == "storage.fsx_lustre.mount_path" and p.message.startswith(f"{path!r} {why}")
+
+
+@pytest.mark.parametrize("path", ["/fsx", "/mnt/fsx", "/data/lustre.v2", "/home/shared", "/variable"])
+def test_fsx_mount_path_of_its_own_is_accepted(demo, catalog, path):
+    demo["storage"]["fsx_lustre"]["mount_path"] = path
+    assert not [p for p in check(demo, catalog) if p.rule == "fsx-mount-path"]
+
+
 # --- network and quotas --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cidr", ["10.40.0.0/33", "10.40.0.1/16", "banana", "fd00::/56"])

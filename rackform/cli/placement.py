@@ -74,6 +74,16 @@ def _queues(args: argparse.Namespace, plan) -> dict:
     return states
 
 
+def _job_definition_collisions(plan, workloads: list) -> list[str]:
+    """Workload job definitions that would take another definition's name, on any node group they may run on."""
+    from .. import naming
+
+    groups = list(plan.node_groups())
+    return naming.job_definition_collisions(plan.name, [(g.rack, g.name) for g in groups],
+                                            [(w.name, g.rack, g.name) for w in workloads for g in groups
+                                             if w.job_for(g.tier) is not None])
+
+
 def _decide(args: argparse.Namespace):
     """(plan, workloads, a function workload -> Decision) or None after saying what is wrong."""
     from ..limits import limits_for
@@ -83,6 +93,10 @@ def _decide(args: argparse.Namespace):
     if workloads is None:
         return None
     plan = checked_plan(args.spec)
+    if clashes := _job_definition_collisions(plan, workloads):
+        for line in clashes:
+            print(f"error: {line}", file=sys.stderr)
+        return None
     records = _records(args, plan)
     if records is None:
         return None

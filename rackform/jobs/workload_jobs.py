@@ -117,11 +117,6 @@ def queue_states(plan: Plan, batch: Any, ec2: Any | None = None,
 
 # --- job definitions -----------------------------------------------------------------------------------------------
 
-def job_definition_name(plan: Plan, group: NodeGroupPlan, workload: Workload) -> str:
-    # "-wl-" keeps a workload named like a job kind ("single") from taking a benchmark definition's name.
-    return f"{naming.node_group(plan.name, group.rack, group.name)}-wl-{workload.name}"
-
-
 def _digest(request: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -147,7 +142,8 @@ def job_definition_request(plan: Plan, group: NodeGroupPlan, workload: Workload,
     env = {e["name"]: e["value"] for e in container["environment"]}
     env.update({"RACKFORM_WORKLOAD": workload.name, **job.environment})
     container["environment"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
-    request = registration(job_definition_name(plan, group, workload), container, nodes=nodes if nodes > 1 else None)
+    request = registration(naming.job_definition(plan.name, group.rack, group.name, workload=workload.name), container,
+                           nodes=nodes if nodes > 1 else None)
     # The digest tag makes registering idempotent: an unchanged workload reuses its revision.
     request["tags"] = {"rackform:spec": plan.name, "rackform:workload": workload.name,
                        "rackform:digest": _digest(request)}
