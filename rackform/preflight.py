@@ -1,4 +1,5 @@
-"""`rackform preflight`: can this account hold the cluster? Asked of the AWS APIs before `cdk deploy`.
+"""`rackform preflight`: can this account hold the cluster, and can this machine build its images? Asked before
+`cdk deploy`.
 
 A deploy that fails on a quota, a reservation in the wrong AZ or a full Batch Region fails late (after the VPC and
 file system exist) and names the cause badly. Preflight reads the account once and says what blocks the deploy.
@@ -10,8 +11,12 @@ functions are pure (plan + fetched data + the time -> `Check`s), so every rule i
 from __future__ import annotations
 
 import datetime as dt
+import platform
+import re
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -397,6 +402,62 @@ def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]
             + check_stacks(plan, state.stack_limit, state.stacks)
             + check_placement_groups(plan, state.placement_groups)
             + check_data_repository(plan, state.data_repository))
+
+
+# --- this machine: can `cdk deploy` build the arm64 image here? ----------------------------------------------
+
+# `cdk deploy` builds each tier's image on the machine it runs on, the Graviton tier's for linux/arm64
+# (cdk_constructs/jobs.py TIER_IMAGES), and only after the stacks before it have deployed. An arm64 machine builds it
+# natively; an x86_64 one only where the kernel runs arm64 programs through QEMU, registered with binfmt_misc
+# (Docker Desktop registers it in its VM; elsewhere Docker's multi-platform guide installs it with
+# `docker run --privileged --rm tonistiigi/binfmt --install arm64`,
+# https://docs.docker.com/build/building/multi-platform/#qemu). Without it the build's first RUN fails with
+# "exec format error", minutes into the deploy.
+BINFMT_ARM64 = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+ARM64_BUILD_FIX = ("register QEMU for arm64 once: `docker run --privileged --rm tonistiigi/binfmt --install arm64` "
+                   "(Docker's multi-platform build guide), or run cdk deploy on an arm64 (Graviton) machine")
+
+
+@dataclass(frozen=True)
+class BuildHost:
+    machine: str  # platform.machine()
+    arm64: bool | None  # whether builds here can run arm64 programs; None: it could not be told
+    how: str  # what said so
+
+
+def probe_build_host(machine: Callable[[], str] = platform.machine, binfmt: Path = BINFMT_ARM64,
+                     run: Callable[..., Any] = subprocess.run) -> BuildHost:
+    """How this machine would build an arm64 image: natively, through a registered QEMU handler, or through what
+    the current Docker builder says it can build (`docker buildx inspect`, its Platforms line)."""
+    arch = machine()
+    if arch.lower() in ("arm64", "aarch64"):
+        return BuildHost(arch, True, "builds arm64 natively")
+    try:
+        if binfmt.read_text().splitlines()[:1] == ["enabled"]:
+            return BuildHost(arch, True, f"QEMU registered for arm64 ({binfmt} enabled)")
+    except OSError:
+        pass
+    try:
+        out = run(["docker", "buildx", "inspect"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return BuildHost(arch, None, f"no {binfmt}, and `docker buildx inspect` did not run ({e})")
+    platforms = re.search(r"^Platforms:(.*)$", out.stdout, re.MULTILINE) if out.returncode == 0 else None
+    if platforms is None:
+        return BuildHost(arch, None, f"no {binfmt}, and `docker buildx inspect` named no platforms")
+    names = [p.strip() for p in platforms.group(1).split(",") if p.strip()]
+    return BuildHost(arch, any(p.split("/")[:2] == ["linux", "arm64"] for p in names),
+                     f"Docker builder platforms: {', '.join(names) or 'none'}")
+
+
+def check_image_build(plan: Plan, host: BuildHost) -> list[Check]:
+    arm = sorted({g.tier for g in plan.node_groups() if g.architecture == "arm64"})
+    if not arm:
+        return []
+    name, needed = "arm64 image build", f"linux/arm64 builds on this machine for the {', '.join(arm)} image"
+    found = f"{host.machine}: {host.how}"
+    if host.arm64:
+        return [Check(name, "ok", found, needed)]
+    return [Check(name, "unknown" if host.arm64 is None else "blocker", found, needed, ARM64_BUILD_FIX)]
 
 
 # --- fetch (boto3) ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import subprocess
 from typing import Any
 
 import boto3
@@ -465,6 +466,10 @@ def account(monkeypatch, quotas: dict[str, float], reservation: dict[str, Any]) 
     clients = {"service-quotas": sq, "ec2": ec2, "batch": boto3.client("batch", region_name=REGION),
                "cloudformation": cfn, "s3": s3}
     monkeypatch.setattr(preflight, "aws_clients", lambda region, url, profile=None: clients.__getitem__)
+    monkeypatch.setattr(preflight, "probe_build_host", lambda: CAN_BUILD_ARM64)
+
+
+CAN_BUILD_ARM64 = preflight.BuildHost("x86_64", True, "QEMU registered for arm64")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -490,7 +495,9 @@ def test_ready_account_exits_0(aws, monkeypatch, capsys):
     account(monkeypatch, ENOUGH, live_block())
     code, out, err = run(capsys, "preflight", str(SPEC))
     assert code == 0, out
-    assert "trn2: ready to deploy (0 blockers, 0 warnings, 0 unknown, 12 ok)" in out
+    assert "trn2: ready to deploy (0 blockers, 0 warnings, 0 unknown, 13 ok)" in out
+    [line] = [l for l in out.splitlines() if "arm64 image build" in l]
+    assert line.startswith("ok") and "x86_64: QEMU registered for arm64" in line
     [line] = [l for l in out.splitlines() if "data repository s3://my-datasets/train" in l]
     assert line.startswith("ok") and "exists in us-east-2, readable" in line
     assert "1 + 4 of this cluster = 5" in out and "2 existing + 4 new = 6" in out
@@ -561,3 +568,65 @@ def test_a_spec_in_an_az_id_matches_the_reservations_az_id(tmp_path, demo):
     assert ok.status == "ok"
     [c] = reservation_checks(p, block(AvailabilityZoneId="use2-az1"))
     assert c.status == "blocker" and c.found == "is in use2-az1, the spec's availability_zone is use2-az3"
+
+
+# --- this machine: the arm64 image ----------------------------------------------------------------------------------
+
+def docker_says(*platforms: str, rc: int = 0):
+    """A `run` that answers `docker buildx inspect` as Docker does (its Platforms line), recording it was asked."""
+    asked = []
+
+    def run(argv, **kwargs):
+        asked.append(argv)
+        out = f"Name:   default\nDriver: docker\n\nNodes:\nName:      default\nStatus:    running\n" \
+              f"Platforms: {', '.join(platforms)}\n"
+        return subprocess.CompletedProcess(argv, rc, stdout=out, stderr="")
+    run.asked = asked
+    return run
+
+
+def refuse(argv, **kwargs):
+    raise FileNotFoundError(2, "No such file or directory", "docker")
+
+
+def test_an_x86_machine_without_qemu_is_a_blocker_before_the_deploy(plan, tmp_path):
+    run = docker_says("linux/amd64", "linux/amd64/v2", "linux/386")
+    host = preflight.probe_build_host(lambda: "x86_64", tmp_path / "qemu-aarch64", run)
+    assert run.asked == [["docker", "buildx", "inspect"]]
+    assert host == preflight.BuildHost("x86_64", False, "Docker builder platforms: linux/amd64, linux/amd64/v2, "
+                                                        "linux/386")
+    [c] = preflight.check_image_build(plan, host)  # the trn2 example has a Graviton rack
+    assert c.status == "blocker" and c.needed == "linux/arm64 builds on this machine for the graviton image"
+    assert "tonistiigi/binfmt --install arm64" in c.fix and "arm64 (Graviton) machine" in c.fix
+
+
+def test_qemu_registered_native_arm64_or_a_builder_that_lists_arm64_can_build(plan, tmp_path):
+    handler = tmp_path / "qemu-aarch64"
+    handler.write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\nflags: OCF\n")
+    assert preflight.probe_build_host(lambda: "x86_64", handler, refuse).arm64 is True
+    handler.write_text("disabled\ninterpreter /usr/bin/qemu-aarch64\n")  # registered but switched off
+    assert preflight.probe_build_host(lambda: "x86_64", handler, docker_says("linux/amd64")).arm64 is False
+    assert preflight.probe_build_host(lambda: "aarch64", handler, refuse).arm64 is True
+    assert preflight.probe_build_host(lambda: "x86_64", tmp_path / "none",
+                                      docker_says("linux/amd64", "linux/arm64", "linux/arm/v7")).arm64 is True
+    [c] = preflight.check_image_build(plan, preflight.probe_build_host(lambda: "arm64", handler, refuse))
+    assert c.status == "ok" and c.found == "arm64: builds arm64 natively"
+
+
+def test_no_docker_answer_is_unknown_and_no_arm64_tier_no_check(plan, tmp_path, demo):
+    for run in (refuse, docker_says("linux/amd64", rc=1)):
+        host = preflight.probe_build_host(lambda: "x86_64", tmp_path / "none", run)
+        [c] = preflight.check_image_build(plan, host)
+        assert host.arm64 is None and c.status == "unknown" and "tonistiigi/binfmt" in c.fix
+    demo["racks"] = [r for r in demo["racks"] if r["name"] != "graviton"]
+    x86_only = checked_plan(str(dump(tmp_path, demo)))
+    assert preflight.check_image_build(x86_only, preflight.BuildHost("x86_64", False, "no QEMU")) == []
+
+
+def test_preflight_blocks_on_this_machine_when_it_cannot_build_arm64(aws, monkeypatch, capsys):
+    account(monkeypatch, ENOUGH, live_block())
+    monkeypatch.setattr(preflight, "probe_build_host", lambda: preflight.BuildHost(
+        "x86_64", False, "Docker builder platforms: linux/amd64"))
+    code, out, _ = run(capsys, "preflight", str(SPEC))
+    assert code == 1 and "trn2: not ready to deploy (1 blocker" in out
+    assert "blocker  arm64 image build: register QEMU for arm64 once" in out

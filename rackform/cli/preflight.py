@@ -14,7 +14,7 @@ from .common import EXIT_PROBLEM, EXIT_UNCHECKED, aws_options, checked_plan, jso
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     # botocore is loaded only when preflight runs: `rackform validate` builds the same parser.
-    from ..preflight import _counts, all_checks, aws_clients, fetch_state, render
+    from ..preflight import _counts, all_checks, aws_clients, check_image_build, fetch_state, probe_build_host, render
 
     plan = checked_plan(args.spec)
     # A broken profile or config file raises an AWS error that the CLI explains in one line.
@@ -24,7 +24,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
               "login` or `aws configure`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", file=sys.stderr)
         return 1
     now = dt.datetime.now(dt.timezone.utc)
-    checks = all_checks(plan, fetch_state(plan, client_for), now)
+    # This machine too: `cdk deploy` builds the images here, the arm64 one late in the deploy.
+    checks = all_checks(plan, fetch_state(plan, client_for), now) + check_image_build(plan, probe_build_host())
     blockers = any(c.status == "blocker" for c in checks)
     unchecked = any(c.status == "unknown" for c in checks)
     if args.json:
@@ -40,8 +41,9 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("preflight", help="check the AWS account can hold the cluster: vCPU quotas, "
-                              "reservations, offerings, Batch and CloudFormation limits, the data repository bucket "
-                              "(exit 1 on blockers, 3 when checks could not run)")
+                              "reservations, offerings, Batch and CloudFormation limits, the data repository bucket; "
+                              "and that this machine can build the arm64 image (exit 1 on blockers, 3 when checks "
+                              "could not run)")
     p.add_argument("spec", help="path to the rack spec YAML")
     json_option(p, "the checks")
     aws_options(p, region=False, bucket=False)
