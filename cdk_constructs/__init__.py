@@ -5,7 +5,7 @@ aws-cdk-lib imports.
 """
 
 from .athena import ResultsTable
-from .jobs import BenchmarkJobDefinitions, JobRole, TierImage, cfn_properties
+from .jobs import WORKLOAD_ROLE_PATH, BenchmarkJobDefinitions, JobRole, TierImage, WorkloadRole, cfn_properties
 from .network import LUSTRE_PORTS, ClusterSecurityGroups, SingleAzVpc
 from .node_group import EfaLaunchTemplate, NodeInstanceRole, RackNodeGroup
 from .storage import DATA_REPOSITORY_FILE_SYSTEM_PATH, LustreFileSystem, ResultsBucket
@@ -15,6 +15,8 @@ __all__ = [
     "BenchmarkJobDefinitions",
     "JobRole",
     "TierImage",
+    "WORKLOAD_ROLE_PATH",
+    "WorkloadRole",
     "cfn_properties",
     "DATA_REPOSITORY_FILE_SYSTEM_PATH",
     "LUSTRE_PORTS",

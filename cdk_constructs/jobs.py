@@ -67,6 +67,29 @@ class JobRole(Construct):
             "are results/<run>/<rack>/..., and run ids are chosen at submit time, so the prefix is the narrowest ARN")
 
 
+# Workload roles live under this IAM path. A role's path is part of its ARN, and so of the aws:PrincipalArn condition
+# key, so the results bucket's policy refuses every workload role results/ by pattern without knowing the rack stacks
+# that create them (cdk_constructs/storage.py).
+WORKLOAD_ROLE_PATH = "/rackform/workloads/"
+
+
+class WorkloadRole(Construct):
+    """The role `rackform run` jobs run as: third-party images, so no benchmark record or marker under results/ (the
+    bucket policy refuses them that prefix too), only their own outputs under workloads/ of the results bucket."""
+
+    def __init__(self, scope: Construct, id: str, *, workload_objects_arn: str) -> None:
+        super().__init__(scope, id)
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                             path=WORKLOAD_ROLE_PATH,
+                             description="rackform workload jobs: workloads/ of the results bucket, never results/")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject"],
+                                                    resources=[workload_objects_arn]))
+        acknowledge_wildcard_resource(
+            self.role.node.find_child("DefaultPolicy"), workload_objects_arn,
+            "workload jobs write and read their own outputs below workloads/ of the results bucket only: keys are "
+            "workloads/<run>/<workload>/..., and run ids are chosen at run time, so the prefix is the narrowest ARN")
+
+
 class BenchmarkJobDefinitions(Construct):
     """One AWS::Batch::JobDefinition per entry of `definitions` (Batch API shape, from rackform.jobs.jobdefs), with
     construct ids from the definitions' kinds (single, multinode)."""

@@ -18,7 +18,7 @@ from aws_cdk.assertions import Template
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from cdk_constructs import NodeInstanceRole, ResultsBucket
+from cdk_constructs import WORKLOAD_ROLE_PATH, NodeInstanceRole, ResultsBucket
 from rackform.catalog import load_catalog
 from rackform.cli import main as rackform_main
 from rackform.cli.spec_commands import render_plan
@@ -65,8 +65,8 @@ def test_bucket_policy_denies_every_put_under_results_without_if_none_match(temp
         "Condition": {"Null": {"s3:if-none-match": "true"}},
     }]
     # Nothing in the policy lets a PUT through that the Deny refuses (an explicit Deny wins anyway; no Allow at all
-    # keeps the policy readable as "TLS only, write once, versions kept").
-    assert [s["Effect"] for s in statements] == ["Deny"] * 3
+    # keeps the policy readable as "TLS only, write once, versions kept, no workload under results/").
+    assert [s["Effect"] for s in statements] == ["Deny"] * 4
 
 
 def _storage(**kwargs) -> dict:
@@ -98,6 +98,16 @@ def test_only_the_break_glass_role_may_delete_versions():
     statement = _statement(_storage(break_glass_role_arn=role), "VersionsAreKept")
     assert statement["Action"] == VERSION_ACTIONS and statement["Principal"] == {"AWS": "*"}
     assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": role}}
+
+
+def test_workload_roles_are_refused_results(template):
+    [bucket_id] = of_type(template, "AWS::S3::Bucket")
+    statement = _statement(template, "WorkloadsNeverTouchResults")
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", {"AWS": "*"}, "s3:*")
+    assert statement["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/results/*"]]}
+    # every role under the workload roles' path, in this account (the path is in the role's ARN)
+    assert statement["Condition"] == {"ArnLike": {"aws:PrincipalArn": {"Fn::Join": ["", [
+        "arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, f":role{WORKLOAD_ROLE_PATH}*"]]}}}
 
 
 def test_object_lock_is_off_unless_the_spec_asks_and_then_every_version_is_retained(template):

@@ -16,6 +16,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import AwareDatetime, BaseModel
 
 RESULTS_PREFIX = "results"
+# What `rackform run` workloads (third-party images, under their own role) may write and read: never results/.
+WORKLOADS_PREFIX = "workloads"
 # results/<run_id>/<rack>/<node_group>/<benchmark>/record.json: the path segments, in order, are the partitions.
 PARTITION_KEYS: tuple[str, ...] = ("run_id", "rack", "node_group", "benchmark")
 
@@ -68,6 +70,11 @@ def placement_key(run_id: str, workload: str) -> str:
 
 def workload_job_key(run_id: str, workload: str) -> str:
     return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_workloads/{workload}.json"
+
+
+def workload_output_prefix(run_id: str, workload: str) -> str:
+    """Where a workload's job writes its own outputs (the job is told it in its environment)."""
+    return f"{WORKLOADS_PREFIX}/{check_run_id(run_id)}/{workload}/"
 
 
 # --- the Athena table -------------------------------------------------------------------------------------------
