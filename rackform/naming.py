@@ -22,6 +22,13 @@ def rack_stack(spec: str, rack: str) -> str:
     return f"{spec}-rack-{rack}"
 
 
+def parameter(spec: str, key: str) -> str:
+    """The SSM parameter through which the network and storage stacks hand one value (e.g. "network/subnet-id") to
+    the stacks deployed after them: read at each deploy, so a replaced subnet or file system reaches them with no
+    CloudFormation export in the way (stacks/handoff.py)."""
+    return f"/rackform/{spec}/{key}"
+
+
 def node_group(spec: str, rack: str, group: str) -> str:
     """Base name of a node group's resources: launch template, placement group, compute environment, job queue."""
     return f"{spec}-{rack}-{group}"
@@ -87,6 +94,10 @@ def construct_id(name: str) -> str:
 # rack_construct_ids. Ids are case-sensitive; a CfnOutput is a child of the stack like any other construct.
 NODE_ROLE_ID = "Nodes"
 JOB_ROLE_ID = "Jobs"
+# The rack's handles on what the network and storage stacks made, read from their SSM parameters.
+HANDOFF_IDS = {"PrivateSubnet": "the rack's handle on the private subnet",
+               "NodeSecurityGroup": "the rack's handle on the node security group",
+               "ResultsBucket": "the rack's handle on the results bucket"}
 # Added to every stack by CDK itself: the version-reporting resource and the bootstrap version parameter and rule.
 CDK_STACK_IDS = ("CDKMetadata", "BootstrapVersion", "CheckBootstrapVersion")
 
@@ -109,6 +120,7 @@ def rack_construct_ids(groups: dict[str, str | None]) -> list[tuple[str, str | N
     """
     ids: list[tuple[str, str | None, str]] = [(i, None, "CDK's own stack construct") for i in CDK_STACK_IDS]
     ids += [(NODE_ROLE_ID, None, "the rack's node instance role"), (JOB_ROLE_ID, None, "the rack's job role")]
+    ids += [(cid, None, what) for cid, what in HANDOFF_IDS.items()]
     ids += [(tier_image_id(t), None, f"the rack's {t} image") for t in sorted({t for t in groups.values() if t})]
     for group in groups:
         ids += [(cid, group, what) for what, cid in node_group_ids(group).items()]

@@ -31,7 +31,24 @@ follows from the "Update requires" entry of each property in the CloudFormation 
 
 Stack and construct ids derive from names (rackform.naming): a renamed rack or node group is a removal and an
 addition, and a renamed cluster or another Region is a new set of stacks. A stack that leaves the app is deleted
-with everything in it, except what the storage stack retains (the results bucket, FSx and its association).
+with everything in it, except what the storage stack retains (the results bucket, FSx and its association), once
+the user deletes it: `cdk deploy` leaves it in place.
+
+What the deploy then does, step by step (`PlanDiff.steps`):
+
+- The stacks hand the subnet, security groups, bucket and file system to each other through SSM parameters, not
+  exports (stacks/handoff.py), so a replacement never meets "Export ... cannot be updated as it is in use": with
+  exports the producer's update would fail (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-importvalue.html).
+  `cdk deploy --all` deploys network, storage and racks in that order, each reading the parameters afresh.
+- CloudFormation creates a replacement before it deletes the old resource; an old resource it cannot delete (in use)
+  it tries three times, then drops from the stack and completes the update with DELETE_FAILED events
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-monitor-stack.html).
+  A new VPC therefore leaves the old subnet, FSx security group and VPC behind while the old, retained file system
+  still has its network interfaces there; plan says what to delete by hand afterwards.
+- Subnets replaced inside the same VPC (a new AZ with the same vpc_cidr) would be created with the CIDR blocks the
+  old ones still hold, and "a subnet CIDR block must not overlap the CIDR block of an existing subnet in the VPC"
+  (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSubnet.html): that update fails, and plan says
+  so ("fails") instead of "replace".
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import naming
 from .plan import NodeGroupPlan, Plan
 
 # Node group fields that are the user's choices (the rest is derived from them: devices, IPs, prices, names), in
@@ -58,8 +76,11 @@ GROUP_EFFECTS = {
     "root_volume_gib": "launch template: new version (root volume)",
 }
 GROUP_FIELDS = tuple(GROUP_EFFECTS)
+# FSx settings whose change replaces the file system (the storage type moves with the deployment type).
+FSX_REPLACED_BY = ("deployment_type", "storage_type", "drive_cache_type", "per_unit_storage_throughput")
 
-Action = Literal["create", "delete", "replace", "update", "unchanged"]
+# "fails": CloudFormation would refuse the update and roll the stack back; the notes say why and what deploys.
+Action = Literal["create", "delete", "replace", "update", "unchanged", "fails"]
 
 
 @dataclass(frozen=True)
@@ -80,11 +101,14 @@ class StackEffect:
 class PlanDiff:
     changes: tuple[Change, ...]
     stacks: tuple[StackEffect, ...]
+    steps: tuple[str, ...] = ()  # what the user runs, in order; or, first, why it cannot be deployed as written
+    deployable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"changes": [{"change": {"+": "added", "-": "removed", "~": "changed"}[c.sign], "what": c.what,
                              "details": list(c.details)} for c in self.changes],
-                "stacks": [{"stack": s.stack, "action": s.action, "notes": s.notes} for s in self.stacks]}
+                "stacks": [{"stack": s.stack, "action": s.action, "notes": s.notes} for s in self.stacks],
+                "deployable": self.deployable, "steps": list(self.steps)}
 
 
 def _value(v: Any) -> str:
@@ -113,7 +137,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
 
     def effect(stack: str, action: Action, note: str | None = None) -> None:
         e = effects.setdefault(stack, StackEffect(stack, "unchanged"))
-        order = ["unchanged", "update", "replace", "create", "delete"]
+        order = ["unchanged", "update", "replace", "create", "delete", "fails"]
         if order.index(action) > order.index(e.action):
             e.action = action
         if note:
@@ -130,61 +154,108 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
             if s not in new_stacks or old.region != new.region:
                 effect(s + ("" if old.region == new.region else f" ({old.region})"), "delete",
                        "deleted with its resources (the storage stack keeps the bucket and FSx: retained)")
-        return PlanDiff(tuple(changes), tuple(effects.values()))
+        steps = ("cdk deploy --all -c spec=<new spec>: the new cluster's stacks, beside the old ones",
+                 "cdk destroy --all -c spec=<old spec> when the old cluster is no longer needed: racks, storage, "
+                 "network in that order; the storage stack is termination-protected (aws cloudformation "
+                 f"update-termination-protection --no-enable-termination-protection --stack-name "
+                 f"{old.storage.stack_name} first)")
+        return PlanDiff(tuple(changes), tuple(effects.values()), steps)
 
     net, storage = new.network.stack_name, new.storage.stack_name
     for s in new_stacks:
         effect(s, "unchanged")
+    racks = [r.stack_name for r in new.racks]
+    refused: list[str] = []  # why the deploy would fail
+    first: list[str] = []  # what to do before `cdk deploy`
+    then: list[str] = []  # and after it
+    params = naming.parameter(new.name, "")  # the SSM parameters' prefix
+
+    def each_rack(note: str) -> None:
+        for r in racks:
+            effect(r, "update", note)
 
     # --- network: a new VPC or subnet is felt by everything placed in it
     net_changes = _field_changes(old.network, new.network, ("vpc_cidr", "availability_zone", "interface_endpoints"))
-    subnets_replaced = False
-    if old.network.vpc_cidr != new.network.vpc_cidr:
-        effect(net, "replace", "VPC replaced (CidrBlock), with its subnets and security groups (VpcId)")
-        subnets_replaced = True
-    if old.network.availability_zone != new.network.availability_zone:
-        effect(net, "replace", "subnets replaced (AvailabilityZone / AvailabilityZoneId)")
-        subnets_replaced = True
-    if old.network.interface_endpoints != new.network.interface_endpoints:
-        effect(net, "update", "interface endpoints created or deleted")
     if net_changes:
         changes.append(Change("~", "network", tuple(net_changes)))
-    if subnets_replaced:
-        if new.storage.fsx_lustre is not None and old.storage.fsx_lustre is not None:
-            effect(storage, "replace", "FSx file system replaced (SubnetIds): a new, empty file system, the old "
-                   "one retained; its data repository association replaced with it (FileSystemId)")
-        for r in new.racks:
-            effect(r.stack_name, "update", "compute environments: Batch infrastructure update (Subnets, security "
-                   "groups); launch templates: new versions")
+    new_vpc = old.network.vpc_cidr != new.network.vpc_cidr
+    new_subnets = new_vpc or old.network.availability_zone != new.network.availability_zone
+    had_fsx, has_fsx = old.storage.fsx_lustre is not None, new.storage.fsx_lustre is not None
+    if new_subnets and not new_vpc:
+        # CloudFormation creates a replacement before it deletes the old resource, and in the same VPC the new
+        # subnets take the CIDR blocks the old ones hold.
+        effect(net, "fails", "the subnets would be replaced (AvailabilityZone / AvailabilityZoneId) by subnets with "
+               "the same CIDR blocks in the same VPC, created before the old ones are deleted: EC2 refuses a subnet "
+               "that overlaps another (CreateSubnet), and the update rolls back. Change vpc_cidr in the same edit "
+               "(a new VPC: then it deploys)")
+        refused.append(f"a new availability zone needs a new vpc_cidr too ({net})")
+    elif new_vpc:
+        effect(net, "replace", f"a new VPC with its subnets, route tables, NAT gateway, endpoints and security groups "
+               f"(CidrBlock, VpcId: Replacement); the SSM parameters {params}network/* then name them; the old ones "
+               "are deleted at the "
+               "end of this update")
+        if had_fsx:
+            effect(net, "replace", "except the old private subnet, FSx security group and VPC: the old file system's "
+                   "network interfaces keep them in use, so CloudFormation's three tries to delete them fail, it "
+                   "drops them from the stack (DELETE_FAILED) and completes the update; they remain in the account")
+        if has_fsx:
+            effect(storage, "replace", "FSx file system replaced (SubnetIds): a new, empty file "
+                   "system in the new subnet, the old one retained with its data; its data repository association "
+                   f"replaced with it (FileSystemId); the SSM parameters {params}storage/lustre-* name the new one")
+        each_rack("launch templates: new versions (subnet, node security group" + (", file system" if has_fsx else "")
+                  + " read from the SSM parameters); compute environments: Batch infrastructure update")
+        first.append("wait until no job runs and the compute environments are down to 0 instances: a running "
+                     "instance keeps the old subnet and node security group in use, and they would be left behind")
+    if old.network.interface_endpoints != new.network.interface_endpoints:
+        effect(net, "update", "interface endpoints created or deleted")
 
     # --- storage
     old_fsx, new_fsx = _fsx_fields(old), _fsx_fields(new)
+    fsx_replaced = False
     if old_fsx != new_fsx:
         if not old_fsx:
             changes.append(Change("+", "storage: FSx for Lustre"))
-            effect(storage, "update", "FSx file system created")
+            effect(storage, "update", f"FSx file system created; the SSM parameters {params}storage/lustre-* "
+                   "written")
+            each_rack("launch templates: new versions (user data mounts the file system)")
         elif not new_fsx:
             changes.append(Change("-", "storage: FSx for Lustre"))
             effect(storage, "update", "FSx file system leaves the template and is retained (not deleted): delete "
                    "it by hand when its data is no longer needed")
+            each_rack("launch templates: new versions (no Lustre mount)")
         else:
             changed = [k for k in old_fsx if old_fsx[k] != new_fsx[k]]
             changes.append(Change("~", "storage: FSx for Lustre", tuple(
                 f"{k}: {_value(old_fsx[k])} -> {_value(new_fsx[k])}" for k in changed)))
-            replaced = [k for k in changed if k in ("deployment_type", "storage_type", "drive_cache_type",
-                                                    "per_unit_storage_throughput")]
+            replaced = [k for k in changed if k in FSX_REPLACED_BY]
             if replaced:
+                fsx_replaced = True
                 effect(storage, "replace", f"FSx file system replaced ({', '.join(replaced)}): a new, empty file "
-                       "system; the old one is retained")
-            if "storage_capacity_gib" in changed:
-                grows = new_fsx["storage_capacity_gib"] > old_fsx["storage_capacity_gib"]
-                effect(storage, "update", "FSx storage capacity grows in place (no interruption)" if grows else
-                       "FSx cannot shrink: CloudFormation's update fails; create a new file system instead")
-            if {"data_repository_path", "mount_path"} & set(changed):
+                       "system, the old one retained with its data" + (
+                           "; its data repository association replaced with it (FileSystemId)"
+                           if new_fsx["data_repository_path"] else "")
+                       + f"; the SSM parameters {params}storage/lustre-* name the new one")
+            elif "storage_capacity_gib" in changed:
+                if new_fsx["storage_capacity_gib"] > old_fsx["storage_capacity_gib"]:
+                    effect(storage, "update", "FSx storage capacity grows in place (no interruption)")
+                else:
+                    effect(storage, "fails", "FSx for Lustre cannot shrink: the file system's update fails and the "
+                           "stack rolls back; keep the capacity, or make a new file system (a new deployment type)")
+                    refused.append(f"storage_capacity_gib cannot shrink ({storage})")
+            if "data_repository_path" in changed and not replaced:
                 effect(storage, "replace", "data repository association replaced (DataRepositoryPath)")
-            if "mount_path" in changed:
-                for r in new.racks:
-                    effect(r.stack_name, "update", "launch templates: new versions (mount path)")
+            if "export_deletions" in changed and not replaced:
+                effect(storage, "update", "data repository association: its export policy updated in place")
+            if fsx_replaced or "mount_path" in changed:
+                each_rack("launch templates: new versions (" + ", ".join(
+                    ["the new file system" if fsx_replaced else "", "mount path" if "mount_path" in changed else ""]
+                ).strip(", ") + ")")
+    if (new_vpc and had_fsx) or fsx_replaced:
+        then.append("copy what you still need from the old file system (retained, outside the stack), then delete "
+                     "it: aws fsx delete-file-system --file-system-id <old id>")
+    if new_vpc and had_fsx:
+        then.append("then delete what it kept in use, left outside the network stack: the old private subnet, FSx "
+                     "security group and VPC (aws ec2 delete-subnet, delete-security-group, delete-vpc)")
 
     # --- racks and node groups
     old_racks, new_racks = {r.name: r for r in old.racks}, {r.name: r for r in new.racks}
@@ -195,7 +266,8 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     for name, r in old_racks.items():
         if name not in new_racks:
             changes.append(Change("-", f"rack {name}", (f"{len(r.node_groups)} node groups",)))
-            effect(r.stack_name, "delete", "the stack and every resource in it are deleted (no other stack changes)")
+            effect(r.stack_name, "delete", "the stack and every resource in it are deleted (no other stack changes), "
+                   "once you delete the stack (see the steps)")
     old_groups, new_groups = _groups(old), _groups(new)
     for (rack, group), g in new_groups.items():
         if rack not in old_racks:
@@ -219,7 +291,18 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         if rack in new_racks and (rack, group) not in new_groups:
             changes.append(Change("-", f"node group {rack}/{group}", (f"{g.count} x {g.instance_type}",)))
             effect(new_racks[rack].stack_name, "update", f"{group}: its resources are deleted")
-    return PlanDiff(tuple(changes), tuple(effects.values()))
+    if refused:
+        return PlanDiff(tuple(changes), tuple(effects.values()),
+                        tuple(f"not deployable as written: {r}" for r in refused), deployable=False)
+    deployed = [s.stack for s in effects.values() if s.action not in ("unchanged", "delete")]
+    deploy = [] if not deployed else [
+        f"cdk deploy --all -c spec=<new spec>: CDK deploys {', '.join(deployed)} in that order, each after the one "
+        "before has finished; each stack reads the network's and storage's SSM parameters afresh, and no export "
+        "holds any of them back"]
+    # cdk deploy never deletes a stack that left the app, and cdk destroy with the new spec no longer knows it.
+    deploy += [f"aws cloudformation delete-stack --stack-name {s.stack}: cdk deploy leaves a stack that left the spec "
+               "in place" for s in effects.values() if s.action == "delete"]
+    return PlanDiff(tuple(changes), tuple(effects.values()), tuple(first + deploy + then))
 
 
 def render_diff(diff: PlanDiff, old_name: str, new_name: str) -> str:
@@ -232,5 +315,7 @@ def render_diff(diff: PlanDiff, old_name: str, new_name: str) -> str:
     width = max(len(s.stack) for s in diff.stacks)
     for s in diff.stacks:
         lines.append(f"  {s.stack:<{width}}  {s.action}")
-        lines += [f"  {'':<{width}}    {n}" for n in dict.fromkeys(s.notes)]
+        lines += [f"  {'':<{width}}    {n}" for n in dict.fromkeys(s.notes) if n]
+    lines += ["", "steps:" if diff.deployable else "refused:"]
+    lines += [f"  {i}. {step}" for i, step in enumerate(diff.steps, 1)]
     return "\n".join(lines)

@@ -29,19 +29,19 @@ def build_app(plan: Plan, *, outdir: str | None = None, cdk_validation: bool | N
     synth."""
     if cdk_validation is None:  # the variable CDK's own CLI and docs use to switch it
         cdk_validation = os.environ.get("CDK_VALIDATION", "").strip().lower() in ("true", "1", "yes")
-    # Strong (Fn::ImportValue) references, stated explicitly: CloudFormation then refuses to delete the network or
-    # storage stack while a rack still uses it, which is the protection wanted for a VPC and a file system.
-    app = App(outdir=outdir, context={"@aws-cdk/core:defaultCrossStackReferences": "strong"},
-              builtin_cloud_formation_validation=cdk_validation)
+    app = App(outdir=outdir, builtin_cloud_formation_validation=cdk_validation)
     # The account may be unknown at synth (no credentials): the stacks are then account-agnostic, which is fine
     # since nothing looks anything up.
     env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=plan.region)
-    network = NetworkStack(app, plan.network.stack_name, network=plan.network, env=env)
-    storage = StorageStack(app, plan.storage.stack_name, storage=plan.storage, subnet=network.private_subnet,
-                           fsx_security_group=network.fsx_sg, env=env)
+    # The stacks meet through SSM parameters, not references (stacks/handoff.py), so the order CDK deploys them in
+    # (`cdk deploy --all`: network, storage, racks) is stated here. The storage stack is termination-protected; the
+    # network stack is not held by exports either, so delete the racks and storage before it (`cdk destroy --all`
+    # goes in that order).
+    network = NetworkStack(app, plan.network.stack_name, spec_name=plan.name, network=plan.network, env=env)
+    storage = StorageStack(app, plan.storage.stack_name, spec_name=plan.name, storage=plan.storage, env=env)
+    storage.add_stack_dependency(network)
+    fsx = plan.storage.fsx_lustre
     for rack in plan.racks:
-        RackStack(app, rack.stack_name, spec_name=plan.name, rack=rack, subnet=network.private_subnet,
-                  node_security_group=network.node_sg, results_bucket_name=storage.bucket.bucket_name,
-                  results_objects_arn=storage.results_objects_arn,
-                  lustre_mount=storage.lustre_mount, env=env)
+        RackStack(app, rack.stack_name, spec_name=plan.name, rack=rack,
+                  lustre_mount_path=None if fsx is None else fsx.mount_path, env=env).add_stack_dependency(storage)
     return app

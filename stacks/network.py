@@ -8,9 +8,11 @@ from constructs import Construct
 from cdk_constructs import ClusterSecurityGroups, SingleAzVpc
 from rackform.plan import NetworkPlan
 
+from . import handoff
+
 
 class NetworkStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, network: NetworkPlan, env: Environment) -> None:
+    def __init__(self, scope: Construct, id: str, *, spec_name: str, network: NetworkPlan, env: Environment) -> None:
         super().__init__(scope, id, stack_name=network.stack_name, env=env,
                          description=f"rackform network: single-AZ VPC in {network.availability_zone}")
         self._availability_zone = network.availability_zone
@@ -31,6 +33,11 @@ class NetworkStack(Stack):
         self.fsx_sg = groups.fsx_sg
         CfnOutput(self, "VpcId", value=self.vpc.vpc_id)
         CfnOutput(self, "PrivateSubnetId", value=self.private_subnet.subnet_id)
+        for key, value in ((handoff.SUBNET, self.private_subnet.subnet_id),
+                           (handoff.NODE_SECURITY_GROUP, self.node_sg.security_group_id),
+                           (handoff.FSX_SECURITY_GROUP, self.fsx_sg.security_group_id)):
+            handoff.publish(self, spec_name, key, value)
+            handoff.keep_export(self, value)
 
     @property
     def availability_zones(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_constructs import (
@@ -14,10 +15,13 @@ from cdk_constructs import (
     RackNodeGroup,
     TierImage,
 )
+from cdk_constructs.storage import results_objects_arn
 from cdk_constructs.user_data import node_user_data
 from rackform import naming
 from rackform.plan import RackPlan
 from rackform.jobs.jobdefs import job_definitions
+
+from . import handoff
 
 
 class RackStack(Stack):
@@ -28,19 +32,28 @@ class RackStack(Stack):
         *,
         spec_name: str,
         rack: RackPlan,
-        subnet: ec2.ISubnet,
-        node_security_group: ec2.ISecurityGroup,
-        results_bucket_name: str,
-        results_objects_arn: str,
-        lustre_mount: LustreMount | None,
+        lustre_mount_path: str | None,
         env: Environment,
     ) -> None:
+        """`lustre_mount_path`: where nodes mount the storage stack's FSx for Lustre, None without one."""
         super().__init__(scope, id, stack_name=rack.stack_name, env=env,
                          description=f"rackform rack {rack.name}: AWS Batch node groups")
+        # What the network and storage stacks made, read from their SSM parameters at each deploy of this stack
+        # (stacks/handoff.py): a replaced subnet, security group or file system reaches the node groups at the
+        # rack's next deploy, and no export holds the other stacks' updates back.
+        subnet_id, sg_id, bucket_id = naming.HANDOFF_IDS
+        subnet = ec2.Subnet.from_subnet_id(self, subnet_id, handoff.read(self, spec_name, handoff.SUBNET))
+        node_security_group = ec2.SecurityGroup.from_security_group_id(
+            self, sg_id, handoff.read(self, spec_name, handoff.NODE_SECURITY_GROUP), mutable=False)
+        results_bucket = s3.Bucket.from_bucket_name(
+            self, bucket_id, handoff.read(self, spec_name, handoff.RESULTS_BUCKET))
+        lustre_mount = None if lustre_mount_path is None else LustreMount(
+            dns_name=handoff.read(self, spec_name, handoff.LUSTRE_DNS_NAME),
+            mount_name=handoff.read(self, spec_name, handoff.LUSTRE_MOUNT_NAME), mount_path=lustre_mount_path)
         # Every id below comes from rackform.naming, whose rack_construct_ids `rackform validate` checks for
         # collisions: a name clash is a validation error, never a jsii error halfway through synth.
         role = NodeInstanceRole(self, naming.NODE_ROLE_ID)
-        job_role = JobRole(self, naming.JOB_ROLE_ID, results_objects_arn=results_objects_arn)
+        job_role = JobRole(self, naming.JOB_ROLE_ID, results_objects_arn=results_objects_arn(results_bucket))
         images = {tier: TierImage(self, naming.tier_image_id(tier), tier=tier)
                   for tier in sorted({g.tier for g in rack.node_groups})}
         self.node_groups: dict[str, RackNodeGroup] = {}
@@ -58,7 +71,7 @@ class RackStack(Stack):
             # The price travels with the job so its record can say what the run cost; only On-Demand is known here.
             price = group.on_demand_usd_per_hour if group.capacity.type == "on-demand" else None
             BenchmarkJobDefinitions(self, ids["job definitions"], definitions=job_definitions(
-                spec_name, group, image=images[group.tier].image_uri, bucket=results_bucket_name,
+                spec_name, group, image=images[group.tier].image_uri, bucket=results_bucket.bucket_name,
                 job_role_arn=job_role.role.role_arn,
                 fsx_mount=None if lustre_mount is None else lustre_mount.mount_path, price_usd_per_hour=price))
             CfnOutput(self, ids["job queue output"], value=group.job_queue,

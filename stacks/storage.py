@@ -6,9 +6,11 @@ from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk_constructs import LustreFileSystem, LustreMount, ResultsBucket, ResultsTable
+from cdk_constructs import LustreFileSystem, ResultsBucket, ResultsTable
 from rackform.plan import StoragePlan
 from workloads.benchmarks import BENCHMARKS
+
+from . import handoff
 
 
 class StorageStack(Stack):
@@ -17,9 +19,8 @@ class StorageStack(Stack):
         scope: Construct,
         id: str,
         *,
+        spec_name: str,
         storage: StoragePlan,
-        subnet: ec2.ISubnet,
-        fsx_security_group: ec2.ISecurityGroup,
         env: Environment,
     ) -> None:
         super().__init__(scope, id, stack_name=storage.stack_name, env=env, termination_protection=True,
@@ -27,21 +28,27 @@ class StorageStack(Stack):
         results = ResultsBucket(self, "Results", object_lock=storage.results.object_lock,
                                 break_glass_role_arn=storage.results.break_glass_role_arn)
         self.bucket = results.bucket
-        self.results_objects_arn = results.results_objects_arn
         CfnOutput(self, "ResultsBucketName", value=self.bucket.bucket_name)
+        handoff.publish(self, spec_name, handoff.RESULTS_BUCKET, self.bucket.bucket_name)
+        # The rack stacks of earlier releases imported the bucket's name and ARN (handoff.keep_export).
+        handoff.keep_export(self, self.bucket.bucket_name)
+        handoff.keep_export(self, self.bucket.bucket_arn)
         # Glue names allow no hyphens; the stack name is unique per spec and never changes with the racks.
         athena = ResultsTable(self, "Athena", bucket=self.bucket, database_name=storage.stack_name.replace("-", "_"),
                               benchmarks=sorted(BENCHMARKS))
         CfnOutput(self, "ResultsTableName", value=f"{athena.database_name}.{athena.table_name}")
 
-        self.lustre_mount: LustreMount | None = None
         if storage.fsx_lustre is not None:
             cfg = storage.fsx_lustre
             lustre = LustreFileSystem(
                 self,
                 "Lustre",
-                subnet=subnet,
-                security_group=fsx_security_group,
+                # From the network stack's parameters: a replaced subnet reaches the file system at this stack's
+                # next deploy (SubnetIds: Replacement), with no export holding the network stack back.
+                subnet=ec2.Subnet.from_subnet_id(self, "PrivateSubnet", handoff.read(self, spec_name, handoff.SUBNET)),
+                security_group=ec2.SecurityGroup.from_security_group_id(
+                    self, "LustreSecurityGroup", handoff.read(self, spec_name, handoff.FSX_SECURITY_GROUP),
+                    mutable=False),
                 storage_capacity_gib=cfg.storage_capacity_gib,
                 deployment_type=cfg.deployment_type,
                 per_unit_storage_throughput_mbps_per_tib=cfg.per_unit_storage_throughput,
@@ -50,7 +57,9 @@ class StorageStack(Stack):
                 data_repository_path=cfg.data_repository_path,
                 export_deletions=cfg.export_deletions,
             )
-            self.lustre_mount = LustreMount(dns_name=lustre.dns_name, mount_name=lustre.mount_name,
-                                            mount_path=cfg.mount_path)
             CfnOutput(self, "LustreDnsName", value=lustre.dns_name)
             CfnOutput(self, "LustreMountName", value=lustre.mount_name)
+            for key, value in ((handoff.LUSTRE_DNS_NAME, lustre.dns_name),
+                               (handoff.LUSTRE_MOUNT_NAME, lustre.mount_name)):
+                handoff.publish(self, spec_name, key, value)
+                handoff.keep_export(self, value)

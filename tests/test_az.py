@@ -53,7 +53,7 @@ def test_az_id_validates_plans_and_places_the_subnets_by_id(catalog, tmp_path):
     assert (plan.availability_zone, plan.availability_zone_id) == ("use1-az6", "use1-az6")
     assert plan.network.availability_zone_id == "use1-az6"
     app = App(outdir=str(tmp_path))
-    stack = NetworkStack(app, "net", network=plan.network, env=Environment(region=plan.region))
+    stack = NetworkStack(app, "net", spec_name=plan.name, network=plan.network, env=Environment(region=plan.region))
     subnets = Template.from_stack(stack).find_resources("AWS::EC2::Subnet")
     assert len(subnets) == 2
     assert [r["Properties"]["AvailabilityZoneId"] for r in subnets.values()] == ["use1-az6"] * 2

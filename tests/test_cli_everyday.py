@@ -299,11 +299,13 @@ def test_a_new_vpc_cidr_replaces_the_network_and_the_file_system(capsys, tmp_pat
                                "details": ["vpc_cidr: 10.40.0.0/16 -> 10.50.0.0/16"]}]
 
 
-def test_an_fsx_deployment_type_replaces_only_the_file_system(capsys, tmp_path, demo):
+def test_an_fsx_deployment_type_replaces_the_file_system_and_the_racks_mount_the_new_one(capsys, tmp_path, demo):
     new = json.loads(json.dumps(demo))
     new["storage"]["fsx_lustre"].update(deployment_type="PERSISTENT_1", per_unit_storage_throughput=200)
     doc = plan_diff(capsys, tmp_path, demo, new)
-    assert {k: v for k, v in stacks(doc).items() if v != "unchanged"} == {"demo-storage": "replace"}
+    assert {k: v for k, v in stacks(doc).items() if v != "unchanged"} == {
+        "demo-storage": "replace", "demo-rack-graviton": "update", "demo-rack-trainium": "update",
+        "demo-rack-gpu": "update"}
     notes = " ".join(n for s in doc["stacks"] for n in s["notes"])
     assert "deployment_type" in notes and "per_unit_storage_throughput" in notes
 

@@ -40,7 +40,8 @@ CHECKOV = Path(os.environ.get("RACKFORM_CHECKOV", ROOT / ".venv-checkov" / "bin"
 ACK_METADATA = "aws:cdk:acknowledged-rules"
 
 # The results bucket's objects ARN as cdk-nag names it: the storage stack's export of the bucket ARN, then results/*.
-RESULTS_WILDCARD = r"AwsSolutions-IAM5\[Resource::[\w-]+:ExportsOutputFnGetAttResultsBucket\w+/results/\*\]"
+RESULTS_WILDCARD = (r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::<SsmParameterValue\w+resultsbucketname\w+>"
+                    r"/results/\*\]")
 # Every cdk-nag acknowledgement the app may carry, by (construct path below the stack, rule or finding id pattern).
 # A new one must be added here, where review sees it; each must sit on one resource (or the L2 owning one).
 # The reasons live next to the resources (cdk_constructs/*.py); the test prints them.
@@ -203,7 +204,7 @@ def test_every_nag_acknowledgement_is_on_one_resource_expected_and_explained(gat
     for g in gated.values():
         for path, rule, reason in g.acknowledgements:
             below = path.partition("/")[2]
-            key = (below, re.sub(r"Resource::[\w-]+:", "Resource::<storage stack export>:", rule))
+            key = (below, re.sub(r"<SsmParameterValue\w+>", "<the storage stack's parameter>", rule))
             if key not in printed:
                 printed.add(key)
                 gate_report("cdk-nag acknowledged", f"{key[1]} on */{below}: {reason}")
@@ -278,10 +279,11 @@ MANAGED_POLICIES = {"NodesRole": {"service-role/AmazonEC2ContainerServiceforEC2R
 
 
 def results_objects(resource: Any) -> bool:
-    """`<bucket ARN imported from the storage stack>/results/*`, as the rack stacks write it."""
+    """`<ARN of the bucket the storage stack's SSM parameter names>/results/*`, as the rack stacks write it."""
     return (isinstance(resource, dict) and list(resource) == ["Fn::Join"] and resource["Fn::Join"][0] == ""
-            and len(parts := resource["Fn::Join"][1]) == 2 and list(parts[0]) == ["Fn::ImportValue"]
-            and "ResultsBucket" in parts[0]["Fn::ImportValue"] and parts[1] == "/results/*")
+            and len(parts := resource["Fn::Join"][1]) == 5
+            and parts[:3] == ["arn:", {"Ref": "AWS::Partition"}, ":s3:::"]
+            and "resultsbucketname" in parts[3].get("Ref", "") and parts[4] == "/results/*")
 
 
 def test_no_statement_allows_every_action_of_anything(gated):

@@ -17,7 +17,8 @@ from ..problems import SpecError, errors
 from ..render.text import table
 from ..spec import json_schema, load_spec
 from ..validate import validate_spec
-from .common import aws_options, aws_target, checked_plan, json_always, json_option, print_problems, summary
+from .common import EXIT_PROBLEM, aws_options, aws_target, checked_plan, json_always, json_option, print_problems, \
+    summary
 
 
 def live_catalog(region: str, target=None) -> Catalog:
@@ -158,6 +159,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise
         diff = diff_plans(old, plan)
         print(json.dumps(diff.to_dict(), indent=2) if args.json else render_diff(diff, args.against, args.spec))
+        if not diff.deployable:  # CloudFormation would refuse it: a script gating on plan must see that
+            print(f"rackform plan: {args.spec} cannot be deployed over {args.against} as written (see 'refused')",
+                  file=sys.stderr)
+            return EXIT_PROBLEM
         return 0
     print(plan.model_dump_json(indent=2) if args.json else render_plan(plan))
     return 0
@@ -205,7 +210,8 @@ def register(sub: Any) -> None:
                        "&& rackform plan my-spec.yaml --against /tmp/old.yaml")
     p.add_argument("spec", help="path to the rack spec YAML")
     p.add_argument("--against", metavar="OLD_SPEC", help="the spec deployed now: list added, removed and changed "
-                   "racks and node groups, and what each stack's update replaces (offline)")
+                   "racks and node groups, what each stack's update does and the steps to run, in order (offline; "
+                   "exit 1 where CloudFormation would refuse the update)")
     json_option(p, "the whole plan (or the diff)")
     p.set_defaults(func=cmd_plan)
 
