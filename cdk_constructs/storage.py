@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_iam as iam
@@ -10,8 +10,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from rackform.spec import ObjectLock
-from workloads.layout import RESULTS_PREFIX
+from workloads.layout import RESULTS_PREFIX, WORKLOADS_PREFIX
 
+from .jobs import WORKLOAD_ROLE_PATH
 from .nag import acknowledge, skip_checkov
 
 # Where the S3 data repository appears inside the file system (clients see <mount_path>/data).
@@ -94,6 +95,13 @@ class ResultsBucket(Construct):
             resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")],
             conditions={"ArnNotEquals": {"aws:PrincipalArn": break_glass_role_arn}} if break_glass_role_arn
             else None))
+        # results/ is the benchmarks' (and the operator's markers'): no workload role touches it, whatever else is
+        # attached to it later. Workload roles share an IAM path, which their ARNs carry (cdk_constructs/jobs.py).
+        self.bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="WorkloadsNeverTouchResults", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["s3:*"], resources=[self.results_objects_arn],
+            conditions={"ArnLike": {"aws:PrincipalArn":
+                                    f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role{WORKLOAD_ROLE_PATH}*"}}))
 
     @property
     def results_objects_arn(self) -> str:
@@ -103,6 +111,11 @@ class ResultsBucket(Construct):
 def results_objects_arn(bucket: s3.IBucket) -> str:
     # Benchmarks write under this prefix, once per key (the bucket policy refuses any other PUT there).
     return bucket.arn_for_objects(f"{RESULTS_PREFIX}/*")
+
+
+def workload_objects_arn(bucket: s3.IBucket) -> str:
+    # `rackform run` workloads write their own outputs under this prefix (their role's only grant).
+    return bucket.arn_for_objects(f"{WORKLOADS_PREFIX}/*")
 
 
 class LustreFileSystem(Construct):
