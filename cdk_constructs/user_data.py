@@ -107,6 +107,16 @@ def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None) -> str:
     return mime_multipart(*scripts)
 
 
+def _install(package: str, attempts: int, why: str = "") -> str:
+    """Shell that installs `package`, retrying (package mirrors flap at boot), and leaves when it never installs."""
+    return f"""installed=no
+for attempt in $(seq 1 {attempts}); do
+  dnf install -y {package} && {{ installed=yes; break; }}
+  sleep 10
+done
+[ "$installed" = yes ] || leave "could not install {package}{why}\""""
+
+
 def node_setup_script(*, root: str = "", attempts: int = 10) -> str:
     """Block instance metadata for containers (IMDS_BLOCK_RULE and the comment above it), then write the node's
     identity where jobs read it (workloads.contract.NODE_IDENTITY_FILE, mounted read-only into every job): once
@@ -122,12 +132,7 @@ mkdir -p "$(dirname {ecs_config})" && echo "ECS_AWSVPC_BLOCK_IMDS=true" >> {ecs_
   || leave "could not write ECS_AWSVPC_BLOCK_IMDS=true to {ecs_config}"
 iptables -N DOCKER-USER 2>/dev/null
 iptables --insert {IMDS_BLOCK_RULE} || leave "could not insert the iptables rule {IMDS_BLOCK_RULE}"
-saved=no
-for attempt in $(seq 1 {attempts}); do
-  dnf install -y iptables-services && {{ saved=yes; break; }}
-  sleep 10
-done
-[ "$saved" = yes ] || leave "could not install iptables-services to keep the metadata block across reboots"
+{_install("iptables-services", attempts, " to keep the metadata block across reboots")}
 iptables-save > {rules} && systemctl enable --now iptables || leave "could not save the iptables rules to {rules}"
 token=$(curl -fsS -m 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://{IMDS_ADDRESS}/latest/api/token)
 meta() {{ curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $token" "http://{IMDS_ADDRESS}/latest/meta-data/$1"; }}
@@ -185,12 +190,7 @@ def lustre_mount_script(mount: LustreMount, *, install_attempts: int = 10, mount
     return f"""#!/bin/bash
 set -u
 {LEAVE}
-installed=no
-for attempt in $(seq 1 {install_attempts}); do
-  dnf install -y lustre-client && {{ installed=yes; break; }}
-  sleep 10
-done
-[ "$installed" = yes ] || leave "could not install lustre-client"
+{_install("lustre-client", install_attempts)}
 mkdir -p {mount.mount_path} || leave "could not create the mount point {mount.mount_path}"
 for attempt in $(seq 1 {mount_attempts}); do
   mount -t lustre -o relatime,flock {mount.dns_name}@tcp:/{mount.mount_name} {mount.mount_path} && exit 0
