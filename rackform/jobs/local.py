@@ -171,6 +171,15 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         announce(f"not run: {bad_object_line(problem)}")
     results = []
     for i, sub in enumerate(subs, 1):
+        # Anyone may write a marker: it runs only on a definition the plan deployed, on at most the nodes that
+        # definition spans (numNodes: the plan's node group; a single-node definition, one).
+        jobdef = deployment.job_definitions.get(sub["job_definition"])
+        most = (jobdef.get("nodeProperties") or {}).get("numNodes", 1) if jobdef is not None else 0
+        if sub["nodes"] > most:
+            announce(f"not run: {sub['job_name']}: " + (
+                f"job definition {sub['job_definition']!r} was never deployed" if jobdef is None else
+                f"{sub['nodes']} nodes, but its job definition {sub['job_definition']!r} spans at most {most}"))
+            continue
         # What the job definition tells the container, as the runner will read it, plus this submission's run id.
         job = JobEnvironment.from_env(_container_env(deployment.job_definitions[sub["job_definition"]])).with_(
             run_id=run_id, master_port=free_port(), fabric_port=free_port(), launch_secret=new_secret(),
