@@ -86,3 +86,57 @@ def test_environment_names_batch_or_rackform_would_refuse_or_overwrite_are_refus
 def test_ordinary_environment_names_are_kept():
     env = {"NCCL_DEBUG": "INFO", "MY_AWS_BATCH": "1", "MY_RACKFORM_": "1", "_": "x"}
     assert with_environment(env).tiers["cpu"].environment == env
+
+
+# --- what is already registered under the name --------------------------------------------------------------------
+
+class Registered:
+    """describe_job_definitions answering `revisions`; register_job_definition recorded."""
+
+    def __init__(self, *revisions: dict):
+        self.revisions, self.registered = list(revisions), []
+
+    def describe_job_definitions(self, jobDefinitionName: str, status: str) -> dict:
+        return {"jobDefinitions": [r for r in self.revisions if r["jobDefinitionName"] == jobDefinitionName]}
+
+    def register_job_definition(self, **request) -> dict:
+        self.registered.append(request)
+        return {"jobDefinitionArn": f"arn:new:{len(self.registered)}"}
+
+
+def request(name: str = "c-r-a-wl-single", digest: str = "d1") -> dict:
+    return {"jobDefinitionName": name, "tags": {"rackform:spec": "c", "rackform:workload": "single",
+                                                 "rackform:digest": digest}}
+
+
+def revision(revision: int, **tags: str) -> dict:
+    return {"jobDefinitionName": "c-r-a-wl-single", "revision": revision,
+            "jobDefinitionArn": f"arn:c-r-a-wl-single:{revision}", "tags": tags}
+
+
+@pytest.mark.parametrize("theirs, what", [
+    ({"rackform:spec": "c", "rackform:job-kind": "single"}, "spec 'c''s single benchmark definition"),
+    ({"rackform:spec": "c-r", "rackform:workload": "single", "rackform:digest": "d1"},
+     "workload 'single' of spec 'c-r'"),
+    ({}, "not registered by rackform"),
+])
+def test_a_name_another_definition_holds_is_never_given_a_revision(theirs, what):
+    from rackform.jobs.workload_jobs import PlacementError, ensure_job_definition
+
+    batch = Registered(revision(1, **theirs))
+    with pytest.raises(PlacementError) as e:
+        ensure_job_definition(batch, request())
+    assert str(e.value) == (f"job definition c-r-a-wl-single is already {what} (revision 1); workload 'single' would "
+                            "add a revision to it: rename the workload")
+    assert batch.registered == []
+
+
+def test_the_workloads_own_revisions_are_reused_or_added_to():
+    from rackform.jobs.workload_jobs import ensure_job_definition
+
+    own = {"rackform:spec": "c", "rackform:workload": "single"}
+    batch = Registered(revision(1, **own, **{"rackform:digest": "d0"}),
+                       revision(2, **own, **{"rackform:digest": "d1"}))
+    assert ensure_job_definition(batch, request()) == "arn:c-r-a-wl-single:2" and batch.registered == []
+    assert ensure_job_definition(batch, request(digest="d2")) == "arn:new:1"
+    assert [r["tags"]["rackform:digest"] for r in batch.registered] == ["d2"]
