@@ -166,7 +166,8 @@ def test_status_names_malformed_markers_and_records_and_shows_the_rest(malformed
     assert code == 1 and "Traceback" not in err
     assert "cpu " in out and "succeeded" in out  # the genuine job
     assert f"{malformed['bad_json']}: not JSON" in out
-    assert f"{malformed['missing']}: missing job_id, queue, job_definition, rack, node_group, benchmark, nodes" in out
+    assert f"{malformed['missing']}: not a job marker: missing queue, job_definition, rack, node_group, benchmark, " \
+        "nodes, job_id" in out
     assert f"{malformed['naive']}: not a result record: started_at: Input should have timezone info" in out
     assert f"1 record tampered: {malformed['elsewhere']}: filed under this key" in out
     assert "2 job markers unreadable:" in out

@@ -80,7 +80,9 @@ def test_a_job_without_its_marker_is_found_not_resubmitted(aws, plan):
     submitter, lookup = batch_clients(None, REGION)
     args = dict(rack="gpu", benchmark="gemm", run_id="r3", store=aws["store"], submitter=submitter, lookup=lookup)
     [first] = submit(plan, **args)
-    aws["s3"].delete_object(Bucket=aws["store"].bucket, Key=f"results/r3/_jobs/{first.job_name}.json")
+    key = f"results/r3/_jobs/{first.job_name}.json"  # never written: no version at all (a delete marker is tampering)
+    [version] = aws["s3"].list_object_versions(Bucket=aws["store"].bucket, Prefix=key)["Versions"]
+    aws["s3"].delete_object(Bucket=aws["store"].bucket, Key=key, VersionId=version["VersionId"])
     [again] = submit(plan, **args)
     assert again.job_id == first.job_id
 

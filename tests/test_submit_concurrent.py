@@ -51,15 +51,15 @@ def embedded(monkeypatch):
 
     lined_up = threading.Barrier(PROCESSES, timeout=60)
     arrived = iter(range(PROCESSES))  # the first PROCESSES marker lookups wait for each other, later ones don't
-    head = S3Response.head_object
+    listing = S3Response.list_object_versions  # how the store looks for a marker (ResultStore.read_one)
 
-    def first_marker_lookups_together(self, bucket_name, query, key_name, headers):
-        if "/_jobs/" in key_name and next(arrived, None) is not None:
+    def first_marker_lookups_together(self):
+        if "/_jobs/" in self.querystring.get("prefix", [""])[0] and next(arrived, None) is not None:
             try:
                 lined_up.wait()
             except threading.BrokenBarrierError:
                 pass
-        return head(self, bucket_name, query, key_name, headers)
+        return listing(self)
 
     submit_job = BatchResponse.submitjob
 
@@ -68,7 +68,7 @@ def embedded(monkeypatch):
         return submit_job(self)
 
     monkeypatch.setattr(S3Response, "put_object", atomic_put)
-    monkeypatch.setattr(S3Response, "head_object", first_marker_lookups_together)
+    monkeypatch.setattr(S3Response, "list_object_versions", first_marker_lookups_together)
     monkeypatch.setattr(BatchResponse, "submitjob", slow_submit_job)
     with EmbeddedAWS(plan.region) as aws:
         deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
@@ -128,7 +128,8 @@ def test_a_claim_whose_submit_stopped_is_reported_with_the_way_out(aws, plan, mo
     submitter, lookup = batch_clients(None, REGION)
     claim = {"submission": {"job_name": "cl1-gpu-h100-gemm", "queue": "trn2-gpu-h100-queue", "rack": "gpu",
                             "job_definition": "trn2-gpu-h100-single", "node_group": "h100", "benchmark": "gemm",
-                            "nodes": 1}, "claimed_by": "laptop pid 42", "claimed_at": "2026-11-30T10:00:00+00:00"}
+                            "nodes": 1}, "claimed_by": "laptop pid 42", "claimed_at": "2026-11-30T10:00:00+00:00",
+             "nonce": "0123456789abcdef"}
     key = claim_key("cl1", "cl1-gpu-h100-gemm", 0)
     aws["store"].put_once(key, json.dumps(claim).encode(), "application/json")  # then the process died
     with pytest.raises(SubmitError) as e:

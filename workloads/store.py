@@ -3,6 +3,9 @@
 Layout: results/<run_id>/<rack>/<node_group>/<benchmark>/record.json beside node-<i>.log (the raw output), and
 results/<run_id>/_jobs/<job name>.json for each submitted job. Nothing is ever overwritten: every PUT carries
 If-None-Match: *, so a retried or duplicated write cannot replace what landed first.
+
+Reading back, every kind of object (KINDS) goes through one reader (`read`, `read_one`): its size from the listing
+against the kind's limit, its one version, its SHA-256, its schema, its key. What fails is a named BadObject.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, FlexibleChecksumError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .layout import (
     HEALTH_OBJECT,
@@ -29,11 +32,15 @@ from .layout import (
     claim_key,
     health_key,
     job_prefix,
+    placement_key,
     record_key,
     submission_key,
+    workload_job_key,
 )
-from .contract import MAX_REPEATS, runnable_repeats
+from .objects import JOB_NAME, BenchmarkMarker, Claim, Placement, WorkloadMarker  # JOB_NAME: for local.py's logs
 from .results import HealthRecord, ResultRecord
+
+M = TypeVar("M", bound=BaseModel)
 
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
@@ -157,83 +164,132 @@ class ResultStore:
         return sorted(self._problems.values(), key=lambda p: (p.kind, p.key))
 
     def read(self, run_id: str, *kinds: str, within: str | None = None) -> dict[str, list[Any]]:
-        """Every verified object of each kind ("record", "health", "marker") under the run's prefix, or under
-        `within`, a prefix inside it, from one listing (`rackform status --wait` polls markers and records)."""
+        """Every verified object of each kind (a key of KINDS) under the run's prefix, or under `within`, a prefix
+        inside it, from one listing (`rackform status --wait` polls markers and records)."""
         prefix = f"{PREFIX}/{check_run_id(run_id)}/"
         out: dict[str, list[Any]] = {k: [] for k in kinds}
         for key, versions, deleted in self._versions(within or prefix):
             if (what := _kind(prefix, key)) not in out:
                 continue
             try:
-                out[what].append(self._verified(key, versions, deleted, run_id, what))
-                self._problems.pop(key, None)
-            except _Bad as e:
-                self._problems[key] = BadObject(key, what, e.kind, e.why)
+                out[what].append(self._believe(key, what, versions, deleted, run_id))
+            except Refused:
+                pass  # kept in self.problems
         return out
 
-    def _versions(self, prefix: str) -> list[tuple[str, list[str], bool]]:
-        """(key, version ids, latest is a delete marker) for every key under the prefix, from one listing.
+    def read_one(self, key: str) -> Any | None:
+        """The verified object at `key` (its kind taken from the key), None when there is none. One that cannot be
+        believed raises Refused, and stays in `self.problems` for the caller to show beside the rest."""
+        run_id, prefix, what = _where(key)
+        for listed, versions, deleted in self._versions(key):
+            if listed == key:
+                return self._believe(key, what, versions, deleted, run_id)
+        return None
+
+    def check(self, key: str, data: Any, *, source: str) -> Any:
+        """`data`, made from the object at `source` and about to be written at `key`, held to what a reader of `key`
+        will hold it to: Refused, as a problem of `source`, when it falls short."""
+        run_id, _, what = _where(key)
+        try:
+            return KINDS[what].believe(key, data, run_id)
+        except _Bad as e:
+            raise self._refuse(source, _where(source)[2], e.kind, f"would make {key}, but {e.why}") from None
+
+    def stream(self, key: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """A node log, chunk by chunk, never whole in memory (`rackform logs`). Refused before the first chunk when
+        the key is not the one version rackform wrote or has no SHA-256 stored with it, and after the last chunk
+        when the bytes do not hash to it: the caller has shown them by then and must say so."""
+        listed = [(versions, deleted) for k, versions, deleted in self._versions(key) if k == key]
+        try:
+            if not listed:
+                raise _Bad("unreadable", "not in the bucket's listing")
+            version, _ = _one_version(*listed[0])
+            got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED",
+                                     **({} if version == "null" else {"VersionId": version}))
+            if (stored := got.get("ChecksumSHA256")) is None:
+                raise _Bad("tampered", NO_CHECKSUM)
+            digest = hashlib.sha256()
+            try:
+                for chunk in got["Body"].iter_chunks(chunk_bytes):
+                    digest.update(chunk)
+                    yield chunk
+            except FlexibleChecksumError as e:  # botocore hashed the stream against the stored SHA-256 itself
+                raise _Bad("tampered", f"SHA-256 mismatch: {e}") from None
+            if stored != base64.b64encode(digest.digest()).decode():
+                raise _Bad("tampered", f"SHA-256 mismatch: stored {stored}, the body hashes to "
+                           f"{base64.b64encode(digest.digest()).decode()}")
+        except _Bad as e:
+            raise self._refuse(key, "log", e.kind, e.why) from None
+
+    def _refuse(self, key: str, what: str, kind: Literal["unreadable", "tampered"], why: str) -> Refused:
+        problem = self._problems[key] = BadObject(key, what, kind, why)
+        return Refused(problem)
+
+    def _believe(self, key: str, what: str, versions: list[tuple[str, int]], deleted: bool, run_id: str) -> Any:
+        try:
+            value = self._verified(key, versions, deleted, run_id, what)
+        except _Bad as e:
+            raise self._refuse(key, what, e.kind, e.why) from None
+        self._problems.pop(key, None)
+        return value
+
+    def _versions(self, prefix: str) -> list[tuple[str, list[tuple[str, int]], bool]]:
+        """(key, (version id, size) of each version, latest is a delete marker) for every key under the prefix,
+        from one listing.
 
         Needs s3:ListBucketVersions (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html);
         an unversioned bucket lists each key once, version id "null"."""
-        versions: dict[str, list[str]] = {}
+        versions: dict[str, list[tuple[str, int]]] = {}
         deleted: set[str] = set()
         for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
             for v in page.get("Versions", []):
-                versions.setdefault(v["Key"], []).append(v["VersionId"])
+                versions.setdefault(v["Key"], []).append((v["VersionId"], v.get("Size", 0)))
             for d in page.get("DeleteMarkers", []):
                 versions.setdefault(d["Key"], [])
                 if d.get("IsLatest"):
                     deleted.add(d["Key"])
         return [(k, versions[k], k in deleted) for k in sorted(versions)]
 
-    def verified_body(self, key: str, version_id: str | None = None) -> bytes:
+    def verified_body(self, key: str, version_id: str | None, limit: int) -> bytes:
         """The object's body, checked against the SHA-256 stored with it, which is the one S3 checked the body
         against on upload (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html);
-        Tampered when it is missing or does not match."""
+        Tampered when it is missing or does not match. At most `limit` bytes are ever held."""
         kwargs = {} if version_id is None else {"VersionId": version_id}
         try:
             got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
-            body = got["Body"].read()
+            body = got["Body"].read(limit + 1)
         except FlexibleChecksumError as e:  # botocore checked the body against the stored checksum itself
             raise Tampered(f"SHA-256 mismatch: {e}") from None
+        if len(body) > limit:
+            raise Tampered(f"more than the {limit:,} bytes the listing gave for this version")
         stored = got.get("ChecksumSHA256")
         if stored is None:
-            raise Tampered("no SHA-256 checksum stored with it; every rackform write carries one")
+            raise Tampered(NO_CHECKSUM)
         if stored != sha256_b64(body):
             raise Tampered(f"SHA-256 mismatch: stored {stored}, the body hashes to {sha256_b64(body)}")
         return body
 
-    def _verified(self, key: str, versions: list[str], deleted: bool, run_id: str, what: str) -> Any:
-        # Every rackform write is a single conditional PUT with a SHA-256 (put_once): one version, never deleted.
-        if deleted:
-            raise _Bad("tampered", f"deleted (a delete marker hides {len(versions)} version(s)); rackform never "
-                       "deletes results")
-        if len(versions) != 1:
-            raise _Bad("tampered", f"{len(versions)} versions: written over after the first write, which rackform "
-                       "never does (every write is If-None-Match: *)")
+    def _verified(self, key: str, versions: list[tuple[str, int]], deleted: bool, run_id: str, what: str) -> Any:
+        version, size = _one_version(versions, deleted)
+        kind = KINDS[what]
+        # From the listing's size, before any GET: a forged object of any size costs a listing entry, no memory.
+        if size > kind.limit:
+            raise _Bad("unreadable", f"{size:,} bytes; {kind.noun}s are limited to {kind.limit:,} bytes (not read)")
         # The version listed, not one PUT since (s3:GetObjectVersion).
         try:
-            body = self.verified_body(key, None if versions[0] == "null" else versions[0])
+            body = self.verified_body(key, None if version == "null" else version, kind.limit)
         except Tampered as e:
             raise _Bad("tampered", str(e)) from None
         try:
             data = json.loads(body)
         except ValueError as e:
             raise _Bad("unreadable", f"not JSON ({e})") from None
-        if what == "health":
-            return _health(key, data)
-        return _record(key, data) if what == "record" else _marker(key, data, run_id)
+        return kind.believe(key, data, run_id)
 
 
 # --- what a reader makes of an object it cannot believe ----------------------------------------------------------
 
-# AWS Batch job names: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number
-# (https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html, jobName). A marker's job name is also
-# a local file name (rackform/jobs/local.py), so nothing else may pass.
-JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-MARKER_FIELDS: dict[str, type] = {"job_name": str, "job_id": str, "queue": str, "job_definition": str, "rack": str,
-                                  "node_group": str, "benchmark": str, "nodes": int}
+NO_CHECKSUM = "no SHA-256 checksum stored with it; every rackform write carries one"
 
 
 @dataclass(frozen=True)
@@ -241,13 +297,21 @@ class BadObject:
     """An object under a run's prefix that is shown as a problem, never as data."""
 
     key: str
-    what: str  # "record" or "marker"
+    what: str  # a key of KINDS, or "log"
     kind: Literal["unreadable", "tampered"]  # malformed, or not what rackform wrote where it wrote it
     why: str
 
     @property
     def noun(self) -> str:
-        return "job marker" if self.what == "marker" else self.what
+        return KINDS[self.what].noun if self.what in KINDS else self.what
+
+
+class Refused(Exception):
+    """An object a reader cannot believe; `problem` says which and why (also kept in the store's `problems`)."""
+
+    def __init__(self, problem: BadObject):
+        super().__init__(f"{problem.noun} {problem.kind}: {problem.key}: {problem.why}")
+        self.problem = problem
 
 
 class Tampered(ValueError):
@@ -259,67 +323,131 @@ class _Bad(Exception):
         self.kind, self.why = kind, why
 
 
+def _one_version(versions: list[tuple[str, int]], deleted: bool) -> tuple[str, int]:
+    """The one (version id, size) of a key rackform wrote: every rackform write is a single conditional PUT with a
+    SHA-256 (put_once), never deleted."""
+    if deleted:
+        raise _Bad("tampered", f"deleted (a delete marker hides {len(versions)} version(s)); rackform never "
+                   "deletes results")
+    if len(versions) != 1:
+        raise _Bad("tampered", f"{len(versions)} versions: written over after the first write, which rackform "
+                   "never does (every write is If-None-Match: *)")
+    return versions[0]
+
+
+# The run's folders of operator-side objects (workloads/objects.py), by the kind of object each holds.
+FOLDERS = {"_jobs": "marker", "_workloads": "workload", "_placements": "placement"}
+
+
 def _kind(prefix: str, key: str) -> str | None:
     rest = key[len(prefix):]
-    if rest.startswith("_jobs/"):
-        return "marker" if rest.endswith(".json") else None
-    if HEALTH_OBJECT.fullmatch(rest.rsplit("/", 1)[-1]):
+    folder, _, name = rest.partition("/")
+    if folder in FOLDERS:
+        return FOLDERS[folder] if name.endswith(".json") else None
+    if folder == "_claims":  # a failed attempt's note is only ever listed (latest_claim), never read
+        m = CLAIM_OBJECT.fullmatch(name.rsplit("/", 1)[-1])
+        return "claim" if m and not m[2] else None
+    last = rest.rsplit("/", 1)[-1]
+    if HEALTH_OBJECT.fullmatch(last):
         return "health"
-    return "record" if rest == "record.json" or rest.endswith("/record.json") else None
+    return "record" if last == "record.json" else None
 
 
-def _health(key: str, data: Any) -> HealthRecord:
-    try:
-        record = HealthRecord.model_validate(data)
-    except ValidationError as e:
-        raise _Bad("unreadable", f"not a health record: {_first_error(e)}") from None
-    if not RUN_ID.fullmatch(record.run_id) or key != health_key(record.run_id, record.rack, record.node_group,
-                                                                 record.benchmark, record.node_index):
-        raise _Bad("tampered", f"filed under this key, but it is node {record.node_index} of run {record.run_id!r}, "
-                   f"{record.rack}/{record.node_group}/{record.benchmark}")
-    return record
+def _where(key: str) -> tuple[str, str, str]:
+    """(run id, the run's prefix, kind) of a key rackform reads one at a time."""
+    parts = key.split("/")
+    prefix = f"{PREFIX}/{check_run_id(parts[1] if len(parts) > 2 else '')}/"
+    if (what := _kind(prefix, key)) is None:
+        raise ValueError(f"{key} is not a kind of object rackform reads")
+    return parts[1], prefix, what
 
 
 def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "<record>"
+    errors = e.errors()
+    if missing := [".".join(str(p) for p in err["loc"]) for err in errors if err["type"] == "missing"]:
+        return f"missing {', '.join(missing)}"
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"])
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}"
+    return f"{where + ': ' if where else ''}{err['msg']}{more}"
 
 
-def _record(key: str, data: Any) -> ResultRecord:
+def _validated(model: type[M], data: Any, noun: str) -> M:
     try:
-        record = ResultRecord.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
-        raise _Bad("unreadable", f"not a result record: {_first_error(e)}") from None
-    parts = key.split("/")
-    expected = record_key(record.run_id, record.rack, record.node_group, record.benchmark) if len(parts) == 6 \
-        and RUN_ID.fullmatch(record.run_id) else None
+        raise _Bad("unreadable", f"not a {noun}: {_first_error(e)}") from None
+
+
+def _filed(key: str, expected: str | None, says: str) -> None:
     if key != expected:
-        raise _Bad("tampered", f"filed under this key, but the record is run {record.run_id!r}, rack "
-                   f"{record.rack!r}, node group {record.node_group!r}, benchmark {record.benchmark!r}")
+        raise _Bad("tampered", f"filed under this key, but {says}")
+
+
+def _health(key: str, data: Any, run_id: str) -> HealthRecord:
+    record = _validated(HealthRecord, data, "health record")
+    _filed(key, health_key(record.run_id, record.rack, record.node_group, record.benchmark, record.node_index)
+           if RUN_ID.fullmatch(record.run_id) else None, f"it is node {record.node_index} of run {record.run_id!r}, "
+           f"{record.rack}/{record.node_group}/{record.benchmark}")
+    return record
+
+
+def _record(key: str, data: Any, run_id: str) -> ResultRecord:
+    record = _validated(ResultRecord, data, "result record")
+    expected = record_key(record.run_id, record.rack, record.node_group, record.benchmark) \
+        if len(key.split("/")) == 6 and RUN_ID.fullmatch(record.run_id) else None
+    _filed(key, expected, f"the record is run {record.run_id!r}, rack {record.rack!r}, node group "
+           f"{record.node_group!r}, benchmark {record.benchmark!r}")
     return record
 
 
 def _marker(key: str, data: Any, run_id: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise _Bad("unreadable", f"a job marker is a JSON object, not {type(data).__name__}")
-    missing = [k for k in MARKER_FIELDS if k not in data]
-    if missing:
-        raise _Bad("unreadable", f"missing {', '.join(missing)}")
-    wrong = [k for k, t in MARKER_FIELDS.items() if type(data[k]) is not t]
-    if wrong:
-        raise _Bad("unreadable", "; ".join(f"{k} is {type(data[k]).__name__}, not {MARKER_FIELDS[k].__name__}"
-                                           for k in wrong))
-    repeats = data.get("repeats")
-    if repeats is not None and not runnable_repeats(repeats):
-        raise _Bad("unreadable", f"repeats {repeats!r} is not a whole number from 1 to {MAX_REPEATS}")
-    name = data["job_name"]
-    if data["nodes"] < 1 or not JOB_NAME.fullmatch(name):
-        raise _Bad("unreadable", f"job name {name!r} or nodes {data['nodes']} is not one Batch accepts")
-    expected = f"{run_id}-{data['rack']}-{data['node_group']}-{data['benchmark']}"
-    if key != submission_key(run_id, name) or name != expected:
-        raise _Bad("tampered", f"filed under this key, but it names job {name!r} of rack {data['rack']!r}, node "
-                   f"group {data['node_group']!r}, benchmark {data['benchmark']!r} (run {run_id} would name it "
-                   f"{expected!r})")
+    m = _validated(BenchmarkMarker, data, "job marker")
+    expected = f"{run_id}-{m.rack}-{m.node_group}-{m.benchmark}"
+    _filed(key, submission_key(run_id, m.job_name) if m.job_name == expected else None,
+           f"it names job {m.job_name!r} of rack {m.rack!r}, node group {m.node_group!r}, benchmark "
+           f"{m.benchmark!r} (run {run_id} would name it {expected!r})")
     return data
+
+
+def _workload_marker(key: str, data: Any, run_id: str) -> dict[str, Any]:
+    m = _validated(WorkloadMarker, data, "workload job marker")
+    expected = f"{run_id}-{m.rack}-{m.node_group}-wl-{m.workload}"  # rackform.jobs.workload_jobs names it so
+    _filed(key, workload_job_key(run_id, m.workload) if m.job_name == expected else None,
+           f"it names job {m.job_name!r} of workload {m.workload!r} on {m.rack!r}/{m.node_group!r} (run {run_id} "
+           f"would name it {expected!r})")
+    return data
+
+
+def _placement(key: str, data: Any, run_id: str) -> dict[str, Any]:
+    d = _validated(Placement, data, "placement decision")
+    _filed(key, placement_key(run_id, d.workload) if d.run_id == run_id else None,
+           f"it is the decision of run {d.run_id!r} for workload {d.workload!r}")
+    return data
+
+
+def _claim(key: str, data: Any, run_id: str) -> dict[str, Any]:
+    c = _validated(Claim, data, "submission claim")
+    job = key.split("/")[-2]
+    _filed(key, key if c.submission.job_name == job else None,
+           f"it claims job {c.submission.job_name!r}, not {job!r}")
+    return data
+
+
+@dataclass(frozen=True)
+class Kind:
+    noun: str
+    limit: int  # bytes: a larger object is refused from the listing's size, never read
+    believe: Callable[[str, Any, str], Any]  # (key, parsed JSON, run id) -> the value; _Bad when it is not one
+
+
+# Limits far above what rackform writes (a record of 10 repeats of a 30-size sweep of two metrics is 76 KB, a marker
+# or a claim under 1 KB, a decision about 1 KB a candidate): room for any genuine object, too little to hurt a reader.
+KINDS: dict[str, Kind] = {
+    "record": Kind("record", 4 << 20, _record),
+    "health": Kind("health record", 1 << 20, _health),
+    "marker": Kind("job marker", 64 << 10, _marker),
+    "workload": Kind("workload job marker", 64 << 10, _workload_marker),
+    "placement": Kind("placement decision", 1 << 20, _placement),
+    "claim": Kind("submission claim", 64 << 10, _claim),
+}

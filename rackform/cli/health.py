@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..render.text import table
+from ..textsafe import visible
 from .common import EXIT_OK, EXIT_PROBLEM, aws_options, json_option, problem_lines, run_records, store_for
 
 CELL = {"passed": "ok", "failed": "FAILED", "not applicable here": "n/a"}
@@ -75,7 +76,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM if unhealthy or store.problems else EXIT_OK
     rows, header = health_rows(records)
     print(table(rows, header))
-    print("\n".join(notes(records)))
+    print("\n".join(visible(note) for note in notes(records)))  # hosts and details from the bucket, one line each
     if fabric := fabric_rows(results):
         print()
         print(table(fabric, ["rack/node group", "collective", "nodes", "fabric", "EFA devices", "validity"]))

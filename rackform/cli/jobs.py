@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ..render.text import table
@@ -63,18 +65,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
         subs = sub.submit(plan, rack=args.rack, node_group=args.node_group, benchmark=args.benchmark,
                           run_id=run_id, nodes=args.nodes, repeats=args.repeats, store=store, submitter=submitter,
                           lookup=lookup)
-    except sub.SubmitError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except sub.SubmitError as e:  # it may quote a claim from the bucket
+        print(f"error: {visible(e)}", file=sys.stderr)
         return EXIT_PROBLEM
-    for s in subs:
+    for s in subs:  # a marker found in the bucket says what was submitted before
         verb = "submitted" if s.created else "already submitted"
         kind = f"multi-node, {s.nodes} nodes" if s.nodes > 1 else "1 node"
-        print(f"{verb} {s.job_name} ({kind}) to {s.queue}: job {s.job_id}", file=sys.stderr)
+        print(visible(f"{verb} {s.job_name} ({kind}) to {s.queue}: job {s.job_id}"), file=sys.stderr)
+    if problems := problem_lines(store):  # jobs left out: their marker or claim cannot be believed
+        print("\n".join(problems), file=sys.stderr)
     if args.json:
-        print(json.dumps({"run_id": run_id, "jobs": [s.__dict__ for s in subs]}, indent=2))
+        from ..render.problems import problem_dicts
+
+        print(json.dumps({"run_id": run_id, "jobs": [s.__dict__ for s in subs],
+                          "problems": problem_dicts(store.problems)}, indent=2))
     else:
         print(run_id)
-    return 0
+    return EXIT_PROBLEM if problems else 0
 
 
 # --- status ------------------------------------------------------------------------------------------------------
@@ -136,8 +143,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
     else:
         states = submission().run_state(args.run_id, store, lookup)
-    problems = problem_lines(store)
-    workload_jobs, workloads_bad = workload_lines(args.run_id, store, lookup)  # `rackform run`'s jobs, beside
+    workload_jobs, workloads_failed = workload_lines(args.run_id, store, lookup)  # `rackform run`'s jobs, beside
+    problems = problem_lines(store)  # markers, records, decisions that cannot be believed, each named
     if not states and not workload_jobs:
         if problems:
             print("\n".join(problems), file=sys.stderr)
@@ -164,7 +171,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: --timeout {args.timeout:g}s passed with {sum(not j['done'] for j in jobs)} job(s) not done; "
               f"they keep running: `rackform status {args.run_id} --wait` re-attaches", file=sys.stderr)
         return EXIT_TIMEOUT
-    return EXIT_PROBLEM if failed or problems or workloads_bad else 0
+    return EXIT_PROBLEM if failed or problems or workloads_failed else 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -187,10 +194,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     print(table(rows, ["benchmark", "rack/node group", "tier", "instance", "nodes", "status", "time", "result"]))
     if any(r.environment.get("executor") == "local" for r in records):
         print("note: executor=local: measured on this machine, not on the instance types named above")
-    if problems := problem_lines(store):
-        print("\n".join(problems))
     if workload_jobs := workload_lines(args.run_id, store, None)[0]:
         print("\n".join(workload_jobs))
+    if problems := problem_lines(store):
+        print("\n".join(problems))
     return 1 if problems else 0
 
 
@@ -203,8 +210,18 @@ def _cluster(marker: dict[str, Any]) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from workloads.layout import RUN_ID
+    from workloads.store import BadObject
+
+    from ..render.problems import problem_dicts, problem_lines as lines_of
+
     store = results_store(args)
-    runs = list(run_ids_in(store).items())
+    found = run_ids_in(store)
+    runs = [(run_id, first) for run_id, first in found.items() if RUN_ID.fullmatch(run_id)]
+    # A folder no run id can name was never written by rackform: a problem, never a run to read.
+    strays = [BadObject(f"results/{run_id}/", "run", "unreadable", "not a run id (1-48 letters, digits, '-' or '_', "
+                        "starting with a letter or digit): no rackform run writes here")
+              for run_id in found if not RUN_ID.fullmatch(run_id)]
     listed = []
     for run_id, first in runs[:args.limit]:
         found = store.read(run_id, "marker", "record")
@@ -213,13 +230,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         listed.append({"run_id": run_id, "started": first.isoformat(timespec="seconds"),
                        "clusters": sorted({_cluster(m) for m in markers}), "jobs": len(markers),
                        **counts, "pending": max(0, len(markers) - len(records))})
+    bad = [*store.problems, *strays]
     if args.json:
-        from ..render.problems import problem_dicts
-
         print(json.dumps({"bucket": store.bucket, "runs": listed, "more": max(0, len(runs) - args.limit),
-                          "problems": problem_dicts(store.problems)}, indent=2))
-        return EXIT_PROBLEM if store.problems else 0
-    if not runs:
+                          "problems": problem_dicts(bad)}, indent=2))
+        return EXIT_PROBLEM if bad else 0
+    if not runs and not bad:
         print(f"no runs in s3://{store.bucket}/results/ yet: `rackform submit` starts one", file=sys.stderr)
         return 0
     rows = [[r["run_id"], r["started"].replace("+00:00", "Z"), ", ".join(r["clusters"]) or "-", r["jobs"],
@@ -227,7 +243,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(table(rows, ["run", "started", "cluster", "jobs", "succeeded", "failed", "skipped", "pending"]))
     if len(runs) > args.limit:
         print(f"({len(runs) - args.limit} older runs not shown: --limit {len(runs)} shows all)")
-    if problems := problem_lines(store):
+    if problems := lines_of(bad):
         print("\n".join(problems))
     return EXIT_PROBLEM if problems else 0
 
@@ -265,27 +281,51 @@ def cmd_logs(args: argparse.Namespace) -> int:
         print(f"error: {len(jobs)} jobs of run {args.run_id} match; choose one with --rack, --node-group and "
               f"--benchmark:\n{table(rows, ['benchmark', 'rack/node group', 'node logs'])}", file=sys.stderr)
         return EXIT_USAGE
-    from botocore.exceptions import FlexibleChecksumError
+    from workloads.store import Refused
 
-    docs = []
-    for key, job in sorted(found, key=lambda kj: kj[1]):
-        try:
-            # botocore checks the body against the SHA-256 the writer stored (ChecksumMode=ENABLED).
-            body = store.s3.get_object(Bucket=store.bucket, Key=key, ChecksumMode="ENABLED")["Body"].read()
-        except FlexibleChecksumError as e:
-            print(f"error: {key}: SHA-256 mismatch, not what the job wrote: {e}", file=sys.stderr)
-            return EXIT_PROBLEM
-        docs.append((key, job[3], body.decode("utf-8", errors="replace")))
-    if args.json:
-        print(json.dumps({"run_id": args.run_id, "logs": [{"key": k, "node": n, "text": t} for k, n, t in docs]},
-                         indent=2))
-        return 0
-    for key, _, text in docs:
-        if len(docs) > 1:
-            print(f"==> s3://{store.bucket}/{key} <==")
-        # Logs are whatever the job printed: control characters are shown, never sent to the terminal.
-        print(visible(text, keep_newlines=True), end="" if text.endswith("\n") else "\n")
+    try:
+        (_logs_json if args.json else _logs_text)(store, args.run_id, sorted(found, key=lambda kj: kj[1]))
+    except Refused as e:  # before a log's first byte, or after its last: then the text shown is not the job's
+        sys.stdout.flush()
+        print(f"error: {visible(e)}; what was shown of it above is not what the job wrote, and no later log was "
+              "shown", file=sys.stderr)
+        return EXIT_PROBLEM
     return 0
+
+
+def _text(chunks: Iterator[bytes]) -> Iterator[str]:
+    """The UTF-8 text of a stream of chunks; a character split between two chunks is decoded whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for chunk in chunks:
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
+
+
+def _logs_text(store: Any, run_id: str, found: list[tuple[str, Any]]) -> None:
+    # Streamed: a log of any size is shown chunk by chunk, never held whole in memory.
+    for key, _ in found:
+        if len(found) > 1:
+            print(visible(f"==> s3://{store.bucket}/{key} <=="))
+        last = ""
+        for text in _text(store.stream(key)):
+            # Logs are whatever the job printed: control characters are shown, never sent to the terminal.
+            sys.stdout.write(visible(text, keep_newlines=True))
+            last = text[-1:] or last
+        if last != "\n":
+            sys.stdout.write("\n")
+
+
+def _logs_json(store: Any, run_id: str, found: list[tuple[str, Any]]) -> None:
+    """{"run_id": ..., "logs": [{"key", "node", "text"}, ...]}, written as the logs stream in; a log refused half
+    way leaves the document unclosed, so no JSON reader takes it for whole."""
+    out = sys.stdout
+    out.write(f'{{"run_id": {json.dumps(run_id)}, "logs": [')
+    for n, (key, job) in enumerate(found):
+        out.write(f'{"," if n else ""}\n  {{"key": {json.dumps(key)}, "node": {job[3]}, "text": "')
+        for text in _text(store.stream(key)):
+            out.write(json.dumps(text)[1:-1])  # escaped as a JSON string, control characters included
+        out.write('"}')
+    out.write("\n]}\n")
 
 
 def _seconds(text: str) -> float:
@@ -374,7 +414,9 @@ def register(sub: Any) -> None:
     aws_options(p)
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("logs", help="a job's raw node log from S3 (what the benchmark tool printed)",
+    p = sub.add_parser("logs", help="a job's raw node log from S3 (what the benchmark tool printed), streamed: a log "
+                       "of any size is printed as it is read, never held in memory; its SHA-256 is checked at its end "
+                       "(a mismatch exits 1 after the text)",
                        epilog="example:\n  rackform logs $RUN --rack gpu --node-group h100 --benchmark allreduce "
                        "--node 1")
     p.add_argument("run_id", metavar="RUN", help=RUN_HELP)

@@ -10,6 +10,7 @@ from typing import Any
 from ..catalog import TIERS
 from ..problems import SpecError
 from ..render.text import table
+from ..textsafe import visible
 from .common import (
     EXIT_PROBLEM,
     EXIT_USAGE,
@@ -17,6 +18,7 @@ from .common import (
     aws_target,
     checked_plan,
     print_problems,
+    problem_lines,
     results_store,
     run_records,
     summary,
@@ -111,13 +113,14 @@ def _decide(args: argparse.Namespace):
 def _explain(decision, records: list) -> str:
     from ..placement import explain_rows
 
+    # A decision `rackform run` explains comes from the bucket: table() escapes its cells, visible() the lines.
     lines = [table(*explain_rows(decision))]
-    lines.append(POLICY_NOTE.format(benchmark=decision.benchmark))
+    lines.append(visible(POLICY_NOTE.format(benchmark=decision.benchmark)))
     if decision.outcome == "unplaced":
-        lines.append(f"no candidate can take it: {decision.reason}")
+        lines.append(visible(f"no candidate can take it: {decision.reason}"))
     else:
-        lines.append(f"ranking: {decision.ranking}" + (f"; spilled over: {decision.reason}"
-                                                       if decision.outcome == "spilled" else ""))
+        lines.append(visible(f"ranking: {decision.ranking}" + (f"; spilled over: {decision.reason}"
+                                                               if decision.outcome == "spilled" else "")))
     if any(r.environment.get("executor") == "local" for r in records):
         lines.append("note: executor=local results: figures measured on this machine, priced as the instance types")
     return "\n".join(lines)
@@ -141,6 +144,7 @@ def cmd_place(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from workloads.layout import check_run_id
+    from workloads.store import Refused
 
     from .. import aws
     from ..jobs import submit as sub
@@ -165,38 +169,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             decision, job = run_workload(plan, w, run_id=run_id, store=store, batch=batch, submitter=submitter,
                                          lookup=lookup, decide=lambda w=w: decide(w))
-        except PlacementError as e:
-            print(f"error: {e}", file=sys.stderr)
+        except PlacementError as e:  # it may name what a decision in the bucket says
+            print(f"error: {visible(e)}", file=sys.stderr)
             failed = True
             continue
-        print(decision["line"], file=sys.stderr)
-        if args.explain:  # the decision as recorded: for a run id placed before, the one made then
+        except Refused:  # a decision, marker or claim that cannot be believed: named below, the rest still run
+            failed = True
+            continue
+        # The decision and the job as recorded in the bucket (for a run id placed before, the ones made then).
+        print(visible(decision["line"]), file=sys.stderr)
+        if args.explain:
             from ..placement import decision_from_dict
 
             print(_explain(decision_from_dict(decision), []), file=sys.stderr)
         verb = "submitted" if job.created else "already submitted"
-        print(f"{verb} {job.job_name} ({job.nodes} node{'s' * (job.nodes > 1)}) to {job.queue}: job {job.job_id}",
-              file=sys.stderr)
+        print(visible(f"{verb} {job.job_name} ({job.nodes} node{'s' * (job.nodes > 1)}) to {job.queue}: job "
+                      f"{job.job_id}"), file=sys.stderr)
+    if problems := problem_lines(store):
+        print("\n".join(problems), file=sys.stderr)
     print(run_id)
     return EXIT_PROBLEM if failed else 0
 
 
 def workload_lines(run_id: str, store: Any, lookup: Any | None) -> tuple[list[str], bool]:
     """The run's workload jobs as a table for `status` and `results` (no lines when it has none), and whether any
-    failed or could not be read."""
+    failed. Decisions and markers that cannot be believed are left in store.problems for the command to name."""
     from ..jobs.workload_jobs import workload_states
 
-    states, problems = workload_states(run_id, store, lookup)
-    if not states and not problems:
+    if not (states := workload_states(run_id, store, lookup)):
         return [], False
-    from ..textsafe import visible
-
-    # Decisions are objects in the bucket, which jobs can write too: table() escapes its cells, visible() the rest.
+    # Decisions are objects in the bucket, which jobs can write too: table() escapes its cells.
     rows = [[s.workload, s.workload_class, s.outcome, s.where, s.tier, s.batch_status or "-",
              (s.batch_reason or "")[:60]] for s in states]
-    lines = ["workload jobs:", table(rows, ["workload", "class", "placement", "rack/node group", "tier", "batch",
-                                           "reason"]), *(visible(p) for p in problems)]
-    return lines, bool(problems) or any(s.batch_status == "FAILED" for s in states)
+    return (["workload jobs:", table(rows, ["workload", "class", "placement", "rack/node group", "tier", "batch",
+                                            "reason"])], any(s.batch_status == "FAILED" for s in states))
 
 
 def _common(p: argparse.ArgumentParser) -> None:

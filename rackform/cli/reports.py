@@ -44,31 +44,31 @@ def cmd_report(args: argparse.Namespace) -> int:
         baseline = run_records(store, args.baseline)
         if baseline is None:
             return 1
+    # Decisions `rackform run` recorded for the run (none: no section); no Batch calls, the decision is the record.
+    # Read before the report is built, so a decision that cannot be believed is among the report's problems.
+    placed = workload_states(args.run_id, store, None)
     report = build_report(records, limits_of=limits_for, fsx=fsx, baseline=baseline, baseline_run_id=args.baseline,
                           threshold_pct=args.threshold, problems=store.problems)
-    # Decisions `rackform run` recorded for the run (none: no section); no Batch calls, the decision is the record.
-    placed, placed_bad = workload_states(args.run_id, store, None)
     if args.csv:
         write(args.csv, render_csv(report))
     if args.html:
         from ..render.html import context_for, render_html
 
-        write(args.html, render_html(report, context_for(report, plan, records), placed, placed_bad))
+        write(args.html, render_html(report, context_for(report, plan, records), placed))
     if args.json:
         data = report_dict(report)
-        if placed or placed_bad:
-            data.update(workloads_placed=placed_dicts(placed), workload_problems=placed_bad)
+        if placed:
+            data.update(workloads_placed=placed_dicts(placed))
         print(json_text(data))
     else:
         before, after = text_lines(report)
-        if placed or placed_bad:  # table() escapes its cells, visible() the problem lines (both from the bucket)
-            after += ["", "workloads placed:", table(placed_rows(placed), PLACED_HEADER),
-                      *(visible(p) for p in placed_bad)]
+        if placed:  # table() escapes its cells (from the bucket)
+            after += ["", "workloads placed:", table(placed_rows(placed), PLACED_HEADER)]
         print("\n".join([*before, "", table(*summary_table(report), wide=_wide(args),
                                                   essential=(*ESSENTIAL, f"vs {args.baseline}")), "",
                          *after]))
     # A succeeded benchmark with no headline is an error of the report, as a regression or a tampered object is.
-    return 1 if report.regressions or report.problems or report.errors or placed_bad else 0
+    return 1 if report.regressions or report.problems or report.errors else 0
 
 
 def cmd_advise(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from workloads.contract import JobEnvironment, check_repeats
 from workloads.layout import check_run_id, claim_key, submission_key
 from workloads.launch import new_secret
-from workloads.store import AlreadyExists, ResultStore
+from workloads.store import AlreadyExists, Refused, ResultStore
 
 from .. import aws, naming
 from ..plan import NodeGroupPlan, Plan
@@ -131,7 +131,8 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
            lookup: Any, node_group: str | None = None, nodes: int | None = None,
            repeats: int | None = None) -> list[Submission]:
     """Submit the benchmark to every fitting node group of the rack; `repeats`: measurements per job (None: the
-    job environment's default)."""
+    job environment's default). A job whose marker or claim in the bucket cannot be believed is left out and named
+    in `store.problems`; the other node groups still submit."""
     if repeats is not None:
         try:
             check_repeats(repeats)
@@ -167,7 +168,10 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
                   "node_group": g.name, "benchmark": benchmark, "nodes": n}
         if repeats is not None:  # in the marker too: the local executor gives the job what Batch would
             fields["repeats"] = repeats
-        out.append(submit_exactly_once(store, submitter, lookup, run_id, fields, request))
+        try:
+            out.append(submit_exactly_once(store, submitter, lookup, run_id, fields, request))
+        except Refused:
+            continue
     return out
 
 
@@ -189,8 +193,10 @@ def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id:
     marker = marker or submission_key(run_id, name)
     waited = 0.0
     while True:
-        if store.exists(marker):
-            return made(**{**store.get_json(marker), "created": False})
+        # Every object read here is verified (Refused when it cannot be believed): a forged marker or claim is a
+        # named problem, never a job to report or a marker to copy.
+        if (found := store.read_one(marker)) is not None:
+            return made(**found, created=False)
         latest = store.latest_claim(run_id, name)
         if latest is None or latest[1]:
             attempt = 0 if latest is None else latest[0] + 1
@@ -203,9 +209,9 @@ def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id:
             return _submit_claimed(store, submitter, lookup, run_id, attempt, fields, request, marker, made)
         key = claim_key(run_id, name, latest[0])
         if (job_id := find_job(lookup, fields["queue"], name)) is not None:
-            return _record(store, marker, made, store.get_json(key)["submission"], job_id, created=False)
+            return _record(store, marker, made, _claim(store, key)["submission"], job_id, created=False, source=key)
         if waited >= wait_s:
-            claim = store.get_json(key)
+            claim = _claim(store, key)
             raise SubmitError(
                 f"job {name} was claimed by {claim.get('claimed_by')} at {claim.get('claimed_at')} "
                 f"(s3://{store.bucket}/{key}), but after {waited:.0f} s Batch has no job by that name and no marker "
@@ -237,11 +243,21 @@ def _submit_claimed(store: ResultStore, submitter: Any, lookup: Any, run_id: str
 
 
 def _record(store: ResultStore, marker: str, made: Callable[..., Any], fields: dict[str, Any], job_id: str,
-            created: bool) -> Any:
-    # Built from the claim's fields by whichever process writes it, so the bytes agree and the second is a no-op.
+            created: bool, source: str | None = None) -> Any:
+    # Built from the claim's fields by whichever process writes it, so the bytes agree and the second is a no-op;
+    # a claim another process wrote (`source`) must make a marker its readers will believe.
     body = {**fields, "job_id": job_id}
+    if source is not None:
+        store.check(marker, body, source=source)
     store.put_once(marker, _json(body), "application/json")
     return made(**body, created=created)
+
+
+def _claim(store: ResultStore, key: str) -> dict[str, Any]:
+    """The verified claim at `key`, which a listing has just shown (rackform never deletes one)."""
+    if (claim := store.read_one(key)) is None:
+        raise SubmitError(f"s3://{store.bucket}/{key} was listed a moment ago and is gone: claims are never deleted")
+    return claim
 
 
 def _now() -> str:

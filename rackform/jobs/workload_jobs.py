@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.contract import JobEnvironment
 from workloads.layout import placement_key, workload_job_key
-from workloads.store import AlreadyExists, ResultStore, Tampered
+from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws, naming
 from ..placement import Decision, QueueState
@@ -166,23 +166,11 @@ def node_group_settings(batch: Any, plan: Plan, group: NodeGroupPlan) -> tuple[s
 
 
 def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
-    """The ARN of an active revision with the request's digest, registering one only when there is none.
-
-    A name whose revisions are anything else's (a benchmark definition, another spec's or another workload's: names
-    are unique per account and Region, and place/run check only this spec's) is refused: the new revision would
-    become the latest one, which `submit` and that workload run by name."""
-    tags = request["tags"]
-    name, owner = request["jobDefinitionName"], (tags["rackform:spec"], tags["rackform:workload"])
-    for jd in batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]:
-        theirs = jd.get("tags") or {}
-        if (theirs.get("rackform:spec"), theirs.get("rackform:workload")) != owner:
-            what = (f"spec {theirs.get('rackform:spec')!r}'s {theirs['rackform:job-kind']} benchmark definition"
-                    if "rackform:job-kind" in theirs else
-                    f"workload {theirs['rackform:workload']!r} of spec {theirs.get('rackform:spec')!r}"
-                    if "rackform:workload" in theirs else "not registered by rackform")
-            raise PlacementError(f"job definition {name} is already {what} (revision {jd.get('revision')}); workload "
-                                 f"{owner[1]!r} would add a revision to it: rename the workload")
-        if theirs.get("rackform:digest") == tags["rackform:digest"]:
+    """The ARN of an active revision with the request's digest, registering one only when there is none."""
+    digest = request["tags"]["rackform:digest"]
+    for jd in batch.describe_job_definitions(jobDefinitionName=request["jobDefinitionName"],
+                                             status="ACTIVE")["jobDefinitions"]:
+        if (jd.get("tags") or {}).get("rackform:digest") == digest:
             return jd["jobDefinitionArn"]
     return batch.register_job_definition(**request)["jobDefinitionArn"]
 
@@ -213,8 +201,8 @@ def decide_once(plan: Plan, run_id: str, workload: Workload, store: ResultStore,
     """The run's decision for the workload: the one already recorded, else `decide()` recorded now. (decision,
     whether this call made it)."""
     key = placement_key(run_id, workload.name)
-    if store.exists(key):
-        return read_verified(store, key), False
+    if (recorded := read_verified(store, key)) is not None:
+        return recorded, False
     decision = decide()
     if decision.chosen is None:
         raise PlacementError(decision.line())
@@ -238,8 +226,8 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
         raise PlacementError(f"run {run_id} placed {workload.name} on {chosen['rack']}/{chosen['node_group']}, "
                              f"which spec {plan.name} no longer has; use a new run id")
     marker = workload_job_key(run_id, workload.name)
-    if store.exists(marker):
-        return decision, WorkloadJob(**read_verified(store, marker), created=False)
+    if (job := read_verified(store, marker)) is not None:
+        return decision, WorkloadJob(**job, created=False)
     bucket, role, fsx = node_group_settings(batch, plan, group)
     arn = ensure_job_definition(batch, job_definition_request(plan, group, workload, bucket=bucket or store.bucket,
                                                               job_role_arn=role, fsx_mount=fsx))
@@ -262,22 +250,15 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
 
 # --- reading back --------------------------------------------------------------------------------------------------
 
-def read_verified(store: ResultStore, key: str) -> dict[str, Any]:
-    """A JSON object rackform wrote, checked against the SHA-256 S3 stored with it (every rackform write has one)."""
-    try:
-        body = store.verified_body(key)
-    except Tampered as e:
-        raise ValueError(f"s3://{store.bucket}/{key}: {e}; not what rackform wrote") from None
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError(f"s3://{store.bucket}/{key}: not a JSON object")
-    return data
+def read_verified(store: ResultStore, key: str) -> dict[str, Any] | None:
+    """A decision or a workload job marker, through the store's one reader (workloads/objects.py is its schema):
+    None when there is none; store.Refused, named in store.problems, when it cannot be believed."""
+    return store.read_one(key)
 
 
-def _figure(value: Any) -> float | None:
-    """A number from a decision object, or None (unknown): never a string or a bool taken as a price."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
+def _figure(value: float | None) -> float | None:
+    """A figure of a verified decision (a number or None by its schema), or None (unknown) for a NaN or infinity."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -295,31 +276,20 @@ class WorkloadState:
     expected_cost_usd: float | None = None  # None: the decision recorded none
 
 
-def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> tuple[list[WorkloadState], list[str]]:
-    """The run's workload jobs, from their decisions and markers, with Batch's status; and a line for each object
-    that could not be believed."""
-    prefix = placement_key(run_id, "").rsplit("/", 1)[0] + "/"
-    states, problems, jobs = [], [], {}
-    for key in sorted(store.keys(prefix)):
-        try:
-            d = read_verified(store, key)
-            name = d["workload"]
-            marker = workload_job_key(run_id, name)
-            job = read_verified(store, marker) if store.exists(marker) else {}
-            states.append((d, job))
-        except (ValueError, KeyError, TypeError) as e:
-            problems.append(f"workload decision unreadable: {key}: {e}")
-    ids = [j["job_id"] for _, j in states if j.get("job_id")]
-    if lookup is not None:
-        jobs = aws.describe_jobs(lookup, ids)
+def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> list[WorkloadState]:
+    """The run's workload jobs, from their verified decisions and markers (one listing), with Batch's status.
+    Objects that cannot be believed are left out and named in store.problems."""
+    found = store.read(run_id, "placement", "workload")
+    markers = {m["workload"]: m for m in found["workload"]}
+    placed = [(d, markers.get(d["workload"], {})) for d in found["placement"]]
+    jobs = aws.describe_jobs(lookup, [j["job_id"] for _, j in placed if j]) if lookup is not None else {}
     out = []
-    for d, j in states:
-        chosen, preferred = d.get("chosen") or {}, d.get("preferred") or {}
+    for d, j in placed:
+        chosen, preferred = d["chosen"], d["preferred"]
         batch = jobs.get(j.get("job_id", ""), {})
-        spilled = f"{preferred.get('rack')}/{preferred.get('node_group')}" if d.get("outcome") == "spilled" \
-            and preferred else None
-        out.append(WorkloadState(d["workload"], d.get("class", "?"), d.get("outcome", "?"),
-                                 f"{chosen.get('rack')}/{chosen.get('node_group')}", chosen.get("tier", "?"),
-                                 j.get("job_id"), batch.get("status"), batch.get("statusReason"), spilled,
-                                 _figure(chosen.get("usd_per_hour")), _figure(chosen.get("expected_cost_usd"))))
-    return out, problems
+        spilled = f"{preferred['rack']}/{preferred['node_group']}" if d["outcome"] == "spilled" and preferred \
+            else None
+        out.append(WorkloadState(d["workload"], d["class"], d["outcome"], f"{chosen['rack']}/{chosen['node_group']}",
+                                 chosen["tier"], j.get("job_id"), batch.get("status"), batch.get("statusReason"),
+                                 spilled, _figure(chosen["usd_per_hour"]), _figure(chosen["expected_cost_usd"])))
+    return out

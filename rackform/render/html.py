@@ -198,10 +198,9 @@ def _row_notes(r: Row) -> tuple[str, ...]:
     return (*r.notes, *bases)
 
 
-def render_html(report: Report, context: Context | None = None, placed: Sequence[Any] = (),
-                placed_problems: Sequence[str] = ()) -> str:
+def render_html(report: Report, context: Context | None = None, placed: Sequence[Any] = ()) -> str:
     """One file: inline CSS, plots as base64 PNG, no external URL of any kind. `placed`: the workloads `rackform run`
-    placed in the run (WorkloadState), and lines for decisions that could not be read."""
+    placed in the run (WorkloadState); decisions that could not be believed are among the report's problems."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     context = context or Context(run_ids=(report.run_id,))
@@ -226,7 +225,7 @@ def render_html(report: Report, context: Context | None = None, placed: Sequence
         failed=[visible(without_html_page(f"{r.benchmark} on {r.rack}/{r.node_group}: {r.status}"
                                           + (f": {r.reason}" if r.reason else "")))
                 for r in rows if r.status != "succeeded"],
-        problems=[*(bad_object_line(p) for p in report.problems), *(visible(p) for p in placed_problems)],
+        problems=[bad_object_line(p) for p in report.problems],
         placed_header=PLACED_HEADER, placed=[[visible(c) for c in row] for row in placed_rows(list(placed))],
         regressions=len(report.regressions),
         plots=[(title, png_base64(fig)) for title, fig in figures],
