@@ -198,7 +198,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
             effect(net, "replace", "except the old private subnet, FSx security group and VPC: the old file system's "
                    "network interfaces keep them in use, so CloudFormation's three tries to delete them fail, it "
                    "drops them from the stack (DELETE_FAILED) and completes the update; they remain in the account")
-        if has_fsx:
+        if had_fsx and has_fsx:
             effect(storage, "replace", "FSx file system replaced (SubnetIds): a new, empty file "
                    "system in the new subnet, the old one retained with its data; its data repository association "
                    f"replaced with it (FileSystemId); the SSM parameters {params}storage/lustre-* name the new one")

@@ -82,6 +82,14 @@ def test_a_new_vpc_without_fsx_leaves_nothing_behind():
     assert len(d.steps) == 2 and d.steps[0].startswith("wait until") and d.steps[1].startswith("cdk deploy")
 
 
+def test_a_new_vpc_with_a_first_file_system_creates_it_there():
+    old = {**SPEC, "storage": {}}
+    d = diff_plans(plan(old), plan({**SPEC, "network": {"vpc_cidr": "10.50.0.0/16"}}))
+    assert actions(d) == {"pd-network": "replace", "pd-storage": "update", **{r: "update" for r in RACKS}}
+    assert notes(d, "pd-storage").startswith("FSx file system created") and "replaced" not in notes(d, "pd-storage")
+    assert not any("old file system" in step for step in d.steps)
+
+
 @pytest.mark.parametrize("az", ["use2-az2", "us-east-2b"])
 def test_a_new_az_in_the_same_vpc_is_refused_not_called_a_replacement(az):
     # New subnets would take the old ones' CIDR blocks in the same VPC before the old ones are deleted.
