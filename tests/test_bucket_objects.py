@@ -9,26 +9,22 @@ problem, report the rest, print no control character and hold no object whole th
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
-import base64
 import io
 import json
 import re
 import sys
 import tracemalloc
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from rackform.cli import main
 from rackform.jobs import submit as submit_module
 from rackform.jobs.local import Deployment, run_local
-from rackform.pipeline import load_plan
 from workloads.layout import (
     claim_key,
-    health_key,
     log_key,
     placement_key,
     record_key,
@@ -38,28 +34,15 @@ from workloads.layout import (
 from workloads.results import HealthCheck, HealthRecord, Metric, ResultRecord
 from workloads.store import KINDS, ResultStore, sha256_b64
 
-SPEC = "examples/demo.yaml"
-INFERENCE = "examples/workloads/inference.yaml"
-REGION = "us-east-1"
+from .test_integrity import _Embedded
+from .test_workload_cli import INFERENCE, SPEC, aws  # noqa: F401 (aws: moto with the demo deployed)
+
 RUN = "b1"
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 # Clear the screen, set the window title, bell, carriage return, a C1 CSI, a bidi override.
 CTRL = "\x1b[2J\x1b]0;owned\x07\r\x9b31m\u202e"
 # What may reach a terminal from rackform: line breaks and tabs of its own layout, nothing else of C0/C1/DEL/bidi.
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    from rackform.jobs.local import deploy
-
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        s3, batch = boto3.client("s3", region_name=REGION), boto3.client("batch", region_name=REGION)
-        bucket = deploy(load_plan(SPEC), s3=s3, batch=batch, iam=boto3.client("iam", region_name=REGION)).bucket
-        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
-        yield {"s3": s3, "batch": batch, "bucket": bucket, "store": ResultStore(bucket, s3)}
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -71,7 +54,7 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 def forge(aws, key: str, body: bytes, *, checksum: bool = True) -> str:
     """A PUT as a job with s3:PutObject on results/* can make it: any body, any key, no If-None-Match."""
     extra = {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": sha256_b64(body)} if checksum else {}
-    aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=body, **extra)
+    aws["s3"].put_object(Bucket=aws["store"].bucket, Key=key, Body=body, **extra)
     return key
 
 
@@ -163,7 +146,7 @@ def test_an_object_over_its_kinds_limit_is_refused_from_the_listing_and_never_re
 
     big = forge(aws, record_key(RUN, "gpu", "h100", "gemm"), b"x" * (KINDS["record"].limit + 1))
     aws["store"].put_record(record("storage"))
-    store = ResultStore(aws["bucket"], Spy())
+    store = ResultStore(aws["store"].bucket, Spy())
     assert [r.benchmark for r in store.records(RUN)] == ["storage"]
     [problem] = store.problems
     assert problem.key == big and f"{KINDS['record'].limit + 1:,} bytes; records are limited to" in problem.why
@@ -196,9 +179,9 @@ def test_a_claim_cannot_make_a_marker_of_another_kind(genuine, capsys):
     # Batch has the job, so the claim's fields become the marker: a workload job's fields would not be a job marker.
     [marker] = genuine["store"].submissions(RUN)
     name = marker["job_name"]
-    genuine["s3"].delete_object(Bucket=genuine["bucket"], Key=submission_key(RUN, name),
+    genuine["s3"].delete_object(Bucket=genuine["store"].bucket, Key=submission_key(RUN, name),
                                 VersionId=genuine["s3"].list_object_versions(
-                                    Bucket=genuine["bucket"], Prefix=submission_key(RUN, name))["Versions"][0]
+                                    Bucket=genuine["store"].bucket, Prefix=submission_key(RUN, name))["Versions"][0]
                                 ["VersionId"])
     latest = genuine["store"].latest_claim(RUN, name)[0]
     fields = {"workload": "w", "job_name": name, "queue": marker["queue"], "job_definition": "jd",
@@ -304,7 +287,7 @@ def test_a_large_log_is_streamed_escaped_in_bounded_memory(aws, monkeypatch):
             assert kwargs["Key"] == key
             return {"ChecksumSHA256": stored, "ContentLength": size, "Body": _Generated(size)}
 
-    monkeypatch.setattr("rackform.cli.jobs.results_store", lambda args: ResultStore(aws["bucket"], Huge()))
+    monkeypatch.setattr("rackform.cli.jobs.results_store", lambda args: ResultStore(aws["store"].bucket, Huge()))
     sink = _Sink()
     monkeypatch.setattr(sys, "stdout", sink)
     tracemalloc.start()
@@ -329,22 +312,12 @@ def test_a_log_whose_bytes_do_not_match_its_sha256_is_an_error_after_the_text(aw
         def get_object(self, **kwargs):
             return {"ChecksumSHA256": sha256_b64(b"two\n"), "Body": _Generated(4)}
 
-    monkeypatch.setattr("rackform.cli.jobs.results_store", lambda args: ResultStore(aws["bucket"], Lying()))
+    monkeypatch.setattr("rackform.cli.jobs.results_store", lambda args: ResultStore(aws["store"].bucket, Lying()))
     code, out, err = cli(capsys, "logs", RUN)
     assert code == 1 and f"error: log tampered: {key}: SHA-256 mismatch" in err and "not what the job wrote" in err
 
 
 # --- item 9: the local executor runs what the plan deployed, on the nodes it has ----------------------------------
-
-class _Embedded:
-    def __init__(self, s3):
-        self._s3 = s3
-        self.env: dict[str, str] = {}
-
-    def client(self, service: str):
-        assert service == "s3"
-        return self._s3
-
 
 def test_the_local_executor_runs_no_marker_beyond_the_plans_definitions(aws, monkeypatch, tmp_path):
     def never(*args, **kwargs):
@@ -362,7 +335,7 @@ def test_the_local_executor_runs_no_marker_beyond_the_plans_definitions(aws, mon
             {"job_name": name, "job_id": "j", "queue": "q", "job_definition": jobdef, "rack": "gpu",
              "node_group": "h100", "benchmark": bench, "nodes": nodes}).encode())
     said: list[str] = []
-    results = run_local(_Embedded(aws["s3"]), Deployment(aws["bucket"], definitions), RUN, log_dir=tmp_path,
+    results = run_local(_Embedded(aws["s3"]), Deployment(aws["store"].bucket, definitions), RUN, log_dir=tmp_path,
                         timeout_s=5, announce=said.append)
     assert results == [] and list(tmp_path.iterdir()) == []
     assert said == [

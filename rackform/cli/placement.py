@@ -136,7 +136,7 @@ def cmd_place(args: argparse.Namespace) -> int:
         print(json.dumps({"decisions": [d.to_dict() for d in decisions]}, indent=2))
     else:
         for d in decisions:
-            print(d.line())
+            print(visible(d.line()))  # names and reasons may quote --run records from the bucket
             if args.explain:
                 print(_explain(d, records) + "\n")
     return EXIT_PROBLEM if any(d.outcome == "unplaced" for d in decisions) else 0
