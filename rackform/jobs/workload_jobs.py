@@ -166,11 +166,23 @@ def node_group_settings(batch: Any, plan: Plan, group: NodeGroupPlan) -> tuple[s
 
 
 def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
-    """The ARN of an active revision with the request's digest, registering one only when there is none."""
-    digest = request["tags"]["rackform:digest"]
-    for jd in batch.describe_job_definitions(jobDefinitionName=request["jobDefinitionName"],
-                                             status="ACTIVE")["jobDefinitions"]:
-        if (jd.get("tags") or {}).get("rackform:digest") == digest:
+    """The ARN of an active revision with the request's digest, registering one only when there is none.
+
+    A name whose revisions are anything else's (a benchmark definition, another spec's or another workload's: names
+    are unique per account and Region, and place/run check only this spec's) is refused: the new revision would
+    become the latest one, which `submit` and that workload run by name."""
+    tags = request["tags"]
+    name, owner = request["jobDefinitionName"], (tags["rackform:spec"], tags["rackform:workload"])
+    for jd in batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]:
+        theirs = jd.get("tags") or {}
+        if (theirs.get("rackform:spec"), theirs.get("rackform:workload")) != owner:
+            what = (f"spec {theirs.get('rackform:spec')!r}'s {theirs['rackform:job-kind']} benchmark definition"
+                    if "rackform:job-kind" in theirs else
+                    f"workload {theirs['rackform:workload']!r} of spec {theirs.get('rackform:spec')!r}"
+                    if "rackform:workload" in theirs else "not registered by rackform")
+            raise PlacementError(f"job definition {name} is already {what} (revision {jd.get('revision')}); workload "
+                                 f"{owner[1]!r} would add a revision to it: rename the workload")
+        if theirs.get("rackform:digest") == tags["rackform:digest"]:
             return jd["jobDefinitionArn"]
     return batch.register_job_definition(**request)["jobDefinitionArn"]
 
