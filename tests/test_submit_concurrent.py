@@ -116,7 +116,8 @@ def test_a_failed_submit_job_frees_the_next_attempt(aws, plan):
     broken = type("Broken", (), {"submit_job": lambda self, **_: (_ for _ in ()).throw(refused)})()
     with pytest.raises(ClientError):
         _gemm(plan, aws, broken, lookup)
-    failed = aws["store"].get_json(claim_key("cl1", "cl1-gpu-h100-gemm", 0, failed=True))
+    failed = json.loads(aws["s3"].get_object(Bucket=aws["store"].bucket, Key=claim_key(
+        "cl1", "cl1-gpu-h100-gemm", 0, failed=True))["Body"].read())
     assert "no such job definition" in failed["reason"] and _jobs(aws) == []
     [sub] = _gemm(plan, aws, submitter, lookup)  # the user fixed it and runs the same command again
     assert sub.created and [j["jobId"] for j in _jobs(aws)] == [sub.job_id]
