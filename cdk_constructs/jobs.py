@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from rackform.naming import construct_id
+from workloads.layout import RESULTS_PREFIX
 
 from .nag import acknowledge_wildcard_resource
 
@@ -53,14 +54,23 @@ class JobRole(Construct):
     """The role benchmark containers run as: write and read back their own results, nothing else.
 
     Read-back is needed by the write-once protocol: after a retried PUT meets 412, the writer compares checksums.
+    The main node of a multi-node job reads its peers' health records as every reader does (workloads/store.py):
+    it lists the versions under the job's prefix and reads each object at the version listed. ListObjectVersions
+    needs s3:ListBucketVersions on the bucket
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html), kept below results/ by the
+    s3:prefix condition key (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html), and a
+    GetObject with a versionId needs s3:GetObjectVersion, not s3:GetObject
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
     """
 
-    def __init__(self, scope: Construct, id: str, *, results_objects_arn: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, results_objects_arn: str, results_bucket_arn: str) -> None:
         super().__init__(scope, id)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
                              description="rackform benchmark jobs: results/ in the results bucket only")
-        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject"],
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
                                                     resources=[results_objects_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucketVersions"], resources=[results_bucket_arn],
+                                                    conditions={"StringLike": {"s3:prefix": f"{RESULTS_PREFIX}/*"}}))
         acknowledge_wildcard_resource(
             self.role.node.find_child("DefaultPolicy"), results_objects_arn,
             "jobs write their records and logs, and read them back, below results/ of the results bucket only: keys "

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform.cli import checked_plan  # noqa: E402
-from rackform.jobs.local import EmbeddedAWS, deploy, run_local  # noqa: E402
+from rackform.jobs.local import EmbeddedAWS, deploy, job_role_arn, run_local, without_credentials  # noqa: E402
 from rackform.jobs.submit import new_run_id  # noqa: E402
 
 WORKLOADS = ("examples/workloads/general.yaml", "examples/workloads/training.yaml",
@@ -57,8 +57,11 @@ def explore(run_id: str, spec: str, aws: EmbeddedAWS, bucket: str, serve_s: floa
               "and prints the exports under which these work:")
         print("\n".join(f"    {c}" for c in commands))
         return
-    # moto listens on 127.0.0.1 only, with fixed fake credentials: nothing here reaches or signs for real AWS.
-    exports = {**aws.env, "RACKFORM_BUCKET": bucket}
+    # moto listens on 127.0.0.1 only and answers only requests signed with the credentials it made at this start
+    # (an administrator of the embedded account; nothing here reaches or signs for real AWS). PATH: where the
+    # `rackform` of this checkout is.
+    exports = {**aws.env, "RACKFORM_BUCKET": bucket,
+               "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     print("  in another shell, from this directory:")
     print("\n".join(f"    export {k}={shlex.quote(v)}" for k, v in exports.items()))
     print("\n".join(f"    {c}" for c in commands))
@@ -127,8 +130,13 @@ def main() -> int:
     plan = checked_plan(args.spec)
     with EmbeddedAWS(plan.region) as aws:
         step(f"embedded AWS at {aws.endpoint_url}: bucket, {len(plan.node_groups())} job queues, job definitions")
-        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
-        env = {**os.environ, **aws.env, "RACKFORM_BUCKET": deployment.bucket}
+        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
+                            assembly=ROOT / args.out)
+        roles = sorted({job_role_arn(jd).rsplit("/", 1)[1] for jd in deployment.job_definitions.values()})
+        print(f"  IAM enforced: only requests signed with this start's fresh credentials get in, each checked against "
+              f"its principal's policies; jobs run as {', '.join(roles)}, with exactly the policies the synthesized "
+              "templates give them")
+        env = {**without_credentials(os.environ), **aws.env, "RACKFORM_BUCKET": deployment.bucket}
         run_id = new_run_id()
 
         step(f"rackform submit ... --run-id {run_id} ({len(SUITE)} jobs)")

@@ -53,7 +53,8 @@ class RackStack(Stack):
         # Every id below comes from rackform.naming, whose rack_construct_ids `rackform validate` checks for
         # collisions: a name clash is a validation error, never a jsii error halfway through synth.
         role = NodeInstanceRole(self, naming.NODE_ROLE_ID)
-        job_role = JobRole(self, naming.JOB_ROLE_ID, results_objects_arn=results_objects_arn(results_bucket))
+        job_role = JobRole(self, naming.JOB_ROLE_ID, results_objects_arn=results_objects_arn(results_bucket),
+                           results_bucket_arn=results_bucket.bucket_arn)
         images = {tier: TierImage(self, naming.tier_image_id(tier), tier=tier)
                   for tier in sorted({g.tier for g in rack.node_groups})}
         self.node_groups: dict[str, RackNodeGroup] = {}

@@ -18,6 +18,17 @@ def catalog():
     return load_catalog()
 
 
+@pytest.fixture(scope="session")
+def demo_assembly(tmp_path_factory) -> Path:
+    """examples/demo.yaml synthesized once per session: the embedded AWS takes its job roles' policies from it."""
+    from rackform.cli import checked_plan
+    from stacks import build_app
+
+    out = tmp_path_factory.mktemp("demo-assembly")
+    build_app(checked_plan(str(ROOT / "examples" / "demo.yaml")), outdir=str(out)).synth()
+    return out
+
+
 @pytest.fixture
 def demo() -> dict[str, Any]:
     """The example spec as plain data, for tests to break one field at a time."""

@@ -381,6 +381,7 @@ def test_demo_serve_prints_exports_that_make_rackform_work(capsys, monkeypatch, 
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
     from rackform.jobs.local import EmbeddedAWS
 
@@ -398,6 +399,9 @@ def test_demo_serve_prints_exports_that_make_rackform_work(capsys, monkeypatch, 
                        if line.strip().startswith("export "))
         assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and exports["RACKFORM_BUCKET"] == bucket
         assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(exports)
+        # this start's fresh credentials (the only ones it answers), and a PATH that finds this checkout's rackform
+        assert exports["AWS_SECRET_ACCESS_KEY"] == embedded.env["AWS_SECRET_ACCESS_KEY"]
+        assert exports["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
         assert "rackform logs r9 --rack graviton --node-group head --benchmark cpu" in out and "stops in" in out
         # another shell with nothing but those exports: the listed commands work against the embedded AWS
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RACKFORM_"))}

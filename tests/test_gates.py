@@ -286,6 +286,16 @@ def results_objects(resource: Any) -> bool:
             and "resultsbucketname" in parts[3].get("Ref", "") and parts[4] == "/results/*")
 
 
+def results_listing(statement: dict[str, Any]) -> bool:
+    """ListBucketVersions on the results bucket itself (its ARN is results_objects' without `/results/*`), kept
+    below results/ by the s3:prefix condition key."""
+    return (as_list(statement["Action"]) == ["s3:ListBucketVersions"]
+            and statement.get("Condition") == {"StringLike": {"s3:prefix": "results/*"}}
+            and all(isinstance(r, dict) and list(r) == ["Fn::Join"] and r["Fn::Join"][0] == ""
+                    and results_objects({"Fn::Join": ["", [*r["Fn::Join"][1], "/results/*"]]})
+                    for r in as_list(statement["Resource"])))
+
+
 def test_no_statement_allows_every_action_of_anything(gated):
     for g in gated.values():
         for stack, lid, s in iam_statements(g):
@@ -325,7 +335,7 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
         for stack, lid, s in iam_statements(g):
             by_policy.setdefault((stack, lid), []).append(s)
             s3_actions = [a for a in as_list(s["Action"]) if a.startswith("s3:")]
-            if s["Effect"] == "Allow" and s3_actions:
+            if s["Effect"] == "Allow" and s3_actions and not results_listing(s):
                 assert all(results_objects(res) for res in as_list(s["Resource"])), (
                     f"{stack}/{lid}: S3 outside results/: {s}")
         for stack in rack_stacks:
@@ -334,7 +344,9 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
             nodes = [s for (st, lid), ss in by_policy.items()
                      if st == stack and lid.startswith("NodesRoleDefaultPolicy") for s in ss]
             assert [(sorted(as_list(s["Action"])), s["Effect"]) for s in jobs] == [
-                (["s3:GetObject", "s3:PutObject"], "Allow")], (stack, jobs)
+                (["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], "Allow"),
+                (["s3:ListBucketVersions"], "Allow")], (stack, jobs)
+            assert results_listing(jobs[1]), (stack, jobs[1])
             # the node role touches no S3 (only jobs write results): its one statement is Session Manager's
             assert [sorted(as_list(s["Action"])) for s in nodes] == [sorted(SESSION_MANAGER_ACTIONS)], (stack, nodes)
 

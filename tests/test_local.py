@@ -15,10 +15,11 @@ SPEC = str(ROOT / "examples" / "demo.yaml")
 
 
 @pytest.fixture(scope="module")
-def embedded():
+def embedded(demo_assembly):
     plan = checked_plan(SPEC)
     with EmbeddedAWS(plan.region) as aws:
-        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
+        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
+                            assembly=demo_assembly)
         yield aws, deployment
 
 

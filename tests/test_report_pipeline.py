@@ -19,10 +19,11 @@ RUN = "pipeline-1"
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, demo_assembly):
     plan = checked_plan(SPEC)
     with EmbeddedAWS(plan.region) as aws:
-        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"))
+        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
+                            assembly=demo_assembly)
         env = {**aws.env, "RACKFORM_BUCKET": deployment.bucket}
         with pytest.MonkeyPatch.context() as mp:
             for k, v in env.items():

@@ -383,11 +383,15 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
         assert _statements_of(t, node_id) == [{"Action": list(SESSION_MANAGER_ACTIONS), "Effect": "Allow",
                                                "Resource": "*"}]
         t.resource_count_is("AWS::IAM::InstanceProfile", 1)
-        # The benchmark containers' role: their own results, written and read back (write-once check), nothing else.
+        # The benchmark containers' role: their own results, written and read back (write-once check, and a
+        # multi-node job's main node reading its peers' health records at the versions it listed), nothing else.
         job_id, job = roles["ecs-tasks.amazonaws.com"]
         assert "ManagedPolicyArns" not in job["Properties"]
-        assert _statements_of(t, job_id) == [{"Action": ["s3:PutObject", "s3:GetObject"], "Effect": "Allow",
-                                              "Resource": results}]
+        bucket_arn = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", {"Ref": name}]]}
+        assert _statements_of(t, job_id) == [
+            {"Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"], "Effect": "Allow", "Resource": results},
+            {"Action": "s3:ListBucketVersions", "Condition": {"StringLike": {"s3:prefix": "results/*"}},
+             "Effect": "Allow", "Resource": bucket_arn}]
 
 
 # --- storage ---------------------------------------------------------------------------------------------------

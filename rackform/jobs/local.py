@@ -8,16 +8,19 @@ of a multi-node job: a 2-node all-reduce is 2 local processes that rendezvous on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +34,15 @@ from workloads.store import JOB_NAME, ResultStore
 
 from ..plan import Plan
 from ..render.problems import bad_object_line
+from .assembly import TemplateRoles, read_assembly
 from .jobdefs import job_definitions
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded"}
+ADMIN_USER = "rackform-embedded-admin"
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+# Inherited variables that would point a child at other credentials: a profile set in the environment makes botocore
+# skip the AWS_ACCESS_KEY_ID/.../AWS_SESSION_TOKEN variables altogether.
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                         "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
 def free_port() -> int:
@@ -43,44 +52,121 @@ def free_port() -> int:
 
 
 class EmbeddedAWS:
-    """moto's server on 127.0.0.1, in this process; `env` points boto3 clients (and child processes) at it."""
+    """moto's server on 127.0.0.1, in this process, private to whoever holds the credentials it made at start, and
+    enforcing IAM as AWS does (https://docs.getmoto.org/en/latest/docs/iam.html).
+
+    `env` (the operator: an administrator of the embedded account) points boto3 clients and child processes at it;
+    `role_env` gives a job the credentials of one role, which hold exactly that role's policies. moto's own API
+    (/moto-api/: reset, config, recorder, dashboard) is unreachable; its state is reset and configured in-process.
+    """
 
     def __init__(self, region: str):
-        from moto.server import ThreadedMotoServer
-
         self.region = region
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._keys: set[str] = set()  # the access key ids this embedded AWS issued: nothing else gets through
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> EmbeddedAWS:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.authorization import enable_iam_authentication
+        from moto.iam.models import iam_backends
+        from moto.moto_api._internal.models import moto_api_backend
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns the demo's output
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
         # moto keeps its accounts in process-wide state that outlives a stopped server: a second embedded AWS in
         # one process (two test modules on one pytest worker) would otherwise find the first one's roles and
         # buckets and fail to deploy. Each starts from an empty account.
-        self._post("reset", None)
-        # Batch in moto would start Docker containers; the local executor runs the jobs instead.
-        self._post("config", {"batch": {"use_docker": False}})
+        moto_api_backend.reset()
+        # Batch (and Lambda) in moto would start Docker containers; the local executor runs the jobs instead.
+        moto_api_backend.set_config({"batch": {"use_docker": False}, "lambda": {"use_docker": False}})
+        self.account = DEFAULT_ACCOUNT_ID
+        iam = iam_backends[self.account]["aws"]
+        iam.create_user(region_name=self.region, user_name=ADMIN_USER)
+        iam.put_user_policy(ADMIN_USER, "administrator", json.dumps(ADMIN_POLICY))
+        key = iam.create_access_key(ADMIN_USER)
+        key.secret_access_key = _secret()  # moto's generator is a seeded PRNG: the secret comes from the OS
+        self._admin = {"AWS_ACCESS_KEY_ID": key.access_key_id, "AWS_SECRET_ACCESS_KEY": key.secret_access_key}
+        self._keys.add(key.access_key_id)
+        self._stack.enter_context(enable_iam_authentication())  # from the first request on, every one is checked
+        self._server = make_server("127.0.0.1", 0, PrivateGate(DomainDispatcherApplication(create_backend_app),
+                                                               self._keys),
+                                   threaded=True, request_handler=MotoRequestHandler)
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        self._stack.callback(self._server.server_close)
+        self._stack.callback(thread.join)
+        self._stack.callback(self._server.shutdown)
+        host, port = self._server.server_address[:2]
+        self.endpoint_url = f"http://{host}:{port}"
         return self
 
-    def _post(self, api: str, body: Any) -> None:
-        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/{api}", method="POST",
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).read()
-
     def __exit__(self, *exc: Any) -> None:
-        self._server.stop()
+        self._stack.close()
 
     @property
     def env(self) -> dict[str, str]:
-        return {**CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_DEFAULT_REGION": self.region,
+        return {**self._admin, "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_DEFAULT_REGION": self.region,
                 "AWS_REGION": self.region}
 
     def client(self, service: str, **kwargs: Any):
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region,
-                            aws_access_key_id="embedded", aws_secret_access_key="embedded", **kwargs)
+                            aws_access_key_id=self._admin["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=self._admin["AWS_SECRET_ACCESS_KEY"], **kwargs)
+
+    def role_env(self, role_arn: str, session: str) -> dict[str, str]:
+        """Temporary credentials of the role, as Batch hands a job's containers their job role's: issued by STS
+        in-process (the service assumes the role, not the operator)."""
+        from moto.sts.models import sts_backends
+
+        assumed = sts_backends[self.account]["aws"].assume_role(
+            region_name=self.region, role_session_name=session[:64], role_arn=role_arn, policy="", duration=43200,
+            external_id="")
+        assumed.secret_access_key, assumed.session_token = _secret(), _secret()
+        self._keys.add(assumed.access_key_id)
+        return {"AWS_ACCESS_KEY_ID": assumed.access_key_id, "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,
+                "AWS_SESSION_TOKEN": assumed.session_token, "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(30)
+
+
+def without_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` less every variable that names AWS credentials, so the ones set after it are the ones used."""
+    return {k: v for k, v in env.items() if k not in _CREDENTIAL_VARIABLES}
+
+
+SIGV4_CREDENTIAL = re.compile(r"AWS4-HMAC-SHA256 Credential=([A-Z0-9]+)/")
+
+
+class PrivateGate:
+    """WSGI middleware in front of moto: only requests signed (SigV4) with an access key this embedded AWS issued
+    reach it (moto then checks the signature and the key's policies), never moto's own API, and no response
+    carries CORS headers, so a web page cannot read from or write to it through a browser."""
+
+    def __init__(self, app: Callable, keys: set[str]):
+        self.app, self.keys = app, keys
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        signed = SIGV4_CREDENTIAL.match(environ.get("HTTP_AUTHORIZATION", ""))
+        if "moto-api" in environ.get("PATH_INFO", ""):
+            return _refuse(start_response, "404 Not Found", "NotFound", "moto's API is not served here")
+        if signed is None or signed[1] not in self.keys:
+            return _refuse(start_response, "403 Forbidden", "InvalidAccessKeyId", "requests must be signed with "
+                           "credentials this embedded AWS issued")
+
+        def without_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [(k, v) for k, v in headers
+                                           if not k.lower().startswith("access-control-")], exc_info)
+        return self.app(environ, without_cors)
+
+
+def _refuse(start_response: Callable, status: str, code: str, message: str) -> list[bytes]:
+    body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def hold_runnable(batch: Any, region: str, queue: str, job_definition: str, jobs: int) -> list[str]:
@@ -110,14 +196,22 @@ class Deployment:
     job_definitions: dict[str, dict[str, Any]]
 
 
-def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any) -> Deployment:
-    """Create the bucket, roles, queues and job definitions of the plan in an embedded AWS."""
+def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any, assembly: Path | None = None) -> Deployment:
+    """Create the bucket, roles, queues and job definitions of the plan in an embedded AWS.
+
+    With `assembly` (the spec's `cdk synth` output), each job definition runs as the role its synthesized template
+    gives it, which holds exactly the policies the templates give that role; without it (tests of the operator's
+    side under moto's in-process mock, which enforces no IAM), as one role with no policy."""
     bucket = bucket_name(plan)
     region = s3.meta.region_name
     kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=bucket, **kwargs)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    role = _role(iam, "rackform-embedded-job", "ecs-tasks.amazonaws.com")
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    roles = None if assembly is None else TemplateRoles(read_assembly(assembly), iam=iam, region=region,
+                                                        account=DEFAULT_ACCOUNT_ID, bucket=bucket)
+    policyless = _role(iam, "rackform-embedded-job", "ecs-tasks.amazonaws.com") if roles is None else ""
     service_role = _role(iam, "rackform-embedded-batch", "batch.amazonaws.com")
     registered: dict[str, dict[str, Any]] = {}
     for g in plan.node_groups():
@@ -128,8 +222,9 @@ def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any) -> Deployment:
                                computeEnvironmentOrder=[{"order": 1,
                                                          "computeEnvironment": ce["computeEnvironmentArn"]}])
         for jd in job_definitions(plan.name, g, image=f"rackform-local:{g.tier}", bucket=bucket,
-                                  job_role_arn=role, fsx_mount=None,
+                                  job_role_arn="", fsx_mount=None,  # the role: per definition, just below
                                   price_usd_per_hour=g.on_demand_usd_per_hour):
+            _container(jd)["jobRoleArn"] = roles.job_role_arn(jd["jobDefinitionName"]) if roles else policyless
             batch.register_job_definition(**jd)
             registered[jd["jobDefinitionName"]] = jd
     return Deployment(bucket=bucket, job_definitions=registered)
@@ -141,12 +236,20 @@ def _role(iam: Any, name: str, service: str) -> str:
     return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
-def _container_env(jobdef: dict[str, Any]) -> dict[str, str]:
+def job_role_arn(jobdef: dict[str, Any]) -> str:
+    """The role a registered job definition's containers run as."""
+    return _container(jobdef)["jobRoleArn"]
+
+
+def _container(jobdef: dict[str, Any]) -> dict[str, Any]:
+    """The container of a job definition (a multi-node definition's one node range)."""
     if jobdef.get("type") == "multinode":
-        container = jobdef["nodeProperties"]["nodeRangeProperties"][0]["container"]
-    else:
-        container = jobdef["containerProperties"]
-    return {e["name"]: e["value"] for e in container.get("environment", [])}
+        return jobdef["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    return jobdef["containerProperties"]
+
+
+def _container_env(jobdef: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in _container(jobdef).get("environment", [])}
 
 
 def node_environment(base: dict[str, str], job: JobEnvironment, *, job_id: str, nodes: int, index: int,
@@ -184,7 +287,9 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         job = JobEnvironment.from_env(_container_env(deployment.job_definitions[sub["job_definition"]])).with_(
             run_id=run_id, master_port=free_port(), fabric_port=free_port(), launch_secret=new_secret(),
             **({"repeats": sub["repeats"]} if sub.get("repeats") is not None else {}))
-        base = {**os.environ, **aws.env}
+        # The job's credentials are its job role's, as Batch gives them: never the operator's.
+        role = job_role_arn(deployment.job_definitions[sub["job_definition"]])
+        base = {**without_credentials(os.environ), **aws.role_env(role, session=sub["job_name"])}
         work = Path(tempfile.mkdtemp(prefix=f"rackform-{sub['benchmark']}-"))
         announce(f"[{i}/{len(subs)}] {sub['benchmark']} on {sub['rack']}/{sub['node_group']} "
                  f"({sub['nodes']} node{'s' * (sub['nodes'] > 1)})")
