@@ -360,3 +360,67 @@ def test_an_sshd_that_exits_at_once_is_named(tmp_path, monkeypatch):
     with pytest.raises(launch.LaunchError, match="sshd exited 1: no host keys"):
         launch.start_sshd(setup, "ssh-ed25519 K", settle_s=1, privsep=tmp_path / "run-sshd")
     assert setup.authorized_keys.read_text() == "ssh-ed25519 K\n"
+
+
+def test_one_address_holding_connections_cannot_take_the_childrens_slots():
+    """A host on the subnet that opens more silent connections than the main node serves at once (nodes + 32) held
+    every slot for as long as each read deadline, and the children were closed on arrival until the gathering
+    timed out. One address now holds at most PEER_CONNECTIONS of them."""
+    port = free_port()
+    t, result = gathering(port, timeout_s=5, read_timeout_s=30)
+    time.sleep(0.3)
+    flood = []
+    for _ in range(2 + 32 + 8):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))  # another address than the child's 127.0.0.1: another host on the subnet
+        s.connect(("127.0.0.1", port))
+        flood.append(s)
+    time.sleep(0.5)  # every flooding connection accepted (or closed) before the child calls
+    t_child, out = child(port, 1)
+    t.join(10)
+    t_child.join(10)
+    for s in flood:
+        s.close()
+    assert "error" not in result, result
+    assert [n.index for n in result["gathered"].nodes] == [0, 1]
+    result["gathered"].release(0)
+
+
+def test_a_message_nested_past_the_parser_is_turned_away_by_name():
+    port = free_port()
+    t, result = gathering(port)
+    time.sleep(0.3)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"[" * 16000 + b"\n")
+        s.recv(100)
+    t_child, out = child(port, 1)
+    t.join(10)
+    t_child.join(10)
+    gathered = result["gathered"]
+    assert any("nested too deeply" in why for why in gathered.refused), gathered.refused
+    gathered.release(0)
+
+
+def test_the_launch_secret_is_out_of_the_environment_before_the_health_step(tmp_path, monkeypatch):
+    """The health step runs tools (nvidia-smi, neuron-ls, fi_info) before the benchmark: they must not inherit the
+    secret either, and the launch must still find it."""
+    from workloads import run
+
+    seen = []
+
+    def health_record(ctx, **kwargs):
+        seen.append(os.environ.get(launch.SECRET_VARIABLE))
+        raise RuntimeError("no checks in this test")
+
+    bench = Benchmark("mpi-test", "test", ("cpu",), nodes=2, max_nodes=2, steps=lambda ctx: (), ssh_launch=True)
+    monkeypatch.setitem(BENCHMARKS, "mpi-test", bench)
+    monkeypatch.setattr(run.health, "health_record", health_record)
+    monkeypatch.setenv(launch.SECRET_VARIABLE, SECRET)
+    ctx = NodeContext(tier="cpu", node_index=1, num_nodes=2, local=True, master_port=free_port(),
+                      work_dir=str(tmp_path))
+    job = run.JobIdentity(run_id="r", benchmark="mpi-test", rack="r", node_group="g", tier="cpu",
+                          instance_type="c7i.large")
+    record = run.run_job(job, ctx, None, timeout_s=0.5, echo=False)
+    assert seen == [None]
+    assert launch.SECRET_VARIABLE not in os.environ
+    assert "never answered" in record.reason  # the launch had the secret: it got as far as calling the main node

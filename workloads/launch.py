@@ -69,6 +69,10 @@ SECRET_VARIABLE = JobEnvironment.variable("launch_secret")
 MIN_SECRET_CHARS = 32
 READ_TIMEOUT_S = 10.0  # for each whole message: a peer silent for longer is dropped (a child's sshd starts in ~1 s)
 MAX_MESSAGE = 16384  # bytes in one rendezvous line: a hello, a public key, a host key or a short reason
+# Connections served at once from one address: a child has one (a retry comes after its last one closed), so a host
+# that holds more is no child, and must not take the slots the children need. The local executor's nodes all call
+# from 127.0.0.1 and pass their own limit.
+PEER_CONNECTIONS = 2
 NONCE = re.compile(r"[0-9a-f]{64}")
 # One host public key as ssh-keygen writes it, comment dropped: nothing else may reach known_hosts.
 HOST_KEY = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
@@ -270,7 +274,10 @@ def _recv(conn: socket.socket, timeout_s: float | None) -> dict:
         data += chunk
         if len(data) > MAX_MESSAGE:
             raise LaunchError(f"rendezvous message longer than {MAX_MESSAGE} bytes")
-    doc = json.loads(data)
+    try:
+        doc = json.loads(data)
+    except RecursionError:  # 16 KiB of '[' nests deeper than the parser goes: as malformed as any other line
+        raise LaunchError("rendezvous message nested too deeply") from None
     if not isinstance(doc, dict):
         raise LaunchError("rendezvous message is not a JSON object")
     return doc
@@ -318,11 +325,12 @@ class Gathering:
 
 
 def gather(port: int, *, num_nodes: int, job: str, secret: str, public_key: str, timeout_s: float,
-           host_key: str = "", bind: str = "0.0.0.0", read_timeout_s: float = READ_TIMEOUT_S) -> Gathering:
+           host_key: str = "", bind: str = "0.0.0.0", read_timeout_s: float = READ_TIMEOUT_S,
+           peer_connections: int = PEER_CONNECTIONS) -> Gathering:
     """Wait for the num_nodes - 1 children, each served on its own thread: answer each with the job's public key and
     wait for it to say its sshd runs. Only a child that proves the job's secret joins; anyone else is turned away and
-    may not hold up the others. The main node's own address is the one the children reached it on; `host_key` is
-    its own sshd's."""
+    may not hold up the others: at most `peer_connections` are served at once from one address. The main node's own
+    address is the one the children reached it on; `host_key` is its own sshd's."""
     deadline = time.monotonic() + timeout_s
     lock = threading.Lock()
     joined: dict[int, tuple[Node, socket.socket, bytes]] = {}
@@ -333,6 +341,7 @@ def gather(port: int, *, num_nodes: int, job: str, secret: str, public_key: str,
     settled = threading.Event()  # every child joined, or one could not get ready
     # Every child at once, and room for strangers; a caller over the limit is closed at once (a child calls again).
     slots = threading.BoundedSemaphore(num_nodes + 32)
+    serving: dict[str, int] = {}  # connections being served, per address
 
     def turn_away(conn: socket.socket, peer: str, why: str) -> None:
         with lock:
@@ -380,6 +389,8 @@ def gather(port: int, *, num_nodes: int, job: str, secret: str, public_key: str,
         finally:
             if not kept:
                 conn.close()
+            with lock:
+                serving[peer] -= 1
             slots.release()
 
     with socket.create_server((bind, port), reuse_port=False) as server:
@@ -389,7 +400,11 @@ def gather(port: int, *, num_nodes: int, job: str, secret: str, public_key: str,
                 conn, address = server.accept()
             except TimeoutError:
                 continue
-            if slots.acquire(blocking=False):
+            with lock:
+                admitted = serving.get(address[0], 0) < peer_connections and slots.acquire(blocking=False)
+                if admitted:
+                    serving[address[0]] = serving.get(address[0], 0) + 1
+            if admitted:
                 threading.Thread(target=serve, args=(conn, address[0]), daemon=True).start()
             else:
                 conn.close()

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -97,9 +97,11 @@ def _tail(text: str) -> str:
     return " | ".join(lines[-3:])[:400]
 
 
-def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[str, str | None, list[Metric],
-                                                                               dict[str, str], str]:
-    """Run every step; return (status, reason, metrics, details, raw log)."""
+def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, *,
+            launch_env: MutableMapping[str, str] | None = None) -> tuple[str, str | None, list[Metric],
+                                                                         dict[str, str], str]:
+    """Run every step; return (status, reason, metrics, details, raw log). `launch_env`: where the launch secret
+    was put aside (None: still in os.environ)."""
     log: list[str] = []
     # The node's own state first: a node that cannot give an honest figure has failed, whatever tools it has.
     if (why := benchmark.precheck(ctx)) is not None:
@@ -110,7 +112,7 @@ def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float) -> tuple[s
         return "skipped", f"not installed on this node: {what}", [], {}, f"[skipped: {what}]\n"
     Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
     if benchmark.ssh_launch and ctx.num_nodes > 1:
-        return launched(benchmark, ctx, timeout_s, log)
+        return launched(benchmark, ctx, timeout_s, log, launch_env=launch_env)
     return run_steps(benchmark, ctx, timeout_s, log)
 
 
@@ -150,7 +152,8 @@ def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: lis
 
 
 def launched(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list[str], *,
-             batch_job_id: str | None = None) -> tuple[str, str | None, list[Metric], dict[str, str], str]:
+             batch_job_id: str | None = None, launch_env: MutableMapping[str, str] | None = None) -> tuple[
+                 str, str | None, list[Metric], dict[str, str], str]:
     """A benchmark launched across nodes: the main node gathers the others (workloads/launch.py), writes the host
     file and runs the steps, which start the program on every node; the others run sshd until it is over."""
     token = launch.job_token(batch_job_id or os.environ.get("AWS_BATCH_JOB_ID"))
@@ -166,7 +169,7 @@ def launched(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list
         return setup.host_public_key()
 
     try:
-        secret = launch.take_secret(os.environ)
+        secret = launch.take_secret(os.environ if launch_env is None else launch_env)
         if not ctx.is_main:
             log.append(f"[launch] node {ctx.node_index} calling the main node {ctx.main_address}:{ctx.master_port}\n")
             code = launch.join(ctx.main_address, ctx.master_port, index=ctx.node_index, job=token, secret=secret,
@@ -178,7 +181,9 @@ def launched(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list
         host_key = ready(public_key)  # the main node's own ranks may be reached over SSH too (nccom-test does)
         gathered = launch.gather(ctx.master_port, num_nodes=ctx.num_nodes, job=token, secret=secret,
                                  public_key=public_key, host_key=host_key, timeout_s=timeout_s,
-                                 bind="127.0.0.1" if ctx.local else "0.0.0.0")
+                                 bind="127.0.0.1" if ctx.local else "0.0.0.0",
+                                 # locally every node calls from 127.0.0.1
+                                 **({"peer_connections": ctx.num_nodes} if ctx.local else {}))
         if not ctx.local:
             launch.install_client_config(setup, gathered.nodes)
         hostfile = Path(ctx.work_dir) / "hostfile"
@@ -295,12 +300,15 @@ def job_health(job: JobIdentity, ctx: NodeContext, own: HealthRecord, store: Res
 def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, timeout_s: float = 3600,
             echo: bool = True, health_kwargs: dict | None = None) -> ResultRecord:
     benchmark = BENCHMARKS[job.benchmark]
+    # Out of the environment before the first tool starts (the health step's, then the benchmark's): none inherits
+    # the launch secret, so none can print it into a raw log, which every job role may read.
+    launch_env = {k: os.environ.pop(k) for k in (launch.SECRET_VARIABLE,) if k in os.environ}
     own_health, health_log = health_step(job, ctx, store, **(health_kwargs or {}))
     if echo:
         sys.stdout.write(health_log)
     started = dt.datetime.now(dt.timezone.utc)
     try:
-        status, reason, metrics, details, log = execute(benchmark, ctx, timeout_s)
+        status, reason, metrics, details, log = execute(benchmark, ctx, timeout_s, launch_env=launch_env)
     except Exception as e:  # a bug or a broken node must still leave a record behind
         status, reason, metrics, details, log = "failed", f"runner error: {type(e).__name__}: {e}", [], {}, ""
     ended = dt.datetime.now(dt.timezone.utc)
