@@ -108,13 +108,35 @@ def _special(path: Path) -> str:
             else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
 
 
+def _open_directory(directory: Path) -> int:
+    """A descriptor on `directory`, reached one component at a time, each made where missing and none followed if
+    it is a symlink: a directory on the way swapped for a link after the check fails the open (ELOOP or ENOTDIR)
+    instead of leading the write elsewhere."""
+    fd = os.open(directory.anchor or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in directory.parts[1 if directory.anchor else 0:]:
+            try:
+                os.mkdir(part, dir_fd=fd)
+            except FileExistsError:
+                pass
+            fd, parent = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd), fd
+            os.close(parent)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write a checked output file. What is planted at the path after the check is not written to: O_NOFOLLOW
-    refuses a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and anything but a regular file is refused
-    before it is truncated."""
+    """Write a checked output file. What is planted at the path after the check is not written to: a symlink in
+    place of a directory on the way (_open_directory) or of the file (O_NOFOLLOW) is refused, O_NONBLOCK keeps a
+    FIFO from blocking the open, and anything but a regular file is refused before it is truncated."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+    directory = _open_directory(out.parent)
+    try:
+        fd = os.open(out.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644, dir_fd=directory)
+    finally:
+        os.close(directory)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OutputError(f"{out} is {_special(out)}, not a regular file; rackform did not write it")

@@ -155,3 +155,26 @@ def test_a_fifo_planted_after_the_check_is_not_written_to_and_does_not_block(tmp
         assert os.read(reader, 100) == b""
     finally:
         os.close(reader)
+
+
+def test_a_directory_linked_after_the_check_is_not_written_through(tmp_path):
+    """O_NOFOLLOW guards the last component only: a missing directory of the path, checked as creatable, then
+    planted as a link to another directory, led the write to the file of the same name there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "report.csv").write_text("not yours\n")
+    out = tmp_path / "reports" / "report.csv"
+    assert check_output(out, "file", "--csv") == out
+    (tmp_path / "reports").symlink_to(elsewhere)  # between the check and the write
+    with pytest.raises(OSError):
+        write_text(out, "a,b\n")
+    assert (elsewhere / "report.csv").read_text() == "not yours\n"
+
+
+def test_missing_directories_are_made_and_relative_paths_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert write_text("a/b/report.csv", "x\n") == Path("a/b/report.csv")
+    assert write_text("top.csv", "y\n") == Path("top.csv")
+    assert write_text(tmp_path / "c" / "r.html", "z") == tmp_path / "c" / "r.html"
+    assert (tmp_path / "a/b/report.csv").read_text() == "x\n" and (tmp_path / "top.csv").read_text() == "y\n"
+    assert (tmp_path / "c/r.html").read_text() == "z"
