@@ -35,9 +35,13 @@ MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 # The FSx mount point is a directory of its own on every node (user data mounts it there) and in every job container
 # (the job definitions mount it at the same path), so it may neither be, nor hold, nor sit inside what the host, the
 # ECS agent or the job images keep: at /var it would hide /var/lib/docker and /var/lib/ecs, under /opt the images'
-# software (/opt/amazon/efa, /opt/aws/neuron), at /scratch the jobs' scratch volume.
+# software (/opt/amazon/efa, /opt/aws/neuron), at /scratch the jobs' scratch volume. /var/lock is the FHS link to
+# /run/lock (as /var/run is to /run): a mount there lands in /run. /var/cache/ecs holds the ECS agent image that
+# ecs-init loads at boot, after user data has mounted the file system (aws/amazon-ecs-agent, ecs-init/config/common.go
+# CacheDirectory).
 RESERVED_MOUNT_PATHS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin",
-                        "/sys", "/tmp", "/usr", "/var/lib", "/var/log", "/var/run", CONTAINER_WORK_DIR)
+                        "/sys", "/tmp", "/usr", "/var/lib", "/var/log", "/var/run", "/var/lock", "/var/cache/ecs",
+                        CONTAINER_WORK_DIR)
 # An IAM role's ARN: optional path, then a name of 1-64 of [A-Za-z0-9+=,.@_-]
 # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html).
 ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)

@@ -268,6 +268,9 @@ def test_fsx_data_repository_must_be_s3(demo, catalog, path):
     ("/usr/local/fsx", "is inside /usr,"),
     ("/var/lib/docker", "is inside /var/lib,"),
     ("/var", "holds /var/lib,"),
+    ("/var/lock", "is /var/lock,"),  # a link to /run/lock
+    ("/var/lock/fsx", "is inside /var/lock,"),
+    ("/var/cache", "holds /var/cache/ecs,"),  # ecs-init's cached agent image
     ("/opt/fsx", "is inside /opt,"),
     ("/scratch", "is /scratch,"),  # the jobs' scratch volume in every container
 ])
@@ -277,7 +280,8 @@ def test_fsx_mount_path_is_a_directory_of_its_own(demo, catalog, path, why):
     assert p.path == "storage.fsx_lustre.mount_path" and p.message.startswith(f"{path!r} {why}")
 
 
-@pytest.mark.parametrize("path", ["/fsx", "/mnt/fsx", "/data/lustre.v2", "/home/shared", "/variable"])
+@pytest.mark.parametrize("path", ["/fsx", "/mnt/fsx", "/data/lustre.v2", "/home/shared", "/variable",
+                                  "/var/cache/fsx"])
 def test_fsx_mount_path_of_its_own_is_accepted(demo, catalog, path):
     demo["storage"]["fsx_lustre"]["mount_path"] = path
     assert not [p for p in check(demo, catalog) if p.rule == "fsx-mount-path"]
