@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform.cli import checked_plan  # noqa: E402
-from rackform.jobs.local import EmbeddedAWS, deploy, job_role_arn, run_local, without_credentials  # noqa: E402
+from rackform.jobs.local import (  # noqa: E402
+    Deployment, EmbeddedAWS, deploy, job_role_arn, run_local, without_credentials)
 from rackform.jobs.submit import new_run_id  # noqa: E402
 
 WORKLOADS = ("examples/workloads/general.yaml", "examples/workloads/training.yaml",
@@ -71,6 +72,13 @@ def explore(run_id: str, spec: str, aws: EmbeddedAWS, bucket: str, serve_s: floa
         time.sleep(serve_s)
     except KeyboardInterrupt:
         print("\n  stopped at Ctrl-C")
+
+
+def iam_line(deployment: Deployment) -> str:
+    roles = sorted({job_role_arn(jd).rsplit("/", 1)[1] for jd in deployment.job_definitions.values()})
+    return (f"  IAM enforced: only requests signed with this start's fresh credentials get in, each checked against "
+            f"its principal's policies; jobs run as {', '.join(roles)}, with exactly the policies the synthesized "
+            "templates give them")
 
 
 def serve_minutes(text: str) -> float:
@@ -132,10 +140,7 @@ def main() -> int:
         step(f"embedded AWS at {aws.endpoint_url}: bucket, {len(plan.node_groups())} job queues, job definitions")
         deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
                             assembly=ROOT / args.out)
-        roles = sorted({job_role_arn(jd).rsplit("/", 1)[1] for jd in deployment.job_definitions.values()})
-        print(f"  IAM enforced: only requests signed with this start's fresh credentials get in, each checked against "
-              f"its principal's policies; jobs run as {', '.join(roles)}, with exactly the policies the synthesized "
-              "templates give them")
+        print(iam_line(deployment))
         env = {**without_credentials(os.environ), **aws.env, "RACKFORM_BUCKET": deployment.bucket}
         run_id = new_run_id()
 

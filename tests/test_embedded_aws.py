@@ -32,6 +32,7 @@ from rackform.jobs.local import EmbeddedAWS, deploy, job_role_arn, run_local
 from workloads.store import ResultStore
 
 from .conftest import ROOT
+from .test_cli_everyday import load_demo_script
 
 SPEC = str(ROOT / "examples" / "demo.yaml")
 PLAN = checked_plan(SPEC)
@@ -147,6 +148,14 @@ def test_job_roles_hold_exactly_the_policies_of_the_synthesized_templates(aws, d
                 for resource in [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]:
                     assert resource.startswith(f"arn:aws:s3:::{deployment.bucket}"), resource
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+
+
+def test_the_demo_says_iam_is_enforced_and_names_the_roles_jobs_run_as(aws, demo_assembly):
+    deployment = deploy(PLAN, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
+                        assembly=demo_assembly)
+    line = load_demo_script().iam_line(deployment)
+    assert "IAM enforced" in line
+    assert all(f"{rack.stack_name}-JobsRole" in line for rack in PLAN.racks)
 
 
 def without_put_object(assembly: Path, tmp_path: Path) -> Path:
