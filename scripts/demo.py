@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from rackform.cli import checked_plan  # noqa: E402
 from rackform.jobs.local import (  # noqa: E402
-    Deployment, EmbeddedAWS, deploy, job_role_arn, run_local, without_credentials)
+    CREDENTIAL_VARIABLES, Deployment, EmbeddedAWS, deploy, job_role_arn, run_local, without_credentials)
 from rackform.jobs.submit import new_run_id  # noqa: E402
 
 WORKLOADS = ("examples/workloads/general.yaml", "examples/workloads/training.yaml",
@@ -64,6 +64,8 @@ def explore(run_id: str, spec: str, aws: EmbeddedAWS, bucket: str, serve_s: floa
     exports = {**aws.env, "RACKFORM_BUCKET": bucket,
                "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     print("  in another shell, from this directory:")
+    # A profile or session token left in that shell would override or spoil the exported key.
+    print(f"    unset {' '.join(k for k in CREDENTIAL_VARIABLES if k not in exports)}")
     print("\n".join(f"    export {k}={shlex.quote(v)}" for k, v in exports.items()))
     print("\n".join(f"    {c}" for c in commands))
     print(f"\n  the embedded AWS at {aws.endpoint_url} stops in {serve_s / 60:g} minutes, or at Ctrl-C",

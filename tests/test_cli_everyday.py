@@ -402,9 +402,12 @@ def test_demo_serve_prints_exports_that_make_rackform_work(capsys, monkeypatch, 
         # this start's fresh credentials (the only ones it answers), and a PATH that finds this checkout's rackform
         assert exports["AWS_SECRET_ACCESS_KEY"] == embedded.env["AWS_SECRET_ACCESS_KEY"]
         assert exports["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+        [unset] = [line.split()[1:] for line in out.splitlines() if line.strip().startswith("unset ")]
         assert "rackform logs r9 --rack graviton --node-group head --benchmark cpu" in out and "stops in" in out
         # another shell with nothing but those exports: the listed commands work against the embedded AWS
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RACKFORM_"))}
+        env.update(AWS_PROFILE="someone-else", AWS_SESSION_TOKEN="stale")  # what that shell may hold: unset first
+        env = {k: v for k, v in env.items() if k not in unset}
         env.update(exports, AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "x"))
         for argv in (["runs"], ["logs", "r9", "--benchmark", "cpu"]):
             proc = subprocess.run([sys.executable, "-m", "rackform", *argv], cwd=ROOT, env=env, text=True,

@@ -41,7 +41,7 @@ ADMIN_USER = "rackform-embedded-admin"
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 # Inherited variables that would point a child at other credentials: a profile set in the environment makes botocore
 # skip the AWS_ACCESS_KEY_ID/.../AWS_SESSION_TOKEN variables altogether.
-_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                          "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
@@ -135,7 +135,7 @@ def _secret() -> str:
 
 def without_credentials(env: Mapping[str, str]) -> dict[str, str]:
     """`env` less every variable that names AWS credentials, so the ones set after it are the ones used."""
-    return {k: v for k, v in env.items() if k not in _CREDENTIAL_VARIABLES}
+    return {k: v for k, v in env.items() if k not in CREDENTIAL_VARIABLES}
 
 
 SIGV4_CREDENTIAL = re.compile(r"AWS4-HMAC-SHA256 Credential=([A-Z0-9]+)/")
