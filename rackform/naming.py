@@ -94,6 +94,7 @@ def construct_id(name: str) -> str:
 # rack_construct_ids. Ids are case-sensitive; a CfnOutput is a child of the stack like any other construct.
 NODE_ROLE_ID = "Nodes"
 JOB_ROLE_ID = "Jobs"
+WORKLOAD_ROLE_ID = "Workloads"
 # The rack's handles on what the network and storage stacks made, read from their SSM parameters.
 HANDOFF_IDS = {"PrivateSubnet": "the rack's handle on the private subnet",
                "NodeSecurityGroup": "the rack's handle on the node security group",
@@ -119,7 +120,8 @@ def rack_construct_ids(groups: dict[str, str | None]) -> list[tuple[str, str | N
     twice is a collision.
     """
     ids: list[tuple[str, str | None, str]] = [(i, None, "CDK's own stack construct") for i in CDK_STACK_IDS]
-    ids += [(NODE_ROLE_ID, None, "the rack's node instance role"), (JOB_ROLE_ID, None, "the rack's job role")]
+    ids += [(NODE_ROLE_ID, None, "the rack's node instance role"), (JOB_ROLE_ID, None, "the rack's job role"),
+            (WORKLOAD_ROLE_ID, None, "the rack's workload role")]
     ids += [(cid, None, what) for cid, what in HANDOFF_IDS.items()]
     ids += [(tier_image_id(t), None, f"the rack's {t} image") for t in sorted({t for t in groups.values() if t})]
     for group in groups:

@@ -14,8 +14,9 @@ from cdk_constructs import (
     NodeInstanceRole,
     RackNodeGroup,
     TierImage,
+    WorkloadRole,
 )
-from cdk_constructs.storage import results_objects_arn
+from cdk_constructs.storage import results_objects_arn, workload_objects_arn
 from cdk_constructs.user_data import node_user_data
 from rackform import naming
 from rackform.plan import RackPlan
@@ -55,6 +56,9 @@ class RackStack(Stack):
         role = NodeInstanceRole(self, naming.NODE_ROLE_ID)
         job_role = JobRole(self, naming.JOB_ROLE_ID, results_objects_arn=results_objects_arn(results_bucket),
                            results_bucket_arn=results_bucket.bucket_arn)
+        # `rackform run` jobs take this role (it travels on the benchmark job definitions, see jobdefs).
+        workload_role = WorkloadRole(self, naming.WORKLOAD_ROLE_ID,
+                                     workload_objects_arn=workload_objects_arn(results_bucket))
         images = {tier: TierImage(self, naming.tier_image_id(tier), tier=tier)
                   for tier in sorted({g.tier for g in rack.node_groups})}
         self.node_groups: dict[str, RackNodeGroup] = {}
@@ -73,7 +77,7 @@ class RackStack(Stack):
             price = group.on_demand_usd_per_hour if group.capacity.type == "on-demand" else None
             BenchmarkJobDefinitions(self, ids["job definitions"], definitions=job_definitions(
                 spec_name, group, image=images[group.tier].image_uri, bucket=results_bucket.bucket_name,
-                job_role_arn=job_role.role.role_arn,
+                job_role_arn=job_role.role.role_arn, workload_role_arn=workload_role.role.role_arn,
                 fsx_mount=None if lustre_mount is None else lustre_mount.mount_path, price_usd_per_hour=price))
             CfnOutput(self, ids["job queue output"], value=group.job_queue,
                       description=f"AWS Batch job queue of node group {group.name}")

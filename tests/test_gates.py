@@ -42,6 +42,7 @@ ACK_METADATA = "aws:cdk:acknowledged-rules"
 # The results bucket's objects ARN as cdk-nag names it: the storage stack's export of the bucket ARN, then results/*.
 RESULTS_WILDCARD = (r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::<SsmParameterValue\w+resultsbucketname\w+>"
                     r"/results/\*\]")
+WORKLOADS_WILDCARD = RESULTS_WILDCARD.replace("/results/", "/workloads/")
 # Every cdk-nag acknowledgement the app may carry, by (construct path below the stack, rule or finding id pattern).
 # A new one must be added here, where review sees it; each must sit on one resource (or the L2 owning one).
 # The reasons live next to the resources (cdk_constructs/*.py); the test prints them.
@@ -53,6 +54,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Nodes/Role/Resource", r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                             r"AmazonEC2ContainerServiceforEC2Role\]"),
     ("Jobs/Role/DefaultPolicy", RESULTS_WILDCARD),
+    ("Workloads/Role/DefaultPolicy", WORKLOADS_WILDCARD),
 }
 # checkov checks skipped on a resource (template Metadata), by (check id, logical id prefix).
 EXPECTED_CHECKOV_SKIPS = {("CKV_AWS_18", "ResultsBucket"), ("CKV_AWS_158", "NetworkFlowLogs"),
@@ -274,16 +276,17 @@ RESOURCE_STAR_ALLOWED: dict[tuple[str, str], str] = {
     ("NodesRoleDefaultPolicy", action): "Session Manager on the nodes" for action in SESSION_MANAGER_ACTIONS}
 # Which principal may assume which role, by logical id prefix.
 TRUSTED_SERVICES = {"NodesRole": "ec2.amazonaws.com", "JobsRole": "ecs-tasks.amazonaws.com",
+                    "WorkloadsRole": "ecs-tasks.amazonaws.com",
                     "NetworkVpcFlowLogIAMRole": "vpc-flow-logs.amazonaws.com"}
 MANAGED_POLICIES = {"NodesRole": {"service-role/AmazonEC2ContainerServiceforEC2Role"}}
 
 
-def results_objects(resource: Any) -> bool:
-    """`<ARN of the bucket the storage stack's SSM parameter names>/results/*`, as the rack stacks write it."""
+def results_objects(resource: Any, prefix: str = "results") -> bool:
+    """`<ARN of the bucket the storage stack's SSM parameter names>/<prefix>/*`, as the rack stacks write it."""
     return (isinstance(resource, dict) and list(resource) == ["Fn::Join"] and resource["Fn::Join"][0] == ""
             and len(parts := resource["Fn::Join"][1]) == 5
             and parts[:3] == ["arn:", {"Ref": "AWS::Partition"}, ":s3:::"]
-            and "resultsbucketname" in parts[3].get("Ref", "") and parts[4] == "/results/*")
+            and "resultsbucketname" in parts[3].get("Ref", "") and parts[4] == f"/{prefix}/*")
 
 
 def results_listing(statement: dict[str, Any]) -> bool:
@@ -335,7 +338,11 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
         for stack, lid, s in iam_statements(g):
             by_policy.setdefault((stack, lid), []).append(s)
             s3_actions = [a for a in as_list(s["Action"]) if a.startswith("s3:")]
-            if s["Effect"] == "Allow" and s3_actions and not results_listing(s):
+            if s["Effect"] == "Allow" and s3_actions and lid.startswith("WorkloadsRoleDefaultPolicy"):
+                # `rackform run` jobs: their own prefix, never results/
+                assert sorted(s3_actions) == ["s3:GetObject", "s3:PutObject"] and all(
+                    results_objects(res, "workloads") for res in as_list(s["Resource"])), (stack, lid, s)
+            elif s["Effect"] == "Allow" and s3_actions and not results_listing(s):
                 assert all(results_objects(res) for res in as_list(s["Resource"])), (
                     f"{stack}/{lid}: S3 outside results/: {s}")
         for stack in rack_stacks:

@@ -19,16 +19,19 @@ import pytest
 from aws_cdk import App, Environment, Stack
 from aws_cdk.assertions import Template
 
+from cdk_constructs.jobs import WORKLOAD_ROLE_PATH
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
 from cdk_constructs.user_data import EFA_INSTALLER_VERSION
 from rackform import naming
 from rackform.catalog import load_catalog
+from rackform.jobs.jobdefs import WORKLOAD_ROLE_TAG
 from rackform.plan import Plan, build_plan
 from rackform.problems import errors
 from rackform.spec import Spec, load_spec
 from rackform.stacklimits import MARGIN, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, cdk_synth, \
     max_node_groups_per_rack, measurement, worst_case_spec
 from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
+from workloads.layout import RESULTS_PREFIX
 from stacks import NetworkStack, build_app
 
 from .cdk_validation import validation_findings
@@ -355,8 +358,9 @@ def test_one_job_queue_per_node_group_with_an_output(demo_app):
 
 
 def _roles_by_principal(t: Template) -> dict[str, tuple[str, dict[str, Any]]]:
-    return {r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]: (rid, r)
-            for rid, r in resources(t, "AWS::IAM::Role").items()}
+    """By the service that assumes the role, and its IAM path when it has one (the workload role)."""
+    return {r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
+            + r["Properties"].get("Path", ""): (rid, r) for rid, r in resources(t, "AWS::IAM::Role").items()}
 
 
 def _statements_of(t: Template, role_id: str) -> list[dict[str, Any]]:
@@ -374,7 +378,8 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
                     if p["Default"] == bucket_parameter)
         results = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", {"Ref": name}, "/results/*"]]}
         roles = _roles_by_principal(t)
-        assert set(roles) == {"ec2.amazonaws.com", "ecs-tasks.amazonaws.com"}
+        assert set(roles) == {"ec2.amazonaws.com", "ecs-tasks.amazonaws.com",
+                              f"ecs-tasks.amazonaws.com{WORKLOAD_ROLE_PATH}"}
         node_id, node = roles["ec2.amazonaws.com"]
         managed = json.dumps(node["Properties"]["ManagedPolicyArns"])
         assert "AmazonSSMManagedInstanceCore" not in managed  # it reads every SSM parameter of the account
@@ -392,6 +397,24 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
             {"Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"], "Effect": "Allow", "Resource": results},
             {"Action": "s3:ListBucketVersions", "Condition": {"StringLike": {"s3:prefix": "results/*"}},
              "Effect": "Allow", "Resource": bucket_arn}]
+
+
+def test_workload_jobs_run_under_a_role_that_cannot_touch_results(demo_app):
+    for rack in demo_app.plan.racks:
+        t = demo_app.templates[rack.stack_name]
+        roles = _roles_by_principal(t)
+        job_id, _ = roles["ecs-tasks.amazonaws.com"]
+        workload_id, _ = roles[f"ecs-tasks.amazonaws.com{WORKLOAD_ROLE_PATH}"]
+        # its own outputs under workloads/, nothing under results/ (records, logs, markers)
+        [statement] = _statements_of(t, workload_id)
+        assert statement["Action"] == ["s3:PutObject", "s3:GetObject"] and statement["Effect"] == "Allow"
+        assert statement["Resource"]["Fn::Join"][1][-1] == "/workloads/*"
+        assert f"/{RESULTS_PREFIX}" not in json.dumps(_statements_of(t, workload_id))
+        # `rackform run` finds the role on every benchmark definition of the rack; the benchmarks keep the job role
+        for group in rack.node_groups:
+            for jd in _job_definitions(demo_app, group).values():
+                assert jd["Tags"][WORKLOAD_ROLE_TAG] == {"Fn::GetAtt": [workload_id, "Arn"]}
+                assert _container(jd)["JobRoleArn"] == {"Fn::GetAtt": [job_id, "Arn"]}
 
 
 # --- storage ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The job roles of a synthesized cloud assembly (`cdk synth`'s output), for the embedded AWS to give its jobs.
 
 `TemplateRoles` finds the role each AWS::Batch::JobDefinition of the templates runs its containers as (its
-JobRoleArn), and creates that role in the embedded AWS with
+JobRoleArn) or carries in a tag (the workload role of `rackform run`), and creates that role in the embedded AWS with
 the policies the templates give it: its own `Policies`, every AWS::IAM::Policy / AWS::IAM::ManagedPolicy that names
 it in `Roles`, its `ManagedPolicyArns`. Nothing is copied by hand: a permission missing from the templates is
 missing in the rehearsal, and one added to them (or a new role) is there without a change here.
@@ -60,6 +60,13 @@ class TemplateRoles:
             raise AssemblyError(f"the synthesized templates hold {len(found)} job definitions named "
                                 f"{job_definition_name!r}, not 1; synthesize the spec again")
         return found[0]
+
+    def workload_role_arn(self, job_definition_name: str, tag: str) -> str:
+        """The embedded ARN of the role `rackform run` jobs take, which the job definition carries as `tag`."""
+        stack, props = self._job_definition(job_definition_name)
+        if tag not in props.get("Tags", {}):
+            raise AssemblyError(f"job definition {job_definition_name!r} has no tag {tag}; synthesize the spec again")
+        return self.resolve(stack, props["Tags"][tag])
 
     def job_role_arn(self, job_definition_name: str) -> str:
         """The embedded ARN of the role the templates' job definition of that name runs as."""

@@ -42,6 +42,8 @@ def job_environment(spec_name: str, group: NodeGroupPlan, *, bucket: str, fsx_mo
     ).to_env()
 
 
+WORKLOAD_ROLE_TAG = "rackform:workload-role"
+
 # Batch substitutes `Ref::benchmark` in the command with the `benchmark` parameter of SubmitJob
 # (https://docs.aws.amazon.com/batch/latest/userguide/job_definition_parameters.html#parameters), so one definition
 # serves every benchmark of the node group. No default: a job submitted without it fails in the runner's argument
@@ -98,9 +100,13 @@ def job_kind(benchmark: Benchmark, nodes: int) -> JobKind:
 
 
 def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image: str, bucket: str,
-                   job_role_arn: str, fsx_mount: str | None = None,
+                   job_role_arn: str, workload_role_arn: str | None = None, fsx_mount: str | None = None,
                    price_usd_per_hour: float | None = None) -> dict[str, Any]:
     """RegisterJobDefinition arguments for the node group's single-node or multi-node jobs.
+
+    `workload_role_arn`, the role `rackform run` gives its jobs, rides along as a tag (WORKLOAD_ROLE_TAG): `run`
+    registers workload definitions at run time and finds the rack's role, bucket and mount on the node group's
+    deployed benchmark definition.
 
     Two definitions per node group, whatever the number of benchmarks: a rack template lists every container
     device once per definition (32 uverbs devices on p5), and one definition per benchmark made the heaviest racks
@@ -119,7 +125,8 @@ def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image
     return registration(naming.job_definition(spec_name, group.rack, group.name, kind), container,
                         nodes=group.max_job_nodes if kind == "multinode" else None,
                         timeout={"attemptDurationSeconds": 4 * 3600},
-                        tags={"rackform:spec": spec_name, "rackform:job-kind": kind})
+                        tags={"rackform:spec": spec_name, "rackform:job-kind": kind,
+                              **({WORKLOAD_ROLE_TAG: workload_role_arn} if workload_role_arn else {})})
 
 
 def registration(name: str, container: dict[str, Any], *, nodes: int | None, **fields: Any) -> dict[str, Any]:
@@ -141,4 +148,5 @@ def job_definitions(spec_name: str, group: NodeGroupPlan, **kwargs: Any) -> list
     return [job_definition(spec_name, group, kind, **kwargs) for kind in kinds]
 
 
-__all__ = ["BENCHMARK_PARAMETER", "job_definition", "job_definitions", "job_kind", "registration"]
+__all__ = ["BENCHMARK_PARAMETER", "WORKLOAD_ROLE_TAG", "job_definition", "job_definitions", "job_kind",
+           "registration"]

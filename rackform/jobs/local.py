@@ -35,7 +35,7 @@ from workloads.store import JOB_NAME, ResultStore
 from ..plan import Plan
 from ..render.problems import bad_object_line
 from .assembly import TemplateRoles, read_assembly
-from .jobdefs import job_definitions
+from .jobdefs import WORKLOAD_ROLE_TAG, job_definitions
 
 ADMIN_USER = "rackform-embedded-admin"
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -212,6 +212,7 @@ def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any, assembly: Path | None =
     roles = None if assembly is None else TemplateRoles(read_assembly(assembly), iam=iam, region=region,
                                                         account=DEFAULT_ACCOUNT_ID, bucket=bucket)
     policyless = _role(iam, "rackform-embedded-job", "ecs-tasks.amazonaws.com") if roles is None else ""
+    workload_role = _role(iam, "rackform-embedded-workload", "ecs-tasks.amazonaws.com") if roles is None else ""
     service_role = _role(iam, "rackform-embedded-batch", "batch.amazonaws.com")
     registered: dict[str, dict[str, Any]] = {}
     for g in plan.node_groups():
@@ -225,6 +226,8 @@ def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any, assembly: Path | None =
                                   job_role_arn="", fsx_mount=None,  # the role: per definition, just below
                                   price_usd_per_hour=g.on_demand_usd_per_hour):
             _container(jd)["jobRoleArn"] = roles.job_role_arn(jd["jobDefinitionName"]) if roles else policyless
+            jd["tags"][WORKLOAD_ROLE_TAG] = roles.workload_role_arn(jd["jobDefinitionName"], WORKLOAD_ROLE_TAG) \
+                if roles else workload_role
             batch.register_job_definition(**jd)
             registered[jd["jobDefinitionName"]] = jd
     return Deployment(bucket=bucket, job_definitions=registered)

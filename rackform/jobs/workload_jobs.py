@@ -25,14 +25,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.contract import JobEnvironment
-from workloads.layout import placement_key, workload_job_key
+from workloads.layout import placement_key, workload_job_key, workload_output_prefix
 from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws, naming
 from ..placement import Decision, QueueState
 from ..plan import NodeGroupPlan, Plan
 from ..workload import Workload
-from .jobdefs import container_properties, registration
+from .jobdefs import WORKLOAD_ROLE_TAG, container_properties, registration
 
 # A job whose instance was taken away (a Spot reclaim) fails with a status reason starting "Host EC2": retry strategies
 # written for Spot match it with evaluateOnExit onStatusReason "Host EC2*" (evaluateOnExit:
@@ -42,6 +42,8 @@ SPOT_RECLAIM_REASON = "Host EC2"
 # ListJobs returns RUNNING jobs only unless told a status, and one status per call
 # (https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html).
 BACKLOG_STATUSES = ("RUNNABLE", "STARTING")
+# Where a workload job may write its outputs: s3://<bucket>/workloads/<run>/<workload>/.
+WORKLOAD_OUTPUT_VARIABLE = "RACKFORM_WORKLOAD_OUTPUT"
 
 
 class PlacementError(Exception):
@@ -151,18 +153,21 @@ def job_definition_request(plan: Plan, group: NodeGroupPlan, workload: Workload,
 
 
 def node_group_settings(batch: Any, plan: Plan, group: NodeGroupPlan) -> tuple[str, str, str | None]:
-    """(bucket, job role ARN, FSx mount) from the node group's deployed benchmark definition: the rack stack made
-    the role, and its definition is where the stack wrote the bucket and mount."""
+    """(bucket, workload role ARN, FSx mount) from the node group's deployed benchmark definition: the rack stack
+    made the role and tagged the definition with it, and wrote the bucket and mount into it. Workload jobs run
+    third-party images, so they never take the benchmarks' job role (which writes results/)."""
     name = naming.job_definition(plan.name, group.rack, group.name, "single")
     found = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
     if not found:
         raise PlacementError(f"{group.rack}/{group.name} has no job definition {name}: deploy the rack stack "
                              f"{naming.rack_stack(plan.name, group.rack)} first")
     latest = max(found, key=lambda d: d.get("revision", 0))
+    if not (role := (latest.get("tags") or {}).get(WORKLOAD_ROLE_TAG)):
+        raise PlacementError(f"{name} names no workload role (tag {WORKLOAD_ROLE_TAG}): deploy the rack stack "
+                             f"{naming.rack_stack(plan.name, group.rack)} again, then run")
     props = latest.get("containerProperties") or {}
     env = {e["name"]: e["value"] for e in props.get("environment", [])}
-    return (env.get(JobEnvironment.variable("bucket"), ""), props.get("jobRoleArn", ""),
-            env.get(JobEnvironment.variable("fsx_mount")))
+    return env.get(JobEnvironment.variable("bucket"), ""), role, env.get(JobEnvironment.variable("fsx_mount"))
 
 
 def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
@@ -244,7 +249,10 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
     arn = ensure_job_definition(batch, job_definition_request(plan, group, workload, bucket=bucket or store.bucket,
                                                               job_role_arn=role, fsx_mount=fsx))
     name = f"{run_id}-{group.rack}-{group.name}-wl-{workload.name}"
-    env = {"environment": [{"name": JobEnvironment.variable("run_id"), "value": run_id}]}
+    # The one place the job's role lets it write (cdk_constructs/jobs.py WorkloadRole), told to the job.
+    output = f"s3://{bucket or store.bucket}/{workload_output_prefix(run_id, workload.name)}"
+    env = {"environment": [{"name": JobEnvironment.variable("run_id"), "value": run_id},
+                           {"name": WORKLOAD_OUTPUT_VARIABLE, "value": output}]}
     request: dict[str, Any] = {"jobName": name, "jobQueue": group.job_queue, "jobDefinition": arn,
                                "tags": {"rackform:run": run_id, "rackform:workload": workload.name},
                                "propagateTags": True}
