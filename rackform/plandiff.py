@@ -250,6 +250,21 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
                 each_rack("launch templates: new versions (" + ", ".join(
                     ["the new file system" if fsx_replaced else "", "mount path" if "mount_path" in changed else ""]
                 ).strip(", ") + ")")
+    old_results, new_results = old.storage.results, new.storage.results
+    if old_results != new_results:
+        changes.append(Change("~", "storage: results bucket", tuple(
+            _field_changes(old_results, new_results, ("object_lock", "break_glass_role_arn")))))
+        if old_results.object_lock and not new_results.object_lock:
+            # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html
+            effect(storage, "update", "Object Lock stays on: S3 cannot turn it off once on, whatever the template "
+                   "says, and every version written keeps its retention")
+        elif old_results.object_lock != new_results.object_lock:
+            # ObjectLockEnabled and ObjectLockConfiguration: "Update requires: No interruption"
+            effect(storage, "update", "results bucket: Object Lock's default retention set in place, for versions "
+                   "written from then on")
+        if old_results.break_glass_role_arn != new_results.break_glass_role_arn:
+            effect(storage, "update", "bucket policy: who may delete object versions or change versioning "
+                   "(VersionsAreKept)")
     if (new_vpc and had_fsx) or fsx_replaced:
         then.append("copy what you still need from the old file system (retained, outside the stack), then delete "
                      "it: aws fsx delete-file-system --file-system-id <old id>")

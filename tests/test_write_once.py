@@ -7,6 +7,7 @@ is recorded on the wire (botocore's request-created event) during a real submit 
 
 from __future__ import annotations
 
+import copy
 import sys
 from urllib.parse import unquote, urlsplit
 
@@ -23,6 +24,7 @@ from rackform.catalog import load_catalog
 from rackform.cli import main as rackform_main
 from rackform.cli.spec_commands import render_plan
 from rackform.plan import build_plan
+from rackform.plandiff import diff_plans
 from rackform.problems import SpecError
 from rackform.spec import ObjectLock, load_spec, parse_spec
 from rackform.validate import validate_spec
@@ -233,3 +235,26 @@ def test_plan_states_the_lock_and_who_may_delete_versions(demo, catalog):
                         break_glass_role_arn="arn:aws:iam::123456789012:role/bg") == (
         "results  write-once; Object Lock GOVERNANCE, 30 days a version; only arn:aws:iam::123456789012:role/bg "
         "may delete a version or change versioning")
+
+
+def test_plan_against_says_what_a_change_of_the_results_options_does(demo, catalog):
+    def diff(old: dict, new: dict):
+        plans = []
+        for results in (old, new):
+            data = copy.deepcopy(demo)
+            data.setdefault("storage", {})["results"] = results
+            plans.append(build_plan(parse_spec(data), catalog))
+        d = diff_plans(*plans)
+        [storage] = [s for s in d.stacks if s.stack == plans[1].storage.stack_name]
+        return [c.details for c in d.changes if c.what == "storage: results bucket"], storage.action, storage.notes
+
+    lock = {"mode": "COMPLIANCE", "retention_days": 30}
+    [details], action, notes = diff({}, {"object_lock": lock})
+    assert details == ("object_lock: none -> {'mode': 'COMPLIANCE', 'retention_days': 30}",) and action == "update"
+    assert notes == ["results bucket: Object Lock's default retention set in place, for versions written from then on"]
+    _, _, notes = diff({"object_lock": lock}, {})
+    assert notes == ["Object Lock stays on: S3 cannot turn it off once on, whatever the template says, and every "
+                     "version written keeps its retention"]
+    _, action, notes = diff({}, {"break_glass_role_arn": "arn:aws:iam::123456789012:role/bg"})
+    assert action == "update" and notes == ["bucket policy: who may delete object versions or change versioning "
+                                            "(VersionsAreKept)"]
