@@ -84,7 +84,7 @@ def test_one_node_fi_pingpong_and_gloo():
 
 def test_the_record_carries_the_fabric_of_collectives_only(monkeypatch):
     log = (DATA / "nccl-debug/socket-eno1-oneflow-issue-3586.log").read_text()
-    monkeypatch.setattr("workloads.run.execute", lambda *a: ("succeeded", None, [], {}, log))
+    monkeypatch.setattr("workloads.run.execute", lambda *a, **kw: ("succeeded", None, [], {}, log))
     job = JobIdentity(run_id="r1", benchmark="allreduce", rack="a", node_group="g", tier="gpu",
                       instance_type="p5.48xlarge")
     tools = {"run": lambda argv: None, "uverbs": 0}

@@ -174,7 +174,7 @@ def test_runner_writes_health_first_and_marks_the_record_invalid(monkeypatch):
     job = JobIdentity(run_id="r1", benchmark="gemm", rack="a", node_group="g", tier="gpu",
                       instance_type="p5.48xlarge")
     ctx = NodeContext(tier="gpu", gpus=8, local=False)
-    monkeypatch.setattr("workloads.run.execute", lambda *a: ("succeeded", None, [], {}, "ran\n"))
+    monkeypatch.setattr("workloads.run.execute", lambda *a, **kw: ("succeeded", None, [], {}, "ran\n"))
     record = run_job(job, ctx, Store(), echo=False, health_kwargs={"run": _tools({}), "uverbs": 0})
     assert [w[0] for w in written] == ["health", "log", "record"]
     assert record.validity == "invalid" and "gpus: nvidia-smi not found" in record.invalid_reason
