@@ -79,7 +79,8 @@ def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
 
 @functools.lru_cache(maxsize=1)
 def measurement(path: Path = MEASUREMENT_PATH) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    measured: dict[str, Any] = json.loads(Path(path).read_text())
+    return measured
 
 
 def max_node_groups_per_rack(m: dict[str, Any] | None = None) -> int:

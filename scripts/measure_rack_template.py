@@ -25,8 +25,13 @@ sys.path.insert(0, str(ROOT))
 
 from rackform import naming  # noqa: E402
 from rackform.catalog import load_catalog  # noqa: E402
-from rackform.stacklimits import MEASUREMENT_PATH, cdk_synth, heaviest_instance_types, \
-    max_node_groups_per_rack, worst_case_spec  # noqa: E402
+from rackform.stacklimits import (  # noqa: E402
+    MEASUREMENT_PATH,
+    cdk_synth,
+    heaviest_instance_types,
+    max_node_groups_per_rack,
+    worst_case_spec,
+)
 
 
 def measure(data: dict[str, Any], outdir: Path) -> tuple[int, int]:

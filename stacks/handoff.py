@@ -43,7 +43,8 @@ def publish(stack: Stack, spec_name: str, key: str, value: str) -> None:
 
 def read(stack: Stack, spec_name: str, key: str) -> str:
     """A token for the parameter's value, resolved by CloudFormation when `stack` is deployed."""
-    return ssm.StringParameter.value_for_string_parameter(stack, naming.parameter(spec_name, key))
+    token: str = ssm.StringParameter.value_for_string_parameter(stack, naming.parameter(spec_name, key))
+    return token
 
 
 def keep_export(stack: Stack, value: str) -> None:

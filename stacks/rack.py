@@ -19,8 +19,8 @@ from cdk_constructs import (
 from cdk_constructs.storage import results_objects_arn, workload_objects_arn
 from cdk_constructs.user_data import node_user_data
 from rackform import naming
-from rackform.plan import RackPlan
 from rackform.jobs.jobdefs import job_definitions
+from rackform.plan import RackPlan
 
 from . import handoff
 
