@@ -39,9 +39,9 @@ import os
 import re
 import secrets
 import shutil
-import sys
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -137,11 +137,11 @@ def mpirun_argv(program: Iterable[str], *, hostfile_path: str, ranks: int, env_n
     started over SSH get sshd's environment, not the image's ENV: NCCL_SOCKET_IFNAME always goes with them."""
     argv = [mpirun or mpirun_path(), "--allow-run-as-root", "--tag-output", "-np", str(ranks),
             "--hostfile", hostfile_path, "--bind-to", "none", "--mca", "btl", "tcp,self", "--mca", "pml", "^ucx"]
-    env = dict(env)
-    names = [*env_names, *(n for n in FORWARDED_WHEN_SET if n in environ and n not in env)]
+    given = dict(env)
+    names = [*env_names, *(n for n in FORWARDED_WHEN_SET if n in environ and n not in given)]
     for name in dict.fromkeys(names):
         argv += ["-x", name]
-    for name, value in {"NCCL_SOCKET_IFNAME": NCCL_SOCKET_IFNAME, **env}.items():
+    for name, value in {"NCCL_SOCKET_IFNAME": NCCL_SOCKET_IFNAME, **given}.items():
         argv += ["-x", f"{name}={value}"]
     return (*argv, *program)
 
@@ -211,7 +211,7 @@ def make_job_key(setup: SshSetup, token: str, run: Run = _run) -> str:
 
 
 def start_sshd(setup: SshSetup, public_key: str, run: Run = _run, settle_s: float = 0.5,
-               privsep: Path = Path("/run/sshd")) -> subprocess.Popen:
+               privsep: Path = Path("/run/sshd")) -> subprocess.Popen[bytes]:
     """sshd in front, with the job's key only; an sshd that exits at once (port taken, bad config) is an error
     naming its own message, not an SSH failure minutes later in mpirun."""
     setup.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -252,11 +252,14 @@ def install_client_config(setup: SshSetup, nodes: Iterable[Node], home: Path | N
 # from the job's secret and both nonces, over the message and its role ("main:key", "child:ready", "main:done"): a
 # message proves its sender holds the secret, belongs to this connection and cannot be replayed in another role.
 
-def _send(conn: socket.socket, doc: dict) -> None:
+Message = dict[str, object]  # one JSON object; every field is checked where it is read
+
+
+def _send(conn: socket.socket, doc: Message) -> None:
     conn.sendall(json.dumps(doc).encode() + b"\n")
 
 
-def _recv(conn: socket.socket, timeout_s: float | None) -> dict:
+def _recv(conn: socket.socket, timeout_s: float | None) -> Message:
     """One whole message within timeout_s (None: however long the launch takes), at most MAX_MESSAGE bytes."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     data = b""
@@ -288,15 +291,15 @@ def _session_key(secret: str, job: str, index: int, child_nonce: str, main_nonce
     return hmac.new(secret.encode(), context, hashlib.sha256).digest()
 
 
-def _mac(key: bytes, role: str, body: dict) -> str:
+def _mac(key: bytes, role: str, body: Message) -> str:
     return hmac.new(key, json.dumps([role, body], sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
-def _sealed(key: bytes, role: str, body: dict) -> dict:
+def _sealed(key: bytes, role: str, body: Message) -> Message:
     return {**body, "mac": _mac(key, role, body)}
 
 
-def _opened(key: bytes, role: str, doc: dict) -> dict | None:
+def _opened(key: bytes, role: str, doc: Message) -> Message | None:
     """The message without its MAC if the MAC is right (compared in constant time), else None."""
     body = {k: v for k, v in doc.items() if k != "mac"}
     mac = doc.get("mac")
@@ -429,34 +432,19 @@ def join(main_address: str, port: int, *, index: int, job: str, secret: str, get
     """A child's side: call the main node until it answers and proves the job's secret, run `get_ready(public_key)`
     (authorize the key, start sshd; it returns this node's host key), say so, then wait for the launch to end;
     returns the main node's exit code."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        conn, offer, mine = None, None, secrets.token_hex(32)
-        try:
-            conn = socket.create_connection((main_address, port), timeout=5)
-            _send(conn, {"job": job, "index": index, "nonce": mine})
-            offer = _recv(conn, read_timeout_s)
-        except (OSError, LaunchError):
-            # Batch starts the main node first, but its runner may still be checking its health; a main node busy
-            # with many callers may have closed this one.
-            if conn is not None:
-                conn.close()
-            if time.monotonic() > deadline:
-                raise LaunchError(f"the main node {main_address}:{port} never answered in {timeout_s:.0f} s") from None
-            time.sleep(1)
-            continue
-        break
+    conn, offer, mine = _call_main(main_address, port, index=index, job=job, timeout_s=timeout_s,
+                                   read_timeout_s=read_timeout_s)
     with conn:
         if "refused" in offer:
             raise LaunchError(f"the main node refused this node: {offer['refused']}")
         theirs = offer.get("nonce")
         key = _session_key(secret, job, index, mine, theirs) if isinstance(theirs, str) else b""
-        offer = _opened(key, "main:key", offer) if key else None
-        if offer is None:
+        proven = _opened(key, "main:key", offer) if key else None
+        if proven is None:
             raise LaunchError(f"{main_address}:{port} does not prove this job's launch secret: another job's "
                               "rendezvous, or a node given another secret")
         try:
-            host_key = get_ready(str(offer.get("public_key", "")))
+            host_key = get_ready(str(proven.get("public_key", "")))
         except Exception as e:
             _send(conn, _sealed(key, "child:ready", {"ready": False, "why": f"{type(e).__name__}: {e}"[:300]}))
             raise LaunchError(f"this node could not get ready: {type(e).__name__}: {e}") from None
@@ -470,4 +458,25 @@ def join(main_address: str, port: int, *, index: int, job: str, secret: str, get
         done = _opened(key, "main:done", last)
         if done is None:
             raise LaunchError("the main node's last word does not prove this job's launch secret")
-        return done["done"] if type(done.get("done")) is int else 1
+        code = done.get("done")
+        return code if type(code) is int else 1
+
+
+def _call_main(main_address: str, port: int, *, index: int, job: str, timeout_s: float,
+               read_timeout_s: float) -> tuple[socket.socket, Message, str]:
+    """Say hello to the main node until it answers: the open connection, its answer and this side's nonce."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        conn, mine = None, secrets.token_hex(32)
+        try:
+            conn = socket.create_connection((main_address, port), timeout=5)
+            _send(conn, {"job": job, "index": index, "nonce": mine})
+            return conn, _recv(conn, read_timeout_s), mine
+        except (OSError, LaunchError):
+            # Batch starts the main node first, but its runner may still be checking its health; a main node busy
+            # with many callers may have closed this one.
+            if conn is not None:
+                conn.close()
+            if time.monotonic() > deadline:
+                raise LaunchError(f"the main node {main_address}:{port} never answered in {timeout_s:.0f} s") from None
+            time.sleep(1)
