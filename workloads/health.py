@@ -17,11 +17,12 @@ import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final, TypedDict, Unpack
 
 from .benchmarks import NodeContext, lustre_mounted
 from .results import HealthCheck, HealthRecord
 
-NA = "not applicable here"
+NA: Final = "not applicable here"
 
 
 def _check(name: str, ok: bool, detail: str) -> HealthCheck:
@@ -129,6 +130,14 @@ def run_tool(argv: list[str], timeout_s: float = 30) -> str | None:
         return f"[cannot run {argv[0]}: {e}]"
 
 
+class Probes(TypedDict, total=False):
+    """What `collect` runs and reads, given by the tests instead of this machine's tools, uverbs devices and mounts."""
+
+    run: Runner
+    uverbs: int | None
+    mounts: str
+
+
 def collect(ctx: NodeContext, *, neuron_cores: int, run: Runner = run_tool, uverbs: int | None = None,
             mounts: str = "/proc/mounts") -> tuple[list[HealthCheck], dict[str, str]]:
     """Run this node's checks. A tool the plan needs that is missing fails on a real node; under the local executor
@@ -184,11 +193,11 @@ def collect(ctx: NodeContext, *, neuron_cores: int, run: Runner = run_tool, uver
 
 
 def health_record(ctx: NodeContext, *, run_id: str, benchmark: str, rack: str, node_group: str,
-                  instance_type: str, neuron_cores: int, **kwargs) -> HealthRecord:
-    checks, versions = collect(ctx, neuron_cores=neuron_cores, **kwargs)
+                  instance_type: str, neuron_cores: int, **probes: Unpack[Probes]) -> HealthRecord:
+    checks, versions = collect(ctx, neuron_cores=neuron_cores, **probes)
     return HealthRecord(run_id=run_id, benchmark=benchmark, rack=rack, node_group=node_group,
                         instance_type=instance_type, node_index=ctx.node_index, hostname=socket.gethostname(),
-                        checked_at=dt.datetime.now(dt.timezone.utc), checks=tuple(checks), versions=versions)
+                        checked_at=dt.datetime.now(dt.UTC), checks=tuple(checks), versions=versions)
 
 
 def invalid_reason(records: list[HealthRecord]) -> str | None:

@@ -23,13 +23,17 @@ import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Unpack
 
 from . import health, launch, transport
 from .benchmarks import BENCHMARKS, NCCL_DEBUG_ENV, Benchmark, NodeContext, Step
 from .contract import FSX_SCRATCH_DIR, NODE_IDENTITY_FILE, PREFIX, JobEnvironment, JobEnvironmentError
 from .layout import check_run_id, log_key
-from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord, with_labels
+from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord, Status, with_labels
 from .store import ResultStore, s3_client
+
+# What running a benchmark comes to: (status, reason, metrics, details, raw log).
+Outcome = tuple[Status, str | None, list[Metric], dict[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ def run_step(step: Step, timeout_s: float, log: list[str]) -> tuple[int, str]:
                               env={**dict(NCCL_DEBUG_ENV), **os.environ, "PYTHONUNBUFFERED": "1", **dict(step.env)})
         code, out = proc.returncode, proc.stdout + (proc.stderr and f"\n[stderr]\n{proc.stderr}")
     except subprocess.TimeoutExpired as e:
-        code, out = 124, f"{e.stdout or ''}\n[timed out after {timeout_s:.0f} s]\n"
+        # run() hands back a timed-out child's output as bytes even with text=True (CPython's POSIX communicate).
+        partial = (e.stdout or b"").decode(errors="replace")
+        code, out = 124, f"{partial}\n[timed out after {timeout_s:.0f} s]\n"
     except OSError as e:
         code, out = 127, f"[cannot start {step.argv[0]}: {e}]\n"
     log.append(out)
@@ -93,13 +99,12 @@ def run_step(step: Step, timeout_s: float, log: list[str]) -> tuple[int, str]:
 
 
 def _tail(text: str) -> str:
-    lines = [l for l in text.strip().splitlines() if l.strip()]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-3:])[:400]
 
 
 def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, *,
-            launch_env: MutableMapping[str, str] | None = None) -> tuple[str, str | None, list[Metric],
-                                                                         dict[str, str], str]:
+            launch_env: MutableMapping[str, str] | None = None) -> Outcome:
     """Run every step; return (status, reason, metrics, details, raw log). `launch_env`: where the launch secret
     was put aside (None: still in os.environ)."""
     log: list[str] = []
@@ -116,8 +121,7 @@ def execute(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, *,
     return run_steps(benchmark, ctx, timeout_s, log)
 
 
-def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list[str]) -> tuple[
-        str, str | None, list[Metric], dict[str, str], str]:
+def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list[str]) -> Outcome:
     """Every step, ctx.repeats times over (the whole sequence each time, so a drift shows as spread rather than
     hiding in one test), each repeat's metrics labelled with its number; or once, where the steps repeat
     themselves (Benchmark.repeats_in_process). A repeat that fails fails the job: a median of the repeats that
@@ -152,14 +156,13 @@ def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: lis
 
 
 def launched(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: list[str], *,
-             batch_job_id: str | None = None, launch_env: MutableMapping[str, str] | None = None) -> tuple[
-                 str, str | None, list[Metric], dict[str, str], str]:
+             batch_job_id: str | None = None, launch_env: MutableMapping[str, str] | None = None) -> Outcome:
     """A benchmark launched across nodes: the main node gathers the others (workloads/launch.py), writes the host
     file and runs the steps, which start the program on every node; the others run sshd until it is over."""
     token = launch.job_token(batch_job_id or os.environ.get("AWS_BATCH_JOB_ID"))
     # Container-private and made per job: the job's keys never land on the host's scratch volume.
     setup = launch.SshSetup(Path(tempfile.mkdtemp(prefix="rackform-ssh-")))
-    sshd: subprocess.Popen | None = None
+    sshd: subprocess.Popen[bytes] | None = None
 
     def ready(public_key: str) -> str:
         nonlocal sshd
@@ -262,15 +265,17 @@ def health_lines(record: HealthRecord) -> str:
     return "".join(f"[health node {record.node_index}] {c.name}: {c.status}: {c.detail}\n" for c in record.checks)
 
 
-def health_step(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, **kwargs) -> tuple[HealthRecord, str]:
+def health_step(job: JobIdentity, ctx: NodeContext, store: ResultStore | None,
+                **probes: Unpack[health.Probes]) -> tuple[HealthRecord, str]:
     """Check this node and write its health record before any benchmark step; (record, log lines)."""
-    identity = dict(run_id=job.run_id, benchmark=job.benchmark, rack=job.rack, node_group=job.node_group,
-                    instance_type=job.instance_type)
     try:
-        record = health.health_record(ctx, neuron_cores=job.neuron_cores, **identity, **kwargs)
+        record = health.health_record(ctx, neuron_cores=job.neuron_cores, run_id=job.run_id, benchmark=job.benchmark,
+                                      rack=job.rack, node_group=job.node_group, instance_type=job.instance_type,
+                                      **probes)
     except Exception as e:  # a check that breaks proves nothing about the node: it fails, and the job still runs
-        record = HealthRecord(**identity, node_index=ctx.node_index, hostname=socket.gethostname(),
-                              checked_at=dt.datetime.now(dt.timezone.utc), checks=(HealthCheck(
+        record = HealthRecord(run_id=job.run_id, benchmark=job.benchmark, rack=job.rack, node_group=job.node_group,
+                              instance_type=job.instance_type, node_index=ctx.node_index,
+                              hostname=socket.gethostname(), checked_at=dt.datetime.now(dt.UTC), checks=(HealthCheck(
                                   name="health-step", status="failed", detail=f"{type(e).__name__}: {e}"[:300]),))
     log = health_lines(record)
     if store is not None:
@@ -298,7 +303,7 @@ def job_health(job: JobIdentity, ctx: NodeContext, own: HealthRecord, store: Res
 
 
 def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, timeout_s: float = 3600,
-            echo: bool = True, health_kwargs: dict | None = None) -> ResultRecord:
+            echo: bool = True, health_kwargs: health.Probes | None = None) -> ResultRecord:
     benchmark = BENCHMARKS[job.benchmark]
     # Out of the environment before the first tool starts (the health step's, then the benchmark's): none inherits
     # the launch secret, so none can print it into a raw log, which every job role may read.
@@ -306,12 +311,12 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
     own_health, health_log = health_step(job, ctx, store, **(health_kwargs or {}))
     if echo:
         sys.stdout.write(health_log)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     try:
         status, reason, metrics, details, log = execute(benchmark, ctx, timeout_s, launch_env=launch_env)
     except Exception as e:  # a bug or a broken node must still leave a record behind
         status, reason, metrics, details, log = "failed", f"runner error: {type(e).__name__}: {e}", [], {}, ""
-    ended = dt.datetime.now(dt.timezone.utc)
+    ended = dt.datetime.now(dt.UTC)
     if echo:
         sys.stdout.write(log)
     log = health_log + log
