@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -26,7 +26,6 @@ from pydantic import BaseModel, ValidationError
 
 from .layout import (
     HEALTH_OBJECT,
-    RESULTS_PREFIX as PREFIX,
     RUN_ID,
     check_run_id,
     claim_key,
@@ -37,10 +36,23 @@ from .layout import (
     submission_key,
     workload_job_key,
 )
-from .objects import JOB_NAME, BenchmarkMarker, Claim, Placement, WorkloadMarker  # JOB_NAME: for local.py's logs
+from .layout import (
+    RESULTS_PREFIX as PREFIX,
+)
+from .objects import JOB_NAME as JOB_NAME  # re-exported for rackform/jobs/local.py's log names
+from .objects import BenchmarkMarker, Claim, Placement, WorkloadMarker
 from .results import HealthRecord, ResultRecord
 
+if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
+
 M = TypeVar("M", bound=BaseModel)
+# A marker, claim or placement as read back: the JSON object its model accepted, kept as written (a claim is written
+# again as it was read). JSON values are whatever the model allowed, hence Any inside.
+Document = dict[str, Any]
+# What a reader believes: the records as models, the operator-side objects as their documents.
+Verified = ResultRecord | HealthRecord | Document
 
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
@@ -52,8 +64,9 @@ class AlreadyExists(Exception):
     """A different object already sits at the key: the first write wins and is never replaced."""
 
 
-def s3_client(endpoint_url: str | None = None, region: str | None = None):
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=RETRY_CONFIG)
+def s3_client(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
+    client: S3Client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=RETRY_CONFIG)
+    return client
 
 
 CLAIM_OBJECT = re.compile(r"(\d+)(\.failed)?\.json")
@@ -64,7 +77,7 @@ def sha256_b64(body: bytes) -> str:
 
 
 class ResultStore:
-    def __init__(self, bucket: str, client: Any | None = None):
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.s3 = client or s3_client()
         self._problems: dict[str, BadObject] = {}  # objects reads left out, by key: see `problems`
@@ -135,27 +148,28 @@ class ResultStore:
 
     def records(self, run_id: str) -> list[ResultRecord]:
         """The run's verified records; every object left out is in `self.problems`, for the caller to show."""
-        return self.read(run_id, "record")["record"]
+        return cast(list[ResultRecord], self.read(run_id, "record")["record"])
 
     def health(self, run_id: str, job: tuple[str, str, str] | None = None) -> list[HealthRecord]:
         """The run's verified health records (one per node of each job), or one job's, `job` being (rack, node
         group, benchmark): listed under that job's prefix alone. Objects left out are in `self.problems`."""
-        return self.read(run_id, "health", within=None if job is None else f"{job_prefix(run_id, *job)}/")["health"]
+        within = None if job is None else f"{job_prefix(run_id, *job)}/"
+        return cast(list[HealthRecord], self.read(run_id, "health", within=within)["health"])
 
-    def submissions(self, run_id: str) -> list[dict[str, Any]]:
+    def submissions(self, run_id: str) -> list[Document]:
         """The run's verified job markers; every object left out is in `self.problems`."""
-        return self.read(run_id, "marker")["marker"]
+        return cast(list[Document], self.read(run_id, "marker")["marker"])
 
     @property
     def problems(self) -> list[BadObject]:
         """Every object the reads so far left out (unreadable or tampered), once each, by key."""
         return sorted(self._problems.values(), key=lambda p: (p.kind, p.key))
 
-    def read(self, run_id: str, *kinds: str, within: str | None = None) -> dict[str, list[Any]]:
+    def read(self, run_id: str, *kinds: str, within: str | None = None) -> dict[str, list[Verified]]:
         """Every verified object of each kind (a key of KINDS) under the run's prefix, or under `within`, a prefix
         inside it, from one listing (`rackform status --wait` polls markers and records)."""
         prefix = f"{PREFIX}/{check_run_id(run_id)}/"
-        out: dict[str, list[Any]] = {k: [] for k in kinds}
+        out: dict[str, list[Verified]] = {k: [] for k in kinds}
         for key, versions, deleted in self._versions(within or prefix):
             if (what := _kind(prefix, key)) not in out:
                 continue
@@ -165,7 +179,7 @@ class ResultStore:
                 pass  # kept in self.problems
         return out
 
-    def read_one(self, key: str) -> Any | None:
+    def read_one(self, key: str) -> Verified | None:
         """The verified object at `key` (its kind taken from the key), None when there is none. One that cannot be
         believed raises Refused, and stays in `self.problems` for the caller to show beside the rest."""
         run_id, prefix, what = _where(key)
@@ -174,7 +188,7 @@ class ResultStore:
                 return self._believe(key, what, versions, deleted, run_id)
         return None
 
-    def check(self, key: str, data: Any, *, source: str) -> Any:
+    def check(self, key: str, data: object, *, source: str) -> Verified:
         """`data`, made from the object at `source` and about to be written at `key`, held to what a reader of `key`
         will hold it to: Refused, as a problem of `source`, when it falls short."""
         run_id, _, what = _where(key)
@@ -192,8 +206,7 @@ class ResultStore:
             if not listed:
                 raise _Bad("unreadable", "not in the bucket's listing")
             version, _ = _one_version(*listed[0])
-            got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED",
-                                     **({} if version == "null" else {"VersionId": version}))
+            got = self._get(key, None if version == "null" else version)
             if (stored := got.get("ChecksumSHA256")) is None:
                 raise _Bad("tampered", NO_CHECKSUM)
             digest = hashlib.sha256()
@@ -213,7 +226,8 @@ class ResultStore:
         problem = self._problems[key] = BadObject(key, what, kind, why)
         return Refused(problem)
 
-    def _believe(self, key: str, what: str, versions: list[tuple[str, int]], deleted: bool, run_id: str) -> Any:
+    def _believe(self, key: str, what: str, versions: list[tuple[str, int]], deleted: bool,
+                 run_id: str) -> Verified:
         try:
             value = self._verified(key, versions, deleted, run_id, what)
         except _Bad as e:
@@ -242,10 +256,9 @@ class ResultStore:
         """The object's body, checked against the SHA-256 stored with it, which is the one S3 checked the body
         against on upload (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html);
         Tampered when it is missing or does not match. At most `limit` bytes are ever held."""
-        kwargs = {} if version_id is None else {"VersionId": version_id}
         try:
-            got = self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
-            body = got["Body"].read(limit + 1)
+            got = self._get(key, version_id)
+            body: bytes = got["Body"].read(limit + 1)
         except FlexibleChecksumError as e:  # botocore checked the body against the stored checksum itself
             raise Tampered(f"SHA-256 mismatch: {e}") from None
         if len(body) > limit:
@@ -257,7 +270,14 @@ class ResultStore:
             raise Tampered(f"SHA-256 mismatch: stored {stored}, the body hashes to {sha256_b64(body)}")
         return body
 
-    def _verified(self, key: str, versions: list[tuple[str, int]], deleted: bool, run_id: str, what: str) -> Any:
+    def _get(self, key: str, version_id: str | None) -> GetObjectOutputTypeDef:
+        """GET with S3 checking the stored SHA-256; the latest version when version_id is None."""
+        if version_id is None:
+            return self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        return self.s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED", VersionId=version_id)
+
+    def _verified(self, key: str, versions: list[tuple[str, int]], deleted: bool, run_id: str,
+                  what: str) -> Verified:
         version, size = _one_version(versions, deleted)
         kind = KINDS[what]
         # From the listing's size, before any GET: a forged object of any size costs a listing entry, no memory.
@@ -297,7 +317,7 @@ class BadObject:
 class Refused(Exception):
     """An object a reader cannot believe; `problem` says which and why (also kept in the store's `problems`)."""
 
-    def __init__(self, problem: BadObject):
+    def __init__(self, problem: BadObject) -> None:
         super().__init__(f"{problem.noun} {problem.kind}: {problem.key}: {problem.why}")
         self.problem = problem
 
@@ -307,7 +327,7 @@ class Tampered(ValueError):
 
 
 class _Bad(Exception):
-    def __init__(self, kind: Literal["unreadable", "tampered"], why: str):
+    def __init__(self, kind: Literal["unreadable", "tampered"], why: str) -> None:
         self.kind, self.why = kind, why
 
 
@@ -360,7 +380,7 @@ def _first_error(e: ValidationError) -> str:
     return f"{where + ': ' if where else ''}{err['msg']}{more}"
 
 
-def _validated(model: type[M], data: Any, noun: str) -> M:
+def _validated(model: type[M], data: object, noun: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -372,7 +392,7 @@ def _filed(key: str, expected: str | None, says: str) -> None:
         raise _Bad("tampered", f"filed under this key, but {says}")
 
 
-def _health(key: str, data: Any, run_id: str) -> HealthRecord:
+def _health(key: str, data: object, run_id: str) -> HealthRecord:
     record = _validated(HealthRecord, data, "health record")
     _filed(key, health_key(record.run_id, record.rack, record.node_group, record.benchmark, record.node_index)
            if RUN_ID.fullmatch(record.run_id) else None, f"it is node {record.node_index} of run {record.run_id!r}, "
@@ -380,7 +400,7 @@ def _health(key: str, data: Any, run_id: str) -> HealthRecord:
     return record
 
 
-def _record(key: str, data: Any, run_id: str) -> ResultRecord:
+def _record(key: str, data: object, run_id: str) -> ResultRecord:
     record = _validated(ResultRecord, data, "result record")
     expected = record_key(record.run_id, record.rack, record.node_group, record.benchmark) \
         if len(key.split("/")) == 6 and RUN_ID.fullmatch(record.run_id) else None
@@ -389,44 +409,49 @@ def _record(key: str, data: Any, run_id: str) -> ResultRecord:
     return record
 
 
-def _marker(key: str, data: Any, run_id: str) -> dict[str, Any]:
+def _marker(key: str, data: object, run_id: str) -> Document:
     m = _validated(BenchmarkMarker, data, "job marker")
     expected = f"{run_id}-{m.rack}-{m.node_group}-{m.benchmark}"
     _filed(key, submission_key(run_id, m.job_name) if m.job_name == expected else None,
            f"it names job {m.job_name!r} of rack {m.rack!r}, node group {m.node_group!r}, benchmark "
            f"{m.benchmark!r} (run {run_id} would name it {expected!r})")
-    return data
+    return _as_written(data)
 
 
-def _workload_marker(key: str, data: Any, run_id: str) -> dict[str, Any]:
+def _workload_marker(key: str, data: object, run_id: str) -> Document:
     m = _validated(WorkloadMarker, data, "workload job marker")
     expected = f"{run_id}-{m.rack}-{m.node_group}-wl-{m.workload}"  # rackform.jobs.workload_jobs names it so
     _filed(key, workload_job_key(run_id, m.workload) if m.job_name == expected else None,
            f"it names job {m.job_name!r} of workload {m.workload!r} on {m.rack!r}/{m.node_group!r} (run {run_id} "
            f"would name it {expected!r})")
-    return data
+    return _as_written(data)
 
 
-def _placement(key: str, data: Any, run_id: str) -> dict[str, Any]:
+def _placement(key: str, data: object, run_id: str) -> Document:
     d = _validated(Placement, data, "placement decision")
     _filed(key, placement_key(run_id, d.workload) if d.run_id == run_id else None,
            f"it is the decision of run {d.run_id!r} for workload {d.workload!r}")
-    return data
+    return _as_written(data)
 
 
-def _claim(key: str, data: Any, run_id: str) -> dict[str, Any]:
+def _as_written(data: object) -> Document:
+    """A document its model has just accepted: a JSON object (a model validates from nothing else read from JSON)."""
+    return cast(Document, data)
+
+
+def _claim(key: str, data: object, run_id: str) -> Document:
     c = _validated(Claim, data, "submission claim")
     job = key.split("/")[-2]
     _filed(key, key if c.submission.job_name == job else None,
            f"it claims job {c.submission.job_name!r}, not {job!r}")
-    return data
+    return _as_written(data)
 
 
 @dataclass(frozen=True)
 class Kind:
     noun: str
     limit: int  # bytes: a larger object is refused from the listing's size, never read
-    believe: Callable[[str, Any, str], Any]  # (key, parsed JSON, run id) -> the value; _Bad when it is not one
+    believe: Callable[[str, object, str], Verified]  # (key, parsed JSON, run id) -> the value; _Bad when it is not one
 
 
 # Limits far above what rackform writes (a record of 10 repeats of a 30-size sweep of two metrics is 76 KB, a marker
