@@ -123,7 +123,7 @@ class JobEnvironment:
                 raise JobEnvironmentError(f"{PREFIX}{f.name.upper()}={raw!r} is not a {kind.split()[0]}") from None
         if not runnable_repeats(values.get("repeats", 1)):
             raise JobEnvironmentError(f"{PREFIX}REPEATS={values['repeats']} is not between 1 and {MAX_REPEATS}")
-        return cls(**values)
+        return cls(**values)  # type: ignore[arg-type]  # each value was converted to its own field's type above
 
     def with_(self, **changes: object) -> JobEnvironment:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ def _number(token: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _finite(value: Any) -> float:
+def _finite(value: object) -> float:
     """A finite float from a JSON value; anything else raises, which `_never_raises` reports as unreadable."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {value!r}")
@@ -77,7 +77,7 @@ def _unprefixed_lines(text: str) -> list[str]:
     """The output's lines without launcher prefixes; every parser reads these, whatever started the tool."""
     lines = text.splitlines()
     plain = [_strip_prefixes(line, hosts=False) for line in lines]
-    nonblank = [line for line, raw in zip(plain, lines) if raw.strip()]
+    nonblank = [line for line, raw in zip(plain, lines, strict=True) if raw.strip()]
     tagged = sum(1 for line in nonblank if _host_tag(line))
     if 2 * tagged <= len(nonblank):
         return plain
@@ -122,7 +122,7 @@ def _last_line(text: str) -> str:
     return f"; output ends with: {lines[-1][:200]!r}" if lines else "; the output is empty"
 
 
-def _metric(name: str, value: float, unit: str, size: int | None = None, **labels: str) -> Metric:
+def _metric(name: str, value: float, unit: str, size: int | None = None, /, **labels: str) -> Metric:
     return Metric(name=name, value=value, unit=unit, size_bytes=size, labels=labels)
 
 
@@ -255,7 +255,8 @@ def _nccl_row(tokens: list[str], header: list[str], groups: list[dict[str, int]]
 
     redop = cell(header.index("redop")) if "redop" in header else ""
     samples = []
-    for placement, cols in zip(("out-of-place", "in-place"), groups):
+    # A header may hold one group of columns (some builds print only one placement) or two.
+    for placement, cols in zip(("out-of-place", "in-place"), groups, strict=False):
         time, algbw, busbw = (_number(cell(cols[k])) for k in ("time", "algbw", "busbw"))
         if time is None or algbw is None or busbw is None:
             return []
@@ -460,7 +461,7 @@ def _nccom_rows(lines: list[str], columns: list[str], time_key: str) -> list[dic
     rows = []
     for line in lines:
         tokens = line.split()
-        row = dict(zip(columns, tokens))
+        row = dict(zip(columns, tokens, strict=False))  # a row of another length is skipped just below
         if len(tokens) != len(columns) or not _INT.fullmatch(row["size(B)"]):
             continue
         if all(_number(row[c]) is not None for c in (time_key, "algbw(GB/s)", "busbw(GB/s)")):
@@ -495,12 +496,14 @@ def parse_nccom_test(text: str) -> Parsed:
     if not headers:
         return _fail("nccom-test", "no nccom-test results table found" + _last_line(text), **details)
     tables = []
+    time_key = ""  # the last table's, which names the time metric of all (set by the first pass: headers is not empty)
     for n, start in enumerate(headers):
         columns = lines[start].split()
-        time_key = _nccom_time_key(columns)
-        if time_key is None or not {"size(B)", "algbw(GB/s)"} <= set(columns):
+        key = _nccom_time_key(columns)
+        if key is None or not {"size(B)", "algbw(GB/s)"} <= set(columns):
             return _fail("nccom-test", f"nccom-test table header without size, time and algbw columns: "
                          f"{lines[start].strip()!r}", **details)
+        time_key = key
         body = lines[start + 1:headers[n + 1] if n + 1 < len(headers) else len(lines)]
         rows = _nccom_rows(body, columns, time_key)
         if not rows:
@@ -555,7 +558,8 @@ def _fio_direction(direction: str, stats: list[dict[str, Any]], labels: dict[str
             metrics.append(_metric(f"{direction}_lat_p{pct:.0f}_us", max(values), "us", **labels))
     ios = [_finite(s.get("total_ios", 0)) for s in stats]
     if sum(ios) > 0 and all("mean" in lat for lat, _ in latencies):
-        mean = sum(_finite(lat["mean"]) / per_us * n for (lat, per_us), n in zip(latencies, ios)) / sum(ios)
+        weighted = zip(latencies, ios, strict=True)
+        mean = sum(_finite(lat["mean"]) / per_us * n for (lat, per_us), n in weighted) / sum(ios)
         metrics.append(_metric(f"{direction}_lat_mean_us", mean, "us", **labels))
     return metrics
 
@@ -803,7 +807,7 @@ def parse_fi_pingpong(text: str) -> Parsed:
         details["provider"] = m.group(1).strip("\"'")  # a shell-quoted -p "tcp;ofi_rxm"
     metrics, mismatched = [], []
     for line in lines[headers[0] + 1:end]:
-        row = dict(zip(columns, tokens := line.split()))
+        row = dict(zip(columns, tokens := line.split(), strict=False))  # a row of another length is skipped below
         size = _PINGPONG_SIZE.fullmatch(row.get("bytes", ""))
         bandwidth, latency = _number(row.get("MB/sec", "")), _number(row.get("usec/xfer", ""))
         if len(tokens) != len(columns) or size is None or bandwidth is None or \
