@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import types
 import typing
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Literal, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel
 
@@ -79,8 +79,9 @@ def workload_output_prefix(run_id: str, workload: str) -> str:
 
 # --- the Athena table -------------------------------------------------------------------------------------------
 
-def hive_type(annotation: Any) -> str:
-    """The Hive/Athena type of a record field (OpenX JSON SerDe): timestamps stay ISO 8601 strings."""
+def hive_type(annotation: object) -> str:
+    """The Hive/Athena type of a record field (OpenX JSON SerDe), from its annotation (a type or a typing form):
+    timestamps stay ISO 8601 strings."""
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
         kinds = [a for a in get_args(annotation) if a is not type(None)]

@@ -136,7 +136,8 @@ def sum_over_ranks(rt: Runtime, values: Sequence[float]) -> list[float]:
     # float32: Neuron devices have no float64, and a relative error of 1e-7 is far below run-to-run noise.
     totals = torch.tensor(values, dtype=torch.float32, device=rt.device)
     dist.all_reduce(totals)
-    return totals.cpu().tolist()
+    summed: list[float] = totals.cpu().tolist()
+    return summed
 
 
 def mean_over_ranks(rt: Runtime, value: float) -> float:
@@ -146,7 +147,7 @@ def mean_over_ranks(rt: Runtime, value: float) -> float:
 def native_bf16(rt: Runtime) -> bool:
     if rt.kind == "cuda":
         # Pre-Ampere GPUs report bf16 as supported through emulation, which would time the emulation.
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     return True
 
 
@@ -310,7 +311,7 @@ def run_gemm(rt: Runtime, args: argparse.Namespace) -> tuple[list[Metric], dict[
 # ----------------------------------------------------------------------------------------------- inference
 
 
-class TinyDecoder(nn.Module):
+class TinyDecoder(nn.Module):  # type: ignore[misc]  # torch is not followed (pyproject.toml): nn.Module is Any
     """Decoder-only transformer: causal self-attention blocks, pre-norm, greedy next-token head.
 
     Every forward pass sees the whole fixed-length buffer (prompt + generated), so shapes never change:
@@ -374,7 +375,8 @@ def build_model(rt: Runtime, args: argparse.Namespace, dtype: str) -> tuple[Tiny
 def percentiles_ms(seconds: Sequence[float], quantiles: Sequence[float]) -> list[float]:
     """Linear interpolation between samples, as numpy's default percentile (numpy is no dependency here)."""
     samples = torch.tensor(seconds, dtype=torch.float64) * 1e3
-    return samples.quantile(torch.tensor(quantiles, dtype=torch.float64)).tolist()
+    values: list[float] = samples.quantile(torch.tensor(quantiles, dtype=torch.float64)).tolist()
+    return values
 
 
 def run_inference(rt: Runtime, args: argparse.Namespace) -> tuple[list[Metric], dict[str, str]]:
@@ -406,7 +408,8 @@ def run_inference(rt: Runtime, args: argparse.Namespace) -> tuple[list[Metric], 
 
 BENCHMARKS = {"allreduce": run_allreduce, "gemm": run_gemm, "inference": run_inference}
 # Defaults that depend on the tier: (cpu, accelerator). CPU sizes stay small so a laptop run takes seconds.
-TIER_DEFAULTS = {
+# A flag's default on CPU and on accelerators, per benchmark.
+TIER_DEFAULTS: dict[str, dict[str, tuple[object, object]]] = {
     "allreduce": {"min_bytes": (KIB, 8), "max_bytes": (64 * MIB, 8 * GIB), "factor": (4, 2)},
     "gemm": {"sizes": ([512, 1024, 2048], [4096, 8192, 16384]), "iters": (5, 20), "warmup": (1, 5)},
 }
