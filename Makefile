@@ -15,7 +15,12 @@ PYTEST_ARGS ?= -q -n 2
 
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup system-packages test fuzz demo demo-serve synth clean
+# ruff (lint, import order) and mypy --strict, both configured in pyproject.toml, over the paths that are clean
+# today: a package joins its list once it is clean, and stays clean because `make test` runs `lint` first.
+LINT_PATHS  := workloads stacks app.py
+TYPED_PATHS := workloads
+
+.PHONY: setup system-packages lint test fuzz demo demo-serve synth clean
 
 setup: system-packages $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
@@ -39,7 +44,11 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	npm ci --no-audit --no-fund
 	touch $@
 
-test: setup
+lint: setup
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy $(TYPED_PATHS)
+
+test: setup lint
 	$(BIN)/hadolint --config .hadolint.yaml workloads/docker/*.Dockerfile
 	$(PY) -m pytest $(PYTEST_ARGS)
 
