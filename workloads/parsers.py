@@ -89,9 +89,12 @@ def _unprefixed(text: str) -> str:
 
 
 _JSON_PASSES = 16
+# A tool's JSON, of whatever shape it printed: the parsers index it as the tool documents it, and a shape no check
+# anticipated raises, which `_never_raises` reports as unreadable output.
+JsonObject = dict[str, Any]
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def _json_object(text: str) -> JsonObject | None:
     """The first JSON object that starts a line: warnings may precede it and the runner appends stderr after it."""
     decoder = json.JSONDecoder()
     # A failed attempt costs up to a pass over the text (json's error counts lines from the start; a RecursionError
@@ -343,7 +346,7 @@ def parse_nccl_tests(text: str) -> Parsed:
                   metrics=tuple(_collective_metrics(samples, _number(avg.group(1)) if avg else None)))
 
 
-def _nccl_json(doc: dict[str, Any]) -> Parsed:
+def _nccl_json(doc: JsonObject) -> Parsed:
     """The -J file, as nccl-tests' src/util.cu writes it (JSON_FILE_VERSION 2)."""
     samples = []
     for row in doc["results"]:
@@ -434,7 +437,7 @@ def _nccom_command(lines: list[str]) -> dict[str, str]:
     return {}
 
 
-def _nccom_samples(rows: Iterable[dict[str, Any]], time_key: str, number: Callable[[Any], float]) -> list[_Sample]:
+def _nccom_samples(rows: Iterable[JsonObject], time_key: str, number: Callable[[Any], float]) -> list[_Sample]:
     return [_Sample(int(number(r["size(B)"])), "out-of-place", number(r[time_key]), number(r["algbw(GB/s)"]),
                     number(r["busbw(GB/s)"]), None, str(r.get("type", ""))) for r in rows]
 
@@ -518,7 +521,7 @@ def parse_nccom_test(text: str) -> Parsed:
 # fio
 
 
-def _percentile(latency: dict[str, Any], pct: float) -> float | None:
+def _percentile(latency: JsonObject, pct: float) -> float | None:
     """fio's percentile map is keyed by strings like "99.000000"."""
     for key, value in (latency.get("percentile") or {}).items():
         if _number(key) == pct:
@@ -526,13 +529,13 @@ def _percentile(latency: dict[str, Any], pct: float) -> float | None:
     return None
 
 
-def _fio_measured(latency: dict[str, Any]) -> bool:
+def _fio_measured(latency: JsonObject) -> bool:
     """Whether fio timed any I/O into this latency block. With gtod_reduce=1 (or disable_lat, disable_clat) it
     times none and still writes the block, as zeros: fio 3 with "N": 0, fio 2 (no N) with a max of 0."""
     return _finite(latency["N"]) > 0 if "N" in latency else _finite(latency.get("max", 0)) > 0
 
 
-def _fio_latency(stats: dict[str, Any]) -> tuple[dict[str, Any], float]:
+def _fio_latency(stats: JsonObject) -> tuple[JsonObject, float]:
     """The latency block to report and its units per microsecond: completion latency, or total latency where only
     that carries percentiles (--lat_percentiles). fio 3 writes nanoseconds (clat_ns), fio 2 microseconds (clat).
     A block fio timed nothing into is no block: its zeros are not a latency."""
@@ -543,7 +546,7 @@ def _fio_latency(stats: dict[str, Any]) -> tuple[dict[str, Any], float]:
     return {}, 1.0
 
 
-def _fio_direction(direction: str, stats: list[dict[str, Any]], labels: dict[str, str]) -> list[Metric]:
+def _fio_direction(direction: str, stats: list[JsonObject], labels: dict[str, str]) -> list[Metric]:
     # fio 3 writes bw_bytes (B/s); fio 2 only bw, in KiB/s (fio 3 still writes bw, as bw_bytes / 1024).
     if all("bw_bytes" in s for s in stats):
         bandwidth = sum(_finite(s["bw_bytes"]) for s in stats)
@@ -583,7 +586,7 @@ def parse_fio(text: str) -> Parsed:
     if not isinstance(jobs, list) or not jobs:
         return _fail("fio", "fio JSON has no jobs")
     names = _joined(str(job.get("jobname", "")) for job in jobs)
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[JsonObject]] = {}
     for job in jobs:
         groups.setdefault(str(job.get("groupid", 0)), []).append(job)
     details = {"fio_version": str(doc.get("fio version", "")), "jobs": names,
