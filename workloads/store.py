@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -53,6 +53,17 @@ M = TypeVar("M", bound=BaseModel)
 Document = dict[str, Any]
 # What a reader believes: the records as models, the operator-side objects as their documents.
 Verified = ResultRecord | HealthRecord | Document
+
+
+class Found(TypedDict, total=False):
+    """What `read` returns: the verified objects of each kind asked for (a key of KINDS), by kind."""
+
+    record: list[ResultRecord]
+    health: list[HealthRecord]
+    marker: list[Document]
+    workload: list[Document]
+    placement: list[Document]
+    claim: list[Document]
 
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
@@ -148,24 +159,24 @@ class ResultStore:
 
     def records(self, run_id: str) -> list[ResultRecord]:
         """The run's verified records; every object left out is in `self.problems`, for the caller to show."""
-        return cast(list[ResultRecord], self.read(run_id, "record")["record"])
+        return self.read(run_id, "record")["record"]
 
     def health(self, run_id: str, job: tuple[str, str, str] | None = None) -> list[HealthRecord]:
         """The run's verified health records (one per node of each job), or one job's, `job` being (rack, node
         group, benchmark): listed under that job's prefix alone. Objects left out are in `self.problems`."""
         within = None if job is None else f"{job_prefix(run_id, *job)}/"
-        return cast(list[HealthRecord], self.read(run_id, "health", within=within)["health"])
+        return self.read(run_id, "health", within=within)["health"]
 
     def submissions(self, run_id: str) -> list[Document]:
         """The run's verified job markers; every object left out is in `self.problems`."""
-        return cast(list[Document], self.read(run_id, "marker")["marker"])
+        return self.read(run_id, "marker")["marker"]
 
     @property
     def problems(self) -> list[BadObject]:
         """Every object the reads so far left out (unreadable or tampered), once each, by key."""
         return sorted(self._problems.values(), key=lambda p: (p.kind, p.key))
 
-    def read(self, run_id: str, *kinds: str, within: str | None = None) -> dict[str, list[Verified]]:
+    def read(self, run_id: str, *kinds: str, within: str | None = None) -> Found:
         """Every verified object of each kind (a key of KINDS) under the run's prefix, or under `within`, a prefix
         inside it, from one listing (`rackform status --wait` polls markers and records)."""
         prefix = f"{PREFIX}/{check_run_id(run_id)}/"
@@ -177,7 +188,7 @@ class ResultStore:
                 out[what].append(self._believe(key, what, versions, deleted, run_id))
             except Refused:
                 pass  # kept in self.problems
-        return out
+        return cast(Found, out)  # each kind's list holds what KINDS[kind].believe returns
 
     def read_one(self, key: str) -> Verified | None:
         """The verified object at `key` (its kind taken from the key), None when there is none. One that cannot be
