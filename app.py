@@ -5,7 +5,7 @@ import sys
 import aws_cdk as cdk
 
 from rackform import pipeline
-from rackform.problems import SpecError
+from rackform.spec.problems import SpecError
 from stacks import build_app
 
 # A throwaway App only reads the context: the plan must exist before build_app creates the real one.

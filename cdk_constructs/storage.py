@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from rackform.spec import ObjectLock
+from rackform.spec.models import ObjectLock
 from workloads.layout import RESULTS_PREFIX, WORKLOADS_PREFIX
 
 from .jobs import WORKLOAD_ROLE_PATH

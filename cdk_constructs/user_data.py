@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rackform.catalog import Tier
+from rackform.spec.models import Tier
 from rackform.plan import NodeGroupPlan
 from workloads.contract import NODE_IDENTITY_FILE
 

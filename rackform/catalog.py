@@ -6,17 +6,18 @@ validate, plan and synth need no credentials; `rackform validate --live` reads t
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import math
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from .aws import paginate  # noqa: F401  (moved to the AWS layer; preflight and tests import it from here)
-from .models import Frozen
+from .spec.base import Frozen
+from .spec.models import Tier
+from .spec.problems import did_you_mean
 
 CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
 
@@ -29,8 +30,6 @@ SUPPORTED_FAMILIES: tuple[str, ...] = (
     "c7i", "m7i",
 )
 
-Tier = Literal["graviton", "trainium", "gpu", "cpu"]
-TIERS: tuple[str, ...] = get_args(Tier)
 InterfaceKind = Literal["interface", "efa", "efa-only"]
 
 
@@ -171,10 +170,6 @@ class Catalog(Frozen):
 
     def regions_offering(self, instance_type: str) -> list[str]:
         return sorted(r for r, types in self.offerings.items() if instance_type in types)
-
-
-def did_you_mean(word: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
-    return difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=cutoff)
 
 
 _SIZE = re.compile(r"(\d*)xlarge")

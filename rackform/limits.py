@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import computed_field, model_validator
 
 from .catalog import Catalog, InstanceType, load_catalog
-from .models import Frozen
+from .spec.base import Frozen
 
 LIMITS_PATH = Path(__file__).with_name("data") / "limits.json"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from .catalog import Catalog, load_catalog
 from .plan import Plan, build_plan
 from .pricing import PriceBook, load_prices
-from .problems import Problem, SpecError, errors
-from .spec import Spec, load_spec
+from .spec.problems import Problem, SpecError, errors
+from .spec.models import Spec, load_spec
 from .validate import validate_spec
 
 

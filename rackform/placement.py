@@ -36,7 +36,7 @@ from .analysis.report import health_of, is_local, report_rows
 from .limits import Limits
 from .numbers import usd as price
 from .plan import NodeGroupPlan, Plan
-from .workload import Workload
+from .spec.workload import Workload
 
 # Which benchmark stands for a class of work, and so which per-dollar figure ranks the tiers for it:
 #   general   -> cpu        sysbench cpu events per $ (the whole instance's CPUs)

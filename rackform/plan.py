@@ -10,11 +10,11 @@ import ipaddress
 from typing import Literal
 
 from . import naming, netmath
-from .catalog import Catalog, InstanceType, Tier
-from .models import Frozen
+from .catalog import Catalog, InstanceType
+from .spec.base import Frozen
 from .pricing import PriceBook, on_demand
 from .quotas import vcpu_quota
-from .spec import EfaLayout, FsxLustre, NodeGroup, Results, Spec
+from .spec.models import EfaLayout, FsxLustre, NodeGroup, Results, Spec, Tier
 
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
 # job logs); everything else goes out through NAT.

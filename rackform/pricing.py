@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import zone_field
-from .files import read_limited
-from .models import Frozen
-from .problems import SpecError
-from .spec import FsxLustre
-from .yamlsafe import MAX_BYTES, load_yaml
+from .spec.files import read_limited
+from .spec.base import Frozen
+from .spec.problems import SpecError
+from .spec.models import FsxLustre
+from .spec.yamlsafe import MAX_BYTES, load_yaml
 
 PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
 

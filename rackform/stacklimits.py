@@ -34,7 +34,7 @@ STACK_MAX_RESOURCES = 500
 # Kept free at the ceiling, of a template measured as the CLI writes it: for what the measurement cannot see coming
 # (a newer CDK adding metadata, longer tokens). The heaviest rack validate admits stays under 950,000 bytes.
 MARGIN = 0.05
-NAME_MAX = 24  # rackform.spec.Name: the longest names give the longest ids, ARNs and tags
+NAME_MAX = 24  # rackform.spec.models.Name: the longest names give the longest ids, ARNs and tags
 
 
 def heaviest_instance_types(catalog: Catalog, n: int = 3) -> list[str]:

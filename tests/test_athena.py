@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 
 from rackform.catalog import load_catalog
 from rackform.plan import build_plan
-from rackform.spec import load_spec
+from rackform.spec.models import load_spec
 from stacks import build_app
 from workloads.benchmarks import BENCHMARKS
 from workloads.results import ResultRecord

@@ -15,7 +15,7 @@ from rackform.catalog import INDEPENDENTLY_MAPPED_REGIONS, is_zone_id
 from rackform.cli import main
 from rackform.plan import build_plan
 from rackform.preflight import check_offerings, fetch_offerings
-from rackform.spec import Spec, load_spec
+from rackform.spec.models import Spec, load_spec
 from rackform.validate import validate_spec
 from stacks import NetworkStack
 

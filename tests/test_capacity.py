@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from rackform.plan import build_plan
-from rackform.problems import SpecError
-from rackform.spec import parse_spec
+from rackform.spec.problems import SpecError
+from rackform.spec.models import parse_spec
 from rackform.validate import validate_spec
 
 CR = "cr-0123456789abcdef0"

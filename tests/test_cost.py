@@ -14,8 +14,8 @@ from rackform import cost
 from rackform.cli import cost as cost_cli
 from rackform.plan import build_plan
 from rackform.pricing import load_prices
-from rackform.problems import SpecError
-from rackform.spec import load_spec_text
+from rackform.spec.problems import SpecError
+from rackform.spec.models import load_spec_text
 
 from .conftest import EXAMPLE, dump
 

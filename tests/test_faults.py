@@ -30,7 +30,7 @@ from rackform.catalog import load_catalog
 from rackform.jobs.local import deploy
 from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY, submit
 from rackform.plan import build_plan
-from rackform.spec import load_spec
+from rackform.spec.models import load_spec
 from workloads.layout import log_key, record_key
 from workloads.results import Metric, ResultRecord
 from workloads.store import RETRY_CONFIG, AlreadyExists, ResultStore

@@ -20,9 +20,9 @@ from rackform.jobs.jobdefs import job_definitions
 from rackform.jobs.workload_jobs import job_definition_request
 from rackform.plan import build_plan
 from rackform.pricing import load_prices
-from rackform.spec import parse_spec
+from rackform.spec.models import parse_spec
 from rackform.validate import validate_spec
-from rackform.workload import parse_workload
+from rackform.spec.workload import parse_workload
 from workloads.benchmarks import BENCHMARKS
 from workloads.run import node_context
 

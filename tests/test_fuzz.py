@@ -34,10 +34,10 @@ from hypothesis import strategies as st
 from rackform.catalog import load_catalog
 from rackform.cli import main
 from rackform.plan import build_plan
-from rackform.problems import errors
-from rackform.spec import NAME_PATTERN, load_spec
+from rackform.spec.problems import errors
+from rackform.spec.models import NAME_PATTERN, load_spec
 from rackform.validate import validate_spec
-from rackform.yamlsafe import MAX_BYTES
+from rackform.spec.yamlsafe import MAX_BYTES
 from workloads.parsers import TOOLS
 
 from .cdk_validation import validation_findings

@@ -26,8 +26,8 @@ from cdk_nag import AwsSolutionsChecks
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
 from rackform.catalog import load_catalog
 from rackform.plan import Plan, build_plan
-from rackform.problems import errors
-from rackform.spec import Spec, load_spec
+from rackform.spec.problems import errors
+from rackform.spec.models import Spec, load_spec
 from rackform.validate import validate_spec
 from stacks import build_app
 

@@ -15,10 +15,10 @@ import pytest
 
 from rackform import naming
 from rackform.cli import main
-from rackform.problems import SpecError, errors
-from rackform.spec import load_spec_text, parse_spec
+from rackform.spec.problems import SpecError, errors
+from rackform.spec.models import load_spec_text, parse_spec
 from rackform.validate import validate_spec
-from rackform.yamlsafe import load_yaml
+from rackform.spec.yamlsafe import load_yaml
 from workloads.parsers import parse
 from workloads.layout import check_run_id
 
@@ -50,7 +50,7 @@ def merge_bomb(levels: int) -> str:
 
 
 def test_nested_merge_keys_are_counted_before_they_are_built(monkeypatch):
-    monkeypatch.setattr("rackform.yamlsafe.MAX_NODES", 10_000)  # the same budget, smaller to keep tracemalloc quick
+    monkeypatch.setattr("rackform.spec.yamlsafe.MAX_NODES", 10_000)  # the same budget, smaller to keep tracemalloc quick
     text = merge_bomb(22)  # 2 million merged pairs before the fix
     assert len(text) < 1000
     tracemalloc.start()
@@ -105,7 +105,7 @@ def test_spec_price_and_log_files_must_be_regular_files(tmp_path):
 
 @pytest.mark.parametrize("kind", ["spec", "prices", "log"])
 def test_files_over_the_limit_are_refused_after_reading_at_most_limit_plus_one(tmp_path, kind, monkeypatch):
-    from rackform import files
+    from rackform.spec import files
 
     path = tmp_path / "big"
     path.write_bytes(b"x" * 100)
@@ -311,7 +311,7 @@ def test_sizes_are_strict_integers_too(field):
 
 
 def test_the_schema_still_says_integer():
-    from rackform.spec import json_schema
+    from rackform.spec.models import json_schema
 
     count = json_schema()["$defs"]["NodeGroup"]["properties"]["count"]
     assert count["type"] == "integer" and count["minimum"] == 1

@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from rackform.cli import main, table as _table
 from rackform.limits import limits_for
-from rackform.problems import Problem
+from rackform.spec.problems import Problem
 from rackform.textsafe import visible
 from rackform.analysis import report as rp
 from rackform.render import html as rh

@@ -8,8 +8,8 @@ import pytest
 
 from rackform import naming
 from rackform.cli import main
-from rackform.problems import SpecError
-from rackform.workload import parse_workload
+from rackform.spec.problems import SpecError
+from rackform.spec.workload import parse_workload
 
 
 def test_one_function_names_benchmark_and_workload_definitions():

@@ -11,8 +11,8 @@ import pytest
 from rackform.limits import limits_for
 from rackform.pipeline import load_plan
 from rackform.placement import DEFAULT_JOB_DURATION_S, QueueState, explain_rows, healthy, place
-from rackform.problems import SpecError
-from rackform.workload import duration_seconds, load_workload, parse_workload
+from rackform.spec.problems import SpecError
+from rackform.spec.workload import duration_seconds, load_workload, parse_workload
 from workloads.results import Metric, ResultRecord
 
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
@@ -242,7 +242,7 @@ def test_workload_files_report_problems_like_specs(tmp_path):
 
 
 def test_the_workload_json_schema_names_class_and_tiers():
-    from rackform.workload import json_schema
+    from rackform.spec.workload import json_schema
 
     schema = json_schema()
     assert schema["title"] == "rackform workload" and {"name", "class", "tiers"} <= set(schema["required"])

@@ -12,8 +12,8 @@ import pytest
 from rackform.catalog import load_catalog
 from rackform.plan import Plan, build_plan
 from rackform.plandiff import PlanDiff, diff_plans, render_diff
-from rackform.problems import errors
-from rackform.spec import Spec
+from rackform.spec.problems import errors
+from rackform.spec.models import Spec
 from rackform.validate import validate_spec
 
 SPEC: dict[str, Any] = {

@@ -162,7 +162,7 @@ def test_the_job_image_needs_only_workloads():
             "print(sorted(m for m in sys.modules if m == 'rackform' or m.startswith('rackform.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    from rackform.catalog import TIERS
+    from rackform.spec.models import TIERS
     from workloads.benchmarks import ALL_TIERS
     assert ALL_TIERS == TIERS
 

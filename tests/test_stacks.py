@@ -26,8 +26,8 @@ from rackform import naming
 from rackform.catalog import load_catalog
 from rackform.jobs.jobdefs import WORKLOAD_ROLE_TAG
 from rackform.plan import Plan, build_plan
-from rackform.problems import errors
-from rackform.spec import Spec, load_spec
+from rackform.spec.problems import errors
+from rackform.spec.models import Spec, load_spec
 from rackform.stacklimits import MARGIN, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, cdk_synth, \
     max_node_groups_per_rack, measurement, worst_case_spec
 from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec

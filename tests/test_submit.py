@@ -9,7 +9,7 @@ from moto import mock_aws
 from rackform.catalog import load_catalog
 from rackform.cli import main
 from rackform.plan import build_plan
-from rackform.spec import load_spec
+from rackform.spec.models import load_spec
 from rackform.jobs.local import deploy
 from workloads.store import ResultStore
 from rackform.jobs.submit import SubmitError, batch_clients, run_state, submit

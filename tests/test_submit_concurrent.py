@@ -28,7 +28,7 @@ import rackform.jobs.submit as submit_module
 from rackform.catalog import load_catalog
 from rackform.jobs.local import EmbeddedAWS, deploy
 from rackform.plan import build_plan
-from rackform.spec import load_spec
+from rackform.spec.models import load_spec
 from workloads.layout import claim_key
 from rackform.jobs.submit import SubmitError, batch_clients, submit
 

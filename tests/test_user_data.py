@@ -32,9 +32,10 @@ from cdk_constructs.user_data import (
     node_setup_script,
     node_user_data,
 )
-from rackform.catalog import TIERS, load_catalog
+from rackform.catalog import load_catalog
+from rackform.spec.models import TIERS
 from rackform.plan import BATCH_IMAGE_TYPE, ECS_AL2023_AMI, NodeGroupPlan, build_plan
-from rackform.spec import Spec
+from rackform.spec.models import Spec
 from workloads.contract import NODE_IDENTITY_FILE
 from workloads.run import node_identity
 

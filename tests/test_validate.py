@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rackform.problems import SpecError
-from rackform.spec import parse_spec
+from rackform.spec.problems import SpecError
+from rackform.spec.models import parse_spec
 from rackform.validate import RULES, validate_spec
 
 

@@ -25,8 +25,8 @@ from rackform.cli import main as rackform_main
 from rackform.cli.spec_commands import render_plan
 from rackform.plan import build_plan
 from rackform.plandiff import diff_plans
-from rackform.problems import SpecError
-from rackform.spec import ObjectLock, load_spec, parse_spec
+from rackform.spec.problems import SpecError
+from rackform.spec.models import ObjectLock, load_spec, parse_spec
 from rackform.validate import validate_spec
 from workloads import run as runner
 from workloads import store as store_module

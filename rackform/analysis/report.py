@@ -20,7 +20,7 @@ from workloads.results import REPEAT_LABEL, ResultRecord
 
 from ..limits import Limits
 from ..numbers import num
-from ..spec import FsxLustre
+from ..spec.models import FsxLustre
 from .summary import Figure, figure, headline_key, headlines, metric_key
 
 LimitsOf = Callable[[str], "Limits | None"]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
-from ..problems import SpecError
+from ..spec.problems import SpecError
 from ..render.text import table
 from ..textsafe import visible
 from . import cost, health, jobs, placement, preflight, reports, spec_commands

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import pipeline
 from ..plan import Plan
-from ..problems import Problem, SpecError, errors
+from ..spec.problems import Problem, SpecError, errors
 from ..textsafe import visible
 
 # Exit codes, the same for every command.

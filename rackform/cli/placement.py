@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ..catalog import TIERS
-from ..problems import SpecError
+from ..spec.models import TIERS
+from ..spec.problems import SpecError
 from ..render.text import table
 from ..textsafe import visible
 from .common import (
@@ -29,7 +29,7 @@ POLICY_NOTE = ("policy: candidates ranked by measured {benchmark} per dollar (he
 
 
 def _workloads(paths: list[str]) -> list | None:
-    from ..workload import load_workload
+    from ..spec.workload import load_workload
 
     loaded, bad = [], False
     for path in paths:

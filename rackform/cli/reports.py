@@ -108,7 +108,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
 def cmd_parse(args: argparse.Namespace) -> int:
     from workloads.parsers import parse
 
-    from ..files import LOG_MAX_BYTES, FileRefused, read_limited_text
+    from ..spec.files import LOG_MAX_BYTES, FileRefused, read_limited_text
 
     try:
         if args.file == "-":

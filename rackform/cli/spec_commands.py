@@ -13,9 +13,9 @@ from workloads.contract import FSX_SCRATCH_DIR
 
 from ..catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from ..plan import Plan
-from ..problems import SpecError, errors
+from ..spec.problems import SpecError, errors
 from ..render.text import table
-from ..spec import json_schema, load_spec
+from ..spec.models import json_schema, load_spec
 from ..validate import validate_spec
 from .common import EXIT_PROBLEM, aws_options, aws_target, checked_plan, json_always, json_option, print_problems, \
     summary
@@ -170,7 +170,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.workload:
-        from ..workload import json_schema as workload_schema
+        from ..spec.workload import json_schema as workload_schema
 
         print(json.dumps(workload_schema(), indent=2))
         return 0

@@ -31,7 +31,7 @@ from workloads.store import AlreadyExists, ResultStore
 from .. import aws, naming
 from ..placement import Decision, QueueState
 from ..plan import NodeGroupPlan, Plan
-from ..workload import Workload
+from ..spec.workload import Workload
 from .jobdefs import WORKLOAD_ROLE_TAG, container_properties, registration
 
 # A job whose instance was taken away (a Spot reclaim) fails with a status reason starting "Host EC2": retry strategies

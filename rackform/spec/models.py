@@ -7,14 +7,13 @@ that all problems are collected in one pass and each names its field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
-from .catalog import Tier, did_you_mean
 from .files import FileRefused, read_limited
-from .models import Frozen
-from .problems import Problem, SpecError, format_path
+from .base import Frozen
+from .problems import Problem, SpecError, did_you_mean, format_path
 from .yamlsafe import MAX_BYTES, load_yaml
 
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$"
@@ -27,6 +26,8 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, description=f"{NAME_RULE}; use
 DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
 StorageType = Literal["SSD", "HDD"]
 DriveCacheType = Literal["NONE", "READ"]
+Tier = Literal["graviton", "trainium", "gpu", "cpu"]
+TIERS: tuple[str, ...] = get_args(Tier)
 CapacityType = Literal["on-demand", "spot", "reservation", "capacity-block"]
 ObjectLockMode = Literal["GOVERNANCE", "COMPLIANCE"]
 EfaLayout = Literal["efa", "efa-only"]

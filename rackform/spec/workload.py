@@ -25,10 +25,9 @@ from pydantic import Field, StrictInt, ValidationError
 
 from workloads.contract import PREFIX
 
-from .catalog import Tier
-from .models import Frozen
+from .base import Frozen
 from .problems import Problem, SpecError
-from .spec import Name, problems_from_validation_error, read_document
+from .models import Name, Tier, problems_from_validation_error, read_document
 from .yamlsafe import load_yaml
 
 WorkloadClass = Literal["general", "training", "inference"]

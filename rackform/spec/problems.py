@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .textsafe import visible
+from ..textsafe import visible
 
 Level = Literal["error", "warning"]
 PathPart = str | int
@@ -44,3 +45,7 @@ class SpecError(Exception):
     def __init__(self, problems: Sequence[Problem]):
         self.problems = list(problems)
         super().__init__("\n".join(p.render() for p in self.problems))
+
+
+def did_you_mean(word: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    return difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=cutoff)
