@@ -9,7 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from rackform.catalog import is_zone_id
+from rackform.reference.catalog import is_zone_id
 from rackform.naming import construct_id
 
 from .nag import skip_checkov

@@ -1,6 +1,6 @@
 """`rackform cost SPEC`: what a planned cluster costs per hour and per month, and what nobody can price yet.
 
-Prices come from the dated snapshot in `rackform/data/prices.json` (see `pricing.py`), user-given `--price`s and
+Prices come from the dated snapshot in `rackform/reference/data/prices.json` (see `pricing.py`), user-given `--price`s and
 a prices file, and, with `--spot-live`, EC2's current Spot prices. A price that is unknown stays unknown: it is
 shown as such and makes every total that includes it incomplete.
 
@@ -20,7 +20,7 @@ from typing import Any, Literal
 from .plan import NodeGroupPlan, Plan
 from .numbers import usd
 from .render.text import table
-from .pricing import (
+from .reference.prices import (
     Ec2RegionPrices,
     EndpointRate,
     NatRate,
@@ -141,7 +141,7 @@ def storage_lines(plan: Plan, book: PriceBook) -> list[Line]:
     rate = fsx_rate(book, plan.region, fsx)
     if rate is None:
         return [Line("storage", name, None, f"no price for FSx for Lustre {kind}{tier} in "
-                     f"{plan.region} in the snapshot; add it to rackform/data/prices.json with its source")]
+                     f"{plan.region} in the snapshot; add it to rackform/reference/data/prices.json with its source")]
     usd = fsx.storage_capacity_gib * rate.usd_per_gb_month / HOURS_PER_MONTH
     return [Line("storage", name, round(usd, 6), f"{rate.usd_per_gb_month} $/GB-month "
                  f"({_provenance(rate.secondary, rate.page_date)})")]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import Catalog, load_catalog
+from .reference.catalog import Catalog, load_catalog
 from .plan import Plan, build_plan
-from .pricing import PriceBook, load_prices
+from .reference.prices import PriceBook, load_prices
 from .spec.problems import Problem, SpecError, errors
 from .spec.models import Spec, load_spec
 from .validate import validate_spec

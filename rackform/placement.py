@@ -33,7 +33,7 @@ from workloads.results import ResultRecord
 
 from .analysis.advise import candidates
 from .analysis.report import health_of, is_local, report_rows
-from .limits import Limits
+from .reference.peaks import Limits
 from .numbers import usd as price
 from .plan import NodeGroupPlan, Plan
 from .spec.workload import Workload

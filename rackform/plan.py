@@ -10,10 +10,10 @@ import ipaddress
 from typing import Literal
 
 from . import naming, netmath
-from .catalog import Catalog, InstanceType
+from .reference.catalog import Catalog, InstanceType
 from .spec.base import Frozen
-from .pricing import PriceBook, on_demand
-from .quotas import vcpu_quota
+from .reference.prices import PriceBook, on_demand
+from .reference.aws_limits import vcpu_quota
 from .spec.models import EfaLayout, FsxLustre, NodeGroup, Results, Spec, Tier
 
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from .aws import paginate
-from .catalog import is_zone_id, zone_field
+from .reference.catalog import is_zone_id, zone_field
 from .plan import NodeGroupPlan, Plan
 from .render.text import table
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.

@@ -5,7 +5,7 @@ the file as CDK writes it to cdk.out (indented, not minified), and more than 500
 (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html). A node group's share
 of the template grows with its network layout and devices (p5: 32 EFA interfaces, 32 uverbs devices in each job
 definition), so the ceiling is derived from a measurement of the heaviest group the catalog allows, made by
-`scripts/measure_rack_template.py` and committed as `data/rack_template.json`.
+`scripts/measure_rack_template.py` and committed as `rackform/reference/data/rack_template.json`.
 
 Measured the way users synthesize: the CDK CLI (`cdk synth`, this project's cdk.json, default context), which turns
 on what an in-process synth leaves off: every resource's `aws:cdk:path` metadata, asset metadata and the
@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
+from .reference.catalog import Catalog
 from .plan import container_devices, nic_layout
 
-MEASUREMENT_PATH = Path(__file__).with_name("data") / "rack_template.json"
+MEASUREMENT_PATH = Path(__file__).resolve().parent / "reference" / "data" / "rack_template.json"
 TEMPLATE_BODY_MAX_BYTES = 1_000_000  # exclusive: CloudFormation accepts at most 999,999
 STACK_MAX_RESOURCES = 500
 # Kept free at the ceiling, of a template measured as the CLI writes it: for what the measurement cannot see coming

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from workloads.contract import CONTAINER_WORK_DIR
 
 from . import naming
-from .catalog import Catalog, InstanceType
+from .reference.catalog import Catalog, InstanceType
 from .netmath import private_subnet_prefix, smallest_prefix, usable_ips
 from .plan import card0_free_slots, efa_enabled, node_group_plan, private_ips_needed
 from .spec.problems import Level, Problem, did_you_mean

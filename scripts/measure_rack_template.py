@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Measure what one node group adds to a rack's CloudFormation template, for the heaviest node groups the catalog
-allows, and write rackform/data/rack_template.json, from which `rackform validate` derives how many node groups a
+allows, and write rackform/reference/data/rack_template.json, from which `rackform validate` derives how many node groups a
 rack may hold (rackform/stacklimits.py).
 
 For each of the heaviest instance types, and each capacity kind that changes the template (on-demand with a
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform import naming  # noqa: E402
-from rackform.catalog import load_catalog  # noqa: E402
+from rackform.reference.catalog import load_catalog  # noqa: E402
 from rackform.stacklimits import (  # noqa: E402
     MEASUREMENT_PATH,
     cdk_synth,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Refresh the EC2 on-demand prices in rackform/data/prices.json from the AWS Price List API.
+"""Refresh the EC2 on-demand prices in rackform/reference/data/prices.json from the AWS Price List API.
 
     python scripts/refresh_prices.py                                  # us-east-1, every catalog type offered there
     python scripts/refresh_prices.py --regions us-east-1 us-east-2
@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rackform.catalog import load_catalog  # noqa: E402
-from rackform.pricing import PRICES_PATH, PriceBook, ec2_region_block  # noqa: E402
+from rackform.reference.catalog import load_catalog  # noqa: E402
+from rackform.reference.prices import PRICES_PATH, PriceBook, ec2_region_block  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instance-types", nargs="+", help="default: every catalog type (the supported families) "
                         "that the catalog says the Region offers")
     parser.add_argument("-o", "--output", type=Path, default=PRICES_PATH,
-                        help="snapshot to update (default: rackform/data/prices.json)")
+                        help="snapshot to update (default: rackform/reference/data/prices.json)")
     args = parser.parse_args(argv)
 
     import boto3

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "trn2-capacity-block.yaml"

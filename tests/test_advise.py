@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from rackform.cli import main
-from rackform.limits import limits_for
+from rackform.reference.peaks import limits_for
 from rackform.analysis.advise import advise, advise_benchmark, class_verdict
 from rackform.analysis.report import report_rows
 from workloads.store import ResultStore

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.plan import build_plan
 from rackform.spec.models import load_spec
 from stacks import build_app

@@ -11,7 +11,7 @@ from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
 from moto import mock_aws
 
-from rackform.catalog import INDEPENDENTLY_MAPPED_REGIONS, is_zone_id
+from rackform.reference.catalog import INDEPENDENTLY_MAPPED_REGIONS, is_zone_id
 from rackform.cli import main
 from rackform.plan import build_plan
 from rackform.preflight import check_offerings, fetch_offerings

@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from rackform import cost
 from rackform.cli import cost as cost_cli
 from rackform.plan import build_plan
-from rackform.pricing import load_prices
+from rackform.reference.prices import load_prices
 from rackform.spec.problems import SpecError
 from rackform.spec.models import load_spec_text
 

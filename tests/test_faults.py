@@ -26,7 +26,7 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 import rackform.jobs.submit as submit_module
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.jobs.local import deploy
 from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY, submit
 from rackform.plan import build_plan

@@ -19,7 +19,7 @@ from rackform.cli.spec_commands import render_plan
 from rackform.jobs.jobdefs import job_definitions
 from rackform.jobs.workload_jobs import job_definition_request
 from rackform.plan import build_plan
-from rackform.pricing import load_prices
+from rackform.reference.prices import load_prices
 from rackform.spec.models import parse_spec
 from rackform.validate import validate_spec
 from rackform.spec.workload import parse_workload

@@ -31,7 +31,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.cli import main
 from rackform.plan import build_plan
 from rackform.spec.problems import errors

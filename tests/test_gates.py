@@ -24,7 +24,7 @@ from aws_cdk import Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.plan import Plan, build_plan
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec, load_spec

@@ -212,7 +212,7 @@ def test_every_spec_pattern_refuses_a_trailing_newline(demo, catalog, path, good
 
 @pytest.mark.parametrize("zone", ["use1-az6\n", "use1-az6 ", "use1-az6x"])
 def test_az_ids_are_matched_whole(zone):
-    from rackform.catalog import is_zone_id
+    from rackform.reference.catalog import is_zone_id
 
     assert is_zone_id("use1-az6") and not is_zone_id(zone)
 

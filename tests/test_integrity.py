@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 
 from rackform.cli import main, table as _table
-from rackform.limits import limits_for
+from rackform.reference.peaks import limits_for
 from rackform.spec.problems import Problem
 from rackform.textsafe import visible
 from rackform.analysis import report as rp

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from rackform.limits import limits_for
+from rackform.reference.peaks import limits_for
 from rackform.pipeline import load_plan
 from rackform.placement import DEFAULT_JOB_DURATION_S, QueueState, explain_rows, healthy, place
 from rackform.spec.problems import SpecError

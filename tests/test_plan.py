@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.netmath import smallest_prefix
 from rackform.plan import build_plan, card0_free_slots, default_efa_layout, nic_layout
 from rackform.plandiff import GROUP_EFFECTS, GROUP_FIELDS
@@ -173,7 +173,7 @@ def test_smallest_prefix_counts_reserved_addresses(addresses, prefix):
 
 def test_the_plan_prices_only_what_it_is_given(catalog):
     # The plan reads no files: prices come in as an argument (rackform.pipeline passes the bundled snapshot).
-    from rackform.pricing import load_prices
+    from rackform.reference.prices import load_prices
     from rackform.spec.models import load_spec
 
     from .conftest import ROOT

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.plan import Plan, build_plan
 from rackform.plandiff import PlanDiff, diff_plans, render_diff
 from rackform.spec.problems import errors

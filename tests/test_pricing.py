@@ -10,8 +10,8 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from rackform.limits import limits_for, load_limits, network_gbps
-from rackform.pricing import (
+from rackform.reference.peaks import limits_for, load_limits, network_gbps
+from rackform.reference.prices import (
     fetch_on_demand,
     load_price_file,
     load_prices,

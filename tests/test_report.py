@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from rackform.cli import main
-from rackform.limits import limits_for
+from rackform.reference.peaks import limits_for
 from rackform.analysis import report as rp
 from rackform.render import html as rh
 from rackform.render import report as rr

@@ -23,7 +23,7 @@ from cdk_constructs.jobs import WORKLOAD_ROLE_PATH
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
 from cdk_constructs.user_data import EFA_INSTALLER_VERSION
 from rackform import naming
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.jobs.jobdefs import WORKLOAD_ROLE_TAG
 from rackform.plan import Plan, build_plan
 from rackform.spec.problems import errors

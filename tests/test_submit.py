@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.cli import main
 from rackform.plan import build_plan
 from rackform.spec.models import load_spec

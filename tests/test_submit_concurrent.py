@@ -25,7 +25,7 @@ from moto.batch.responses import BatchResponse
 from moto.s3.responses import S3Response
 
 import rackform.jobs.submit as submit_module
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.jobs.local import EmbeddedAWS, deploy
 from rackform.plan import build_plan
 from rackform.spec.models import load_spec

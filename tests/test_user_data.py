@@ -32,7 +32,7 @@ from cdk_constructs.user_data import (
     node_setup_script,
     node_user_data,
 )
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.spec.models import TIERS
 from rackform.plan import BATCH_IMAGE_TYPE, ECS_AL2023_AMI, NodeGroupPlan, build_plan
 from rackform.spec.models import Spec

@@ -164,7 +164,7 @@ def test_concurrent_runs_of_one_run_id_make_one_job(aws, monkeypatch):
 
     from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY
     from rackform.jobs.workload_jobs import run_workload
-    from rackform.limits import limits_for
+    from rackform.reference.peaks import limits_for
     from rackform.placement import place
     from rackform.spec.workload import load_workload
 

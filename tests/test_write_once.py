@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from cdk_constructs import WORKLOAD_ROLE_PATH, NodeInstanceRole, ResultsBucket
-from rackform.catalog import load_catalog
+from rackform.reference.catalog import load_catalog
 from rackform.cli import main as rackform_main
 from rackform.cli.spec_commands import render_plan
 from rackform.plan import build_plan

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .contract import FI_PROVIDER
 
 # The job image carries workloads/ alone, so the tiers are spelled out here (a test holds them equal to
-# rackform.catalog.TIERS) rather than imported from the core.
+# rackform.spec.models.TIERS) rather than imported from the core.
 ALL_TIERS = ("graviton", "trainium", "gpu", "cpu")
 TORCH_DEVICE = {"gpu": "cuda", "trainium": "xla", "graviton": "cpu", "cpu": "cpu"}
 
@@ -67,7 +67,7 @@ class Step:
 class Headline:
     """One figure that sums up a benchmark: the metric named `metric` whose labels are exactly `labels` (a `repeat`
     label aside), shown as `label`. `limit` names the physical limit it is held against; rackform/analysis maps the
-    kind to a lookup in rackform/limits.py (plain data here: the job image carries workloads/ alone)."""
+    kind to a lookup in rackform/reference/peaks.py (plain data here: the job image carries workloads/ alone)."""
 
     metric: str
     label: str

@@ -18,7 +18,7 @@ from typing import Any
 from workloads.benchmarks import BENCHMARKS, Headline, Pricing
 from workloads.results import REPEAT_LABEL, ResultRecord
 
-from ..limits import Limits
+from ..reference.peaks import Limits
 from ..numbers import num
 from ..spec.models import FsxLustre
 from .summary import Figure, figure, headline_key, headlines, metric_key
@@ -110,7 +110,7 @@ def gemm_limit(dtype: str | None, tier: str, limits: Limits | None) -> Limit:
     """torchbench's tflops_max is one device's, so it is held against one accelerator's peak."""
     notes = (TRAINIUM_DEVICE_NOTE,) if tier == "trainium" else ()
     if dtype != "bf16":
-        return Limit(None, "TFLOP/s", f"no {dtype} peak in rackform/data/limits.json")
+        return Limit(None, "TFLOP/s", f"no {dtype} peak in rackform/reference/data/limits.json")
     peak = limits.bf16_dense_tflops_per_accelerator if limits else None
     if peak is None:
         return Limit(None, "TFLOP/s", "peak dense BF16 unknown for this type")
@@ -134,7 +134,7 @@ def _fsx_or_local(record: ResultRecord, h: Headline, limits: Limits | None, fsx:
     return fsx_limit(fsx)
 
 
-# A Headline's limit kind -> its lookup in rackform/limits.py (or the plan's FSx). A new kind is one entry here.
+# A Headline's limit kind -> its lookup in rackform/reference/peaks.py (or the plan's FSx). A new kind is one entry here.
 LIMIT_KINDS: dict[str, Callable[[ResultRecord, Headline, Limits | None, FsxLustre | None], Limit]] = {
     "network_line_rate": lambda r, h, lim, fsx: bus_limit(r.node_count, r.tier, lim, r.fabric),
     "peak_tflops": lambda r, h, lim, fsx: gemm_limit(dict(h.labels).get("dtype"), r.tier, lim),

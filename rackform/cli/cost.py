@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from ..pricing import Quote, load_price_file, load_prices, parse_price
+from ..reference.prices import Quote, load_price_file, load_prices, parse_price
 from .common import aws_options, checked_plan
 
 
@@ -31,7 +31,7 @@ def _budget_arg(text: str) -> float:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from .. import cost
-    from ..pricing import spot_prices
+    from ..reference.prices import spot_prices
 
     plan = checked_plan(args.spec)
     overrides: dict[str, Quote] = {}

@@ -88,7 +88,7 @@ def _job_definition_collisions(plan, workloads: list) -> list[str]:
 
 def _decide(args: argparse.Namespace):
     """(plan, workloads, a function workload -> Decision) or None after saying what is wrong."""
-    from ..limits import limits_for
+    from ..reference.peaks import limits_for
     from ..placement import place
 
     workloads = _workloads(args.workloads)

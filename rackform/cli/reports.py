@@ -20,7 +20,7 @@ def _wide(args: argparse.Namespace) -> bool:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..analysis.report import build_report
     from ..jobs.workload_jobs import workload_states
-    from ..limits import limits_for
+    from ..reference.peaks import limits_for
     from ..render.jsonout import json_text
     from ..render.report import (
         ESSENTIAL,
@@ -74,7 +74,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_advise(args: argparse.Namespace) -> int:
     from ..analysis.advise import CLASSES, MEANING, advice_dict, advise, class_verdict, evidence_table
     from ..analysis.report import LOCAL_CAVEAT, report_rows
-    from ..limits import limits_for
+    from ..reference.peaks import limits_for
 
     store = store_for(args, args.run_ids)
     records = []

@@ -11,7 +11,7 @@ from typing import Any
 
 from workloads.contract import FSX_SCRATCH_DIR
 
-from ..catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
+from ..reference.catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
 from ..plan import Plan
 from ..spec.problems import SpecError, errors
 from ..render.text import table

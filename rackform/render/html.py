@@ -47,8 +47,8 @@ class Context:
 def context_for(report: Report, plan: Any = None, records: Sequence[Any] = ()) -> Context:
     """The header's facts: the plan's when given, else what the records say; the data files' own dates."""
     from .. import __version__
-    from ..catalog import load_catalog
-    from ..pricing import load_prices
+    from ..reference.catalog import load_catalog
+    from ..reference.prices import load_prices
 
     region = plan.region if plan is not None else None
     zones = sorted({z for r in records if (z := r.environment.get("availability_zone"))})

@@ -1,4 +1,4 @@
-"""Prices: a dated snapshot (`rackform/data/prices.json`) plus the pure functions that read and refresh it.
+"""Prices: a dated snapshot (`rackform/reference/data/prices.json`) plus the pure functions that read and refresh it.
 
 Every price names its source and date. A price the snapshot lacks is unknown (`None`), never zero: callers must say
 so instead of summing it away. EC2 on-demand prices come from the AWS Price List API (`scripts/refresh_prices.py`);
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import zone_field
-from .spec.files import read_limited
-from .spec.base import Frozen
-from .spec.problems import SpecError
-from .spec.models import FsxLustre
-from .spec.yamlsafe import MAX_BYTES, load_yaml
+from ..spec.files import read_limited
+from ..spec.base import Frozen
+from ..spec.problems import SpecError
+from ..spec.models import FsxLustre
+from ..spec.yamlsafe import MAX_BYTES, load_yaml
 
 PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
 

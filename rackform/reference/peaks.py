@@ -1,6 +1,6 @@
 """Physical peaks per instance type, for holding benchmark results against what the hardware can do.
 
-Compute, memory and intra-node link figures live in `rackform/data/limits.json`, each naming its source and date;
+Compute, memory and intra-node link figures live in `rackform/reference/data/limits.json`, each naming its source and date;
 network bandwidth and EFA count come from the instance catalog (EC2's own data), so the two never disagree with
 what `rackform plan` lays out. A figure nobody could source is None, and `unconfirmed` names figures to re-check.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import computed_field, model_validator
 
 from .catalog import Catalog, InstanceType, load_catalog
-from .spec.base import Frozen
+from ..spec.base import Frozen
 
 LIMITS_PATH = Path(__file__).with_name("data") / "limits.json"
 
@@ -100,7 +100,7 @@ def network_gbps(performance: str) -> tuple[float | None, bool]:
 
 def _catalog_source(catalog: Catalog) -> Source:
     return Source(title=f"EC2 DescribeInstanceTypes via the instance catalog ({catalog.source})",
-                  url="rackform/data/catalog.json", date=catalog.generated_on, secondary=False)
+                  url="rackform/reference/data/catalog.json", date=catalog.generated_on, secondary=False)
 
 
 def limits_for(instance_type: str, catalog: Catalog | None = None, data: LimitsData | None = None) -> Limits | None:

@@ -1,6 +1,6 @@
 """Instance catalog: EC2 instance types and where they are offered, as data plus pure functions.
 
-The committed snapshot (`rackform/data/catalog.json`) is made by `scripts/refresh_catalog.py` from the EC2 API, so
+The committed snapshot (`rackform/reference/data/catalog.json`) is made by `scripts/refresh_catalog.py` from the EC2 API, so
 validate, plan and synth need no credentials; `rackform validate --live` reads the same API at run time instead.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from .aws import paginate  # noqa: F401  (moved to the AWS layer; preflight and tests import it from here)
-from .spec.base import Frozen
-from .spec.models import Tier
-from .spec.problems import did_you_mean
+from ..aws import paginate  # noqa: F401  (moved to the AWS layer; preflight and tests import it from here)
+from ..spec.base import Frozen
+from ..spec.models import Tier
+from ..spec.problems import did_you_mean
 
 CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
 
