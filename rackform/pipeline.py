@@ -14,7 +14,7 @@ from .plan import Plan, build_plan
 from .reference.prices import PriceBook, load_prices
 from .spec.problems import Problem, SpecError, errors
 from .spec.models import Spec, load_spec
-from .validate import validate_spec
+from .validate.rules import validate_spec
 
 
 @dataclass(frozen=True)

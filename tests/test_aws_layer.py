@@ -13,7 +13,8 @@ import pytest
 from botocore import exceptions as bx
 from moto import mock_aws
 
-from rackform import aws, preflight
+from rackform import aws
+from rackform.preflight import checks as preflight
 from rackform.reference import catalog
 from rackform.cli import main
 

@@ -438,15 +438,17 @@ def test_every_option_that_writes_is_checked_before_any_work():
         for action in p._actions:
             writes = action.dest in ("output", "html", "csv") or (action.metavar or "").upper() in ("PATH", "DIR")
             assert not writes or action.dest in OUTPUT_OPTIONS, (name, action.dest)
-    # and nothing in the CLI writes a file but through common.write (outputs.write_text, O_NOFOLLOW)
+    # and nothing in the CLI writes a file but through common.write (cli/outputs.write_text, O_NOFOLLOW)
     for path in (ROOT / "rackform" / "cli").glob("*.py"):
+        if path.name == "outputs.py":  # the one module that writes
+            continue
         text = path.read_text()
         assert "write_text(" not in text or path.name == "common.py", path.name
         assert ".open(" not in text.replace("os.open(os.devnull", ""), path.name
 
 
 def test_a_write_that_fails_after_its_check_is_one_line(capsys, monkeypatch, tmp_path):
-    from rackform import outputs
+    from rackform.cli import outputs
 
     def full_disk(path, text):
         raise OSError(28, "No space left on device")

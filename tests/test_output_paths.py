@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rackform.cli import main
-from rackform.outputs import OutputError, check_output, write_text
+from rackform.cli.outputs import OutputError, check_output, write_text
 
 from .conftest import EXAMPLE
 

@@ -14,7 +14,7 @@ from rackform.plan import Plan, build_plan
 from rackform.plandiff import PlanDiff, diff_plans, render_diff
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec
-from rackform.validate import validate_spec
+from rackform.validate.rules import validate_spec
 
 SPEC: dict[str, Any] = {
     "name": "pd",

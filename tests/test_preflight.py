@@ -19,13 +19,25 @@ from botocore.parsers import ResponseParserError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from rackform import preflight
+from rackform.preflight import checks as preflight
 from rackform.cli import preflight as preflight_cli
 from rackform.cli.common import EXIT_UNCHECKED
 from rackform.cli import checked_plan
-from rackform.preflight import (ApiError, BucketState, QuotaValue, check_batch, check_offerings, check_quotas,
-                                check_reservations, check_stacks, fetch_offerings, fetch_quota, fetch_reservation,
-                                fetch_stacks, fetch_state)
+from rackform.preflight.checks import (
+    ApiError,
+    BucketState,
+    QuotaValue,
+    check_batch,
+    check_offerings,
+    check_quotas,
+    check_reservations,
+    check_stacks,
+    fetch_offerings,
+    fetch_quota,
+    fetch_reservation,
+    fetch_stacks,
+    fetch_state,
+)
 
 from .conftest import ROOT, dump
 

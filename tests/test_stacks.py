@@ -30,7 +30,7 @@ from rackform.spec.problems import errors
 from rackform.spec.models import Spec, load_spec
 from rackform.stacklimits import MARGIN, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, cdk_synth, \
     max_node_groups_per_rack, measurement, worst_case_spec
-from rackform.validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
+from rackform.validate.rules import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
 from workloads.layout import RESULTS_PREFIX
 from stacks import NetworkStack, build_app
 

@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from ..aws import is_aws_error
-    from ..outputs import OutputError
+    from .outputs import OutputError
 
     try:
         check_outputs(args)

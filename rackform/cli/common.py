@@ -167,7 +167,7 @@ def threshold(text: str) -> float:
 
 
 def write(path: str, text: str) -> None:
-    from ..outputs import OutputError, write_text
+    from .outputs import OutputError, write_text
 
     try:
         print(f"wrote {write_text(path, text)}", file=sys.stderr)
@@ -181,7 +181,7 @@ OUTPUT_OPTIONS = {"output": ("dir", "-o/--output"), "html": ("file", "--html"), 
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path of the command, checked before it does any work (raises OutputError)."""
-    from ..outputs import check_output
+    from .outputs import check_output
 
     for dest, (kind, option) in OUTPUT_OPTIONS.items():
         if (value := getattr(args, dest, None)) is not None:

@@ -1,4 +1,4 @@
-"""The run report as one self-contained HTML page (rackform/templates/report.html.j2): a header saying what was
+"""The run report as one self-contained HTML page (rackform/render/templates/report.html.j2): a header saying what was
 measured where and with which data, the plots, then the table. Plots are matplotlib Figures (Agg, no pyplot state,
 so tests read their series) embedded as PNG; the page loads nothing from anywhere."""
 
@@ -25,7 +25,7 @@ from .report import (NOT_APPLICABLE, PLACED_HEADER, change_text, instance_text, 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Values spanning at least this ratio are drawn on a log scale: a linear axis would flatten the small ones to nothing.
 LOG_SPAN = 10.0
 

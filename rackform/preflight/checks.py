@@ -22,12 +22,12 @@ from typing import Any, Literal, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from .aws import paginate
-from .reference.catalog import is_zone_id, zone_field
-from .plan import NodeGroupPlan, Plan
-from .render.text import table
+from ..aws import paginate
+from ..reference.catalog import is_zone_id, zone_field
+from ..plan import NodeGroupPlan, Plan
+from ..render.text import table
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
-from .validate import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
+from ..validate.rules import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client for the plan's Region
@@ -606,7 +606,7 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
 
 def aws_clients(region: str, endpoint_url: str | None, profile: str | None = None) -> ClientFactory | None:
     """Clients from the AWS layer (profile, retries), or None where the chain finds no credentials at all."""
-    from . import aws
+    from .. import aws
 
     target = aws.Target(region, profile, endpoint_url)
     s = aws.session(target)  # one credential chain for the check and every client

@@ -1,0 +1,1 @@
+"""Can this account hold the cluster: pure checks over fetched state, and the fetching."""
