@@ -11,7 +11,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from rackform.naming import construct_id
+from rackform.plan.naming import construct_id
 from workloads.layout import RESULTS_PREFIX
 
 from .nag import acknowledge_wildcard_resource

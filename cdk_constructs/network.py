@@ -10,7 +10,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from rackform.reference.catalog import is_zone_id
-from rackform.naming import construct_id
+from rackform.plan.naming import construct_id
 
 from .nag import skip_checkov
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from rackform.plan import NetworkInterfacePlan, NodeGroupPlan
+from rackform.plan.models import NetworkInterfacePlan, NodeGroupPlan
 
 from .nag import acknowledge, skip_checkov
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rackform.spec.models import Tier
-from rackform.plan import NodeGroupPlan
+from rackform.plan.models import NodeGroupPlan
 from workloads.contract import NODE_IDENTITY_FILE
 
 MIME_BOUNDARY = "==RACKFORM=="

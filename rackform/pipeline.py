@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .reference.catalog import Catalog, load_catalog
-from .plan import Plan, build_plan
+from .plan.models import Plan, build_plan
 from .reference.prices import PriceBook, load_prices
 from .spec.problems import Problem, SpecError, errors
 from .spec.models import Spec, load_spec

@@ -35,7 +35,7 @@ from .analysis.advise import candidates
 from .analysis.report import health_of, is_local, report_rows
 from .reference.peaks import Limits
 from .numbers import usd as price
-from .plan import NodeGroupPlan, Plan
+from .plan.models import NodeGroupPlan, Plan
 from .spec.workload import Workload
 
 # Which benchmark stands for a class of work, and so which per-dollar figure ranks the tiers for it:

@@ -104,7 +104,7 @@ def rackform(*args: str, env: dict[str, str] | None = None, check: bool = True) 
 
 def saturate(aws: EmbeddedAWS, plan, tier: str) -> int:
     """Fill a tier's first queue to its maximum vCPUs with jobs that stay RUNNABLE."""
-    from rackform import naming
+    from rackform.plan import naming
     from rackform.jobs.local import hold_runnable
 
     group = next(g for g in plan.node_groups() if g.tier == tier)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure what one node group adds to a rack's CloudFormation template, for the heaviest node groups the catalog
 allows, and write rackform/reference/data/rack_template.json, from which `rackform validate` derives how many node groups a
-rack may hold (rackform/stacklimits.py).
+rack may hold (rackform/plan/stack_limits.py).
 
 For each of the heaviest instance types, and each capacity kind that changes the template (on-demand with a
 placement group, a reservation or Capacity Block), it synthesizes racks of 1 and 2 groups with the longest names
@@ -23,9 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rackform import naming  # noqa: E402
+from rackform.plan import naming  # noqa: E402
 from rackform.reference.catalog import load_catalog  # noqa: E402
-from rackform.stacklimits import (  # noqa: E402
+from rackform.plan.stack_limits import (  # noqa: E402
     MEASUREMENT_PATH,
     cdk_synth,
     heaviest_instance_types,
@@ -73,7 +73,7 @@ def main() -> int:
                             worst["instance_type"], worst["capacity"] = row["instance_type"], row["capacity"]
     worst["measured_on"] = dt.date.today().isoformat()
     worst["note"] = ("written by scripts/measure_rack_template.py: the heaviest node group's share of a rack "
-                     "template as `cdk synth` writes it (default context: path metadata on); rackform/stacklimits.py "
+                     "template as `cdk synth` writes it (default context: path metadata on); rackform/plan/stack_limits.py "
                      "derives the per-rack ceiling")
     print(f"ceiling: {max_node_groups_per_rack(worst)} node groups per rack")
     if args.check:

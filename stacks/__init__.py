@@ -6,7 +6,7 @@ import os
 
 from aws_cdk import App, Environment
 
-from rackform.plan import Plan
+from rackform.plan.models import Plan
 
 from .network import NetworkStack
 from .rack import RackStack

@@ -13,7 +13,7 @@ that does not exist is a validation error before anything changes
 never skips the deploy of a stack with such a parameter, even when its template is unchanged, since the value may
 have moved. A replacement is then: deploy the producer (new resource, parameter rewritten), then each
 consumer (takes the new value); `cdk deploy --all` does exactly that, in dependency order, and
-`rackform plan --against` says what each step does (rackform/plandiff.py).
+`rackform plan --against` says what each step does (rackform/plan/diff.py).
 
 Nothing else ties the stacks together, so the deploy order is stated with stack dependencies (`build_app`).
 """
@@ -23,9 +23,9 @@ from __future__ import annotations
 from aws_cdk import Stack
 from aws_cdk import aws_ssm as ssm
 
-from rackform import naming
+from rackform.plan import naming
 
-# Keys under /rackform/<spec>/ (rackform.naming.parameter), written by the network stack...
+# Keys under /rackform/<spec>/ (rackform.plan.naming.parameter), written by the network stack...
 SUBNET = "network/private-subnet-id"
 NODE_SECURITY_GROUP = "network/node-security-group-id"
 FSX_SECURITY_GROUP = "network/fsx-security-group-id"

@@ -6,7 +6,7 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from cdk_constructs import ClusterSecurityGroups, SingleAzVpc
-from rackform.plan import NetworkPlan
+from rackform.plan.models import NetworkPlan
 
 from . import handoff
 

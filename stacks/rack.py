@@ -18,9 +18,9 @@ from cdk_constructs import (
 )
 from cdk_constructs.storage import results_objects_arn, workload_objects_arn
 from cdk_constructs.user_data import node_user_data
-from rackform import naming
 from rackform.jobs.jobdefs import job_definitions
-from rackform.plan import RackPlan
+from rackform.plan import naming
+from rackform.plan.models import RackPlan
 
 from . import handoff
 
@@ -51,7 +51,7 @@ class RackStack(Stack):
         lustre_mount = None if lustre_mount_path is None else LustreMount(
             dns_name=handoff.read(self, spec_name, handoff.LUSTRE_DNS_NAME),
             mount_name=handoff.read(self, spec_name, handoff.LUSTRE_MOUNT_NAME), mount_path=lustre_mount_path)
-        # Every id below comes from rackform.naming, whose rack_construct_ids `rackform validate` checks for
+        # Every id below comes from rackform.plan.naming, whose rack_construct_ids `rackform validate` checks for
         # collisions: a name clash is a validation error, never a jsii error halfway through synth.
         role = NodeInstanceRole(self, naming.NODE_ROLE_ID)
         job_role = JobRole(self, naming.JOB_ROLE_ID, results_objects_arn=results_objects_arn(results_bucket),

@@ -7,7 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from cdk_constructs import LustreFileSystem, ResultsBucket, ResultsTable
-from rackform.plan import StoragePlan
+from rackform.plan.models import StoragePlan
 from workloads.benchmarks import BENCHMARKS
 
 from . import handoff

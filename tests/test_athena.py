@@ -10,7 +10,7 @@ from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
 from rackform.reference.catalog import load_catalog
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.spec.models import load_spec
 from stacks import build_app
 from workloads.benchmarks import BENCHMARKS

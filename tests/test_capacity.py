@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.spec.problems import SpecError
 from rackform.spec.models import parse_spec
 from rackform.validate.rules import validate_spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rackform.stacklimits import cdk_synth
+from rackform.plan.stack_limits import cdk_synth
 
 ROOT = Path(__file__).resolve().parents[1]
 

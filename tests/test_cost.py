@@ -10,9 +10,9 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from rackform import cost
+from rackform.plan import cost
 from rackform.cli import cost as cost_cli
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.reference.prices import load_prices
 from rackform.spec.problems import SpecError
 from rackform.spec.models import load_spec_text

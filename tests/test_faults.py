@@ -29,7 +29,7 @@ import rackform.jobs.submit as submit_module
 from rackform.reference.catalog import load_catalog
 from rackform.jobs.local import deploy
 from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY, submit
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.spec.models import load_spec
 from workloads.layout import log_key, record_key
 from workloads.results import Metric, ResultRecord

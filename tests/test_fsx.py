@@ -14,11 +14,11 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
 
 from cdk_constructs import LustreFileSystem
-from rackform import cost
+from rackform.plan import cost
 from rackform.cli.spec_commands import render_plan
 from rackform.jobs.jobdefs import job_definitions
 from rackform.jobs.workload_jobs import job_definition_request
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.reference.prices import load_prices
 from rackform.spec.models import parse_spec
 from rackform.validate.rules import validate_spec

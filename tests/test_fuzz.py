@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from rackform.reference.catalog import load_catalog
 from rackform.cli import main
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.spec.problems import errors
 from rackform.spec.models import NAME_PATTERN, load_spec
 from rackform.validate.rules import validate_spec

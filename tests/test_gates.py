@@ -25,7 +25,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
 from rackform.reference.catalog import load_catalog
-from rackform.plan import Plan, build_plan
+from rackform.plan.models import Plan, build_plan
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec, load_spec
 from rackform.validate.rules import validate_spec

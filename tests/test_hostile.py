@@ -13,7 +13,7 @@ import tracemalloc
 
 import pytest
 
-from rackform import naming
+from rackform.plan import naming
 from rackform.cli import main
 from rackform.spec.problems import SpecError, errors
 from rackform.spec.models import load_spec_text, parse_spec
@@ -273,7 +273,7 @@ def test_aws_names_that_collide_across_racks_name_both_fields(demo, catalog):
 
 def test_rack_stacks_use_exactly_the_construct_ids_validate_checks(tmp_path, catalog):
     """stacks/rack.py and naming.rack_construct_ids must agree, or validate checks ids synth never uses."""
-    from rackform.plan import build_plan
+    from rackform.plan.models import build_plan
     from stacks import build_app
 
     spec, _ = load_spec_text((ROOT / "examples" / "demo.yaml").read_text())

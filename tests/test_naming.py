@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rackform import naming
+from rackform.plan import naming
 from rackform.cli import main
 from rackform.spec.problems import SpecError
 from rackform.spec.workload import parse_workload

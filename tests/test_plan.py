@@ -7,9 +7,9 @@ import json
 import pytest
 
 from rackform.reference.catalog import load_catalog
-from rackform.netmath import smallest_prefix
-from rackform.plan import build_plan, card0_free_slots, default_efa_layout, nic_layout
-from rackform.plandiff import GROUP_EFFECTS, GROUP_FIELDS
+from rackform.plan.netmath import smallest_prefix
+from rackform.plan.models import build_plan, card0_free_slots, default_efa_layout, nic_layout
+from rackform.plan.diff import GROUP_EFFECTS, GROUP_FIELDS
 from rackform.spec.models import parse_spec
 
 # cards / max EFA / interfaces per card, from aws-facts.md (AWS docs); the catalog must agree.

@@ -1,4 +1,4 @@
-"""`plan NEW --against OLD` (rackform.plandiff): per change, what CloudFormation does to each stack, whether the
+"""`plan NEW --against OLD` (rackform.plan.diff): per change, what CloudFormation does to each stack, whether the
 deploy can succeed at all, and the exact steps the user runs, in order."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from rackform.reference.catalog import load_catalog
-from rackform.plan import Plan, build_plan
-from rackform.plandiff import PlanDiff, diff_plans, render_diff
+from rackform.plan.models import Plan, build_plan
+from rackform.plan.diff import PlanDiff, diff_plans, render_diff
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec
 from rackform.validate.rules import validate_spec

@@ -22,14 +22,21 @@ from aws_cdk.assertions import Template
 from cdk_constructs.jobs import WORKLOAD_ROLE_PATH
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
 from cdk_constructs.user_data import EFA_INSTALLER_VERSION
-from rackform import naming
+from rackform.plan import naming
 from rackform.reference.catalog import load_catalog
 from rackform.jobs.jobdefs import WORKLOAD_ROLE_TAG
-from rackform.plan import Plan, build_plan
+from rackform.plan.models import Plan, build_plan
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec, load_spec
-from rackform.stacklimits import MARGIN, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, cdk_synth, \
-    max_node_groups_per_rack, measurement, worst_case_spec
+from rackform.plan.stack_limits import (
+    MARGIN,
+    STACK_MAX_RESOURCES,
+    TEMPLATE_BODY_MAX_BYTES,
+    cdk_synth,
+    max_node_groups_per_rack,
+    measurement,
+    worst_case_spec,
+)
 from rackform.validate.rules import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
 from workloads.layout import RESULTS_PREFIX
 from stacks import NetworkStack, build_app
@@ -766,7 +773,7 @@ def test_job_images_are_built_per_tier_at_deploy_not_at_synth(demo_app):
 
 
 def test_submission_uses_the_names_the_stacks_create(demo_app):
-    # `rackform submit` and the embedded AWS take queue and job definition names from rackform.naming via
+    # `rackform submit` and the embedded AWS take queue and job definition names from rackform.plan.naming via
     # rackform.jobs.jobdefs; the synthesized stacks must create exactly those.
     from rackform.jobs.jobdefs import job_definitions
 

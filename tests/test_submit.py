@@ -8,7 +8,7 @@ from moto import mock_aws
 
 from rackform.reference.catalog import load_catalog
 from rackform.cli import main
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.spec.models import load_spec
 from rackform.jobs.local import deploy
 from workloads.store import ResultStore
@@ -175,7 +175,7 @@ def test_efa_rdma_is_forced_only_where_the_device_has_it(plan):
 def test_job_kinds_are_the_ones_validate_names():
     from typing import get_args
 
-    from rackform.naming import JOB_KINDS
+    from rackform.plan.naming import JOB_KINDS
     from rackform.jobs.jobdefs import JobKind
 
     assert get_args(JobKind) == JOB_KINDS

@@ -27,7 +27,7 @@ from moto.s3.responses import S3Response
 import rackform.jobs.submit as submit_module
 from rackform.reference.catalog import load_catalog
 from rackform.jobs.local import EmbeddedAWS, deploy
-from rackform.plan import build_plan
+from rackform.plan.models import build_plan
 from rackform.spec.models import load_spec
 from workloads.layout import claim_key
 from rackform.jobs.submit import SubmitError, batch_clients, submit

@@ -34,7 +34,7 @@ from cdk_constructs.user_data import (
 )
 from rackform.reference.catalog import load_catalog
 from rackform.spec.models import TIERS
-from rackform.plan import BATCH_IMAGE_TYPE, ECS_AL2023_AMI, NodeGroupPlan, build_plan
+from rackform.plan.models import BATCH_IMAGE_TYPE, ECS_AL2023_AMI, NodeGroupPlan, build_plan
 from rackform.spec.models import Spec
 from workloads.contract import NODE_IDENTITY_FILE
 from workloads.run import node_identity

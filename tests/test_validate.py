@@ -397,7 +397,7 @@ def test_fifty_node_groups_are_allowed(demo, catalog):
 
 
 def test_too_many_node_groups_in_one_rack(demo, catalog):
-    from rackform.stacklimits import max_node_groups_per_rack
+    from rackform.plan.stack_limits import max_node_groups_per_rack
 
     ceiling = max_node_groups_per_rack()
     groups = [{"name": f"g{i}", "instance_type": "c8g.4xlarge", "count": 1} for i in range(ceiling + 1)]
@@ -407,7 +407,7 @@ def test_too_many_node_groups_in_one_rack(demo, catalog):
 
 
 def test_the_rack_ceiling_follows_the_measured_template_share():
-    from rackform.stacklimits import max_node_groups_per_rack
+    from rackform.plan.stack_limits import max_node_groups_per_rack
 
     measured = {"per_group_bytes": 36_000, "base_bytes": 3_000, "per_group_resources": 6, "base_resources": 4}
     assert max_node_groups_per_rack(measured) == (950_000 - 3_000) // 36_000 == 26

@@ -17,7 +17,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from cdk_constructs import WorkloadRole
-from rackform import naming
+from rackform.plan import naming
 from rackform.cli import main
 from rackform.jobs.jobdefs import WORKLOAD_ROLE_TAG
 from rackform.jobs.workload_jobs import WORKLOAD_OUTPUT_VARIABLE

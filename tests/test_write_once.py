@@ -23,8 +23,8 @@ from cdk_constructs import WORKLOAD_ROLE_PATH, NodeInstanceRole, ResultsBucket
 from rackform.reference.catalog import load_catalog
 from rackform.cli import main as rackform_main
 from rackform.cli.spec_commands import render_plan
-from rackform.plan import build_plan
-from rackform.plandiff import diff_plans
+from rackform.plan.models import build_plan
+from rackform.plan.diff import diff_plans
 from rackform.spec.problems import SpecError
 from rackform.spec.models import ObjectLock, load_spec, parse_spec
 from rackform.validate.rules import validate_spec

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import pipeline
-from ..plan import Plan
+from ..plan.models import Plan
 from ..spec.problems import Problem, SpecError, errors
 from ..textsafe import visible
 

@@ -30,7 +30,7 @@ def _budget_arg(text: str) -> float:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from .. import cost
+    from ..plan import cost
     from ..reference.prices import spot_prices
 
     plan = checked_plan(args.spec)

@@ -204,7 +204,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 # --- runs and logs -----------------------------------------------------------------------------------------------
 
 def _cluster(marker: dict[str, Any]) -> str:
-    # Queues are named <cluster>-<rack>-<node group>-queue (rackform.naming.job_queue).
+    # Queues are named <cluster>-<rack>-<node group>-queue (rackform.plan.naming.job_queue).
     suffix = f"-{marker['rack']}-{marker['node_group']}-queue"
     return marker["queue"][:-len(suffix)] if marker["queue"].endswith(suffix) else "?"
 

@@ -78,7 +78,7 @@ def _queues(args: argparse.Namespace, plan) -> dict:
 
 def _job_definition_collisions(plan, workloads: list) -> list[str]:
     """Workload job definitions that would take another definition's name, on any node group they may run on."""
-    from .. import naming
+    from ..plan import naming
 
     groups = list(plan.node_groups())
     return naming.job_definition_collisions(plan.name, [(g.rack, g.name) for g in groups],

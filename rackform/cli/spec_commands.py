@@ -12,7 +12,7 @@ from typing import Any
 from workloads.contract import FSX_SCRATCH_DIR
 
 from ..reference.catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
-from ..plan import Plan
+from ..plan.models import Plan
 from ..spec.problems import SpecError, errors
 from ..render.text import table
 from ..spec.models import json_schema, load_spec
@@ -150,7 +150,7 @@ def render_plan(plan: Plan) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     plan = checked_plan(args.spec)
     if args.against:
-        from ..plandiff import diff_plans, render_diff
+        from ..plan.diff import diff_plans, render_diff
 
         try:
             old = checked_plan(args.against)

@@ -11,10 +11,10 @@ from typing import Any, Literal
 from workloads.benchmarks import Benchmark, benchmarks_for
 from workloads.contract import CONTAINER_WORK_DIR, FSX_SCRATCH_DIR, NODE_IDENTITY_FILE, JobEnvironment
 
-from .. import naming
-from ..plan import NodeGroupPlan
+from ..plan import naming
+from ..plan.models import NodeGroupPlan
 
-JobKind = Literal["single", "multinode"]  # rackform.naming.JOB_KINDS, which validate checks names with
+JobKind = Literal["single", "multinode"]  # rackform.plan.naming.JOB_KINDS, which validate checks names with
 
 # ECS and the OS keep some memory for themselves; a job asking for all of it would never be placed.
 MEMORY_RESERVED_FRACTION = 0.1

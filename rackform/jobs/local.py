@@ -32,7 +32,7 @@ from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironme
 from workloads.launch import new_secret
 from workloads.store import JOB_NAME, ResultStore
 
-from ..plan import Plan
+from ..plan.models import Plan
 from ..render.problems import bad_object_line
 from .assembly import TemplateRoles, read_assembly
 from .jobdefs import WORKLOAD_ROLE_TAG, job_definitions

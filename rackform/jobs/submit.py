@@ -1,6 +1,6 @@
 """Submitting benchmark jobs to a rack's Batch queues, and following a run.
 
-Queue and job definition names come from rackform.naming, the code that names them in the stacks. Submitting the
+Queue and job definition names come from rackform.plan.naming, the code that names them in the stacks. Submitting the
 same run id again finds the job it created the first time instead of making a second one.
 """
 
@@ -24,8 +24,9 @@ from workloads.layout import check_run_id, claim_key, submission_key
 from workloads.launch import new_secret
 from workloads.store import AlreadyExists, Refused, ResultStore
 
-from .. import aws, naming
-from ..plan import NodeGroupPlan, Plan
+from .. import aws
+from ..plan import naming
+from ..plan.models import NodeGroupPlan, Plan
 from .jobdefs import BENCHMARK_PARAMETER, job_kind
 
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the

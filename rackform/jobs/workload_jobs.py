@@ -28,9 +28,10 @@ from workloads.contract import JobEnvironment
 from workloads.layout import placement_key, workload_job_key, workload_output_prefix
 from workloads.store import AlreadyExists, ResultStore
 
-from .. import aws, naming
+from .. import aws
+from ..plan import naming
 from ..placement import Decision, QueueState
-from ..plan import NodeGroupPlan, Plan
+from ..plan.models import NodeGroupPlan, Plan
 from ..spec.workload import Workload
 from .jobdefs import WORKLOAD_ROLE_TAG, container_properties, registration
 

@@ -24,7 +24,7 @@ from botocore.parsers import ResponseParserError
 
 from ..aws import paginate
 from ..reference.catalog import is_zone_id, zone_field
-from ..plan import NodeGroupPlan, Plan
+from ..plan.models import NodeGroupPlan, Plan
 from ..render.text import table
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
 from ..validate.rules import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from workloads.contract import CONTAINER_WORK_DIR
 
-from .. import naming
+from ..plan import naming
 from ..reference.catalog import Catalog, InstanceType
-from ..netmath import private_subnet_prefix, smallest_prefix, usable_ips
-from ..plan import card0_free_slots, efa_enabled, node_group_plan, private_ips_needed
+from ..plan.netmath import private_subnet_prefix, smallest_prefix, usable_ips
+from ..plan.models import card0_free_slots, efa_enabled, node_group_plan, private_ips_needed
 from ..spec.problems import Level, Problem, did_you_mean
 from ..spec.models import NodeGroup, Spec
-from ..stacklimits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack
+from ..plan.stack_limits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack
 
 # AWS Batch per-Region quotas that cannot be changed (https://docs.aws.amazon.com/batch/latest/userguide/
 # service_limits.html): every node group has one compute environment and one job queue. preflight counts the
@@ -555,7 +555,7 @@ def batch_quotas(spec: Spec, catalog: Catalog):
 
 
 def rack_stack_size(spec: Spec, catalog: Catalog):
-    # The ceiling comes from the measured template share of the heaviest node group (rackform/stacklimits.py).
+    # The ceiling comes from the measured template share of the heaviest node group (rackform/plan/stack_limits.py).
     ceiling = max_node_groups_per_rack()
     for i, rack in enumerate(spec.racks):
         if len(rack.node_groups) > ceiling:

@@ -29,7 +29,7 @@ follows from the "Update requires" entry of each property in the CloudFormation 
 - AWS::EC2::LaunchTemplate `LaunchTemplateData`: No interruption (a new version)
   (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-launchtemplate.html).
 
-Stack and construct ids derive from names (rackform.naming): a renamed rack or node group is a removal and an
+Stack and construct ids derive from names (rackform.plan.naming): a renamed rack or node group is a removal and an
 addition, and a renamed cluster or another Region is a new set of stacks. A stack that leaves the app is deleted
 with everything in it, except what the storage stack retains (the results bucket, FSx and its association), once
 the user deletes it: `cdk deploy` leaves it in place.
@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import naming
-from .plan import NodeGroupPlan, Plan
+from .models import NodeGroupPlan, Plan
 
 # Node group fields that are the user's choices (the rest is derived from them: devices, IPs, prices, names), in
 # the order a diff lists them, with what each change does to the rack stack's resources (see the module docstring

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .plan import NodeGroupPlan, Plan
-from .numbers import usd
-from .render.text import table
-from .reference.prices import (
+from .models import NodeGroupPlan, Plan
+from ..numbers import usd
+from ..render.text import table
+from ..reference.prices import (
     Ec2RegionPrices,
     EndpointRate,
     NatRate,
@@ -322,6 +322,6 @@ def report_json(report: CostReport, verdict: Verdict | None = None) -> dict[str,
 
 def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None = None) -> Any:
     """EC2 client for --spot-live (your credentials); tests replace this with a stubbed client."""
-    from . import aws
+    from .. import aws
 
     return aws.client(aws.Target(region, profile, endpoint_url), "ec2")

@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .reference.catalog import Catalog
-from .plan import container_devices, nic_layout
+from ..reference.catalog import Catalog
+from .models import container_devices, nic_layout
 
-MEASUREMENT_PATH = Path(__file__).resolve().parent / "reference" / "data" / "rack_template.json"
+MEASUREMENT_PATH = Path(__file__).resolve().parents[1] / "reference" / "data" / "rack_template.json"
 TEMPLATE_BODY_MAX_BYTES = 1_000_000  # exclusive: CloudFormation accepts at most 999,999
 STACK_MAX_RESOURCES = 500
 # Kept free at the ceiling, of a template measured as the CLI writes it: for what the measurement cannot see coming
@@ -91,7 +91,7 @@ def max_node_groups_per_rack(m: dict[str, Any] | None = None) -> int:
     return int(min(by_bytes, by_resources))
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CDK_CLI = ROOT / "node_modules" / ".bin" / "cdk"
 
 

@@ -10,11 +10,11 @@ import ipaddress
 from typing import Literal
 
 from . import naming, netmath
-from .reference.catalog import Catalog, InstanceType
-from .spec.base import Frozen
-from .reference.prices import PriceBook, on_demand
-from .reference.aws_limits import vcpu_quota
-from .spec.models import EfaLayout, FsxLustre, NodeGroup, Results, Spec, Tier
+from ..reference.catalog import Catalog, InstanceType
+from ..spec.base import Frozen
+from ..reference.prices import PriceBook, on_demand
+from ..reference.aws_limits import vcpu_quota
+from ..spec.models import EfaLayout, FsxLustre, NodeGroup, Results, Spec, Tier
 
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
 # job logs); everything else goes out through NAT.
