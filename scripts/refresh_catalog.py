@@ -9,7 +9,7 @@ Only `describe_regions`, `describe_availability_zones`, `describe_instance_types
 `describe_instance_type_offerings` (by AZ ID) are called, so the snapshot carries exactly what `rackform validate
 --live` would read. Each Region's AZ name -> AZ ID pairs are those of the account that ran the refresh (moto's with
 --embedded): in Regions that map names per account they are an example, which validation does not trust. Accelerator
-figures the EC2 data gets wrong are replaced by the reviewed ones in rackform.reference.catalog.ACCELERATOR_CORRECTIONS. The
+figures the EC2 data gets wrong are replaced by the reviewed ones in rackform.reference.refresh.ACCELERATOR_CORRECTIONS. The
 output is sorted and stable: a refresh that changes nothing in AWS changes nothing in git.
 """
 
@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rackform.reference.catalog import CATALOG_PATH, SUPPORTED_FAMILIES, catalog_from_api  # noqa: E402
+from rackform.reference.catalog import CATALOG_PATH, SUPPORTED_FAMILIES  # noqa: E402
+from rackform.reference.refresh import catalog_from_api  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

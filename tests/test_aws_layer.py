@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from rackform import aws
 from rackform.preflight import checks as preflight
-from rackform.reference import catalog
+from rackform.reference import refresh
 from rackform.cli import main
 
 from .conftest import ROOT
@@ -75,7 +75,7 @@ def test_an_explicit_region_wins_over_the_specs():
 
 
 def test_paginate_is_one_function_everywhere():
-    assert catalog.paginate is aws.paginate and preflight.paginate is aws.paginate
+    assert refresh.paginate is aws.paginate and preflight.paginate is aws.paginate
     with mock_aws():
         ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
         zones = aws.paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",

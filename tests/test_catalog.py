@@ -8,7 +8,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rackform.reference.catalog import CATALOG_PATH, SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
+from rackform.reference.catalog import CATALOG_PATH, SUPPORTED_FAMILIES, Catalog, load_catalog
+from rackform.reference.refresh import catalog_from_api
 
 REQUIRED = ("trn1", "trn1n", "trn2", "inf2", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "g5", "g6", "g6e",
             "c7g", "c7gn", "c8g", "m7g", "m8g", "r7g", "r8g", "hpc7g")

@@ -235,7 +235,7 @@ def test_spot_groups_unknown_unless_read_live(capsys, tmp_path, monkeypatch):
         {"AvailabilityZone": "us-east-1c", "InstanceType": "c7g.16xlarge", "ProductDescription": "Linux/UNIX",
          "SpotPrice": "0.8000", "Timestamp": dt.datetime(2026, 11, 24, 6, 0, tzinfo=dt.timezone.utc)}]})
     stub.activate()
-    monkeypatch.setattr(cost, "ec2_client", lambda region, *aws: client)
+    monkeypatch.setattr(cost_cli, "ec2_client", lambda region, *aws: client)
     _, report, _ = run_json(capsys, spec, "--spot-live")
     assert report["instances_usd_per_hour"] == 3.2
     assert report["node_groups"][0]["price_source"] == "Spot us-east-1c 2026-11-24 06:00Z"
@@ -248,7 +248,7 @@ def test_spot_live_failure_is_a_message(capsys, tmp_path, monkeypatch):
     def no_credentials(region, *aws):
         raise RuntimeError("Unable to locate credentials")
 
-    monkeypatch.setattr(cost, "ec2_client", no_credentials)
+    monkeypatch.setattr(cost_cli, "ec2_client", no_credentials)
     code, out, err = run(capsys, "cost", spec, "--spot-live")
     assert code == 1 and out == "" and "Unable to locate credentials" in err
 

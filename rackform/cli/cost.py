@@ -12,6 +12,13 @@ from ..reference.prices import Quote, load_price_file, load_prices, parse_price
 from .common import aws_options, checked_plan
 
 
+def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None = None) -> Any:
+    """EC2 client for --spot-live (your credentials); tests replace this with a stubbed client."""
+    from .. import aws
+
+    return aws.client(aws.Target(region, profile, endpoint_url), "ec2")
+
+
 def _price_arg(text: str) -> tuple[str, float]:
     try:
         return parse_price(text)
@@ -31,6 +38,7 @@ def _budget_arg(text: str) -> float:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from ..plan import cost
+    from ..render.cost import render_cost, report_json
     from ..reference.prices import spot_prices
 
     plan = checked_plan(args.spec)
@@ -47,7 +55,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     spot_types = {g.instance_type for g in plan.node_groups() if g.capacity.type == "spot"}
     if args.spot_live and spot_types:
         try:
-            spot = spot_prices(cost.ec2_client(plan.region, args.profile, args.endpoint_url), spot_types,
+            spot = spot_prices(ec2_client(plan.region, args.profile, args.endpoint_url), spot_types,
                                plan.availability_zone)
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
             from ..aws import explained, is_aws_error
@@ -62,9 +70,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
               f"RACK/GROUP)", file=sys.stderr)
     verdict = None if args.budget is None else cost.check_budget(report, args.budget)
     if args.json:
-        print(json.dumps(cost.report_json(report, verdict), indent=2, ensure_ascii=False))
+        print(json.dumps(report_json(report, verdict), indent=2, ensure_ascii=False))
     else:
-        print(cost.render_cost(report, verdict))
+        print(render_cost(report, verdict))
     if verdict is not None and not verdict.ok:
         print(f"error: {verdict.message}", file=sys.stderr)
         return 1

@@ -14,15 +14,8 @@ from .common import EXIT_PROBLEM, EXIT_UNCHECKED, aws_options, checked_plan, jso
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     # botocore is loaded only when preflight runs: `rackform validate` builds the same parser.
-    from ..preflight.checks import (
-        _counts,
-        all_checks,
-        aws_clients,
-        check_image_build,
-        fetch_state,
-        probe_build_host,
-        render,
-    )
+    from ..preflight.checks import all_checks, aws_clients, check_image_build, fetch_state, probe_build_host
+    from ..render.preflight import _counts, render
 
     plan = checked_plan(args.spec)
     # A broken profile or config file raises an AWS error that the CLI explains in one line.

@@ -11,7 +11,8 @@ from typing import Any
 
 from workloads.contract import FSX_SCRATCH_DIR
 
-from ..reference.catalog import SUPPORTED_FAMILIES, Catalog, catalog_from_api, load_catalog
+from ..reference.catalog import SUPPORTED_FAMILIES, Catalog, load_catalog
+from ..reference.refresh import catalog_from_api
 from ..plan.models import Plan
 from ..spec.problems import SpecError, errors
 from ..render.text import table

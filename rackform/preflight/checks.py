@@ -25,7 +25,6 @@ from botocore.parsers import ResponseParserError
 from ..aws import paginate
 from ..reference.catalog import is_zone_id, zone_field
 from ..plan.models import NodeGroupPlan, Plan
-from ..render.text import table
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
 from ..validate.rules import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
 
@@ -611,24 +610,3 @@ def aws_clients(region: str, endpoint_url: str | None, profile: str | None = Non
     target = aws.Target(region, profile, endpoint_url)
     s = aws.session(target)  # one credential chain for the check and every client
     return aws.client_factory(target, s) if aws.has_credentials(target, s) else None
-
-
-# --- command ---------------------------------------------------------------------------------------------------
-
-def _counts(checks: list[Check]) -> dict[str, int]:
-    return {s: sum(c.status == s for c in checks) for s in ("blocker", "warning", "unknown", "ok")}
-
-
-def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
-
-    n = _counts(checks)
-    lines = [f"preflight {plan.name}: {plan.region} / {plan.availability_zone}  (account read {_when(now)})", "",
-             table([[c.status, c.name, c.found, c.needed] for c in checks], ["status", "check", "found", "needed"])]
-    fixes = [c for c in checks if c.fix]
-    if fixes:
-        lines += ["", "fixes:"] + [f"  {c.status}  {c.name}: {c.fix}" for c in fixes]
-    verdict = ("not ready to deploy" if n["blocker"] else
-               "no blockers found, but some checks could not run" if n["unknown"] else "ready to deploy")
-    tally = ", ".join(f"{v} {k}{'s' * (v != 1 and k in ('blocker', 'warning'))}" for k, v in n.items())
-    lines += ["", f"{plan.name}: {verdict} ({tally})"]
-    return "\n".join(lines)

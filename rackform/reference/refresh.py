@@ -1,0 +1,106 @@
+"""Reading the reference data from AWS: the catalog from the EC2 API (used by scripts/refresh_catalog.py and
+`validate --live`). The lookups in catalog.py, prices.py and peaks.py stay pure; this is the part that calls AWS."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..aws import paginate
+
+_ARCH = {"arm64": "arm64", "x86_64": "x86_64"}
+
+# Accelerator records AWS publishes that its own EC2 data (DescribeInstanceTypes, and moto's copy of it) gets wrong:
+# NeuronInfo gives 512 GiB per Trainium2 chip, and trn2u.48xlarge no NeuronInfo at all, so it read as a CPU type.
+# Each entry replaces the API's record whole and was reviewed against the pages named beside it;
+# tests/test_catalog.py holds every accelerated type of the catalog to AWS's published figures.
+# Trainium2: 8 NeuronCore-v3 and 96 GiB of device memory per chip
+# (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/general/arch/neuron-hardware/trainium2.html);
+# trn2.48xlarge and trn2u.48xlarge: 16 chips, 1,536 GiB of device memory
+# (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/general/arch/neuron-hardware/trn2-arch.html);
+# trn2.3xlarge: 1 chip, 96 GiB (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html, Trn2).
+_TRAINIUM2 = {"kind": "neuron", "name": "Trainium2", "manufacturer": "AWS", "memory_mib_each": 96 * 1024,
+              "cores_each": 8}
+ACCELERATOR_CORRECTIONS: dict[str, dict[str, Any]] = {
+    "trn2.3xlarge": {**_TRAINIUM2, "count": 1},
+    "trn2.48xlarge": {**_TRAINIUM2, "count": 16},
+    "trn2u.48xlarge": {**_TRAINIUM2, "count": 16},
+}
+
+
+def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
+    """One DescribeInstanceTypes entry -> the catalog's record (plain data, validated by InstanceType)."""
+    net = raw["NetworkInfo"]
+    archs = [a for a in raw["ProcessorInfo"]["SupportedArchitectures"] if a in _ARCH]
+    accelerator = None
+    if gpus := raw.get("GpuInfo", {}).get("Gpus"):
+        g = gpus[0]
+        accelerator = {"kind": "gpu", "name": g["Name"], "manufacturer": g["Manufacturer"],
+                       "count": sum(x["Count"] for x in gpus), "memory_mib_each": g["MemoryInfo"]["SizeInMiB"]}
+    elif neuron := raw.get("NeuronInfo", {}).get("NeuronDevices"):
+        n = neuron[0]
+        accelerator = {"kind": "neuron", "name": n["Name"], "manufacturer": "AWS",
+                       "count": sum(x["Count"] for x in neuron), "memory_mib_each": n["MemoryInfo"]["SizeInMiB"],
+                       "cores_each": n.get("CoreInfo", {}).get("Count")}
+    accelerator = ACCELERATOR_CORRECTIONS.get(raw["InstanceType"], accelerator)
+    cards = [
+        {"index": c["NetworkCardIndex"], "max_interfaces": c["MaximumNetworkInterfaces"],
+         "interface_kinds": sorted(c.get("InterfaceTypes") or ["interface"]),
+         "baseline_gbps": c.get("BaselineBandwidthInGbps")}
+        for c in sorted(net.get("NetworkCards", []), key=lambda c: c["NetworkCardIndex"])
+    ]
+    return {
+        "name": raw["InstanceType"],
+        "architecture": archs[0],
+        "vcpus": raw["VCpuInfo"]["DefaultVCpus"],
+        "memory_mib": raw["MemoryInfo"]["SizeInMiB"],
+        "accelerator": accelerator,
+        "network_performance": net["NetworkPerformance"],
+        "ipv4_per_interface": net["Ipv4AddressesPerInterface"],
+        "max_network_interfaces": net["MaximumNetworkInterfaces"],
+        "efa_supported": bool(net.get("EfaSupported")),
+        "max_efa_interfaces": net.get("EfaInfo", {}).get("MaximumEfaInterfaces", 0),
+        "network_cards": cards,
+        "placement_strategies": sorted(raw.get("PlacementGroupInfo", {}).get("SupportedStrategies", [])),
+        "usage_classes": sorted(raw.get("SupportedUsageClasses", [])),
+    }
+
+
+def catalog_from_api(client_for_region: Callable[[str], Any], *, regions: list[str] | None,
+                     families: Iterable[str]) -> dict[str, Any]:
+    """Read instance types and per-AZ offerings for `families` from the EC2 API of every Region."""
+    families = tuple(families)
+    wanted = re.compile(r"^(%s)\." % "|".join(re.escape(f) for f in families))
+    home = client_for_region("us-east-1")
+    if regions is None:
+        regions = sorted(r["RegionName"] for r in home.describe_regions()["Regions"])
+    types: dict[str, dict[str, Any]] = {}
+    azs: dict[str, list[str]] = {}
+    zone_ids: dict[str, dict[str, str]] = {}
+    offerings: dict[str, dict[str, list[str]]] = {}
+    for region in regions:
+        ec2 = client_for_region(region)
+        zones = ec2.describe_availability_zones()["AvailabilityZones"]
+        azs[region] = sorted(z["ZoneName"] for z in zones)
+        zone_ids[region] = {z["ZoneName"]: z["ZoneId"] for z in sorted(zones, key=lambda z: z["ZoneName"])}
+        per_type: dict[str, list[str]] = {}
+        # By AZ ID, which names the same zone in every account; AZ names do not in the oldest Regions.
+        # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html
+        # No server-side family filter: moto matches instance-type filters exactly, without EC2's wildcards.
+        for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+                           LocationType="availability-zone-id"):
+            if wanted.match(o["InstanceType"]):
+                per_type.setdefault(o["InstanceType"], []).append(o["Location"])
+        offerings[region] = {t: sorted(z) for t, z in sorted(per_type.items())}
+        missing = sorted(t for t in per_type if t not in types)
+        for i in range(0, len(missing), 100):  # DescribeInstanceTypes takes at most 100 names a call
+            for raw in paginate(ec2, "describe_instance_types", "InstanceTypes", InstanceTypes=missing[i:i + 100]):
+                types[raw["InstanceType"]] = instance_type_from_api(raw)
+    return {
+        "families": list(families),
+        "instance_types": dict(sorted(types.items())),
+        "availability_zones": azs,
+        "zone_ids": zone_ids,
+        "offerings": offerings,
+    }
