@@ -34,7 +34,6 @@ from workloads.results import ResultRecord
 from .analysis.advise import candidates
 from .analysis.report import health_of, is_local, report_rows
 from .reference.peaks import Limits
-from .numbers import usd as price
 from .plan.models import NodeGroupPlan, Plan
 from .spec.workload import Workload
 
@@ -312,24 +311,3 @@ def _backlog(c: Candidate) -> str:
         return "backlog unknown"
     text = f"{c.backlog_vcpus} vCPUs queued for {c.max_vcpus} x {duration_text(c.job_duration_s)} a job"
     return "; ".join((text, *[n for n in c.notes if n != UNPRICED_NOTE]))
-
-
-def explain_rows(d: Decision) -> tuple[list[list[str]], list[str]]:
-    """The candidates as a table: rank, where, figure, $/hour, backlog, wait, cost, and why each was or was not
-    chosen."""
-    rows = []
-    for i, c in enumerate(d.candidates, 1):
-        if c.refused:
-            verdict = f"refused: {c.refused}"
-        elif c is d.chosen:
-            verdict = "chosen" + (" (spill-over)" if d.outcome == "spilled" else "")
-        elif c is d.preferred:
-            verdict = "preferred, over max_wait"
-        else:
-            verdict = "ranked lower"
-        usd, cost = price(c.usd_per_hour), price(c.expected_cost_usd)  # the one price rule of every command
-        backlog = "unknown" if c.backlog_vcpus is None else f"{c.backlog_vcpus}/{c.max_vcpus}"
-        rows.append([str(i), c.where, c.tier, c.instance_type, _figure(c), usd, backlog,
-                     duration_text(c.wait_s), cost, "; ".join((verdict, *c.notes))])
-    return rows, ["#", "rack/node group", "tier", "instance", "per $", "$/hour", "vCPUs queued", "wait",
-                  "cost $", "why"]

@@ -10,7 +10,8 @@ import pytest
 
 from rackform.reference.peaks import limits_for
 from rackform.pipeline import load_plan
-from rackform.placement import DEFAULT_JOB_DURATION_S, QueueState, explain_rows, healthy, place
+from rackform.placement import DEFAULT_JOB_DURATION_S, QueueState, healthy, place
+from rackform.render.placement import explain_rows
 from rackform.spec.problems import SpecError
 from rackform.spec.workload import duration_seconds, load_workload, parse_workload
 from workloads.results import Metric, ResultRecord

@@ -11,7 +11,8 @@ import pytest
 
 from rackform.reference.catalog import load_catalog
 from rackform.plan.models import Plan, build_plan
-from rackform.plan.diff import PlanDiff, diff_plans, render_diff
+from rackform.plan.diff import PlanDiff, diff_plans
+from rackform.render.plandiff import render_diff
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec
 from rackform.validate.rules import validate_spec

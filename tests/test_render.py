@@ -125,7 +125,8 @@ def test_an_html_error_page_never_lands_in_a_cell():
 def test_place_explains_prices_by_the_same_rule():
     from rackform.reference.peaks import limits_for
     from rackform.pipeline import load_plan
-    from rackform.placement import QueueState, explain_rows, place
+    from rackform.placement import QueueState, place
+    from rackform.render.placement import explain_rows
     from rackform.spec.workload import parse_workload
 
     plan = load_plan("examples/demo.yaml")

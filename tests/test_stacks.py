@@ -30,14 +30,13 @@ from rackform.spec.problems import errors
 from rackform.spec.models import Spec, load_spec
 from rackform.plan.stack_limits import (
     MARGIN,
-    STACK_MAX_RESOURCES,
-    TEMPLATE_BODY_MAX_BYTES,
     cdk_synth,
     max_node_groups_per_rack,
     measurement,
     worst_case_spec,
 )
-from rackform.validate.rules import BATCH_MAX_COMPUTE_ENVIRONMENTS, validate_spec
+from rackform.reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES
+from rackform.validate.rules import validate_spec
 from workloads.layout import RESULTS_PREFIX
 from stacks import NetworkStack, build_app
 

@@ -111,7 +111,7 @@ def _decide(args: argparse.Namespace):
 
 
 def _explain(decision, records: list) -> str:
-    from ..placement import explain_rows
+    from ..render.placement import explain_rows
 
     # A decision `rackform run` explains comes from the bucket: table() escapes its cells, visible() the lines.
     lines = [table(*explain_rows(decision))]

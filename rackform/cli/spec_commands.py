@@ -151,7 +151,8 @@ def render_plan(plan: Plan) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     plan = checked_plan(args.spec)
     if args.against:
-        from ..plan.diff import diff_plans, render_diff
+        from ..plan.diff import diff_plans
+        from ..render.plandiff import render_diff
 
         try:
             old = checked_plan(args.against)

@@ -25,12 +25,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..reference.aws_limits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES
 from ..reference.catalog import Catalog
 from .models import container_devices, nic_layout
 
 MEASUREMENT_PATH = Path(__file__).resolve().parents[1] / "reference" / "data" / "rack_template.json"
-TEMPLATE_BODY_MAX_BYTES = 1_000_000  # exclusive: CloudFormation accepts at most 999,999
-STACK_MAX_RESOURCES = 500
 # Kept free at the ceiling, of a template measured as the CLI writes it: for what the measurement cannot see coming
 # (a newer CDK adding metadata, longer tokens). The heaviest rack validate admits stays under 950,000 bytes.
 MARGIN = 0.05

@@ -26,7 +26,7 @@ from ..aws import paginate
 from ..reference.catalog import is_zone_id, zone_field
 from ..plan.models import NodeGroupPlan, Plan
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
-from ..validate.rules import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
+from ..reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client for the plan's Region

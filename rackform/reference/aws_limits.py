@@ -1,4 +1,5 @@
-"""EC2 vCPU quotas (Service Quotas, service code `ec2`) by instance family.
+"""AWS service limits: EC2 vCPU quotas (Service Quotas, service code `ec2`) by instance family, and the fixed
+Batch, EC2 and CloudFormation limits a spec is held to.
 
 Codes from ../shared/reference/aws-facts.md (AWS Service Quotas console names in the comments). EC2 counts
 running instances against one quota per family group, in vCPUs, separately for On-Demand and Spot.
@@ -38,3 +39,17 @@ def vcpu_quota(instance_type: str, *, spot: bool = False) -> Quota:
         if family.startswith(prefix):
             return _QUOTAS[prefix][1 if spot else 0]
     return _STANDARD[1 if spot else 0]
+
+
+# --- other AWS service limits the checks hold a spec to -----------------------------------------------------------
+
+# AWS Batch per-Region quotas that cannot be changed (https://docs.aws.amazon.com/batch/latest/userguide/
+# service_limits.html): every node group has one compute environment and one job queue. preflight counts the
+# account's existing ones against the same figures.
+BATCH_MAX_COMPUTE_ENVIRONMENTS = 50
+BATCH_MAX_JOB_QUEUES = 50
+# EC2 CreatePlacementGroup: "Up to 255 ASCII characters".
+PLACEMENT_GROUP_NAME_MAX = 255
+# CloudFormation, per stack (the template body and its resource count).
+TEMPLATE_BODY_MAX_BYTES = 1_000_000  # exclusive: CloudFormation accepts at most 999,999
+STACK_MAX_RESOURCES = 500

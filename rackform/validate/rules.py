@@ -19,13 +19,14 @@ from ..plan.netmath import private_subnet_prefix, smallest_prefix, usable_ips
 from ..plan.models import card0_free_slots, efa_enabled, node_group_plan, private_ips_needed
 from ..spec.problems import Level, Problem, did_you_mean
 from ..spec.models import NodeGroup, Spec
-from ..plan.stack_limits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES, max_node_groups_per_rack
-
-# AWS Batch per-Region quotas that cannot be changed (https://docs.aws.amazon.com/batch/latest/userguide/
-# service_limits.html): every node group has one compute environment and one job queue. preflight counts the
-# account's existing ones against the same figures.
-BATCH_MAX_COMPUTE_ENVIRONMENTS = 50
-BATCH_MAX_JOB_QUEUES = 50
+from ..plan.stack_limits import max_node_groups_per_rack
+from ..reference.aws_limits import (
+    BATCH_MAX_COMPUTE_ENVIRONMENTS,
+    BATCH_MAX_JOB_QUEUES,
+    PLACEMENT_GROUP_NAME_MAX,
+    STACK_MAX_RESOURCES,
+    TEMPLATE_BODY_MAX_BYTES,
+)
 
 MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /28 or larger
 # Patterns are used with fullmatch: `re.match(...$)` also accepts a trailing newline ("/fsx\n").
@@ -69,8 +70,6 @@ SPECIAL_VPC_RANGES = (
 FSX_THROUGHPUT = {("PERSISTENT_1", "SSD"): (50, 100, 200), ("PERSISTENT_1", "HDD"): (12, 40),
                   ("PERSISTENT_2", "SSD"): (125, 250, 500, 1000)}
 FSX_HDD_CAPACITY_STEP = {12: 6000, 40: 1800}  # GiB per MB/s/TiB tier
-# EC2 CreatePlacementGroup: "Up to 255 ASCII characters".
-PLACEMENT_GROUP_NAME_MAX = 255
 
 
 @dataclass(frozen=True)
