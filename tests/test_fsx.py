@@ -15,7 +15,7 @@ from aws_cdk.assertions import Template
 
 from cdk_constructs import LustreFileSystem
 from rackform.plan import cost
-from rackform.cli.spec_commands import render_plan
+from rackform.render.plan import render_plan
 from rackform.jobs.jobdefs import job_definitions
 from rackform.jobs.workload_jobs import job_definition_request
 from rackform.plan.models import build_plan

@@ -22,7 +22,7 @@ from moto import mock_aws
 from cdk_constructs import WORKLOAD_ROLE_PATH, NodeInstanceRole, ResultsBucket
 from rackform.reference.catalog import load_catalog
 from rackform.cli import main as rackform_main
-from rackform.cli.spec_commands import render_plan
+from rackform.render.plan import render_plan
 from rackform.plan.models import build_plan
 from rackform.plan.diff import diff_plans
 from rackform.spec.problems import SpecError

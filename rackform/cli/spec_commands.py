@@ -9,13 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workloads.contract import FSX_SCRATCH_DIR
-
 from ..reference.catalog import SUPPORTED_FAMILIES, Catalog, load_catalog
 from ..reference.refresh import catalog_from_api
-from ..plan.models import Plan
 from ..spec.problems import SpecError, errors
-from ..render.text import table
+from ..render.plan import render_plan
 from ..spec.models import json_schema, load_spec
 from ..validate.rules import validate_spec
 from .common import EXIT_PROBLEM, aws_options, aws_target, checked_plan, json_always, json_option, print_problems, \
@@ -81,71 +78,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.spec}: {verdict} ({len(spec.racks)} racks, {n_groups} node groups; {summary(problems)}; "
               f"catalog: {catalog.source}, {catalog.generated_on})")
     return 1 if errors(problems) else 0
-
-
-def _nic_summary(g) -> str:
-    kinds: dict[str, int] = {}
-    for n in g.network_interfaces:
-        kinds[n.interface_type] = kinds.get(n.interface_type, 0) + 1
-    cards = len({n.network_card_index for n in g.network_interfaces})
-    return ", ".join(f"{v} {k}" for k, v in kinds.items()) + f" on {cards} card{'s' * (cards != 1)}"
-
-
-def _usd(g) -> str:
-    if g.capacity.type != "on-demand" or g.on_demand_usd_per_hour is None:
-        return "unknown"  # `rackform cost` takes user-given prices for these
-    from ..numbers import usd
-
-    return usd(g.on_demand_usd_per_hour * g.count)
-
-
-def render_plan(plan: Plan) -> str:
-    rows = []
-    for g in plan.node_groups():
-        rows.append([f"{g.rack}/{g.name}", g.tier, g.architecture, g.instance_type, g.count, _nic_summary(g),
-                     len(g.devices), g.ips, f"{g.quota.vcpus:,}", g.quota.code or "?", g.placement_group or "-",
-                     g.capacity.type, _usd(g)])
-    header = ["rack/node group", "tier", "arch", "instance", "count", "interfaces per node", "devices", "IPs",
-              "vCPUs", "quota", "placement group", "capacity", "$/hour"]
-    net = plan.network
-    quota_totals: dict[str, int] = {}
-    for g in plan.node_groups():
-        key = f"{g.quota.code or '?'} ({g.quota.name})"
-        quota_totals[key] = quota_totals.get(key, 0) + g.quota.vcpus
-    lines = [
-        f"plan {plan.name}: {plan.region} / {plan.availability_zone}  (catalog {plan.catalog_generated_on})",
-        "",
-        table(rows, header),
-        "",
-        f"network  VPC {net.vpc_cidr}; private subnet /{net.private_subnet.cidr_mask} "
-        f"({net.private_subnet.usable_ips:,} usable, {net.ips_needed:,} needed); public subnet "
-        f"/{net.public_subnet.cidr_mask} for NAT; endpoints: S3 gateway"
-        + "".join(f", {e}" for e in net.interface_endpoints),
-    ]
-    if (fsx := plan.storage.fsx_lustre) is not None:
-        thr = f", {fsx.per_unit_storage_throughput} MB/s/TiB" if fsx.per_unit_storage_throughput else ""
-        repo = f", linked to {fsx.data_repository_path}" if fsx.data_repository_path else ""
-        lines.append(f"storage  FSx for Lustre {fsx.deployment_type} {fsx.storage_capacity_gib:,} GiB{thr}{repo}, "
-                     f"mounted at {fsx.mount_path}; results bucket")
-        lines.append(f"fsx      jobs mount {fsx.mount_path} read-only: benchmarks write {fsx.mount_path}/"
-                     f"{FSX_SCRATCH_DIR} only, a workload all of it with fsx_write: true")
-        if fsx.data_repository_path:
-            deletions = "deletions too (export_deletions: true)" if fsx.export_deletions else \
-                "deletions never (export_deletions: false)"
-            lines.append(f"fsx      {fsx.mount_path}/data -> {fsx.data_repository_path}: new and changed files "
-                         f"exported, {deletions}")
-    else:
-        lines.append("storage  results bucket (no FSx)")
-    results = plan.storage.results
-    lock = f"Object Lock {results.object_lock.mode}, {results.object_lock.retention_days} days a version" \
-        if results.object_lock else "no Object Lock"
-    who = f"only {results.break_glass_role_arn} may" if results.break_glass_role_arn else \
-        "no principal may (no break_glass_role_arn)"
-    lines.append(f"results  write-once; {lock}; {who} delete a version or change versioning")
-    lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
-    lines.append("stacks   " + ", ".join([net.stack_name, plan.storage.stack_name]
-                                         + [r.stack_name for r in plan.racks]))
-    return "\n".join(lines)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
