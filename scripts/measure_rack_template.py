@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure what one node group adds to a rack's CloudFormation template, for the heaviest node groups the catalog
-allows, and write rackform/reference/data/rack_template.json, from which `rackform validate` derives how many node groups a
-rack may hold (rackform/plan/stack_limits.py).
+allows, and write rackform/reference/data/rack_template.json, from which `rackform validate` derives how many node
+groups a rack may hold (rackform/plan/stack_limits.py).
 
 For each of the heaviest instance types, and each capacity kind that changes the template (on-demand with a
 placement group, a reservation or Capacity Block), it synthesizes racks of 1 and 2 groups with the longest names
@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform.plan import naming  # noqa: E402
-from rackform.reference.catalog import load_catalog  # noqa: E402
 from rackform.plan.stack_limits import (  # noqa: E402
     MEASUREMENT_PATH,
     cdk_synth,
@@ -32,6 +31,7 @@ from rackform.plan.stack_limits import (  # noqa: E402
     max_node_groups_per_rack,
     worst_case_spec,
 )
+from rackform.reference.catalog import load_catalog  # noqa: E402
 
 
 def measure(data: dict[str, Any], outdir: Path) -> tuple[int, int]:
@@ -73,8 +73,8 @@ def main() -> int:
                             worst["instance_type"], worst["capacity"] = row["instance_type"], row["capacity"]
     worst["measured_on"] = dt.date.today().isoformat()
     worst["note"] = ("written by scripts/measure_rack_template.py: the heaviest node group's share of a rack "
-                     "template as `cdk synth` writes it (default context: path metadata on); rackform/plan/stack_limits.py "
-                     "derives the per-rack ceiling")
+                     "template as `cdk synth` writes it (default context: path metadata on); "
+                     "rackform/plan/stack_limits.py derives the per-rack ceiling")
     print(f"ceiling: {max_node_groups_per_rack(worst)} node groups per rack")
     if args.check:
         old = json.loads(MEASUREMENT_PATH.read_text())
