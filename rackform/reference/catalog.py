@@ -1,7 +1,7 @@
 """Instance catalog: EC2 instance types and where they are offered, as data plus pure functions.
 
-The committed snapshot (`rackform/reference/data/catalog.json`) is made by `scripts/refresh_catalog.py` from the EC2 API, so
-validate, plan and synth need no credentials; `rackform validate --live` reads the same API at run time instead.
+The committed snapshot (`rackform/reference/data/catalog.json`) is made by `scripts/refresh_catalog.py` from the EC2
+API, so validate, plan and synth need no credentials; `rackform validate --live` reads the same API at run time instead.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Physical peaks per instance type, for holding benchmark results against what the hardware can do.
 
-Compute, memory and intra-node link figures live in `rackform/reference/data/limits.json`, each naming its source and date;
-network bandwidth and EFA count come from the instance catalog (EC2's own data), so the two never disagree with
+Compute, memory and intra-node link figures live in `rackform/reference/data/limits.json`, each naming its source and
+date; network bandwidth and EFA count come from the instance catalog (EC2's own data), so the two never disagree with
 what `rackform plan` lays out. A figure nobody could source is None, and `unconfirmed` names figures to re-check.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pydantic import computed_field, model_validator
 
-from .catalog import Catalog, InstanceType, load_catalog
 from ..spec.base import Frozen
+from .catalog import Catalog, InstanceType, load_catalog
 
 LIMITS_PATH = Path(__file__).with_name("data") / "limits.json"
 
@@ -128,7 +128,8 @@ def limits_for(instance_type: str, catalog: Catalog | None = None, data: LimitsD
     gbps, burst = network_gbps(it.network_performance) if it else (None, False)
     if it is not None:
         sources["network_gbps"] = sources["efa_interfaces"] = _catalog_source(catalog)
-    return Limits(
+    # The sourced figures are typed per field by Limits itself, so they go through validation as one mapping.
+    return Limits.model_validate(dict(
         instance_type=instance_type,
         accelerator=it.accelerator.name if it and it.accelerator else None,
         accelerators=None if it is None else (it.accelerator.count if it.accelerator else 0),
@@ -139,4 +140,4 @@ def limits_for(instance_type: str, catalog: Catalog | None = None, data: LimitsD
         notes=notes,
         unconfirmed=tuple(unconfirmed),
         **values,
-    )
+    ))

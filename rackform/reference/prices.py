@@ -15,16 +15,26 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from .catalog import zone_field
-from ..spec.files import read_limited
 from ..spec.base import Frozen
-from ..spec.problems import SpecError
+from ..spec.files import read_limited
 from ..spec.models import FsxLustre
+from ..spec.problems import SpecError
 from ..spec.yamlsafe import MAX_BYTES, load_yaml
+from .catalog import zone_field
 
 PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
+
+
+class Paginator(Protocol):
+    def paginate(self, **kwargs: object) -> Iterable[dict[str, Any]]: ...
+
+
+class PaginatingClient(Protocol):
+    """The part of a boto3 client (pricing, ec2) these readers use; its pages are AWS's JSON."""
+
+    def get_paginator(self, operation_name: str) -> Paginator: ...
 
 
 class Ec2RegionPrices(Frozen):
@@ -199,7 +209,7 @@ def on_demand_usd(entry: str | Mapping[str, Any]) -> list[float]:
             if "USD" in dim.get("pricePerUnit", {})]
 
 
-def fetch_on_demand(pricing_client: Any, region: str, instance_type: str) -> float | None:
+def fetch_on_demand(pricing_client: PaginatingClient, region: str, instance_type: str) -> float | None:
     """One instance type's on-demand USD/hour in one Region, or None where the API lists none."""
     prices: set[float] = set()
     pages = pricing_client.get_paginator("get_products").paginate(
@@ -214,7 +224,7 @@ def fetch_on_demand(pricing_client: Any, region: str, instance_type: str) -> flo
     return prices.pop() if prices else None
 
 
-def ec2_region_block(pricing_client: Any, region: str, instance_types: Iterable[str],
+def ec2_region_block(pricing_client: PaginatingClient, region: str, instance_types: Iterable[str],
                      today: dt.date) -> dict[str, Any]:
     """The snapshot's block for one Region, read from the Price List API now."""
     prices: dict[str, float] = {}
@@ -230,11 +240,11 @@ def ec2_region_block(pricing_client: Any, region: str, instance_types: Iterable[
 
 # --- Spot (read live: it changes too often to ship) ------------------------------------------------------------
 
-def spot_prices(ec2_client: Any, instance_types: Iterable[str], az: str,
+def spot_prices(ec2_client: PaginatingClient, instance_types: Iterable[str], az: str,
                 now: dt.datetime | None = None) -> dict[str, Quote]:
     """Current Linux Spot price per instance type in one AZ, given by name or by AZ ID (use1-az6); types without
     Spot history are left out."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     types = sorted(set(instance_types))
     if not types:
         return {}
@@ -257,5 +267,5 @@ def spot_prices(ec2_client: Any, instance_types: Iterable[str], az: str,
 
 
 def _utc(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.timezone.utc)
+    return t.astimezone(dt.UTC)
 

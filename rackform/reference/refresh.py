@@ -71,7 +71,7 @@ def catalog_from_api(client_for_region: Callable[[str], Any], *, regions: list[s
                      families: Iterable[str]) -> dict[str, Any]:
     """Read instance types and per-AZ offerings for `families` from the EC2 API of every Region."""
     families = tuple(families)
-    wanted = re.compile(r"^(%s)\." % "|".join(re.escape(f) for f in families))
+    wanted = re.compile(r"^({})\.".format("|".join(re.escape(f) for f in families)))
     home = client_for_region("us-east-1")
     if regions is None:
         regions = sorted(r["RegionName"] for r in home.describe_regions()["Regions"])

@@ -18,7 +18,7 @@ LOG_MAX_BYTES = 64 * 1024 * 1024
 class FileRefused(ValueError):
     """A one-line reason naming the path; `missing` tells callers that want to add a hint for that case."""
 
-    def __init__(self, message: str, *, missing: bool = False):
+    def __init__(self, message: str, *, missing: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, StrictInt, ValidationError
+from pydantic_core import ErrorDetails
 
-from .files import FileRefused, read_limited
 from .base import Frozen
+from .files import FileRefused, read_limited
 from .problems import Problem, SpecError, did_you_mean, format_path
 from .yamlsafe import MAX_BYTES, load_yaml
 
@@ -168,7 +169,7 @@ def _model_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> type
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _message(err: dict[str, Any], root: type[BaseModel] | None = None) -> str:
+def _message(err: ErrorDetails, root: type[BaseModel] | None = None) -> str:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     loc = err["loc"]
     if kind == "extra_forbidden":
@@ -211,7 +212,7 @@ def problems_from_validation_error(e: ValidationError, lines: dict[str, int],
     return out
 
 
-def parse_spec(data: Any, lines: dict[str, int] | None = None) -> Spec:
+def parse_spec(data: object, lines: dict[str, int] | None = None) -> Spec:
     if not isinstance(data, dict):
         raise SpecError([Problem("error", "<spec>", f"a spec is a mapping with keys name, region, "
                                  f"availability_zone, racks...; got {type(data).__name__}")])

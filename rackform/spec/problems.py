@@ -42,7 +42,7 @@ def errors(problems: Iterable[Problem]) -> list[Problem]:
 class SpecError(Exception):
     """Raised where a spec cannot be used; carries every problem found, not just the first."""
 
-    def __init__(self, problems: Sequence[Problem]):
+    def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(p.render() for p in self.problems))
 

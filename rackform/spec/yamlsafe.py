@@ -25,14 +25,14 @@ _NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 class _Builder:
-    def __init__(self, loader: yaml.SafeLoader):
+    def __init__(self, loader: yaml.SafeLoader) -> None:
         self.loader = loader
         self.nodes = 0
         self.lines: dict[str, int] = {}
         self.problems: list[Problem] = []
         self._merging: set[int] = set()
 
-    def build(self, node: yaml.Node, path: tuple[PathPart, ...]) -> Any:
+    def build(self, node: yaml.Node, path: tuple[PathPart, ...]) -> object:
         # Every value is counted before it is built, including each re-visit through an alias or a merge key, so a
         # document of nested aliases or merges stops at MAX_NODES instead of growing exponentially.
         self.nodes += 1
@@ -77,7 +77,7 @@ class _Builder:
         # YAML's merge key (https://yaml.org/type/merge.html): the mapping's own keys override merged ones, and of
         # the merged mappings the earlier in the list wins. Not PyYAML's flatten_mapping: it copies every merged
         # pair into the shared anchor node, so nested merges double in memory at each level before anything counts.
-        for key_node, value_node in merges[:1]:
+        for _, value_node in merges[:1]:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             for source in sources:
                 if not isinstance(source, yaml.MappingNode) or id(source) in self._merging:
@@ -91,11 +91,12 @@ class _Builder:
                     merged = self.build(source, path)
                 finally:
                     self._merging.discard(id(source))
+                assert isinstance(merged, dict)  # a MappingNode builds into a dict
                 for key, value in merged.items():
                     out.setdefault(key, value)
         return out
 
-    def _scalar(self, node: yaml.Node, path: tuple[PathPart, ...]) -> Any:
+    def _scalar(self, node: yaml.Node, path: tuple[PathPart, ...]) -> object:
         if node.tag == "tag:yaml.org,2002:value":  # a plain `=`, which PyYAML has no constructor for
             return node.value
         if node.tag in _NUMBERS and ":" in node.value:
