@@ -12,9 +12,11 @@ from pathlib import Path
 from .plan.models import Plan, build_plan
 from .reference.catalog import Catalog, load_catalog
 from .reference.prices import PriceBook, load_prices
-from .spec.models import Spec, load_spec
+from .spec.models import Spec, load_spec, read_document
 from .spec.problems import Problem, SpecError, errors
-from .validate.rules import validate_spec
+from .spec.workload import Workload, workload_from_data
+from .spec.yamlsafe import load_yaml
+from .validate import validate_spec, validate_workload
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,16 @@ def check(path: str | Path, catalog: Catalog | None = None) -> Checked:
 
 def load_plan(path: str | Path, *, catalog: Catalog | None = None, prices: PriceBook | None = None) -> Plan:
     return check(path, catalog).plan(prices)
+
+
+def parse_workload(data: object, lines: dict[str, int] | None = None) -> Workload:
+    """A workload from its data: the schema, then every rule across fields (one SpecError with all problems)."""
+    workload = workload_from_data(data, lines)
+    if problems := validate_workload(workload, lines):
+        raise SpecError(problems)
+    return workload
+
+
+def load_workload(path: str | Path) -> Workload:
+    data, lines = load_yaml(read_document(path, "workload", "examples/workloads/"), str(path))
+    return parse_workload(data, lines)

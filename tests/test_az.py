@@ -16,7 +16,7 @@ from rackform.cli import main
 from rackform.plan.models import build_plan
 from rackform.preflight.checks import check_offerings, fetch_offerings
 from rackform.spec.models import Spec, load_spec
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 from stacks import NetworkStack
 
 from .conftest import ROOT, dump

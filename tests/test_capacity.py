@@ -12,7 +12,7 @@ import pytest
 from rackform.plan.models import build_plan
 from rackform.spec.problems import SpecError
 from rackform.spec.models import parse_spec
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 
 CR = "cr-0123456789abcdef0"
 

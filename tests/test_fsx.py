@@ -21,8 +21,8 @@ from rackform.jobs.workload_jobs import job_definition_request
 from rackform.plan.models import build_plan
 from rackform.reference.prices import load_prices
 from rackform.spec.models import parse_spec
-from rackform.validate.rules import validate_spec
-from rackform.spec.workload import parse_workload
+from rackform.validate import validate_spec
+from rackform.pipeline import parse_workload
 from workloads.benchmarks import BENCHMARKS
 from workloads.run import node_context
 

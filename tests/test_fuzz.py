@@ -36,7 +36,7 @@ from rackform.cli import main
 from rackform.plan.models import build_plan
 from rackform.spec.problems import errors
 from rackform.spec.models import NAME_PATTERN, load_spec
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 from rackform.spec.yamlsafe import MAX_BYTES
 from workloads.parsers import TOOLS
 

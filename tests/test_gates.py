@@ -28,7 +28,7 @@ from rackform.reference.catalog import load_catalog
 from rackform.plan.models import Plan, build_plan
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec, load_spec
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 from stacks import build_app
 
 from .cdk_validation import validation_findings

@@ -17,7 +17,7 @@ from rackform.plan import naming
 from rackform.cli import main
 from rackform.spec.problems import SpecError, errors
 from rackform.spec.models import load_spec_text, parse_spec
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 from rackform.spec.yamlsafe import load_yaml
 from workloads.parsers import parse
 from workloads.layout import check_run_id

@@ -9,7 +9,7 @@ import pytest
 from rackform.plan import naming
 from rackform.cli import main
 from rackform.spec.problems import SpecError
-from rackform.spec.workload import parse_workload
+from rackform.pipeline import parse_workload
 
 
 def test_one_function_names_benchmark_and_workload_definitions():

@@ -13,7 +13,8 @@ from rackform.pipeline import load_plan
 from rackform.placement import DEFAULT_JOB_DURATION_S, QueueState, healthy, place
 from rackform.render.placement import explain_rows
 from rackform.spec.problems import SpecError
-from rackform.spec.workload import duration_seconds, load_workload, parse_workload
+from rackform.pipeline import load_workload, parse_workload
+from rackform.spec.workload import duration_seconds
 from workloads.results import Metric, ResultRecord
 
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)

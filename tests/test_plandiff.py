@@ -15,7 +15,7 @@ from rackform.plan.diff import PlanDiff, diff_plans
 from rackform.render.plandiff import render_diff
 from rackform.spec.problems import errors
 from rackform.spec.models import Spec
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 
 SPEC: dict[str, Any] = {
     "name": "pd",

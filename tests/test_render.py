@@ -127,7 +127,7 @@ def test_place_explains_prices_by_the_same_rule():
     from rackform.pipeline import load_plan
     from rackform.placement import QueueState, place
     from rackform.render.placement import explain_rows
-    from rackform.spec.workload import parse_workload
+    from rackform.pipeline import parse_workload
 
     plan = load_plan("examples/demo.yaml")
     work = parse_workload({"name": "w", "class": "general", "max_wait": "1h",

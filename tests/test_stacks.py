@@ -36,7 +36,7 @@ from rackform.plan.stack_limits import (
     worst_case_spec,
 )
 from rackform.reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 from workloads.layout import RESULTS_PREFIX
 from stacks import NetworkStack, build_app
 

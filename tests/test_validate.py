@@ -6,7 +6,7 @@ import pytest
 
 from rackform.spec.problems import SpecError
 from rackform.spec.models import parse_spec
-from rackform.validate.rules import RULES, validate_spec
+from rackform.validate import RULES, validate_spec
 
 
 def check(data, catalog):

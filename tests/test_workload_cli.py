@@ -166,7 +166,7 @@ def test_concurrent_runs_of_one_run_id_make_one_job(aws, monkeypatch):
     from rackform.jobs.workload_jobs import run_workload
     from rackform.reference.peaks import limits_for
     from rackform.placement import place
-    from rackform.spec.workload import load_workload
+    from rackform.pipeline import load_workload
 
     runs = 3
     put, listing, submit_job = S3Response.put_object, S3Response.list_object_versions, BatchResponse.submitjob

@@ -27,7 +27,7 @@ from rackform.plan.models import build_plan
 from rackform.plan.diff import diff_plans
 from rackform.spec.problems import SpecError
 from rackform.spec.models import ObjectLock, load_spec, parse_spec
-from rackform.validate.rules import validate_spec
+from rackform.validate import validate_spec
 from workloads import run as runner
 from workloads import store as store_module
 from workloads.benchmarks import Benchmark, Step

@@ -29,7 +29,7 @@ POLICY_NOTE = ("policy: candidates ranked by measured {benchmark} per dollar (he
 
 
 def _workloads(paths: list[str]) -> list | None:
-    from ..spec.workload import load_workload
+    from ..pipeline import load_workload
 
     loaded, bad = [], False
     for path in paths:

@@ -14,7 +14,7 @@ from ..reference.refresh import catalog_from_api
 from ..spec.problems import SpecError, errors
 from ..render.plan import render_plan
 from ..spec.models import json_schema, load_spec
-from ..validate.rules import validate_spec
+from ..validate import validate_spec
 from .common import EXIT_PROBLEM, aws_options, aws_target, checked_plan, json_always, json_option, print_problems, \
     summary
 

@@ -18,17 +18,13 @@ models, so a typo is a problem naming the field, the value and what is allowed, 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal, cast
 
 from pydantic import Field, StrictInt, ValidationError
 
-from workloads.contract import PREFIX
-
 from .base import Frozen
-from .models import Name, Tier, problems_from_validation_error, read_document
+from .models import Name, Tier, problems_from_validation_error
 from .problems import Problem, SpecError
-from .yamlsafe import load_yaml
 
 WorkloadClass = Literal["general", "training", "inference"]
 DURATION_PATTERN = r"^([0-9]{1,6}[dhms]){1,4}$"
@@ -105,83 +101,12 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-# --- rules across fields: one pure function each, a problem naming the field, the value and what is allowed ------
-
-def _budget_needs_work(w: Workload) -> list[Problem]:
-    if w.budget_usd is not None and w.work is None:
-        return [Problem("error", "budget_usd", f"{w.budget_usd:g} needs `work` (the job's "
-                        f"{WORK_UNIT[w.workload_class]}) to estimate a cost to hold against it", rule="budget")]
-    return []
-
-
-def _pin_has_image(w: Workload) -> list[Problem]:
-    pin = w.placement.pin
-    if pin is not None and pin not in w.tiers:
-        return [Problem("error", "placement.pin", f"{pin!r} has no entry under tiers; pin one of "
-                        f"{', '.join(w.tiers)}", rule="pin")]
-    return []
-
-
-def _not_all_excluded(w: Workload) -> list[Problem]:
-    left = [t for t in w.tiers if t not in w.placement.exclude]
-    if not left:
-        return [Problem("error", "placement.exclude", f"{', '.join(w.placement.exclude)} excludes every tier the "
-                        f"workload has an image for ({', '.join(w.tiers)})", rule="exclude")]
-    if w.placement.pin in w.placement.exclude:
-        return [Problem("error", "placement.pin", f"{w.placement.pin!r} is both pinned and excluded",
-                        rule="exclude")]
-    return []
-
-
-def _gpus_only_on_gpu(w: Workload) -> list[Problem]:
-    out = []
-    for tier in w.tiers:
-        if tier != "gpu" and w.resources_on(tier).gpus:
-            own = w.job_for(tier)
-            where = f"tiers.{tier}.resources.gpus" if own and own.resources else "resources.gpus"
-            out.append(Problem("error", where, f"{w.resources_on(tier).gpus} GPUs on tier {tier}: only the gpu "
-                               "tier has GPUs; set gpus under tiers.gpu.resources", rule="gpus"))
-    return out
-
-
-def _env_name_problem(name: str) -> str | None:
-    # Batch reserves AWS_BATCH* for the variables it sets ("environment",
-    # https://docs.aws.amazon.com/batch/latest/APIReference/API_ContainerProperties.html); RACKFORM_* is the job
-    # contract rackform writes into the same list (workloads/contract.py), which a workload's entry would replace.
-    if not name:
-        return "an empty name is no environment variable"
-    if "=" in name or "\0" in name:
-        return f"contains {'=' if '=' in name else 'a NUL'}, which cannot be part of an environment variable's name"
-    for prefix, owner in (("AWS_BATCH", "AWS Batch reserves for the variables it sets"),
-                          (PREFIX, "rackform reserves for the job environment it writes")):
-        if name.startswith(prefix):
-            return f"starts with {prefix}, which {owner}"
-    return None
-
-
-def _environment_names(w: Workload) -> list[Problem]:
-    return [Problem("error", f"tiers.{tier}.environment", f"{name!r} {why}; rename it", rule="environment")
-            for tier, job in w.tiers.items() for name in job.environment if (why := _env_name_problem(name))]
-
-
-WORKLOAD_RULES = (_budget_needs_work, _pin_has_image, _not_all_excluded, _gpus_only_on_gpu, _environment_names)
-
-
-def parse_workload(data: object, lines: dict[str, int] | None = None) -> Workload:
+def workload_from_data(data: object, lines: dict[str, int] | None = None) -> Workload:
+    """The schema only: rackform.pipeline.parse_workload adds the rules across fields (validate/workload.py)."""
     if not isinstance(data, dict):
         raise SpecError([Problem("error", "<workload>", "a workload is a mapping with keys name, class, tiers...; "
                                  f"got {type(data).__name__}")])
     try:
-        workload = Workload.model_validate(data)
+        return Workload.model_validate(data)
     except ValidationError as e:
         raise SpecError(problems_from_validation_error(e, lines or {}, Workload)) from None
-    problems = [p for rule in WORKLOAD_RULES for p in rule(workload)]
-    if problems:
-        lines = lines or {}
-        raise SpecError([Problem(p.level, p.path, p.message, p.rule, lines.get(p.path)) for p in problems])
-    return workload
-
-
-def load_workload(path: str | Path) -> Workload:
-    data, lines = load_yaml(read_document(path, "workload", "examples/workloads/"), str(path))
-    return parse_workload(data, lines)

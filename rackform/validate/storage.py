@@ -1,0 +1,166 @@
+"""Storage: FSx for Lustre (type, size, throughput, data repository, mount path) and the results bucket."""
+
+from __future__ import annotations
+
+import re
+
+from workloads.contract import CONTAINER_WORK_DIR
+
+from ..reference.catalog import Catalog
+from ..spec.models import FsxLustre, Spec
+from .core import Found, Rule, SpecRule
+
+# Patterns are used with fullmatch: `re.match(...$)` also accepts a trailing newline ("/fsx\n").
+S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?")
+MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+# The FSx mount point is a directory of its own on every node (user data mounts it there) and in every job container
+# (the job definitions mount it at the same path), so it may neither be, nor hold, nor sit inside what the host, the
+# ECS agent or the job images keep: at /var it would hide /var/lib/docker and /var/lib/ecs, under /opt the images'
+# software (/opt/amazon/efa, /opt/aws/neuron), at /scratch the jobs' scratch volume. /var/lock is the FHS link to
+# /run/lock (as /var/run is to /run): a mount there lands in /run. /var/cache/ecs holds the ECS agent image that
+# ecs-init loads at boot, after user data has mounted the file system (aws/amazon-ecs-agent, ecs-init/config/common.go
+# CacheDirectory).
+RESERVED_MOUNT_PATHS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin",
+                        "/sys", "/tmp", "/usr", "/var/lib", "/var/log", "/var/run", "/var/lock", "/var/cache/ecs",
+                        CONTAINER_WORK_DIR)
+# An IAM role's ARN: optional path, then a name of 1-64 of [A-Za-z0-9+=,.@_-]
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html).
+ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
+# FSx for Lustre CreateFileSystem (https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystem.html and
+# its LustreConfiguration): per-unit throughput by deployment and storage type; HDD exists only on PERSISTENT_1, and
+# its capacity steps depend on the throughput tier.
+FSX_THROUGHPUT = {("PERSISTENT_1", "SSD"): (50, 100, 200), ("PERSISTENT_1", "HDD"): (12, 40),
+                  ("PERSISTENT_2", "SSD"): (125, 250, 500, 1000)}
+FSX_HDD_CAPACITY_STEP = {12: 6000, 40: 1800}  # GiB per MB/s/TiB tier
+
+
+def fsx_storage_type(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is None:
+        return
+    path = "storage.fsx_lustre"
+    if fsx.storage_type == "HDD" and fsx.deployment_type != "PERSISTENT_1":
+        yield f"{path}.storage_type", (f"HDD storage exists only with deployment_type PERSISTENT_1, not "
+                                       f"{fsx.deployment_type}; use SSD or PERSISTENT_1")
+    # DriveCacheType: "required when StorageType is set to HDD" (CreateFileSystemLustreConfiguration).
+    if fsx.storage_type == "HDD" and fsx.drive_cache_type is None:
+        yield f"{path}.drive_cache_type", ("HDD storage needs drive_cache_type: READ (an SSD read cache of 20% of the "
+                                           "capacity) or NONE")
+    elif fsx.storage_type == "SSD" and fsx.drive_cache_type is not None:
+        yield f"{path}.drive_cache_type", (f"drive_cache_type is for HDD storage only; remove it or set "
+                                           f"storage_type: HDD (got {fsx.drive_cache_type} with SSD)")
+
+
+def _fsx_steps(fsx: FsxLustre) -> tuple[int, ...] | None:
+    """Valid capacities begin with these steps and continue in multiples of the last; None: not decidable here."""
+    if fsx.storage_type == "SSD":
+        return (1200, 2400)
+    if fsx.deployment_type != "PERSISTENT_1" or fsx.per_unit_storage_throughput not in FSX_HDD_CAPACITY_STEP:
+        return None  # fsx-storage-type or fsx-throughput reports it
+    return (FSX_HDD_CAPACITY_STEP[fsx.per_unit_storage_throughput],)
+
+
+def fsx_capacity(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    steps = None if fsx is None else _fsx_steps(fsx)
+    if steps is None:
+        return
+    gib, step = fsx.storage_capacity_gib, steps[-1]
+    if gib in steps or (gib > 0 and gib % step == 0):
+        return
+    next_valid = next((s for s in steps if gib < s), -(-gib // step) * step)
+    if fsx.storage_type == "SSD":
+        what, allowed = fsx.deployment_type, "1200, 2400 or a multiple of 2400"
+    else:
+        what = f"PERSISTENT_1 HDD at {fsx.per_unit_storage_throughput} MB/s/TiB"
+        allowed = f"a multiple of {step}"
+    yield "storage.fsx_lustre.storage_capacity_gib", (
+        f"{gib} GiB is not a size {what} offers: use {allowed} (the next valid size is {next_valid})")
+
+
+def fsx_throughput(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is None or (fsx.storage_type == "HDD" and fsx.deployment_type != "PERSISTENT_1"):
+        return  # no throughput table for a storage type the deployment lacks: fsx-storage-type reports it
+    allowed = FSX_THROUGHPUT.get((fsx.deployment_type, fsx.storage_type))
+    kind = f"{fsx.deployment_type} {fsx.storage_type}" if fsx.deployment_type == "PERSISTENT_1" else \
+        fsx.deployment_type
+    t = fsx.per_unit_storage_throughput
+    path = "storage.fsx_lustre.per_unit_storage_throughput"
+    if allowed is None and t is not None:
+        yield path, f"{fsx.deployment_type} has no throughput setting; remove per_unit_storage_throughput"
+    elif allowed is not None and t is None:
+        yield path, f"{kind} needs per_unit_storage_throughput (MB/s/TiB): one of {', '.join(map(str, allowed))}"
+    elif allowed is not None and t not in allowed:
+        yield path, f"{t} MB/s/TiB is not offered for {kind}: choose one of {', '.join(map(str, allowed))}"
+
+
+def fsx_data_repository(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is None or fsx.data_repository_path is None:
+        return
+    if not S3_URI.fullmatch(fsx.data_repository_path):
+        yield "storage.fsx_lustre.data_repository_path", (
+            f"{fsx.data_repository_path!r} is not an S3 URI: write s3://bucket-name/optional/prefix")
+
+
+def fsx_export_deletions(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is not None and fsx.export_deletions and fsx.data_repository_path is None:
+        yield "storage.fsx_lustre.export_deletions", ("true exports deletions to a data repository, and none is "
+                                                      "linked: set data_repository_path or remove export_deletions")
+
+
+def break_glass_role(spec: Spec, catalog: Catalog) -> Found:
+    arn = spec.storage.results.break_glass_role_arn
+    if arn is not None and not ROLE_ARN.fullmatch(arn):
+        # The bucket policy compares it with aws:PrincipalArn, which for a role session is the role's ARN.
+        hint = "; give the role's ARN, not a session's (arn:aws:sts::...:assumed-role/...)" if ":sts::" in arn else ""
+        yield "storage.results.break_glass_role_arn", (f"{arn!r} is not an IAM role ARN: write "
+                                                       f"arn:aws:iam::123456789012:role/name{hint}")
+
+
+def fsx_mount_path(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is None:
+        return
+    path, field = fsx.mount_path, "storage.fsx_lustre.mount_path"
+    if not MOUNT_PATH.fullmatch(path):
+        yield field, f"{path!r} is not an absolute path of letters, digits, '.', '_', '-' and '/'; e.g. /fsx"
+        return
+    parts = path.split("/")[1:]
+    if bad := next((p for p in parts if p in (".", "..")), None):
+        yield field, f"{path!r} has a {bad!r} component; write the directory itself, e.g. /fsx"
+        return
+    if "" in parts and path != "/":
+        yield field, f"{path!r} has an empty component ('//' or a trailing '/'); write /{'/'.join(filter(None, parts))}"
+        return
+    for reserved in RESERVED_MOUNT_PATHS:
+        if path == reserved or path.startswith(f"{reserved}/"):
+            why = f"is {reserved}" if path == reserved else f"is inside {reserved}"
+        elif path == "/" or reserved.startswith(f"{path}/"):
+            why = "is the root directory" if path == "/" else f"holds {reserved}"
+        else:
+            continue
+        yield field, (f"{path!r} {why}, which the nodes or the job images need: the file system is mounted there on "
+                      "every node and in every job container; choose a directory of its own, e.g. /fsx or /mnt/fsx")
+        return
+
+
+RULES: tuple[SpecRule, ...] = (
+    Rule(fsx_storage_type, "error", "HDD only on PERSISTENT_1, with a drive cache type",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreConfiguration.html"),
+    Rule(fsx_capacity, "error", "FSx capacity is a valid size",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystem.html"),
+    Rule(fsx_throughput, "error", "FSx throughput matches the deployment type",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreConfiguration.html"),
+    Rule(fsx_data_repository, "error", "the data repository is an s3:// URI",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreConfiguration.html"),
+    Rule(fsx_export_deletions, "error", "deletions are exported only to a linked repository",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_AutoExportPolicy.html"),
+    Rule(break_glass_role, "error", "the break-glass role is an IAM role ARN",
+         "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html"),
+    Rule(fsx_mount_path, "error",
+         "the mount path is a plain absolute path of its own, outside the system's and the images' directories",
+         "https://docs.aws.amazon.com/fsx/latest/LustreGuide/mounting-ec2-instance.html"),
+)
