@@ -40,10 +40,10 @@ def unique_resource_names(spec: Spec, catalog: Catalog) -> Found:
                                        f"rack {first[1]!r}/node group {first[2]!r} ({first[0]}.name); rename one")
                 break
     # CDK construct ids: unique among a stack's children, or synth fails ("There is already a Construct with name").
-    for ri, rack in enumerate(spec.racks):
-        index = {}
+    for ri, r in enumerate(spec.racks):
+        index: dict[str, int] = {}
         tiers: dict[str, str | None] = {}
-        for gi, g in enumerate(rack.node_groups):
+        for gi, g in enumerate(r.node_groups):
             index.setdefault(g.name, gi)
             tiers.setdefault(g.name, g.tier or getattr(catalog.get(g.instance_type), "tier", None))
         owners: dict[str, tuple[str | None, str]] = {}
@@ -59,7 +59,7 @@ def unique_resource_names(spec: Spec, catalog: Catalog) -> Found:
                 + f"node group {other_group!r} (racks[{ri}].node_groups[{index[other_group]}].name)")
             yield f"racks[{ri}].node_groups[{index[group]}].name", (
                 f"{group!r} gives its node group{its} the construct id {cid!r}, already the id of {other} in the "
-                f"stack of rack {rack.name!r}: CDK ids must be unique in a stack (synth fails); rename the node group")
+                f"stack of rack {r.name!r}: CDK ids must be unique in a stack (synth fails); rename the node group")
 
 
 RULES: tuple[SpecRule, ...] = (

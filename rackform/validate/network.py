@@ -48,12 +48,12 @@ def vpc_cidr_private(spec: Spec, catalog: Catalog) -> Found:
         net = ipaddress.ip_network(spec.network.vpc_cidr, strict=True)
     except ValueError:
         return
-    if net.version != 4:
+    if not isinstance(net, ipaddress.IPv4Network):
         return
     # Python's is_private also holds for loopback, link-local and reserved space, so those are named one by one.
     if special := [why for cidr, why in SPECIAL_VPC_RANGES if net.overlaps(ipaddress.ip_network(cidr))]:
         yield "network.vpc_cidr", f"{net} overlaps {'; and '.join(special)}: choose another range, e.g. 10.40.0.0/16"
-    elif not any(net.subnet_of(ipaddress.ip_network(r)) for r in RFC1918):
+    elif not any(net.subnet_of(ipaddress.IPv4Network(r)) for r in RFC1918):
         public = "; it is public address space" if net.is_global else ""
         yield "network.vpc_cidr", f"{net} is outside the RFC 1918 ranges AWS recommends for a VPC " \
                                   f"({', '.join(RFC1918)}){public}"

@@ -62,15 +62,15 @@ def _fsx_steps(fsx: FsxLustre) -> tuple[int, ...] | None:
 
 def fsx_capacity(spec: Spec, catalog: Catalog) -> Found:
     fsx = spec.storage.fsx_lustre
-    steps = None if fsx is None else _fsx_steps(fsx)
-    if steps is None:
+    if fsx is None or (steps := _fsx_steps(fsx)) is None:
         return
     gib, step = fsx.storage_capacity_gib, steps[-1]
     if gib in steps or (gib > 0 and gib % step == 0):
         return
     next_valid = next((s for s in steps if gib < s), -(-gib // step) * step)
+    what: str = fsx.deployment_type
     if fsx.storage_type == "SSD":
-        what, allowed = fsx.deployment_type, "1200, 2400 or a multiple of 2400"
+        allowed = "1200, 2400 or a multiple of 2400"
     else:
         what = f"PERSISTENT_1 HDD at {fsx.per_unit_storage_throughput} MB/s/TiB"
         allowed = f"a multiple of {step}"
