@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from rackform.capacity import of as capacity_kind
 from rackform.plan.models import NetworkInterfacePlan, NodeGroupPlan
 
 from .nag import acknowledge, skip_checkov
@@ -144,6 +145,7 @@ class RackNodeGroup(Construct):
     ) -> None:
         super().__init__(scope, id)
         capacity = group.capacity
+        kind = capacity_kind(capacity.type)
         self.launch_template = EfaLaunchTemplate(
             self,
             "Template",
@@ -152,7 +154,7 @@ class RackNodeGroup(Construct):
             security_group=security_group,
             root_volume_gib=group.root_volume_gib,
             capacity_reservation_id=capacity.reservation_id,
-            capacity_block=capacity.type == "capacity-block",
+            capacity_block=kind.market == "capacity-block",
             user_data=user_data,
             tags={"Name": group.resource_name, "rackform:rack": group.rack, "rackform:node-group": group.name},
         )
@@ -169,14 +171,13 @@ class RackNodeGroup(Construct):
         elif group.placement_group is not None:
             placement_group_name = group.placement_group
 
-        spot = capacity.type == "spot"
         image_id = ssm.StringParameter.value_for_typed_string_parameter_v2(
             self, group.ami_ssm_parameter, ssm.ParameterValueType.AWS_EC2_IMAGE_ID)
         # Plain CloudFormation properties, as for the launch template: the typed Batch structs cost a runtime type
         # check and a jsii conversion per field, per node group.
         resources: dict[str, Any] = {
-            "Type": "SPOT" if spot else "EC2",
-            "AllocationStrategy": "SPOT_PRICE_CAPACITY_OPTIMIZED" if spot else "BEST_FIT_PROGRESSIVE",
+            "Type": kind.batch_type,
+            "AllocationStrategy": kind.batch_allocation_strategy,
             "InstanceTypes": [group.instance_type],
             "MinvCpus": 0,
             "MaxvCpus": group.count * group.vcpus_per_node,

@@ -33,6 +33,7 @@ from workloads.results import ResultRecord
 
 from .analysis.advise import candidates
 from .analysis.report import health_of, is_local, report_rows
+from .capacity import of as capacity_kind
 from .reference.peaks import Limits
 from .plan.models import NodeGroupPlan, Plan
 from .spec.workload import Workload
@@ -198,8 +199,9 @@ def job_durations(records: Iterable[ResultRecord]) -> dict[tuple[str, str], floa
 def _fit(workload: Workload, g: NodeGroupPlan) -> str | None:
     nodes, res = workload.nodes_on(g.tier), workload.resources_on(g.tier)
     if nodes > g.max_job_nodes:
-        spot = ", Spot: one node per job" if g.capacity.type == "spot" else ""
-        return f"needs {nodes} nodes; one job here spans at most {g.max_job_nodes}{spot}"
+        kind = capacity_kind(g.capacity.type)
+        single = "" if kind.multi_node else f", {kind.label}: one node per job"
+        return f"needs {nodes} nodes; one job here spans at most {g.max_job_nodes}{single}"
     if res.vcpus and res.vcpus > g.vcpus_per_node:
         return f"needs {res.vcpus} vCPUs a node; {g.instance_type} has {g.vcpus_per_node}"
     if res.memory_mib and res.memory_mib > g.memory_mib_per_node:
@@ -216,7 +218,8 @@ def _wait(g: NodeGroupPlan, state: QueueState | None, nodes: int, duration_s: fl
     if state is None or state.backlog_vcpus is None:
         return None, max_vcpus, ("queue state unknown",)
     notes: list[str] = []
-    if g.capacity.type in ("reservation", "capacity-block") and state.reservation_state not in (None, "active"):
+    kind = capacity_kind(g.capacity.type)
+    if kind.needs_reservation_id and state.reservation_state not in (None, "active"):
         return math.inf, max_vcpus, (f"{g.capacity.type} {g.capacity.reservation_id} is "
                                      f"{state.reservation_state}, not active",)
     wait = state.backlog_vcpus / max_vcpus * duration_s
@@ -224,7 +227,7 @@ def _wait(g: NodeGroupPlan, state: QueueState | None, nodes: int, duration_s: fl
         wait += duration_s
         notes.append(f"{state.reservation_free} free instance(s) in {g.capacity.reservation_id}, the job needs "
                      f"{nodes}: waits for one job")
-    if g.capacity.type == "spot" and state.spot_interruptions:
+    if kind.interruptible and state.spot_interruptions:
         wait += duration_s
         notes.append(f"{state.spot_interruptions} Spot interruption(s) in the queue's recent jobs: one rerun "
                      "expected")

@@ -18,6 +18,7 @@ from cdk_constructs import (
 )
 from cdk_constructs.storage import results_objects_arn, workload_objects_arn
 from cdk_constructs.user_data import node_user_data
+from rackform.capacity import of as capacity_kind
 from rackform.jobs.jobdefs import job_definitions
 from rackform.plan import naming
 from rackform.plan.models import RackPlan
@@ -74,7 +75,8 @@ class RackStack(Stack):
                 user_data=node_user_data(group, lustre_mount),
             )
             # The price travels with the job so its record can say what the run cost; only On-Demand is known here.
-            price = group.on_demand_usd_per_hour if group.capacity.type == "on-demand" else None
+            on_demand = capacity_kind(group.capacity.type).price == "on-demand-snapshot"
+            price = group.on_demand_usd_per_hour if on_demand else None
             BenchmarkJobDefinitions(self, ids["job definitions"], definitions=job_definitions(
                 spec_name, group, image=images[group.tier].image_uri, bucket=results_bucket.bucket_name,
                 job_role_arn=job_role.role.role_arn, workload_role_arn=workload_role.role.role_arn,

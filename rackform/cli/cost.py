@@ -8,6 +8,7 @@ import math
 import sys
 from typing import Any
 
+from ..capacity import of as capacity_kind
 from ..reference.prices import Quote, load_price_file, load_prices, parse_price
 from .common import aws_options, checked_plan
 
@@ -52,7 +53,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             return 2
     overrides.update({k: Quote(v, "--price") for k, v in args.price})
     spot: dict[str, Quote] = {}
-    spot_types = {g.instance_type for g in plan.node_groups() if g.capacity.type == "spot"}
+    spot_types = {g.instance_type for g in plan.node_groups() if capacity_kind(g.capacity.type).price == "spot-live"}
     if args.spot_live and spot_types:
         try:
             spot = spot_prices(ec2_client(plan.region, args.profile, args.endpoint_url), spot_types,

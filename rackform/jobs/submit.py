@@ -25,6 +25,7 @@ from workloads.launch import new_secret
 from workloads.store import AlreadyExists, Refused, ResultStore
 
 from .. import aws
+from ..capacity import of as capacity_kind
 from ..plan import naming
 from ..plan.models import NodeGroupPlan, Plan
 from .jobdefs import BENCHMARK_PARAMETER, job_kind
@@ -144,9 +145,11 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
         b = BENCHMARKS[benchmark]
         n = default_nodes(b, g.max_job_nodes) if nodes is None else nodes
         if not b.min_nodes <= n <= min(b.max_nodes, g.max_job_nodes):
+            offered = capacity_kind(g.capacity.type)
+            single = "" if offered.multi_node else f", on {offered.label}: one per job"
             raise SubmitError(f"--nodes {n} is out of range for {benchmark} on {g.rack}/{g.name}: between "
                               f"{b.min_nodes} and {min(b.max_nodes, g.max_job_nodes)} (the group has {g.count} nodes"
-                              f"{', on Spot: one per job' if g.capacity.type == 'spot' else ''})")
+                              f"{single})")
         name = job_name(run_id, g.rack, g.name, benchmark)
         kind = job_kind(b, n)
         jobdef = naming.job_definition(plan.name, g.rack, g.name, kind)

@@ -29,6 +29,7 @@ from workloads.layout import placement_key, workload_job_key, workload_output_pr
 from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws
+from ..capacity import of as capacity_kind
 from ..plan import naming
 from ..placement import Decision, QueueState
 from ..plan.models import NodeGroupPlan, Plan
@@ -107,7 +108,7 @@ def queue_states(plan: Plan, batch: Any, ec2: Any | None = None,
     for g in groups:
         try:
             backlog = _backlog(batch, g)
-            spot = _spot_interruptions(batch, g) if g.capacity.type == "spot" else None
+            spot = _spot_interruptions(batch, g) if capacity_kind(g.capacity.type).interruptible else None
         except (ClientError, BotoCoreError) as e:
             notes.append(f"queue {g.job_queue} not read ({e}): its backlog is unknown")
             backlog, spot = None, None

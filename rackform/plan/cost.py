@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from ..capacity import of as capacity_kind
 from .models import NodeGroupPlan, Plan
 from ..numbers import usd
 from ..reference.prices import (
@@ -94,23 +95,17 @@ class CostReport:
 
 # --- pricing a plan (pure) -------------------------------------------------------------------------------------
 
-_NO_PUBLIC_PRICE = {
-    "reservation": "a capacity reservation is billed as your agreement says (on-demand rate, Savings Plan or RI)",
-    "capacity-block": "a capacity block is priced per offering when you buy it",
-}
-
-
 def _group_quote(g: NodeGroupPlan, key: str, region: str, book: PriceBook, overrides: Mapping[str, Quote],
                  spot: Mapping[str, Quote]) -> tuple[Quote | None, str]:
     """The price per instance-hour and, where there is none, why."""
     if (quote := overrides.get(key) or overrides.get(g.instance_type)) is not None:
         return quote, ""
-    if g.capacity.type == "on-demand":
+    kind = capacity_kind(g.capacity.type)
+    if kind.price == "on-demand-snapshot":
         return on_demand(book, region, g.instance_type), on_demand_gap(book, region, g.instance_type)
-    if g.capacity.type == "spot":
-        return spot.get(g.instance_type), ("Spot prices move hourly and none was read (--spot-live reads the "
-                                           "current one from EC2)")
-    return None, _NO_PUBLIC_PRICE[g.capacity.type]
+    if kind.price == "spot-live":
+        return spot.get(g.instance_type), kind.no_price_reason
+    return None, kind.no_price_reason
 
 
 def group_line(g: NodeGroupPlan, region: str, book: PriceBook, overrides: Mapping[str, Quote],

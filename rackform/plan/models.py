@@ -10,6 +10,8 @@ import ipaddress
 from typing import Literal
 
 from . import naming, netmath
+from ..capacity import CapacityKind
+from ..capacity import of as capacity_kind
 from ..reference.catalog import Catalog, InstanceType
 from ..spec.base import Frozen
 from ..reference.prices import PriceBook, on_demand
@@ -58,7 +60,7 @@ class QuotaPlan(Frozen):
 
 
 class CapacityPlan(Frozen):
-    type: Literal["on-demand", "spot", "reservation", "capacity-block"]
+    type: CapacityKind
     reservation_id: str | None = None
 
 
@@ -102,7 +104,7 @@ class NodeGroupPlan(Frozen):
     @property
     def max_job_nodes(self) -> int:
         """Nodes one Batch job may span: multi-node parallel jobs cannot run on Spot."""
-        return 1 if self.capacity.type == "spot" else self.count
+        return self.count if capacity_kind(self.capacity.type).multi_node else 1
 
 
 class RackPlan(Frozen):
@@ -221,7 +223,7 @@ def placement_group_of(spec: Spec, rack: str, group: NodeGroup, efa: bool) -> tu
     if choice is not None and choice.name is not None:
         return choice.name, False
     create = (choice.create if choice is not None and choice.create is not None
-              else efa and group.capacity.type in ("on-demand", "spot"))
+              else efa and capacity_kind(group.capacity.type).placement == "cluster-group")
     return (naming.placement_group(spec.name, rack, group.name), True) if create else (None, False)
 
 
@@ -239,8 +241,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
     nics = nic_layout(it, layout)
     efa_count = sum(1 for n in nics if n.is_efa)
     per_node_ips = netmath.ips_per_node(sum(1 for n in nics if n.has_ip))
-    spot = group.capacity.type == "spot"
-    quota = vcpu_quota(it.name, spot=spot)
+    quota = vcpu_quota(it.name, spot=capacity_kind(group.capacity.type).spot_quota)
     quote = on_demand(prices, spec.region, it.name) if prices else None
     placement_group, creates_placement_group = placement_group_of(spec, rack, group, efa)
     return NodeGroupPlan(

@@ -23,6 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from ..aws import paginate
+from ..capacity import of as capacity_kind
+from ..capacity import of_reservation
 from ..reference.catalog import is_zone_id, zone_field
 from ..plan.models import NodeGroupPlan, Plan
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
@@ -36,8 +38,6 @@ T = TypeVar("T")
 DEFAULT_STACK_LIMIT = 2000
 # A reservation that ends this soon still deploys, but leaves little time for a run: warn, do not block.
 END_WARNING = dt.timedelta(hours=24)
-# EC2 terminates Capacity Block instances this long before the block ends.
-CAPACITY_BLOCK_TERMINATION_LEAD = dt.timedelta(minutes=30)
 USABLE_RESERVATION_STATES = ("active", "scheduled")
 
 
@@ -106,16 +106,15 @@ def _groups_text(groups: list[NodeGroupPlan]) -> str:
 def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None]) -> list[Check]:
     by_code: dict[tuple[str | None, str], list[NodeGroupPlan]] = {}
     for g in plan.node_groups():
-        by_code.setdefault((g.quota.code, g.quota.name), []).append(g)
+        if "quota" in capacity_kind(g.capacity.type).preflight:
+            by_code.setdefault((g.quota.code, g.quota.name), []).append(g)
     checks = []
     for (code, quota_name), groups in by_code.items():
         need = sum(g.quota.vcpus for g in groups)
         name = f"vCPU quota {code or '?'} ({quota_name})"
         needed = f"{need:,} vCPUs: {_groups_text(groups)}"
-        if any(g.capacity.type == "capacity-block" for g in groups):
-            # Counted to be safe: ODCRs count against the On-Demand quota (CreateCapacityReservation docs); for
-            # Capacity Blocks AWS does not say.
-            needed += " (capacity blocks counted too; unconfirmed that they use it)"
+        for note in dict.fromkeys(n for g in groups if (n := capacity_kind(g.capacity.type).quota_note)):
+            needed += f" ({note})"
         if code is None:
             checks.append(Check(name, "unknown", "rackform does not know this quota's Service Quotas code", needed,
                                 f"look up '{quota_name}' in the Service Quotas console for {plan.region} and "
@@ -158,16 +157,16 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
         return [Check(name, "blocker", f"not found in {plan.region}", needed,
                       f"check the id and the spec's region (reservations belong to one Region and account): "
                       f"aws ec2 describe-capacity-reservations --region {plan.region}")]
-    actual_kind = "capacity-block" if r.get("ReservationType") == "capacity-block" else "reservation"
+    actual = of_reservation(r.get("ReservationType"))
     state = r["State"]
     out: list[Check] = []
 
     def blocker(found: str, fix: str) -> None:
         out.append(Check(name, "blocker", found, needed, fix))
 
-    if wrong_kind := [g for g in groups if g.capacity.type != actual_kind]:
-        blocker(f"is {'a Capacity Block' if actual_kind == 'capacity-block' else 'an On-Demand Capacity Reservation'}",
-                f"set capacity.type: {actual_kind} on {', '.join(f'{g.rack}/{g.name}' for g in wrong_kind)} (the "
+    if wrong_kind := [g for g in groups if g.capacity.type != actual.kind]:
+        blocker(f"is {actual.label}",
+                f"set capacity.type: {actual.kind} on {', '.join(f'{g.rack}/{g.name}' for g in wrong_kind)} (the "
                 f"launch template differs: Capacity Blocks need market type capacity-block)")
     if state not in USABLE_RESERVATION_STATES:
         blocker(f"state {state}", "use an active or scheduled reservation; instances cannot launch into a "
@@ -184,12 +183,10 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
                 f"set availability_zone: {zone} (every rack shares the AZ), or use a "
                 f"reservation in {plan.availability_zone}")
     # An active ODCR may already hold other instances; a Capacity Block or a scheduled ODCR holds none yet.
-    use_available = state == "active" and actual_kind == "reservation"
+    use_available = state == "active" and actual.counts_available
     have = r["AvailableInstanceCount"] if use_available else r["TotalInstanceCount"]
     if have < count:
-        more = ("aws ec2 modify-capacity-reservation --capacity-reservation-id "
-                f"{rid} --instance-count {r['TotalInstanceCount'] + count - have}"
-                if actual_kind == "reservation" else "buy a Capacity Block with enough instances")
+        more = (actual.add_capacity_hint or "").format(rid=rid, count=r["TotalInstanceCount"] + count - have)
         blocker(f"{have} instances available (running ones, this cluster's included, not counted)" if use_available
                 else f"{have} instances reserved",
                 f"lower count to {have} or add capacity: {more}")
@@ -200,8 +197,8 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
         if end <= now:
             blocker(f"ended {_when(end)}", "use a reservation that has not ended")
         elif end - now < END_WARNING:
-            lead = (f"; instances are terminated at {_when(end - CAPACITY_BLOCK_TERMINATION_LEAD)}"
-                    if actual_kind == "capacity-block" else "")
+            lead = (f"; instances are terminated at {_when(end - actual.termination_lead)}"
+                    if actual.termination_lead is not None else "")
             out.append(Check(name, "warning", f"ends {_when(end)}{lead}", needed,
                              "extend the reservation or expect the nodes to stop within a day"))
     if not out:
@@ -209,7 +206,7 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
         starts = f", starts {_when(start)}" if state == "scheduled" and start else ""
         ends = f", ends {_when(end)}" if end else ", no end date"
         placed = f" (placement group {held_in})" if held_in else ""
-        out.append(Check(name, "ok", f"{actual_kind} {state}, {have} x {r['InstanceType']} in "
+        out.append(Check(name, "ok", f"{actual.kind} {state}, {have} x {r['InstanceType']} in "
                          f"{r['AvailabilityZone']}{placed}{starts}{ends}", needed))
     return out
 
@@ -247,7 +244,7 @@ def check_reservations(plan: Plan, reservations: Mapping[str, dict[str, Any] | A
                        now: dt.datetime) -> list[Check]:
     by_id: dict[str, list[NodeGroupPlan]] = {}
     for g in plan.node_groups():
-        if g.capacity.reservation_id:
+        if "reservation" in capacity_kind(g.capacity.type).preflight and g.capacity.reservation_id:
             by_id.setdefault(g.capacity.reservation_id, []).append(g)
     return [c for rid, groups in by_id.items() for c in _check_reservation(plan, rid, groups, reservations[rid], now)]
 

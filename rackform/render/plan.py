@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workloads.contract import FSX_SCRATCH_DIR
 
+from ..capacity import of as capacity_kind
 from ..plan.models import Plan
 from .text import table
 
@@ -17,7 +18,7 @@ def _nic_summary(g) -> str:
 
 
 def _usd(g) -> str:
-    if g.capacity.type != "on-demand" or g.on_demand_usd_per_hour is None:
+    if capacity_kind(g.capacity.type).price != "on-demand-snapshot" or g.on_demand_usd_per_hour is None:
         return "unknown"  # `rackform cost` takes user-given prices for these
     from ..numbers import usd
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 from pydantic_core import ErrorDetails
 
+from ..capacity import CapacityKind
 from .base import Frozen
 from .files import FileRefused, read_limited
 from .problems import Problem, SpecError, did_you_mean, format_path
@@ -29,7 +30,7 @@ StorageType = Literal["SSD", "HDD"]
 DriveCacheType = Literal["NONE", "READ"]
 Tier = Literal["graviton", "trainium", "gpu", "cpu"]
 TIERS: tuple[str, ...] = get_args(Tier)
-CapacityType = Literal["on-demand", "spot", "reservation", "capacity-block"]
+CapacityType = CapacityKind  # the kinds and what each means: rackform/capacity.py
 ObjectLockMode = Literal["GOVERNANCE", "COMPLIANCE"]
 EfaLayout = Literal["efa", "efa-only"]
 
