@@ -35,6 +35,20 @@ def demo() -> dict[str, Any]:
     return copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    """`rackform ARGV` in-process: (exit code, stdout, stderr). argparse's usage errors and --help exit through
+    SystemExit; its code is the exit code. A traceback, on either stream, is never an answer to a user."""
+    from rackform.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
 def dump(tmp_path: Path, data: Any, name: str = "spec.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False) if not isinstance(data, str) else data)

@@ -18,7 +18,7 @@ from rackform.preflight import checks as preflight
 from rackform.reference import refresh
 from rackform.cli import main
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"  # cluster demo in us-east-1
 REFUSED = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
@@ -42,9 +42,7 @@ def fake_credentials(no_aws_config, monkeypatch):
 
 
 def cli(capsys, *argv) -> tuple[int, str, list[str]]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
+    code, out, err = run_cli(capsys, *argv)
     # warnings about the spec may come first; the failure is the last two lines: what is wrong, what to do
     return code, out, err.splitlines()
 

@@ -34,6 +34,7 @@ from workloads.layout import (
 from workloads.results import HealthCheck, HealthRecord, Metric, ResultRecord
 from workloads.store import KINDS, ResultStore, sha256_b64
 
+from .conftest import run_cli
 from .test_integrity import _Embedded
 from .test_workload_cli import INFERENCE, SPEC, aws  # noqa: F401 (aws: moto with the demo deployed)
 
@@ -43,12 +44,6 @@ T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 CTRL = "\x1b[2J\x1b]0;owned\x07\r\x9b31m\u202e"
 # What may reach a terminal from rackform: line breaks and tabs of its own layout, nothing else of C0/C1/DEL/bidi.
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))  # a traceback would raise out of main and fail the test here
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def forge(aws, key: str, body: bytes, *, checksum: bool = True) -> str:
@@ -119,7 +114,7 @@ def forged(genuine):
 ])
 def test_every_forged_object_is_a_named_problem_and_the_rest_still_reports(forged, capsys, argv, reads,
                                                                            genuine_rows):
-    code, out, err = cli(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 1 and all(row in out for row in genuine_rows), out + err
     for key, says in forged.items():
         if key.split("/")[2] in reads:
@@ -128,7 +123,7 @@ def test_every_forged_object_is_a_named_problem_and_the_rest_still_reports(forge
 
 def test_runs_names_a_key_that_is_no_run(genuine, capsys):
     forge(genuine, "results/not a run!/gpu/h100/gemm/record.json", b"{}")
-    code, out, err = cli(capsys, "runs")
+    code, out, err = run_cli(capsys, "runs")
     assert code == 1 and RUN in out and "1 run unreadable: results/not a run!/: not a run id" in out
 
 
@@ -157,21 +152,21 @@ def test_submit_and_run_name_a_forged_marker_decision_or_claim_and_carry_on(genu
     monkeypatch.setattr(submit_module, "time", type("T", (), {"sleep": staticmethod(lambda s: None)}))
     # a marker where `submit` will look for the job's: not JSON
     marker = forge(genuine, submission_key("b2", "b2-graviton-head-cpu"), b"{not json")
-    code, out, err = cli(capsys, "submit", SPEC, "--rack", "graviton", "--benchmark", "cpu", "--run-id", "b2")
+    code, out, err = run_cli(capsys, "submit", SPEC, "--rack", "graviton", "--benchmark", "cpu", "--run-id", "b2")
     assert code == 1 and f"1 job marker unreadable: {marker}: not JSON" in err
     assert "submitted b2-graviton-cpu-cpu" in err  # the rack's other node group still submits
     # a claim another submit left: not the schema (and one that would make a marker of the wrong kind)
     claim = forge(genuine, claim_key("b3", "b3-graviton-head-cpu", 0), json.dumps({"submission": []}).encode())
-    code, out, err = cli(capsys, "submit", SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", "cpu",
+    code, out, err = run_cli(capsys, "submit", SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", "cpu",
                          "--run-id", "b3")
     assert code == 1 and f"1 submission claim unreadable: {claim}: not a submission claim" in err
     # a decision and a workload marker where `run` will look for them
     placed = forge(genuine, placement_key("b4", "llm-serve"), json.dumps({**decision("b4"), "chosen": None}).encode())
-    code, out, err = cli(capsys, "run", INFERENCE, "--spec", SPEC, "--run-id", "b4", "--no-live")
+    code, out, err = run_cli(capsys, "run", INFERENCE, "--spec", SPEC, "--run-id", "b4", "--no-live")
     assert code == 1 and f"1 placement decision unreadable: {placed}: not a placement decision: chosen" in err
     genuine["store"].put_once(placement_key("b5", "llm-serve"), json.dumps(decision("b5")).encode(), "text/json")
     job = forge(genuine, workload_job_key("b5", "llm-serve"), b"[]", checksum=False)
-    code, out, err = cli(capsys, "run", INFERENCE, "--spec", SPEC, "--run-id", "b5", "--no-live")
+    code, out, err = run_cli(capsys, "run", INFERENCE, "--spec", SPEC, "--run-id", "b5", "--no-live")
     assert code == 1 and f"1 workload job marker tampered: {job}: no SHA-256" in err
 
 
@@ -188,7 +183,7 @@ def test_a_claim_cannot_make_a_marker_of_another_kind(genuine, capsys):
               "rack": "gpu", "node_group": "h100", "tier": "gpu", "nodes": 1}
     claim = forge(genuine, claim_key(RUN, name, latest + 1), json.dumps(
         {"submission": fields, "claimed_by": "x", "claimed_at": "now", "nonce": "n"}).encode())
-    code, _, err = cli(capsys, "submit", SPEC, "--rack", "gpu", "--benchmark", "gemm", "--run-id", RUN)
+    code, _, err = run_cli(capsys, "submit", SPEC, "--rack", "gpu", "--benchmark", "gemm", "--run-id", RUN)
     assert code == 1 and f"1 submission claim unreadable: {claim}: would make {submission_key(RUN, name)}, but " \
         "not a job marker" in err
     assert genuine["store"].read_one(submission_key(RUN, name)) is None  # nothing written from it
@@ -225,7 +220,7 @@ def test_no_command_prints_a_control_character_from_the_bucket(genuine, capsys, 
                 ["submit", SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", "cpu", "--run-id", "b7"],
                 ["submit", SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", "cpu", "--run-id", RUN]]
     for argv in commands:
-        code, out, err = cli(capsys, *argv)
+        code, out, err = run_cli(capsys, *argv)
         assert not CONTROL.search(out + err), (argv, CONTROL.search(out + err), out + err)
         if argv[0] not in ("runs", "advise", "place"):  # these show no failed record's text, and a queue's cluster
             # only when rackform named the queue: the controls are in neither
@@ -315,7 +310,7 @@ def test_a_log_whose_bytes_do_not_match_its_sha256_is_an_error_after_the_text(aw
             return {"ChecksumSHA256": sha256_b64(b"two\n"), "Body": _Generated(4)}
 
     monkeypatch.setattr("rackform.cli.jobs.results_store", lambda args: ResultStore(aws["store"].bucket, Lying()))
-    code, out, err = cli(capsys, "logs", RUN)
+    code, out, err = run_cli(capsys, "logs", RUN)
     assert code == 1 and f"error: log tampered: {key}: SHA-256 mismatch" in err and "not what the job wrote" in err
 
 

@@ -12,17 +12,11 @@ from moto import mock_aws
 
 from rackform.cli import main
 
-from .conftest import EXAMPLE, ROOT, dump
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from .conftest import EXAMPLE, ROOT, dump, run_cli
 
 
 def test_validate_example(capsys):
-    code, out, err = run(capsys, "validate", EXAMPLE)
+    code, out, err = run_cli(capsys, "validate", EXAMPLE)
     # one warning: AWS Batch does not document Capacity Blocks, which the example's trn2 group uses
     assert code == 0 and "valid (3 racks, 4 node groups; 0 errors, 1 warning" in out
     assert err.count("warning:") == 1 and "racks[1].node_groups[0].capacity.type" in err
@@ -30,7 +24,7 @@ def test_validate_example(capsys):
 
 def test_validate_trn2_in_us_east_1a(capsys, tmp_path, demo):
     demo.update(region="us-east-1", availability_zone="us-east-1a")
-    code, out, err = run(capsys, "validate", dump(tmp_path, demo))
+    code, out, err = run_cli(capsys, "validate", dump(tmp_path, demo))
     assert code == 1
     line = next(l for l in err.splitlines() if "racks[1].node_groups[0].instance_type" in l)
     assert "trn2.48xlarge is not offered in us-east-1a" in line and "us-east-2" in line
@@ -40,19 +34,19 @@ def test_validate_trn2_in_us_east_1a(capsys, tmp_path, demo):
 def test_problems_carry_line_numbers(capsys, tmp_path):
     text = EXAMPLE.read_text().replace("count: 4", "count: 0")
     line_no = next(i for i, l in enumerate(text.splitlines(), 1) if "count: 0" in l)
-    code, _, err = run(capsys, "validate", dump(tmp_path, text))
+    code, _, err = run_cli(capsys, "validate", dump(tmp_path, text))
     assert code == 1 and f"spec.yaml:{line_no}: error: racks[1].node_groups[0].count" in err
 
 
 def test_warnings_do_not_fail(capsys, tmp_path, demo):
     demo["racks"][2]["node_groups"][0]["efa"] = False
-    code, out, err = run(capsys, "validate", dump(tmp_path, demo))
+    code, out, err = run_cli(capsys, "validate", dump(tmp_path, demo))
     assert code == 0 and "warning: racks[2].node_groups[0].count" in err and "2 warnings" in out
 
 
 def test_validate_json(capsys, tmp_path, demo):
     demo["storage"]["fsx_lustre"]["storage_capacity_gib"] = 1000
-    code, out, _ = run(capsys, "validate", "--json", dump(tmp_path, demo))
+    code, out, _ = run_cli(capsys, "validate", "--json", dump(tmp_path, demo))
     report = json.loads(out)
     assert code == 1 and report["valid"] is False
     [error] = [p for p in report["problems"] if p["level"] == "error"]
@@ -69,7 +63,7 @@ def test_validate_json(capsys, tmp_path, demo):
     ("\x00\x01binary", "not valid YAML"),
 ])
 def test_garbage_is_refused_without_traceback(capsys, tmp_path, content, fragment):
-    code, out, err = run(capsys, "validate", dump(tmp_path, content))
+    code, out, err = run_cli(capsys, "validate", dump(tmp_path, content))
     assert code == 1 and fragment in err and "Traceback" not in err + out
 
 
@@ -77,19 +71,19 @@ def test_alias_bomb_is_bounded(capsys, tmp_path):
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, "
               f"*a{i-1}]" for i in range(1, 9)]
-    code, _, err = run(capsys, "validate", dump(tmp_path, "\n".join(lines)))
+    code, _, err = run_cli(capsys, "validate", dump(tmp_path, "\n".join(lines)))
     assert code == 1 and "expands to more than" in err
 
 
 def test_missing_file_and_directory(capsys, tmp_path):
-    code, _, err = run(capsys, "validate", tmp_path / "nope.yaml")
+    code, _, err = run_cli(capsys, "validate", tmp_path / "nope.yaml")
     assert code == 1 and "does not exist" in err
-    code, _, err = run(capsys, "validate", tmp_path)
+    code, _, err = run_cli(capsys, "validate", tmp_path)
     assert code == 1 and "is a directory" in err
 
 
 def test_plan_table(capsys):
-    code, out, _ = run(capsys, "plan", EXAMPLE)
+    code, out, _ = run_cli(capsys, "plan", EXAMPLE)
     assert code == 0
     row = next(l for l in out.splitlines() if l.startswith("trn2-train/workers"))
     assert "trn2.48xlarge" in row and "16 efa on 16 cards" in row and "L-2C3B7624" in row
@@ -97,7 +91,7 @@ def test_plan_table(capsys):
 
 
 def test_plan_json_has_the_documented_keys(capsys):
-    code, out, _ = run(capsys, "plan", "--json", EXAMPLE)
+    code, out, _ = run_cli(capsys, "plan", "--json", EXAMPLE)
     plan = json.loads(out)
     group = plan["racks"][1]["node_groups"][0]
     assert code == 0 and {"name", "instance_type", "count", "efa_interfaces", "network_interfaces"} <= set(group)
@@ -106,19 +100,19 @@ def test_plan_json_has_the_documented_keys(capsys):
 
 def test_plan_refuses_an_invalid_spec(capsys, tmp_path, demo):
     demo["racks"][0]["node_groups"][0]["instance_type"] = "c8g.4xlarg"
-    code, out, err = run(capsys, "plan", dump(tmp_path, demo))
+    code, out, err = run_cli(capsys, "plan", dump(tmp_path, demo))
     assert code == 1 and out == "" and "did you mean 'c8g.4xlarge'" in err
 
 
 def test_synth_refuses_an_invalid_spec_and_writes_nothing(capsys, tmp_path, demo):
     demo["racks"][0]["node_groups"][0]["count"] = 0
     out_dir = tmp_path / "out"
-    code, _, err = run(capsys, "synth", dump(tmp_path, demo), "-o", out_dir)
+    code, _, err = run_cli(capsys, "synth", dump(tmp_path, demo), "-o", out_dir)
     assert code == 1 and not out_dir.exists() and "count" in err
 
 
 def test_schema_is_json_schema_with_every_key(capsys):
-    code, out, _ = run(capsys, "schema")
+    code, out, _ = run_cli(capsys, "schema")
     schema = json.loads(out)
     assert code == 0 and set(schema["required"]) == {"name", "region", "availability_zone", "racks"}
     assert "instance_type" in schema["$defs"]["NodeGroup"]["properties"]
@@ -135,12 +129,12 @@ def test_validate_live_reads_the_ec2_api(capsys, tmp_path, demo):
     # moto's EC2 stands in for AWS: the same calls the real API answers, no credentials.
     with mock_aws():
         boto3.setup_default_session(region_name="us-east-2", aws_access_key_id="x", aws_secret_access_key="x")
-        code, out, _ = run(capsys, "validate", "--live", EXAMPLE)
+        code, out, _ = run_cli(capsys, "validate", "--live", EXAMPLE)
         assert code == 0 and "read live" in out
         demo.update(availability_zone="us-east-2a")
         demo["racks"][1]["node_groups"][0]["instance_type"] = "trn1.32xlarge"  # us-east-2c only
         demo["racks"][1]["node_groups"][0]["capacity"] = {"type": "on-demand"}
-        code, _, err = run(capsys, "validate", "--live", dump(tmp_path, demo))
+        code, _, err = run_cli(capsys, "validate", "--live", dump(tmp_path, demo))
         assert code == 1 and "offered in us-east-2c" in err
     boto3.DEFAULT_SESSION = None
 
@@ -150,7 +144,7 @@ def test_validate_live_without_credentials_is_a_clear_error(capsys, monkeypatch)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    code, _, err = run(capsys, "validate", "--live", EXAMPLE)
+    code, _, err = run_cli(capsys, "validate", "--live", EXAMPLE)
     assert code == 1 and "cannot read the EC2 API" in err and "Traceback" not in err
 
 
@@ -161,7 +155,7 @@ def test_module_entry_point_runs_in_a_fresh_process():
 
 
 def test_schema_workload_is_the_workload_files_json_schema(capsys):
-    code, out, _ = run(capsys, "schema", "--workload")
+    code, out, _ = run_cli(capsys, "schema", "--workload")
     schema = json.loads(out)
     assert code == 0 and schema["title"] == "rackform workload"
     assert {"name", "class", "tiers"} <= set(schema["required"])
@@ -189,7 +183,7 @@ def test_aws_errors_are_messages_not_tracebacks(capsys, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    code, _, err = run(capsys, "results", "some-run", "--bucket", "b", "--region", "us-east-1")
+    code, _, err = run_cli(capsys, "results", "some-run", "--bucket", "b", "--region", "us-east-1")
     assert code == 1 and "Traceback" not in err
     assert err.splitlines() == [
         "error: no usable AWS credentials (Unable to locate credentials)",
@@ -199,19 +193,19 @@ def test_aws_errors_are_messages_not_tracebacks(capsys, monkeypatch):
 
 def test_status_without_a_bucket_says_how_to_name_it(capsys, monkeypatch):
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
-    code, _, err = run(capsys, "status", "some-run")
+    code, _, err = run_cli(capsys, "status", "some-run")
     assert code == 1 and "give --bucket (or set RACKFORM_BUCKET)" in err and "invalid" not in err
 
 
 @pytest.mark.parametrize("command", ["results", "status"])
 def test_malformed_run_ids_are_refused_before_any_aws_call(capsys, command):
-    code, _, err = run(capsys, command, "../etc", "--bucket", "b")
+    code, _, err = run_cli(capsys, command, "../etc", "--bucket", "b")
     assert code == 1 and "run id '../etc' must be" in err and "Traceback" not in err
 
 
 def test_submit_typo_is_reported_before_looking_for_the_bucket(capsys, monkeypatch):
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
-    code, _, err = run(capsys, "submit", EXAMPLE, "--rack", "gpux", "--benchmark", "gemm")
+    code, _, err = run_cli(capsys, "submit", EXAMPLE, "--rack", "gpux", "--benchmark", "gemm")
     # the last line is the error; the example's Capacity Block warning comes before it
     assert code == 1 and "no rack 'gpux'" in err and "AWS" not in err.splitlines()[-1]
 

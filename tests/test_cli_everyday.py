@@ -15,7 +15,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from rackform.cli import build_parser, main
+from rackform.cli import build_parser
 from rackform.cli import jobs as cli_jobs
 from rackform.jobs.local import deploy
 from rackform.pipeline import load_plan
@@ -23,7 +23,7 @@ from workloads.results import Metric, ResultRecord
 from workloads.layout import log_key
 from workloads.store import ResultStore
 
-from .conftest import ROOT, dump
+from .conftest import ROOT, dump, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"  # cluster demo, us-east-1: racks graviton (head, cpu), trainium, gpu
 
@@ -34,15 +34,6 @@ REGION = "us-east-1"
 def demo() -> dict:
     return yaml.safe_load(SPEC.read_text())
 T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.timezone.utc)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse: usage errors exit 2, --help 0
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def record(run_id: str, benchmark: str, rack: str, group: str, status: str = "succeeded",
@@ -66,7 +57,7 @@ def aws(monkeypatch):
 
 
 def submit(capsys, run_id: str, rack: str, group: str, benchmark: str) -> dict:
-    code, out, err = run(capsys, "submit", SPEC, "--rack", rack, "--node-group", group, "--benchmark",
+    code, out, err = run_cli(capsys, "submit", SPEC, "--rack", rack, "--node-group", group, "--benchmark",
                          benchmark, "--run-id", run_id, "--json")
     assert code == 0, err
     return json.loads(out)
@@ -103,7 +94,7 @@ def test_validate_json_covers_files_that_do_not_load(capsys, tmp_path, content, 
     path = tmp_path / "spec.yaml"
     if content is not None:
         path.write_text(content)
-    code, out, err = run(capsys, "validate", "--json", path)
+    code, out, err = run_cli(capsys, "validate", "--json", path)
     doc = json.loads(out)
     assert code == 1 and doc["valid"] is False and doc["problems"]
     assert any(fragment.lower() in json.dumps(p).lower() for p in doc["problems"]), doc
@@ -112,7 +103,7 @@ def test_validate_json_covers_files_that_do_not_load(capsys, tmp_path, content, 
 
 
 def test_validate_json_count_zero_is_a_problem_in_json(capsys, tmp_path):
-    code, out, _ = run(capsys, "validate", "--json", dump(tmp_path, SPEC.read_text().replace("count: 1", "count: 0")))
+    code, out, _ = run_cli(capsys, "validate", "--json", dump(tmp_path, SPEC.read_text().replace("count: 1", "count: 0")))
     doc = json.loads(out)
     assert code == 1 and doc["valid"] is False and any(p["path"].endswith(".count") for p in doc["problems"])
 
@@ -129,44 +120,44 @@ def test_every_command_has_json(capsys):
 
 def test_runs_lists_newest_first_with_counts_and_cluster(finished, capsys):
     submit(capsys, "r2", "graviton", "head", "cpu")
-    code, out, _ = run(capsys, "runs", "--json")
+    code, out, _ = run_cli(capsys, "runs", "--json")
     doc = json.loads(out)
     assert code == 0 and [r["run_id"] for r in doc["runs"]] == ["r2", "r1"]
     r1 = doc["runs"][1]
     assert (r1["clusters"], r1["jobs"], r1["succeeded"], r1["failed"], r1["skipped"], r1["pending"]) == \
         (["demo"], 3, 1, 1, 1, 0)
-    code, out, _ = run(capsys, "runs", "--limit", 1)
+    code, out, _ = run_cli(capsys, "runs", "--limit", 1)
     assert code == 0 and "r2" in out and "demo" in out and "1 older runs not shown" in out
 
 
 def test_status_shows_why_jobs_failed_or_were_skipped(finished, capsys):
-    code, out, _ = run(capsys, "status", "r1")
+    code, out, _ = run_cli(capsys, "status", "r1")
     assert code == 1  # a job failed
     assert "fio is not installed (Debian: fio)" in out and "torch: CUDA out of memory" in out
-    doc = json.loads(run(capsys, "status", "r1", "--json")[1])
+    doc = json.loads(run_cli(capsys, "status", "r1", "--json")[1])
     reasons = {j["benchmark"]: j["reason"] for j in doc["jobs"]}
     assert reasons["storage"] == "fio is not installed (Debian: fio)" and reasons["cpu"] is None
     assert doc["done"] is True and doc["timed_out"] is False
 
 
 def test_logs_prints_a_jobs_node_log(finished, capsys):
-    code, out, _ = run(capsys, "logs", "r1", "--benchmark", "storage")
+    code, out, _ = run_cli(capsys, "logs", "r1", "--benchmark", "storage")
     assert code == 0 and out == "storage says hello\n"
-    code, _, err = run(capsys, "logs", "r1")  # three jobs match: which one?
+    code, _, err = run_cli(capsys, "logs", "r1")  # three jobs match: which one?
     assert code == 2 and "3 jobs of run r1 match" in err and "gemm" in err and "Traceback" not in err
-    code, _, err = run(capsys, "logs", "r1", "--benchmark", "cpu", "--node", 3)
+    code, _, err = run_cli(capsys, "logs", "r1", "--benchmark", "cpu", "--node", 3)
     assert code == 1 and "no node log of run r1 matches" in err
 
 
 def test_logs_show_control_characters_instead_of_sending_them(finished, capsys):
     finished.put_log(log_key("r1", "graviton", "head", "cpu", 1), "\x1b]0;owned\x07ok\n")
-    code, out, _ = run(capsys, "logs", "r1", "--benchmark", "cpu", "--node", 1)
+    code, out, _ = run_cli(capsys, "logs", "r1", "--benchmark", "cpu", "--node", 1)
     assert code == 0 and "\x1b" not in out and "\\x1b]0;owned\\x07ok" in out
 
 
 @pytest.mark.parametrize("command", ["status", "results", "logs", "report"])
 def test_a_run_that_does_not_exist_gets_did_you_mean(finished, capsys, command):
-    code, _, err = run(capsys, command, "r11")
+    code, _, err = run_cli(capsys, command, "r11")
     assert code == 1 and "did you mean r1?" in err and "Traceback" not in err
 
 
@@ -209,7 +200,7 @@ def test_wait_times_out_with_elapsed_and_eta(aws, capsys):
 
 def test_status_wait_timeout_exits_4_and_says_how_to_reattach(aws, capsys):
     submit(capsys, "r4", "graviton", "head", "cpu")
-    code, out, err = run(capsys, "status", "r4", "--wait", "--timeout", "0.05", "--interval", "0.01")
+    code, out, err = run_cli(capsys, "status", "r4", "--wait", "--timeout", "0.05", "--interval", "0.01")
     assert code == 4 and "1 job(s) not done" in err and "rackform status r4 --wait" in err
     assert "\r" not in err and "0/1 jobs done" in err and "cpu" in out
 
@@ -221,14 +212,14 @@ def test_ctrl_c_says_the_jobs_keep_running(aws, capsys, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_jobs, "wait_for", interrupted)
-    code, _, err = run(capsys, "status", "r5", "--wait")
+    code, _, err = run_cli(capsys, "status", "r5", "--wait")
     assert code == 130 and "the jobs keep running in AWS Batch; re-attach with `rackform status r5 --wait`" in err
 
 
 @pytest.mark.parametrize("option, value", [("--timeout", "0"), ("--timeout", "soon"), ("--interval", "-1"),
                                            ("--interval", "nan")])
 def test_wait_options_are_checked(capsys, option, value):
-    code, _, err = run(capsys, "status", "r1", "--wait", option, value)
+    code, _, err = run_cli(capsys, "status", "r1", "--wait", option, value)
     assert code == 2 and err.splitlines()[-1].startswith("rackform status: error: argument")
 
 
@@ -250,32 +241,32 @@ def test_every_command_and_option_teaches(capsys):
 
 
 def test_rackform_alone_prints_help(capsys):
-    code, out, _ = run(capsys)
+    code, out, _ = run_cli(capsys)
     assert code == 0 and "the everyday loop:" in out and "validate" in out
 
 
 def test_did_you_mean_for_commands_and_options(capsys):
-    code, _, err = run(capsys, "valdate", SPEC)
+    code, _, err = run_cli(capsys, "valdate", SPEC)
     assert code == 2 and "did you mean 'validate'?" in err
-    code, _, err = run(capsys, "status", "r1", "--wiat")
+    code, _, err = run_cli(capsys, "status", "r1", "--wiat")
     assert code == 2 and err.splitlines()[-1] == "rackform status: error: unrecognized arguments: --wiat (did you " \
         "mean --wait?)"
 
 
 def test_version_and_completion(capsys):
-    code, out, _ = run(capsys, "--version")
+    code, out, _ = run_cli(capsys, "--version")
     assert code == 0 and re.fullmatch(r"rackform \S+\n", out)
-    code, out, _ = run(capsys, "completion", "bash")
+    code, out, _ = run_cli(capsys, "completion", "bash")
     assert code == 0 and "complete -o filenames -F _rackform rackform" in out
     assert re.search(r"status\) opts=\"[^\"]*--wait[^\"]*--timeout", out)
-    assert run(capsys, "completion", "zsh")[1].startswith("autoload -U +X bashcompinit")
+    assert run_cli(capsys, "completion", "zsh")[1].startswith("autoload -U +X bashcompinit")
 
 
 # --- item 10: plan as a diff --------------------------------------------------------------------------------------
 
 def plan_diff(capsys, tmp_path, demo, new) -> dict:
     old = dump(tmp_path, demo, "old.yaml")
-    code, out, err = run(capsys, "plan", dump(tmp_path, new, "new.yaml"), "--against", old, "--json")
+    code, out, err = run_cli(capsys, "plan", dump(tmp_path, new, "new.yaml"), "--against", old, "--json")
     assert code == 0, err
     return json.loads(out)
 
@@ -285,7 +276,7 @@ def stacks(doc: dict) -> dict[str, str]:
 
 
 def test_plan_against_itself_changes_nothing(capsys):
-    code, out, _ = run(capsys, "plan", SPEC, "--against", SPEC)
+    code, out, _ = run_cli(capsys, "plan", SPEC, "--against", SPEC)
     assert code == 0 and "no changes" in out
 
 
@@ -323,7 +314,7 @@ def test_removed_rack_is_a_deleted_stack_and_nothing_else(capsys, tmp_path, demo
 
 def test_plan_against_a_broken_old_spec_names_that_file(capsys, tmp_path, demo):
     old = dump(tmp_path, SPEC.read_text().replace("count: 1", "count: 0"), "old.yaml")
-    code, _, err = run(capsys, "plan", SPEC, "--against", old)
+    code, _, err = run_cli(capsys, "plan", SPEC, "--against", old)
     assert code == 1 and f"{old}: invalid" in err
 
 
@@ -336,7 +327,7 @@ def commands() -> dict[str, argparse.ArgumentParser]:
 
 @pytest.mark.parametrize("command", sorted(commands()))
 def test_every_command_refuses_an_unknown_option_in_one_line(capsys, command):
-    code, out, err = run(capsys, command, "--no-such-option")
+    code, out, err = run_cli(capsys, command, "--no-such-option")
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.splitlines()[-1].startswith(f"rackform {command}: error: ")
 
@@ -349,7 +340,7 @@ SPEC_COMMANDS = ["validate", "plan", "synth", "cost", "preflight"]
 def test_every_spec_command_refuses_a_bad_spec_path(capsys, tmp_path, monkeypatch, command, path):
     monkeypatch.chdir(tmp_path)
     extra = ["--rack", "gpu", "--benchmark", "gemm"] if command == "submit" else []
-    code, out, err = run(capsys, command, path, *extra)
+    code, out, err = run_cli(capsys, command, path, *extra)
     assert code == 1 and "Traceback" not in err
     assert [line for line in err.splitlines() if line.startswith(("error", path))], err
 
@@ -361,8 +352,8 @@ def test_every_spec_command_refuses_a_bad_spec_path(capsys, tmp_path, monkeypatc
 def test_bad_output_paths_fail_before_any_work(capsys, tmp_path, monkeypatch, argv):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # reached only if the path were not checked first
     (tmp_path / "file").write_text("x")
-    code, _, err = run(capsys, *[a.format(file=tmp_path / "file") for a in argv], "--bucket", "b")[:3] \
-        if argv[0] == "report" else run(capsys, *[a.format(file=tmp_path / "file") for a in argv])
+    code, _, err = run_cli(capsys, *[a.format(file=tmp_path / "file") for a in argv], "--bucket", "b")[:3] \
+        if argv[0] == "report" else run_cli(capsys, *[a.format(file=tmp_path / "file") for a in argv])
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and "127.0.0.1" not in err
 
 

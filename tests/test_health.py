@@ -187,8 +187,9 @@ import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from rackform.cli import main  # noqa: E402
 from workloads.store import ResultStore  # noqa: E402
+
+from .conftest import run_cli  # noqa: E402
 
 BUCKET = "health-results"
 
@@ -204,9 +205,7 @@ def store(monkeypatch):
 
 
 def cli(capsys, *argv):
-    code = main([*argv, "--bucket", BUCKET, "--region", "us-east-1"])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv, "--bucket", BUCKET, "--region", "us-east-1")
 
 
 def _job_record(**changes):

@@ -14,7 +14,6 @@ import tracemalloc
 import pytest
 
 from rackform.plan import naming
-from rackform.cli import main
 from rackform.spec.problems import SpecError, errors
 from rackform.spec.models import load_spec_text, parse_spec
 from rackform.validate import validate_spec
@@ -22,16 +21,9 @@ from rackform.spec.yamlsafe import load_yaml
 from workloads.parsers import parse
 from workloads.layout import check_run_id
 
-from .conftest import EXAMPLE, ROOT
+from .conftest import EXAMPLE, ROOT, run_cli
 
 SAMPLES = ROOT / "tests" / "data" / "tool-output"
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def rule_problems(data, catalog, rule: str):
@@ -139,7 +131,7 @@ def test_a_giant_count_in_a_spec_is_one_line_error(capsys, tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(EXAMPLE.read_text().replace("count: 4", "count: " + "9" * 5000, 1))
     assert "count: " + "9" * 5000 in spec.read_text()
-    code, _, err = run(capsys, "validate", spec)
+    code, _, err = run_cli(capsys, "validate", spec)
     assert code == 1 and "count: 99999999999999999999... is a number of 5,000 characters" in err
 
 
@@ -228,7 +220,7 @@ def test_a_mount_path_with_a_newline_never_reaches_user_data(capsys, tmp_path, d
     demo["storage"]["fsx_lustre"]["mount_path"] = "/fsx\n"
     spec = tmp_path / "spec.yaml"
     spec.write_text(json.dumps(demo))
-    code, _, err = run(capsys, "plan", spec)
+    code, _, err = run_cli(capsys, "plan", spec)
     assert code == 1 and "storage.fsx_lustre.mount_path: '/fsx\\n' is not an absolute path" in err
 
 

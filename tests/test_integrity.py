@@ -32,7 +32,7 @@ from workloads.results import Metric, ResultRecord
 from workloads.layout import record_key, submission_key
 from workloads.store import ResultStore, sha256_b64
 
-from .conftest import dump
+from .conftest import dump, run_cli
 
 BUCKET = "rackform-integrity-test"
 REGION = "us-east-1"
@@ -84,9 +84,7 @@ def store(s3):
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, "--bucket", BUCKET, "--region", REGION])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv, "--bucket", BUCKET, "--region", REGION)
 
 
 # --- item 2, reader side: the SHA-256 and the key are verified --------------------------------------------------

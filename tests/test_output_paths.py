@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rackform.cli import main
 from rackform.cli.outputs import OutputError, check_output, write_text
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, run_cli
 
 NOBODY = 65534
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def refused(code: int, err: str, *words: str) -> bool:
@@ -40,7 +33,7 @@ def users_files(directory: Path) -> dict[str, str]:
 
 def test_synth_refuses_a_directory_of_the_users_files(capsys, tmp_path):
     files = users_files(tmp_path / "mine")
-    code, out, err = run(capsys, "synth", EXAMPLE, "-o", tmp_path / "mine")
+    code, out, err = run_cli(capsys, "synth", EXAMPLE, "-o", tmp_path / "mine")
     assert refused(code, err, "not empty and not a previous CDK output", "--force") and out == ""
     assert {p.name: p.read_text() for p in (tmp_path / "mine").iterdir()} == files  # untouched
 
@@ -63,14 +56,14 @@ def test_synth_never_follows_a_symlink_out(capsys, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     files = users_files(elsewhere)
     (tmp_path / "link").symlink_to(elsewhere)
-    code, _, err = run(capsys, "synth", EXAMPLE, "-o", tmp_path / "link", "--force")
+    code, _, err = run_cli(capsys, "synth", EXAMPLE, "-o", tmp_path / "link", "--force")
     assert refused(code, err, "symbolic link")
     out = tmp_path / "out"
     out.mkdir()
     (out / "cdk.out").write_text('{"version":"55.0.0"}')
     (out / "manifest.json").symlink_to(elsewhere / "manifest.json")  # CDK would write the user's file through it
     (out / "tree.json").write_text("{}")
-    code, _, err = run(capsys, "synth", EXAMPLE, "-o", out, "--force")
+    code, _, err = run_cli(capsys, "synth", EXAMPLE, "-o", out, "--force")
     assert refused(code, err, "symbolic links", "manifest.json")
     assert {p.name: p.read_text() for p in elsewhere.iterdir()} == files
 
@@ -97,7 +90,7 @@ def test_unwritable_paths_are_one_line_errors_before_any_work(capsys, tmp_path, 
     (tmp_path / "linkdir").symlink_to(tmp_path / "elsewhere")
     paths = {"file": tmp_path / "f", "dir": tmp_path, "link": tmp_path / "link.csv", "fifo": tmp_path / "fifo",
              "linkdir": tmp_path / "linkdir"}
-    code, out, err = run(capsys, *(str(a).format(**paths) for a in argv))
+    code, out, err = run_cli(capsys, *(str(a).format(**paths) for a in argv))
     assert refused(code, err, *words) and out == ""
     assert (tmp_path / "f").read_text() == "mine\n" and (tmp_path / "target").read_text() == "not yours\n"
     assert list((tmp_path / "elsewhere").iterdir()) == []
@@ -117,7 +110,7 @@ def test_a_read_only_directory_is_refused(capsys, monkeypatch):
         if root:
             os.setresuid(NOBODY, NOBODY, 0)
         try:
-            code, out, err = run(capsys, "report", "r1", "--csv", ro / "r.csv")
+            code, out, err = run_cli(capsys, "report", "r1", "--csv", ro / "r.csv")
         finally:
             if root:
                 os.setresuid(0, 0, 0)

@@ -13,7 +13,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rackform.cli import main
 from rackform.reference.peaks import limits_for
 from rackform.analysis import report as rp
 from rackform.render import html as rh
@@ -22,7 +21,7 @@ from workloads.results import Metric, ResultRecord
 from workloads.layout import log_key
 from workloads.store import ResultStore
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 BUCKET = "rackform-report-test"
 DEMO = ROOT / "examples" / "demo.yaml"  # FSx PERSISTENT_2, 2,400 GiB at 125 MB/s/TiB
@@ -100,9 +99,7 @@ def s3(monkeypatch):
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, "--bucket", BUCKET, "--region", "us-east-1"])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv, "--bucket", BUCKET, "--region", "us-east-1")
 
 
 def rows_by(report_json: dict, benchmark: str, group: str, metric: str) -> dict:
