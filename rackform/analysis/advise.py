@@ -58,7 +58,8 @@ def candidates(rows: Sequence[Row]) -> list[Candidate]:
     for r in rows:
         if r.per_dollar is not None:
             groups.setdefault((r.tier, r.instance_type), []).append(r)
-    found = [Candidate(tier, itype, statistics.median(r.per_dollar for r in rs), rs[0].per_dollar_unit or "", len(rs))
+    found = [Candidate(tier, itype, statistics.median(r.per_dollar for r in rs if r.per_dollar is not None),
+                       rs[0].per_dollar_unit or "", len(rs))
              for (tier, itype), rs in groups.items()]
     return sorted(found, key=lambda c: (-c.per_dollar, c.tier, c.instance_type))
 

@@ -18,8 +18,8 @@ from typing import Any
 from workloads.benchmarks import BENCHMARKS, Headline, Pricing
 from workloads.results import REPEAT_LABEL, ResultRecord
 
-from ..reference.peaks import Limits
 from ..numbers import num
+from ..reference.peaks import Limits
 from ..spec.models import FsxLustre
 from .summary import Figure, figure, headline_key, headlines, metric_key
 
@@ -88,7 +88,7 @@ def bus_limit(node_count: int, tier: str, limits: Limits | None, transport: str 
         if transport == "socket" and limits is not None and limits.efa_interfaces:  # TCP: not what EFA carries
             return Limit(None, "GB/s", "over TCP sockets, not EFA: not held against the EFA line rate",
                          (SOCKET_NOTE,), flag=True)
-        if gbps is None:
+        if limits is None or gbps is None:
             return Limit(None, "GB/s", "network line rate unknown")
         efa = f", {limits.efa_interfaces} EFA" if limits.efa_interfaces else ", no EFA"
         notes = [TWO_NODE_NOTE] if node_count == 2 and tier == "gpu" else []
@@ -134,7 +134,8 @@ def _fsx_or_local(record: ResultRecord, h: Headline, limits: Limits | None, fsx:
     return fsx_limit(fsx)
 
 
-# A Headline's limit kind -> its lookup in rackform/reference/peaks.py (or the plan's FSx). A new kind is one entry here.
+# A Headline's limit kind -> its lookup in rackform/reference/peaks.py (or the plan's FSx). A new kind is one entry
+# here.
 LIMIT_KINDS: dict[str, Callable[[ResultRecord, Headline, Limits | None, FsxLustre | None], Limit]] = {
     "network_line_rate": lambda r, h, lim, fsx: bus_limit(r.node_count, r.tier, lim, r.fabric),
     "peak_tflops": lambda r, h, lim, fsx: gemm_limit(dict(h.labels).get("dtype"), r.tier, lim),
@@ -191,8 +192,9 @@ def per_dollar(record: ResultRecord, value: float, pricing: Pricing, limits: Lim
     notes: list[str] = []
     devices = 1
     if pricing.per_device:
-        if (devices := devices_per_job(record, limits)) is None:
+        if (per_job := devices_per_job(record, limits)) is None:
             return PerDollar(None, unit, f"accelerator count of {record.instance_type} unknown")
+        devices = per_job
         if record.tier in ACCELERATOR_TIERS and not is_local(record):
             notes.append(f"per instance: one device measured x {devices // record.node_count} accelerators, "
                          "assumed to run alike")
@@ -268,14 +270,13 @@ def record_rows(record: ResultRecord, limits: Limits | None, fsx: FsxLustre | No
     """One row per headline the record has; one bare row when it failed. A succeeded record with none of its
     benchmark's headlines is an error row naming what was expected: never left out in silence."""
     healthy, sick = health_of(record)
-    base = dict(run_id=record.run_id, benchmark=record.benchmark, rack=record.rack, node_group=record.node_group,
-                tier=record.tier, instance_type=record.instance_type, node_count=record.node_count,
-                status=record.status, reason=record.reason, local=is_local(record),
-                usd_per_hour=record.price_usd_per_hour, healthy=healthy, transport=transport_of(record),
-                ranks=ranks_of(record))
-    bare = Row(**base, metric=None, metric_key=None, value=None, unit=None, higher_is_better=True, limit=None,
-               limit_unit=None, limit_basis=None, pct_of_limit=None, per_dollar=None, per_dollar_unit=None,
-               per_dollar_basis=None, notes=())
+    bare = Row(run_id=record.run_id, benchmark=record.benchmark, rack=record.rack, node_group=record.node_group,
+               tier=record.tier, instance_type=record.instance_type, node_count=record.node_count,
+               status=record.status, reason=record.reason, local=is_local(record),
+               usd_per_hour=record.price_usd_per_hour, healthy=healthy, transport=transport_of(record),
+               ranks=ranks_of(record), metric=None, metric_key=None, value=None, unit=None, higher_is_better=True,
+               limit=None, limit_unit=None, limit_basis=None, pct_of_limit=None, per_dollar=None,
+               per_dollar_unit=None, per_dollar_basis=None, notes=())
     if record.status != "succeeded":
         return [bare]
     pricing = BENCHMARKS[record.benchmark].priced_by if record.benchmark in BENCHMARKS else None
@@ -287,7 +288,7 @@ def record_rows(record: ResultRecord, limits: Limits | None, fsx: FsxLustre | No
             rows.append(replace(bare, status="failed", reason=f"{h.label}: {h.metric} is {f.value}, a failed "
                                 "measurement"))
             continue
-        rows.append(_row(record, h, f, base, pricing, limits, fsx, sick))
+        rows.append(_row(record, h, f, bare, pricing, limits, fsx, sick))
     if rows:
         return rows
     expected = ", ".join(headline_key(h) for h in headlines(record.benchmark)) or "none declared"
@@ -296,7 +297,7 @@ def record_rows(record: ResultRecord, limits: Limits | None, fsx: FsxLustre | No
                     f"the record (it has {got})")]
 
 
-def _row(record: ResultRecord, h: Headline, f: Figure, base: dict[str, Any], pricing: Pricing | None,
+def _row(record: ResultRecord, h: Headline, f: Figure, bare: Row, pricing: Pricing | None,
          limits: Limits | None, fsx: FsxLustre | None, sick: str | None) -> Row:
     lim = limit_for(record, h, limits, fsx)
     priced = pricing is not None and pricing.headline == h.label
@@ -306,8 +307,8 @@ def _row(record: ResultRecord, h: Headline, f: Figure, base: dict[str, Any], pri
         notes.append(f"node health check failed ({sick}): not a valid figure, left out of plots and advice")
     if f.unstable:
         notes.append(f"unstable: spread across {f.repeats} repeats is {num(f.spread_pct or 0)}%, over 10%")
-    return Row(
-        **base, metric=h.label, metric_key=headline_key(h), value=f.value, unit=f.unit,
+    return replace(
+        bare, metric=h.label, metric_key=headline_key(h), value=f.value, unit=f.unit,
         higher_is_better=higher_is_better(h.metric), limit=lim.value if lim else None,
         limit_unit=lim.unit if lim else None, limit_basis=lim.basis if lim else None,
         pct_of_limit=percent(f.value, lim.value) if lim else None, per_dollar=pd.value if pd else None,
@@ -376,9 +377,11 @@ def compare(current: Sequence[Row], baseline: Sequence[Row], threshold_pct: floa
             note = "one side is a local rehearsal, the other is not: shown, not judged"
         else:
             comparable = True
-        pct = change_pct(row.value, before.value) if before is not None and row.value is not None else None
+        pct = (change_pct(row.value, before.value)
+               if before is not None and before.value is not None and row.value is not None else None)
         if before is not None and pct is None:
             note = "baseline value is 0: no % change"
+        assert row.metric is not None  # a row with a metric key names its metric
         changes.append(Change(*row.group, metric=row.metric, metric_key=row.metric_key, unit=row.unit,
                               baseline=before.value if before else None, current=row.value, change_pct=pct,
                               higher_is_better=row.higher_is_better,
@@ -420,7 +423,7 @@ def busbw_series(records: Iterable[ResultRecord]) -> list[Series]:
         placement = "in-place" if "in-place" in placements else min(placements, default="")
         by_size: dict[int, list[float]] = {}
         for m in rows:
-            if m.labels.get("placement", "") == placement and math.isfinite(m.value):
+            if m.size_bytes is not None and m.labels.get("placement", "") == placement and math.isfinite(m.value):
                 by_size.setdefault(m.size_bytes, []).append(m.value)
         # One point per size: the median over the repeats, as the headline is (a line through every repeat zigzags).
         points = sorted((size, statistics.median(values)) for size, values in by_size.items())
