@@ -127,7 +127,7 @@ RULES: tuple[SpecRule, ...] = (
     Rule(usage_class_supported, "error", "spot/capacity-block is sold for the type",
          "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceTypeInfo.html"),
     Rule(spot_multi_node, "warning", "multi-node groups are not Spot",
-         "https://docs.aws.amazon.com/batch/latest/userguide/multi-node-parallel-jobs.html"),
+         "https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html"),
     Rule(placement_group, "error", "a placement group is named or created, not both",
          "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreatePlacementGroup.html"),
     Rule(capacity_block_batch, "warning", "Capacity Blocks through AWS Batch are not documented by Batch",

@@ -85,5 +85,5 @@ RULES: tuple[SpecRule, ...] = (
     Rule(vpc_cidr_private, "warning", "the VPC CIDR is RFC 1918, clear of special-purpose ranges and Docker's bridge",
          "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html"),
     Rule(vpc_cidr_large_enough, "error", "the VPC holds every address the plan needs",
-         "https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html"),
+         "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSubnet.html"),
 )

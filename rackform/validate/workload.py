@@ -67,7 +67,7 @@ RULES: tuple[WorkloadRule, ...] = (
     Rule(pin_has_image, "error", "a pinned tier has an image", _OWN),
     Rule(not_all_excluded, "error", "exclusions leave a tier, and the pinned tier is not excluded", _OWN),
     Rule(gpus_only_on_gpu, "error", "GPUs are asked only on the gpu tier",
-         "https://docs.aws.amazon.com/batch/latest/userguide/gpu-jobs.html"),
+         "https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html"),
     Rule(environment_names, "error", "environment names are neither AWS Batch's nor rackform's",
          "https://docs.aws.amazon.com/batch/latest/APIReference/API_ContainerProperties.html"),
 )
