@@ -23,6 +23,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rackform.capacity import CapacityKind  # noqa: E402
+from rackform.capacity import of as capacity_kind  # noqa: E402
 from rackform.plan import naming  # noqa: E402
 from rackform.plan.stack_limits import (  # noqa: E402
     MEASUREMENT_PATH,
@@ -56,7 +58,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in heaviest_instance_types(catalog, args.types):
             it = catalog.instance_types[name]
-            kinds = ["on-demand", "capacity-block" if "capacity-block" in it.usage_classes else "reservation"]
+            block = capacity_kind("capacity-block").usage_class in it.usage_classes
+            kinds: list[CapacityKind] = ["on-demand", "capacity-block" if block else "reservation"]
             for capacity in kinds:
                 label = f"{name} {capacity}"
                 (b1, r1), (b2, r2) = (measure(worst_case_spec(catalog, name, n, capacity=capacity),

@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..capacity import CapacityKind
+from ..capacity import of as capacity_kind
 from ..reference.aws_limits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES
 from ..reference.catalog import Catalog
 from .models import container_devices, nic_layout
@@ -55,7 +57,7 @@ PLACEHOLDER_RESERVATION = "cr-0123456789abcdef0"
 
 
 def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
-                    capacity: str = "on-demand") -> dict[str, Any]:
+                    capacity: CapacityKind = "on-demand") -> dict[str, Any]:
     """A spec (plain data) of one rack holding `groups` node groups of `instance_type`, with the longest names and
     an FSx file system (whose mount script goes into every launch template), in a Region and AZ that offer it;
     `capacity` on-demand, reservation or capacity-block (targeting a placeholder reservation id)."""
@@ -63,7 +65,7 @@ def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
                        for r in sorted(catalog.offerings, key=lambda r: (r != "us-east-2", r))
                        if catalog.azs_offering(r, instance_type))
     group: dict[str, Any] = {"instance_type": instance_type, "count": 2}
-    if capacity != "on-demand":
+    if capacity_kind(capacity).needs_reservation_id:
         group["capacity"] = {"type": capacity, "reservation_id": PLACEHOLDER_RESERVATION}
     return {
         "name": "s" * NAME_MAX,
