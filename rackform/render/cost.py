@@ -64,7 +64,7 @@ def _line_json(ln: Line) -> dict[str, Any]:
         out.update(rack=ln.rack, instance_type=ln.instance_type, count=ln.count, capacity=ln.capacity,
                    usd_per_hour_each=ln.usd_per_hour_each)
     out.update(usd_per_hour=ln.usd_per_hour,
-               usd_per_month=round(ln.usd_per_hour * HOURS_PER_MONTH, 6) if known else None,
+               usd_per_month=None if ln.usd_per_hour is None else round(ln.usd_per_hour * HOURS_PER_MONTH, 6),
                price_source=ln.source if known else None, unknown=None if known else ln.source)
     return out
 

@@ -14,16 +14,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..analysis.report import LOCAL_CAVEAT, Report, Row
+from ..numbers import num, usd
 from ..textsafe import visible
 from .problems import bad_object_line
+from .report import (
+    NOT_APPLICABLE,
+    PLACED_HEADER,
+    change_text,
+    health_text,
+    instance_text,
+    limit_text,
+    mark_local_rows,
+    metric_text,
+    pct_chart_data,
+    pct_text,
+    per_dollar_chart_data,
+    per_dollar_text,
+    placed_rows,
+    spread_text,
+    unrecorded_line,
+    value_text,
+    without_unrecorded,
+)
 from .text import without_html_page
-from ..numbers import num, usd
-from .report import (NOT_APPLICABLE, PLACED_HEADER, change_text, instance_text, limit_text, mark_local_rows, metric_text,
-                     pct_chart_data, pct_text, per_dollar_chart_data, per_dollar_text, placed_rows, spread_text,
-                     unrecorded_line, health_text, value_text, without_unrecorded)
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from workloads.results import ResultRecord
+
+    from ..plan.models import Plan
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Values spanning at least this ratio are drawn on a log scale: a linear axis would flatten the small ones to nothing.
@@ -41,10 +62,10 @@ class Context:
     catalog_date: str | None = None
     prices_date: str | None = None
     version: str = ""
-    generated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    generated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
-def context_for(report: Report, plan: Any = None, records: Sequence[Any] = ()) -> Context:
+def context_for(report: Report, plan: Plan | None = None, records: Sequence[ResultRecord] = ()) -> Context:
     """The header's facts: the plan's when given, else what the records say; the data files' own dates."""
     from .. import __version__
     from ..reference.catalog import load_catalog
@@ -71,7 +92,7 @@ def _plain(text: str) -> str:
     return visible(text).replace("$", r"\$")
 
 
-def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list[Any]]:
+def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list[Axes]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -80,7 +101,7 @@ def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tupl
     return fig, list(fig.subplots(nrows, ncols, squeeze=False).flat)
 
 
-def _empty(ax: Any, text: str) -> None:
+def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
 
@@ -121,7 +142,7 @@ def per_dollar_figure(report: Report) -> Figure:
     if not data:
         _empty(axes[0], "no priced workloads in this run")
         return fig
-    for ax, (benchmark, bars) in zip(axes, data.items()):
+    for ax, (benchmark, bars) in zip(axes, data.items(), strict=False):  # the axes left over are deleted above
         known = [b for b in bars if b["value"] is not None]
         unit = bars[0]["unit"]
         ax.set_title(f"{benchmark} ({unit})")  # both from the benchmark's Pricing: never from a record
@@ -187,8 +208,8 @@ def _cells(report: Report, r: Row, index: dict[str, int], mark: bool) -> list[di
     if report.baseline_run_id:
         cells.append(("regression" if change and change.regression else "num", change_text(change)))
     cells.append(("", " ".join(f"[{i}]" for i in sorted(index[n] for n in _row_notes(r)))))
-    return [{"cls": cls + (" unknown" if text in ("unknown", NOT_APPLICABLE) else ""), "text": visible(without_html_page(text))}
-            for cls, text in cells]
+    return [{"cls": cls + (" unknown" if text in ("unknown", NOT_APPLICABLE) else ""),
+             "text": visible(without_html_page(text))} for cls, text in cells]
 
 
 def _row_notes(r: Row) -> tuple[str, ...]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 
-def finite(data: Any) -> Any:
+def finite(data: object) -> object:
     """`data` with every NaN and infinity replaced by None: JSON has no NaN, and `NaN` breaks strict parsers."""
     if isinstance(data, float):
         return data if math.isfinite(data) else None
@@ -18,6 +17,6 @@ def finite(data: Any) -> Any:
     return data
 
 
-def json_text(data: Any) -> str:
+def json_text(data: object) -> str:
     """allow_nan=False is the guard if `finite` ever misses one."""
     return json.dumps(finite(data), indent=2, allow_nan=False)

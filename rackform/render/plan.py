@@ -5,11 +5,11 @@ from __future__ import annotations
 from workloads.contract import FSX_SCRATCH_DIR
 
 from ..capacity import of as capacity_kind
-from ..plan.models import Plan
+from ..plan.models import NodeGroupPlan, Plan
 from .text import table
 
 
-def _nic_summary(g) -> str:
+def _nic_summary(g: NodeGroupPlan) -> str:
     kinds: dict[str, int] = {}
     for n in g.network_interfaces:
         kinds[n.interface_type] = kinds.get(n.interface_type, 0) + 1
@@ -17,7 +17,7 @@ def _nic_summary(g) -> str:
     return ", ".join(f"{v} {k}" for k, v in kinds.items()) + f" on {cards} card{'s' * (cards != 1)}"
 
 
-def _usd(g) -> str:
+def _usd(g: NodeGroupPlan) -> str:
     if capacity_kind(g.capacity.type).price != "on-demand-snapshot" or g.on_demand_usd_per_hour is None:
         return "unknown"  # `rackform cost` takes user-given prices for these
     from ..numbers import usd

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..textsafe import visible
 
+if TYPE_CHECKING:
+    from workloads.store import BadObject
 
-def bad_object_line(p: Any) -> str:
+
+def bad_object_line(p: BadObject) -> str:
     """"record tampered: KEY: why", with anything the object smuggled in made visible."""
     return visible(f"{p.noun} {p.kind}: {p.key}: {p.why}")
 

@@ -8,12 +8,11 @@ import io
 from dataclasses import asdict
 from typing import Any
 
-
 from ..analysis.report import LOCAL_CAVEAT, Change, Report, Row
+from ..numbers import UNKNOWN, num, pct, usd
 from ..textsafe import visible
 from .jsonout import json_text
 from .problems import problem_dicts, problem_lines
-from ..numbers import UNKNOWN, num, pct, usd
 from .text import Styled, red
 
 NOT_APPLICABLE = "n/a"
@@ -206,7 +205,7 @@ def row_dict(report: Report, row: Row) -> dict[str, Any]:
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_cell(value: Any) -> Any:
+def csv_cell(value: object) -> object:
     if value is None:
         return ""
     if isinstance(value, str) and value.startswith(FORMULA_START):

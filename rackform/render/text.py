@@ -75,7 +75,7 @@ def without_html_page(text: str) -> str:
 
 def _numeric(column: Sequence[str], styled: Sequence[bool]) -> bool:
     """Every plain cell is a number (or unknown, n/a, -); a styled cell may say why there is none (a failure)."""
-    figures = [c for c, s in zip(column, styled) if c not in _NOT_A_FIGURE and not s]
+    figures = [c for c, s in zip(column, styled, strict=True) if c not in _NOT_A_FIGURE and not s]
     return bool(figures) and all(_NUMBER.fullmatch(c) for c in figures)
 
 
@@ -92,8 +92,8 @@ def _decimal_aligned(column: list[str]) -> list[str]:
     # Every figure at the same width: rich drops trailing blanks, which would undo the padding. Text that says why
     # there is no figure (a failure) is left to wrap.
     figure = [_NUMBER.fullmatch(c) is not None or c in _NOT_A_FIGURE for c in column]
-    full = max((len(c) for c, f in zip(padded, figure) if f), default=0)
-    return [c.rjust(full) if f else c for c, f in zip(padded, figure)]
+    full = max((len(c) for c, f in zip(padded, figure, strict=True) if f), default=0)
+    return [c.rjust(full) if f else c for c, f in zip(padded, figure, strict=True)]
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = False, width: int | None = None,
@@ -111,10 +111,11 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
     head = [visible(h) for h in header]
     columns = [[r[i] for r in cells] for i in range(len(head))]
     numeric = [_numeric(col, [bool(s[i]) for s in styles]) for i, col in enumerate(columns)]
-    columns = [_decimal_aligned(col) if n else col for col, n in zip(columns, numeric)]
+    columns = [_decimal_aligned(col) if n else col for col, n in zip(columns, numeric, strict=True)]
     natural = [max([len(head[i]), *(len(c) for c in columns[i])]) for i in range(len(head))]
     # What a column cannot go below: its numbers whole (a failure's text in it may wrap), or its longest word.
-    least = [max([len(head[i]), *(len(c) for c, st in zip(columns[i], styles) if not st[i])]) if numeric[i] else
+    least = [max([len(head[i]), *(len(c) for c, st in zip(columns[i], styles, strict=True) if not st[i])])
+             if numeric[i] else
              min(natural[i], MAX_WORD, max((len(w) for c in [head[i], *columns[i]] for w in c.split()), default=1))
              for i in range(len(head))]
     columns = [[c.rjust(least[i]) if len(c) < least[i] else c for c in col] if numeric[i] else col
