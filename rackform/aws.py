@@ -112,6 +112,47 @@ _EXPIRED = ("ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRef
 _REJECTED = ("InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId", "SignatureDoesNotMatch",
              "AuthFailure", "IncompleteSignature")
 _THROTTLED = ("Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown")
+# Services spell denial in many codes (EC2's `UnauthorizedOperation`, `Client.UnauthorizedOperation`, IAM's
+# `AccessDeniedException`...): a code containing one of these words is a denial too.
+_DENIED_WORDS = ("AccessDenied", "Unauthorized", "NotAuthorized")
+
+
+def _response(e: BaseException) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    return dict(e.response) if isinstance(e, ClientError) else {}
+
+
+def error_code(e: BaseException) -> str:
+    """The AWS error code of a failed call ("" when `e` is not an AWS error response)."""
+    return str(_response(e).get("Error", {}).get("Code", ""))
+
+
+def error_message(e: BaseException) -> str:
+    return str(_response(e).get("Error", {}).get("Message", ""))
+
+
+def http_status(e: BaseException) -> int | None:
+    status = _response(e).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
+
+
+def is_throttled(e: BaseException) -> bool:
+    return error_code(e) in _THROTTLED or http_status(e) == 429
+
+
+def is_denied(e: BaseException) -> bool:
+    code = error_code(e)
+    return code in _DENIED or any(word in code for word in _DENIED_WORDS) or http_status(e) == 403
+
+
+def is_retryable(e: BaseException) -> bool:
+    """Worth trying again: throttled, a 5xx, or no answer at all (a connection or botocore failure)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(e, ClientError):
+        return (http_status(e) or 0) >= 500 or is_throttled(e)
+    return isinstance(e, (BotoCoreError, ConnectionError, TimeoutError))
 
 
 def is_aws_error(e: BaseException) -> bool:
@@ -161,7 +202,7 @@ def explained(e: BaseException, target: Target | None = None, *, bucket: str | N
 
 def _client_error(e: Any, where: str, bucket: str | None) -> AwsError:
     err = e.response.get("Error", {})
-    code, text = str(err.get("Code", "")), _short(err.get("Message", ""))
+    code, text = error_code(e), _short(error_message(e))
     op = getattr(e, "operation_name", "") or "an AWS call"
     if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and op in ("HeadBucket",)):
         name = err.get("BucketName") or bucket or "the results bucket"
@@ -174,10 +215,10 @@ def _client_error(e: Any, where: str, bucket: str | None) -> AwsError:
         return AwsError(f"the AWS credentials have expired ({code})", "refresh them: `aws sso login`, or new keys")
     if code in _REJECTED:
         return AwsError(f"AWS rejected the credentials ({code}: {text})", CREDENTIALS_HINT)
-    if code in _DENIED or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+    if is_denied(e):
         return AwsError(f"access denied to {op}{where} ({code}: {text})".replace(" ()", ""),
                         "your identity needs that permission; check --profile, or ask your account's admin")
-    if code in _THROTTLED:
+    if is_throttled(e):
         return AwsError(f"AWS throttled {op} after retries ({code})", "try again in a minute")
     return AwsError(f"AWS {op} failed{where}: {code}: {text}".rstrip(": "),
                     "check the names given, --region and --profile")

@@ -11,9 +11,11 @@ import datetime as dt
 import re
 import types
 import typing
-from typing import Literal, Union, get_args, get_origin
+from typing import Annotated, Literal, Union, get_args, get_origin
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from .contract import MAX_REPEATS, runnable_repeats
 
 RESULTS_PREFIX = "results"
 # What `rackform run` workloads (third-party images, under their own role) may write and read: never results/.
@@ -51,6 +53,104 @@ def health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_ind
 
 
 HEALTH_OBJECT = re.compile(r"health-node-(\d+)\.json")
+
+
+# --- Batch job names and the job markers: the contract between `rackform submit`/`run` and the bucket -----------
+
+# AWS Batch job names: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number
+# (https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html, jobName). A marker's job name is also
+# a local file name (rackform/jobs/local.py), so nothing else may pass.
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def _job_name(name: str) -> str:
+    if not JOB_NAME.fullmatch(name):
+        raise ValueError("not a job name AWS Batch accepts (1-128 letters, digits, '-' or '_')")
+    return name
+
+
+def _repeats(repeats: int | None) -> int | None:
+    if repeats is not None and not runnable_repeats(repeats):
+        raise ValueError(f"not a whole number from 1 to {MAX_REPEATS}")
+    return repeats
+
+
+JobName = Annotated[str, AfterValidator(_job_name)]
+Nodes = Annotated[int, Field(ge=1)]
+
+
+class StoredObject(BaseModel):
+    """An object the operator side keeps in the bucket: hostile input like any record once read back (strict types,
+    no keys rackform never writes)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class BenchmarkJobName(StoredObject):
+    """What names one benchmark job: `<run id>-<rack>-<node group>-<benchmark>` (`str()` of it)."""
+
+    run_id: str
+    rack: str
+    node_group: str
+    benchmark: str
+
+    def __str__(self) -> str:
+        return f"{check_run_id(self.run_id)}-{self.rack}-{self.node_group}-{self.benchmark}"
+
+
+class WorkloadJobName(StoredObject):
+    """What names one workload job: `<run id>-<rack>-<node group>-wl-<workload>` (`str()` of it)."""
+
+    run_id: str
+    rack: str
+    node_group: str
+    workload: str
+
+    def __str__(self) -> str:
+        return f"{check_run_id(self.run_id)}-{self.rack}-{self.node_group}-wl-{self.workload}"
+
+
+class BenchmarkJob(StoredObject):
+    """What `rackform submit` asks Batch for: a claim carries it, the marker (`_jobs/<job name>.json`) adds the job
+    id."""
+
+    job_name: JobName
+    queue: str
+    job_definition: str
+    rack: str
+    node_group: str
+    benchmark: str
+    nodes: Nodes
+    repeats: Annotated[int | None, AfterValidator(_repeats)] = None
+
+    def name_in(self, run_id: str) -> BenchmarkJobName:
+        """The name run `run_id` gives this job: a believable marker's `job_name` is it."""
+        return BenchmarkJobName(run_id=run_id, rack=self.rack, node_group=self.node_group, benchmark=self.benchmark)
+
+
+class BenchmarkMarker(BenchmarkJob):
+    job_id: str
+
+
+class WorkloadJob(StoredObject):
+    """What `rackform run` asks Batch for, for one placed workload (its marker: `_workloads/<workload>.json`)."""
+
+    workload: str
+    job_name: JobName
+    queue: str
+    job_definition: str
+    rack: str
+    node_group: str
+    tier: str
+    nodes: Nodes
+
+    def name_in(self, run_id: str) -> WorkloadJobName:
+        """The name run `run_id` gives this job: a believable marker's `job_name` is it."""
+        return WorkloadJobName(run_id=run_id, rack=self.rack, node_group=self.node_group, workload=self.workload)
+
+
+class WorkloadMarker(WorkloadJob):
+    job_id: str
 
 
 def submission_key(run_id: str, job_name: str) -> str:

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ValidationError
 from .layout import (
     HEALTH_OBJECT,
     RUN_ID,
+    BenchmarkMarker,
+    WorkloadMarker,
     check_run_id,
     claim_key,
     health_key,
@@ -39,8 +41,7 @@ from .layout import (
 from .layout import (
     RESULTS_PREFIX as PREFIX,
 )
-from .objects import JOB_NAME as JOB_NAME  # re-exported for rackform/jobs/local.py's log names
-from .objects import BenchmarkMarker, Claim, Placement, WorkloadMarker
+from .objects import Claim, Placement
 from .results import HealthRecord, ResultRecord
 
 if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
@@ -422,7 +423,7 @@ def _record(key: str, data: object, run_id: str) -> ResultRecord:
 
 def _marker(key: str, data: object, run_id: str) -> Document:
     m = _validated(BenchmarkMarker, data, "job marker")
-    expected = f"{run_id}-{m.rack}-{m.node_group}-{m.benchmark}"
+    expected = str(m.name_in(run_id))
     _filed(key, submission_key(run_id, m.job_name) if m.job_name == expected else None,
            f"it names job {m.job_name!r} of rack {m.rack!r}, node group {m.node_group!r}, benchmark "
            f"{m.benchmark!r} (run {run_id} would name it {expected!r})")
@@ -431,7 +432,7 @@ def _marker(key: str, data: object, run_id: str) -> Document:
 
 def _workload_marker(key: str, data: object, run_id: str) -> Document:
     m = _validated(WorkloadMarker, data, "workload job marker")
-    expected = f"{run_id}-{m.rack}-{m.node_group}-wl-{m.workload}"  # rackform.jobs.workload_jobs names it so
+    expected = str(m.name_in(run_id))
     _filed(key, workload_job_key(run_id, m.workload) if m.job_name == expected else None,
            f"it names job {m.job_name!r} of workload {m.workload!r} on {m.rack!r}/{m.node_group!r} (run {run_id} "
            f"would name it {expected!r})")

@@ -30,7 +30,8 @@ import boto3
 
 from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironment
 from workloads.launch import new_secret
-from workloads.store import JOB_NAME, ResultStore
+from workloads.layout import JOB_NAME, BenchmarkMarker
+from workloads.store import ResultStore
 
 from ..plan.models import Plan
 from ..render.problems import bad_object_line
@@ -277,31 +278,32 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         announce(f"not run: {bad_object_line(problem)}")
     results = []
     for i, sub in enumerate(subs, 1):
+        m = BenchmarkMarker.model_validate(sub)  # the schema the store has just verified it against
         # Anyone may write a marker: it runs only on a definition the plan deployed, on at most the nodes that
         # definition spans (numNodes: the plan's node group; a single-node definition, one).
-        jobdef = deployment.job_definitions.get(sub["job_definition"])
+        jobdef = deployment.job_definitions.get(m.job_definition)
         most = (jobdef.get("nodeProperties") or {}).get("numNodes", 1) if jobdef is not None else 0
-        if sub["nodes"] > most:
-            announce(f"not run: {sub['job_name']}: " + (
-                f"job definition {sub['job_definition']!r} was never deployed" if jobdef is None else
-                f"{sub['nodes']} nodes, but its job definition {sub['job_definition']!r} spans at most {most}"))
+        if m.nodes > most:
+            announce(f"not run: {m.job_name}: " + (
+                f"job definition {m.job_definition!r} was never deployed" if jobdef is None else
+                f"{m.nodes} nodes, but its job definition {m.job_definition!r} spans at most {most}"))
             continue
         # What the job definition tells the container, as the runner will read it, plus this submission's run id.
-        job = JobEnvironment.from_env(_container_env(deployment.job_definitions[sub["job_definition"]])).with_(
+        job = JobEnvironment.from_env(_container_env(deployment.job_definitions[m.job_definition])).with_(
             run_id=run_id, master_port=free_port(), fabric_port=free_port(), launch_secret=new_secret(),
-            **({"repeats": sub["repeats"]} if sub.get("repeats") is not None else {}))
+            **({"repeats": m.repeats} if m.repeats is not None else {}))
         # The job's credentials are its job role's, as Batch gives them: never the operator's.
-        role = job_role_arn(deployment.job_definitions[sub["job_definition"]])
-        base = {**without_credentials(os.environ), **aws.role_env(role, session=sub["job_name"])}
-        work = Path(tempfile.mkdtemp(prefix=f"rackform-{sub['benchmark']}-"))
-        announce(f"[{i}/{len(subs)}] {sub['benchmark']} on {sub['rack']}/{sub['node_group']} "
-                 f"({sub['nodes']} node{'s' * (sub['nodes'] > 1)})")
+        role = job_role_arn(deployment.job_definitions[m.job_definition])
+        base = {**without_credentials(os.environ), **aws.role_env(role, session=m.job_name)}
+        work = Path(tempfile.mkdtemp(prefix=f"rackform-{m.benchmark}-"))
+        announce(f"[{i}/{len(subs)}] {m.benchmark} on {m.rack}/{m.node_group} "
+                 f"({m.nodes} node{'s' * (m.nodes > 1)})")
         started = time.monotonic()
         procs = []
-        for index in range(sub["nodes"]):
-            env = node_environment(base, job, job_id=sub["job_id"], nodes=sub["nodes"], index=index, work_dir=work)
-            log = open(log_path(log_dir, sub["job_name"], index), "w")
-            procs.append((subprocess.Popen([sys.executable, "-m", "workloads.run", sub["benchmark"]], env=env,
+        for index in range(m.nodes):
+            env = node_environment(base, job, job_id=m.job_id, nodes=m.nodes, index=index, work_dir=work)
+            log = open(log_path(log_dir, m.job_name, index), "w")
+            procs.append((subprocess.Popen([sys.executable, "-m", "workloads.run", m.benchmark], env=env,
                                            stdout=log, stderr=subprocess.STDOUT, cwd=_repo_root()), log))
             if index == 0:
                 time.sleep(0.5)  # the main node starts first, as in Batch

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from workloads.contract import JobEnvironment, check_repeats
-from workloads.layout import check_run_id, claim_key, submission_key
+from workloads.layout import BenchmarkJob, BenchmarkJobName, claim_key, submission_key
 from workloads.launch import new_secret
 from workloads.store import AlreadyExists, Refused, ResultStore
 
@@ -64,10 +64,6 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def job_name(run_id: str, rack: str, group: str, benchmark: str) -> str:
-    return f"{check_run_id(run_id)}-{rack}-{group}-{benchmark}"
-
-
 def batch_clients(endpoint_url: str | None, region: str | None, profile: str | None = None):
     return batch_clients_for(aws.Target(region=region, profile=profile, endpoint_url=endpoint_url))
 
@@ -88,22 +84,13 @@ def find_job(lookup: Any, queue: str, name: str) -> str | None:
     return None
 
 
-def _retryable(e: Exception) -> bool:
-    if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return status >= 500 or status == 429 or err.get("Code") in (
-            "TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded")
-    return isinstance(e, (BotoCoreError, ConnectionError, TimeoutError))
-
-
 def submit_once(submitter: Any, lookup: Any, request: dict[str, Any], *, attempts: int = 6,
                 backoff_s: float = 0.2) -> str:
     for attempt in range(attempts):
         try:
             return submitter.submit_job(**request)["jobId"]
         except Exception as e:  # after a reset or 5xx the job may exist now: look before trying again
-            if not _retryable(e) or attempt == attempts - 1:
+            if not aws.is_retryable(e) or attempt == attempts - 1:
                 raise
         time.sleep(backoff_s * 2 ** attempt)
         if (found := find_job(lookup, request["jobQueue"], request["jobName"])) is not None:
@@ -150,7 +137,7 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
             raise SubmitError(f"--nodes {n} is out of range for {benchmark} on {g.rack}/{g.name}: between "
                               f"{b.min_nodes} and {min(b.max_nodes, g.max_job_nodes)} (the group has {g.count} nodes"
                               f"{single})")
-        name = job_name(run_id, g.rack, g.name, benchmark)
+        name = str(BenchmarkJobName(run_id=run_id, rack=g.rack, node_group=g.name, benchmark=benchmark))
         kind = job_kind(b, n)
         jobdef = naming.job_definition(plan.name, g.rack, g.name, kind)
         env = [{"name": JobEnvironment.variable("run_id"), "value": run_id}]
@@ -168,10 +155,10 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
                 {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
         else:
             request["containerOverrides"] = {"environment": env}
-        fields = {"job_name": name, "queue": g.job_queue, "job_definition": jobdef, "rack": g.rack,
-                  "node_group": g.name, "benchmark": benchmark, "nodes": n}
-        if repeats is not None:  # in the marker too: the local executor gives the job what Batch would
-            fields["repeats"] = repeats
+        # repeats in the marker too (when given): the local executor gives the job what Batch would
+        fields = BenchmarkJob(job_name=name, queue=g.job_queue, job_definition=jobdef, rack=g.rack,
+                              node_group=g.name, benchmark=benchmark, nodes=n, repeats=repeats
+                              ).model_dump(exclude_none=True)
         try:
             out.append(submit_exactly_once(store, submitter, lookup, run_id, fields, request))
         except Refused:

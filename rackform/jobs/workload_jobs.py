@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.contract import JobEnvironment
-from workloads.layout import placement_key, workload_job_key, workload_output_prefix
+from workloads.layout import WorkloadJob, WorkloadJobName, placement_key, workload_job_key, workload_output_prefix
 from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws
@@ -197,7 +197,9 @@ def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
 # --- running a workload --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class WorkloadJob:
+class SubmittedWorkload:
+    """A workload's Batch job as `rackform run` submitted (or found) it: its marker, and whether this call made it."""
+
     workload: str
     job_name: str
     job_id: str
@@ -233,7 +235,7 @@ def decide_once(plan: Plan, run_id: str, workload: Workload, store: ResultStore,
 
 
 def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultStore, batch: Any, submitter: Any,
-                 lookup: Any, decide: Callable[[], Decision]) -> tuple[dict[str, Any], WorkloadJob]:
+                 lookup: Any, decide: Callable[[], Decision]) -> tuple[dict[str, Any], SubmittedWorkload]:
     """Place (once per run) and submit (once per run) one workload."""
     from . import submit as sub  # boto3 at import: loaded only when a job is submitted
 
@@ -246,11 +248,11 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
                              f"which spec {plan.name} no longer has; use a new run id")
     marker = workload_job_key(run_id, workload.name)
     if (job := read_verified(store, marker)) is not None:
-        return decision, WorkloadJob(**job, created=False)
+        return decision, SubmittedWorkload(**job, created=False)
     bucket, role, fsx = node_group_settings(batch, plan, group)
     arn = ensure_job_definition(batch, job_definition_request(plan, group, workload, bucket=bucket or store.bucket,
                                                               job_role_arn=role, fsx_mount=fsx))
-    name = f"{run_id}-{group.rack}-{group.name}-wl-{workload.name}"
+    name = str(WorkloadJobName(run_id=run_id, rack=group.rack, node_group=group.name, workload=workload.name))
     # The one place the job's role lets it write (cdk_constructs/jobs.py WorkloadRole), told to the job.
     output = f"s3://{bucket or store.bucket}/{workload_output_prefix(run_id, workload.name)}"
     env = {"environment": [{"name": JobEnvironment.variable("run_id"), "value": run_id},
@@ -264,10 +266,10 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
     else:
         request["containerOverrides"] = env
     # The claim protocol of `rackform submit`: two `run`s of one run id at once still make one job.
-    fields = {"workload": workload.name, "job_name": name, "queue": group.job_queue, "job_definition": arn,
-              "rack": group.rack, "node_group": group.name, "tier": group.tier, "nodes": nodes}
+    fields = WorkloadJob(workload=workload.name, job_name=name, queue=group.job_queue, job_definition=arn,
+                         rack=group.rack, node_group=group.name, tier=group.tier, nodes=nodes).model_dump()
     return decision, sub.submit_exactly_once(store, submitter, lookup, run_id, fields, request, marker=marker,
-                                             made=WorkloadJob)
+                                             made=SubmittedWorkload)
 
 
 # --- reading back --------------------------------------------------------------------------------------------------

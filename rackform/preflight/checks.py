@@ -17,18 +17,21 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from .. import aws
 from ..aws import paginate
 from ..capacity import of as capacity_kind
 from ..capacity import of_reservation
-from ..reference.catalog import is_zone_id, zone_field
 from ..plan.models import NodeGroupPlan, Plan
+
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
 from ..reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
+from ..reference.catalog import is_zone_id, zone_field
+from ..reference.prices import PaginatingClient
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client for the plan's Region
@@ -142,7 +145,7 @@ def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None])
 
 
 def _when(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dict[str, Any] | ApiError | None,
@@ -463,17 +466,33 @@ def check_image_build(plan: Plan, host: BuildHost) -> list[Check]:
 CALL_FAILED = (ClientError, BotoCoreError, ResponseParserError)
 
 
-def _error_code(e: Exception) -> str:
-    return e.response.get("Error", {}).get("Code", "") if isinstance(e, ClientError) else ""
+# The parts of the boto3 clients the `fetch_*` functions call (keyword arguments as boto3 spells them); their
+# answers are AWS's JSON.
+class ServiceQuotasClient(Protocol):
+    def get_service_quota(self, *, ServiceCode: str, QuotaCode: str) -> dict[str, Any]: ...
+    def get_aws_default_service_quota(self, *, ServiceCode: str, QuotaCode: str) -> dict[str, Any]: ...
+
+
+class Ec2Client(PaginatingClient, Protocol):
+    def describe_capacity_reservations(self, *, CapacityReservationIds: list[str]) -> dict[str, Any]: ...
+    def describe_placement_groups(self, *, GroupNames: list[str]) -> dict[str, Any]: ...
+
+
+class S3Client(Protocol):
+    def head_bucket(self, *, Bucket: str) -> dict[str, Any]: ...
+
+
+class CloudFormationClient(PaginatingClient, Protocol):
+    # botocore's client metadata: its `service_model` holds the API's shapes.
+    meta: Any
+
+    def describe_account_limits(self) -> dict[str, Any]: ...
 
 
 def _api_error(action: str, e: Exception) -> ApiError:
     if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        code = str(err.get("Code", "error"))
-        message = f"{code}: {err.get('Message', '')}".rstrip(": ")
-        denied = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403 or any(
-            word in code for word in ("AccessDenied", "Unauthorized", "NotAuthorized"))
+        message = f"{aws.error_code(e) or 'error'}: {aws.error_message(e)}".rstrip(": ")
+        denied = aws.is_denied(e)
     else:
         message, denied = f"{type(e).__name__}: {e}", False
     # Whitespace collapsed and cut short: an endpoint's error can be a whole HTML page.
@@ -487,19 +506,19 @@ def _guarded(action: str, call: Callable[[], T]) -> T | ApiError:
         return _api_error(action, e)
 
 
-def fetch_quota(service_quotas: Any, code: str) -> QuotaValue | ApiError | None:
+def fetch_quota(service_quotas: ServiceQuotasClient, code: str) -> QuotaValue | ApiError | None:
     try:
         return QuotaValue(service_quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"],
                           default=False)
     except CALL_FAILED as e:
         # No applied value (the account never asked for a change): AWS's default is the quota in force.
-        if _error_code(e) != "NoSuchResourceException":
+        if aws.error_code(e) != "NoSuchResourceException":
             return _api_error("servicequotas:GetServiceQuota", e)
     try:
         quota = service_quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]
         return QuotaValue(quota["Value"], default=True)
     except CALL_FAILED as e:
-        if _error_code(e) == "NoSuchResourceException":
+        if aws.error_code(e) == "NoSuchResourceException":
             return None
         return _api_error("servicequotas:GetAWSDefaultServiceQuota", e)
 
@@ -511,24 +530,24 @@ def _describe_one(action: str, not_found: tuple[str, ...], call: Callable[[], li
     try:
         found = call()
     except CALL_FAILED as e:
-        return None if _error_code(e) in not_found else _api_error(action, e)
+        return None if aws.error_code(e) in not_found else _api_error(action, e)
     return found[0] if found else None
 
 
-def fetch_reservation(ec2: Any, rid: str) -> dict[str, Any] | ApiError | None:
+def fetch_reservation(ec2: Ec2Client, rid: str) -> dict[str, Any] | ApiError | None:
     return _describe_one(
         "ec2:DescribeCapacityReservations",
         ("InvalidCapacityReservationId.NotFound", "InvalidCapacityReservationId.Malformed"),
         lambda: ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"])
 
 
-def fetch_placement_group(ec2: Any, name: str) -> dict[str, Any] | ApiError | None:
+def fetch_placement_group(ec2: Ec2Client, name: str) -> dict[str, Any] | ApiError | None:
     return _describe_one(
         "ec2:DescribePlacementGroups", ("InvalidPlacementGroup.Unknown", "InvalidPlacementGroup.NotFound"),
         lambda: ec2.describe_placement_groups(GroupNames=[name])["PlacementGroups"])
 
 
-def fetch_bucket(s3: Any, bucket: str) -> BucketState | ApiError:
+def fetch_bucket(s3: S3Client, bucket: str) -> BucketState | ApiError:
     """HeadBucket: 404 is no bucket, 403 a bucket this account may not read; S3 names the bucket's Region in the
     x-amz-bucket-region header of both answers and of a redirect (301) from another Region's endpoint."""
     try:
@@ -538,7 +557,7 @@ def fetch_bucket(s3: Any, bucket: str) -> BucketState | ApiError:
             return _api_error("s3:ListBucket", e)
         meta = e.response.get("ResponseMetadata", {})
         status, region = meta.get("HTTPStatusCode"), meta.get("HTTPHeaders", {}).get("x-amz-bucket-region")
-        if status == 404 or _error_code(e) in ("404", "NoSuchBucket"):
+        if status == 404 or aws.error_code(e) in ("404", "NoSuchBucket"):
             return BucketState(exists=False, readable=False, region=None)
         if status == 403:
             return BucketState(exists=True, readable=False, region=region)
@@ -550,7 +569,7 @@ def fetch_bucket(s3: Any, bucket: str) -> BucketState | ApiError:
     return BucketState(exists=True, readable=True, region=region)
 
 
-def fetch_offerings(ec2: Any, instance_types: list[str], location_types: tuple[str, ...] = (
+def fetch_offerings(ec2: PaginatingClient, instance_types: list[str], location_types: tuple[str, ...] = (
         "availability-zone", "availability-zone-id")) -> dict[str, tuple[str, ...]]:
     """Instance type -> the AZ names (as this account maps them) and/or the AZ IDs that offer it.
     https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html"""
@@ -563,12 +582,12 @@ def fetch_offerings(ec2: Any, instance_types: list[str], location_types: tuple[s
     return {t: tuple(sorted(z)) for t, z in zones.items()}
 
 
-def fetch_stack_limit(cloudformation: Any) -> int | None:
+def fetch_stack_limit(cloudformation: CloudFormationClient) -> int | None:
     limits = cloudformation.describe_account_limits()["AccountLimits"]
     return next((int(x["Value"]) for x in limits if x["Name"] == "StackLimit"), None)
 
 
-def fetch_stacks(cloudformation: Any) -> tuple[str, ...]:
+def fetch_stacks(cloudformation: CloudFormationClient) -> tuple[str, ...]:
     # Every status but DELETE_COMPLETE counts against the limit; take them from the API model so new ones are in.
     statuses = [s for s in cloudformation.meta.service_model.shape_for("StackStatus").enum if s != "DELETE_COMPLETE"]
     return tuple(s["StackName"] for s in paginate(cloudformation, "list_stacks", "StackSummaries",
