@@ -34,8 +34,8 @@ from workloads.results import ResultRecord
 from .analysis.advise import candidates
 from .analysis.report import health_of, is_local, report_rows
 from .capacity import of as capacity_kind
-from .reference.peaks import Limits
 from .plan.models import NodeGroupPlan, Plan
+from .reference.peaks import Limits
 from .spec.workload import Workload
 
 # Which benchmark stands for a class of work, and so which per-dollar figure ranks the tiers for it:
@@ -74,7 +74,7 @@ class QueueState:
 
 
 @dataclass(frozen=True)
-class Candidate:
+class PlacementCandidate:
     rack: str
     node_group: str
     tier: str
@@ -106,10 +106,10 @@ class Decision:
     benchmark: str
     basis: Literal["measured", "seed order"]
     outcome: Outcome
-    chosen: Candidate | None
-    preferred: Candidate | None  # the best-ranked candidate that could take the job
+    chosen: PlacementCandidate | None
+    preferred: PlacementCandidate | None  # the best-ranked candidate that could take the job
     reason: str
-    candidates: tuple[Candidate, ...] = field(default=())  # ranked; refused ones last
+    candidates: tuple[PlacementCandidate, ...] = field(default=())  # ranked; refused ones last
     ranking: str = ""  # what ranked the candidates: the measured figure, or the seed order
 
     def line(self) -> str:
@@ -120,7 +120,7 @@ class Decision:
         return f"placed {self.workload} ({self.workload_class}) on {self.chosen.where} [{self.chosen.tier}]"
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(c: Candidate | None) -> dict[str, Any] | None:
+        def clean(c: PlacementCandidate | None) -> dict[str, Any] | None:
             if c is None:
                 return None
             d = asdict(c)
@@ -136,19 +136,20 @@ class Decision:
 
 def decision_from_dict(d: dict[str, Any]) -> Decision:
     """A decision as `to_dict` wrote it (the record `rackform run` keeps in S3), to explain it again."""
-    def cand(c: dict[str, Any] | None) -> Candidate | None:
-        if c is None:
-            return None
-        return Candidate(**{**c, "wait_s": math.inf if c["wait_s"] == "never" else c["wait_s"],
-                            "notes": tuple(c["notes"])})
+    def cand(c: dict[str, Any]) -> PlacementCandidate:
+        return PlacementCandidate(**{**c, "wait_s": math.inf if c["wait_s"] == "never" else c["wait_s"],
+                                       "notes": tuple(c["notes"])})
 
     candidates = tuple(cand(c) for c in d["candidates"])
 
-    def same(c: Candidate | None) -> Candidate | None:  # the ranked candidate itself, so `is` finds it
-        return next((x for x in candidates if c and (x.rack, x.node_group) == (c.rack, c.node_group)), c)
+    def same(c: dict[str, Any] | None) -> PlacementCandidate | None:  # the ranked candidate itself, so `is` finds it
+        if c is None:
+            return None
+        found = cand(c)
+        return next((x for x in candidates if (x.rack, x.node_group) == (found.rack, found.node_group)), found)
 
-    return Decision(d["workload"], d["class"], d["benchmark"], d["basis"], d["outcome"], same(cand(d["chosen"])),
-                    same(cand(d["preferred"])), d["reason"], candidates, d.get("ranking", ""))  # type: ignore[arg-type]
+    return Decision(d["workload"], d["class"], d["benchmark"], d["basis"], d["outcome"], same(d["chosen"]),
+                    same(d["preferred"]), d["reason"], candidates, d.get("ranking", ""))
 
 
 def duration_text(seconds: float | None) -> str:
@@ -167,20 +168,20 @@ UNPRICED_NOTE = "measured, but its price is unknown: not ranked by figure"
 
 
 @dataclass(frozen=True)
-class Figure:
+class PerDollarFigure:
     per_dollar: float
     unit: str
     jobs: int
 
 
 def figures(records: Iterable[ResultRecord], benchmark: str,
-            limits_of: Callable[[str], Limits | None]) -> tuple[dict[str, Figure], set[str]]:
+            limits_of: Callable[[str], Limits | None]) -> tuple[dict[str, PerDollarFigure], set[str]]:
     """Per instance type, the median per-dollar figure of the benchmark over healthy priced records; and the
     instance types measured but not priced (shown, never ranked as if free)."""
     rows = [r for r in report_rows([r for r in records if healthy(r) and r.benchmark == benchmark], limits_of)
             if r.priced and r.valid]
     # Ranked as `rackform advise` ranks (the median: a repeated run counts once per job, not by its best try).
-    ranked = {c.instance_type: Figure(c.per_dollar, c.unit, c.jobs) for c in candidates(rows)}
+    ranked = {c.instance_type: PerDollarFigure(c.per_dollar, c.unit, c.jobs) for c in candidates(rows)}
     return ranked, {r.instance_type for r in rows if r.per_dollar is None} - set(ranked)
 
 
@@ -234,8 +235,9 @@ def _wait(g: NodeGroupPlan, state: QueueState | None, nodes: int, duration_s: fl
     return wait, max_vcpus, tuple(notes)
 
 
-def _candidate(workload: Workload, g: NodeGroupPlan, figure: Figure | None, unpriced: bool,
-               state: QueueState | None, duration_s: float, pin: str | None, exclude: Sequence[str]) -> Candidate:
+def _candidate(workload: Workload, g: NodeGroupPlan, figure: PerDollarFigure | None, unpriced: bool,
+               state: QueueState | None, duration_s: float, pin: str | None, exclude: Sequence[str]
+               ) -> PlacementCandidate:
     nodes = workload.nodes_on(g.tier)
     usd = g.on_demand_usd_per_hour * nodes if g.on_demand_usd_per_hour is not None else None
     cost = workload.work / figure.per_dollar if workload.work and figure and figure.per_dollar > 0 else None
@@ -254,7 +256,7 @@ def _candidate(workload: Workload, g: NodeGroupPlan, figure: Figure | None, unpr
                    f"within budget ${workload.budget_usd:g}")
     elif workload.budget_usd is not None and cost is not None and cost > workload.budget_usd:
         refused = f"expected cost ${cost:,.2f} is over the budget ${workload.budget_usd:,.2f}"
-    return Candidate(g.rack, g.name, g.tier, g.instance_type, g.capacity.type, g.job_queue, nodes,
+    return PlacementCandidate(g.rack, g.name, g.tier, g.instance_type, g.capacity.type, g.job_queue, nodes,
                      figure.per_dollar if figure else None, figure.unit if figure else None,
                      figure.jobs if figure else 0, usd, state.backlog_vcpus if state else None, max_vcpus,
                      duration_s, wait, cost, refused, notes)
@@ -276,7 +278,7 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
                         exclude)
              for g in plan.node_groups() if workload.job_for(g.tier) is not None]
 
-    def rank(c: Candidate) -> tuple[Any, ...]:
+    def rank(c: PlacementCandidate) -> tuple[Any, ...]:
         tier_pos = seed.index(c.tier) if c.tier in seed else len(seed)
         return (c.refused is not None, c.per_dollar is None, -(c.per_dollar or 0.0), tier_pos, c.rack, c.node_group)
 
@@ -305,11 +307,11 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
     return Decision(workload.name, cls, benchmark, basis, "spilled", chosen, preferred, why, ranked, how)
 
 
-def _figure(c: Candidate) -> str:
+def _figure(c: PlacementCandidate) -> str:
     return "not measured" if c.per_dollar is None else f"{c.per_dollar:,.4g} {c.per_dollar_unit}"
 
 
-def _backlog(c: Candidate) -> str:
+def _backlog(c: PlacementCandidate) -> str:
     if c.backlog_vcpus is None:
         return "backlog unknown"
     text = f"{c.backlog_vcpus} vCPUs queued for {c.max_vcpus} x {duration_text(c.job_duration_s)} a job"

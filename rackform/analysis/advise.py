@@ -31,7 +31,7 @@ MEANING = {b.name: b.priced_by.meaning for b in BENCHMARKS.values() if b.priced_
 
 
 @dataclass(frozen=True)
-class Candidate:
+class TierCandidate:
     tier: str
     instance_type: str
     per_dollar: float  # median over its priced jobs
@@ -44,31 +44,31 @@ class Advice:
     workload_class: str
     benchmark: str
     unit: str | None
-    winner: Candidate | None
-    runner_up: Candidate | None
+    winner: TierCandidate | None
+    runner_up: TierCandidate | None
     ratio: float | None  # winner / runner-up; None without a runner-up or when the runner-up measured 0
     verdict: str
     evidence: tuple[Row, ...]  # every succeeded job considered, priced or not
     local: bool
 
 
-def candidates(rows: Sequence[Row]) -> list[Candidate]:
+def candidates(rows: Sequence[Row]) -> list[TierCandidate]:
     """Priced rows grouped by (tier, instance type), best median first."""
     groups: dict[tuple[str, str], list[Row]] = {}
     for r in rows:
         if r.per_dollar is not None:
             groups.setdefault((r.tier, r.instance_type), []).append(r)
-    found = [Candidate(tier, itype, statistics.median(r.per_dollar for r in rs if r.per_dollar is not None),
-                       rs[0].per_dollar_unit or "", len(rs))
+    found = [TierCandidate(tier, itype, statistics.median(r.per_dollar for r in rs if r.per_dollar is not None),
+                           rs[0].per_dollar_unit or "", len(rs))
              for (tier, itype), rs in groups.items()]
     return sorted(found, key=lambda c: (-c.per_dollar, c.tier, c.instance_type))
 
 
-def _name(c: Candidate) -> str:
+def _name(c: TierCandidate) -> str:
     return f"{c.tier} ({c.instance_type})"
 
 
-def _value(c: Candidate) -> str:
+def _value(c: TierCandidate) -> str:
     return f"{fmt(c.per_dollar)} {c.unit}"
 
 

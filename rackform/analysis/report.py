@@ -21,7 +21,7 @@ from workloads.results import REPEAT_LABEL, ResultRecord
 from ..numbers import num
 from ..reference.peaks import Limits
 from ..spec.models import FsxLustre
-from .summary import Figure, figure, headline_key, headlines, metric_key
+from .summary import HeadlineFigure, figure, headline_key, headlines, metric_key
 
 LimitsOf = Callable[[str], "Limits | None"]
 
@@ -297,7 +297,7 @@ def record_rows(record: ResultRecord, limits: Limits | None, fsx: FsxLustre | No
                     f"the record (it has {got})")]
 
 
-def _row(record: ResultRecord, h: Headline, f: Figure, bare: Row, pricing: Pricing | None,
+def _row(record: ResultRecord, h: Headline, f: HeadlineFigure, bare: Row, pricing: Pricing | None,
          limits: Limits | None, fsx: FsxLustre | None, sick: str | None) -> Row:
     lim = limit_for(record, h, limits, fsx)
     priced = pricing is not None and pricing.headline == h.label
@@ -327,7 +327,7 @@ def report_rows(records: Iterable[ResultRecord], limits_of: LimitsOf, fsx: FsxLu
 # --- baseline comparison ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Change:
+class ResultChange:
     benchmark: str
     rack: str
     node_group: str
@@ -352,7 +352,7 @@ def is_regression(change: float | None, higher_better: bool, threshold_pct: floa
     return change < -threshold_pct if higher_better else change > threshold_pct
 
 
-def compare(current: Sequence[Row], baseline: Sequence[Row], threshold_pct: float) -> list[Change]:
+def compare(current: Sequence[Row], baseline: Sequence[Row], threshold_pct: float) -> list[ResultChange]:
     """Per (benchmark, rack, node group, metric): the change from the baseline, flagged beyond the threshold in the
     worse direction. A job that succeeded in the baseline and fails now is a regression too."""
     base = {r.key: r for r in baseline if r.metric_key is not None}
@@ -361,7 +361,7 @@ def compare(current: Sequence[Row], baseline: Sequence[Row], threshold_pct: floa
     for row in current:
         if row.metric_key is None:
             if row.status != "succeeded" and row.group in base_ok:
-                changes.append(Change(*row.group, metric="status", metric_key=None, unit=None, baseline=None,
+                changes.append(ResultChange(*row.group, metric="status", metric_key=None, unit=None, baseline=None,
                                       current=None, change_pct=None, higher_is_better=True, regression=True,
                                       note=f"{row.status} now, succeeded in the baseline"))
             continue
@@ -382,7 +382,7 @@ def compare(current: Sequence[Row], baseline: Sequence[Row], threshold_pct: floa
         if before is not None and pct is None:
             note = "baseline value is 0: no % change"
         assert row.metric is not None  # a row with a metric key names its metric
-        changes.append(Change(*row.group, metric=row.metric, metric_key=row.metric_key, unit=row.unit,
+        changes.append(ResultChange(*row.group, metric=row.metric, metric_key=row.metric_key, unit=row.unit,
                               baseline=before.value if before else None, current=row.value, change_pct=pct,
                               higher_is_better=row.higher_is_better,
                               regression=comparable and is_regression(pct, row.higher_is_better, threshold_pct),
@@ -445,7 +445,7 @@ class Report:
     baseline_run_id: str | None
     threshold_pct: float
     rows: tuple[Row, ...]
-    changes: tuple[Change, ...]
+    changes: tuple[ResultChange, ...]
     series: tuple[Series, ...]
     # Objects of the run that are not data (store.BadObject: unreadable or tampered), shown apart from the rows.
     problems: tuple[Any, ...] = ()
@@ -460,10 +460,10 @@ class Report:
         return [r for r in self.rows if r.status == "error"]
 
     @property
-    def regressions(self) -> list[Change]:
+    def regressions(self) -> list[ResultChange]:
         return [c for c in self.changes if c.regression]
 
-    def change_for(self, row: Row) -> Change | None:
+    def change_for(self, row: Row) -> ResultChange | None:
         return next((c for c in self.changes if (c.benchmark, c.rack, c.node_group) == row.group
                      and (c.metric_key == row.metric_key if row.metric_key else c.metric == "status")), None)
 

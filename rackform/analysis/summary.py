@@ -37,7 +37,7 @@ def matches(metric: Metric, h: Headline) -> bool:
 
 
 @dataclass(frozen=True)
-class Figure:
+class HeadlineFigure:
     """One headline over its repeats: the median, and the lowest and highest value."""
 
     value: float
@@ -59,15 +59,15 @@ class Figure:
         return (s := self.spread_pct) is not None and s > UNSTABLE_SPREAD_PCT
 
 
-def figure(record: ResultRecord, h: Headline) -> Figure | None:
+def figure(record: ResultRecord, h: Headline) -> HeadlineFigure | None:
     found = [m for m in record.metrics if matches(m, h)]
     if not found:
         return None
     values = [m.value for m in found]
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
-        return Figure(values[0], values[0], values[0], len(values), found[0].unit, True)
-    return Figure(statistics.median(finite), min(finite), max(finite), len(values), found[0].unit,
+        return HeadlineFigure(values[0], values[0], values[0], len(values), found[0].unit, True)
+    return HeadlineFigure(statistics.median(finite), min(finite), max(finite), len(values), found[0].unit,
                   len(finite) < len(values))
 
 

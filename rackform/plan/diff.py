@@ -84,7 +84,7 @@ Action = Literal["create", "delete", "replace", "update", "unchanged", "fails"]
 
 
 @dataclass(frozen=True)
-class Change:
+class PlanChange:
     sign: Literal["+", "-", "~"]
     what: str  # "rack gpu", "node group gpu/h100", "network", "storage"
     details: tuple[str, ...] = ()  # "count: 2 -> 4"
@@ -99,7 +99,7 @@ class StackEffect:
 
 @dataclass(frozen=True)
 class PlanDiff:
-    changes: tuple[Change, ...]
+    changes: tuple[PlanChange, ...]
     stacks: tuple[StackEffect, ...]
     steps: tuple[str, ...] = ()  # what the user runs, in order; or, first, why it cannot be deployed as written
     deployable: bool = True
@@ -111,13 +111,13 @@ class PlanDiff:
                 "deployable": self.deployable, "steps": list(self.steps)}
 
 
-def _value(v: Any) -> str:
+def _value(v: object) -> str:
     if hasattr(v, "model_dump"):
         v = {k: x for k, x in v.model_dump().items() if x is not None}
     return "none" if v is None else str(v)
 
 
-def _field_changes(old: Any, new: Any, fields: tuple[str, ...]) -> list[str]:
+def _field_changes(old: object, new: object, fields: tuple[str, ...]) -> list[str]:
     return [f"{f}: {_value(getattr(old, f))} -> {_value(getattr(new, f))}" for f in fields
             if getattr(old, f) != getattr(new, f)]
 
@@ -132,7 +132,7 @@ def _fsx_fields(plan: Plan) -> dict[str, Any]:
 
 
 def diff_plans(old: Plan, new: Plan) -> PlanDiff:
-    changes: list[Change] = []
+    changes: list[PlanChange] = []
     effects: dict[str, StackEffect] = {}
 
     def effect(stack: str, action: Action, note: str | None = None) -> None:
@@ -147,7 +147,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     new_stacks = [new.network.stack_name, new.storage.stack_name, *(r.stack_name for r in new.racks)]
     if (old.name, old.region) != (new.name, new.region):
         # Other stack names or another Region: nothing is updated in place.
-        changes.append(Change("~", "cluster", tuple(_field_changes(old, new, ("name", "region")))))
+        changes.append(PlanChange("~", "cluster", tuple(_field_changes(old, new, ("name", "region")))))
         for s in new_stacks:
             effect(s, "create", "new stack")
         for s in old_stacks:
@@ -177,7 +177,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     # --- network: a new VPC or subnet is felt by everything placed in it
     net_changes = _field_changes(old.network, new.network, ("vpc_cidr", "availability_zone", "interface_endpoints"))
     if net_changes:
-        changes.append(Change("~", "network", tuple(net_changes)))
+        changes.append(PlanChange("~", "network", tuple(net_changes)))
     new_vpc = old.network.vpc_cidr != new.network.vpc_cidr
     new_subnets = new_vpc or old.network.availability_zone != new.network.availability_zone
     had_fsx, has_fsx = old.storage.fsx_lustre is not None, new.storage.fsx_lustre is not None
@@ -214,18 +214,18 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     fsx_replaced = False
     if old_fsx != new_fsx:
         if not old_fsx:
-            changes.append(Change("+", "storage: FSx for Lustre"))
+            changes.append(PlanChange("+", "storage: FSx for Lustre"))
             effect(storage, "update", f"FSx file system created; the SSM parameters {params}storage/lustre-* "
                    "written")
             each_rack("launch templates: new versions (user data mounts the file system)")
         elif not new_fsx:
-            changes.append(Change("-", "storage: FSx for Lustre"))
+            changes.append(PlanChange("-", "storage: FSx for Lustre"))
             effect(storage, "update", "FSx file system leaves the template and is retained (not deleted): delete "
                    "it by hand when its data is no longer needed")
             each_rack("launch templates: new versions (no Lustre mount)")
         else:
             changed = [k for k in old_fsx if old_fsx[k] != new_fsx[k]]
-            changes.append(Change("~", "storage: FSx for Lustre", tuple(
+            changes.append(PlanChange("~", "storage: FSx for Lustre", tuple(
                 f"{k}: {_value(old_fsx[k])} -> {_value(new_fsx[k])}" for k in changed)))
             replaced = [k for k in changed if k in FSX_REPLACED_BY]
             if replaced:
@@ -252,7 +252,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
                 ).strip(", ") + ")")
     old_results, new_results = old.storage.results, new.storage.results
     if old_results != new_results:
-        changes.append(Change("~", "storage: results bucket", tuple(
+        changes.append(PlanChange("~", "storage: results bucket", tuple(
             _field_changes(old_results, new_results, ("object_lock", "break_glass_role_arn")))))
         if old_results.object_lock and not new_results.object_lock:
             # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html
@@ -276,11 +276,11 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     old_racks, new_racks = {r.name: r for r in old.racks}, {r.name: r for r in new.racks}
     for name, r in new_racks.items():
         if name not in old_racks:
-            changes.append(Change("+", f"rack {name}", (f"{len(r.node_groups)} node groups",)))
+            changes.append(PlanChange("+", f"rack {name}", (f"{len(r.node_groups)} node groups",)))
             effect(r.stack_name, "create", "new stack")
     for name, r in old_racks.items():
         if name not in new_racks:
-            changes.append(Change("-", f"rack {name}", (f"{len(r.node_groups)} node groups",)))
+            changes.append(PlanChange("-", f"rack {name}", (f"{len(r.node_groups)} node groups",)))
             effect(r.stack_name, "delete", "the stack and every resource in it are deleted (no other stack changes), "
                    "once you delete the stack (see the steps)")
     old_groups, new_groups = _groups(old), _groups(new)
@@ -289,14 +289,15 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
             continue
         stack = new_racks[rack].stack_name
         if (rack, group) not in old_groups:
-            changes.append(Change("+", f"node group {rack}/{group}", (f"{g.count} x {g.instance_type}",)))
+            changes.append(PlanChange("+", f"node group {rack}/{group}", (f"{g.count} x {g.instance_type}",)))
             effect(stack, "update", f"{group}: launch template, compute environment, job queue, job definitions "
                    "created")
             continue
         before = old_groups[(rack, group)]
         fields = [f for f in GROUP_FIELDS if getattr(before, f) != getattr(g, f)]
         if fields:
-            changes.append(Change("~", f"node group {rack}/{group}", tuple(_field_changes(before, g, tuple(fields)))))
+            changes.append(PlanChange("~", f"node group {rack}/{group}",
+                                      tuple(_field_changes(before, g, tuple(fields)))))
             if before.creates_placement_group and g.creates_placement_group and before.placement_group != \
                     g.placement_group:
                 effect(stack, "replace", f"{group}: placement group replaced (Tags)")
@@ -304,7 +305,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
                 effect(stack, "update", f"{group}: {GROUP_EFFECTS[f]}")
     for (rack, group), g in old_groups.items():
         if rack in new_racks and (rack, group) not in new_groups:
-            changes.append(Change("-", f"node group {rack}/{group}", (f"{g.count} x {g.instance_type}",)))
+            changes.append(PlanChange("-", f"node group {rack}/{group}", (f"{g.count} x {g.instance_type}",)))
             effect(new_racks[rack].stack_name, "update", f"{group}: its resources are deleted")
     if refused:
         return PlanDiff(tuple(changes), tuple(effects.values()),

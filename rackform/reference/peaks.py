@@ -27,26 +27,26 @@ class Source(Frozen):
     secondary: bool  # read from a page other than the vendor's own
 
 
-class Figure(Frozen):
+class PeakFigure(Frozen):
     value: float | str | None
     source: str
     note: str | None = None
     unconfirmed: bool = False
 
 
-class TypeFigures(Frozen):
-    bf16_dense_tflops_per_accelerator: Figure | None = None
-    accelerator_memory_gib: Figure | None = None
-    accelerator_memory_bandwidth_gb_s: Figure | None = None
-    intra_node_link: Figure | None = None
-    intra_node_link_gb_s_per_accelerator: Figure | None = None
-    cpu_memory_bandwidth_gb_s: Figure | None = None
+class TypePeaks(Frozen):
+    bf16_dense_tflops_per_accelerator: PeakFigure | None = None
+    accelerator_memory_gib: PeakFigure | None = None
+    accelerator_memory_bandwidth_gb_s: PeakFigure | None = None
+    intra_node_link: PeakFigure | None = None
+    intra_node_link_gb_s_per_accelerator: PeakFigure | None = None
+    cpu_memory_bandwidth_gb_s: PeakFigure | None = None
 
 
 class LimitsData(Frozen):
     about: str
     sources: dict[str, Source]
-    instance_types: dict[str, TypeFigures]
+    instance_types: dict[str, TypePeaks]
 
     @model_validator(mode="after")
     def _sources_exist(self) -> LimitsData:
@@ -111,7 +111,7 @@ def limits_for(instance_type: str, catalog: Catalog | None = None, data: LimitsD
     figures = data.instance_types.get(instance_type)
     if it is None and figures is None:
         return None
-    figures = figures or TypeFigures()
+    figures = figures or TypePeaks()
     values: dict[str, float | str | None] = {}
     sources: dict[str, Source] = {}
     notes: dict[str, str] = {}

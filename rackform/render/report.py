@@ -8,7 +8,7 @@ import io
 from dataclasses import asdict
 from typing import Any
 
-from ..analysis.report import LOCAL_CAVEAT, Change, Report, Row
+from ..analysis.report import LOCAL_CAVEAT, Report, ResultChange, Row
 from ..numbers import UNKNOWN, num, pct, usd
 from ..textsafe import visible
 from .jsonout import json_text
@@ -33,7 +33,7 @@ def per_dollar_text(row: Row) -> str:
     return NOT_APPLICABLE if row.per_dollar_unit is None else num(row.per_dollar)
 
 
-def change_text(change: Change | None) -> str:
+def change_text(change: ResultChange | None) -> str:
     if change is None:
         return ""
     if change.metric == "status":
