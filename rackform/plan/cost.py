@@ -1,8 +1,8 @@
 """`rackform cost SPEC`: what a planned cluster costs per hour and per month, and what nobody can price yet.
 
-Prices come from the dated snapshot in `rackform/reference/data/prices.json` (see `pricing.py`), user-given `--price`s and
-a prices file, and, with `--spot-live`, EC2's current Spot prices. A price that is unknown stays unknown: it is
-shown as such and makes every total that includes it incomplete.
+Prices come from the dated snapshot in `rackform/reference/data/prices.json` (see `pricing.py`), user-given
+`--price`s and a prices file, and, with `--spot-live`, EC2's current Spot prices. A price that is unknown stays
+unknown: it is shown as such and makes every total that includes it incomplete.
 
 JSON contract: each total (`instances_usd_per_hour`, `storage_usd_per_hour`, `network_usd_per_hour`,
 `total_usd_per_hour`, `total_usd_per_month`) is null whenever any part of it is unknown, so no script can mistake
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..capacity import of as capacity_kind
-from .models import NodeGroupPlan, Plan
 from ..numbers import usd
 from ..reference.prices import (
     Ec2RegionPrices,
@@ -32,6 +31,7 @@ from ..reference.prices import (
     on_demand,
     on_demand_gap,
 )
+from .models import NodeGroupPlan, Plan
 
 # AWS's own monthly convention (365 x 24 / 12) in its pricing examples.
 HOURS_PER_MONTH = 730
@@ -112,13 +112,12 @@ def group_line(g: NodeGroupPlan, region: str, book: PriceBook, overrides: Mappin
                spot: Mapping[str, Quote]) -> Line:
     key = f"{g.rack}/{g.name}"
     quote, why = _group_quote(g, key, region, book, overrides, spot)
-    common = dict(category="instances", name=key, rack=g.rack, instance_type=g.instance_type, count=g.count,
-                  capacity=g.capacity.type)
+    common = Line(category="instances", name=key, usd_per_hour=None, source="", rack=g.rack,
+                  instance_type=g.instance_type, count=g.count, capacity=g.capacity.type)
     if quote is None:
-        return Line(usd_per_hour=None, source=f"{why}; give --price {g.instance_type}=USD_PER_HOUR "
-                    f"(or {key}=USD_PER_HOUR)", **common)
-    return Line(usd_per_hour=round(quote.usd * g.count, 6), usd_per_hour_each=quote.usd, source=quote.source,
-                **common)
+        return replace(common, source=f"{why}; give --price {g.instance_type}=USD_PER_HOUR (or {key}=USD_PER_HOUR)")
+    return replace(common, usd_per_hour=round(quote.usd * g.count, 6), usd_per_hour_each=quote.usd,
+                   source=quote.source)
 
 
 def _provenance(secondary: bool, page_date: str) -> str:

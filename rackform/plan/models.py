@@ -9,14 +9,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from . import naming, netmath
 from ..capacity import CapacityKind
 from ..capacity import of as capacity_kind
-from ..reference.catalog import Catalog, InstanceType
-from ..spec.base import Frozen
-from ..reference.prices import PriceBook, on_demand
 from ..reference.aws_limits import vcpu_quota
+from ..reference.catalog import Catalog, InstanceType
+from ..reference.prices import PriceBook, on_demand
+from ..spec.base import Frozen
 from ..spec.models import EfaLayout, FsxLustre, NodeGroup, Results, Spec, Tier
+from . import naming, netmath
 
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
 # job logs); everything else goes out through NAT.

@@ -51,4 +51,4 @@ def private_subnet_prefix(vpc_cidr: str) -> int:
 
 
 def usable_ips(prefix: int) -> int:
-    return 2 ** (32 - prefix) - RESERVED_IPS_PER_SUBNET
+    return (1 << (32 - prefix)) - RESERVED_IPS_PER_SUBNET
