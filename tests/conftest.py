@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from rackform.reference.catalog import load_catalog
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
+
+    from rackform.plan.models import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "trn2-capacity-block.yaml"
@@ -18,15 +26,47 @@ def catalog():
     return load_catalog()
 
 
-@pytest.fixture(scope="session")
-def demo_assembly(tmp_path_factory) -> Path:
-    """examples/demo.yaml synthesized once per session: the embedded AWS takes its job roles' policies from it."""
-    from rackform.cli import checked_plan
+@dataclass
+class Synth:
+    """A plan's app, synthesized: each stack's template as CDK's assertions read it and as written to disk."""
+    plan: Plan
+    templates: dict[str, Template]  # by stack name
+    raw: dict[str, dict[str, Any]]  # by stack name, as written to the cloud assembly
+    template_paths: dict[str, Path]
+    termination_protection: dict[str, bool]
+
+
+def synth(plan: Plan, outdir: Path, *, cdk_validation: bool = False) -> Synth:
+    from aws_cdk import Stack
+    from aws_cdk.assertions import Template
+
     from stacks import build_app
 
-    out = tmp_path_factory.mktemp("demo-assembly")
-    build_app(checked_plan(str(ROOT / "examples" / "demo.yaml")), outdir=str(out)).synth()
-    return out
+    app = build_app(plan, outdir=str(outdir), cdk_validation=cdk_validation)
+    artifacts = {a.stack_name: a for a in app.synth().stacks}
+    stacks = {c.stack_name: c for c in app.node.children if isinstance(c, Stack)}
+    assert set(stacks) == set(artifacts)
+    return Synth(
+        plan=plan,
+        templates={name: Template.from_stack(stack) for name, stack in stacks.items()},
+        raw={name: a.template for name, a in artifacts.items()},
+        template_paths={name: Path(a.template_full_path) for name, a in artifacts.items()},
+        termination_protection={name: stack.termination_protection for name, stack in stacks.items()},
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_synth(tmp_path_factory) -> Synth:
+    """examples/demo.yaml synthesized once per session, for every test that reads its templates or assembly."""
+    from rackform.cli import checked_plan
+
+    return synth(checked_plan(str(ROOT / "examples" / "demo.yaml")), tmp_path_factory.mktemp("demo-assembly"))
+
+
+@pytest.fixture(scope="session")
+def demo_assembly(demo_synth: Synth) -> Path:
+    """The demo's cloud assembly: the embedded AWS takes its job roles' policies from it."""
+    return next(iter(demo_synth.template_paths.values())).parent
 
 
 @pytest.fixture
@@ -47,6 +87,29 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     return code, out, err
+
+
+@contextmanager
+def moto_aws(monkeypatch: pytest.MonkeyPatch, region: str) -> Iterator[None]:
+    """moto, the embedded AWS, in REGION under fake credentials; its Batch keeps jobs without starting containers."""
+    from moto import mock_aws
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": region}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        yield
+
+
+def deploy_to_moto(plan: Plan, monkeypatch: pytest.MonkeyPatch, *, s3: Any, batch: Any) -> str:
+    """PLAN's bucket, Batch queues, job definitions and roles in moto; RACKFORM_BUCKET names the bucket, as after
+    a real deploy. Returns the bucket."""
+    import boto3
+
+    from rackform.jobs.local import deploy
+
+    bucket = deploy(plan, s3=s3, batch=batch, iam=boto3.client("iam", region_name=s3.meta.region_name)).bucket
+    monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+    return bucket
 
 
 def dump(tmp_path: Path, data: Any, name: str = "spec.yaml") -> Path:

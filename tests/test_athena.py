@@ -6,28 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import Stack
-from aws_cdk.assertions import Template
 
-from rackform.reference.catalog import load_catalog
-from rackform.plan.models import build_plan
-from rackform.spec.models import load_spec
-from stacks import build_app
 from workloads.benchmarks import BENCHMARKS
 from workloads.results import ResultRecord
 
-from .conftest import ROOT
 
 PARTITIONS = ["run_id", "rack", "node_group", "benchmark"]
 
 
 @pytest.fixture(scope="module")
-def storage(tmp_path_factory) -> tuple[str, dict[str, Any]]:
-    spec, _ = load_spec(ROOT / "examples" / "demo.yaml")
-    plan = build_plan(spec, load_catalog())
-    app = build_app(plan, outdir=str(tmp_path_factory.mktemp("athena")))
-    (stack,) = [c for c in app.node.children if isinstance(c, Stack) and c.stack_name == plan.storage.stack_name]
-    return plan.storage.stack_name, Template.from_stack(stack).to_json()
+def storage(demo_synth) -> tuple[str, dict[str, Any]]:
+    name = demo_synth.plan.storage.stack_name
+    return name, demo_synth.templates[name].to_json()
 
 
 def only(template: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:

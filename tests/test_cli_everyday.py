@@ -13,7 +13,6 @@ import re
 import boto3
 import pytest
 import yaml
-from moto import mock_aws
 
 from rackform.cli import build_parser
 from rackform.cli import jobs as cli_jobs
@@ -23,7 +22,7 @@ from workloads.results import Metric, ResultRecord
 from workloads.layout import log_key
 from workloads.store import ResultStore
 
-from .conftest import ROOT, dump, run_cli
+from .conftest import ROOT, deploy_to_moto, dump, moto_aws, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"  # cluster demo, us-east-1: racks graviton (head, cpu), trainium, gpu
 
@@ -46,13 +45,10 @@ def record(run_id: str, benchmark: str, rack: str, group: str, status: str = "su
 
 @pytest.fixture
 def aws(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    with moto_aws(monkeypatch, REGION):
         s3 = boto3.client("s3", region_name=REGION)
-        bucket = deploy(load_plan(str(SPEC)), s3=s3, batch=boto3.client("batch", region_name=REGION),
-                        iam=boto3.client("iam", region_name=REGION)).bucket
-        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+        bucket = deploy_to_moto(load_plan(str(SPEC)), monkeypatch, s3=s3,
+                                batch=boto3.client("batch", region_name=REGION))
         yield ResultStore(bucket, s3)
 
 

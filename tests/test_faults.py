@@ -22,7 +22,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
-from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 import rackform.jobs.submit as submit_module
@@ -35,7 +34,7 @@ from workloads.layout import log_key, record_key
 from workloads.results import Metric, ResultRecord
 from workloads.store import RETRY_CONFIG, AlreadyExists, ResultStore
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, moto_aws
 
 REGION = "us-east-2"
 FAULT_RATE = 0.3
@@ -120,9 +119,7 @@ def inject(monkeypatch, faults: Faults) -> None:
 
 @pytest.fixture
 def aws(monkeypatch) -> Iterator[None]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    with moto_aws(monkeypatch, REGION):
         yield
 
 

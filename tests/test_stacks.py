@@ -10,13 +10,12 @@ on its own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cfnlint.api
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
 
 from cdk_constructs.jobs import WORKLOAD_ROLE_PATH
@@ -38,9 +37,10 @@ from rackform.plan.stack_limits import (
 from rackform.reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES
 from rackform.validate import validate_spec
 from workloads.layout import RESULTS_PREFIX
-from stacks import NetworkStack, build_app
+from stacks import NetworkStack
 
 from .cdk_validation import validation_findings
+from .conftest import Synth, synth
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_TEMPLATE = "AWS::EC2::LaunchTemplate"
@@ -49,29 +49,6 @@ JOB_QUEUE = "AWS::Batch::JobQueue"
 PLACEMENT_GROUP = "AWS::EC2::PlacementGroup"
 # cfn-lint warnings we accept, with the reason; anything else fails the lint test.
 ACCEPTED_LINT_WARNINGS = {"W3010": "the AZ is hardcoded on purpose: EFA and placement groups live in one AZ"}
-
-
-@dataclass
-class Synth:
-    plan: Plan
-    templates: dict[str, Template]  # by stack name
-    raw: dict[str, dict[str, Any]]  # by stack name, as written to the cloud assembly
-    template_paths: dict[str, Path]
-    termination_protection: dict[str, bool]
-
-
-def synth(plan: Plan, outdir: Path, *, cdk_validation: bool = False) -> Synth:
-    app = build_app(plan, outdir=str(outdir), cdk_validation=cdk_validation)
-    artifacts = {a.stack_name: a for a in app.synth().stacks}
-    stacks = {c.stack_name: c for c in app.node.children if isinstance(c, Stack)}
-    assert set(stacks) == set(artifacts)
-    return Synth(
-        plan=plan,
-        templates={name: Template.from_stack(stack) for name, stack in stacks.items()},
-        raw={name: a.template for name, a in artifacts.items()},
-        template_paths={name: Path(a.template_full_path) for name, a in artifacts.items()},
-        termination_protection={name: stack.termination_protection for name, stack in stacks.items()},
-    )
 
 
 def plan_of(spec: Spec) -> Plan:

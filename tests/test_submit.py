@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from rackform.reference.catalog import load_catalog
 from rackform.cli import main
 from rackform.plan.models import build_plan
 from rackform.spec.models import load_spec
-from rackform.jobs.local import deploy
 from workloads.store import ResultStore
 from rackform.jobs.submit import SubmitError, batch_clients, run_state, submit
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, deploy_to_moto, moto_aws
 
 REGION = "us-east-2"
 
@@ -26,16 +24,13 @@ def plan():
 
 @pytest.fixture
 def aws(plan, monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    with moto_aws(monkeypatch, REGION):
         s3, batch = boto3.client("s3", region_name=REGION), boto3.client("batch", region_name=REGION)
         # moto keeps but does not return a multi-node definition's nodeProperties: record what was registered.
         registered: dict[str, dict] = {}
         batch.meta.events.register("provide-client-params.batch.RegisterJobDefinition",
                                    lambda params, **_: registered.__setitem__(params["jobDefinitionName"], params))
-        bucket = deploy(plan, s3=s3, batch=batch, iam=boto3.client("iam", region_name=REGION)).bucket
-        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+        bucket = deploy_to_moto(plan, monkeypatch, s3=s3, batch=batch)
         yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3), "registered": registered}
 
 

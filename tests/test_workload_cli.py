@@ -8,15 +8,16 @@ import re
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.batch.models import batch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from rackform.cli import main
-from rackform.jobs.local import deploy, hold_runnable
+from rackform.jobs.local import hold_runnable
 from rackform.jobs.workload_jobs import placement_key, read_verified, workload_job_key
 from rackform.pipeline import load_plan
 from workloads.store import ResultStore
+
+from .conftest import deploy_to_moto, moto_aws
 
 SPEC = "examples/demo.yaml"
 REGION = "us-east-1"
@@ -26,12 +27,9 @@ TRN_QUEUE = "demo-trainium-workers-queue"
 
 @pytest.fixture
 def aws(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    with moto_aws(monkeypatch, REGION):
         s3, batch = boto3.client("s3", region_name=REGION), boto3.client("batch", region_name=REGION)
-        bucket = deploy(load_plan(SPEC), s3=s3, batch=batch, iam=boto3.client("iam", region_name=REGION)).bucket
-        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+        bucket = deploy_to_moto(load_plan(SPEC), monkeypatch, s3=s3, batch=batch)
         yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3)}
 
 

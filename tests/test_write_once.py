@@ -17,7 +17,6 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from cdk_constructs import WORKLOAD_ROLE_PATH, NodeInstanceRole, ResultsBucket
 from rackform.reference.catalog import load_catalog
@@ -31,10 +30,9 @@ from rackform.validate import validate_spec
 from workloads import run as runner
 from workloads import store as store_module
 from workloads.benchmarks import Benchmark, Step
-from rackform.jobs.local import deploy
 from workloads.store import ResultStore
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, deploy_to_moto, moto_aws
 
 REGION = "us-east-2"
 # Every S3 operation that creates an object or part of one: only the first is allowed under results/.
@@ -155,14 +153,10 @@ def wire(monkeypatch):
 
     monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
                         [*botocore.handlers.BUILTIN_HANDLERS, ("request-created.s3", record)])
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    with moto_aws(monkeypatch, REGION):
         plan = build_plan(load_spec(EXAMPLE)[0], load_catalog())
-        bucket = deploy(plan, s3=boto3.client("s3", region_name=REGION),
-                        batch=boto3.client("batch", region_name=REGION),
-                        iam=boto3.client("iam", region_name=REGION)).bucket
-        monkeypatch.setenv("RACKFORM_BUCKET", bucket)
+        bucket = deploy_to_moto(plan, monkeypatch, s3=boto3.client("s3", region_name=REGION),
+                                batch=boto3.client("batch", region_name=REGION))
         sent.clear()
         yield bucket, sent
 
