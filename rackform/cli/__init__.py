@@ -16,11 +16,11 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from .. import __version__
-from ..spec.problems import SpecError
 from ..render.text import table
+from ..spec.problems import SpecError
 from ..textsafe import visible
 from . import cost, health, jobs, placement, preflight, reports, spec_commands
 from .common import (
@@ -28,6 +28,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_PROBLEM,
     EXIT_USAGE,
+    Subparsers,
     check_outputs,
     checked_plan,
     print_problems,
@@ -94,7 +95,7 @@ def _exit_codes(name: str) -> str:
     return "exit codes:\n" + "\n".join(f"  {code:<3} {EXIT_CODES[code]}" for code in codes)
 
 
-def _teach(sub: Any) -> None:
+def _teach(sub: Subparsers) -> None:
     """Every command: a description, an example, the exit codes, defaults shown, no option without help."""
     for name, p in sub.choices.items():
         p.formatter_class = HelpFormatter
@@ -119,7 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog='example:\n  eval "$(rackform completion bash)"   # add it to ~/.bashrc to keep it')
     p.add_argument("shell", choices=["bash", "zsh"], help="your shell (zsh loads the bash script through "
                    "bashcompinit)")
-    p.set_defaults(func=lambda args: print(completion_script(parser, args.shell)) or 0)
+
+    def completion(args: argparse.Namespace) -> int:
+        print(completion_script(parser, args.shell))
+        return 0
+
+    p.set_defaults(func=completion)
     _teach(sub)
     return parser
 
@@ -147,7 +153,7 @@ complete -o filenames -F _rackform rackform"""
 def _unknown_options(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> NoReturn:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     command = sub.choices.get(args.command) if args.command else None
-    target = command or parser
+    target: argparse.ArgumentParser = command or parser
     known = [o for a in target._actions for o in a.option_strings]
     hints = []
     for extra in extras:
@@ -185,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {visible(e)}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        code = args.func(args)
+        code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
         return code
     except SpecError as e:

@@ -6,13 +6,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from .. import pipeline
 from ..plan.models import Plan
 from ..spec.problems import Problem, SpecError, errors
 from ..textsafe import visible
+
+if TYPE_CHECKING:
+    from workloads.results import ResultRecord
+    from workloads.store import ResultStore
+
+    from ..aws import Target
+    from . import Parser
+    from .outputs import Kind
+
+# What each command group's `register` adds its commands to.
+Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
+R = TypeVar("R")
 
 # Exit codes, the same for every command.
 EXIT_OK = 0
@@ -71,7 +83,7 @@ def aws_options(p: argparse.ArgumentParser, *, region: bool = True, bucket: bool
                    "$AWS_ENDPOINT_URL, else AWS)")
 
 
-def aws_target(args: argparse.Namespace, region: str | None = None):
+def aws_target(args: argparse.Namespace, region: str | None = None) -> Target:
     """The AWS layer's target for this command line; `region` (a spec's) applies unless --region was given."""
     from .. import aws
 
@@ -98,7 +110,7 @@ def results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
         raise aws.explained(e, target) if aws.is_aws_error(e) else e from None
     for out in stack.get("Outputs", []):
         if out["OutputKey"] == "ResultsBucketName":
-            return out["OutputValue"]
+            return str(out["OutputValue"])
     raise SpecError([Problem("error", "--bucket", f"stack {plan.storage.stack_name} has no ResultsBucketName "
                              "output; give --bucket")])
 
@@ -113,7 +125,7 @@ def check_run_ids(run_ids: Sequence[str]) -> None:
         raise SpecError([Problem("error", "RUN", str(e))]) from None
 
 
-def results_store(args: argparse.Namespace, plan: Plan | None = None):
+def results_store(args: argparse.Namespace, plan: Plan | None = None) -> ResultStore:
     """The result store in the results bucket, through the AWS layer (the store's own retry settings)."""
     from workloads.store import RETRY_CONFIG, ResultStore
 
@@ -124,12 +136,12 @@ def results_store(args: argparse.Namespace, plan: Plan | None = None):
                                           config=RETRY_CONFIG))
 
 
-def store_for(args: argparse.Namespace, run_ids: Sequence[str]):
+def store_for(args: argparse.Namespace, run_ids: Sequence[str]) -> ResultStore:
     check_run_ids(run_ids)  # a malformed id is refused before any AWS call
     return results_store(args)
 
 
-def run_ids_in(store) -> dict[str, Any]:
+def run_ids_in(store: ResultStore) -> dict[str, Any]:
     """Every run id under results/ with the time of its first object, newest first (one listing)."""
     runs: dict[str, Any] = {}
     for page in store.s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix="results/"):
@@ -141,7 +153,7 @@ def run_ids_in(store) -> dict[str, Any]:
     return dict(sorted(runs.items(), key=lambda kv: kv[1], reverse=True))
 
 
-def no_such_run(store, run_id: str, what: str = "records") -> str:
+def no_such_run(store: ResultStore, run_id: str, what: str = "records") -> str:
     """"no records for run X in s3://...", with the runs that do exist closest to it."""
     import difflib
 
@@ -176,7 +188,8 @@ def write(path: str, text: str) -> None:
 
 
 # Every option naming a file or directory rackform writes: dest -> (what it names, how the user spelled it).
-OUTPUT_OPTIONS = {"output": ("dir", "-o/--output"), "html": ("file", "--html"), "csv": ("file", "--csv")}
+OUTPUT_OPTIONS: dict[str, tuple[Kind, str]] = {"output": ("dir", "-o/--output"), "html": ("file", "--html"),
+                                               "csv": ("file", "--csv")}
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -188,14 +201,25 @@ def check_outputs(args: argparse.Namespace) -> None:
             check_output(value, kind, option, force=getattr(args, "force", False))
 
 
-def problem_lines(store) -> list[str]:
+def problem_lines(store: ResultStore) -> list[str]:
     """The objects the store's reads left out as unreadable or tampered, one named problem each."""
     from ..render.problems import problem_lines as lines_of
 
     return lines_of(store.problems)
 
 
-def run_records(store, run_id: str, read=None, what: str = "records") -> list | None:
+@overload
+def run_records(store: ResultStore, run_id: str, read: None = None, what: str = "records"
+                ) -> list[ResultRecord] | None: ...
+
+
+@overload
+def run_records(store: ResultStore, run_id: str, read: Callable[[str], list[R]], what: str = "records"
+                ) -> list[R] | None: ...
+
+
+def run_records(store: ResultStore, run_id: str, read: Callable[[str], Sequence[object]] | None = None,
+                what: str = "records") -> Sequence[object] | None:
     """A run's verified records (or what `read` returns, e.g. store.health), or None after saying why when the run
     has none. Objects that are not data (unreadable, tampered) are left in store.problems for the command to show
     beside what it reports."""

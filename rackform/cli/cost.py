@@ -6,18 +6,18 @@ import argparse
 import json
 import math
 import sys
-from typing import Any
 
 from ..capacity import of as capacity_kind
-from ..reference.prices import Quote, load_price_file, load_prices, parse_price
-from .common import aws_options, checked_plan
+from ..reference.prices import PaginatingClient, Quote, load_price_file, load_prices, parse_price
+from .common import Subparsers, aws_options, checked_plan
 
 
-def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None = None) -> Any:
+def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None = None) -> PaginatingClient:
     """EC2 client for --spot-live (your credentials); tests replace this with a stubbed client."""
     from .. import aws
 
-    return aws.client(aws.Target(region, profile, endpoint_url), "ec2")
+    client: PaginatingClient = aws.client(aws.Target(region, profile, endpoint_url), "ec2")
+    return client
 
 
 def _price_arg(text: str) -> tuple[str, float]:
@@ -39,8 +39,8 @@ def _budget_arg(text: str) -> float:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from ..plan import cost
-    from ..render.cost import render_cost, report_json
     from ..reference.prices import spot_prices
+    from ..render.cost import render_cost, report_json
 
     plan = checked_plan(args.spec)
     overrides: dict[str, Quote] = {}
@@ -80,7 +80,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `rackform cost` to the CLI's subparsers."""
     p = subparsers.add_parser("cost", help="USD per hour and month per node group, rack and cluster "
                               "(exit 1 over --budget)")

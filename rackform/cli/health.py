@@ -8,7 +8,7 @@ from typing import Any
 
 from ..render.text import table
 from ..textsafe import visible
-from .common import EXIT_OK, EXIT_PROBLEM, aws_options, json_option, problem_lines, run_records, store_for
+from .common import EXIT_OK, EXIT_PROBLEM, Subparsers, aws_options, json_option, problem_lines, run_records, store_for
 
 CELL = {"passed": "ok", "failed": "FAILED", "not applicable here": "n/a"}
 
@@ -88,7 +88,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if unhealthy or problems else EXIT_OK
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("health", help="each node's health step (accelerators, EFA, FSx, clock) and the transport "
                        "of each collective in a run",
                        epilog="example:\n  rackform health $RUN   # exit 1 when a node failed its health step")

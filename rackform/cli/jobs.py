@@ -7,9 +7,11 @@ import codecs
 import json
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TextIO
 
+from ..reference.prices import PaginatingClient
 from ..render.text import table
 from ..textsafe import visible
 from .common import (
@@ -17,6 +19,7 @@ from .common import (
     EXIT_PROBLEM,
     EXIT_TIMEOUT,
     EXIT_USAGE,
+    Subparsers,
     aws_options,
     aws_target,
     check_run_ids,
@@ -30,18 +33,24 @@ from .common import (
     store_for,
 )
 
+if TYPE_CHECKING:
+    from workloads.store import ResultStore
 
-def submission():
+    from ..jobs.submit import JobState
+
+
+def submission() -> ModuleType:
     """The submission module, imported when a command needs it (boto3 at import)."""
     from ..jobs import submit
 
     return submit
 
 
-def batch_lookup(args: argparse.Namespace, region: str | None = None):
+def batch_lookup(args: argparse.Namespace, region: str | None = None) -> PaginatingClient:
     from .. import aws
 
-    return aws.client(aws_target(args, region), "batch", config=submission().LOOKUP_RETRY)
+    lookup: PaginatingClient = aws.client(aws_target(args, region), "batch", config=submission().LOOKUP_RETRY)
+    return lookup
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -99,8 +108,9 @@ def progress_line(done: int, total: int, elapsed_s: float, width: int = 30) -> s
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done, {_duration(elapsed_s)} elapsed, {eta}"
 
 
-def wait_for(run_id: str, store: Any, lookup: Any, *, interval_s: float, timeout_s: float | None,
-             stream=None, clock=time.monotonic, sleep=time.sleep) -> tuple[list, bool]:
+def wait_for(run_id: str, store: ResultStore, lookup: PaginatingClient | None, *, interval_s: float,
+             timeout_s: float | None, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], None] = time.sleep) -> tuple[list[JobState], bool]:
     """Poll until every job is done or `timeout_s` passes: (the last states, whether it timed out).
 
     On a terminal the bar redraws in place; anywhere else (CI logs, a pipe) each change is one plain line."""
@@ -213,7 +223,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from workloads.layout import RUN_ID
     from workloads.store import BadObject
 
-    from ..render.problems import problem_dicts, problem_lines as lines_of
+    from ..render.problems import problem_dicts
+    from ..render.problems import problem_lines as lines_of
 
     store = results_store(args)
     found = run_ids_in(store)
@@ -224,8 +235,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
               for run_id in found if not RUN_ID.fullmatch(run_id)]
     listed = []
     for run_id, first in runs[:args.limit]:
-        found = store.read(run_id, "marker", "record")
-        markers, records = found["marker"], found["record"]
+        objects = store.read(run_id, "marker", "record")
+        markers, records = objects["marker"], objects["record"]
         counts = {s: sum(r.status == s for r in records) for s in ("succeeded", "failed", "skipped")}
         listed.append({"run_id": run_id, "started": first.isoformat(timespec="seconds"),
                        "clusters": sorted({_cluster(m) for m in markers}), "jobs": len(markers),
@@ -248,7 +259,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if problems else 0
 
 
-def _log_keys(store: Any, run_id: str, args: argparse.Namespace) -> list[tuple[str, tuple[str, str, str, int]]]:
+def _log_keys(store: ResultStore, run_id: str, args: argparse.Namespace) -> list[tuple[str, tuple[str, str, str, int]]]:
     out = []
     for key in store.keys(f"results/{run_id}/"):
         parts = key.split("/")
@@ -259,7 +270,7 @@ def _log_keys(store: Any, run_id: str, args: argparse.Namespace) -> list[tuple[s
             continue
         job = (rack, group, bench, int(index))
         if all(want is None or want == have for want, have in zip(
-                (args.rack, args.node_group, args.benchmark, args.node), job)):
+                (args.rack, args.node_group, args.benchmark, args.node), job, strict=True)):
             out.append((key, job))
     return out
 
@@ -301,7 +312,7 @@ def _text(chunks: Iterator[bytes]) -> Iterator[str]:
     yield decoder.decode(b"", final=True)
 
 
-def _logs_text(store: Any, run_id: str, found: list[tuple[str, Any]]) -> None:
+def _logs_text(store: ResultStore, run_id: str, found: list[tuple[str, Any]]) -> None:
     # Streamed: a log of any size is shown chunk by chunk, never held whole in memory.
     for key, _ in found:
         if len(found) > 1:
@@ -315,7 +326,7 @@ def _logs_text(store: Any, run_id: str, found: list[tuple[str, Any]]) -> None:
             sys.stdout.write("\n")
 
 
-def _logs_json(store: Any, run_id: str, found: list[tuple[str, Any]]) -> None:
+def _logs_json(store: ResultStore, run_id: str, found: list[tuple[str, Any]]) -> None:
     """{"run_id": ..., "logs": [{"key", "node", "text"}, ...]}, written as the logs stream in; a log refused half
     way leaves the document unclosed, so no JSON reader takes it for whole."""
     out = sys.stdout
@@ -366,7 +377,7 @@ def _index(text: str) -> int:
 RUN_HELP = "run id, as `rackform submit` printed it (`rackform runs` lists them)"
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     from workloads.benchmarks import BENCHMARKS
 
     p = sub.add_parser("submit", help="submit a benchmark job to a rack's AWS Batch queues; prints the run id",

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
 
+from ..render.text import table
 from ..spec.models import TIERS
 from ..spec.problems import SpecError
-from ..render.text import table
 from ..textsafe import visible
 from .common import (
     EXIT_PROBLEM,
     EXIT_USAGE,
+    Subparsers,
     aws_options,
     aws_target,
     checked_plan,
@@ -24,14 +27,25 @@ from .common import (
     summary,
 )
 
+if TYPE_CHECKING:
+    from workloads.results import ResultRecord
+    from workloads.store import ResultStore
+
+    from ..placement import Decision, QueueState
+    from ..plan.models import Plan
+    from ..reference.prices import PaginatingClient
+    from ..spec.workload import Workload
+
+
 POLICY_NOTE = ("policy: candidates ranked by measured {benchmark} per dollar (healthy results only), then the first "
                "whose expected queue wait is within max_wait")
 
 
-def _workloads(paths: list[str]) -> list | None:
+def _workloads(paths: list[str]) -> list[Workload] | None:
     from ..pipeline import load_workload
 
-    loaded, bad = [], False
+    loaded: list[Workload] = []
+    bad = False
     for path in paths:
         try:
             loaded.append(load_workload(path))
@@ -46,7 +60,7 @@ def _workloads(paths: list[str]) -> list | None:
     return None if bad else loaded
 
 
-def _records(args: argparse.Namespace, plan) -> list | None:
+def _records(args: argparse.Namespace, plan: Plan) -> list[ResultRecord] | None:
     """The records of every --run: the measurements placement ranks by."""
     if not args.runs:
         return []
@@ -54,7 +68,7 @@ def _records(args: argparse.Namespace, plan) -> list | None:
 
     check_run_ids(args.runs)
     store = results_store(args, plan)
-    out = []
+    out: list[ResultRecord] = []
     for run_id in args.runs:
         records = run_records(store, run_id)
         if records is None:
@@ -63,7 +77,7 @@ def _records(args: argparse.Namespace, plan) -> list | None:
     return out
 
 
-def _queues(args: argparse.Namespace, plan) -> dict:
+def _queues(args: argparse.Namespace, plan: Plan) -> dict[str, QueueState]:
     if args.no_live:
         return {}
     from .. import aws
@@ -76,7 +90,7 @@ def _queues(args: argparse.Namespace, plan) -> dict:
     return states
 
 
-def _job_definition_collisions(plan, workloads: list) -> list[str]:
+def _job_definition_collisions(plan: Plan, workloads: list[Workload]) -> list[str]:
     """Workload job definitions that would take another definition's name, on any node group they may run on."""
     from ..plan import naming
 
@@ -86,10 +100,11 @@ def _job_definition_collisions(plan, workloads: list) -> list[str]:
                                              if w.job_for(g.tier) is not None])
 
 
-def _decide(args: argparse.Namespace):
+def _decide(args: argparse.Namespace
+            ) -> tuple[Plan, list[Workload], Callable[[Workload], Decision], list[ResultRecord]] | None:
     """(plan, workloads, a function workload -> Decision) or None after saying what is wrong."""
-    from ..reference.peaks import limits_for
     from ..placement import place
+    from ..reference.peaks import limits_for
 
     workloads = _workloads(args.workloads)
     if workloads is None:
@@ -104,13 +119,13 @@ def _decide(args: argparse.Namespace):
         return None
     queues = _queues(args, plan)
 
-    def decide(w):
+    def decide(w: Workload) -> Decision:
         return place(w, plan, records, queues, limits_of=limits_for, pin=args.pin, exclude=args.exclude or ())
 
     return plan, workloads, decide, records
 
 
-def _explain(decision, records: list) -> str:
+def _explain(decision: Decision, records: Sequence[ResultRecord]) -> str:
     from ..render.placement import explain_rows
 
     # A decision `rackform run` explains comes from the bucket: table() escapes its cells, visible() the lines.
@@ -168,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for w in workloads:
         try:
             decision, job = run_workload(plan, w, run_id=run_id, store=store, batch=batch, submitter=submitter,
-                                         lookup=lookup, decide=lambda w=w: decide(w))
+                                         lookup=lookup, decide=partial(decide, w))
         except PlacementError as e:  # it may name what a decision in the bucket says
             print(f"error: {visible(e)}", file=sys.stderr)
             failed = True
@@ -191,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if failed else 0
 
 
-def workload_lines(run_id: str, store: Any, lookup: Any | None) -> tuple[list[str], bool]:
+def workload_lines(run_id: str, store: ResultStore, lookup: PaginatingClient | None) -> tuple[list[str], bool]:
     """The run's workload jobs as a table for `status` and `results` (no lines when it has none), and whether any
     failed. Decisions and markers that cannot be believed are left in store.problems for the command to name."""
     from ..jobs.workload_jobs import workload_states
@@ -216,7 +231,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     aws_options(p, region=False)
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("place", help="decide, without submitting, which tier and node group each workload runs on")
     _common(p)
     p.add_argument("--explain", action="store_true", help="the candidates, their figures, $/hour, backlog and why")

@@ -7,9 +7,8 @@ import datetime as dt
 import json
 import sys
 from dataclasses import asdict
-from typing import Any
 
-from .common import EXIT_PROBLEM, EXIT_UNCHECKED, aws_options, checked_plan, json_option
+from .common import EXIT_PROBLEM, EXIT_UNCHECKED, Subparsers, aws_options, checked_plan, json_option
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
@@ -24,7 +23,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         print("error: no AWS credentials found. preflight reads your account: set AWS_PROFILE, run `aws sso "
               "login` or `aws configure`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", file=sys.stderr)
         return 1
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     # This machine too: `cdk deploy` builds the images here, the arm64 one late in the deploy.
     checks = all_checks(plan, fetch_state(plan, client_for), now) + check_image_build(plan, probe_build_host())
     blockers = any(c.status == "blocker" for c in checks)
@@ -40,7 +39,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if blockers else EXIT_UNCHECKED if unchecked else 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("preflight", help="check the AWS account can hold the cluster: vCPU quotas, "
                               "reservations, offerings, Batch and CloudFormation limits, the data repository bucket; "
                               "and that this machine can build the arm64 image (exit 1 on blockers, 3 when checks "

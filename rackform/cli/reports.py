@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from ..render.text import table
 from ..textsafe import visible
-from .common import aws_options, checked_plan, problem_lines, run_records, store_for, threshold, write
+from .common import Subparsers, aws_options, checked_plan, problem_lines, run_records, store_for, threshold, write
 
 
 def _wide(args: argparse.Namespace) -> bool:
@@ -159,7 +158,7 @@ def _print_transport(args: argparse.Namespace, text: str) -> int:
 
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     from workloads.parsers import TOOLS
 
     p = sub.add_parser("report", help="a run against physical limits and prices, optionally against a baseline "
@@ -176,7 +175,7 @@ def register(sub: Any) -> None:
     p.add_argument("--spec", help="the run's spec: its FSx size and throughput are the storage limit")
     aws_options(p)
     p.set_defaults(func=cmd_report)
-    
+
     p = sub.add_parser("advise", help="the tier with the best measured performance per dollar for each workload "
                        "class, across one or more runs")
     p.add_argument("run_ids", metavar="RUN", nargs="+")

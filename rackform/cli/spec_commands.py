@@ -6,20 +6,33 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..reference.catalog import SUPPORTED_FAMILIES, Catalog, load_catalog
 from ..reference.refresh import catalog_from_api
-from ..spec.problems import SpecError, errors
 from ..render.plan import render_plan
 from ..spec.models import json_schema, load_spec
+from ..spec.problems import Problem, SpecError, errors
 from ..validate import validate_spec
-from .common import EXIT_PROBLEM, aws_options, aws_target, checked_plan, json_always, json_option, print_problems, \
-    summary
+from .common import (
+    EXIT_PROBLEM,
+    Subparsers,
+    aws_options,
+    aws_target,
+    checked_plan,
+    json_always,
+    json_option,
+    print_problems,
+    summary,
+)
+
+if TYPE_CHECKING:
+    from ..aws import Target
 
 
-def live_catalog(region: str, target=None) -> Catalog:
+def live_catalog(region: str, target: Target | None = None) -> Catalog:
     """The catalog read from the EC2 API now, for one Region (your credentials, --profile, --endpoint-url)."""
     from .. import aws
 
@@ -38,7 +51,7 @@ def live_catalog(region: str, target=None) -> Catalog:
     return Catalog.model_validate(data)
 
 
-def _problem_dicts(problems) -> list[dict[str, Any]]:
+def _problem_dicts(problems: Iterable[Problem]) -> list[dict[str, Any]]:
     return [p.__dict__ for p in problems]
 
 
@@ -127,7 +140,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("validate", help="check a spec offline in under a second (exit 1 on errors)",
                        epilog="example:\n  rackform validate my-spec.yaml\n  rackform validate --json my-spec.yaml "
                        "| jq '.problems[] | select(.level == \"error\")'")
