@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from .reference.prices import PaginatingClient
 
 # botocore's standard retry mode: throttling, 5xx and connection errors, with jittered exponential backoff
 # (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). Five attempts keep a wrong
@@ -35,53 +41,72 @@ class Target:
         return Target(self.region or region, self.profile, self.endpoint_url)
 
 
+# A boto3 client of whichever service was asked for: boto3 ships no types, so each caller names the calls it makes
+# in a Protocol (preflight's Ec2Client, reference.prices' PaginatingClient) and annotates the client with it.
+BotoClient: TypeAlias = Any
+
+
+class Session(Protocol):
+    """The part of a boto3 Session used here."""
+
+    def client(self, service_name: str, **kwargs: object) -> BotoClient: ...
+    def get_credentials(self) -> object | None: ...
+
+
+class BatchJobs(Protocol):
+    """The part of a Batch client that `describe_jobs` uses; a job is AWS's JSON."""
+
+    def describe_jobs(self, *, jobs: list[str]) -> dict[str, Any]: ...
+
+
 class AwsError(Exception):
     """An AWS failure explained: `message` says what is wrong, `hint` what to do; both one line."""
 
-    def __init__(self, message: str, hint: str = ""):
+    def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.message, self.hint = message, hint
 
 
-def session(target: Target) -> Any:
+def session(target: Target) -> Session:
     import boto3
 
     try:
-        return boto3.Session(profile_name=target.profile, region_name=target.region)
+        s: Session = boto3.Session(profile_name=target.profile, region_name=target.region)
+        return s
     except Exception as e:  # ProfileNotFound, a broken config file: explained, not a traceback
         raise explained(e, target) from None
 
 
-def _config(config: Any | None) -> Any:
+def _config(config: Config | None) -> Config:
     from botocore.config import Config
 
     base = Config(retries=dict(RETRIES), connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
     return base if config is None else base.merge(config)
 
 
-def client(target: Target, service: str, *, config: Any | None = None) -> Any:
+def client(target: Target, service: str, *, config: Config | None = None) -> BotoClient:
     """A client of `service` for the target, with standard retries and timeouts (`config` merged over them)."""
     return _client(session(target), target, service, config)
 
 
-def _client(s: Any, target: Target, service: str, config: Any | None) -> Any:
+def _client(s: Session, target: Target, service: str, config: Config | None) -> BotoClient:
     try:
         return s.client(service, region_name=target.region, endpoint_url=target.endpoint_url, config=_config(config))
     except Exception as e:  # NoRegionError, a malformed endpoint URL
         raise explained(e, target) from None
 
 
-def client_factory(target: Target, s: Any | None = None) -> Callable[[str], Any]:
+def client_factory(target: Target, s: Session | None = None) -> Callable[[str], BotoClient]:
     """service name -> client, all from one session (preflight asks for several services): `s`, or a new one."""
     s = s or session(target)
     return lambda service: _client(s, target, service, None)
 
 
-def has_credentials(target: Target, s: Any | None = None) -> bool:
+def has_credentials(target: Target, s: Session | None = None) -> bool:
     return (s or session(target)).get_credentials() is not None
 
 
-def paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+def paginate(client: PaginatingClient, op: str, key: str, **kwargs: object) -> list[dict[str, Any]]:
     """Every item of a paginated boto3 operation."""
     items: list[dict[str, Any]] = []
     for page in client.get_paginator(op).paginate(**kwargs):
@@ -92,7 +117,7 @@ def paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, An
 DESCRIBE_JOBS_MAX = 100  # DescribeJobs takes at most 100 job ids
 
 
-def describe_jobs(batch: Any, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def describe_jobs(batch: BatchJobs, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Batch's view of each job, by id, DescribeJobs' 100 ids at a time; ids Batch no longer knows are absent."""
     jobs: dict[str, dict[str, Any]] = {}
     for i in range(0, len(ids), DESCRIBE_JOBS_MAX):
@@ -200,7 +225,7 @@ def explained(e: BaseException, target: Target | None = None, *, bucket: str | N
     return AwsError(f"AWS: {type(e).__name__}: {_short(e)}", "check AWS credentials, --profile and --region")
 
 
-def _client_error(e: Any, where: str, bucket: str | None) -> AwsError:
+def _client_error(e: ClientError, where: str, bucket: str | None) -> AwsError:
     err = e.response.get("Error", {})
     code, text = error_code(e), _short(error_message(e))
     op = getattr(e, "operation_name", "") or "an AWS call"
