@@ -18,11 +18,15 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
+
+from .. import aws
 
 STACK_ARTIFACT = "aws:cloudformation:stack"
 SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value<String>"
 IAM_ROLE_NAME_MAX = 64  # https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html (RoleName)
+# A value of a CloudFormation template (JSON): a string, number, list or object, nested as the template has it.
+Json: TypeAlias = Any
 _SUB = re.compile(r"\$\{([^}]+)\}")
 _DYNAMIC_SSM = re.compile(r"\{\{resolve:ssm:([^}:]+)(?::\d+)?\}\}")
 
@@ -46,7 +50,8 @@ def read_assembly(directory: Path) -> dict[str, dict[str, Any]]:
 class TemplateRoles:
     """The job roles of `templates`, created in the embedded AWS through `iam` on first use."""
 
-    def __init__(self, templates: dict[str, dict[str, Any]], *, iam: Any, region: str, account: str, bucket: str):
+    def __init__(self, templates: dict[str, dict[str, Any]], *, iam: aws.BotoClient, region: str, account: str,
+                 bucket: str) -> None:
         self.templates = templates
         self.iam = iam
         self.region, self.account, self.bucket = region, account, bucket
@@ -66,7 +71,8 @@ class TemplateRoles:
         stack, props = self._job_definition(job_definition_name)
         if tag not in props.get("Tags", {}):
             raise AssemblyError(f"job definition {job_definition_name!r} has no tag {tag}; synthesize the spec again")
-        return self.resolve(stack, props["Tags"][tag])
+        arn: str = self.resolve(stack, props["Tags"][tag])
+        return arn
 
     def job_role_arn(self, job_definition_name: str) -> str:
         """The embedded ARN of the role the templates' job definition of that name runs as."""
@@ -74,11 +80,12 @@ class TemplateRoles:
         arns = {json.dumps(v, sort_keys=True): v for v in _values_of("JobRoleArn", props)}
         if len(arns) != 1:
             raise AssemblyError(f"job definition {job_definition_name!r} names {len(arns)} job roles, not 1")
-        return self.resolve(stack, next(iter(arns.values())))
+        arn: str = self.resolve(stack, next(iter(arns.values())))
+        return arn
 
     # --- CloudFormation's intrinsic functions, as far as role policies use them -------------------------------------
 
-    def resolve(self, stack: str, value: Any) -> Any:
+    def resolve(self, stack: str, value: Json) -> Json:
         if isinstance(value, list):
             return [self.resolve(stack, v) for v in value]
         if isinstance(value, str):
@@ -108,7 +115,8 @@ class TemplateRoles:
 
     def _resource(self, stack: str, logical: str) -> dict[str, Any]:
         try:
-            return self.templates[stack]["Resources"][logical]
+            resource: dict[str, Any] = self.templates[stack]["Resources"][logical]
+            return resource
         except KeyError:
             raise AssemblyError(f"{stack}: no resource {logical!r} in its template") from None
 
@@ -121,7 +129,8 @@ class TemplateRoles:
         if parameter is not None:
             if parameter.get("Type") != SSM_PARAMETER_TYPE:
                 raise AssemblyError(f"{stack}: parameter {name} ({parameter.get('Type')}) has no value here")
-            return self._ssm_parameter(stack, parameter["Default"])
+            value: str = self._ssm_parameter(stack, parameter["Default"])
+            return value
         kind = self._resource(stack, name)["Type"]
         if kind == "AWS::S3::Bucket":
             return self._bucket(stack, name)
@@ -138,10 +147,10 @@ class TemplateRoles:
             return f"arn:aws:iam::{self.account}:role{path}{self._role(stack, logical)}"
         raise AssemblyError(f"{stack}: Fn::GetAtt {logical}.{attribute} ({kind}) has no embedded counterpart")
 
-    def _sub(self, stack: str, arg: Any) -> str:
+    def _sub(self, stack: str, arg: Json) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(stack, arg[1]))
 
-        def one(m: re.Match) -> str:
+        def one(m: re.Match[str]) -> str:
             name = m[1]
             if name.startswith("!"):
                 return "${" + name[1:] + "}"
@@ -152,14 +161,14 @@ class TemplateRoles:
             return self._ref(stack, name)
         return _SUB.sub(one, text)
 
-    def _import(self, export: str) -> Any:
+    def _import(self, export: str) -> Json:
         for stack, t in self.templates.items():
             for output in t.get("Outputs", {}).values():
                 if "Export" in output and self.resolve(stack, output["Export"]["Name"]) == export:
                     return self.resolve(stack, output["Value"])
         raise AssemblyError(f"no stack of the assembly exports {export!r}")
 
-    def _ssm_parameter(self, stack: str, name: str) -> Any:
+    def _ssm_parameter(self, stack: str, name: str) -> Json:
         for producer, t in self.templates.items():
             for r in t.get("Resources", {}).values():
                 if r.get("Type") == "AWS::SSM::Parameter" and r["Properties"].get("Name") == name:
@@ -202,12 +211,12 @@ class TemplateRoles:
             self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
         return name
 
-    def _put(self, stack: str, role: str, policy_name: str, document: Any) -> None:
+    def _put(self, stack: str, role: str, policy_name: str, document: Json) -> None:
         self.iam.put_role_policy(RoleName=role, PolicyName=self.resolve(stack, policy_name),
                                  PolicyDocument=json.dumps(self.resolve(stack, document)))
 
 
-def _values_of(key: str, value: Any) -> list[Any]:
+def _values_of(key: str, value: Json) -> list[Json]:
     """Every value stored under `key` anywhere in `value` (a job definition names its role in each container)."""
     if isinstance(value, dict):
         return [v for k, item in value.items() for v in ([item] if k == key else _values_of(key, item))]

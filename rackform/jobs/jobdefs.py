@@ -129,7 +129,7 @@ def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image
                               **({WORKLOAD_ROLE_TAG: workload_role_arn} if workload_role_arn else {})})
 
 
-def registration(name: str, container: dict[str, Any], *, nodes: int | None, **fields: Any) -> dict[str, Any]:
+def registration(name: str, container: dict[str, Any], *, nodes: int | None, **fields: object) -> dict[str, Any]:
     """RegisterJobDefinition arguments around one container: on EC2, one attempt, tags propagated; a multi-node
     definition (every node the same container) when `nodes` is given. `fields` adds the rest (timeout, tags)."""
     base: dict[str, Any] = {"jobDefinitionName": name, "platformCapabilities": ["EC2"],
@@ -143,9 +143,13 @@ def registration(name: str, container: dict[str, Any], *, nodes: int | None, **f
     return {**base, "type": "container", "containerProperties": container}
 
 
-def job_definitions(spec_name: str, group: NodeGroupPlan, **kwargs: Any) -> list[dict[str, Any]]:
+def job_definitions(spec_name: str, group: NodeGroupPlan, *, image: str, bucket: str, job_role_arn: str,
+                    workload_role_arn: str | None = None, fsx_mount: str | None = None,
+                    price_usd_per_hour: float | None = None) -> list[dict[str, Any]]:
     kinds = naming.JOB_KINDS if multi_node_jobs(group) else naming.JOB_KINDS[:1]
-    return [job_definition(spec_name, group, kind, **kwargs) for kind in kinds]
+    return [job_definition(spec_name, group, kind, image=image, bucket=bucket, job_role_arn=job_role_arn,
+                           workload_role_arn=workload_role_arn, fsx_mount=fsx_mount,
+                           price_usd_per_hour=price_usd_per_hour) for kind in kinds]
 
 
 __all__ = ["BENCHMARK_PARAMETER", "WORKLOAD_ROLE_TAG", "job_definition", "job_definitions", "job_kind",

@@ -20,23 +20,28 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-
 
 from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironment
 from workloads.launch import new_secret
 from workloads.layout import JOB_NAME, BenchmarkMarker
 from workloads.store import ResultStore
 
+from .. import aws
 from ..plan.models import Plan
 from ..render.problems import bad_object_line
 from .assembly import TemplateRoles, read_assembly
 from .jobdefs import WORKLOAD_ROLE_TAG, job_definitions
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from _typeshed import OptExcInfo
 
 ADMIN_USER = "rackform-embedded-admin"
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -49,7 +54,8 @@ CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSI
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class EmbeddedAWS:
@@ -61,7 +67,7 @@ class EmbeddedAWS:
     (/moto-api/: reset, config, recorder, dashboard) is unreachable; its state is reset and configured in-process.
     """
 
-    def __init__(self, region: str):
+    def __init__(self, region: str) -> None:
         self.region = region
         self._keys: set[str] = set()  # the access key ids this embedded AWS issued: nothing else gets through
         self._stack = contextlib.ExitStack()
@@ -99,10 +105,10 @@ class EmbeddedAWS:
         self._stack.callback(thread.join)
         self._stack.callback(self._server.shutdown)
         host, port = self._server.server_address[:2]
-        self.endpoint_url = f"http://{host}:{port}"
+        self.endpoint_url = f"http://{host!s}:{port}"
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
     @property
@@ -110,7 +116,7 @@ class EmbeddedAWS:
         return {**self._admin, "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_DEFAULT_REGION": self.region,
                 "AWS_REGION": self.region}
 
-    def client(self, service: str, **kwargs: Any):
+    def client(self, service: str, **kwargs: object) -> aws.BotoClient:
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region,
                             aws_access_key_id=self._admin["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=self._admin["AWS_SECRET_ACCESS_KEY"], **kwargs)
@@ -147,10 +153,10 @@ class PrivateGate:
     reach it (moto then checks the signature and the key's policies), never moto's own API, and no response
     carries CORS headers, so a web page cannot read from or write to it through a browser."""
 
-    def __init__(self, app: Callable, keys: set[str]):
+    def __init__(self, app: WSGIApplication, keys: set[str]) -> None:
         self.app, self.keys = app, keys
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         signed = SIGV4_CREDENTIAL.match(environ.get("HTTP_AUTHORIZATION", ""))
         if "moto-api" in environ.get("PATH_INFO", ""):
             return _refuse(start_response, "404 Not Found", "NotFound", "moto's API is not served here")
@@ -158,26 +164,28 @@ class PrivateGate:
             return _refuse(start_response, "403 Forbidden", "InvalidAccessKeyId", "requests must be signed with "
                            "credentials this embedded AWS issued")
 
-        def without_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, [(k, v) for k, v in headers
-                                           if not k.lower().startswith("access-control-")], exc_info)
+        def without_cors(status: str, headers: list[tuple[str, str]],
+                         exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
+            write: Callable[[bytes], object] = start_response(
+                status, [(k, v) for k, v in headers if not k.lower().startswith("access-control-")], exc_info)
+            return write
         return self.app(environ, without_cors)
 
 
-def _refuse(start_response: Callable, status: str, code: str, message: str) -> list[bytes]:
+def _refuse(start_response: StartResponse, status: str, code: str, message: str) -> list[bytes]:
     body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
     start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
     return [body]
 
 
-def hold_runnable(batch: Any, region: str, queue: str, job_definition: str, jobs: int) -> list[str]:
+def hold_runnable(batch: aws.BotoClient, region: str, queue: str, job_definition: str, jobs: int) -> list[str]:
     """Submit `jobs` jobs that stay RUNNABLE, a queue's backlog: moto's Batch without Docker finishes every job the
     moment it is submitted, so they are held in moto's own state (its in-process backend, which the embedded
     server and `mock_aws` share)."""
     from moto.batch.models import batch_backends
     from moto.core import DEFAULT_ACCOUNT_ID
 
-    ids = []
+    ids: list[str] = []
     for i in range(jobs):
         job_id = batch.submit_job(jobName=f"busy-{i}", jobQueue=queue, jobDefinition=job_definition)["jobId"]
         batch_backends[DEFAULT_ACCOUNT_ID][region]._jobs[job_id].status = "RUNNABLE"
@@ -197,7 +205,8 @@ class Deployment:
     job_definitions: dict[str, dict[str, Any]]
 
 
-def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any, assembly: Path | None = None) -> Deployment:
+def deploy(plan: Plan, *, s3: aws.BotoClient, batch: aws.BotoClient, iam: aws.BotoClient,
+           assembly: Path | None = None) -> Deployment:
     """Create the bucket, roles, queues and job definitions of the plan in an embedded AWS.
 
     With `assembly` (the spec's `cdk synth` output), each job definition runs as the role its synthesized template
@@ -234,22 +243,24 @@ def deploy(plan: Plan, *, s3: Any, batch: Any, iam: Any, assembly: Path | None =
     return Deployment(bucket=bucket, job_definitions=registered)
 
 
-def _role(iam: Any, name: str, service: str) -> str:
+def _role(iam: aws.BotoClient, name: str, service: str) -> str:
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
                                                      "Action": "sts:AssumeRole"}]}
-    return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    return arn
 
 
 def job_role_arn(jobdef: dict[str, Any]) -> str:
     """The role a registered job definition's containers run as."""
-    return _container(jobdef)["jobRoleArn"]
+    arn: str = _container(jobdef)["jobRoleArn"]
+    return arn
 
 
 def _container(jobdef: dict[str, Any]) -> dict[str, Any]:
     """The container of a job definition (a multi-node definition's one node range)."""
-    if jobdef.get("type") == "multinode":
-        return jobdef["nodeProperties"]["nodeRangeProperties"][0]["container"]
-    return jobdef["containerProperties"]
+    container: dict[str, Any] = (jobdef["nodeProperties"]["nodeRangeProperties"][0]["container"]
+                                 if jobdef.get("type") == "multinode" else jobdef["containerProperties"])
+    return container
 
 
 def _container_env(jobdef: dict[str, Any]) -> dict[str, str]:

@@ -13,15 +13,15 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from workloads.contract import JobEnvironment, check_repeats
-from workloads.layout import BenchmarkJob, BenchmarkJobName, claim_key, submission_key
 from workloads.launch import new_secret
+from workloads.layout import BenchmarkJob, BenchmarkJobName, claim_key, submission_key
 from workloads.store import AlreadyExists, Refused, ResultStore
 
 from .. import aws
@@ -29,6 +29,9 @@ from ..capacity import of as capacity_kind
 from ..plan import naming
 from ..plan.models import NodeGroupPlan, Plan
 from .jobdefs import BENCHMARK_PARAMETER, job_kind
+from .workload_jobs import read_verified
+
+T = TypeVar("T")  # what submit_exactly_once returns: a Submission, a SubmittedWorkload
 
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the
 # call itself is never retried by botocore; `submit_once` retries by hand and looks for its job before each try.
@@ -61,34 +64,37 @@ class Submission:
 
 
 def new_run_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def batch_clients(endpoint_url: str | None, region: str | None, profile: str | None = None):
+def batch_clients(endpoint_url: str | None, region: str | None,
+                  profile: str | None = None) -> tuple[aws.BotoClient, aws.BotoClient]:
     return batch_clients_for(aws.Target(region=region, profile=profile, endpoint_url=endpoint_url))
 
 
-def batch_clients_for(target: aws.Target) -> tuple[Any, Any]:
+def batch_clients_for(target: aws.Target) -> tuple[aws.BotoClient, aws.BotoClient]:
     """(submitter, lookup): SubmitJob never retried by botocore (it has no idempotency token: submit_once retries
     by hand), ListJobs/DescribeJobs with standard retries."""
     return aws.client(target, "batch", config=NO_RETRY), aws.client(target, "batch", config=LOOKUP_RETRY)
 
 
-def find_job(lookup: Any, queue: str, name: str) -> str | None:
+def find_job(lookup: aws.BotoClient, queue: str, name: str) -> str | None:
     pages = lookup.get_paginator("list_jobs").paginate(jobQueue=queue, filters=[{"name": "JOB_NAME",
                                                                                   "values": [name]}])
     for page in pages:
         for job in page.get("jobSummaryList", []):
             if job["jobName"] == name:
-                return job["jobId"]
+                job_id: str = job["jobId"]
+                return job_id
     return None
 
 
-def submit_once(submitter: Any, lookup: Any, request: dict[str, Any], *, attempts: int = 6,
+def submit_once(submitter: aws.BotoClient, lookup: aws.BotoClient, request: dict[str, Any], *, attempts: int = 6,
                 backoff_s: float = 0.2) -> str:
     for attempt in range(attempts):
         try:
-            return submitter.submit_job(**request)["jobId"]
+            job_id: str = submitter.submit_job(**request)["jobId"]
+            return job_id
         except Exception as e:  # after a reset or 5xx the job may exist now: look before trying again
             if not aws.is_retryable(e) or attempt == attempts - 1:
                 raise
@@ -116,8 +122,8 @@ def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> li
     return fitting
 
 
-def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultStore, submitter: Any,
-           lookup: Any, node_group: str | None = None, nodes: int | None = None,
+def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultStore,
+           submitter: aws.BotoClient, lookup: aws.BotoClient, node_group: str | None = None, nodes: int | None = None,
            repeats: int | None = None) -> list[Submission]:
     """Submit the benchmark to every fitting node group of the rack; `repeats`: measurements per job (None: the
     job environment's default). A job whose marker or claim in the bucket cannot be believed is left out and named
@@ -160,19 +166,18 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
                               node_group=g.name, benchmark=benchmark, nodes=n, repeats=repeats
                               ).model_dump(exclude_none=True)
         try:
-            out.append(submit_exactly_once(store, submitter, lookup, run_id, fields, request))
+            out.append(submit_exactly_once(store, submitter, lookup, run_id, fields, request, made=Submission))
         except Refused:
             continue
     return out
 
 
-def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id: str, fields: dict[str, Any],
-                        request: dict[str, Any], *, marker: str | None = None,
-                        made: Callable[..., Any] = Submission, wait_s: float = CLAIM_WAIT_S,
-                        poll_s: float = CLAIM_POLL_S) -> Any:
+def submit_exactly_once(store: ResultStore, submitter: aws.BotoClient, lookup: aws.BotoClient, run_id: str,
+                        fields: dict[str, Any], request: dict[str, Any], *, made: Callable[..., T],
+                        marker: str | None = None, wait_s: float = CLAIM_WAIT_S, poll_s: float = CLAIM_POLL_S) -> T:
     """One Batch job per run id and job name, however many `rackform submit`s (or `rackform run`s) ask for it, at
     once or later. `marker` is where the job is recorded (default `_jobs/<name>.json`), `made(**fields, job_id=...,
-    created=...)` what is returned (default a Submission).
+    created=...)` what is returned (a Submission, a SubmittedWorkload).
 
     The job's marker (`_jobs/<name>.json`) says it was submitted. Until it exists, every contender claims the
     job's next attempt with a conditional PUT (`_claims/<name>/<attempt>.json`), which S3 lets exactly one make.
@@ -186,7 +191,7 @@ def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id:
     while True:
         # Every object read here is verified (Refused when it cannot be believed): a forged marker or claim is a
         # named problem, never a job to report or a marker to copy.
-        if (found := store.read_one(marker)) is not None:
+        if (found := read_verified(store, marker)) is not None:
             return made(**found, created=False)
         latest = store.latest_claim(run_id, name)
         if latest is None or latest[1]:
@@ -213,8 +218,8 @@ def submit_exactly_once(store: ResultStore, submitter: Any, lookup: Any, run_id:
         waited += poll_s
 
 
-def _submit_claimed(store: ResultStore, submitter: Any, lookup: Any, run_id: str, attempt: int,
-                    fields: dict[str, Any], request: dict[str, Any], marker: str, made: Callable[..., Any]) -> Any:
+def _submit_claimed(store: ResultStore, submitter: aws.BotoClient, lookup: aws.BotoClient, run_id: str, attempt: int,
+                    fields: dict[str, Any], request: dict[str, Any], marker: str, made: Callable[..., T]) -> T:
     job_id = find_job(lookup, fields["queue"], fields["job_name"])
     created = job_id is None
     if job_id is None:
@@ -233,8 +238,8 @@ def _submit_claimed(store: ResultStore, submitter: Any, lookup: Any, run_id: str
     return _record(store, marker, made, fields, job_id, created)
 
 
-def _record(store: ResultStore, marker: str, made: Callable[..., Any], fields: dict[str, Any], job_id: str,
-            created: bool, source: str | None = None) -> Any:
+def _record(store: ResultStore, marker: str, made: Callable[..., T], fields: dict[str, Any], job_id: str,
+            created: bool, source: str | None = None) -> T:
     # Built from the claim's fields by whichever process writes it, so the bytes agree and the second is a no-op;
     # a claim another process wrote (`source`) must make a marker its readers will believe.
     body = {**fields, "job_id": job_id}
@@ -246,16 +251,16 @@ def _record(store: ResultStore, marker: str, made: Callable[..., Any], fields: d
 
 def _claim(store: ResultStore, key: str) -> dict[str, Any]:
     """The verified claim at `key`, which a listing has just shown (rackform never deletes one)."""
-    if (claim := store.read_one(key)) is None:
+    if (claim := read_verified(store, key)) is None:
         raise SubmitError(f"s3://{store.bucket}/{key} was listed a moment ago and is gone: claims are never deleted")
     return claim
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _json(data: Any) -> bytes:
+def _json(data: object) -> bytes:
     import json
 
     return json.dumps(data, indent=2, sort_keys=True).encode()
@@ -275,7 +280,7 @@ class JobState:
         return self.record_status is not None or self.batch_status == "FAILED"
 
 
-def run_state(run_id: str, store: ResultStore, lookup: Any | None) -> list[JobState]:
+def run_state(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) -> list[JobState]:
     found = store.read(run_id, "marker", "record")
     subs = found["marker"]
     records = {(r.rack, r.node_group, r.benchmark): r for r in found["record"]}

@@ -30,8 +30,8 @@ from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws
 from ..capacity import of as capacity_kind
-from ..plan import naming
 from ..placement import Decision, QueueState
+from ..plan import naming
 from ..plan.models import NodeGroupPlan, Plan
 from ..spec.workload import Workload
 from .jobdefs import WORKLOAD_ROLE_TAG, container_properties, registration
@@ -65,19 +65,19 @@ def _job_vcpus(job: dict[str, Any], group: NodeGroupPlan) -> int:
     return int(container.get("vcpus") or group.vcpus_per_node)
 
 
-def _backlog(batch: Any, group: NodeGroupPlan) -> int:
+def _backlog(batch: aws.BotoClient, group: NodeGroupPlan) -> int:
     ids = [j["jobId"] for status in BACKLOG_STATUSES
            for j in aws.paginate(batch, "list_jobs", "jobSummaryList", jobQueue=group.job_queue, jobStatus=status)]
     return sum(_job_vcpus(j, group) for j in aws.describe_jobs(batch, ids).values())
 
 
-def _spot_interruptions(batch: Any, group: NodeGroupPlan) -> int:
+def _spot_interruptions(batch: aws.BotoClient, group: NodeGroupPlan) -> int:
     return sum(1 for j in aws.paginate(batch, "list_jobs", "jobSummaryList", jobQueue=group.job_queue,
                                        jobStatus="FAILED")
                if (j.get("statusReason") or "").startswith(SPOT_RECLAIM_REASON))
 
 
-def queue_states(plan: Plan, batch: Any, ec2: Any | None = None,
+def queue_states(plan: Plan, batch: aws.BotoClient, ec2: aws.BotoClient | None = None,
                  groups: Sequence[NodeGroupPlan] | None = None) -> tuple[dict[str, QueueState], list[str]]:
     """Each node group's queue now, keyed by queue name, and a note for whatever could not be read (its state is
     then unknown, never taken as empty)."""
@@ -154,7 +154,7 @@ def job_definition_request(plan: Plan, group: NodeGroupPlan, workload: Workload,
     return request
 
 
-def node_group_settings(batch: Any, plan: Plan, group: NodeGroupPlan) -> tuple[str, str, str | None]:
+def node_group_settings(batch: aws.BotoClient, plan: Plan, group: NodeGroupPlan) -> tuple[str, str, str | None]:
     """(bucket, workload role ARN, FSx mount) from the node group's deployed benchmark definition: the rack stack
     made the role and tagged the definition with it, and wrote the bucket and mount into it. Workload jobs run
     third-party images, so they never take the benchmarks' job role (which writes results/)."""
@@ -172,7 +172,7 @@ def node_group_settings(batch: Any, plan: Plan, group: NodeGroupPlan) -> tuple[s
     return env.get(JobEnvironment.variable("bucket"), ""), role, env.get(JobEnvironment.variable("fsx_mount"))
 
 
-def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
+def ensure_job_definition(batch: aws.BotoClient, request: dict[str, Any]) -> str:
     """The ARN of an active revision with the request's digest, registering one only when there is none.
 
     A name whose revisions are anything else's (a benchmark definition, another spec's or another workload's: names
@@ -190,8 +190,10 @@ def ensure_job_definition(batch: Any, request: dict[str, Any]) -> str:
             raise PlacementError(f"job definition {name} is already {what} (revision {jd.get('revision')}); workload "
                                  f"{owner[1]!r} would add a revision to it: rename the workload")
         if theirs.get("rackform:digest") == tags["rackform:digest"]:
-            return jd["jobDefinitionArn"]
-    return batch.register_job_definition(**request)["jobDefinitionArn"]
+            active: str = jd["jobDefinitionArn"]
+            return active
+    registered: str = batch.register_job_definition(**request)["jobDefinitionArn"]
+    return registered
 
 
 # --- running a workload --------------------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ class SubmittedWorkload:
 
 
 def _record(plan: Plan, run_id: str, decision: Decision) -> bytes:
-    return json.dumps({"run_id": run_id, "spec": plan.name, "decided_at": dt.datetime.now(dt.timezone.utc)
+    return json.dumps({"run_id": run_id, "spec": plan.name, "decided_at": dt.datetime.now(dt.UTC)
                        .isoformat(timespec="seconds"), **decision.to_dict()}, indent=2, sort_keys=True).encode()
 
 
@@ -230,12 +232,21 @@ def decide_once(plan: Plan, run_id: str, workload: Workload, store: ResultStore,
     try:
         store.put_once(key, _record(plan, run_id, decision), "application/json")
     except AlreadyExists:  # another `run` of the same id decided first: its decision stands
-        return read_verified(store, key), False
-    return read_verified(store, key), True
+        return _read_back(store, key), False
+    return _read_back(store, key), True
 
 
-def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultStore, batch: Any, submitter: Any,
-                 lookup: Any, decide: Callable[[], Decision]) -> tuple[dict[str, Any], SubmittedWorkload]:
+def _read_back(store: ResultStore, key: str) -> dict[str, Any]:
+    """The verified decision at `key`, just written (rackform never deletes one)."""
+    if (decision := read_verified(store, key)) is None:
+        raise PlacementError(f"s3://{store.bucket}/{key} was written a moment ago and is gone: decisions are never "
+                             "deleted")
+    return decision
+
+
+def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultStore,
+                 batch: aws.BotoClient, submitter: aws.BotoClient, lookup: aws.BotoClient,
+                 decide: Callable[[], Decision]) -> tuple[dict[str, Any], SubmittedWorkload]:
     """Place (once per run) and submit (once per run) one workload."""
     from . import submit as sub  # boto3 at import: loaded only when a job is submitted
 
@@ -277,7 +288,10 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
 def read_verified(store: ResultStore, key: str) -> dict[str, Any] | None:
     """A decision or a workload job marker, through the store's one reader (workloads/objects.py is its schema):
     None when there is none; store.Refused, named in store.problems, when it cannot be believed."""
-    return store.read_one(key)
+    found = store.read_one(key)
+    if found is None or isinstance(found, dict):
+        return found
+    raise TypeError(f"{key} holds a {type(found).__name__}, not a decision or a job marker")
 
 
 def _figure(value: float | None) -> float | None:
@@ -300,7 +314,7 @@ class WorkloadState:
     expected_cost_usd: float | None = None  # None: the decision recorded none
 
 
-def workload_states(run_id: str, store: ResultStore, lookup: Any | None) -> list[WorkloadState]:
+def workload_states(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) -> list[WorkloadState]:
     """The run's workload jobs, from their verified decisions and markers (one listing), with Batch's status.
     Objects that cannot be believed are left out and named in store.problems."""
     found = store.read(run_id, "placement", "workload")

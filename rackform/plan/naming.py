@@ -8,6 +8,7 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 
 def network_stack(spec: str) -> str:
@@ -129,7 +130,7 @@ def rack_construct_ids(groups: dict[str, str | None]) -> list[tuple[str, str | N
     return ids
 
 
-JOB_KINDS = ("single", "multinode")
+JOB_KINDS: tuple[Literal["single"], Literal["multinode"]] = ("single", "multinode")
 
 
 def rack_aws_names(spec: str, rack: str, group: str) -> list[tuple[str, str]]:
