@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    from .reference.prices import PaginatingClient
 
 # botocore's standard retry mode: throttling, 5xx and connection errors, with jittered exponential backoff
 # (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). Five attempts keep a wrong
@@ -106,7 +105,7 @@ def has_credentials(target: Target, s: Session | None = None) -> bool:
     return (s or session(target)).get_credentials() is not None
 
 
-def paginate(client: PaginatingClient, op: str, key: str, **kwargs: object) -> list[dict[str, Any]]:
+def paginate(client: BotoClient, op: str, key: str, **kwargs: object) -> list[dict[str, Any]]:
     """Every item of a paginated boto3 operation."""
     items: list[dict[str, Any]] = []
     for page in client.get_paginator(op).paginate(**kwargs):

@@ -29,7 +29,7 @@ from ..capacity import of as capacity_kind
 from ..plan import naming
 from ..plan.models import NodeGroupPlan, Plan
 from .jobdefs import BENCHMARK_PARAMETER, job_kind
-from .workload_jobs import read_verified
+from .verified import read_verified
 
 T = TypeVar("T")  # what submit_exactly_once returns: a Submission, a SubmittedWorkload
 

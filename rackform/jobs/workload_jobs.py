@@ -35,6 +35,7 @@ from ..plan import naming
 from ..plan.models import NodeGroupPlan, Plan
 from ..spec.workload import Workload
 from .jobdefs import WORKLOAD_ROLE_TAG, container_properties, registration
+from .verified import read_verified
 
 # A job whose instance was taken away (a Spot reclaim) fails with a status reason starting "Host EC2": retry strategies
 # written for Spot match it with evaluateOnExit onStatusReason "Host EC2*" (evaluateOnExit:
@@ -284,15 +285,6 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
 
 
 # --- reading back --------------------------------------------------------------------------------------------------
-
-def read_verified(store: ResultStore, key: str) -> dict[str, Any] | None:
-    """A decision or a workload job marker, through the store's one reader (workloads/objects.py is its schema):
-    None when there is none; store.Refused, named in store.problems, when it cannot be believed."""
-    found = store.read_one(key)
-    if found is None or isinstance(found, dict):
-        return found
-    raise TypeError(f"{key} holds a {type(found).__name__}, not a decision or a job marker")
-
 
 def _figure(value: float | None) -> float | None:
     """A figure of a verified decision (a number or None by its schema), or None (unknown) for a NaN or infinity."""
