@@ -294,17 +294,17 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         # definition spans (numNodes: the plan's node group; a single-node definition, one).
         jobdef = deployment.job_definitions.get(m.job_definition)
         most = (jobdef.get("nodeProperties") or {}).get("numNodes", 1) if jobdef is not None else 0
-        if m.nodes > most:
+        if jobdef is None or m.nodes > most:
             announce(f"not run: {m.job_name}: " + (
                 f"job definition {m.job_definition!r} was never deployed" if jobdef is None else
                 f"{m.nodes} nodes, but its job definition {m.job_definition!r} spans at most {most}"))
             continue
         # What the job definition tells the container, as the runner will read it, plus this submission's run id.
-        job = JobEnvironment.from_env(_container_env(deployment.job_definitions[m.job_definition])).with_(
+        job = JobEnvironment.from_env(_container_env(jobdef)).with_(
             run_id=run_id, master_port=free_port(), fabric_port=free_port(), launch_secret=new_secret(),
             **({"repeats": m.repeats} if m.repeats is not None else {}))
         # The job's credentials are its job role's, as Batch gives them: never the operator's.
-        role = job_role_arn(deployment.job_definitions[m.job_definition])
+        role = job_role_arn(jobdef)
         base = {**without_credentials(os.environ), **aws.role_env(role, session=m.job_name)}
         work = Path(tempfile.mkdtemp(prefix=f"rackform-{m.benchmark}-"))
         announce(f"[{i}/{len(subs)}] {m.benchmark} on {m.rack}/{m.node_group} "
