@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
-# checkov (a template gate in tests/test_gates.py) lives in a venv of its own: it pins boto3 to a version that
+# checkov (a template gate in tests/stacks/test_gates.py) lives in a venv of its own: it pins boto3 to a version that
 # conflicts with ours (see requirements-checkov.txt). The tests find it at $(CHECKOV_VENV)/bin/checkov.
 CHECKOV_VENV := .venv-checkov
 SPEC   ?= examples/demo.yaml

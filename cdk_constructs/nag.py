@@ -2,7 +2,7 @@
 
 cdk-nag 3 reads acknowledgements from CDK's own `Validations.of(construct).acknowledge()`: one rule id, or one
 finding of a rule that reports several (`AwsSolutions-IAM5[Resource::...]`), on the construct given and its children.
-Every call here names one resource and one rule or finding, with the reason a reviewer needs; tests/test_gates.py
+Every call here names one resource and one rule or finding, with the reason a reviewer needs; tests/stacks/test_gates.py
 runs the pack over the example apps and fails on any error left unacknowledged.
 
 checkov reads skips from the template itself (`Metadata.checkov.skip`), so its skips travel with the resource too.

@@ -32,7 +32,7 @@ MIME_BOUNDARY = "==RACKFORM=="
 # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-verify.html); 1.47.0 is also the version the EC2 User
 # Guide's "Get started with EFA and NCCL for ML workloads" installs. To bump: take a version and its SHA256 from that
 # table together and change both here; workloads/docker/gpu.Dockerfile must carry the same pair
-# (tests/test_dockerfiles.py checks it).
+# (tests/workloads/test_dockerfiles.py checks it).
 EFA_INSTALLER_VERSION = "1.47.0"
 EFA_INSTALLER_SHA256 = "2df4201e046833c7dc8160907bee7f52b76ff80ed147376a2d0ed8a0dd66b2db"
 EFA_INSTALLER_URL = f"https://efa-installer.amazonaws.com/aws-efa-installer-{EFA_INSTALLER_VERSION}.tar.gz"

@@ -40,7 +40,7 @@ _OD_QUOTA = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-resource-li
 
 
 @dataclass(frozen=True)
-class Capacity:
+class KindFacts:
     kind: CapacityKind
     label: str  # the kind in a sentence: "an On-Demand Capacity Reservation"
     market: Market
@@ -65,15 +65,15 @@ class Capacity:
     sources: tuple[str, ...]  # the AWS pages the facts above come from
 
 
-KINDS: Mapping[CapacityKind, Capacity] = {
-    "on-demand": Capacity(
+KINDS: Mapping[CapacityKind, KindFacts] = {
+    "on-demand": KindFacts(
         kind="on-demand", label="On-Demand", market="on-demand", batch_type="EC2",
         batch_allocation_strategy="BEST_FIT_PROGRESSIVE", usage_class=None, multi_node=True,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=False,
         quota_note=None, price="on-demand-snapshot", no_price_reason="", interruptible=False,
         counts_available=False, add_capacity_hint=None, termination_lead=None, preflight=("quota",),
         sources=(_MNP_CE, _BATCH_EFA, _CE_RESOURCES, _ALLOCATION, _OD_QUOTA)),
-    "spot": Capacity(
+    "spot": KindFacts(
         kind="spot", label="Spot", market="spot", batch_type="SPOT",
         batch_allocation_strategy="SPOT_PRICE_CAPACITY_OPTIMIZED", usage_class="spot", multi_node=False,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=True,
@@ -81,7 +81,7 @@ KINDS: Mapping[CapacityKind, Capacity] = {
         no_price_reason="Spot prices move hourly and none was read (--spot-live reads the current one from EC2)",
         interruptible=True, counts_available=False, add_capacity_hint=None, termination_lead=None,
         preflight=("quota",), sources=(_MNP_CE, _CE_RESOURCES, _ALLOCATION, _USAGE_CLASS, _SPOT_PRICES, _SPOT_QUOTA)),
-    "reservation": Capacity(
+    "reservation": KindFacts(
         kind="reservation", label="an On-Demand Capacity Reservation", market="on-demand", batch_type="EC2",
         batch_allocation_strategy="BEST_FIT_PROGRESSIVE", usage_class=None, multi_node=True,
         needs_reservation_id=True, reservation_type="default", placement="reservation", spot_quota=False,
@@ -91,7 +91,7 @@ KINDS: Mapping[CapacityKind, Capacity] = {
         add_capacity_hint=("aws ec2 modify-capacity-reservation --capacity-reservation-id {rid} "
                            "--instance-count {count}"),
         termination_lead=None, preflight=("quota", "reservation"), sources=(_MNP_CE, _CR_CPG, _CR_API, _CREATE_CR)),
-    "capacity-block": Capacity(
+    "capacity-block": KindFacts(
         kind="capacity-block", label="a Capacity Block", market="capacity-block", batch_type="EC2",
         batch_allocation_strategy="BEST_FIT_PROGRESSIVE", usage_class="capacity-block", multi_node=True,
         needs_reservation_id=True, reservation_type="capacity-block", placement="aws", spot_quota=False,
@@ -105,11 +105,11 @@ KINDS: Mapping[CapacityKind, Capacity] = {
 }
 
 
-def of(kind: CapacityKind) -> Capacity:
+def of(kind: CapacityKind) -> KindFacts:
     return KINDS[kind]
 
 
-def of_reservation(reservation_type: str | None) -> Capacity:
+def of_reservation(reservation_type: str | None) -> KindFacts:
     """The kind of a reservation EC2 describes: its ReservationType is "capacity-block" for a Capacity Block and
     "default" (or absent, in older answers) for an On-Demand Capacity Reservation (API_CapacityReservation)."""
     return next((c for c in KINDS.values() if c.needs_reservation_id and c.reservation_type == reservation_type),

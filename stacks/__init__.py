@@ -22,8 +22,8 @@ def build_app(plan: Plan, *, outdir: str | None = None, cdk_validation: bool | N
     `cdk_validation`: run CDK's built-in CloudFormation template validation at synth (default: only when
     CDK_VALIDATION=true). Off by default because every template here is generated from a plan `rackform validate`
     accepted, by code whose output rackform's own tests put through that same validator with zero findings allowed
-    (both examples in tests/test_gates.py, the heaviest rack validation admits in tests/test_stacks.py, sampled
-    random specs in tests/test_fuzz.py), beside
+    (both examples in tests/stacks/test_gates.py, the heaviest rack validation admits in tests/stacks/test_stacks.py,
+    sampled random specs in tests/test_fuzz.py), beside
     cfn-lint, cdk-nag and checkov. Run on every synth it re-checks rackform's code, not the user's spec, costs more
     than the rest of synth (about 2 s of 4 for the demo), and reports what it finds as warnings that do not stop
     synth."""

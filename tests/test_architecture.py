@@ -38,3 +38,37 @@ def test_a_plain_install_brings_no_aws_sdk_cdk_torch_or_plots():
     extras = project["optional-dependencies"]
     assert {"aws", "cdk", "bench", "report"} <= set(extras)
     assert any(d.startswith("aws-cdk-lib") for d in extras["cdk"]) and any(d.startswith("torch") for d in extras["bench"])
+
+
+def _class_names(package: str) -> dict[str, list[str]]:
+    import ast
+
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ClassDef):
+                found.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_class_has_one_name_across_both_programs():
+    # A name read in a traceback, a grep or a review means one thing: two `Figure`s or two `Capacity`s did not.
+    names: dict[str, list[str]] = {}
+    for package in ("rackform", "workloads"):
+        for name, paths in _class_names(package).items():
+            names.setdefault(name, []).extend(paths)
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}
+
+
+def test_the_operator_package_root_holds_at_most_eight_modules():
+    # Everything else lives in a package named for its concern (docs/architecture.md draws them).
+    assert len(list((ROOT / "rackform").glob("*.py"))) <= 8
+
+
+def test_tests_are_grouped_like_the_source():
+    # tests/<folder>/ mirrors a package of the source; a test of a root module stays at tests/'s root.
+    sources = {p.name for p in (ROOT / "rackform").iterdir() if (p / "__init__.py").is_file()}
+    sources |= {"workloads", "stacks"}
+    folders = {p.name for p in (ROOT / "tests").iterdir() if (p / "__init__.py").is_file()}
+    assert folders <= sources, folders - sources
+    assert all((ROOT / "tests" / folder / "__init__.py").is_file() for folder in folders)

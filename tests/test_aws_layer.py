@@ -18,7 +18,7 @@ from rackform.preflight import checks as preflight
 from rackform.reference import refresh
 from rackform.cli import main
 
-from .conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"  # cluster demo in us-east-1
 REFUSED = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once

@@ -40,7 +40,7 @@ from rackform.validate import validate_spec
 from rackform.spec.yamlsafe import MAX_BYTES
 from workloads.parsers import TOOLS
 
-from .cdk_validation import validation_findings
+from tests.stacks.cdk_validation import validation_findings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_PATH = ROOT / "examples" / "demo.yaml"

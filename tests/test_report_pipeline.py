@@ -12,7 +12,7 @@ import pytest
 from rackform.cli import checked_plan, main
 from rackform.jobs.local import EmbeddedAWS, deploy, run_local
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 SPEC = str(ROOT / "examples" / "demo.yaml")
 RUN = "pipeline-1"

@@ -59,7 +59,7 @@ EFA_MPIRUN = "/opt/amazon/openmpi/bin/mpirun"
 # bridge and veth pairs (AWS's nccl-tests.Dockerfile: ^docker,lo,veth) and awsvpc's `ecs-eth0`, the link-local
 # bridge to the ECS agent's metadata endpoint, which no other node can reach (AWS's Batch sample for multi-node
 # nccl-tests exports ^lo,docker,ecs and forwards it with -x: 1.architectures/3.aws-batch/
-# aws-batch-distributed-training-p6.yaml). The GPU image sets the same value (tests/test_dockerfiles.py).
+# aws-batch-distributed-training-p6.yaml). The GPU image sets the same value (tests/workloads/test_dockerfiles.py).
 NCCL_SOCKET_IFNAME = "^lo,docker,veth,ecs"
 # Set by the job environment where it applies, and needed by every rank: forwarded by name when set (mpirun warns of
 # a -x name it cannot find). The Batch sample forwards FI_EFA_USE_DEVICE_RDMA=1 the same way.

@@ -36,7 +36,7 @@ T = TypeVar("T")  # what submit_exactly_once returns: a Submission, a SubmittedW
 # SubmitJob has no idempotency token: an automatic retry after a lost response could start a second job. So the
 # call itself is never retried by botocore; `submit_once` retries by hand and looks for its job before each try.
 # total_max_attempts counts the first try (1 = no retry); the legacy `max_attempts` counts retries, and 1 there let
-# botocore resend a SubmitJob whose response was lost (tests/test_faults.py caught the duplicate jobs).
+# botocore resend a SubmitJob whose response was lost (tests/jobs/test_faults.py caught the duplicate jobs).
 NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
 LOOKUP_RETRY = Config(retries={"mode": "standard", "max_attempts": 8})
 # How long a submit that lost the claim waits for the winner's job before calling the winner stopped: the winner's

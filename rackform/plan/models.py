@@ -26,8 +26,8 @@ INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs")
 # AMI). Names from the ECS guide
 # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html) and AWS's release
 # tooling (github.com/aws/amazon-ecs-ami, generate-release-notes.sh). The GPU and Neuron variants exist for x86_64
-# only, so an arm64 accelerator type has no ECS AMI (tests/test_user_data.py checks the catalog). None of the four
-# installs the EFA software: cdk_constructs/user_data.py adds it. Batch's image type is ECS_AL2023_NVIDIA for GPU
+# only, so an arm64 accelerator type has no ECS AMI (tests/stacks/test_user_data.py checks the catalog). None of the
+# four installs the EFA software: cdk_constructs/user_data.py adds it. Batch's image type is ECS_AL2023_NVIDIA for GPU
 # families, ECS_AL2023 otherwise (https://docs.aws.amazon.com/batch/latest/APIReference/API_Ec2Configuration.html).
 ECS_AL2023_AMI = {
     "graviton": "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id",

@@ -9,7 +9,7 @@ definition), so the ceiling is derived from a measurement of the heaviest group 
 
 Measured the way users synthesize: the CDK CLI (`cdk synth`, this project's cdk.json, default context), which turns
 on what an in-process synth leaves off: every resource's `aws:cdk:path` metadata, asset metadata and the
-`CDKMetadata` version-reporting resource, about 5% more bytes per node group. tests/test_stacks.py synthesizes a
+`CDKMetadata` version-reporting resource, about 5% more bytes per node group. tests/stacks/test_stacks.py synthesizes a
 rack of exactly the ceiling's heaviest groups through the CLI and checks the file on disk keeps MARGIN free, and
 that no group or base grew past the measurement, so a change that grows the template fails the suite until the
 measurement is redone.

@@ -14,7 +14,7 @@ _ARCH = {"arm64": "arm64", "x86_64": "x86_64"}
 # Accelerator records AWS publishes that its own EC2 data (DescribeInstanceTypes, and moto's copy of it) gets wrong:
 # NeuronInfo gives 512 GiB per Trainium2 chip, and trn2u.48xlarge no NeuronInfo at all, so it read as a CPU type.
 # Each entry replaces the API's record whole and was reviewed against the pages named beside it;
-# tests/test_catalog.py holds every accelerated type of the catalog to AWS's published figures.
+# tests/reference/test_catalog.py holds every accelerated type of the catalog to AWS's published figures.
 # Trainium2: 8 NeuronCore-v3 and 96 GiB of device memory per chip
 # (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/general/arch/neuron-hardware/trainium2.html);
 # trn2.48xlarge and trn2u.48xlarge: 16 chips, 1,536 GiB of device memory

@@ -1,4 +1,4 @@
-"""One node of a test job for tests/test_launch.py: the runner's own entry point (workloads.run.main) with one extra
+"""One node of a test job for tests/workloads/test_launch.py: the runner's own entry point (workloads.run.main) with one extra
 benchmark whose step runs a real mpi4py program through the launcher, so that two of these processes, given the
 local executor's node environments, are a 2-node Batch job in miniature."""
 

@@ -1,0 +1,273 @@
+"""The shipped price and limits snapshots, and the AWS clients that refresh prices (driven through Stubber)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+
+import botocore.session
+import pytest
+from botocore.stub import Stubber
+
+from rackform.reference.peaks import limits_for, load_limits, network_gbps
+from rackform.reference.prices import (
+    fetch_on_demand,
+    load_price_file,
+    load_prices,
+    on_demand,
+    on_demand_gap,
+    on_demand_usd,
+    parse_price,
+    price_list_filters,
+    spot_prices,
+)
+
+from tests.conftest import ROOT
+
+# aws-facts.md, "On-demand prices, us-east-1, Linux (USD/hour; Price List API data as of 2026-07-20)".
+AWS_FACTS_US_EAST_1 = {
+    "trn1.2xlarge": 1.34375, "trn1.32xlarge": 21.50, "trn1n.32xlarge": 24.78, "inf2.48xlarge": 12.98,
+    "p4d.24xlarge": 21.96, "p5.48xlarge": 55.04, "p5en.48xlarge": 63.30, "p6-b200.48xlarge": 113.93,
+    "g6.48xlarge": 13.35, "c7g.16xlarge": 2.32, "c7gn.16xlarge": 3.99, "c8g.48xlarge": 7.66,
+    "hpc7g.16xlarge": 1.68, "m7g.xlarge": 0.1632,
+}
+
+
+def _client(service: str):
+    # Dummy keys: Stubber answers every call, so nothing is ever signed for or sent to AWS.
+    return botocore.session.get_session().create_client(
+        service, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _product(instance_type: str, usd: str, region: str = "us-east-1") -> str:
+    """One PriceList entry shaped like the Price List API's (a JSON string, not an object)."""
+    sku = f"SKU{instance_type.replace('.', '').upper()}"
+    return json.dumps({
+        "product": {"productFamily": "Compute Instance", "sku": sku, "attributes": {
+            "instanceType": instance_type, "regionCode": region, "operatingSystem": "Linux", "tenancy": "Shared",
+            "preInstalledSw": "NA", "capacitystatus": "Used", "marketoption": "OnDemand", "servicecode": "AmazonEC2"}},
+        "serviceCode": "AmazonEC2",
+        "terms": {"OnDemand": {f"{sku}.JRTCKXETXF": {
+            "offerTermCode": "JRTCKXETXF", "sku": sku, "effectiveDate": "2026-07-01T00:00:00Z",
+            "priceDimensions": {f"{sku}.JRTCKXETXF.6YS6EN2CT7": {
+                "rateCode": f"{sku}.JRTCKXETXF.6YS6EN2CT7", "unit": "Hrs", "beginRange": "0", "endRange": "Inf",
+                "description": f"${usd} per On Demand Linux {instance_type} Instance Hour",
+                "pricePerUnit": {"USD": usd}, "appliesTo": []}},
+            "termAttributes": {}}}},
+        "version": "20260720000000", "publicationDate": "2026-07-20T00:00:00Z",
+    })
+
+
+def _products_request(region: str, instance_type: str, token: str | None = None) -> dict:
+    req = {"ServiceCode": "AmazonEC2", "Filters": price_list_filters(region, instance_type)}
+    return req | ({"NextToken": token} if token else {})
+
+
+# --- the snapshot ----------------------------------------------------------------------------------------------
+
+def test_snapshot_holds_exactly_the_aws_facts_prices():
+    block = load_prices().ec2_on_demand.regions
+    assert set(block) == {"us-east-1"}
+    assert block["us-east-1"].prices == AWS_FACTS_US_EAST_1
+    assert block["us-east-1"].as_of == "2026-07-20" and "Price List API" in block["us-east-1"].source
+
+
+def test_missing_prices_are_unknown_not_zero():
+    book = load_prices()
+    assert on_demand(book, "us-east-2", "p5.48xlarge") is None
+    assert "us-east-2" in on_demand_gap(book, "us-east-2", "p5.48xlarge")
+    assert on_demand(book, "us-east-1", "trn2.48xlarge") is None
+    assert "not offered" in on_demand_gap(book, "us-east-1", "trn2.48xlarge")
+    assert on_demand(book, "us-east-1", "p5.48xlarge").usd == 55.04
+
+
+def test_every_hand_maintained_price_names_its_source_and_date():
+    book = load_prices()
+    fsx = book.fsx_lustre.regions["us-east-1"]
+    rates = [fsx.SCRATCH_2, *fsx.PERSISTENT_1.values(), *fsx.PERSISTENT_2.values(),
+             *book.nat_gateway.regions.values(), *book.vpc_interface_endpoint.regions.values()]
+    known = [r for r in rates if r is not None]
+    assert known and all(r.source.startswith("http") and r.page_date for r in known)
+    # Tiers nobody could source stay null rather than guessed.
+    assert fsx.PERSISTENT_2["250"] is None and fsx.PERSISTENT_1 == {"50": None, "100": None, "200": None}
+
+
+# --- the Price List API ----------------------------------------------------------------------------------------
+
+def test_filters_select_plain_linux_on_demand():
+    assert price_list_filters("us-east-1", "p5.48xlarge") == [
+        {"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"},
+        {"Type": "TERM_MATCH", "Field": "instanceType", "Value": "p5.48xlarge"},
+        {"Type": "TERM_MATCH", "Field": "operatingSystem", "Value": "Linux"},
+        {"Type": "TERM_MATCH", "Field": "tenancy", "Value": "Shared"},
+        {"Type": "TERM_MATCH", "Field": "preInstalledSw", "Value": "NA"},
+        {"Type": "TERM_MATCH", "Field": "capacitystatus", "Value": "Used"},
+        {"Type": "TERM_MATCH", "Field": "marketoption", "Value": "OnDemand"},
+    ]
+
+
+def test_parse_one_price_list_entry():
+    assert on_demand_usd(_product("p5.48xlarge", "55.0400000000")) == [55.04]
+    assert on_demand_usd(json.dumps({"terms": {}})) == []
+
+
+def test_fetch_follows_next_token_and_sends_the_filters():
+    client = _client("pricing")
+    with Stubber(client) as stub:
+        stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [], "NextToken": "page2"},
+                          _products_request("us-east-1", "p5.48xlarge"))
+        stub.add_response("get_products", {"FormatVersion": "aws_v1",
+                                           "PriceList": [_product("p5.48xlarge", "55.0400000000")]},
+                          _products_request("us-east-1", "p5.48xlarge", "page2"))
+        assert fetch_on_demand(client, "us-east-1", "p5.48xlarge") == 55.04
+        stub.assert_no_pending_responses()
+
+
+def test_fetch_refuses_to_pick_between_two_prices():
+    client = _client("pricing")
+    with Stubber(client) as stub:
+        stub.add_response("get_products", {"PriceList": [_product("p5.48xlarge", "55.04"),
+                                                         _product("p5.48xlarge", "98.32")]},
+                          _products_request("us-east-1", "p5.48xlarge"))
+        with pytest.raises(ValueError, match="several on-demand prices"):
+            fetch_on_demand(client, "us-east-1", "p5.48xlarge")
+
+
+def test_refresh_script_rewrites_one_region_and_keeps_the_rest(tmp_path, monkeypatch):
+    import boto3
+
+    client = _client("pricing")
+    stub = Stubber(client)
+    stub.add_response("get_products", {"PriceList": [_product("p5.48xlarge", "50.00", "us-east-2")],
+                                       "NextToken": "t"}, _products_request("us-east-2", "p5.48xlarge"))
+    stub.add_response("get_products", {"PriceList": []}, _products_request("us-east-2", "p5.48xlarge", "t"))
+    stub.add_response("get_products", {"PriceList": []}, _products_request("us-east-2", "trn2.48xlarge"))
+    stub.activate()
+    monkeypatch.setattr(boto3, "client", lambda service, region_name=None: client)
+    spec = importlib.util.spec_from_file_location("refresh_prices", ROOT / "scripts" / "refresh_prices.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "prices.json"
+    assert script.main(["--regions", "us-east-2", "--instance-types", "trn2.48xlarge", "p5.48xlarge",
+                        "-o", str(out)]) == 0
+    stub.assert_no_pending_responses()
+    regions = json.loads(out.read_text())["ec2_on_demand"]["regions"]
+    assert regions["us-east-2"]["prices"] == {"p5.48xlarge": 50.0}
+    assert "no on-demand" in regions["us-east-2"]["notes"]["trn2.48xlarge"]
+    assert regions["us-east-2"]["as_of"] == dt.date.today().isoformat()
+    assert regions["us-east-1"]["prices"] == AWS_FACTS_US_EAST_1
+
+
+# --- Spot ------------------------------------------------------------------------------------------------------
+
+def test_spot_prices_take_the_latest_record_per_type():
+    client = _client("ec2")
+    now = dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.timezone.utc)
+    older, newer = now - dt.timedelta(hours=3), now - dt.timedelta(minutes=20)
+
+    def record(instance_type: str, usd: str, ts: dt.datetime) -> dict:
+        return {"AvailabilityZone": "us-east-1c", "InstanceType": instance_type,
+                "ProductDescription": "Linux/UNIX", "SpotPrice": usd, "Timestamp": ts}
+
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [record("c7g.16xlarge", "0.9000", older), record("c7g.16xlarge", "0.8123", newer),
+                                  record("p5.48xlarge", "31.4600", older)], "NextToken": ""},
+            {"InstanceTypes": ["c7g.16xlarge", "p5.48xlarge"], "ProductDescriptions": ["Linux/UNIX"],
+             "AvailabilityZone": "us-east-1c", "StartTime": now})
+        quotes = spot_prices(client, ["p5.48xlarge", "c7g.16xlarge"], "us-east-1c", now=now)
+    assert {t: q.usd for t, q in quotes.items()} == {"c7g.16xlarge": 0.8123, "p5.48xlarge": 31.46}
+    assert quotes["c7g.16xlarge"].source == "Spot us-east-1c 2026-11-24 06:40Z"
+
+
+# --- user-given prices -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("p5.48xlarge=31.46", ("p5.48xlarge", 31.46)),
+    (" gpu/h100 = 40 ", ("gpu/h100", 40.0)),
+])
+def test_parse_price(text, expected):
+    assert parse_price(text) == expected
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("p5.48xlarge", "KEY=USD_PER_HOUR"), ("=3", "KEY=USD_PER_HOUR"), ("p5.48xlarge=cheap", "not a number"),
+    ("p5.48xlarge=-1", "0 or more"), ("p5.48xlarge=nan", "finite"),
+])
+def test_parse_price_rejects(text, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        parse_price(text)
+
+
+def test_price_file(tmp_path):
+    path = tmp_path / "prices.yaml"
+    path.write_text("trn2.48xlarge: 40.5\ntrn2-train/workers: 38\n")
+    assert load_price_file(path) == {"trn2.48xlarge": 40.5, "trn2-train/workers": 38.0}
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="must map KEY"):
+        load_price_file(path)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_price_file(tmp_path / "missing.yaml")
+
+
+# --- physical limits -------------------------------------------------------------------------------------------
+
+# aws-facts.md, "Physical limits per instance": accelerators, dense BF16 TFLOPS each, network Gbps, EFA.
+FACTS_TABLE = {
+    "trn1.32xlarge": (16, 190, 800, 8), "trn1n.32xlarge": (16, 190, 1600, 16), "trn2.48xlarge": (16, 667, 3200, 16),
+    "p4d.24xlarge": (8, 312, 400, 4), "p5.48xlarge": (8, 989, 3200, 32), "p5en.48xlarge": (8, 989, 3200, 16),
+    "p6-b200.48xlarge": (8, 2250, 3200, 8), "g6.48xlarge": (8, 121, 100, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FACTS_TABLE))
+def test_limits_match_the_reference_table(name):
+    accelerators, tflops, gbps, efa = FACTS_TABLE[name]
+    lim = limits_for(name)
+    assert (lim.accelerators, lim.bf16_dense_tflops_per_accelerator, lim.network_gbps, lim.efa_interfaces) == \
+        (accelerators, tflops, gbps, efa)
+    assert lim.bf16_dense_tflops == accelerators * tflops
+    assert {"bf16_dense_tflops_per_accelerator", "network_gbps", "efa_interfaces"} <= set(lim.sources)
+
+
+def test_graviton_memory_bandwidth_and_unknowns():
+    assert limits_for("c8g.48xlarge").cpu_memory_bandwidth_gb_s == 2 * 537.6
+    assert limits_for("c7g.16xlarge").cpu_memory_bandwidth_gb_s == 307.2
+    m7g = limits_for("m7g.xlarge")  # in the catalog, not in limits.json: network only
+    assert m7g.bf16_dense_tflops is None and m7g.cpu_memory_bandwidth_gb_s is None
+    assert (m7g.network_gbps, m7g.network_is_burst) == (12.5, True)
+    assert limits_for("x9z.nonexistent") is None
+    g6 = limits_for("g6.48xlarge")
+    assert g6.intra_node_link_gb_s_per_accelerator is None and "intra_node_link_gb_s_per_accelerator" in g6.unconfirmed
+
+
+def test_every_limits_entry_is_a_catalog_type_with_dated_sources(catalog):
+    data = load_limits()
+    assert set(data.instance_types) <= set(catalog.instance_types)
+    assert all(s.date and s.url for s in data.sources.values())
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("3200 Gigabit", (3200.0, False)), ("16x 200 Gigabit", (3200.0, False)),
+    ("Up to 12.5 Gigabit", (12.5, True)), ("Low to Moderate", (None, False)),
+])
+def test_network_performance_strings(text, expected):
+    assert network_gbps(text) == expected
+
+
+def test_spot_prices_in_an_az_given_by_id_ask_ec2_by_id():
+    # An AZ ID names the same zone in every account; EC2 takes it as AvailabilityZoneId, never as a name.
+    client = _client("ec2")
+    now = dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.timezone.utc)
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [{"AvailabilityZone": "us-east-1c", "AvailabilityZoneId": "use1-az6",
+                                   "InstanceType": "c7g.16xlarge", "ProductDescription": "Linux/UNIX",
+                                   "SpotPrice": "0.8123", "Timestamp": now}], "NextToken": ""},
+            {"InstanceTypes": ["c7g.16xlarge"], "ProductDescriptions": ["Linux/UNIX"],
+             "AvailabilityZoneId": "use1-az6", "StartTime": now})
+        quotes = spot_prices(client, ["c7g.16xlarge"], "use1-az6", now=now)
+    assert quotes["c7g.16xlarge"].usd == 0.8123 and "use1-az6" in quotes["c7g.16xlarge"].source
