@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..numbers import usd as price
-from ..placement import Decision, _figure, duration_text
+from ..placement import Decision, duration_text, figure_text
 
 
 def explain_rows(d: Decision) -> tuple[list[list[str]], list[str]]:
@@ -21,7 +21,7 @@ def explain_rows(d: Decision) -> tuple[list[list[str]], list[str]]:
             verdict = "ranked lower"
         usd, cost = price(c.usd_per_hour), price(c.expected_cost_usd)  # the one price rule of every command
         backlog = "unknown" if c.backlog_vcpus is None else f"{c.backlog_vcpus}/{c.max_vcpus}"
-        rows.append([str(i), c.where, c.tier, c.instance_type, _figure(c), usd, backlog,
+        rows.append([str(i), c.where, c.tier, c.instance_type, figure_text(c), usd, backlog,
                      duration_text(c.wait_s), cost, "; ".join((verdict, *c.notes))])
     return rows, ["#", "rack/node group", "tier", "instance", "per $", "$/hour", "vCPUs queued", "wait",
                   "cost $", "why"]

@@ -31,12 +31,13 @@ from typing import Any, Literal
 
 from workloads.results import ResultRecord
 
-from .analysis.advise import candidates
-from .analysis.report import health_of, is_local, report_rows
-from .capacity import of as capacity_kind
-from .plan.models import NodeGroupPlan, Plan
-from .reference.peaks import Limits
-from .spec.workload import Workload
+from ..analysis.advise import candidates
+from ..analysis.report import health_of, is_local, report_rows
+from ..capacity import of as capacity_kind
+from ..plan.models import NodeGroupPlan, Plan
+from ..reference.peaks import Limits
+from ..spec.workload import Workload
+from .state import QueueState
 
 # Which benchmark stands for a class of work, and so which per-dollar figure ranks the tiers for it:
 #   general   -> cpu        sysbench cpu events per $ (the whole instance's CPUs)
@@ -60,17 +61,6 @@ def healthy(record: ResultRecord) -> bool:
     """A record whose figures may rank tiers: it succeeded and the runner did not mark it invalid (a node failed its
     health step: record schema 2). Version-1 records, from before the health step, count on their success alone."""
     return record.status == "succeeded" and health_of(record)[0] is not False
-
-
-@dataclass(frozen=True)
-class QueueState:
-    """What AWS says about one node group's queue now; None where it could not be read (unknown, not zero)."""
-
-    backlog_vcpus: int | None  # vCPUs of the queue's RUNNABLE and STARTING jobs
-    max_vcpus: int | None = None  # the compute environment's maximum; None: take the plan's (count x vCPUs)
-    reservation_state: str | None = None  # active, scheduled, expired... for reservation and capacity-block groups
-    reservation_free: int | None = None  # AvailableInstanceCount
-    spot_interruptions: int | None = None  # failed jobs of the queue whose host was reclaimed, for Spot groups
 
 
 @dataclass(frozen=True)
@@ -294,7 +284,7 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
     limit = workload.max_wait_s
     within = [c for c in able if limit is None or c.wait_s is None or c.wait_s <= limit]
     chosen = within[0] if within else min(able, key=lambda c: c.wait_s if c.wait_s is not None else 0.0)
-    how = (f"best measured {benchmark} per dollar ({_figure(preferred)})" if basis == "measured" and
+    how = (f"best measured {benchmark} per dollar ({figure_text(preferred)})" if basis == "measured" and
            preferred.per_dollar is not None else
            f"no healthy priced {benchmark} results: seed order {' -> '.join(seed)}")
     if chosen is preferred:
@@ -307,7 +297,7 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
     return Decision(workload.name, cls, benchmark, basis, "spilled", chosen, preferred, why, ranked, how)
 
 
-def _figure(c: PlacementCandidate) -> str:
+def figure_text(c: PlacementCandidate) -> str:
     return "not measured" if c.per_dollar is None else f"{c.per_dollar:,.4g} {c.per_dollar_unit}"
 
 
