@@ -249,3 +249,27 @@ def test_the_workload_json_schema_names_class_and_tiers():
     schema = json_schema()
     assert schema["title"] == "rackform workload" and {"name", "class", "tiers"} <= set(schema["required"])
     assert schema["properties"]["max_wait"]["anyOf"][0]["pattern"] == "^([0-9]{1,6}[dhms]){1,4}$"
+
+
+def test_the_workload_schema_has_the_placement_fields_with_unit_and_default():
+    from rackform.spec.workload import json_schema
+
+    props = json_schema()["properties"]
+    assert props["objective"]["default"] == "cost" and props["objective"]["enum"] == ["cost", "time"]
+    for name, words in (("expected_duration", "e.g. 6h"), ("checkpoint_every", "default: none"),
+                        ("utilization", "lower bound"), ("slo", "p99_latency_ms")):
+        assert words in props[name]["description"] and props[name].get("default", "absent") is None
+    defs = json_schema()["$defs"]
+    assert "GiB" in defs["Resources"]["properties"]["accelerator_memory_gib"]["description"]
+    assert "linux/arm64" in defs["TierJob"]["properties"]["platform"]["description"]
+    assert "milliseconds" in defs["Slo"]["properties"]["p99_latency_ms"]["description"]
+    w = workload(tiers=("gpu",), expected_duration="6h", checkpoint_every="20m", utilization=0.4, work=1e9,
+                 objective="time", slo={"p99_latency_ms": 200})
+    assert (w.expected_duration_s, w.checkpoint_every_s, w.objective) == (21600, 1200, "time")
+    for bad, field in (({"objective": "speed"}, "objective"), ({"utilization": 1.5}, "utilization"),
+                       ({"expected_duration": "soon"}, "expected_duration"), ({"slo": {"p99": 3}}, "slo"),
+                       ({"tiers": {"gpu": {"image": "i", "command": ["r"], "platform": "linux/386"}}},
+                        "tiers.gpu.platform")):
+        with pytest.raises(SpecError, match=field):
+            parse_workload({"name": "w", "class": "inference", "tiers": {"gpu": {"image": "i", "command": ["r"]}},
+                            **bad})

@@ -40,6 +40,25 @@ def gpus_only_on_gpu(w: Workload) -> Found:
                           "under tiers.gpu.resources")
 
 
+def checkpoint_within_duration(w: Workload) -> Found:
+    every, duration = w.checkpoint_every_s, w.expected_duration_s
+    if every is not None and duration is not None and every > duration:
+        yield "checkpoint_every", (f"{w.checkpoint_every} is longer than expected_duration {w.expected_duration}: "
+                                   "the job would end before its first checkpoint; shorten it or leave it out")
+
+
+def slo_needs_inference(w: Workload) -> Found:
+    if w.slo is not None and w.workload_class != "inference":
+        yield "slo", (f"a latency SLO is measured by the inference benchmark only; class {w.workload_class} has no "
+                      "p99 latency to hold it against: remove slo or use class inference")
+
+
+def utilization_needs_work(w: Workload) -> Found:
+    if w.utilization is not None and w.work is None:
+        yield "utilization", (f"{w.utilization:g} scales the expected cost, which needs `work` (the job's "
+                              f"{WORK_UNIT[w.workload_class]}): without it there is no cost to scale")
+
+
 def _env_name_problem(name: str) -> str | None:
     # Batch reserves AWS_BATCH* for the variables it sets ("environment",
     # https://docs.aws.amazon.com/batch/latest/APIReference/API_ContainerProperties.html); RACKFORM_* is the job
@@ -68,6 +87,9 @@ RULES: tuple[WorkloadRule, ...] = (
     Rule(not_all_excluded, "error", "exclusions leave a tier, and the pinned tier is not excluded", _OWN),
     Rule(gpus_only_on_gpu, "error", "GPUs are asked only on the gpu tier",
          "https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html"),
+    Rule(checkpoint_within_duration, "error", "a checkpoint interval fits inside the expected duration", _OWN),
+    Rule(slo_needs_inference, "error", "a latency SLO only on inference workloads", _OWN),
+    Rule(utilization_needs_work, "warning", "utilization comes with the work whose cost it scales", _OWN),
     Rule(environment_names, "error", "environment names are neither AWS Batch's nor rackform's",
          "https://docs.aws.amazon.com/batch/latest/APIReference/API_ContainerProperties.html"),
 )

@@ -102,6 +102,10 @@ WORKLOAD_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "pin-has-image": ({"placement": {"pin": "gpu"}}, {"placement.pin": "graviton"}),
     "not-all-excluded": ({"placement": {"exclude": ["gpu"]}}, {"placement.exclude": ["gpu", "trainium"]}),
     "gpus-only-on-gpu": ({"tiers.gpu.resources": {"gpus": 1}}, {"tiers.trainium.resources": {"gpus": 1}}),
+    "checkpoint-within-duration": ({"expected_duration": "6h", "checkpoint_every": "30m"},
+                                   {"checkpoint_every": "7h"}),
+    "slo-needs-inference": ({"slo": {"p99_latency_ms": 200}}, {"class": "training"}),
+    "utilization-needs-work": ({"utilization": 0.4, "work": 2.0e9}, {"work": DELETE}),
     "environment-names": ({"tiers.gpu.environment": {"MODEL": "m"}},
                           {"tiers.gpu.environment": {"AWS_BATCH_JOB_ID": "x"}}),
 }
