@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 # ruff (lint, import order) and mypy --strict, both configured in pyproject.toml, over the paths that are clean
 # today: a package joins its list once it is clean, and stays clean because `make test` runs `lint` first.
 CORE_TYPED  := rackform/__init__.py rackform/__main__.py rackform/numbers.py rackform/textsafe.py rackform/pipeline.py \
-               rackform/spec rackform/reference rackform/analysis rackform/render rackform/validate \
+               rackform/spec rackform/reference rackform/analysis rackform/acceptance rackform/render rackform/validate \
                rackform/preflight rackform/plan rackform/placement rackform/cli rackform/aws.py \
                rackform/jobs
 LINT_PATHS  := workloads stacks app.py rackform/capacity.py $(CORE_TYPED)

@@ -1,0 +1,132 @@
+"""The robust band, the baseline, the straggler cost: rackform/acceptance/verdicts.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rackform.acceptance.verdicts import (
+    BASELINE_FRACTION,
+    MIN_SHORTFALL_PCT,
+    NodeFigure,
+    band,
+    judge,
+    judge_all,
+    straggler_cost,
+)
+from rackform.reference.baselines import BASELINES_PATH, BaselineData, load_baselines
+
+NONE = BaselineData(about="", sources={}, baselines=())
+
+
+def figures(values: list[float], *, test: str = "gemm", metric: str = "tflops", unit: str = "TFLOP/s",
+            size: int | None = None) -> list[NodeFigure]:
+    return [NodeFigure(node=i, instance_id=f"i-{i:04d}", host=f"h{i}", test=test, metric=metric, value=v, unit=unit,
+                       size_bytes=size) for i, v in enumerate(values)]
+
+
+def test_band_is_median_and_mad_and_ignores_the_outlier_it_finds() -> None:
+    b = band([100, 101, 99, 100.5, 60])
+    assert b is not None
+    assert b.median == 100 and b.mad == 1.0
+    # the standard deviation would be ~18 with the 60 in it; the MAD band stays tight: max(3.5 x 1.4826 x 1, 5%)
+    assert b.floor == pytest.approx(100 - 5.189, abs=0.01)
+    assert b.spread_pct == pytest.approx(41.0)
+
+
+def test_tight_fleet_needs_the_minimum_shortfall() -> None:
+    # MAD 0.1: 3.5 scaled MADs is 0.5%; a node 2% low is still within MIN_SHORTFALL_PCT
+    v = judge(figures([100, 100.1, 99.9, 100, 98]), instance_type="m7g.xlarge", baselines=NONE)
+    assert v.outliers == () and v.accepted
+    v = judge(figures([100, 100.1, 99.9, 100, 100 - MIN_SHORTFALL_PCT - 1]), instance_type="m7g.xlarge",
+              baselines=NONE)
+    assert [o.node for o in v.outliers] == [4] and v.outliers[0].reasons == ("band",)
+    assert v.outliers[0].shortfall_pct == pytest.approx(MIN_SHORTFALL_PCT + 1)
+
+
+@pytest.mark.parametrize("n", [3, 4, 8, 16, 64])
+def test_one_slow_node_among_n_is_named(n: int) -> None:
+    values = [100 + (i % 3) for i in range(n)]
+    values[n // 2] = 70
+    v = judge(figures(values), instance_type="x", baselines=NONE)
+    assert [(o.node, o.instance_id) for o in v.outliers] == [(n // 2, f"i-{n // 2:04d}")]
+
+
+def test_lower_is_better_metrics_flag_the_high_side() -> None:
+    v = judge(figures([10, 10.2, 9.8, 10, 14], metric="latency_us", unit="us"), instance_type="x", baselines=NONE)
+    assert [o.node for o in v.outliers] == [4] and v.outliers[0].shortfall_pct == pytest.approx(40)
+    assert not v.higher_is_better
+
+
+def test_two_nodes_make_no_band_and_say_so() -> None:
+    v = judge(figures([100, 50]), instance_type="x", baselines=NONE)
+    assert v.band is not None and v.band.floor is None and v.outliers == ()
+    assert any("too few for a band" in n for n in v.notes)
+    assert any("no published baseline for gemm tflops on x" in n for n in v.notes)
+
+
+def test_failed_measurement_is_an_outlier_not_a_number() -> None:
+    v = judge(figures([100, 101, math.nan, 99]), instance_type="x", baselines=NONE)
+    assert [(o.node, o.reasons) for o in v.outliers] == [(2, ("failed",))]
+    assert v.band is not None and v.band.nodes == 3
+
+
+def test_repeats_of_a_node_take_their_median() -> None:
+    fs = figures([100, 100, 100, 100]) + figures([100, 100, 100, 40]) + figures([100, 100, 100, 41])
+    v = judge(fs, instance_type="x", baselines=NONE)
+    assert [f.value for f in v.figures] == [100, 100, 100, 41]
+
+
+def test_the_published_p5_baseline_catches_a_uniformly_slow_group() -> None:
+    data = load_baselines()
+    p5 = data.find("p5.48xlarge", "fabric-pair", "busbw", 1 << 30)
+    assert p5 is not None and p5.value == 436.95 and data.sources[p5.source].url.startswith("https://github.com/aws")
+    slow = figures([300, 301, 299, 300], test="fabric-pair", metric="busbw", unit="GB/s", size=1 << 30)
+    v = judge(slow, instance_type="p5.48xlarge", baselines=data)
+    assert v.baseline == p5 and v.baseline_floor == pytest.approx(436.95 * BASELINE_FRACTION)
+    assert [o.reasons for o in v.outliers] == [("baseline",)] * 4
+    # the same figures on a type with no published figure: judged by the band alone, and the verdict says so
+    v = judge(slow, instance_type="p5en.48xlarge", baselines=data)
+    assert v.accepted and v.notes == ("no published baseline for fabric-pair busbw on p5en.48xlarge",)
+    # a figure at another message size is not comparable
+    assert data.find("p5.48xlarge", "fabric-pair", "busbw", 1 << 20) is None
+
+
+def test_baselines_file_cites_known_sources(tmp_path) -> None:
+    text = BASELINES_PATH.read_text().replace('"source": "awsome-nccl-tests"', '"source": "nowhere"', 1)
+    (tmp_path / "b.json").write_text(text)
+    with pytest.raises(ValueError, match="unknown source 'nowhere'"):
+        load_baselines(tmp_path / "b.json")
+
+
+def test_judge_all_splits_by_test_metric_and_size() -> None:
+    fs = figures([1, 1, 1]) + figures([5, 5, 5], test="memory", metric="bandwidth", unit="GB/s")
+    assert [(v.test, v.metric) for v in judge_all(fs, instance_type="x", baselines=NONE)] == \
+        [("gemm", "tflops"), ("memory", "bandwidth")]
+
+
+def test_straggler_cost_arithmetic() -> None:
+    # median 100, slowest 70: 30% of 4 x 55.04 $/h lost; replacing node 3 leaves 98 as the slowest: 2% still lost
+    v = judge(figures([100, 102, 98, 70, 101]), instance_type="x", baselines=NONE)
+    cost = straggler_cost([v], 5 * 55.04)
+    assert cost is not None and cost.slowest_node == 3 and cost.slowest_instance_id == "i-0003"
+    assert cost.slowdown == pytest.approx(0.30)
+    assert cost.lost_usd_per_hour == pytest.approx(0.30 * 275.2)
+    assert cost.slowdown_after_replacing == pytest.approx(0.02)
+    assert cost.saving_usd_per_hour == pytest.approx(0.28 * 275.2)
+
+
+def test_straggler_cost_picks_the_costliest_metric_and_keeps_unknown_prices_unknown() -> None:
+    a = judge(figures([100, 100, 90, 100]), instance_type="x", baselines=NONE)
+    b = judge(figures([10, 10, 10, 5], test="memory", metric="bandwidth", unit="GB/s"), instance_type="x",
+              baselines=NONE)
+    cost = straggler_cost([a, b], None)
+    assert cost is not None and (cost.test, cost.slowest_node) == ("memory", 3)
+    assert cost.slowdown == pytest.approx(0.5) and cost.lost_usd_per_hour is None and cost.saving_usd_per_hour is None
+
+
+def test_latency_straggler_is_priced_by_pace() -> None:
+    v = judge(figures([10, 10, 10, 20], metric="latency_us", unit="us"), instance_type="x", baselines=NONE)
+    cost = straggler_cost([v], 100.0)
+    assert cost is not None and cost.slowdown == pytest.approx(0.5) and cost.lost_usd_per_hour == pytest.approx(50)
