@@ -7,14 +7,20 @@ packages; a dotted name counts when its module imports and the rest of the name 
 code spans (`rackform validate examples/demo.yaml`) have their path-like words checked. Patterns (`<run>`, `*`)
 and paths outside the repository (absolute ones: on a node, in a container) are not checked;
 NOT_REPOSITORY_PATHS names the rest, each with why.
+
+Links and their anchors resolve from the linking file's own folder, as on GitHub. docs/reference.md is held to the
+code: the spec fields to the schema, the command table to the parser, the exit codes to EXIT_CODES; and every
+`rackform ...` line in any doc names a command and options the parser has.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -101,3 +107,157 @@ def test_the_allow_list_holds_no_repository_path():
 def test_every_path_and_module_the_docs_name_exists(doc: Path):
     missing = sorted({w for w in references(doc.read_text()) if checked(w) and not exists(w)})
     assert missing == [], f"{doc.relative_to(ROOT)} names what is not in the repository"
+
+
+# --- links resolve as a reader's browser resolves them: from the folder of the file that holds them
+
+HEADING = re.compile(r"^#{1,6} (.+)$", re.M)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation but hyphens dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(doc: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", doc.read_text(), flags=re.S | re.M)
+    return {anchor(h) for h in HEADING.findall(text)}
+
+
+def links(text: str) -> list[str]:
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"\w+:", t)]
+
+
+def broken_links(doc: Path) -> list[str]:
+    broken = []
+    for link in links(doc.read_text()):
+        path, _, fragment = link.partition("#")
+        target = (doc.parent / path).resolve() if path else doc
+        if not target.exists() or (fragment and target.suffix == ".md" and fragment not in anchors(target)):
+            broken.append(link)
+    return broken
+
+
+def test_a_link_is_read_from_its_own_folder(tmp_path: Path):
+    # the check below is not the repository-wide one above: docs/x.md linking docs/y.md is broken on GitHub
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "y.md").write_text("# Y\n\n## Some Part: `a` (b)\n")
+    doc = tmp_path / "docs" / "x.md"
+    doc.write_text("[y](docs/y.md) [y](y.md) [part](y.md#some-part-a-b) [gone](y.md#other) [self](#nothing)\n")
+    assert broken_links(doc) == ["docs/y.md", "y.md#other", "#nothing"]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_and_anchor_resolves(doc: Path):
+    assert broken_links(doc) == [], f"{doc.relative_to(ROOT)} links to what is not there"
+
+
+# --- the reference is the code's: fields from the schema, commands and options from the parser, exit codes
+
+REFERENCE = ROOT / "docs" / "reference.md"
+
+
+def section(doc: Path, heading: str) -> str:
+    text = doc.read_text()
+    start = text.index(f"\n{heading}\n")
+    level = heading.split()[0]
+    end = re.search(rf"^{level} ", text[start + len(heading) + 2:], re.M)
+    return text[start:start + len(heading) + 2 + end.start()] if end else text[start:]
+
+
+def schema_paths(node: object, defs: dict, prefix: str = "") -> set[str]:
+    """Every field path of a JSON Schema (`racks.node_groups.capacity.type`), each alternative of a union."""
+    if not isinstance(node, dict):
+        return set()
+    if "$ref" in node:
+        return schema_paths(defs[node["$ref"].rsplit("/", 1)[1]], defs, prefix)
+    paths = set()
+    for name, sub in node.get("properties", {}).items():
+        paths |= {f"{prefix}{name}"} | schema_paths(sub, defs, f"{prefix}{name}.")
+    for key in ("items", "additionalProperties"):
+        paths |= schema_paths(node.get(key), defs, prefix)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in node.get(key, []):
+            paths |= schema_paths(sub, defs, prefix)
+    return paths
+
+
+def yaml_paths(value: object, prefix: str = "") -> set[str]:
+    if isinstance(value, list):
+        return {p for item in value for p in yaml_paths(item, prefix)}
+    if not isinstance(value, dict):
+        return set()
+    return {p for k, v in value.items() for p in {f"{prefix}{k}"} | yaml_paths(v, f"{prefix}{k}.")}
+
+
+def test_the_reference_spec_holds_every_field_of_the_schema_and_no_other():
+    from rackform.spec.models import Spec
+
+    schema = Spec.model_json_schema()
+    fields = schema_paths(schema, schema.get("$defs", {}))
+    example = re.search(r"```yaml\n(.*?)```", section(REFERENCE, "## The spec"), re.S)[1]
+    documented = yaml_paths(yaml.safe_load(example))
+    assert documented - fields == set(), "the reference's spec has fields the schema does not"
+    # a field that cannot sit beside the others (a union's other alternative, an HDD-only setting) is shown in a
+    # comment: `{name: existing-group}`, `(then drive_cache_type: READ | NONE)`
+    commented = set(re.findall(r"(\w+):", " ".join(re.findall(r"#(.*)", example))))
+    shown = {d.rsplit(".", 1)[-1] for d in documented} | commented
+    assert {f.rsplit(".", 1)[-1] for f in fields} - shown == set(), "the schema has fields the reference's spec lacks"
+
+
+def test_the_reference_lists_every_command():
+    table = section(REFERENCE, "## Commands")
+    assert set(re.findall(r"^\| `([\w-]+)` \|", table, re.M)) == set(subcommands()) - {""}
+
+
+def test_the_reference_gives_the_exit_codes_of_the_code():
+    from rackform.cli.common import EXIT_CODES
+
+    table = section(REFERENCE, "## Exit codes")
+    assert {int(c) for c in re.findall(r"^\| (\d+) \|", table, re.M)} == set(EXIT_CODES)
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    from rackform.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"": parser, **action.choices}
+
+
+def command_lines(text: str) -> list[str]:
+    """Each `rackform ...` invocation in code: fenced shell lines and inline spans, to a comment, pipe or `&&`."""
+    fenced = re.findall(r"^```(?:sh|bash)\n(.*?)^```", text, flags=re.S | re.M)
+    spans = re.findall(r"`([^`]+)`", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+    code = [line.split(" #")[0] for block in fenced for line in block.splitlines()] + [" ".join(s.split())
+                                                                                      for s in spans]
+    parts = [p for line in code for p in re.split(r"&&|\||;|\)", line)]
+    return [m[0] for p in parts if (m := re.search(r"\brackform(?: +[^\s]+)+", p))]
+
+
+def unknown_options(line: str, commands: dict[str, argparse.ArgumentParser]) -> list[str]:
+    words = line.split()[1:]
+    name = "" if words[0].startswith("-") else words[0]
+    if name.isupper() or PATTERN.search(name):  # `rackform COMMAND --help`, `rackform ...`: placeholders
+        return []
+    if name not in commands:
+        return [name]
+    options = [w.strip("[]").split("=")[0] for w in words if re.match(r"\[?--?[a-z]", w)]
+    return [o for o in options if o not in commands[name]._option_string_actions]
+
+
+def test_a_misspelt_command_or_option_is_caught():
+    commands = subcommands()
+    assert unknown_options("rackform status $RUN --wait --timeout 60", commands) == []
+    assert unknown_options("rackform statuss $RUN", commands) == ["statuss"]
+    assert unknown_options("rackform report RUN [--baseline RUN] [--html=x] [--colour]", commands) == ["--colour"]
+    assert command_lines("a `rackform plan\nx.yaml --against y.yaml` b\n```sh\nrackform runs # rackform nope\n```\n") \
+        == ["rackform runs", "rackform plan x.yaml --against y.yaml"]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_command_line_the_docs_show_exists(doc: Path):
+    commands = subcommands()
+    wrong = {line: bad for line in command_lines(doc.read_text()) if (bad := unknown_options(line, commands))}
+    assert wrong == {}, f"{doc.relative_to(ROOT)} shows commands or options rackform does not have"
