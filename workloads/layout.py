@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from . import repair
 from .contract import MAX_REPEATS, runnable_repeats
 
 RESULTS_PREFIX = "results"
@@ -53,6 +54,39 @@ def health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_ind
 
 
 HEALTH_OBJECT = re.compile(r"health-node-(\d+)\.json")
+
+
+# --- rack acceptance (workloads/accept.py) ------------------------------------------------------------------------
+# One multi-node job per node group, submitted like a benchmark job whose benchmark is ACCEPT_JOB (job name
+# `<run id>-<rack>-<node group>-accept`, BenchmarkJobName); where Batch runs no multi-node job (Spot groups), one
+# single-node job per node, `accept-<slot>`, whose records carry the slot as their node index. Its objects sit
+# beside a benchmark job's, under job_prefix(run_id, rack, node_group, <that name>):
+#     accept-node-<i>.json            node i's single-node figures (results.AcceptRecord, part "node")
+#     accept-round-<r>-node-<i>.json  node i's side of fabric round r (part "round")
+#     accept-schedule-<r>.json        node 0's pairs for round r, or the word to stop (results.FabricSchedule)
+#     accept-group.json               node 0's group record: the collective and the rounds' finding; the job's end
+#     health-node-<i>.json            each node's health step, as for every benchmark job
+ACCEPT_JOB = "accept"
+ACCEPT_JOB_NAME = re.compile(r"accept(?:-(\d+))?")
+ACCEPT_OBJECT = re.compile(r"accept-(?:node-(\d+)|round-(\d+)-node-(\d+)|group)\.json")
+ACCEPT_SCHEDULE = re.compile(r"accept-schedule-(\d+)\.json")
+
+
+def accept_job(slot: int | None = None) -> str:
+    """The benchmark segment of an acceptance job: the group's multi-node job, or a single node's (`slot`)."""
+    return ACCEPT_JOB if slot is None else f"{ACCEPT_JOB}-{slot}"
+
+
+def accept_key(run_id: str, rack: str, node_group: str, benchmark: str, part: str, node_index: int,
+               round: int = 0) -> str:
+    """Where an acceptance record goes (results.AcceptRecord: part, node_index, round)."""
+    name = {"node": f"accept-node-{node_index}", "round": f"accept-round-{round}-node-{node_index}",
+            "group": "accept-group"}[part]
+    return f"{job_prefix(run_id, rack, node_group, benchmark)}/{name}.json"
+
+
+def accept_schedule_key(run_id: str, rack: str, node_group: str, benchmark: str, round: int) -> str:
+    return f"{job_prefix(run_id, rack, node_group, benchmark)}/accept-schedule-{round}.json"
 
 
 # --- Batch job names and the job markers: the contract between `rackform submit`/`run` and the bucket -----------
@@ -175,6 +209,20 @@ def workload_job_key(run_id: str, workload: str) -> str:
 def workload_output_prefix(run_id: str, workload: str) -> str:
     """Where a workload's job writes its own outputs (the job is told it in its environment)."""
     return f"{WORKLOADS_PREFIX}/{check_run_id(run_id)}/{workload}/"
+
+
+# --- the repair loop's records (workloads/repair.py) --------------------------------------------------------------
+# The repair function runs in AWS Lambda without pydantic, so it builds its keys itself (repair.record_key): this is
+# that function, under the name every reader uses; tests/workloads/test_repair.py holds it to RESULTS_PREFIX. Keys
+# sort by time within a node group: results/_repairs/<rack>/<node group>/<stopped at>-<job id>-<attempt>.json.
+REPAIRS_PREFIX = f"{RESULTS_PREFIX}/{repair.REPAIRS_FOLDER}"
+REPAIR_OBJECT = re.compile(rf"{REPAIRS_PREFIX}/[^/]+/[^/]+/\d{{8}}T\d{{6}}Z-[A-Za-z0-9-]+-\d+\.json")
+repair_key = repair.record_key
+
+
+def repairs_prefix(rack: str | None = None, node_group: str | None = None) -> str:
+    """Where the repairs of every rack, one rack or one node group are listed."""
+    return "/".join([REPAIRS_PREFIX, *(p for p in (rack, node_group) if p is not None), ""])
 
 
 # --- the Athena table -------------------------------------------------------------------------------------------

@@ -121,3 +121,89 @@ class HealthRecord(BaseModel):
     @property
     def failures(self) -> list[HealthCheck]:
         return [c for c in self.checks if c.status == "failed"]
+
+
+# --- rack acceptance (workloads/accept.py): figures tied to the node that measured them ---------------------------
+
+# "node": one node's single-node tests; "round": one node's side of a pairwise fabric round; "group": the whole
+# group's collective and the fabric rounds' finding, written last by node 0 (the job's end).
+AcceptPart = Literal["node", "round", "group"]
+
+
+class AcceptFigure(BaseModel):
+    """One figure of an acceptance job, tied to the node that measured it (its index in the job, its instance and
+    host); a fabric round's figure also names the other node of the pair and the round."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node_index: int  # AWS_BATCH_JOB_NODE_INDEX (main node 0); the slot of a single-node job on a Spot group
+    instance_id: str | None  # from the node's identity file; None in the local executor, which has no instance
+    host: str
+    test: str  # a benchmark of workloads/benchmarks.py (gemm, cpu, storage, ...), "fabric" or "group-collective"
+    metric: str  # a headline metric of the test, e.g. tflops_max, events_per_second, bandwidth_max, busbw_max
+    value: float  # NaN: a failed measurement
+    unit: str
+    labels: dict[str, str] = Field(default_factory=dict)  # the headline's labels, e.g. {"dtype": "bf16"}
+    headline: str  # the headline's label (workloads.benchmarks.Headline.label), e.g. "bf16", "cpu", "bandwidth"
+    node_b: int | None = None  # a fabric pair: the other node (this node is node a)
+    round: int | None = None  # a fabric pair: its round, from 1
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _null_is_nan(cls, value: object) -> object:
+        return float("nan") if value is None else value
+
+
+class AcceptRecord(BaseModel):
+    """One object of an acceptance job (layout.accept_key): a node's single-node figures, its side of one fabric
+    round, or node 0's group record, which ends the job."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    rack: str
+    node_group: str
+    benchmark: str  # the job's name segment: layout.ACCEPT_JOB ("accept"), or "accept-<slot>" for a single node
+    instance_type: str
+    tier: str
+    part: AcceptPart
+    node_index: int  # who wrote it: the node ("node", "round"), node 0 ("group")
+    round: int = 0  # "round": which fabric round, from 1
+    nodes: int  # nodes in the job
+    status: Status
+    reason: str | None = None
+    written_at: AwareDatetime
+    figures: tuple[AcceptFigure, ...] = ()
+    # "group" only: what the pairwise rounds found (workloads.accept.bisect): the nodes and links they isolate as
+    # slow, and how many rounds it took.
+    rounds: int = 0
+    slow_nodes: tuple[int, ...] = ()
+    slow_links: tuple[tuple[int, int], ...] = ()
+    price_usd_per_hour: float | None = None  # per node, when known
+
+
+class FabricPair(BaseModel):
+    """Two nodes measured against each other in a round: node a serves at `address`:`port`, node b calls it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    a: int
+    b: int
+    address: str  # node a's address as the launch rendezvous saw it (authenticated: workloads/launch.py)
+    port: int
+
+
+class FabricSchedule(BaseModel):
+    """Node 0's word to every node of an acceptance job (layout.accept_schedule_key): the pairs of fabric round
+    `round`, or, when `final`, no more rounds: run the group's collective."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    run_id: str
+    rack: str
+    node_group: str
+    benchmark: str
+    round: int
+    pairs: list[FabricPair] = []  # a list: strict validation of parsed JSON takes no list as a tuple
+    final: bool = False

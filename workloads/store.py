@@ -25,10 +25,14 @@ from botocore.exceptions import ClientError, FlexibleChecksumError
 from pydantic import BaseModel, ValidationError
 
 from .layout import (
+    ACCEPT_OBJECT,
+    ACCEPT_SCHEDULE,
     HEALTH_OBJECT,
     RUN_ID,
     BenchmarkMarker,
     WorkloadMarker,
+    accept_key,
+    accept_schedule_key,
     check_run_id,
     claim_key,
     health_key,
@@ -42,7 +46,7 @@ from .layout import (
     RESULTS_PREFIX as PREFIX,
 )
 from .objects import Claim, Placement
-from .results import HealthRecord, ResultRecord
+from .results import AcceptRecord, FabricSchedule, HealthRecord, ResultRecord
 
 if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
     from mypy_boto3_s3 import S3Client
@@ -53,7 +57,7 @@ M = TypeVar("M", bound=BaseModel)
 # again as it was read). JSON values are whatever the model allowed, hence Any inside.
 Document = dict[str, Any]
 # What a reader believes: the records as models, the operator-side objects as their documents.
-Verified = ResultRecord | HealthRecord | Document
+Verified = ResultRecord | HealthRecord | AcceptRecord | FabricSchedule | Document
 
 
 class Found(TypedDict, total=False):
@@ -61,6 +65,8 @@ class Found(TypedDict, total=False):
 
     record: list[ResultRecord]
     health: list[HealthRecord]
+    accept: list[AcceptRecord]
+    schedule: list[FabricSchedule]
     marker: list[Document]
     workload: list[Document]
     placement: list[Document]
@@ -132,6 +138,16 @@ class ResultStore:
 
     def put_health(self, record: HealthRecord) -> str:
         key = health_key(record.run_id, record.rack, record.node_group, record.benchmark, record.node_index)
+        self.put_once(key, record.model_dump_json().encode(), "application/json")
+        return key
+
+    def put_accept(self, record: AcceptRecord | FabricSchedule) -> str:
+        """An acceptance record, or node 0's schedule of a fabric round (workloads/accept.py)."""
+        if isinstance(record, FabricSchedule):
+            key = accept_schedule_key(record.run_id, record.rack, record.node_group, record.benchmark, record.round)
+        else:
+            key = accept_key(record.run_id, record.rack, record.node_group, record.benchmark, record.part,
+                             record.node_index, record.round)
         self.put_once(key, record.model_dump_json().encode(), "application/json")
         return key
 
@@ -370,6 +386,10 @@ def _kind(prefix: str, key: str) -> str | None:
     last = rest.rsplit("/", 1)[-1]
     if HEALTH_OBJECT.fullmatch(last):
         return "health"
+    if ACCEPT_OBJECT.fullmatch(last):
+        return "accept"
+    if ACCEPT_SCHEDULE.fullmatch(last):
+        return "schedule"
     return "record" if last == "record.json" else None
 
 
@@ -410,6 +430,24 @@ def _health(key: str, data: object, run_id: str) -> HealthRecord:
            if RUN_ID.fullmatch(record.run_id) else None, f"it is node {record.node_index} of run {record.run_id!r}, "
            f"{record.rack}/{record.node_group}/{record.benchmark}")
     return record
+
+
+def _accept(key: str, data: object, run_id: str) -> AcceptRecord:
+    record = _validated(AcceptRecord, data, "acceptance record")
+    _filed(key, accept_key(record.run_id, record.rack, record.node_group, record.benchmark, record.part,
+                           record.node_index, record.round) if RUN_ID.fullmatch(record.run_id) else None,
+           f"it is the {record.part} record of node {record.node_index} (round {record.round}) of run "
+           f"{record.run_id!r}, {record.rack}/{record.node_group}/{record.benchmark}")
+    return record
+
+
+def _schedule(key: str, data: object, run_id: str) -> FabricSchedule:
+    schedule = _validated(FabricSchedule, data, "fabric round schedule")
+    _filed(key, accept_schedule_key(schedule.run_id, schedule.rack, schedule.node_group, schedule.benchmark,
+                                    schedule.round) if RUN_ID.fullmatch(schedule.run_id) else None,
+           f"it is round {schedule.round} of run {schedule.run_id!r}, "
+           f"{schedule.rack}/{schedule.node_group}/{schedule.benchmark}")
+    return schedule
 
 
 def _record(key: str, data: object, run_id: str) -> ResultRecord:
@@ -471,6 +509,8 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "record": Kind("record", 4 << 20, _record),
     "health": Kind("health record", 1 << 20, _health),
+    "accept": Kind("acceptance record", 1 << 20, _accept),
+    "schedule": Kind("fabric round schedule", 64 << 10, _schedule),
     "marker": Kind("job marker", 64 << 10, _marker),
     "workload": Kind("workload job marker", 64 << 10, _workload_marker),
     "placement": Kind("placement decision", 1 << 20, _placement),
