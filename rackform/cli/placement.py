@@ -77,14 +77,15 @@ def _records(args: argparse.Namespace, plan: Plan) -> list[ResultRecord] | None:
     return out
 
 
-def _queues(args: argparse.Namespace, plan: Plan) -> dict[str, QueueState]:
+def _queues(args: argparse.Namespace, plan: Plan, records: Sequence[ResultRecord]) -> dict[str, QueueState]:
     if args.no_live:
         return {}
     from .. import aws
-    from ..jobs.workload_jobs import queue_states
+    from ..jobs.live import queue_states
 
     target = aws_target(args, plan.region)
-    states, notes = queue_states(plan, aws.client(target, "batch"), aws.client(target, "ec2"))
+    states, notes = queue_states(plan, aws.client(target, "batch"), aws.client(target, "ec2"), records=records,
+                                 spot_live=args.live)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     return states
@@ -117,7 +118,7 @@ def _decide(args: argparse.Namespace
     records = _records(args, plan)
     if records is None:
         return None
-    queues = _queues(args, plan)
+    queues = _queues(args, plan, records)
 
     def decide(w: Workload) -> Decision:
         return place(w, plan, records, queues, limits_of=limits_for, pin=args.pin, exclude=args.exclude or ())
@@ -227,7 +228,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a run whose results rank the tiers (repeatable); none: the seed order decides")
     p.add_argument("--pin", choices=TIERS, help="place on this tier only, whatever the measurements say")
     p.add_argument("--exclude", action="append", choices=TIERS, help="never place on this tier (repeatable)")
-    p.add_argument("--no-live", action="store_true", help="ignore the queues' live state (no AWS Batch calls)")
+    live = p.add_mutually_exclusive_group()
+    live.add_argument("--no-live", action="store_true", help="ignore the queues' live state (no AWS Batch calls)")
+    live.add_argument("--live", action="store_true",
+                   help="also read the current Spot price of Spot groups and each image's platforms from its registry")
     aws_options(p, region=False)
 
 

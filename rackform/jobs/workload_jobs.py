@@ -1,7 +1,7 @@
-"""Workload jobs on AWS: the live queue state placement reads, the job definitions of workloads, and submitting a
-placed workload once per run.
+"""Workload jobs on AWS: the job definitions of workloads, and submitting a placed workload once per run.
 
-The policy itself is pure (rackform/placement.py); everything here is an AWS call around it. Per run, a workload
+The policy itself is pure (rackform/placement/); everything here, and the live state it reads (jobs/live.py), is an
+AWS call around it. Per run, a workload
 leaves two objects beside the benchmark results, each written once (If-None-Match: *, as the bucket policy
 requires):
 
@@ -18,106 +18,28 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from workloads.contract import JobEnvironment
 from workloads.layout import WorkloadJob, WorkloadJobName, placement_key, workload_job_key, workload_output_prefix
 from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws
-from ..capacity import of as capacity_kind
-from ..placement import Decision, QueueState
+from ..placement import Decision
 from ..plan import naming
 from ..plan.models import NodeGroupPlan, Plan
 from ..spec.workload import Workload
 from .jobdefs import WORKLOAD_ROLE_TAG, container_properties, registration
 from .verified import read_verified
 
-# A job whose instance was taken away (a Spot reclaim) fails with a status reason starting "Host EC2": retry strategies
-# written for Spot match it with evaluateOnExit onStatusReason "Host EC2*" (evaluateOnExit:
-# https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html). AWS's pages do not quote the message itself:
-# unconfirmed here on a real reclaim.
-SPOT_RECLAIM_REASON = "Host EC2"
-# ListJobs returns RUNNING jobs only unless told a status, and one status per call
-# (https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html).
-BACKLOG_STATUSES = ("RUNNABLE", "STARTING")
 # Where a workload job may write its outputs: s3://<bucket>/workloads/<run>/<workload>/.
 WORKLOAD_OUTPUT_VARIABLE = "RACKFORM_WORKLOAD_OUTPUT"
 
 
 class PlacementError(Exception):
     """A workload that cannot run: no candidate, or a node group that was never deployed."""
-
-
-# --- live state ----------------------------------------------------------------------------------------------------
-
-def _job_vcpus(job: dict[str, Any], group: NodeGroupPlan) -> int:
-    """vCPUs a queued job will take: a multi-node job takes whole nodes (rackform's definitions ask for them)."""
-    if nodes := (job.get("nodeProperties") or {}).get("numNodes"):
-        return int(nodes) * group.vcpus_per_node
-    container = job.get("container") or {}
-    for r in container.get("resourceRequirements") or []:
-        if r.get("type") == "VCPU":
-            return int(float(r["value"]))
-    return int(container.get("vcpus") or group.vcpus_per_node)
-
-
-def _backlog(batch: aws.BotoClient, group: NodeGroupPlan) -> int:
-    ids = [j["jobId"] for status in BACKLOG_STATUSES
-           for j in aws.paginate(batch, "list_jobs", "jobSummaryList", jobQueue=group.job_queue, jobStatus=status)]
-    return sum(_job_vcpus(j, group) for j in aws.describe_jobs(batch, ids).values())
-
-
-def _spot_interruptions(batch: aws.BotoClient, group: NodeGroupPlan) -> int:
-    return sum(1 for j in aws.paginate(batch, "list_jobs", "jobSummaryList", jobQueue=group.job_queue,
-                                       jobStatus="FAILED")
-               if (j.get("statusReason") or "").startswith(SPOT_RECLAIM_REASON))
-
-
-def queue_states(plan: Plan, batch: aws.BotoClient, ec2: aws.BotoClient | None = None,
-                 groups: Sequence[NodeGroupPlan] | None = None) -> tuple[dict[str, QueueState], list[str]]:
-    """Each node group's queue now, keyed by queue name, and a note for whatever could not be read (its state is
-    then unknown, never taken as empty)."""
-    groups = list(groups if groups is not None else plan.node_groups())
-    notes: list[str] = []
-    max_vcpus: dict[str, int] = {}
-    try:
-        # maxvCpus of managed environments
-        # (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html); an unmanaged one has
-        # none, and the plan's count x vCPUs (what rackform sets maxvCpus to) stands in.
-        for ce in batch.describe_compute_environments(
-                computeEnvironments=[g.compute_environment for g in groups])["computeEnvironments"]:
-            if (m := (ce.get("computeResources") or {}).get("maxvCpus")) is not None:
-                max_vcpus[ce["computeEnvironmentName"]] = int(m)
-    except (ClientError, BotoCoreError) as e:
-        notes.append(f"compute environments not read ({e}); maximum vCPUs from the plan")
-    reservations: dict[str, dict[str, Any]] = {}
-    ids = sorted({g.capacity.reservation_id for g in groups if g.capacity.reservation_id})
-    if ids and ec2 is not None:
-        try:
-            # State and AvailableInstanceCount
-            # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html)
-            for cr in ec2.describe_capacity_reservations(CapacityReservationIds=ids)["CapacityReservations"]:
-                reservations[cr["CapacityReservationId"]] = cr
-        except (ClientError, BotoCoreError) as e:
-            notes.append(f"capacity reservations not read ({e})")
-    states = {}
-    for g in groups:
-        try:
-            backlog = _backlog(batch, g)
-            spot = _spot_interruptions(batch, g) if capacity_kind(g.capacity.type).interruptible else None
-        except (ClientError, BotoCoreError) as e:
-            notes.append(f"queue {g.job_queue} not read ({e}): its backlog is unknown")
-            backlog, spot = None, None
-        cr = reservations.get(g.capacity.reservation_id or "")
-        states[g.job_queue] = QueueState(backlog, max_vcpus.get(g.compute_environment),
-                                         cr.get("State") if cr else None,
-                                         cr.get("AvailableInstanceCount") if cr else None, spot)
-    return states, notes
 
 
 # --- job definitions -----------------------------------------------------------------------------------------------
