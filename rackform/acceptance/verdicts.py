@@ -40,12 +40,11 @@ class NodeFigure(Frozen):
     node: int = Field(ge=0)  # the node's index in the job
     instance_id: str | None = None
     host: str | None = None
-    test: str  # e.g. gemm, memory, storage, collective-local, cpu, fabric-pair
+    test: str  # the runner's test: a benchmark (gemm, cpu, storage, ...), "fabric" or "group-collective"
     metric: str
+    headline: str  # the figure's label within its test, e.g. "bf16", "memory", "bandwidth"
     value: float | None  # None: the measurement failed (JSON has no NaN: a failed figure is null, never a number)
     unit: str
-    size_bytes: int | None = None
-    peer: int | None = None  # for a fabric pair: the node it was paired with
 
     @field_validator("value")
     @classmethod
@@ -72,10 +71,11 @@ class Outlier(Frozen):
 class MetricVerdict(Frozen):
     test: str
     metric: str
+    headline: str
     unit: str
-    size_bytes: int | None
     higher_is_better: bool
-    figures: tuple[NodeFigure, ...]  # one per node, by node index
+    nodes: int  # nodes the figures span: each node's own (1), or the group's for a figure of the whole group
+    figures: tuple[NodeFigure, ...]  # one per node, by node index; one for the group's own figure
     band: Band | None  # None when no node has a finite figure
     baseline: Baseline | None
     baseline_floor: float | None
@@ -136,21 +136,25 @@ def per_node(figures: Sequence[NodeFigure]) -> tuple[NodeFigure, ...]:
     return tuple(out)
 
 
-def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: BaselineData) -> MetricVerdict:
-    """The verdict on one (test, metric, size) of a group: every node against the band and the baseline."""
+def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: BaselineData,
+          spans: int = 1) -> MetricVerdict:
+    """The verdict on one (test, metric, headline) of a group: every node against the band and the baseline.
+    `spans`: the nodes one figure spans (2 for a fabric pair, the group's size for its collective), which a
+    published figure must match to be comparable."""
     first = figures[0]
     better = higher_is_better(first.metric)
     nodes = per_node(figures)
     b = band((f.value for f in nodes), higher_better=better)
-    published = baselines.find(instance_type, first.test, first.metric, first.size_bytes)
+    published = baselines.find(instance_type, first.test, first.metric, spans)
     if published is not None and published.unit != first.unit:
         published = None  # never compare GB/s with GiB/s
     baseline_floor = None if published is None else \
         published.value * BASELINE_FRACTION if better else published.value / BASELINE_FRACTION
     notes = []
     if published is None:
-        notes.append(f"no published baseline for {first.test} {first.metric} on {instance_type}")
-    if b is not None and b.floor is None:
+        notes.append(f"no published baseline for {first.test} {first.headline} on {instance_type}"
+                     + (f" across {spans} nodes" if spans > 1 else ""))
+    if b is not None and b.floor is None and len(nodes) > 1:
         notes.append(f"{b.nodes} node(s): too few for a band (a median of fewer than {MIN_BAND_NODES} cannot tell "
                      "which node is slow)" + ("" if published else "; nothing to judge them by"))
     outliers = []
@@ -165,17 +169,17 @@ def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: Basel
             assert b is not None  # a finite figure makes a band
             outliers.append(Outlier(node=f.node, instance_id=f.instance_id, value=f.value,
                                     shortfall_pct=shortfall_pct(f.value, b.median, better), reasons=reasons))
-    return MetricVerdict(test=first.test, metric=first.metric, unit=first.unit, size_bytes=first.size_bytes,
-                         higher_is_better=better, figures=nodes, band=b, baseline=published,
+    return MetricVerdict(test=first.test, metric=first.metric, headline=first.headline, unit=first.unit,
+                         higher_is_better=better, nodes=spans, figures=nodes, band=b, baseline=published,
                          baseline_floor=baseline_floor, outliers=tuple(outliers), notes=tuple(notes))
 
 
-def judge_all(figures: Sequence[NodeFigure], *, instance_type: str,
-              baselines: BaselineData) -> tuple[MetricVerdict, ...]:
-    """One verdict per (test, metric, size) the group's figures hold, in the order they first appear."""
-    keys = list(dict.fromkeys((f.test, f.metric, f.size_bytes) for f in figures))
-    return tuple(judge([f for f in figures if (f.test, f.metric, f.size_bytes) == k], instance_type=instance_type,
-                       baselines=baselines) for k in keys)
+def judge_all(figures: Sequence[NodeFigure], *, instance_type: str, baselines: BaselineData,
+              spans: int = 1) -> tuple[MetricVerdict, ...]:
+    """One verdict per (test, metric, headline) the figures hold, in the order they first appear."""
+    keys = list(dict.fromkeys((f.test, f.metric, f.headline) for f in figures))
+    return tuple(judge([f for f in figures if (f.test, f.metric, f.headline) == k], instance_type=instance_type,
+                       baselines=baselines, spans=spans) for k in keys)
 
 
 def _pace(value: float, higher_better: bool) -> float:

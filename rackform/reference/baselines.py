@@ -20,11 +20,10 @@ BASELINES_PATH = Path(__file__).with_name("data") / "baselines.json"
 
 class Baseline(Frozen):
     instance_type: str
-    test: str  # the acceptance test the figure is for (a per-node record's `test`)
+    test: str  # the acceptance test the figure is for (workloads.results.AcceptFigure.test)
     metric: str
     unit: str
-    size_bytes: int | None = None  # the message or block size the figure was measured at; None: not size-bound
-    nodes: int = Field(ge=1)  # how many nodes the published run spanned
+    nodes: int = Field(ge=1)  # how many nodes the published run spanned: a figure across other counts differs
     value: float = Field(gt=0)
     source: str  # a key of BaselineData.sources
     note: str | None = None
@@ -42,11 +41,11 @@ class BaselineData(Frozen):
                 raise ValueError(f"baseline {b.instance_type} {b.test} {b.metric} cites unknown source {b.source!r}")
         return self
 
-    def find(self, instance_type: str, test: str, metric: str, size_bytes: int | None) -> Baseline | None:
-        """The published figure for exactly this type, test, metric and size: a figure at another message size is
-        not comparable (bus bandwidth grows with the size up to the link's limit)."""
-        return next((b for b in self.baselines if (b.instance_type, b.test, b.metric, b.size_bytes)
-                     == (instance_type, test, metric, size_bytes)), None)
+    def find(self, instance_type: str, test: str, metric: str, nodes: int) -> Baseline | None:
+        """The published figure for exactly this type, test, metric and node count: a collective across another
+        number of nodes is not comparable."""
+        return next((b for b in self.baselines if (b.instance_type, b.test, b.metric, b.nodes)
+                     == (instance_type, test, metric, nodes)), None)
 
 
 @functools.lru_cache(maxsize=4)

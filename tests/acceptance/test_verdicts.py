@@ -20,10 +20,10 @@ from rackform.reference.baselines import BASELINES_PATH, BaselineData, load_base
 NONE = BaselineData(about="", sources={}, baselines=())
 
 
-def figures(values: list[float], *, test: str = "gemm", metric: str = "tflops", unit: str = "TFLOP/s",
-            size: int | None = None) -> list[NodeFigure]:
-    return [NodeFigure(node=i, instance_id=f"i-{i:04d}", host=f"h{i}", test=test, metric=metric, value=v, unit=unit,
-                       size_bytes=size) for i, v in enumerate(values)]
+def figures(values: list[float], *, test: str = "gemm", metric: str = "tflops_max", unit: str = "TFLOP/s",
+            headline: str = "bf16") -> list[NodeFigure]:
+    return [NodeFigure(node=i, instance_id=f"i-{i:04d}", host=f"h{i}", test=test, metric=metric, headline=headline,
+                       value=v, unit=unit) for i, v in enumerate(values)]
 
 
 def test_band_is_median_and_mad_and_ignores_the_outlier_it_finds() -> None:
@@ -63,7 +63,7 @@ def test_two_nodes_make_no_band_and_say_so() -> None:
     v = judge(figures([100, 50]), instance_type="x", baselines=NONE)
     assert v.band is not None and v.band.floor is None and v.outliers == ()
     assert any("too few for a band" in n for n in v.notes)
-    assert any("no published baseline for gemm tflops on x" in n for n in v.notes)
+    assert any("no published baseline for gemm bf16 on x" in n for n in v.notes)
 
 
 def test_failed_measurement_is_an_outlier_not_a_number() -> None:
@@ -78,32 +78,46 @@ def test_repeats_of_a_node_take_their_median() -> None:
     assert [f.value for f in v.figures] == [100, 100, 100, 41]
 
 
-def test_the_published_p5_baseline_catches_a_uniformly_slow_group() -> None:
+def test_the_published_p5_baseline_catches_a_slow_two_node_collective() -> None:
     data = load_baselines()
-    p5 = data.find("p5.48xlarge", "fabric-pair", "busbw", 1 << 30)
-    assert p5 is not None and p5.value == 436.95 and data.sources[p5.source].url.startswith("https://github.com/aws")
-    slow = figures([300, 301, 299, 300], test="fabric-pair", metric="busbw", unit="GB/s", size=1 << 30)
-    v = judge(slow, instance_type="p5.48xlarge", baselines=data)
-    assert v.baseline == p5 and v.baseline_floor == pytest.approx(436.95 * BASELINE_FRACTION)
+    p5 = data.find("p5.48xlarge", "group-collective", "busbw_max", 2)
+    assert p5 is not None and p5.value == 479.28 and data.sources[p5.source].url.startswith("https://github.com/aws")
+    slow = figures([300], test="group-collective", metric="busbw_max", unit="GB/s", headline="busbw")
+    v = judge(slow, instance_type="p5.48xlarge", baselines=data, spans=2)
+    assert v.baseline == p5 and v.baseline_floor == pytest.approx(479.28 * BASELINE_FRACTION)
+    assert [o.reasons for o in v.outliers] == [("baseline",)]
+    assert v.notes == ()  # one group figure: no band to miss
+    fine = figures([470], test="group-collective", metric="busbw_max", unit="GB/s", headline="busbw")
+    assert judge(fine, instance_type="p5.48xlarge", baselines=data, spans=2).accepted
+    # the same figure on a type with no published figure, or across another node count: the verdict says so
+    v = judge(slow, instance_type="p5en.48xlarge", baselines=data, spans=2)
+    assert v.accepted and v.notes == ("no published baseline for group-collective busbw on p5en.48xlarge across 2 "
+                                      "nodes",)
+    assert judge(slow, instance_type="p5.48xlarge", baselines=data, spans=4).baseline is None
+
+
+def test_a_uniformly_slow_group_passes_the_band_but_not_the_baseline() -> None:
+    data = BaselineData.model_validate({"about": "", "sources": load_baselines().sources, "baselines": [
+        {"instance_type": "t", "test": "gemm", "metric": "tflops_max", "unit": "TFLOP/s", "nodes": 1,
+         "value": 100, "source": "awsome-nccl-tests"}]})
+    v = judge(figures([60, 61, 59, 60]), instance_type="t", baselines=data)
+    assert v.band is not None and v.band.floor is not None
     assert [o.reasons for o in v.outliers] == [("baseline",)] * 4
-    # the same figures on a type with no published figure: judged by the band alone, and the verdict says so
-    v = judge(slow, instance_type="p5en.48xlarge", baselines=data)
-    assert v.accepted and v.notes == ("no published baseline for fabric-pair busbw on p5en.48xlarge",)
-    # a figure at another message size is not comparable
-    assert data.find("p5.48xlarge", "fabric-pair", "busbw", 1 << 20) is None
 
 
 def test_baselines_file_cites_known_sources(tmp_path) -> None:
     text = BASELINES_PATH.read_text().replace('"source": "awsome-nccl-tests"', '"source": "nowhere"', 1)
+    assert "nowhere" in text
     (tmp_path / "b.json").write_text(text)
     with pytest.raises(ValueError, match="unknown source 'nowhere'"):
         load_baselines(tmp_path / "b.json")
 
 
 def test_judge_all_splits_by_test_metric_and_size() -> None:
-    fs = figures([1, 1, 1]) + figures([5, 5, 5], test="memory", metric="bandwidth", unit="GB/s")
-    assert [(v.test, v.metric) for v in judge_all(fs, instance_type="x", baselines=NONE)] == \
-        [("gemm", "tflops"), ("memory", "bandwidth")]
+    fs = figures([1, 1, 1]) + figures([5, 5, 5], test="cpu", metric="transfer_mib_per_s", unit="MiB/s",
+                                      headline="memory") + figures([2, 2, 2], headline="fp32")
+    assert [(v.test, v.headline) for v in judge_all(fs, instance_type="x", baselines=NONE)] == \
+        [("gemm", "bf16"), ("cpu", "memory"), ("gemm", "fp32")]
 
 
 def test_straggler_cost_arithmetic() -> None:
@@ -119,8 +133,8 @@ def test_straggler_cost_arithmetic() -> None:
 
 def test_straggler_cost_picks_the_costliest_metric_and_keeps_unknown_prices_unknown() -> None:
     a = judge(figures([100, 100, 90, 100]), instance_type="x", baselines=NONE)
-    b = judge(figures([10, 10, 10, 5], test="memory", metric="bandwidth", unit="GB/s"), instance_type="x",
-              baselines=NONE)
+    b = judge(figures([10, 10, 10, 5], test="memory", metric="bandwidth", unit="GB/s", headline="memory"),
+              instance_type="x", baselines=NONE)
     cost = straggler_cost([a, b], None)
     assert cost is not None and (cost.test, cost.slowest_node) == ("memory", 3)
     assert cost.slowdown == pytest.approx(0.5) and cost.lost_usd_per_hour is None and cost.saving_usd_per_hour is None

@@ -1,0 +1,134 @@
+"""Acceptance as text and HTML: the plan before it runs, one verdict line per group and metric and one per outlier,
+the straggler's cost, and the certificate's section of the HTML report with one per-node plot per group.
+
+The verdict lines are a contract (issue 21, docs/acceptance.md):
+`accepted <rack>/<group>: <n> nodes, <metric> median <v> <unit>, spread <p>%` and
+`outlier <rack>/<group> node <i>: <metric> <v> <unit>, <p>% below the median of <n> nodes (<instance id>)`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..acceptance.certificate import Certificate, GroupCertificate
+from ..acceptance.plan import AcceptancePlan
+from ..acceptance.verdicts import MetricVerdict, Outlier
+from ..numbers import num, usd
+from ..textsafe import visible
+from .text import table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def plan_text(plan: AcceptancePlan) -> str:
+    out = [f"acceptance plan for spec {plan.spec}:"]
+    for g in plan.groups:
+        jobs = "one multi-node job spans the group" if g.multi_node else f"{g.jobs} single-node job(s), one per node"
+        out.append(f"\n{g.label}: {g.nodes} x {g.instance_type} ({g.capacity}), {jobs}")
+        rows = [[s.test, s.nodes, _duration(s.seconds), s.what] for s in g.steps]
+        out.append(table(rows, ["test", "nodes", "expected", "what"]))
+        price = (f"{usd(g.cost_usd)} USD at {usd(g.usd_per_node_hour)} $/hour per node ({g.price_source})"
+                 if g.cost_usd is not None else f"unknown: {g.price_source}")
+        out.append(f"expected wall time {_duration(g.wall_seconds)}, cost {price}")
+        out.extend(f"proves: {p}" for p in g.proves)
+        out.extend(f"cannot prove: {c}" for c in g.cannot_prove)
+    unpriced = f" + {len(plan.unpriced)} unpriced group(s)" if plan.unpriced else ""
+    out.append(f"\ntotal: {usd(plan.known_cost_usd)} USD{unpriced}")
+    return visible("\n".join(out))
+
+
+def metric_label(v: MetricVerdict) -> str:
+    """The metric as a verdict line names it: the test and the figure's label within it ("gemm bf16", "cpu memory",
+    "fabric bandwidth"), the test alone where the two agree."""
+    return v.test if v.headline == v.test else f"{v.test} {v.headline}"
+
+
+def outlier_line(g: GroupCertificate, v: MetricVerdict, o: Outlier) -> str:
+    where = f"outlier {g.label} node {o.node}"
+    who = o.instance_id or "instance id unknown"
+    if o.value is None or o.shortfall_pct is None or v.band is None:
+        return f"{where}: {metric_label(v)} failed, no figure ({who})"
+    side = "below" if v.higher_is_better else "above"
+    published = f"; past {num(v.baseline_floor)} {v.unit}, the floor set by the published {num(v.baseline.value)} " \
+        f"{v.unit} for {g.instance_type}" if "baseline" in o.reasons and v.baseline is not None else ""
+    return (f"{where}: {metric_label(v)} {num(o.value)} {v.unit}, {num(abs(o.shortfall_pct))}% {side} the median "
+            f"of {v.band.nodes} nodes ({who}){published}")
+
+
+def verdict_lines(cert: Certificate) -> list[str]:
+    """Per group: per metric `accepted ...` or its `outlier ...` lines, then what the slowest node costs and what
+    acceptance could not prove there."""
+    out: list[str] = []
+    for g in cert.groups:
+        if g.status == "not measured":
+            out.append(f"not measured {g.label}: {g.reason or 'no figure came back'}")
+        for v in g.verdicts:
+            if v.accepted and v.band is not None:
+                out.append(f"accepted {g.label}: {v.band.nodes} nodes, {metric_label(v)} median {num(v.band.median)} "
+                           f"{v.unit}, spread {num(v.band.spread_pct)}%")
+            out.extend(outlier_line(g, v, o) for o in v.outliers)
+            out.extend(f"note {g.label}: {n}" for n in v.notes)
+        out.extend(f"bisection {g.label}: {b}" for b in g.bisection)
+        if (s := g.straggler) is not None and s.slowdown > 0:
+            money = (f"{usd(s.lost_usd_per_hour)} of the group's {usd(s.group_usd_per_hour)} $/hour lost"
+                     if s.lost_usd_per_hour is not None else "cost unknown (no price for the group; give --price)")
+            saving = (f"; replacing the outlier(s) saves {usd(s.saving_usd_per_hour)} $/hour"
+                      if s.saving_usd_per_hour is not None and s.slowdown_after_replacing < s.slowdown else "")
+            out.append(f"straggler {g.label}: node {s.slowest_node} ({s.slowest_instance_id or 'instance id unknown'}) "
+                       f"sets the pace at {num(100 * s.slowdown)}% below the median {s.test} {s.metric}: {money}"
+                       f"{saving}")
+        out.extend(f"cannot prove {g.label}: {c}" for c in g.cannot_prove)
+    out.append(f"{'accepted' if cert.accepted else 'not accepted'}: run {cert.run_id}, spec {cert.spec} "
+               f"(sha256 {cert.spec_sha256[:12]}), {sum(g.status == 'accepted' for g in cert.groups)} of "
+               f"{len(cert.groups)} group(s) accepted")
+    return [visible(line) for line in out]
+
+
+# --- HTML ------------------------------------------------------------------------------------------------------
+
+def node_figure(g: GroupCertificate) -> Figure:
+    """One panel per metric: a bar per node, the outliers red and labelled with their instance id, the median and the
+    band's floor drawn across, so the eye finds the slow node at once."""
+    from .html import _empty, _figure, _plain
+
+    shown = [v for v in g.verdicts if v.band is not None]
+    fig, axes = _figure(max(4.0, 0.5 * g.nodes + 2), 2.6 * max(len(shown), 1), max(len(shown), 1), 1)
+    fig.suptitle(_plain(f"{g.label}: each node against the group ({g.instance_type})"))
+    if not shown:
+        _empty(axes[0], "no figure came back")
+        return fig
+    for ax, v in zip(axes, shown, strict=True):
+        bad = {o.node for o in v.outliers}
+        nodes = [f.node for f in v.figures]
+        values = [f.value if f.value is not None else 0.0 for f in v.figures]
+        bars = ax.bar([str(n) for n in nodes], values, color=["#c0392b" if n in bad else "#2c7fb8" for n in nodes])
+        ax.bar_label(bars, labels=[f.instance_id or "" if f.node in bad else "" for f in v.figures],
+                     fontsize="small", padding=2)
+        assert v.band is not None
+        ax.axhline(v.band.median, color="black", linewidth=1, label="median")
+        if v.band.floor is not None:
+            ax.axhline(v.band.floor, color="#c0392b", linestyle="--", linewidth=1, label="band")
+        if v.baseline_floor is not None:
+            ax.axhline(v.baseline_floor, color="#7f7f7f", linestyle=":", linewidth=1, label="baseline floor")
+        ax.set_title(_plain(metric_label(v)), fontsize="medium")
+        ax.set_xlabel("node")
+        ax.set_ylabel(_plain(v.unit))
+        ax.margins(y=0.15)
+        ax.legend(fontsize="x-small", loc="lower right")
+    return fig
+
+
+def html_section(cert: Certificate) -> dict[str, Any]:
+    """What the report template's acceptance section shows (every string already made visible)."""
+    from .html import png_base64
+
+    return {"run_id": visible(cert.run_id), "spec": visible(cert.spec), "sha256": cert.spec_sha256,
+            "accepted": cert.accepted, "lines": verdict_lines(cert),
+            "plots": [(visible(g.label), png_base64(node_figure(g))) for g in cert.groups],
+            "sources": [(visible(s.title), visible(s.url)) for s in cert.baseline_sources.values()]}
