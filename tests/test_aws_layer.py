@@ -14,7 +14,7 @@ from botocore import exceptions as bx
 from moto import mock_aws
 
 from rackform import aws
-from rackform.preflight import checks as preflight
+from rackform.preflight import fetch as preflight
 from rackform.reference import refresh
 from rackform.cli import main
 

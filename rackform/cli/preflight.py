@@ -13,7 +13,8 @@ from .common import EXIT_PROBLEM, EXIT_UNCHECKED, Subparsers, aws_options, check
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     # botocore is loaded only when preflight runs: `rackform validate` builds the same parser.
-    from ..preflight.checks import all_checks, aws_clients, check_image_build, fetch_state, probe_build_host
+    from ..preflight.checks import all_checks, check_image_build
+    from ..preflight.fetch import aws_clients, fetch_state, probe_build_host
     from ..render.preflight import _counts, render
 
     plan = checked_plan(args.spec)

@@ -1,41 +1,36 @@
-"""`rackform preflight`: can this account hold the cluster, and can this machine build its images? Asked before
-`cdk deploy`.
+"""`rackform preflight`'s checks: can this account hold the cluster, and can this machine build its images? Asked
+before `cdk deploy`.
 
 A deploy that fails on a quota, a reservation in the wrong AZ or a full Batch Region fails late (after the VPC and
-file system exist) and names the cause badly. Preflight reads the account once and says what blocks the deploy.
-
-Two layers: `fetch_*` functions make the boto3 calls and turn API failures into `ApiError` values; `check_*`
-functions are pure (plan + fetched data + the time -> `Check`s), so every rule is tested with plain data.
+file system exist) and names the cause badly. Preflight reads the account once (fetch.py, into the values of
+state.py) and says what blocks the deploy. Every check here is pure: plan + state + the time -> `Check`s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import platform
-import re
-import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
-
-from .. import aws
-from ..aws import paginate
 from ..capacity import of as capacity_kind
 from ..capacity import of_reservation
 from ..plan.models import NodeGroupPlan, Plan
 
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
 from ..reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
-from ..reference.catalog import is_zone_id, zone_field
-from ..reference.prices import PaginatingClient
+from ..reference.catalog import is_zone_id
+from .state import (
+    AccountState,
+    ApiError,
+    BucketState,
+    BuildHost,
+    PlacementGroupState,
+    QuotaValue,
+    ReservationState,
+)
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
-ClientFactory = Callable[[str], Any]  # service name -> boto3 client for the plan's Region
-T = TypeVar("T")
 
 # CloudFormation's default stacks per account and Region, used only when DescribeAccountLimits omits StackLimit.
 DEFAULT_STACK_LIMIT = 2000
@@ -53,54 +48,14 @@ class Check:
     fix: str = ""
 
 
-@dataclass(frozen=True)
-class ApiError:
-    """A call that failed (no permission, throttled, unreachable): its check becomes `unknown`, never a crash."""
 
-    action: str  # the IAM action that was refused or failed, e.g. servicequotas:GetServiceQuota
-    message: str
-    denied: bool = False  # refused for want of permission, rather than failed
+def unreadable(error: ApiError, name: str, needed: str) -> Check:
+    """The check `name` when the call that reads its state failed: unknown, with what to grant or retry."""
+    fix = (f"grant {error.action} to the caller and run preflight again" if error.denied else
+           f"run preflight again once the call works (it needs {error.action}): check the network, endpoint "
+           f"and Region")
+    return Check(name, "unknown", f"cannot read: {error.message}", needed, fix + "; or check by hand in the console")
 
-    def as_check(self, name: str, needed: str) -> Check:
-        fix = (f"grant {self.action} to the caller and run preflight again" if self.denied else
-               f"run preflight again once the call works (it needs {self.action}): check the network, endpoint "
-               f"and Region")
-        return Check(name, "unknown", f"cannot read: {self.message}", needed, fix + "; or check by hand in the console")
-
-
-@dataclass(frozen=True)
-class QuotaValue:
-    vcpus: float
-    default: bool  # the account has no applied value; AWS's default was read instead
-
-
-@dataclass(frozen=True)
-class BucketState:
-    """What S3 says of the data repository bucket (HeadBucket)."""
-
-    exists: bool
-    readable: bool  # False: S3 refused this account (403)
-    region: str | None  # S3's x-amz-bucket-region; None where S3 did not say
-
-
-@dataclass(frozen=True)
-class AccountState:
-    """Everything preflight reads from the account, so the checks need no AWS."""
-
-    quotas: Mapping[str, QuotaValue | ApiError | None]  # quota code -> value; None: Service Quotas lacks the code
-    # reservation id -> its DescribeCapacityReservations entry; None: not found
-    reservations: Mapping[str, dict[str, Any] | ApiError | None]
-    offerings: Mapping[str, tuple[str, ...]] | ApiError  # instance type -> AZs of the Region offering it
-    compute_environments: tuple[str, ...] | ApiError
-    job_queues: tuple[str, ...] | ApiError
-    stack_limit: int | None | ApiError  # None: DescribeAccountLimits did not list StackLimit
-    stacks: tuple[str, ...] | ApiError  # names of stacks not deleted
-    data_repository: BucketState | ApiError | None = None  # None: the spec links no bucket
-    # existing placement group name -> its DescribePlacementGroups entry; None: no such group
-    placement_groups: Mapping[str, dict[str, Any] | ApiError | None] | None = None
-
-
-# --- checks (pure) ---------------------------------------------------------------------------------------------
 
 def _groups_text(groups: list[NodeGroupPlan]) -> str:
     return ", ".join(f"{g.rack}/{g.name} {g.count} x {g.instance_type}" for g in groups)
@@ -125,7 +80,7 @@ def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None])
             continue
         value = quotas[code]
         if isinstance(value, ApiError):
-            checks.append(value.as_check(name, needed))
+            checks.append(unreadable(value, name, needed))
         elif value is None:
             checks.append(Check(name, "unknown", f"Service Quotas has no quota {code} for ec2 in {plan.region}",
                                 needed, f"find '{quota_name}' in the Service Quotas console and check it holds "
@@ -148,20 +103,20 @@ def _when(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dict[str, Any] | ApiError | None,
+def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: ReservationState | ApiError | None,
                        now: dt.datetime) -> list[Check]:
     name = f"capacity {rid}"
     kind = groups[0].capacity.type
     count = sum(g.count for g in groups)
     needed = f"{kind} for {count} x {groups[0].instance_type} in {plan.availability_zone} ({_groups_text(groups)})"
     if isinstance(r, ApiError):
-        return [r.as_check(name, needed)]
+        return [unreadable(r, name, needed)]
     if r is None:
         return [Check(name, "blocker", f"not found in {plan.region}", needed,
                       f"check the id and the spec's region (reservations belong to one Region and account): "
                       f"aws ec2 describe-capacity-reservations --region {plan.region}")]
-    actual = of_reservation(r.get("ReservationType"))
-    state = r["State"]
+    actual = of_reservation(r.reservation_type)
+    state = r.state
     out: list[Check] = []
 
     def blocker(found: str, fix: str) -> None:
@@ -175,27 +130,27 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
         blocker(f"state {state}", "use an active or scheduled reservation; instances cannot launch into a "
                 f"{state} one")
     for g in groups:
-        if g.instance_type != r["InstanceType"]:
-            blocker(f"reserves {r['InstanceType']}, not {g.instance_type}",
-                    f"set instance_type: {r['InstanceType']} on {g.rack}/{g.name}, or use a reservation for "
+        if g.instance_type != r.instance_type:
+            blocker(f"reserves {r.instance_type}, not {g.instance_type}",
+                    f"set instance_type: {r.instance_type} on {g.rack}/{g.name}, or use a reservation for "
                     f"{g.instance_type}")
     # The spec names its AZ by name or by AZ ID; compare in the same form (DescribeCapacityReservations returns both).
-    zone_key = zone_field(plan.availability_zone)
-    if (zone := r.get(zone_key)) != plan.availability_zone:
+    zone = r.availability_zone_id if is_zone_id(plan.availability_zone) else r.availability_zone
+    if zone != plan.availability_zone:
         blocker(f"is in {zone}, the spec's availability_zone is {plan.availability_zone}",
                 f"set availability_zone: {zone} (every rack shares the AZ), or use a "
                 f"reservation in {plan.availability_zone}")
     # An active ODCR may already hold other instances; a Capacity Block or a scheduled ODCR holds none yet.
     use_available = state == "active" and actual.counts_available
-    have = r["AvailableInstanceCount"] if use_available else r["TotalInstanceCount"]
+    have = r.available_instances if use_available else r.total_instances
     if have < count:
-        more = (actual.add_capacity_hint or "").format(rid=rid, count=r["TotalInstanceCount"] + count - have)
+        more = (actual.add_capacity_hint or "").format(rid=rid, count=r.total_instances + count - have)
         blocker(f"{have} instances available (running ones, this cluster's included, not counted)" if use_available
                 else f"{have} instances reserved",
                 f"lower count to {have} or add capacity: {more}")
-    held_in = _placement_group_name(r.get("PlacementGroupArn"))
+    held_in = r.placement_group
     out.extend(_placement_checks(name, needed, held_in, groups))
-    end = r.get("EndDate")
+    end = r.end
     if state in USABLE_RESERVATION_STATES and end is not None:
         if end <= now:
             blocker(f"ended {_when(end)}", "use a reservation that has not ended")
@@ -205,18 +160,12 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: dic
             out.append(Check(name, "warning", f"ends {_when(end)}{lead}", needed,
                              "extend the reservation or expect the nodes to stop within a day"))
     if not out:
-        start = r.get("StartDate")
-        starts = f", starts {_when(start)}" if state == "scheduled" and start else ""
+        starts = f", starts {_when(r.start)}" if state == "scheduled" and r.start else ""
         ends = f", ends {_when(end)}" if end else ", no end date"
         placed = f" (placement group {held_in})" if held_in else ""
-        out.append(Check(name, "ok", f"{actual.kind} {state}, {have} x {r['InstanceType']} in "
-                         f"{r['AvailabilityZone']}{placed}{starts}{ends}", needed))
+        out.append(Check(name, "ok", f"{actual.kind} {state}, {have} x {r.instance_type} in "
+                         f"{r.availability_zone}{placed}{starts}{ends}", needed))
     return out
-
-
-def _placement_group_name(arn: str | None) -> str | None:
-    # arn:aws:ec2:REGION:ACCOUNT:placement-group/NAME
-    return arn.rsplit("/", 1)[-1] if arn else None
 
 
 def _placement_checks(name: str, needed: str, held_in: str | None, groups: list[NodeGroupPlan]) -> list[Check]:
@@ -243,7 +192,7 @@ def _placement_checks(name: str, needed: str, held_in: str | None, groups: list[
     return out
 
 
-def check_reservations(plan: Plan, reservations: Mapping[str, dict[str, Any] | ApiError | None],
+def check_reservations(plan: Plan, reservations: Mapping[str, ReservationState | ApiError | None],
                        now: dt.datetime) -> list[Check]:
     by_id: dict[str, list[NodeGroupPlan]] = {}
     for g in plan.node_groups():
@@ -260,7 +209,7 @@ def check_offerings(plan: Plan, offerings: Mapping[str, tuple[str, ...]] | ApiEr
         name = f"offering {itype}"
         needed = f"offered in {az}"
         if isinstance(offerings, ApiError):
-            checks.append(offerings.as_check(name, needed))
+            checks.append(unreadable(offerings, name, needed))
             continue
         # Compared in the spec's own terms: AZ IDs with an ID, this account's AZ names with a name.
         zones = tuple(z for z in offerings.get(itype, ()) if is_zone_id(z) == by_id)
@@ -280,7 +229,7 @@ def _count_check(name: str, region: str, existing: tuple[str, ...] | ApiError, o
                  what: str, fix: str) -> Check:
     new = len(set(ours))
     if isinstance(existing, ApiError):
-        return existing.as_check(name, f"{new} new")
+        return unreadable(existing, name, f"{new} new")
     others = len(set(existing) - set(ours))  # ours already there are replaced in place on a redeploy
     total = others + new
     found = f"{len(existing)} {what} in {region} ({len(existing) - others} of them this cluster's); limit {limit}"
@@ -309,12 +258,12 @@ def check_stacks(plan: Plan, stack_limit: int | None | ApiError, stacks: tuple[s
     name = "CloudFormation stacks"
     ours = [plan.network.stack_name, plan.storage.stack_name] + [r.stack_name for r in plan.racks]
     if isinstance(stacks, ApiError):
-        return [stacks.as_check(name, f"{len(ours)} stacks")]
+        return [unreadable(stacks, name, f"{len(ours)} stacks")]
     new = [s for s in ours if s not in set(stacks)]
     total = len(stacks) + len(new)
     needed = f"{len(stacks)} existing + {len(new)} new = {total}"
     if isinstance(stack_limit, ApiError):
-        return [stack_limit.as_check(name, f"{needed} (AWS's default limit is {DEFAULT_STACK_LIMIT:,})")]
+        return [unreadable(stack_limit, name, f"{needed} (AWS's default limit is {DEFAULT_STACK_LIMIT:,})")]
     limit = DEFAULT_STACK_LIMIT if stack_limit is None else stack_limit
     found = f"limit {limit:,}" + (" (AWS default; StackLimit not reported)" if stack_limit is None else "")
     if total <= limit:
@@ -333,7 +282,8 @@ def existing_placement_groups(plan: Plan) -> dict[str, list[NodeGroupPlan]]:
     return named
 
 
-def check_placement_groups(plan: Plan, found: Mapping[str, dict[str, Any] | ApiError | None] | None) -> list[Check]:
+def check_placement_groups(plan: Plan, found: Mapping[str, PlacementGroupState | ApiError | None] | None
+                           ) -> list[Check]:
     """A named group must exist and be usable: Batch launches into it by name. Cluster is the strategy EFA and
     multi-node jobs want (https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html)."""
     checks = []
@@ -341,16 +291,16 @@ def check_placement_groups(plan: Plan, found: Mapping[str, dict[str, Any] | ApiE
         name, needed = f"placement group {pg}", f"an available cluster placement group for {_groups_text(groups)}"
         entry = (found or {}).get(pg)
         if isinstance(entry, ApiError):
-            checks.append(entry.as_check(name, needed))
+            checks.append(unreadable(entry, name, needed))
         elif entry is None:
             checks.append(Check(name, "blocker", f"no placement group named {pg} in {plan.region}", needed,
                                 f"create it (aws ec2 create-placement-group --group-name {pg} --strategy cluster "
                                 f"--region {plan.region}) or fix placement_group.name"))
-        elif entry.get("State") != "available":
-            checks.append(Check(name, "blocker", f"state {entry.get('State')}", needed,
+        elif entry.state != "available":
+            checks.append(Check(name, "blocker", f"state {entry.state}", needed,
                                 "use an available placement group; instances cannot launch into this one"))
-        elif entry.get("Strategy") != "cluster":
-            checks.append(Check(name, "warning", f"a {entry.get('Strategy')} placement group", needed,
+        elif entry.strategy != "cluster":
+            checks.append(Check(name, "warning", f"a {entry.strategy} placement group", needed,
                                 "EFA and multi-node jobs want a cluster placement group: name one"))
         else:
             checks.append(Check(name, "ok", "cluster, available", needed))
@@ -375,7 +325,7 @@ def check_data_repository(plan: Plan, bucket: BucketState | ApiError | None) -> 
     name = f"data repository {path}"
     needed = f"bucket {name_} exists, this account can read it, in {plan.region}"
     if isinstance(bucket, ApiError):
-        return [bucket.as_check(name, needed)]
+        return [unreadable(bucket, name, needed)]
     if not bucket.exists:
         return [Check(name, "blocker", f"no bucket named {name_}", needed,
                       f"create it (aws s3 mb s3://{name_} --region {plan.region}) and put the data there, or fix "
@@ -406,46 +356,11 @@ def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]
 # --- this machine: can `cdk deploy` build the arm64 image here? ----------------------------------------------
 
 # `cdk deploy` builds each tier's image on the machine it runs on, the Graviton tier's for linux/arm64
-# (cdk_constructs/jobs.py TIER_IMAGES), and only after the stacks before it have deployed. An arm64 machine builds it
-# natively; an x86_64 one only where the kernel runs arm64 programs through QEMU, registered with binfmt_misc
-# (Docker Desktop registers it in its VM; elsewhere Docker's multi-platform guide installs it with
-# `docker run --privileged --rm tonistiigi/binfmt --install arm64`,
-# https://docs.docker.com/build/building/multi-platform/#qemu). Without it the build's first RUN fails with
-# "exec format error", minutes into the deploy.
-BINFMT_ARM64 = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+# (cdk_constructs/jobs.py TIER_IMAGES), and only after the stacks before it have deployed: fetch.probe_build_host
+# asks this machine whether it can; without it the build's first RUN fails with "exec format error", minutes into
+# the deploy.
 ARM64_BUILD_FIX = ("register QEMU for arm64 once: `docker run --privileged --rm tonistiigi/binfmt --install arm64` "
                    "(Docker's multi-platform build guide), or run cdk deploy on an arm64 (Graviton) machine")
-
-
-@dataclass(frozen=True)
-class BuildHost:
-    machine: str  # platform.machine()
-    arm64: bool | None  # whether builds here can run arm64 programs; None: it could not be told
-    how: str  # what said so
-
-
-def probe_build_host(machine: Callable[[], str] = platform.machine, binfmt: Path = BINFMT_ARM64,
-                     run: Callable[..., Any] = subprocess.run) -> BuildHost:
-    """How this machine would build an arm64 image: natively, through a registered QEMU handler, or through what
-    the current Docker builder says it can build (`docker buildx inspect`, its Platforms line)."""
-    arch = machine()
-    if arch.lower() in ("arm64", "aarch64"):
-        return BuildHost(arch, True, "builds arm64 natively")
-    try:
-        if binfmt.read_text().splitlines()[:1] == ["enabled"]:
-            return BuildHost(arch, True, f"QEMU registered for arm64 ({binfmt} enabled)")
-    except OSError:
-        pass
-    try:
-        out = run(["docker", "buildx", "inspect"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as e:
-        return BuildHost(arch, None, f"no {binfmt}, and `docker buildx inspect` did not run ({e})")
-    platforms = re.search(r"^Platforms:(.*)$", out.stdout, re.MULTILINE) if out.returncode == 0 else None
-    if platforms is None:
-        return BuildHost(arch, None, f"no {binfmt}, and `docker buildx inspect` named no platforms")
-    names = [p.strip() for p in platforms.group(1).split(",") if p.strip()]
-    return BuildHost(arch, any(p.split("/")[:2] == ["linux", "arm64"] for p in names),
-                     f"Docker builder platforms: {', '.join(names) or 'none'}")
 
 
 def check_image_build(plan: Plan, host: BuildHost) -> list[Check]:
@@ -457,172 +372,3 @@ def check_image_build(plan: Plan, host: BuildHost) -> list[Check]:
     if host.arm64:
         return [Check(name, "ok", found, needed)]
     return [Check(name, "unknown" if host.arm64 is None else "blocker", found, needed, ARM64_BUILD_FIX)]
-
-
-# --- fetch (boto3) ---------------------------------------------------------------------------------------------
-
-# Whatever botocore raises when a call fails. ResponseParserError (an endpoint answering with an HTML error page,
-# as a moto server does for APIs it lacks) derives from neither of the others.
-CALL_FAILED = (ClientError, BotoCoreError, ResponseParserError)
-
-
-# The parts of the boto3 clients the `fetch_*` functions call (keyword arguments as boto3 spells them); their
-# answers are AWS's JSON.
-class ServiceQuotasClient(Protocol):
-    def get_service_quota(self, *, ServiceCode: str, QuotaCode: str) -> dict[str, Any]: ...
-    def get_aws_default_service_quota(self, *, ServiceCode: str, QuotaCode: str) -> dict[str, Any]: ...
-
-
-class Ec2Client(PaginatingClient, Protocol):
-    def describe_capacity_reservations(self, *, CapacityReservationIds: list[str]) -> dict[str, Any]: ...
-    def describe_placement_groups(self, *, GroupNames: list[str]) -> dict[str, Any]: ...
-
-
-class S3Client(Protocol):
-    def head_bucket(self, *, Bucket: str) -> dict[str, Any]: ...
-
-
-class CloudFormationClient(PaginatingClient, Protocol):
-    # botocore's client metadata: its `service_model` holds the API's shapes.
-    meta: Any
-
-    def describe_account_limits(self) -> dict[str, Any]: ...
-
-
-def _api_error(action: str, e: Exception) -> ApiError:
-    if isinstance(e, ClientError):
-        message = f"{aws.error_code(e) or 'error'}: {aws.error_message(e)}".rstrip(": ")
-        denied = aws.is_denied(e)
-    else:
-        message, denied = f"{type(e).__name__}: {e}", False
-    # Whitespace collapsed and cut short: an endpoint's error can be a whole HTML page.
-    return ApiError(action, " ".join(message.split())[:200], denied)
-
-
-def _guarded(action: str, call: Callable[[], T]) -> T | ApiError:
-    try:
-        return call()
-    except CALL_FAILED as e:
-        return _api_error(action, e)
-
-
-def fetch_quota(service_quotas: ServiceQuotasClient, code: str) -> QuotaValue | ApiError | None:
-    try:
-        return QuotaValue(service_quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"],
-                          default=False)
-    except CALL_FAILED as e:
-        # No applied value (the account never asked for a change): AWS's default is the quota in force.
-        if aws.error_code(e) != "NoSuchResourceException":
-            return _api_error("servicequotas:GetServiceQuota", e)
-    try:
-        quota = service_quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]
-        return QuotaValue(quota["Value"], default=True)
-    except CALL_FAILED as e:
-        if aws.error_code(e) == "NoSuchResourceException":
-            return None
-        return _api_error("servicequotas:GetAWSDefaultServiceQuota", e)
-
-
-def _describe_one(action: str, not_found: tuple[str, ...], call: Callable[[], list[dict[str, Any]]]
-                  ) -> dict[str, Any] | ApiError | None:
-    """The one item a Describe call asked for by id or name; None when EC2 says it does not exist. One per call:
-    EC2 fails the whole call when any id or name in the list is unknown."""
-    try:
-        found = call()
-    except CALL_FAILED as e:
-        return None if aws.error_code(e) in not_found else _api_error(action, e)
-    return found[0] if found else None
-
-
-def fetch_reservation(ec2: Ec2Client, rid: str) -> dict[str, Any] | ApiError | None:
-    return _describe_one(
-        "ec2:DescribeCapacityReservations",
-        ("InvalidCapacityReservationId.NotFound", "InvalidCapacityReservationId.Malformed"),
-        lambda: ec2.describe_capacity_reservations(CapacityReservationIds=[rid])["CapacityReservations"])
-
-
-def fetch_placement_group(ec2: Ec2Client, name: str) -> dict[str, Any] | ApiError | None:
-    return _describe_one(
-        "ec2:DescribePlacementGroups", ("InvalidPlacementGroup.Unknown", "InvalidPlacementGroup.NotFound"),
-        lambda: ec2.describe_placement_groups(GroupNames=[name])["PlacementGroups"])
-
-
-def fetch_bucket(s3: S3Client, bucket: str) -> BucketState | ApiError:
-    """HeadBucket: 404 is no bucket, 403 a bucket this account may not read; S3 names the bucket's Region in the
-    x-amz-bucket-region header of both answers and of a redirect (301) from another Region's endpoint."""
-    try:
-        response = s3.head_bucket(Bucket=bucket)
-    except CALL_FAILED as e:
-        if not isinstance(e, ClientError):
-            return _api_error("s3:ListBucket", e)
-        meta = e.response.get("ResponseMetadata", {})
-        status, region = meta.get("HTTPStatusCode"), meta.get("HTTPHeaders", {}).get("x-amz-bucket-region")
-        if status == 404 or aws.error_code(e) in ("404", "NoSuchBucket"):
-            return BucketState(exists=False, readable=False, region=None)
-        if status == 403:
-            return BucketState(exists=True, readable=False, region=region)
-        if status == 301 and region:
-            return BucketState(exists=True, readable=True, region=region)
-        return _api_error("s3:ListBucket", e)
-    region = response.get("BucketRegion") or response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
-        "x-amz-bucket-region")
-    return BucketState(exists=True, readable=True, region=region)
-
-
-def fetch_offerings(ec2: PaginatingClient, instance_types: list[str], location_types: tuple[str, ...] = (
-        "availability-zone", "availability-zone-id")) -> dict[str, tuple[str, ...]]:
-    """Instance type -> the AZ names (as this account maps them) and/or the AZ IDs that offer it.
-    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html"""
-    zones: dict[str, list[str]] = {}
-    for location_type in location_types:
-        for o in paginate(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
-                           LocationType=location_type,
-                           Filters=[{"Name": "instance-type", "Values": instance_types}]):
-            zones.setdefault(o["InstanceType"], []).append(o["Location"])
-    return {t: tuple(sorted(z)) for t, z in zones.items()}
-
-
-def fetch_stack_limit(cloudformation: CloudFormationClient) -> int | None:
-    limits = cloudformation.describe_account_limits()["AccountLimits"]
-    return next((int(x["Value"]) for x in limits if x["Name"] == "StackLimit"), None)
-
-
-def fetch_stacks(cloudformation: CloudFormationClient) -> tuple[str, ...]:
-    # Every status but DELETE_COMPLETE counts against the limit; take them from the API model so new ones are in.
-    statuses = [s for s in cloudformation.meta.service_model.shape_for("StackStatus").enum if s != "DELETE_COMPLETE"]
-    return tuple(s["StackName"] for s in paginate(cloudformation, "list_stacks", "StackSummaries",
-                                                   StackStatusFilter=statuses))
-
-
-def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
-    groups = plan.node_groups()
-    service_quotas, ec2 = client_for("service-quotas"), client_for("ec2")
-    batch, cloudformation = client_for("batch"), client_for("cloudformation")
-    codes = sorted({g.quota.code for g in groups if g.quota.code})
-    ids = sorted({g.capacity.reservation_id for g in groups if g.capacity.reservation_id})
-    types = sorted({g.instance_type for g in groups})
-    return AccountState(
-        quotas={c: fetch_quota(service_quotas, c) for c in codes},
-        reservations={i: fetch_reservation(ec2, i) for i in ids},
-        offerings=_guarded("ec2:DescribeInstanceTypeOfferings", lambda: fetch_offerings(
-            ec2, types, ("availability-zone-id" if is_zone_id(plan.availability_zone) else "availability-zone",))),
-        compute_environments=_guarded("batch:DescribeComputeEnvironments", lambda: tuple(
-            c["computeEnvironmentName"]
-            for c in paginate(batch, "describe_compute_environments", "computeEnvironments"))),
-        job_queues=_guarded("batch:DescribeJobQueues", lambda: tuple(
-            q["jobQueueName"] for q in paginate(batch, "describe_job_queues", "jobQueues"))),
-        stack_limit=_guarded("cloudformation:DescribeAccountLimits", lambda: fetch_stack_limit(cloudformation)),
-        stacks=_guarded("cloudformation:ListStacks", lambda: fetch_stacks(cloudformation)),
-        data_repository=None if (bucket := data_repository_bucket(plan)) is None else
-        fetch_bucket(client_for("s3"), bucket),
-        placement_groups={pg: fetch_placement_group(ec2, pg) for pg in existing_placement_groups(plan)},
-    )
-
-
-def aws_clients(region: str, endpoint_url: str | None, profile: str | None = None) -> ClientFactory | None:
-    """Clients from the AWS layer (profile, retries), or None where the chain finds no credentials at all."""
-    from .. import aws
-
-    target = aws.Target(region, profile, endpoint_url)
-    s = aws.session(target)  # one credential chain for the check and every client
-    return aws.client_factory(target, s) if aws.has_credentials(target, s) else None

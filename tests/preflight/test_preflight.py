@@ -20,24 +20,26 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from rackform.preflight import checks as preflight
+from rackform.preflight import fetch
 from rackform.cli import preflight as preflight_cli
 from rackform.cli.common import EXIT_UNCHECKED
 from rackform.cli import checked_plan
 from rackform.preflight.checks import (
-    ApiError,
-    BucketState,
-    QuotaValue,
     check_batch,
     check_offerings,
     check_quotas,
     check_reservations,
     check_stacks,
+)
+from rackform.preflight.fetch import (
     fetch_offerings,
     fetch_quota,
     fetch_reservation,
     fetch_stacks,
     fetch_state,
+    reservation_from_api,
 )
+from rackform.preflight.state import ApiError, BucketState, BuildHost, QuotaValue
 
 from tests.conftest import ROOT, dump
 
@@ -163,7 +165,8 @@ def test_fetch_quota_access_denied_names_the_permission():
 # --- capacity reservations --------------------------------------------------------------------------------------
 
 def reservation_checks(plan, r):
-    return check_reservations(plan, {CR: r}, NOW)
+    """The checks of one reservation, given as DescribeCapacityReservations returns it."""
+    return check_reservations(plan, {CR: None if r is None else reservation_from_api(r)}, NOW)
 
 
 def test_capacity_block_found_and_matching(plan):
@@ -271,7 +274,7 @@ def test_a_named_placement_group_must_exist_and_be_available(tmp_path, demo):
         st.add_response("describe_placement_groups", {"PlacementGroups": [{**pg, "State": "deleting"}]})
         st.add_client_error("describe_placement_groups", "InvalidPlacementGroup.Unknown", "unknown")
         st.add_client_error("describe_placement_groups", "UnauthorizedOperation", http_status_code=403)
-        found = [preflight.fetch_placement_group(ec2, "trn2-pg") for _ in range(5)]
+        found = [fetch.fetch_placement_group(ec2, "trn2-pg") for _ in range(5)]
     checks = [preflight.check_placement_groups(p, {"trn2-pg": f}) for f in found]
     assert [c.status for [c] in checks] == ["ok", "warning", "blocker", "blocker", "unknown"]
     [ok] = checks[0]
@@ -289,7 +292,7 @@ def test_fetch_reservation_through_stubber():
                         {"CapacityReservationIds": [CR]})
         st.add_client_error("describe_capacity_reservations", "InvalidCapacityReservationId.NotFound")
         st.add_client_error("describe_capacity_reservations", "UnauthorizedOperation", http_status_code=403)
-        assert fetch_reservation(ec2, CR)["InstanceType"] == "trn2.48xlarge"
+        assert fetch_reservation(ec2, CR).instance_type == "trn2.48xlarge"
         assert fetch_reservation(ec2, "cr-0000000000000000f") is None
         assert fetch_reservation(ec2, CR).action == "ec2:DescribeCapacityReservations"
 
@@ -314,15 +317,15 @@ def bucket_checks(plan, state):
 
 def test_data_repository_bucket_from_moto(aws, plan):
     s3 = boto3.client("s3", region_name=REGION)
-    assert preflight.fetch_bucket(s3, "my-datasets") == BucketState(exists=False, readable=False, region=None)
-    [c] = bucket_checks(plan, preflight.fetch_bucket(s3, "my-datasets"))
+    assert fetch.fetch_bucket(s3, "my-datasets") == BucketState(exists=False, readable=False, region=None)
+    [c] = bucket_checks(plan, fetch.fetch_bucket(s3, "my-datasets"))
     assert (c.name, c.status, c.found) == ("data repository s3://my-datasets/train", "blocker",
                                            "no bucket named my-datasets")
     assert c.fix.startswith("create it (aws s3 mb s3://my-datasets --region us-east-2)")
 
     boto3.client("s3", region_name="eu-west-1").create_bucket(
         Bucket="my-datasets", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    state = preflight.fetch_bucket(s3, "my-datasets")
+    state = fetch.fetch_bucket(s3, "my-datasets")
     assert state == BucketState(exists=True, readable=True, region="eu-west-1")
     [c] = bucket_checks(plan, state)
     assert c.status == "blocker" and c.found == "is in eu-west-1" and c.fix.startswith("use a bucket in us-east-2")
@@ -334,8 +337,8 @@ def test_data_repository_bucket_access_denied_through_stubber(plan):
         st.add_client_error("head_bucket", "403", "Forbidden", http_status_code=403,
                             response_meta={"HTTPHeaders": {"x-amz-bucket-region": REGION}})
         st.add_client_error("head_bucket", "SlowDown", "slow down", http_status_code=503)
-        denied = preflight.fetch_bucket(s3, "my-datasets")
-        failed = preflight.fetch_bucket(s3, "my-datasets")
+        denied = fetch.fetch_bucket(s3, "my-datasets")
+        failed = fetch.fetch_bucket(s3, "my-datasets")
     assert denied == BucketState(exists=True, readable=False, region=REGION)
     [c] = bucket_checks(plan, denied)
     assert c.status == "blocker" and c.found == "access denied to this account (HeadBucket 403)"
@@ -477,11 +480,11 @@ def account(monkeypatch, quotas: dict[str, float], reservation: dict[str, Any]) 
     s3.create_bucket(Bucket="my-datasets", CreateBucketConfiguration={"LocationConstraint": REGION})
     clients = {"service-quotas": sq, "ec2": ec2, "batch": boto3.client("batch", region_name=REGION),
                "cloudformation": cfn, "s3": s3}
-    monkeypatch.setattr(preflight, "aws_clients", lambda region, url, profile=None: clients.__getitem__)
-    monkeypatch.setattr(preflight, "probe_build_host", lambda: CAN_BUILD_ARM64)
+    monkeypatch.setattr(fetch, "aws_clients", lambda region, url, profile=None: clients.__getitem__)
+    monkeypatch.setattr(fetch, "probe_build_host", lambda: CAN_BUILD_ARM64)
 
 
-CAN_BUILD_ARM64 = preflight.BuildHost("x86_64", True, "QEMU registered for arm64")
+CAN_BUILD_ARM64 = BuildHost("x86_64", True, "QEMU registered for arm64")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -540,7 +543,7 @@ def test_json_report(aws, monkeypatch, capsys, tmp_path, demo):
 
 
 def test_endpoint_url_reaches_every_client(aws, monkeypatch):
-    factory = preflight.aws_clients(REGION, "http://localhost:5000")
+    factory = fetch.aws_clients(REGION, "http://localhost:5000")
     for service in ("service-quotas", "ec2", "batch", "cloudformation"):
         assert factory(service).meta.endpoint_url == "http://localhost:5000"
         assert factory(service).meta.region_name == REGION
@@ -559,13 +562,13 @@ def test_no_credentials_exits_1_with_a_message(monkeypatch, capsys, tmp_path):
 def test_checks_that_could_not_run_do_not_pass(aws, monkeypatch, capsys):
     # Service Quotas refuses (no permission): nothing blocks, but nothing about quotas was checked either
     account(monkeypatch, ENOUGH, live_block())
-    stubbed = preflight.aws_clients(REGION, None)
+    stubbed = fetch.aws_clients(REGION, None)
     denied = boto3.client("service-quotas", region_name=REGION)
     stub = Stubber(denied)
     for _ in range(3):
         stub.add_client_error("get_service_quota", "AccessDeniedException", "not authorized", 403)
     stub.activate()
-    monkeypatch.setattr(preflight, "aws_clients", lambda region, url, profile=None: (
+    monkeypatch.setattr(fetch, "aws_clients", lambda region, url, profile=None: (
         lambda name: denied if name == "service-quotas" else stubbed(name)))
     code, out, _ = run(capsys, "preflight", str(SPEC))
     assert code == EXIT_UNCHECKED == 3
@@ -603,9 +606,9 @@ def refuse(argv, **kwargs):
 
 def test_an_x86_machine_without_qemu_is_a_blocker_before_the_deploy(plan, tmp_path):
     run = docker_says("linux/amd64", "linux/amd64/v2", "linux/386")
-    host = preflight.probe_build_host(lambda: "x86_64", tmp_path / "qemu-aarch64", run)
+    host = fetch.probe_build_host(lambda: "x86_64", tmp_path / "qemu-aarch64", run)
     assert run.asked == [["docker", "buildx", "inspect"]]
-    assert host == preflight.BuildHost("x86_64", False, "Docker builder platforms: linux/amd64, linux/amd64/v2, "
+    assert host == BuildHost("x86_64", False, "Docker builder platforms: linux/amd64, linux/amd64/v2, "
                                                         "linux/386")
     [c] = preflight.check_image_build(plan, host)  # the trn2 example has a Graviton rack
     assert c.status == "blocker" and c.needed == "linux/arm64 builds on this machine for the graviton image"
@@ -615,29 +618,29 @@ def test_an_x86_machine_without_qemu_is_a_blocker_before_the_deploy(plan, tmp_pa
 def test_qemu_registered_native_arm64_or_a_builder_that_lists_arm64_can_build(plan, tmp_path):
     handler = tmp_path / "qemu-aarch64"
     handler.write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\nflags: OCF\n")
-    assert preflight.probe_build_host(lambda: "x86_64", handler, refuse).arm64 is True
+    assert fetch.probe_build_host(lambda: "x86_64", handler, refuse).arm64 is True
     handler.write_text("disabled\ninterpreter /usr/bin/qemu-aarch64\n")  # registered but switched off
-    assert preflight.probe_build_host(lambda: "x86_64", handler, docker_says("linux/amd64")).arm64 is False
-    assert preflight.probe_build_host(lambda: "aarch64", handler, refuse).arm64 is True
-    assert preflight.probe_build_host(lambda: "x86_64", tmp_path / "none",
+    assert fetch.probe_build_host(lambda: "x86_64", handler, docker_says("linux/amd64")).arm64 is False
+    assert fetch.probe_build_host(lambda: "aarch64", handler, refuse).arm64 is True
+    assert fetch.probe_build_host(lambda: "x86_64", tmp_path / "none",
                                       docker_says("linux/amd64", "linux/arm64", "linux/arm/v7")).arm64 is True
-    [c] = preflight.check_image_build(plan, preflight.probe_build_host(lambda: "arm64", handler, refuse))
+    [c] = preflight.check_image_build(plan, fetch.probe_build_host(lambda: "arm64", handler, refuse))
     assert c.status == "ok" and c.found == "arm64: builds arm64 natively"
 
 
 def test_no_docker_answer_is_unknown_and_no_arm64_tier_no_check(plan, tmp_path, demo):
     for run in (refuse, docker_says("linux/amd64", rc=1)):
-        host = preflight.probe_build_host(lambda: "x86_64", tmp_path / "none", run)
+        host = fetch.probe_build_host(lambda: "x86_64", tmp_path / "none", run)
         [c] = preflight.check_image_build(plan, host)
         assert host.arm64 is None and c.status == "unknown" and "tonistiigi/binfmt" in c.fix
     demo["racks"] = [r for r in demo["racks"] if r["name"] != "graviton"]
     x86_only = checked_plan(str(dump(tmp_path, demo)))
-    assert preflight.check_image_build(x86_only, preflight.BuildHost("x86_64", False, "no QEMU")) == []
+    assert preflight.check_image_build(x86_only, BuildHost("x86_64", False, "no QEMU")) == []
 
 
 def test_preflight_blocks_on_this_machine_when_it_cannot_build_arm64(aws, monkeypatch, capsys):
     account(monkeypatch, ENOUGH, live_block())
-    monkeypatch.setattr(preflight, "probe_build_host", lambda: preflight.BuildHost(
+    monkeypatch.setattr(fetch, "probe_build_host", lambda: BuildHost(
         "x86_64", False, "Docker builder platforms: linux/amd64"))
     code, out, _ = run(capsys, "preflight", str(SPEC))
     assert code == 1 and "trn2: not ready to deploy (1 blocker" in out

@@ -14,7 +14,8 @@ from moto import mock_aws
 from rackform.reference.catalog import INDEPENDENTLY_MAPPED_REGIONS, is_zone_id
 from rackform.cli import main
 from rackform.plan.models import build_plan
-from rackform.preflight.checks import check_offerings, fetch_offerings
+from rackform.preflight.checks import check_offerings
+from rackform.preflight.fetch import fetch_offerings
 from rackform.spec.models import Spec, load_spec
 from rackform.validate import validate_spec
 from stacks import NetworkStack
