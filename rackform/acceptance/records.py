@@ -1,0 +1,87 @@
+"""From the acceptance job's records (workloads.results.AcceptRecord, read through the store's verified reader) to one
+figure per node and test, and from those to the group's part of the certificate.
+
+Single-node figures are each node's own. A fabric figure is a node's best pair: a good node paired with a good one
+is fast, and the rounds re-pair the halves of a slow pair with known-good nodes, so only a node that is slow with
+every peer has a slow best pair (a bad link alone is what the rounds' own finding names). The group's collective is
+one figure for the whole group, held against a published figure for that many nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from workloads.results import AcceptFigure, AcceptRecord
+
+from ..analysis.report import higher_is_better
+from ..reference.baselines import BaselineData
+from .certificate import GroupCertificate, group_certificate
+from .plan import GroupAcceptancePlan
+from .verdicts import MetricVerdict, NodeFigure, judge_all, straggler_cost
+
+FABRIC_TEST = "fabric"
+GROUP_TEST = "group-collective"
+
+
+def _figure(f: AcceptFigure, value: float | None = None) -> NodeFigure:
+    return NodeFigure(node=f.node_index, instance_id=f.instance_id, host=f.host, test=f.test, metric=f.metric,
+                      headline=f.headline, value=f.value if value is None else value, unit=f.unit)
+
+
+def best_pairs(figures: Sequence[AcceptFigure]) -> list[NodeFigure]:
+    """Each node's best figure over the pairs it was in, per metric (largest, or smallest for a latency); a node whose
+    every pair failed keeps a failed figure."""
+    out = []
+    for key in dict.fromkeys((f.node_index, f.metric, f.headline) for f in figures):
+        mine = [f for f in figures if (f.node_index, f.metric, f.headline) == key]
+        finite = [f.value for f in mine if math.isfinite(f.value)]
+        best = (max if higher_is_better(mine[0].metric) else min)(finite) if finite else math.nan
+        out.append(_figure(mine[0], best))
+    return out
+
+
+def with_missing_nodes(figures: list[NodeFigure], nodes: int) -> list[NodeFigure]:
+    """Every (test, metric, headline) some node measured, with a failed figure for each node that did not: a node
+    that sent nothing back is not accepted by its silence."""
+    who = {f.node: (f.instance_id, f.host) for f in figures}
+    out = list(figures)
+    for key in dict.fromkeys((f.test, f.metric, f.headline) for f in figures):
+        have = [f for f in figures if (f.test, f.metric, f.headline) == key]
+        out.extend(have[0].model_copy(update={"node": i, "value": None, "instance_id": who.get(i, (None, None))[0],
+                                              "host": who.get(i, (None, None))[1]})
+                   for i in range(nodes) if i not in {f.node for f in have})
+    return out
+
+
+def bisection_lines(group: AcceptRecord | None, ids: Mapping[int, str]) -> tuple[str, ...]:
+    """What the fabric rounds isolated, in the rounds' own terms."""
+    if group is None or not group.rounds:
+        return ()
+    name = {i: f"node {i} ({ids.get(i) or 'instance id unknown'})" for i in range(group.nodes)}
+    found = [f"slow {name.get(n, f'node {n}')}" for n in group.slow_nodes]
+    found += [f"slow link between nodes {a} and {b}" for a, b in group.slow_links]
+    return (f"{group.rounds} fabric round(s): " + ("; ".join(found) if found else "no slow node or link"),)
+
+
+def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord],
+                baselines: BaselineData) -> GroupCertificate:
+    """The group's verdicts from its acceptance records (the caller gives only this group's)."""
+    nodes = [f for r in records if r.part == "node" for f in r.figures]
+    rounds = [f for r in records if r.part == "round" for f in r.figures]
+    group = next((r for r in records if r.part == "group"), None)
+    per_node = [_figure(f) for f in nodes] + best_pairs(rounds)
+    judged: list[MetricVerdict] = list(judge_all(with_missing_nodes(per_node, plan.nodes),
+                                                 instance_type=plan.instance_type, baselines=baselines))
+    if group is not None and group.figures:
+        judged += judge_all([_figure(f) for f in group.figures], instance_type=plan.instance_type,
+                            baselines=baselines, spans=group.nodes)
+    ids = {f.node: f.instance_id for f in per_node if f.instance_id}
+    failed = [f"{r.part} record of node {r.node_index}: {r.status}" + (f" ({r.reason})" if r.reason else "")
+              for r in records if r.status != "succeeded"]
+    price = plan.usd_per_node_hour * plan.nodes if plan.usd_per_node_hour is not None else None
+    per_node_verdicts = [v for v in judged if v.nodes == 1]
+    return group_certificate(plan, judged, straggler_cost(per_node_verdicts, price),
+                             reason="; ".join(failed) or "no acceptance record came back",
+                             bisection=bisection_lines(group, ids),
+                             slow=bool(group and (group.slow_nodes or group.slow_links)))
