@@ -6,6 +6,10 @@
     _placements/<workload>.json           the placement decision of a workload (`rackform run`)
     _claims/<job name>/<attempt>.json     who may submit that attempt of the job (submit and run)
 
+and, beside the runs, what the rack's repair function did (workloads/repair.py, layout.repair_key):
+
+    results/_repairs/<rack>/<node group>/<stopped at>-<job id>-<attempt>.json   a repair (RepairRecord)
+
 Any job can write under results/, so these are hostile input like any record: strict types (a "1" is not a node
 count, a bool is not a number), no keys rackform never writes, names AWS Batch would accept.
 """
@@ -67,3 +71,26 @@ class Placement(StoredObject):
     chosen: Candidate
     preferred: Candidate | None
     candidates: list[Candidate]
+
+class RepairRecord(StoredObject):
+    """What the repair function did about one job attempt that ended on a health failure (workloads/repair.py's
+    `record` writes it, in AWS Lambda, without this model)."""
+
+    rack: str
+    node_group: str
+    job_id: str
+    job_name: str
+    job_queue: str
+    attempt: int = Field(ge=1)
+    failure: Literal["health-step", "host-fault"]
+    action: Literal["replace", "alert"]  # replaced the node, or only alerted (the group's hourly budget was spent)
+    reason: str = Field(max_length=1000)
+    status_reason: str = Field(max_length=1000)
+    exit_code: int | None
+    container_instance_arn: str | None
+    instance_id: str | None
+    log_stream: str | None  # the attempt's CloudWatch Logs stream: the node's health lines are in it
+    stopped_at: str
+    decided_at: str
+    steps: dict[str, str]  # drain, terminate: what each did ("DRAINING", "terminating" or "failed: ...")
+

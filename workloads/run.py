@@ -29,6 +29,7 @@ from . import health, launch, transport
 from .benchmarks import BENCHMARKS, NCCL_DEBUG_ENV, Benchmark, NodeContext, Step
 from .contract import FSX_SCRATCH_DIR, NODE_IDENTITY_FILE, PREFIX, JobEnvironment, JobEnvironmentError
 from .layout import check_run_id, log_key
+from .repair import HEALTH_STEP_FAILED_EXIT
 from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord, Status, with_labels
 from .store import ResultStore, s3_client
 
@@ -265,9 +266,10 @@ def health_lines(record: HealthRecord) -> str:
     return "".join(f"[health node {record.node_index}] {c.name}: {c.status}: {c.detail}\n" for c in record.checks)
 
 
-def health_step(job: JobIdentity, ctx: NodeContext, store: ResultStore | None,
+def health_step(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, write_failed: bool = True,
                 **probes: Unpack[health.Probes]) -> tuple[HealthRecord, str]:
-    """Check this node and write its health record before any benchmark step; (record, log lines)."""
+    """Check this node and write its health record before any benchmark step; (record, log lines). Without
+    `write_failed`, a failed record is not written: its key is the retry's (run_job's `leave_unhealthy`)."""
     try:
         record = health.health_record(ctx, neuron_cores=job.neuron_cores, run_id=job.run_id, benchmark=job.benchmark,
                                       rack=job.rack, node_group=job.node_group, instance_type=job.instance_type,
@@ -278,7 +280,7 @@ def health_step(job: JobIdentity, ctx: NodeContext, store: ResultStore | None,
                               hostname=socket.gethostname(), checked_at=dt.datetime.now(dt.UTC), checks=(HealthCheck(
                                   name="health-step", status="failed", detail=f"{type(e).__name__}: {e}"[:300]),))
     log = health_lines(record)
-    if store is not None:
+    if store is not None and (write_failed or not record.failures):
         try:
             store.put_health(record)
         except Exception as e:  # the benchmark still runs; the main node then finds this node's health missing
@@ -302,15 +304,26 @@ def job_health(job: JobIdentity, ctx: NodeContext, own: HealthRecord, store: Res
     return "; ".join(r for r in reasons if r) or None
 
 
+class NodeUnhealthy(Exception):
+    """This node failed its own health step and leaves before writing anything (run_job's `leave_unhealthy`)."""
+
+
 def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, timeout_s: float = 3600,
-            echo: bool = True, health_kwargs: health.Probes | None = None) -> ResultRecord:
+            echo: bool = True, health_kwargs: health.Probes | None = None,
+            leave_unhealthy: bool = False) -> ResultRecord:
+    """Run the benchmark on this node. `leave_unhealthy` (the container entry point): a node that fails its health
+    step raises NodeUnhealthy before the benchmark, writing nothing, so the job's retry on another node
+    (rackform/jobs/jobdefs.py's retry strategy, on HEALTH_STEP_FAILED_EXIT) finds every key of the job free."""
     benchmark = BENCHMARKS[job.benchmark]
     # Out of the environment before the first tool starts (the health step's, then the benchmark's): none inherits
     # the launch secret, so none can print it into a raw log, which every job role may read.
     launch_env = {k: os.environ.pop(k) for k in (launch.SECRET_VARIABLE,) if k in os.environ}
-    own_health, health_log = health_step(job, ctx, store, **(health_kwargs or {}))
+    own_health, health_log = health_step(job, ctx, store, write_failed=not leave_unhealthy,
+                                         **(health_kwargs or {}))
     if echo:
         sys.stdout.write(health_log)
+    if leave_unhealthy and own_health.failures:
+        raise NodeUnhealthy(health.invalid_reason([own_health]) or "health step failed")
     started = dt.datetime.now(dt.UTC)
     try:
         status, reason, metrics, details, log = execute(benchmark, ctx, timeout_s, launch_env=launch_env)
@@ -373,7 +386,14 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                       tier=args.tier, instance_type=args.instance_type, job_id=env.get("AWS_BATCH_JOB_ID"),
                       price_usd_per_hour=given.price_usd_per_hour, neuron_cores=given.neuron_cores)
     store = ResultStore(args.bucket, s3_client(args.endpoint_url)) if args.bucket else None
-    record = run_job(job, node_context(env, args.tier, BENCHMARKS[args.benchmark]), store, timeout_s=args.timeout)
+    try:
+        record = run_job(job, node_context(env, args.tier, BENCHMARKS[args.benchmark]), store,
+                         timeout_s=args.timeout, leave_unhealthy=True)
+    except NodeUnhealthy as e:
+        # The exit code the repair function (workloads/repair.py) and the retry strategy read as "this node is bad".
+        print(f"[rackform] {args.benchmark}: this node failed its health step, leaving for a healthy one: {e}",
+              file=sys.stderr)
+        return HEALTH_STEP_FAILED_EXIT
     summary = f"{record.benchmark}: {record.status}" + (f" ({record.reason})" if record.reason else "")
     if record.validity == "invalid":
         summary += f"; INVALID: {record.invalid_reason}"

@@ -11,6 +11,7 @@ against the kind's limit, its one version, its SHA-256, its schema, its key. Wha
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
@@ -28,6 +29,8 @@ from .layout import (
     ACCEPT_OBJECT,
     ACCEPT_SCHEDULE,
     HEALTH_OBJECT,
+    REPAIR_OBJECT,
+    REPAIRS_PREFIX,
     RUN_ID,
     BenchmarkMarker,
     WorkloadMarker,
@@ -39,13 +42,14 @@ from .layout import (
     job_prefix,
     placement_key,
     record_key,
+    repair_key,
     submission_key,
     workload_job_key,
 )
 from .layout import (
     RESULTS_PREFIX as PREFIX,
 )
-from .objects import Claim, Placement
+from .objects import Claim, Placement, RepairRecord
 from .results import AcceptRecord, FabricSchedule, HealthRecord, ResultRecord
 
 if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
@@ -57,7 +61,7 @@ M = TypeVar("M", bound=BaseModel)
 # again as it was read). JSON values are whatever the model allowed, hence Any inside.
 Document = dict[str, Any]
 # What a reader believes: the records as models, the operator-side objects as their documents.
-Verified = ResultRecord | HealthRecord | AcceptRecord | FabricSchedule | Document
+Verified = ResultRecord | HealthRecord | AcceptRecord | FabricSchedule | RepairRecord | Document
 
 
 class Found(TypedDict, total=False):
@@ -187,6 +191,18 @@ class ResultStore:
     def submissions(self, run_id: str) -> list[Document]:
         """The run's verified job markers; every object left out is in `self.problems`."""
         return self.read(run_id, "marker")["marker"]
+
+    def repairs(self, prefix: str = REPAIRS_PREFIX + "/") -> list[RepairRecord]:
+        """The verified repair records under `prefix` (layout.repairs_prefix: every rack's, a rack's or a node
+        group's), oldest first; every object left out is in `self.problems`."""
+        out: list[RepairRecord] = []
+        for key, versions, deleted in self._versions(prefix):
+            if REPAIR_OBJECT.fullmatch(key):
+                try:
+                    out.append(cast(RepairRecord, self._believe(key, "repair", versions, deleted, "")))
+                except Refused:
+                    pass  # kept in self.problems
+        return out
 
     @property
     def problems(self) -> list[BadObject]:
@@ -484,6 +500,17 @@ def _placement(key: str, data: object, run_id: str) -> Document:
     return _as_written(data)
 
 
+def _repair(key: str, data: object, run_id: str) -> RepairRecord:
+    r = _validated(RepairRecord, data, "repair record")
+    try:
+        expected = repair_key(r.rack, r.node_group, dt.datetime.fromisoformat(r.stopped_at), r.job_id, r.attempt)
+    except ValueError:
+        expected = None
+    _filed(key, expected, f"it is attempt {r.attempt} of job {r.job_id!r} on {r.rack!r}/{r.node_group!r}, stopped "
+           f"at {r.stopped_at}")
+    return r
+
+
 def _as_written(data: object) -> Document:
     """A document its model has just accepted: a JSON object (a model validates from nothing else read from JSON)."""
     return cast(Document, data)
@@ -515,4 +542,5 @@ KINDS: dict[str, Kind] = {
     "workload": Kind("workload job marker", 64 << 10, _workload_marker),
     "placement": Kind("placement decision", 1 << 20, _placement),
     "claim": Kind("submission claim", 64 << 10, _claim),
+    "repair": Kind("repair record", 64 << 10, _repair),
 }
