@@ -23,15 +23,10 @@ FLOW_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 class SingleAzVpc(Construct):
     """A VPC in exactly one AZ: EFA and cluster placement groups do not span AZs, so a second AZ buys nothing.
 
-    Nodes and FSx live in the private subnet; the public subnet holds only the NAT gateway. S3 traffic takes a
-    gateway endpoint, and each name in `interface_endpoints` (e.g. "ecr.api") becomes an interface endpoint with
-    private DNS so image pulls and logs bypass the NAT gateway. Flow logs of all traffic go to a CloudWatch log group
-    kept a year.
-
-    `availability_zone` is an AZ name or an AZ ID (use1-az6). An ID places both subnets by `AvailabilityZoneId`,
-    which names the same zone in every account, where a name in the oldest Regions does not
-    (https://docs.aws.amazon.com/global-infrastructure/latest/regions/az-ids.html,
-    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-subnet.html).
+    Nodes and FSx live in the private subnet; the public subnet holds only the NAT gateway. S3 takes a gateway
+    endpoint, each name in `interface_endpoints` (e.g. "ecr.api") an interface endpoint with private DNS; flow logs of
+    all traffic are kept a year. `availability_zone` is an AZ name or an AZ ID (use1-az6), which places both subnets
+    by `AvailabilityZoneId`. Why: docs/decisions/0013-one-az-by-az-id.md
     """
 
     def __init__(
@@ -103,23 +98,10 @@ class SingleAzVpc(Construct):
 
 
 class ClusterSecurityGroups(Construct):
-    """The node group and the FSx group, made together so each can name the other before either is used, and the
-    rules multi-node jobs need on the VPC's default group.
-
-    Creating the FSx group here, in a stack deployed before the file system, avoids the race where a file system
-    comes up before its security group allows LNET traffic.
-
-    Multi-node parallel jobs run in awsvpc mode: each node's container gets its own task ENI, which takes the compute
-    environment's security groups or, when it has none, the VPC's default security group
-    (https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html). rackform's compute environments have none
-    (they cannot sit beside launch-template network interfaces), so `default_security_group_id` gets explicit rules:
-    TCP and UDP between the task ENIs (the main node's address, torch/gloo rendezvous, NCCL's socket bootstrap; EFA
-    itself runs on the node interfaces under the node group) and HTTPS out (results to S3 from inside the job).
-    Image pulls, logs and the FSx mount belong to the host, under the node group. Ingress is written per protocol
-    because AWS's own rule on a new default group, all traffic from itself, would make an identical rule a
-    duplicate that CloudFormation fails to create. Where AWS's rules are removed (hardened accounts), these remain
-    what multi-node jobs need; automation that strips every rule from default groups removes these too, which
-    CloudFormation drift detection shows.
+    """The node group and the FSx group, made together so each can name the other before either is used (and the FSx
+    group exists before the file system), and the rules multi-node jobs need on the VPC's default group: their task
+    ENIs take it, since the compute environments have no security groups of their own.
+    Why: docs/decisions/0008-multi-node-default-security-group.md
     """
 
     def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, default_security_group_id: str | None = None) \

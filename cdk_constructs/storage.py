@@ -38,13 +38,10 @@ class ResultsBucket(Construct):
         super().__init__(scope, id)
         retention = None
         if object_lock is not None:
-            # Object Lock's default retention: each new version is locked for `retention_days` from its write; a
-            # locked version cannot be deleted (COMPLIANCE: by anyone; GOVERNANCE: by anyone without
-            # s3:BypassGovernanceRetention), and Object Lock, once on, cannot be turned off nor versioning suspended
-            # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html,
-            # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-s3-bucket-objectlockconfiguration.html).
-            # Such a bucket takes PUTs with a checksum or Content-MD5 only; every rackform PUT sends a SHA-256
-            # (workloads/store.py put_once).
+            # Object Lock's default retention: each new version is locked for `retention_days` from its write
+            # (COMPLIANCE: for anyone; GOVERNANCE: but s3:BypassGovernanceRetention). Such a bucket takes PUTs with a
+            # checksum only, and every rackform PUT sends a SHA-256.
+            # Why: docs/decisions/0011-results-bucket-write-once.md
             period = Duration.days(object_lock.retention_days)
             retention = s3.ObjectLockRetention.compliance(period) if object_lock.mode == "COMPLIANCE" else \
                 s3.ObjectLockRetention.governance(period)
@@ -67,28 +64,16 @@ class ResultsBucket(Construct):
             "cluster, and CloudTrail S3 data events give that audit account-wide where it is required")
         acknowledge(self.bucket.node.default_child, "AwsSolutions-S1", no_access_logs)
         skip_checkov(self.bucket.node.default_child, "CKV_AWS_18", no_access_logs)
-        # Write-once in S3 itself, for every principal (roles, operators, admins): a PUT under results/ without
-        # If-None-Match is refused, so nothing can replace a record or log, and an If-Match overwrite is refused too.
-        # AWS's form (S3 User Guide, "Enforce conditional writes on Amazon S3 buckets",
-        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html): Deny s3:PutObject
-        # when Null s3:if-none-match is true (IAM's Null: true means the key is absent from the request,
-        # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
-        # The page exempts CreateMultipartUpload/UploadPart (which cannot carry the header) with the
-        # s3:ObjectCreationOperation key; not here, on purpose: every rackform object is one PutObject
-        # (workloads/store.py put_once), so multipart uploads and copies (refused too, per the page) under results/
-        # are simply impossible, and no request that might lack that key can slip past the Deny.
+        # Write-once in S3 itself, for every principal: a PUT under results/ without If-None-Match is refused, in AWS's
+        # form ("Enforce conditional writes on Amazon S3 buckets"), without its multipart exemption: every rackform
+        # object is one PutObject. Why: docs/decisions/0011-results-bucket-write-once.md
         self.bucket.add_to_resource_policy(iam.PolicyStatement(
             sid="ResultsAreWriteOnce", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
             actions=["s3:PutObject"], resources=[self.results_objects_arn],
             conditions={"Null": {"s3:if-none-match": "true"}}))
-        # Write-once against administrators: whoever may delete a version can delete a record's only version and
-        # write it again, and every check of the reader passes. Refused to every principal but the break-glass role
-        # (none if not named), with aws:PrincipalArn and ArnNotEquals as IAM recommends over NotPrincipal
-        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html): for a
-        # role session that key is the role's ARN, path included
-        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn).
-        # Suspending versioning would let the next PUT replace a version in place; bypassing governance retention
-        # would delete a locked one.
+        # Write-once against administrators: deleting a version, bypassing governance retention or changing versioning
+        # would let a record be replaced, so only the break-glass role (aws:PrincipalArn, as IAM recommends over
+        # NotPrincipal) may. Why: docs/decisions/0011-results-bucket-write-once.md
         self.bucket.add_to_resource_policy(iam.PolicyStatement(
             sid="VersionsAreKept", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
             actions=["s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutBucketVersioning"],

@@ -1,21 +1,9 @@
 """Boot-time scripts for Batch nodes.
 
-AWS Batch merges launch-template user data with its own, so it must be a MIME multi-part archive; a bare shell
-script leaves the compute environment INVALID ("Launch Template UserData is not MIME multipart format").
-
-Ordering: each part is a `text/x-shellscript` that cloud-init runs in `cloud-final.service`, and the ECS agent's
-unit is ordered `After=cloud-final.service`
-(https://github.com/aws/amazon-ecs-agent/blob/master/packaging/amazon-linux-ami-integrated/ecs.service), so every
-part has finished before the agent starts and Batch can place a job on the node. Never restart `ecs` from user data:
-the restart would wait on cloud-final, which waits on the script.
-
-A node that fails setup leaves: the agent's ordering after cloud-final is not a dependency on it succeeding, so a
-node whose EFA devices never appeared or whose file system never mounted would still register and take jobs. Every
-part therefore ends a failure by logging why (stderr: the console output and /var/log/cloud-init-output.log) and
-shutting the instance down. Batch runs its nodes in an Auto Scaling group
-(https://docs.aws.amazon.com/batch/latest/userguide/launch-templates.html), whose default health check "checks that
-the instance is running" and replaces one that is not
-(https://docs.aws.amazon.com/autoscaling/ec2/userguide/health-checks-overview.html).
+AWS Batch merges launch-template user data with its own, so it must be a MIME multi-part archive. Every part has
+finished before the ECS agent starts (the agent's unit is ordered after cloud-final), and a part that fails logs why
+and shuts the node down, so Batch replaces it and it never takes a job.
+Why: docs/decisions/0005-node-user-data-and-self-shutdown.md
 """
 
 from __future__ import annotations
@@ -37,18 +25,9 @@ EFA_INSTALLER_VERSION = "1.47.0"
 EFA_INSTALLER_SHA256 = "2df4201e046833c7dc8160907bee7f52b76ff80ed147376a2d0ed8a0dd66b2db"
 EFA_INSTALLER_URL = f"https://efa-installer.amazonaws.com/aws-efa-installer-{EFA_INSTALLER_VERSION}.tar.gz"
 
-# What each tier's host needs from the installer. None of the ECS-optimized AL2023 AMIs (plain, arm64, GPU, Neuron)
-# installs it: their Packer provisioners add the NVIDIA driver or the Neuron driver and nothing of EFA
-# (https://github.com/aws/amazon-ecs-ami, al2023.pkr.hcl and scripts/). The containers bring their own libfabric
-# (workloads/docker/), so a host needs the EFA kernel module and rdma-core, which create /dev/infiniband/uverbsN.
-#   gpu       `-g`: the GPUDirect RDMA option of AWS's GPU guides and samples (the EFA-and-NCCL guide's install line
-#             through EFA 1.1x; awsome-distributed-training still passes it with 1.47.0). The full install also
-#             puts libfabric and aws-ofi-nccl on the host, which the current EFA-and-NCCL guide installs.
-#   trainium  what AWS's Batch sample for Trainium runs in its user data: `efa_installer.sh -y`
-#             (https://github.com/aws-neuron/aws-neuron-samples, torch-neuronx/training/aws-batch/all-reduce).
-#   graviton, cpu  `--minimal`: the EFA module and rdma-core without libfabric and Open MPI ("Install the EFA
-#             software", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html), which is how AWS builds
-#             its own AL2023 container hosts (amazon-eks-ami, templates/al2023/provisioners/install-efa.sh).
+# What each tier's host needs from the installer: the EFA kernel module and rdma-core (the containers bring their own
+# libfabric), with the flags AWS's own guides and samples use per tier.
+# Why: docs/decisions/0006-efa-installer-per-tier.md
 EFA_INSTALLER_FLAGS: dict[Tier, tuple[str, ...]] = {
     "gpu": ("-y", "-g"),
     "trainium": ("-y",),
@@ -57,23 +36,17 @@ EFA_INSTALLER_FLAGS: dict[Tier, tuple[str, ...]] = {
 }
 
 
-# Every part's way out of a failed setup (module docstring). systemd's `shutdown -h now` queues the halt and returns,
-# so the part still exits non-zero and cloud-init records it as failed.
+# Every part's way out of a failed setup (docs/decisions/0005-node-user-data-and-self-shutdown.md). systemd's
+# `shutdown -h now` queues the halt and returns, so the part still exits non-zero and cloud-init records it as failed.
 LEAVE = """leave() {
   echo "rackform: $*; shutting this node down so that AWS Batch replaces it" >&2
   shutdown -h now
   exit 1
 }"""
 
-# Containers must not act as the node. The ECS guide blocks instance metadata for containers two ways ("Amazon EC2
-# instance metadata", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html): for awsvpc
-# tasks (Batch's multi-node jobs) ECS_AWSVPC_BLOCK_IMDS=true in the agent's ecs.config
-# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-agent-config.html), which the agent reads when it
-# starts, after user data; for containers on a docker bridge an iptables DOCKER-USER rule, saved with
-# iptables-services so it survives a reboot, as that page does. The launch template's hop limit 1 stops the bridge path
-# too. None of them reaches a host-network container, and Batch's single-node jobs on EC2 run in host mode
-# (https://docs.aws.amazon.com/batch/latest/userguide/networking-modes-jobs.html): that is why the node role holds
-# only what the ECS agent and Session Manager need (node_group.NodeInstanceRole, docs/security.md).
+# Containers must not act as the node: ECS_AWSVPC_BLOCK_IMDS for awsvpc tasks, a saved DOCKER-USER rule for bridge
+# containers; host-mode containers stay reachable, hence the node role's few permissions.
+# Why: docs/decisions/0007-containers-blocked-from-imds.md
 IMDS_ADDRESS = "169.254.169.254"
 IMDS_BLOCK_RULE = f"DOCKER-USER 1 --in-interface docker+ --destination {IMDS_ADDRESS}/32 --jump DROP"
 ECS_CONFIG = "/etc/ecs/ecs.config"

@@ -20,13 +20,9 @@ def build_app(plan: Plan, *, outdir: str | None = None, cdk_validation: bool | N
     reordering racks leaves every other stack's template unchanged.
 
     `cdk_validation`: run CDK's built-in CloudFormation template validation at synth (default: only when
-    CDK_VALIDATION=true). Off by default because every template here is generated from a plan `rackform validate`
-    accepted, by code whose output rackform's own tests put through that same validator with zero findings allowed
-    (both examples in tests/stacks/test_gates.py, the heaviest rack validation admits in tests/stacks/test_stacks.py,
-    sampled random specs in tests/test_fuzz.py), beside
-    cfn-lint, cdk-nag and checkov. Run on every synth it re-checks rackform's code, not the user's spec, costs more
-    than the rest of synth (about 2 s of 4 for the demo), and reports what it finds as warnings that do not stop
-    synth."""
+    CDK_VALIDATION=true). Off by default: rackform's tests run it over its templates with zero findings allowed, and at
+    a user's synth it re-checks rackform's code, not the spec, at about half the synth's time.
+    Why: docs/decisions/0009-cdk-validation-off-at-synth.md"""
     if cdk_validation is None:  # the variable CDK's own CLI and docs use to switch it
         cdk_validation = os.environ.get("CDK_VALIDATION", "").strip().lower() in ("true", "1", "yes")
     app = App(outdir=outdir, builtin_cloud_formation_validation=cdk_validation)

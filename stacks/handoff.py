@@ -1,21 +1,9 @@
 """How the network and storage stacks hand values to the stacks deployed after them: SSM String parameters, never
-CloudFormation exports.
+CloudFormation exports, which block the replacement of what they export. The producer writes each value (`publish`),
+a consumer reads it as an `AWS::SSM::Parameter::Value<String>` template parameter (`read`) at each of its deploys.
 
-An exported output that another stack imports can be neither changed nor removed ("You can't modify or remove an
-output value that is referenced by another stack",
-https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-importvalue.html), so
-with exports a new VPC, subnet or file system fails the producing stack's update ("Export ... cannot be updated as
-it is in use by ..."). Here the producer writes each value to an SSM parameter (`publish`), and a consumer declares
-a template parameter of type `AWS::SSM::Parameter::Value<String>` naming it (`read`): "CloudFormation always
-fetches the latest values from Parameter Store when it updates stacks", UsePreviousValue included, and a parameter
-that does not exist is a validation error before anything changes
-(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/systems-manager-parameter-types.html). The CDK CLI
-never skips the deploy of a stack with such a parameter, even when its template is unchanged, since the value may
-have moved. A replacement is then: deploy the producer (new resource, parameter rewritten), then each
-consumer (takes the new value); `cdk deploy --all` does exactly that, in dependency order, and
-`rackform plan --against` says what each step does (rackform/plan/diff.py).
-
-Nothing else ties the stacks together, so the deploy order is stated with stack dependencies (`build_app`).
+Why: docs/decisions/0001-stack-handoff-through-ssm.md. Nothing else ties the stacks together, so the deploy order is
+stated with stack dependencies (`build_app`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Docs that stay true: every repository path and module that README.md and docs/ name exists.
 
 A reference is an inline code span (`rackform/plan/models.py`, `scripts/`, `rackform.pipeline`,
-`workloads.contract.NODE_IDENTITY_FILE`) or a relative markdown link. A path counts when it exists from the
+`workloads.contract.NODE_IDENTITY_FILE`). A path counts when it exists from the
 repository root, or, for the short names of a layout tree (`plan/`, `refresh.py`), under one of the repository's
 packages; a dotted name counts when its module imports and the rest of the name is an attribute of it. Commands in
 code spans (`rackform validate examples/demo.yaml`) have their path-like words checked. Patterns (`<run>`, `*`)
@@ -36,7 +36,7 @@ NOT_REPOSITORY_PATHS = {
     # keys in the results bucket (workloads/layout.py spells them), not files here
     "results/", "_claims/", "_jobs/", "_placements/", "_workloads/", "workloads/*",
     # units and NCCL's transport names in tool output
-    "MB/sec", "NET/IB", "NET/Socket",
+    "MB/sec", "NET/IB", "NET/Socket", "NET/AWS", "Libfabric/0",
     # GitHub repositories the docs cite as AWS's own samples
     "aws-samples/awsome-distributed-training", "aws-samples/sample-aws-batch-capacity-block-reservations",
     # AWS's sample repository and the Docker image the README cites, and a sample's file by name
@@ -58,9 +58,8 @@ PATHLIKE = re.compile(r"^[\w.-]+(/[\w.-]*)+$|^[\w-]+\.(py|md|json|yaml|yml|toml|
 
 def references(text: str) -> list[str]:
     text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # fenced blocks: shell sessions and output
-    spans = re.findall(r"`([^`\n]+)`", text)
-    links = [t for t in re.findall(r"\]\(([^)\s#]+)[^)]*\)", text) if not re.match(r"\w+:", t)]
-    words = [w for span in spans for w in span.split()] + links
+    spans = re.findall(r"`([^`\n]+)`", text)  # links are read from their own file's folder: broken_links below
+    words = [w for span in spans for w in span.split()]
     return [w for w in words if (PATHLIKE.match(w) or DOTTED.match(w)) and not w.startswith("/")]
 
 
@@ -261,3 +260,32 @@ def test_every_command_line_the_docs_show_exists(doc: Path):
     commands = subcommands()
     wrong = {line: bad for line in command_lines(doc.read_text()) if (bad := unknown_options(line, commands))}
     assert wrong == {}, f"{doc.relative_to(ROOT)} shows commands or options rackform does not have"
+
+
+# --- decision records: what the code points at exists, and the index lists every record
+
+DECISIONS = ROOT / "docs" / "decisions"
+POINTER = re.compile(r"docs/decisions/[\w.-]+\.md")
+
+
+def pointers() -> dict[str, list[str]]:
+    folders = ("rackform", "workloads", "stacks", "cdk_constructs")
+    code = [p for folder in folders for p in (ROOT / folder).rglob("*.py")]
+    found = {str(p.relative_to(ROOT)): POINTER.findall(p.read_text()) for p in [*code, ROOT / "app.py"]}
+    return {path: names for path, names in found.items() if names}
+
+
+def test_the_code_points_at_decision_records_at_all():
+    # the scan finds the pointers: a pattern gone wrong would make the test below pass empty
+    assert len({name for names in pointers().values() for name in names}) >= 10
+
+
+def test_every_decision_pointer_in_the_code_names_a_record():
+    missing = {path: [n for n in names if not (ROOT / n).is_file()] for path, names in pointers().items()}
+    assert {path: names for path, names in missing.items() if names} == {}
+
+
+def test_the_decisions_index_lists_every_record():
+    records = {p.name for p in DECISIONS.glob("[0-9][0-9][0-9][0-9]-*.md")}
+    assert records, "no decision records found"
+    assert set(links((DECISIONS / "README.md").read_text())) == records

@@ -1,33 +1,10 @@
 """Launching one program across the nodes of a Batch multi-node job: Open MPI over SSH between the containers.
 
-AWS's own Batch sample for multi-node nccl-tests (aws-samples/awsome-distributed-training,
-1.architectures/3.aws-batch/aws-batch-distributed-training-p6.yaml) runs sshd in every container, has each child
-report its address to the main node, writes a host file there and runs the EFA installer's Open MPI
-(/opt/amazon/openmpi) with it. Batch gives the children the main node's address
-(AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS, "only set in multi-node parallel job child nodes",
-https://docs.aws.amazon.com/batch/latest/userguide/mnp-env-vars.html) and the main node nothing about the children,
-which start after it, in no guaranteed order (https://docs.aws.amazon.com/batch/latest/userguide/job-lifecycle.html):
-so the children must call in, and the main node waits for all of them. Two choices differ from the sample:
-
-- The key pair is made per job on the main node, and only its public half goes to the children (in the rendezvous
-  answer; they authorize it for their sshd), instead of one long-lived private key that every node fetches from
-  Secrets Manager: nothing to provision or rotate, and the private key never leaves the main node's container.
-- The children call in over a small TCP rendezvous on the main node (one JSON line each way), not over SSH: the main
-  node then knows every child's address as the address it connected from, and tells each child when the launch is
-  over and how it ended. Batch ends the job when the main node exits and stops the children then
-  (https://docs.aws.amazon.com/batch/latest/userguide/multi-node-parallel-jobs.html); the word lets a child end on
-  its own first, its log saying how the launch went.
-
-The rendezvous is authenticated with a secret made per job at submission (RACKFORM_LAUNCH_SECRET, in the job's
-container overrides: docs/security.md says who can read it). Neither side ever sends it: each connection derives a
-key from it and two fresh nonces, and every message after the first carries an HMAC under that key. A child must
-prove it holds the secret before its address enters the host file; the main node proves it too, before a child
-authorizes the key it was given. Each node's SSH host key travels in those authenticated messages and is pinned in
-the main node's known_hosts, so mpirun's SSH checks every host (StrictHostKeyChecking yes). The main node serves
-callers concurrently, each with a read deadline and a bounded message size: a peer that connects and says nothing,
-or says too much, or cannot prove the secret, is turned away without holding up the children that can. In the
-local executor every "node" is a process on this machine: the same rendezvous, host file and mpirun run, with no
-sshd (Open MPI starts the ranks of a local host itself).
+As AWS's Batch sample for multi-node nccl-tests does (sshd in every container, a host file on the main node, the EFA
+installer's Open MPI), except that the key pair is made per job on the main node and the children call in over a
+small TCP rendezvous authenticated with the job's secret (RACKFORM_LAUNCH_SECRET; docs/security.md says who can read
+it). Why: docs/decisions/0003-multi-node-launch-rendezvous.md. In the local executor every "node" is a process on
+this machine: the same rendezvous, host file and mpirun run, with no sshd.
 """
 
 from __future__ import annotations

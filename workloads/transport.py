@@ -1,22 +1,9 @@
 """Which transport carried a collective, read from what the job printed: proof of the fabric, not the plan's word.
 
-NCCL with NCCL_DEBUG=INFO names its network plugin: aws-ofi-nccl prints the libfabric provider it selected (`NET/OFI
-Selected Provider is efa (found N nics)` up to 1.13, `NET/OFI Selected provider is efa, fabric is efa-direct (found N
-nics)` since 1.14; the plugin's src/nccl_ofi_net.cpp), `Using network Libfabric` (`AWS Libfabric` in older builds)
-and channels `via NET/AWS Libfabric/0`; without a working plugin NCCL falls back to `NET/Socket : Using
-[0]eth0:...`, `Using network Socket`, channels `via NET/Socket/1`. The same libfabric provider line serves the Neuron
-collectives' OFI transport. A collective on one node never leaves it ("local"); gloo is TCP ("socket"); fi_pingpong
-uses the provider its command line names.
-
-Bootstrap is not data: NCCL up to 2.4.7 initialised its socket transport in every run for bootstrap, then took the
-plugin, else InfiniBand, else sockets for the data (src/init.cc initNet: "Always initialize sockets as we use it for
-bootstrap"), so `NET/Socket : Using [0]eth0` is in every log of those versions (NVIDIA/nccl-tests#29: beside `NET/IB
-: Using`; NVIDIA/nccl#229: beside `via NET/AWS Libfabric`); 2.4.8 on print `Bootstrap : Using` (`Bootstrap: Using` in
-recent releases) instead and open NET/Socket only where the plugin and InfiniBand both failed, so there the line is
-a rank whose data went over sockets. In a log of those versions (its `NCCL version X.Y.Z` lines, else a bootstrap
-line) NET/Socket says sockets whatever else the log names; in older or unversioned logs what names the network the
-data went over (`Using network X`, `via NET/X/`, `NET/IB : Using`, a plugin's selected provider) wins, and the
-NET/Socket line says sockets only where nothing names another network.
+`efa` where aws-ofi-nccl (or the Neuron collectives' OFI transport) selected the efa provider, `socket` for NCCL's
+NET/Socket, a libfabric tcp or sockets provider, or gloo, `local` for one node. NCCL before 2.4.8 opened NET/Socket
+in every run for bootstrap, so in its logs that line alone is not data over sockets.
+Why, and the log lines of each NCCL and plugin version: docs/decisions/0004-transport-proven-from-logs.md
 """
 
 from __future__ import annotations

@@ -1,54 +1,9 @@
 """`rackform plan NEW --against OLD`: what changes between two plans, and what CloudFormation would do to each stack.
 
-Offline: the two specs are planned and compared, nothing is read from AWS. Which resources CloudFormation replaces
-follows from the "Update requires" entry of each property in the CloudFormation resource reference:
-
-- AWS::EC2::VPC `CidrBlock`: Replacement
-  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-vpc.html). A new VPC replaces
-  what names it: subnets and security groups (`VpcId`: Replacement,
-  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-subnet.html,
-  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-securitygroup.html).
-- AWS::EC2::Subnet `CidrBlock`, `AvailabilityZone`, `AvailabilityZoneId`: Replacement (the subnet page above).
-- AWS::FSx::FileSystem `SubnetIds`: Replacement, so a new subnet is a new, empty file system; `StorageCapacity`: No
-  interruption (FSx for Lustre only grows: a smaller size fails the update); `LustreConfiguration.DeploymentType`,
-  `DriveCacheType` and `PerUnitStorageThroughput`: Replacement
-  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-fsx-filesystem.html,
-  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-fsx-filesystem-lustreconfiguration.html).
-  The storage type moves with the deployment type here (HDD is PERSISTENT_1 only).
-- AWS::FSx::DataRepositoryAssociation `DataRepositoryPath`, `FileSystemPath` and `FileSystemId`: Replacement
-  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-fsx-datarepositoryassociation.html).
-- AWS::EC2::PlacementGroup `Strategy` and `Tags`: Replacement
-  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-placementgroup.html).
-- AWS::Batch::ComputeEnvironment `ComputeEnvironmentName`: Replacement; `ComputeResources` instance types, subnets,
-  placement group, type (EC2/SPOT) and launch template: "Some interruptions", applied as a Batch infrastructure
-  update because rackform sets `ReplaceComputeEnvironment: false`
-  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-batch-computeenvironment.html,
-  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-batch-computeenvironment-computeresources.html,
-  https://docs.aws.amazon.com/batch/latest/userguide/updating-compute-environments.html); `MaxvCpus` (the count):
-  No interruption.
-- AWS::EC2::LaunchTemplate `LaunchTemplateData`: No interruption (a new version)
-  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-launchtemplate.html).
-
-Stack and construct ids derive from names (rackform.plan.naming): a renamed rack or node group is a removal and an
-addition, and a renamed cluster or another Region is a new set of stacks. A stack that leaves the app is deleted
-with everything in it, except what the storage stack retains (the results bucket, FSx and its association), once
-the user deletes it: `cdk deploy` leaves it in place.
-
-What the deploy then does, step by step (`PlanDiff.steps`):
-
-- The stacks hand the subnet, security groups, bucket and file system to each other through SSM parameters, not
-  exports (stacks/handoff.py), so a replacement never meets "Export ... cannot be updated as it is in use": with
-  exports the producer's update would fail (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-importvalue.html).
-  `cdk deploy --all` deploys network, storage and racks in that order, each reading the parameters afresh.
-- CloudFormation creates a replacement before it deletes the old resource; an old resource it cannot delete (in use)
-  it tries three times, then drops from the stack and completes the update with DELETE_FAILED events
-  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-monitor-stack.html).
-  A new VPC therefore leaves the old subnet, FSx security group and VPC behind while the old, retained file system
-  still has its network interfaces there; plan says what to delete by hand afterwards.
-- Subnets replaced inside the same VPC (a new AZ with the same vpc_cidr) would be created with the CIDR blocks the
-  old ones still hold, and "a subnet CIDR block must not overlap the CIDR block of an existing subnet in the VPC"
-  (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSubnet.html): that update fails, and plan says
-  so ("fails") instead of "replace".
+Offline: the two specs are planned and compared, nothing is read from AWS. What a change replaces follows from the
+"Update requires" entry of each property in the CloudFormation resource reference, and the deploy steps from how
+CloudFormation updates (`PlanDiff.steps`).
+Why, and every property's page: docs/decisions/0002-plan-diff-from-update-requires.md
 """
 
 from __future__ import annotations
@@ -60,8 +15,8 @@ from . import naming
 from .models import NodeGroupPlan, Plan
 
 # Node group fields that are the user's choices (the rest is derived from them: devices, IPs, prices, names), in
-# the order a diff lists them, with what each change does to the rack stack's resources (see the module docstring
-# for the sources).
+# the order a diff lists them, with what each change does to the rack stack's resources (the sources: the decision
+# record the module docstring names).
 GROUP_EFFECTS = {
     "instance_type": "compute environment: Batch infrastructure update (InstanceTypes); launch template: new "
                      "version; job definitions: new revisions",

@@ -1,18 +1,10 @@
 """How many node groups one rack stack holds, from the measured size of the heaviest node group.
 
-A rack is one CloudFormation stack, and CloudFormation refuses a template of 1,000,000 bytes or more, counted on
-the file as CDK writes it to cdk.out (indented, not minified), and more than 500 resources
-(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html). A node group's share
-of the template grows with its network layout and devices (p5: 32 EFA interfaces, 32 uverbs devices in each job
-definition), so the ceiling is derived from a measurement of the heaviest group the catalog allows, made by
-`scripts/measure_rack_template.py` and committed as `rackform/reference/data/rack_template.json`.
-
-Measured the way users synthesize: the CDK CLI (`cdk synth`, this project's cdk.json, default context), which turns
-on what an in-process synth leaves off: every resource's `aws:cdk:path` metadata, asset metadata and the
-`CDKMetadata` version-reporting resource, about 5% more bytes per node group. tests/stacks/test_stacks.py synthesizes a
-rack of exactly the ceiling's heaviest groups through the CLI and checks the file on disk keeps MARGIN free, and
-that no group or base grew past the measurement, so a change that grows the template fails the suite until the
-measurement is redone.
+A rack is one CloudFormation stack: a template under 1,000,000 bytes as CDK writes it to cdk.out and at most 500
+resources (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html). The ceiling
+comes from `rackform/reference/data/rack_template.json`, measured through `cdk synth` as users run it by
+`scripts/measure_rack_template.py`, keeping MARGIN free; tests/stacks/test_stacks.py holds a rack at the ceiling to it.
+Why: docs/decisions/0010-rack-ceiling-from-measurement.md
 """
 
 from __future__ import annotations

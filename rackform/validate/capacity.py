@@ -66,12 +66,8 @@ def placement_group(spec: Spec, catalog: Catalog) -> Found:
 
 
 def capacity_block_batch(spec: Spec, catalog: Catalog) -> Found:
-    # What AWS documents, and what it does not (README, "Capacity Blocks with AWS Batch"): Batch's launch-template
-    # page (https://docs.aws.amazon.com/batch/latest/userguide/launch-templates.html) lists "instance market options"
-    # among the launch template parameters Batch ignores, and no Batch page mentions Capacity Blocks. AWS's samples
-    # (aws-samples/sample-aws-batch-capacity-block-reservations, awsome-distributed-training's p5 Batch template)
-    # launch Batch nodes into a block through the launch template's MarketType capacity-block and reservation id,
-    # which is what rackform writes.
+    # Batch's documentation ignores a launch template's market options and never names Capacity Blocks; AWS's samples
+    # target a block through them anyway, as rackform does. Why: docs/decisions/0012-capacity-blocks-on-batch.md
     # Capacity Blocks are the one market written into the launch template (Spot is the compute environment's type).
     for path, _, g in groups(spec):
         if capacity_kind(g.capacity.type).market == "capacity-block":
