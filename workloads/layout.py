@@ -90,6 +90,11 @@ def accept_schedule_key(run_id: str, rack: str, node_group: str, benchmark: str,
     return f"{job_prefix(run_id, rack, node_group, benchmark)}/accept-schedule-{round}.json"
 
 
+def certificate_key(run_id: str) -> str:
+    """The acceptance certificate of a run (`rackform accept`): written once, by the operator side."""
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_acceptance/certificate.json"
+
+
 # --- Batch job names and the job markers: the contract between `rackform submit`/`run` and the bucket -----------
 
 # AWS Batch job names: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number

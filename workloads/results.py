@@ -183,6 +183,16 @@ class AcceptRecord(BaseModel):
     price_usd_per_hour: float | None = None  # per node, when known
 
 
+class CertificateHead(BaseModel):
+    """What the store can check of an acceptance certificate (layout.certificate_key) before anything reads it:
+    whose run it is and its version. rackform/acceptance validates the whole document against its own model."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+
+    run_id: str
+    certificate_version: int
+
+
 class FabricPair(BaseModel):
     """Two nodes measured against each other in a round: node a serves at `address`:`port`, node b calls it."""
 

@@ -36,6 +36,7 @@ from .layout import (
     WorkloadMarker,
     accept_key,
     accept_schedule_key,
+    certificate_key,
     check_run_id,
     claim_key,
     health_key,
@@ -50,7 +51,7 @@ from .layout import (
     RESULTS_PREFIX as PREFIX,
 )
 from .objects import Claim, Placement, RepairRecord
-from .results import AcceptRecord, FabricSchedule, HealthRecord, ResultRecord
+from .results import AcceptRecord, CertificateHead, FabricSchedule, HealthRecord, ResultRecord
 
 if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
     from mypy_boto3_s3 import S3Client
@@ -71,6 +72,7 @@ class Found(TypedDict, total=False):
     health: list[HealthRecord]
     accept: list[AcceptRecord]
     schedule: list[FabricSchedule]
+    certificate: list[Document]
     marker: list[Document]
     workload: list[Document]
     placement: list[Document]
@@ -396,6 +398,8 @@ def _kind(prefix: str, key: str) -> str | None:
     folder, _, name = rest.partition("/")
     if folder in FOLDERS:
         return FOLDERS[folder] if name.endswith(".json") else None
+    if folder == "_acceptance":
+        return "certificate" if name == "certificate.json" else None
     if folder == "_claims":  # a failed attempt's note is only ever listed (latest_claim), never read
         m = CLAIM_OBJECT.fullmatch(name.rsplit("/", 1)[-1])
         return "claim" if m and not m[2] else None
@@ -464,6 +468,13 @@ def _schedule(key: str, data: object, run_id: str) -> FabricSchedule:
            f"it is round {schedule.round} of run {schedule.run_id!r}, "
            f"{schedule.rack}/{schedule.node_group}/{schedule.benchmark}")
     return schedule
+
+
+def _certificate(key: str, data: object, run_id: str) -> Document:
+    head = _validated(CertificateHead, data, "acceptance certificate")
+    _filed(key, certificate_key(run_id) if head.run_id == run_id else None,
+           f"it is the certificate of run {head.run_id!r}")
+    return _as_written(data)
 
 
 def _record(key: str, data: object, run_id: str) -> ResultRecord:
@@ -538,6 +549,7 @@ KINDS: dict[str, Kind] = {
     "health": Kind("health record", 1 << 20, _health),
     "accept": Kind("acceptance record", 1 << 20, _accept),
     "schedule": Kind("fabric round schedule", 64 << 10, _schedule),
+    "certificate": Kind("acceptance certificate", 4 << 20, _certificate),
     "marker": Kind("job marker", 64 << 10, _marker),
     "workload": Kind("workload job marker", 64 << 10, _workload_marker),
     "placement": Kind("placement decision", 1 << 20, _placement),

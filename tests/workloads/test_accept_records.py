@@ -72,3 +72,18 @@ def test_a_schedule_with_a_string_port_is_refused(store):
     store.put_once(accept_schedule_key("run-1", "r", "g", "accept", 1), json.dumps(doc).encode(), "application/json")
     assert store.read("run-1", "schedule")["schedule"] == []
     assert store.problems[0].kind == "unreadable"
+
+
+def test_a_certificate_is_read_back_only_at_its_own_runs_key(store):
+    from workloads.layout import certificate_key
+    from workloads.store import Refused
+
+    doc = {"run_id": "run-1", "certificate_version": 1, "verdicts": ["accepted r/g"]}
+    store.put_once(certificate_key("run-1"), json.dumps(doc).encode(), "application/json")
+    assert store.read_one(certificate_key("run-1")) == doc  # the rest of it is rackform/acceptance's to check
+    # Another run's certificate copied under this run's key is not this run's.
+    other = {**doc, "run_id": "run-2"}
+    store.put_once(certificate_key("run-3"), json.dumps(other).encode(), "application/json")
+    with pytest.raises(Refused, match="run 'run-2'"):
+        store.read_one(certificate_key("run-3"))
+    assert store.read("run-1", "certificate")["certificate"] == [doc]
