@@ -9,7 +9,7 @@ the job image carries no `rackform`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -41,8 +41,18 @@ class Target:
 
 
 # A boto3 client of whichever service was asked for: boto3 ships no types, so each caller names the calls it makes
-# in a Protocol (preflight's Ec2Client, reference.prices' PaginatingClient) and annotates the client with it.
+# in a Protocol (preflight's Ec2Client, PaginatingClient below) and annotates the client with it.
 BotoClient: TypeAlias = Any
+
+
+class Paginator(Protocol):
+    def paginate(self, **kwargs: object) -> Iterable[dict[str, Any]]: ...
+
+
+class PaginatingClient(Protocol):
+    """The part of a boto3 client of any service that pages through an operation; its pages are AWS's JSON."""
+
+    def get_paginator(self, operation_name: str) -> Paginator: ...
 
 
 class Session(Protocol):

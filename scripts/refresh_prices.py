@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform.reference.catalog import load_catalog  # noqa: E402
-from rackform.reference.prices import PRICES_PATH, PriceBook, ec2_region_block  # noqa: E402
+from rackform.reference.prices import PRICES_PATH, PriceBook  # noqa: E402
+from rackform.reference.refresh import ec2_region_block  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,3 +72,33 @@ def test_tests_are_grouped_like_the_source():
     folders = {p.name for p in (ROOT / "tests").iterdir() if (p / "__init__.py").is_file()}
     assert folders <= sources, folders - sources
     assert all((ROOT / "tests" / folder / "__init__.py").is_file() for folder in folders)
+
+
+def _pure_core_files() -> list[Path]:
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    modules = config["importlinter:contract:pure-core"]["source_modules"].split()
+    files: list[Path] = []
+    for module in modules:
+        path = ROOT.joinpath(*module.split("."))
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    return files
+
+
+def test_the_pure_core_is_handed_no_aws_client():
+    # import-linter sees imports only: a module handed a boto3 client calls AWS without importing boto3 (prices.py
+    # once paged the Price List and Spot history so). Paging and client Protocols belong to aws.py and the fetchers.
+    import ast
+
+    files = _pure_core_files()
+    assert ROOT / "rackform" / "reference" / "prices.py" in files and len(files) > 20
+    calls = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in ("get_paginator", "paginate"):
+                calls.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.Name) and node.id.endswith("Client"):
+                calls.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.id}")
+    assert calls == []

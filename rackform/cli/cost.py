@@ -7,8 +7,9 @@ import json
 import math
 import sys
 
+from ..aws import PaginatingClient
 from ..capacity import of as capacity_kind
-from ..reference.prices import PaginatingClient, Quote, load_price_file, load_prices, parse_price
+from ..reference.prices import Quote, load_price_file, load_prices, parse_price
 from .common import Subparsers, aws_options, checked_plan
 
 
@@ -39,7 +40,7 @@ def _budget_arg(text: str) -> float:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from ..plan import cost
-    from ..reference.prices import spot_prices
+    from ..reference.refresh import spot_prices
     from ..render.cost import render_cost, report_json
 
     plan = checked_plan(args.spec)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..reference.prices import PaginatingClient
+from ..aws import PaginatingClient
 from ..render.text import table
 from ..textsafe import visible
 from .common import (

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from workloads.results import ResultRecord
     from workloads.store import ResultStore
 
+    from ..aws import PaginatingClient
     from ..placement import Decision, QueueState
     from ..plan.models import Plan
-    from ..reference.prices import PaginatingClient
     from ..spec.workload import Workload
 
 

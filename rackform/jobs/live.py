@@ -9,7 +9,7 @@ The calls, bounded whatever the queues hold (L = LISTED_MAX, 1,000 jobs: ten Lis
                 DescribeJobs         those jobs, 100 ids a call (vCPUs and nodes; each attempt's status reason):
                                      <= 40 calls
     DescribeCapacityReservations     1, for every group that names a reservation or Capacity Block
-    with --live: DescribeSpotPriceHistory, 1 listing for the plan's Spot types (reference.prices.spot_prices)
+    with --live: DescribeSpotPriceHistory, 1 listing for the plan's Spot types (reference.refresh.spot_prices)
 
 A status with more than L jobs is left unknown (None) and said so, never cut short: a backlog read in part is not a
 short one. Anything that cannot be read is None with a note, never zero.
@@ -172,7 +172,7 @@ def _reservations(ec2: aws.BotoClient | None, groups: Sequence[NodeGroupPlan], n
 
 def _spot_prices(ec2: aws.BotoClient | None, plan: Plan, groups: Sequence[NodeGroupPlan], now: dt.datetime,
                  notes: list[str]) -> dict[str, float]:
-    from ..reference.prices import spot_prices
+    from ..reference.refresh import spot_prices
 
     types = {g.instance_type for g in groups if capacity_kind(g.capacity.type).price == "spot-live"}
     if not types or ec2 is None:

@@ -15,10 +15,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from .. import aws
-from ..aws import paginate
+from ..aws import PaginatingClient, paginate
 from ..plan.models import Plan
 from ..reference.catalog import is_zone_id
-from ..reference.prices import PaginatingClient
 from .checks import data_repository_bucket, existing_placement_groups
 from .state import AccountState, ApiError, BucketState, BuildHost, PlacementGroupState, QuotaValue, ReservationState
 

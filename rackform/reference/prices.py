@@ -1,40 +1,26 @@
-"""Prices: a dated snapshot (`rackform/reference/data/prices.json`) plus the pure functions that read and refresh it.
+"""Prices: a dated snapshot (`rackform/reference/data/prices.json`) plus the pure functions that read it.
 
 Every price names its source and date. A price the snapshot lacks is unknown (`None`), never zero: callers must say
 so instead of summing it away. EC2 on-demand prices come from the AWS Price List API (`scripts/refresh_prices.py`);
-Spot prices are read live from EC2 because they move hourly; capacity blocks and reservations have no public
-per-spec price, so the user gives them (`--price`, a prices file).
+Spot prices are read live from EC2 because they move hourly (both read in refresh.py); capacity blocks and
+reservations have no public per-spec price, so the user gives them (`--price`, a prices file).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 from ..spec.base import Frozen
 from ..spec.files import read_limited
 from ..spec.models import FsxLustre
 from ..spec.problems import SpecError
 from ..spec.yamlsafe import MAX_BYTES, load_yaml
-from .catalog import zone_field
 
 PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
-
-
-class Paginator(Protocol):
-    def paginate(self, **kwargs: object) -> Iterable[dict[str, Any]]: ...
-
-
-class PaginatingClient(Protocol):
-    """The part of a boto3 client (pricing, ec2) these readers use; its pages are AWS's JSON."""
-
-    def get_paginator(self, operation_name: str) -> Paginator: ...
 
 
 class Ec2RegionPrices(Frozen):
@@ -178,94 +164,3 @@ def load_price_file(path: str | Path) -> dict[str, float]:
         raise ValueError(f"prices file {p} must map KEY (instance type or RACK/GROUP) to USD per hour, "
                          f"e.g. 'p5.48xlarge: 31.46'; got {type(data).__name__}")
     return dict(parse_price(f"{k}={v}") for k, v in data.items())
-
-
-# --- the AWS Price List API (scripts/refresh_prices.py) --------------------------------------------------------
-
-# The attributes that select the plain Linux on-demand rate of a running instance: no Windows/RHEL licence, no
-# dedicated host, no SQL Server, not the "unused capacity reservation" line.
-PRICE_LIST_ATTRIBUTES: dict[str, str] = {
-    "operatingSystem": "Linux",
-    "tenancy": "Shared",
-    "preInstalledSw": "NA",
-    "capacitystatus": "Used",
-    "marketoption": "OnDemand",
-}
-PRICE_LIST_SOURCE = ("AWS Price List API (ServiceCode AmazonEC2; "
-                     + ", ".join(f"{k}={v}" for k, v in PRICE_LIST_ATTRIBUTES.items()) + ")")
-
-
-def price_list_filters(region: str, instance_type: str) -> list[dict[str, str]]:
-    pairs = {"regionCode": region, "instanceType": instance_type, **PRICE_LIST_ATTRIBUTES}
-    return [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in pairs.items()]
-
-
-def on_demand_usd(entry: str | Mapping[str, Any]) -> list[float]:
-    """Every USD price under terms.OnDemand.*.priceDimensions.* of one PriceList entry (a JSON string)."""
-    product = json.loads(entry) if isinstance(entry, str) else entry
-    return [float(dim["pricePerUnit"]["USD"])
-            for term in product.get("terms", {}).get("OnDemand", {}).values()
-            for dim in term.get("priceDimensions", {}).values()
-            if "USD" in dim.get("pricePerUnit", {})]
-
-
-def fetch_on_demand(pricing_client: PaginatingClient, region: str, instance_type: str) -> float | None:
-    """One instance type's on-demand USD/hour in one Region, or None where the API lists none."""
-    prices: set[float] = set()
-    pages = pricing_client.get_paginator("get_products").paginate(
-        ServiceCode="AmazonEC2", Filters=price_list_filters(region, instance_type))
-    for page in pages:
-        for entry in page["PriceList"]:
-            prices.update(on_demand_usd(entry))
-    if len(prices) > 1:
-        # Two rates under the same filters means the filters no longer select one product: refuse to guess.
-        raise ValueError(f"{instance_type} in {region}: the Price List API returned several on-demand prices "
-                         f"{sorted(prices)}; tighten PRICE_LIST_ATTRIBUTES")
-    return prices.pop() if prices else None
-
-
-def ec2_region_block(pricing_client: PaginatingClient, region: str, instance_types: Iterable[str],
-                     today: dt.date) -> dict[str, Any]:
-    """The snapshot's block for one Region, read from the Price List API now."""
-    prices: dict[str, float] = {}
-    notes: dict[str, str] = {}
-    for t in sorted(set(instance_types)):
-        usd = fetch_on_demand(pricing_client, region, t)
-        if usd is None:
-            notes[t] = f"the Price List API listed no on-demand Linux price in {region} on {today.isoformat()}"
-        else:
-            prices[t] = usd
-    return {"source": PRICE_LIST_SOURCE, "as_of": today.isoformat(), "prices": prices, "notes": notes}
-
-
-# --- Spot (read live: it changes too often to ship) ------------------------------------------------------------
-
-def spot_prices(ec2_client: PaginatingClient, instance_types: Iterable[str], az: str,
-                now: dt.datetime | None = None) -> dict[str, Quote]:
-    """Current Linux Spot price per instance type in one AZ, given by name or by AZ ID (use1-az6); types without
-    Spot history are left out."""
-    now = now or dt.datetime.now(dt.UTC)
-    types = sorted(set(instance_types))
-    if not types:
-        return {}
-    latest: dict[str, dict[str, Any]] = {}
-    # DescribeSpotPriceHistory takes the AZ by name or by ID, one or the other
-    # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSpotPriceHistory.html).
-    key = zone_field(az)
-    # With StartTime=now EC2 returns the price in force at that moment (the last change before it) per type.
-    pages = ec2_client.get_paginator("describe_spot_price_history").paginate(
-        InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=now, **{key: az})
-    for page in pages:
-        for rec in page["SpotPriceHistory"]:
-            if rec.get(key, az) != az:
-                continue
-            seen = latest.get(rec["InstanceType"])
-            if seen is None or rec["Timestamp"] > seen["Timestamp"]:
-                latest[rec["InstanceType"]] = rec
-    return {t: Quote(float(r["SpotPrice"]), f"Spot {az} {_utc(r['Timestamp']):%Y-%m-%d %H:%M}Z")
-            for t, r in sorted(latest.items())}
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.UTC)
-

@@ -11,17 +11,8 @@ import pytest
 from botocore.stub import Stubber
 
 from rackform.reference.peaks import limits_for, load_limits, network_gbps
-from rackform.reference.prices import (
-    fetch_on_demand,
-    load_price_file,
-    load_prices,
-    on_demand,
-    on_demand_gap,
-    on_demand_usd,
-    parse_price,
-    price_list_filters,
-    spot_prices,
-)
+from rackform.reference.prices import load_price_file, load_prices, on_demand, on_demand_gap, parse_price
+from rackform.reference.refresh import fetch_on_demand, on_demand_usd, price_list_filters, spot_prices
 
 from tests.conftest import ROOT
 
