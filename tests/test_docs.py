@@ -289,3 +289,39 @@ def test_the_decisions_index_lists_every_record():
     records = {p.name for p in DECISIONS.glob("[0-9][0-9][0-9][0-9]-*.md")}
     assert records, "no decision records found"
     assert set(links((DECISIONS / "README.md").read_text())) == records
+
+
+# --- docs/architecture.md draws the tree as it is and states the contracts .importlinter holds
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def importlinter(contract: str, key: str) -> list[str]:
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    return config[f"importlinter:contract:{contract}"][key].split("\n")
+
+
+def numbered_rule(n: int) -> str:
+    rule = re.search(rf"^{n}\. (.*?)(?=^\d+\. |^\S|\Z)", section(ARCHITECTURE, "## The dependency rule"), re.S | re.M)
+    return " ".join(rule[1].split())
+
+
+def test_the_diagram_names_every_package_and_root_module_of_rackform():
+    diagram = re.search(r"```\n(.*?)```", section(ARCHITECTURE, "## Packages and data flow"), re.S)[1]
+    parts = {f"{p.name}/" if p.is_dir() else p.name for p in (ROOT / "rackform").iterdir()
+             if (p / "__init__.py").is_file() or (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))}
+    assert sorted(p for p in parts if not re.search(rf"(?<![\w/]){re.escape(p)}", diagram)) == []
+
+
+def test_the_layers_are_those_importlinter_checks():
+    layers = [set(re.findall(r"`(\w+)`", layer)) for layer in numbered_rule(5).split(":", 1)[1].split("->")]
+    checked = importlinter("rackform-layers", "layers")
+    assert layers == [{m.strip() for m in line.split("|")} for line in checked if line]
+
+
+def test_output_has_the_one_home_importlinter_checks():
+    named = set(re.findall(r"`(\w+)`", numbered_rule(7).split("import neither")[0]))
+    assert named == {m.removeprefix("rackform.") for m in importlinter("output-has-one-home", "source_modules") if m}
