@@ -10,13 +10,14 @@ import pytest
 
 from rackform.reference.peaks import limits_for
 from rackform.pipeline import load_plan
-from rackform.placement import DEFAULT_JOB_DURATION_S, QueueState, healthy, place
+from rackform.placement import QueueState, healthy, place
 from rackform.render.placement import explain_rows
 from rackform.spec.problems import SpecError
 from rackform.pipeline import load_workload, parse_workload
 from rackform.spec.workload import duration_seconds
 from workloads.results import Metric, ResultRecord
 
+HOUR = 3600.0
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
 GROUPS = {"graviton": ("graviton", "head", "m7g.xlarge"), "trainium": ("trainium", "workers", "trn1.32xlarge"),
           "gpu": ("gpu", "h100", "p5.48xlarge")}
@@ -54,7 +55,7 @@ def test_the_best_measured_figure_per_dollar_wins(plan):
     records = [rec("inference", "trainium", 100, price=21.5), rec("inference", "gpu", 1000, price=55.04)]
     d = place(workload(), plan, records, queues(plan), limits_of=limits_for)
     assert d.line() == "placed serve (inference) on gpu/h100 [gpu]"
-    assert d.basis == "measured" and "best measured inference per dollar" in d.reason
+    assert d.basis == "measured" and "lowest measured cost per unit of work (inference" in d.reason
     assert [c.tier for c in d.candidates] == ["gpu", "trainium"]
 
 
@@ -101,7 +102,7 @@ def test_ties_go_to_the_seed_order(plan):
 
 
 def test_a_saturated_queue_spills_to_the_next_candidate(plan):
-    w = workload(max_wait="30m")
+    w = workload(max_wait="30m", expected_duration="1h")
     d = place(w, plan, [], queues(plan, trainium=256), limits_of=limits_for)  # 256 of 256 vCPUs queued: 1 h
     assert d.outcome == "spilled" and d.chosen.tier == "gpu" and d.preferred.tier == "trainium"
     assert d.line().startswith("spilled serve from trainium to gpu: trainium/workers would wait about 1h00m")
@@ -109,11 +110,13 @@ def test_a_saturated_queue_spills_to_the_next_candidate(plan):
     # half the maximum queued: 30 minutes, within max_wait: no spill
     assert place(w, plan, [], queues(plan, trainium=128), limits_of=limits_for).outcome == "placed"
     # no max_wait: the job waits where it is best
-    assert place(workload(), plan, [], queues(plan, trainium=10_000), limits_of=limits_for).chosen.tier == "trainium"
+    assert place(workload(expected_duration="1h"), plan, [], queues(plan, trainium=10_000),
+                 limits_of=limits_for).chosen.tier == "trainium"
 
 
 def test_when_every_queue_is_over_max_wait_the_shortest_wait_takes_it(plan):
-    d = place(workload(max_wait="10m"), plan, [], queues(plan, trainium=512, gpu=384 // 2), limits_of=limits_for)
+    d = place(workload(max_wait="10m", expected_duration="1h"), plan, [], queues(plan, trainium=512, gpu=384 // 2),
+              limits_of=limits_for)
     assert d.outcome == "spilled" and d.chosen.tier == "gpu"
     assert "every candidate is over max_wait" in d.reason
 
@@ -121,7 +124,7 @@ def test_when_every_queue_is_over_max_wait_the_shortest_wait_takes_it(plan):
 def test_an_unknown_queue_state_is_shown_and_never_spills(plan):
     d = place(workload(max_wait="1m"), plan, [], {}, limits_of=limits_for)
     assert d.outcome == "placed" and d.chosen.wait_s is None
-    assert "queue state unknown" in d.chosen.notes
+    assert d.chosen.start_basis == "cannot estimate: the queue was not read"
 
 
 def test_measured_job_durations_set_the_wait(plan):
@@ -129,8 +132,9 @@ def test_measured_job_durations_set_the_wait(plan):
     d = place(workload(max_wait="30m"), plan, records, queues(plan, trainium=512), limits_of=limits_for)
     assert d.outcome == "placed" and d.chosen.wait_s == pytest.approx(2 * 600)
     local = [rec("cpu", "trainium", 1, price=21.5, seconds=600, env={"executor": "local"})]
-    d = place(workload(), plan, local, queues(plan, trainium=256), limits_of=limits_for)
-    assert d.chosen.job_duration_s == DEFAULT_JOB_DURATION_S  # a rehearsal's times are this machine's
+    d = place(workload(), plan, local, queues(plan, trainium=256), limits_of=limits_for, include_rehearsal=True)
+    assert d.chosen.job_duration_s is None and d.chosen.wait_s is None  # a rehearsal's times are this machine's
+    assert "how long its jobs take is unknown" in d.chosen.start_basis
 
 
 def test_the_budget_guard_refuses_a_candidate_over_budget(plan):
@@ -200,24 +204,24 @@ def test_reservations_and_spot_interruptions_weigh_on_the_wait(tmp_path):
     plan = capacity_plan(tmp_path, "{type: capacity-block, reservation_id: cr-0123456789abcdef0}")
     q = queues(plan)
     trn = next(g for g in plan.node_groups() if g.tier == "trainium").job_queue
-    w = workload(max_wait="30m")
+    w = workload(max_wait="30m", expected_duration="1h")
     d = place(w, plan, [], {**q, trn: QueueState(0, reservation_state="scheduled")}, limits_of=limits_for)
-    assert d.outcome == "spilled" and d.preferred.wait_s == math.inf
-    assert "capacity-block cr-0123456789abcdef0 is scheduled, not active" in d.preferred.notes
+    assert d.outcome == "placed" and d.chosen.tier == "gpu"  # a block not active refuses the job, never queues it
+    assert "a Capacity Block cr-0123456789abcdef0 is scheduled, not active" in d.candidates[-1].refused
     d = place(w, plan, [], {**q, trn: QueueState(0, reservation_state="active", reservation_free=0)},
               limits_of=limits_for)
-    assert d.outcome == "spilled" and d.preferred.wait_s == DEFAULT_JOB_DURATION_S
+    assert d.outcome == "spilled" and d.preferred.wait_s == HOUR
     d = place(w, plan, [], {**q, trn: QueueState(0, reservation_state="active", reservation_free=2)},
               limits_of=limits_for)
     assert d.outcome == "placed" and d.chosen.tier == "trainium"
     plan = capacity_plan(tmp_path, "{type: spot}")
     trn = next(g for g in plan.node_groups() if g.tier == "trainium").job_queue
     d = place(w, plan, [], {**queues(plan), trn: QueueState(0, spot_interruptions=2)}, limits_of=limits_for)
-    assert d.outcome == "spilled" and any("Spot interruption" in n for n in d.preferred.notes)
+    assert "2 Spot reclaim(s) recently, but not how many jobs ran" in d.preferred.interruption
 
 
 def test_explain_names_every_candidate_and_why(plan):
-    d = place(workload(max_wait="30m"), plan, [], queues(plan, trainium=256), limits_of=limits_for)
+    d = place(workload(max_wait="30m", expected_duration="1h"), plan, [], queues(plan, trainium=256), limits_of=limits_for)
     rows, header = explain_rows(d)
     assert header[:3] == ["#", "rack/node group", "tier"]
     assert rows[0][1] == "trainium/workers" and rows[0][-1].startswith("preferred, over max_wait")

@@ -47,11 +47,24 @@ class Candidate(StoredObject):
     usd_per_hour: float | None
     backlog_vcpus: int | None
     max_vcpus: int | None
-    job_duration_s: float
+    job_duration_s: float | None
     wait_s: float | Literal["never"] | None
     expected_cost_usd: float | None
     refused: str | None
     notes: list[str] = []
+    # Issue 20: the constraint verdicts, start and price bases, cost per unit and the evidence behind the figure
+    # (absent in decisions recorded before it).
+    verdicts: list[str] = []
+    start_basis: str = ""
+    price_basis: str = ""
+    usd_per_unit: float | None = None
+    per_dollar_low: float | None = None
+    per_dollar_high: float | None = None
+    rehearsal: bool = False
+    p99_latency_ms: float | None = None
+    run_s: float | None = None
+    interruption: str = ""
+    cost_is_lower_bound: bool = False
 
 
 class Placement(StoredObject):
@@ -65,6 +78,8 @@ class Placement(StoredObject):
     benchmark: str
     basis: Literal["measured", "seed order"]
     ranking: str = ""
+    objective: Literal["cost", "time"] = "cost"
+    warnings: list[str] = []
     outcome: Literal["placed", "spilled"]
     line: str
     reason: str

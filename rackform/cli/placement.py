@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from ..spec.workload import Workload
 
 
-POLICY_NOTE = ("policy: candidates ranked by measured {benchmark} per dollar (healthy results only), then the first "
-               "whose expected queue wait is within max_wait")
+POLICY_NOTE = ("policy: hard constraints first; the rest ranked by objective {objective} on measured {benchmark} "
+               "(healthy results; overlapping ranges tie, broken by $/hour then seed order), then the first whose "
+               "expected start is within max_wait (docs/allocation.md)")
 
 
 def _workloads(paths: list[str]) -> list[Workload] | None:
@@ -121,17 +122,19 @@ def _decide(args: argparse.Namespace
     queues = _queues(args, plan, records)
 
     def decide(w: Workload) -> Decision:
-        return place(w, plan, records, queues, limits_of=limits_for, pin=args.pin, exclude=args.exclude or ())
+        return place(w, plan, records, queues, limits_of=limits_for, pin=args.pin, exclude=args.exclude or (),
+                     include_rehearsal=args.include_rehearsal)
 
     return plan, workloads, decide, records
 
 
 def _explain(decision: Decision, records: Sequence[ResultRecord]) -> str:
-    from ..render.placement import explain_rows
+    from ..render.placement import explain_details, explain_rows
 
     # A decision `rackform run` explains comes from the bucket: table() escapes its cells, visible() the lines.
     lines = [table(*explain_rows(decision))]
-    lines.append(visible(POLICY_NOTE.format(benchmark=decision.benchmark)))
+    lines += [visible(line) for line in explain_details(decision)]
+    lines.append(visible(POLICY_NOTE.format(objective=decision.objective, benchmark=decision.benchmark)))
     if decision.outcome == "unplaced":
         lines.append(visible(f"no candidate can take it: {decision.reason}"))
     else:
@@ -228,6 +231,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a run whose results rank the tiers (repeatable); none: the seed order decides")
     p.add_argument("--pin", choices=TIERS, help="place on this tier only, whatever the measurements say")
     p.add_argument("--exclude", action="append", choices=TIERS, help="never place on this tier (repeatable)")
+    p.add_argument("--include-rehearsal", action="store_true",
+                   help="let local-rehearsal results (executor=local, measured on this machine) rank the tiers, "
+                        "labelled as such; without it they rank nothing")
     live = p.add_mutually_exclusive_group()
     live.add_argument("--no-live", action="store_true", help="ignore the queues' live state (no AWS Batch calls)")
     live.add_argument("--live", action="store_true",

@@ -16,9 +16,6 @@ from ..plan.models import NodeGroupPlan
 
 JobKind = Literal["single", "multinode"]  # rackform.plan.naming.JOB_KINDS, which validate checks names with
 
-# ECS and the OS keep some memory for themselves; a job asking for all of it would never be placed.
-MEMORY_RESERVED_FRACTION = 0.1
-MEMORY_RESERVED_MIN_MIB = 2048
 # EFA devices with RDMA read (GPUDirect / Neuron direct transfers). Forcing FI_EFA_USE_DEVICE_RDMA on an EFA device
 # without it (c7gn, g5, g6...) makes libfabric refuse to open the domain, so it is set only here. (List from AWS's
 # EFA docs as we read them; unconfirmed on hardware.)
@@ -26,8 +23,7 @@ EFA_RDMA_FAMILIES = ("p4d.", "p4de.", "p5.", "p5e.", "p5en.", "p6-", "trn1.", "t
 
 
 def container_memory_mib(group: NodeGroupPlan) -> int:
-    return group.memory_mib_per_node - max(MEMORY_RESERVED_MIN_MIB,
-                                           int(group.memory_mib_per_node * MEMORY_RESERVED_FRACTION))
+    return group.job_memory_mib  # the ECS reserve is the plan's (placement checks workloads against the same)
 
 
 def job_environment(spec_name: str, group: NodeGroupPlan, *, bucket: str, fsx_mount: str | None,

@@ -1,43 +1,45 @@
-"""Where a workload runs: the pure placement policy.
+"""Where a workload runs: the pure placement policy (docs/allocation.md says it in one page).
 
-Inputs: one workload, the plan, result records and the queues' live state (read elsewhere, rackform.jobs.queues);
-no AWS call happens here. The policy, in order:
+Inputs: one workload, the plan, result records, the live state of each node group's queue and capacity
+(state.py, read by rackform.jobs) and the image platforms read from registries; no AWS call happens here.
 
-1. Candidates are the plan's node groups whose tier the workload has an image for and whose nodes fit it (node
-   count within what one Batch job may span, per-node vCPUs, memory and GPUs). A pinned or excluded tier, and a
-   candidate whose expected cost is over the workload's budget or unknown while it has one, are refused with the
-   reason.
-2. They are ranked by the measured performance per dollar of the benchmark that stands for the class (the table
-   below), per instance type, the median over healthy records with a known price (as `rackform advise` ranks).
-   Measured ones come first, best first; the others follow in the class's seed order. A price that is unknown is
-   never a price of 0: that instance type is simply not ranked by figure. When nothing is measured the seed order
-   decides alone, and the decision says so. Ties go to the seed order, then to rack and node group names.
-3. Live state decides among them: the expected wait of a queue is the vCPUs of its RUNNABLE and STARTING jobs over
-   its compute environment's maximum vCPUs, times a typical job duration (the median of the node group's healthy
-   records measured on AWS, else DEFAULT_JOB_DURATION_S). A reservation or Capacity Block that is not active
-   cannot start the job at all; one with fewer free instances than the job needs adds one job duration; a Spot
-   group whose queue saw interruptions adds one job duration (the interrupted job runs again). The best-ranked
-   candidate whose wait is within the workload's max_wait takes the job; when that is not the best-ranked one,
-   the job has spilled over. An unknown backlog is not a long one: it is shown as unknown and does not spill.
+1. Hard constraints (constraints.py): a node group is a candidate only if the job fits it (nodes with EFA and a
+   placement group when more than one, vCPUs, memory after the ECS reserve, GPUs, accelerator memory), its image
+   runs on the group's architecture, the group passes its latest health check, its job queue and compute
+   environment are ENABLED/VALID, its reservation or Capacity Block is active until the job's expected end, the
+   job can ever start there (its vCPUs within the maximum), a latency SLO is met by the measured p99, and the
+   expected cost keeps within the budget. Each refusal says why.
+2. When it would start (start.py): the queue's RUNNING jobs and the jobs ahead walked against the maximum vCPUs.
+3. What it would cost (pricing.py): the capacity kind's marginal price (a reservation with free instances costs
+   nothing more), the measured work per node-hour scaled by the workload's utilization (without one the cost is a
+   lower bound), and on Spot the run time the queue's recent reclaims are expected to add.
+4. The objective ranks what is left: cost (default; the cost per unit of work) or time (the expected end). Two
+   figures whose measured ranges overlap are a tie, broken by the price per hour and then the class's seed
+   order, never by name; groups with nothing measured follow, in seed order and cheapest node first. The
+   best-ranked candidate whose start is within max_wait takes the job; otherwise it spills over to the next one.
+   An unknown start is shown as unknown and does not spill.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from workloads.results import ResultRecord
 
-from ..analysis.advise import candidates
-from ..analysis.report import health_of, is_local, report_rows
 from ..capacity import of as capacity_kind
 from ..plan.models import NodeGroupPlan, Plan
 from ..reference.peaks import Limits
 from ..spec.workload import Workload
-from .state import QueueState
+from . import evidence
+from .constraints import image_architecture_warnings, verdicts
+from .evidence import PerDollarFigure
+from .pricing import interruption, node_price
+from .start import duration_text, estimate
+from .state import GroupHealth, ImagePlatforms, QueueState
 
 # Which benchmark stands for a class of work, and so which per-dollar figure ranks the tiers for it:
 #   general   -> cpu        sysbench cpu events per $ (the whole instance's CPUs)
@@ -53,14 +55,10 @@ SEED_ORDER: dict[str, tuple[str, ...]] = {
     "inference": ("trainium", "gpu", "graviton", "cpu"),
     "training": ("gpu", "trainium", "graviton", "cpu"),
 }
-DEFAULT_JOB_DURATION_S = 3600.0
 Outcome = Literal["placed", "spilled", "unplaced"]
-
-
-def healthy(record: ResultRecord) -> bool:
-    """A record whose figures may rank tiers: it succeeded and the runner did not mark it invalid (a node failed its
-    health step: record schema 2). Version-1 records, from before the health step, count on their success alone."""
-    return record.status == "succeeded" and health_of(record)[0] is not False
+UNPRICED_NOTE = "measured, but its price is unknown: not ranked by figure"
+SKIPPED = "already tried in this run: re-placed from it"
+REHEARSAL_NOTE = "figure from a local rehearsal (--include-rehearsal): this machine's, priced as the instance type"
 
 
 @dataclass(frozen=True)
@@ -75,18 +73,36 @@ class PlacementCandidate:
     per_dollar: float | None  # measured work per $ of the class's benchmark; None: not measured or price unknown
     per_dollar_unit: str | None
     measured_jobs: int
-    usd_per_hour: float | None  # the job's nodes at the plan's On-Demand price; None: unknown
+    usd_per_hour: float | None  # the job's nodes at the capacity kind's marginal price; None: unknown
     backlog_vcpus: int | None
     max_vcpus: int | None
-    job_duration_s: float
-    wait_s: float | None  # expected wait in the queue; None: unknown; inf: cannot start
+    job_duration_s: float | None  # how long the queue's jobs take, for the start estimate; None: unknown
+    wait_s: float | None  # expected start, seconds from now; None: cannot estimate; inf: can never start
     expected_cost_usd: float | None
     refused: str | None  # why it cannot take the job; None: it can
     notes: tuple[str, ...] = ()
+    verdicts: tuple[str, ...] = ()  # every hard constraint: ok, REFUSED or unknown, with why
+    start_basis: str = ""  # how wait_s was reckoned, in words
+    price_basis: str = ""  # where usd_per_hour comes from
+    usd_per_unit: float | None = None  # expected $ per unit of the class's work (utilization and reclaims in)
+    per_dollar_low: float | None = None  # the measured range behind per_dollar
+    per_dollar_high: float | None = None
+    rehearsal: bool = False  # per_dollar comes (in part) from a local rehearsal
+    p99_latency_ms: float | None = None  # measured inference p99 of the instance type
+    run_s: float | None = None  # how long the job is expected to run (reclaims not in)
+    interruption: str = ""  # Spot: the expected reclaim cost's arithmetic
+    cost_is_lower_bound: bool = False  # no utilization (or reclaim cost unknown): the job will cost more
 
     @property
     def where(self) -> str:
         return f"{self.rack}/{self.node_group}"
+
+    @property
+    def finish_s(self) -> float | None:
+        """Expected end, seconds from now: start plus run; None where either is unknown."""
+        if self.wait_s is None or self.run_s is None:
+            return None
+        return self.wait_s + self.run_s
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,8 @@ class Decision:
     reason: str
     candidates: tuple[PlacementCandidate, ...] = field(default=())  # ranked; refused ones last
     ranking: str = ""  # what ranked the candidates: the measured figure, or the seed order
+    objective: str = "cost"
+    warnings: tuple[str, ...] = ()
 
     def line(self) -> str:
         if self.outcome == "unplaced" or self.chosen is None:
@@ -118,8 +136,8 @@ class Decision:
             return d
 
         return {"workload": self.workload, "class": self.workload_class, "benchmark": self.benchmark,
-                "basis": self.basis, "ranking": self.ranking, "outcome": self.outcome, "line": self.line(),
-                "reason": self.reason,
+                "basis": self.basis, "ranking": self.ranking, "objective": self.objective, "outcome": self.outcome,
+                "line": self.line(), "reason": self.reason, "warnings": list(self.warnings),
                 "chosen": clean(self.chosen), "preferred": clean(self.preferred),
                 "candidates": [clean(c) for c in self.candidates]}
 
@@ -128,7 +146,7 @@ def decision_from_dict(d: dict[str, Any]) -> Decision:
     """A decision as `to_dict` wrote it (the record `rackform run` keeps in S3), to explain it again."""
     def cand(c: dict[str, Any]) -> PlacementCandidate:
         return PlacementCandidate(**{**c, "wait_s": math.inf if c["wait_s"] == "never" else c["wait_s"],
-                                       "notes": tuple(c["notes"])})
+                                       "notes": tuple(c["notes"]), "verdicts": tuple(c.get("verdicts", ()))})
 
     candidates = tuple(cand(c) for c in d["candidates"])
 
@@ -139,170 +157,221 @@ def decision_from_dict(d: dict[str, Any]) -> Decision:
         return next((x for x in candidates if (x.rack, x.node_group) == (found.rack, found.node_group)), found)
 
     return Decision(d["workload"], d["class"], d["benchmark"], d["basis"], d["outcome"], same(d["chosen"]),
-                    same(d["preferred"]), d["reason"], candidates, d.get("ranking", ""))
+                    same(d["preferred"]), d["reason"], candidates, d.get("ranking", ""), d.get("objective", "cost"),
+                    tuple(d.get("warnings", ())))
 
 
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if not math.isfinite(seconds):
-        return "never"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else (f"{minutes}m" if minutes else
-                                                                        f"{seconds:.0f}s")
+def figure_text(c: PlacementCandidate) -> str:
+    if c.per_dollar is None:
+        return "not measured"
+    spread = ""
+    if c.per_dollar_low is not None and c.per_dollar_high is not None and c.per_dollar:
+        spread = f" ±{(c.per_dollar_high - c.per_dollar_low) / 2 / c.per_dollar:.1%}"
+    return (f"{c.per_dollar:,.4g} {c.per_dollar_unit} ({c.measured_jobs} job{'s' * (c.measured_jobs != 1)}"
+            f"{spread}{', rehearsal' if c.rehearsal else ''})")
 
 
-# --- measured figures -------------------------------------------------------------------------------------------
-
-UNPRICED_NOTE = "measured, but its price is unknown: not ranked by figure"
-
+# --- the evidence a decision reads ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class PerDollarFigure:
-    per_dollar: float
-    unit: str
-    jobs: int
+class _Evidence:
+    figures: dict[str, PerDollarFigure]
+    unpriced: set[str]
+    p99: dict[str, tuple[float, int]]
+    durations: dict[tuple[str, str], float]
+    health: dict[tuple[str, str], GroupHealth]
 
 
-def figures(records: Iterable[ResultRecord], benchmark: str,
-            limits_of: Callable[[str], Limits | None]) -> tuple[dict[str, PerDollarFigure], set[str]]:
-    """Per instance type, the median per-dollar figure of the benchmark over healthy priced records; and the
-    instance types measured but not priced (shown, never ranked as if free)."""
-    rows = [r for r in report_rows([r for r in records if healthy(r) and r.benchmark == benchmark], limits_of)
-            if r.priced and r.valid]
-    # Ranked as `rackform advise` ranks (the median: a repeated run counts once per job, not by its best try).
-    ranked = {c.instance_type: PerDollarFigure(c.per_dollar, c.unit, c.jobs) for c in candidates(rows)}
-    return ranked, {r.instance_type for r in rows if r.per_dollar is None} - set(ranked)
+def _queue_job_s(w: Workload, g: NodeGroupPlan, state: QueueState | None,
+                 durations: Mapping[tuple[str, str], float]) -> tuple[float | None, str]:
+    """How long a job of the group's queue takes, for the start estimate, and where that comes from."""
+    if state is not None and state.succeeded_s:
+        return statistics.median(state.succeeded_s), f"median of the queue's {len(state.succeeded_s)} recent " \
+                                                      "SUCCEEDED jobs"
+    if w.expected_duration_s is not None:
+        return float(w.expected_duration_s), f"the workload's expected_duration {w.expected_duration}"
+    if (g.rack, g.name) in durations:
+        return durations[(g.rack, g.name)], "median of the group's measured benchmark jobs"
+    return None, ""
 
 
-def job_durations(records: Iterable[ResultRecord]) -> dict[tuple[str, str], float]:
-    """Median seconds of a node group's healthy records measured on AWS (a local rehearsal's times are this
-    machine's, not the instance's)."""
-    found: dict[tuple[str, str], list[float]] = {}
-    for r in records:
-        if healthy(r) and not is_local(r):
-            found.setdefault((r.rack, r.node_group), []).append((r.ended_at - r.started_at).total_seconds())
-    return {k: statistics.median(v) for k, v in found.items()}
+def _newest(*found: GroupHealth | None) -> GroupHealth | None:
+    known = [h for h in found if h is not None]
+    return max(known, key=lambda h: h.at) if known else None
 
 
-# --- the policy ---------------------------------------------------------------------------------------------------
+# --- one candidate ----------------------------------------------------------------------------------------------
 
-def _fit(workload: Workload, g: NodeGroupPlan) -> str | None:
-    nodes, res = workload.nodes_on(g.tier), workload.resources_on(g.tier)
-    if nodes > g.max_job_nodes:
-        kind = capacity_kind(g.capacity.type)
-        single = "" if kind.multi_node else f", {kind.label}: one node per job"
-        return f"needs {nodes} nodes; one job here spans at most {g.max_job_nodes}{single}"
-    if res.vcpus and res.vcpus > g.vcpus_per_node:
-        return f"needs {res.vcpus} vCPUs a node; {g.instance_type} has {g.vcpus_per_node}"
-    if res.memory_mib and res.memory_mib > g.memory_mib_per_node:
-        return f"needs {res.memory_mib} MiB a node; {g.instance_type} has {g.memory_mib_per_node}"
-    if res.gpus and res.gpus > g.gpus_per_node:
-        return f"needs {res.gpus} GPUs a node; {g.instance_type} has {g.gpus_per_node}"
+def _candidate(w: Workload, g: NodeGroupPlan, ev: _Evidence, state: QueueState | None, images: ImagePlatforms,
+               pin: str | None, exclude: Sequence[str]) -> PlacementCandidate:
+    nodes, res = w.nodes_on(g.tier), w.resources_on(g.tier)
+    kind = capacity_kind(g.capacity.type)
+    figure = ev.figures.get(g.instance_type)
+    job_s, job_basis = _queue_job_s(w, g, state, ev.durations)
+    start = estimate(g, state, need_vcpus=nodes * (res.vcpus or g.vcpus_per_node), job_s=job_s, job_basis=job_basis)
+    wait, start_basis = start.wait_s, start.basis
+    free = state.reservation_free if state is not None else None
+    if kind.needs_reservation_id and free is not None and free < nodes and wait is not None and math.isfinite(wait):
+        short = f"{free} free instance(s) in {g.capacity.reservation_id}, the job needs {nodes}"
+        wait, start_basis = ((None, f"{start_basis}; {short}, and how long a job takes is unknown: cannot estimate")
+                             if job_s is None else
+                             (wait + job_s, f"{start_basis}; {short}: waits for one job ({duration_text(job_s)})"))
+    price = node_price(g, state, nodes)
+    util = w.utilization or 1.0
+    # Work one node does in an hour: the measured figure per dollar times the price it was measured at.
+    per_node_hour = figure.per_dollar * figure.usd_per_node_hour * util if figure else None
+    run_s = (float(w.expected_duration_s) if w.expected_duration_s is not None else
+             w.work / per_node_hour / nodes * 3600 if w.work and per_node_hour else None)
+    lost = interruption(g, state, run_s=run_s, checkpoint_s=w.checkpoint_every_s, queue_job_s=job_s)
+    factor = 1 + (lost.extra_s / run_s if lost and lost.extra_s and run_s else 0.0)
+    unit = None
+    if figure and price.usd_per_node_hour is not None:
+        unit = price.usd_per_node_hour * factor / (figure.usd_per_node_hour * util) / figure.per_dollar
+    cost = w.work * unit if w.work and unit is not None else None
+    lower_bound = w.utilization is None or (lost is not None and lost.extra_s is None)
+    health = _newest(ev.health.get((g.rack, g.name)), state.health if state else None)
+    checks = verdicts(w, g, state, images, health, start_s=wait, expected_s=run_s)
+    notes = [n for n, on in ((UNPRICED_NOTE, g.instance_type in ev.unpriced),
+                             (REHEARSAL_NOTE, figure is not None and figure.rehearsal)) if on]
+    p99 = ev.p99.get(g.instance_type)
+    refused = _refusal(w, g, pin, exclude, [v.text for v in checks if v.ok is False], wait, start_basis, p99, cost,
+                       lower_bound, g.instance_type in ev.unpriced)
+    return PlacementCandidate(
+        g.rack, g.name, g.tier, g.instance_type, g.capacity.type, g.job_queue, nodes,
+        figure.per_dollar if figure else None, figure.unit if figure else None, figure.jobs if figure else 0,
+        None if price.usd_per_node_hour is None else price.usd_per_node_hour * nodes,
+        state.backlog_vcpus if state else None,
+        (state.max_vcpus if state and state.max_vcpus else None) or g.count * g.vcpus_per_node, job_s, wait, cost,
+        refused, tuple(notes), tuple(v.line() for v in checks), start_basis, price.basis, unit,
+        figure.low if figure else None, figure.high if figure else None, bool(figure and figure.rehearsal),
+        p99[0] if p99 else None, run_s, lost.text if lost else "", cost is not None and lower_bound)
+
+
+def _refusal(w: Workload, g: NodeGroupPlan, pin: str | None, exclude: Sequence[str], failing: list[str],
+             wait: float | None, start_basis: str, p99: tuple[float, int] | None, cost: float | None,
+             lower_bound: bool, unpriced: bool) -> str | None:
+    if g.tier in exclude:
+        return f"tier {g.tier} excluded"
+    if pin is not None and g.tier != pin:
+        return f"pinned to {pin}"
+    if failing:
+        return "; ".join(failing)
+    if wait is not None and not math.isfinite(wait):
+        return start_basis
+    if w.slo is not None:
+        limit = w.slo.p99_latency_ms
+        if p99 is None:
+            return f"no measured p99 latency for {g.instance_type}: cannot show it meets the SLO of {limit:g} ms"
+        if p99[0] > limit:
+            return f"measured p99 {p99[0]:,.4g} ms (median of {p99[1]}) is over the SLO of {limit:g} ms"
+    if w.budget_usd is not None:
+        if cost is None:
+            return (f"expected cost unknown ({'price unknown' if unpriced else 'not measured or not priced'}): "
+                    f"cannot keep within budget ${w.budget_usd:g}")
+        if cost > w.budget_usd:
+            at_least = "at least " if lower_bound else ""
+            return f"expected cost {at_least}${cost:,.2f} is over the budget ${w.budget_usd:,.2f}"
     return None
 
 
-def _wait(g: NodeGroupPlan, state: QueueState | None, nodes: int, duration_s: float
-          ) -> tuple[float | None, int | None, tuple[str, ...]]:
-    """Expected wait, the maximum vCPUs it was reckoned against, and notes on what added to it."""
-    max_vcpus = (state.max_vcpus if state and state.max_vcpus else None) or g.count * g.vcpus_per_node
-    if state is None or state.backlog_vcpus is None:
-        return None, max_vcpus, ("queue state unknown",)
-    notes: list[str] = []
-    kind = capacity_kind(g.capacity.type)
-    if kind.needs_reservation_id and state.reservation_state not in (None, "active"):
-        return math.inf, max_vcpus, (f"{g.capacity.type} {g.capacity.reservation_id} is "
-                                     f"{state.reservation_state}, not active",)
-    wait = state.backlog_vcpus / max_vcpus * duration_s
-    if state.reservation_free is not None and state.reservation_free < nodes:
-        wait += duration_s
-        notes.append(f"{state.reservation_free} free instance(s) in {g.capacity.reservation_id}, the job needs "
-                     f"{nodes}: waits for one job")
-    if kind.interruptible and state.spot_interruptions:
-        wait += duration_s
-        notes.append(f"{state.spot_interruptions} Spot interruption(s) in the queue's recent jobs: one rerun "
-                     "expected")
-    return wait, max_vcpus, tuple(notes)
+# --- ranking and the decision -----------------------------------------------------------------------------------
+
+def _rank(found: list[PlacementCandidate], objective: str, seed: tuple[str, ...],
+          order: Mapping[tuple[str, str], int]) -> list[PlacementCandidate]:
+    """Able candidates by the objective, measured ranges that overlap counted as a tie (broken by $/hour, then the
+    seed order, then the spec's order: never by name); then the unranked ones by seed order and cheapest node;
+    refused ones last."""
+    def seed_pos(c: PlacementCandidate) -> int:
+        return seed.index(c.tier) if c.tier in seed else len(seed)
+
+    def tie_break(c: PlacementCandidate) -> tuple[float, int, int]:
+        return (c.usd_per_hour if c.usd_per_hour is not None else math.inf, seed_pos(c), order[(c.rack, c.node_group)])
+
+    able = [c for c in found if c.refused is None]
+    if objective == "time":
+        keyed = sorted((c for c in able if c.finish_s is not None), key=lambda c: (c.finish_s, *tie_break(c)))
+    else:
+        keyed = []
+        rest_sorted = sorted((c for c in able if c.usd_per_unit is not None), key=lambda c: c.usd_per_unit or 0.0)
+        while rest_sorted:
+            high = _unit_high(rest_sorted[0])
+            tied = [c for c in rest_sorted if _unit_low(c) <= high]
+            keyed += sorted(tied, key=tie_break)
+            rest_sorted = [c for c in rest_sorted if c not in tied]
+    unranked = sorted((c for c in able if c not in keyed), key=lambda c: (seed_pos(c), *tie_break(c)[:1],
+                                                                             order[(c.rack, c.node_group)]))
+    refused = sorted((c for c in found if c.refused is not None), key=lambda c: (seed_pos(c),
+                                                                                order[(c.rack, c.node_group)]))
+    return [*keyed, *unranked, *refused]
 
 
-def _candidate(workload: Workload, g: NodeGroupPlan, figure: PerDollarFigure | None, unpriced: bool,
-               state: QueueState | None, duration_s: float, pin: str | None, exclude: Sequence[str]
-               ) -> PlacementCandidate:
-    nodes = workload.nodes_on(g.tier)
-    usd = g.on_demand_usd_per_hour * nodes if g.on_demand_usd_per_hour is not None else None
-    cost = workload.work / figure.per_dollar if workload.work and figure and figure.per_dollar > 0 else None
-    wait, max_vcpus, notes = _wait(g, state, nodes, duration_s)
-    if unpriced:
-        notes = (UNPRICED_NOTE, *notes)
-    refused = None
-    if g.tier in exclude:
-        refused = f"tier {g.tier} excluded"
-    elif pin is not None and g.tier != pin:
-        refused = f"pinned to {pin}"
-    elif (why := _fit(workload, g)) is not None:
-        refused = why
-    elif workload.budget_usd is not None and cost is None:
-        refused = (f"expected cost unknown ({'price unknown' if unpriced else 'not measured'}): cannot keep "
-                   f"within budget ${workload.budget_usd:g}")
-    elif workload.budget_usd is not None and cost is not None and cost > workload.budget_usd:
-        refused = f"expected cost ${cost:,.2f} is over the budget ${workload.budget_usd:,.2f}"
-    return PlacementCandidate(g.rack, g.name, g.tier, g.instance_type, g.capacity.type, g.job_queue, nodes,
-                     figure.per_dollar if figure else None, figure.unit if figure else None,
-                     figure.jobs if figure else 0, usd, state.backlog_vcpus if state else None, max_vcpus,
-                     duration_s, wait, cost, refused, notes)
+def _unit_low(c: PlacementCandidate) -> float:
+    """The lowest $ per unit the measured range allows (the highest figure)."""
+    assert c.usd_per_unit is not None
+    return c.usd_per_unit * (c.per_dollar or 1) / (c.per_dollar_high or c.per_dollar or 1)
+
+
+def _unit_high(c: PlacementCandidate) -> float:
+    assert c.usd_per_unit is not None
+    return c.usd_per_unit * (c.per_dollar or 1) / (c.per_dollar_low or c.per_dollar or 1)
 
 
 def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queues: Mapping[str, QueueState], *,
-          limits_of: Callable[[str], Limits | None], pin: str | None = None,
-          exclude: Sequence[str] = ()) -> Decision:
-    """Decide where `workload` runs. `queues` is keyed by job queue name; `pin`/`exclude` add to the workload's own."""
+          limits_of: Callable[[str], Limits | None], pin: str | None = None, exclude: Sequence[str] = (),
+          images: ImagePlatforms | None = None, include_rehearsal: bool = False,
+          skip_groups: Collection[tuple[str, str]] = ()) -> Decision:
+    """Decide where `workload` runs. `queues` is keyed by job queue name; `pin`/`exclude` add to the workload's own;
+    `images` the platforms read from registries (an image not in it was not read); local-rehearsal records rank
+    tiers only with `include_rehearsal`; `skip_groups`, (rack, node group) pairs a re-placement already tried."""
     cls = workload.workload_class
     benchmark = CLASS_BENCHMARK[cls]
     seed = SEED_ORDER[cls]
     pin = pin or workload.placement.pin
     exclude = (*workload.placement.exclude, *exclude)
-    measured, unpriced = figures(records, benchmark, limits_of)
-    durations = job_durations(records)
-    found = [_candidate(workload, g, measured.get(g.instance_type), g.instance_type in unpriced,
-                        queues.get(g.job_queue), durations.get((g.rack, g.name), DEFAULT_JOB_DURATION_S), pin,
-                        exclude)
-             for g in plan.node_groups() if workload.job_for(g.tier) is not None]
-
-    def rank(c: PlacementCandidate) -> tuple[Any, ...]:
-        tier_pos = seed.index(c.tier) if c.tier in seed else len(seed)
-        return (c.refused is not None, c.per_dollar is None, -(c.per_dollar or 0.0), tier_pos, c.rack, c.node_group)
-
-    ranked = tuple(sorted(found, key=rank))
+    usable = evidence.usable(records, include_rehearsal)
+    figures, unpriced = evidence.figures(usable, benchmark, limits_of)
+    ev = _Evidence(figures, unpriced, evidence.p99_latency_ms(usable), evidence.job_durations(usable),
+                   evidence.latest_health(usable))
+    groups = [g for g in plan.node_groups() if workload.job_for(g.tier) is not None]
+    order = {(g.rack, g.name): i for i, g in enumerate(groups)}
+    found = [_candidate(workload, g, ev, queues.get(g.job_queue), images or {}, pin, exclude) for g in groups]
+    found = [replace(c, refused=SKIPPED) if (c.rack, c.node_group) in skip_groups else c for c in found]
+    ranked = tuple(_rank(found, workload.objective, seed, order))
+    warnings = tuple(image_architecture_warnings(workload, groups))
+    if len(usable) < len(records):
+        warnings += (f"{len(records) - len(usable)} local-rehearsal record(s) left out: measured on this machine, "
+                     "they rank no real tier (--include-rehearsal to use them, labelled)",)
     able = [c for c in ranked if c.refused is None]
     basis: Literal["measured", "seed order"] = "measured" if any(c.per_dollar is not None for c in able) \
         else "seed order"
     if not able:
         why = "; ".join(f"{c.where}: {c.refused}" for c in ranked) or \
             f"no node group of spec {plan.name} has a tier the workload has an image for ({', '.join(workload.tiers)})"
-        return Decision(workload.name, cls, benchmark, basis, "unplaced", None, None, why, ranked)
+        return Decision(workload.name, cls, benchmark, basis, "unplaced", None, None, why, ranked,
+                        objective=workload.objective, warnings=warnings)
     preferred = able[0]
     limit = workload.max_wait_s
     within = [c for c in able if limit is None or c.wait_s is None or c.wait_s <= limit]
     chosen = within[0] if within else min(able, key=lambda c: c.wait_s if c.wait_s is not None else 0.0)
-    how = (f"best measured {benchmark} per dollar ({figure_text(preferred)})" if basis == "measured" and
-           preferred.per_dollar is not None else
-           f"no healthy priced {benchmark} results: seed order {' -> '.join(seed)}")
+    how = _how(workload, benchmark, seed, preferred, basis)
     if chosen is preferred:
-        return Decision(workload.name, cls, benchmark, basis, "placed", chosen, preferred, how, ranked, how)
+        return Decision(workload.name, cls, benchmark, basis, "placed", chosen, preferred, how, ranked, how,
+                        workload.objective, warnings)
     why = (f"{preferred.where} would wait about {duration_text(preferred.wait_s)} "
-           f"({_backlog(preferred)}), over max_wait {workload.max_wait}; {chosen.where} about "
+           f"({preferred.start_basis}), over max_wait {workload.max_wait}; {chosen.where} about "
            f"{duration_text(chosen.wait_s)}")
     if not within:
         why += " (every candidate is over max_wait: the shortest wait)"
-    return Decision(workload.name, cls, benchmark, basis, "spilled", chosen, preferred, why, ranked, how)
+    return Decision(workload.name, cls, benchmark, basis, "spilled", chosen, preferred, why, ranked, how,
+                    workload.objective, warnings)
 
 
-def figure_text(c: PlacementCandidate) -> str:
-    return "not measured" if c.per_dollar is None else f"{c.per_dollar:,.4g} {c.per_dollar_unit}"
-
-
-def _backlog(c: PlacementCandidate) -> str:
-    if c.backlog_vcpus is None:
-        return "backlog unknown"
-    text = f"{c.backlog_vcpus} vCPUs queued for {c.max_vcpus} x {duration_text(c.job_duration_s)} a job"
-    return "; ".join((text, *[n for n in c.notes if n != UNPRICED_NOTE]))
+def _how(w: Workload, benchmark: str, seed: tuple[str, ...], preferred: PlacementCandidate, basis: str) -> str:
+    if w.objective == "time" and preferred.finish_s is not None:
+        return (f"objective time: the earliest expected end ({duration_text(preferred.finish_s)}: starts in "
+                f"{duration_text(preferred.wait_s)}, runs {duration_text(preferred.run_s)})")
+    if basis == "measured" and preferred.usd_per_unit is not None:
+        return f"objective cost: the lowest measured cost per unit of work ({benchmark}: {figure_text(preferred)})"
+    if basis == "measured" and preferred.per_dollar is not None:
+        return f"best measured {benchmark} per dollar ({figure_text(preferred)})"
+    return f"no healthy priced {benchmark} results: seed order {' -> '.join(seed)}, the cheapest node first"

@@ -64,6 +64,15 @@ class CapacityPlan(Frozen):
     reservation_id: str | None = None
 
 
+# The ECS agent registers less memory than the instance has (kernel, platform overhead, ECS_RESERVED_MEMORY), and a
+# job asking for more than it registered is never placed; AWS recommends keeping 5% back for the agent and the
+# system. rackform keeps 10%, at least 2 GiB.
+# https://docs.aws.amazon.com/batch/latest/userguide/memory-management.html
+# https://docs.aws.amazon.com/batch/latest/userguide/ecs-reserved-memory.html
+MEMORY_RESERVED_FRACTION = 0.1
+MEMORY_RESERVED_MIN_MIB = 2048
+
+
 class NodeGroupPlan(Frozen):
     name: str
     rack: str
@@ -100,6 +109,13 @@ class NodeGroupPlan(Frozen):
     job_queue: str
     launch_template: str
 
+
+    @property
+    def job_memory_mib(self) -> int:
+        """The memory a job on one node may ask for: what rackform's job definitions give it (rackform.jobs.jobdefs)
+        and what placement checks a workload against."""
+        return self.memory_mib_per_node - max(MEMORY_RESERVED_MIN_MIB,
+                                              int(self.memory_mib_per_node * MEMORY_RESERVED_FRACTION))
 
     @property
     def max_job_nodes(self) -> int:

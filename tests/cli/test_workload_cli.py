@@ -43,8 +43,8 @@ def test_place_reads_the_live_queues_and_spills_when_one_is_full(aws, capsys):
     saturate(aws["batch"], TRN_QUEUE, 2)  # 2 x 128 vCPUs queued for trn1's 256: an hour's wait, max_wait 30m
     assert main(["place", INFERENCE, "--spec", SPEC, "--explain"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("spilled llm-serve from trainium to gpu: trainium/workers would wait about 1h00m "
-                          "(256 vCPUs queued for 256 x 1h00m a job), over max_wait 30m")
+    assert out.startswith("spilled llm-serve from trainium to gpu: trainium/workers would wait about 1h00m (")
+    assert "2 queued ahead (256 vCPUs)" in out and "expected_duration 1h" in out and "over max_wait 30m" in out
     assert "256/256" in out and "preferred, over max_wait" in out and "chosen (spill-over)" in out
     # pinning overrides the spill-over; excluding the only other tier leaves the wait
     assert main(["place", INFERENCE, "--spec", SPEC, "--pin", "trainium"]) == 0
