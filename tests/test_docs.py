@@ -196,13 +196,27 @@ def test_the_reference_spec_holds_every_field_of_the_schema_and_no_other():
     schema = Spec.model_json_schema()
     fields = schema_paths(schema, schema.get("$defs", {}))
     example = re.search(r"```yaml\n(.*?)```", section(REFERENCE, "## The spec"), re.S)[1]
-    documented = yaml_paths(yaml.safe_load(example))
-    assert documented - fields == set(), "the reference's spec has fields the schema does not"
-    # a field that cannot sit beside the others (a union's other alternative, an HDD-only setting) is shown in a
-    # comment: `{name: existing-group}`, `(then drive_cache_type: READ | NONE)`
+    assert yaml_paths(yaml.safe_load(example)) - fields == set(), "the reference's spec has fields the schema does not"
+    assert {f.rsplit(".", 1)[-1] for f in fields} - shown(example) == set(), \
+        "the schema has fields the reference's spec lacks"
+
+
+def shown(example: str) -> set[str]:
+    """The field names a YAML example shows: its keys, and those a comment gives where a field cannot sit beside the
+    others (a union's other alternative, an HDD-only setting: `{name: existing-group}`, `drive_cache_type: READ`)."""
     commented = set(re.findall(r"(\w+):", " ".join(re.findall(r"#(.*)", example))))
-    shown = {d.rsplit(".", 1)[-1] for d in documented} | commented
-    assert {f.rsplit(".", 1)[-1] for f in fields} - shown == set(), "the schema has fields the reference's spec lacks"
+    return {p.rsplit(".", 1)[-1] for p in yaml_paths(yaml.safe_load(example))} | commented
+
+
+def test_the_allocation_workload_loads_and_shows_every_field_of_the_schema():
+    from rackform.pipeline import parse_workload
+    from rackform.spec.workload import json_schema
+
+    example = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "allocation.md").read_text(), re.S)[1]
+    parse_workload(yaml.safe_load(example))  # a field the models do not have is refused (extra="forbid")
+    schema = json_schema()
+    fields = {f.rsplit(".", 1)[-1] for f in schema_paths(schema, schema.get("$defs", {}))}
+    assert fields - shown(example) == set(), "the workload schema has fields docs/allocation.md's example lacks"
 
 
 def test_the_reference_lists_every_command():
