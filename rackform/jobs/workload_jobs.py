@@ -8,8 +8,9 @@ requires):
     results/<run>/_placements/<workload>.json   the decision: candidates, figures, backlog, the reason
     results/<run>/_workloads/<workload>.json    the job it became: queue, job definition, job id
 
-The decision is written before the job is submitted, so running the same run id again reuses it (and finds the job)
-instead of placing anew on a queue state that has changed since.
+The decision is recorded once Batch has accepted the job, so a refused submit leaves none behind; running the same
+run id again after that reuses it (and finds the job) instead of placing anew on a queue state that has changed
+since.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import datetime as dt
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from workloads.contract import JobEnvironment
 from workloads.layout import WorkloadJob, WorkloadJobName, placement_key, workload_job_key, workload_output_prefix
@@ -142,21 +146,14 @@ def _record(plan: Plan, run_id: str, decision: Decision) -> bytes:
                        .isoformat(timespec="seconds"), **decision.to_dict()}, indent=2, sort_keys=True).encode()
 
 
-def decide_once(plan: Plan, run_id: str, workload: Workload, store: ResultStore,
-                decide: Callable[[], Decision]) -> tuple[dict[str, Any], bool]:
-    """The run's decision for the workload: the one already recorded, else `decide()` recorded now. (decision,
-    whether this call made it)."""
-    key = placement_key(run_id, workload.name)
-    if (recorded := read_verified(store, key)) is not None:
-        return recorded, False
-    decision = decide()
-    if decision.chosen is None:
-        raise PlacementError(decision.line())
+def _record_decision(store: ResultStore, plan: Plan, run_id: str, decision: Decision) -> dict[str, Any]:
+    """Record the run's decision, or keep the one another `run` of the same id recorded first for the same job."""
+    key = placement_key(run_id, decision.workload)
     try:
         store.put_once(key, _record(plan, run_id, decision), "application/json")
-    except AlreadyExists:  # another `run` of the same id decided first: its decision stands
-        return _read_back(store, key), False
-    return _read_back(store, key), True
+    except AlreadyExists:
+        pass
+    return _read_back(store, key)
 
 
 def _read_back(store: ResultStore, key: str) -> dict[str, Any]:
@@ -167,26 +164,95 @@ def _read_back(store: ResultStore, key: str) -> dict[str, Any]:
     return decision
 
 
+def _wait_for_decision(store: ResultStore, run_id: str, job: SubmittedWorkload, wait_s: float, poll_s: float
+                       ) -> dict[str, Any]:
+    """The decision of the `run` whose job the marker names: it records it right after the marker."""
+    key = placement_key(run_id, job.workload)
+    waited = 0.0
+    while (decision := read_verified(store, key)) is None:
+        if waited >= wait_s:
+            raise PlacementError(
+                f"run {run_id} submitted {job.job_name} (job {job.job_id}) for {job.workload} but recorded no "
+                f"decision after {waited:.0f} s: the `rackform run` that submitted it stopped first. The job stands "
+                f"(`rackform status {run_id}` does not show it); to place the workload again, cancel it (aws batch "
+                f"terminate-job --job-id {job.job_id} --reason replaced) and use a new run id")
+        time.sleep(poll_s)
+        waited += poll_s
+    return decision
+
+
+def _group(plan: Plan, run_id: str, workload: Workload, rack_name: str, node_group: str) -> NodeGroupPlan:
+    rack = plan.rack(rack_name)
+    group = next((g for g in rack.node_groups if g.name == node_group), None) if rack else None
+    if group is None:
+        raise PlacementError(f"run {run_id} placed {workload.name} on {rack_name}/{node_group}, which spec "
+                             f"{plan.name} no longer has; use a new run id")
+    return group
+
+
 def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultStore,
                  batch: aws.BotoClient, submitter: aws.BotoClient, lookup: aws.BotoClient,
-                 decide: Callable[[], Decision]) -> tuple[dict[str, Any], SubmittedWorkload]:
-    """Place (once per run) and submit (once per run) one workload."""
+                 decide: Callable[[], Decision], wait_s: float | None = None
+                 ) -> tuple[dict[str, Any], SubmittedWorkload]:
+    """Place and submit one workload, each once per run: (the recorded decision, the job).
+
+    The decision is recorded once Batch has the job (after the job's marker), never before: a submit Batch refuses
+    leaves a failed claim and no decision, so the same run id places again. Until then the claim is the decision in
+    flight. Two `run`s of one id that decide alike make one job (the claim); that decide differently both submit,
+    and the one whose marker lands second cancels its own job and takes the first one's decision (waiting up to
+    `wait_s`, default submit's CLAIM_WAIT_S, for it to be recorded)."""
     from . import submit as sub  # boto3 at import: loaded only when a job is submitted
 
-    decision, _ = decide_once(plan, run_id, workload, store, decide)
-    chosen = decision["chosen"]
-    rack = plan.rack(chosen["rack"])
-    group = next((g for g in rack.node_groups if g.name == chosen["node_group"]), None) if rack else None
-    if group is None:
-        raise PlacementError(f"run {run_id} placed {workload.name} on {chosen['rack']}/{chosen['node_group']}, "
-                             f"which spec {plan.name} no longer has; use a new run id")
+    wait_s = sub.CLAIM_WAIT_S if wait_s is None else wait_s
+
+    if (recorded := read_verified(store, placement_key(run_id, workload.name))) is not None:
+        chosen = recorded["chosen"]
+        group = _group(plan, run_id, workload, chosen["rack"], chosen["node_group"])
+        return recorded, _submit(plan, group, workload, run_id=run_id, store=store, batch=batch,
+                                 submitter=submitter, lookup=lookup)
+    decision = decide()
+    if decision.chosen is None:
+        raise PlacementError(decision.line())
+    group = _group(plan, run_id, workload, decision.chosen.rack, decision.chosen.node_group)
+    try:
+        job = _submit(plan, group, workload, run_id=run_id, store=store, batch=batch, submitter=submitter,
+                      lookup=lookup)
+    except AlreadyExists:  # another run's marker, for a job on another node group, landed first
+        name = _job_name(run_id, group, workload)
+        if (own := sub.find_job(lookup, group.job_queue, name)) is not None:
+            batch.cancel_job(jobId=own, reason=f"rackform: run {run_id} placed {workload.name} elsewhere first")
+        if (marker := read_verified(store, workload_job_key(run_id, workload.name))) is None:
+            raise
+        first = SubmittedWorkload(**marker, created=False)
+        return _wait_for_decision(store, run_id, first, wait_s, sub.CLAIM_POLL_S), first
+    except ClientError as e:
+        if aws.is_retryable(e):
+            raise
+        raise PlacementError(f"AWS Batch refused {workload.name} on {group.rack}/{group.name} "
+                             f"({aws.error_code(e)}: {aws.error_message(e)}); no decision was recorded: fix that, "
+                             f"then run again (the same run id places anew)") from None
+    if (job.rack, job.node_group) != (group.rack, group.name):  # the marker was there: that run's decision stands
+        return _wait_for_decision(store, run_id, job, wait_s, sub.CLAIM_POLL_S), job
+    return _record_decision(store, plan, run_id, decision), job
+
+
+def _job_name(run_id: str, group: NodeGroupPlan, workload: Workload) -> str:
+    return str(WorkloadJobName(run_id=run_id, rack=group.rack, node_group=group.name, workload=workload.name))
+
+
+def _submit(plan: Plan, group: NodeGroupPlan, workload: Workload, *, run_id: str, store: ResultStore,
+            batch: aws.BotoClient, submitter: aws.BotoClient, lookup: aws.BotoClient) -> SubmittedWorkload:
+    """The run's job of the workload: the one its marker names, else one submitted on `group` now through the
+    claim protocol of `rackform submit` (two `run`s of one run id at once still make one job)."""
+    from . import submit as sub
+
     marker = workload_job_key(run_id, workload.name)
     if (job := read_verified(store, marker)) is not None:
-        return decision, SubmittedWorkload(**job, created=False)
+        return SubmittedWorkload(**job, created=False)
     bucket, role, fsx = node_group_settings(batch, plan, group)
     arn = ensure_job_definition(batch, job_definition_request(plan, group, workload, bucket=bucket or store.bucket,
                                                               job_role_arn=role, fsx_mount=fsx))
-    name = str(WorkloadJobName(run_id=run_id, rack=group.rack, node_group=group.name, workload=workload.name))
+    name = _job_name(run_id, group, workload)
     # The one place the job's role lets it write (cdk_constructs/jobs.py WorkloadRole), told to the job.
     output = f"s3://{bucket or store.bucket}/{workload_output_prefix(run_id, workload.name)}"
     env = {"environment": [{"name": JobEnvironment.variable("run_id"), "value": run_id},
@@ -199,11 +265,10 @@ def run_workload(plan: Plan, workload: Workload, *, run_id: str, store: ResultSt
         request["nodeOverrides"] = {"nodePropertyOverrides": [{"targetNodes": "0:", "containerOverrides": env}]}
     else:
         request["containerOverrides"] = env
-    # The claim protocol of `rackform submit`: two `run`s of one run id at once still make one job.
     fields = WorkloadJob(workload=workload.name, job_name=name, queue=group.job_queue, job_definition=arn,
                          rack=group.rack, node_group=group.name, tier=group.tier, nodes=nodes).model_dump()
-    return decision, sub.submit_exactly_once(store, submitter, lookup, run_id, fields, request, marker=marker,
-                                             made=SubmittedWorkload)
+    return sub.submit_exactly_once(store, submitter, lookup, run_id, fields, request, marker=marker,
+                                   made=SubmittedWorkload)
 
 
 # --- reading back --------------------------------------------------------------------------------------------------
