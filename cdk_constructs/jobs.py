@@ -53,14 +53,9 @@ class TierImage(Construct):
 class JobRole(Construct):
     """The role benchmark containers run as: write and read back their own results, nothing else.
 
-    Read-back is needed by the write-once protocol: after a retried PUT meets 412, the writer compares checksums.
-    The main node of a multi-node job reads its peers' health records as every reader does (workloads/store.py):
-    it lists the versions under the job's prefix and reads each object at the version listed. ListObjectVersions
-    needs s3:ListBucketVersions on the bucket
-    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html), kept below results/ by the
-    s3:prefix condition key (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html), and a
-    GetObject with a versionId needs s3:GetObjectVersion, not s3:GetObject
-    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+    Read-back serves the write-once protocol and the main node reading its peers' health records, always by listed
+    version (s3:ListBucketVersions below results/, s3:GetObjectVersion).
+    Why: docs/decisions/0014-job-role-reads-versions.md
     """
 
     def __init__(self, scope: Construct, id: str, *, results_objects_arn: str, results_bucket_arn: str) -> None:

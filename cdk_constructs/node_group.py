@@ -21,13 +21,9 @@ from .nag import acknowledge, skip_checkov
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html); user_data.node_setup_script
 # sets the others. Nothing in rackform's jobs reads instance metadata (workloads.contract.NODE_IDENTITY_FILE).
 IMDS_HOP_LIMIT = 1
-# What Session Manager needs on the instance and nothing more: the Systems Manager guide's "Create a custom IAM role
-# for Session Manager" policy
-# (https://docs.aws.amazon.com/systems-manager/latest/userguide/getting-started-create-iam-instance-profile.html),
-# without its session-log statements (rackform configures no session logging). AmazonSSMManagedInstanceCore, which
-# the nodes had before, also grants ssm:GetParameter(s) on every parameter of the account, and Batch's single-node
-# jobs share the host's network (https://docs.aws.amazon.com/batch/latest/userguide/networking-modes-jobs.html), where
-# no metadata block reaches: whatever the node role may do, a container there may do.
+# What Session Manager needs on the instance and nothing more (the Systems Manager guide's custom-role policy without
+# session logging), not AmazonSSMManagedInstanceCore: a host-mode container may do whatever the node role may.
+# Why: docs/decisions/0007-containers-blocked-from-imds.md
 SESSION_MANAGER_ACTIONS = ("ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel",
                            "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
                            "ssmmessages:OpenDataChannel")
