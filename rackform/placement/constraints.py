@@ -39,10 +39,10 @@ def _fit(workload: Workload, g: NodeGroupPlan) -> list[Constraint]:
         out.append(Constraint("nodes", False, f"needs {nodes} nodes; one job here spans at most {g.max_job_nodes}"
                                            f"{single}"))
     elif nodes > 1:
-        # A multi-node job's ranks talk over the fabric: Batch multi-node jobs on EFA instances in a cluster
-        # placement group (https://docs.aws.amazon.com/batch/latest/userguide/efa.html), which a Capacity Block's
-        # instances do not need (AWS places them together:
-        # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-capacity-blocks.html).
+        # A multi-node job's ranks talk over the fabric: Batch runs EFA only on instances in one cluster placement
+        # group (https://docs.aws.amazon.com/batch/latest/userguide/efa.html) and asks one for multi-node jobs
+        # (https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html); a Capacity Block's instances are placed
+        # together by AWS (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-capacity-blocks.html).
         grouped = g.placement_group is not None or kind.placement == "aws"
         if not g.efa_interfaces or not grouped:
             missing = " and ".join(w for w, bad in (("EFA", not g.efa_interfaces),

@@ -367,11 +367,14 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
 
 
 def _how(w: Workload, benchmark: str, seed: tuple[str, ...], preferred: PlacementCandidate, basis: str) -> str:
-    if w.objective == "time" and preferred.finish_s is not None:
-        return (f"objective time: the earliest expected end ({duration_text(preferred.finish_s)}: starts in "
-                f"{duration_text(preferred.wait_s)}, runs {duration_text(preferred.run_s)})")
+    if w.objective == "time":
+        if preferred.finish_s is not None:
+            return (f"objective time: the earliest expected end ({duration_text(preferred.finish_s)}: starts in "
+                    f"{duration_text(preferred.wait_s)}, runs {duration_text(preferred.run_s)})")
+        return (f"objective time, but no candidate's end can be estimated (a start estimate and a run time: "
+                f"expected_duration, or work with a measured figure): seed order {' -> '.join(seed)}")
     if basis == "measured" and preferred.usd_per_unit is not None:
         return f"objective cost: the lowest measured cost per unit of work ({benchmark}: {figure_text(preferred)})"
     if basis == "measured" and preferred.per_dollar is not None:
         return f"best measured {benchmark} per dollar ({figure_text(preferred)})"
-    return f"no healthy priced {benchmark} results: seed order {' -> '.join(seed)}, the cheapest node first"
+    return f"no healthy priced {benchmark} results: seed order {' -> '.join(seed)}, in a tier the cheapest node first"

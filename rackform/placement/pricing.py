@@ -38,11 +38,12 @@ def node_price(g: NodeGroupPlan, state: QueueState | None, nodes: int) -> NodePr
         return NodePrice(None, f"{kind.label} {rid} ({why}): {kind.no_price_reason}")
     if kind.price == "spot-live":
         if state is not None and state.spot_usd_per_hour is not None:
-            return NodePrice(state.spot_usd_per_hour, f"live Spot price ${state.spot_usd_per_hour:g}/hour")
+            return NodePrice(state.spot_usd_per_hour, f"live Spot price ${state.spot_usd_per_hour:g} a node-hour")
         return NodePrice(None, kind.no_price_reason)
     if g.on_demand_usd_per_hour is None:
         return NodePrice(None, f"no On-Demand price for {g.instance_type} in the prices snapshot")
-    return NodePrice(g.on_demand_usd_per_hour, f"On-Demand ${g.on_demand_usd_per_hour:g}/hour (prices snapshot)")
+    return NodePrice(g.on_demand_usd_per_hour, f"On-Demand ${g.on_demand_usd_per_hour:g} a node-hour (prices "
+                                               "snapshot)")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from rackform.pipeline import load_plan
 from rackform.placement import GroupHealth, QueuedJob, QueueState, RunningJob, place
 from rackform.reference.peaks import limits_for
 from rackform.render.placement import explain_details, explain_rows
-from tests.test_placement import rec, workload
+from tests.conftest import workload
+from tests.records import rec
 from workloads.results import Metric
 
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)  # when rec()'s records start; "now" for the state
@@ -209,7 +210,7 @@ def test_spot_reclaims_price_a_long_job_without_checkpoints_as_a_bad_bet(tmp_pat
     c = place(w, plan, records, {q: lost}, limits_of=limits_for).chosen
     assert "5 of 10 jobs reclaimed in the last 24h00m" in c.interruption
     assert "expects 3 reclaim(s), each losing 3h00m" in c.interruption and "+9h00m, +150% run time" in c.interruption
-    assert "a bad bet" in c.interruption and c.price_basis == "live Spot price $20/hour"
+    assert "a bad bet" in c.interruption and c.price_basis == "live Spot price $20 a node-hour"
     # the cost: the run's node-hours at the Spot price, times 2.5 for the reclaims
     per_node_hour = 1000 * 8 * 3600  # tokens: 1000/s on each of 8 GPUs
     assert c.expected_cost_usd == pytest.approx(1e9 / per_node_hour * 20 * 2.5)
@@ -307,5 +308,5 @@ def test_explain_details_show_verdicts_start_and_price_bases(plan):
               limits_of=limits_for)
     text = "\n".join(explain_details(d))
     assert "job queue ok: ENABLED/VALID" in text and "start: 0 running (0 vCPUs), 0 queued ahead" in text
-    assert "price: On-Demand $55.04/hour (prices snapshot); expected cost $" in text and "a lower bound" in text
+    assert "price: On-Demand $55.04 a node-hour (prices snapshot); expected cost $" in text and "a lower bound" in text
     assert math.isfinite(d.chosen.expected_cost_usd)
