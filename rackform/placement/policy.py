@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from workloads.results import ResultRecord
@@ -57,7 +57,6 @@ SEED_ORDER: dict[str, tuple[str, ...]] = {
 }
 Outcome = Literal["placed", "spilled", "unplaced"]
 UNPRICED_NOTE = "measured, but its price is unknown: not ranked by figure"
-SKIPPED = "already tried in this run: re-placed from it"
 REHEARSAL_NOTE = "figure from a local rehearsal (--include-rehearsal): this machine's, priced as the instance type"
 
 
@@ -318,11 +317,10 @@ def _unit_high(c: PlacementCandidate) -> float:
 
 def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queues: Mapping[str, QueueState], *,
           limits_of: Callable[[str], Limits | None], pin: str | None = None, exclude: Sequence[str] = (),
-          images: ImagePlatforms | None = None, include_rehearsal: bool = False,
-          skip_groups: Collection[tuple[str, str]] = ()) -> Decision:
+          images: ImagePlatforms | None = None, include_rehearsal: bool = False) -> Decision:
     """Decide where `workload` runs. `queues` is keyed by job queue name; `pin`/`exclude` add to the workload's own;
     `images` the platforms read from registries (an image not in it was not read); local-rehearsal records rank
-    tiers only with `include_rehearsal`; `skip_groups`, (rack, node group) pairs a re-placement already tried."""
+    tiers only with `include_rehearsal`."""
     cls = workload.workload_class
     benchmark = CLASS_BENCHMARK[cls]
     seed = SEED_ORDER[cls]
@@ -335,7 +333,6 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
     groups = [g for g in plan.node_groups() if workload.job_for(g.tier) is not None]
     order = {(g.rack, g.name): i for i, g in enumerate(groups)}
     found = [_candidate(workload, g, ev, queues.get(g.job_queue), images or {}, pin, exclude) for g in groups]
-    found = [replace(c, refused=SKIPPED) if (c.rack, c.node_group) in skip_groups else c for c in found]
     ranked = tuple(_rank(found, workload.objective, seed, order))
     warnings = tuple(image_architecture_warnings(workload, groups))
     if len(usable) < len(records):
