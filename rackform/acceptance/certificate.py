@@ -72,14 +72,14 @@ def spec_sha256(spec_bytes: bytes) -> str:
 
 
 def group_certificate(plan: GroupAcceptancePlan, judged: Sequence[MetricVerdict], straggler: StragglerCost | None,
-                      *, reason: str | None = None, bisection: Sequence[str] = (), slow: bool = False
+                      *, nodes: int, reason: str | None = None, bisection: Sequence[str] = (), slow: bool = False
                       ) -> GroupCertificate:
     """`slow`: the fabric rounds isolated a slow node or link, which rejects the group even where every node's best
     pair is within the band (a bad link leaves both its nodes a fast pair elsewhere)."""
     status: Literal["accepted", "rejected", "not measured"] = \
         "not measured" if not judged else "accepted" if all(v.accepted for v in judged) and not slow else "rejected"
     return GroupCertificate(rack=plan.rack, node_group=plan.node_group, instance_type=plan.instance_type,
-                            nodes=plan.nodes, status=status, reason=reason if status == "not measured" else None,
+                            nodes=nodes, status=status, reason=reason if status == "not measured" else None,
                             verdicts=tuple(judged), straggler=straggler, cannot_prove=plan.cannot_prove,
                             bisection=tuple(bisection))
 

@@ -1,15 +1,16 @@
 """What acceptance will run on a node group, for how long and at what cost, said before anything is submitted.
 
-The steps and their expected seconds come from the in-job runner's own schedule (the caller passes them); this module
-adds the group's shape, the capacity kind's limits and the price, and holds the total against a budget.
+The steps and their expected seconds are the in-job runner's own schedule (workloads/accept_plan.py); this module adds
+the group's shape, the capacity kind's limits and the price, and holds the total against a budget.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 from pydantic import Field
+
+from workloads.accept_plan import acceptance_steps
 
 from ..capacity import of as capacity_kind
 from ..numbers import usd
@@ -70,19 +71,22 @@ class AcceptancePlan(Frozen):
         return tuple(g for g in self.groups if g.cost_usd is None)
 
 
-def group_plan(group: NodeGroupPlan, steps: Sequence[PlannedStep], *, usd_per_node_hour: float | None,
+def group_plan(group: NodeGroupPlan, *, fsx: bool, repeats: int, usd_per_node_hour: float | None,
                price_source: str) -> GroupAcceptancePlan:
-    """`steps`: what the runner runs on this group (the fabric steps only where the group can run a multi-node job).
-    A multi-node job holds every node for the whole run; single-node jobs run side by side, one per node."""
+    """The runner's own steps for the group (workloads/accept_plan.py: its tier's tests, the fabric rounds at their
+    most, the group's collective), priced with every node billed for the whole run: a multi-node job holds them all
+    until it ends, and single-node jobs (Spot) run side by side, one per node."""
     kind = capacity_kind(group.capacity.type)
     multi = kind.multi_node and group.count >= 2
-    wall = math.fsum(s.seconds for s in steps)
+    planned = tuple(PlannedStep(test=t, nodes=n, seconds=s, what=w) for t, n, s, w in
+                    acceptance_steps(group.tier, group.count, multi, fsx, repeats))
+    wall = math.fsum(s.seconds for s in planned)
     cost = None if usd_per_node_hour is None else round(wall / SECONDS_PER_HOUR * usd_per_node_hour * group.count, 6)
     cannot = () if multi else (NO_FABRIC.format(label=kind.label),) if not kind.multi_node else \
         ("no fabric figure: a group of one node has no peer",)
     return GroupAcceptancePlan(
         rack=group.rack, node_group=group.name, instance_type=group.instance_type, capacity=group.capacity.type,
-        nodes=group.count, multi_node=multi, jobs=1 if multi else group.count, steps=tuple(steps), wall_seconds=wall,
+        nodes=group.count, multi_node=multi, jobs=1 if multi else group.count, steps=planned, wall_seconds=wall,
         usd_per_node_hour=usd_per_node_hour, price_source=price_source, cost_usd=cost,
         proves=(PROVES_SINGLE, PROVES_FABRIC) if multi else (PROVES_SINGLE,), cannot_prove=cannot)
 

@@ -24,20 +24,25 @@ FABRIC_TEST = "fabric"
 GROUP_TEST = "group-collective"
 
 
-def _figure(f: AcceptFigure, value: float | None = None) -> NodeFigure:
+def _figure(f: AcceptFigure) -> NodeFigure:
     return NodeFigure(node=f.node_index, instance_id=f.instance_id, host=f.host, test=f.test, metric=f.metric,
-                      headline=f.headline, value=f.value if value is None else value, unit=f.unit)
+                      headline=f.headline, value=f.value, unit=f.unit)
 
 
-def best_pairs(figures: Sequence[AcceptFigure]) -> list[NodeFigure]:
+def best_pairs(figures: Sequence[AcceptFigure], who: Mapping[int, NodeFigure]) -> list[NodeFigure]:
     """Each node's best figure over the pairs it was in, per metric (largest, or smallest for a latency); a node whose
-    every pair failed keeps a failed figure."""
+    every pair failed keeps a failed figure. A pair's figure is written once, by node a (the fi_pingpong server), and
+    counts for both its nodes; node b's instance and host come from its own figures (`who`)."""
+    sides = [(n, f) for f in figures for n in (f.node_index, f.node_b) if n is not None]
     out = []
-    for key in dict.fromkeys((f.node_index, f.metric, f.headline) for f in figures):
-        mine = [f for f in figures if (f.node_index, f.metric, f.headline) == key]
+    for node, metric, headline in dict.fromkeys((n, f.metric, f.headline) for n, f in sides):
+        mine = [f for n, f in sides if (n, f.metric, f.headline) == (node, metric, headline)]
         finite = [f.value for f in mine if math.isfinite(f.value)]
-        best = (max if higher_is_better(mine[0].metric) else min)(finite) if finite else math.nan
-        out.append(_figure(mine[0], best))
+        best = (max if higher_is_better(metric) else min)(finite) if finite else math.nan
+        known = who.get(node)
+        out.append(NodeFigure(node=node, instance_id=known.instance_id if known else None,
+                              host=known.host if known else None, test=mine[0].test, metric=metric,
+                              headline=headline, value=best, unit=mine[0].unit))
     return out
 
 
@@ -66,12 +71,16 @@ def bisection_lines(group: AcceptRecord | None, ids: Mapping[int, str]) -> tuple
 
 def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord],
                 baselines: BaselineData) -> GroupCertificate:
-    """The group's verdicts from its acceptance records (the caller gives only this group's)."""
-    nodes = [f for r in records if r.part == "node" for f in r.figures]
+    """The group's verdicts from its acceptance records (the caller gives only this group's). The nodes are the ones
+    the multi-node job ran on, as its records say (a rehearsal may run more than the spec's count); single-node jobs
+    run one per node of the plan. Priced per node as planned, else at the price the job was told."""
+    nodes = max((r.nodes for r in records if r.nodes > 1), default=plan.nodes)  # single-node jobs say 1
+    figures = [f for r in records if r.part == "node" for f in r.figures]
     rounds = [f for r in records if r.part == "round" for f in r.figures]
     group = next((r for r in records if r.part == "group"), None)
-    per_node = [_figure(f) for f in nodes] + best_pairs(rounds)
-    judged: list[MetricVerdict] = list(judge_all(with_missing_nodes(per_node, plan.nodes),
+    own = [_figure(f) for f in figures]
+    per_node = own + best_pairs(rounds, {f.node: f for f in own})
+    judged: list[MetricVerdict] = list(judge_all(with_missing_nodes(per_node, nodes),
                                                  instance_type=plan.instance_type, baselines=baselines))
     if group is not None and group.figures:
         judged += judge_all([_figure(f) for f in group.figures], instance_type=plan.instance_type,
@@ -79,9 +88,10 @@ def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord],
     ids = {f.node: f.instance_id for f in per_node if f.instance_id}
     failed = [f"{r.part} record of node {r.node_index}: {r.status}" + (f" ({r.reason})" if r.reason else "")
               for r in records if r.status != "succeeded"]
-    price = plan.usd_per_node_hour * plan.nodes if plan.usd_per_node_hour is not None else None
-    per_node_verdicts = [v for v in judged if v.nodes == 1]
-    return group_certificate(plan, judged, straggler_cost(per_node_verdicts, price),
-                             reason="; ".join(failed) or "no acceptance record came back",
+    each = plan.usd_per_node_hour if plan.usd_per_node_hour is not None else \
+        next((r.price_usd_per_hour for r in records if r.price_usd_per_hour is not None), None)
+    return group_certificate(plan, judged, straggler_cost([v for v in judged if v.nodes == 1],
+                                                          None if each is None else each * nodes),
+                             nodes=nodes, reason="; ".join(failed) or "no acceptance record came back",
                              bisection=bisection_lines(group, ids),
                              slow=bool(group and (group.slow_nodes or group.slow_links)))

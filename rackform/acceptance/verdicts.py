@@ -65,7 +65,7 @@ class Outlier(Frozen):
     instance_id: str | None
     value: float | None  # None: the measurement failed
     shortfall_pct: float | None  # how far worse than the median, in %; None for a failed measurement
-    reasons: tuple[str, ...]  # "band", "baseline", "failed"
+    reasons: tuple[str, ...]  # "band", "baseline", "pair" (the slower of two), "failed"
 
 
 class MetricVerdict(Frozen):
@@ -86,12 +86,23 @@ class MetricVerdict(Frozen):
     def accepted(self) -> bool:
         return not self.outliers and self.band is not None
 
+    @property
+    def label(self) -> str:
+        return figure_label(self.test, self.headline)
+
+
+def figure_label(test: str, headline: str) -> str:
+    """A figure as a verdict names it: its test and its label within it ("gemm bf16", "cpu memory", "fabric
+    bandwidth"), the test alone where the two agree ("cpu")."""
+    return test if headline == test else f"{test} {headline}"
+
 
 class StragglerCost(Frozen):
     """(1 - slowest/median) of the group's $/hour is lost every hour a synchronous job runs on the group."""
 
     test: str
     metric: str
+    label: str  # the figure as the verdict lines name it
     slowest_node: int
     slowest_instance_id: str | None
     slowdown: float  # 1 - pace(slowest)/pace(median), 0..1
@@ -152,11 +163,14 @@ def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: Basel
         published.value * BASELINE_FRACTION if better else published.value / BASELINE_FRACTION
     notes = []
     if published is None:
-        notes.append(f"no published baseline for {first.test} {first.headline} on {instance_type}"
+        notes.append(f"no published baseline for {figure_label(first.test, first.headline)} on {instance_type}"
                      + (f" across {spans} nodes" if spans > 1 else ""))
     if b is not None and b.floor is None and len(nodes) > 1:
         notes.append(f"{b.nodes} node(s): too few for a band (a median of fewer than {MIN_BAND_NODES} cannot tell "
-                     "which node is slow)" + ("" if published else "; nothing to judge them by"))
+                     f"which node is slow); the slower of two more than {MIN_SHORTFALL_PCT:g}% apart is named, as "
+                     "the one that sets a synchronous job's pace")
+    pair = [f.value for f in nodes if f.value is not None]
+    worst = (min if better else max)(pair) if pair else None
     outliers = []
     for f in nodes:
         if f.value is None:
@@ -165,6 +179,9 @@ def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: Basel
             continue
         reasons = tuple(r for r, limit in (("band", b.floor if b else None), ("baseline", baseline_floor))
                         if limit is not None and _worse(f.value, limit, better))
+        if b is not None and b.floor is None and b.nodes == 2 and f.value == worst and \
+                shortfall_pct(f.value, max(pair) if better else min(pair), better) > MIN_SHORTFALL_PCT:
+            reasons += ("pair",)
         if reasons:
             assert b is not None  # a finite figure makes a band
             outliers.append(Outlier(node=f.node, instance_id=f.instance_id, value=f.value,
@@ -202,8 +219,8 @@ def straggler_cost(verdicts: Sequence[MetricVerdict], group_usd_per_hour: float 
         kept = [value for f, value in finite if f.node not in outliers]
         after = max(0.0, 1 - min(_pace(x, v.higher_is_better) for x in kept) / median_pace) if kept else 0.0
         cost = StragglerCost(
-            test=v.test, metric=v.metric, slowest_node=slowest.node, slowest_instance_id=slowest.instance_id,
-            slowdown=slowdown, group_usd_per_hour=group_usd_per_hour,
+            test=v.test, metric=v.metric, label=v.label, slowest_node=slowest.node,
+            slowest_instance_id=slowest.instance_id, slowdown=slowdown, group_usd_per_hour=group_usd_per_hour,
             lost_usd_per_hour=None if group_usd_per_hour is None else slowdown * group_usd_per_hour,
             slowdown_after_replacing=after,
             saving_usd_per_hour=None if group_usd_per_hour is None else (slowdown - after) * group_usd_per_hour)

@@ -116,6 +116,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    if args.certificate:
+        from ..acceptance.certificate import json_schema as certificate_schema
+
+        print(json.dumps(certificate_schema(), indent=2))
+        return 0
     if args.workload:
         from ..spec.workload import json_schema as workload_schema
 
@@ -167,6 +172,8 @@ def register(sub: Subparsers) -> None:
                        "at it\n  rackform schema --workload > workload.schema.json")
     p.add_argument("--workload", action="store_true", help="the JSON Schema of workload files (`rackform place` "
                    "and `rackform run`) instead")
+    p.add_argument("--certificate", action="store_true", help="the JSON Schema of the acceptance certificate "
+                   "(`rackform accept`) instead")
     json_always(p)
     p.set_defaults(func=cmd_schema)
 

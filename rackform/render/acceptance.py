@@ -27,37 +27,32 @@ def _duration(seconds: float) -> str:
 
 
 def plan_text(plan: AcceptancePlan) -> str:
-    out = [f"acceptance plan for spec {plan.spec}:"]
+    out = [visible(f"acceptance plan for spec {plan.spec}:")]
     for g in plan.groups:
         jobs = "one multi-node job spans the group" if g.multi_node else f"{g.jobs} single-node job(s), one per node"
-        out.append(f"\n{g.label}: {g.nodes} x {g.instance_type} ({g.capacity}), {jobs}")
+        out.append(visible(f"\n{g.label}: {g.nodes} x {g.instance_type} ({g.capacity}), {jobs}"))
         rows = [[s.test, s.nodes, _duration(s.seconds), s.what] for s in g.steps]
         out.append(table(rows, ["test", "nodes", "expected", "what"]))
         price = (f"{usd(g.cost_usd)} USD at {usd(g.usd_per_node_hour)} $/hour per node ({g.price_source})"
                  if g.cost_usd is not None else f"unknown: {g.price_source}")
-        out.append(f"expected wall time {_duration(g.wall_seconds)}, cost {price}")
-        out.extend(f"proves: {p}" for p in g.proves)
-        out.extend(f"cannot prove: {c}" for c in g.cannot_prove)
+        out.append(visible(f"expected wall time {_duration(g.wall_seconds)} (estimated, not measured on AWS; "
+                           f"instance start-up on top), cost {price}"))
+        out.extend(visible(f"proves: {p}") for p in g.proves)
+        out.extend(visible(f"cannot prove: {c}") for c in g.cannot_prove)
     unpriced = f" + {len(plan.unpriced)} unpriced group(s)" if plan.unpriced else ""
     out.append(f"\ntotal: {usd(plan.known_cost_usd)} USD{unpriced}")
-    return visible("\n".join(out))
-
-
-def metric_label(v: MetricVerdict) -> str:
-    """The metric as a verdict line names it: the test and the figure's label within it ("gemm bf16", "cpu memory",
-    "fabric bandwidth"), the test alone where the two agree."""
-    return v.test if v.headline == v.test else f"{v.test} {v.headline}"
+    return "\n".join(out)
 
 
 def outlier_line(g: GroupCertificate, v: MetricVerdict, o: Outlier) -> str:
     where = f"outlier {g.label} node {o.node}"
     who = o.instance_id or "instance id unknown"
     if o.value is None or o.shortfall_pct is None or v.band is None:
-        return f"{where}: {metric_label(v)} failed, no figure ({who})"
+        return f"{where}: {v.label} failed, no figure ({who})"
     side = "below" if v.higher_is_better else "above"
     published = f"; past {num(v.baseline_floor)} {v.unit}, the floor set by the published {num(v.baseline.value)} " \
         f"{v.unit} for {g.instance_type}" if "baseline" in o.reasons and v.baseline is not None else ""
-    return (f"{where}: {metric_label(v)} {num(o.value)} {v.unit}, {num(abs(o.shortfall_pct))}% {side} the median "
+    return (f"{where}: {v.label} {num(o.value)} {v.unit}, {num(abs(o.shortfall_pct))}% {side} the median "
             f"of {v.band.nodes} nodes ({who}){published}")
 
 
@@ -70,7 +65,7 @@ def verdict_lines(cert: Certificate) -> list[str]:
             out.append(f"not measured {g.label}: {g.reason or 'no figure came back'}")
         for v in g.verdicts:
             if v.accepted and v.band is not None:
-                out.append(f"accepted {g.label}: {v.band.nodes} nodes, {metric_label(v)} median {num(v.band.median)} "
+                out.append(f"accepted {g.label}: {v.band.nodes} nodes, {v.label} median {num(v.band.median)} "
                            f"{v.unit}, spread {num(v.band.spread_pct)}%")
             out.extend(outlier_line(g, v, o) for o in v.outliers)
             out.extend(f"note {g.label}: {n}" for n in v.notes)
@@ -81,7 +76,7 @@ def verdict_lines(cert: Certificate) -> list[str]:
             saving = (f"; replacing the outlier(s) saves {usd(s.saving_usd_per_hour)} $/hour"
                       if s.saving_usd_per_hour is not None and s.slowdown_after_replacing < s.slowdown else "")
             out.append(f"straggler {g.label}: node {s.slowest_node} ({s.slowest_instance_id or 'instance id unknown'}) "
-                       f"sets the pace at {num(100 * s.slowdown)}% below the median {s.test} {s.metric}: {money}"
+                       f"sets the pace at {num(100 * s.slowdown)}% below the median {s.label}: {money}"
                        f"{saving}")
         out.extend(f"cannot prove {g.label}: {c}" for c in g.cannot_prove)
     out.append(f"{'accepted' if cert.accepted else 'not accepted'}: run {cert.run_id}, spec {cert.spec} "
@@ -116,7 +111,7 @@ def node_figure(g: GroupCertificate) -> Figure:
             ax.axhline(v.band.floor, color="#c0392b", linestyle="--", linewidth=1, label="band")
         if v.baseline_floor is not None:
             ax.axhline(v.baseline_floor, color="#7f7f7f", linestyle=":", linewidth=1, label="baseline floor")
-        ax.set_title(_plain(metric_label(v)), fontsize="medium")
+        ax.set_title(_plain(v.label), fontsize="medium")
         ax.set_xlabel("node")
         ax.set_ylabel(_plain(v.unit))
         ax.margins(y=0.15)
@@ -124,11 +119,32 @@ def node_figure(g: GroupCertificate) -> Figure:
     return fig
 
 
+def rule_text(cert: Certificate) -> str:
+    t = cert.thresholds
+    return (f"{num(t.outlier_mads)} x {t.mad_to_sigma} median absolute deviations from the group's median on the bad "
+            f"side and at least {num(t.min_shortfall_pct)}% worse than it (groups of {t.min_band_nodes} nodes or "
+            f"more), or worse than {num(100 * t.baseline_fraction)}% of a figure AWS published for the instance "
+            "type; a node with no figure has failed.")
+
+
 def html_section(cert: Certificate) -> dict[str, Any]:
     """What the report template's acceptance section shows (every string already made visible)."""
     from .html import png_base64
 
     return {"run_id": visible(cert.run_id), "spec": visible(cert.spec), "sha256": cert.spec_sha256,
-            "accepted": cert.accepted, "lines": verdict_lines(cert),
-            "plots": [(visible(g.label), png_base64(node_figure(g))) for g in cert.groups],
+            "accepted": cert.accepted, "lines": verdict_lines(cert), "rule": rule_text(cert),
+            "plots": [(visible(g.label), png_base64(node_figure(g))) for g in cert.groups if g.verdicts],
             "sources": [(visible(s.title), visible(s.url)) for s in cert.baseline_sources.values()]}
+
+
+def render_acceptance_html(cert: Certificate) -> str:
+    """The certificate alone as one self-contained page (`rackform accept --html`); `rackform report --html` shows
+    the same section above a run's results."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    from .html import TEMPLATES
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("acceptance.html.j2").render(title=visible(f"rackform acceptance: {cert.run_id}"),
+                                                         acceptance=html_section(cert))

@@ -8,7 +8,7 @@ import base64
 import datetime as dt
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,9 +219,12 @@ def _row_notes(r: Row) -> tuple[str, ...]:
     return (*r.notes, *bases)
 
 
-def render_html(report: Report, context: Context | None = None, placed: Sequence[Any] = ()) -> str:
+def render_html(report: Report, context: Context | None = None, placed: Sequence[Any] = (),
+                acceptance: Mapping[str, object] | None = None) -> str:
     """One file: inline CSS, plots as base64 PNG, no external URL of any kind. `placed`: the workloads `rackform run`
-    placed in the run (WorkloadState); decisions that could not be believed are among the report's problems."""
+    placed in the run (WorkloadState); decisions that could not be believed are among the report's problems.
+    `acceptance`: the run's acceptance certificate as render.acceptance.html_section makes it, shown as a section of
+    its own above the results."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     context = context or Context(run_ids=(report.run_id,))
@@ -250,4 +253,5 @@ def render_html(report: Report, context: Context | None = None, placed: Sequence
         placed_header=PLACED_HEADER, placed=[[visible(c) for c in row] for row in placed_rows(list(placed))],
         regressions=len(report.regressions),
         plots=[(title, png_base64(fig)) for title, fig in figures],
-        jobs=len({r.group for r in rows}))
+        jobs=len({r.group for r in rows}),
+        acceptance=acceptance)

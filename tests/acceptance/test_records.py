@@ -56,8 +56,8 @@ def test_slow_node_is_named_with_its_figure_instance_and_cost() -> None:
     assert "outlier graviton/cpu node 2: cpu 600 events/s, 40.15% below the median of 4 nodes (i-02)" in lines
     # median of 1000, 1005, 1010 and 600 is 1002.5; the slowest costs (1 - 600/1002.5) of 4 x 2 $/hour
     assert g.straggler is not None and g.straggler.lost_usd_per_hour == pytest.approx((1 - 600 / 1002.5) * 8)
-    assert any(line.startswith("straggler graviton/cpu: node 2 (i-02) sets the pace at 40.15% below the median cpu "
-                               "events_per_second: 3.21 of the group's 8.00 $/hour lost; replacing the outlier(s) "
+    assert any(line.startswith("straggler graviton/cpu: node 2 (i-02) sets the pace at 40.15% below the median cpu: "
+                               "3.21 of the group's 8.00 $/hour lost; replacing the outlier(s) "
                                "saves") for line in lines)
     assert g.status == "rejected" and lines[-1].startswith("not accepted: run run-1")
 
@@ -79,14 +79,15 @@ def test_a_node_that_sent_nothing_is_not_accepted_by_its_silence() -> None:
 def test_fabric_figure_is_each_nodes_best_pair_and_the_rounds_finding_is_shown() -> None:
     # round 1: (0,1) fast, (2,3) slow; round 2 re-pairs: (0,2) fast, (1,3) slow: node 3 is slow with every peer
     pairs = {1: [(0, 1, 12000.0), (2, 3, 3000.0)], 2: [(0, 2, 11900.0), (1, 3, 3100.0)]}
-    rounds = [record("round", n, [fig(n, bw, test="fabric", metric="bandwidth_max", unit="MB/s", headline="bandwidth",
-                                      node_b=m, rnd=r)], rnd=r)
-              for r, ps in pairs.items() for a, b, bw in ps for n, m in ((a, b), (b, a))]
+    # node a (the server) writes the pair's figure; node b's round record carries none
+    rounds = [record("round", a, [fig(a, bw, test="fabric", metric="bandwidth_max", unit="MB/s", headline="bandwidth",
+                                      node_b=b, rnd=r)], rnd=r) for r, ps in pairs.items() for a, b, bw in ps]
+    rounds += [record("round", b, [], rnd=r) for r, ps in pairs.items() for _, b, _ in ps]
     group = record("group", 0, [], rounds=2, slow_nodes=[3])
     g = judge_group(plan(), [*four_nodes(slow=None), *rounds, group], load_baselines())
     fabric = next(v for v in g.verdicts if v.test == "fabric")
     assert [f.value for f in fabric.figures] == [12000, 12000, 11900, 3100]
-    assert [o.node for o in fabric.outliers] == [3]
+    assert [(o.node, o.instance_id) for o in fabric.outliers] == [(3, "i-03")]  # node b's id from its own record
     assert g.bisection == ("2 fabric round(s): slow node 3 (i-03)",)
 
 

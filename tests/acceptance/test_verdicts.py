@@ -60,9 +60,13 @@ def test_lower_is_better_metrics_flag_the_high_side() -> None:
 
 
 def test_two_nodes_make_no_band_and_say_so() -> None:
-    v = judge(figures([100, 50]), instance_type="x", baselines=NONE)
-    assert v.band is not None and v.band.floor is None and v.outliers == ()
+    v = judge(figures([100, 97]), instance_type="x", baselines=NONE)
+    assert v.band is not None and v.band.floor is None and v.outliers == () and v.accepted
     assert any("too few for a band" in n for n in v.notes)
+    # of two nodes more than MIN_SHORTFALL_PCT apart, the slower sets the pace and is named
+    v = judge(figures([100, 50]), instance_type="x", baselines=NONE)
+    assert [(o.node, o.reasons) for o in v.outliers] == [(1, ("pair",))]
+    assert v.outliers[0].shortfall_pct == pytest.approx(100 / 3)  # below the median of the two, as the line says
     assert any("no published baseline for gemm bf16 on x" in n for n in v.notes)
 
 

@@ -1,0 +1,146 @@
+"""`rackform accept` end to end against the embedded AWS (moto): the plan and budget before anything is submitted,
+one job per group exactly once per run id, the verdict from the records in the bucket, the certificate stored
+write-once and shown again, Spot groups' single-node jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+
+import boto3
+import jsonschema
+import pytest
+import yaml
+
+from rackform.pipeline import load_plan
+from tests.conftest import ROOT, deploy_to_moto, dump, moto_aws, run_cli
+from workloads.layout import certificate_key
+from workloads.results import AcceptFigure, AcceptRecord
+from workloads.store import ResultStore
+
+SPEC = ROOT / "examples" / "demo.yaml"  # graviton/cpu: 2 x c7gn.16xlarge on demand
+REGION = "us-east-1"
+NOW = dt.datetime(2026, 12, 6, 5, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    with moto_aws(monkeypatch, REGION):
+        s3 = boto3.client("s3", region_name=REGION)
+        bucket = deploy_to_moto(load_plan(str(SPEC)), monkeypatch, s3=s3,
+                                batch=boto3.client("batch", region_name=REGION))
+        yield ResultStore(bucket, s3)
+
+
+def accept(capsys, *more: object, spec: object = SPEC) -> tuple[int, str, str]:
+    return run_cli(capsys, "accept", spec, "--rack", "graviton", "--node-group", "cpu", "--interval", "0.01",
+                   *more)
+
+
+def node_records(store: ResultStore, run_id: str, values: list[float], benchmark: str = "accept") -> None:
+    """What the acceptance job writes: each node's record, then node 0's group record (the job's end)."""
+    n = len(values)
+    for i, v in enumerate(values):
+        figure = AcceptFigure(node_index=i, instance_id=f"i-0{i}", host=f"ip-10-0-0-{i}", test="cpu",
+                              metric="events_per_second", value=v, unit="events/s", headline="cpu")
+        store.put_accept(_record(run_id, benchmark if benchmark == "accept" else f"accept-{i}", "node", i,
+                                 [figure], n if benchmark == "accept" else 1))
+    if benchmark == "accept":
+        store.put_accept(_record(run_id, benchmark, "group", 0, [], n, rounds=2, price_usd_per_hour=3.9968))
+
+
+def _record(run_id: str, benchmark: str, part: str, node: int, figures: list[AcceptFigure], nodes: int,
+            **more: object) -> AcceptRecord:
+    return AcceptRecord(run_id=run_id, rack="graviton", node_group="cpu", benchmark=benchmark,
+                        instance_type="c7gn.16xlarge", tier="graviton", part=part, node_index=node, nodes=nodes,
+                        status="succeeded", written_at=NOW, figures=tuple(figures), **more)
+
+
+def test_plan_first_then_one_job_then_the_verdict_names_the_slow_node(aws, capsys):
+    code, out, err = accept(capsys, "--run-id", "acc1", "--no-wait")
+    assert code == 0, err
+    assert out.startswith("acceptance plan for spec demo:") and "graviton/cpu: 2 x c7gn.16xlarge (on-demand), one " \
+        "multi-node job spans the group" in out
+    assert "expected wall time" in out and "cannot prove" not in out
+    assert "submitted acc1-graviton-cpu-accept (2 node(s))" in err and out.strip().endswith("acc1")
+    marker = aws.submissions("acc1")
+    assert [(m["benchmark"], m["nodes"]) for m in marker] == [("accept", 2)]
+
+    node_records(aws, "acc1", [1000, 1010, 990, 600])  # the rehearsal ran 4 nodes; node 3 slowed
+    code, out, err = accept(capsys, "--run-id", "acc1")
+    assert code == 1, err  # a group with an outlier is not accepted
+    assert "already submitted acc1-graviton-cpu-accept" in err and len(aws.submissions("acc1")) == 1
+    assert "outlier graviton/cpu node 3: cpu 600 events/s, 39.70% below the median of 4 nodes (i-03)" in out
+    assert "straggler graviton/cpu: node 3 (i-03) sets the pace at 39.70% below the median cpu: " \
+        in out
+    assert f"certificate: s3://{aws.bucket}/{certificate_key('acc1')}" in err
+
+    code, shown, err = run_cli(capsys, "accept", "--show", "acc1")
+    assert code == 1 and shown.splitlines() == out.splitlines()[-len(shown.splitlines()):]
+    code, document, err = run_cli(capsys, "accept", "--show", "acc1", "--json")
+    _, schema, _ = run_cli(capsys, "schema", "--certificate")
+    cert = json.loads(document)
+    jsonschema.validate(cert, json.loads(schema))
+    assert cert["spec_sha256"] == hashlib.sha256(SPEC.read_bytes()).hexdigest()
+    assert [g["nodes"] for g in cert["groups"]] == [4]
+
+    # judged again: the certificate first issued stands (write-once)
+    code, _, err = accept(capsys, "--run-id", "acc1")
+    assert "was issued before" in err and code == 1
+
+
+def test_alike_nodes_are_accepted_and_the_html_page_has_the_plot(aws, capsys, tmp_path):
+    assert accept(capsys, "--run-id", "acc2", "--no-wait")[0] == 0
+    node_records(aws, "acc2", [1000, 1005])
+    page = tmp_path / "accept.html"
+    code, out, err = accept(capsys, "--run-id", "acc2", "--html", page)
+    assert code == 0, err
+    assert "accepted graviton/cpu: 2 nodes, cpu median 1,002 events/s, spread 0.499%" in out
+    assert "too few for a band" in out and out.splitlines()[-1].startswith("accepted: run acc2")
+    html = page.read_text()
+    assert "Acceptance: accepted" in html and "data:image/png;base64," in html
+
+
+def test_budget_refuses_before_anything_is_submitted(aws, capsys):
+    code, out, err = accept(capsys, "--run-id", "acc3", "--budget", "0.01")
+    assert code == 1 and "over --budget 0.01 USD; nothing was submitted" in err
+    assert "acceptance plan for spec demo:" in out
+    assert aws.submissions("acc3") == [] and not list(aws.keys("results/acc3/"))
+
+
+def test_unpriced_group_cannot_confirm_a_budget_until_given_a_price(aws, capsys, tmp_path):
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["racks"][0]["node_groups"][1]["capacity"] = {"type": "spot"}
+    path = dump(tmp_path, spec)
+    code, out, err = accept(capsys, "--run-id", "acc4", "--budget", "100", spec=path)
+    assert code == 1 and "cannot confirm --budget 100.00 USD: no price for graviton/cpu" in err
+    # Spot: no multi-node job, so one single-node job per node, and the plan says what that cannot prove
+    assert "cannot prove: no fabric figure: AWS Batch runs no multi-node job on Spot capacity" in out
+    code, out, err = accept(capsys, "--run-id", "acc4", "--budget", "100", "--price", "c7gn.16xlarge=1.2",
+                            "--no-wait", spec=path)
+    assert code == 0, err
+    assert sorted((m["benchmark"], m["nodes"]) for m in aws.submissions("acc4")) == [("accept-0", 1), ("accept-1", 1)]
+
+
+def test_wrong_rack_and_missing_arguments_are_named(aws, capsys):
+    code, _, err = run_cli(capsys, "accept", SPEC, "--rack", "nope")
+    assert code == 1 and "no rack 'nope' in spec demo; racks: graviton, trainium, gpu" in err
+    code, _, err = run_cli(capsys, "accept", SPEC)
+    assert code == 2 and "give SPEC and --rack" in err
+    code, _, err = run_cli(capsys, "accept", "--show", "nothing-here")
+    assert code == 1 and "no acceptance certificate for run nothing-here" in err
+
+
+def test_timeout_leaves_the_jobs_running(aws, capsys):
+    assert accept(capsys, "--run-id", "acc5", "--no-wait")[0] == 0
+    code, _, err = accept(capsys, "--run-id", "acc5", "--timeout", "0.05")
+    assert code == 4 and "the jobs keep running" in err
+
+
+def test_failed_figure_is_named(aws, capsys):
+    assert accept(capsys, "--run-id", "acc6", "--no-wait")[0] == 0
+    node_records(aws, "acc6", [1000, 1010, math.nan])
+    code, out, _ = accept(capsys, "--run-id", "acc6")
+    assert code == 1 and "outlier graviton/cpu node 2: cpu failed, no figure (i-02)" in out
