@@ -310,3 +310,23 @@ def test_explain_details_show_verdicts_start_and_price_bases(plan):
     assert "job queue ok: ENABLED/VALID" in text and "start: 0 running (0 vCPUs), 0 queued ahead" in text
     assert "price: On-Demand $55.04 a node-hour (prices snapshot); expected cost $" in text and "a lower bound" in text
     assert math.isfinite(d.chosen.expected_cost_usd)
+
+
+# --- the command --------------------------------------------------------------------------------------------------
+
+def test_place_explain_shows_every_candidate_and_a_job_that_can_never_start_exits_non_zero(capsys, tmp_path):
+    from tests.conftest import run_cli
+
+    code, out, _ = run_cli(capsys, "place", "examples/workloads/training.yaml", "--spec", "examples/demo.yaml",
+                           "--no-live", "--explain")
+    assert code == 0 and out.startswith("placed finetune (training) on gpu/h100 [gpu]")
+    for shown in ("1. gpu/h100 [gpu, on-demand]", "2. trainium/workers [trainium, on-demand]",
+                  "nodes ok: 2 nodes with EFA", "start: cannot estimate: the queue was not read",
+                  "price: On-Demand $55.04 a node-hour (prices snapshot)", "$ per 1M TFLOP (bf16)",
+                  "policy: hard constraints first; the rest ranked by objective cost"):
+        assert shown in out
+    huge = tmp_path / "w.yaml"
+    huge.write_text("name: huge\nclass: training\nresources: {memory_mib: 2000000}\n"
+                    "tiers: {gpu: {image: i, command: [r]}}\n")
+    code, out, _ = run_cli(capsys, "place", huge, "--spec", "examples/demo.yaml", "--no-live")
+    assert code != 0 and out.startswith("unplaced huge (training): gpu/h100: needs 2,000,000 MiB a node")
