@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..render.text import table
 from ..spec.models import TIERS
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from workloads.store import ResultStore
 
     from ..aws import PaginatingClient
-    from ..placement import Decision, QueueState
+    from ..placement import Decision, ImagePlatforms, QueueState
     from ..plan.models import Plan
     from ..spec.workload import Workload
 
@@ -102,8 +102,33 @@ def _job_definition_collisions(plan: Plan, workloads: list[Workload]) -> list[st
                                              if w.job_for(g.tier) is not None])
 
 
-def _decide(args: argparse.Namespace
-            ) -> tuple[Plan, list[Workload], Callable[[Workload], Decision], list[ResultRecord]] | None:
+def _images(args: argparse.Namespace, plan: Plan, workloads: list[Workload]) -> ImagePlatforms:
+    """With --live, each image's platforms from its registry; none read otherwise (the policy then goes by the
+    workload's stated platforms)."""
+    if not args.live:
+        return {}
+    from .. import aws
+    from ..jobs.images import image_platforms
+
+    target = aws_target(args, plan.region)
+
+    def ecr_in(region: str) -> aws.BotoClient:  # an image's registry is in its own Region
+        return aws.client(aws.Target(region, target.profile, target.endpoint_url), "ecr")
+
+    found, notes = image_platforms({job.image for w in workloads for job in w.tiers.values()}, ecr_for=ecr_in)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return found
+
+
+class Decide(Protocol):
+    """Where a workload runs among the plan's node groups (or `among`'s: a re-placement leaves out those tried),
+    on the live state read at the start (or `live`)."""
+
+    def __call__(self, w: Workload, among: Plan = ..., live: Mapping[str, QueueState] = ...) -> Decision: ...
+
+
+def _decide(args: argparse.Namespace) -> tuple[Plan, list[Workload], Decide, list[ResultRecord]] | None:
     """(plan, workloads, a function workload -> Decision) or None after saying what is wrong."""
     from ..placement import place
     from ..reference.peaks import limits_for
@@ -120,10 +145,11 @@ def _decide(args: argparse.Namespace
     if records is None:
         return None
     queues = _queues(args, plan, records)
+    images = _images(args, plan, workloads)
 
-    def decide(w: Workload) -> Decision:
-        return place(w, plan, records, queues, limits_of=limits_for, pin=args.pin, exclude=args.exclude or (),
-                     include_rehearsal=args.include_rehearsal)
+    def decide(w: Workload, among: Plan = plan, live: Mapping[str, QueueState] = queues) -> Decision:
+        return place(w, among, records, live, limits_of=limits_for, pin=args.pin, exclude=args.exclude or (),
+                     include_rehearsal=args.include_rehearsal, images=images)
 
     return plan, workloads, decide, records
 
@@ -172,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     decided = _decide(args)
     if decided is None:
         return EXIT_PROBLEM
-    plan, workloads, decide, _ = decided
+    plan, workloads, decide, records = decided
     run_id = args.run_id or sub.new_run_id()
     try:
         check_run_id(run_id)
@@ -184,6 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     batch = aws.client(target, "batch")
     submitter, lookup = sub.batch_clients_for(target)
     failed = False
+    submitted: list[Workload] = []
     for w in workloads:
         try:
             decision, job = run_workload(plan, w, run_id=run_id, store=store, batch=batch, submitter=submitter,
@@ -204,10 +231,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         verb = "submitted" if job.created else "already submitted"
         print(visible(f"{verb} {job.job_name} ({job.nodes} node{'s' * (job.nodes > 1)}) to {job.queue}: job "
                       f"{job.job_id}"), file=sys.stderr)
+        submitted.append(w)
+    if args.watch and submitted:
+        def decide_now(w: Workload, among: Plan) -> Decision:  # on the queues as they are at this look
+            return decide(w, among, _queues(args, plan, records))
+
+        failed |= _watch(args, plan, submitted, run_id, store=store, batch=batch, submitter=submitter,
+                         lookup=lookup, decide=decide_now)
     if problems := problem_lines(store):
         print("\n".join(problems), file=sys.stderr)
     print(run_id)
     return EXIT_PROBLEM if failed else 0
+
+
+def _watch(args: argparse.Namespace, plan: Plan, workloads: list[Workload], run_id: str, *, store: ResultStore,
+           batch: PaginatingClient, submitter: PaginatingClient, lookup: PaginatingClient,
+           decide: Callable[[Workload, Plan], Decision]) -> bool:
+    """Look at the workloads' jobs every --watch-every seconds, re-placing one that waits past its max_wait
+    (jobs/rebalance.py), until none waits. Whether any look failed."""
+    import datetime as dt
+    import time
+
+    from workloads.store import Refused
+
+    from ..jobs.rebalance import watch_step
+    from ..jobs.workload_jobs import PlacementError
+
+    watching, failed = list(workloads), False
+    while watching:
+        still = []
+        for w in watching:
+            try:
+                step = watch_step(plan, w, run_id, store=store, batch=batch, submitter=submitter, lookup=lookup,
+                                  decide=partial(decide, w), now=dt.datetime.now(dt.UTC))
+            except PlacementError as e:
+                print(f"error: {visible(e)}", file=sys.stderr)
+                failed = True
+                continue
+            except Refused:  # named with the run's other problems
+                failed = True
+                continue
+            if step.said:
+                print(visible(step.said), file=sys.stderr)
+            if step.watching:
+                still.append(w)
+            else:
+                print(visible(f"watch: {w.name} is {step.status or 'unknown to AWS Batch'} (run {step.run_id}, job "
+                              f"{step.job_id}): no longer watched"), file=sys.stderr)
+        if watching := still:
+            time.sleep(args.watch_every)
+    return failed
 
 
 def workload_lines(run_id: str, store: ResultStore, lookup: PaginatingClient | None) -> tuple[list[str], bool]:
@@ -252,4 +325,9 @@ def register(sub: Subparsers) -> None:
     _common(p)
     p.add_argument("--run-id", help="the run the jobs belong to (default: a new one, printed)")
     p.add_argument("--explain", action="store_true", help="the candidates of each decision and why (on stderr)")
+    p.add_argument("--watch", action="store_true",
+                   help="then follow the jobs: one still waiting past its workload's max_wait is cancelled and "
+                        "re-placed on the next candidate, as run RUN-ID-r1, -r2... (until no job waits)")
+    p.add_argument("--watch-every", type=float, default=60.0, metavar="SECONDS",
+                   help="seconds between looks with --watch (default 60)")
     p.set_defaults(func=cmd_run)

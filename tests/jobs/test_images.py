@@ -133,3 +133,31 @@ def test_an_ecr_image_is_read_with_batch_get_image(registry):
     assert found == {f"{repo}:v1": frozenset({"linux/amd64", "linux/arm64"}), f"{repo}:v2": frozenset({"linux/arm64"})}
     assert notes == [f"image {repo}:v3: platforms not read (ECR: ImageNotFound)"]
     assert set(regions) == {"us-west-2"}
+
+
+def test_place_live_checks_each_tier_against_the_platforms_the_registry_lists(registry, monkeypatch, tmp_path,
+                                                                               capsys):
+    """`rackform place --live`: the image says linux/arm64 only, so the x86 GPU nodes are refused by what the
+    registry lists, not by a guess; without --live the image is not read and the platform is unknown."""
+    import boto3
+
+    from rackform.cli import main
+    from rackform.pipeline import load_plan
+
+    from tests.conftest import deploy_to_moto, moto_aws
+
+    host, _ = registry
+    workload = tmp_path / "w.yaml"
+    workload.write_text(f"name: arm-only\nclass: general\ntiers:\n  gpu:\n    image: {host}/team/single:1.0\n"
+                        "    command: [run]\n")
+    with moto_aws(monkeypatch, "us-east-1"):
+        deploy_to_moto(load_plan("examples/demo.yaml"), monkeypatch, s3=boto3.client("s3", region_name="us-east-1"),
+                       batch=boto3.client("batch", region_name="us-east-1"))
+        assert main(["place", str(workload), "--spec", "examples/demo.yaml", "--live", "--json"]) == 1
+        [decision] = json.loads(capsys.readouterr().out)["decisions"]
+        [gpu] = decision["candidates"]
+        assert decision["outcome"] == "unplaced" and "linux/arm64" in gpu["refused"] and "linux/amd64" in \
+            gpu["refused"]
+        assert main(["place", str(workload), "--spec", "examples/demo.yaml", "--json"]) == 0
+        [decision] = json.loads(capsys.readouterr().out)["decisions"]
+        assert decision["outcome"] == "placed"

@@ -159,3 +159,20 @@ def test_a_job_submitted_without_its_decision_is_not_doubled(aws):
                      decide=lambda: decide(w)(without(plan, {("trainium", "workers")})), **c)
     assert named(aws, GPU_QUEUE, "w10-gpu-h100-wl-llm-serve") == []
 
+
+def test_run_watch_follows_the_jobs_until_none_waits(aws, capsys):
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w11"]) == 0
+    capsys.readouterr()
+    [job] = named(aws, TRN_QUEUE, "w11-trainium-workers-wl-llm-serve")
+    hold(aws, job["jobId"], waited=dt.timedelta(hours=1))
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w11", "--watch", "--watch-every", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "already submitted w11-trainium-workers-wl-llm-serve" in err
+    assert f"llm-serve: cancelled job {job['jobId']} of run w11 (RUNNABLE for 1h00m" in err
+    assert "placed llm-serve (inference) on gpu/h100 [gpu] (run w11-r1, job " in err
+    assert "watch: llm-serve is SUCCEEDED (run w11-r1" in err
+    assert len(named(aws, GPU_QUEUE, "w11-r1-gpu-h100-wl-llm-serve")) == 1
+    # watching again changes nothing: the chain's latest job has finished
+    assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w11", "--watch", "--watch-every", "0"]) == 0
+    assert "watch: llm-serve is SUCCEEDED (run w11-r1" in capsys.readouterr().err
+    assert len(named(aws, GPU_QUEUE, "w11-r1-gpu-h100-wl-llm-serve")) == 1
