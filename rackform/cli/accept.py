@@ -208,6 +208,20 @@ def stored_certificate(store: ResultStore, run_id: str) -> Certificate | None:
                                 f"{e.errors()[0]['msg']}")) from None
 
 
+def acceptance_section(store: ResultStore, run_id: str) -> dict[str, Any] | None:
+    """The run's certificate as the HTML report's section (`rackform report --html`); None when the run has none or
+    its certificate cannot be believed (the report is about the records: `accept --show` names the problem)."""
+    from workloads.store import Refused
+
+    from ..render.acceptance import html_section
+
+    try:
+        cert = stored_certificate(store, run_id)
+    except Refused:
+        return None
+    return None if cert is None else html_section(cert)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from workloads.store import Refused
 

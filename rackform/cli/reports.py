@@ -52,8 +52,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         write(args.csv, render_csv(report))
     if args.html:
         from ..render.html import context_for, render_html
+        from .accept import acceptance_section
 
-        write(args.html, render_html(report, context_for(report, plan, records), placed))
+        write(args.html, render_html(report, context_for(report, plan, records), placed,
+                                     acceptance_section(store, args.run_id)))
     if args.json:
         data = report_dict(report)
         if placed:

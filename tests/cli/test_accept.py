@@ -17,7 +17,7 @@ import yaml
 from rackform.pipeline import load_plan
 from tests.conftest import ROOT, deploy_to_moto, dump, moto_aws, run_cli
 from workloads.layout import certificate_key
-from workloads.results import AcceptFigure, AcceptRecord
+from workloads.results import AcceptFigure, AcceptRecord, Metric, ResultRecord
 from workloads.store import ResultStore
 
 SPEC = ROOT / "examples" / "demo.yaml"  # graviton/cpu: 2 x c7gn.16xlarge on demand
@@ -58,7 +58,7 @@ def _record(run_id: str, benchmark: str, part: str, node: int, figures: list[Acc
                         status="succeeded", written_at=NOW, figures=tuple(figures), **more)
 
 
-def test_plan_first_then_one_job_then_the_verdict_names_the_slow_node(aws, capsys):
+def test_plan_first_then_one_job_then_the_verdict_names_the_slow_node(aws, capsys, tmp_path):
     code, out, err = accept(capsys, "--run-id", "acc1", "--no-wait")
     assert code == 0, err
     assert out.startswith("acceptance plan for spec demo:") and "graviton/cpu: 2 x c7gn.16xlarge (on-demand), one " \
@@ -85,6 +85,16 @@ def test_plan_first_then_one_job_then_the_verdict_names_the_slow_node(aws, capsy
     jsonschema.validate(cert, json.loads(schema))
     assert cert["spec_sha256"] == hashlib.sha256(SPEC.read_bytes()).hexdigest()
     assert [g["nodes"] for g in cert["groups"]] == [4]
+
+    # the run's HTML report shows the certificate's section above its results
+    aws.put_record(ResultRecord(run_id="acc1", benchmark="cpu", tool="sysbench", rack="graviton", node_group="head",
+                                tier="graviton", instance_type="m7g.xlarge", node_count=1, status="succeeded",
+                                metrics=(Metric(name="events_per_second", value=1000.0, unit="events/s"),),
+                                started_at=NOW, ended_at=NOW + dt.timedelta(seconds=5)))
+    code, _, err = run_cli(capsys, "report", "acc1", "--html", tmp_path / "report.html")
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text()
+    assert "Acceptance: not accepted" in page and "outlier graviton/cpu node 3" in page
 
     # judged again: the certificate first issued stands (write-once)
     code, _, err = accept(capsys, "--run-id", "acc1")
