@@ -339,3 +339,10 @@ def test_the_layers_are_those_importlinter_checks():
 def test_output_has_the_one_home_importlinter_checks():
     named = set(re.findall(r"`(\w+)`", numbered_rule(7).split("import neither")[0]))
     assert named == {m.removeprefix("rackform.") for m in importlinter("output-has-one-home", "source_modules") if m}
+
+
+def test_the_readme_map_links_every_docs_page():
+    # a page nobody links is a page a newcomer never finds
+    mapped = {(ROOT / link).resolve() for link in links(section(ROOT / "README.md", "## Documentation"))}
+    pages = {p.resolve() for p in [*(ROOT / "docs").glob("*.md"), DECISIONS / "README.md"]}
+    assert sorted(str(p.relative_to(ROOT)) for p in pages - mapped) == []
