@@ -112,6 +112,82 @@ def deploy_to_moto(plan: Plan, monkeypatch: pytest.MonkeyPatch, *, s3: Any, batc
     return bucket
 
 
+EXAMPLE_REGION = "us-east-2"
+DEMO_SPEC, DEMO_REGION = "examples/demo.yaml", "us-east-1"
+INFERENCE = "examples/workloads/inference.yaml"  # a workload the demo's tiers serve
+
+
+@pytest.fixture(scope="session")
+def example_plan() -> Plan:
+    """The example's plan as `submit` builds it (the catalog, no prices)."""
+    from rackform.plan.models import build_plan
+    from rackform.spec.models import load_spec
+
+    return build_plan(load_spec(EXAMPLE)[0], load_catalog())
+
+
+@pytest.fixture
+def example_deployed(example_plan: Plan, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """moto with the example deployed: its "s3" and "batch" clients, the result "store", and "registered", each
+    job definition's RegisterJobDefinition parameters by name (moto keeps but does not return a multi-node
+    definition's nodeProperties)."""
+    import boto3
+
+    from workloads.store import ResultStore
+
+    with moto_aws(monkeypatch, EXAMPLE_REGION):
+        s3, batch = boto3.client("s3", region_name=EXAMPLE_REGION), boto3.client("batch", region_name=EXAMPLE_REGION)
+        registered: dict[str, dict[str, Any]] = {}
+        batch.meta.events.register("provide-client-params.batch.RegisterJobDefinition",
+                                   lambda params, **_: registered.__setitem__(params["jobDefinitionName"], params))
+        bucket = deploy_to_moto(example_plan, monkeypatch, s3=s3, batch=batch)
+        yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3), "registered": registered}
+
+
+@pytest.fixture
+def demo_deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """moto with examples/demo.yaml deployed: its "s3" and "batch" clients and the result "store"."""
+    import boto3
+
+    from rackform.pipeline import load_plan
+    from workloads.store import ResultStore
+
+    with moto_aws(monkeypatch, DEMO_REGION):
+        s3, batch = boto3.client("s3", region_name=DEMO_REGION), boto3.client("batch", region_name=DEMO_REGION)
+        bucket = deploy_to_moto(load_plan(DEMO_SPEC), monkeypatch, s3=s3, batch=batch)
+        yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3)}
+
+
+def workload(cls: str = "inference", tiers: tuple[str, ...] = ("trainium", "gpu"), **extra: Any) -> Any:
+    """A workload named serve of class CLS that runs on TIERS (an image and a command each), with EXTRA fields."""
+    from rackform.pipeline import parse_workload
+
+    return parse_workload({"name": "serve", "class": cls,
+                           "tiers": {t: {"image": f"img:{t}", "command": ["run"]} for t in tiers}, **extra})
+
+
+def load_demo_script() -> Any:
+    """scripts/demo.py as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class S3Only:
+    """An embedded AWS (rackform.jobs.local.EmbeddedAWS's shape) that serves one S3 client and nothing else."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self.env: dict[str, str] = {}
+
+    def client(self, service: str) -> Any:
+        assert service == "s3"
+        return self._s3
+
+
 def dump(tmp_path: Path, data: Any, name: str = "spec.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False) if not isinstance(data, str) else data)

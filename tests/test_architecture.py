@@ -102,3 +102,22 @@ def test_the_pure_core_is_handed_no_aws_client():
             if isinstance(node, ast.Name) and node.id.endswith("Client"):
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.id}")
     assert calls == []
+
+
+def test_no_test_module_imports_another():
+    # What tests share lives in a conftest.py (fixtures) or a helper module (tests/records.py): a test module that
+    # imports another runs that module's fixtures under a second name and breaks when its neighbour is moved.
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""] + [f"{node.module or ''}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            if any(m.rsplit(".", 1)[-1].startswith("test_") for m in modules):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert len(list((ROOT / "tests").rglob("test_*.py"))) > 40 and found == []

@@ -3,7 +3,6 @@ queues' state. One test per rule."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 import pytest
@@ -15,35 +14,16 @@ from rackform.render.placement import explain_rows
 from rackform.spec.problems import SpecError
 from rackform.pipeline import load_workload, parse_workload
 from rackform.spec.workload import duration_seconds
-from workloads.results import Metric, ResultRecord
+
+from tests.conftest import workload
+from tests.records import rec
 
 HOUR = 3600.0
-T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
-GROUPS = {"graviton": ("graviton", "head", "m7g.xlarge"), "trainium": ("trainium", "workers", "trn1.32xlarge"),
-          "gpu": ("gpu", "h100", "p5.48xlarge")}
-METRIC = {"inference": Metric(name="tokens_per_second", value=0, unit="tokens/s"),
-          "gemm": Metric(name="tflops_max", value=0, unit="TFLOP/s", labels={"dtype": "bf16"}),
-          "cpu": Metric(name="events_per_second", value=0, unit="events/s")}
 
 
 @pytest.fixture(scope="module")
 def plan():
     return load_plan("examples/demo.yaml")
-
-
-def rec(benchmark: str, tier: str, value: float, *, price: float | None, status: str = "succeeded",
-        seconds: float = 30, env: dict[str, str] | None = None) -> ResultRecord:
-    rack, group, itype = GROUPS[tier]
-    metric = METRIC[benchmark].model_copy(update={"value": value})
-    return ResultRecord(run_id="r1", benchmark=benchmark, tool="t", rack=rack, node_group=group, tier=tier,
-                        instance_type=itype, node_count=1, status=status, metrics=(metric,), started_at=T0,
-                        ended_at=T0 + dt.timedelta(seconds=seconds), environment=env or {"instance_id": "i-0abc"},
-                        price_usd_per_hour=price)
-
-
-def workload(cls: str = "inference", tiers=("trainium", "gpu"), **extra):
-    return parse_workload({"name": "serve", "class": cls,
-                           "tiers": {t: {"image": f"img:{t}", "command": ["run"]} for t in tiers}, **extra})
 
 
 def queues(plan, **backlog: int) -> dict[str, QueueState]:

@@ -14,7 +14,7 @@ from rackform.analysis.advise import advise, advise_benchmark, class_verdict
 from rackform.analysis.report import report_rows
 from workloads.store import ResultStore
 
-from tests.render.test_report import BUS_16, GIB, MIB, allreduce_metrics, m, record, run_records
+from tests.records import BUS_16, GIB, MIB, allreduce_metrics, m, record, run_records
 
 BUCKET = "rackform-advise-test"
 

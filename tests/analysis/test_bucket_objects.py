@@ -34,9 +34,8 @@ from workloads.layout import (
 from workloads.results import HealthCheck, HealthRecord, Metric, ResultRecord
 from workloads.store import KINDS, ResultStore, sha256_b64
 
-from tests.conftest import run_cli
-from tests.analysis.test_integrity import _Embedded
-from tests.cli.test_workload_cli import INFERENCE, SPEC, aws  # noqa: F401 (aws: moto with the demo deployed)
+from tests.conftest import DEMO_SPEC as SPEC
+from tests.conftest import INFERENCE, S3Only, run_cli
 
 RUN = "b1"
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
@@ -44,6 +43,11 @@ T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 CTRL = "\x1b[2J\x1b]0;owned\x07\r\x9b31m\u202e"
 # What may reach a terminal from rackform: line breaks and tabs of its own layout, nothing else of C0/C1/DEL/bidi.
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture
+def aws(demo_deployed):
+    return demo_deployed
 
 
 def forge(aws, key: str, body: bytes, *, checksum: bool = True) -> str:
@@ -332,7 +336,7 @@ def test_the_local_executor_runs_no_marker_beyond_the_plans_definitions(aws, mon
             {"job_name": name, "job_id": "j", "queue": "q", "job_definition": jobdef, "rack": "gpu",
              "node_group": "h100", "benchmark": bench, "nodes": nodes}).encode())
     said: list[str] = []
-    results = run_local(_Embedded(aws["s3"]), Deployment(aws["store"].bucket, definitions), RUN, log_dir=tmp_path,
+    results = run_local(S3Only(aws["s3"]), Deployment(aws["store"].bucket, definitions), RUN, log_dir=tmp_path,
                         timeout_s=5, announce=said.append)
     assert results == [] and list(tmp_path.iterdir()) == []
     assert said == [

@@ -32,7 +32,7 @@ from workloads.results import Metric, ResultRecord
 from workloads.layout import record_key, submission_key
 from workloads.store import ResultStore, sha256_b64
 
-from tests.conftest import dump, run_cli
+from tests.conftest import S3Only, dump, run_cli
 
 BUCKET = "rackform-integrity-test"
 REGION = "us-east-1"
@@ -269,23 +269,13 @@ def test_plot_labels_are_never_mathtext():
 
 # --- item 7: a forged marker cannot make the local executor write outside its log directory ---------------------
 
-class _Embedded:
-    def __init__(self, s3):
-        self._s3 = s3
-        self.env: dict[str, str] = {}
-
-    def client(self, service: str):
-        assert service == "s3"
-        return self._s3
-
-
 def test_a_forged_marker_cannot_place_a_log_outside_the_log_directory(s3, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     forged = {**marker(benchmark="no-such-benchmark"), "job_name": "../escaped"}
     put_raw(s3, f"results/{RUN}/_jobs/../escaped.json", json.dumps(forged).encode())
     said: list[str] = []
-    results = run_local(_Embedded(s3), Deployment(BUCKET, {"jd": {"containerProperties": {}}}), RUN,
+    results = run_local(S3Only(s3), Deployment(BUCKET, {"jd": {"containerProperties": {}}}), RUN,
                         log_dir=logs, timeout_s=30, announce=said.append)
     assert results == [] and list(tmp_path.iterdir()) == [logs] and list(logs.iterdir()) == []
     assert any("not run: job marker unreadable" in s for s in said)

@@ -22,7 +22,7 @@ from workloads.results import Metric, ResultRecord
 from workloads.layout import log_key
 from workloads.store import ResultStore
 
-from tests.conftest import ROOT, deploy_to_moto, dump, moto_aws, run_cli
+from tests.conftest import ROOT, deploy_to_moto, dump, load_demo_script, moto_aws, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"  # cluster demo, us-east-1: racks graviton (head, cpu), trainium, gpu
 
@@ -354,15 +354,6 @@ def test_bad_output_paths_fail_before_any_work(capsys, tmp_path, monkeypatch, ar
 
 
 # --- item 8: the demo's AWS can stay up -----------------------------------------------------------------------------
-
-def load_demo_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_demo_serve_prints_exports_that_make_rackform_work(capsys, monkeypatch, tmp_path):
     import os

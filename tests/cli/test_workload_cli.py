@@ -15,22 +15,17 @@ from rackform.cli import main
 from rackform.jobs.local import hold_runnable
 from rackform.jobs.workload_jobs import placement_key, read_verified, workload_job_key
 from rackform.pipeline import load_plan
-from workloads.store import ResultStore
 
-from tests.conftest import deploy_to_moto, moto_aws
+from tests.conftest import DEMO_REGION as REGION
+from tests.conftest import DEMO_SPEC as SPEC
+from tests.conftest import INFERENCE
 
-SPEC = "examples/demo.yaml"
-REGION = "us-east-1"
-INFERENCE = "examples/workloads/inference.yaml"
 TRN_QUEUE = "demo-trainium-workers-queue"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with moto_aws(monkeypatch, REGION):
-        s3, batch = boto3.client("s3", region_name=REGION), boto3.client("batch", region_name=REGION)
-        bucket = deploy_to_moto(load_plan(SPEC), monkeypatch, s3=s3, batch=batch)
-        yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3)}
+def aws(demo_deployed):
+    return demo_deployed
 
 
 def saturate(batch, queue: str, jobs: int) -> None:
@@ -124,7 +119,7 @@ def test_status_shows_a_forged_decision_escaped_and_an_unverified_one_as_a_probl
 
 
 def test_report_shows_where_the_run_placed_its_workloads_and_what_it_cost(aws, capsys, tmp_path):
-    from tests.test_placement import rec
+    from tests.records import rec
 
     aws["store"].put_record(rec("gemm", "gpu", 900, price=55.04).model_copy(update={"run_id": "w5"}))
     assert main(["report", "w5", "--html", str(tmp_path / "none.html")]) == 0

@@ -31,8 +31,7 @@ from rackform.jobs.assembly import AssemblyError, TemplateRoles, read_assembly
 from rackform.jobs.local import EmbeddedAWS, deploy, job_role_arn, run_local
 from workloads.store import ResultStore
 
-from tests.conftest import ROOT
-from tests.cli.test_cli_everyday import load_demo_script
+from tests.conftest import ROOT, load_demo_script
 
 SPEC = str(ROOT / "examples" / "demo.yaml")
 PLAN = checked_plan(SPEC)

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
-from rackform.reference.catalog import load_catalog
 from rackform.cli import main
-from rackform.plan.models import build_plan
-from rackform.spec.models import load_spec
-from workloads.store import ResultStore
 from rackform.jobs.submit import SubmitError, batch_clients, run_state, submit
 
-from tests.conftest import EXAMPLE, deploy_to_moto, moto_aws
-
-REGION = "us-east-2"
-
-
-@pytest.fixture(scope="module")
-def plan():
-    return build_plan(load_spec(EXAMPLE)[0], load_catalog())
+from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE_REGION as REGION
 
 
 @pytest.fixture
-def aws(plan, monkeypatch):
-    with moto_aws(monkeypatch, REGION):
-        s3, batch = boto3.client("s3", region_name=REGION), boto3.client("batch", region_name=REGION)
-        # moto keeps but does not return a multi-node definition's nodeProperties: record what was registered.
-        registered: dict[str, dict] = {}
-        batch.meta.events.register("provide-client-params.batch.RegisterJobDefinition",
-                                   lambda params, **_: registered.__setitem__(params["jobDefinitionName"], params))
-        bucket = deploy_to_moto(plan, monkeypatch, s3=s3, batch=batch)
-        yield {"s3": s3, "batch": batch, "store": ResultStore(bucket, s3), "registered": registered}
+def plan(example_plan):
+    return example_plan
+
+
+@pytest.fixture
+def aws(example_deployed):
+    return example_deployed
 
 
 def job_definition_of(aws, job):

@@ -33,10 +33,20 @@ from workloads.layout import claim_key
 from rackform.jobs.submit import SubmitError, batch_clients, submit
 
 from tests.conftest import EXAMPLE, ROOT
-from tests.jobs.test_submit import REGION, aws, plan  # noqa: F401 (fixtures: moto with the example's queues and definitions)
+from tests.conftest import EXAMPLE_REGION as REGION
 
 PROCESSES = 4
 SUBMIT_JOB_S = 1.0
+
+
+@pytest.fixture
+def plan(example_plan):
+    return example_plan
+
+
+@pytest.fixture
+def aws(example_deployed):
+    return example_deployed
 
 
 @pytest.fixture

@@ -23,7 +23,13 @@ from rackform.jobs.jobdefs import WORKLOAD_ROLE_TAG
 from rackform.jobs.workload_jobs import WORKLOAD_OUTPUT_VARIABLE
 from workloads.layout import RESULTS_PREFIX
 
-from tests.cli.test_workload_cli import INFERENCE, SPEC, aws  # noqa: F401 (the embedded AWS fixture)
+from tests.conftest import DEMO_SPEC as SPEC
+from tests.conftest import INFERENCE
+
+
+@pytest.fixture
+def aws(demo_deployed):
+    return demo_deployed
 
 
 def _benchmark_definition(batch, rack: str, group: str) -> dict:
@@ -32,7 +38,7 @@ def _benchmark_definition(batch, rack: str, group: str) -> dict:
                key=lambda d: d["revision"])
 
 
-def test_run_gives_the_job_the_workload_role_and_its_own_output_prefix(aws, capsys):  # noqa: F811
+def test_run_gives_the_job_the_workload_role_and_its_own_output_prefix(aws, capsys):
     assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "r1", "--pin", "gpu"]) == 0
     capsys.readouterr()
     [job] = aws["batch"].list_jobs(jobQueue="demo-gpu-h100-queue", jobStatus="SUCCEEDED")["jobSummaryList"]
@@ -49,7 +55,7 @@ def test_run_gives_the_job_the_workload_role_and_its_own_output_prefix(aws, caps
     assert f"/{RESULTS_PREFIX}/" not in output
 
 
-def test_a_rack_deployed_without_a_workload_role_is_refused_by_name(aws, capsys):  # noqa: F811
+def test_a_rack_deployed_without_a_workload_role_is_refused_by_name(aws, capsys):
     # A benchmark definition registered by an older rack stack carries no workload role: `run` must not fall back
     # to the job role.
     benchmark = _benchmark_definition(aws["batch"], "gpu", "h100")

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from tests.conftest import ROOT
-from tests.render.test_report import DEMO, cli, s3  # noqa: F401  (s3: the moto bucket with a baseline and a current run)
+from tests.render.conftest import DEMO, cli
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

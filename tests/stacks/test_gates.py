@@ -32,7 +32,7 @@ from rackform.validate import validate_spec
 from stacks import build_app
 
 from tests.stacks.cdk_validation import validation_findings
-from tests.stacks.test_stacks import ACCEPTED_LINT_WARNINGS
+from tests.stacks.conftest import ACCEPTED_LINT_WARNINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = {"demo": ROOT / "examples" / "demo.yaml", "trn2": ROOT / "examples" / "trn2-capacity-block.yaml"}

@@ -40,6 +40,7 @@ from workloads.layout import RESULTS_PREFIX
 from stacks import NetworkStack
 
 from tests.stacks.cdk_validation import validation_findings
+from tests.stacks.conftest import ACCEPTED_LINT_WARNINGS
 from tests.conftest import Synth, synth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +48,6 @@ LAUNCH_TEMPLATE = "AWS::EC2::LaunchTemplate"
 COMPUTE_ENVIRONMENT = "AWS::Batch::ComputeEnvironment"
 JOB_QUEUE = "AWS::Batch::JobQueue"
 PLACEMENT_GROUP = "AWS::EC2::PlacementGroup"
-# cfn-lint warnings we accept, with the reason; anything else fails the lint test.
-ACCEPTED_LINT_WARNINGS = {"W3010": "the AZ is hardcoded on purpose: EFA and placement groups live in one AZ"}
 
 
 def plan_of(spec: Spec) -> Plan:
@@ -361,8 +360,9 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
                     if p["Default"] == bucket_parameter)
         results = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", {"Ref": name}, "/results/*"]]}
         roles = _roles_by_principal(t)
+        # and the repair function's (tests/stacks/test_healing.py holds it to the rack's own nodes)
         assert set(roles) == {"ec2.amazonaws.com", "ecs-tasks.amazonaws.com",
-                              f"ecs-tasks.amazonaws.com{WORKLOAD_ROLE_PATH}"}
+                              f"ecs-tasks.amazonaws.com{WORKLOAD_ROLE_PATH}", "lambda.amazonaws.com"}
         node_id, node = roles["ec2.amazonaws.com"]
         managed = json.dumps(node["Properties"]["ManagedPolicyArns"])
         assert "AmazonSSMManagedInstanceCore" not in managed  # it reads every SSM parameter of the account

@@ -21,12 +21,20 @@ from workloads import launch
 from workloads.benchmarks import BENCHMARKS, Benchmark, NodeContext
 from workloads.run import launched, run_steps
 
-from tests.jobs.test_submit import aws, plan  # noqa: F401 (fixtures: moto's Batch and S3 with the example deployed)
-
 DATA = Path(__file__).resolve().parents[1] / "data" / "launch"
 PROGRAM = DATA / "mpi_allreduce.py"  # a real MPI program: every rank all-reduces rank + 1
 SECRET = "s" * 43
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGood"
+
+
+@pytest.fixture
+def plan(example_plan):
+    return example_plan
+
+
+@pytest.fixture
+def aws(example_deployed):
+    return example_deployed
 
 
 def gathering(port: int, **kwargs) -> tuple[threading.Thread, dict]:
