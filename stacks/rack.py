@@ -16,6 +16,7 @@ from cdk_constructs import (
     TierImage,
     WorkloadRole,
 )
+from cdk_constructs.repair import RackRepair
 from cdk_constructs.storage import results_objects_arn, workload_objects_arn
 from cdk_constructs.user_data import node_user_data
 from rackform.capacity import of as capacity_kind
@@ -83,3 +84,8 @@ class RackStack(Stack):
                 fsx_mount=None if lustre_mount is None else lustre_mount.mount_path, price_usd_per_hour=price))
             CfnOutput(self, ids["job queue output"], value=group.job_queue,
                       description=f"AWS Batch job queue of node group {group.name}")
+        if rack.healing is not None:
+            # Jobs retry on host faults whether or not the rack repairs itself: the retry strategy is the job
+            # definitions' (rackform.jobs.jobdefs.RETRY_STRATEGY).
+            self.repair = RackRepair(self, naming.REPAIR_ID, spec_name=spec_name, rack=rack.name,
+                                     healing=rack.healing, groups=rack.node_groups, results_bucket=results_bucket)

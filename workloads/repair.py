@@ -78,7 +78,7 @@ class Attempt:
 
 
 @dataclass(frozen=True)
-class Decision:
+class RepairDecision:
     action: Action
     reason: str
     failure: Literal["health-step", "host-fault"] | None = None
@@ -116,13 +116,13 @@ def attempt_of(detail: Mapping[str, object]) -> Attempt | None:
         instance_id=host[1] if host else None, log_stream=stream if isinstance(stream, str) and stream else None)
 
 
-def decide(attempt: Attempt | None, group: Group | None, recent: int, max_fraction: float) -> Decision:
+def decide(attempt: Attempt | None, group: Group | None, recent: int, max_fraction: float) -> RepairDecision:
     """What to do about an ended attempt: replace its node, only alert (the group's hourly budget is spent), or
     nothing (not a health failure, or not this rack's). `recent`: the group's replacements in the past hour."""
     if attempt is None:
-        return Decision("nothing", "no attempt has ended")
+        return RepairDecision("nothing", "no attempt has ended")
     if group is None:
-        return Decision("nothing", f"job queue {attempt.job_queue!r} is not one of this rack's")
+        return RepairDecision("nothing", f"job queue {attempt.job_queue!r} is not one of this rack's")
     if attempt.instance_id is not None:
         failure: Literal["health-step", "host-fault"] = "host-fault"
         why = f"the instance went away under the job ({attempt.status_reason[:200]})"
@@ -130,16 +130,16 @@ def decide(attempt: Attempt | None, group: Group | None, recent: int, max_fracti
         failure = "health-step"
         why = f"the node failed its health step (exit {HEALTH_STEP_FAILED_EXIT})"
     else:
-        return Decision("nothing", "the job's own failure, not the node's" if attempt.exit_code else
+        return RepairDecision("nothing", "the job's own failure, not the node's" if attempt.exit_code else
                         f"not a health failure ({attempt.status_reason[:200] or 'no status reason'})")
     if attempt.container_instance_arn is None and attempt.instance_id is None:
-        return Decision("alert", f"{why}, but Batch named no container instance", failure)
+        return RepairDecision("alert", f"{why}, but Batch named no container instance", failure)
     allowed = budget(group.nodes, max_fraction)
     if recent >= allowed:
-        return Decision("alert", f"{why}; not replaced: {recent} of {group.node_group}'s {group.nodes} nodes "
+        return RepairDecision("alert", f"{why}; not replaced: {recent} of {group.node_group}'s {group.nodes} nodes "
                         f"replaced in the past hour, the most its limit ({max_fraction:g} of the group) allows",
                         failure)
-    return Decision("replace", why, failure)
+    return RepairDecision("replace", why, failure)
 
 
 def record_key(rack: str, node_group: str, stopped_at: dt.datetime, job_id: str, attempt: int) -> str:
@@ -154,7 +154,7 @@ def window_start_key(rack: str, node_group: str, now: dt.datetime) -> str:
     return f"{RESULTS}/{REPAIRS_FOLDER}/{rack}/{node_group}/{(now - WINDOW).strftime(STAMP)}"
 
 
-def record(attempt: Attempt, group: Group, decision: Decision, *, instance_id: str | None,
+def record(attempt: Attempt, group: Group, decision: RepairDecision, *, instance_id: str | None,
            steps: Mapping[str, str], decided_at: dt.datetime) -> dict[str, object]:
     """The repair record (workloads.objects.RepairRecord reads it back)."""
     return {"rack": group.rack, "node_group": group.node_group, "job_id": attempt.job_id,
@@ -183,12 +183,12 @@ class Ec2(Protocol):
 
 class S3(Protocol):
     def put_object(self, **kwargs: object) -> Response: ...
-    def head_object(self, **kwargs: object) -> Response: ...
+    def list_objects_v2(self, **kwargs: object) -> Response: ...
     def get_object(self, **kwargs: object) -> Response: ...
-    def get_paginator(self, operation: str) -> Paginator: ...
+    def get_paginator(self, operation: str) -> ListingPaginator: ...
 
 
-class Paginator(Protocol):
+class ListingPaginator(Protocol):
     def paginate(self, **kwargs: object) -> Iterable[Response]: ...
 
 
@@ -300,13 +300,10 @@ def put_once(s3: S3, bucket: str, key: str, body: bytes) -> bool:
 
 
 def exists(s3: S3, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as e:
-        if (getattr(e, "response", None) or {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
+    """Whether the key holds an object, from a listing: the function may list its rack's repairs (s3:ListBucket under
+    its prefix) but not the bucket, and without s3:ListBucket a HEAD of a missing key is 403, not 404."""
+    got = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(o["Key"] == key for o in got.get("Contents", []))
 
 
 def handle(event: Mapping[str, object], config: Config, clients: Clients,

@@ -6,10 +6,12 @@ and the embedded AWS of `make demo` registers it with moto, so a job definition 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from workloads.benchmarks import Benchmark, benchmarks_for
 from workloads.contract import CONTAINER_WORK_DIR, FSX_SCRATCH_DIR, NODE_IDENTITY_FILE, JobEnvironment
+from workloads.repair import HEALTH_STEP_FAILED_EXIT, HOST_FAULT_REASON
 
 from ..plan import naming
 from ..plan.models import NodeGroupPlan
@@ -125,11 +127,47 @@ def job_definition(spec_name: str, group: NodeGroupPlan, kind: JobKind, *, image
                               **({WORKLOAD_ROLE_TAG: workload_role_arn} if workload_role_arn else {})})
 
 
+# Retried on the node's failures only, so the job lands on a healthy node: an instance gone under the job (Batch's
+# "Host EC2 (instance i-...) terminated." status reason) or a node failing the runner's own health step (its exit
+# code); anything else, the job's own failure included, ends the job (the final EXIT on any reason: without it, a
+# failure no entry matches is retried). Up to 10 attempts and 5 entries, matched in order, globs with a trailing *
+# (https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html,
+# https://docs.aws.amazon.com/batch/latest/APIReference/API_EvaluateOnExit.html). Three attempts: a job meeting
+# three bad nodes in a row says more about the rack than about the nodes, and the repair function
+# (workloads/repair.py) has replaced the first two by then.
+RETRY_ATTEMPTS = 3
+RETRY_STRATEGY: dict[str, Any] = {"attempts": RETRY_ATTEMPTS, "evaluateOnExit": [
+    {"onStatusReason": HOST_FAULT_REASON, "action": "RETRY"},
+    {"onExitCode": str(HEALTH_STEP_FAILED_EXIT), "action": "RETRY"},
+    {"onReason": "*", "action": "EXIT"},
+]}
+
+
+def retry_action(strategy: Mapping[str, Any], *, attempt: int, exit_code: int | None, status_reason: str,
+                 reason: str) -> Literal["RETRY", "EXIT"]:
+    """What Batch does after a failed attempt under `strategy` (a job definition's retryStrategy): the first
+    evaluateOnExit entry whose every given condition matches decides, none matching retries, and no attempt past
+    `attempts` is made. A pattern matches exactly, or its start when it ends with * (API_EvaluateOnExit). The local
+    executor plays Batch with it."""
+    if attempt >= strategy.get("attempts", 1):
+        return "EXIT"
+
+    def matches(pattern: str | None, value: str) -> bool:
+        return pattern is None or (value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern)
+
+    for entry in strategy.get("evaluateOnExit", []):
+        if (matches(entry.get("onStatusReason"), status_reason) and matches(entry.get("onReason"), reason)
+                and matches(entry.get("onExitCode"), "" if exit_code is None else str(exit_code))):
+            return "RETRY" if entry["action"].upper() == "RETRY" else "EXIT"
+    return "RETRY"
+
+
 def registration(name: str, container: dict[str, Any], *, nodes: int | None, **fields: object) -> dict[str, Any]:
-    """RegisterJobDefinition arguments around one container: on EC2, one attempt, tags propagated; a multi-node
-    definition (every node the same container) when `nodes` is given. `fields` adds the rest (timeout, tags)."""
+    """RegisterJobDefinition arguments around one container: on EC2, retried on host faults only (RETRY_STRATEGY),
+    tags propagated; a multi-node definition (every node the same container) when `nodes` is given. `fields` adds
+    the rest (timeout, tags)."""
     base: dict[str, Any] = {"jobDefinitionName": name, "platformCapabilities": ["EC2"],
-                            "retryStrategy": {"attempts": 1}, "propagateTags": True, **fields}
+                            "retryStrategy": RETRY_STRATEGY, "propagateTags": True, **fields}
     if nodes is not None:
         return {**base, "type": "multinode", "nodeProperties": {
             "numNodes": nodes,
@@ -148,5 +186,5 @@ def job_definitions(spec_name: str, group: NodeGroupPlan, *, image: str, bucket:
                            price_usd_per_hour=price_usd_per_hour) for kind in kinds]
 
 
-__all__ = ["BENCHMARK_PARAMETER", "WORKLOAD_ROLE_TAG", "job_definition", "job_definitions", "job_kind",
-           "registration"]
+__all__ = ["BENCHMARK_PARAMETER", "RETRY_STRATEGY", "WORKLOAD_ROLE_TAG", "job_definition", "job_definitions",
+           "job_kind", "registration", "retry_action"]

@@ -15,7 +15,7 @@ from ..reference.aws_limits import vcpu_quota
 from ..reference.catalog import Catalog, InstanceType
 from ..reference.prices import PriceBook, on_demand
 from ..spec.base import Frozen
-from ..spec.models import EfaLayout, FsxLustre, NodeGroup, Results, Spec, Tier
+from ..spec.models import EfaLayout, FsxLustre, Healing, NodeGroup, Results, Spec, Tier
 from . import naming, netmath
 
 # Interface endpoints put one ENI (one IP) in the subnet each. ECR and Logs carry the heavy traffic (image layers,
@@ -123,10 +123,32 @@ class NodeGroupPlan(Frozen):
         return self.count if capacity_kind(self.capacity.type).multi_node else 1
 
 
+class HealingPlan(Frozen):
+    """The rack's repair loop, when the spec enables it (cdk_constructs/repair.py builds it)."""
+
+    email: str | None
+    max_fraction_per_hour: float
+    # EventBridge Scheduler's rate expression for the idle checks, None without them
+    # (https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based).
+    idle_check_rate: str | None
+
+
+def healing_plan(healing: Healing) -> HealingPlan | None:
+    if not healing.enabled:
+        return None
+    rate = None
+    if every := healing.idle_check_every:
+        count, unit = int(every[:-1]), {"h": "hour", "d": "day"}[every[-1]]
+        rate = f"rate({count} {unit}{'s' * (count > 1)})"
+    return HealingPlan(email=healing.email, max_fraction_per_hour=healing.max_fraction_per_hour,
+                       idle_check_rate=rate)
+
+
 class RackPlan(Frozen):
     name: str
     stack_name: str
     node_groups: tuple[NodeGroupPlan, ...]
+    healing: HealingPlan | None = None  # None: the rack has no repair loop (spec `healing: {enabled: false}`)
 
 
 class SubnetPlan(Frozen):
@@ -309,6 +331,7 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
             stack_name=naming.rack_stack(spec.name, r.name),
             node_groups=tuple(node_group_plan(spec, r.name, g, catalog.instance_types[g.instance_type], prices)
                               for g in r.node_groups),
+            healing=healing_plan(r.healing),
         )
         for r in spec.racks
     )

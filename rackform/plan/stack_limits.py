@@ -65,7 +65,8 @@ def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
         "availability_zone": azs[0],
         "storage": {"fsx_lustre": {"storage_capacity_gib": 1200, "per_unit_storage_throughput": 125,
                                    "data_repository_path": "s3://example-bucket/prefix"}},
-        "racks": [{"name": "r" * NAME_MAX,
+        # the repair loop with everything it can add per group (cdk_constructs/repair.py): idle checks, e-mail
+        "racks": [{"name": "r" * NAME_MAX, "healing": {"idle_check_every": "1h", "email": "oncall@example.com"},
                    "node_groups": [{"name": f"{'g' * (NAME_MAX - 3)}{i:03d}", **group} for i in range(groups)]}],
     }
 

@@ -123,9 +123,34 @@ class NodeGroup(Frozen):
     root_volume_gib: StrictInt = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
 
 
+# An idle check interval: a whole number of hours or days (EventBridge Scheduler's rate() takes minutes too, but a
+# check that launches a node to test it costs that node's time: more often than hourly is not a check, it is a load).
+INTERVAL_PATTERN = r"^[1-9][0-9]{0,3}[hd]$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Healing(Frozen):
+    """The rack's repair loop (docs/self-healing.md): a node that fails its health step, or an instance that goes away
+    under a job, is drained and replaced, at most `max_fraction_per_hour` of a node group an hour, then only alerted."""
+
+    enabled: bool = Field(True, description="false: no repair function, rule, topic or idle checks for this rack "
+                          "(job retries on host faults stay: they are the job definitions')")
+    email: str | None = Field(None, pattern=EMAIL_PATTERN, description="an address the rack's repair topic e-mails "
+                              "(SNS sends it a confirmation first); omitted: subscribe to the topic yourself")
+    max_fraction_per_hour: Annotated[float, Field(strict=True, gt=0, le=1)] = Field(
+        0.2, description="the share of a node group replaced in one hour at most (at least one node), then the loop "
+                         "only alerts: many nodes failing at once is more likely a bad image or driver than bad "
+                         "hardware (Karpenter's node repair stops at 20%)")
+    idle_check_every: str | None = Field(
+        None, pattern=INTERVAL_PATTERN, description="e.g. 6h or 1d: how often each node group runs the health step "
+        "as a job of its own, so a failure feeds the same loop; omitted: off (node groups scale to zero, and each "
+        "check launches a node if none is up)")
+
+
 class Rack(Frozen):
     name: Name
     node_groups: list[NodeGroup] = Field(min_length=1)
+    healing: Healing = Healing()
 
 
 class Spec(Frozen):
@@ -182,7 +207,10 @@ def _message(err: ErrorDetails, root: type[BaseModel] | None = None) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "string_pattern_mismatch":
-        return f"{value!r} is not a valid name: use {NAME_RULE}"
+        rule = {INTERVAL_PATTERN: "a whole number of hours or days, e.g. 6h or 1d",
+                EMAIL_PATTERN: "an e-mail address, e.g. oncall@example.com"}.get(ctx.get("pattern", ""), NAME_RULE)
+        return f"{value!r} is not valid here: use {rule}"[:300] if rule != NAME_RULE else \
+            f"{value!r} is not a valid name: use {NAME_RULE}"
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]

@@ -55,10 +55,20 @@ EXPECTED_ACKNOWLEDGEMENTS = {
                             r"AmazonEC2ContainerServiceforEC2Role\]"),
     ("Jobs/Role/DefaultPolicy", RESULTS_WILDCARD),
     ("Workloads/Role/DefaultPolicy", WORKLOADS_WILDCARD),
+    # every rack stack that repairs itself (cdk_constructs/repair.py)
+    ("Repair/Role/DefaultPolicy", r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:"
+                                  r"<AWS::AccountId>:instance/\*\]"),
+    ("Repair/Role/DefaultPolicy", RESULTS_WILDCARD.replace("/results/", r"/results/_repairs/[a-z0-9-]+/")),
+    ("Repair/Role/DefaultPolicy", r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:"
+                                  r"<AWS::AccountId>:container-instance/[a-z0-9-]+-ce_Batch_\*/\*\]"),
+    ("Repair/IdleCheckRole/DefaultPolicy", r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
+                                           r"<AWS::AccountId>:job-definition/[a-z0-9-]+-single:\*\]"),
 }
 # checkov checks skipped on a resource (template Metadata), by (check id, logical id prefix).
 EXPECTED_CHECKOV_SKIPS = {("CKV_AWS_18", "ResultsBucket"), ("CKV_AWS_158", "NetworkFlowLogs"),
-                          ("CKV_AWS_111", "NodesRoleDefaultPolicy")}
+                          ("CKV_AWS_111", "NodesRoleDefaultPolicy"), ("CKV_AWS_158", "RepairLogs"),
+                          ("CKV_AWS_116", "RepairFunction"), ("CKV_AWS_117", "RepairFunction"),
+                          ("CKV_AWS_173", "RepairFunction")}
 
 
 @dataclass
@@ -277,7 +287,8 @@ RESOURCE_STAR_ALLOWED: dict[tuple[str, str], str] = {
 # Which principal may assume which role, by logical id prefix.
 TRUSTED_SERVICES = {"NodesRole": "ec2.amazonaws.com", "JobsRole": "ecs-tasks.amazonaws.com",
                     "WorkloadsRole": "ecs-tasks.amazonaws.com",
-                    "NetworkVpcFlowLogIAMRole": "vpc-flow-logs.amazonaws.com"}
+                    "NetworkVpcFlowLogIAMRole": "vpc-flow-logs.amazonaws.com",
+                    "RepairRole": "lambda.amazonaws.com", "RepairIdleCheckRole": "scheduler.amazonaws.com"}
 MANAGED_POLICIES = {"NodesRole": {"service-role/AmazonEC2ContainerServiceforEC2Role"}}
 
 
@@ -342,6 +353,14 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
                 # `rackform run` jobs: their own prefix, never results/
                 assert sorted(s3_actions) == ["s3:GetObject", "s3:PutObject"] and all(
                     results_objects(res, "workloads") for res in as_list(s["Resource"])), (stack, lid, s)
+            elif s["Effect"] == "Allow" and s3_actions and lid.startswith("RepairRoleDefaultPolicy"):
+                # the repair function: its rack's repair records, written, read back and listed, nothing else
+                rack = next(r.name for r in g.plan.racks if r.stack_name == stack)
+                assert (s3_actions == ["s3:ListBucket"] and s.get("Condition") == {
+                    "StringLike": {"s3:prefix": f"results/_repairs/{rack}/*"}}) or (
+                    sorted(s3_actions) == ["s3:GetObject", "s3:PutObject"]
+                    and all(results_objects(res, f"results/_repairs/{rack}") for res in as_list(s["Resource"]))), (
+                    stack, lid, s)
             elif s["Effect"] == "Allow" and s3_actions and not results_listing(s):
                 assert all(results_objects(res) for res in as_list(s["Resource"])), (
                     f"{stack}/{lid}: S3 outside results/: {s}")
@@ -423,7 +442,9 @@ def test_data_outlives_its_stacks(gated):
             for stack, lid, r in resources(g, t):
                 found[t] += 1
                 assert r.get("DeletionPolicy") == "Retain" and r.get("UpdateReplacePolicy") == "Retain", (stack, lid)
-        assert found == {t: 1 for t in RETAINED}, found  # both examples have FSx with a data repository
+        # both examples have FSx with a data repository; the log groups: the flow logs', each repair function's
+        found["AWS::Logs::LogGroup"] -= sum(r.healing is not None for r in g.plan.racks)
+        assert found == {t: 1 for t in RETAINED}, found
         assert g.termination_protection[g.plan.storage.stack_name] is True
         for stack, t in g.raw.items():
             assert not any(r["Type"] == "Custom::S3AutoDeleteObjects" for r in t["Resources"].values()), stack

@@ -1,0 +1,166 @@
+"""Racks that heal themselves (issue 22): the spec's `healing`, what the rack stacks synthesize from it (the rule,
+the function and its asset, the topic, the least-privilege role, the idle checks) and the job definitions' retries
+on host faults only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rackform.jobs.jobdefs import RETRY_STRATEGY, job_definitions, retry_action
+from rackform.plan.models import HealingPlan, healing_plan
+from rackform.spec.models import Healing
+from tests.conftest import Synth, dump, run_cli, synth
+from workloads.repair import HEALTH_STEP_FAILED_EXIT
+
+HOST_FAULT = "Host EC2 (instance i-0123456789abcdef0) terminated."
+
+
+def resources(raw: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in raw["Resources"].items() if r["Type"] == kind}
+
+
+def rack_template(s: Synth, rack: str) -> dict[str, Any]:
+    return s.raw[next(r.stack_name for r in s.plan.racks if r.name == rack)]
+
+
+# --- retries on the node's failures only -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("exit_code", "status_reason", "reason", "action"), [
+    (None, HOST_FAULT, "", "RETRY"),
+    (HEALTH_STEP_FAILED_EXIT, "Essential container in task exited", "", "RETRY"),
+    (1, "Essential container in task exited", "", "EXIT"),  # the benchmark's own failure
+    (137, "Essential container in task exited", "OutOfMemoryError: Container killed due to memory usage", "EXIT"),
+    (None, "Task failed to start", "CannotPullContainerError: pull access denied", "EXIT"),
+    (None, "Job attempt duration exceeded timeout", "", "EXIT"),
+])
+def test_jobs_retry_on_host_faults_and_failed_health_steps_only(exit_code: int | None, status_reason: str,
+                                                                reason: str, action: str) -> None:
+    assert retry_action(RETRY_STRATEGY, attempt=1, exit_code=exit_code, status_reason=status_reason,
+                        reason=reason) == action
+
+
+def test_retries_stop_at_the_attempts_batch_allows() -> None:
+    attempts = RETRY_STRATEGY["attempts"]
+    assert 2 <= attempts <= 10 and len(RETRY_STRATEGY["evaluateOnExit"]) <= 5
+    assert retry_action(RETRY_STRATEGY, attempt=attempts, exit_code=None, status_reason=HOST_FAULT,
+                        reason="") == "EXIT"
+
+
+def test_every_job_definition_carries_the_retry_strategy(demo_synth: Synth) -> None:
+    for group in demo_synth.plan.node_groups():
+        for jd in job_definitions("demo", group, image="i", bucket="b", job_role_arn="r"):
+            assert jd["retryStrategy"] == RETRY_STRATEGY
+    for rack in demo_synth.plan.racks:
+        for jd in resources(rack_template(demo_synth, rack.name), "AWS::Batch::JobDefinition").values():
+            strategy = jd["Properties"]["RetryStrategy"]
+            assert strategy["Attempts"] == RETRY_STRATEGY["attempts"]
+            assert [e["Action"] for e in strategy["EvaluateOnExit"]] == ["RETRY", "RETRY", "EXIT"]
+            assert strategy["EvaluateOnExit"][1]["OnExitCode"] == str(HEALTH_STEP_FAILED_EXIT)
+
+
+# --- the spec ----------------------------------------------------------------------------------------------------
+
+def test_healing_is_on_by_default_without_idle_checks() -> None:
+    assert healing_plan(Healing()) == HealingPlan(email=None, max_fraction_per_hour=0.2, idle_check_rate=None)
+    assert healing_plan(Healing(enabled=False)) is None
+    assert healing_plan(Healing(idle_check_every="1h")).idle_check_rate == "rate(1 hour)"  # type: ignore[union-attr]
+    assert healing_plan(Healing(idle_check_every="2d")).idle_check_rate == "rate(2 days)"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("healing", "field", "says"), [
+    ({"email": "not-an-address"}, "healing.email", "e-mail address"),
+    ({"idle_check_every": "30m"}, "healing.idle_check_every", "hours or days"),
+    ({"idle_check_every": "0h"}, "healing.idle_check_every", "hours or days"),
+    ({"max_fraction_per_hour": 0}, "healing.max_fraction_per_hour", "greater than 0"),
+    ({"max_fraction_per_hour": 1.5}, "healing.max_fraction_per_hour", "at most 1"),
+    ({"max_fraction_per_hour": "0.2"}, "healing.max_fraction_per_hour", "number"),
+    ({"enable": False}, "healing.enable", "did you mean 'enabled'"),
+])
+def test_a_bad_healing_field_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path, demo: dict[str, Any],
+                                      healing: dict[str, Any], field: str, says: str) -> None:
+    demo["racks"][0]["healing"] = healing
+    code, out, err = run_cli(capsys, "validate", dump(tmp_path, demo))
+    assert code != 0 and f"racks[0].{field}" in out + err and says in out + err
+
+
+def test_the_schema_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "schema")
+    healing = json.loads(out)["$defs"]["Healing"]["properties"]
+    assert code == 0 and healing["enabled"]["default"] is True and healing["max_fraction_per_hour"]["default"] == 0.2
+    assert healing["idle_check_every"]["default"] is None and healing["email"]["default"] is None
+
+
+# --- the synthesized loop ------------------------------------------------------------------------------------------
+
+def test_every_rack_gets_its_rule_function_and_topic(demo_synth: Synth) -> None:
+    for rack in demo_synth.plan.racks:
+        raw = rack_template(demo_synth, rack.name)
+        [fn] = resources(raw, "AWS::Lambda::Function").values()
+        props = fn["Properties"]
+        assert props["Handler"] == "repair.lambda_handler" and props["ReservedConcurrentExecutions"] == 1
+        groups = json.loads(props["Environment"]["Variables"]["RACKFORM_REPAIR_GROUPS"])
+        assert groups == {g.job_queue: {"rack": rack.name, "node_group": g.name, "nodes": g.count}
+                          for g in rack.node_groups}
+        [rule] = resources(raw, "AWS::Events::Rule").values()
+        pattern = rule["Properties"]["EventPattern"]
+        assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == ["Batch Job State Change"]
+        queues = json.dumps(pattern["detail"]["jobQueue"])
+        assert all(f"job-queue/{g.job_queue}" in queues for g in rack.node_groups)
+        [topic] = resources(raw, "AWS::SNS::Topic").values()
+        assert "KmsMasterKeyId" in topic["Properties"]
+        [alarm] = [a for a in resources(raw, "AWS::CloudWatch::Alarm").values()
+                   if a["Properties"].get("MetricName") == "Errors"]
+        assert alarm["Properties"]["AlarmActions"]
+
+
+def test_the_demo_gpu_rack_is_emailed_and_checked_when_idle(demo_synth: Synth) -> None:
+    raw = rack_template(demo_synth, "gpu")
+    [subscription] = resources(raw, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    [schedule] = resources(raw, "AWS::Scheduler::Schedule").values()
+    request = json.loads(schedule["Properties"]["Target"]["Input"])
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(6 hours)"
+    assert schedule["Properties"]["Target"]["Arn"].endswith(":batch:submitJob")
+    assert request["JobQueue"] == "demo-gpu-h100-queue" and request["Parameters"] == {"benchmark": "cpu"}
+    assert request["ContainerOverrides"]["Environment"][0]["Value"] == "idle-<aws.scheduler.execution-id>"
+    assert not resources(rack_template(demo_synth, "graviton"), "AWS::Scheduler::Schedule")
+
+
+def test_the_function_may_only_touch_its_racks_nodes(demo_synth: Synth) -> None:
+    raw = rack_template(demo_synth, "gpu")
+    statements = [s for p in resources(raw, "AWS::IAM::Policy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    terminate = [s for s in statements if "ec2:TerminateInstances" in json.dumps(s["Action"])]
+    assert terminate and all(s["Condition"]["StringEquals"]["aws:ResourceTag/rackform:rack"] == "gpu"
+                             and s["Condition"]["StringEquals"]["aws:ResourceTag/Name"] == ["demo-gpu-h100"]
+                             for s in terminate)
+    drain = [s for s in statements if "ecs:UpdateContainerInstancesState" in json.dumps(s["Action"])]
+    assert drain and "container-instance/demo-gpu-h100-ce_Batch_*/*" in json.dumps(drain)
+    assert not [s for s in statements if s.get("Resource") == "*" and s["Action"] != "xray:*"
+                and "TerminateInstances" in json.dumps(s)]
+
+
+def test_the_functions_asset_is_the_one_module(demo_synth: Synth) -> None:
+    raw = rack_template(demo_synth, "gpu")
+    [fn] = resources(raw, "AWS::Lambda::Function").values()
+    zipped = fn["Properties"]["Code"]["S3Key"]  # <asset hash>.zip, staged as asset.<asset hash>/
+    asset = next(iter(demo_synth.template_paths.values())).parent / f"asset.{zipped.removesuffix('.zip')}"
+    assert sorted(p.name for p in asset.iterdir()) == ["repair.py"]
+
+
+def test_a_rack_that_does_not_heal_gets_no_loop_but_keeps_its_retries(tmp_path: Path) -> None:
+    from rackform.cli import checked_plan
+
+    spec = {"name": "quiet", "region": "us-east-1", "availability_zone": "use1-az6",
+            "racks": [{"name": "r", "healing": {"enabled": False},
+                       "node_groups": [{"name": "g", "instance_type": "m7g.xlarge", "count": 1}]}]}
+    s = synth(checked_plan(str(dump(tmp_path, spec))), tmp_path / "out")
+    raw = rack_template(s, "r")
+    for kind in ("AWS::Lambda::Function", "AWS::Events::Rule", "AWS::SNS::Topic", "AWS::Scheduler::Schedule"):
+        assert not resources(raw, kind), kind
+    [jd] = resources(raw, "AWS::Batch::JobDefinition").values()
+    assert jd["Properties"]["RetryStrategy"]["Attempts"] == RETRY_STRATEGY["attempts"]
