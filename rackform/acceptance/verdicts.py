@@ -161,10 +161,7 @@ def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: Basel
         published = None  # never compare GB/s with GiB/s
     baseline_floor = None if published is None else \
         published.value * BASELINE_FRACTION if better else published.value / BASELINE_FRACTION
-    notes = []
-    if published is None:
-        notes.append(f"no published baseline for {figure_label(first.test, first.headline)} on {instance_type}"
-                     + (f" across {spans} nodes" if spans > 1 else ""))
+    notes = []  # a missing baseline is `baseline` None: the lines name those figures once per group
     if b is not None and b.floor is None and len(nodes) > 1:
         notes.append(f"{b.nodes} node(s): too few for a band (a median of fewer than {MIN_BAND_NODES} cannot tell "
                      f"which node is slow); the slower of two more than {MIN_SHORTFALL_PCT:g}% apart is named, as "

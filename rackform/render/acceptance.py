@@ -30,7 +30,7 @@ def plan_text(plan: AcceptancePlan) -> str:
     out = [visible(f"acceptance plan for spec {plan.spec}:")]
     for g in plan.groups:
         jobs = "one multi-node job spans the group" if g.multi_node else f"{g.jobs} single-node job(s), one per node"
-        out.append(visible(f"\n{g.label}: {g.nodes} x {g.instance_type} ({g.capacity}), {jobs}"))
+        out += ["", visible(f"{g.label}: {g.nodes} x {g.instance_type} ({g.capacity}), {jobs}")]
         rows = [[s.test, s.nodes, _duration(s.seconds), s.what] for s in g.steps]
         out.append(table(rows, ["test", "nodes", "expected", "what"]))
         price = (f"{usd(g.cost_usd)} USD at {usd(g.usd_per_node_hour)} $/hour per node ({g.price_source})"
@@ -69,6 +69,9 @@ def verdict_lines(cert: Certificate) -> list[str]:
                            f"{v.unit}, spread {num(v.band.spread_pct)}%")
             out.extend(outlier_line(g, v, o) for o in v.outliers)
             out.extend(f"note {g.label}: {n}" for n in v.notes)
+        if unpublished := [v.label + (f" across {v.nodes} nodes" if v.nodes > 1 else "") for v in g.verdicts
+                           if v.baseline is None]:
+            out.append(f"note {g.label}: no published baseline for {g.instance_type}: {', '.join(unpublished)}")
         out.extend(f"bisection {g.label}: {b}" for b in g.bisection)
         if (s := g.straggler) is not None and s.slowdown > 0:
             money = (f"{usd(s.lost_usd_per_hour)} of the group's {usd(s.group_usd_per_hour)} $/hour lost"
@@ -93,8 +96,8 @@ def node_figure(g: GroupCertificate) -> Figure:
     from .html import _empty, _figure, _plain
 
     shown = [v for v in g.verdicts if v.band is not None]
-    fig, axes = _figure(max(4.0, 0.5 * g.nodes + 2), 2.6 * max(len(shown), 1), max(len(shown), 1), 1)
-    fig.suptitle(_plain(f"{g.label}: each node against the group ({g.instance_type})"))
+    fig, axes = _figure(max(6.5, 0.4 * g.nodes + 2), 2.6 * max(len(shown), 1), max(len(shown), 1), 1)
+    fig.suptitle(_plain(f"{g.label} ({g.instance_type}): each node against the group"), fontsize="medium")
     if not shown:
         _empty(axes[0], "no figure came back")
         return fig
@@ -115,7 +118,7 @@ def node_figure(g: GroupCertificate) -> Figure:
         ax.set_xlabel("node")
         ax.set_ylabel(_plain(v.unit))
         ax.margins(y=0.15)
-        ax.legend(fontsize="x-small", loc="lower right")
+        ax.legend(fontsize="x-small", loc="best")  # where it hides no bar, the slow node's above all
     return fig
 
 

@@ -67,6 +67,7 @@ def test_alike_nodes_are_accepted_in_one_line() -> None:
     lines = verdict_lines(_cert([g]))
     assert "accepted graviton/cpu: 4 nodes, cpu median 1,002 events/s, spread 2.00%" in lines
     assert g.status == "accepted" and lines[-1].startswith("accepted: run run-1")
+    assert "note graviton/cpu: no published baseline for c7g.16xlarge: cpu" in lines
 
 
 def test_a_node_that_sent_nothing_is_not_accepted_by_its_silence() -> None:
