@@ -39,7 +39,7 @@ class GroupCertificate(Frozen):
     instance_type: str
     nodes: int
     status: Literal["accepted", "rejected", "not measured"]
-    reason: str | None = None  # why not measured (the job failed, no figure came back)
+    reason: str | None = None  # why a part of acceptance did not run (a record or job that failed, no record at all)
     verdicts: tuple[MetricVerdict, ...]
     straggler: StragglerCost | None
     cannot_prove: tuple[str, ...]
@@ -72,14 +72,17 @@ def spec_sha256(spec_bytes: bytes) -> str:
 
 
 def group_certificate(plan: GroupAcceptancePlan, judged: Sequence[MetricVerdict], straggler: StragglerCost | None,
-                      *, nodes: int, reason: str | None = None, bisection: Sequence[str] = (), slow: bool = False
+                      *, nodes: int, failure: str | None = None, bisection: Sequence[str] = (), slow: bool = False
                       ) -> GroupCertificate:
-    """`slow`: the fabric rounds isolated a slow node or link, which rejects the group even where every node's best
-    pair is within the band (a bad link leaves both its nodes a fast pair elsewhere)."""
-    status: Literal["accepted", "rejected", "not measured"] = \
-        "not measured" if not judged else "accepted" if all(v.accepted for v in judged) and not slow else "rejected"
+    """`failure`: why the job or a part of it did not finish (a record that failed, Batch's reason), which rejects
+    the group whatever its figures say: a part of acceptance did not run. `slow`: the fabric rounds isolated a slow
+    node or link, which rejects the group even where every node's best pair is within the band (a bad link leaves
+    both its nodes a fast pair elsewhere)."""
+    status: Literal["accepted", "rejected", "not measured"] = "not measured" if not judged else \
+        "accepted" if all(v.accepted for v in judged) and not slow and failure is None else "rejected"
     return GroupCertificate(rack=plan.rack, node_group=plan.node_group, instance_type=plan.instance_type,
-                            nodes=nodes, status=status, reason=reason if status == "not measured" else None,
+                            nodes=nodes, status=status,
+                            reason=failure or ("no acceptance record came back" if not judged else None),
                             verdicts=tuple(judged), straggler=straggler, cannot_prove=plan.cannot_prove,
                             bisection=tuple(bisection))
 

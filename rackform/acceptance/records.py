@@ -69,11 +69,12 @@ def bisection_lines(group: AcceptRecord | None, ids: Mapping[int, str]) -> tuple
     return (f"{group.rounds} fabric round(s): " + ("; ".join(found) if found else "no slow node or link"),)
 
 
-def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord],
-                baselines: BaselineData) -> GroupCertificate:
+def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord], baselines: BaselineData,
+                batch_failure: str | None = None) -> GroupCertificate:
     """The group's verdicts from its acceptance records (the caller gives only this group's). The nodes are the ones
     the multi-node job ran on, as its records say (a rehearsal may run more than the spec's count); single-node jobs
-    run one per node of the plan. Priced per node as planned, else at the price the job was told."""
+    run one per node of the plan. Priced per node as planned, else at the price the job was told. `batch_failure`:
+    why Batch says a job of the group failed, if it did."""
     nodes = max((r.nodes for r in records if r.nodes > 1), default=plan.nodes)  # single-node jobs say 1
     figures = [f for r in records if r.part == "node" for f in r.figures]
     rounds = [f for r in records if r.part == "round" for f in r.figures]
@@ -92,6 +93,6 @@ def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord],
         next((r.price_usd_per_hour for r in records if r.price_usd_per_hour is not None), None)
     return group_certificate(plan, judged, straggler_cost([v for v in judged if v.nodes == 1],
                                                           None if each is None else each * nodes),
-                             nodes=nodes, reason="; ".join(failed) or "no acceptance record came back",
+                             nodes=nodes, failure="; ".join([*failed, *filter(None, [batch_failure])]) or None,
                              bisection=bisection_lines(group, ids),
                              slow=bool(group and (group.slow_nodes or group.slow_links)))

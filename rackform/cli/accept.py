@@ -130,23 +130,26 @@ def finished(group: GroupAcceptancePlan, records: list[AcceptRecord]) -> bool:
 
 
 def wait(store: ResultStore, run_id: str, plan: AcceptancePlan, lookup: BotoClient, job_ids: dict[str, list[str]],
-         *, interval_s: float, timeout_s: float | None) -> tuple[dict[str, list[AcceptRecord]], bool]:
-    """Each group's records once it is done (or its jobs failed in Batch before writing), and whether the wait ran
-    out first."""
+         *, interval_s: float, timeout_s: float | None
+         ) -> tuple[dict[str, list[AcceptRecord]], dict[str, str], bool]:
+    """Each group's records once it is done, why Batch failed a group's job before it was (by group), and whether
+    the wait ran out first."""
     from .. import aws
 
     started = time.monotonic()
     while True:
         found = {g.label: _records(store, run_id, g) for g in plan.groups}
         batch = aws.describe_jobs(lookup, [i for ids in job_ids.values() for i in ids])
-        dead = {label for label, ids in job_ids.items()
-                if any(batch.get(i, {}).get("status") == "FAILED" for i in ids)}
+        dead = {label: "; ".join(f"Batch job {i} FAILED: {batch[i].get('statusReason') or 'no reason given'}"
+                                 for i in ids if batch.get(i, {}).get("status") == "FAILED")
+                for label, ids in job_ids.items()}
+        dead = {label: why for label, why in dead.items() if why}
         pending = [g for g in plan.groups if not finished(g, found[g.label]) and g.label not in dead]
         elapsed = time.monotonic() - started
         if not pending:
-            return found, False
+            return found, dead, False
         if timeout_s is not None and elapsed >= timeout_s:
-            return found, True
+            return found, dead, True
         print(f"waiting for {', '.join(g.label for g in pending)} ({elapsed:.0f} s)", file=sys.stderr)
         time.sleep(interval_s if timeout_s is None else max(0.0, min(interval_s, timeout_s - elapsed)))
 
@@ -291,13 +294,13 @@ def run_acceptance(args: argparse.Namespace, plan: Plan, accepted_plan: Acceptan
               file=sys.stderr)
         print(run_id)
         return 0
-    found, timed_out = wait(store, run_id, accepted_plan, lookup, _job_ids(store, run_id, names),
-                            interval_s=args.interval, timeout_s=args.timeout)
+    found, failed, timed_out = wait(store, run_id, accepted_plan, lookup, _job_ids(store, run_id, names),
+                                    interval_s=args.interval, timeout_s=args.timeout)
     if timed_out:
         print(f"error: --timeout {args.timeout:g}s passed before every group was done; the jobs keep running: the "
               "same command with --run-id judges them later", file=sys.stderr)
         return EXIT_TIMEOUT
-    cert = judged(args, plan, accepted_plan, run_id, found)
+    cert = judged(args, plan, accepted_plan, run_id, found, failed)
     if problems := problem_lines(store):
         print("\n".join(problems), file=sys.stderr)
     store_certificate(store, cert)
@@ -305,14 +308,14 @@ def run_acceptance(args: argparse.Namespace, plan: Plan, accepted_plan: Acceptan
 
 
 def judged(args: argparse.Namespace, plan: Plan, accepted_plan: AcceptancePlan, run_id: str,
-           found: dict[str, list[AcceptRecord]]) -> Certificate:
+           found: dict[str, list[AcceptRecord]], failed: dict[str, str]) -> Certificate:
     from .. import __version__
     from ..acceptance.certificate import certificate
     from ..acceptance.records import judge_group
     from ..reference.baselines import load_baselines
 
     baselines = load_baselines()
-    groups = [judge_group(g, found[g.label], baselines) for g in accepted_plan.groups]
+    groups = [judge_group(g, found[g.label], baselines, failed.get(g.label)) for g in accepted_plan.groups]
     return certificate(run_id=run_id, spec_name=plan.name, spec_bytes=Path(args.spec).read_bytes(),
                        plan=accepted_plan, groups=groups, baselines=baselines, version=__version__)
 

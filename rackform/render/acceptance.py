@@ -61,8 +61,8 @@ def verdict_lines(cert: Certificate) -> list[str]:
     acceptance could not prove there."""
     out: list[str] = []
     for g in cert.groups:
-        if g.status == "not measured":
-            out.append(f"not measured {g.label}: {g.reason or 'no figure came back'}")
+        if g.reason is not None:
+            out.append(f"{'not measured' if g.status == 'not measured' else 'failed'} {g.label}: {g.reason}")
         for v in g.verdicts:
             if v.accepted and v.band is not None:
                 out.append(f"accepted {g.label}: {v.band.nodes} nodes, {v.label} median {num(v.band.median)} "

@@ -39,15 +39,16 @@ def accept(capsys, *more: object, spec: object = SPEC) -> tuple[int, str, str]:
                    *more)
 
 
-def node_records(store: ResultStore, run_id: str, values: list[float], benchmark: str = "accept") -> None:
-    """What the acceptance job writes: each node's record, then node 0's group record (the job's end)."""
+def node_records(store: ResultStore, run_id: str, values: list[float], benchmark: str = "accept",
+                 end: bool = True) -> None:
+    """What the acceptance job writes: each node's record, then (`end`) node 0's group record, the job's end."""
     n = len(values)
     for i, v in enumerate(values):
         figure = AcceptFigure(node_index=i, instance_id=f"i-0{i}", host=f"ip-10-0-0-{i}", test="cpu",
                               metric="events_per_second", value=v, unit="events/s", headline="cpu")
         store.put_accept(_record(run_id, benchmark if benchmark == "accept" else f"accept-{i}", "node", i,
                                  [figure], n if benchmark == "accept" else 1))
-    if benchmark == "accept":
+    if benchmark == "accept" and end:
         store.put_accept(_record(run_id, benchmark, "group", 0, [], n, rounds=2, price_usd_per_hour=3.9968))
 
 
@@ -154,3 +155,17 @@ def test_failed_figure_is_named(aws, capsys):
     node_records(aws, "acc6", [1000, 1010, math.nan])
     code, out, _ = accept(capsys, "--run-id", "acc6")
     assert code == 1 and "outlier graviton/cpu node 2: cpu failed, no figure (i-02)" in out
+
+
+def test_a_job_batch_failed_is_named_and_the_group_not_accepted(aws, capsys, monkeypatch):
+    from rackform import aws as aws_layer
+
+    assert accept(capsys, "--run-id", "acc7", "--no-wait")[0] == 0
+    node_records(aws, "acc7", [1000, 1010], end=False)  # the nodes' records, then the job died: no group record
+    job_id = aws.submissions("acc7")[0]["job_id"]
+    monkeypatch.setattr(aws_layer, "describe_jobs", lambda lookup, ids: {
+        job_id: {"status": "FAILED", "statusReason": "Host EC2 (instance i-0abc) terminated."}})
+    code, out, _ = accept(capsys, "--run-id", "acc7")
+    assert code == 1
+    assert f"failed graviton/cpu: Batch job {job_id} FAILED: Host EC2 (instance i-0abc) terminated." in out
+    assert out.splitlines()[-1].startswith("not accepted: run acc7")
