@@ -18,7 +18,7 @@ from ..capacity import of_reservation
 from ..plan.models import NodeGroupPlan, Plan
 
 # AWS Batch's fixed per-Region quotas (no Service Quotas code is read for them): one definition, in validate.
-from ..reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES
+from ..reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, BATCH_MAX_JOB_QUEUES, DEFAULT_STACK_LIMIT
 from ..reference.catalog import is_zone_id
 from .state import (
     AccountState,
@@ -32,8 +32,6 @@ from .state import (
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
 
-# CloudFormation's default stacks per account and Region, used only when DescribeAccountLimits omits StackLimit.
-DEFAULT_STACK_LIMIT = 2000
 # A reservation that ends this soon still deploys, but leaves little time for a run: warn, do not block.
 END_WARNING = dt.timedelta(hours=24)
 USABLE_RESERVATION_STATES = ("active", "scheduled")

@@ -53,3 +53,7 @@ PLACEMENT_GROUP_NAME_MAX = 255
 # CloudFormation, per stack (the template body and its resource count).
 TEMPLATE_BODY_MAX_BYTES = 1_000_000  # exclusive: CloudFormation accepts at most 999,999
 STACK_MAX_RESOURCES = 500
+# CloudFormation's default stacks per account and Region
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html): preflight counts
+# against it only where DescribeAccountLimits lists no StackLimit.
+DEFAULT_STACK_LIMIT = 2000
