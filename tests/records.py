@@ -7,7 +7,7 @@ import datetime as dt
 
 from workloads.results import Metric, ResultRecord
 
-T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 GIB, MIB = 1 << 30, 1 << 20
 # 2 nodes x 8 GPUs: busbw = algbw x 2(n-1)/n with n = 16
 BUS_16 = 2 * 15 / 16
@@ -67,7 +67,7 @@ def run_records(run_id: str, *, gpu_algbw: float, gemm: float, p50: float, local
 
 # --- one headline figure per record, on the demo spec's groups (placement's evidence) ------------------------------
 
-PLACED_T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
+PLACED_T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 DEMO_GROUPS = {"graviton": ("graviton", "head", "m7g.xlarge"), "trainium": ("trainium", "workers", "trn1.32xlarge"),
                "gpu": ("gpu", "h100", "p5.48xlarge")}
 HEADLINES = {"inference": Metric(name="tokens_per_second", value=0, unit="tokens/s"),
