@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..acceptance.plan import AcceptancePlan, GroupAcceptancePlan, group_plan, over_budget
-from ..capacity import of as capacity_kind
 from ..textsafe import visible
 from .common import (
     EXIT_PROBLEM,
@@ -74,8 +73,8 @@ def acceptance_plan(plan: Plan, groups: list[NodeGroupPlan], prices: list[tuple[
     return AcceptancePlan(spec=plan.name, groups=tuple(out))
 
 
-def submit_group(plan: Plan, group: NodeGroupPlan, *, run_id: str, repeats: int | None, store: ResultStore,
-                 submitter: BotoClient, lookup: BotoClient) -> list[str]:
+def submit_group(plan: Plan, group: NodeGroupPlan, *, multi: bool, run_id: str, repeats: int | None,
+                 store: ResultStore, submitter: BotoClient, lookup: BotoClient) -> list[str]:
     """The group's acceptance job (or one job per node where it can run no multi-node job), exactly once per run id
     (jobs.submit.submit_exactly_once: a second `accept` with the same --run-id finds them). Returns their names."""
     from workloads.contract import JobEnvironment
@@ -86,7 +85,6 @@ def submit_group(plan: Plan, group: NodeGroupPlan, *, run_id: str, repeats: int 
     from ..jobs.submit import Submission, submit_exactly_once
     from ..plan import naming
 
-    multi = capacity_kind(group.capacity.type).multi_node and group.count >= 2
     names = []
     for benchmark in [ACCEPT_JOB] if multi else [accept_job(k) for k in range(group.count)]:
         name = str(BenchmarkJobName(run_id=run_id, rack=group.rack, node_group=group.name, benchmark=benchmark))
@@ -115,11 +113,13 @@ def submit_group(plan: Plan, group: NodeGroupPlan, *, run_id: str, repeats: int 
     return names
 
 
-def _records(store: ResultStore, run_id: str, group: GroupAcceptancePlan) -> list[AcceptRecord]:
+def _records(store: ResultStore, run_id: str, plan: AcceptancePlan) -> dict[str, list[AcceptRecord]]:
+    """Each group's acceptance records, from one verified read of the run."""
     from workloads.layout import ACCEPT_JOB_NAME
 
-    return [r for r in store.read(run_id, "accept")["accept"]
-            if (r.rack, r.node_group) == (group.rack, group.node_group) and ACCEPT_JOB_NAME.fullmatch(r.benchmark)]
+    found = store.read(run_id, "accept")["accept"]
+    return {g.label: [r for r in found if (r.rack, r.node_group) == (g.rack, g.node_group)
+                      and ACCEPT_JOB_NAME.fullmatch(r.benchmark)] for g in plan.groups}
 
 
 def finished(group: GroupAcceptancePlan, records: list[AcceptRecord]) -> bool:
@@ -138,7 +138,7 @@ def wait(store: ResultStore, run_id: str, plan: AcceptancePlan, lookup: BotoClie
 
     started = time.monotonic()
     while True:
-        found = {g.label: _records(store, run_id, g) for g in plan.groups}
+        found = _records(store, run_id, plan)
         batch = aws.describe_jobs(lookup, [i for ids in job_ids.values() for i in ids])
         dead = {label: "; ".join(f"Batch job {i} FAILED: {batch[i].get('statusReason') or 'no reason given'}"
                                  for i in ids if batch.get(i, {}).get("status") == "FAILED")
@@ -276,16 +276,22 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 def run_acceptance(args: argparse.Namespace, plan: Plan, accepted_plan: AcceptancePlan,
                    groups: list[NodeGroupPlan], run_id: str | None) -> int:
+    from workloads.store import Refused
+
     from ..jobs.submit import SubmitError, batch_clients_for, new_run_id
 
     run_id = run_id or new_run_id()
     store = results_store(args, plan)
     submitter, lookup = batch_clients_for(aws_target(args, plan.region))
     try:
-        names = {f"{g.rack}/{g.name}": submit_group(plan, g, run_id=run_id, repeats=args.repeats, store=store,
-                                                   submitter=submitter, lookup=lookup) for g in groups}
+        names = {gp.label: submit_group(plan, g, multi=gp.multi_node, run_id=run_id, repeats=args.repeats,
+                                        store=store, submitter=submitter, lookup=lookup)
+                 for g, gp in zip(groups, accepted_plan.groups, strict=True)}
     except SubmitError as e:
         print(f"error: {visible(e)}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except Refused:  # a marker or claim of this run that cannot be believed: named, never submitted over
+        print("\n".join(problem_lines(store)), file=sys.stderr)
         return EXIT_PROBLEM
     print(f"run {run_id}", file=sys.stderr)
     if args.no_wait:

@@ -169,3 +169,11 @@ def test_a_job_batch_failed_is_named_and_the_group_not_accepted(aws, capsys, mon
     assert code == 1
     assert f"failed graviton/cpu: Batch job {job_id} FAILED: Host EC2 (instance i-0abc) terminated." in out
     assert out.splitlines()[-1].startswith("not accepted: run acc7")
+
+
+def test_a_forged_marker_is_named_not_submitted_over(aws, capsys):
+    name = "acc8-graviton-cpu-accept"
+    aws.put_once(f"results/acc8/_jobs/{name}.json", json.dumps({"job_name": name}).encode(), "application/json")
+    code, _, err = accept(capsys, "--run-id", "acc8")
+    assert code == 1 and f"results/acc8/_jobs/{name}.json" in err and "not a job marker" in err
+    assert "submitted" not in err
