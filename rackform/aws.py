@@ -9,6 +9,8 @@ the job image carries no `rackform`.
 from __future__ import annotations
 
 import re
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
@@ -100,9 +102,43 @@ def client(target: Target, service: str, *, config: Config | None = None) -> Bot
 
 def _client(s: Session, target: Target, service: str, config: Config | None) -> BotoClient:
     try:
-        return s.client(service, region_name=target.region, endpoint_url=target.endpoint_url, config=_config(config))
+        made = s.client(service, region_name=target.region, endpoint_url=target.endpoint_url, config=_config(config))
     except Exception as e:  # NoRegionError, a malformed endpoint URL
         raise explained(e, target) from None
+    # botocore emits before-send once per HTTP request it sends (a retry is another request), named
+    # before-send.<service>.<Operation>: https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html
+    made.meta.events.register("before-send", REQUESTS.count)
+    return made
+
+
+class RequestCounter:
+    """The AWS requests this process has sent, by `<service>.<Operation>` (`--verbose` prints them): counted from
+    every client `client` makes, from any thread (the result store reads with several)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_operation: Counter[str] = Counter()
+
+    def count(self, event_name: str = "", **_: object) -> None:
+        """botocore's before-send handler; returning None lets the request go."""
+        with self._lock:
+            self.by_operation[event_name.removeprefix("before-send.")] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_operation.clear()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_operation.values())
+
+    def line(self) -> str:
+        """`AWS requests: 12 (s3.GetObject 10, s3.ListObjectVersions 2)`, most frequent first."""
+        each = ", ".join(f"{op} {n}" for op, n in self.by_operation.most_common())
+        return f"AWS requests: {self.total}" + (f" ({each})" if each else "")
+
+
+REQUESTS = RequestCounter()
 
 
 def client_factory(target: Target, s: Session | None = None) -> Callable[[str], BotoClient]:

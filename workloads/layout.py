@@ -212,6 +212,20 @@ def workload_job_key(run_id: str, workload: str) -> str:
     return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_workloads/{workload}.json"
 
 
+def run_prefix(run_id: str) -> str:
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/"
+
+
+SUMMARY_FOLDER = "_summary"
+SUMMARY_OBJECT = re.compile(r"(\d{1,12})\.json")
+
+
+def summary_key(run_id: str, seq: int) -> str:
+    """`_summary/<seq>.json`: the run's summary as of its seq-th update (write-once like everything under results/,
+    so an update is a new object; a reader takes the highest seq). Zero-padded: the listing order is the seq order."""
+    return f"{run_prefix(run_id)}{SUMMARY_FOLDER}/{seq:012d}.json"
+
+
 def workload_output_prefix(run_id: str, workload: str) -> str:
     """Where a workload's job writes its own outputs (the job is told it in its environment)."""
     return f"{WORKLOADS_PREFIX}/{check_run_id(run_id)}/{workload}/"

@@ -5,6 +5,7 @@
     _workloads/<workload>.json            a workload job's marker (`rackform run`; layout.WorkloadMarker)
     _placements/<workload>.json           the placement decision of a workload (`rackform run`)
     _claims/<job name>/<attempt>.json     who may submit that attempt of the job (submit and run)
+    _summary/<seq>.json                   the run's summary as of an update (`rackform status` and `runs`)
 
 and, beside the runs, what the rack's repair function did (workloads/repair.py, layout.repair_key):
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt
 
 # The job models (and their names) are the contract with rackform's submit and run: they live in layout.py.
 from .layout import BenchmarkJob, Nodes, StoredObject, WorkloadJob
@@ -109,3 +110,28 @@ class RepairRecord(StoredObject):
     decided_at: str
     steps: dict[str, str]  # drain, terminate: what each did ("DRAINING", "terminating" or "failed: ...")
 
+
+class RunSummary(StoredObject):
+    """What `rackform runs` shows of a run, from one small object instead of every marker and record: written by
+    whoever has just read the whole run without a problem (`status`, or `runs` itself), as a new object per update.
+    `final` once every job it counted has its record: later readers take it as it is unless the run's `_jobs/`
+    listing has grown since (more jobs submitted under the same run id)."""
+
+    run_id: str
+    seq: NonNegativeInt
+    written_at: str
+    started: str  # the first object of the run, as S3 listed it (ISO 8601)
+    clusters: list[str]
+    jobs: NonNegativeInt
+    records: NonNegativeInt
+    succeeded: NonNegativeInt
+    failed: NonNegativeInt
+    skipped: NonNegativeInt
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.jobs - self.records)
+
+    @property
+    def final(self) -> bool:
+        return self.jobs > 0 and self.pending == 0

@@ -16,7 +16,9 @@ import hashlib
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast
 
@@ -32,6 +34,8 @@ from .layout import (
     REPAIR_OBJECT,
     REPAIRS_PREFIX,
     RUN_ID,
+    SUMMARY_FOLDER,
+    SUMMARY_OBJECT,
     BenchmarkMarker,
     WorkloadMarker,
     accept_key,
@@ -44,13 +48,15 @@ from .layout import (
     placement_key,
     record_key,
     repair_key,
+    run_prefix,
     submission_key,
+    summary_key,
     workload_job_key,
 )
 from .layout import (
     RESULTS_PREFIX as PREFIX,
 )
-from .objects import Claim, Placement, RepairRecord
+from .objects import Claim, Placement, RepairRecord, RunSummary
 from .results import AcceptRecord, CertificateHead, FabricSchedule, HealthRecord, ResultRecord
 
 if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
@@ -62,7 +68,7 @@ M = TypeVar("M", bound=BaseModel)
 # again as it was read). JSON values are whatever the model allowed, hence Any inside.
 Document = dict[str, Any]
 # What a reader believes: the records as models, the operator-side objects as their documents.
-Verified = ResultRecord | HealthRecord | AcceptRecord | FabricSchedule | RepairRecord | Document
+Verified = ResultRecord | HealthRecord | AcceptRecord | FabricSchedule | RepairRecord | RunSummary | Document
 
 
 class Found(TypedDict, total=False):
@@ -77,10 +83,15 @@ class Found(TypedDict, total=False):
     workload: list[Document]
     placement: list[Document]
     claim: list[Document]
+    summary: list[RunSummary]
 
 # Standard mode retries throttling, 5xx and connection errors with backoff; conditional writes make them safe.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
 CONFLICT_ATTEMPTS = 6
+# GETs in flight at once when reading a run: enough to hide S3's per-request latency (tens of ms), few enough for
+# botocore's default pool of 10 connections per client (https://botocore.amazonaws.com/v1/documentation/api/latest/
+# reference/config.html, max_pool_connections), so no request waits for a connection.
+READERS = 8
 CONFLICT_BACKOFF_S = 0.1
 
 
@@ -105,6 +116,8 @@ class ResultStore:
         self.bucket = bucket
         self.s3 = client or s3_client()
         self._problems: dict[str, BadObject] = {}  # objects reads left out, by key: see `problems`
+        self._kept: dict[tuple[str, str, int], Verified] | None = None  # see `keep`
+        self._earliest: dict[str, dt.datetime] = {}  # the first LastModified each listing saw, by prefix
 
     def put_once(self, key: str, body: bytes, content_type: str) -> bool:
         """Write `body` at `key` unless something is there. True if this call wrote it.
@@ -173,6 +186,46 @@ class ResultStore:
             return None
         return max(claimed), max(claimed) in failed
 
+    def put_summary(self, summary: RunSummary) -> str:
+        key = summary_key(summary.run_id, summary.seq)
+        self.put_once(key, summary.model_dump_json().encode(), "application/json")
+        return key
+
+    def latest_summary(self, run_id: str) -> RunSummary | None:
+        """The run's summary with the highest seq (one listing of `_summary/`, one GET), None when it has none. One
+        that cannot be believed is None too, and kept in `self.problems`."""
+        folder = f"{run_prefix(run_id)}{SUMMARY_FOLDER}/"
+        listed = [(key, versions, deleted) for key, versions, deleted in self._versions(folder)
+                  if SUMMARY_OBJECT.fullmatch(key[len(folder):])]
+        if not listed:
+            return None
+        key, versions, deleted = max(listed, key=lambda kvd: int(kvd[0][len(folder):-len(".json")]))
+        try:
+            return cast(RunSummary, self._believe(key, "summary", versions, deleted, run_id))
+        except Refused:
+            return None
+
+    def run_ids(self) -> list[str]:
+        """The names of the folders under results/, from a listing by delimiter: one request per 1,000 runs, however
+        many objects each holds (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-prefixes.html)."""
+        names = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{PREFIX}/",
+                                                                      Delimiter="/"):
+            names += [p["Prefix"][len(PREFIX) + 1:-1] for p in page.get("CommonPrefixes", [])]
+        return names
+
+    def count(self, prefix: str) -> int:
+        """How many objects are under `prefix` (a listing: one request per 1,000)."""
+        return sum(1 for _ in self.keys(prefix))
+
+    def first_written(self, run_id: str) -> dt.datetime | None:
+        """When the run's first object was written, as S3 lists it: from this store's last listing of the whole
+        run, else from a new one."""
+        prefix = run_prefix(run_id)
+        if prefix not in self._earliest:
+            self._versions(prefix)
+        return self._earliest.get(prefix)
+
     def keys(self, prefix: str) -> Iterator[str]:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
@@ -214,16 +267,62 @@ class ResultStore:
     def read(self, run_id: str, *kinds: str, within: str | None = None) -> Found:
         """Every verified object of each kind (a key of KINDS) under the run's prefix, or under `within`, a prefix
         inside it, from one listing (`rackform status --wait` polls markers and records)."""
-        prefix = f"{PREFIX}/{check_run_id(run_id)}/"
         out: dict[str, list[Verified]] = {k: [] for k in kinds}
-        for key, versions, deleted in self._versions(within or prefix):
-            if (what := _kind(prefix, key)) not in out:
-                continue
-            try:
-                out[what].append(self._believe(key, what, versions, deleted, run_id))
-            except Refused:
-                pass  # kept in self.problems
+        for what, value in self.stream_read(run_id, *kinds, within=within):
+            out[what].append(value)
         return cast(Found, out)  # each kind's list holds what KINDS[kind].believe returns
+
+    def iter_records(self, run_id: str) -> Iterator[ResultRecord]:
+        """The run's verified records one at a time, in key order, never all in memory at once (`report`,
+        `results`); every object left out is in `self.problems` once the iteration ends."""
+        for _, record in self.stream_read(run_id, "record"):
+            yield cast(ResultRecord, record)
+
+    def keep(self) -> None:
+        """From now on keep what is read, by key, version and size, and never GET it again: `status --wait` polls
+        a run whose objects are write-once, so each poll reads only what is new."""
+        if self._kept is None:
+            self._kept = {}
+
+    def stream_read(self, run_id: str, *kinds: str, within: str | None = None) -> Iterator[tuple[str, Verified]]:
+        """(kind, verified object) for each object of `kinds` under the run's prefix (or `within`), in key order, from
+        one listing; up to READERS GETs in flight at once and at most 2 x READERS bodies held ahead of the caller.
+        Objects that cannot be believed are left out and kept in `self.problems`."""
+        prefix = f"{PREFIX}/{check_run_id(run_id)}/"
+        wanted = [(key, versions, deleted, what) for key, versions, deleted in self._versions(within or prefix)
+                  if (what := _kind(prefix, key)) in kinds]
+        if not wanted:
+            return
+        # boto3 clients are thread-safe (resources are not): the threads share self.s3 and only GET and verify;
+        # the problems are recorded here, in the caller's thread.
+        with ThreadPoolExecutor(READERS, thread_name_prefix="rackform-read") as pool:
+            ahead: deque[tuple[str, str, Future[Verified]]] = deque()
+            for key, versions, deleted, what in wanted:
+                ahead.append((key, what, pool.submit(self._verified_kept, key, versions, deleted, run_id, what)))
+                if len(ahead) >= 2 * READERS:
+                    if (got := self._settled(*ahead.popleft())) is not None:
+                        yield got
+            while ahead:
+                if (got := self._settled(*ahead.popleft())) is not None:
+                    yield got
+
+    def _settled(self, key: str, what: str, future: Future[Verified]) -> tuple[str, Verified] | None:
+        try:
+            value = future.result()
+        except _Bad as e:
+            self._refuse(key, what, e.kind, e.why)
+            return None
+        self._problems.pop(key, None)
+        return what, value
+
+    def _verified_kept(self, key: str, versions: list[tuple[str, int]], deleted: bool, run_id: str,
+                       what: str) -> Verified:
+        if self._kept is None or deleted or len(versions) != 1:
+            return self._verified(key, versions, deleted, run_id, what)
+        seen = (key, *versions[0])
+        if (value := self._kept.get(seen)) is None:
+            value = self._kept[seen] = self._verified(key, versions, deleted, run_id, what)
+        return value
 
     def read_one(self, key: str) -> Verified | None:
         """The verified object at `key` (its kind taken from the key), None when there is none. One that cannot be
@@ -292,6 +391,8 @@ class ResultStore:
         for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
             for v in page.get("Versions", []):
                 versions.setdefault(v["Key"], []).append((v["VersionId"], v.get("Size", 0)))
+                if (at := v.get("LastModified")) is not None and at < self._earliest.get(prefix, at + _SECOND):
+                    self._earliest[prefix] = at
             for d in page.get("DeleteMarkers", []):
                 versions.setdefault(d["Key"], [])
                 if d.get("IsLatest"):
@@ -390,7 +491,8 @@ def _one_version(versions: list[tuple[str, int]], deleted: bool) -> tuple[str, i
 
 
 # The run's folders of operator-side objects (workloads/objects.py), by the kind of object each holds.
-FOLDERS = {"_jobs": "marker", "_workloads": "workload", "_placements": "placement"}
+FOLDERS = {"_jobs": "marker", "_workloads": "workload", "_placements": "placement", SUMMARY_FOLDER: "summary"}
+_SECOND = dt.timedelta(seconds=1)
 
 
 def _kind(prefix: str, key: str) -> str | None:
@@ -522,6 +624,13 @@ def _repair(key: str, data: object, run_id: str) -> RepairRecord:
     return r
 
 
+def _summary(key: str, data: object, run_id: str) -> RunSummary:
+    summary = _validated(RunSummary, data, "run summary")
+    _filed(key, summary_key(run_id, summary.seq) if summary.run_id == run_id else None,
+           f"it is update {summary.seq} of run {summary.run_id!r}")
+    return summary
+
+
 def _as_written(data: object) -> Document:
     """A document its model has just accepted: a JSON object (a model validates from nothing else read from JSON)."""
     return cast(Document, data)
@@ -554,5 +663,6 @@ KINDS: dict[str, Kind] = {
     "workload": Kind("workload job marker", 64 << 10, _workload_marker),
     "placement": Kind("placement decision", 1 << 20, _placement),
     "claim": Kind("submission claim", 64 << 10, _claim),
+    "summary": Kind("run summary", 64 << 10, _summary),
     "repair": Kind("repair record", 64 << 10, _repair),
 }

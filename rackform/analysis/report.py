@@ -13,6 +13,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from workloads.benchmarks import BENCHMARKS, Headline, Pricing
@@ -318,10 +319,15 @@ def _row(record: ResultRecord, h: Headline, f: HeadlineFigure, bare: Row, pricin
 
 
 def report_rows(records: Iterable[ResultRecord], limits_of: LimitsOf, fsx: FsxLustre | None = None) -> list[Row]:
-    """Rows grouped by benchmark (in BENCHMARKS order), so that tiers running the same work sit together."""
+    """Rows grouped by benchmark (in BENCHMARKS order), so that tiers running the same work sit together. Each record
+    becomes its rows as it comes and is not kept: the records may be a stream of any length."""
+    return ordered_rows(row for r in records for row in record_rows(r, limits_of(r.instance_type), fsx))
+
+
+def ordered_rows(rows: Iterable[Row]) -> list[Row]:
+    """Rows by benchmark (BENCHMARKS order), rack and node group; a record's own rows keep their order."""
     order = {b: i for i, b in enumerate(BENCHMARKS)}
-    ordered = sorted(records, key=lambda r: (order.get(r.benchmark, len(order)), r.benchmark, r.rack, r.node_group))
-    return [row for r in ordered for row in record_rows(r, limits_of(r.instance_type), fsx)]
+    return sorted(rows, key=lambda r: (order.get(r.benchmark, len(order)), r.benchmark, r.rack, r.node_group))
 
 
 # --- baseline comparison ---------------------------------------------------------------------------------------
@@ -463,16 +469,31 @@ class Report:
     def regressions(self) -> list[ResultChange]:
         return [c for c in self.changes if c.regression]
 
+    @cached_property
+    def _changes_by_key(self) -> dict[tuple[str, str, str, str | None], ResultChange]:
+        """Each change by (benchmark, rack, node group, metric key), a status change under None: built once, so a
+        table of n rows looks its changes up in O(n), not O(n x changes)."""
+        index: dict[tuple[str, str, str, str | None], ResultChange] = {}
+        for c in self.changes:
+            index.setdefault((c.benchmark, c.rack, c.node_group, None if c.metric == "status" else c.metric_key), c)
+        return index
+
     def change_for(self, row: Row) -> ResultChange | None:
-        return next((c for c in self.changes if (c.benchmark, c.rack, c.node_group) == row.group
-                     and (c.metric_key == row.metric_key if row.metric_key else c.metric == "status")), None)
+        return self._changes_by_key.get((*row.group, row.metric_key or None))
 
 
-def build_report(records: Sequence[ResultRecord], *, limits_of: LimitsOf, fsx: FsxLustre | None = None,
-                 baseline: Sequence[ResultRecord] | None = None, baseline_run_id: str | None = None,
-                 threshold_pct: float = 5.0, problems: Sequence[Any] = ()) -> Report:
-    rows = report_rows(records, limits_of, fsx)
+def build_report(records: Iterable[ResultRecord], *, limits_of: LimitsOf, fsx: FsxLustre | None = None,
+                 baseline: Iterable[ResultRecord] | None = None, baseline_run_id: str | None = None,
+                 threshold_pct: float = 5.0, problems: Sequence[Any] | Callable[[], Sequence[Any]] = ()) -> Report:
+    """The report of `records`, which may be a stream read once (ResultStore.iter_records): each record becomes its
+    rows and its bus bandwidth line as it comes and is then dropped, so memory holds rows, not records. `problems`
+    may be a callable, asked once the records (and the baseline) are read: a stream's problems are known at its end."""
+    run_id, rows, series = "", [], []
+    for record in records:
+        run_id = run_id or record.run_id
+        rows += record_rows(record, limits_of(record.instance_type), fsx)
+        series += busbw_series((record,))
+    rows = ordered_rows(rows)
     changes = compare(rows, report_rows(baseline, limits_of, fsx), threshold_pct) if baseline is not None else []
-    run_id = records[0].run_id if records else ""
-    return Report(run_id, baseline_run_id, threshold_pct, tuple(rows), tuple(changes), tuple(busbw_series(records)),
-                  tuple(problems))
+    found = problems() if callable(problems) else problems
+    return Report(run_id, baseline_run_id, threshold_pct, tuple(rows), tuple(changes), tuple(series), tuple(found))

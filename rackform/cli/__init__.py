@@ -190,9 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputError as e:
         print(f"error: {visible(e)}", file=sys.stderr)
         return EXIT_USAGE
+    verbose = getattr(args, "verbose", False)  # `--verbose`, an AWS option: what the command cost in requests
     try:
+        if verbose:
+            from ..aws import REQUESTS
+
+            REQUESTS.reset()
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        if verbose:
+            print(REQUESTS.line(), file=sys.stderr)
         return code
     except SpecError as e:
         source = getattr(args, "spec", "") or ""

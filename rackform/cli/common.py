@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, TypeAlias, TypeVar, overload
 
 from .. import pipeline
 from ..plan.models import Plan
@@ -81,6 +81,8 @@ def aws_options(p: argparse.ArgumentParser, *, region: bool = True, bucket: bool
     g.add_argument("--profile", help="named AWS profile (default: $AWS_PROFILE, else the default credential chain)")
     g.add_argument("--endpoint-url", help="endpoint for every AWS client, e.g. a local moto server (default: "
                    "$AWS_ENDPOINT_URL, else AWS)")
+    g.add_argument("--verbose", action="store_true", help="at the end, say how many AWS requests the command sent, "
+                   "by operation (on stderr)")
 
 
 def aws_target(args: argparse.Namespace, region: str | None = None) -> Target:
@@ -141,29 +143,17 @@ def store_for(args: argparse.Namespace, run_ids: Sequence[str]) -> ResultStore:
     return results_store(args)
 
 
-def run_ids_in(store: ResultStore) -> dict[str, Any]:
-    """Every run id under results/ with the time of its first object, newest first (one listing)."""
-    runs: dict[str, Any] = {}
-    for page in store.s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix="results/"):
-        for obj in page.get("Contents", []):
-            parts = obj["Key"].split("/")
-            if len(parts) > 2:
-                first = runs.get(parts[1])
-                runs[parts[1]] = obj["LastModified"] if first is None else min(first, obj["LastModified"])
-    return dict(sorted(runs.items(), key=lambda kv: kv[1], reverse=True))
-
-
 def no_such_run(store: ResultStore, run_id: str, what: str = "records") -> str:
     """"no records for run X in s3://...", with the runs that do exist closest to it."""
     import difflib
 
-    known = list(run_ids_in(store))
+    known = store.run_ids()  # the run folders, by delimiter: never a listing of every object in the bucket
     close = difflib.get_close_matches(run_id, known, n=3, cutoff=0.5)
     where = f"s3://{store.bucket}/results/{run_id}/"
     if run_id not in known:
         hint = (f"; did you mean {' or '.join(close)}?" if close else
-                f"; newest runs: {', '.join(known[:3])} (`rackform runs` lists them)" if known else
-                "; the bucket holds no runs yet")
+                f"; runs there include {', '.join(known[:3])} (`rackform runs` lists them, newest first)" if known
+                else "; the bucket holds no runs yet")
         return visible(f"no {what} for run {run_id} in s3://{store.bucket}/results/: there is no such run{hint}")
     return visible(f"no {what} for run {run_id} in {where}")
 
@@ -229,10 +219,15 @@ def run_records(store: ResultStore, run_id: str, read: Callable[[str], Sequence[
         print(f"error: {e}", file=sys.stderr)
         return None
     if not records:
-        if problems := problem_lines(store):
-            print("\n".join(problems), file=sys.stderr)
-        print(f"error: {no_such_run(store, run_id, what)}", file=sys.stderr)
+        say_no_records(store, run_id, what)
         return None
     return records
+
+
+def say_no_records(store: ResultStore, run_id: str, what: str = "records") -> None:
+    """A run with nothing to show: the objects left out (if any), then which run and the nearest ones (stderr)."""
+    if problems := problem_lines(store):
+        print("\n".join(problems), file=sys.stderr)
+    print(f"error: {no_such_run(store, run_id, what)}", file=sys.stderr)
 
 

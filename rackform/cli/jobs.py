@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import datetime as dt
+import itertools
 import json
 import sys
 import time
@@ -28,12 +30,12 @@ from .common import (
     no_such_run,
     problem_lines,
     results_store,
-    run_ids_in,
-    run_records,
+    say_no_records,
     store_for,
 )
 
 if TYPE_CHECKING:
+    from workloads.objects import RunSummary
     from workloads.store import ResultStore
 
     from ..jobs.submit import JobState
@@ -144,6 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     lookup = batch_lookup(args)
     timed_out = False
     if args.wait:
+        store.keep()  # each poll GETs only the objects that are new since the last
         try:
             states, timed_out = wait_for(args.run_id, store, lookup, interval_s=args.interval,
                                          timeout_s=args.timeout)
@@ -155,6 +158,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         states = submission().run_state(args.run_id, store, lookup)
     workload_jobs, workloads_failed = workload_lines(args.run_id, store, lookup)  # `rackform run`'s jobs, beside
     problems = problem_lines(store)  # markers, records, decisions that cannot be believed, each named
+    if states:  # what status has just read, kept for `rackform runs` as the run's next summary
+        _summarized(store, args.run_id, [s.submission for s in states], [s.record_status for s in states],
+                    store.latest_summary(args.run_id))
     if not states and not workload_jobs:
         if problems:
             print("\n".join(problems), file=sys.stderr)
@@ -189,26 +195,48 @@ def cmd_results(args: argparse.Namespace) -> int:
     from .placement import workload_lines
 
     store = store_for(args, [args.run_id])
-    records = run_records(store, args.run_id)
-    if records is None:
-        return 1
+    # Records stream in (bounded parallel reads) and each is written out, or made its table row, as it comes: none
+    # is held, so memory stays flat however many the run has.
     if args.json:
-        from ..render.jsonout import json_text
-        from ..render.problems import problem_dicts
-
-        print(json_text({"run_id": args.run_id, "records": [r.model_dump(mode="json") for r in records],
-                         "problems": problem_dicts(store.problems)}))
-        return 1 if store.problems else 0
-    rows = [[r.benchmark, f"{r.rack}/{r.node_group}", r.tier, r.instance_type, r.node_count, r.status,
-             f"{(r.ended_at - r.started_at).total_seconds():.0f}s", headline_text(r)] for r in records]
+        return _results_json(store, args.run_id)
+    rows, local = [], False
+    for r in store.iter_records(args.run_id):
+        rows.append([r.benchmark, f"{r.rack}/{r.node_group}", r.tier, r.instance_type, r.node_count, r.status,
+                     f"{(r.ended_at - r.started_at).total_seconds():.0f}s", headline_text(r)])
+        local = local or r.environment.get("executor") == "local"
+    if not rows:
+        say_no_records(store, args.run_id)
+        return 1
     print(table(rows, ["benchmark", "rack/node group", "tier", "instance", "nodes", "status", "time", "result"]))
-    if any(r.environment.get("executor") == "local" for r in records):
+    if local:
         print("note: executor=local: measured on this machine, not on the instance types named above")
     if workload_jobs := workload_lines(args.run_id, store, None)[0]:
         print("\n".join(workload_jobs))
     if problems := problem_lines(store):
         print("\n".join(problems))
     return 1 if problems else 0
+
+
+def _results_json(store: ResultStore, run_id: str) -> int:
+    """{"run_id", "records": [...], "problems": [...]}, each record written as it is read; a run with none is the
+    same error as in text, on stderr, with nothing on stdout."""
+    from ..render.jsonout import json_text
+    from ..render.problems import problem_dicts
+
+    records = store.iter_records(run_id)
+    if (first := next(records, None)) is None:
+        say_no_records(store, run_id)
+        return 1
+    out = sys.stdout
+    out.write(f'{{\n  "run_id": {json.dumps(run_id)},\n  "records": [')
+    for n, record in enumerate(itertools.chain([first], records)):
+        out.write(("," if n else "") + "\n" + _indented(json_text(record.model_dump(mode="json")), "    "))
+    out.write(f'\n  ],\n  "problems": {_indented(json_text(problem_dicts(store.problems)), "  ").lstrip()}\n}}\n')
+    return 1 if store.problems else 0
+
+
+def _indented(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
 
 
 # --- runs and logs -----------------------------------------------------------------------------------------------
@@ -227,20 +255,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from ..render.problems import problem_lines as lines_of
 
     store = results_store(args)
-    found = run_ids_in(store)
-    runs = [(run_id, first) for run_id, first in found.items() if RUN_ID.fullmatch(run_id)]
+    found = store.run_ids()  # by delimiter: the run folders, never every object of every run
     # A folder no run id can name was never written by rackform: a problem, never a run to read.
     strays = [BadObject(f"results/{run_id}/", "run", "unreadable", "not a run id (1-48 letters, digits, '-' or '_', "
                         "starting with a letter or digit): no rackform run writes here")
               for run_id in found if not RUN_ID.fullmatch(run_id)]
-    listed = []
-    for run_id, first in runs[:args.limit]:
-        objects = store.read(run_id, "marker", "record")
-        markers, records = objects["marker"], objects["record"]
-        counts = {s: sum(r.status == s for r in records) for s in ("succeeded", "failed", "skipped")}
-        listed.append({"run_id": run_id, "started": first.isoformat(timespec="seconds"),
-                       "clusters": sorted({_cluster(m) for m in markers}), "jobs": len(markers),
-                       **counts, "pending": max(0, len(markers) - len(records))})
+    summaries = sorted(_summaries(store, [r for r in found if RUN_ID.fullmatch(r)]),
+                       key=lambda s: dt.datetime.fromisoformat(s.started), reverse=True)
+    runs = [s.run_id for s in summaries]
+    listed: list[dict[str, Any]] = [
+        {"run_id": s.run_id, "started": dt.datetime.fromisoformat(s.started).isoformat(timespec="seconds"),
+         "clusters": s.clusters, "jobs": s.jobs, "succeeded": s.succeeded, "failed": s.failed, "skipped": s.skipped,
+         "pending": s.pending} for s in summaries[:args.limit]]
     bad = [*store.problems, *strays]
     if args.json:
         print(json.dumps({"bucket": store.bucket, "runs": listed, "more": max(0, len(runs) - args.limit),
@@ -257,6 +283,62 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if problems := lines_of(bad):
         print("\n".join(problems))
     return EXIT_PROBLEM if problems else 0
+
+
+def _summaries(store: ResultStore, run_ids: list[str]) -> list[RunSummary]:
+    """Each run's summary: its latest `_summary/` object while that is final and no job was submitted since (two
+    listings and a GET per run, READERS runs at a time), else made afresh from the run's markers and records (and
+    written, when they had no problem, so the next `runs` need not read them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workloads.store import READERS
+
+    def still_true(run_id: str) -> tuple[RunSummary | None, bool]:
+        latest = store.latest_summary(run_id)
+        return latest, latest is not None and latest.final and store.count(f"results/{run_id}/_jobs/") == latest.jobs
+
+    with ThreadPoolExecutor(READERS) as pool:
+        latest = dict(zip(run_ids, pool.map(still_true, run_ids), strict=True))
+    out = []
+    for run_id in run_ids:
+        summary, true = latest[run_id]
+        if not true:
+            objects = store.read(run_id, "marker", "record")
+            summary = _summarized(store, run_id, objects["marker"], [r.status for r in objects["record"]], summary)
+        if summary is not None:
+            out.append(summary)
+    return out
+
+
+def _summarized(store: ResultStore, run_id: str, markers: list[dict[str, Any]], statuses: list[str | None],
+                latest: RunSummary | None) -> RunSummary:
+    """The summary of a run just read (`statuses`: each record's, None for a job without one), written as the
+    run's next `_summary/` object when the read had no problem and the latest one says otherwise. A reader who may
+    not write, or a writer who lost the race for that seq, still has it to show."""
+    from workloads.objects import RunSummary
+    from workloads.store import AlreadyExists
+
+    from .. import aws
+
+    now = dt.datetime.now(dt.UTC)
+    counts = {s: statuses.count(s) for s in ("succeeded", "failed", "skipped")}
+    summary = RunSummary(run_id=run_id, seq=latest.seq + 1 if latest else 0,
+                         written_at=now.isoformat(timespec="seconds"),
+                         started=(store.first_written(run_id) or now).isoformat(),
+                         clusters=sorted({_cluster(m) for m in markers}), jobs=len(markers),
+                         records=sum(s is not None for s in statuses), **counts)
+    same = latest is not None and latest.model_dump(exclude={"seq", "written_at"}) == \
+        summary.model_dump(exclude={"seq", "written_at"})
+    if same or any(p.key.startswith(f"results/{run_id}/") for p in store.problems):
+        return summary
+    try:
+        store.put_summary(summary)
+    except AlreadyExists:
+        pass  # another reader wrote this seq first: the next reader takes whichever is latest
+    except Exception as e:
+        if not aws.is_denied(e):
+            raise
+    return summary
 
 
 def _log_keys(store: ResultStore, run_id: str, args: argparse.Namespace) -> list[tuple[str, tuple[str, str, str, int]]]:

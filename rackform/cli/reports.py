@@ -5,10 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..render.text import table
 from ..textsafe import visible
-from .common import Subparsers, aws_options, checked_plan, problem_lines, run_records, store_for, threshold, write
+from .common import (
+    Subparsers,
+    aws_options,
+    checked_plan,
+    problem_lines,
+    say_no_records,
+    store_for,
+    threshold,
+    write,
+)
+
+if TYPE_CHECKING:
+    from workloads.results import ResultRecord
 
 
 def _wide(args: argparse.Namespace) -> bool:
@@ -35,26 +49,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     plan = checked_plan(args.spec) if args.spec else None
     fsx = plan.storage.fsx_lustre if plan else None
     store = store_for(args, [args.run_id, *([args.baseline] if args.baseline else [])])
-    records = run_records(store, args.run_id)
-    if records is None:
-        return 1
-    baseline = None
-    if args.baseline:
-        baseline = run_records(store, args.baseline)
-        if baseline is None:
-            return 1
     # Decisions `rackform run` recorded for the run (none: no section); no Batch calls, the decision is the record.
     # Read before the report is built, so a decision that cannot be believed is among the report's problems.
     placed = workload_states(args.run_id, store, None)
-    report = build_report(records, limits_of=limits_for, fsx=fsx, baseline=baseline, baseline_run_id=args.baseline,
-                          threshold_pct=args.threshold, problems=store.problems)
+    # The records stream in (bounded parallel reads) and become rows as they come: none is held whole, so memory
+    # stays flat however many a run has; the counts and zones are all that is kept of them.
+    counts: dict[str, int] = {}
+    zones: set[str] = set()
+
+    def streamed(run_id: str) -> Iterator[ResultRecord]:
+        counts.setdefault(run_id, 0)
+        for record in store.iter_records(run_id):
+            counts[run_id] += 1
+            if run_id == args.run_id and (zone := record.environment.get("availability_zone")):
+                zones.add(zone)
+            yield record
+
+    report = build_report(streamed(args.run_id), limits_of=limits_for, fsx=fsx,
+                          baseline=streamed(args.baseline) if args.baseline else None,
+                          baseline_run_id=args.baseline, threshold_pct=args.threshold,
+                          problems=lambda: store.problems)
+    if empty := next((run for run, n in counts.items() if n == 0), None):
+        say_no_records(store, empty)
+        return 1
     if args.csv:
         write(args.csv, render_csv(report))
     if args.html:
         from ..render.html import context_for, render_html
         from .accept import acceptance_section
 
-        write(args.html, render_html(report, context_for(report, plan, records), placed,
+        write(args.html, render_html(report, context_for(report, plan, zones), placed,
                                      acceptance_section(store, args.run_id)))
     if args.json:
         data = report_dict(report)
@@ -78,13 +102,13 @@ def cmd_advise(args: argparse.Namespace) -> int:
     from ..reference.peaks import limits_for
 
     store = store_for(args, args.run_ids)
-    records = []
-    for run_id in dict.fromkeys(args.run_ids):
-        found = run_records(store, run_id)
-        if found is None:
+    rows = []
+    for run_id in dict.fromkeys(args.run_ids):  # each run's records become rows as they stream in
+        if not (found := report_rows(store.iter_records(run_id), limits_for)):
+            say_no_records(store, run_id)
             return 1
-        records += found
-    advice = advise(report_rows(records, limits_for))
+        rows += found
+    advice = advise(rows)
     if args.json:
         print(json.dumps(advice_dict(advice), indent=2))
         return 0

@@ -8,7 +8,7 @@ import base64
 import datetime as dt
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,13 +42,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from workloads.results import ResultRecord
-
     from ..plan.models import Plan
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Values spanning at least this ratio are drawn on a log scale: a linear axis would flatten the small ones to nothing.
 LOG_SPAN = 10.0
+# A chart stays readable, and its PNG bounded in size, however many jobs a run has: at most this many bars per chart
+# and lines per plot, the rest said under it; the table, CSV and JSON keep every row.
+MAX_BARS = 40
+MAX_LINES = 10
+MAX_NAMED = 5  # jobs named in a chart's "unknown: ..." line
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,15 @@ class Context:
     generated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
-def context_for(report: Report, plan: Plan | None = None, records: Sequence[ResultRecord] = ()) -> Context:
-    """The header's facts: the plan's when given, else what the records say; the data files' own dates."""
+def context_for(report: Report, plan: Plan | None = None, zones: Iterable[str] = ()) -> Context:
+    """The header's facts: the plan's when given, else the Availability Zones the records name; the data files' own
+    dates."""
     from .. import __version__
     from ..reference.catalog import load_catalog
     from ..reference.prices import load_prices
 
     region = plan.region if plan is not None else None
-    zones = sorted({z for r in records if (z := r.environment.get("availability_zone"))})
-    az = getattr(plan, "availability_zone", None) if plan is not None else (", ".join(zones) or None)
+    az = getattr(plan, "availability_zone", None) if plan is not None else (", ".join(sorted(set(zones))) or None)
     book = load_prices()
     dates = sorted({b.as_of for b in book.ec2_on_demand.regions.values()})
     runs = tuple(dict.fromkeys([report.run_id, *([report.baseline_run_id] if report.baseline_run_id else [])]))
@@ -117,12 +120,15 @@ def busbw_figure(report: Report) -> Figure:
     if not report.series:
         _empty(ax, "no all-reduce results in this run")
         return fig
-    for s in report.series:
+    shown = report.series[:MAX_LINES]
+    for s in shown:
         ax.plot(s.sizes, s.busbw, marker="o", label=_plain(s.label))
     ax.set_xscale("log", base=2)
-    if spans_orders([v for s in report.series for v in s.busbw]):
+    if spans_orders([v for s in shown for v in s.busbw]):
         ax.set_yscale("log")
-    ax.set_xlabel("message size (bytes)")
+    left = len(report.series) - len(shown)
+    ax.set_xlabel("message size (bytes)" + (f"; the first {len(shown)} of {len(report.series)} jobs drawn (every "
+                                            "job's points are in --json)" if left else ""))
     ax.set_ylabel("bus bandwidth (GB/s)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
@@ -144,6 +150,11 @@ def per_dollar_figure(report: Report) -> Figure:
         return fig
     for ax, (benchmark, bars) in zip(axes, data.items(), strict=False):  # the axes left over are deleted above
         known = [b for b in bars if b["value"] is not None]
+        if len(known) > MAX_BARS:  # the best per dollar, in the report's order
+            best = {id(b) for b in sorted(known, key=lambda b: b["value"], reverse=True)[:MAX_BARS]}
+            known, cut = [b for b in known if id(b) in best], len(known)
+        else:
+            cut = 0
         unit = bars[0]["unit"]
         ax.set_title(f"{benchmark} ({unit})")  # both from the benchmark's Pricing: never from a record
         unknown = [b["label"] for b in bars if b["value"] is None]
@@ -159,14 +170,22 @@ def per_dollar_figure(report: Report) -> Figure:
         else:
             ax.set_xticks([])
             ax.set_yticks([])
+        said = [f"the best {MAX_BARS} of {cut} drawn"] if cut else []
         if unknown:
-            ax.set_xlabel(_plain("unknown: " + ", ".join(unknown)), fontsize="small")
+            more = f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
+            said.append("unknown: " + ", ".join(unknown[:MAX_NAMED]) + more)
+        if said:
+            ax.set_xlabel(_plain("; ".join(said)), fontsize="small")
     return fig
 
 
 def pct_figure(report: Report) -> Figure:
     data = pct_chart_data(report)
     known = [d for d in data if d["pct"] is not None]
+    cut = len(known) if len(known) > MAX_BARS else 0
+    if cut:  # the furthest below their limit, in the report's order
+        lowest = {id(d) for d in sorted(known, key=lambda d: d["pct"])[:MAX_BARS]}
+        known = [d for d in known if id(d) in lowest]
     fig, (ax,) = _figure(9, max(2.5, 0.4 * len(known) + 1.5))
     ax.set_title("% of the physical limit" + (" (local rehearsal)" if report.local else ""))
     if not known:
@@ -179,8 +198,10 @@ def pct_figure(report: Report) -> Figure:
     ax.axvline(100, color="black", linewidth=1)
     if spans_orders(values):
         ax.set_xscale("log")
-    unknown = len(data) - len(known)
-    ax.set_xlabel("% of limit" + (f" ({unknown} row(s) with an unknown limit not drawn)" if unknown else ""))
+    unknown = sum(d["pct"] is None for d in data)
+    said = ([f"the lowest {len(known)} of {cut} drawn"] if cut else []) + \
+        ([f"{unknown} row(s) with an unknown limit not drawn"] if unknown else [])
+    ax.set_xlabel("% of limit" + (f" ({'; '.join(said)})" if said else ""))
     ax.margins(x=0.12)
     ax.invert_yaxis()
     return fig

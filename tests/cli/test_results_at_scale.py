@@ -1,0 +1,124 @@
+"""Issue 23 items 1, 4 and 5 from the command line: every command says its AWS requests under --verbose, and each
+count follows its formula (listings + one GET per record + a constant); `runs` reads one summary per finished run,
+whatever the run holds; a mistyped run id lists run folders, not objects; `status --wait` GETs each object once.
+AWS is moto, in process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+
+import boto3
+import pytest
+
+from tests.conftest import moto_aws, run_cli
+from workloads.layout import BenchmarkJobName, BenchmarkMarker, log_key, submission_key
+from workloads.results import Metric, ResultRecord
+from workloads.store import ResultStore
+
+BUCKET = "rackform-scale-test"
+REGION = "us-east-1"
+T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
+
+
+def record(run_id: str, rack: str, status: str = "succeeded") -> ResultRecord:
+    return ResultRecord(run_id=run_id, benchmark="cpu", tool="sysbench", rack=rack, node_group="head",
+                        tier="graviton", instance_type="m7g.xlarge", node_count=1, status=status,
+                        metrics=(Metric(name="events_per_second", value=1000.0, unit="events/s"),)
+                        if status == "succeeded" else (), started_at=T0, ended_at=T0 + dt.timedelta(seconds=5))
+
+
+def marker(store: ResultStore, run_id: str, rack: str) -> None:
+    name = str(BenchmarkJobName(run_id=run_id, rack=rack, node_group="head", benchmark="cpu"))
+    m = BenchmarkMarker(job_name=name, queue=f"demo-{rack}-head-queue", job_definition="demo-cpu", rack=rack,
+                        node_group="head", benchmark="cpu", nodes=1, job_id=f"job-{name}")
+    store.put_once(submission_key(run_id, name), m.model_dump_json().encode(), "application/json")
+
+
+def run(store: ResultStore, run_id: str, jobs: int, recorded: int | None = None) -> None:
+    """A run of `jobs` submitted jobs, the first `recorded` (default all) with their record and a node log."""
+    for i in range(jobs):
+        marker(store, run_id, f"rack{i}")
+        if i < (jobs if recorded is None else recorded):
+            store.put_record(record(run_id, f"rack{i}"))
+            store.put_log(log_key(run_id, f"rack{i}", "head", "cpu", 0), "log\n")
+
+
+@pytest.fixture
+def store(monkeypatch):
+    monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
+    with moto_aws(monkeypatch, REGION):
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        yield ResultStore(BUCKET, s3)
+
+
+def requests(capsys, *argv: object) -> tuple[int, Counter[str]]:
+    """(exit code, AWS requests by operation) of `rackform ARGV --verbose`."""
+    code, _, err = run_cli(capsys, *argv, "--bucket", BUCKET, "--region", REGION, "--verbose")
+    line = err.strip().splitlines()[-1]
+    m = re.fullmatch(r"AWS requests: (\d+)(?: \((.*)\))?", line)
+    assert m, err
+    counts = Counter({op: int(n) for op, n in (p.rsplit(" ", 1) for p in (m[2] or "").split(", ") if p)})
+    assert sum(counts.values()) == int(m[1])
+    return code, counts
+
+
+GET, VERSIONS, LIST = "s3.GetObject", "s3.ListObjectVersions", "s3.ListObjectsV2"
+
+
+@pytest.mark.parametrize("n", [2, 9])
+def test_reading_one_run_is_one_get_per_record_and_a_constant(store, capsys, n):
+    run(store, "cur", n)
+    run(store, "base", 3)
+    # results/report: the run's listing (records), the listing of its workload decisions; one GET per record
+    for argv in (["results", "cur"], ["results", "cur", "--json"], ["report", "cur"], ["advise", "cur"]):
+        code, counts = requests(capsys, *argv)
+        lists = 2 if argv in (["results", "cur"], ["report", "cur"]) else 1
+        assert code == 0 and counts == Counter({GET: n, VERSIONS: lists}), argv
+    code, counts = requests(capsys, "report", "cur", "--baseline", "base")
+    assert code == 0 and counts == Counter({GET: n + 3, VERSIONS: 3})
+
+
+def test_runs_reads_a_summary_per_finished_run_whatever_the_run_holds(store, capsys):
+    run(store, "r1", 3)
+    run(store, "r2", 3)
+    code, first = requests(capsys, "runs", "--json")
+    assert code == 0 and first["s3.PutObject"] == 2  # each run read once, and its summary written
+    code, again = requests(capsys, "runs")
+    # the run folders (one listing), then per run: its summaries' listing, the latest one, its _jobs/ listing
+    assert code == 0 and again == Counter({LIST: 1 + 2, VERSIONS: 2, GET: 2})
+    run(store, "r2", 20)  # r2 grows: 17 more jobs submitted and recorded
+    code, grown = requests(capsys, "runs", "--json")
+    # r1's summary; r2's old summary, then r2 read afresh (20 markers, 20 records)
+    assert code == 0 and grown[GET] == 1 + 1 + 20 + 20
+    code, out, _ = run_cli(capsys, "runs", "--json", "--bucket", BUCKET, "--region", REGION)
+    r2 = next(r for r in __import__("json").loads(out)["runs"] if r["run_id"] == "r2")
+    assert (r2["jobs"], r2["succeeded"], r2["pending"]) == (20, 20, 0)
+    assert requests(capsys, "runs")[1] == again  # 20 records or 3: the same requests
+
+
+def test_a_run_in_progress_is_read_afresh_until_it_is_finished(store, capsys):
+    run(store, "r1", 4, recorded=2)
+    assert requests(capsys, "runs")[1][GET] == 4 + 2
+    store.put_record(record("r1", "rack2"))
+    code, out, _ = run_cli(capsys, "runs", "--json", "--bucket", BUCKET, "--region", REGION)
+    assert code == 0 and '"pending": 1' in out
+
+
+def test_a_mistyped_run_id_lists_run_folders_never_every_object(store, capsys):
+    run(store, "r1", 1)
+    for i in range(1001):  # more than one listing page of objects in the bucket
+        store.s3.put_object(Bucket=BUCKET, Key=f"results/r1/rack0/head/cpu/extra-{i}.txt", Body=b"")
+    code, counts = requests(capsys, "results", "r11")
+    assert code == 1 and counts[LIST] == 1
+
+
+def test_status_wait_gets_each_object_once_however_often_it_polls(store, capsys):
+    run(store, "r1", 3, recorded=1)
+    code, counts = requests(capsys, "status", "r1", "--wait", "--timeout", "4", "--interval", "0.1")
+    assert code == 4  # timed out: two jobs have no record
+    assert counts[VERSIONS] > 4  # it polled several times
+    assert counts[GET] == 3 + 1  # 3 markers and 1 record, each once (none is written over: write-once)
