@@ -1,9 +1,8 @@
-"""What AWS says about a node group now: the live state the policy decides from, filled by rackform.jobs (the only
-side that calls AWS) and read here without a call.
+"""What AWS says about a node group now: the live state the policy decides from, filled by rackform/jobs/live.py
+(the side that calls AWS) and read here without a call.
 
 Every field is None where it could not be read: unknown, never zero and never empty. A queue whose RUNNING jobs
 were not read is not an idle queue, and a Spot price that was not read is not a free instance.
-docs/allocation.md says which command reads each field.
 """
 
 from __future__ import annotations
