@@ -3,7 +3,6 @@ certificate.py and rackform/render/acceptance.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import math
@@ -11,48 +10,16 @@ import math
 import jsonschema
 import pytest
 
-from rackform.acceptance.certificate import Certificate, GroupCertificate, certificate, json_schema
-from rackform.acceptance.plan import AcceptancePlan, GroupAcceptancePlan, PlannedStep
+from rackform.acceptance.certificate import json_schema
 from rackform.acceptance.records import judge_group
 from rackform.reference.baselines import load_baselines
 from rackform.render.acceptance import verdict_lines
-from workloads.results import AcceptFigure, AcceptRecord
-
-NOW = dt.datetime(2026, 12, 6, 5, 0, tzinfo=dt.UTC)
-
-
-def plan(nodes: int = 4, price: float | None = 2.0, instance_type: str = "c7g.16xlarge") -> GroupAcceptancePlan:
-    return GroupAcceptancePlan(
-        rack="graviton", node_group="cpu", instance_type=instance_type, capacity="on-demand", nodes=nodes,
-        multi_node=True, jobs=1, steps=(PlannedStep(test="cpu", nodes=nodes, seconds=60, what="sysbench"),),
-        wall_seconds=60, usd_per_node_hour=price, price_source="prices snapshot",
-        cost_usd=None if price is None else price * nodes / 60, proves=("x",), cannot_prove=())
-
-
-def fig(node: int, value: float, *, test: str = "cpu", metric: str = "events_per_second", unit: str = "events/s",
-        headline: str = "cpu", node_b: int | None = None, rnd: int | None = None) -> AcceptFigure:
-    return AcceptFigure(node_index=node, instance_id=f"i-0{node}", host=f"host{node}", test=test, metric=metric,
-                        value=value, unit=unit, headline=headline, node_b=node_b, round=rnd)
-
-
-def record(part: str, node: int, figures: list[AcceptFigure], nodes: int = 4, rnd: int = 0,
-           status: str = "succeeded", **more: object) -> AcceptRecord:
-    return AcceptRecord.model_validate(dict(
-        run_id="run-1", rack="graviton", node_group="cpu", benchmark="accept", instance_type="c7g.16xlarge",
-        tier="graviton", part=part, node_index=node, round=rnd, nodes=nodes, status=status, written_at=NOW,
-        figures=figures, **more))
-
-
-def four_nodes(slow: int | None = 2) -> list[AcceptRecord]:
-    values = [1000.0, 1010.0, 990.0, 1005.0]
-    if slow is not None:
-        values[slow] = 600.0
-    return [record("node", i, [fig(i, v)]) for i, v in enumerate(values)]
+from tests.acceptance.builders import cert, fig, four_nodes, plan, record
 
 
 def test_slow_node_is_named_with_its_figure_instance_and_cost() -> None:
     g = judge_group(plan(), four_nodes(slow=2), load_baselines())
-    lines = verdict_lines(_cert([g]))
+    lines = verdict_lines(cert([g]))
     assert "outlier graviton/cpu node 2: cpu 600 events/s, 40.15% below the median of 4 nodes (i-02)" in lines
     # median of 1000, 1005, 1010 and 600 is 1002.5; the slowest costs (1 - 600/1002.5) of 4 x 2 $/hour
     assert g.straggler is not None and g.straggler.lost_usd_per_hour == pytest.approx((1 - 600 / 1002.5) * 8)
@@ -64,7 +31,7 @@ def test_slow_node_is_named_with_its_figure_instance_and_cost() -> None:
 
 def test_alike_nodes_are_accepted_in_one_line() -> None:
     g = judge_group(plan(), four_nodes(slow=None), load_baselines())
-    lines = verdict_lines(_cert([g]))
+    lines = verdict_lines(cert([g]))
     assert "accepted graviton/cpu: 4 nodes, cpu median 1,002 events/s, spread 2.00%" in lines
     assert g.status == "accepted" and lines[-1].startswith("accepted: run run-1")
     assert "note graviton/cpu: no published baseline for c7g.16xlarge: cpu" in lines
@@ -73,7 +40,7 @@ def test_alike_nodes_are_accepted_in_one_line() -> None:
 def test_a_node_that_sent_nothing_is_not_accepted_by_its_silence() -> None:
     records = four_nodes(slow=None)[:3] + [record("node", 3, [], status="failed", reason="sysbench: not found")]
     g = judge_group(plan(), records, load_baselines())
-    assert "outlier graviton/cpu node 3: cpu failed, no figure (instance id unknown)" in verdict_lines(_cert([g]))
+    assert "outlier graviton/cpu node 3: cpu failed, no figure (instance id unknown)" in verdict_lines(cert([g]))
     assert g.status == "rejected"
 
 
@@ -104,29 +71,23 @@ def test_group_collective_is_held_against_the_published_p5_figure() -> None:
     g = judge_group(plan(nodes=2, instance_type="p5.48xlarge"), [collective], load_baselines())
     v = next(v for v in g.verdicts if v.test == "group-collective")
     assert v.baseline is not None and v.baseline.value == 479.28 and v.outliers[0].reasons == ("baseline",)
-    cert = _cert([g])
-    assert set(cert.baseline_sources) == {"awsome-nccl-tests"}
+    issued = cert([g])
+    assert set(issued.baseline_sources) == {"awsome-nccl-tests"}
 
 
 def test_nothing_came_back() -> None:
     g = judge_group(plan(), [], load_baselines())
     assert g.status == "not measured"
-    assert verdict_lines(_cert([g]))[0] == "not measured graviton/cpu: no acceptance record came back"
-
-
-def _cert(groups: list[GroupCertificate]) -> Certificate:
-    return certificate(run_id="run-1", spec_name="demo", spec_bytes=b"name: demo\n",
-                       plan=AcceptancePlan(spec="demo", groups=(plan(),)), groups=groups,
-                       baselines=load_baselines(), version="0.test", issued_at=NOW)
+    assert verdict_lines(cert([g]))[0] == "not measured graviton/cpu: no acceptance record came back"
 
 
 def test_certificate_validates_against_its_schema_and_reads_back() -> None:
     records = four_nodes(slow=1) + [record("node", 0, [fig(0, math.nan, headline="memory",
                                                            metric="transfer_mib_per_s", unit="MiB/s")])]
-    cert = _cert([judge_group(plan(), records, load_baselines())])
-    document = json.loads(cert.model_dump_json())
+    issued = cert([judge_group(plan(), records, load_baselines())])
+    document = json.loads(issued.model_dump_json())
     jsonschema.validate(document, json_schema())
-    assert type(cert).model_validate_json(cert.model_dump_json()) == cert
+    assert type(issued).model_validate_json(issued.model_dump_json()) == issued
     assert document["spec_sha256"] == hashlib.sha256(b"name: demo\n").hexdigest()
     # a failed figure is null in JSON, never a number the schema or a reader would take for one
     memory = next(v for v in document["groups"][0]["verdicts"] if v["headline"] == "memory")

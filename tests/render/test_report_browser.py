@@ -1,6 +1,7 @@
 """The HTML report in a real browser: Debian's headless Chromium (installed by `make setup`), driven through
 /usr/bin/chromedriver by selenium. At 1280 px wide the page renders without console errors, its body never scrolls
-sideways, and every plot is loaded and visible; a screenshot is written to reports/report-1280.png."""
+sideways, and every plot is loaded and visible; a screenshot is written to reports/report-1280.png. The acceptance
+page (`rackform accept --html`) is held to the same."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import shutil
 
 import pytest
 
+from rackform.acceptance.records import judge_group
+from rackform.reference.baselines import load_baselines
+from rackform.render.acceptance import render_acceptance_html
+from tests.acceptance.builders import cert, four_nodes, plan
 from tests.conftest import ROOT
 from tests.render.conftest import DEMO, cli
 
@@ -73,3 +78,23 @@ def test_report_renders_at_1280_px_with_visible_plots_and_no_errors(s3, capsys, 
     browser.set_window_size(WIDTH, height + 200)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert browser.get_screenshot_as_file(str(SCREENSHOT)) and SCREENSHOT.stat().st_size > 10_000
+
+
+def test_acceptance_page_renders_at_1280_px_with_the_plot_and_the_outlier(tmp_path, browser):
+    page = tmp_path / "accept.html"
+    page.write_text(render_acceptance_html(cert([judge_group(plan(), four_nodes(slow=2), load_baselines())])))
+    browser.get(page.as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+    widths = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1] == WIDTH, f"the page scrolls sideways: {widths}"
+    plots = browser.execute_script("""
+        return Array.from(document.querySelectorAll('img')).map(img => {
+            const r = img.getBoundingClientRect();
+            return {alt: img.alt, complete: img.complete, natural: img.naturalWidth, width: r.width,
+                    height: r.height, right: r.right};
+        });""")
+    assert [p["alt"] for p in plots] == ["per-node figures of graviton/cpu"]
+    assert plots[0]["complete"] and plots[0]["natural"] > 0 and plots[0]["width"] > 200 and plots[0]["height"] > 100
+    assert plots[0]["right"] <= WIDTH
+    text = browser.execute_script("return document.body.innerText")
+    assert "Acceptance: not accepted" in text and "outlier graviton/cpu node 2: cpu 600 events/s" in text
