@@ -177,3 +177,14 @@ def test_a_forged_marker_is_named_not_submitted_over(aws, capsys):
     code, _, err = accept(capsys, "--run-id", "acc8")
     assert code == 1 and f"results/acc8/_jobs/{name}.json" in err and "not a job marker" in err
     assert "submitted" not in err
+
+
+@pytest.mark.parametrize("argv, code, fragment", [
+    (["accept", "--show", "../etc"], 1, "run id '../etc' must be"),
+    (["accept", SPEC, "--rack", "graviton", "--run-id", "bad id"], 2, "--run-id: run id 'bad id' must be"),
+    (["accept", SPEC, "--rack", "graviton", "--budget", "-3"], 2, "is not a budget"),
+    (["accept", SPEC, "--rack", "graviton", "--price", "c7gn.16xlarge=free"], 2, "--price"),
+])
+def test_malformed_arguments_are_refused_before_any_aws_call(capsys, argv, code, fragment):
+    got, _, err = run_cli(capsys, *argv)
+    assert got == code and fragment in err
