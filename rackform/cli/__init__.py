@@ -87,7 +87,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 # Exit codes only some commands use; every command may exit 0, 1, 2 and 130.
-SPECIAL_EXITS = {"preflight": (3,), "status": (4,)}
+SPECIAL_EXITS = {"preflight": (3,), "status": (4,), "accept": (4,)}
 
 
 def _exit_codes(name: str) -> str:
