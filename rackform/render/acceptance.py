@@ -56,6 +56,18 @@ def outlier_line(g: GroupCertificate, v: MetricVerdict, o: Outlier) -> str:
             f"of {v.band.nodes} nodes ({who}){published}")
 
 
+def group_figure_line(g: GroupCertificate, v: MetricVerdict) -> str:
+    """`accepted`, or `below baseline` / `failed`, for a figure the whole group made together."""
+    value = v.figures[0].value if v.figures else None
+    if value is None:
+        return f"failed {g.label}: {v.label} across {v.nodes} nodes, no figure"
+    measured = f"{v.label} {num(value)} {v.unit} across {v.nodes} nodes"
+    if v.outliers and v.baseline is not None:
+        return (f"below baseline {g.label}: {measured}, past {num(v.baseline_floor)} {v.unit}, the floor set by the "
+                f"published {num(v.baseline.value)} {v.unit} for {g.instance_type}")
+    return f"accepted {g.label}: {measured}"
+
+
 def verdict_lines(cert: Certificate) -> list[str]:
     """Per group: per metric `accepted ...` or its `outlier ...` lines, then what the slowest node costs and what
     acceptance could not prove there."""
@@ -64,6 +76,9 @@ def verdict_lines(cert: Certificate) -> list[str]:
         if g.reason is not None:
             out.append(f"{'not measured' if g.status == 'not measured' else 'failed'} {g.label}: {g.reason}")
         for v in g.verdicts:
+            if v.nodes > 1:  # the group's own figure (its collective): one figure, held to a published one only
+                out.append(group_figure_line(g, v))
+                continue
             if v.accepted and v.band is not None:
                 out.append(f"accepted {g.label}: {v.band.nodes} nodes, {v.label} median {num(v.band.median)} "
                            f"{v.unit}, spread {num(v.band.spread_pct)}%")

@@ -73,6 +73,12 @@ def test_group_collective_is_held_against_the_published_p5_figure() -> None:
     assert v.baseline is not None and v.baseline.value == 479.28 and v.outliers[0].reasons == ("baseline",)
     issued = cert([g])
     assert set(issued.baseline_sources) == {"awsome-nccl-tests"}
+    assert "below baseline graviton/cpu: group-collective busbw 300 GB/s across 2 nodes, past 383 GB/s, the floor " \
+        "set by the published 479 GB/s for p5.48xlarge" in verdict_lines(issued)
+    failed = record("group", 0, [fig(0, math.nan, test="group-collective", metric="busbw_max", unit="GB/s",
+                                     headline="busbw")], nodes=2)
+    g = judge_group(plan(nodes=2, instance_type="p5.48xlarge"), [failed], load_baselines())
+    assert "failed graviton/cpu: group-collective busbw across 2 nodes, no figure" in verdict_lines(cert([g]))
 
 
 def test_nothing_came_back() -> None:
