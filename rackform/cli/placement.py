@@ -78,15 +78,14 @@ def _records(args: argparse.Namespace, plan: Plan) -> list[ResultRecord] | None:
     return out
 
 
-def _queues(args: argparse.Namespace, plan: Plan, records: Sequence[ResultRecord]) -> dict[str, QueueState]:
+def _queues(args: argparse.Namespace, plan: Plan) -> dict[str, QueueState]:
     if args.no_live:
         return {}
     from .. import aws
     from ..jobs.live import queue_states
 
     target = aws_target(args, plan.region)
-    states, notes = queue_states(plan, aws.client(target, "batch"), aws.client(target, "ec2"), records=records,
-                                 spot_live=args.live)
+    states, notes = queue_states(plan, aws.client(target, "batch"), aws.client(target, "ec2"), spot_live=args.live)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     return states
@@ -144,7 +143,7 @@ def _decide(args: argparse.Namespace) -> tuple[Plan, list[Workload], Decide, lis
     records = _records(args, plan)
     if records is None:
         return None
-    queues = _queues(args, plan, records)
+    queues = _queues(args, plan)
     images = _images(args, plan, workloads)
 
     def decide(w: Workload, among: Plan = plan, live: Mapping[str, QueueState] = queues) -> Decision:
@@ -198,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     decided = _decide(args)
     if decided is None:
         return EXIT_PROBLEM
-    plan, workloads, decide, records = decided
+    plan, workloads, decide, _ = decided
     run_id = args.run_id or sub.new_run_id()
     try:
         check_run_id(run_id)
@@ -234,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         submitted.append(w)
     if args.watch and submitted:
         def decide_now(w: Workload, among: Plan) -> Decision:  # on the queues as they are at this look
-            return decide(w, among, _queues(args, plan, records))
+            return decide(w, among, _queues(args, plan))
 
         failed |= _watch(args, plan, submitted, run_id, store=store, batch=batch, submitter=submitter,
                          lookup=lookup, decide=decide_now)

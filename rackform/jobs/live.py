@@ -6,8 +6,8 @@ The calls, bounded whatever the queues hold (L = LISTED_MAX, 1,000 jobs: ten Lis
     DescribeJobQueues                1, and DescribeComputeEnvironments 1 (the plan's, up to 100 a call)
     per queue   ListJobs             RUNNING, RUNNABLE and STARTING, up to L jobs each; and the jobs created within
                                      RECENT (the AFTER_CREATED_AT filter, most recent first), up to L: <= 40 pages
-                DescribeJobs         those jobs, 100 ids a call (vCPUs and nodes; each attempt's status reason):
-                                     <= 40 calls
+                DescribeJobs         the RUNNING, STARTING and RUNNABLE ones (vCPUs, nodes), and for a Spot group
+                                     the recent ended ones (each attempt's status reason), 100 ids a call: <= 40
     DescribeCapacityReservations     1, for every group that names a reservation or Capacity Block
     with --live: DescribeSpotPriceHistory, 1 listing for the plan's Spot types (reference.refresh.spot_prices)
 
@@ -18,17 +18,14 @@ short one. Anything that cannot be read is None with a note, never zero.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from workloads.results import ResultRecord
-
 from .. import aws
-from ..analysis.report import health_of
 from ..capacity import of as capacity_kind
-from ..placement import GroupHealth, QueuedJob, QueueState, RunningJob
+from ..placement import QueuedJob, QueueState, RunningJob
 from ..plan.models import NodeGroupPlan, Plan
 
 # ListJobs lists one status per call and RUNNING only when told none; with a filter it ignores the status and lists
@@ -36,7 +33,8 @@ from ..plan.models import NodeGroupPlan, Plan
 # (https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html).
 LISTED_MAX = 1000
 PAGE = 100
-AHEAD_STATUSES = ("RUNNABLE", "STARTING")
+# Ahead of a new job: the STARTING ones (already given an instance) first, then the RUNNABLE ones.
+AHEAD_STATUSES = ("STARTING", "RUNNABLE")
 # The window recent durations and Spot reclaims are counted over: long enough to hold a day's jobs, short enough
 # that a queue's Spot pool then is its pool now.
 RECENT = dt.timedelta(hours=24)
@@ -97,7 +95,9 @@ def _queue_jobs(batch: aws.BotoClient, group: NodeGroupPlan, now: dt.datetime, n
             notes.append(f"queue {queue}: more than {LISTED_MAX} {status} jobs, not read: its start is unknown")
     ended = [j for j in recent or [] if j.get("status") in ("SUCCEEDED", "FAILED")
              and (stopped := _at(j.get("stoppedAt"))) is not None and stopped >= since]
-    wanted = [j["jobId"] for jobs in by_status.values() for j in jobs or []] + [j["jobId"] for j in ended]
+    spot = capacity_kind(group.capacity.type).interruptible
+    # the ended jobs are described only where reclaims count: a reclaimed attempt shows only in `attempts`
+    wanted = [j["jobId"] for jobs in by_status.values() for j in jobs or []] + [j["jobId"] for j in ended if spot]
     described = aws.describe_jobs(batch, list(dict.fromkeys(wanted)))
 
     def full(j: Job) -> Job:
@@ -127,7 +127,7 @@ def _queue_jobs(batch: aws.BotoClient, group: NodeGroupPlan, now: dt.datetime, n
     out["succeeded_s"] = tuple(durations)
     out["finished_jobs"] = len(ended)
     out["reclaim_window_s"] = RECENT.total_seconds()
-    if capacity_kind(group.capacity.type).interruptible:
+    if spot:
         out["spot_interruptions"] = sum(1 for j in ended if reclaimed(full(j)))
     return out
 
@@ -187,33 +187,19 @@ def _spot_prices(ec2: aws.BotoClient | None, plan: Plan, groups: Sequence[NodeGr
     return {t: q.usd for t, q in quotes.items()}
 
 
-def group_health(records: Iterable[ResultRecord]) -> dict[tuple[str, str], GroupHealth]:
-    """Each node group's latest health verdict: that of its newest record (by end time) whose health is known
-    (records before the health step say nothing). A record is invalid when any node failed its health step."""
-    newest: dict[tuple[str, str], tuple[ResultRecord, bool, str | None]] = {}
-    for r in records:
-        healthy, why = health_of(r)
-        key = (r.rack, r.node_group)
-        if healthy is not None and (key not in newest or r.ended_at > newest[key][0].ended_at):
-            newest[key] = (r, healthy, why)
-    return {k: GroupHealth(healthy=ok, reason=why, run_id=r.run_id, at=r.ended_at)
-            for k, (r, ok, why) in newest.items()}
-
-
 def queue_states(plan: Plan, batch: aws.BotoClient, ec2: aws.BotoClient | None = None,
-                 groups: Sequence[NodeGroupPlan] | None = None, *, records: Iterable[ResultRecord] = (),
-                 spot_live: bool = False, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+                 groups: Sequence[NodeGroupPlan] | None = None, *, spot_live: bool = False,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
                  ) -> tuple[dict[str, QueueState], list[str]]:
     """Each node group's state now, keyed by its job queue, and a note for whatever could not be read (then
-    unknown, never taken as empty). `records`: the results whose newest per group gives its health verdict;
-    `spot_live`: read the current Spot price of the Spot groups (else the policy uses the snapshot)."""
+    unknown, never taken as empty). `spot_live`: read the current Spot price of the Spot groups (else the policy
+    prices them from the snapshot). The health verdict is left to the policy, which reads it from the records."""
     groups = list(groups if groups is not None else plan.node_groups())
     notes: list[str] = []
     now = clock()
     queues, envs = _environments(batch, groups, notes)
     reservations = _reservations(ec2, groups, notes)
     spot = _spot_prices(ec2, plan, groups, now, notes) if spot_live else {}
-    health = group_health(records)
     states: dict[str, QueueState] = {}
     for g in groups:
         try:
@@ -231,8 +217,7 @@ def queue_states(plan: Plan, batch: aws.BotoClient, ec2: aws.BotoClient | None =
             ce_status=ce.get("status"), ce_status_reason=ce.get("statusReason"), running=jobs.get("running"),
             ahead=jobs.get("ahead"), succeeded_s=jobs.get("succeeded_s"), finished_jobs=jobs.get("finished_jobs"),
             reclaim_window_s=jobs.get("reclaim_window_s"), reservation_end=_end(cr.get("EndDate")),
-            reservation_end_type=cr.get("EndDateType"), spot_usd_per_hour=spot.get(g.instance_type),
-            health=health.get((g.rack, g.name)))
+            reservation_end_type=cr.get("EndDateType"), spot_usd_per_hour=spot.get(g.instance_type))
     return states, notes
 
 

@@ -1,5 +1,5 @@
 """The live state placement reads (rackform/jobs/live.py): Batch against moto, EC2's reservations and Spot prices
-through botocore's Stubber (moto answers neither as EC2 does), health from the records."""
+through botocore's Stubber (moto answers neither as EC2 does)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from moto.batch.models import batch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from rackform.jobs import live
-from rackform.jobs.live import group_health, queue_states
+from rackform.jobs.live import queue_states
 from rackform.pipeline import load_plan
-from rackform.placement import GroupHealth, QueuedJob, RunningJob
+from rackform.placement import QueuedJob, RunningJob
 from rackform.plan.models import CapacityPlan
 from tests.conftest import deploy_to_moto, moto_aws
-from workloads.results import ResultRecord
 
 SPEC = "examples/demo.yaml"
 REGION = "us-east-1"
@@ -79,8 +78,9 @@ def test_running_jobs_the_jobs_ahead_and_the_recent_hours_of_a_queue(batch):
     assert notes == []
     assert s.read_at == NOW
     assert s.running == (RunningJob(started_at=NOW - dt.timedelta(minutes=30), vcpus=128, nodes=1),)
-    assert s.ahead == (QueuedJob(status="RUNNABLE", vcpus=128), QueuedJob(status="RUNNABLE", vcpus=128),
-                       QueuedJob(status="STARTING", vcpus=128))
+    # the STARTING job (it has its instance) first, then the RUNNABLE ones
+    assert s.ahead == (QueuedJob(status="STARTING", vcpus=128), QueuedJob(status="RUNNABLE", vcpus=128),
+                       QueuedJob(status="RUNNABLE", vcpus=128))
     assert s.backlog_vcpus == 384
     assert sorted(s.succeeded_s or ()) == [600.0, 1200.0, 1800.0, 2400.0]
     assert s.finished_jobs == 6 and s.reclaim_window_s == 24 * 3600
@@ -162,24 +162,3 @@ def test_reservation_state_free_count_and_end_and_the_live_spot_price(batch):
     assert states[block.job_queue].reservation_state is None and states[TRN_QUEUE].spot_usd_per_hour is None
     assert any(n.startswith("capacity reservations not read") for n in notes)
 
-
-def record(rack: str, group: str, ended: dt.datetime, *, validity: str = "valid", schema: int = 2,
-           reason: str | None = None, run: str = "r1") -> ResultRecord:
-    return ResultRecord.model_validate({
-        "schema_version": schema, "run_id": run, "benchmark": "cpu", "tool": "sysbench", "rack": rack,
-        "node_group": group, "tier": "trainium", "instance_type": "trn1.32xlarge", "node_count": 1,
-        "status": "succeeded", "started_at": ended -
-        dt.timedelta(minutes=5), "ended_at": ended, "validity": validity, "invalid_reason": reason})
-
-
-def test_a_groups_health_is_its_newest_record_with_a_verdict():
-    old_bad = record("trainium", "workers", NOW - dt.timedelta(days=1), validity="invalid",
-                     reason="node 1: neuron-ls failed", run="r0")
-    new_good = record("trainium", "workers", NOW - dt.timedelta(hours=1), run="r2")
-    newest_schema_1 = record("trainium", "workers", NOW, schema=1)  # before the health step: no verdict
-    failing = record("gpu", "h100", NOW, validity="invalid", reason="node 0: nvidia-smi failed")
-    health = group_health([new_good, old_bad, newest_schema_1, failing])
-    assert health[("trainium", "workers")] == GroupHealth(healthy=True, reason=None, run_id="r2",
-                                                          at=NOW - dt.timedelta(hours=1))
-    assert health[("gpu", "h100")].healthy is False and health[("gpu", "h100")].reason == "node 0: nvidia-smi failed"
-    assert ("graviton", "cpu") not in health
