@@ -121,3 +121,12 @@ def test_no_test_module_imports_another():
             if any(m.rsplit(".", 1)[-1].startswith("test_") for m in modules):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert len(list((ROOT / "tests").rglob("test_*.py"))) > 40 and found == []
+
+
+def test_reference_and_preflight_are_pure_but_for_the_one_module_that_reads_aws():
+    # The pure-core contract lists these packages module by module (a package would bring its reader in): a module
+    # added beside them is pure unless it is made the reader.
+    readers = {ROOT / "rackform" / "reference" / "refresh.py", ROOT / "rackform" / "preflight" / "fetch.py"}
+    modules = {p for package in ("reference", "preflight") for p in (ROOT / "rackform" / package).glob("*.py")
+               if p.name != "__init__.py"}
+    assert readers <= modules and modules - readers - set(_pure_core_files()) == set()
