@@ -10,6 +10,7 @@ for the records, judges every node (rackform/acceptance) and stores the certific
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -298,7 +299,11 @@ def run_acceptance(args: argparse.Namespace, plan: Plan, accepted_plan: Acceptan
         print(f"the jobs run on; `rackform accept {args.spec} --rack {args.rack}"
               f"{f' --node-group {args.node_group}' if args.node_group else ''} --run-id {run_id}` judges them",
               file=sys.stderr)
-        print(run_id)
+        if args.json:
+            print(json.dumps({"run_id": run_id, "jobs": names, "plan": accepted_plan.model_dump(mode="json")},
+                             indent=2))
+        else:
+            print(run_id)
         return 0
     found, failed, timed_out = wait(store, run_id, accepted_plan, lookup, _job_ids(store, run_id, names),
                                     interval_s=args.interval, timeout_s=args.timeout)

@@ -114,6 +114,14 @@ def test_alike_nodes_are_accepted_and_the_html_page_has_the_plot(aws, capsys, tm
     assert "Acceptance: accepted" in html and "data:image/png;base64," in html
 
 
+def test_no_wait_json_names_the_run_its_jobs_and_plan(aws, capsys):
+    code, out, err = accept(capsys, "--run-id", "acc9", "--no-wait", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["run_id"] == "acc9" and data["jobs"] == {"graviton/cpu": ["acc9-graviton-cpu-accept"]}
+    assert data["plan"]["groups"][0]["nodes"] == 2 and "acceptance plan for spec demo:" in err
+
+
 def test_budget_refuses_before_anything_is_submitted(aws, capsys):
     code, out, err = accept(capsys, "--run-id", "acc3", "--budget", "0.01")
     assert code == 1 and "over --budget 0.01 USD; nothing was submitted" in err
