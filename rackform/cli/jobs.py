@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..aws import PaginatingClient
 from ..render.text import table
 from ..textsafe import visible
+from . import repairs
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_PROBLEM,
@@ -173,16 +174,19 @@ def cmd_status(args: argparse.Namespace) -> int:
                      "job_id": s.submission["job_id"], "batch_status": s.batch_status, "record": s.record_status,
                      "done": s.done, "reason": s.record_reason or s.batch_reason or None})
     failed = [j for j in jobs if j["record"] == "failed" or (j["record"] is None and j["done"])]
+    # the run's node groups' repairs of the past hour (the repair loop's, docs/self-healing.md)
+    repaired = repairs.in_flight(store, [(j["rack"], j["node_group"]) for j in jobs], dt.datetime.now(dt.UTC))
     if args.json:
         from ..render.problems import problem_dicts
 
         print(json.dumps({"run_id": args.run_id, "done": all(j["done"] for j in jobs), "timed_out": timed_out,
-                          "jobs": jobs, "problems": problem_dicts(store.problems)}, indent=2))
+                          "jobs": jobs, "repairs": [r.model_dump(mode="json") for r in repaired],
+                          "problems": problem_dicts(store.problems)}, indent=2))
     else:
         rows = [[j["benchmark"], f"{j['rack']}/{j['node_group']}", j["nodes"], j["batch_status"] or "?",
                  j["record"] or "-", (j["reason"] or "")[:70]] for j in jobs]
         print("\n".join([table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
-                         *problems, *workload_jobs]))
+                         *map(repairs.in_flight_line, repaired), *problems, *workload_jobs]))
     if timed_out:
         print(f"error: --timeout {args.timeout:g}s passed with {sum(not j['done'] for j in jobs)} job(s) not done; "
               f"they keep running: `rackform status {args.run_id} --wait` re-attaches", file=sys.stderr)

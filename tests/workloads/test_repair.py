@@ -35,7 +35,8 @@ def event(*, exit_code: int | None = HEALTH_STEP_FAILED_EXIT, status: str = "FAI
     if instance_arn is not None:
         container["containerInstanceArn"] = instance_arn
     ended = {"container": container, "startedAt": int(stopped.timestamp() * 1000) - 60_000,
-             "stoppedAt": int(stopped.timestamp() * 1000), "statusReason": reason or "Essential container in task exited"}
+             "stoppedAt": int(stopped.timestamp() * 1000),
+             "statusReason": reason or "Essential container in task exited"}
     return {"detail-type": "Batch Job State Change", "source": "aws.batch", "detail": {
         "jobName": "run-1-gpu-h100-gemm", "jobId": job_id, "status": status,
         "jobQueue": f"arn:aws:batch:{REGION}:123456789012:job-queue/{QUEUE}",
