@@ -16,7 +16,6 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from . import repair
-from . import repair
 from .contract import MAX_REPEATS, runnable_repeats
 
 RESULTS_PREFIX = "results"
@@ -229,20 +228,6 @@ def summary_key(run_id: str, seq: int) -> str:
 def workload_output_prefix(run_id: str, workload: str) -> str:
     """Where a workload's job writes its own outputs (the job is told it in its environment)."""
     return f"{WORKLOADS_PREFIX}/{check_run_id(run_id)}/{workload}/"
-
-
-# --- the repair loop's records (workloads/repair.py) --------------------------------------------------------------
-# The repair function runs in AWS Lambda without pydantic, so it builds its keys itself (repair.record_key): this is
-# that function, under the name every reader uses; tests/workloads/test_repair.py holds it to RESULTS_PREFIX. Keys
-# sort by time within a node group: results/_repairs/<rack>/<node group>/<stopped at>-<job id>-<attempt>.json.
-REPAIRS_PREFIX = f"{RESULTS_PREFIX}/{repair.REPAIRS_FOLDER}"
-REPAIR_OBJECT = re.compile(rf"{REPAIRS_PREFIX}/[^/]+/[^/]+/\d{{8}}T\d{{6}}Z-[A-Za-z0-9-]+-\d+\.json")
-repair_key = repair.record_key
-
-
-def repairs_prefix(rack: str | None = None, node_group: str | None = None) -> str:
-    """Where the repairs of every rack, one rack or one node group are listed."""
-    return "/".join([REPAIRS_PREFIX, *(p for p in (rack, node_group) if p is not None), ""])
 
 
 # --- the repair loop's records (workloads/repair.py) --------------------------------------------------------------
