@@ -15,6 +15,7 @@ from rackform.capacity import of as capacity_kind
 from rackform.plan.models import NetworkInterfacePlan, NodeGroupPlan
 
 from .nag import acknowledge, skip_checkov
+from .user_data import TELEMETRY_NAMESPACE
 
 # 1: a response to a container on a docker bridge (one hop further than the host) never arrives, one of the ways the
 # ECS guide keeps containers from the node role ("Amazon EC2 instance metadata",
@@ -106,11 +107,18 @@ class NodeInstanceRole(Construct):
             ],
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=list(SESSION_MANAGER_ACTIONS), resources=["*"]))
+        # The CloudWatch agent's metrics (cdk_constructs/user_data.py telemetry_script), into rackform's namespace
+        # only: PutMetricData takes no resource, and its cloudwatch:namespace condition key is how IAM narrows it
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html).
+        self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],
+                                                    conditions={"StringEquals": {
+                                                        "cloudwatch:namespace": TELEMETRY_NAMESPACE}}))
         self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.role)
         cfn_role = self.role.node.default_child
         session_manager = self.role.node.find_child("DefaultPolicy")
         why = ("Session Manager's instance actions on *, as the Systems Manager guide's Session Manager-only policy "
-               "grants them (the ssmmessages actions take no resource type)")
+               "grants them (the ssmmessages actions take no resource type); cloudwatch:PutMetricData takes none "
+               "either, and is held to rackform's namespace by its condition")
         acknowledge(session_manager, "AwsSolutions-IAM5[Resource::*]", why)
         skip_checkov(session_manager.node.default_child, "CKV_AWS_111", why)
         managed = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{}]"
@@ -175,7 +183,7 @@ class RackNodeGroup(Construct):
             "Type": kind.batch_type,
             "AllocationStrategy": kind.batch_allocation_strategy,
             "InstanceTypes": [group.instance_type],
-            "MinvCpus": 0,
+            "MinvCpus": group.min_vcpus,
             "MaxvCpus": group.count * group.vcpus_per_node,
             "Subnets": [subnet.subnet_id],
             "InstanceRole": instance_profile_arn,

@@ -84,6 +84,9 @@ class CostReport:
     lines: tuple[Line, ...]
     not_included: tuple[str, ...]
     unused_prices: tuple[str, ...]  # --price / prices-file keys that matched no node group
+    # The warm nodes of each group with min_count > 0, always on: part of the group's line above (never added to
+    # the totals twice), and what the cluster costs with no job running besides storage and network.
+    warm: tuple[Line, ...] = ()
 
     def of(self, category: Category | None = None, rack: str | None = None) -> Sum:
         return add(ln for ln in self.lines
@@ -118,6 +121,15 @@ def group_line(g: NodeGroupPlan, region: str, book: PriceBook, overrides: Mappin
         return replace(common, source=f"{why}; give --price {g.instance_type}=USD_PER_HOUR (or {key}=USD_PER_HOUR)")
     return replace(common, usd_per_hour=round(quote.usd * g.count, 6), usd_per_hour_each=quote.usd,
                    source=quote.source)
+
+
+def warm_line(group: Line, g: NodeGroupPlan) -> Line | None:
+    """The group's warm nodes (min_count), running all month whether jobs come or not; None without any."""
+    if g.min_count == 0:
+        return None
+    each = group.usd_per_hour_each
+    return replace(group, name=f"{group.name} warm", count=g.min_count,
+                   usd_per_hour=None if each is None else round(each * g.min_count, 6))
 
 
 def _provenance(secondary: bool, page_date: str) -> str:
@@ -184,6 +196,7 @@ def cost_plan(plan: Plan, book: PriceBook, overrides: Mapping[str, Quote] | None
         lines=tuple(lines + storage_lines(plan, book) + network_lines(plan, book)),
         not_included=not_included(plan, book),
         unused_prices=tuple(sorted(k for k in overrides if k not in keys)),
+        warm=tuple(w for line, g in zip(lines, groups, strict=True) if (w := warm_line(line, g)) is not None),
     )
 
 

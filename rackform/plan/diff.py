@@ -21,6 +21,7 @@ GROUP_EFFECTS = {
     "instance_type": "compute environment: Batch infrastructure update (InstanceTypes); launch template: new "
                      "version; job definitions: new revisions",
     "count": "compute environment: MaxvCpus, no interruption",
+    "min_count": "compute environment: MinvCpus, no interruption (warm nodes launch or end)",
     "tier": "compute environment: Batch infrastructure update (Ec2Configuration image type)",
     "efa_interfaces": "launch template: new version (network interfaces)",
     "efa_layout": "launch template: new version (network interfaces)",

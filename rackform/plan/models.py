@@ -82,6 +82,8 @@ class NodeGroupPlan(Frozen):
     instance_type: str
     count: int
     vcpus_per_node: int
+    # Nodes kept running with no job (the compute environment's MinvCpus / vcpus_per_node); 0: scales to zero.
+    min_count: int = 0
     memory_mib_per_node: int
     gpus_per_node: int
     neuron_devices_per_node: int
@@ -116,6 +118,12 @@ class NodeGroupPlan(Frozen):
         and what placement checks a workload against."""
         return self.memory_mib_per_node - max(MEMORY_RESERVED_MIN_MIB,
                                               int(self.memory_mib_per_node * MEMORY_RESERVED_FRACTION))
+
+    @property
+    def min_vcpus(self) -> int:
+        """The compute environment's MinvCpus: Batch keeps this many vCPUs of instances running even with no job
+        (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html)."""
+        return self.min_count * self.vcpus_per_node
 
     @property
     def max_job_nodes(self) -> int:
@@ -291,6 +299,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
         instance_type=it.name,
         count=group.count,
         vcpus_per_node=it.vcpus,
+        min_count=group.min_count,
         memory_mib_per_node=it.memory_mib,
         gpus_per_node=it.gpus,
         neuron_devices_per_node=it.neuron_devices,

@@ -56,7 +56,8 @@ def unreadable(error: ApiError, name: str, needed: str) -> Check:
 
 
 def _groups_text(groups: list[NodeGroupPlan]) -> str:
-    return ", ".join(f"{g.rack}/{g.name} {g.count} x {g.instance_type}" for g in groups)
+    return ", ".join(f"{g.rack}/{g.name} {g.count} x {g.instance_type}"
+                     + (f" ({g.min_count} always running)" if g.min_count else "") for g in groups)
 
 
 def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None]) -> list[Check]:
@@ -143,9 +144,13 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: Res
     have = r.available_instances if use_available else r.total_instances
     if have < count:
         more = (actual.add_capacity_hint or "").format(rid=rid, count=r.total_instances + count - have)
+        # Warm nodes (min_count) hold their instances of the reservation all the time: they must fit in it first.
+        warm = sum(g.min_count for g in groups)
+        lower = f"lower count to {have}" + (f" and min_count to at most {have} (the {warm} warm nodes alone do "
+                                            "not fit)" if warm > have else "")
         blocker(f"{have} instances available (running ones, this cluster's included, not counted)" if use_available
                 else f"{have} instances reserved",
-                f"lower count to {have} or add capacity: {more}")
+                f"{lower} or add capacity: {more}")
     held_in = r.placement_group
     out.extend(_placement_checks(name, needed, held_in, groups))
     end = r.end

@@ -31,7 +31,7 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
     item_rows = [[ln.category, ln.name, usd(ln.usd_per_hour), _month(ln.usd_per_hour),
                   ln.source if ln.usd_per_hour is not None else "unknown (see below)"] for ln in items]
     total = report.of()
-    idle = add(ln for ln in report.lines if ln.category != "instances")
+    idle = add([*(ln for ln in report.lines if ln.category != "instances"), *report.warm])
     parts = ", ".join(f"{c} {_bounded(report.of(c))}" for c in ("instances", "storage", "network"))
     ec2 = (f"Price List API snapshot of {report.ec2_prices.as_of}" if report.ec2_prices
            else f"none for {report.region} in the snapshot")
@@ -46,10 +46,13 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
         "racks    " + "; ".join(f"{r} {_bounded(report.of(rack=r))} $/h" for r in report.racks()),
         f"total    {_bounded(total)} $/hour, {_bounded(total, month=True)} $/month with every node running all "
         f"month  ({parts})",
-        # Compute environments scale to zero between jobs (min vCPUs 0): what an idle cluster still costs.
-        f"idle     {_bounded(idle)} $/hour, {_bounded(idle, month=True)} $/month with no node running "
-        "(storage and network only)",
     ]
+    lines += [f"warm     {w.name}: {w.count} x {usd(w.usd_per_hour_each)} $/h x {HOURS_PER_MONTH} h = "
+              f"{_month(w.usd_per_hour)} $/month, always on (min_count {w.count})" for w in report.warm]
+    # Compute environments scale to zero between jobs, down to the warm nodes: what an idle cluster still costs.
+    lines.append(f"idle     {_bounded(idle)} $/hour, {_bounded(idle, month=True)} $/month with "
+                 + ("no job running (storage, network and the warm nodes)" if report.warm else
+                    "no node running (storage and network only)"))
     lines += [f"unknown  {ln.name}: {ln.source}" for ln in total.unknown]
     lines.append("not included: " + "; ".join(report.not_included))
     if verdict is not None:
@@ -79,6 +82,7 @@ def report_json(report: CostReport, verdict: Verdict | None = None) -> dict[str,
         "node_groups": [_line_json(ln) for ln in report.lines if ln.category == "instances"],
         "storage": [_line_json(ln) for ln in report.lines if ln.category == "storage"],
         "network": [_line_json(ln) for ln in report.lines if ln.category == "network"],
+        "warm_nodes": [_line_json(ln) for ln in report.warm],
         "racks": [{"name": r, "usd_per_hour": s.usd_per_hour, "known_usd_per_hour": s.known_usd_per_hour}
                   for r in report.racks() for s in [report.of(rack=r)]],
     }

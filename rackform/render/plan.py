@@ -28,7 +28,8 @@ def _usd(g: NodeGroupPlan) -> str:
 def render_plan(plan: Plan) -> str:
     rows = []
     for g in plan.node_groups():
-        rows.append([f"{g.rack}/{g.name}", g.tier, g.architecture, g.instance_type, g.count, _nic_summary(g),
+        count = f"{g.count} ({g.min_count} warm)" if g.min_count else g.count
+        rows.append([f"{g.rack}/{g.name}", g.tier, g.architecture, g.instance_type, count, _nic_summary(g),
                      len(g.devices), g.ips, f"{g.quota.vcpus:,}", g.quota.code or "?", g.placement_group or "-",
                      g.capacity.type, _usd(g)])
     header = ["rack/node group", "tier", "arch", "instance", "count", "interfaces per node", "devices", "IPs",
@@ -68,6 +69,9 @@ def render_plan(plan: Plan) -> str:
     who = f"only {results.break_glass_role_arn} may" if results.break_glass_role_arn else \
         "no principal may (no break_glass_role_arn)"
     lines.append(f"results  write-once; {lock}; {who} delete a version or change versioning")
+    lines += [f"warm     {g.rack}/{g.name}: {g.min_count} of {g.count} x {g.instance_type} always running, jobs or "
+              f"not (MinvCpus {g.min_vcpus:,}); `rackform cost` prices them all month" for g in plan.node_groups()
+              if g.min_count]
     lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
     lines.append("stacks   " + ", ".join([net.stack_name, plan.storage.stack_name]
                                          + [r.stack_name for r in plan.racks]))

@@ -108,6 +108,9 @@ class NodeGroup(Frozen):
     name: Name
     instance_type: str
     count: StrictInt = Field(ge=1, description="number of instances; also the Batch compute environment's max")
+    min_count: StrictInt = Field(0, ge=0, description="instances kept running (warm) even with no job: the Batch "
+                                 "compute environment's MinvCpus is min_count x the type's vCPUs; at most count; "
+                                 "default 0: the group scales to zero between jobs")
     tier: Tier | None = Field(
         None, description="inferred from the instance type; an error if given and it contradicts it")
     efa: bool | None = Field(None, description="default: true where the type supports EFA (every EFA interface)")

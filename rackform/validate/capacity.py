@@ -117,7 +117,17 @@ def reservation_placement_group(spec: Spec, catalog: Catalog) -> Found:
                 "where the reservation is")
 
 
+def min_count_within_count(spec: Spec, catalog: Catalog) -> Found:
+    # MinvCpus may not exceed MaxvCpus (API_ComputeResource); rackform writes them as min_count and count x vCPUs.
+    for path, _, g in groups(spec):
+        if g.min_count > g.count:
+            yield f"{path}.min_count", (f"{g.min_count} warm nodes is more than the group's count of {g.count} (its "
+                                        f"maximum): lower min_count to at most {g.count}, or raise count")
+
+
 RULES: tuple[SpecRule, ...] = (
+    Rule(min_count_within_count, "error", "warm nodes (min_count) are at most the group's count",
+         "https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html"),
     Rule(reservation_id, "error", "reservation ids are present and well formed",
          "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html"),
     Rule(usage_class_supported, "error", "spot/capacity-block is sold for the type",

@@ -58,6 +58,7 @@ SPEC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "efa-interfaces": ({f"{H100}.efa_interfaces": "efa"}, {f"{H100}.efa_interfaces": "efa-only"}),
     "multi-node-accelerators-without-efa": ({f"{H100}.efa": False, f"{H100}.count": 1}, {f"{H100}.count": 2}),
     # capacity
+    "min-count-within-count": ({f"{H100}.min_count": 2}, {f"{H100}.min_count": 3}),
     "reservation-id": ({f"{BLOCK}.capacity.reservation_id": "cr-0123abcd"},
                        {f"{BLOCK}.capacity.reservation_id": "cr-123"}),
     "usage-class-supported": ({"racks.0.node_groups.0.capacity": {"type": "capacity-block", "reservation_id": CR},
