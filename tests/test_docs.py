@@ -64,7 +64,10 @@ def references(text: str) -> list[str]:
 
 
 def checked(word: str) -> bool:
-    return word not in NOT_REPOSITORY_PATHS | GENERATED and not CIDR.match(word) and not PATTERN.search(word)
+    # below an allow-listed folder that is no repository path (results/ in the bucket) nothing is one either
+    allowed = NOT_REPOSITORY_PATHS | GENERATED
+    below = any(word.startswith(w) for w in allowed if w.endswith("/"))
+    return word not in allowed and not below and not CIDR.match(word) and not PATTERN.search(word)
 
 
 def exists(word: str) -> bool:
