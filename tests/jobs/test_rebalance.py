@@ -176,3 +176,31 @@ def test_run_watch_follows_the_jobs_until_none_waits(aws, capsys):
     assert main(["run", INFERENCE, "--spec", SPEC, "--run-id", "w11", "--watch", "--watch-every", "0"]) == 0
     assert "watch: llm-serve is SUCCEEDED (run w11-r1" in capsys.readouterr().err
     assert len(named(aws, GPU_QUEUE, "w11-r1-gpu-h100-wl-llm-serve")) == 1
+
+
+def test_two_runs_deciding_differently_leave_one_job_and_one_decision(aws, monkeypatch):
+    """Run A decides trainium and submits; while its SubmitJob is in flight run B (gpu) records its job and its
+    decision. A's marker then cannot land: A cancels its own job and takes B's decision and job."""
+    import rackform.jobs.submit as sub
+
+    plan, w = load_plan(SPEC), load_workload(INFERENCE)
+    c = clients()
+    submit_once = sub.submit_once
+
+    def b_lands_first(submitter, lookup, request, **kw):
+        job_id = submit_once(submitter, lookup, request, **kw)
+        hold(aws, job_id, waited=dt.timedelta(0))  # still RUNNABLE, as on Batch (moto would end it at once)
+        monkeypatch.setattr(sub, "submit_once", submit_once)  # B's own submit goes through as usual
+        on_gpu = without(plan, {("trainium", "workers")})
+        run_workload(plan, w, run_id="w12", store=aws["store"], decide=lambda: decide(w)(on_gpu), **c)
+        return job_id
+
+    monkeypatch.setattr(sub, "submit_once", b_lands_first)
+    decision, job = run_workload(plan, w, run_id="w12", store=aws["store"], decide=lambda: decide(w)(plan), **c)
+    [a_job] = named(aws, TRN_QUEUE, "w12-trainium-workers-wl-llm-serve")
+    [b_job] = named(aws, GPU_QUEUE, "w12-gpu-h100-wl-llm-serve")
+    assert (job.job_id, job.created) == (b_job["jobId"], False)
+    assert decision["chosen"]["node_group"] == "h100"
+    assert aws["backend"]._jobs[a_job["jobId"]].status == "FAILED"  # A's own job, cancelled
+    assert aws["backend"]._jobs[a_job["jobId"]].job_stopped_reason == "rackform: run w12 placed llm-serve elsewhere first"
+    assert read_verified(aws["store"], workload_job_key("w12", "llm-serve"))["job_id"] == b_job["jobId"]
