@@ -61,7 +61,9 @@ def cmd_health(args: argparse.Namespace) -> int:
     records = run_records(store, args.run_id, store.health, "health records")
     if records is None:
         return EXIT_PROBLEM
-    results = store.records(args.run_id)
+    # Only the collectives' transport is shown of the records: each is kept without its metrics as it streams in,
+    # so memory does not grow with the sweeps of a large run (issue 23).
+    results = [r.model_copy(update={"metrics": ()}) for r in store.iter_records(args.run_id) if r.fabric is not None]
     unhealthy = any(not h.healthy for h in records)
     if args.json:
         from ..render.jsonout import json_text
