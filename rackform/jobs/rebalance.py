@@ -91,8 +91,11 @@ def watch_step(plan: Plan, workload: Workload, root: str, *, store: ResultStore,
                         submitter=submitter, lookup=lookup, decide=decide)
     limit = workload.max_wait_s
     created = _at(job.get("createdAt"))
-    if status not in WAITING or limit is None or created is None:
+    if status not in WAITING or created is None:
         return WatchStep(workload.name, run_id, job_id, status, False)
+    if limit is None:
+        return WatchStep(workload.name, run_id, job_id, status, False,
+                         f"{workload.name} states no max_wait: job {job_id} waits where it was placed")
     waited = (now - created).total_seconds()
     if waited <= limit:
         return WatchStep(workload.name, run_id, job_id, status, True)

@@ -137,6 +137,11 @@ def test_a_job_no_other_group_can_take_stays_and_a_started_one_is_left_alone(aws
     assert step.watching and step.said.startswith("llm-serve has waited 2h00m on trainium/workers, over max_wait "
                                                   "30m, and stays: no other node group can take it")
     assert aws["backend"]._jobs[first.job_id].status == "RUNNABLE"
+    patient = w.model_copy(update={"max_wait": None})
+    step = watch_step(plan, patient, "w8", store=aws["store"], decide=decide(patient), now=dt.datetime.now(dt.UTC),
+                      **c)
+    assert (step.watching, step.said) == (False, f"llm-serve states no max_wait: job {first.job_id} waits where it "
+                                                 "was placed")
     hold(aws, first.job_id, waited=dt.timedelta(hours=2), status="RUNNING")
     step = watch_step(plan, w, "w8", store=aws["store"], decide=decide(w), now=dt.datetime.now(dt.UTC), **c)
     assert (step.status, step.watching, step.said) == ("RUNNING", False, None)
