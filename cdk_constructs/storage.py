@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from rackform.spec.models import ObjectLock
+from rackform.spec.models import FsxMetadata, ObjectLock
 from workloads.layout import RESULTS_PREFIX, WORKLOADS_PREFIX
 
 from .jobs import WORKLOAD_ROLE_PATH
@@ -17,7 +17,8 @@ from .nag import acknowledge, skip_checkov
 
 # Where the S3 data repository appears inside the file system (clients see <mount_path>/data).
 DATA_REPOSITORY_FILE_SYSTEM_PATH = "/data"
-# The AL2023 `lustre-client` package is a 2.15 client, and data repository associations need 2.12 or later.
+# The spec's default Lustre version: the AL2023 `lustre-client` package is a 2.15 client, and data repository
+# associations need 2.12 or later.
 LUSTRE_VERSION = "2.15"
 ALL_S3_EVENTS = ["NEW", "CHANGED", "DELETED"]
 # Without DELETED, a file deleted on the file system leaves its object in the bucket: a job that deletes /fsx/data/*
@@ -125,17 +126,22 @@ class LustreFileSystem(Construct):
         drive_cache_type: str | None = None,
         data_repository_path: str | None = None,
         export_deletions: bool = False,
+        file_system_type_version: str = LUSTRE_VERSION,
+        data_compression_type: str = "NONE",
+        metadata: FsxMetadata | None = None,
     ) -> None:
         """`per_unit_storage_throughput_mbps_per_tib` is required by PERSISTENT_* and must be None for SCRATCH_2;
         `storage_type` HDD (PERSISTENT_1 only) needs `drive_cache_type` READ or NONE; `data_repository_path`
         (s3://bucket[/prefix]) is linked at /data with automatic import and export of new and changed files, and of
-        deletions only with `export_deletions`."""
+        deletions only with `export_deletions`. `data_compression_type` LZ4 compresses file data on the servers;
+        `metadata` (PERSISTENT_2 only) is the metadata configuration: AUTOMATIC, or IOPS the user provisions
+        (https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreMetadataConfiguration.html)."""
         super().__init__(scope, id)
         self.file_system = fsx.CfnFileSystem(
             self,
             "FileSystem",
             file_system_type="LUSTRE",
-            file_system_type_version=LUSTRE_VERSION,
+            file_system_type_version=file_system_type_version,
             storage_capacity=storage_capacity_gib,
             # SSD is the API's default; written out only for HDD so SSD file systems' templates stay as they were.
             storage_type=storage_type if storage_type != "SSD" else None,
@@ -145,6 +151,10 @@ class LustreFileSystem(Construct):
                 deployment_type=deployment_type,
                 per_unit_storage_throughput=per_unit_storage_throughput_mbps_per_tib,
                 drive_cache_type=drive_cache_type,
+                # NONE is the API's default: written only for LZ4, so existing file systems' templates stay as they are.
+                data_compression_type=data_compression_type if data_compression_type != "NONE" else None,
+                metadata_configuration=None if metadata is None else fsx.CfnFileSystem.MetadataConfigurationProperty(
+                    mode=metadata.mode or "USER_PROVISIONED", iops=metadata.iops),
             ),
         )
         self.file_system.apply_removal_policy(RemovalPolicy.RETAIN)

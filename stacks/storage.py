@@ -56,6 +56,9 @@ class StorageStack(Stack):
                 drive_cache_type=cfg.drive_cache_type,
                 data_repository_path=cfg.data_repository_path,
                 export_deletions=cfg.export_deletions,
+                file_system_type_version=cfg.file_system_type_version,
+                data_compression_type=cfg.data_compression,
+                metadata=cfg.metadata,
             )
             CfnOutput(self, "LustreDnsName", value=lustre.dns_name)
             CfnOutput(self, "LustreMountName", value=lustre.mount_name)

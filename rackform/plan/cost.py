@@ -31,6 +31,7 @@ from ..reference.prices import (
     on_demand,
     on_demand_gap,
 )
+from ..spec.models import FsxLustre
 from .models import NodeGroupPlan, Plan
 
 # AWS's own monthly convention (365 x 24 / 12) in its pricing examples.
@@ -146,10 +147,22 @@ def storage_lines(plan: Plan, book: PriceBook) -> list[Line]:
     rate = fsx_rate(book, plan.region, fsx)
     if rate is None:
         return [Line("storage", name, None, f"no price for FSx for Lustre {kind}{tier} in "
-                     f"{plan.region} in the snapshot; add it to rackform/reference/data/prices.json with its source")]
+                     f"{plan.region} in the snapshot; add it to rackform/reference/data/prices.json with its source"),
+                *metadata_lines(fsx)]
     usd = fsx.storage_capacity_gib * rate.usd_per_gb_month / HOURS_PER_MONTH
     return [Line("storage", name, round(usd, 6), f"{rate.usd_per_gb_month} $/GB-month "
-                 f"({_provenance(rate.secondary, rate.page_date)})")]
+                 f"({_provenance(rate.secondary, rate.page_date)})"), *metadata_lines(fsx)]
+
+
+def metadata_lines(fsx: FsxLustre) -> list[Line]:
+    """User-provisioned metadata IOPS are billed as provisioned (FSx bills an increase once it is available,
+    https://docs.aws.amazon.com/fsx/latest/LustreGuide/managing-metadata-performance.html), at a rate the snapshot
+    lacks: unknown, never 0. LZ4 compression changes nothing billed: the provisioned capacity is."""
+    if fsx.metadata is None or fsx.metadata.iops is None:
+        return []
+    return [Line("storage", f"FSx for Lustre metadata {fsx.metadata.iops:,} IOPS (user-provisioned)", None,
+                 "no metadata IOPS rate in the snapshot (https://aws.amazon.com/fsx/lustre/pricing/); or use "
+                 "metadata: {mode: AUTOMATIC}")]
 
 
 def network_lines(plan: Plan, book: PriceBook) -> list[Line]:

@@ -52,8 +52,11 @@ def render_plan(plan: Plan) -> str:
     if (fsx := plan.storage.fsx_lustre) is not None:
         thr = f", {fsx.per_unit_storage_throughput} MB/s/TiB" if fsx.per_unit_storage_throughput else ""
         repo = f", linked to {fsx.data_repository_path}" if fsx.data_repository_path else ""
-        lines.append(f"storage  FSx for Lustre {fsx.deployment_type} {fsx.storage_capacity_gib:,} GiB{thr}{repo}, "
-                     f"mounted at {fsx.mount_path}; results bucket")
+        meta = "" if fsx.metadata is None else f", metadata {fsx.metadata.mode or f'{fsx.metadata.iops:,} IOPS'}"
+        lz4 = ", LZ4 compressed" if fsx.data_compression == "LZ4" else ""
+        lines.append(f"storage  FSx for Lustre {fsx.file_system_type_version} {fsx.deployment_type} "
+                     f"{fsx.storage_capacity_gib:,} GiB{thr}{meta}{lz4}{repo}, mounted at {fsx.mount_path}; "
+                     "results bucket")
         lines.append(f"fsx      jobs mount {fsx.mount_path} read-only: benchmarks write {fsx.mount_path}/"
                      f"{FSX_SCRATCH_DIR} only, a workload all of it with fsx_write: true")
         if fsx.data_repository_path:

@@ -28,6 +28,8 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, description=f"{NAME_RULE}; use
 DeploymentType = Literal["SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"]
 StorageType = Literal["SSD", "HDD"]
 DriveCacheType = Literal["NONE", "READ"]
+DataCompression = Literal["NONE", "LZ4"]
+LustreVersion = Literal["2.10", "2.12", "2.15"]
 Tier = Literal["graviton", "trainium", "gpu", "cpu"]
 TIERS: tuple[str, ...] = get_args(Tier)
 CapacityType = CapacityKind  # the kinds and what each means: rackform/capacity.py
@@ -40,6 +42,15 @@ class Network(Frozen):
                           "holds every address the racks need")
     interface_endpoints: bool = Field(True, description="create VPC interface endpoints for ECR and CloudWatch "
                                       "Logs so image pulls and logs bypass the NAT gateway")
+
+
+class FsxMetadata(Frozen):
+    """PERSISTENT_2's metadata server performance (CreateFileSystemLustreMetadataConfiguration): give mode or iops."""
+
+    mode: Literal["AUTOMATIC"] | None = Field(None, description="AUTOMATIC: FSx provisions metadata IOPS from the "
+                                              "storage capacity and scales them with it")
+    iops: StrictInt | None = Field(None, description="metadata IOPS provisioned by you (USER_PROVISIONED mode): "
+                                   "1500, 3000, 6000, 12000, then multiples of 12000 up to 192000")
 
 
 class FsxLustre(Frozen):
@@ -59,6 +70,13 @@ class FsxLustre(Frozen):
                                    "data repository too; default false: new and changed files are exported, "
                                    "deletions never are, so no job can delete your dataset through the file system")
     mount_path: str = Field("/fsx", description="where nodes mount the file system")
+    data_compression: DataCompression = Field("NONE", description="LZ4: FSx compresses file data on the servers "
+                                              "(less storage used, the same capacity billed); NONE (default)")
+    metadata: FsxMetadata | None = Field(None, description="PERSISTENT_2 only: {mode: AUTOMATIC} or {iops: N}; "
+                                         "omitted: none written, FSx's default metadata performance")
+    file_system_type_version: LustreVersion = Field(
+        "2.15", description="the Lustre version: 2.15 (default, every deployment type), "
+                            "2.12 (not with metadata), 2.10 (SCRATCH_2 and PERSISTENT_1 only, no data repository)")
 
 
 class ObjectLock(Frozen):
@@ -217,6 +235,9 @@ def _message(err: ErrorDetails, root: type[BaseModel] | None = None) -> str:
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+        if isinstance(value, float):
+            # YAML reads 2.10 as the number 2.1: a version must be quoted to keep its digits.
+            return f"{value!r} was read as a number: write it in quotes, one of {' | '.join(map(repr, options))}"
         hint = did_you_mean(str(value), options, n=1)
         return (f"{value!r} is not one of {' | '.join(options)}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
     if kind in ("greater_than_equal", "less_than_equal"):

@@ -32,6 +32,15 @@ ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/([\w+=,.@-]+/)*[\
 FSX_THROUGHPUT = {("PERSISTENT_1", "SSD"): (50, 100, 200), ("PERSISTENT_1", "HDD"): (12, 40),
                   ("PERSISTENT_2", "SSD"): (125, 250, 500, 1000)}
 FSX_HDD_CAPACITY_STEP = {12: 6000, 40: 1800}  # GiB per MB/s/TiB tier
+# Metadata IOPS a user may provision on an SSD PERSISTENT_2 file system: these, then multiples of the last up to the
+# maximum (https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreMetadataConfiguration.html).
+FSX_METADATA_IOPS_STEPS = (1500, 3000, 6000, 12000)
+FSX_METADATA_IOPS_MAX = 192000
+# The deployment types each Lustre version is offered with (FileSystemTypeVersion, API_CreateFileSystem.html); 2.12
+# also not with a metadata configuration, and data repository associations need 2.12 or 2.15
+# (https://docs.aws.amazon.com/fsx/latest/APIReference/API_DescribeDataRepositoryAssociations.html).
+FSX_VERSION_DEPLOYMENTS = {"2.10": ("SCRATCH_2", "PERSISTENT_1"), "2.12": ("SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"),
+                           "2.15": ("SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2")}
 
 
 def fsx_storage_type(spec: Spec, catalog: Catalog) -> Found:
@@ -111,6 +120,43 @@ def fsx_export_deletions(spec: Spec, catalog: Catalog) -> Found:
                                                       "linked: set data_repository_path or remove export_deletions")
 
 
+def fsx_metadata(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is None or (meta := fsx.metadata) is None:
+        return
+    path = "storage.fsx_lustre.metadata"
+    if fsx.deployment_type != "PERSISTENT_2":
+        yield path, (f"a metadata configuration is for PERSISTENT_2 file systems only, not {fsx.deployment_type}: "
+                     "remove metadata or set deployment_type: PERSISTENT_2")
+        return
+    if (meta.mode is None) == (meta.iops is None):
+        yield path, ("give one of mode: AUTOMATIC (FSx scales metadata IOPS with the capacity) or iops: N (you "
+                     f"provision them), not {'both' if meta.mode else 'neither'}")
+        return
+    iops = meta.iops
+    step = FSX_METADATA_IOPS_STEPS[-1]
+    if iops is not None and not (iops in FSX_METADATA_IOPS_STEPS
+                                 or (iops % step == 0 and step <= iops <= FSX_METADATA_IOPS_MAX)):
+        offered = ", ".join(map(str, FSX_METADATA_IOPS_STEPS))
+        yield f"{path}.iops", (f"{iops} metadata IOPS is not offered: use {offered} or a multiple of {step} up to "
+                               f"{FSX_METADATA_IOPS_MAX}")
+
+
+def fsx_lustre_version(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is None:
+        return
+    version, path = fsx.file_system_type_version, "storage.fsx_lustre.file_system_type_version"
+    if fsx.deployment_type not in FSX_VERSION_DEPLOYMENTS[version]:
+        yield path, (f"Lustre {version} is not offered with {fsx.deployment_type} (only "
+                     f"{' and '.join(FSX_VERSION_DEPLOYMENTS[version])}): use 2.15")
+    elif version == "2.12" and fsx.metadata is not None:
+        yield path, "Lustre 2.12 takes no metadata configuration: use 2.15, or remove metadata"
+    elif version == "2.10" and fsx.data_repository_path is not None:
+        yield path, ("Lustre 2.10 file systems take no data repository association (2.12 and 2.15 do): use 2.15, "
+                     "or remove data_repository_path")
+
+
 def break_glass_role(spec: Spec, catalog: Catalog) -> Found:
     arn = spec.storage.results.break_glass_role_arn
     if arn is not None and not ROLE_ARN.fullmatch(arn):
@@ -158,6 +204,10 @@ RULES: tuple[SpecRule, ...] = (
          "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreConfiguration.html"),
     Rule(fsx_export_deletions, "error", "deletions are exported only to a linked repository",
          "https://docs.aws.amazon.com/fsx/latest/APIReference/API_AutoExportPolicy.html"),
+    Rule(fsx_metadata, "error", "metadata is PERSISTENT_2's: AUTOMATIC or an offered number of IOPS",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreMetadataConfiguration.html"),
+    Rule(fsx_lustre_version, "error", "the Lustre version is offered with the deployment type and the features asked",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystem.html"),
     Rule(break_glass_role, "error", "the break-glass role is an IAM role ARN",
          "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html"),
     Rule(fsx_mount_path, "error",
