@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from workloads.layout import check_run_id, workload_job_key
+from workloads.layout import RUN_ID, check_run_id, workload_job_key
 from workloads.store import ResultStore
 
 from .. import aws
@@ -52,8 +52,10 @@ def chain_run_id(root: str, n: int) -> str:
 def _chain(store: ResultStore, root: str, workload: str) -> list[tuple[str, dict[str, object]]]:
     """(run id, job marker) of each run of the chain that has a job, in order."""
     found: list[tuple[str, dict[str, object]]] = []
-    while (marker := read_verified(store, workload_job_key(chain_run_id(root, len(found)), workload))) is not None:
-        found.append((chain_run_id(root, len(found)), marker))
+    # a run id too long to be one has no job
+    while RUN_ID.fullmatch(run_id := chain_run_id(root, len(found))) and \
+            (marker := read_verified(store, workload_job_key(run_id, workload))) is not None:
+        found.append((run_id, marker))
     return found
 
 
@@ -99,6 +101,12 @@ def watch_step(plan: Plan, workload: Workload, root: str, *, store: ResultStore,
     waited = (now - created).total_seconds()
     if waited <= limit:
         return WatchStep(workload.name, run_id, job_id, status, True)
+    try:  # before anything is cancelled
+        check_run_id(next_run)
+    except ValueError:
+        raise PlacementError(f"{workload.name} has waited {duration_text(waited)} on {where}, over max_wait "
+                             f"{workload.max_wait}, but its re-placement's run id {next_run!r} would be longer "
+                             "than 48 characters: nothing was cancelled; use a shorter --run-id") from None
     elsewhere = decide(without(plan, tried))
     if elsewhere.chosen is None:
         return WatchStep(workload.name, run_id, job_id, status, True,
@@ -116,13 +124,6 @@ def watch_step(plan: Plan, workload: Workload, root: str, *, store: ResultStore,
 def _replace(plan: Plan, workload: Workload, run_id: str, next_run: str, tried: Collection[tuple[str, str]],
              reason: str, *, store: ResultStore, batch: aws.BotoClient, submitter: aws.BotoClient,
              lookup: aws.BotoClient, decide: Callable[[Plan], Decision]) -> WatchStep:
-    try:
-        check_run_id(next_run)
-    except ValueError:
-        raise PlacementError(f"run {run_id}'s job for {workload.name} was cancelled to re-place it, but the next "
-                             f"run id {next_run!r} is longer than a run id may be (48): run it again with a shorter "
-                             "--run-id") from None
-
     def decided() -> Decision:
         # The groups tried first; if none of the others can take it now, every group again (the job was cancelled).
         found = decide(without(plan, tried))

@@ -209,3 +209,14 @@ def test_two_runs_deciding_differently_leave_one_job_and_one_decision(aws, monke
     assert aws["backend"]._jobs[a_job["jobId"]].status == "FAILED"  # A's own job, cancelled
     assert aws["backend"]._jobs[a_job["jobId"]].job_stopped_reason == "rackform: run w12 placed llm-serve elsewhere first"
     assert read_verified(aws["store"], workload_job_key("w12", "llm-serve"))["job_id"] == b_job["jobId"]
+
+
+def test_a_run_id_too_long_to_chain_cancels_nothing(aws):
+    plan, w = load_plan(SPEC), load_workload(INFERENCE)
+    c = clients()
+    root = "r" * 47  # the next run id, root + "-r1", would be 50 characters: run ids take 48
+    _, first = run_workload(plan, w, run_id=root, store=aws["store"], decide=lambda: decide(w)(plan), **c)
+    hold(aws, first.job_id, waited=dt.timedelta(hours=1))
+    with pytest.raises(PlacementError, match="would be longer than 48 characters: nothing was cancelled"):
+        watch_step(plan, w, root, store=aws["store"], decide=decide(w), now=dt.datetime.now(dt.UTC), **c)
+    assert aws["backend"]._jobs[first.job_id].status == "RUNNABLE"
