@@ -105,7 +105,7 @@ def _queue_jobs(batch: aws.BotoClient, group: NodeGroupPlan, now: dt.datetime, n
 
     out: dict[str, Any] = {}
     if (running := by_status["RUNNING"]) is not None:
-        # A RUNNING job Batch reports no start time for cannot be walked forward: the whole list is then unknown.
+        # Without a RUNNING job's start its end cannot be estimated: the whole list is then unknown.
         starts = [_at(full(j).get("startedAt")) for j in running]
         out["running"] = None if None in starts else tuple(
             RunningJob(started_at=s, vcpus=job_vcpus(full(j), group), nodes=_nodes(full(j)))
@@ -118,7 +118,7 @@ def _queue_jobs(batch: aws.BotoClient, group: NodeGroupPlan, now: dt.datetime, n
         out["backlog_vcpus"] = sum(q.vcpus for q in out["ahead"])
     if recent is None:
         notes.append(f"queue {queue}: more than {LISTED_MAX} jobs in the last {RECENT.total_seconds() / 3600:g} h, "
-                           "not read: recent durations and Spot reclaims unknown")
+                     "not read: recent durations and Spot reclaims unknown")
         return out
     durations = []
     for j in ended:
