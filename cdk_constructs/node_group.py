@@ -181,7 +181,7 @@ class RackNodeGroup(Construct):
         # check and a jsii conversion per field, per node group.
         resources: dict[str, Any] = {
             "Type": kind.batch_type,
-            "AllocationStrategy": kind.batch_allocation_strategy,
+            "AllocationStrategy": capacity.batch_allocation_strategy,
             "InstanceTypes": [group.instance_type],
             "MinvCpus": group.min_vcpus,
             "MaxvCpus": group.count * group.vcpus_per_node,

@@ -29,6 +29,7 @@ _MNP_CE = "https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html"
 _BATCH_EFA = "https://docs.aws.amazon.com/batch/latest/userguide/efa.html"
 _CE_RESOURCES = "https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html"
 _ALLOCATION = "https://docs.aws.amazon.com/batch/latest/userguide/allocation-strategies.html"
+_UPDATING = "https://docs.aws.amazon.com/batch/latest/userguide/updating-compute-environments.html"
 _CR_CPG = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/cr-cpg.html"
 _BLOCKS = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-capacity-blocks.html"
 _CR_API = "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html"
@@ -45,7 +46,10 @@ class KindFacts:
     label: str  # the kind in a sentence: "an On-Demand Capacity Reservation"
     market: Market
     batch_type: Literal["EC2", "SPOT"]  # the compute environment's ComputeResources.Type
-    batch_allocation_strategy: str  # its AllocationStrategy
+    batch_allocation_strategy: str  # its AllocationStrategy, unless the group chooses another of the next
+    # The AllocationStrategy values a group of this kind may choose (the default among them). Never BEST_FIT: a compute
+    # environment with it takes no infrastructure updates, which rackform's in-place changes rely on (_UPDATING).
+    batch_allocation_strategies: tuple[str, ...]
     usage_class: str | None  # the usage class the instance type must support to be bought this way
     multi_node: bool  # whether a Batch multi-node parallel job may run on it
     needs_reservation_id: bool  # the group names the reservation or block (cr-...) it launches into
@@ -68,22 +72,27 @@ class KindFacts:
 KINDS: Mapping[CapacityKind, KindFacts] = {
     "on-demand": KindFacts(
         kind="on-demand", label="On-Demand", market="on-demand", batch_type="EC2",
-        batch_allocation_strategy="BEST_FIT_PROGRESSIVE", usage_class=None, multi_node=True,
+        batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
+        batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class=None, multi_node=True,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=False,
         quota_note=None, price="on-demand-snapshot", no_price_reason="", interruptible=False,
         counts_available=False, add_capacity_hint=None, termination_lead=None, preflight=("quota",),
-        sources=(_MNP_CE, _BATCH_EFA, _CE_RESOURCES, _ALLOCATION, _OD_QUOTA)),
+        sources=(_MNP_CE, _BATCH_EFA, _CE_RESOURCES, _ALLOCATION, _UPDATING, _OD_QUOTA)),
     "spot": KindFacts(
         kind="spot", label="Spot", market="spot", batch_type="SPOT",
-        batch_allocation_strategy="SPOT_PRICE_CAPACITY_OPTIMIZED", usage_class="spot", multi_node=False,
+        batch_allocation_strategy="SPOT_PRICE_CAPACITY_OPTIMIZED",
+        batch_allocation_strategies=("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED",
+                                     "BEST_FIT_PROGRESSIVE"), usage_class="spot", multi_node=False,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=True,
         quota_note=None, price="spot-live",
         no_price_reason="Spot prices move hourly and none was read (--spot-live reads the current one from EC2)",
         interruptible=True, counts_available=False, add_capacity_hint=None, termination_lead=None,
-        preflight=("quota",), sources=(_MNP_CE, _CE_RESOURCES, _ALLOCATION, _USAGE_CLASS, _SPOT_PRICES, _SPOT_QUOTA)),
+        preflight=("quota",), sources=(_MNP_CE, _CE_RESOURCES, _ALLOCATION, _UPDATING, _USAGE_CLASS, _SPOT_PRICES,
+                                     _SPOT_QUOTA)),
     "reservation": KindFacts(
         kind="reservation", label="an On-Demand Capacity Reservation", market="on-demand", batch_type="EC2",
-        batch_allocation_strategy="BEST_FIT_PROGRESSIVE", usage_class=None, multi_node=True,
+        batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
+        batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class=None, multi_node=True,
         needs_reservation_id=True, reservation_type="default", placement="reservation", spot_quota=False,
         quota_note=None, price="none",
         no_price_reason="a capacity reservation is billed as your agreement says (on-demand rate, Savings Plan or RI)",
@@ -93,7 +102,8 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
         termination_lead=None, preflight=("quota", "reservation"), sources=(_MNP_CE, _CR_CPG, _CR_API, _CREATE_CR)),
     "capacity-block": KindFacts(
         kind="capacity-block", label="a Capacity Block", market="capacity-block", batch_type="EC2",
-        batch_allocation_strategy="BEST_FIT_PROGRESSIVE", usage_class="capacity-block", multi_node=True,
+        batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
+        batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class="capacity-block", multi_node=True,
         needs_reservation_id=True, reservation_type="capacity-block", placement="aws", spot_quota=False,
         # Counted to be safe: ODCRs count against the On-Demand quota (CreateCapacityReservation); for Capacity
         # Blocks AWS does not say.

@@ -26,7 +26,7 @@ GROUP_EFFECTS = {
     "efa_interfaces": "launch template: new version (network interfaces)",
     "efa_layout": "launch template: new version (network interfaces)",
     "capacity": "launch template: new version (capacity targeting); compute environment: Batch infrastructure "
-                "update (Type EC2/SPOT) where on-demand and Spot swap",
+                "update (Type EC2/SPOT) where on-demand and Spot swap, or of AllocationStrategy",
     "placement_group": "compute environment: Batch infrastructure update (PlacementGroup)",
     "creates_placement_group": "placement group: created or deleted",
     "root_volume_gib": "launch template: new version (root volume)",

@@ -62,6 +62,12 @@ class QuotaPlan(Frozen):
 class CapacityPlan(Frozen):
     type: CapacityKind
     reservation_id: str | None = None
+    # The compute environment's AllocationStrategy; None: the kind's default (rackform/capacity.py).
+    allocation_strategy: str | None = None
+
+    @property
+    def batch_allocation_strategy(self) -> str:
+        return self.allocation_strategy or capacity_kind(self.type).batch_allocation_strategy
 
 
 # The ECS agent registers less memory than the instance has (kernel, platform overhead, ECS_RESERVED_MEMORY), and a
@@ -313,7 +319,9 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
         quota=QuotaPlan(code=quota.code, name=quota.name, vcpus=it.vcpus * group.count),
         placement_group=placement_group,
         creates_placement_group=creates_placement_group,
-        capacity=CapacityPlan(type=group.capacity.type, reservation_id=group.capacity.reservation_id),
+        capacity=CapacityPlan(type=group.capacity.type, reservation_id=group.capacity.reservation_id,
+                              allocation_strategy=group.capacity.allocation_strategy
+                              or capacity_kind(group.capacity.type).batch_allocation_strategy),
         root_volume_gib=group.root_volume_gib,
         on_demand_usd_per_hour=quote.usd if quote else None,
         ami_ssm_parameter=ECS_AL2023_AMI[it.tier],

@@ -25,13 +25,20 @@ def _usd(g: NodeGroupPlan) -> str:
     return usd(g.on_demand_usd_per_hour * g.count)
 
 
+def _capacity(g: NodeGroupPlan) -> str:
+    # The allocation strategy is shown where the kind offers a choice of it (Spot).
+    kind = capacity_kind(g.capacity.type)
+    return f"{g.capacity.type} ({g.capacity.batch_allocation_strategy})" if len(
+        kind.batch_allocation_strategies) > 1 else g.capacity.type
+
+
 def render_plan(plan: Plan) -> str:
     rows = []
     for g in plan.node_groups():
         count = f"{g.count} ({g.min_count} warm)" if g.min_count else g.count
         rows.append([f"{g.rack}/{g.name}", g.tier, g.architecture, g.instance_type, count, _nic_summary(g),
                      len(g.devices), g.ips, f"{g.quota.vcpus:,}", g.quota.code or "?", g.placement_group or "-",
-                     g.capacity.type, _usd(g)])
+                     _capacity(g), _usd(g)])
     header = ["rack/node group", "tier", "arch", "instance", "count", "interfaces per node", "devices", "IPs",
               "vCPUs", "quota", "placement group", "capacity", "$/hour"]
     net = plan.network

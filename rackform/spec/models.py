@@ -34,6 +34,8 @@ Tier = Literal["graviton", "trainium", "gpu", "cpu"]
 TIERS: tuple[str, ...] = get_args(Tier)
 CapacityType = CapacityKind  # the kinds and what each means: rackform/capacity.py
 ObjectLockMode = Literal["GOVERNANCE", "COMPLIANCE"]
+# AWS Batch's AllocationStrategy values but BEST_FIT, which takes no infrastructure updates (rackform/capacity.py).
+AllocationStrategy = Literal["BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED"]
 EfaLayout = Literal["efa", "efa-only"]
 
 
@@ -106,6 +108,10 @@ class Capacity(Frozen):
     type: CapacityType = "on-demand"
     reservation_id: str | None = Field(None, description="cr-... On-Demand Capacity Reservation or Capacity "
                                        "Block id; required for reservation and capacity-block")
+    allocation_strategy: AllocationStrategy | None = Field(
+        None, description="spot only (the one kind with a choice): the compute environment's AllocationStrategy, "
+                          "SPOT_PRICE_CAPACITY_OPTIMIZED (default), SPOT_CAPACITY_OPTIMIZED or BEST_FIT_PROGRESSIVE; "
+                          "the other kinds always use BEST_FIT_PROGRESSIVE")
 
 
 class PlacementGroup(Frozen):

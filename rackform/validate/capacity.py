@@ -125,11 +125,29 @@ def min_count_within_count(spec: Spec, catalog: Catalog) -> Found:
                                         f"maximum): lower min_count to at most {g.count}, or raise count")
 
 
+def allocation_strategy(spec: Spec, catalog: Catalog) -> Found:
+    for path, _, g in groups(spec):
+        chosen, kind = g.capacity.allocation_strategy, capacity_kind(g.capacity.type)
+        if chosen is None or chosen in kind.batch_allocation_strategies:
+            continue
+        if len(kind.batch_allocation_strategies) == 1:
+            yield f"{path}.capacity.allocation_strategy", (
+                f"{kind.label} compute environments have no choice of allocation strategy: rackform uses "
+                f"{kind.batch_allocation_strategy} (BEST_FIT takes no infrastructure updates, the SPOT_* strategies "
+                "are Spot's); remove allocation_strategy")
+        else:
+            yield f"{path}.capacity.allocation_strategy", (
+                f"{chosen} is not a strategy for {kind.label}: choose one of "
+                f"{', '.join(kind.batch_allocation_strategies)}")
+
+
 RULES: tuple[SpecRule, ...] = (
     Rule(min_count_within_count, "error", "warm nodes (min_count) are at most the group's count",
          "https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html"),
     Rule(reservation_id, "error", "reservation ids are present and well formed",
          "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html"),
+    Rule(allocation_strategy, "error", "an allocation strategy is chosen only where Batch offers a choice",
+         "https://docs.aws.amazon.com/batch/latest/userguide/allocation-strategies.html"),
     Rule(usage_class_supported, "error", "spot/capacity-block is sold for the type",
          "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceTypeInfo.html"),
     Rule(spot_multi_node, "warning", "multi-node groups are not Spot",

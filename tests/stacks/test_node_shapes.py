@@ -3,13 +3,18 @@ rack stack's other resources do not change with these fields)."""
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
 
 from cdk_constructs.node_group import RackNodeGroup
+from rackform.capacity import KINDS
 from rackform.pipeline import load_plan
-from rackform.plan.models import NodeGroupPlan
+from rackform.plan.models import CapacityPlan, NodeGroupPlan
+from rackform.render.plan import render_plan
+from rackform.spec.models import parse_spec
+from rackform.validate import validate_spec
 from tests.conftest import dump
 
 
@@ -27,3 +32,25 @@ def test_warm_nodes_are_the_compute_environments_min_vcpus(tmp_path, demo):
     group = load_plan(dump(tmp_path, demo)).racks[2].node_groups[0]
     res = compute_resources(group)
     assert (res["MinvCpus"], res["MaxvCpus"]) == (group.vcpus_per_node, 2 * group.vcpus_per_node)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_each_kind_defaults_to_a_strategy_it_allows_and_never_best_fit(kind):
+    facts = KINDS[kind]
+    assert facts.batch_allocation_strategy == facts.batch_allocation_strategies[0]
+    assert "BEST_FIT" not in facts.batch_allocation_strategies  # no infrastructure updates with it
+
+
+def test_a_spot_group_chooses_its_allocation_strategy(tmp_path, demo, catalog):
+    demo["racks"][2]["node_groups"][0].update(count=1, capacity={"type": "spot",
+                                                                 "allocation_strategy": "SPOT_CAPACITY_OPTIMIZED"})
+    plan = load_plan(dump(tmp_path, demo))
+    group = plan.racks[2].node_groups[0]
+    assert compute_resources(group)["AllocationStrategy"] == "SPOT_CAPACITY_OPTIMIZED"
+    assert "spot (SPOT_CAPACITY_OPTIMIZED)" in render_plan(plan)
+    default = group.model_copy(update={"capacity": CapacityPlan(type="spot")})
+    assert compute_resources(default)["AllocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+    demo["racks"][2]["node_groups"][0]["capacity"]["type"] = "on-demand"
+    [p] = [p for p in validate_spec(parse_spec(demo), catalog) if p.rule == "allocation-strategy"]
+    assert p.path == "racks[2].node_groups[0].capacity.allocation_strategy"
+    assert "On-Demand compute environments have no choice of allocation strategy" in p.message

@@ -61,6 +61,8 @@ SPEC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "min-count-within-count": ({f"{H100}.min_count": 2}, {f"{H100}.min_count": 3}),
     "reservation-id": ({f"{BLOCK}.capacity.reservation_id": "cr-0123abcd"},
                        {f"{BLOCK}.capacity.reservation_id": "cr-123"}),
+    "allocation-strategy": ({f"{H100}.capacity": {"type": "spot", "allocation_strategy": "SPOT_CAPACITY_OPTIMIZED"},
+                             f"{H100}.count": 1}, {f"{H100}.capacity.type": "on-demand"}),
     "usage-class-supported": ({"racks.0.node_groups.0.capacity": {"type": "capacity-block", "reservation_id": CR},
                                "racks.0.node_groups.0.instance_type": "p5.48xlarge"},
                               {"racks.0.node_groups.0.instance_type": "c8g.4xlarge"}),
