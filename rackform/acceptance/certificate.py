@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 
+from ..analysis.summary import UNSTABLE_SPREAD_PCT
 from ..reference.baselines import BaselineData
 from ..reference.peaks import Source
 from ..spec.base import Frozen
@@ -31,6 +32,7 @@ class Thresholds(Frozen):
     min_shortfall_pct: float = verdicts.MIN_SHORTFALL_PCT
     min_band_nodes: int = verdicts.MIN_BAND_NODES
     baseline_fraction: float = verdicts.BASELINE_FRACTION
+    unsteady_spread_pct: float = UNSTABLE_SPREAD_PCT
 
 
 class GroupCertificate(Frozen):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import Field, field_validator
 
 from ..analysis.report import higher_is_better
+from ..analysis.summary import UNSTABLE_SPREAD_PCT
 from ..reference.baselines import Baseline, BaselineData
 from ..spec.base import Frozen
 
@@ -28,6 +29,9 @@ MAD_TO_SIGMA = 1.4826
 MIN_SHORTFALL_PCT = 5.0
 # With fewer nodes the median cannot tell which one is slow (of two, each is "half the gap" from the median).
 MIN_BAND_NODES = 3
+# A band is no verdict when the nodes it keeps disagree among themselves by more than UNSTABLE_SPREAD_PCT (10%,
+# (max - min) / median, the limit the report holds a figure's repeats to): a MAD that wide hides a slow node as
+# well as it hides noise, so such a figure is `unsteady`, neither accepted nor used to name a node.
 # The published baseline: a node below this fraction of AWS's figure for its type is an outlier even when the whole
 # group is alike (a group of uniformly bad nodes passes any band). The published figure is one tuned run with its own
 # NCCL, EFA and driver versions, so 20% leaves room for honest version and tuning differences.
@@ -80,11 +84,13 @@ class MetricVerdict(Frozen):
     baseline: Baseline | None
     baseline_floor: float | None
     outliers: tuple[Outlier, ...]
+    kept_spread_pct: float | None  # (max - min) / median of the nodes that are not outliers
+    unsteady: bool  # the band keeps nodes more than UNSTABLE_SPREAD_PCT apart: too noisy to accept
     notes: tuple[str, ...]  # what the verdict could not judge, and why
 
     @property
     def accepted(self) -> bool:
-        return not self.outliers and self.band is not None
+        return not self.outliers and self.band is not None and not self.unsteady
 
     @property
     def label(self) -> str:
@@ -183,9 +189,14 @@ def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: Basel
             assert b is not None  # a finite figure makes a band
             outliers.append(Outlier(node=f.node, instance_id=f.instance_id, value=f.value,
                                     shortfall_pct=shortfall_pct(f.value, b.median, better), reasons=reasons))
+    out = {o.node for o in outliers}
+    kept = [f.value for f in nodes if f.value is not None and f.node not in out]
+    kept_spread = (max(kept) - min(kept)) / abs(b.median) * 100 if b is not None and b.median and kept else None
     return MetricVerdict(test=first.test, metric=first.metric, headline=first.headline, unit=first.unit,
                          higher_is_better=better, nodes=spans, figures=nodes, band=b, baseline=published,
-                         baseline_floor=baseline_floor, outliers=tuple(outliers), notes=tuple(notes))
+                         baseline_floor=baseline_floor, outliers=tuple(outliers), kept_spread_pct=kept_spread,
+                         unsteady=b is not None and b.floor is not None and kept_spread is not None
+                         and kept_spread > UNSTABLE_SPREAD_PCT, notes=tuple(notes))
 
 
 def judge_all(figures: Sequence[NodeFigure], *, instance_type: str, baselines: BaselineData,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..acceptance.certificate import Certificate, GroupCertificate
 from ..acceptance.plan import AcceptancePlan
 from ..acceptance.verdicts import MetricVerdict, Outlier
+from ..analysis.summary import UNSTABLE_SPREAD_PCT
 from ..numbers import num, usd
 from ..textsafe import visible
 from .text import table
@@ -82,6 +83,10 @@ def verdict_lines(cert: Certificate) -> list[str]:
             if v.accepted and v.band is not None:
                 out.append(f"accepted {g.label}: {v.band.nodes} nodes, {v.label} median {num(v.band.median)} "
                            f"{v.unit}, spread {num(v.band.spread_pct)}%")
+            elif v.unsteady and v.band is not None:
+                out.append(f"unsteady {g.label}: {v.band.nodes} nodes, {v.label} median {num(v.band.median)} "
+                           f"{v.unit}, spread {num(v.kept_spread_pct)}% among the nodes within the band, over "
+                           f"{num(UNSTABLE_SPREAD_PCT)}%: too noisy to accept the group or to name a node by")
             out.extend(outlier_line(g, v, o) for o in v.outliers)
             out.extend(f"note {g.label}: {n}" for n in v.notes)
         if unpublished := [v.label + (f" across {v.nodes} nodes" if v.nodes > 1 else "") for v in g.verdicts
@@ -142,7 +147,8 @@ def rule_text(cert: Certificate) -> str:
     return (f"{num(t.outlier_mads)} x {t.mad_to_sigma} median absolute deviations from the group's median on the bad "
             f"side and at least {num(t.min_shortfall_pct)}% worse than it (groups of {t.min_band_nodes} nodes or "
             f"more), or worse than {num(100 * t.baseline_fraction)}% of a figure AWS published for the instance "
-            "type; a node with no figure has failed.")
+            f"type; a node with no figure has failed. A figure whose nodes within the band are more than "
+            f"{num(t.unsteady_spread_pct)}% apart is unsteady: too noisy to accept.")
 
 
 def html_section(cert: Certificate) -> dict[str, Any]:

@@ -37,6 +37,14 @@ def test_alike_nodes_are_accepted_in_one_line() -> None:
     assert "note graviton/cpu: no published baseline for c7g.16xlarge: cpu" in lines
 
 
+def test_an_unsteady_group_is_said_so_and_not_accepted() -> None:
+    records = [record("node", i, [fig(i, v)]) for i, v in enumerate([1000.0, 1300.0, 950.0, 1100.0, 600.0])]
+    g = judge_group(plan(nodes=5), records, load_baselines())
+    assert g.status == "rejected"
+    assert "unsteady graviton/cpu: 5 nodes, cpu median 1,000 events/s, spread 70.00% among the nodes within the " \
+        "band, over 10.00%: too noisy to accept the group or to name a node by" in verdict_lines(cert([g]))
+
+
 def test_a_node_that_sent_nothing_is_not_accepted_by_its_silence() -> None:
     records = four_nodes(slow=None)[:3] + [record("node", 3, [], status="failed", reason="sysbench: not found")]
     g = judge_group(plan(), records, load_baselines())

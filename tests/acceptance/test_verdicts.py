@@ -45,6 +45,15 @@ def test_tight_fleet_needs_the_minimum_shortfall() -> None:
     assert v.outliers[0].shortfall_pct == pytest.approx(MIN_SHORTFALL_PCT + 1)
 
 
+def test_a_band_of_nodes_that_disagree_is_unsteady_not_accepted() -> None:
+    # MAD 10: the band's floor is 48, so 60 is no outlier; but the nodes it keeps are 70% apart
+    v = judge(figures([100, 130, 95, 110, 60]), instance_type="x", baselines=NONE)
+    assert v.outliers == () and v.unsteady and not v.accepted and v.kept_spread_pct == pytest.approx(70)
+    # a tight group with one slow node: the outlier is named, the rest are steady
+    v = judge(figures([100, 101, 99, 100, 60]), instance_type="x", baselines=NONE)
+    assert [o.node for o in v.outliers] == [4] and not v.unsteady and v.kept_spread_pct == pytest.approx(2)
+
+
 @pytest.mark.parametrize("n", [3, 4, 8, 16, 64])
 def test_one_slow_node_among_n_is_named(n: int) -> None:
     values = [100 + (i % 3) for i in range(n)]
