@@ -49,7 +49,7 @@ SPOT_RECLAIM_REASON = "Host EC2"
 Job = Mapping[str, Any]
 
 
-def _at(ms: object) -> dt.datetime | None:
+def batch_time(ms: object) -> dt.datetime | None:
     """A Batch timestamp (milliseconds since the epoch) as an aware UTC datetime."""
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if isinstance(ms, (int, float)) and ms > 0 else None
 
@@ -94,7 +94,7 @@ def _queue_jobs(batch: aws.BotoClient, group: NodeGroupPlan, now: dt.datetime, n
         if jobs is None:
             notes.append(f"queue {queue}: more than {LISTED_MAX} {status} jobs, not read: its start is unknown")
     ended = [j for j in recent or [] if j.get("status") in ("SUCCEEDED", "FAILED")
-             and (stopped := _at(j.get("stoppedAt"))) is not None and stopped >= since]
+             and (stopped := batch_time(j.get("stoppedAt"))) is not None and stopped >= since]
     spot = capacity_kind(group.capacity.type).interruptible
     # the ended jobs are described only where reclaims count: a reclaimed attempt shows only in `attempts`
     wanted = [j["jobId"] for jobs in by_status.values() for j in jobs or []] + [j["jobId"] for j in ended if spot]
@@ -106,7 +106,7 @@ def _queue_jobs(batch: aws.BotoClient, group: NodeGroupPlan, now: dt.datetime, n
     out: dict[str, Any] = {}
     if (running := by_status["RUNNING"]) is not None:
         # Without a RUNNING job's start its end cannot be estimated: the whole list is then unknown.
-        starts = [_at(full(j).get("startedAt")) for j in running]
+        starts = [batch_time(full(j).get("startedAt")) for j in running]
         out["running"] = None if None in starts else tuple(
             RunningJob(started_at=s, vcpus=job_vcpus(full(j), group), nodes=_nodes(full(j)))
             for j, s in zip(running, starts, strict=True) if s is not None)
@@ -122,7 +122,8 @@ def _queue_jobs(batch: aws.BotoClient, group: NodeGroupPlan, now: dt.datetime, n
         return out
     durations = []
     for j in ended:
-        if j.get("status") == "SUCCEEDED" and (start := _at(j.get("startedAt"))) and (stop := _at(j.get("stoppedAt"))):
+        start, stop = batch_time(j.get("startedAt")), batch_time(j.get("stoppedAt"))
+        if j.get("status") == "SUCCEEDED" and start and stop:
             durations.append((stop - start).total_seconds())
     out["succeeded_s"] = tuple(durations)
     out["finished_jobs"] = len(ended)

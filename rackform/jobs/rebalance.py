@@ -23,6 +23,7 @@ from .. import aws
 from ..placement import Decision, duration_text
 from ..plan.models import Plan
 from ..spec.workload import Workload
+from .live import batch_time
 from .verified import read_verified
 from .workload_jobs import PlacementError, run_workload
 
@@ -66,10 +67,6 @@ def without(plan: Plan, groups: Collection[tuple[str, str]]) -> Plan:
     return plan.model_copy(update={"racks": racks})
 
 
-def _at(ms: object) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if isinstance(ms, (int, float)) else None
-
-
 def watch_step(plan: Plan, workload: Workload, root: str, *, store: ResultStore, batch: aws.BotoClient,
                submitter: aws.BotoClient, lookup: aws.BotoClient, decide: Callable[[Plan], Decision],
                now: dt.datetime) -> WatchStep:
@@ -92,7 +89,7 @@ def watch_step(plan: Plan, workload: Workload, root: str, *, store: ResultStore,
         return _replace(plan, workload, run_id, next_run, tried, reason, store=store, batch=batch,
                         submitter=submitter, lookup=lookup, decide=decide)
     limit = workload.max_wait_s
-    created = _at(job.get("createdAt"))
+    created = batch_time(job.get("createdAt"))
     if status not in WAITING or created is None:
         return WatchStep(workload.name, run_id, job_id, status, False)
     if limit is None:
