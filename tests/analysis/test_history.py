@@ -1,0 +1,54 @@
+"""Issue 23 item 3, the pure side of `rackform history`: the SQL names every injected partition with static values
+(runs, racks, node groups) and the benchmark, selects each headline's values by its exact labels, and a result row
+becomes the same history row a record read from S3 does."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from rackform.analysis.history import COLUMNS, athena_row, history_sql, numbers, record_row
+from workloads.results import Metric, ResultRecord
+
+T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
+
+
+def test_the_query_names_every_partition_and_the_headline_by_its_exact_labels():
+    sql = history_sql("demo_storage.results", "allreduce", ["r2", "r1", "r1"], ["gpu"], ["h100", "h200"])
+    assert 'FROM "demo_storage"."results"' in sql
+    assert "WHERE run_id IN ('r1', 'r2')" in sql  # static equality on each injected partition
+    assert "AND rack IN ('gpu')" in sql and "AND node_group IN ('h100', 'h200')" in sql
+    assert "AND benchmark = 'allreduce'" in sql and "status IS NOT NULL" in sql
+    # allreduce's headline: busbw_max with exactly placement=in-place (a repeat label aside)
+    assert ("transform(filter(metrics, m -> m.name = 'busbw_max' AND cardinality(map_filter(m.labels, (k, v) -> "
+            "k <> 'repeat')) = 1 AND element_at(m.labels, 'placement') = 'in-place'), m -> m.value)") in sql
+    assert sql.splitlines()[0].startswith("SELECT " + ", ".join(COLUMNS))
+
+
+def test_quotes_in_a_value_cannot_end_the_literal():
+    sql = history_sql("db.t", "cpu", ["r1"], ["a'b"], ["g"])
+    assert "rack IN ('a''b')" in sql
+
+
+def test_a_query_without_a_run_rack_or_node_group_is_refused():
+    with pytest.raises(ValueError, match="injected"):
+        history_sql("db.t", "cpu", [], ["gpu"], ["h100"])
+
+
+def test_athena_arrays_parse_and_a_row_takes_the_median_of_its_repeats():
+    assert numbers("[1.5, 2.0, NaN]")[:2] == [1.5, 2.0] and numbers("[]") == [] and numbers(None) == []
+    row = athena_row(["r1", "gpu", "h100", "p5.48xlarge", "2", "succeeded", "2026-11-24T08:00:00+00:00",
+                      "[30.0, 36.0, 33.0]"])
+    assert (row.run_id, row.node_count, row.figures) == ("r1", 2, (33.0,))
+    assert athena_row(["r1", "gpu", "h100", "p5", "2", "failed", "t", None]).figures == (None,)
+
+
+def test_a_record_from_s3_is_the_same_row():
+    record = ResultRecord(run_id="r1", benchmark="cpu", tool="sysbench", rack="graviton", node_group="head",
+                          tier="graviton", instance_type="m7g.xlarge", node_count=1, status="succeeded",
+                          metrics=tuple(Metric(name="events_per_second", value=v, unit="events/s",
+                                               labels={"repeat": str(i)}) for i, v in enumerate((90.0, 100.0, 95.0))),
+                          started_at=T0, ended_at=T0 + dt.timedelta(seconds=5))
+    cells = ["r1", "graviton", "head", "m7g.xlarge", "1", "succeeded", T0.isoformat(), "[90.0, 100.0, 95.0]", "[]"]
+    assert record_row(record) == athena_row(cells)

@@ -1,0 +1,120 @@
+"""Issue 23 item 3: `rackform history BENCHMARK` across runs, from S3 (a listing per run and node group, a GET per
+record) or from Athena (one query naming every run, rack, node group and the benchmark; its pages read through the
+paginator), the engine stated on stderr. moto 5.2's Athena cannot parse botocore's rest-json Athena requests, so the
+Athena calls are botocore's Stubber; S3 is moto, in process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from rackform import aws
+from rackform.analysis.history import history_sql
+from rackform.cli import history as cli_history
+from tests.conftest import ROOT, moto_aws, run_cli
+from workloads.results import Metric, ResultRecord
+from workloads.store import ResultStore
+
+SPEC = ROOT / "examples" / "demo.yaml"  # us-east-1; racks graviton (head, cpu), trainium (workers), gpu (h100)
+BUCKET = "rackform-history-test"
+REGION = "us-east-1"
+T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
+
+
+def record(run_id: str, day: int, events: float) -> ResultRecord:
+    start = T0 + dt.timedelta(days=day)
+    return ResultRecord(run_id=run_id, benchmark="cpu", tool="sysbench", rack="graviton", node_group="head",
+                        tier="graviton", instance_type="m7g.xlarge", node_count=1, status="succeeded",
+                        metrics=(Metric(name="events_per_second", value=events, unit="events/s"),), started_at=start,
+                        ended_at=start + dt.timedelta(seconds=5))
+
+
+@pytest.fixture
+def store(monkeypatch):
+    monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
+    with moto_aws(monkeypatch, REGION):
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        store = ResultStore(BUCKET, s3)
+        store.put_record(record("r2", 1, 1100.0))
+        store.put_record(record("r1", 0, 1000.0))
+        yield store
+
+
+def history(capsys, *argv: object) -> tuple[int, str, str]:
+    return run_cli(capsys, "history", "cpu", "--spec", SPEC, "--bucket", BUCKET, *argv)
+
+
+def test_from_s3_one_listing_per_run_and_node_group_and_a_get_per_record(store, capsys):
+    code, out, err = history(capsys, "--rack", "graviton", "--node-group", "head", "--json", "--verbose")
+    assert code == 0 and "engine: s3 (2 runs; Athena from 50, or --engine)" in err
+    rows = json.loads(out)["rows"]
+    assert [(r["run_id"], r["figures"]["cpu"]) for r in rows] == [("r1", 1000.0), ("r2", 1100.0)]  # oldest first
+    assert "AWS requests: 5 (s3.ListObjectVersions 2, s3.GetObject 2, s3.ListObjectsV2 1)" in err
+
+
+def page(rows: list[list[str | None]], token: str | None = None) -> dict:
+    out: dict = {"ResultSet": {"Rows": [{"Data": [{} if c is None else {"VarCharValue": c} for c in r]}
+                                        for r in rows]}}
+    if token:
+        out["NextToken"] = token
+    return out
+
+
+@pytest.mark.parametrize(("argv", "why"), [(["--engine", "athena"], "--engine"),
+                                           ([], "2 runs; Athena from 2, or --engine")])  # asked, or the runs
+def test_on_athena_one_query_names_every_run_and_group_and_reads_every_page(store, capsys, monkeypatch, argv, why):
+    athena = boto3.client("athena", region_name=REGION)
+    stub = Stubber(athena)
+    made = aws.client
+    monkeypatch.setattr(aws, "client", lambda target, service, **kw: athena if service == "athena"
+                        else made(target, service, **kw))
+    monkeypatch.setattr(cli_history, "POLL_S", 0.0)
+    monkeypatch.setattr(cli_history, "ATHENA_FROM_RUNS", 2)
+    groups = (["graviton", "graviton", "trainium", "gpu"], ["head", "cpu", "workers", "h100"])
+    sql = history_sql("demo_storage.results", "cpu", ["r1", "r2"], *groups)
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"}, {
+        "QueryString": sql, "WorkGroup": "primary",
+        "ResultConfiguration": {"OutputLocation": f"s3://{BUCKET}/athena-query-results/"}})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "RUNNING"}}},
+                      {"QueryExecutionId": "q-1"})
+    stub.add_response("get_query_execution", {"QueryExecution": {
+        "Status": {"State": "SUCCEEDED"}, "Statistics": {"DataScannedInBytes": 2_500_000}}},
+        {"QueryExecutionId": "q-1"})
+    header = ["run_id", "rack", "node_group", "instance_type", "node_count", "status", "started_at", "cpu", "memory"]
+    first = ["r1", "graviton", "head", "m7g.xlarge", "1", "succeeded", "2026-11-24T08:00:00+00:00", "[1000.0]", None]
+    second = ["r2", "graviton", "head", "m7g.xlarge", "1", "succeeded", "2026-11-25T08:00:00+00:00", "[1100.0]", "[]"]
+    stub.add_response("get_query_results", page([header, first], "t1"), {"QueryExecutionId": "q-1"})
+    stub.add_response("get_query_results", page([second]), {"QueryExecutionId": "q-1", "NextToken": "t1"})
+    with stub:
+        code, out, err = history(capsys, *argv, "--table", "demo_storage.results", "--json")
+    stub.assert_no_pending_responses()
+    assert code == 0 and f"engine: athena ({why})" in err and "Athena scanned 2.5 MB (query q-1)" in err
+    rows = json.loads(out)["rows"]
+    # the second page's first row is data, not a header
+    assert [(r["run_id"], r["figures"]) for r in rows] == [("r1", {"cpu": 1000.0, "memory": None}),
+                                                          ("r2", {"cpu": 1100.0, "memory": None})]
+
+
+def test_a_failed_query_is_one_line_with_its_reason(store, capsys, monkeypatch):
+    athena = boto3.client("athena", region_name=REGION)
+    stub = Stubber(athena)
+    made = aws.client
+    monkeypatch.setattr(aws, "client", lambda target, service, **kw: athena if service == "athena"
+                        else made(target, service, **kw))
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q-2"})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {
+        "State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: line 2:6: Table 'x.results' does not exist"}}})
+    with stub:
+        code, _, err = history(capsys, "--engine", "athena", "--table", "x.results")
+    assert code == 1 and "the Athena query q-2 ended FAILED: TABLE_NOT_FOUND" in err and "hint:" in err
+
+
+def test_an_unknown_node_group_is_named(store, capsys):
+    code, _, err = history(capsys, "--rack", "gpu", "--node-group", "head")
+    assert code == 1 and "no node group gpu/head" in err
