@@ -8,6 +8,7 @@ Why: docs/decisions/0005-node-user-data-and-self-shutdown.md
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rackform.spec.models import Tier
@@ -71,13 +72,83 @@ def mime_multipart(*shell_scripts: str) -> str:
 
 def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None) -> str:
     """The group's user data: the node's own setup (containers kept from the node role, its identity written for
-    jobs), the EFA software where the group has EFA (its devices must exist before any job), then the FSx mount."""
+    jobs), the EFA software where the group has EFA (its devices must exist before any job), then the FSx mount, then
+    the node's telemetry."""
     scripts = [node_setup_script()]
     if group.efa_interfaces:
         scripts.append(efa_install_script(group))
     if lustre is not None:
         scripts.append(lustre_mount_script(lustre))
+    scripts.append(telemetry_script(group))
     return mime_multipart(*scripts)
+
+
+# --- telemetry: what a rack owner watches (cdk_constructs/telemetry.py draws and alarms on it) -------------------
+# The CloudWatch agent (Classic configuration) publishes the node's metrics under this namespace, the only one the
+# node role may put metrics in; each metric carries the rack's and the node group's resource names (Rack, NodeGroup)
+# and is also rolled up to those two alone, which the rack's alarms read.
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
+TELEMETRY_NAMESPACE = "rackform"
+AGENT_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+# The agent's nvidia_gpu section: nvidia-smi's figures, as nvidia_smi_<measurement>
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html). It has no ECC
+# or XID figure: those the health step checks (workloads/health.py), and a failure feeds the repair loop.
+NVIDIA_GPU_MEASUREMENTS = ("utilization_gpu", "utilization_memory", "memory_used", "temperature_gpu", "power_draw")
+# The agent's efa section: the EFA devices' hardware counters, as deltas
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-EFA.html).
+EFA_ERROR_MEASUREMENTS = ("efa_rdma_read_wr_err", "efa_rdma_write_wr_err", "efa_unresponsive_remote_events",
+                          "efa_impaired_remote_conn_events")
+EFA_MEASUREMENTS = ("efa_tx_bytes", "efa_rx_bytes", "efa_retrans_pkts", "efa_rx_dropped", *EFA_ERROR_MEASUREMENTS)
+# neuron-monitor streams the Neuron devices' figures as JSON; the Neuron tools' companion script puts them in
+# CloudWatch (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/tools/neuron-sys-tools/neuron-monitor-user-guide.html).
+NEURON_MONITOR_CLOUDWATCH = "/opt/aws/neuron/bin/neuron-monitor-cloudwatch.py"
+
+
+def agent_config(group: NodeGroupPlan) -> dict[str, object]:
+    dims = {"Rack": group.resource_name.removesuffix(f"-{group.name}"), "NodeGroup": group.resource_name}
+    collected: dict[str, dict[str, object]] = {"mem": {"measurement": ["mem_used_percent"]}}
+    if group.gpus_per_node:
+        collected["nvidia_gpu"] = {"measurement": list(NVIDIA_GPU_MEASUREMENTS)}
+    if group.efa_interfaces:
+        collected["efa"] = {"measurement": list(EFA_MEASUREMENTS)}
+    return {"agent": {"metrics_collection_interval": 60},
+            "metrics": {"namespace": TELEMETRY_NAMESPACE, "append_dimensions": {"InstanceId": "${aws:InstanceId}"},
+                        "aggregation_dimensions": [["Rack", "NodeGroup"]],
+                        "metrics_collected": {k: {**v, "append_dimensions": dims} for k, v in collected.items()}}}
+
+
+def telemetry_script(group: NodeGroupPlan, *, attempts: int = 10) -> str:
+    """Install and start the CloudWatch agent with the group's configuration, and on Neuron nodes stream
+    neuron-monitor to CloudWatch. Unlike the setup parts, a failure here says why and goes on: a node that cannot
+    report its metrics still runs jobs, and its health step still checks it."""
+    config = json.dumps(agent_config(group), separators=(",", ":"))
+    neuron = "" if not group.neuron_devices_per_node else f"""
+region=$(curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $(curl -fsS -m 5 -X PUT -H \
+  "X-aws-ec2-metadata-token-ttl-seconds: 60" http://{IMDS_ADDRESS}/latest/api/token)" \
+  http://{IMDS_ADDRESS}/latest/meta-data/placement/region)
+cat > /etc/systemd/system/rackform-neuron-monitor.service <<UNIT
+[Unit]
+Description=rackform: neuron-monitor to CloudWatch ({TELEMETRY_NAMESPACE})
+[Service]
+ExecStart=/bin/sh -c 'neuron-monitor | {NEURON_MONITOR_CLOUDWATCH} --namespace {TELEMETRY_NAMESPACE} --region $region'
+Restart=always
+RestartSec=30
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable --now rackform-neuron-monitor || say "neuron-monitor not started\""""
+    return f"""#!/bin/bash
+# rackform: telemetry (the CloudWatch agent{'; neuron-monitor' if neuron else ''})
+set -u
+say() {{ echo "rackform: telemetry: $*; the node runs jobs without it" >&2; }}
+for attempt in $(seq 1 {attempts}); do
+  dnf install -y amazon-cloudwatch-agent && break
+  sleep 10
+done
+mkdir -p "$(dirname {AGENT_CONFIG})" && echo '{config}' > {AGENT_CONFIG}
+/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{AGENT_CONFIG} \
+  || say "the CloudWatch agent did not start"{neuron}
+exit 0"""
 
 
 def _install(package: str, attempts: int, why: str = "") -> str:

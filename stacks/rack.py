@@ -18,6 +18,7 @@ from cdk_constructs import (
 )
 from cdk_constructs.repair import RackRepair
 from cdk_constructs.storage import results_objects_arn, workload_objects_arn
+from cdk_constructs.telemetry import RackTelemetry
 from cdk_constructs.user_data import node_user_data
 from rackform.capacity import of as capacity_kind
 from rackform.jobs.jobdefs import job_definitions
@@ -89,3 +90,6 @@ class RackStack(Stack):
             # definitions' (rackform.jobs.jobdefs.RETRY_STRATEGY).
             self.repair = RackRepair(self, naming.REPAIR_ID, spec_name=spec_name, rack=rack.name,
                                      healing=rack.healing, groups=rack.node_groups, results_bucket=results_bucket)
+            self.telemetry = RackTelemetry(self, naming.TELEMETRY_ID, spec_name=spec_name, rack=rack.name,
+                                           groups=rack.node_groups, topic=self.repair.topic,
+                                           repair_function=self.repair.function)

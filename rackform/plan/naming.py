@@ -97,6 +97,7 @@ NODE_ROLE_ID = "Nodes"
 JOB_ROLE_ID = "Jobs"
 WORKLOAD_ROLE_ID = "Workloads"
 REPAIR_ID = "Repair"  # the rack's repair loop (cdk_constructs/repair.py), where the spec enables it
+TELEMETRY_ID = "Telemetry"  # its dashboard and alarms (cdk_constructs/telemetry.py)
 # The rack's handles on what the network and storage stacks made, read from their SSM parameters.
 HANDOFF_IDS = {"PrivateSubnet": "the rack's handle on the private subnet",
                "NodeSecurityGroup": "the rack's handle on the node security group",
@@ -123,7 +124,8 @@ def rack_construct_ids(groups: dict[str, str | None]) -> list[tuple[str, str | N
     """
     ids: list[tuple[str, str | None, str]] = [(i, None, "CDK's own stack construct") for i in CDK_STACK_IDS]
     ids += [(NODE_ROLE_ID, None, "the rack's node instance role"), (JOB_ROLE_ID, None, "the rack's job role"),
-            (WORKLOAD_ROLE_ID, None, "the rack's workload role"), (REPAIR_ID, None, "the rack's repair loop")]
+            (WORKLOAD_ROLE_ID, None, "the rack's workload role"), (REPAIR_ID, None, "the rack's repair loop"),
+            (TELEMETRY_ID, None, "the rack's dashboard and alarms")]
     ids += [(cid, None, what) for cid, what in HANDOFF_IDS.items()]
     ids += [(tier_image_id(t), None, f"the rack's {t} image") for t in sorted({t for t in groups.values() if t})]
     for group in groups:

@@ -284,6 +284,8 @@ def test_cfn_lint_passes_the_demo_example(gated):
 # (cdk_constructs/node_group.py SESSION_MANAGER_ACTIONS).
 RESOURCE_STAR_ALLOWED: dict[tuple[str, str], str] = {
     ("NodesRoleDefaultPolicy", action): "Session Manager on the nodes" for action in SESSION_MANAGER_ACTIONS}
+# the CloudWatch agent's metrics (cdk_constructs/node_group.py): PutMetricData takes no resource, a namespace condition
+RESOURCE_STAR_ALLOWED[("NodesRoleDefaultPolicy", "cloudwatch:PutMetricData")] = "the nodes' CloudWatch agent"
 # Which principal may assume which role, by logical id prefix.
 TRUSTED_SERVICES = {"NodesRole": "ec2.amazonaws.com", "JobsRole": "ecs-tasks.amazonaws.com",
                     "WorkloadsRole": "ecs-tasks.amazonaws.com",
@@ -374,7 +376,8 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
                 (["s3:ListBucketVersions"], "Allow")], (stack, jobs)
             assert results_listing(jobs[1]), (stack, jobs[1])
             # the node role touches no S3 (only jobs write results): its one statement is Session Manager's
-            assert [sorted(as_list(s["Action"])) for s in nodes] == [sorted(SESSION_MANAGER_ACTIONS)], (stack, nodes)
+            assert [sorted(as_list(s["Action"])) for s in nodes] == [sorted(SESSION_MANAGER_ACTIONS),
+                                                                     ["cloudwatch:PutMetricData"]], (stack, nodes)
 
 
 def test_flow_log_role_writes_only_its_own_log_group(gated):

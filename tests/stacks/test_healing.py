@@ -164,3 +164,36 @@ def test_a_rack_that_does_not_heal_gets_no_loop_but_keeps_its_retries(tmp_path: 
         assert not resources(raw, kind), kind
     [jd] = resources(raw, "AWS::Batch::JobDefinition").values()
     assert jd["Properties"]["RetryStrategy"]["Attempts"] == RETRY_STRATEGY["attempts"]
+
+
+# --- telemetry -----------------------------------------------------------------------------------------------------
+
+def test_each_node_runs_the_cloudwatch_agent_with_what_its_hardware_has(demo_synth: Synth) -> None:
+    from cdk_constructs.user_data import agent_config, telemetry_script
+
+    by_name = {g.name: g for g in demo_synth.plan.node_groups()}
+    gpu, trainium, plain = by_name["h100"], by_name["workers"], by_name["head"]
+    for group, sections in ((gpu, {"mem", "nvidia_gpu", "efa"}), (trainium, {"mem", "efa"}), (plain, {"mem"})):
+        collected = agent_config(group)["metrics"]["metrics_collected"]  # type: ignore[index]
+        assert set(collected) == sections, group.name
+        assert all(s["append_dimensions"] == {"Rack": f"demo-{group.rack}", "NodeGroup": group.resource_name}
+                   for s in collected.values())
+    assert "neuron-monitor-cloudwatch.py --namespace rackform" in telemetry_script(trainium)
+    assert "neuron-monitor" not in telemetry_script(gpu)
+    # a failed agent never sends the node away (the setup parts do): it says why and goes on
+    assert "shutdown" not in telemetry_script(trainium) and telemetry_script(gpu).endswith("exit 0")
+
+
+def test_every_rack_gets_a_dashboard_and_efa_alarms_on_its_topic(demo_synth: Synth) -> None:
+    for rack in demo_synth.plan.racks:
+        raw = rack_template(demo_synth, rack.name)
+        [dashboard] = resources(raw, "AWS::CloudWatch::Dashboard").values()
+        body = json.dumps(dashboard["Properties"]["DashboardBody"])
+        assert ("nvidia_smi_utilization_gpu" in body) == any(g.gpus_per_node for g in rack.node_groups)
+        assert "mem_used_percent" in body and "Invocations" in body
+        [topic] = resources(raw, "AWS::SNS::Topic")
+        efa_alarms = [a["Properties"] for a in resources(raw, "AWS::CloudWatch::Alarm").values()
+                      if "EFA" in a["Properties"].get("AlarmDescription", "")]
+        assert len(efa_alarms) == sum(1 for g in rack.node_groups if g.efa_interfaces)
+        assert all(a["AlarmActions"] == [{"Ref": topic}] for a in efa_alarms)
+        assert all("efa_rdma_read_wr_err" in json.dumps(a["Metrics"]) for a in efa_alarms)

@@ -20,6 +20,7 @@ from aws_cdk.assertions import Template
 
 from cdk_constructs.jobs import WORKLOAD_ROLE_PATH
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
+from cdk_constructs.user_data import TELEMETRY_NAMESPACE
 from cdk_constructs.user_data import EFA_INSTALLER_VERSION
 from rackform.plan import naming
 from rackform.reference.catalog import load_catalog
@@ -367,9 +368,13 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
         managed = json.dumps(node["Properties"]["ManagedPolicyArns"])
         assert "AmazonSSMManagedInstanceCore" not in managed  # it reads every SSM parameter of the account
         assert ":iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role" in managed
-        # Session Manager's own minimum, and nothing on the host writes results (the job role does)
+        # Session Manager's own minimum and the CloudWatch agent's metrics in rackform's namespace; nothing on the
+        # host writes results (the job role does)
         assert _statements_of(t, node_id) == [{"Action": list(SESSION_MANAGER_ACTIONS), "Effect": "Allow",
-                                               "Resource": "*"}]
+                                               "Resource": "*"},
+                                              {"Action": "cloudwatch:PutMetricData", "Effect": "Allow",
+                                               "Resource": "*", "Condition": {"StringEquals": {
+                                                   "cloudwatch:namespace": TELEMETRY_NAMESPACE}}}]
         t.resource_count_is("AWS::IAM::InstanceProfile", 1)
         # The benchmark containers' role: their own results, written and read back (write-once check, and a
         # multi-node job's main node reading its peers' health records at the versions it listed), nothing else.

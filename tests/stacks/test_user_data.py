@@ -31,6 +31,7 @@ from cdk_constructs.user_data import (
     lustre_mount_script,
     node_setup_script,
     node_user_data,
+    telemetry_script,
 )
 from rackform.reference.catalog import load_catalog
 from rackform.spec.models import TIERS
@@ -82,7 +83,7 @@ def test_every_tier_has_installer_flags():
 def test_efa_groups_install_with_their_tiers_flags(groups, tier, flags):
     g = groups[tier]
     assert g.tier == tier and g.efa_interfaces >= 1
-    (setup, script) = parts(node_user_data(g, None))
+    (setup, script, _telemetry) = parts(node_user_data(g, None))
     assert setup == node_setup_script()
     assert installer_line(script).startswith(f"./efa_installer.sh {flags} ||")
 
@@ -90,14 +91,15 @@ def test_efa_groups_install_with_their_tiers_flags(groups, tier, flags):
 def test_non_efa_group_gets_the_node_setup_and_no_installer(groups):
     plain = groups["plain"]
     assert plain.efa_interfaces == 0
-    assert parts(node_user_data(plain, None)) == [node_setup_script()]
-    (setup, mount) = parts(node_user_data(plain, LUSTRE))
+    assert parts(node_user_data(plain, None)) == [node_setup_script(), telemetry_script(plain)]
+    (setup, mount, _telemetry) = parts(node_user_data(plain, LUSTRE))
     assert "efa" not in mount.lower() and "mount -t lustre" in mount
 
 
-def test_node_setup_comes_first_then_efa_then_the_lustre_mount(groups):
-    setup, efa, mount = parts(node_user_data(groups["gpu"], LUSTRE))
+def test_node_setup_comes_first_then_efa_then_the_lustre_mount_then_telemetry(groups):
+    setup, efa, mount, telemetry = parts(node_user_data(groups["gpu"], LUSTRE))
     assert "ECS_AWSVPC_BLOCK_IMDS=true" in setup and "./efa_installer.sh" in efa and "mount -t lustre" in mount
+    assert "amazon-cloudwatch-agent" in telemetry
 
 
 def test_installer_is_pinned_and_verified_before_it_runs(groups):
