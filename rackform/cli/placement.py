@@ -115,8 +115,8 @@ def _images(args: argparse.Namespace, plan: Plan, workloads: list[Workload]) -> 
         return aws.client(aws.Target(region, target.profile, target.endpoint_url), "ecr")
 
     found, notes = image_platforms({job.image for w in workloads for job in w.tiers.values()}, ecr_for=ecr_in)
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
+    for note in notes:  # may quote what a registry answered
+        print(visible(f"warning: {note}"), file=sys.stderr)
     return found
 
 

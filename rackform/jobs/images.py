@@ -142,9 +142,17 @@ def _challenge(header: str) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="([^"]*)"', header)) if header.lower().startswith("bearer ") else {}
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
+
+
+def _allowed(url: str) -> bool:
+    """https, or plain http to this machine only (a registry under test, or a local mirror, as docker allows)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOCAL_HOSTS)
+
+
 def _registry(ref: ImageRef, opener: Opener) -> frozenset[str]:
-    # Plain http only to this machine (a registry under test, or a local mirror), as docker allows.
-    scheme = "http" if ref.registry.split(":")[0] in ("localhost", "127.0.0.1") else "https"
+    scheme = "http" if ref.registry.split(":")[0] in LOCAL_HOSTS else "https"
     base = f"{scheme}://{ref.registry}/v2/{ref.repository}"
     token: list[str] = []
 
@@ -156,6 +164,8 @@ def _registry(ref: ImageRef, opener: Opener) -> frozenset[str]:
             params = _challenge(e.headers.get("WWW-Authenticate", "")) if e.code == 401 and not token else {}
             if "realm" not in params:
                 raise ImageError(f"{ref.registry} answered HTTP {e.code}") from None
+            if not _allowed(params["realm"]):
+                raise ImageError(f"{ref.registry} named a token service that is not https") from None
             # Anonymous token for the scope the registry named (https://distribution.github.io/distribution/spec/
             # auth/token/): public images need no credentials.
             query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})

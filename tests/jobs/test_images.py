@@ -52,6 +52,8 @@ def registry() -> Iterator[tuple[str, list[dict[str, str]]]]:
                 return self.answer(200, {"token": "t0k"})
             if self.path == "/presigned/c0":  # what ECR's download URL is: presigned, no token
                 return self.answer(200, CONFIG)
+            if self.path.startswith("/v2/team/lure/"):  # a token service on another host, over plain http
+                return self.answer(401, {}, WWW_Authenticate='Bearer realm="http://169.254.169.254/latest/token"')
             if self.headers.get("Authorization") != "Bearer t0k":
                 return self.answer(401, {"errors": []}, WWW_Authenticate=(
                     f'Bearer realm="http://{host}/token",service="{host}",scope="repository:x:pull"'))
@@ -84,10 +86,12 @@ def test_image_references_are_read_as_docker_reads_them():
 def test_a_public_registry_is_read_with_an_anonymous_token(registry):
     host, seen = registry
     multi, single, missing = f"{host}/team/multi:1.0", f"{host}/team/single:1.0", f"{host}/team/gone:1.0"
-    found, notes = image_platforms([multi, single, missing], ecr_for=no_ecr)
+    lure = f"{host}/team/lure:1.0"
+    found, notes = image_platforms([multi, single, missing, lure], ecr_for=no_ecr)
     # the manifest list's platforms, less the attestation's unknown/unknown; the single image's from its config
     assert found == {multi: frozenset({"linux/amd64", "linux/arm64"}), single: frozenset({"linux/arm64"})}
-    assert notes == [f"image {missing}: platforms not read ({host} answered HTTP 404)"]
+    assert notes == [f"image {missing}: platforms not read ({host} answered HTTP 404)",
+                     f"image {lure}: platforms not read ({host} named a token service that is not https)"]
     manifests = [r for r in seen if "/manifests/" in r["path"] and r["auth"]]
     assert manifests and all("application/vnd.oci.image.index.v1+json" in r["accept"] and
                              "application/vnd.docker.distribution.manifest.list.v2+json" in r["accept"]
