@@ -175,7 +175,7 @@ class RackNodeGroup(Construct):
         elif group.placement_group is not None:
             placement_group_name = group.placement_group
 
-        image_id = ssm.StringParameter.value_for_typed_string_parameter_v2(
+        image_id = group.image_id or ssm.StringParameter.value_for_typed_string_parameter_v2(
             self, group.ami_ssm_parameter, ssm.ParameterValueType.AWS_EC2_IMAGE_ID)
         # Plain CloudFormation properties, as for the launch template: the typed Batch structs cost a runtime type
         # check and a jsii conversion per field, per node group.

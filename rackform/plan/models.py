@@ -7,6 +7,7 @@ touches AWS or CDK; the same spec and catalog always give the same plan.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Literal
 
 from ..capacity import CapacityKind
@@ -112,6 +113,8 @@ class NodeGroupPlan(Frozen):
     # capacity blocks are priced by `rackform cost`, which takes user-given prices.
     on_demand_usd_per_hour: float | None
     ami_ssm_parameter: str
+    # The group's own AMI (spec image_id), used instead of the one ami_ssm_parameter names; None: that one.
+    image_id: str | None = None
     batch_image_type: str
     compute_environment: str
     job_queue: str
@@ -142,20 +145,25 @@ class HealingPlan(Frozen):
 
     email: str | None
     max_fraction_per_hour: float
-    # EventBridge Scheduler's rate expression for the idle checks, None without them
-    # (https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based).
-    idle_check_rate: str | None
+    # EventBridge Scheduler's rate expression for the idle checks
+    # (https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based), and the node groups
+    # that get them (none: no schedule)
+    idle_check_rate: str
+    idle_checked: tuple[str, ...]
 
 
-def healing_plan(healing: Healing) -> HealingPlan | None:
+# Idle checks where the spec gives no interval: on node groups with warm nodes only, which are up anyway.
+DEFAULT_IDLE_CHECK = "6h"
+
+
+def healing_plan(healing: Healing, groups: Sequence[NodeGroup]) -> HealingPlan | None:
     if not healing.enabled:
         return None
-    rate = None
-    if every := healing.idle_check_every:
-        count, unit = int(every[:-1]), {"h": "hour", "d": "day"}[every[-1]]
-        rate = f"rate({count} {unit}{'s' * (count > 1)})"
+    every = healing.idle_check_every or DEFAULT_IDLE_CHECK
+    count, unit = int(every[:-1]), {"h": "hour", "d": "day"}[every[-1]]
+    checked = [g.name for g in groups if healing.idle_check_every or g.min_count > 0]
     return HealingPlan(email=healing.email, max_fraction_per_hour=healing.max_fraction_per_hour,
-                       idle_check_rate=rate)
+                       idle_check_rate=f"rate({count} {unit}{'s' * (count > 1)})", idle_checked=tuple(checked))
 
 
 class RackPlan(Frozen):
@@ -325,6 +333,7 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
         root_volume_gib=group.root_volume_gib,
         on_demand_usd_per_hour=quote.usd if quote else None,
         ami_ssm_parameter=ECS_AL2023_AMI[it.tier],
+        image_id=group.image_id,
         batch_image_type=BATCH_IMAGE_TYPE[it.tier],
         compute_environment=naming.compute_environment(spec.name, rack, group.name),
         job_queue=naming.job_queue(spec.name, rack, group.name),
@@ -348,7 +357,7 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
             stack_name=naming.rack_stack(spec.name, r.name),
             node_groups=tuple(node_group_plan(spec, r.name, g, catalog.instance_types[g.instance_type], prices)
                               for g in r.node_groups),
-            healing=healing_plan(r.healing),
+            healing=healing_plan(r.healing, r.node_groups),
         )
         for r in spec.racks
     )

@@ -25,6 +25,7 @@ from .state import (
     ApiError,
     BucketState,
     BuildHost,
+    ImageState,
     PlacementGroupState,
     QuotaValue,
     ReservationState,
@@ -348,12 +349,63 @@ def check_data_repository(plan: Plan, bucket: BucketState | ApiError | None) -> 
     return out
 
 
+def custom_images(plan: Plan) -> dict[str, list[NodeGroupPlan]]:
+    """The AMIs node groups name (spec image_id), with their node groups."""
+    named: dict[str, list[NodeGroupPlan]] = {}
+    for g in plan.node_groups():
+        if g.image_id is not None:
+            named.setdefault(g.image_id, []).append(g)
+    return named
+
+
+# What names an ECS-optimized AMI, or one built from it: AWS's own are named amzn2023-ami-ecs-..., and their
+# descriptions say "Amazon Linux AMI 2023... x86_64 ECS HVM"
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-optimized_AMI.html); a team's image keeps "ecs" in
+# its name or description by convention only, so a miss is a warning, not a blocker.
+ECS_IMAGE_MARK = "ecs"
+
+
+def check_images(plan: Plan, found: Mapping[str, ImageState | ApiError | None] | None) -> list[Check]:
+    """A group's own AMI must exist, be available and be built for the type's architecture (EC2 refuses to launch
+    it otherwise); Batch's ECS instances need the ECS agent, which only the image can say it has."""
+    checks = []
+    for image, groups in custom_images(plan).items():
+        arch = groups[0].architecture
+        name, needed = f"image {image}", f"an available {arch} ECS AMI for {_groups_text(groups)}"
+        entry = (found or {}).get(image)
+        if isinstance(entry, ApiError):
+            checks.append(unreadable(entry, name, needed))
+            continue
+        if entry is None:
+            checks.append(Check(name, "blocker", f"no image {image} visible to this account in {plan.region}", needed,
+                                f"copy the AMI to {plan.region} or share it with this account (AMIs are Regional), "
+                                "or fix image_id"))
+            continue
+        found_text = f"{entry.name or '(no name)'}, {entry.architecture}, {entry.state}"
+        wrong_arch = [g for g in groups if g.architecture != entry.architecture]
+        if entry.state != "available":
+            checks.append(Check(name, "blocker", found_text, needed, "wait until the image is available, or use "
+                                "another: instances cannot launch from it"))
+        elif wrong_arch:
+            checks.append(Check(name, "blocker", found_text, needed,
+                                f"use an {entry.architecture} type or an AMI built for "
+                                f"{', '.join(sorted({g.architecture for g in wrong_arch}))} on "
+                                f"{', '.join(f'{g.rack}/{g.name}' for g in wrong_arch)}"))
+        elif ECS_IMAGE_MARK not in f"{entry.name} {entry.description}".lower():
+            checks.append(Check(name, "warning", found_text + "; neither its name nor its description says ECS",
+                                needed, "make sure it has the ECS agent enabled (build it from the ECS-optimized AMI): "
+                                "Batch's instances that never register with ECS run no job"))
+        else:
+            checks.append(Check(name, "ok", found_text, needed))
+    return checks
+
+
 def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]:
     return (check_quotas(plan, state.quotas) + check_reservations(plan, state.reservations, now)
             + check_offerings(plan, state.offerings) + check_batch(plan, state.compute_environments, state.job_queues)
             + check_stacks(plan, state.stack_limit, state.stacks)
             + check_placement_groups(plan, state.placement_groups)
-            + check_data_repository(plan, state.data_repository))
+            + check_data_repository(plan, state.data_repository) + check_images(plan, state.images))
 
 
 # --- this machine: can `cdk deploy` build the arm64 image here? ----------------------------------------------

@@ -18,8 +18,17 @@ from .. import aws
 from ..aws import PaginatingClient, paginate
 from ..plan.models import Plan
 from ..reference.catalog import is_zone_id
-from .checks import data_repository_bucket, existing_placement_groups
-from .state import AccountState, ApiError, BucketState, BuildHost, PlacementGroupState, QuotaValue, ReservationState
+from .checks import custom_images, data_repository_bucket, existing_placement_groups
+from .state import (
+    AccountState,
+    ApiError,
+    BucketState,
+    BuildHost,
+    ImageState,
+    PlacementGroupState,
+    QuotaValue,
+    ReservationState,
+)
 
 ClientFactory = Callable[[str], aws.BotoClient]  # service name -> boto3 client for the plan's Region
 T = TypeVar("T")
@@ -40,6 +49,7 @@ class ServiceQuotasClient(Protocol):
 class Ec2Client(PaginatingClient, Protocol):
     def describe_capacity_reservations(self, *, CapacityReservationIds: list[str]) -> dict[str, Any]: ...
     def describe_placement_groups(self, *, GroupNames: list[str]) -> dict[str, Any]: ...
+    def describe_images(self, *, ImageIds: list[str]) -> dict[str, Any]: ...
 
 
 class S3Client(Protocol):
@@ -128,6 +138,15 @@ def fetch_placement_group(ec2: Ec2Client, name: str) -> PlacementGroupState | Ap
     return PlacementGroupState(found.get("State"), found.get("Strategy")) if isinstance(found, dict) else found
 
 
+def fetch_image(ec2: Ec2Client, image: str) -> ImageState | ApiError | None:
+    found = _describe_one("ec2:DescribeImages", ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"),
+                          lambda: ec2.describe_images(ImageIds=[image])["Images"])
+    if not isinstance(found, dict):
+        return found
+    return ImageState(state=found.get("State", ""), architecture=found.get("Architecture", ""),
+                      name=found.get("Name", ""), description=found.get("Description", ""))
+
+
 def fetch_bucket(s3: S3Client, bucket: str) -> BucketState | ApiError:
     """HeadBucket: 404 is no bucket, 403 a bucket this account may not read; S3 names the bucket's Region in the
     x-amz-bucket-region header of both answers and of a redirect (301) from another Region's endpoint."""
@@ -197,6 +216,7 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
         data_repository=None if (bucket := data_repository_bucket(plan)) is None else
         fetch_bucket(client_for("s3"), bucket),
         placement_groups={pg: fetch_placement_group(ec2, pg) for pg in existing_placement_groups(plan)},
+        images={image: fetch_image(ec2, image) for image in custom_images(plan)},
     )
 
 

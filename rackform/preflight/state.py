@@ -57,6 +57,16 @@ class BucketState:
 
 
 @dataclass(frozen=True)
+class ImageState:
+    """An AMI as DescribeImages describes it: what tells its architecture and whether it is an ECS AMI."""
+
+    state: str  # available, pending, failed, ...
+    architecture: str  # arm64, x86_64, ...
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class AccountState:
     """Everything preflight reads from the account, so the checks need no AWS."""
 
@@ -70,6 +80,8 @@ class AccountState:
     data_repository: BucketState | ApiError | None = None  # None: the spec links no bucket
     # placement group the spec names -> it; None: no such group
     placement_groups: Mapping[str, PlacementGroupState | ApiError | None] | None = None
+    # the AMIs node groups name (image_id) -> it; None: no such image visible to this account
+    images: Mapping[str, ImageState | ApiError | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,9 @@ def render_plan(plan: Plan) -> str:
     lines += [f"warm     {g.rack}/{g.name}: {g.min_count} of {g.count} x {g.instance_type} always running, jobs or "
               f"not (MinvCpus {g.min_vcpus:,}); `rackform cost` prices them all month" for g in plan.node_groups()
               if g.min_count]
+    lines += [f"image    {g.rack}/{g.name}: {g.image_id} (yours, for {g.architecture}: the ECS agent and any GPU or "
+              f"Neuron driver must be in it{'; EFA is installed at boot' if g.efa_interfaces else ''}; "
+              "`rackform preflight` reads it)" for g in plan.node_groups() if g.image_id]
     lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
     lines.append("stacks   " + ", ".join([net.stack_name, plan.storage.stack_name]
                                          + [r.stack_name for r in plan.racks]))

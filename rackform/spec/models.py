@@ -148,6 +148,10 @@ class NodeGroup(Frozen):
                           "placement group for EFA groups on on-demand or spot capacity, none for reservations and "
                           "Capacity Blocks")
     root_volume_gib: StrictInt = Field(100, ge=30, le=16384, description="encrypted gp3 root volume size")
+    image_id: str | None = Field(None, description="ami-...: your own AMI for the group, built from an ECS-optimized "
+                                 "AMI of the type's architecture (the ECS agent, and the GPU or Neuron driver where "
+                                 "the type has one, must be in it; user data still installs EFA); omitted: the "
+                                 "tier's ECS-optimized AL2023 AMI, resolved at deploy")
 
 
 # An idle check interval: a whole number of hours or days (EventBridge Scheduler's rate() takes minutes too, but a
@@ -169,9 +173,9 @@ class Healing(Frozen):
                          "only alerts: many nodes failing at once is more likely a bad image or driver than bad "
                          "hardware (Karpenter's node repair stops at 20%)")
     idle_check_every: str | None = Field(
-        None, pattern=INTERVAL_PATTERN, description="e.g. 6h or 1d: how often each node group runs the health step "
-        "as a job of its own, so a failure feeds the same loop; omitted: off (node groups scale to zero, and each "
-        "check launches a node if none is up)")
+        None, pattern=INTERVAL_PATTERN, description="e.g. 6h or 1d: how often every node group runs the health step "
+        "as a job of its own, so a failure feeds the same loop; omitted: every 6h on node groups with warm nodes "
+        "(min_count), none on the others (they scale to zero: a check would launch a node to test it)")
 
 
 class Rack(Frozen):

@@ -54,3 +54,10 @@ def test_a_spot_group_chooses_its_allocation_strategy(tmp_path, demo, catalog):
     [p] = [p for p in validate_spec(parse_spec(demo), catalog) if p.rule == "allocation-strategy"]
     assert p.path == "racks[2].node_groups[0].capacity.allocation_strategy"
     assert "On-Demand compute environments have no choice of allocation strategy" in p.message
+
+
+def test_a_groups_own_ami_overrides_the_ecs_parameter(tmp_path, demo):
+    demo["racks"][2]["node_groups"][0]["image_id"] = "ami-0123456789abcdef0"
+    group = load_plan(dump(tmp_path, demo)).racks[2].node_groups[0]
+    [ec2_config] = compute_resources(group)["Ec2Configuration"]
+    assert ec2_config == {"ImageType": group.batch_image_type, "ImageIdOverride": "ami-0123456789abcdef0"}

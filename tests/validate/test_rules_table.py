@@ -47,6 +47,7 @@ SPEC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"name": "r", "node_groups": [{"name": "g", "instance_type": "p5en.48xlarge", "count": 1}]}]},
         {"availability_zone": "us-east-1c"}),
     "tier-matches-instance": ({f"{H100}.tier": "gpu"}, {f"{H100}.tier": "trainium"}),
+    "image-id": ({f"{H100}.image_id": "ami-0123456789abcdef0"}, {f"{H100}.image_id": "ami-XYZ"}),
     # names
     "unique-rack-names": ({"racks.2.name": "gpus"}, {"racks.2.name": "graviton"}),
     "unique-node-group-names": ({"racks.0.node_groups.1.name": "heads"}, {"racks.0.node_groups.1.name": "head"}),
