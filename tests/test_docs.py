@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -349,3 +350,17 @@ def test_the_readme_map_links_every_docs_page():
     mapped = {(ROOT / link).resolve() for link in links(section(ROOT / "README.md", "## Documentation"))}
     pages = {p.resolve() for p in [*(ROOT / "docs").glob("*.md"), DECISIONS / "README.md"]}
     assert sorted(str(p.relative_to(ROOT)) for p in pages - mapped) == []
+
+
+def test_the_offline_quickstart_runs_line_by_line(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch):
+    # README's first block needs no account: each line succeeds as written, from the repository root. synth is left
+    # to tests/stacks (it is the same pipeline, and costs seconds of the CDK).
+    from tests.conftest import run_cli
+
+    monkeypatch.chdir(ROOT)
+    block = re.search(r"```sh\n(.*?)```", section(ROOT / "README.md", "## Quickstart"), re.S)[1]
+    lines = [shlex.split(line.split(" #")[0]) for line in block.splitlines() if line.startswith("rackform ")]
+    assert {words[1] for words in lines} >= {"validate", "cost", "plan"}
+    ran = {" ".join(words): run_cli(capsys, *words[1:])[0] for words in lines if words[1] != "synth"}
+    assert ran == {line: 0 for line in ran}
