@@ -20,6 +20,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from http.client import HTTPMessage
+from typing import IO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -121,8 +123,20 @@ def _ecr(ref: ImageRef, account: str, ecr: aws.BotoClient, fetch: Callable[[str]
 Opener = Callable[[urllib.request.Request], bytes]
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Redirects followed only where a first request may go (a registry sends blobs to its CDN over https)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
+        if not _allowed(newurl):
+            raise ImageError("a redirect to a URL that is not https")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _open(request: urllib.request.Request) -> bytes:
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:  # https, or http to this machine only
+    if not _allowed(request.full_url):
+        raise ImageError("a URL that is not https")
+    with urllib.request.build_opener(_Redirects).open(request, timeout=TIMEOUT_S) as answer:
         body: bytes = answer.read(4 << 20)
         return body
 

@@ -57,6 +57,10 @@ def registry() -> Iterator[tuple[str, list[dict[str, str]]]]:
             if self.headers.get("Authorization") != "Bearer t0k":
                 return self.answer(401, {"errors": []}, WWW_Authenticate=(
                     f'Bearer realm="http://{host}/token",service="{host}",scope="repository:x:pull"'))
+            if self.path == "/v2/team/moved/manifests/1.0":  # to the same registry: followed
+                return self.answer(307, {}, Location=f"http://{host}/v2/team/multi/manifests/1.0")
+            if self.path == "/v2/team/away/manifests/1.0":  # to another host over plain http: not followed
+                return self.answer(307, {}, Location="http://169.254.169.254/latest/meta-data/")
             pages = {"/v2/team/multi/manifests/1.0": INDEX, "/v2/team/single/manifests/1.0": SINGLE,
                      "/v2/team/single/blobs/sha256:c0": CONFIG}
             if self.path in pages:
@@ -86,11 +90,13 @@ def test_image_references_are_read_as_docker_reads_them():
 def test_a_public_registry_is_read_with_an_anonymous_token(registry):
     host, seen = registry
     multi, single, missing = f"{host}/team/multi:1.0", f"{host}/team/single:1.0", f"{host}/team/gone:1.0"
-    lure = f"{host}/team/lure:1.0"
-    found, notes = image_platforms([multi, single, missing, lure], ecr_for=no_ecr)
+    lure, moved, away = f"{host}/team/lure:1.0", f"{host}/team/moved:1.0", f"{host}/team/away:1.0"
+    found, notes = image_platforms([multi, single, missing, lure, moved, away], ecr_for=no_ecr)
     # the manifest list's platforms, less the attestation's unknown/unknown; the single image's from its config
-    assert found == {multi: frozenset({"linux/amd64", "linux/arm64"}), single: frozenset({"linux/arm64"})}
-    assert notes == [f"image {missing}: platforms not read ({host} answered HTTP 404)",
+    both = frozenset({"linux/amd64", "linux/arm64"})
+    assert found == {multi: both, single: frozenset({"linux/arm64"}), moved: both}
+    assert notes == [f"image {away}: platforms not read (a redirect to a URL that is not https)",
+                     f"image {missing}: platforms not read ({host} answered HTTP 404)",
                      f"image {lure}: platforms not read ({host} named a token service that is not https)"]
     manifests = [r for r in seen if "/manifests/" in r["path"] and r["auth"]]
     assert manifests and all("application/vnd.oci.image.index.v1+json" in r["accept"] and
