@@ -159,8 +159,9 @@ class RackRepair(Construct):
                               "replaced may still be taking jobs (its log group has why)")
         self.errors_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
 
-        if healing.idle_check_rate:
-            self._idle_checks(spec_name, rack, healing.idle_check_rate, groups)
+        if healing.idle_checked:
+            self._idle_checks(spec_name, rack, healing.idle_check_rate,
+                              [g for g in groups if g.name in healing.idle_checked])
 
     @staticmethod
     def _queue_arn(group: NodeGroupPlan) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from rackform.jobs.jobdefs import RETRY_STRATEGY, job_definitions, retry_action
 from rackform.plan.models import HealingPlan, healing_plan
-from rackform.spec.models import Healing
+from rackform.spec.models import Healing, NodeGroup
 from tests.conftest import Synth, dump, run_cli, synth
 from workloads.repair import HEALTH_STEP_FAILED_EXIT
 
@@ -64,11 +64,16 @@ def test_every_job_definition_carries_the_retry_strategy(demo_synth: Synth) -> N
 
 # --- the spec ----------------------------------------------------------------------------------------------------
 
-def test_healing_is_on_by_default_without_idle_checks() -> None:
-    assert healing_plan(Healing()) == HealingPlan(email=None, max_fraction_per_hour=0.2, idle_check_rate=None)
-    assert healing_plan(Healing(enabled=False)) is None
-    assert healing_plan(Healing(idle_check_every="1h")).idle_check_rate == "rate(1 hour)"  # type: ignore[union-attr]
-    assert healing_plan(Healing(idle_check_every="2d")).idle_check_rate == "rate(2 days)"  # type: ignore[union-attr]
+def test_healing_is_on_by_default_and_checks_warm_nodes_only() -> None:
+    cold = NodeGroup(name="cold", instance_type="p5.48xlarge", count=4)
+    warm = NodeGroup(name="warm", instance_type="p5.48xlarge", count=4, min_count=1)
+    assert healing_plan(Healing(), [cold, warm]) == HealingPlan(
+        email=None, max_fraction_per_hour=0.2, idle_check_rate="rate(6 hours)", idle_checked=("warm",))
+    assert healing_plan(Healing(), [cold]).idle_checked == ()  # type: ignore[union-attr]
+    assert healing_plan(Healing(enabled=False), [warm]) is None
+    every = healing_plan(Healing(idle_check_every="1h"), [cold, warm])
+    assert every is not None and every.idle_check_rate == "rate(1 hour)" and every.idle_checked == ("cold", "warm")
+    assert healing_plan(Healing(idle_check_every="2d"), [cold]).idle_check_rate == "rate(2 days)"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("healing", "field", "says"), [
