@@ -1,16 +1,16 @@
 """Workload jobs on AWS: the job definitions of workloads, and submitting a placed workload once per run.
 
 The policy itself is pure (rackform/placement/); everything here, and the live state it reads (jobs/live.py), is an
-AWS call around it. Per run, a workload
-leaves two objects beside the benchmark results, each written once (If-None-Match: *, as the bucket policy
-requires):
+AWS call around it. Per run, a workload leaves two objects beside the benchmark results, each written once
+(If-None-Match: *, as the bucket policy requires):
 
-    results/<run>/_placements/<workload>.json   the decision: candidates, figures, backlog, the reason
     results/<run>/_workloads/<workload>.json    the job it became: queue, job definition, job id
+    results/<run>/_placements/<workload>.json   the decision: candidates, figures, start and price bases, the reason
 
-The decision is recorded once Batch has accepted the job, so a refused submit leaves none behind; running the same
-run id again after that reuses it (and finds the job) instead of placing anew on a queue state that has changed
-since.
+The decision is recorded once Batch has accepted the job (after its marker), so a refused submit leaves none behind;
+running the same run id again after that reuses it (and finds the job) instead of placing anew on a queue state
+that has changed since. A re-placement (jobs/rebalance.py) is the next run of a chain, <run>-r1, never a second
+decision of the same run.
 """
 
 from __future__ import annotations
