@@ -20,12 +20,13 @@ from ..spec.problems import did_you_mean
 CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
 
 # Families rackform knows how to lay out and price. Graviton for general work, Trainium/Inferentia (Neuron) and
-# NVIDIA GPUs for ML, a few x86 CPU families for comparison runs.
+# NVIDIA GPUs for ML, x86 CPU families beside them for head, data and orchestration work and x86-only images (Intel
+# m/c/r 6i and 7i; AMD hpc6a and hpc7a with EFA, offered in few Regions and On-Demand only).
 SUPPORTED_FAMILIES: tuple[str, ...] = (
     "trn1", "trn1n", "trn2", "trn2u", "inf2",
     "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "g5", "g6", "g6e",
     "c7g", "c7gn", "c8g", "m7g", "m8g", "r7g", "r8g", "hpc7g",
-    "c7i", "m7i",
+    "c7i", "m7i", "r7i", "c6i", "m6i", "hpc7a", "hpc6a",
 )
 
 InterfaceKind = Literal["interface", "efa", "efa-only"]
@@ -61,6 +62,12 @@ class InstanceType(Frozen):
     network_cards: tuple[NetworkCard, ...]
     placement_strategies: tuple[str, ...]
     usage_classes: tuple[str, ...]
+    # Local instance store (InstanceStorageInfo): disks summed over its entries, total size in GB (decimal, as
+    # EC2 reports TotalSizeInGB), and whether the disks are NVMe (NvmeSupport "required" or "supported").
+    # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceStorageInfo.html
+    instance_store_disks: int = 0
+    instance_store_gb: int = 0
+    instance_store_nvme: bool = False
 
     @property
     def family(self) -> str:

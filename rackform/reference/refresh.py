@@ -38,6 +38,7 @@ ACCELERATOR_CORRECTIONS: dict[str, dict[str, Any]] = {
 def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
     """One DescribeInstanceTypes entry -> the catalog's record (plain data, validated by InstanceType)."""
     net = raw["NetworkInfo"]
+    store = raw.get("InstanceStorageInfo") or {}
     archs = [a for a in raw["ProcessorInfo"]["SupportedArchitectures"] if a in _ARCH]
     accelerator = None
     if gpus := raw.get("GpuInfo", {}).get("Gpus"):
@@ -70,6 +71,9 @@ def instance_type_from_api(raw: dict[str, Any]) -> dict[str, Any]:
         "network_cards": cards,
         "placement_strategies": sorted(raw.get("PlacementGroupInfo", {}).get("SupportedStrategies", [])),
         "usage_classes": sorted(raw.get("SupportedUsageClasses", [])),
+        "instance_store_disks": sum(d["Count"] for d in store.get("Disks", [])),
+        "instance_store_gb": store.get("TotalSizeInGB", 0),
+        "instance_store_nvme": store.get("NvmeSupport") in ("required", "supported"),
     }
 
 

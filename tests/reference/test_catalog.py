@@ -91,6 +91,12 @@ PUBLISHED = {
     "hpc7g": (None, {"4xlarge": 1, "8xlarge": 1, "16xlarge": 1}),
     "c7i": (None, {"48xlarge": 1, "metal-48xl": 1}),
     "m7i": (None, {"48xlarge": 1, "metal-48xl": 1}),
+    "r7i": (None, {"48xlarge": 1, "metal-48xl": 1}),
+    "c6i": (None, {"32xlarge": 1, "metal": 1}),
+    "m6i": (None, {"32xlarge": 1, "metal": 1}),
+    # Every hpc7a and hpc6a size has EFA; hpc7a's two network cards take one EFA each.
+    "hpc7a": (None, dict.fromkeys(("12xlarge", "24xlarge", "48xlarge", "96xlarge"), 2)),
+    "hpc6a": (None, {"48xlarge": 1}),
 }
 ARM64_FAMILIES = {"c7g", "c7gn", "c8g", "m7g", "m8g", "r7g", "r8g", "hpc7g"}
 
@@ -152,3 +158,35 @@ def test_suggestions_list_up_to_three_close_types_of_the_family(catalog, typed, 
     assert found[0] == first and len(found) <= 3
     if listed is not None:
         assert set(found) == listed
+
+
+# vCPUs and memory as AWS's instance type pages publish them (the x86 CPU families of issue 24):
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html (m6i, m7i), co.html (c6i, c7i), mo.html (r7i),
+# hpc.html (hpc6a, hpc7a: every hpc7a size has 768 GiB, the smaller ones with fewer cores enabled).
+# name -> (vCPUs, GiB, instance store disks, GB of instance store)
+X86_PUBLISHED = {
+    "m6i.32xlarge": (128, 512, 0, 0), "c6i.32xlarge": (128, 256, 0, 0), "r7i.48xlarge": (192, 1536, 0, 0),
+    "c7i.48xlarge": (192, 384, 0, 0), "m7i.48xlarge": (192, 768, 0, 0),
+    "hpc7a.12xlarge": (24, 768, 0, 0), "hpc7a.96xlarge": (192, 768, 0, 0), "hpc6a.48xlarge": (96, 384, 0, 0),
+    # instance store as the accelerated pages list it: p5.48xlarge 8 x 3800 GB NVMe SSD, trn2.48xlarge 4 x 1900 GB
+    # (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html)
+    "p5.48xlarge": (192, 2048, 8, 30400), "trn2.48xlarge": (192, 2048, 4, 7600),
+}
+
+
+@pytest.mark.parametrize("name", sorted(X86_PUBLISHED))
+def test_sizes_and_instance_store_match_aws_published_figures(catalog, name):
+    it = catalog.get(name)
+    assert it is not None, f"{name} is missing from the catalog"
+    assert (it.vcpus, it.memory_mib // 1024, it.instance_store_disks, it.instance_store_gb) == X86_PUBLISHED[name]
+    assert it.instance_store_nvme == (it.instance_store_disks > 0)
+
+
+def test_hpc_families_are_amd_on_demand_only_in_few_regions(catalog):
+    # The EC2 data lists on-demand as their only usage class (no Spot, no Capacity Blocks).
+    for name in ("hpc7a.96xlarge", "hpc6a.48xlarge"):
+        it = catalog.get(name)
+        assert (it.architecture, it.tier, it.usage_classes) == ("x86_64", "cpu", ("on-demand",))
+        assert 0 < len(catalog.regions_offering(name)) < 10
+    assert "us-east-2" in catalog.regions_offering("hpc7a.96xlarge")
+    assert catalog.regions_offering("hpc7a.96xlarge") != catalog.regions_offering("c7i.48xlarge")
