@@ -194,14 +194,17 @@ class CertificateHead(BaseModel):
 
 
 class FabricPair(BaseModel):
-    """Two nodes measured against each other in a round: node a serves at `address`:`port`, node b calls it."""
+    """Two nodes measured against each other in a round: node a serves at `address`, node b calls it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     a: int
     b: int
     address: str  # node a's address as the launch rendezvous saw it (authenticated: workloads/launch.py)
-    port: int
+    ports: list[int]  # node a serves one measurement on each, in turn
+    # Pairs of a round start together (turn 0); a pair of a later turn once the earlier turns' round records are
+    # written. The rehearsal's local nodes share one machine's CPUs, so there its pairs take turns.
+    turn: int = 0
 
 
 class FabricSchedule(BaseModel):

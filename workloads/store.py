@@ -170,6 +170,11 @@ class ResultStore:
         self.put_once(key, record.model_dump_json().encode(), "application/json")
         return key
 
+    def listed(self, prefix: str) -> set[str]:
+        """The keys under `prefix`, from ListObjectVersions: what a job role may list (s3:ListBucketVersions, below
+        results/; it has no s3:ListBucket for ListObjectsV2). A listing only: nothing in it is verified yet."""
+        return {key for key, _, _ in self._versions(prefix)}
+
     def put_log(self, key: str, text: str) -> str:
         self.put_once(key, text.encode("utf-8", errors="replace"), "text/plain; charset=utf-8")
         return key

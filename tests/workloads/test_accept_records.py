@@ -51,7 +51,7 @@ def test_each_part_lands_at_its_own_key_and_reads_back(store):
     assert [r.model_dump_json() for r in back] == [written[i].model_dump_json() for i in (2, 0, 1)]
     assert math.isnan(back[1].figures[1].value)  # a failed figure stays a failed figure, never a number
     schedule = FabricSchedule(run_id="run-1", rack="r", node_group="g", benchmark="accept", round=1,
-                              pairs=[FabricPair(a=0, b=1, address="10.0.0.5", port=47600)])
+                              pairs=[FabricPair(a=0, b=1, address="10.0.0.5", ports=[47600, 47601, 47602])])
     assert store.put_accept(schedule) == accept_schedule_key("run-1", "r", "g", "accept", 1)
     assert store.read("run-1", "schedule")["schedule"] == [schedule]
     assert store.problems == []
@@ -68,7 +68,7 @@ def test_a_record_filed_under_another_nodes_key_is_refused(store):
 
 def test_a_schedule_with_a_string_port_is_refused(store):
     doc = {"run_id": "run-1", "rack": "r", "node_group": "g", "benchmark": "accept", "round": 1,
-           "pairs": [{"a": 0, "b": 1, "address": "10.0.0.5", "port": "47600"}]}
+           "pairs": [{"a": 0, "b": 1, "address": "10.0.0.5", "ports": ["47600"]}]}
     store.put_once(accept_schedule_key("run-1", "r", "g", "accept", 1), json.dumps(doc).encode(), "application/json")
     assert store.read("run-1", "schedule")["schedule"] == []
     assert store.problems[0].kind == "unreadable"
