@@ -30,7 +30,12 @@ from .workload_jobs import PlacementError, run_workload
 # The job states before a job starts: what CancelJob cancels
 # (https://docs.aws.amazon.com/batch/latest/APIReference/API_CancelJob.html).
 WAITING = ("SUBMITTED", "PENDING", "RUNNABLE")
-REPLACED_AS = "re-placed as run "
+
+
+def replaced_as(next_run: str) -> str:
+    """How the cancel reason starts: first, so that `rackform status` (which shows its first 60 characters) names the
+    run the job moved to."""
+    return f"rackform: re-placed as run {next_run}: "
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,9 @@ def watch_step(plan: Plan, workload: Workload, root: str, *, store: ResultStore,
                          f"job {job_id} of run {run_id}")
     status, reason = str(job["status"]), str(job.get("statusReason") or "")
     tried = {(str(m["rack"]), str(m["node_group"])) for _, m in chain}
-    if status == "FAILED" and reason.endswith(REPLACED_AS + next_run):
-        return _replace(plan, workload, run_id, next_run, tried, reason, store=store, batch=batch,
+    if status == "FAILED" and reason.startswith(replaced_as(next_run)):
+        return _replace(plan, workload, run_id, next_run, tried, reason.removeprefix(replaced_as(next_run)),
+                        store=store, batch=batch,
                         submitter=submitter, lookup=lookup, decide=decide)
     limit = workload.max_wait_s
     created = batch_time(job.get("createdAt"))
@@ -110,24 +116,22 @@ def watch_step(plan: Plan, workload: Workload, root: str, *, store: ResultStore,
                          f"{workload.name} has waited {duration_text(waited)} on {where}, over max_wait "
                          f"{workload.max_wait}, and stays: no other node group can take it "
                          f"({elsewhere.reason})")
-    why = (f"rackform: {status} for {duration_text(waited)} on {where}, over max_wait {workload.max_wait}: "
-           f"{REPLACED_AS}{next_run}")
-    batch.cancel_job(jobId=job_id, reason=why)
+    why = f"{status} for {duration_text(waited)} on {where}, over max_wait {workload.max_wait}"
+    batch.cancel_job(jobId=job_id, reason=replaced_as(next_run) + why)
     return WatchStep(workload.name, run_id, job_id, status, True,
-                     f"{workload.name}: cancelled job {job_id} of run {run_id} ({why.removeprefix('rackform: ')}); "
-                     "submitted anew once AWS Batch reports it cancelled")
+                     f"{workload.name}: cancelled job {job_id} of run {run_id} ({why}); submitted anew as run "
+                     f"{next_run} once AWS Batch reports it cancelled")
 
 
 def _replace(plan: Plan, workload: Workload, run_id: str, next_run: str, tried: Collection[tuple[str, str]],
-             reason: str, *, store: ResultStore, batch: aws.BotoClient, submitter: aws.BotoClient,
+             why: str, *, store: ResultStore, batch: aws.BotoClient, submitter: aws.BotoClient,
              lookup: aws.BotoClient, decide: Callable[[Plan], Decision]) -> WatchStep:
     def decided() -> Decision:
         # The groups tried first; if none of the others can take it now, every group again (the job was cancelled).
         found = decide(without(plan, tried))
         if found.chosen is None:
             found = decide(plan)
-        return dataclasses.replace(found, reason=f"re-placed from run {run_id} ({reason.removeprefix('rackform: ')})"
-                                                 f"; {found.reason}")
+        return dataclasses.replace(found, reason=f"re-placed from run {run_id} ({why}); {found.reason}")
 
     decision, job = run_workload(plan, workload, run_id=next_run, store=store, batch=batch, submitter=submitter,
                                  lookup=lookup, decide=decided)

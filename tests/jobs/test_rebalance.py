@@ -108,9 +108,10 @@ def test_a_job_waiting_past_max_wait_is_cancelled_then_placed_on_the_next_candid
     hold(aws, first.job_id, waited=dt.timedelta(minutes=45))
     step = watch_step(plan, w, "w7", store=aws["store"], decide=decide(w), now=now, **c)
     assert step.said == (f"llm-serve: cancelled job {first.job_id} of run w7 (RUNNABLE for 45m on trainium/workers, "
-                         "over max_wait 30m: re-placed as run w7-r1); submitted anew once AWS Batch reports it "
-                         "cancelled")
-    assert aws["backend"]._jobs[first.job_id].status == "FAILED"
+                         "over max_wait 30m); submitted anew as run w7-r1 once AWS Batch reports it cancelled")
+    cancelled = aws["backend"]._jobs[first.job_id]
+    assert cancelled.status == "FAILED" and cancelled.job_stopped_reason == (
+        "rackform: re-placed as run w7-r1: RUNNABLE for 45m on trainium/workers, over max_wait 30m")
     assert read_verified(aws["store"], workload_job_key("w7-r1", "llm-serve")) is None
 
     # the next look (this watcher's, or another's after this one stopped) places and submits run w7-r1, once
@@ -120,7 +121,7 @@ def test_a_job_waiting_past_max_wait_is_cancelled_then_placed_on_the_next_candid
     assert (step.run_id, step.job_id) == ("w7-r1", made["jobId"])
     decision = read_verified(aws["store"], placement_key("w7-r1", "llm-serve"))
     assert decision["chosen"]["node_group"] == "h100" and decision["reason"].startswith(
-        "re-placed from run w7 (RUNNABLE for 45m on trainium/workers, over max_wait 30m: re-placed as run w7-r1); ")
+        "re-placed from run w7 (RUNNABLE for 45m on trainium/workers, over max_wait 30m); ")
     assert [c["node_group"] for c in decision["candidates"]] == ["h100"]  # the group tried is left out
     # run w7's own decision and job are as they were: written once
     assert read_verified(aws["store"], workload_job_key("w7", "llm-serve"))["job_id"] == first.job_id
@@ -174,6 +175,8 @@ def test_run_watch_follows_the_jobs_until_none_waits(aws, capsys):
     err = capsys.readouterr().err
     assert "already submitted w11-trainium-workers-wl-llm-serve" in err
     assert f"llm-serve: cancelled job {job['jobId']} of run w11 (RUNNABLE for 1h00m" in err
+    assert main(["status", "w11"]) == 1  # its one workload job failed: cancelled, and where it went says so
+    assert "rackform: re-placed as run w11-r1: RUNNABLE for 1h" in capsys.readouterr().out
     assert "placed llm-serve (inference) on gpu/h100 [gpu] (run w11-r1, job " in err
     assert "watch: llm-serve is SUCCEEDED (run w11-r1" in err
     assert len(named(aws, GPU_QUEUE, "w11-r1-gpu-h100-wl-llm-serve")) == 1
