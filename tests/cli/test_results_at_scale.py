@@ -122,3 +122,33 @@ def test_status_wait_gets_each_object_once_however_often_it_polls(store, capsys)
     assert code == 4  # timed out: two jobs have no record
     assert counts[VERSIONS] > 4  # it polled several times
     assert counts[GET] == 3 + 1  # 3 markers and 1 record, each once (none is written over: write-once)
+
+
+def test_health_memory_does_not_grow_with_the_records_of_a_run(store, capsys):
+    import tracemalloc
+
+    from workloads.results import HealthCheck, HealthRecord
+
+    sweep = tuple(Metric(name="busbw", value=1.0, unit="GB/s", size_bytes=1 << (k % 30), labels={"repeat": str(k)})
+                  for k in range(500))
+
+    def peak(run_id: str, jobs: int) -> int:
+        for i in range(jobs):
+            rack = f"rack{i}"
+            store.put_record(record(run_id, rack).model_copy(update={"metrics": sweep, "fabric": "efa",
+                                                                     "efa_devices": 32}))
+            store.put_health(HealthRecord(run_id=run_id, benchmark="cpu", rack=rack, node_group="head",
+                                          instance_type="m7g.xlarge", node_index=0, hostname="ip-10-0-0-1",
+                                          checked_at=T0, checks=(HealthCheck(name="clock", status="passed",
+                                                                             detail="ok"),)))
+        tracemalloc.start()
+        try:
+            code, out, _ = run_cli(capsys, "health", run_id, "--bucket", BUCKET, "--region", REGION)
+            most = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert code == 0 and f"rack{jobs - 1}/head" in out  # every collective's transport shown
+        return most
+
+    small, large = peak("small", 40), peak("large", 120)
+    assert large < 2 * small  # flat: the records stream through (held whole, 3 times the records took 3 times)
