@@ -6,6 +6,7 @@ AWS is moto, in process."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import Counter
 
@@ -95,7 +96,7 @@ def test_runs_reads_a_summary_per_finished_run_whatever_the_run_holds(store, cap
     # r1's summary; r2's old summary, then r2 read afresh (20 markers, 20 records)
     assert code == 0 and grown[GET] == 1 + 1 + 20 + 20
     code, out, _ = run_cli(capsys, "runs", "--json", "--bucket", BUCKET, "--region", REGION)
-    r2 = next(r for r in __import__("json").loads(out)["runs"] if r["run_id"] == "r2")
+    r2 = next(r for r in json.loads(out)["runs"] if r["run_id"] == "r2")
     assert (r2["jobs"], r2["succeeded"], r2["pending"]) == (20, 20, 0)
     assert requests(capsys, "runs")[1] == again  # 20 records or 3: the same requests
 
@@ -152,3 +153,25 @@ def test_health_memory_does_not_grow_with_the_records_of_a_run(store, capsys):
 
     small, large = peak("small", 40), peak("large", 120)
     assert large < 2 * small  # flat: the records stream through (held whole, 3 times the records took 3 times)
+
+
+def test_a_run_with_a_problem_gets_no_summary_and_a_reader_who_may_not_write_still_lists(store, capsys, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from workloads.layout import record_key
+
+    run(store, "bad", 2)
+    store.s3.put_object(Bucket=BUCKET, Key=record_key("bad", "rack0", "head", "cpu"), Body=b"{}")  # written over
+    code, out, _ = run_cli(capsys, "runs", "--json", "--bucket", BUCKET, "--region", REGION)
+    assert code == 1 and "written over" in out
+    assert store.latest_summary("bad") is None  # what was read had a problem: nothing kept of it
+
+    run(store, "good", 2)
+
+    def denied(self, summary):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+
+    monkeypatch.setattr(ResultStore, "put_summary", denied)
+    code, out, _ = run_cli(capsys, "runs", "--json", "--bucket", BUCKET, "--region", REGION)
+    good = next(r for r in json.loads(out)["runs"] if r["run_id"] == "good")
+    assert (good["jobs"], good["succeeded"], good["pending"]) == (2, 2, 0)
