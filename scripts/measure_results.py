@@ -4,7 +4,8 @@ on 127.0.0.1, rackform/jobs/local.py EmbeddedAWS) on this machine, and print the
 
 For each size N it writes run `m<N>`: N jobs, each with its marker, its record (an all-reduce sweep of 24 sizes x 3
 repeats, about 17 KB, as torchbench writes one), one node's health record and one node log, then runs each command
-in a fresh process (`python -m rackform ... --verbose`) and reports its wall time (interpreter start included), its
+in a fresh process (`python -m rackform ... --verbose`) and reports its wall time (interpreter start included), the
+CPU seconds of that process alone (rackform's own work, apart from the embedded AWS's, which runs in this one), its
 peak resident memory, and the AWS requests it sent; and, for comparison, a bare listing of the same run's keys
 (ListObjectVersions over its prefix, in this process). `runs` is measured warm: once every run has its summary.
 
@@ -20,6 +21,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -87,17 +89,20 @@ def bare_listing(store: ResultStore, run_id: str) -> tuple[float, int]:
     return time.perf_counter() - started, keys
 
 
-def command(env: dict[str, str], argv: list[str]) -> tuple[float, float, int, int]:
-    """(seconds, peak MB, AWS requests, exit code) of `rackform ARGV --verbose` in a fresh process."""
+def command(env: dict[str, str], argv: list[str]) -> tuple[float, float, float, int, int]:
+    """(seconds, CPU seconds, peak MB, AWS requests, exit code) of `rackform ARGV --verbose` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *argv, "--bucket", BUCKET, "--verbose"], env=env, cwd=ROOT,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     rss = re.search(r"maxrss_kib (\d+)", done.stderr)
     requests = re.search(r"AWS requests: (\d+)", done.stderr)
     if rss is None or requests is None:
         raise SystemExit(f"rackform {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
-    return seconds, int(rss[1]) / 1024, int(requests[1]), done.returncode
+    return seconds, cpu, int(rss[1]) / 1024, int(requests[1]), done.returncode
 
 
 def main() -> int:
@@ -115,20 +120,20 @@ def main() -> int:
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         store = ResultStore(BUCKET, s3)
         env = {**os.environ, **embedded.env, "PYTHONPATH": str(ROOT)}
-        print(f"{'records':>8} {'command':>8} {'seconds':>8} {'MB':>7} {'requests':>9} {'exit':>4} "
+        print(f"{'records':>8} {'command':>8} {'seconds':>8} {'cpu s':>7} {'MB':>7} {'requests':>9} {'exit':>4} "
               f"{'x listing':>9}", flush=True)
         for n in sizes:
             run_id = f"m{n}"
             wrote = populate(store, run_id, n)
             listing, keys = bare_listing(store, run_id)
-            print(f"{n:>8} {'(write)':>8} {wrote:>8.1f} {'':>7} {'':>9} {'':>4} {'':>9}   {keys:,} objects")
-            print(f"{n:>8} {'listing':>8} {listing:>8.2f} {'':>7} {1 + keys // 1000:>9} {'':>4} {1.0:>9.1f}",
+            print(f"{n:>8} {'(write)':>8} {wrote:>8.1f} {'':>7} {'':>7} {'':>9} {'':>4} {'':>9}   {keys:,} objects")
+            print(f"{n:>8} {'listing':>8} {listing:>8.2f} {'':>7} {'':>7} {1 + keys // 1000:>9} {'':>4} {1.0:>9.1f}",
                   flush=True)
             if "runs" in commands:  # the runs written so far get their summaries: `runs` below is the warm one
                 command(env, ["runs"])
             for name, argv in commands.items():
-                seconds, mb, requests, code = command(env, [run_id if a == "RUN" else a for a in argv])
-                print(f"{n:>8} {name:>8} {seconds:>8.2f} {mb:>7.0f} {requests:>9} {code:>4} "
+                seconds, cpu, mb, requests, code = command(env, [run_id if a == "RUN" else a for a in argv])
+                print(f"{n:>8} {name:>8} {seconds:>8.2f} {cpu:>7.2f} {mb:>7.0f} {requests:>9} {code:>4} "
                       f"{seconds / listing:>9.1f}", flush=True)
     return 0
 
