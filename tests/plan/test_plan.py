@@ -79,7 +79,8 @@ def test_default_layout_is_efa_only_wherever_card_0_keeps_the_task_eni_slot(cata
 
 def test_efa_only_cannot_keep_the_task_eni_slot_only_on_two_interface_card_0(catalog):
     assert {n for n in EFA_TYPES if default_efa_layout(catalog.get(n)) == "efa"} == {
-        "p5.48xlarge", "p5e.48xlarge", "trn2.3xlarge", "trn2.48xlarge", "trn2u.48xlarge"}
+        "p5.48xlarge", "p5e.48xlarge", "trn2.3xlarge", "trn2.48xlarge", "trn2u.48xlarge",
+        "hpc6a.48xlarge", "hpc7a.12xlarge", "hpc7a.24xlarge", "hpc7a.48xlarge", "hpc7a.96xlarge"}
 
 
 def test_p5_efa_only_is_aws_recommended_layout(catalog):
