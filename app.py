@@ -1,4 +1,4 @@
-"""CDK entry point: `cdk synth -c spec=path/to/spec.yaml` (default examples/demo.yaml)."""
+"""CDK entry point: `cdk synth -c spec=path/to/spec.yaml`, or `rackform deploy|diff|destroy SPEC` which pass it."""
 
 import sys
 
@@ -9,7 +9,10 @@ from rackform.spec.problems import SpecError
 from stacks import build_app
 
 # A throwaway App only reads the context: the plan must exist before build_app creates the real one.
-spec_path = cdk.App().node.try_get_context("spec") or "examples/demo.yaml"
+spec_path = cdk.App().node.try_get_context("spec")
+if not spec_path:  # never a default spec: a forgotten -c spec= must not deploy (or destroy) a cluster of the example's
+    sys.exit("error: no spec given: pass it as `-c spec=path/to/spec.yaml` (e.g. `cdk deploy --all -c "
+             "spec=my-spec.yaml`), or run `rackform deploy|diff|destroy|synth my-spec.yaml`")
 try:
     checked = pipeline.check(spec_path)
 except SpecError as e:

@@ -22,7 +22,7 @@ from .. import __version__
 from ..render.text import table
 from ..spec.problems import SpecError
 from ..textsafe import visible
-from . import accept, cost, health, history, jobs, placement, preflight, repairs, reports, spec_commands
+from . import accept, cost, health, history, jobs, lifecycle, placement, preflight, repairs, reports, spec_commands
 from .common import (
     EXIT_CODES,
     EXIT_INTERRUPTED,
@@ -38,8 +38,9 @@ from .common import (
 __all__ = ["build_parser", "checked_plan", "main", "table"]
 
 EPILOG = """the everyday loop:
+  rackform init my-spec.yaml --shape one-tier
   rackform validate my-spec.yaml && rackform plan my-spec.yaml
-  cdk deploy --all -c spec=my-spec.yaml
+  rackform deploy my-spec.yaml
   RUN=$(rackform submit my-spec.yaml --rack gpu --benchmark allreduce)
   rackform status $RUN --wait && rackform report $RUN
 
@@ -114,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Trainium, GPU).")
     parser.add_argument("--version", action="version", version=f"rackform {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (spec_commands, jobs, placement, reports, history, health, repairs, cost, preflight, accept):
+    for group in (lifecycle, spec_commands, jobs, placement, reports, history, health, repairs, cost, preflight,
+                  accept):
         group.register(sub)
     p = sub.add_parser("completion", help="print a shell completion script",
                        epilog='example:\n  eval "$(rackform completion bash)"   # add it to ~/.bashrc to keep it')
