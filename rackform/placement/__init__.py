@@ -8,7 +8,7 @@
     policy.py       place(): candidates, ranking by the objective, the decision
 """
 
-from .evidence import healthy
+from .evidence import GroupHealth, healthy
 from .policy import (
     CLASS_BENCHMARK,
     SEED_ORDER,
@@ -19,7 +19,7 @@ from .policy import (
     place,
 )
 from .start import duration_text
-from .state import READY_STATE, READY_STATUS, GroupHealth, ImagePlatforms, QueuedJob, QueueState, RunningJob
+from .state import READY_STATE, READY_STATUS, ImagePlatforms, QueuedJob, QueueState, RunningJob
 
 __all__ = ["CLASS_BENCHMARK", "READY_STATE", "READY_STATUS", "SEED_ORDER", "Decision", "GroupHealth",
            "ImagePlatforms", "PlacementCandidate", "QueueState", "QueuedJob", "RunningJob", "decision_from_dict",

@@ -11,7 +11,8 @@ from ..capacity import of as capacity_kind
 from ..plan.models import NodeGroupPlan
 from ..reference.catalog import load_catalog
 from ..spec.workload import Workload
-from .state import READY_STATE, READY_STATUS, GroupHealth, ImagePlatforms, QueueState
+from .evidence import GroupHealth
+from .state import READY_STATE, READY_STATUS, ImagePlatforms, QueueState
 
 # The platform an image must offer for a node of each architecture (the OCI image index / Docker manifest list
 # names platforms as os/architecture; ECR stores multi-architecture images so:
@@ -159,8 +160,8 @@ def _reservation(g: NodeGroupPlan, state: QueueState | None, start_s: float | No
 
 def verdicts(workload: Workload, g: NodeGroupPlan, state: QueueState | None, images: ImagePlatforms,
              health: GroupHealth | None, *, start_s: float | None, expected_s: float | None) -> tuple[Constraint, ...]:
-    """Every hard constraint of running `workload` on `g`; `health` is the group's newest verdict (records or
-    state), `start_s` and `expected_s` when the job would start and how long it runs (None: unknown)."""
+    """Every hard constraint of running `workload` on `g`; `health` is the group's newest verdict (its records),
+    `start_s` and `expected_s` when the job would start and how long it runs (None: unknown)."""
     found = [*_fit(workload, g), _platform(workload, g, images), _health(health), *_ready(state, g),
              _reservation(g, state, start_s, expected_s)]
     return tuple(v for v in found if v is not None)

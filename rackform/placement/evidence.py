@@ -7,6 +7,7 @@ only when the caller says so (`rackform place --include-rehearsal`), and every f
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from workloads.results import ResultRecord
 
 from ..analysis.report import health_of, is_local, report_rows
 from ..reference.peaks import Limits
-from .state import GroupHealth
 
 # The inference benchmark's p99 latency headline (workloads/benchmarks.py), what a workload's slo is held against.
 P99_METRIC = "latency_p99_ms"
@@ -29,6 +29,16 @@ def healthy(record: ResultRecord) -> bool:
 
 def usable(records: Iterable[ResultRecord], include_rehearsal: bool) -> list[ResultRecord]:
     return [r for r in records if include_rehearsal or not is_local(r)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupHealth:
+    """A node group's latest health verdict: the health step of its newest job (records of schema 2)."""
+
+    healthy: bool
+    reason: str | None  # why not healthy, as the records say it
+    run_id: str
+    at: dt.datetime  # when that job ended
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,10 @@ from ..reference.peaks import Limits
 from ..spec.workload import Workload
 from . import evidence
 from .constraints import image_architecture_warnings, verdicts
-from .evidence import PerDollarFigure
+from .evidence import GroupHealth, PerDollarFigure
 from .pricing import interruption, node_price
 from .start import duration_text, estimate
-from .state import GroupHealth, ImagePlatforms, QueueState
+from .state import ImagePlatforms, QueueState
 
 # Which benchmark stands for a class of work, and so which per-dollar figure ranks the tiers for it:
 #   general   -> cpu        sysbench cpu events per $ (the whole instance's CPUs)
@@ -194,11 +194,6 @@ def _queue_job_s(w: Workload, g: NodeGroupPlan, state: QueueState | None,
     return None, ""
 
 
-def _newest(*found: GroupHealth | None) -> GroupHealth | None:
-    known = [h for h in found if h is not None]
-    return max(known, key=lambda h: h.at) if known else None
-
-
 # --- one candidate ----------------------------------------------------------------------------------------------
 
 def _candidate(w: Workload, g: NodeGroupPlan, ev: _Evidence, state: QueueState | None, images: ImagePlatforms,
@@ -228,8 +223,7 @@ def _candidate(w: Workload, g: NodeGroupPlan, ev: _Evidence, state: QueueState |
         unit = price.usd_per_node_hour * factor / (figure.usd_per_node_hour * util) / figure.per_dollar
     cost = w.work * unit if w.work and unit is not None else None
     lower_bound = w.utilization is None or (lost is not None and lost.extra_s is None)
-    health = _newest(ev.health.get((g.rack, g.name)), state.health if state else None)
-    checks = verdicts(w, g, state, images, health, start_s=wait, expected_s=run_s)
+    checks = verdicts(w, g, state, images, ev.health.get((g.rack, g.name)), start_s=wait, expected_s=run_s)
     notes = [n for n, on in ((UNPRICED_NOTE, g.instance_type in ev.unpriced),
                              (REHEARSAL_NOTE, figure is not None and figure.rehearsal)) if on]
     p99 = ev.p99.get(g.instance_type)

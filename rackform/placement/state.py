@@ -37,16 +37,6 @@ class QueuedJob:
     nodes: int = 1
 
 
-@dataclass(frozen=True, kw_only=True)
-class GroupHealth:
-    """The node group's latest health verdict: its newest job's health step (workloads/health.py records)."""
-
-    healthy: bool
-    reason: str | None  # why not healthy, as the records say it
-    run_id: str
-    at: dt.datetime  # when that job ended
-
-
 @dataclass(frozen=True)
 class QueueState:
     """What AWS says about one node group's queue and capacity now; None where it could not be read.
@@ -73,7 +63,6 @@ class QueueState:
     reservation_end: dt.datetime | None = None  # the reservation's or block's EndDate; None: unknown or no end
     reservation_end_type: str | None = None  # unlimited | limited (EndDateType); a Capacity Block is limited
     spot_usd_per_hour: float | None = None  # live Spot price of one instance-hour (DescribeSpotPriceHistory)
-    health: GroupHealth | None = None  # the group's latest health verdict; None: no health record read
 
 
 # Per image reference (as the workload writes it), the platforms its manifest list names ("linux/arm64", ...);

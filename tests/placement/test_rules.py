@@ -9,7 +9,7 @@ import math
 import pytest
 
 from rackform.pipeline import load_plan
-from rackform.placement import GroupHealth, QueuedJob, QueueState, RunningJob, place
+from rackform.placement import QueuedJob, QueueState, RunningJob, place
 from rackform.reference.peaks import limits_for
 from rackform.render.placement import explain_details, explain_rows
 from tests.conftest import workload
@@ -107,11 +107,12 @@ def test_a_group_failing_its_latest_health_check_is_refused_as_failing(plan):
     d = place(workload(), plan, [bad, rec("inference", "gpu", 10, price=55.04)], {}, limits_of=limits_for)
     assert "failing: its latest health check (run r1" in cand(d, "trainium").refused
     assert "/dev/neuron0 missing" in cand(d, "trainium").refused and d.chosen.tier == "gpu"
-    # a newer healthy verdict (the state's, from a later health run) clears it
-    later = GroupHealth(healthy=True, reason=None, run_id="r2", at=T0 + dt.timedelta(hours=1))
-    trn = next(g.job_queue for g in plan.node_groups() if g.tier == "trainium")
-    d = place(workload(), plan, [bad], {trn: QueueState(0, health=later)}, limits_of=limits_for)
-    assert cand(d, "trainium").refused is None
+    # a newer healthy record (a later run on repaired nodes) clears it
+    later = rec("inference", "trainium", 100, price=21.5).model_copy(
+        update={"run_id": "r2", "ended_at": bad.ended_at + dt.timedelta(hours=1)})
+    d = place(workload(), plan, [bad, later], {}, limits_of=limits_for)
+    assert cand(d, "trainium").refused is None and "passed its latest health check (run r2" in \
+        " ".join(cand(d, "trainium").verdicts)
 
 
 def test_a_disabled_queue_or_invalid_compute_environment_is_refused(plan):
