@@ -71,7 +71,10 @@ LOCAL_COLLECTIVE = ("the rehearsal runs no group collective: torch's all-reduce 
                     "two cores, one of them starved")
 
 
-POLL_S = 0.2  # between listings of the job's prefix, while waiting for the other nodes' records
+# Between listings of the job's prefix while waiting for the other nodes' records: a step on AWS takes tens of
+# seconds at least; the rehearsal's take a second or two.
+POLL_S = 2.0
+LOCAL_POLL_S = 0.2
 
 # --- one node's figures -----------------------------------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class Job:
     timeout_s: float
     log: list[str]
     slot: int | None = None  # a single node's job (accept-<slot>): no group record, the operator waits for N nodes
+    main_over: threading.Event | None = None  # set when node 0 has ended the launch (the other nodes only)
 
     def record(self, part: AcceptPart, status: Status, figures: Sequence[AcceptFigure], *, reason: str | None = None,
                round: int = 0, rounds: int = 0, slow_nodes: tuple[int, ...] = (),
@@ -177,11 +181,16 @@ class Job:
         j = self.identity
         prefix = f"{job_prefix(j.run_id, j.rack, j.node_group, j.benchmark)}/"
         deadline = time.monotonic() + self.timeout_s
-        while (missing := set(keys) - self.store.listed(prefix)) and time.monotonic() < deadline:
-            time.sleep(POLL_S)
+        while True:
+            over = self.main_over is not None and self.main_over.is_set()  # then this listing is the last look
+            missing = set(keys) - self.store.listed(prefix)
+            if not missing or over or time.monotonic() >= deadline:
+                break
+            time.sleep(LOCAL_POLL_S if self.ctx.local else POLL_S)
         if missing:
-            raise TimeoutError(f"{what}: {', '.join(sorted(k.rsplit('/', 1)[1] for k in missing))} never written "
-                               f"within {self.timeout_s:.0f} s")
+            names = ", ".join(sorted(k.rsplit("/", 1)[1] for k in missing))
+            raise TimeoutError(f"{what}: {names} never written " + (
+                "before node 0 ended the job" if over else f"within {self.timeout_s:.0f} s"))
         found = []
         for key in keys:
             value = self.store.read_one(key)
@@ -348,9 +357,20 @@ def run_acceptance(job: Job, secret_env: MutableMapping[str, str]) -> int:
     try:
         if not ctx.is_main:
             ended: list[int] = []
-            joined = threading.Thread(target=lambda: ended.append(launch.join(
-                ctx.main_address, ctx.master_port, index=ctx.node_index, job=token, secret=secret, get_ready=ready,
-                timeout_s=job.timeout_s)), daemon=True)
+            job.main_over = threading.Event()
+
+            def call_in() -> None:
+                # Until node 0 ends the launch: then nothing more will be scheduled for this node.
+                try:
+                    ended.append(launch.join(ctx.main_address, ctx.master_port, index=ctx.node_index, job=token,
+                                             secret=secret, get_ready=ready, timeout_s=job.timeout_s))
+                except launch.LaunchError as e:
+                    job.log.append(f"[accept] {e}\n")
+                finally:
+                    if job.main_over is not None:
+                        job.main_over.set()
+
+            joined = threading.Thread(target=call_in, daemon=True)
             joined.start()
             job.wait_for([job.schedule_key(0)], "node 0's word to start")
             figures, problems = job.node_stage()

@@ -49,6 +49,30 @@ def test_a_single_nodes_slot_job_writes_its_figures_under_its_slot_and_no_group_
         assert keys == {"accept-node-2.json", "health-node-2.json", "node-2.log"}
 
 
+def test_another_node_stops_waiting_once_node_0_has_ended_the_job(monkeypatch):
+    import threading
+    import time
+
+    from workloads.accept import Job, NodeId
+    from workloads.benchmarks import NodeContext
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        identity = runner.JobIdentity(run_id="run-1", benchmark="accept", rack="graviton", node_group="cpu",
+                                      tier="graviton", instance_type="c7gn.16xlarge")
+        over = threading.Event()
+        job = Job(identity, NodeContext(tier="graviton", node_index=1, num_nodes=4, local=True), {},
+                  ResultStore(BUCKET, s3), NodeId(1, None, "h"), timeout_s=30, log=[], main_over=over)
+        over.set()  # node 0 released the launch (or went away): no schedule is coming
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="accept-schedule-2.json never written before node 0 ended the job"):
+            job.wait_for([job.schedule_key(2)], "node 0's schedule of round 2")
+        assert time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize(("argv", "env", "says"), [
     (["accept"], {"RACKFORM_BUCKET": ""}, "RACKFORM_BUCKET"),
     (["accept-x"], {}, "'accept-x'"),
