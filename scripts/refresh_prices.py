@@ -4,10 +4,16 @@
     python scripts/refresh_prices.py                                  # us-east-1, every catalog type offered there
     python scripts/refresh_prices.py --regions us-east-1 us-east-2
     python scripts/refresh_prices.py --instance-types p5.48xlarge trn1.32xlarge -o /tmp/prices.json
+    python scripts/refresh_prices.py --from-skypilot-csv vms.csv --commit SHA --as-of 2026-12-01
 
 Needs AWS credentials allowed to call pricing:GetProducts. The Price List API answers only in a few Regions
 (us-east-1 among them) but lists prices for every Region. Each refreshed Region's block is replaced whole and
 dated today; other Regions and the hand-maintained FSx, NAT gateway and endpoint sections are kept as they are.
+
+--from-skypilot-csv reads skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv instead (a public catalog
+that copies the Price List's Linux On-Demand rates per Region and AZ; no credentials): every Region it prices,
+dated --as-of (the commit's date) and citing --commit. Regions whose block came from the Price List API are kept
+(the primary source wins) unless --regions names them.
 """
 
 from __future__ import annotations
@@ -17,32 +23,48 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rackform.reference.catalog import load_catalog  # noqa: E402
+from rackform.reference.catalog import Catalog, load_catalog  # noqa: E402
 from rackform.reference.prices import PRICES_PATH, PriceBook  # noqa: E402
-from rackform.reference.refresh import ec2_region_block  # noqa: E402
+from rackform.reference.refresh import (  # noqa: E402
+    ec2_region_block,
+    on_demand_from_skypilot_csv,
+    skypilot_region_block,
+    stale_families,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--regions", nargs="+", default=["us-east-1"], help="Regions to price (default: us-east-1)")
+    parser.add_argument("--regions", nargs="+", help="Regions to price (default: us-east-1; with "
+                        "--from-skypilot-csv every catalog Region it prices, less those from the Price List API)")
     parser.add_argument("--instance-types", nargs="+", help="default: every catalog type (the supported families) "
                         "that the catalog says the Region offers")
     parser.add_argument("-o", "--output", type=Path, default=PRICES_PATH,
                         help="snapshot to update (default: rackform/reference/data/prices.json)")
+    parser.add_argument("--from-skypilot-csv", type=Path, metavar="FILE",
+                        help="skypilot-catalog's catalogs/v7/aws/vms.csv instead of the Price List API")
+    parser.add_argument("--commit", help="with --from-skypilot-csv: the skypilot-catalog commit the file is from")
+    parser.add_argument("--as-of", help="with --from-skypilot-csv: that commit's date (YYYY-MM-DD)")
+    parser.add_argument("--note", default="", help="with --from-skypilot-csv: added to each block's source, e.g. "
+                        "which rows of the file were read")
     args = parser.parse_args(argv)
-
-    import boto3
 
     catalog = load_catalog()
     source = args.output if args.output.exists() else PRICES_PATH
     data = json.loads(source.read_text())
+    if args.from_skypilot_csv:
+        return _from_skypilot(args, catalog, data)
+
+    import boto3
+
     pricing = boto3.client("pricing", region_name="us-east-1")
     today = dt.date.today()
-    for region in args.regions:
+    for region in args.regions or ["us-east-1"]:
         types = args.instance_types or sorted(catalog.offerings.get(region, {}))
         if not types:
             print(f"error: the catalog lists no instance types offered in {region}; give --instance-types",
@@ -51,6 +73,41 @@ def main(argv: list[str] | None = None) -> int:
         block = ec2_region_block(pricing, region, types, today)
         data["ec2_on_demand"]["regions"][region] = block
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
+    PriceBook.model_validate(data)  # never write a snapshot rackform cannot read back
+    args.output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, Any]) -> int:
+    if not (args.commit and args.as_of):
+        print("error: --from-skypilot-csv needs --commit (the skypilot-catalog commit) and --as-of (its date)",
+              file=sys.stderr)
+        return 2
+    try:
+        by_region = on_demand_from_skypilot_csv(args.from_skypilot_csv.read_text())
+    except (OSError, ValueError) as e:
+        print(f"error: {args.from_skypilot_csv}: {e}", file=sys.stderr)
+        return 2
+    blocks = data["ec2_on_demand"]["regions"]
+    source = (f"https://github.com/skypilot-org/skypilot-catalog catalogs/v7/aws/vms.csv at commit {args.commit} "
+              "(column Price: Linux On-Demand USD/hour, copied from the AWS Price List)"
+              + (f"; {args.note}" if args.note else ""))
+    # Where the Price List API priced a Region, the seed is checked against it; families it disagrees on stay unknown.
+    primary = {r: b["prices"] for r, b in blocks.items() if b.get("source", "").startswith("AWS Price List API")}
+    stale = stale_families(by_region, primary)
+    for family, why in stale.items():
+        print(f"{family}: left unknown, {why}")
+    regions = args.regions or sorted(
+        r for r in by_region if r in catalog.offerings
+        and not blocks.get(r, {}).get("source", "").startswith("AWS Price List API"))
+    for region in regions:
+        types = args.instance_types or sorted(catalog.offerings.get(region, {}))
+        block = skypilot_region_block(by_region.get(region, {}), region, types, source=source, as_of=args.as_of,
+                                      stale=stale)
+        blocks[region] = block
+        print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
+    data["ec2_on_demand"]["regions"] = dict(sorted(blocks.items()))
     PriceBook.model_validate(data)  # never write a snapshot rackform cannot read back
     args.output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.output}")

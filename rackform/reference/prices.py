@@ -26,6 +26,7 @@ PRICES_PATH = Path(__file__).with_name("data") / "prices.json"
 class Ec2RegionPrices(Frozen):
     source: str
     as_of: str
+    label: str = "Price List API"  # the source in a few words, for a table cell
     prices: dict[str, float]  # instance type -> USD per hour
     notes: dict[str, str] = {}  # instance type -> why it has no price
 
@@ -104,7 +105,7 @@ def on_demand(book: PriceBook, region: str, instance_type: str) -> Quote | None:
     block = book.ec2_on_demand.regions.get(region)
     if block is None or instance_type not in block.prices:
         return None
-    return Quote(block.prices[instance_type], f"Price List API {block.as_of}")
+    return Quote(block.prices[instance_type], f"{block.label} {block.as_of}")
 
 
 def on_demand_gap(book: PriceBook, region: str, instance_type: str) -> str:

@@ -5,8 +5,11 @@ that calls AWS."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -172,6 +175,76 @@ def ec2_region_block(pricing_client: PaginatingClient, region: str, instance_typ
         else:
             prices[t] = usd
     return {"source": PRICE_LIST_SOURCE, "as_of": today.isoformat(), "prices": prices, "notes": notes}
+
+
+# --- skypilot-catalog's vms.csv: a public, dated seed where the Price List API cannot be reached -----------------
+
+SKYPILOT_LABEL = "skypilot-catalog"
+
+
+def on_demand_from_skypilot_csv(text: str) -> dict[str, dict[str, float]]:
+    """Region -> instance type -> On-Demand USD/hour from skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv,
+    which has a row per type and AZ (columns InstanceType, Price, Region, among others) and the Price List's Linux
+    On-Demand rate in Price. A row without a Price says nothing (unknown, never 0); one Region's AZs giving a type
+    two prices raise ValueError, since the Price List has one On-Demand rate per type and Region."""
+    rows = csv.DictReader(io.StringIO(text))
+    missing = {"InstanceType", "Price", "Region"} - set(rows.fieldnames or ())
+    if missing:
+        raise ValueError(f"not a skypilot-catalog vms.csv: no {', '.join(sorted(missing))} column")
+    out: dict[str, dict[str, float]] = {}
+    for line, row in enumerate(rows, start=2):
+        text_price = (row["Price"] or "").strip()
+        if not text_price:
+            continue
+        try:
+            usd = float(text_price)
+        except ValueError:
+            usd = math.nan
+        if not math.isfinite(usd) or usd <= 0:
+            raise ValueError(f"line {line}: Price {text_price!r} is not a positive USD per hour")
+        region, instance_type = row["Region"], row["InstanceType"]
+        seen = out.setdefault(region, {}).setdefault(instance_type, usd)
+        if seen != usd:
+            raise ValueError(f"line {line}: {instance_type} in {region} has two On-Demand prices ({seen} and {usd}); "
+                             "refusing to guess")
+    return out
+
+
+# A seed rate this far from the Price List's for the same type and Region is out of date, not rounding
+# (aws-facts.md gives 3.99 where the Price List says 3.9936).
+STALE_TOLERANCE = 0.01
+
+
+def stale_families(seed: Mapping[str, Mapping[str, float]],
+                   primary: Mapping[str, Mapping[str, float]]) -> dict[str, str]:
+    """Instance family -> why the seed's rates for it are out of date: some type of the family has a seed rate in a
+    Region that differs from the Price List's rate there (`primary`, region -> type -> USD/hour) by more than
+    STALE_TOLERANCE. AWS changes On-Demand rates per family (June 2025 cut P4 and P5 rates by up to 45%), so one
+    disagreeing type condemns its whole family, in every Region, also where nothing could be compared."""
+    stale: dict[str, str] = {}
+    for region, prices in sorted(primary.items()):
+        for instance_type, usd in sorted(prices.items()):
+            old = seed.get(region, {}).get(instance_type)
+            family = instance_type.split(".", 1)[0]
+            if old is not None and abs(old / usd - 1) > STALE_TOLERANCE and family not in stale:
+                stale[family] = (f"the seed gives {instance_type} {old} USD/hour in {region}, the Price List API "
+                                 f"{usd}: its {family} rates are out of date")
+    return stale
+
+
+def skypilot_region_block(prices: Mapping[str, float], region: str, instance_types: Iterable[str], *, source: str,
+                          as_of: str, stale: Mapping[str, str]) -> dict[str, Any]:
+    """The snapshot's block for one Region from `on_demand_from_skypilot_csv`'s prices of that Region: the wanted
+    types the CSV prices, less those of a family `stale_families` condemns, which get a note saying why. A type the
+    CSV lacks gets no note (prices.on_demand_gap says it is not in the snapshot): one per type and Region would
+    multiply the file's size for nothing."""
+    block: dict[str, Any] = {"source": source, "as_of": as_of, "label": SKYPILOT_LABEL, "prices": {}, "notes": {}}
+    for t in sorted(set(instance_types)):
+        if (why := stale.get(t.split(".", 1)[0])) is not None and t in prices:
+            block["notes"][t] = f"unknown in {region}: {why}"
+        elif t in prices:
+            block["prices"][t] = prices[t]
+    return block
 
 
 # --- Spot (read live: it changes too often to ship) ------------------------------------------------------------

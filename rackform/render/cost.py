@@ -33,7 +33,7 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
     total = report.of()
     idle = add([*(ln for ln in report.lines if ln.category != "instances"), *report.warm])
     parts = ", ".join(f"{c} {_bounded(report.of(c))}" for c in ("instances", "storage", "network"))
-    ec2 = (f"Price List API snapshot of {report.ec2_prices.as_of}" if report.ec2_prices
+    ec2 = (f"{report.ec2_prices.label} snapshot of {report.ec2_prices.as_of}" if report.ec2_prices
            else f"none for {report.region} in the snapshot")
     lines = [
         f"cost {report.name}: {report.region} / {report.availability_zone}  ({HOURS_PER_MONTH} h/month; "

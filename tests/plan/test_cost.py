@@ -257,7 +257,11 @@ def test_spot_live_failure_is_a_message(capsys, tmp_path, monkeypatch):
 
 def test_example_spec_prices_what_it_can(capsys):
     code, report, _ = run_json(capsys, EXAMPLE)
-    assert code == 0 and report["region"] == "us-east-2" and report["ec2_prices"] is None
-    assert report["total_usd_per_hour"] is None and report["total_known_usd_per_hour"] == NAT
-    assert len(report["unknown"]) == 6  # four node groups, FSx, endpoints
+    assert code == 0 and report["region"] == "us-east-2" and report["ec2_prices"]["as_of"] == "before 2025-06"
+    # The Graviton groups are priced from the skypilot-catalog seed; the capacity block needs --price and the seed's
+    # P5 rate is out of date (unknown); FSx and endpoints have no us-east-2 rate.
+    graviton = 0.63584 + 2 * 3.9936
+    assert report["total_usd_per_hour"] is None
+    assert report["total_known_usd_per_hour"] == pytest.approx(NAT + graviton)
+    assert len(report["unknown"]) == 4  # the trn2 and p5 groups, FSx, endpoints
 

@@ -12,9 +12,16 @@ from botocore.stub import Stubber
 
 from rackform.reference.peaks import limits_for, load_limits, network_gbps
 from rackform.reference.prices import load_price_file, load_prices, on_demand, on_demand_gap, parse_price
-from rackform.reference.refresh import fetch_on_demand, on_demand_usd, price_list_filters, spot_prices
-
-from tests.conftest import ROOT
+from rackform.reference.refresh import (
+    fetch_on_demand,
+    on_demand_from_skypilot_csv,
+    on_demand_usd,
+    price_list_filters,
+    skypilot_region_block,
+    spot_prices,
+    stale_families,
+)
+from tests.conftest import ROOT, run_cli
 
 # aws-facts.md, "On-demand prices, us-east-1, Linux (USD/hour; Price List API data as of 2026-07-20)".
 AWS_FACTS_US_EAST_1 = {
@@ -59,15 +66,24 @@ def _products_request(region: str, instance_type: str, token: str | None = None)
 
 def test_snapshot_holds_exactly_the_aws_facts_prices():
     block = load_prices().ec2_on_demand.regions
-    assert set(block) == {"us-east-1"}
     assert block["us-east-1"].prices == AWS_FACTS_US_EAST_1
     assert block["us-east-1"].as_of == "2026-07-20" and "Price List API" in block["us-east-1"].source
+    # Every other Region is seeded from skypilot-catalog, named as such in every quote.
+    seeded = {r: b for r, b in block.items() if r != "us-east-1"}
+    assert len(seeded) >= 10 and "us-east-2" in seeded
+    assert all(b.label == "skypilot-catalog" and "skypilot-catalog" in b.source and "commit" in b.source
+               for b in seeded.values())
+    assert on_demand(load_prices(), "us-east-2", "c8g.4xlarge").source.startswith("skypilot-catalog ")
 
 
 def test_missing_prices_are_unknown_not_zero():
     book = load_prices()
+    # The seed's P5 rate (98.32 in us-east-1) predates AWS's June 2025 cut: never used, anywhere.
     assert on_demand(book, "us-east-2", "p5.48xlarge") is None
     assert "us-east-2" in on_demand_gap(book, "us-east-2", "p5.48xlarge")
+    assert "out of date" in on_demand_gap(book, "us-east-2", "p5.48xlarge")
+    assert on_demand(book, "mx-central-1", "c8g.4xlarge") is None
+    assert "no EC2 prices for mx-central-1" in on_demand_gap(book, "mx-central-1", "c8g.4xlarge")
     assert on_demand(book, "us-east-1", "trn2.48xlarge") is None
     assert "not offered" in on_demand_gap(book, "us-east-1", "trn2.48xlarge")
     assert on_demand(book, "us-east-1", "p5.48xlarge").usd == 55.04
@@ -148,6 +164,87 @@ def test_refresh_script_rewrites_one_region_and_keeps_the_rest(tmp_path, monkeyp
     assert "no on-demand" in regions["us-east-2"]["notes"]["trn2.48xlarge"]
     assert regions["us-east-2"]["as_of"] == dt.date.today().isoformat()
     assert regions["us-east-1"]["prices"] == AWS_FACTS_US_EAST_1
+
+
+# --- the skypilot-catalog seed ---------------------------------------------------------------------------------
+
+_HEADER = ("InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,"
+           "AvailabilityZone\n")
+_P5_INFO = '"{\'Gpus\': [{\'Name\': \'H100\', \'Count\': 8}]}"'
+SEED = _HEADER + "".join(f"{row}\n" for row in (
+    "c8g.4xlarge,,,16.0,32.0,,0.63808,0.210200,us-east-1,use1-az1",
+    "c8g.4xlarge,,,16.0,32.0,,0.63584,0.297600,us-east-2,use2-az1",
+    "c8g.4xlarge,,,16.0,32.0,,0.63584,0.275300,us-east-2,use2-az2",
+    "c8g.48xlarge,,,192.0,384.0,,7.63008,1.854600,us-east-2,use2-az1",
+    "c7gn.16xlarge,,,64.0,128.0,,3.9936,1.046600,us-east-1,use1-az1",
+    "c7gn.16xlarge,,,64.0,128.0,,3.9936,3.129800,us-east-2,use2-az1",
+    f"p5.48xlarge,H100,8.0,192.0,2048.0,{_P5_INFO},98.32,30.326000,us-east-1,use1-az1",
+    f"p5.48xlarge,H100,8.0,192.0,2048.0,{_P5_INFO},98.32,14.377300,us-east-2,use2-az1",
+    f"p5e.48xlarge,H200,8.0,192.0,2048.0,{_P5_INFO},,13.440700,us-east-2,use2-az1",
+))
+
+
+def test_skypilot_csv_gives_one_on_demand_price_per_type_and_region():
+    prices = on_demand_from_skypilot_csv(SEED)
+    assert prices["us-east-2"] == {"c8g.4xlarge": 0.63584, "c8g.48xlarge": 7.63008, "c7gn.16xlarge": 3.9936,
+                                   "p5.48xlarge": 98.32}  # p5e has no Price: left out, never 0
+    assert prices["us-east-1"]["c8g.4xlarge"] == 0.63808
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    (_HEADER + "c8g.4xlarge,,,16.0,32.0,,0.63584,,us-east-2,use2-az1\n"
+     "c8g.4xlarge,,,16.0,32.0,,0.7,,us-east-2,use2-az2\n",
+     "two On-Demand prices"),
+    (_HEADER + "c8g.4xlarge,,,16.0,32.0,,free,,us-east-2,use2-az1\n", "line 2: Price 'free'"),
+    (_HEADER + "c8g.4xlarge,,,16.0,32.0,,-1,,us-east-2,use2-az1\n", "not a positive USD"),
+    ("InstanceType,Region\nc8g.4xlarge,us-east-2\n", "no Price column"),
+])
+def test_skypilot_csv_refuses_what_it_cannot_trust(text, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        on_demand_from_skypilot_csv(text)
+
+
+def test_a_family_the_price_list_contradicts_is_stale_everywhere():
+    seed = on_demand_from_skypilot_csv(SEED)
+    stale = stale_families(seed, {"us-east-1": {"p5.48xlarge": 55.04, "c7gn.16xlarge": 3.99}})
+    assert set(stale) == {"p5"} and "98.32" in stale["p5"] and "55.04" in stale["p5"]
+    block = skypilot_region_block(seed["us-east-2"], "us-east-2", ["p5.48xlarge", "c8g.4xlarge", "trn2.48xlarge"],
+                                  source="seed", as_of="2025-01-01", stale=stale)
+    assert block["prices"] == {"c8g.4xlarge": 0.63584}
+    assert "out of date" in block["notes"]["p5.48xlarge"] and "trn2.48xlarge" not in block["notes"]
+
+
+def _refresh_script():
+    spec = importlib.util.spec_from_file_location("refresh_prices", ROOT / "scripts" / "refresh_prices.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_path, capsys):
+    csv_file, out = tmp_path / "vms.csv", tmp_path / "prices.json"
+    csv_file.write_text(SEED)
+    script = _refresh_script()
+    assert script.main(["--from-skypilot-csv", str(csv_file), "-o", str(out)]) == 2
+    assert "needs --commit" in capsys.readouterr().err
+    assert script.main(["--from-skypilot-csv", str(csv_file), "--commit", "abc123", "--as-of", "2025-01-01",
+                        "-o", str(out)]) == 0
+    regions = json.loads(out.read_text())["ec2_on_demand"]["regions"]
+    assert regions["us-east-1"]["prices"] == AWS_FACTS_US_EAST_1  # the primary source is never overwritten
+    east2 = regions["us-east-2"]
+    assert east2["prices"] == {"c7gn.16xlarge": 3.9936, "c8g.48xlarge": 7.63008, "c8g.4xlarge": 0.63584}
+    assert "out of date" in east2["notes"]["p5.48xlarge"]
+    assert (east2["as_of"], east2["label"]) == ("2025-01-01", "skypilot-catalog") and "abc123" in east2["source"]
+
+
+def test_cost_prices_the_trn2_example_in_us_east_2(capsys):
+    code, out, _ = run_cli(capsys, "cost", ROOT / "examples" / "trn2-capacity-block.yaml", "--json",
+                           "--price", "trn2.48xlarge=40")
+    assert code == 0
+    lines = {ln["name"]: ln for ln in json.loads(out)["node_groups"]}
+    assert lines["graviton/head"]["usd_per_hour_each"] == 0.63584
+    assert lines["graviton/cpu"]["usd_per_hour"] == pytest.approx(2 * 3.9936)
+    assert lines["gpu/h100"]["usd_per_hour"] is None  # the seed's P5 rate is out of date: unknown, not 0
 
 
 # --- Spot ------------------------------------------------------------------------------------------------------
