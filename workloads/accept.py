@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import launch
+from . import health, launch
 from .accept_plan import COLLECTIVE, FABRIC_HEADLINE, LOCAL_NODE_TESTS, NODE_TESTS, Measured, Pair, judge, next_round
 from .benchmarks import BENCHMARKS, Benchmark, NodeContext
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
@@ -46,6 +46,7 @@ from .results import (
     AcceptRecord,
     FabricPair,
     FabricSchedule,
+    HealthRecord,
     Metric,
     Status,
     with_labels,
@@ -110,10 +111,11 @@ def node_tests(tier: str, local: bool) -> tuple[str, ...]:
 
 
 def run_node_tests(tests: Sequence[str], ctx_for: Callable[[Benchmark], NodeContext], node: NodeId,
-                   timeout_s: float, log: list[str]) -> tuple[list[AcceptFigure], list[str]]:
-    """Each test on this node alone; (figures, what failed or was skipped)."""
+                   timeout_s: float, log: list[str]) -> tuple[list[AcceptFigure], list[str], list[str]]:
+    """Each test on this node alone; (figures, what failed, what was skipped: its tool is not installed here)."""
     figures: list[AcceptFigure] = []
     problems: list[str] = []
+    skipped: list[str] = []
     for name in tests:
         benchmark = BENCHMARKS[name]
         ctx = ctx_for(benchmark)
@@ -123,7 +125,7 @@ def run_node_tests(tests: Sequence[str], ctx_for: Callable[[Benchmark], NodeCont
         if (why := benchmark.precheck(ctx)) is not None:
             status, reason, metrics = "failed", why, []
         elif missing := [f"{cmd} (install {pkg})" for cmd, pkg in benchmark.needs if shutil.which(cmd) is None]:
-            problems.append(f"{name}: skipped, not installed on this node: {', '.join(missing)}")
+            skipped.append(f"{name}: skipped, not installed on this node: {', '.join(missing)}")
             continue
         else:
             Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
@@ -133,7 +135,7 @@ def run_node_tests(tests: Sequence[str], ctx_for: Callable[[Benchmark], NodeCont
         if status != "succeeded":
             problems.append(f"{name}: {reason}")
         figures += headline_figures(benchmark, metrics, node, failed=status != "succeeded")
-    return figures, problems
+    return figures, problems, skipped
 
 
 # --- the job ------------------------------------------------------------------------------------------------------
@@ -199,7 +201,17 @@ class Job:
             found.append(value)
         return found
 
-    def node_stage(self) -> tuple[list[AcceptFigure], list[str]]:
+    def node_part(self, own_health: HealthRecord) -> bool:
+        """This node's single-node tests, written as its node record; whether the node failed (a test, or its
+        health step: its figures are kept, and the record says why). A test whose tool is missing is named only."""
+        figures, failures, skipped = self.node_stage()
+        unhealthy = health.invalid_reason([own_health])
+        failed = bool(failures) or unhealthy is not None
+        reasons = [*([f"health: {unhealthy}"] if unhealthy else []), *failures, *skipped]
+        self.record("node", "failed" if failed else "succeeded", figures, reason="; ".join(reasons)[:1000] or None)
+        return failed
+
+    def node_stage(self) -> tuple[list[AcceptFigure], list[str], list[str]]:
         if self.ctx.local and self.node.index > 0 and self.slot is None:
             # The rehearsal's nodes share one machine: each is measured alone, after the one before it.
             self.wait_for([self.key("node", self.node.index - 1)], f"node {self.node.index - 1}'s turn")
@@ -336,9 +348,7 @@ def run_acceptance(job: Job, secret_env: MutableMapping[str, str]) -> int:
     own_health, health_log = health_step(job.identity, replace(ctx, node_index=job.node.index), job.store)
     job.log.append(health_log)
     if ctx.num_nodes == 1:  # a single node: its own figures, nothing between nodes
-        figures, problems = job.node_stage()
-        failed = bool(problems) and any("skipped" not in p for p in problems)
-        job.record("node", "failed" if failed else "succeeded", figures, reason="; ".join(problems) or None)
+        failed = job.node_part(own_health)
         if job.slot is None:
             job.record("group", "failed" if failed else "succeeded", [], reason="one node: no fabric between nodes")
         return 1 if failed else 0
@@ -373,8 +383,7 @@ def run_acceptance(job: Job, secret_env: MutableMapping[str, str]) -> int:
             joined = threading.Thread(target=call_in, daemon=True)
             joined.start()
             job.wait_for([job.schedule_key(0)], "node 0's word to start")
-            figures, problems = job.node_stage()
-            job.record("node", "failed" if problems else "succeeded", figures, reason="; ".join(problems) or None)
+            job.node_part(own_health)
             follow(job)
             joined.join(job.timeout_s)
             return ended[0] if ended else 1
@@ -391,8 +400,7 @@ def run_acceptance(job: Job, secret_env: MutableMapping[str, str]) -> int:
         # Round 0, no pairs: every node starts its single-node tests now, so the figures of a group are taken in
         # the same minutes (on shared storage, and on the rehearsal's shared CPUs, they compete alike).
         job.store.put_accept(job.schedule(0, []))
-        figures, problems = job.node_stage()
-        job.record("node", "failed" if problems else "succeeded", figures, reason="; ".join(problems) or None)
+        job.node_part(own_health)
         if not ctx.local:
             launch.install_client_config(setup, gathered.nodes)
         status = "failed"

@@ -49,6 +49,30 @@ def test_a_single_nodes_slot_job_writes_its_figures_under_its_slot_and_no_group_
         assert keys == {"accept-node-2.json", "health-node-2.json", "node-2.log"}
 
 
+def test_a_node_that_fails_its_health_step_keeps_its_figures_and_fails(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from workloads.results import HealthCheck, HealthRecord
+
+    def broken(ctx, **kw):
+        return HealthRecord(run_id=kw["run_id"], benchmark=kw["benchmark"], rack=kw["rack"],
+                            node_group=kw["node_group"], instance_type=kw["instance_type"], node_index=ctx.node_index,
+                            hostname="h", checked_at=dt.datetime.now(dt.UTC),
+                            checks=(HealthCheck(name="gpus", status="failed", detail="7 of 8 planned GPUs visible"),))
+
+    monkeypatch.setattr("workloads.health.health_record", broken)
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        code = runner.main(["accept-1"], env=job_env(tmp_path))
+        [record] = ResultStore(BUCKET, s3).read("run-1", "accept")["accept"]
+    assert code == 1 and record.status == "failed" and record.node_index == 1
+    assert record.reason.startswith("health: node 1 (h): gpus: 7 of 8 planned GPUs visible")
+    assert {f.headline for f in record.figures} == {"cpu", "memory"}  # measured all the same, for the record
+
+
 def test_another_node_stops_waiting_once_node_0_has_ended_the_job(monkeypatch):
     import threading
     import time
