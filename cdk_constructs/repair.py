@@ -43,6 +43,9 @@ IDLE_CHECK_BENCHMARK = "cpu"
 # Batch ever names it otherwise, the drain is refused (AccessDenied, in the repair record) and the terminate, scoped
 # by tag, still replaces the node.
 BATCH_CLUSTER_SUFFIX = "_Batch_"
+# The repair functions' roles live under this IAM path: the results bucket's policy refuses every other principal a
+# PUT under results/_repairs/ by pattern, without knowing the rack stacks (cdk_constructs/storage.py).
+REPAIR_ROLE_PATH = "/rackform/repair/"
 # What a publisher to an SSE topic, and CloudWatch for its alarms, need of the topic's key.
 TOPIC_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
@@ -79,7 +82,7 @@ class RackRepair(Construct):
         # Kept with the results: what the loop did to which node, and why, is the rack's audit trail.
         log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_YEAR,
                                   removal_policy=RemovalPolicy.RETAIN)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), path=REPAIR_ROLE_PATH,
                         description=f"rackform {spec_name}/{rack} repair function: drain and replace the rack's nodes")
         role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                                resources=[log_group.log_group_arn]))

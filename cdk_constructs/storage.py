@@ -10,10 +10,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from rackform.spec.models import FsxMetadata, ObjectLock
-from workloads.layout import RESULTS_PREFIX, WORKLOADS_PREFIX
+from workloads.layout import REPAIRS_PREFIX, RESULTS_PREFIX, WORKLOADS_PREFIX
 
 from .jobs import WORKLOAD_ROLE_PATH
 from .nag import acknowledge, skip_checkov
+from .repair import REPAIR_ROLE_PATH
 
 # Where the S3 data repository appears inside the file system (clients see <mount_path>/data).
 DATA_REPOSITORY_FILE_SYSTEM_PATH = "/data"
@@ -88,6 +89,13 @@ class ResultsBucket(Construct):
             actions=["s3:*"], resources=[self.results_objects_arn],
             conditions={"ArnLike": {"aws:PrincipalArn":
                                     f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role{WORKLOAD_ROLE_PATH}*"}}))
+        # Repair records are the repair functions' alone (docs/self-healing.md): a record a job wrote there would
+        # spend its node group's hourly budget. The functions' roles share an IAM path (cdk_constructs/repair.py).
+        self.bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="OnlyRepairFunctionsWriteRepairs", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"], resources=[self.bucket.arn_for_objects(f"{REPAIRS_PREFIX}/*")],
+            conditions={"ArnNotLike": {"aws:PrincipalArn":
+                                       f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role{REPAIR_ROLE_PATH}*"}}))
 
     @property
     def results_objects_arn(self) -> str:

@@ -202,3 +202,19 @@ def test_every_rack_gets_a_dashboard_and_efa_alarms_on_its_topic(demo_synth: Syn
         assert len(efa_alarms) == sum(1 for g in rack.node_groups if g.efa_interfaces)
         assert all(a["AlarmActions"] == [{"Ref": topic}] for a in efa_alarms)
         assert all("efa_rdma_read_wr_err" in json.dumps(a["Metrics"]) for a in efa_alarms)
+
+
+def test_only_the_repair_functions_may_write_repair_records(demo_synth: Synth) -> None:
+    from cdk_constructs.repair import REPAIR_ROLE_PATH
+
+    storage = demo_synth.raw[demo_synth.plan.storage.stack_name]
+    [policy] = resources(storage, "AWS::S3::BucketPolicy").values()
+    [deny] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+              if s.get("Sid") == "OnlyRepairFunctionsWriteRepairs"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:PutObject" and deny["Principal"] == {"AWS": "*"}
+    assert json.dumps(deny["Resource"]).endswith('/results/_repairs/*"]]}')
+    assert REPAIR_ROLE_PATH in json.dumps(deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
+    for rack in demo_synth.plan.racks:
+        [role] = [r for lid, r in resources(rack_template(demo_synth, rack.name), "AWS::IAM::Role").items()
+                  if lid.startswith("RepairRole")]
+        assert role["Properties"]["Path"] == REPAIR_ROLE_PATH
