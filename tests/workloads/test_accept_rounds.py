@@ -101,3 +101,17 @@ def test_a_healthy_pair_at_a_third_of_the_best_is_not_blamed():
     found = judge(4, history)
     assert found.slow_nodes == (2,) and found.slow_links == () and found.suspects == ()
     assert next_round(4, history) is None
+
+
+def test_the_plan_lists_what_the_runner_runs():
+    from workloads.accept_plan import NODE_TESTS, acceptance_steps
+
+    steps = acceptance_steps("gpu", 8, multi_node=True, fsx=True, repeats=3)
+    assert [s[0] for s in steps] == [*NODE_TESTS["gpu"], "fabric", "group-collective"]
+    fabric = steps[-2]
+    assert fabric[1] == 8 and "up to 4 pairwise rounds" in fabric[3] and fabric[2] == 30.0 * 4 * 3
+    assert "allreduce-nccl" in steps[-1][3]
+    # Spot: one node per job, no pairs and no collective; without FSx the storage test says what it measures.
+    spot = acceptance_steps("graviton", 3, multi_node=False, fsx=False)
+    assert [s[0] for s in spot] == list(NODE_TESTS["graviton"])
+    assert "scratch volume" in dict((s[0], s[3]) for s in spot)["storage"]
