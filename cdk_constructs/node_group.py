@@ -35,7 +35,7 @@ ROOT_DEVICE = "/dev/xvda"
 class EfaLaunchTemplate(Construct):
     """Launch template that lays out network interfaces explicitly, as EFA needs.
 
-    With NetworkInterfaces present, the template-level SecurityGroupIds may not be used, so `security_group` goes
+    With NetworkInterfaces present, the template-level SecurityGroupIds may not be used, so `security_group_ids` go
     on every interface. No interface has a SubnetId (the Batch compute environment supplies subnets) or a public
     IP (impossible with more than one interface; nodes reach out through NAT).
     """
@@ -47,7 +47,7 @@ class EfaLaunchTemplate(Construct):
         *,
         launch_template_name: str,
         network_interfaces: Sequence[NetworkInterfacePlan],
-        security_group: ec2.ISecurityGroup,
+        security_group_ids: Sequence[str],
         root_volume_gib: int = 100,
         capacity_reservation_id: str | None = None,
         capacity_block: bool = False,
@@ -62,7 +62,7 @@ class EfaLaunchTemplate(Construct):
         # CloudFormation's own property names, in one plain mapping: the typed CfnLaunchTemplate structs cost a
         # runtime type check and a jsii conversion per field, per interface (33 on p5), the largest share of a
         # rack's synth time; cfn-lint checks the result against the resource schema in the tests.
-        group_ids = [security_group.security_group_id]  # one jsii call, not one per interface
+        group_ids = list(security_group_ids)
         data: dict[str, Any] = {
             "MetadataOptions": {"HttpEndpoint": "enabled", "HttpTokens": "required",
                                 "HttpPutResponseHopLimit": IMDS_HOP_LIMIT},
@@ -143,7 +143,7 @@ class RackNodeGroup(Construct):
         *,
         group: NodeGroupPlan,
         subnet: ec2.ISubnet,
-        security_group: ec2.ISecurityGroup,
+        security_group_ids: Sequence[str],
         instance_profile_arn: str,
         user_data: str | None = None,
     ) -> None:
@@ -155,7 +155,7 @@ class RackNodeGroup(Construct):
             "Template",
             launch_template_name=group.launch_template,
             network_interfaces=group.network_interfaces,
-            security_group=security_group,
+            security_group_ids=security_group_ids,
             root_volume_gib=group.root_volume_gib,
             capacity_reservation_id=capacity.reservation_id,
             capacity_block=kind.market == "capacity-block",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
@@ -126,7 +128,7 @@ class LustreFileSystem(Construct):
         id: str,
         *,
         subnet: ec2.ISubnet,
-        security_group: ec2.ISecurityGroup,
+        security_group_ids: Sequence[str],
         storage_capacity_gib: int,
         deployment_type: str = "PERSISTENT_2",
         per_unit_storage_throughput_mbps_per_tib: int | None = None,
@@ -154,7 +156,7 @@ class LustreFileSystem(Construct):
             # SSD is the API's default; written out only for HDD so SSD file systems' templates stay as they were.
             storage_type=storage_type if storage_type != "SSD" else None,
             subnet_ids=[subnet.subnet_id],
-            security_group_ids=[security_group.security_group_id],
+            security_group_ids=list(security_group_ids),
             lustre_configuration=fsx.CfnFileSystem.LustreConfigurationProperty(
                 deployment_type=deployment_type,
                 per_unit_storage_throughput=per_unit_storage_throughput_mbps_per_tib,

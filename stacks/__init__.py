@@ -33,11 +33,16 @@ def build_app(plan: Plan, *, outdir: str | None = None, cdk_validation: bool | N
     # (`cdk deploy --all`: network, storage, racks) is stated here. The storage stack is termination-protected; the
     # network stack is not held by exports either, so delete the racks and storage before it (`cdk destroy --all`
     # goes in that order).
-    network = NetworkStack(app, plan.network.stack_name, spec_name=plan.name, network=plan.network, env=env)
-    storage = StorageStack(app, plan.storage.stack_name, spec_name=plan.name, storage=plan.storage, env=env)
-    storage.add_stack_dependency(network)
+    # Into an existing network (spec network.vpc_id) there is no network stack: the others take its ids as given.
+    existing = plan.network.existing
+    storage = StorageStack(app, plan.storage.stack_name, spec_name=plan.name, storage=plan.storage, env=env,
+                           existing=existing)
+    if existing is None:
+        storage.add_stack_dependency(NetworkStack(app, plan.network.stack_name, spec_name=plan.name,
+                                                  network=plan.network, env=env))
     fsx = plan.storage.fsx_lustre
     for rack in plan.racks:
         RackStack(app, rack.stack_name, spec_name=plan.name, rack=rack,
-                  lustre_mount_path=None if fsx is None else fsx.mount_path, env=env).add_stack_dependency(storage)
+                  lustre_mount_path=None if fsx is None else fsx.mount_path, env=env,
+                  existing=existing).add_stack_dependency(storage)
     return app

@@ -23,7 +23,7 @@ from cdk_constructs.user_data import node_user_data
 from rackform.capacity import of as capacity_kind
 from rackform.jobs.jobdefs import job_definitions
 from rackform.plan import naming
-from rackform.plan.models import RackPlan
+from rackform.plan.models import ExistingNetworkPlan, RackPlan
 
 from . import handoff
 
@@ -38,17 +38,24 @@ class RackStack(Stack):
         rack: RackPlan,
         lustre_mount_path: str | None,
         env: Environment,
+        existing: ExistingNetworkPlan | None = None,
     ) -> None:
-        """`lustre_mount_path`: where nodes mount the storage stack's FSx for Lustre, None without one."""
+        """`lustre_mount_path`: where nodes mount the storage stack's FSx for Lustre, None without one; `existing`:
+        the spec's own VPC, subnet and security groups, used as they are."""
         super().__init__(scope, id, stack_name=rack.stack_name, env=env,
                          description=f"rackform rack {rack.name}: AWS Batch node groups")
         # What the network and storage stacks made, read from their SSM parameters at each deploy of this stack
         # (stacks/handoff.py): a replaced subnet, security group or file system reaches the node groups at the
         # rack's next deploy, and no export holds the other stacks' updates back.
         subnet_id, sg_id, bucket_id = naming.HANDOFF_IDS
-        subnet = ec2.Subnet.from_subnet_id(self, subnet_id, handoff.read(self, spec_name, handoff.SUBNET))
-        node_security_group = ec2.SecurityGroup.from_security_group_id(
-            self, sg_id, handoff.read(self, spec_name, handoff.NODE_SECURITY_GROUP), mutable=False)
+        if existing is None:
+            subnet = ec2.Subnet.from_subnet_id(self, subnet_id, handoff.read(self, spec_name, handoff.SUBNET))
+            node_security_groups = [ec2.SecurityGroup.from_security_group_id(
+                self, sg_id, handoff.read(self, spec_name, handoff.NODE_SECURITY_GROUP), mutable=False
+            ).security_group_id]
+        else:
+            subnet = ec2.Subnet.from_subnet_id(self, subnet_id, existing.subnet_id)
+            node_security_groups = list(existing.security_group_ids)
         results_bucket = s3.Bucket.from_bucket_name(
             self, bucket_id, handoff.read(self, spec_name, handoff.RESULTS_BUCKET))
         lustre_mount = None if lustre_mount_path is None else LustreMount(
@@ -72,7 +79,7 @@ class RackStack(Stack):
                 ids["node group"],
                 group=group,
                 subnet=subnet,
-                security_group=node_security_group,
+                security_group_ids=node_security_groups,
                 instance_profile_arn=role.instance_profile.instance_profile_arn,
                 user_data=node_user_data(group, lustre_mount),
             )

@@ -7,7 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from cdk_constructs import LustreFileSystem, ResultsBucket, ResultsTable
-from rackform.plan.models import StoragePlan
+from rackform.plan.models import ExistingNetworkPlan, StoragePlan
 from workloads.benchmarks import BENCHMARKS
 
 from . import handoff
@@ -22,7 +22,9 @@ class StorageStack(Stack):
         spec_name: str,
         storage: StoragePlan,
         env: Environment,
+        existing: ExistingNetworkPlan | None = None,
     ) -> None:
+        """`existing`: the spec's own VPC, subnet and security groups, which the file system then uses."""
         super().__init__(scope, id, stack_name=storage.stack_name, env=env, termination_protection=True,
                          description="rackform storage: results bucket and FSx for Lustre")
         results = ResultsBucket(self, "Results", object_lock=storage.results.object_lock,
@@ -40,15 +42,21 @@ class StorageStack(Stack):
 
         if storage.fsx_lustre is not None:
             cfg = storage.fsx_lustre
+            # From the network stack's parameters: a replaced subnet reaches the file system at this stack's next
+            # deploy (SubnetIds: Replacement), with no export holding the network stack back. In an existing network,
+            # the spec's subnet and groups, whose self-referencing rules carry Lustre's ports too.
+            if existing is None:
+                subnet_id = handoff.read(self, spec_name, handoff.SUBNET)
+                group_ids = [ec2.SecurityGroup.from_security_group_id(
+                    self, "LustreSecurityGroup", handoff.read(self, spec_name, handoff.FSX_SECURITY_GROUP),
+                    mutable=False).security_group_id]
+            else:
+                subnet_id, group_ids = existing.subnet_id, list(existing.security_group_ids)
             lustre = LustreFileSystem(
                 self,
                 "Lustre",
-                # From the network stack's parameters: a replaced subnet reaches the file system at this stack's
-                # next deploy (SubnetIds: Replacement), with no export holding the network stack back.
-                subnet=ec2.Subnet.from_subnet_id(self, "PrivateSubnet", handoff.read(self, spec_name, handoff.SUBNET)),
-                security_group=ec2.SecurityGroup.from_security_group_id(
-                    self, "LustreSecurityGroup", handoff.read(self, spec_name, handoff.FSX_SECURITY_GROUP),
-                    mutable=False),
+                subnet=ec2.Subnet.from_subnet_id(self, "PrivateSubnet", subnet_id),
+                security_group_ids=group_ids,
                 storage_capacity_gib=cfg.storage_capacity_gib,
                 deployment_type=cfg.deployment_type,
                 per_unit_storage_throughput_mbps_per_tib=cfg.per_unit_storage_throughput,

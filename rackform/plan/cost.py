@@ -166,6 +166,8 @@ def metadata_lines(fsx: FsxLustre) -> list[Line]:
 
 
 def network_lines(plan: Plan, book: PriceBook) -> list[Line]:
+    if plan.network.existing is not None:
+        return []  # the VPC's NAT gateways and endpoints are the existing network's, billed whether or not we run
     nat = nat_rate(book, plan.region)
     lines = [Line("network", "NAT gateway", None if nat is None else round(nat.usd_per_hour * NAT_GATEWAYS, 6),
                   f"no NAT gateway price for {plan.region} in the snapshot" if nat is None else
@@ -188,7 +190,9 @@ def _per_gb(rate: NatRate | EndpointRate | None) -> str:
 def not_included(plan: Plan, book: PriceBook) -> tuple[str, ...]:
     nat, ep = nat_rate(book, plan.region), endpoint_rate(book, plan.region)
     groups = plan.node_groups()
-    out = [f"NAT gateway data processing, per GB ({_per_gb(nat)})"]
+    out = [f"NAT gateway data processing, per GB ({_per_gb(nat)})" if plan.network.existing is None else
+           f"the existing network {plan.network.existing.vpc_id}: its NAT gateways, endpoints and data processing "
+           "are billed to it, not priced here"]
     if plan.network.interface_endpoints:
         out.append(f"interface endpoint data processing, per GB ({_per_gb(ep)})")
     out.append(f"EBS root volumes ({sum(g.root_volume_gib * g.count for g in groups):,} GiB gp3 on "

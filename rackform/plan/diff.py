@@ -99,8 +99,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         if note:
             e.notes.append(note)
 
-    old_stacks = [old.network.stack_name, old.storage.stack_name, *(r.stack_name for r in old.racks)]
-    new_stacks = [new.network.stack_name, new.storage.stack_name, *(r.stack_name for r in new.racks)]
+    old_stacks, new_stacks = old.stack_names(), new.stack_names()
     if (old.name, old.region) != (new.name, new.region):
         # Other stack names or another Region: nothing is updated in place.
         changes.append(PlanChange("~", "cluster", tuple(_field_changes(old, new, ("name", "region")))))

@@ -178,6 +178,14 @@ class SubnetPlan(Frozen):
     usable_ips: int
 
 
+class ExistingNetworkPlan(Frozen):
+    """The VPC, subnet and security groups a spec brings (network.vpc_id...): used as they are, never created."""
+
+    vpc_id: str
+    subnet_id: str
+    security_group_ids: tuple[str, ...]
+
+
 class NetworkPlan(Frozen):
     stack_name: str
     vpc_cidr: str
@@ -187,6 +195,9 @@ class NetworkPlan(Frozen):
     public_subnet: SubnetPlan
     ips_needed: int  # in the private subnet: nodes, Batch task ENIs, FSx, endpoints
     interface_endpoints: tuple[str, ...]
+    # The spec's own network: no network stack is built, and nodes and FSx go into its subnet and groups; the CIDR
+    # and subnet sizes above then describe nothing deployed (`rackform preflight` reads the subnet instead).
+    existing: ExistingNetworkPlan | None = None
 
 
 class StoragePlan(Frozen):
@@ -208,6 +219,11 @@ class Plan(Frozen):
 
     def node_groups(self) -> list[NodeGroupPlan]:
         return [g for r in self.racks for g in r.node_groups]
+
+    def stack_names(self) -> list[str]:
+        """Every stack the plan deploys, in deploy order: no network stack into an existing network."""
+        network = [] if self.network.existing is not None else [self.network.stack_name]
+        return [*network, self.storage.stack_name, *(r.stack_name for r in self.racks)]
 
     def rack(self, name: str) -> RackPlan | None:
         return next((r for r in self.racks if r.name == name), None)
@@ -341,11 +357,13 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
     )
 
 
-def private_ips_needed(spec: Spec, groups: list[NodeGroupPlan]) -> int:
+def private_ips_needed(spec: Spec, groups: list[NodeGroupPlan], endpoints: int | None = None) -> int:
+    """`endpoints`: the interface endpoints' addresses, by default those the spec asks rackform to create."""
     fsx = spec.storage.fsx_lustre
+    if endpoints is None:
+        endpoints = len(INTERFACE_ENDPOINTS) if spec.network.interface_endpoints else 0
     return netmath.private_ips_needed(
-        (g.ips for g in groups), fsx_capacity_gib=fsx.storage_capacity_gib if fsx else None,
-        endpoints=len(INTERFACE_ENDPOINTS) if spec.network.interface_endpoints else 0)
+        (g.ips for g in groups), fsx_capacity_gib=fsx.storage_capacity_gib if fsx else None, endpoints=endpoints)
 
 
 def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) -> Plan:
@@ -361,7 +379,12 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
         )
         for r in spec.racks
     )
-    needed = private_ips_needed(spec, [g for r in racks for g in r.node_groups])
+    net = spec.network
+    existing = None if net.vpc_id is None or net.subnet_id is None or net.security_group_ids is None else \
+        ExistingNetworkPlan(vpc_id=net.vpc_id, subnet_id=net.subnet_id,
+                            security_group_ids=tuple(net.security_group_ids))
+    endpoints = INTERFACE_ENDPOINTS if net.interface_endpoints and existing is None else ()
+    needed = private_ips_needed(spec, [g for r in racks for g in r.node_groups], endpoints=len(endpoints))
     prefix = netmath.private_subnet_prefix(spec.network.vpc_cidr)
     zone_id = catalog.zone_id(spec.region, spec.availability_zone)
     network = NetworkPlan(
@@ -373,7 +396,8 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
         public_subnet=SubnetPlan(cidr_mask=netmath.PUBLIC_SUBNET_PREFIX,
                                  usable_ips=netmath.usable_ips(netmath.PUBLIC_SUBNET_PREFIX)),
         ips_needed=needed,
-        interface_endpoints=INTERFACE_ENDPOINTS if spec.network.interface_endpoints else (),
+        interface_endpoints=endpoints,
+        existing=existing,
     )
     fsx = spec.storage.fsx_lustre
     storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=fsx, results=spec.storage.results,

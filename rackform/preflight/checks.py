@@ -260,7 +260,7 @@ def check_batch(plan: Plan, compute_environments: tuple[str, ...] | ApiError,
 
 def check_stacks(plan: Plan, stack_limit: int | None | ApiError, stacks: tuple[str, ...] | ApiError) -> list[Check]:
     name = "CloudFormation stacks"
-    ours = [plan.network.stack_name, plan.storage.stack_name] + [r.stack_name for r in plan.racks]
+    ours = plan.stack_names()
     if isinstance(stacks, ApiError):
         return [unreadable(stacks, name, f"{len(ours)} stacks")]
     new = [s for s in ours if s not in set(stacks)]

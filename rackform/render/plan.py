@@ -32,6 +32,19 @@ def _capacity(g: NodeGroupPlan) -> str:
         kind.batch_allocation_strategies) > 1 else g.capacity.type
 
 
+def _network(plan: Plan) -> str:
+    net = plan.network
+    if (mine := net.existing) is not None:
+        return (f"network  existing VPC {mine.vpc_id}, subnet {mine.subnet_id}, security groups "
+                f"{', '.join(mine.security_group_ids)}: rackform creates no VPC, subnet, NAT gateway, endpoint or "
+                f"security group; {net.ips_needed:,} addresses needed in the subnet (`rackform preflight` counts its "
+                "free ones, its AZ, its route to S3 and ECR and the groups' EFA rules)")
+    return (f"network  VPC {net.vpc_cidr}; private subnet /{net.private_subnet.cidr_mask} "
+            f"({net.private_subnet.usable_ips:,} usable, {net.ips_needed:,} needed); public subnet "
+            f"/{net.public_subnet.cidr_mask} for NAT; endpoints: S3 gateway"
+            + "".join(f", {e}" for e in net.interface_endpoints))
+
+
 def render_plan(plan: Plan) -> str:
     rows = []
     for g in plan.node_groups():
@@ -41,7 +54,6 @@ def render_plan(plan: Plan) -> str:
                      _capacity(g), _usd(g)])
     header = ["rack/node group", "tier", "arch", "instance", "count", "interfaces per node", "devices", "IPs",
               "vCPUs", "quota", "placement group", "capacity", "$/hour"]
-    net = plan.network
     quota_totals: dict[str, int] = {}
     for g in plan.node_groups():
         key = f"{g.quota.code or '?'} ({g.quota.name})"
@@ -51,10 +63,7 @@ def render_plan(plan: Plan) -> str:
         "",
         table(rows, header),
         "",
-        f"network  VPC {net.vpc_cidr}; private subnet /{net.private_subnet.cidr_mask} "
-        f"({net.private_subnet.usable_ips:,} usable, {net.ips_needed:,} needed); public subnet "
-        f"/{net.public_subnet.cidr_mask} for NAT; endpoints: S3 gateway"
-        + "".join(f", {e}" for e in net.interface_endpoints),
+        _network(plan),
     ]
     if (fsx := plan.storage.fsx_lustre) is not None:
         thr = f", {fsx.per_unit_storage_throughput} MB/s/TiB" if fsx.per_unit_storage_throughput else ""
@@ -86,6 +95,5 @@ def render_plan(plan: Plan) -> str:
               f"Neuron driver must be in it{'; EFA is installed at boot' if g.efa_interfaces else ''}; "
               "`rackform preflight` reads it)" for g in plan.node_groups() if g.image_id]
     lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
-    lines.append("stacks   " + ", ".join([net.stack_name, plan.storage.stack_name]
-                                         + [r.stack_name for r in plan.racks]))
+    lines.append("stacks   " + ", ".join(plan.stack_names()))
     return "\n".join(lines)

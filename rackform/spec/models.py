@@ -44,6 +44,16 @@ class Network(Frozen):
                           "holds every address the racks need")
     interface_endpoints: bool = Field(True, description="create VPC interface endpoints for ECR and CloudWatch "
                                       "Logs so image pulls and logs bypass the NAT gateway")
+    vpc_id: str | None = Field(None, description="vpc-...: an existing VPC to deploy the racks into, with subnet_id "
+                               "and security_group_ids; rackform then creates no VPC, subnet, NAT gateway, endpoint "
+                               "or security group (vpc_cidr and interface_endpoints do not apply)")
+    subnet_id: str | None = Field(None, description="subnet-...: the existing subnet, in availability_zone, that "
+                                  "nodes and the file system use; it must reach S3 and ECR (a gateway endpoint or a "
+                                  "NAT route: `rackform preflight` checks)")
+    security_group_ids: list[str] | None = Field(
+        None, description="sg-...: 1 to 5 existing groups on every node interface and the file system; together "
+                          "they must allow all traffic to and from themselves (AWS's EFA rule, which also carries "
+                          "Lustre's)")
 
 
 class FsxMetadata(Frozen):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ..plan.models import node_group_plan, private_ips_needed
 from ..plan.netmath import private_subnet_prefix, smallest_prefix, usable_ips
@@ -29,7 +30,53 @@ SPECIAL_VPC_RANGES = (
 )
 
 
+# EC2 resource ids: a prefix and 8 or 17 lowercase hex digits
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html).
+EXISTING_IDS = {"vpc_id": re.compile(r"vpc-[0-9a-f]{8}([0-9a-f]{9})?"),
+                "subnet_id": re.compile(r"subnet-[0-9a-f]{8}([0-9a-f]{9})?")}
+SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8}([0-9a-f]{9})?")
+# Security groups per network interface: 5 by default (https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html).
+MAX_SECURITY_GROUPS = 5
+
+
+def existing(spec: Spec) -> bool:
+    """The spec deploys into an existing VPC (network.vpc_id), which rackform neither sizes nor creates."""
+    return spec.network.vpc_id is not None
+
+
+def existing_network(spec: Spec, catalog: Catalog) -> Found:
+    net = spec.network
+    given = {"vpc_id": net.vpc_id, "subnet_id": net.subnet_id, "security_group_ids": net.security_group_ids}
+    if all(v is None for v in given.values()):
+        return
+    for key in [k for k, v in given.items() if v is None]:
+        yield f"network.{key}", (f"an existing network needs vpc_id, subnet_id and security_group_ids together; "
+                                 f"{key} is missing (or remove the others to let rackform create the network)")
+    for key, pattern in EXISTING_IDS.items():
+        value = given[key]
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            prefix = key.removesuffix("_id")
+            yield f"network.{key}", (f"{value[:40]!r} is not a {prefix} id: expected {prefix}- and 8 or 17 lowercase "
+                                     "hex digits")
+    groups = net.security_group_ids
+    if groups is not None:
+        if not 1 <= len(groups) <= MAX_SECURITY_GROUPS:
+            yield "network.security_group_ids", (f"{len(groups)} security groups: give 1 to {MAX_SECURITY_GROUPS} "
+                                                 "(each node interface takes at most 5)")
+        for i, sg in enumerate(groups):
+            if not SECURITY_GROUP_ID.fullmatch(sg):
+                yield f"network.security_group_ids[{i}]", (f"{sg[:40]!r} is not a security group id: expected sg- "
+                                                           "and 8 or 17 lowercase hex digits")
+        if len(set(groups)) != len(groups):
+            yield "network.security_group_ids", "a security group is listed twice; list each once"
+    for key in sorted(net.model_fields_set & {"vpc_cidr", "interface_endpoints"}):
+        yield f"network.{key}", (f"{key} is for a VPC rackform creates, and this spec brings its own (vpc_id): "
+                                 f"remove {key}")
+
+
 def vpc_cidr_valid(spec: Spec, catalog: Catalog) -> Found:
+    if existing(spec):
+        return
     cidr = spec.network.vpc_cidr
     try:
         net = ipaddress.ip_network(cidr, strict=True)
@@ -44,6 +91,8 @@ def vpc_cidr_valid(spec: Spec, catalog: Catalog) -> Found:
 
 
 def vpc_cidr_private(spec: Spec, catalog: Catalog) -> Found:
+    if existing(spec):
+        return
     try:
         net = ipaddress.ip_network(spec.network.vpc_cidr, strict=True)
     except ValueError:
@@ -60,6 +109,8 @@ def vpc_cidr_private(spec: Spec, catalog: Catalog) -> Found:
 
 
 def vpc_cidr_large_enough(spec: Spec, catalog: Catalog) -> Found:
+    if existing(spec):
+        return  # `rackform preflight` counts the existing subnet's free addresses
     try:
         net = ipaddress.ip_network(spec.network.vpc_cidr, strict=True)
     except ValueError:
@@ -80,6 +131,8 @@ def vpc_cidr_large_enough(spec: Spec, catalog: Catalog) -> Found:
 
 
 RULES: tuple[SpecRule, ...] = (
+    Rule(existing_network, "error", "an existing network is a VPC, a subnet and security groups, by their ids",
+         "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html"),
     Rule(vpc_cidr_valid, "error", "the VPC CIDR is valid IPv4 /16-/28",
          "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html"),
     Rule(vpc_cidr_private, "warning", "the VPC CIDR is RFC 1918, clear of special-purpose ranges and Docker's bridge",

@@ -104,7 +104,7 @@ def test_hdd_cost_is_unknown_never_zero(demo, catalog):
 def _lustre(**kwargs) -> dict:
     stack = Stack(App(), "s")
     LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
-                     security_group=ec2.SecurityGroup.from_security_group_id(stack, "Sg", "sg-1"),
+                     security_group_ids=["sg-1"],
                      storage_capacity_gib=6000, **kwargs)
     [fs] = Template.from_stack(stack).find_resources("AWS::FSx::FileSystem").values()
     return fs["Properties"]
@@ -123,7 +123,7 @@ def test_construct_writes_storage_type_and_drive_cache_for_hdd_only():
 def _export_events(**kwargs) -> list[str]:
     stack = Stack(App(), "s")
     LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
-                     security_group=ec2.SecurityGroup.from_security_group_id(stack, "Sg", "sg-1"),
+                     security_group_ids=["sg-1"],
                      storage_capacity_gib=1200, per_unit_storage_throughput_mbps_per_tib=125,
                      data_repository_path="s3://dataset/train", **kwargs)
     [dra] = Template.from_stack(stack).find_resources("AWS::FSx::DataRepositoryAssociation").values()

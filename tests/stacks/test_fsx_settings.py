@@ -74,7 +74,7 @@ def test_defaults_change_nothing_aws_would_see(demo):
 def _lustre(**kwargs) -> dict:
     stack = Stack(App(), "s")
     LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
-                     security_group=ec2.SecurityGroup.from_security_group_id(stack, "Sg", "sg-1"),
+                     security_group_ids=["sg-1"],
                      storage_capacity_gib=2400, per_unit_storage_throughput_mbps_per_tib=125, **kwargs)
     [fs] = Template.from_stack(stack).find_resources("AWS::FSx::FileSystem").values()
     return fs["Properties"]

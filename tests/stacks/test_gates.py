@@ -35,7 +35,9 @@ from tests.stacks.cdk_validation import validation_findings
 from tests.stacks.conftest import ACCEPTED_LINT_WARNINGS
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = {"demo": ROOT / "examples" / "demo.yaml", "trn2": ROOT / "examples" / "trn2-capacity-block.yaml"}
+EXAMPLES = {"demo": ROOT / "examples" / "demo.yaml", "trn2": ROOT / "examples" / "trn2-capacity-block.yaml",
+            # deployed into an existing VPC: no network stack (issue 24 item 3)
+            "existing": ROOT / "examples" / "existing-network.yaml"}
 CHECKOV = Path(os.environ.get("RACKFORM_CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
 ACK_METADATA = "aws:cdk:acknowledged-rules"
 
@@ -255,8 +257,11 @@ def test_checkov_passes_with_every_skip_named_and_explained(gated, gate_report):
             assert any(check == c and lid.startswith(p) for c, p in EXPECTED_CHECKOV_SKIPS), (
                 f"{g.name}: unexpected checkov skip {check} on {lid}; review it, then list it here")
             assert len(reason) >= 60, f"{g.name}: {check} on {lid}: give the reason ({reason!r})"
-        assert {(c, p) for c, p in EXPECTED_CHECKOV_SKIPS
-                if any(check == c and lid.startswith(p) for check, lid in skipped)} == EXPECTED_CHECKOV_SKIPS
+        # Into an existing network there is no network stack, and no flow log group of rackform's to skip on.
+        expected = {(c, p) for c, p in EXPECTED_CHECKOV_SKIPS
+                    if g.plan.network.existing is None or not p.startswith("Network")}
+        assert {(c, p) for c, p in expected if any(check == c and lid.startswith(p) for check, lid in skipped)} \
+            == expected
         gate_report("checkov", f"{g.name}: {summary['passed']} passed, {summary['failed']} failed, "
                                f"{summary['skipped']} skipped ({summary['resource_count']} resources, "
                                f"checkov {summary['checkov_version']})")
@@ -382,6 +387,9 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
 
 def test_flow_log_role_writes_only_its_own_log_group(gated):
     for g in gated.values():
+        if g.plan.network.existing is not None:
+            assert g.plan.network.stack_name not in g.raw  # the existing network's flow logs are its own
+            continue
         net = g.raw[g.plan.network.stack_name]["Resources"]
         (group,) = [lid for lid, r in net.items() if r["Type"] == "AWS::Logs::LogGroup"]
         for stack, lid, s in iam_statements(g):
@@ -424,7 +432,8 @@ def test_no_ingress_from_the_internet(gated):
         for stack, lid, r in resources(g, "AWS::EC2::SecurityGroup"):
             rules += [(stack, lid, rule) for rule in r["Properties"].get("SecurityGroupIngress", [])]
         rules += [(stack, lid, r["Properties"]) for stack, lid, r in resources(g, "AWS::EC2::SecurityGroupIngress")]
-        assert rules
+        # Into an existing network rackform creates no security group and no rule.
+        assert bool(rules) == (g.plan.network.existing is None), (g.name, rules)
         for stack, lid, rule in rules:
             assert rule.get("CidrIp") not in ("0.0.0.0/0",) and rule.get("CidrIpv6") not in ("::/0", "::0/0"), (
                 stack, lid, rule)
@@ -447,6 +456,7 @@ def test_data_outlives_its_stacks(gated):
                 assert r.get("DeletionPolicy") == "Retain" and r.get("UpdateReplacePolicy") == "Retain", (stack, lid)
         # both examples have FSx with a data repository; the log groups: the flow logs', each repair function's
         found["AWS::Logs::LogGroup"] -= sum(r.healing is not None for r in g.plan.racks)
+        found["AWS::Logs::LogGroup"] += g.plan.network.existing is not None  # no flow logs of rackform's there
         assert found == {t: 1 for t in RETAINED}, found
         assert g.termination_protection[g.plan.storage.stack_name] is True
         for stack, t in g.raw.items():

@@ -21,7 +21,7 @@ from tests.conftest import dump
 def compute_resources(group: NodeGroupPlan) -> dict:
     stack = Stack(App(), "T", env={"account": "123456789012", "region": "us-east-2"})
     RackNodeGroup(stack, "G", group=group, subnet=ec2.Subnet.from_subnet_id(stack, "S", "subnet-0123456789abcdef0"),
-                  security_group=ec2.SecurityGroup.from_security_group_id(stack, "SG", "sg-0123456789abcdef0"),
+                  security_group_ids=["sg-0123456789abcdef0"],
                   instance_profile_arn="arn:aws:iam::123456789012:instance-profile/p")
     [ce] = Template.from_stack(stack).find_resources("AWS::Batch::ComputeEnvironment").values()
     return ce["Properties"]["ComputeResources"]

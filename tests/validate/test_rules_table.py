@@ -91,6 +91,9 @@ SPEC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                          {"storage.results.break_glass_role_arn": "arn:aws:sts::123456789012:assumed-role/ops/me"}),
     "fsx-mount-path": ({f"{FSX}.mount_path": "/var/cache/fsx"}, {f"{FSX}.mount_path": "/var/cache"}),
     # network
+    "existing-network": ({"network": {"vpc_id": "vpc-0123456789abcdef0", "subnet_id": "subnet-0123456789abcdef0",
+                                      "security_group_ids": ["sg-0123456789abcdef0"]}},
+                         {"network.security_group_ids": ["sg-0123456789abcdef0", "sg-0123456789abcdef0"]}),
     "vpc-cidr-valid": ({"network.vpc_cidr": "10.40.0.0/16"}, {"network.vpc_cidr": "10.40.0.0/15"}),
     "vpc-cidr-private": ({"network.vpc_cidr": "172.18.0.0/16"}, {"network.vpc_cidr": "172.17.0.0/16"}),
     "vpc-cidr-large-enough": ({"network.vpc_cidr": "10.40.0.0/23"}, {"network.vpc_cidr": "10.40.0.0/24"}),
