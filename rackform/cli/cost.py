@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import sys
 
 from ..aws import PaginatingClient
 from ..capacity import of as capacity_kind
-from ..reference.prices import Quote, load_price_file, load_prices, parse_price
+from ..reference.prices import Ec2RegionPrices, Quote, load_price_file, load_prices, parse_price
 from .common import Subparsers, aws_options, checked_plan
 
 
@@ -18,6 +19,16 @@ def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None
     from .. import aws
 
     client: PaginatingClient = aws.client(aws.Target(region, profile, endpoint_url), "ec2")
+    return client
+
+
+def pricing_client(profile: str | None = None, endpoint_url: str | None = None) -> PaginatingClient:
+    """Price List API client for --live (your credentials); tests replace this with a stubbed client. The API
+    answers in us-east-1 (among a few Regions) and lists the prices of every Region
+    (https://docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/using-price-list-query-api.html)."""
+    from .. import aws
+
+    client: PaginatingClient = aws.client(aws.Target("us-east-1", profile, endpoint_url), "pricing")
     return client
 
 
@@ -40,7 +51,7 @@ def _budget_arg(text: str) -> float:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from ..plan import cost
-    from ..reference.refresh import spot_prices
+    from ..reference.refresh import ec2_region_block, spot_prices
     from ..render.cost import render_cost, report_json
 
     plan = checked_plan(args.spec)
@@ -66,7 +77,24 @@ def cmd_cost(args: argparse.Namespace) -> int:
             print(f"error: cannot read Spot prices for --spot-live ({why}). Check AWS credentials, or give --price "
                   "instead", file=sys.stderr)
             return 1
-    report = cost.cost_plan(plan, load_prices(), overrides, spot)
+    book = load_prices()
+    on_demand_types = {g.instance_type for g in plan.node_groups()
+                       if capacity_kind(g.capacity.type).price == "on-demand-snapshot"}
+    if args.live and on_demand_types:
+        try:
+            block = ec2_region_block(pricing_client(args.profile, args.endpoint_url), plan.region, on_demand_types,
+                                     dt.date.today())
+        except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
+            from ..aws import explained, is_aws_error
+
+            why = explained(e).message if is_aws_error(e) else f"{type(e).__name__}: {e}"
+            print(f"error: cannot read On-Demand prices for --live ({why}). Check AWS credentials "
+                  "(pricing:GetProducts), or leave out --live to use the snapshot", file=sys.stderr)
+            return 1
+        live = Ec2RegionPrices.model_validate({**block, "label": "Price List API (live)"})
+        regions = {**book.ec2_on_demand.regions, plan.region: live}
+        book = book.model_copy(update={"ec2_on_demand": book.ec2_on_demand.model_copy(update={"regions": regions})})
+    report = cost.cost_plan(plan, book, overrides, spot)
     for key in report.unused_prices:
         print(f"warning: price for {key!r} matches no node group (use an instance type of the spec or "
               f"RACK/GROUP)", file=sys.stderr)
@@ -97,5 +125,7 @@ def register(subparsers: Subparsers) -> None:
                    "--price (which wins over it)")
     p.add_argument("--spot-live", action="store_true", help="read current Spot prices for spot node groups from "
                    "EC2 (needs credentials)")
-    aws_options(p, region=False, bucket=False)  # for --spot-live; the Region is the spec's
+    p.add_argument("--live", action="store_true", help="read On-Demand prices for the spec's Region from the AWS "
+                   "Price List API instead of the snapshot (needs credentials)")
+    aws_options(p, region=False, bucket=False)  # for --live and --spot-live; the Region is the spec's
     p.set_defaults(func=cmd_cost)

@@ -14,6 +14,7 @@ from rackform.plan import cost
 from rackform.cli import cost as cost_cli
 from rackform.plan.models import build_plan
 from rackform.reference.prices import load_prices
+from rackform.reference.refresh import price_list_filters
 from rackform.spec.problems import SpecError
 from rackform.spec.models import load_spec_text
 
@@ -251,6 +252,40 @@ def test_spot_live_failure_is_a_message(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(cost_cli, "ec2_client", no_credentials)
     code, out, err = run(capsys, "cost", spec, "--spot-live")
     assert code == 1 and out == "" and "Unable to locate credentials" in err
+
+
+# --- On-Demand from the Price List API (--live) --------------------------------------------------------------------
+
+def test_live_reads_on_demand_prices_for_the_spec_region(capsys, tmp_path, monkeypatch):
+    spec = dump(tmp_path, with_groups("us-east-2", "us-east-2c", {"name": "g", "instance_type": "p5.48xlarge",
+                                                                  "count": 2}))
+    _, report, _ = run_json(capsys, spec)
+    assert report["instances_usd_per_hour"] is None  # the snapshot has no current P5 rate for us-east-2
+
+    client = botocore.session.get_session().create_client(
+        "pricing", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    stub = Stubber(client)
+    product = {"terms": {"OnDemand": {"t": {"priceDimensions": {"d": {"pricePerUnit": {"USD": "55.0400000000"}}}}}}}
+    stub.add_response("get_products", {"PriceList": [json.dumps(product)]}, {
+        "ServiceCode": "AmazonEC2", "Filters": price_list_filters("us-east-2", "p5.48xlarge")})
+    stub.activate()
+    monkeypatch.setattr(cost_cli, "pricing_client", lambda *aws: client)
+    _, report, _ = run_json(capsys, spec, "--live")
+    stub.assert_no_pending_responses()
+    assert report["instances_usd_per_hour"] == 110.08
+    assert report["node_groups"][0]["price_source"] == f"Price List API (live) {dt.date.today().isoformat()}"
+
+
+def test_live_failure_is_a_message(capsys, tmp_path, monkeypatch):
+    spec = dump(tmp_path, with_groups("us-east-2", "us-east-2c", {"name": "g", "instance_type": "c8g.4xlarge",
+                                                                  "count": 1}))
+
+    def no_credentials(*aws):
+        raise RuntimeError("Unable to locate credentials")
+
+    monkeypatch.setattr(cost_cli, "pricing_client", no_credentials)
+    code, out, err = run(capsys, "cost", spec, "--live")
+    assert code == 1 and out == "" and "Unable to locate credentials" in err and "pricing:GetProducts" in err
 
 
 # --- the example ----------------------------------------------------------------------------------------------------
