@@ -25,10 +25,13 @@ from .state import (
     ApiError,
     BucketState,
     BuildHost,
+    ExistingNetworkState,
     ImageState,
     PlacementGroupState,
     QuotaValue,
     ReservationState,
+    SecurityGroupState,
+    SubnetState,
 )
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
@@ -400,12 +403,95 @@ def check_images(plan: Plan, found: Mapping[str, ImageState | ApiError | None] |
     return checks
 
 
+# Nodes have no public address (their launch template gives none), so an internet gateway route takes them nowhere.
+NO_PUBLIC_ROUTE = "igw-"
+EFA_SECURITY_GROUP = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html"
+
+
+def check_existing_network(plan: Plan, found: ExistingNetworkState | None) -> list[Check]:
+    """The spec's own subnet and security groups: the subnet in the spec's AZ and VPC with a free address for every
+    interface the plan needs, a way to S3 and ECR, and a group allowing all traffic to and from itself (AWS's EFA
+    guide, which also carries Lustre's ports between the nodes and the file system in it)."""
+    mine = plan.network.existing
+    if mine is None or found is None:
+        return []
+    out: list[Check] = []
+    name, needed = f"subnet {mine.subnet_id}", (f"in {plan.availability_zone} and {mine.vpc_id}, "
+                                                f"{plan.network.ips_needed:,} free addresses")
+    subnet = found.subnet
+    if isinstance(subnet, ApiError):
+        out.append(unreadable(subnet, name, needed))
+    elif subnet is None:
+        out.append(Check(name, "blocker", f"no subnet {mine.subnet_id} in {plan.region}", needed,
+                         "fix network.subnet_id (subnets belong to one Region and account)"))
+    else:
+        zone = subnet.availability_zone_id if is_zone_id(plan.availability_zone) else subnet.availability_zone
+        problems = []
+        if subnet.vpc_id != mine.vpc_id:
+            problems.append((f"is in {subnet.vpc_id}, not {mine.vpc_id}", "set network.vpc_id to the subnet's VPC"))
+        if zone != plan.availability_zone:
+            problems.append((f"is in {zone}", f"use a subnet in {plan.availability_zone}, or set availability_zone: "
+                             f"{zone} (EFA and placement groups do not span AZs)"))
+        if subnet.free_addresses < plan.network.ips_needed:
+            problems.append((f"has {subnet.free_addresses:,} free addresses",
+                             "use a larger subnet, or fewer nodes: each node interface, the file system and the "
+                             "Batch task ENIs take one"))
+        out += [Check(name, "blocker", f, needed, fix) for f, fix in problems]
+        if not problems:
+            out.append(Check(name, "ok", f"in {zone}, {subnet.free_addresses:,} free addresses", needed))
+        out.append(_route_check(mine.subnet_id, subnet))
+    out += _efa_rule_check(mine.vpc_id, mine.security_group_ids, found)
+    return out
+
+
+def _route_check(subnet_id: str, subnet: SubnetState) -> Check:
+    """Nodes pull images from ECR (its layers from S3) and write results to S3: through a NAT gateway (or another
+    private default route), or S3's gateway endpoint with ECR's interface endpoints
+    (https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html)."""
+    name, needed = f"route to S3 and ECR from {subnet_id}", "a NAT route, or S3's gateway endpoint and ECR's endpoints"
+    egress = subnet.default_route is not None and not subnet.default_route.startswith(NO_PUBLIC_ROUTE)
+    s3 = egress or subnet.s3_gateway_endpoint
+    ecr = egress or (subnet.ecr_endpoints and subnet.s3_gateway_endpoint)
+    found = ", ".join(filter(None, [f"default route via {subnet.default_route}" if subnet.default_route else
+                                    "no default route", "S3 gateway endpoint" if subnet.s3_gateway_endpoint else "",
+                                    "ECR interface endpoints" if subnet.ecr_endpoints else ""]))
+    if s3 and ecr:
+        return Check(name, "ok", found, needed)
+    why = (" (an internet gateway: the nodes have no public address)"
+           if subnet.default_route and subnet.default_route.startswith(NO_PUBLIC_ROUTE) else "")
+    return Check(name, "blocker", found + why, needed,
+                 "route 0.0.0.0/0 through a NAT gateway, or add S3's gateway endpoint to the subnet's route table and "
+                 "interface endpoints for ecr.api and ecr.dkr: nodes cannot pull images or write results otherwise")
+
+
+def _efa_rule_check(vpc_id: str, group_ids: tuple[str, ...], found: ExistingNetworkState) -> list[Check]:
+    name = f"security groups {', '.join(group_ids)}"
+    needed = f"in {vpc_id}; one allows all traffic in from and out to itself (EFA, {EFA_SECURITY_GROUP})"
+    states = {g: found.security_groups.get(g) for g in group_ids}
+    if errors := [s for s in states.values() if isinstance(s, ApiError)]:
+        return [unreadable(errors[0], name, needed)]
+    out = [Check(name, "blocker", f"no security group {g} in this Region", needed, "fix network.security_group_ids")
+           for g, s in states.items() if s is None]
+    known = {g: s for g, s in states.items() if isinstance(s, SecurityGroupState)}
+    out += [Check(name, "blocker", f"{g} is in {s.vpc_id}", needed, f"use groups of {vpc_id}")
+            for g, s in known.items() if s.vpc_id != vpc_id]
+    if out:
+        return out
+    if any(s.self_ingress and s.self_egress for s in known.values()):
+        return [Check(name, "ok", "self-referencing all-traffic rules in and out", needed)]
+    return [Check(name, "blocker", "no group allows all traffic both in from and out to itself", needed,
+                  f"add both rules to {group_ids[0]}: aws ec2 authorize-security-group-ingress --group-id "
+                  f"{group_ids[0]} --ip-permissions 'IpProtocol=-1,UserIdGroupPairs=[{{GroupId={group_ids[0]}}}]', "
+                  "and the same with authorize-security-group-egress; EFA traffic and Lustre's fail without them")]
+
+
 def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]:
     return (check_quotas(plan, state.quotas) + check_reservations(plan, state.reservations, now)
             + check_offerings(plan, state.offerings) + check_batch(plan, state.compute_environments, state.job_queues)
             + check_stacks(plan, state.stack_limit, state.stacks)
             + check_placement_groups(plan, state.placement_groups)
-            + check_data_repository(plan, state.data_repository) + check_images(plan, state.images))
+            + check_data_repository(plan, state.data_repository) + check_images(plan, state.images)
+            + check_existing_network(plan, state.network))
 
 
 # --- this machine: can `cdk deploy` build the arm64 image here? ----------------------------------------------

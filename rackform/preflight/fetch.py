@@ -24,10 +24,13 @@ from .state import (
     ApiError,
     BucketState,
     BuildHost,
+    ExistingNetworkState,
     ImageState,
     PlacementGroupState,
     QuotaValue,
     ReservationState,
+    SecurityGroupState,
+    SubnetState,
 )
 
 ClientFactory = Callable[[str], aws.BotoClient]  # service name -> boto3 client for the plan's Region
@@ -50,6 +53,10 @@ class Ec2Client(PaginatingClient, Protocol):
     def describe_capacity_reservations(self, *, CapacityReservationIds: list[str]) -> dict[str, Any]: ...
     def describe_placement_groups(self, *, GroupNames: list[str]) -> dict[str, Any]: ...
     def describe_images(self, *, ImageIds: list[str]) -> dict[str, Any]: ...
+    def describe_subnets(self, *, SubnetIds: list[str]) -> dict[str, Any]: ...
+    def describe_route_tables(self, *, Filters: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def describe_vpc_endpoints(self, *, Filters: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def describe_security_groups(self, *, GroupIds: list[str]) -> dict[str, Any]: ...
 
 
 class S3Client(Protocol):
@@ -147,6 +154,66 @@ def fetch_image(ec2: Ec2Client, image: str) -> ImageState | ApiError | None:
                       name=found.get("Name", ""), description=found.get("Description", ""))
 
 
+def _route_table(ec2: Ec2Client, subnet: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The subnet's route table: the one associated with it, else its VPC's main one
+    (https://docs.aws.amazon.com/vpc/latest/userguide/VPC_Route_Tables.html)."""
+    main = [{"Name": "vpc-id", "Values": [subnet["VpcId"]]}, {"Name": "association.main", "Values": ["true"]}]
+    for filters in ([{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}], main):
+        if tables := ec2.describe_route_tables(Filters=filters)["RouteTables"]:
+            table: Mapping[str, Any] = tables[0]
+            return table
+    return None
+
+
+ROUTE_TARGETS = ("NatGatewayId", "TransitGatewayId", "NetworkInterfaceId", "GatewayId", "VpcPeeringConnectionId")
+
+
+def fetch_subnet(ec2: Ec2Client, subnet_id: str, region: str) -> SubnetState | ApiError | None:
+    found = _describe_one("ec2:DescribeSubnets", ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"),
+                          lambda: ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"])
+    if not isinstance(found, dict):
+        return found
+
+    def read() -> SubnetState:
+        routes = (_route_table(ec2, found) or {}).get("Routes", [])
+        default = next((r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"), None)
+        target = next((default[k] for k in ROUTE_TARGETS if default and default.get(k)), None)
+        endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [found["VpcId"]]}])
+        interface = {e["ServiceName"] for e in endpoints["VpcEndpoints"] if e.get("VpcEndpointType") == "Interface"}
+        return SubnetState(
+            vpc_id=found["VpcId"], availability_zone=found["AvailabilityZone"],
+            availability_zone_id=found.get("AvailabilityZoneId"), free_addresses=found["AvailableIpAddressCount"],
+            default_route=target,
+            s3_gateway_endpoint=any(r.get("GatewayId", "").startswith("vpce-") and r.get("DestinationPrefixListId")
+                                    for r in routes),
+            ecr_endpoints={f"com.amazonaws.{region}.ecr.api", f"com.amazonaws.{region}.ecr.dkr"} <= interface)
+
+    return _guarded("ec2:DescribeRouteTables", read)
+
+
+def _all_to_itself(group_id: str, rules: list[Mapping[str, Any]]) -> bool:
+    return any(r.get("IpProtocol") == "-1" and any(p.get("GroupId") == group_id for p in r.get("UserIdGroupPairs", []))
+               for r in rules)
+
+
+def fetch_security_group(ec2: Ec2Client, group_id: str) -> SecurityGroupState | ApiError | None:
+    found = _describe_one("ec2:DescribeSecurityGroups", ("InvalidGroup.NotFound", "InvalidGroupId.Malformed"),
+                          lambda: ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"])
+    if not isinstance(found, dict):
+        return found
+    return SecurityGroupState(vpc_id=found.get("VpcId", ""),
+                              self_ingress=_all_to_itself(group_id, found.get("IpPermissions", [])),
+                              self_egress=_all_to_itself(group_id, found.get("IpPermissionsEgress", [])))
+
+
+def fetch_existing_network(ec2: Ec2Client, plan: Plan) -> ExistingNetworkState | None:
+    mine = plan.network.existing
+    if mine is None:
+        return None
+    return ExistingNetworkState(subnet=fetch_subnet(ec2, mine.subnet_id, plan.region),
+                                security_groups={g: fetch_security_group(ec2, g) for g in mine.security_group_ids})
+
+
 def fetch_bucket(s3: S3Client, bucket: str) -> BucketState | ApiError:
     """HeadBucket: 404 is no bucket, 403 a bucket this account may not read; S3 names the bucket's Region in the
     x-amz-bucket-region header of both answers and of a redirect (301) from another Region's endpoint."""
@@ -217,6 +284,7 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
         fetch_bucket(client_for("s3"), bucket),
         placement_groups={pg: fetch_placement_group(ec2, pg) for pg in existing_placement_groups(plan)},
         images={image: fetch_image(ec2, image) for image in custom_images(plan)},
+        network=fetch_existing_network(ec2, plan),
     )
 
 

@@ -67,6 +67,36 @@ class ImageState:
 
 
 @dataclass(frozen=True)
+class SubnetState:
+    """An existing subnet (spec network.subnet_id) as DescribeSubnets and its route table describe it."""
+
+    vpc_id: str
+    availability_zone: str
+    availability_zone_id: str | None
+    free_addresses: int  # AvailableIpAddressCount
+    # Where the subnet's default route (0.0.0.0/0) goes: its target's id (nat-..., tgw-..., igw-..., eni-...);
+    # None: no default route.
+    default_route: str | None
+    s3_gateway_endpoint: bool  # a route to S3's prefix list through a gateway endpoint (vpce-...)
+    ecr_endpoints: bool  # interface endpoints for both ecr.api and ecr.dkr in the VPC
+
+
+@dataclass(frozen=True)
+class SecurityGroupState:
+    """An existing security group: its VPC and whether it allows all traffic from and to itself."""
+
+    vpc_id: str
+    self_ingress: bool  # an inbound rule: all protocols, from this group
+    self_egress: bool  # an outbound rule: all protocols, to this group
+
+
+@dataclass(frozen=True)
+class ExistingNetworkState:
+    subnet: SubnetState | ApiError | None  # None: no such subnet
+    security_groups: Mapping[str, SecurityGroupState | ApiError | None]  # None: no such group
+
+
+@dataclass(frozen=True)
 class AccountState:
     """Everything preflight reads from the account, so the checks need no AWS."""
 
@@ -82,6 +112,7 @@ class AccountState:
     placement_groups: Mapping[str, PlacementGroupState | ApiError | None] | None = None
     # the AMIs node groups name (image_id) -> it; None: no such image visible to this account
     images: Mapping[str, ImageState | ApiError | None] | None = None
+    network: ExistingNetworkState | None = None  # None: rackform creates the network
 
 
 @dataclass(frozen=True)
