@@ -197,7 +197,8 @@ def not_included(plan: Plan, book: PriceBook) -> tuple[str, ...]:
         out.append(f"interface endpoint data processing, per GB ({_per_gb(ep)})")
     out.append(f"EBS root volumes ({sum(g.root_volume_gib * g.count for g in groups):,} GiB gp3 on "
                f"{sum(g.count for g in groups)} nodes)")
-    out.append("the S3 results bucket, FSx backups, data transfer, and the NAT gateway's public IPv4 address")
+    out.append("the S3 results bucket, FSx backups, data transfer"
+               + (", and the NAT gateway's public IPv4 address" if plan.network.existing is None else ""))
     return tuple(out)
 
 

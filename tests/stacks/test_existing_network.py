@@ -61,6 +61,7 @@ def test_the_plan_and_cost_hold_no_network_of_rackforms(existing):
     report = cost.cost_plan(plan, load_prices())
     assert [ln for ln in report.lines if ln.category == "network"] == []
     assert any(VPC in item for item in report.not_included)
+    assert not any("NAT gateway's public IPv4" in item for item in report.not_included)  # not ours to pay
 
 
 def test_nothing_that_exists_is_created(existing):
