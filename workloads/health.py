@@ -173,7 +173,8 @@ def collect(ctx: NodeContext, *, neuron_cores: int, run: Runner = run_tool, uver
     else:
         checks.append(check_efa(run(["fi_info", "-p", "efa"]) if ctx.efa else None, count, ctx.efa))
     if ctx.local and ctx.fsx_mount:
-        checks.append(not_applicable("fsx", "local executor: scratch is a local directory"))
+        checks.append(not_applicable("fsx", f"local executor: the plan's FSx for Lustre at {ctx.fsx_mount} is not "
+                                            "mounted on this machine; scratch is a local directory"))
     else:
         checks.append(check_fsx(ctx.fsx_mount, mounts))
     tracking = run(["chronyc", "tracking"])

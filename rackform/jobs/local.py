@@ -226,6 +226,9 @@ def deploy(plan: Plan, *, s3: aws.BotoClient, batch: aws.BotoClient, iam: aws.Bo
     workload_role = _role(iam, "rackform-embedded-workload", "ecs-tasks.amazonaws.com") if roles is None else ""
     service_role = _role(iam, "rackform-embedded-batch", "batch.amazonaws.com")
     registered: dict[str, dict[str, Any]] = {}
+    # The spec's FSx mount path, as the rack stacks give it: a node's health step reports the file system the plan
+    # has (not mounted on this machine) rather than a cluster without one.
+    fsx_mount = None if plan.storage.fsx_lustre is None else plan.storage.fsx_lustre.mount_path
     for g in plan.node_groups():
         # An unmanaged environment: nothing to launch, the local executor is the compute.
         ce = batch.create_compute_environment(computeEnvironmentName=g.compute_environment, type="UNMANAGED",
@@ -234,7 +237,7 @@ def deploy(plan: Plan, *, s3: aws.BotoClient, batch: aws.BotoClient, iam: aws.Bo
                                computeEnvironmentOrder=[{"order": 1,
                                                          "computeEnvironment": ce["computeEnvironmentArn"]}])
         for jd in job_definitions(plan.name, g, image=f"rackform-local:{g.tier}", bucket=bucket,
-                                  job_role_arn="", fsx_mount=None,  # the role: per definition, just below
+                                  job_role_arn="", fsx_mount=fsx_mount,  # the role: per definition, just below
                                   price_usd_per_hour=g.on_demand_usd_per_hour):
             _container(jd)["jobRoleArn"] = roles.job_role_arn(jd["jobDefinitionName"]) if roles else policyless
             jd["tags"][WORKLOAD_ROLE_TAG] = roles.workload_role_arn(jd["jobDefinitionName"], WORKLOAD_ROLE_TAG) \
