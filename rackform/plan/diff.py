@@ -130,12 +130,35 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
             effect(r, "update", note)
 
     # --- network: a new VPC or subnet is felt by everything placed in it
-    net_changes = _field_changes(old.network, new.network, ("vpc_cidr", "availability_zone", "interface_endpoints"))
-    if net_changes:
-        changes.append(PlanChange("~", "network", tuple(net_changes)))
-    new_vpc = old.network.vpc_cidr != new.network.vpc_cidr
-    new_subnets = new_vpc or old.network.availability_zone != new.network.availability_zone
     had_fsx, has_fsx = old.storage.fsx_lustre is not None, new.storage.fsx_lustre is not None
+    old_mine, new_mine = old.network.existing, new.network.existing
+    if old_mine is not None or new_mine is not None:
+        # Into or out of an existing network (spec network.vpc_id): rackform's VPC, CIDR and endpoints are not
+        # compared; the subnet and groups the nodes and the file system use are.
+        if old_mine != new_mine:
+            changes.append(PlanChange("~", "network", (f"existing: {_value(old_mine)} -> {_value(new_mine)}",)))
+            if old_mine is None:
+                effect(old.network.stack_name, "delete", "no network stack into an existing network: its VPC, "
+                       "subnets, NAT gateway, endpoints and security groups are deleted after the racks move"
+                       + ("; the deletion fails on the private subnet, FSx security group and VPC while the retained "
+                          "old file system's interfaces use them: delete that file system first" if had_fsx else ""))
+            elif new_mine is None:
+                effect(net, "create", "a VPC of rackform's, in place of the existing network")
+            if had_fsx and has_fsx:
+                effect(storage, "replace", "FSx file system replaced (SubnetIds, SecurityGroupIds): a new, empty file "
+                       "system in the new subnet, the old one retained with its data")
+            each_rack("launch templates: new versions (subnet and security groups); compute environments: Batch "
+                      "infrastructure update")
+            first.append("wait until no job runs and the compute environments are down to 0 instances: running "
+                         "instances keep the old subnet and security groups in use")
+        new_vpc = new_subnets = False
+    else:
+        net_changes = _field_changes(old.network, new.network, ("vpc_cidr", "availability_zone",
+                                                                "interface_endpoints"))
+        if net_changes:
+            changes.append(PlanChange("~", "network", tuple(net_changes)))
+        new_vpc = old.network.vpc_cidr != new.network.vpc_cidr
+        new_subnets = new_vpc or old.network.availability_zone != new.network.availability_zone
     if new_subnets and not new_vpc:
         # CloudFormation creates a replacement before it deletes the old resource, and in the same VPC the new
         # subnets take the CIDR blocks the old ones hold.
@@ -161,7 +184,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
                   + " read from the SSM parameters); compute environments: Batch infrastructure update")
         first.append("wait until no job runs and the compute environments are down to 0 instances: a running "
                      "instance keeps the old subnet and node security group in use, and they would be left behind")
-    if old.network.interface_endpoints != new.network.interface_endpoints:
+    if old_mine is None and new_mine is None and old.network.interface_endpoints != new.network.interface_endpoints:
         effect(net, "update", "interface endpoints created or deleted")
 
     # --- storage
