@@ -168,18 +168,19 @@ def threshold(text: str) -> float:
     return value
 
 
-def write(path: str, text: str) -> None:
+def write(path: str, text: str, *, new: bool = False) -> None:
+    """Write a checked output file; `new`: never over an existing one."""
     from .outputs import OutputError, write_text
 
     try:
-        print(f"wrote {write_text(path, text)}", file=sys.stderr)
+        print(f"wrote {write_text(path, text, new=new)}", file=sys.stderr)
     except OSError as e:  # checked before any work, but a disk can fill up or a directory vanish since
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 # Every option naming a file or directory rackform writes: dest -> (what it names, how the user spelled it).
 OUTPUT_OPTIONS: dict[str, tuple[Kind, str]] = {"output": ("dir", "-o/--output"), "html": ("file", "--html"),
-                                               "csv": ("file", "--csv")}
+                                               "csv": ("file", "--csv"), "new_spec": ("file", "PATH")}
 
 
 def check_outputs(args: argparse.Namespace) -> None:

@@ -120,12 +120,16 @@ def wait_for(run_id: str, store: ResultStore, lookup: PaginatingClient | None, *
     stream = stream or sys.stderr
     tty = stream.isatty()
     started, last = clock(), None
+    seen: dict[str, str] = {}  # each job's state as last shown
     while True:
         states = submission().run_state(run_id, store, lookup)
         if not states:  # nothing was submitted under this run id: nothing to wait for
             return states, False
         done, elapsed = sum(s.done for s in states), clock() - started
         line = progress_line(done, len(states), elapsed)
+        if changes := state_changes(states, seen):
+            stream.write(("\r\033[K" if tty else "") + "".join(f"{c}\n" for c in changes))  # above the bar
+            last = None  # off a terminal, the bar follows the changes it counts
         if tty:
             stream.write(f"\r{line}")
         elif done != last:
@@ -138,6 +142,31 @@ def wait_for(run_id: str, store: ResultStore, lookup: PaginatingClient | None, *
                 stream.write("\n")
             return states, timed_out and done < len(states)
         sleep(interval_s if timeout_s is None else max(0.0, min(interval_s, timeout_s - elapsed)))
+
+
+def state_changes(states: list[JobState], seen: dict[str, str]) -> list[str]:
+    """A line per job whose state changed since `seen` (updated): at the first poll, each job still to finish."""
+    first, lines = not seen, []
+    for s in states:
+        label = s.record_status and f"record {s.record_status}" or s.batch_status or "no record yet"
+        if s.done and s.record_status is None:
+            label += f", no record: {_no_record(s)}"
+        before = seen.get(s.submission["job_id"])
+        seen[s.submission["job_id"]] = label
+        if label != before and not (first and s.done):
+            lines.append(visible(f"  {_job_name(s)}: {f'{before} -> ' if before else ''}{label}"))
+    return lines
+
+
+def _job_name(s: JobState) -> str:
+    return f"{s.submission['benchmark']} {s.submission['rack']}/{s.submission['node_group']}"
+
+
+def _no_record(s: JobState) -> str:
+    """Where the output of a job Batch ended without a record is: its CloudWatch log stream."""
+    sub = submission()
+    return (f"its output is log stream {s.log_stream} in {sub.BATCH_LOG_GROUP}" if s.log_stream else
+            "Batch gave no log stream (no container of it ran)")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -172,7 +201,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         key = (s.submission["rack"], s.submission["node_group"], s.submission["benchmark"])
         jobs.append({"benchmark": key[2], "rack": key[0], "node_group": key[1], "nodes": s.submission["nodes"],
                      "job_id": s.submission["job_id"], "batch_status": s.batch_status, "record": s.record_status,
-                     "done": s.done, "reason": s.record_reason or s.batch_reason or None})
+                     "done": s.done, "reason": s.record_reason or s.batch_reason or None,
+                     "log_stream": s.log_stream})
     failed = [j for j in jobs if j["record"] == "failed" or (j["record"] is None and j["done"])]
     # the run's node groups' repairs of the past hour (the repair loop's, docs/self-healing.md)
     repaired = repairs.in_flight(store, [(j["rack"], j["node_group"]) for j in jobs], dt.datetime.now(dt.UTC))
@@ -185,8 +215,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         rows = [[j["benchmark"], f"{j['rack']}/{j['node_group']}", j["nodes"], j["batch_status"] or "?",
                  j["record"] or "-", (j["reason"] or "")[:70]] for j in jobs]
+        # a job Batch ended without a record: the stream is too long for the reason column, and the one lead
+        ended = [visible(f"{_job_name(s)}: Batch says {s.batch_status} and no record landed; {_no_record(s)}")
+                 for s in states if s.done and s.record_status is None]
         print("\n".join([table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
-                         *map(repairs.in_flight_line, repaired), *problems, *workload_jobs]))
+                         *ended, *map(repairs.in_flight_line, repaired), *problems, *workload_jobs]))
     if timed_out:
         print(f"error: --timeout {args.timeout:g}s passed with {sum(not j['done'] for j in jobs)} job(s) not done; "
               f"they keep running: `rackform status {args.run_id} --wait` re-attaches", file=sys.stderr)

@@ -8,6 +8,8 @@ the plan before a deploy, and a confirmation.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import subprocess
@@ -20,7 +22,16 @@ from ..reference.catalog import load_catalog
 from ..spec.models import load_spec_text
 from ..spec.problems import SpecError, errors
 from ..validate import validate_spec
-from .common import EXIT_PROBLEM, EXIT_UNCHECKED, EXIT_USAGE, Subparsers, checked_plan, print_problems
+from .common import (
+    EXIT_PROBLEM,
+    EXIT_UNCHECKED,
+    EXIT_USAGE,
+    Subparsers,
+    checked_plan,
+    json_option,
+    print_problems,
+    write,
+)
 
 # `rackform init --shape`: each a commented spec under rackform/spec/templates/.
 SHAPES = {"three-tiers": "a Graviton, a Trainium and a GPU rack in one AZ",
@@ -39,30 +50,32 @@ def template(shape: str, name: str) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    path = Path(args.path)
+    path = args.new_spec  # checked as an output (a regular file's place, no link on the way) before this runs
+    if os.path.lexists(path):
+        return _exists(path)
     text = template(args.shape, args.name)
-    spec, lines = load_spec_text(text, args.path)  # a --name the spec cannot take raises SpecError, nothing written
+    spec, lines = load_spec_text(text, path)  # a --name the spec cannot take raises SpecError, nothing written
     problems = validate_spec(spec, load_catalog(), lines)
-    print_problems(problems, args.path)
+    print_problems(problems, path)
     if errors(problems):
         raise SpecError(problems)
-    try:
-        with path.open("x") as f:  # never over an existing file, even one created since the command started
-            f.write(text)
-    except FileExistsError:
-        print(f"error: {args.path} exists; rackform init never overwrites a file: give another path or remove it",
-              file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:
-        print(f"error: cannot write {args.path}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"wrote {args.path}: {SHAPES[args.shape]} (cluster {args.name}, {spec.region}); next steps:\n"
+    write(path, text, new=True)  # a file created since the check is not written over either
+    if args.json:
+        print(json.dumps({"spec": path, "shape": args.shape, "name": args.name, "region": spec.region}, indent=2))
+        return 0
+    print(f"{path}: {SHAPES[args.shape]} (cluster {args.name}, {spec.region}); next steps:\n"
           f"  edit it (every field: `rackform schema`, docs/reference.md)\n"
-          f"  rackform validate {args.path}\n"
-          f"  rackform cost {args.path}\n"
-          f"  rackform plan {args.path}\n"
-          f"  rackform deploy {args.path}      # cost, preflight and the plan, then asks before `cdk deploy`")
+          f"  rackform validate {path}\n"
+          f"  rackform cost {path}\n"
+          f"  rackform plan {path}\n"
+          f"  rackform deploy {path}      # cost, preflight and the plan, then asks before `cdk deploy`")
     return 0
+
+
+def _exists(path: str) -> int:
+    print(f"error: {path} exists; rackform init never overwrites a file: give another path or remove it",
+          file=sys.stderr)
+    return EXIT_USAGE
 
 
 # --- the CDK CLI ---------------------------------------------------------------------------------------------------
@@ -104,57 +117,71 @@ def _refuse_without_terminal(args: argparse.Namespace, what: str) -> bool:
 
 
 def _confirmed(question: str, answer: str) -> bool:
-    try:
-        return input(f"{question} ").strip().lower() == answer.lower()
-    except EOFError:
-        return False
+    print(question, end=" ", file=sys.stderr, flush=True)  # stderr: stdout is for --json
+    return sys.stdin.readline().strip().lower() == answer.lower()
+
+
+def _ran(args: argparse.Namespace, argv: list[str], code: int, **more: object) -> int:
+    """The exit code of a command that ran cdk; with --json, the outcome on stdout (cdk's own output is on stderr)."""
+    if args.json:
+        print(json.dumps({"spec": args.spec, "cdk": argv, **more, "exit": code}, indent=2))
+    return code
+
+
+def _command(*argv: str) -> int:
+    """Another rackform command, as its own command line parses it (every option at its default)."""
+    from . import build_parser
+
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from .cost import cmd_cost
-    from .preflight import cmd_preflight
-    from .spec_commands import cmd_plan
-
     if _refuse_without_terminal(args, "deploy"):
         return EXIT_USAGE
     plan = checked_plan(args.spec)
-    aws = {"profile": args.profile, "endpoint_url": None}
-    print("== cost", flush=True)
-    cmd_cost(argparse.Namespace(spec=args.spec, prices_file=None, price=[], spot_live=False, budget=None,
-                                json=False, **aws))
-    print("\n== preflight", flush=True)
-    checked = cmd_preflight(argparse.Namespace(spec=args.spec, json=False, **aws))
-    if checked == EXIT_PROBLEM:
-        print(f"error: preflight found blockers (above): {plan.name} was not deployed", file=sys.stderr)
-        return EXIT_PROBLEM
-    print(f"\n== plan{f' (against {args.against})' if args.against else ''}", flush=True)
-    if cmd_plan(argparse.Namespace(spec=args.spec, against=args.against, json=False)) != 0:
-        return EXIT_PROBLEM  # CloudFormation would refuse the update: plan said why
-    sys.stdout.flush()
+    profile = ("--profile", args.profile) if args.profile else ()
+    # The reports are for the reader: on stderr under --json, where stdout holds only the outcome.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        print("== cost", flush=True)
+        _command("cost", args.spec, *profile)
+        print("\n== preflight", flush=True)
+        checked = _command("preflight", args.spec, *profile)
+        if checked == EXIT_PROBLEM:
+            print(f"error: preflight found blockers (above): {plan.name} was not deployed", file=sys.stderr)
+            return EXIT_PROBLEM
+        print(f"\n== plan{f' (against {args.against})' if args.against else ''}", flush=True)
+        if _command("plan", args.spec, *(("--against", args.against) if args.against else ())) != 0:
+            return EXIT_PROBLEM  # CloudFormation would refuse the update: plan said why
+        sys.stdout.flush()
     if checked == EXIT_UNCHECKED:
         print("warning: some preflight checks could not run (above): the deploy may stop on them", file=sys.stderr)
     if not args.yes and not _confirmed(f"deploy cluster {plan.name} to {plan.region} with cdk? [y/N]", "y"):
         print("not deployed", file=sys.stderr)
         return EXIT_PROBLEM
     # Confirmed here: cdk's own prompt for IAM and security-group changes would ask again, or fail without a terminal.
-    code, _ = run_cdk(cdk_argv("deploy", args.spec, profile=args.profile,
-                               extra=("--require-approval", "never") if args.yes else ()))
-    return 0 if code == 0 else EXIT_PROBLEM
+    argv = cdk_argv("deploy", args.spec, profile=args.profile,
+                    extra=("--require-approval", "never") if args.yes else ())
+    code, _ = run_cdk(argv)
+    return _ran(args, argv, 0 if code == 0 else EXIT_PROBLEM)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     checked_plan(args.spec)
-    code, output = run_cdk(cdk_argv("diff", args.spec, profile=args.profile, extra=("--fail",)))
-    return diff_exit(code, output)
+    argv = cdk_argv("diff", args.spec, profile=args.profile, extra=("--fail",))
+    code, output = run_cdk(argv)
+    counted = [int(n) for n in _DIFFERENCES.findall(output)]
+    differing = counted[-1] if counted else None
+    return _ran(args, argv, diff_exit(code, differing), stacks_with_differences=differing)
 
 
-def diff_exit(code: int, output: str) -> int:
+def diff_exit(code: int, differing: int | None) -> int:
     """terraform's detailed exit codes from cdk diff --fail's: 0 no change, 2 changes, 1 an error. cdk exits 1 for
-    a difference and for an error alike; only a difference prints its count of stacks that differ."""
-    found = _DIFFERENCES.findall(output)
+    a difference and for an error alike; only a diff that ran prints its count of stacks that differ."""
     if code == 0:
         return 0
-    return EXIT_CHANGES if code == 1 and found and int(found[-1]) > 0 else EXIT_PROBLEM
+    return EXIT_CHANGES if code == 1 and differing else EXIT_PROBLEM
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -165,8 +192,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
                                        f"and storage)? type the cluster name ({plan.name}) to confirm:", plan.name):
         print("not destroyed", file=sys.stderr)
         return EXIT_PROBLEM
-    code, _ = run_cdk(cdk_argv("destroy", args.spec, profile=args.profile, extra=("--force",)))
-    return 0 if code == 0 else EXIT_PROBLEM
+    argv = cdk_argv("destroy", args.spec, profile=args.profile, extra=("--force",))
+    code, _ = run_cdk(argv)
+    return _ran(args, argv, 0 if code == 0 else EXIT_PROBLEM)
 
 
 def _profile(p: argparse.ArgumentParser) -> None:
@@ -179,9 +207,10 @@ def register(sub: Subparsers) -> None:
                        "over an existing file)",
                        epilog="example:\n  rackform init my-spec.yaml --shape one-tier --name lab\n\nshapes:\n" +
                        "\n".join(f"  {k:<15} {v}" for k, v in SHAPES.items()))
-    p.add_argument("path", nargs="?", default="rackform.yaml", help="where to write the spec")
+    p.add_argument("new_spec", nargs="?", default="rackform.yaml", metavar="PATH", help="where to write the spec")
     p.add_argument("--shape", choices=list(SHAPES), default="three-tiers", help="what the cluster holds")
     p.add_argument("--name", default="lab", help="the cluster's name (stacks are named after it)")
+    json_option(p, "the path, shape, name and Region written")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("deploy", help="print the cost, preflight and the plan, ask, then `cdk deploy --all` the "
@@ -194,6 +223,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--yes", action="store_true", help="deploy without asking (needed when standard input is not a "
                    "terminal); cdk's own approval of IAM changes is skipped too")
     _profile(p)
+    json_option(p, "the cdk command and its exit code (the reports go to stderr)")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("diff", help="`cdk diff --all` of the spec against the deployed stacks (exit 0 no change, "
@@ -201,6 +231,7 @@ def register(sub: Subparsers) -> None:
                        epilog="example:\n  rackform diff my-spec.yaml; [ $? -eq 2 ] && echo 'changes to deploy'")
     p.add_argument("spec", help="path to the rack spec YAML")
     _profile(p)
+    json_option(p, "the cdk command, the number of stacks that differ and the exit code")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("destroy", help="ask, then `cdk destroy --all` the spec's stacks",
@@ -209,4 +240,5 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--yes", action="store_true", help="destroy without asking (needed when standard input is not a "
                    "terminal)")
     _profile(p)
+    json_option(p, "the cdk command and its exit code")
     p.set_defaults(func=cmd_destroy)

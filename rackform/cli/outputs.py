@@ -127,14 +127,16 @@ def _open_directory(directory: Path) -> int:
     return fd
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
+def write_text(path: str | os.PathLike[str], text: str, *, new: bool = False) -> Path:
     """Write a checked output file. What is planted at the path after the check is not written to: a symlink in
     place of a directory on the way (_open_directory) or of the file (O_NOFOLLOW) is refused, O_NONBLOCK keeps a
-    FIFO from blocking the open, and anything but a regular file is refused before it is truncated."""
+    FIFO from blocking the open, and anything but a regular file is refused before it is truncated. `new`: only a
+    file that does not exist yet (FileExistsError otherwise, even for one created since the check)."""
     out = Path(path)
     directory = _open_directory(out.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_EXCL if new else 0)
     try:
-        fd = os.open(out.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644, dir_fd=directory)
+        fd = os.open(out.name, flags, 0o644, dir_fd=directory)
     finally:
         os.close(directory)
     if not stat.S_ISREG(os.fstat(fd).st_mode):

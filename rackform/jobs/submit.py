@@ -11,7 +11,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -273,11 +273,31 @@ class JobState:
     batch_reason: str | None
     record_status: str | None  # succeeded / failed / skipped once the runner's record has landed
     record_reason: str | None = None  # why, in the record's words, when it failed or was skipped
+    log_stream: str | None = None  # its container's stream in BATCH_LOG_GROUP, once an attempt ran
 
     @property
     def done(self) -> bool:
-        # The record is the truth; a job that died before the runner could write one is done when Batch says so.
-        return self.record_status is not None or self.batch_status == "FAILED"
+        # The record is the truth; a job Batch ended without one (it died before the runner wrote it, or the write
+        # failed) is done when Batch says so: its record will never come.
+        return self.record_status is not None or self.batch_status in BATCH_ENDED
+
+
+# Batch's final job states (https://docs.aws.amazon.com/batch/latest/userguide/job_states.html).
+BATCH_ENDED = ("SUCCEEDED", "FAILED")
+# Where Batch's awslogs driver writes a container's output unless the job definition names a group (rackform's do
+# not): "The log group for Batch jobs is /aws/batch/job. Each container attempt receives a log stream name when they
+# reach the RUNNING status." (https://docs.aws.amazon.com/batch/latest/APIReference/API_ContainerDetail.html)
+BATCH_LOG_GROUP = "/aws/batch/job"
+
+
+def log_stream(job: Mapping[str, Any]) -> str | None:
+    """A DescribeJobs job's latest log stream: its container's, else its last attempt's (a multi-node job's
+    parent has neither: each node job, `jobId#N`, has its own)."""
+    attempts = job.get("attempts") or [{}]
+    for container in (job.get("container"), attempts[-1].get("container")):
+        if isinstance(container, dict) and container.get("logStreamName"):
+            return str(container["logStreamName"])
+    return None
 
 
 def run_state(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) -> list[JobState]:
@@ -290,5 +310,5 @@ def run_state(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) ->
         rec = records.get((s["rack"], s["node_group"], s["benchmark"]))
         job = batch.get(s["job_id"], {})
         states.append(JobState(s, job.get("status"), job.get("statusReason"), rec.status if rec else None,
-                               rec.reason if rec else None))
+                               rec.reason if rec else None, log_stream(job)))
     return states

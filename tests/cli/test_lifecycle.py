@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rackform.cli import lifecycle
+from rackform.cli import lifecycle, preflight
 from rackform.plan.stack_limits import CDK_CLI
 from tests.conftest import ROOT, run_cli
 
@@ -59,6 +59,8 @@ def test_init_writes_a_commented_spec_that_validates(shape, tmp_path, capsys):
     assert text.startswith("# ") and yaml.safe_load(text)["name"] == "lab2"
     assert f"rackform validate {path}" in out and f"rackform deploy {path}" in out  # the next steps
     assert run_cli(capsys, "validate", path)[0] == 0
+    code, out, _ = run_cli(capsys, "init", tmp_path / "b.yaml", "--shape", shape, "--json")
+    assert code == 0 and json.loads(out)["name"] == "lab" and (tmp_path / "b.yaml").exists()
 
 
 def test_init_never_overwrites_a_file(tmp_path, capsys):
@@ -67,6 +69,10 @@ def test_init_never_overwrites_a_file(tmp_path, capsys):
     code, out, err = run_cli(capsys, "init", path)
     assert code == 2 and "exists" in err and "never overwrites" in err
     assert path.read_text() == "my own work\n"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    code, _, err = run_cli(capsys, "init", tmp_path / "link" / "new.yaml")  # checked like every output path
+    assert code == 2 and "symbolic link" in err and not (tmp_path / "elsewhere" / "new.yaml").exists()
 
 
 def test_init_validates_before_it_writes(tmp_path, capsys):
@@ -92,7 +98,7 @@ def test_deploy_without_a_terminal_or_yes_refuses_before_anything(spec, cdk_call
 
 def test_deploy_shows_cost_preflight_and_plan_then_asks(spec, cdk_calls, monkeypatch, capsys):
     """Preflight's own tests hold its checks; here it answers one line. The user answers no, then yes."""
-    monkeypatch.setattr("rackform.cli.preflight.cmd_preflight", lambda args: print("preflight: ready") or 0)
+    monkeypatch.setattr(preflight, "cmd_preflight", lambda args: print("preflight: ready") or 0)
     monkeypatch.setattr("sys.stdin", Terminal("n\n"))
     code, out, err = run_cli(capsys, "deploy", spec)
     assert code == 1 and "not deployed" in err and cdk_calls == []
@@ -106,7 +112,7 @@ def test_deploy_shows_cost_preflight_and_plan_then_asks(spec, cdk_calls, monkeyp
 
 
 def test_deploy_yes_skips_both_prompts(spec, cdk_calls, monkeypatch, capsys):
-    monkeypatch.setattr("rackform.cli.preflight.cmd_preflight", lambda args: 3)  # checks that could not run
+    monkeypatch.setattr(preflight, "cmd_preflight", lambda args: 3)  # checks that could not run
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     code, out, err = run_cli(capsys, "deploy", spec, "--yes")
     assert code == 0, err
@@ -115,15 +121,22 @@ def test_deploy_yes_skips_both_prompts(spec, cdk_calls, monkeypatch, capsys):
                           "never"]]
 
 
+def test_deploy_json_keeps_stdout_for_the_outcome(spec, cdk_calls, monkeypatch, capsys):
+    monkeypatch.setattr(preflight, "cmd_preflight", lambda args: print("preflight: ready") or 0)
+    code, out, err = run_cli(capsys, "deploy", spec, "--yes", "--json")
+    assert code == 0 and "== cost" in err and "preflight: ready" in err and "== plan" in err
+    assert json.loads(out) == {"spec": str(spec), "cdk": cdk_calls[0], "exit": 0}
+
+
 def test_deploy_stops_on_preflight_blockers(spec, cdk_calls, monkeypatch, capsys):
-    monkeypatch.setattr("rackform.cli.preflight.cmd_preflight", lambda args: 1)
+    monkeypatch.setattr(preflight, "cmd_preflight", lambda args: 1)
     code, out, err = run_cli(capsys, "deploy", spec, "--yes")
     assert code == 1 and "blockers" in err and cdk_calls == []
 
 
 def test_deploy_against_a_spec_it_cannot_update_stops(spec, cdk_calls, monkeypatch, tmp_path, capsys):
     """The plan diff is `plan --against`'s: an update CloudFormation would refuse never reaches cdk."""
-    monkeypatch.setattr("rackform.cli.preflight.cmd_preflight", lambda args: 0)
+    monkeypatch.setattr(preflight, "cmd_preflight", lambda args: 0)
     old = tmp_path / "old.yaml"
     old.write_text(spec.read_text().replace("use1-az6", "use1-az4"))  # a new AZ in the same VPC CIDR
     code, out, err = run_cli(capsys, "deploy", spec, "--against", old, "--yes")
@@ -146,9 +159,10 @@ def test_deploy_refuses_an_invalid_spec_before_aws(tmp_path, cdk_calls, capsys):
 ])
 def test_diff_exits_like_terraform(spec, cdk_calls, capsys, code, output, exit):
     cdk_calls.reply = (code, output)
-    got, _, err = run_cli(capsys, "diff", spec)
+    got, out, err = run_cli(capsys, "diff", spec, "--json")
     assert got == exit, err
     assert cdk_calls == [[str(CDK_CLI), "diff", "--all", "-c", f"spec={spec.resolve()}", "--fail"]]
+    assert json.loads(out)["exit"] == exit
 
 
 def test_destroy_asks_for_the_cluster_name(spec, cdk_calls, monkeypatch, capsys):

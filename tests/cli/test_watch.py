@@ -1,0 +1,108 @@
+"""Watching jobs (issue 25 item 3): `status --wait` shows each job's state as it changes, a job Batch ended without a
+record is done (exit 1) with its CloudWatch log stream named, and `logs --follow` streams CloudWatch Logs while a job
+runs. AWS is moto in process; the Batch states a job passes through, and CloudWatch Logs' paging, are scripted."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+
+from rackform.cli import jobs as cli_jobs
+from rackform.jobs.submit import BATCH_LOG_GROUP
+from rackform.pipeline import load_plan
+from workloads.store import ResultStore
+
+from tests.conftest import ROOT, deploy_to_moto, moto_aws, run_cli
+
+SPEC = ROOT / "examples" / "demo.yaml"
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    with moto_aws(monkeypatch, REGION):
+        s3 = boto3.client("s3", region_name=REGION)
+        bucket = deploy_to_moto(load_plan(str(SPEC)), monkeypatch, s3=s3,
+                                batch=boto3.client("batch", region_name=REGION))
+        yield ResultStore(bucket, s3)
+
+
+def submit(capsys, run_id: str, benchmark: str = "cpu") -> dict:
+    code, out, err = run_cli(capsys, "submit", SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark",
+                             benchmark, "--run-id", run_id, "--json")
+    assert code == 0, err
+    return json.loads(out)["jobs"][0]
+
+
+class Batch:
+    """DescribeJobs answering each job's next scripted state at each call (the last one from then on)."""
+
+    def __init__(self, *states: dict) -> None:
+        self.states, self.calls = list(states), 0
+
+    def describe_jobs(self, jobs: list[str]) -> dict:
+        state = self.states[min(self.calls, len(self.states) - 1)]
+        self.calls += 1
+        return {"jobs": [{"jobId": j, **state} for j in jobs]}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
+
+
+STREAM = "demo-graviton-head-single/default/4f0c"
+
+
+def test_wait_shows_each_change_and_ends_on_a_job_batch_ended_without_a_record(aws, capsys):
+    submit(capsys, "w1")
+    batch = Batch({"status": "RUNNABLE"}, {"status": "RUNNABLE"}, {"status": "RUNNING"},
+                  {"status": "SUCCEEDED", "container": {"logStreamName": STREAM}})
+    stream, clock = io.StringIO(), Clock()
+    states, timed_out = cli_jobs.wait_for("w1", aws, batch, interval_s=10, timeout_s=300, stream=stream,
+                                          clock=clock, sleep=clock.sleep)
+    assert not timed_out and [s.done for s in states] == [True] and clock.now == 30  # never waited on forever
+    lines = stream.getvalue().splitlines()
+    assert [line for line in lines if not line.startswith("[")] == [
+        "  cpu graviton/head: RUNNABLE",
+        "  cpu graviton/head: RUNNABLE -> RUNNING",
+        f"  cpu graviton/head: RUNNING -> SUCCEEDED, no record: its output is log stream {STREAM} in "
+        f"{BATCH_LOG_GROUP}"]
+    assert lines[-1].startswith("[##############################] 1/1 jobs done")
+
+
+def test_wait_on_a_terminal_writes_changes_above_the_bar(aws, capsys):
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    submit(capsys, "w2")
+    stream, clock = Tty(), Clock()
+    cli_jobs.wait_for("w2", aws, Batch({"status": "RUNNING"}, {"status": "FAILED", "statusReason": "OOM"}),
+                      interval_s=5, timeout_s=None, stream=stream, clock=clock, sleep=clock.sleep)
+    text = stream.getvalue()
+    assert "\r\033[K  cpu graviton/head: RUNNING\n\r[" in text  # the bar cleared, the line, the bar again
+    assert "RUNNING -> FAILED, no record: Batch gave no log stream" in text
+
+
+def test_status_names_the_log_stream_of_a_job_ended_without_a_record_and_exits_1(aws, capsys, monkeypatch):
+    job = submit(capsys, "w3")
+    ended = Batch({"status": "SUCCEEDED", "attempts": [{"container": {"logStreamName": STREAM}}]})
+    monkeypatch.setattr(cli_jobs, "batch_lookup", lambda args, region=None: ended)
+    code, out, err = run_cli(capsys, "status", "w3")
+    assert code == 1
+    assert f"cpu graviton/head: Batch says SUCCEEDED and no record landed; its output is log stream {STREAM} in " \
+        f"/aws/batch/job" in out
+    code, out, _ = run_cli(capsys, "status", "w3", "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["done"] and doc["jobs"][0]["log_stream"] == STREAM
+    assert doc["jobs"][0]["job_id"] == job["job_id"]
