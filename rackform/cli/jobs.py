@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..aws import PaginatingClient
+from ..aws import BotoClient, PaginatingClient
 from ..render.text import table
 from ..textsafe import visible
 from . import repairs
@@ -397,6 +397,8 @@ def _log_keys(store: ResultStore, run_id: str, args: argparse.Namespace) -> list
 def cmd_logs(args: argparse.Namespace) -> int:
     check_run_ids([args.run_id])
     store = results_store(args)
+    if args.follow:
+        return _follow_job(args, store)
     found = _log_keys(store, args.run_id, args)
     if not found:
         if not any(True for _ in store.keys(f"results/{args.run_id}/")):
@@ -421,6 +423,78 @@ def cmd_logs(args: argparse.Namespace) -> int:
               "shown", file=sys.stderr)
         return EXIT_PROBLEM
     return 0
+
+
+def _follow_job(args: argparse.Namespace, store: ResultStore) -> int:
+    """`logs --follow`: the job's CloudWatch log as Batch's awslogs driver writes it, until the job ends."""
+    from .. import aws
+
+    wanted = {"rack": args.rack, "node_group": args.node_group, "benchmark": args.benchmark}
+    markers = [m for m in store.submissions(args.run_id) if all(v is None or m[k] == v for k, v in wanted.items())]
+    if not markers:
+        print(f"error: {no_such_run(store, args.run_id, 'submitted jobs')}" if not store.submissions(args.run_id)
+              else f"error: no job of run {args.run_id} matches the options given; `rackform status {args.run_id}` "
+              "lists its jobs", file=sys.stderr)
+        return EXIT_PROBLEM
+    if len(markers) > 1:
+        rows = [[m["benchmark"], f"{m['rack']}/{m['node_group']}", m["job_id"]] for m in markers]
+        print(f"error: {len(markers)} jobs of run {args.run_id} match; choose one with --rack, --node-group and "
+              f"--benchmark:\n{table(rows, ['benchmark', 'rack/node group', 'job'])}", file=sys.stderr)
+        return EXIT_USAGE
+    marker = markers[0]
+    # A multi-node job's nodes are child jobs, `jobId#N`, each with its own stream; node 0 is the main node.
+    job_id = f"{marker['job_id']}#{args.node or 0}" if marker["nodes"] > 1 else marker["job_id"]
+    status = follow(batch_lookup(args), aws.client(aws_target(args), "logs"), job_id, sys.stdout,
+                    interval_s=args.interval, as_json=args.json)
+    if status is None:
+        print(f"error: AWS Batch no longer knows job {job_id}: `rackform logs {args.run_id}` shows its node logs "
+              "from S3", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"job {job_id} ended {status}; `rackform logs {args.run_id}` shows the node logs the runner kept in S3 "
+          "(checked)", file=sys.stderr)
+    return 0 if status == "SUCCEEDED" else EXIT_PROBLEM
+
+
+def follow(batch: BotoClient, logs: BotoClient, job_id: str, out: TextIO, *, interval_s: float,
+           as_json: bool = False, sleep: Callable[[float], None] = time.sleep) -> str | None:
+    """Write a Batch job's CloudWatch log events as they arrive, polling every `interval_s`, until Batch ends the
+    job and its stream has nothing more: Batch's final status (None when Batch does not know the job).
+
+    GetLogEvents from the head, then from each nextForwardToken: "If you have reached the end of the stream, it
+    returns the same token you passed in" (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/
+    API_GetLogEvents.html), so a repeated token is "nothing new yet", never the end of the job."""
+    from .. import aws
+
+    sub = submission()
+    token: str | None = None
+    said = None
+    while True:
+        job = aws.describe_jobs(batch, [job_id]).get(job_id)
+        if job is None:
+            return None
+        status, stream = job["status"], sub.log_stream(job)  # read before the events: none is missed at the end
+        while stream:
+            try:
+                page = logs.get_log_events(logGroupName=sub.BATCH_LOG_GROUP, logStreamName=stream,
+                                           startFromHead=True, **({"nextToken": token} if token else {}))
+            except Exception as e:  # a stream Batch named before the driver's first write: nothing to show yet
+                if aws.error_code(e) != "ResourceNotFoundException":
+                    raise
+                break
+            for event in page.get("events", []):
+                # What the job printed: control characters are shown, never sent to the terminal.
+                out.write(json.dumps({"timestamp": event["timestamp"], "message": event["message"]}) + "\n"
+                          if as_json else visible(event["message"]) + "\n")
+            out.flush()
+            if page["nextForwardToken"] == token:
+                break
+            token = page["nextForwardToken"]
+        if not stream and status != said:
+            print(f"job {job_id} is {status}: its log starts when it runs", file=sys.stderr)
+            said = status
+        if status in sub.BATCH_ENDED:
+            return str(status)
+        sleep(interval_s)
 
 
 def _text(chunks: Iterator[bytes]) -> Iterator[str]:
@@ -553,7 +627,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--rack", help="the job's rack (needed when the run has jobs on several)")
     p.add_argument("--node-group", help="the job's node group (needed when the rack has several)")
     p.add_argument("--benchmark", help="the job's benchmark (needed when the run has several)")
-    p.add_argument("--node", type=_index, metavar="I", help="one node of a multi-node job (default: every node)")
-    json_option(p, "the logs")
+    p.add_argument("--node", type=_index, metavar="I", help="one node of a multi-node job (default: every node; "
+                   "with --follow, node 0)")
+    p.add_argument("--follow", action="store_true", help="stream the job's CloudWatch log (/aws/batch/job) while it "
+                   "runs, until AWS Batch ends it (exit 1 when it FAILED)")
+    p.add_argument("--interval", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="with --follow: seconds between polls")
+    json_option(p, "the logs (with --follow: one JSON object per log event and line)")
     aws_options(p)
     p.set_defaults(func=cmd_logs)

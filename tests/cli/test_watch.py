@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from rackform.cli import jobs as cli_jobs
 from rackform.jobs.submit import BATCH_LOG_GROUP
@@ -106,3 +108,66 @@ def test_status_names_the_log_stream_of_a_job_ended_without_a_record_and_exits_1
     doc = json.loads(out)
     assert code == 1 and doc["done"] and doc["jobs"][0]["log_stream"] == STREAM
     assert doc["jobs"][0]["job_id"] == job["job_id"]
+
+
+# --- logs --follow ---------------------------------------------------------------------------------------------------
+
+def test_logs_follow_streams_cloudwatch_while_the_job_runs(monkeypatch):
+    """GetLogEvents from the head, then each nextForwardToken; the same token back is "nothing new yet": the next
+    poll asks again from it, until Batch has ended the job and the stream has nothing more."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    logs = boto3.client("logs", region_name=REGION)
+    running = {"status": "RUNNING", "container": {"logStreamName": STREAM}}
+    batch = Batch({"status": "RUNNABLE"}, running, running, {**running, "status": "SUCCEEDED"})
+    where = {"logGroupName": "/aws/batch/job", "logStreamName": STREAM, "startFromHead": True}
+
+    def page(messages: list[str], token: str) -> dict:
+        return {"events": [{"timestamp": 1, "message": m, "ingestionTime": 2} for m in messages],
+                "nextForwardToken": token, "nextBackwardToken": "b"}
+
+    sleeps: list[float] = []
+    out = io.StringIO()
+    with Stubber(logs) as stub:
+        stub.add_response("get_log_events", page(["step 1"], "f/1"), where)
+        stub.add_response("get_log_events", page([], "f/1"), {**where, "nextToken": "f/1"})  # nothing new yet
+        stub.add_response("get_log_events", page(["step 2", "\x1b]0;owned\x07"], "f/2"), {**where, "nextToken": "f/1"})
+        stub.add_response("get_log_events", page([], "f/2"), {**where, "nextToken": "f/2"})
+        stub.add_response("get_log_events", page(["done"], "f/3"), {**where, "nextToken": "f/2"})
+        stub.add_response("get_log_events", page([], "f/3"), {**where, "nextToken": "f/3"})
+        status = cli_jobs.follow(batch, logs, "job-1", out, interval_s=7, sleep=sleeps.append)
+        stub.assert_no_pending_responses()
+    assert status == "SUCCEEDED" and sleeps == [7, 7, 7]
+    assert out.getvalue() == "step 1\nstep 2\n\\x1b]0;owned\\x07\ndone\n"
+
+
+def test_logs_follow_in_the_embedded_aws_prints_the_job_stream_and_its_end(aws, capsys):
+    job = submit(capsys, "w4")
+    batch = boto3.client("batch", region_name=REGION)
+    stream = batch.describe_jobs(jobs=[job["job_id"]])["jobs"][0]["container"]["logStreamName"]
+    logs = boto3.client("logs", region_name=REGION)
+    if not logs.describe_log_groups(logGroupNamePrefix=BATCH_LOG_GROUP)["logGroups"]:
+        logs.create_log_group(logGroupName=BATCH_LOG_GROUP)
+    if not logs.describe_log_streams(logGroupName=BATCH_LOG_GROUP, logStreamNamePrefix=stream)["logStreams"]:
+        logs.create_log_stream(logGroupName=BATCH_LOG_GROUP, logStreamName=stream)
+    now_ms = int(time.time() * 1000)  # CloudWatch Logs refuses events older than 14 days
+    logs.put_log_events(logGroupName=BATCH_LOG_GROUP, logStreamName=stream,
+                        logEvents=[{"timestamp": now_ms + i, "message": f"line {i}"} for i in range(3)])
+    code, out, err = run_cli(capsys, "logs", "w4", "--follow", "--interval", "0.01")
+    assert code == 0, err
+    assert out == "line 0\nline 1\nline 2\n"
+    assert f"job {job['job_id']} ended SUCCEEDED" in err
+    code, out, _ = run_cli(capsys, "logs", "w4", "--follow", "--json")
+    assert code == 0 and [json.loads(line)["message"] for line in out.splitlines()] == ["line 0", "line 1", "line 2"]
+
+
+def test_logs_follow_exits_1_for_a_failed_job_and_asks_which_job(aws, capsys, monkeypatch):
+    submit(capsys, "w5")
+    submit(capsys, "w5", "gemm")
+    code, _, err = run_cli(capsys, "logs", "w5", "--follow")
+    assert code == 2 and "2 jobs of run w5 match" in err
+    monkeypatch.setattr(cli_jobs, "batch_lookup", lambda args, region=None: Batch({"status": "FAILED"}))
+    code, _, err = run_cli(capsys, "logs", "w5", "--follow", "--benchmark", "gemm")
+    assert code == 1 and "ended FAILED" in err
+    code, _, err = run_cli(capsys, "logs", "w5", "--follow", "--benchmark", "storage")
+    assert code == 1 and "no job of run w5 matches" in err
