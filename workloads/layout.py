@@ -237,6 +237,7 @@ def workload_output_prefix(run_id: str, workload: str) -> str:
 REPAIRS_PREFIX = f"{RESULTS_PREFIX}/{repair.REPAIRS_FOLDER}"
 REPAIR_OBJECT = re.compile(rf"{REPAIRS_PREFIX}/[^/]+/[^/]+/\d{{8}}T\d{{6}}Z-[A-Za-z0-9-]+-\d+\.json")
 repair_key = repair.record_key
+REPAIR_STAMP = repair.STAMP  # how the key writes the attempt's end: sorts as the time does
 
 
 def repairs_prefix(rack: str | None = None, node_group: str | None = None) -> str:

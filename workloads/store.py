@@ -32,6 +32,7 @@ from .layout import (
     ACCEPT_SCHEDULE,
     HEALTH_OBJECT,
     REPAIR_OBJECT,
+    REPAIR_STAMP,
     REPAIRS_PREFIX,
     RUN_ID,
     SUMMARY_FOLDER,
@@ -252,12 +253,15 @@ class ResultStore:
         """The run's verified job markers; every object left out is in `self.problems`."""
         return self.read(run_id, "marker")["marker"]
 
-    def repairs(self, prefix: str = REPAIRS_PREFIX + "/") -> list[RepairRecord]:
+    def repairs(self, prefix: str = REPAIRS_PREFIX + "/", since: dt.datetime | None = None) -> list[RepairRecord]:
         """The verified repair records under `prefix` (layout.repairs_prefix: every rack's, a rack's or a node
-        group's), oldest first; every object left out is in `self.problems`."""
+        group's), oldest first, only those whose key says the attempt stopped at `since` or later when given (a
+        record filed under another time than its own is refused when read); every object left out is in
+        `self.problems`."""
         out: list[RepairRecord] = []
+        after = since.strftime(REPAIR_STAMP) if since is not None else ""
         for key, versions, deleted in self._versions(prefix):
-            if REPAIR_OBJECT.fullmatch(key):
+            if REPAIR_OBJECT.fullmatch(key) and key.rsplit("/", 1)[1] >= after:
                 try:
                     out.append(cast(RepairRecord, self._believe(key, "repair", versions, deleted, "")))
                 except Refused:

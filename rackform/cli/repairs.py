@@ -42,8 +42,8 @@ def recent(store: ResultStore, *, since: dt.timedelta, now: dt.datetime, rack: s
     """The repairs of the past `since`, oldest first (a rack's or a node group's only, when given)."""
     from workloads.layout import repairs_prefix
 
-    return sorted((r for r in store.repairs(repairs_prefix(rack, node_group)) if stopped(r) >= now - since),
-                  key=stopped)
+    return sorted((r for r in store.repairs(repairs_prefix(rack, node_group), since=now - since)
+                   if stopped(r) >= now - since), key=stopped)
 
 
 def of_run(store: ResultStore, run_id: str) -> list[RepairRecord]:

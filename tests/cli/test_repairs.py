@@ -81,3 +81,14 @@ def test_a_runs_repairs_and_status_shows_them(demo_deployed: dict[str, Any],
     assert out.count("repair gpu/h100: node replaced") == 2 and "i-0123456789abcdef0" in out
     _, out, _ = run_cli(capsys, "status", "r1", "--json")
     assert len(json.loads(out)["repairs"]) == 2
+
+
+def test_records_older_than_the_window_are_not_even_read(demo_deployed: dict[str, Any],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    store = demo_deployed["store"]
+    key = write(store, job_id="old", ago=dt.timedelta(days=2))
+    store.s3.put_object(Bucket=store.bucket, Key=key.replace("old-1", "older-1"), Body=b"not json")
+    code, out, _ = run_cli(capsys, "repairs")
+    assert code == 0 and "no repairs in the past 1d" in out
+    code, out, _ = run_cli(capsys, "repairs", "--since", "3d")
+    assert code == 1 and "older-1.json" in out
