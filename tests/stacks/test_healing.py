@@ -218,3 +218,44 @@ def test_only_the_repair_functions_may_write_repair_records(demo_synth: Synth) -
         [role] = [r for lid, r in resources(rack_template(demo_synth, rack.name), "AWS::IAM::Role").items()
                   if lid.startswith("RepairRole")]
         assert role["Properties"]["Path"] == REPAIR_ROLE_PATH
+
+
+def resolved(value: Any) -> Any:
+    """A template value with its pseudo parameters and joins resolved as in account 123456789012, us-east-1."""
+    pseudo = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+    if isinstance(value, dict) and "Ref" in value:
+        return pseudo[value["Ref"]]
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(resolved(p) for p in parts)
+    if isinstance(value, dict):
+        return {k: resolved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolved(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(("status", "queue", "delivered"), [
+    ("FAILED", "demo-gpu-h100-queue", True), ("RUNNABLE", "demo-gpu-h100-queue", True),
+    ("SUCCEEDED", "demo-gpu-h100-queue", False), ("RUNNING", "demo-gpu-h100-queue", False),
+    ("FAILED", "demo-graviton-head-queue", False),  # another rack's queue: another rack's function
+])
+def test_the_rule_sends_the_function_its_racks_ended_attempts_only(demo_synth: Synth,
+                                                                   monkeypatch: pytest.MonkeyPatch, status: str,
+                                                                   queue: str, delivered: bool) -> None:
+    import boto3
+
+    from tests.conftest import moto_aws
+
+    [rule] = resources(rack_template(demo_synth, "gpu"), "AWS::Events::Rule").values()
+    pattern = resolved(rule["Properties"]["EventPattern"])
+    with moto_aws(monkeypatch, "us-east-1"):
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        inbox = sqs.create_queue(QueueName="function")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="repair", EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="repair", Targets=[{"Id": "function", "Arn": arn}])
+        events.put_events(Entries=[{"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(
+            {"status": status, "jobQueue": f"arn:aws:batch:us-east-1:123456789012:job-queue/{queue}"})}])
+        got = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=0).get("Messages", [])
+        assert bool(got) == delivered
