@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..reference.catalog import SUPPORTED_FAMILIES, Catalog, load_catalog
 from ..reference.refresh import catalog_from_api
@@ -32,13 +33,30 @@ if TYPE_CHECKING:
     from ..aws import Target
 
 
+# The hosts of AWS's own endpoints: amazonaws.com and the dual-stack api.aws
+# (https://docs.aws.amazon.com/general/latest/gr/rande.html), amazonaws.com.cn in China
+# (https://docs.amazonaws.cn/ec2/latest/devguide/ec2-endpoints.html).
+AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+
+
 def live_catalog(region: str, target: Target | None = None) -> Catalog:
     """The catalog read from the EC2 API now, for one Region (your credentials, --profile, --endpoint-url)."""
     from .. import aws
 
     target = (target or aws.Target()).with_region(region)
-    data = catalog_from_api(lambda r: aws.client(aws.Target(r, target.profile, target.endpoint_url), "ec2"),
-                            regions=[region], families=SUPPORTED_FAMILIES)
+    ec2 = aws.client(target, "ec2")
+    # The endpoint the client resolved, which AWS_ENDPOINT_URL(_EC2) or a profile's endpoint_url can set as well as
+    # --endpoint-url: an endpoint that is not AWS's is named in the catalog's source and in any error, never "AWS".
+    endpoint = ec2.meta.endpoint_url
+    if (urlsplit(endpoint).hostname or "").endswith(AWS_HOSTS):
+        endpoint = None
+    target = aws.Target(target.region, target.profile, endpoint)
+    try:
+        data = catalog_from_api(
+            lambda r: ec2 if r == region else aws.client(aws.Target(r, target.profile, endpoint), "ec2"),
+            regions=[region], families=SUPPORTED_FAMILIES)
+    except Exception as e:  # explained here, where the endpoint is known
+        raise aws.explained(e, target) from None
     # Only the spec's Region is read live; the others come from the bundled snapshot, so "Regions that offer it"
     # in a message still covers the world.
     bundled = load_catalog().model_dump()

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
 
 import boto3
 
@@ -160,22 +161,41 @@ class PrivateGate:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         signed = SIGV4_CREDENTIAL.match(environ.get("HTTP_AUTHORIZATION", ""))
         if "moto-api" in environ.get("PATH_INFO", ""):
-            return _refuse(start_response, "404 Not Found", "NotFound", "moto's API is not served here")
+            return _refuse(start_response, "404 Not Found", "NotFound", "moto's API is not served here",
+                           environ)
         if signed is None or signed[1] not in self.keys:
             return _refuse(start_response, "403 Forbidden", "InvalidAccessKeyId", "requests must be signed with "
-                           "credentials this embedded AWS issued")
+                           "credentials this embedded AWS issued", environ)
 
         def without_cors(status: str, headers: list[tuple[str, str]],
                          exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
             write: Callable[[bytes], object] = start_response(
                 status, [(k, v) for k, v in headers if not k.lower().startswith("access-control-")], exc_info)
             return write
-        return self.app(environ, without_cors)
+        try:
+            return self.app(environ, without_cors)
+        except NotImplementedError as e:
+            # moto raises for an action it lacks, which its server answers with a traceback on the console and an
+            # HTML page that botocore cannot parse (and retries as a 500). An AWS error instead: a caller (preflight)
+            # says the embedded AWS cannot answer that call, and 501 is not one of the status codes SDKs retry.
+            return _refuse(start_response, "501 Not Implemented", "NotImplemented",
+                           f"the embedded AWS (moto) does not implement this call ({e})", environ)
 
 
-def _refuse(start_response: StartResponse, status: str, code: str, message: str) -> list[bytes]:
-    body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
-    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+def _refuse(start_response: StartResponse, status: str, code: str, message: str,
+            environ: WSGIEnvironment) -> list[bytes]:
+    """An AWS error in the shape the caller's SDK parses for its protocol: JSON for the JSON protocols (a request
+    with X-Amz-Target or a JSON body), <Response><Errors> for the query and EC2 protocols (a form-encoded body),
+    a bare <Error> for REST-XML (S3)."""
+    kind = environ.get("CONTENT_TYPE", "")
+    error = f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+    if environ.get("HTTP_X_AMZ_TARGET") or "json" in kind:
+        body, kind = json.dumps({"__type": code, "message": message}).encode(), "application/x-amz-json-1.1"
+    elif "x-www-form-urlencoded" in kind:
+        body, kind = f"<Response><Errors>{error}</Errors></Response>".encode(), "application/xml"
+    else:
+        body, kind = error.encode(), "application/xml"
+    start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body))), ("x-amzn-ErrorType", code)])
     return [body]
 
 

@@ -53,6 +53,11 @@ class Check:
 
 def unreadable(error: ApiError, name: str, needed: str) -> Check:
     """The check `name` when the call that reads its state failed: unknown, with what to grant or retry."""
+    if error.message.startswith("NotImplemented:"):
+        # The endpoint lacks the call (the embedded AWS, moto, answers so: rackform/jobs/local.py): no retry or
+        # permission makes it answerable there.
+        return Check(name, "unknown", f"not checkable here: {error.message.removeprefix('NotImplemented: ')} "
+                     f"({error.action})", needed, "run preflight against AWS itself to check it")
     fix = (f"grant {error.action} to the caller and run preflight again" if error.denied else
            f"run preflight again once the call works (it needs {error.action}): check the network, endpoint "
            f"and Region")

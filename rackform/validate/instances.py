@@ -52,6 +52,13 @@ def instance_offered_in_az(spec: Spec, catalog: Catalog) -> Found:
         return
     zone_id = catalog.zone_id(region, az)
     where_az = az if zone_id in (None, az) else f"{az} ({zone_id})"
+    # Where the whole cluster can go: one AZ must offer every type, since EFA does not cross AZs.
+    offered = [set(catalog.azs_offering(region, it.name)) for _, _, _g, it in known_groups(spec, catalog)]
+    common = tuple(sorted(set.intersection(*offered))) if offered else ()
+    move = (f"Move the cluster to an AZ that offers every type of the spec (EFA does not cross AZs): "
+            f"{_zones_text(catalog, region, common)}" if common else
+            f"No AZ of {region} offers every type of the spec, and EFA does not cross AZs: move the cluster to "
+            "another Region, or split its racks across specs")
     for path, _, _g, it in known_groups(spec, catalog):
         ids = catalog.azs_offering(region, it.name)
         if ids and (zone_id is None or zone_id in ids):
@@ -62,8 +69,7 @@ def instance_offered_in_az(spec: Spec, catalog: Catalog) -> Found:
             regions = catalog.regions_offering(it.name)
             where = (f"it is not offered anywhere in {region}; Regions that offer it: "
                      f"{', '.join(regions) or 'none in the catalog'}")
-        yield f"{path}.instance_type", (f"{it.name} is not offered in {where_az}: {where}. Move the cluster to an AZ "
-                                        "that offers every type (EFA does not cross AZs)")
+        yield f"{path}.instance_type", f"{it.name} is not offered in {where_az}: {where}. {move}"
 
 
 def instance_offered_in_az_name(spec: Spec, catalog: Catalog) -> Found:
