@@ -128,6 +128,48 @@ def saturate(aws: EmbeddedAWS, plan, tier: str, history: int = 5) -> str:
             "moto ends jobs at once)")
 
 
+def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan, spec: str, env: dict[str, str],
+                     logs: Path, rack: str = "graviton", group: str = "cpu", nodes: int = 4,
+                     announce=print) -> str:
+    """Rack acceptance rehearsed on `nodes` local node processes of one node group, one of them slowed for real (a
+    competing CPU load pinned beside it: rackform.jobs.local.SlowNode); `rackform accept` then judges the records
+    and must name it. Returns the run id."""
+    import random
+
+    from rackform.jobs.local import SlowNode
+    from rackform.plan import naming
+    from workloads.layout import ACCEPT_JOB, BenchmarkJobName, BenchmarkMarker, submission_key
+    from workloads.store import ResultStore
+
+    run_id = new_run_id()
+    # demo.yaml's groups have 2 nodes; the rehearsal needs more to tell one slow node from the rest: the group's
+    # multi-node definition gets a revision spanning `nodes` in the embedded AWS (the local executor allows no more
+    # nodes than a deployed definition spans).
+    definition = naming.job_definition(plan.name, rack, group, "multinode")
+    jd = deployment.job_definitions[definition]
+    jd = deployment.job_definitions[definition] = {**jd, "nodeProperties": {**jd["nodeProperties"], "numNodes": nodes}}
+    batch = aws.client("batch")
+    batch.register_job_definition(**jd)
+    queue = next(g.job_queue for g in plan.node_groups() if (g.rack, g.name) == (rack, group))
+    name = str(BenchmarkJobName(run_id=run_id, rack=rack, node_group=group, benchmark=ACCEPT_JOB))
+    job_id = batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition,
+                              nodeOverrides={"numNodes": nodes}, parameters={"benchmark": ACCEPT_JOB})["jobId"]
+    marker = BenchmarkMarker(job_name=name, queue=queue, job_definition=definition, rack=rack, node_group=group,
+                             benchmark=ACCEPT_JOB, nodes=nodes, repeats=1, job_id=job_id)
+    ResultStore(deployment.bucket, aws.client("s3")).put_once(submission_key(run_id, name),
+                                                              marker.model_dump_json().encode(), "application/json")
+    slow = SlowNode(name, random.randrange(1, nodes))  # any node but the main one, which runs the rounds
+    step(f"rack acceptance rehearsed: {rack}/{group} as {nodes} local node processes, one slowed (run {run_id})")
+    started = time.monotonic()
+    run_local(aws, deployment, run_id, log_dir=logs, slow=slow, announce=announce)
+    print(f"  acceptance job: {time.monotonic() - started:.1f} s")
+    step(f"rackform accept {spec} --rack {rack} --node-group {group} --run-id {run_id}: the verdict")
+    # Exit 1 when the group is not accepted, which a slowed node makes it.
+    rackform("accept", spec, "--rack", rack, "--node-group", group, "--run-id", run_id, "--interval", "0.2",
+             env=env, check=False)
+    return run_id
+
+
 def repair_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan, spec: str, env: dict[str, str],
                      logs: Path) -> None:
     """Issue 22: one repair. A job on gpu/h100 meets a node whose nvidia-smi lists one GPU too few: the runner's own
@@ -211,6 +253,7 @@ def main() -> int:
         step(f"the {tier} queue made busy: {held}; rackform run --include-rehearsal --explain")
         rackform("run", WORKLOADS[2], "--spec", args.spec, "--run", run_id, "--run-id", run_id, "--include-rehearsal",
                  "--explain", env=env)
+        accept_rehearsal(aws, deployment, plan, args.spec, env, logs)
         repair_rehearsal(aws, deployment, plan, args.spec, env, logs)
         explore(run_id, args.spec, aws, deployment.bucket, args.serve_minutes * 60 if args.serve else None)
     print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")

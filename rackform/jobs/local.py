@@ -304,12 +304,44 @@ def node_environment(base: dict[str, str], job: JobEnvironment, *, job_id: str, 
     return env
 
 
+@dataclass(frozen=True)
+class SlowNode:
+    """A node of one job that the rehearsal slows for real: a competing CPU load pinned beside it. The node, at
+    `nice`, shares one CPU (the last) with `load` busy processes at the normal priority, so it computes, answers and
+    moves data at about a tenth of that CPU (nice 10 weighs 110 against 1024 for each busy process, the kernel's
+    sched_prio_to_weight) whatever else the machine runs, while the scheduler gives the other nodes the rest.
+    Stopping and continuing it instead (SIGSTOP/SIGCONT, as cpulimit does) fails fi_pingpong: a socket read with a
+    timeout returns EINTR after a stop (signal(7)). The others are not pinned: two nodes of a fabric pair busy-poll,
+    and on one CPU each would wait for the other's time slice."""
+
+    job_name: str
+    index: int
+    load: int = 1
+    nice: int = 10
+
+
+BUSY = "while True:\n    pass\n"
+
+
+def pin_beside(pid: int, slow: SlowNode) -> list[subprocess.Popen[bytes]]:
+    """Pin `pid` to the last CPU with `slow.load` busy processes; returns them (the caller ends them)."""
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(pid, {cpu})
+    os.setpriority(os.PRIO_PROCESS, pid, slow.nice)
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(slow.load)]
+    for p in busy:
+        os.sched_setaffinity(p.pid, {cpu})
+    return busy
+
+
 def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir: Path, timeout_s: float = 600,
               announce: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-              broken: BrokenNode | None = None, repair: LocalRepair | None = None) -> list[dict[str, Any]]:
-    """Run every job the run submitted that has no record yet, one at a time, each node a local process. As Batch
-    would, a job whose attempt ends on a host fault runs again (its definition's retry strategy) and `repair` gets
-    the event (rackform/jobs/heal.py); `broken` fails one node's health step."""
+              slow: SlowNode | None = None, broken: BrokenNode | None = None,
+              repair: LocalRepair | None = None) -> list[dict[str, Any]]:
+    """Run every job the run submitted that has no record yet, one at a time, each node a local process; `slow`
+    throttles one node of one job (the acceptance rehearsal). As Batch would, a job whose attempt ends on a host
+    fault runs again (its definition's retry strategy) and `repair` gets the event (rackform/jobs/heal.py); `broken`
+    fails one node's health step."""
     store = ResultStore(deployment.bucket, aws.client("s3"))
     subs = store.submissions(run_id)  # verified markers only; the others are announced, never run
     for problem in store.problems:
@@ -340,24 +372,36 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
                  f"({m.nodes} node{'s' * (m.nodes > 1)})")
         started = time.monotonic()
         procs = []
+        busy: list[subprocess.Popen[bytes]] = []
         for index in range(m.nodes):
             env = node_environment(base, job, job_id=m.job_id, nodes=m.nodes, index=index, work_dir=work)
             if broken is not None and broken.applies(m.job_name, index, attempt):
                 env, what = broken.environment(env, job, work / f"broken-{index}")
                 announce(f"injected: broken node {m.rack}/{m.node_group} node {index}: {what}")
             log = open(log_path(log_dir, m.job_name, index), "w")
-            procs.append((subprocess.Popen([sys.executable, "-m", "workloads.run", m.benchmark], env=env,
-                                           stdout=log, stderr=subprocess.STDOUT, cwd=_repo_root()), log))
+            proc = subprocess.Popen([sys.executable, "-m", "workloads.run", m.benchmark], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, cwd=_repo_root())
+            procs.append((proc, log))
+            # Pinned before the node starts any tool: every process it starts inherits its CPUs.
+            if slow is not None and (slow.job_name, slow.index) == (m.job_name, index):
+                busy = pin_beside(proc.pid, slow)
+                announce(f"injected: slow node {m.rack}/{m.node_group} node {index} (at nice {slow.nice}, pinned to "
+                         f"one CPU beside {slow.load} busy process{'es' * (slow.load > 1)})")
             if index == 0:
                 time.sleep(0.5)  # the main node starts first, as in Batch
         codes = []
-        for proc, log in procs:
-            try:
-                codes.append(proc.wait(timeout=timeout_s))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-            log.close()
+        try:
+            for proc, log in procs:
+                try:
+                    codes.append(proc.wait(timeout=timeout_s))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    codes.append(proc.wait())
+                log.close()
+        finally:
+            for p in busy:
+                p.kill()
+                p.wait()
         announce(f"      exit {max(codes)} in {time.monotonic() - started:.1f} s")
         if after_attempt(jobdef, m, attempt=attempt, codes=codes, repair_loop=repair, announce=announce):
             subs.append(sub)
