@@ -141,6 +141,9 @@ def storage_lines(plan: Plan, book: PriceBook) -> list[Line]:
     fsx = plan.storage.fsx_lustre
     if fsx is None:
         return []
+    if fsx.file_system_id is not None:
+        return [Line("storage", f"FSx for Lustre {fsx.file_system_id} (existing)", 0.0,
+                     "an existing file system, mounted, not created: billed to its owner, not priced by rackform")]
     tier = f", {fsx.per_unit_storage_throughput} MB/s/TiB" if fsx.per_unit_storage_throughput else ""
     kind = fsx.deployment_type + (f" HDD (drive cache {fsx.drive_cache_type})" if fsx.storage_type == "HDD" else "")
     name = f"FSx for Lustre {kind} {fsx.storage_capacity_gib:,} GiB{tier}"

@@ -33,7 +33,8 @@ GROUP_EFFECTS = {
 }
 GROUP_FIELDS = tuple(GROUP_EFFECTS)
 # FSx settings whose change replaces the file system (the storage type moves with the deployment type).
-FSX_REPLACED_BY = ("deployment_type", "storage_type", "drive_cache_type", "per_unit_storage_throughput")
+FSX_REPLACED_BY = ("deployment_type", "storage_type", "drive_cache_type", "per_unit_storage_throughput",
+                   "file_system_id")  # another file system altogether
 
 # "fails": CloudFormation would refuse the update and roll the stack back; the notes say why and what deploys.
 Action = Literal["create", "delete", "replace", "update", "unchanged", "fails"]

@@ -357,9 +357,16 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
     )
 
 
-def private_ips_needed(spec: Spec, groups: list[NodeGroupPlan], endpoints: int | None = None) -> int:
-    """`endpoints`: the interface endpoints' addresses, by default those the spec asks rackform to create."""
+def created_fsx(spec: Spec) -> FsxLustre | None:
+    """The file system rackform creates: None without one, or when the spec mounts an existing one."""
     fsx = spec.storage.fsx_lustre
+    return fsx if fsx is not None and fsx.file_system_id is None else None
+
+
+def private_ips_needed(spec: Spec, groups: list[NodeGroupPlan], endpoints: int | None = None) -> int:
+    """`endpoints`: the interface endpoints' addresses, by default those the spec asks rackform to create. An
+    existing file system's addresses are taken already (the subnet's free count leaves them out)."""
+    fsx = created_fsx(spec)
     if endpoints is None:
         endpoints = len(INTERFACE_ENDPOINTS) if spec.network.interface_endpoints else 0
     return netmath.private_ips_needed(
@@ -399,9 +406,10 @@ def build_plan(spec: Spec, catalog: Catalog, prices: PriceBook | None = None) ->
         interface_endpoints=endpoints,
         existing=existing,
     )
-    fsx = spec.storage.fsx_lustre
-    storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=fsx, results=spec.storage.results,
-                          fsx_ips=netmath.fsx_ips(fsx.storage_capacity_gib if fsx else None))
+    created = created_fsx(spec)
+    storage = StoragePlan(stack_name=naming.storage_stack(spec.name), fsx_lustre=spec.storage.fsx_lustre,
+                          results=spec.storage.results,
+                          fsx_ips=netmath.fsx_ips(created.storage_capacity_gib if created else None))
     return Plan(name=spec.name, region=spec.region, availability_zone=spec.availability_zone,
                 availability_zone_id=zone_id, catalog_generated_on=catalog.generated_on, network=network,
                 storage=storage, racks=racks)

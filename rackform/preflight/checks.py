@@ -26,6 +26,7 @@ from .state import (
     BucketState,
     BuildHost,
     ExistingNetworkState,
+    FileSystemState,
     ImageState,
     PlacementGroupState,
     QuotaValue,
@@ -490,13 +491,52 @@ def _efa_rule_check(vpc_id: str, group_ids: tuple[str, ...], found: ExistingNetw
                   "and the same with authorize-security-group-egress; EFA traffic and Lustre's fail without them")]
 
 
+def check_existing_file_system(plan: Plan, found: FileSystemState | ApiError | None) -> list[Check]:
+    """An existing file system the racks mount: an available Lustre file system in the spec's VPC, under the mount name
+    the nodes use; what the spec states of it (deployment type, size, throughput) is what DescribeFileSystems says."""
+    fsx = plan.storage.fsx_lustre
+    if fsx is None or fsx.file_system_id is None:
+        return []
+    vpc = plan.network.existing.vpc_id if plan.network.existing else "the spec's VPC"
+    name, needed = f"file system {fsx.file_system_id}", f"an available Lustre file system in {vpc}, mount name " \
+        f"{fsx.mount_name}"
+    if isinstance(found, ApiError):
+        return [unreadable(found, name, needed)]
+    if found is None:
+        return [Check(name, "blocker", f"no file system {fsx.file_system_id} in {plan.region}", needed,
+                      "fix storage.fsx_lustre.file_system_id (file systems belong to one Region and account)")]
+    stated = {"deployment_type": (fsx.deployment_type, found.deployment_type),
+              "storage_capacity_gib": (fsx.storage_capacity_gib, found.storage_capacity_gib),
+              "per_unit_storage_throughput": (fsx.per_unit_storage_throughput, found.per_unit_storage_throughput)}
+    blockers = []
+    if found.file_system_type != "LUSTRE":
+        blockers.append((f"a {found.file_system_type} file system", "name an FSx for Lustre file system"))
+    if found.lifecycle != "AVAILABLE":
+        blockers.append((f"state {found.lifecycle}", "wait until it is AVAILABLE"))
+    if found.vpc_id != vpc:
+        blockers.append((f"in {found.vpc_id}", f"deploy into {found.vpc_id} (network.vpc_id, subnet_id, "
+                                               "security_group_ids)"))
+    if found.mount_name != fsx.mount_name:
+        blockers.append((f"mount name {found.mount_name}", f"set storage.fsx_lustre.mount_name: {found.mount_name}"))
+    out = [Check(name, "blocker", f, needed, fix) for f, fix in blockers]
+    differs = [f"{k} {spec} (it has {theirs})" for k, (spec, theirs) in stated.items() if spec != theirs]
+    if differs:
+        out.append(Check(name, "warning", "the spec states " + "; ".join(differs), needed,
+                         "state what the file system is in storage.fsx_lustre: the plan counts its throughput and "
+                         "size from there"))
+    if not out:
+        out.append(Check(name, "ok", f"LUSTRE {found.deployment_type} {found.storage_capacity_gib:,} GiB, "
+                     f"{found.lifecycle}, in {found.vpc_id}, mount name {found.mount_name}", needed))
+    return out
+
+
 def all_checks(plan: Plan, state: AccountState, now: dt.datetime) -> list[Check]:
     return (check_quotas(plan, state.quotas) + check_reservations(plan, state.reservations, now)
             + check_offerings(plan, state.offerings) + check_batch(plan, state.compute_environments, state.job_queues)
             + check_stacks(plan, state.stack_limit, state.stacks)
             + check_placement_groups(plan, state.placement_groups)
             + check_data_repository(plan, state.data_repository) + check_images(plan, state.images)
-            + check_existing_network(plan, state.network))
+            + check_existing_network(plan, state.network) + check_existing_file_system(plan, state.file_system))
 
 
 # --- this machine: can `cdk deploy` build the arm64 image here? ----------------------------------------------

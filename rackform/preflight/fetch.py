@@ -25,6 +25,7 @@ from .state import (
     BucketState,
     BuildHost,
     ExistingNetworkState,
+    FileSystemState,
     ImageState,
     PlacementGroupState,
     QuotaValue,
@@ -57,6 +58,10 @@ class Ec2Client(PaginatingClient, Protocol):
     def describe_route_tables(self, *, Filters: list[dict[str, Any]]) -> dict[str, Any]: ...
     def describe_vpc_endpoints(self, *, Filters: list[dict[str, Any]]) -> dict[str, Any]: ...
     def describe_security_groups(self, *, GroupIds: list[str]) -> dict[str, Any]: ...
+
+
+class FsxClient(Protocol):
+    def describe_file_systems(self, *, FileSystemIds: list[str]) -> dict[str, Any]: ...
 
 
 class S3Client(Protocol):
@@ -214,6 +219,19 @@ def fetch_existing_network(ec2: Ec2Client, plan: Plan) -> ExistingNetworkState |
                                 security_groups={g: fetch_security_group(ec2, g) for g in mine.security_group_ids})
 
 
+def fetch_file_system(fsx: FsxClient, file_system_id: str) -> FileSystemState | ApiError | None:
+    found = _describe_one("fsx:DescribeFileSystems", ("FileSystemNotFound",),
+                          lambda: fsx.describe_file_systems(FileSystemIds=[file_system_id])["FileSystems"])
+    if not isinstance(found, dict):
+        return found
+    lustre = found.get("LustreConfiguration", {})
+    return FileSystemState(file_system_type=found.get("FileSystemType", ""), lifecycle=found.get("Lifecycle", ""),
+                           vpc_id=found.get("VpcId", ""), storage_capacity_gib=found.get("StorageCapacity", 0),
+                           deployment_type=lustre.get("DeploymentType"),
+                           per_unit_storage_throughput=lustre.get("PerUnitStorageThroughput"),
+                           mount_name=lustre.get("MountName"))
+
+
 def fetch_bucket(s3: S3Client, bucket: str) -> BucketState | ApiError:
     """HeadBucket: 404 is no bucket, 403 a bucket this account may not read; S3 names the bucket's Region in the
     x-amz-bucket-region header of both answers and of a redirect (301) from another Region's endpoint."""
@@ -285,6 +303,8 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
         placement_groups={pg: fetch_placement_group(ec2, pg) for pg in existing_placement_groups(plan)},
         images={image: fetch_image(ec2, image) for image in custom_images(plan)},
         network=fetch_existing_network(ec2, plan),
+        file_system=None if (fsx := plan.storage.fsx_lustre) is None or fsx.file_system_id is None else
+        fetch_file_system(client_for("fsx"), fsx.file_system_id),
     )
 
 

@@ -97,6 +97,19 @@ class ExistingNetworkState:
 
 
 @dataclass(frozen=True)
+class FileSystemState:
+    """An existing file system (spec storage.fsx_lustre.file_system_id) as DescribeFileSystems describes it."""
+
+    file_system_type: str  # LUSTRE, ...
+    lifecycle: str  # AVAILABLE, ...
+    vpc_id: str
+    storage_capacity_gib: int
+    deployment_type: str | None
+    per_unit_storage_throughput: int | None
+    mount_name: str | None
+
+
+@dataclass(frozen=True)
 class AccountState:
     """Everything preflight reads from the account, so the checks need no AWS."""
 
@@ -113,6 +126,7 @@ class AccountState:
     # the AMIs node groups name (image_id) -> it; None: no such image visible to this account
     images: Mapping[str, ImageState | ApiError | None] | None = None
     network: ExistingNetworkState | None = None  # None: rackform creates the network
+    file_system: FileSystemState | ApiError | None = None  # None: no existing file system named, or none found
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,14 @@ def render_plan(plan: Plan) -> str:
         repo = f", linked to {fsx.data_repository_path}" if fsx.data_repository_path else ""
         meta = "" if fsx.metadata is None else f", metadata {fsx.metadata.mode or f'{fsx.metadata.iops:,} IOPS'}"
         lz4 = ", LZ4 compressed" if fsx.data_compression == "LZ4" else ""
-        lines.append(f"storage  FSx for Lustre {fsx.file_system_type_version} {fsx.deployment_type} "
-                     f"{fsx.storage_capacity_gib:,} GiB{thr}{meta}{lz4}{repo}, mounted at {fsx.mount_path}; "
-                     "results bucket")
+        if fsx.file_system_id is not None:
+            lines.append(f"storage  existing FSx for Lustre {fsx.file_system_id} (mount name {fsx.mount_name}; "
+                         f"stated {fsx.deployment_type} {fsx.storage_capacity_gib:,} GiB{thr}, which preflight "
+                         f"checks), mounted at {fsx.mount_path}, not created; results bucket")
+        else:
+            lines.append(f"storage  FSx for Lustre {fsx.file_system_type_version} {fsx.deployment_type} "
+                         f"{fsx.storage_capacity_gib:,} GiB{thr}{meta}{lz4}{repo}, mounted at {fsx.mount_path}; "
+                         "results bucket")
         lines.append(f"fsx      jobs mount {fsx.mount_path} read-only: benchmarks write {fsx.mount_path}/"
                      f"{FSX_SCRATCH_DIR} only, a workload all of it with fsx_write: true")
         if fsx.data_repository_path:

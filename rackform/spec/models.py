@@ -86,6 +86,14 @@ class FsxLustre(Frozen):
                                               "(less storage used, the same capacity billed); NONE (default)")
     metadata: FsxMetadata | None = Field(None, description="PERSISTENT_2 only: {mode: AUTOMATIC} or {iops: N}; "
                                          "omitted: none written, FSx's default metadata performance")
+    file_system_id: str | None = Field(
+        None, description="fs-...: an existing FSx for Lustre file system in the existing network (network.vpc_id) "
+                          "to mount instead of creating one; the fields above then say what it is (`rackform "
+                          "preflight` compares them with DescribeFileSystems) and `cost` prices it at 0 (its owner "
+                          "pays for it)")
+    mount_name: str | None = Field(None, description="the existing file system's mount name (DescribeFileSystems' "
+                                   "LustreConfiguration.MountName, e.g. abcdefgh); with file_system_id only, and "
+                                   "required there")
     file_system_type_version: LustreVersion = Field(
         "2.15", description="the Lustre version: 2.15 (default, every deployment type), "
                             "2.12 (not with metadata), 2.10 (SCRATCH_2 and PERSISTENT_1 only, no data repository)")

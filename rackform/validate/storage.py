@@ -157,6 +157,41 @@ def fsx_lustre_version(spec: Spec, catalog: Catalog) -> Found:
                      "or remove data_repository_path")
 
 
+# CreateFileSystem's answer and DescribeFileSystems' filter: fs- and at least 8 hex digits; a mount name is 1 to 8 of
+# [A-Za-z0-9_-] (https://docs.aws.amazon.com/fsx/latest/APIReference/API_FileSystem.html,
+# API_LustreFileSystemConfiguration.html).
+FILE_SYSTEM_ID = re.compile(r"fs-[0-9a-f]{8,}")
+MOUNT_NAME = re.compile(r"[A-Za-z0-9_-]{1,8}")
+# What only a file system rackform creates takes: an existing one keeps its own.
+CREATE_ONLY = ("data_repository_path", "export_deletions", "data_compression", "metadata", "file_system_type_version")
+
+
+def fsx_existing(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is None:
+        return
+    path = "storage.fsx_lustre"
+    if fsx.file_system_id is None:
+        if fsx.mount_name is not None:
+            yield f"{path}.mount_name", "mount_name is for an existing file system: give file_system_id, or remove it"
+        return
+    if not FILE_SYSTEM_ID.fullmatch(fsx.file_system_id):
+        yield f"{path}.file_system_id", (f"{fsx.file_system_id[:40]!r} is not a file system id: expected fs- and "
+                                         "hex digits, e.g. fs-0123456789abcdef0")
+    if fsx.mount_name is None:
+        yield f"{path}.mount_name", ("an existing file system needs its mount name (aws fsx describe-file-systems: "
+                                     "LustreConfiguration.MountName); nodes mount <dns name>@tcp:/<mount name>")
+    elif not MOUNT_NAME.fullmatch(fsx.mount_name):
+        yield f"{path}.mount_name", f"{fsx.mount_name[:40]!r} is not a mount name: 1 to 8 letters, digits, - or _"
+    if spec.network.vpc_id is None:
+        yield f"{path}.file_system_id", ("an existing file system is reached in its own network: set network.vpc_id, "
+                                         "subnet_id and security_group_ids to that VPC, a subnet in the AZ and groups "
+                                         "that reach it (rackform's own VPC has no route to it)")
+    for key in sorted(fsx.model_fields_set & set(CREATE_ONLY)):
+        yield f"{path}.{key}", (f"{key} is a setting of a file system rackform creates; the existing "
+                                f"{fsx.file_system_id} keeps its own: remove {key}")
+
+
 def break_glass_role(spec: Spec, catalog: Catalog) -> Found:
     arn = spec.storage.results.break_glass_role_arn
     if arn is not None and not ROLE_ARN.fullmatch(arn):
@@ -208,6 +243,8 @@ RULES: tuple[SpecRule, ...] = (
          "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystemLustreMetadataConfiguration.html"),
     Rule(fsx_lustre_version, "error", "the Lustre version is offered with the deployment type and the features asked",
          "https://docs.aws.amazon.com/fsx/latest/APIReference/API_CreateFileSystem.html"),
+    Rule(fsx_existing, "error", "an existing file system is named by id and mount name, in an existing network",
+         "https://docs.aws.amazon.com/fsx/latest/APIReference/API_FileSystem.html"),
     Rule(break_glass_role, "error", "the break-glass role is an IAM role ARN",
          "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html"),
     Rule(fsx_mount_path, "error",
