@@ -26,6 +26,13 @@ def catalog():
     return load_catalog()
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rackform use` remembers a bucket in the user's config dir, which every command then reads: each test gets an
+    empty one, so no test reads (or writes) the context of the user running the tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
 @dataclass
 class Synth:
     """A plan's app, synthesized: each stack's template as CDK's assertions read it and as written to disk."""

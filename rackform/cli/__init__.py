@@ -22,7 +22,20 @@ from .. import __version__
 from ..render.text import table
 from ..spec.problems import SpecError
 from ..textsafe import visible
-from . import accept, cost, health, history, jobs, lifecycle, placement, preflight, repairs, reports, spec_commands
+from . import (
+    accept,
+    context,
+    cost,
+    health,
+    history,
+    jobs,
+    lifecycle,
+    placement,
+    preflight,
+    repairs,
+    reports,
+    spec_commands,
+)
 from .common import (
     EXIT_CODES,
     EXIT_INTERRUPTED,
@@ -115,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Trainium, GPU).")
     parser.add_argument("--version", action="version", version=f"rackform {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (lifecycle, spec_commands, jobs, placement, reports, history, health, repairs, cost, preflight,
-                  accept):
+    for group in (lifecycle, spec_commands, context, jobs, placement, reports, history, health, repairs, cost,
+                  preflight, accept):
         group.register(sub)
     p = sub.add_parser("completion", help="print a shell completion script",
                        epilog='example:\n  eval "$(rackform completion bash)"   # add it to ~/.bashrc to keep it')

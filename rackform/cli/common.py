@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from ..aws import Target
     from . import Parser
+    from .context import Context
     from .outputs import Kind
 
 # What each command group's `register` adds its commands to.
@@ -89,20 +90,45 @@ def aws_target(args: argparse.Namespace, region: str | None = None) -> Target:
     """The AWS layer's target for this command line; `region` (a spec's) applies unless --region was given."""
     from .. import aws
 
-    return aws.Target(getattr(args, "region", None), getattr(args, "profile", None),
-                      getattr(args, "endpoint_url", None)).with_region(region)
+    # The Region `rackform use` remembered goes with the bucket it remembered, for a command that takes --region.
+    remembered = _remembered(args) if "region" in vars(args) and not args.region else None
+    return aws.Target(getattr(args, "region", None) or (remembered.region if remembered else None),
+                      getattr(args, "profile", None), getattr(args, "endpoint_url", None)).with_region(region)
+
+
+def _remembered(args: argparse.Namespace) -> Context | None:
+    """The context `rackform use` wrote, for a command that reads the results bucket and was given neither
+    --bucket nor RACKFORM_BUCKET."""
+    if "bucket" not in vars(args) or args.bucket or os.environ.get("RACKFORM_BUCKET"):
+        return None
+    from .context import load_context
+
+    return load_context()
 
 
 def bucket_arg(args: argparse.Namespace) -> str | None:
-    return getattr(args, "bucket", None) or os.environ.get("RACKFORM_BUCKET") or None
+    remembered = _remembered(args)
+    return getattr(args, "bucket", None) or os.environ.get("RACKFORM_BUCKET") or \
+        (remembered.bucket if remembered else None)
 
 
 def results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
+    if remembered := _remembered(args):
+        from .context import context_path
+
+        print(visible(f"bucket {remembered.bucket}{f' ({remembered.region})' if remembered.region else ''}: "
+                      f"from {context_path()} (`rackform use`); --bucket chooses another"), file=sys.stderr)
+        return remembered.bucket
     if bucket := bucket_arg(args):
         return bucket
     if plan is None:
         raise SpecError([Problem("error", "--bucket", "give --bucket (or set RACKFORM_BUCKET): the results bucket "
-                                 "is named in the storage stack's outputs")])
+                                 "is named in the storage stack's outputs; `rackform use` remembers it")])
+    return stack_bucket(args, plan)
+
+
+def stack_bucket(args: argparse.Namespace, plan: Plan) -> str:
+    """The results bucket the spec's storage stack names in its outputs."""
     from .. import aws
 
     target = aws_target(args, plan.region)
@@ -138,9 +164,20 @@ def results_store(args: argparse.Namespace, plan: Plan | None = None) -> ResultS
                                           config=RETRY_CONFIG))
 
 
-def store_for(args: argparse.Namespace, run_ids: Sequence[str]) -> ResultStore:
-    check_run_ids(run_ids)  # a malformed id is refused before any AWS call
-    return results_store(args)
+def store_for(args: argparse.Namespace, run_ids: Sequence[str | None]) -> ResultStore:
+    """The result store for these runs; a run left out (None) is `args.run_id`, made the bucket's newest run."""
+    check_run_ids([r for r in run_ids if r is not None])  # a malformed id is refused before any AWS call
+    store = results_store(args)
+    if None in run_ids:
+        from .jobs import latest_run
+
+        if (latest := latest_run(store)) is None:
+            raise SpecError([Problem("error", "RUN", f"s3://{store.bucket}/results/ holds no runs yet: give RUN, or "
+                                     "`rackform submit` one")])
+        print(f"run {latest}: the newest in s3://{store.bucket}/results/ (give RUN for another; `rackform runs` "
+              "lists them)", file=sys.stderr)
+        args.run_id = latest
+    return store
 
 
 def no_such_run(store: ResultStore, run_id: str, what: str = "records") -> str:
@@ -173,7 +210,7 @@ def write(path: str, text: str, *, new: bool = False) -> None:
     from .outputs import OutputError, write_text
 
     try:
-        print(f"wrote {write_text(path, text, new=new)}", file=sys.stderr)
+        print(f"wrote {write_text(path, text, new=True) if new else write_text(path, text)}", file=sys.stderr)
     except OSError as e:  # checked before any work, but a disk can fill up or a directory vanish since
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 

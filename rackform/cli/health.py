@@ -94,7 +94,8 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("health", help="each node's health step (accelerators, EFA, FSx, clock) and the transport "
                        "of each collective in a run",
                        epilog="example:\n  rackform health $RUN   # exit 1 when a node failed its health step")
-    p.add_argument("run_id", metavar="RUN", help="run id, as `rackform submit` printed it")
+    p.add_argument("run_id", metavar="RUN", nargs="?", help="run id, as `rackform submit` printed it; default: "
+                   "the bucket's newest run")
     json_option(p, "the health records and each collective's transport")
     aws_options(p)
     p.set_defaults(func=cmd_health)

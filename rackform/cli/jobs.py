@@ -25,7 +25,6 @@ from .common import (
     Subparsers,
     aws_options,
     aws_target,
-    check_run_ids,
     checked_plan,
     json_option,
     no_such_run,
@@ -322,6 +321,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if problems else 0
 
 
+def latest_run(store: ResultStore) -> str | None:
+    """The newest run in the bucket, by when its first object was written (the runs' summaries, as `runs` reads
+    them: O(runs) requests)."""
+    from workloads.layout import RUN_ID
+
+    summaries = _summaries(store, [r for r in store.run_ids() if RUN_ID.fullmatch(r)])
+    return max(summaries, key=lambda s: dt.datetime.fromisoformat(s.started)).run_id if summaries else None
+
+
 def _summaries(store: ResultStore, run_ids: list[str]) -> list[RunSummary]:
     """Each run's summary: its latest `_summary/` object while that is final and no job was submitted since (two
     listings and a GET per run, READERS runs at a time), else made afresh from the run's markers and records (and
@@ -395,8 +403,7 @@ def _log_keys(store: ResultStore, run_id: str, args: argparse.Namespace) -> list
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    check_run_ids([args.run_id])
-    store = results_store(args)
+    store = store_for(args, [args.run_id])
     if args.follow:
         return _follow_job(args, store)
     found = _log_keys(store, args.run_id, args)
@@ -567,7 +574,7 @@ def _index(text: str) -> int:
     return int(text)
 
 
-RUN_HELP = "run id, as `rackform submit` printed it (`rackform runs` lists them)"
+RUN_HELP = "run id, as `rackform submit` printed it (`rackform runs` lists them); default: the bucket's newest run"
 
 
 def register(sub: Subparsers) -> None:
@@ -593,7 +600,7 @@ def register(sub: Subparsers) -> None:
                        "--wait follows them to the end",
                        epilog="example:\n  rackform status $RUN --wait --timeout 3600   # in CI: exit 4 if not "
                        "done in an hour")
-    p.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    p.add_argument("run_id", metavar="RUN", nargs="?", help=RUN_HELP)
     p.add_argument("--wait", action="store_true", help="poll until every job has its record; Ctrl-C stops "
                    "watching, not the jobs")
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="with --wait: give up after this long and "
@@ -606,7 +613,7 @@ def register(sub: Subparsers) -> None:
 
     p = sub.add_parser("results", help="the records a run wrote to S3, as a table or JSON",
                        epilog="example:\n  rackform results $RUN --json | jq '.records[].metrics'")
-    p.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    p.add_argument("run_id", metavar="RUN", nargs="?", help=RUN_HELP)
     json_option(p, "the records")
     aws_options(p)
     p.set_defaults(func=cmd_results)
@@ -623,7 +630,7 @@ def register(sub: Subparsers) -> None:
                        "(a mismatch exits 1 after the text)",
                        epilog="example:\n  rackform logs $RUN --rack gpu --node-group h100 --benchmark allreduce "
                        "--node 1")
-    p.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    p.add_argument("run_id", metavar="RUN", nargs="?", help=RUN_HELP)
     p.add_argument("--rack", help="the job's rack (needed when the run has jobs on several)")
     p.add_argument("--node-group", help="the job's node group (needed when the rack has several)")
     p.add_argument("--benchmark", help="the job's benchmark (needed when the run has several)")

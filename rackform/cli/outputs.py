@@ -146,3 +146,19 @@ def write_text(path: str | os.PathLike[str], text: str, *, new: bool = False) ->
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     return out
+
+
+def replace_private(path: Path, text: str) -> None:
+    """Write a small private file whole or not at all: a new file (0600, never through a link) in the same
+    directory, flushed, then renamed over `path`; the directory is made (0700) where missing."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600, O_EXCL
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

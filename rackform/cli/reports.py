@@ -189,7 +189,8 @@ def register(sub: Subparsers) -> None:
 
     p = sub.add_parser("report", help="a run against physical limits and prices, optionally against a baseline "
                        "run: table, CSV, JSON, HTML (exit 1 on a regression)")
-    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("run_id", metavar="RUN", nargs="?", help="run id, as `rackform submit` printed it; default: the "
+                   "bucket's newest run")
     p.add_argument("--baseline", metavar="RUN", help="compare with this run; regressions beyond --threshold exit 1")
     p.add_argument("--threshold", type=threshold, default=5.0, metavar="PCT",
                    help="%% change in the worse direction that counts as a regression (default 5)")
