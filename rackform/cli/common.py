@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     from ..aws import Target
     from . import Parser
-    from .context import Context
     from .outputs import Kind
+    from .remembered import RememberedContext
 
 # What each command group's `register` adds its commands to.
 Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
@@ -96,12 +96,12 @@ def aws_target(args: argparse.Namespace, region: str | None = None) -> Target:
                       getattr(args, "profile", None), getattr(args, "endpoint_url", None)).with_region(region)
 
 
-def _remembered(args: argparse.Namespace) -> Context | None:
+def _remembered(args: argparse.Namespace) -> RememberedContext | None:
     """The context `rackform use` wrote, for a command that reads the results bucket and was given neither
     --bucket nor RACKFORM_BUCKET."""
     if "bucket" not in vars(args) or args.bucket or os.environ.get("RACKFORM_BUCKET"):
         return None
-    from .context import load_context
+    from .remembered import load_context
 
     return load_context()
 
@@ -114,7 +114,7 @@ def bucket_arg(args: argparse.Namespace) -> str | None:
 
 def results_bucket(args: argparse.Namespace, plan: Plan | None = None) -> str:
     if remembered := _remembered(args):
-        from .context import context_path
+        from .remembered import context_path
 
         print(visible(f"bucket {remembered.bucket}{f' ({remembered.region})' if remembered.region else ''}: "
                       f"from {context_path()} (`rackform use`); --bucket chooses another"), file=sys.stderr)
@@ -164,20 +164,9 @@ def results_store(args: argparse.Namespace, plan: Plan | None = None) -> ResultS
                                           config=RETRY_CONFIG))
 
 
-def store_for(args: argparse.Namespace, run_ids: Sequence[str | None]) -> ResultStore:
-    """The result store for these runs; a run left out (None) is `args.run_id`, made the bucket's newest run."""
-    check_run_ids([r for r in run_ids if r is not None])  # a malformed id is refused before any AWS call
-    store = results_store(args)
-    if None in run_ids:
-        from .jobs import latest_run
-
-        if (latest := latest_run(store)) is None:
-            raise SpecError([Problem("error", "RUN", f"s3://{store.bucket}/results/ holds no runs yet: give RUN, or "
-                                     "`rackform submit` one")])
-        print(f"run {latest}: the newest in s3://{store.bucket}/results/ (give RUN for another; `rackform runs` "
-              "lists them)", file=sys.stderr)
-        args.run_id = latest
-    return store
+def store_for(args: argparse.Namespace, run_ids: Sequence[str]) -> ResultStore:
+    check_run_ids(run_ids)  # a malformed id is refused before any AWS call
+    return results_store(args)
 
 
 def no_such_run(store: ResultStore, run_id: str, what: str = "records") -> str:

@@ -1,9 +1,7 @@
-"""`rackform use` and `rackform context`: the results bucket and Region a user works with, remembered.
-
-The context is one small JSON file, $XDG_CONFIG_HOME/rackform/context.json (else ~/.config/rackform/context.json),
-written whole (a private temporary file renamed over it, 0600) and validated on every read. A command that reads
-results (status, logs, results, report, health, runs...) takes its bucket from --bucket, else RACKFORM_BUCKET, else
-the context, and then, unless --region is given, the context's Region too; it says on stderr when it did.
+"""`rackform use` and `rackform context`: the results bucket and Region a user works with, remembered
+(rackform.cli.remembered). A command that reads results (status, logs, results, report, health, runs...) takes its
+bucket from --bucket, else RACKFORM_BUCKET, else the context, and then, unless --region is given, the context's
+Region too; it says on stderr when it did.
 """
 
 from __future__ import annotations
@@ -14,64 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from ..spec.base import Frozen
-from ..spec.problems import Problem, SpecError
 from ..textsafe import visible
 from .common import Subparsers, aws_options, checked_plan, json_option, stack_bucket
-
-# S3's bucket naming rules, in short (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html):
-# 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit.
-BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d+$"
-
-
-class Context(Frozen):
-    """What `rackform use` remembers."""
-
-    bucket: str = Field(pattern=BUCKET_PATTERN, description="the results bucket")
-    region: str | None = Field(None, pattern=REGION_PATTERN, description="the bucket's Region")
-    spec: str | None = Field(None, description="the spec the bucket was read from, if one was given")
-
-
-def context_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "rackform" / "context.json"
-
-
-def load_context() -> Context | None:
-    """The remembered context, None where there is none; a file that is not one is an error naming it and the fix."""
-    path = context_path()
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise _broken(path, e.strerror or str(e)) from None
-    try:
-        return Context.model_validate_json(text)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _broken(path, f"{where + ': ' if where else ''}{first['msg']}") from None
-
-
-def _broken(path: Path, why: str) -> SpecError:
-    return SpecError([Problem("error", "context", visible(
-        f"{path} is not a rackform context ({why}): run `rackform use --bucket BUCKET` to write it again, or "
-        "delete it"))])
-
-
-def save_context(context: Context) -> Path:
-    from .outputs import OutputError, replace_private
-
-    path = context_path()
-    try:
-        replace_private(path, context.model_dump_json(indent=2, exclude_none=True) + "\n")
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-    return path
+from .remembered import RememberedContext, context_path, load_context, save_context
 
 
 def cmd_use(args: argparse.Namespace) -> int:
@@ -86,7 +31,7 @@ def cmd_use(args: argparse.Namespace) -> int:
     else:
         bucket, region, spec = args.bucket, args.region, None
     try:
-        context = Context(bucket=bucket, region=region, spec=spec)
+        context = RememberedContext(bucket=bucket, region=region, spec=spec)
     except ValidationError as e:
         first = e.errors()[0]
         option, what = ("--region", "Region") if first["loc"] == ("region",) else ("--bucket", "bucket name")

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..render.text import table
 from ..textsafe import visible
-from .common import EXIT_OK, EXIT_PROBLEM, Subparsers, aws_options, json_option, problem_lines, run_records, store_for
+from .common import EXIT_OK, EXIT_PROBLEM, Subparsers, aws_options, json_option, problem_lines, run_records
+from .jobs import store_for_run
 
 CELL = {"passed": "ok", "failed": "FAILED", "not applicable here": "n/a"}
 
@@ -57,7 +58,7 @@ def notes(records: Sequence[Any]) -> list[str]:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    store = store_for(args, [args.run_id])
+    store = store_for_run(args, [args.run_id])
     records = run_records(store, args.run_id, store.health, "health records")
     if records is None:
         return EXIT_PROBLEM

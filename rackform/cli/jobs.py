@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..aws import BotoClient, PaginatingClient
 from ..render.text import table
+from ..spec.problems import Problem, SpecError
 from ..textsafe import visible
 from . import repairs
 from .common import (
@@ -171,7 +172,7 @@ def _no_record(s: JobState) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from .placement import workload_lines
 
-    store = store_for(args, [args.run_id])
+    store = store_for_run(args, [args.run_id])
     lookup = batch_lookup(args)
     timed_out = False
     if args.wait:
@@ -230,7 +231,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     from ..analysis.summary import headline_text
     from .placement import workload_lines
 
-    store = store_for(args, [args.run_id])
+    store = store_for_run(args, [args.run_id])
     # Records stream in (bounded parallel reads) and each is written out, or made its table row, as it comes: none
     # is held, so memory stays flat however many the run has.
     if args.json:
@@ -321,6 +322,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if problems else 0
 
 
+def store_for_run(args: argparse.Namespace, run_ids: list[str | None]) -> ResultStore:
+    """The result store for these runs (common.store_for); a run left out (None) is `args.run_id`, made the
+    bucket's newest run and named on stderr."""
+    store = store_for(args, [r for r in run_ids if r is not None])
+    if None in run_ids:
+        if (latest := latest_run(store)) is None:
+            raise SpecError([Problem("error", "RUN", f"s3://{store.bucket}/results/ holds no runs yet: give RUN, or "
+                                     "`rackform submit` one")])
+        print(f"run {latest}: the newest in s3://{store.bucket}/results/ (give RUN for another; `rackform runs` "
+              "lists them)", file=sys.stderr)
+        args.run_id = latest
+    return store
+
+
 def latest_run(store: ResultStore) -> str | None:
     """The newest run in the bucket, by when its first object was written (the runs' summaries, as `runs` reads
     them: O(runs) requests)."""
@@ -403,7 +418,7 @@ def _log_keys(store: ResultStore, run_id: str, args: argparse.Namespace) -> list
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    store = store_for(args, [args.run_id])
+    store = store_for_run(args, [args.run_id])
     if args.follow:
         return _follow_job(args, store)
     found = _log_keys(store, args.run_id, args)

@@ -20,6 +20,7 @@ from .common import (
     threshold,
     write,
 )
+from .jobs import store_for_run
 
 if TYPE_CHECKING:
     from workloads.results import ResultRecord
@@ -48,7 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     plan = checked_plan(args.spec) if args.spec else None
     fsx = plan.storage.fsx_lustre if plan else None
-    store = store_for(args, [args.run_id, *([args.baseline] if args.baseline else [])])
+    store = store_for_run(args, [args.run_id, *([args.baseline] if args.baseline else [])])
     # Decisions `rackform run` recorded for the run (none: no section); no Batch calls, the decision is the record.
     # Read before the report is built, so a decision that cannot be believed is among the report's problems.
     placed = workload_states(args.run_id, store, None)
