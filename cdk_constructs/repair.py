@@ -112,13 +112,9 @@ class RackRepair(Construct):
             handler=f"{Path(repair.__file__).stem}.lambda_handler", role=role, log_group=log_group,
             timeout=Duration.seconds(60), memory_size=256, reserved_concurrent_executions=1,
             description=f"rackform {spec_name}/{rack}: drain and replace nodes that fail their health step",
-            environment={
-                "RACKFORM_REPAIR_BUCKET": results_bucket.bucket_name,
-                "RACKFORM_REPAIR_TOPIC": self.topic.topic_arn,
-                "RACKFORM_REPAIR_MAX_FRACTION": repr(healing.max_fraction_per_hour),
-                "RACKFORM_REPAIR_GROUPS": json.dumps({g.job_queue: {"rack": rack, "node_group": g.name,
-                                                                    "nodes": g.count} for g in groups}),
-            })
+            environment=repair.environment(bucket=results_bucket.bucket_name, topic_arn=self.topic.topic_arn,
+                                           rack=rack, groups={g.job_queue: (g.name, g.count) for g in groups},
+                                           max_fraction=healing.max_fraction_per_hour))
         policy = role.node.find_child("DefaultPolicy")
         # CDK makes the function depend on its role and the role's policy; the role is already a dependency through
         # the function's Role (GetAtt), which cfn-lint flags (W3005): only the policy must come before the function.

@@ -215,10 +215,22 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
-        groups = json.loads(env["RACKFORM_REPAIR_GROUPS"])
+        """Read back what `environment` wrote."""
+        rack, groups = env["RACKFORM_REPAIR_RACK"], json.loads(env["RACKFORM_REPAIR_GROUPS"])
         return cls(bucket=env["RACKFORM_REPAIR_BUCKET"], topic_arn=env["RACKFORM_REPAIR_TOPIC"],
-                   groups={q: Group(**g) for q, g in groups.items()},
+                   groups={q: Group(rack=rack, node_group=name, nodes=nodes) for q, (name, nodes) in groups.items()},
                    max_fraction=float(env.get("RACKFORM_REPAIR_MAX_FRACTION", DEFAULT_MAX_FRACTION_PER_HOUR)))
+
+
+def environment(*, bucket: str, topic_arn: str, rack: str, groups: Mapping[str, tuple[str, int]],
+                max_fraction: float) -> dict[str, str]:
+    """The function's environment (the CDK app writes it, `Config.from_env` reads it): `groups` by job queue name,
+    (node group, nodes). Compact: Lambda allows 4 KB of environment in all
+    (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html), for up to the ceiling of node groups a
+    rack holds (rackform/plan/stack_limits.py)."""
+    return {"RACKFORM_REPAIR_BUCKET": bucket, "RACKFORM_REPAIR_TOPIC": topic_arn, "RACKFORM_REPAIR_RACK": rack,
+            "RACKFORM_REPAIR_MAX_FRACTION": repr(max_fraction),
+            "RACKFORM_REPAIR_GROUPS": json.dumps({q: list(g) for q, g in groups.items()}, separators=(",", ":"))}
 
 
 def recent_repairs(s3: S3, bucket: str, group: Group, now: dt.datetime) -> int:

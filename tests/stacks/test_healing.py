@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from rackform.jobs.jobdefs import RETRY_STRATEGY, job_definitions, retry_action
-from rackform.plan.models import HealingPlan, healing_plan
-from rackform.spec.models import Healing, NodeGroup
+from rackform.plan.models import HealingPlan, build_plan, healing_plan
+from rackform.spec.models import Healing, NodeGroup, Spec
 from tests.conftest import Synth, dump, run_cli, synth
-from workloads.repair import HEALTH_STEP_FAILED_EXIT
+from workloads.repair import HEALTH_STEP_FAILED_EXIT, Config, Group
 
 HOST_FAULT = "Host EC2 (instance i-0123456789abcdef0) terminated."
 
@@ -107,9 +107,10 @@ def test_every_rack_gets_its_rule_function_and_topic(demo_synth: Synth) -> None:
         [fn] = resources(raw, "AWS::Lambda::Function").values()
         props = fn["Properties"]
         assert props["Handler"] == "repair.lambda_handler" and props["ReservedConcurrentExecutions"] == 1
-        groups = json.loads(props["Environment"]["Variables"]["RACKFORM_REPAIR_GROUPS"])
-        assert groups == {g.job_queue: {"rack": rack.name, "node_group": g.name, "nodes": g.count}
-                          for g in rack.node_groups}
+        variables = {k: v if isinstance(v, str) else "token" for k, v in props["Environment"]["Variables"].items()}
+        config = Config.from_env(variables)
+        assert config.groups == {g.job_queue: Group(rack=rack.name, node_group=g.name, nodes=g.count)
+                                 for g in rack.node_groups}
         [rule] = resources(raw, "AWS::Events::Rule").values()
         pattern = rule["Properties"]["EventPattern"]
         assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == ["Batch Job State Change"]
@@ -259,3 +260,19 @@ def test_the_rule_sends_the_function_its_racks_ended_attempts_only(demo_synth: S
             {"status": status, "jobQueue": f"arn:aws:batch:us-east-1:123456789012:job-queue/{queue}"})}])
         got = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=0).get("Messages", [])
         assert bool(got) == delivered
+
+
+def test_the_functions_environment_fits_lambdas_4_kb_at_the_racks_ceiling() -> None:
+    from rackform.plan.stack_limits import heaviest_instance_types, max_node_groups_per_rack, worst_case_spec
+    from rackform.reference.catalog import load_catalog
+    from workloads.repair import environment
+
+    catalog = load_catalog()
+    heaviest = heaviest_instance_types(catalog)[0]
+    spec = Spec.model_validate(worst_case_spec(catalog, heaviest, max_node_groups_per_rack()))
+    [rack] = build_plan(spec, catalog).racks
+    bucket, topic = "b" * 63, "arn:aws-us-gov:sns:us-gov-west-1:123456789012:" + "t" * 256  # the longest of each
+    env = environment(bucket=bucket, topic_arn=topic, rack=rack.name, max_fraction=0.2,
+                      groups={g.job_queue: (g.name, g.count) for g in rack.node_groups})
+    assert sum(len(k) + len(v) for k, v in env.items()) < 4096
+    assert Config.from_env(env).groups[rack.node_groups[-1].job_queue].nodes == rack.node_groups[-1].count
