@@ -6,7 +6,7 @@ from typing import Any
 
 from ..numbers import usd
 from ..plan.cost import HOURS_PER_MONTH, CostReport, Line, Sum, Verdict, add
-from .text import table
+from .text import table, wrap
 
 
 def _month(x: float | None) -> str:
@@ -57,7 +57,7 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
     lines.append("not included: " + "; ".join(report.not_included))
     if verdict is not None:
         lines.append(f"budget   {verdict.message}")
-    return "\n".join(lines)
+    return wrap("\n".join(lines))  # prose folded to the terminal, as the tables fit it
 
 
 def _line_json(ln: Line) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from workloads.contract import FSX_SCRATCH_DIR
 
 from ..capacity import of as capacity_kind
 from ..plan.models import NodeGroupPlan, Plan
-from .text import table
+from .text import table, wrap
 
 
 def _nic_summary(g: NodeGroupPlan) -> str:
@@ -101,4 +101,4 @@ def render_plan(plan: Plan) -> str:
               "`rackform preflight` reads it)" for g in plan.node_groups() if g.image_id]
     lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
     lines.append("stacks   " + ", ".join(plan.stack_names()))
-    return "\n".join(lines)
+    return wrap("\n".join(lines))  # prose folded to the terminal, as the tables fit it

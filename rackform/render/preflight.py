@@ -6,7 +6,7 @@ import datetime as dt
 
 from ..plan.models import Plan
 from ..preflight.checks import Check, _when
-from .text import table
+from .text import table, wrap
 
 
 def _counts(checks: list[Check]) -> dict[str, int]:
@@ -25,4 +25,4 @@ def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
                "no blockers found, but some checks could not run" if n["unknown"] else "ready to deploy")
     tally = ", ".join(f"{v} {k}{'s' * (v != 1 and k in ('blocker', 'warning'))}" for k, v in n.items())
     lines += ["", f"{plan.name}: {verdict} ({tally})"]
-    return "\n".join(lines)
+    return wrap("\n".join(lines))  # prose folded to the terminal, as the tables fit it

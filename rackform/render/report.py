@@ -133,6 +133,12 @@ def summary_table(report: Report) -> tuple[list[list[Any]], list[str]]:
     return without_unrecorded(report, rows, header)
 
 
+def note_rows(report: Report, note: str) -> str:
+    """The rows a note is about, named in the note itself: a narrow terminal may leave the notes column out."""
+    rows = list(dict.fromkeys(f"{r.benchmark} on {r.rack}/{r.node_group}" for r in report.rows if note in r.notes))
+    return ", ".join(rows) if len(rows) <= 3 else f"{len(rows)} rows"
+
+
 def text_lines(report: Report) -> tuple[list[str], list[str]]:
     """Lines printed before and after the table: the rehearsal caveat, the notes, the verdict."""
     before = [f"report for run {report.run_id}" + (f" against baseline {report.baseline_run_id} "
@@ -140,7 +146,8 @@ def text_lines(report: Report) -> tuple[list[str], list[str]]:
                                                    if report.baseline_run_id else "")]
     if report.local:
         before.append(LOCAL_CAVEAT)
-    after = [*unrecorded_line(report), *(f"[{i}] {note}" for note, i in notes_index(report).items())]
+    after = [*unrecorded_line(report), *(f"[{i}] {note_rows(report, note)}: {note}"
+                                         for note, i in notes_index(report).items())]
     bases = dict.fromkeys(f"{r.benchmark} {r.metric} on {r.instance_type}: {r.limit_basis}"
                           for r in report.rows if r.limit_basis)
     after += [f"limit  {b}" for b in bases]

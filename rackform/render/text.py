@@ -1,7 +1,9 @@
 """Tables for the terminal, drawn by rich: the one table function every command prints through.
 
-A table fits the terminal: columns not named essential are dropped from the right (and said so) until it does, then
-cells wrap; `wide=True` (`--wide`) keeps every column at full width. Numbers are aligned on their decimal point.
+A table fits the terminal without a name or number cut: columns are left out by rank (said so below it; names,
+instances, counts and prices never), cells wrap at spaces, and where that is not enough each row is printed as a
+block of `header: value` lines; `wide=True` (`--wide`) keeps every column at full width. Numbers are aligned on
+their decimal point. `wrap` folds the prose around the tables to the terminal.
 Colour only on a terminal, and never with NO_COLOR set (https://no-color.org) or TERM=dumb.
 """
 
@@ -19,7 +21,6 @@ from typing import Any, TextIO
 from ..textsafe import visible
 
 GAP = 2  # spaces between columns
-MAX_WORD = 14  # a text column narrows to its longest word, at most this: longer words fold
 # A number as the renderers write one (render.numbers): sign, thousands separators, decimals, maybe a % or a bound.
 _NUMBER = re.compile(r"(?:≥ ?)?[-+]?[0-9][0-9,]*(?:\.[0-9]+)?%?")
 _NOT_A_FIGURE = {"", "unknown", "n/a", "-"}
@@ -73,6 +74,66 @@ def without_html_page(text: str) -> str:
             + (f": {what}" if what else "") + "]").strip()
 
 
+def _rank(index: int, header: str) -> int:
+    """What a narrow terminal gives up last (low) and first (high): the row's name (the first column), the instance,
+    the count, the metric and its value, prices and per-dollar figures; then the rest; architecture and ids (quota
+    codes, job ids) first."""
+    h = header.lower()
+    if index == 0:
+        return 0
+    if "instance" in h or "rack/node" in h or h in ("node group", "workload", "benchmark", "check"):
+        return 1
+    if h in ("count", "nodes", "jobs", "metric", "value"):
+        return 2
+    if ("$" in h or "per dollar" in h) and not h.endswith(" unit"):  # a unit is also in the metric's name
+        return 3
+    if h in ("arch", "quota", "job", "id") or h.endswith((" id", " ids", "arn")):
+        return 5
+    return 4
+
+
+KEEP_RANK = 3  # a column ranked this or better is never left out: the table turns vertical instead
+
+
+def wrap(text: str, width: int | None = None) -> str:
+    """Prose lines folded at spaces to the terminal (width: terminal_width(); None: as they are). A line that opens
+    with a label ("network  VPC ...") or an indent continues under its text, not under the label."""
+    import textwrap
+
+    width = width if width is not None else terminal_width()
+    if width is None:
+        return text
+    out: list[str] = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        label = re.match(r"^(\s*(?:\S+ {2,}|[-*] |\(?)?)", line)
+        indent = " " * min(len(label[1]) if label else 0, width // 3)
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(out)
+
+
+def _vertical(head: list[str], cells: list[list[str]], width: int) -> str:
+    """One block per row when the columns cannot share the width without a name or number cut: the first cell as
+    its heading, then each other column as `header: value`, folded at spaces."""
+    label = max(len(h) for h in head[1:]) if len(head) > 1 else 0
+    lines: list[str] = []
+    for row in cells:
+        lines += ([""] if lines else []) + [row[0]]
+        for h, c in zip(head[1:], row[1:], strict=True):
+            if c.strip():
+                lines.append(_hanging(f"  {(h + ':').ljust(label + 1)} ", c.strip(), width))
+    return "\n".join(lines)
+
+
+def _hanging(lead: str, text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, initial_indent=lead, subsequent_indent=" " * len(lead),
+                                    break_long_words=False, break_on_hyphens=False) or [lead.rstrip()])
+
+
 def _numeric(column: Sequence[str], styled: Sequence[bool]) -> bool:
     """Every plain cell is a number (or unknown, n/a, -); a styled cell may say why there is none (a failure)."""
     figures = [c for c, s in zip(column, styled, strict=True) if c not in _NOT_A_FIGURE and not s]
@@ -116,7 +177,7 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
     # What a column cannot go below: its numbers whole (a failure's text in it may wrap), or its longest word.
     least = [max([len(head[i]), *(len(c) for c, st in zip(columns[i], styles, strict=True) if not st[i])])
              if numeric[i] else
-             min(natural[i], MAX_WORD, max((len(w) for c in [head[i], *columns[i]] for w in c.split()), default=1))
+             min(natural[i], max((len(w) for c in [head[i], *columns[i]] for w in c.split()), default=1))
              for i in range(len(head))]
     columns = [[c.rjust(least[i]) if len(c) < least[i] else c for c in col] if numeric[i] else col
                for i, col in enumerate(columns)]
@@ -129,28 +190,43 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
         def fits(widths: list[int]) -> bool:
             return sum(widths[k] for k in keep) + GAP * (len(keep) - 1) <= width
 
-        # Columns that are not essential go first, from the right, until the rest fits at full width (then wraps);
-        # if even the essential ones cannot fit at their narrowest, they go too, all but the first two.
-        for i in reversed(range(len(head))):
+        # Columns go by rank (_rank: ids and architecture first, names, counts and prices never), the rightmost of a
+        # rank first: those not essential until the rest fits at full width (then wraps), any other until the
+        # rest fits at its narrowest, no word or number cut. Where that would leave out a name, a count or a price,
+        # the table turns vertical instead.
+        rank = [_rank(i, h) for i, h in enumerate(header)]
+        order = sorted(range(1, len(head)), key=lambda i: (-rank[i], -i))
+        for i in order:
             if fits(natural):
                 break
-            if essential is not None and header[i] not in essential:
+            if essential is not None and header[i] not in essential and rank[i] > KEEP_RANK:
                 keep.remove(i)
                 dropped.append(head[i])
-        for i in reversed(keep[2:]):
+        for i in [i for i in order if i in keep]:
             if fits(least):
                 break
+            if rank[i] <= KEEP_RANK:
+                return _vertical(head, cells, width)
             keep.remove(i)
             dropped.append(head[i])
-        dropped.sort(key=head.index, reverse=True)
+        if not fits(least):
+            return _vertical(head, cells, width)
     colour = colour_on() if colour is None else colour
     t = Table(box=box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True), show_edge=False,
               pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold" if colour else "",
               expand=False)
+    # Each column's width decided here, not by rich (which squeezes whichever column it likes, the last one's
+    # numbers included): the widest text columns give way first, down to their longest word.
+    given = {i: natural[i] for i in keep}
+    if width is not None:
+        budget = width - GAP * (len(keep) - 1)
+        while sum(given.values()) > budget:
+            i = max((i for i in keep if given[i] > least[i]), key=lambda i: (given[i], i))
+            given[i] -= 1
     for i in keep:
         # Numbers are never cut: a numeric column keeps its width and the text columns wrap around it.
         t.add_column(Text(head[i].rjust(least[i]) if numeric[i] else head[i]), justify="left", overflow="fold",
-                     no_wrap=width is None, min_width=least[i])
+                     no_wrap=width is None, min_width=least[i], width=given[i] if width is not None else None)
     for k in range(len(cells)):
         t.add_row(*(Text(columns[i][k], style=styles[k][i] if colour else "") for i in keep))
     out = io.StringIO()
@@ -159,6 +235,6 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
             legacy_windows=False).print(t)
     lines = [line.rstrip() for line in out.getvalue().splitlines()]
     if dropped:
-        lines.append(f"({len(dropped)} column(s) left out to fit {width} characters: "
-                     f"{', '.join(reversed(dropped))}; --wide shows every column)")
+        lines.append(wrap(f"({len(dropped)} column(s) left out to fit {width} characters: "
+                          f"{', '.join(sorted(dropped, key=head.index))}; --wide shows every column)", width))
     return "\n".join(lines)
