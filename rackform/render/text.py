@@ -48,6 +48,18 @@ def colour_on(stream: TextIO | None = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+def coloured(text: str, style: str, colour: bool | None = None) -> str:
+    """`text` in a rich style (e.g. "bold red") on a terminal (colour_on(): None), as it is elsewhere."""
+    if not (colour_on() if colour is None else colour):
+        return text
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, color_system="standard", width=10**6, highlight=False, markup=False,
+            emoji=False).print(text, style=style, end="")
+    return out.getvalue()
+
+
 def terminal_width(stream: TextIO | None = None) -> int | None:
     """The terminal's width (COLUMNS, when set, overrides it); None, no limit, when the output is not a terminal:
     piped output is for grep and files, and test runners export COLUMNS without any terminal."""
