@@ -54,8 +54,9 @@ EPILOG = """the everyday loop:
   rackform init my-spec.yaml --shape one-tier
   rackform validate my-spec.yaml && rackform plan my-spec.yaml
   rackform deploy my-spec.yaml
-  RUN=$(rackform submit my-spec.yaml --rack gpu --benchmark allreduce)
-  rackform status $RUN --wait && rackform report $RUN
+  rackform use my-spec.yaml      # status, logs, results, report, health: this bucket, its newest run
+  rackform submit my-spec.yaml --rack gpu --benchmark allreduce   # prints the run id
+  rackform status --wait && rackform report
 
 environment: RACKFORM_BUCKET (the results bucket), AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL
 `rackform COMMAND --help` for each command; `eval "$(rackform completion bash)"` for tab completion."""
