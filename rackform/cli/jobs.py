@@ -165,8 +165,12 @@ def _job_name(s: JobState) -> str:
 def _no_record(s: JobState) -> str:
     """Where the output of a job Batch ended without a record is: its CloudWatch log stream."""
     sub = submission()
-    return (f"its output is log stream {s.log_stream} in {sub.BATCH_LOG_GROUP}" if s.log_stream else
-            "Batch gave no log stream (no container of it ran)")
+    if s.log_stream:
+        return f"its output is log stream {s.log_stream} in {sub.BATCH_LOG_GROUP}"
+    if s.submission["nodes"] > 1:  # a multi-node job's streams are its node jobs', jobId#N
+        return (f"each node's output is its node job's log stream in {sub.BATCH_LOG_GROUP} (`rackform logs RUN "
+                f"--benchmark {s.submission['benchmark']} --follow --node I` shows node I's)")
+    return "Batch gave no log stream (no container of it ran)"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

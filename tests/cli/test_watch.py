@@ -171,3 +171,14 @@ def test_logs_follow_exits_1_for_a_failed_job_and_asks_which_job(aws, capsys, mo
     assert code == 1 and "ended FAILED" in err
     code, _, err = run_cli(capsys, "logs", "w5", "--follow", "--benchmark", "storage")
     assert code == 1 and "no job of run w5 matches" in err
+
+
+def test_a_multi_node_job_ended_without_a_record_points_at_its_node_jobs_streams(aws, capsys, monkeypatch):
+    code, _, err = run_cli(capsys, "submit", SPEC, "--rack", "graviton", "--node-group", "cpu", "--benchmark",
+                           "allreduce", "--nodes", 2, "--run-id", "w6")
+    assert code == 0, err
+    monkeypatch.setattr(cli_jobs, "batch_lookup", lambda args, region=None: Batch({"status": "FAILED"}))
+    code, out, _ = run_cli(capsys, "status", "w6")
+    assert code == 1
+    assert "each node's output is its node job's log stream in /aws/batch/job (`rackform logs RUN --benchmark " \
+        "allreduce --follow --node I`" in out
