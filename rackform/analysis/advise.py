@@ -37,6 +37,16 @@ class TierCandidate:
     per_dollar: float  # median over its priced jobs
     unit: str
     jobs: int
+    groups: str = ""  # the rack/node groups that measured it: "gpu/h100"
+    # The per-dollar figure's range over its jobs' repeats (each job's lowest and highest repeat at its price): two
+    # candidates whose ranges overlap are within noise of each other.
+    low: float | None = None
+    high: float | None = None
+
+    def overlaps(self, other: TierCandidate) -> bool:
+        if None in (self.low, self.high, other.low, other.high):
+            return False
+        return bool(self.low <= other.high and other.low <= self.high)  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class Advice:
     verdict: str
     evidence: tuple[Row, ...]  # every succeeded job considered, priced or not
     local: bool
+    # The winner's and the runner-up's spreads across repeats overlap: the ranking may be noise.
+    within_noise: bool = False
 
 
 def candidates(rows: Sequence[Row]) -> list[TierCandidate]:
@@ -59,9 +71,19 @@ def candidates(rows: Sequence[Row]) -> list[TierCandidate]:
         if r.per_dollar is not None:
             groups.setdefault((r.tier, r.instance_type), []).append(r)
     found = [TierCandidate(tier, itype, statistics.median(r.per_dollar for r in rs if r.per_dollar is not None),
-                           rs[0].per_dollar_unit or "", len(rs))
+                           rs[0].per_dollar_unit or "", len(rs),
+                           ", ".join(dict.fromkeys(f"{r.rack}/{r.node_group}" for r in rs)), *_range(rs))
              for (tier, itype), rs in groups.items()]
     return sorted(found, key=lambda c: (-c.per_dollar, c.tier, c.instance_type))
+
+
+def _range(rows: Sequence[Row]) -> tuple[float | None, float | None]:
+    """The lowest and highest per-dollar figure of the rows' repeats; None where a row has no spread recorded."""
+    spans = [(r.per_dollar * r.low / r.value, r.per_dollar * r.high / r.value) for r in rows
+             if r.per_dollar is not None and r.low is not None and r.high is not None and r.value]
+    if len(spans) < len(rows):
+        return None, None
+    return min(lo for lo, _ in spans), max(hi for _, hi in spans)
 
 
 def _name(c: TierCandidate) -> str:
@@ -103,9 +125,14 @@ def advise_benchmark(workload_class: str, benchmark: str, rows: Sequence[Row]) -
         verdict += f"; only the {tiers[0]} tier has {benchmark} data, so nothing is compared across tiers"
     elif runner_up is None or runner_up.tier == winner.tier:
         verdict += "; no other tier has a priced result to compare with"
+    noise = runner_up is not None and winner.overlaps(runner_up)
+    if noise:
+        verdict += ("; within noise: the two overlap across repeats "
+                    f"({fmt(winner.low or 0)}-{fmt(winner.high or 0)} and "
+                    f"{fmt(runner_up.low or 0)}-{fmt(runner_up.high or 0)} {winner.unit})")  # type: ignore[union-attr]
     if unpriced:
         verdict += "; not ranked, price unknown: " + ", ".join(unpriced)
-    return Advice(workload_class, benchmark, unit, winner, runner_up, ratio, verdict, evidence, local)
+    return Advice(workload_class, benchmark, unit, winner, runner_up, ratio, verdict, evidence, local, noise)
 
 
 def advise(rows: Sequence[Row]) -> list[Advice]:
@@ -113,18 +140,34 @@ def advise(rows: Sequence[Row]) -> list[Advice]:
 
 
 def class_verdict(workload_class: str, advice: Sequence[Advice]) -> str:
-    """One line per class: a tier that wins every benchmark of the class, or the split between them."""
-    mine = [a for a in advice if a.workload_class == workload_class]
-    winners = {a.benchmark: a.winner.tier for a in mine if a.winner is not None}
-    if not winners:
+    """The verdict for a class of work, first: the tier to buy, by how much per dollar against which, and because of
+    what figures; "within noise" where the repeats' spreads overlap; or the split between tiers."""
+    mine = [a for a in advice if a.workload_class == workload_class and a.winner is not None]
+    if not mine:
         return f"{workload_class}: no priced results to advise on"
-    tiers = set(winners.values())
-    missing = [a.benchmark for a in mine if a.winner is None]
+    missing = [a.benchmark for a in advice if a.workload_class == workload_class and a.winner is None]
     gap = f" ({', '.join(missing)}: no priced result)" if missing else ""
-    if len(tiers) == 1:
-        return f"{workload_class}: {tiers.pop()} is the best per dollar on {', '.join(winners)}{gap}"
-    split = "; ".join(f"{b} favours {t}" for b, t in winners.items())
-    return f"{workload_class}: split, {split}{gap}"
+    tiers = {a.winner.tier for a in mine if a.winner is not None}
+    if len(tiers) > 1:
+        split = "; ".join(f"{a.benchmark} favours {a.winner.tier}" for a in mine if a.winner is not None)
+        return f"{workload_class}: split, {split}{gap}"
+    if all(a.within_noise for a in mine):
+        others = ", ".join(dict.fromkeys(a.runner_up.tier for a in mine if a.runner_up is not None))
+        return (f"{workload_class}: within noise between {tiers.pop()} and {others} on "
+                f"{', '.join(a.benchmark for a in mine)}: the spreads across repeats overlap{gap}")
+    winner = mine[0].winner
+    assert winner is not None
+    return f"{workload_class} -> {winner.tier} ({winner.groups}): " + "; ".join(_because(a) for a in mine) + gap
+
+
+def _because(a: Advice) -> str:
+    w, r = a.winner, a.runner_up
+    assert w is not None
+    if r is None or a.ratio is None:
+        return f"the only priced {a.benchmark} result ({_value(w)})"
+    noise = " (within noise)" if a.within_noise else ""
+    return (f"{a.ratio:.2f}x the {MEANING[a.benchmark]} per dollar of {r.tier} ({r.groups}) on {a.benchmark}"
+            f"{noise}, because it measured {_value(w)} against {_value(r)}")
 
 
 def evidence_table(a: Advice) -> tuple[list[list[str]], list[str]]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..render.text import table
+from ..render.text import table, wrap
 from ..textsafe import visible
 from .common import (
     Subparsers,
@@ -117,8 +117,10 @@ def cmd_advise(args: argparse.Namespace) -> int:
     # Text quoting the bucket goes through visible(); tables have made their cells visible themselves (and may
     # carry colour, which visible() would show as escapes).
     lines = [LOCAL_CAVEAT, ""] if local else []
+    # The verdicts open the output, one per class of work; each class's evidence follows under it.
+    lines += [wrap(visible(class_verdict(cls, advice))) for cls in CLASSES] + [""]
     for cls in CLASSES:
-        lines.append(visible(class_verdict(cls, advice)))
+        lines.append(f"{cls}:")
         for a in (a for a in advice if a.workload_class == cls):
             lines.append(visible(f"  {a.benchmark} ({MEANING[a.benchmark]} per $): {a.verdict}"))
             if a.evidence:

@@ -8,12 +8,13 @@ import io
 from dataclasses import asdict
 from typing import Any
 
+from ..analysis.advise import CLASSES, advise, class_verdict
 from ..analysis.report import LOCAL_CAVEAT, Report, ResultChange, Row
 from ..numbers import UNKNOWN, num, pct, usd
 from ..textsafe import visible
 from .jsonout import json_text
 from .problems import problem_dicts, problem_lines
-from .text import Styled, red
+from .text import Styled, red, wrap
 
 NOT_APPLICABLE = "n/a"
 NOT_RECORDED = "-"
@@ -146,6 +147,9 @@ def text_lines(report: Report) -> tuple[list[str], list[str]]:
                                                    if report.baseline_run_id else "")]
     if report.local:
         before.append(LOCAL_CAVEAT)
+    # The verdict first, per class of work, as `rackform advise` opens with it; the table below is the evidence.
+    advice = advise(report.rows)
+    before += [wrap(visible(f"verdict  {class_verdict(cls, advice)}")) for cls in CLASSES]
     after = [*unrecorded_line(report), *(f"[{i}] {note_rows(report, note)}: {note}"
                                          for note, i in notes_index(report).items())]
     bases = dict.fromkeys(f"{r.benchmark} {r.metric} on {r.instance_type}: {r.limit_basis}"

@@ -1,0 +1,28 @@
+"""Issue 25 item 5: the report and `rackform advise` open with the verdict per class of work, saying by how much
+per dollar the chosen tier beats which other, and because of which measured figures."""
+
+from __future__ import annotations
+
+from tests.render.conftest import cli
+
+
+def test_the_report_opens_with_a_verdict_per_class(s3, capsys):
+    code, out, _ = cli(capsys, "report", "cur")
+    head = out.split("\n\n")[0].splitlines()
+    verdicts = [line for line in head if line.startswith("verdict  ")]
+    # run_records("cur"): gpu 225 GB/s at 110.08 $/h against trainium 50 GB/s at 43 $/h; gemm on gpu, inference
+    # cheapest on graviton
+    assert [v.split(" ->")[0].split(":")[0] for v in verdicts] == [
+        "verdict  training", "verdict  inference", "verdict  general CPU work"]
+    assert verdicts[0].startswith("verdict  training -> gpu (gpu/h100): ") and " per dollar of trainium " in verdicts[0]
+    assert "because it measured" in verdicts[0] and verdicts[1].startswith("verdict  inference -> graviton")
+    assert head.index(verdicts[0]) > 0 and out.index("verdict  training") < out.index("benchmark ")
+
+
+def test_advise_opens_with_the_verdicts_then_the_evidence(s3, capsys):
+    code, out, _ = cli(capsys, "advise", "cur")
+    lines = out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("training"))
+    assert code == 0 and lines[first].startswith("training -> gpu (gpu/h100): ")
+    assert lines[first + 1].startswith("inference -> graviton") and lines[first + 2].startswith("general CPU work")
+    assert lines[first + 3] == "" and lines[first + 4] == "training:"
