@@ -64,7 +64,8 @@ fuzz: setup
 demo: setup
 	$(PY) scripts/demo.py
 
-# The demo, then its embedded AWS stays up (127.0.0.1, 30 minutes or Ctrl-C) for rackform runs/status/logs/report.
+# The embedded AWS stays up (127.0.0.1, 30 minutes or Ctrl-C) for rackform runs/status/logs/report, holding the state
+# the last demo left in reports/demo-state where it is current (same spec and commit), else after running the demo.
 demo-serve: setup
 	$(PY) scripts/demo.py --serve
 

@@ -190,6 +190,66 @@ def repair_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan, spec: str, 
     print(f"  repair rehearsal: {time.monotonic() - started:.1f} s")
 
 
+STATE = ROOT / "reports" / "demo-state"  # what `make demo-serve` serves without running the demo again
+
+
+def state_key(spec: str) -> dict[str, str]:
+    """What makes a prepared state current: the same spec, and the same commit of the code that wrote it."""
+    import hashlib
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, text=True, capture_output=True).stdout.strip()
+    return {"spec": spec, "spec_sha256": hashlib.sha256((ROOT / spec).read_bytes()).hexdigest(), "commit": commit}
+
+
+def save_state(aws: EmbeddedAWS, bucket: str, run_id: str, spec: str, out: str, state: Path = STATE) -> int:
+    """The results bucket's objects (what runs, status, results, logs and report read) and the run to explore, for
+    `--serve` to load into a fresh embedded AWS. Returns how many objects were kept."""
+    import json
+    import shutil
+
+    shutil.rmtree(state, ignore_errors=True)
+    s3, objects = aws.client("s3"), {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            got = s3.get_object(Bucket=bucket, Key=o["Key"])
+            path = state / "objects" / f"{len(objects):06d}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(got["Body"].read())
+            objects[path.name] = {"key": o["Key"], "content_type": got.get("ContentType", "application/octet-stream")}
+    (state / "state.json").write_text(json.dumps({**state_key(spec), "run_id": run_id, "out": out,
+                                                  "objects": objects}, indent=1))
+    return len(objects)
+
+
+def prepared(spec: str, out: str, state: Path = STATE) -> dict | None:
+    """The prepared state when it is current (same spec, same commit, its templates still there), else None."""
+    import json
+
+    try:
+        found = json.loads((state / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    current = all(found.get(k) == v for k, v in state_key(spec).items()) and found.get("out") == out
+    return found if current and (ROOT / out / "manifest.json").exists() else None
+
+
+def serve_prepared(found: dict, minutes: float, state: Path = STATE) -> None:
+    """A fresh embedded AWS holding the prepared deployment and results: the plan's queues and job definitions
+    (as the synthesized templates give them) and every object the demo left in the bucket, written once as before."""
+    from workloads.store import ResultStore
+
+    plan = checked_plan(found["spec"])
+    with EmbeddedAWS(plan.region) as aws:
+        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
+                            assembly=ROOT / found["out"])
+        store = ResultStore(deployment.bucket, aws.client("s3"))
+        for name, o in found["objects"].items():
+            store.put_once(o["key"], (state / "objects" / name).read_bytes(), o["content_type"])
+        step(f"prepared state of run {found['run_id']} ({len(found['objects'])} objects, commit "
+             f"{found['commit'][:12]}) loaded into the embedded AWS")
+        explore(found["run_id"], found["spec"], aws, deployment.bucket, minutes * 60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default="examples/demo.yaml")
@@ -200,8 +260,13 @@ def main() -> int:
                         "exports that point rackform at it (make demo-serve)")
     parser.add_argument("--serve-minutes", type=serve_minutes, default=30, metavar="1-240",
                         help="how long --serve keeps it up (default 30)")
+    parser.add_argument("--fresh", action="store_true", help="with --serve: run the demo even where a current "
+                        "prepared state exists")
     args = parser.parse_args()
     started = time.monotonic()
+    if args.serve and not args.fresh and (found := prepared(args.spec, args.out)) is not None:
+        serve_prepared(found, args.serve_minutes)
+        return 0
 
     step(f"rackform validate {args.spec}")
     rackform("validate", args.spec)
@@ -255,6 +320,8 @@ def main() -> int:
                  "--explain", env=env)
         accept_rehearsal(aws, deployment, plan, args.spec, env, logs)
         repair_rehearsal(aws, deployment, plan, args.spec, env, logs)
+        kept = save_state(aws, deployment.bucket, run_id, args.spec, args.out)
+        print(f"\n  prepared state: {kept} objects in {STATE.relative_to(ROOT)}/ (make demo-serve serves them)")
         explore(run_id, args.spec, aws, deployment.bucket, args.serve_minutes * 60 if args.serve else None)
     print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")
     return 0
