@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from workloads.accept_plan import FABRIC_HEADLINE
 from workloads.results import AcceptFigure, AcceptRecord
 
 from ..analysis.report import higher_is_better
+from ..analysis.summary import UNSTABLE_SPREAD_PCT
 from ..reference.baselines import BaselineData
 from .certificate import GroupCertificate, group_certificate
 from .plan import GroupAcceptancePlan
@@ -59,10 +61,18 @@ def with_missing_nodes(figures: list[NodeFigure], nodes: int) -> list[NodeFigure
     return out
 
 
-def bisection_lines(group: AcceptRecord | None, ids: Mapping[int, str]) -> tuple[str, ...]:
-    """What the fabric rounds isolated, in the rounds' own terms."""
+def bisection_lines(group: AcceptRecord | None, ids: Mapping[int, str], noisy: MetricVerdict | None = None
+                    ) -> tuple[str, ...]:
+    """What the fabric rounds isolated, in the rounds' own terms. `noisy`: the pairs' own figure, when it is
+    unsteady: the rounds judge a pair against the others' pace, so on a fabric that noisy (a loaded machine's
+    loopback, a congested spine) a slow pair says nothing about a node, and no node is named by it (the same rule
+    as the band's)."""
     if group is None or not group.rounds:
         return ()
+    if noisy is not None and (group.slow_nodes or group.slow_links):
+        spread = f"{noisy.kept_spread_pct:.0f}%" if noisy.kept_spread_pct is not None else "unknown"
+        return (f"{group.rounds} fabric round(s): the pairs' {noisy.label} spread {spread}, over "
+                f"{UNSTABLE_SPREAD_PCT:.0f}%: too noisy to name a node or link by",)
     name = {i: f"node {i} ({ids.get(i) or 'instance id unknown'})" for i in range(group.nodes)}
     found = [f"slow {name.get(n, f'node {n}')}" for n in group.slow_nodes]
     found += [f"slow link between nodes {a} and {b}" for a, b in group.slow_links]
@@ -87,6 +97,8 @@ def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord], base
         judged += judge_all([_figure(f) for f in group.figures], instance_type=plan.instance_type,
                             baselines=baselines, spans=group.nodes)
     ids = {f.node: f.instance_id for f in per_node if f.instance_id}
+    noisy = next((v for v in judged if v.nodes == 1 and v.test == "fabric" and v.headline == FABRIC_HEADLINE
+                  and v.unsteady), None)
     failed = [f"{r.part} record of node {r.node_index}: {r.status}" + (f" ({r.reason})" if r.reason else "")
               for r in records if r.status != "succeeded"]
     each = plan.usd_per_node_hour if plan.usd_per_node_hour is not None else \
@@ -94,5 +106,5 @@ def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord], base
     return group_certificate(plan, judged, straggler_cost([v for v in judged if v.nodes == 1],
                                                           None if each is None else each * nodes),
                              nodes=nodes, failure="; ".join([*failed, *filter(None, [batch_failure])]) or None,
-                             bisection=bisection_lines(group, ids),
-                             slow=bool(group and (group.slow_nodes or group.slow_links)))
+                             bisection=bisection_lines(group, ids, noisy),
+                             slow=bool(group and (group.slow_nodes or group.slow_links) and noisy is None))

@@ -67,6 +67,21 @@ def test_fabric_figure_is_each_nodes_best_pair_and_the_rounds_finding_is_shown()
     assert g.bisection == ("2 fabric round(s): slow node 3 (i-03)",)
 
 
+def test_rounds_on_a_fabric_too_noisy_for_its_band_name_no_node() -> None:
+    # Every pair differs from the next by far more than 10%: the rounds' "slow node 2" is the noise's, not node 2's.
+    pairs = {1: [(0, 1, 12000.0), (2, 3, 3000.0)], 2: [(0, 2, 6000.0), (1, 3, 9000.0)]}
+    rounds = [record("round", a, [fig(a, bw, test="fabric", metric="bandwidth_max", unit="MB/s", headline="bandwidth",
+                                      node_b=b, rnd=r)], rnd=r) for r, ps in pairs.items() for a, b, bw in ps]
+    group = record("group", 0, [], rounds=2, slow_nodes=[2])
+    g = judge_group(plan(), [*four_nodes(slow=None), *rounds, group], load_baselines())
+    fabric = next(v for v in g.verdicts if v.test == "fabric" and v.headline == "bandwidth")
+    assert fabric.unsteady
+    assert g.bisection == ("2 fabric round(s): the pairs' fabric bandwidth spread 57%, over 10%: too noisy to name a "
+                           "node or link by",)
+    assert not any("node 2" in line for line in verdict_lines(cert([g])) if line.startswith("bisection"))
+    assert g.status == "rejected"  # unsteady, so not accepted either
+
+
 def test_a_bad_link_rejects_the_group_though_every_node_has_a_fast_pair() -> None:
     group = record("group", 0, [], rounds=3, slow_links=[(1, 2)])
     g = judge_group(plan(), [*four_nodes(slow=None), group], load_baselines())
