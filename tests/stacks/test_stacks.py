@@ -20,6 +20,7 @@ from aws_cdk.assertions import Template
 
 from cdk_constructs.jobs import WORKLOAD_ROLE_PATH
 from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
+from cdk_constructs.repair import REPAIR_ROLE_PATH
 from cdk_constructs.user_data import TELEMETRY_NAMESPACE
 from cdk_constructs.user_data import EFA_INSTALLER_VERSION
 from rackform.plan import naming
@@ -363,7 +364,8 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
         roles = _roles_by_principal(t)
         # and the repair function's (tests/stacks/test_healing.py holds it to the rack's own nodes)
         assert set(roles) == {"ec2.amazonaws.com", "ecs-tasks.amazonaws.com",
-                              f"ecs-tasks.amazonaws.com{WORKLOAD_ROLE_PATH}", "lambda.amazonaws.com"}
+                              f"ecs-tasks.amazonaws.com{WORKLOAD_ROLE_PATH}",
+                              f"lambda.amazonaws.com{REPAIR_ROLE_PATH}"}
         node_id, node = roles["ec2.amazonaws.com"]
         managed = json.dumps(node["Properties"]["ManagedPolicyArns"])
         assert "AmazonSSMManagedInstanceCore" not in managed  # it reads every SSM parameter of the account
