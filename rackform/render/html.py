@@ -95,6 +95,19 @@ def _plain(text: str) -> str:
     return visible(text).replace("$", r"\$")
 
 
+# One colour per tier in every chart (bars, lines), so a tier reads the same across the report; a tier outside these
+# takes the next of matplotlib's tab10 colours in the order first met. A local rehearsal's bars are hatched.
+TIER_COLOURS = {"graviton": "#e67e00", "trainium": "#2c7fb8", "gpu": "#4d9221"}
+OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_other: dict[str, str] = {}
+
+
+def tier_colour(tier: str) -> str:
+    if tier in TIER_COLOURS:
+        return TIER_COLOURS[tier]
+    return _other.setdefault(tier, OTHER_COLOURS[len(_other) % len(OTHER_COLOURS)])
+
+
 def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list[Axes]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -121,8 +134,11 @@ def busbw_figure(report: Report) -> Figure:
         _empty(ax, "no all-reduce results in this run")
         return fig
     shown = report.series[:MAX_LINES]
+    seen: dict[str, int] = {}
     for s in shown:
-        ax.plot(s.sizes, s.busbw, marker="o", label=_plain(s.label))
+        n = seen[s.tier] = seen.get(s.tier, -1) + 1  # a tier's second line: its colour, another dash and marker
+        ax.plot(s.sizes, s.busbw, marker="os^vD"[n % 5], linestyle=("-", "--", ":", "-.")[n % 4],
+                color=tier_colour(s.tier), label=_plain(s.label))
     ax.set_xscale("log", base=2)
     if spans_orders([v for s in shown for v in s.busbw]):
         ax.set_yscale("log")
@@ -160,7 +176,8 @@ def per_dollar_figure(report: Report) -> Figure:
         unknown = [b["label"] for b in bars if b["value"] is None]
         if known:
             drawn = ax.bar([_plain(b["label"]) for b in known], [b["value"] for b in known],
-                           color=["#c0392b" if b["local"] else "#2c7fb8" for b in known])
+                           color=[tier_colour(b["tier"]) for b in known],
+                           hatch=["//" if b["local"] else "" for b in known])
             ax.bar_label(drawn, labels=[num(b["value"]) for b in known], fontsize="small", padding=2)
             if spans_orders([b["value"] for b in known]):
                 ax.set_yscale("log")
@@ -192,7 +209,7 @@ def pct_figure(report: Report) -> Figure:
         _empty(ax, "no result has a known limit")
         return fig
     values = [d["pct"] for d in known]
-    bars = ax.barh([_plain(d["label"]) for d in known], values)
+    bars = ax.barh([_plain(d["label"]) for d in known], values, color=[tier_colour(d["tier"]) for d in known])
     # Every bar is labelled, so 0.02% is read even where its bar is a hairline.
     ax.bar_label(bars, labels=[f"{num(v)}%" for v in values], fontsize="small", padding=2)
     ax.axvline(100, color="black", linewidth=1)

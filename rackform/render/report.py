@@ -251,7 +251,8 @@ def per_dollar_chart_data(report: Report) -> dict[str, list[dict[str, Any]]]:
 
 
 def pct_chart_data(report: Report) -> list[dict[str, Any]]:
-    return [{"label": f"{r.benchmark} {r.metric} {bar_label(r)}", "pct": r.pct_of_limit, "local": r.local}
+    return [{"label": f"{r.benchmark} {r.metric} {bar_label(r)}", "pct": r.pct_of_limit, "local": r.local,
+             "tier": r.tier}
             for r in report.rows if r.limit_basis is not None and r.valid]
 
 
