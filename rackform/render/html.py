@@ -274,9 +274,12 @@ def render_html(report: Report, context: Context | None = None, placed: Sequence
     if report.baseline_run_id:
         header.append(f"vs {report.baseline_run_id}")
     header.append("notes")
-    figures = [("Bus bandwidth by message size", busbw_figure(report)),
-               ("Performance per dollar", per_dollar_figure(report)),
-               ("% of the physical limit", pct_figure(report))]
+    # A plot with nothing to show (no all-reduce, no known price, no known limit) is left out, not drawn empty.
+    figures = [(title, draw(report)) for title, draw, shows in (
+        ("Bus bandwidth by message size", busbw_figure, bool(report.series)),
+        ("Performance per dollar", per_dollar_figure,
+         any(b["value"] is not None for bars in per_dollar_chart_data(report).values() for b in bars)),
+        ("% of the physical limit", pct_figure, any(d["pct"] is not None for d in pct_chart_data(report)))) if shows]
     shown = without_unrecorded(report, [_cells(report, r, index, mark) for r in rows], header)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, keep_trailing_newline=True)

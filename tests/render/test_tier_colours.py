@@ -1,5 +1,6 @@
 """Issue 25 item 5: one colour per tier in every chart of the report: the all-reduce lines, the per-dollar bars and
-the % of limit bars draw a tier in the same colour; a local rehearsal's bars are hatched, not recoloured."""
+the % of limit bars draw a tier in the same colour; a local rehearsal's bars are hatched, not recoloured. A plot
+with nothing to show is left out of the HTML report."""
 
 from __future__ import annotations
 
@@ -32,3 +33,14 @@ def test_every_chart_draws_a_tier_in_its_one_colour(s3):
     assert set(seen) == {"gpu", "trainium", "graviton"}
     assert all(colours == {to_rgba(rh.TIER_COLOURS[tier])} for tier, colours in seen.items())
     assert len({rh.TIER_COLOURS[t] for t in seen}) == 3  # and no two tiers alike
+
+
+def test_plots_with_nothing_to_show_are_left_out_of_the_html(s3):
+    store = ResultStore(BUCKET, s3)
+    full = rh.render_html(rp.build_report(store.records("cur"), limits_of=limits_for))
+    assert full.count("data:image/png;base64,") == 3
+    # the cpu job alone: no all-reduce, no price, no published limit
+    cpu = [r for r in store.records("cur") if r.benchmark == "cpu"]
+    page = rh.render_html(rp.build_report(cpu, limits_of=limits_for))
+    assert page.count("data:image/png;base64,") == 0 and "events/s" in page
+    assert "Bus bandwidth by message size" not in page and "% of the physical limit" not in page
