@@ -50,15 +50,16 @@ class EfaLaunchTemplate(Construct):
         security_group_ids: Sequence[str],
         root_volume_gib: int = 100,
         capacity_reservation_id: str | None = None,
-        capacity_block: bool = False,
+        market_type: str | None = None,
         user_data: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        """`capacity_reservation_id` targets an On-Demand Capacity Reservation, or with `capacity_block=True` a
-        Capacity Block; `user_data` must already be a MIME multi-part archive (Batch merges it with its own)."""
+        """`capacity_reservation_id` targets an On-Demand Capacity Reservation, or with a `market_type` (the capacity
+        kind's `launch_market_type`) a Capacity Block; `user_data` must already be a MIME multi-part archive (Batch
+        merges it with its own)."""
         super().__init__(scope, id)
-        if capacity_block and capacity_reservation_id is None:
-            raise ValueError("a Capacity Block launch template needs capacity_reservation_id")
+        if market_type is not None and capacity_reservation_id is None:
+            raise ValueError(f"a {market_type} launch template needs capacity_reservation_id")
         # CloudFormation's own property names, in one plain mapping: the typed CfnLaunchTemplate structs cost a
         # runtime type check and a jsii conversion per field, per interface (33 on p5), the largest share of a
         # rack's synth time; cfn-lint checks the result against the resource schema in the tests.
@@ -75,8 +76,8 @@ class EfaLaunchTemplate(Construct):
         if capacity_reservation_id is not None:
             data["CapacityReservationSpecification"] = {
                 "CapacityReservationTarget": {"CapacityReservationId": capacity_reservation_id}}
-        if capacity_block:
-            data["InstanceMarketOptions"] = {"MarketType": "capacity-block"}
+        if market_type is not None:
+            data["InstanceMarketOptions"] = {"MarketType": market_type}
         if user_data is not None:
             data["UserData"] = Fn.base64(user_data)
         if tags:
@@ -158,7 +159,7 @@ class RackNodeGroup(Construct):
             security_group_ids=security_group_ids,
             root_volume_gib=group.root_volume_gib,
             capacity_reservation_id=capacity.reservation_id,
-            capacity_block=kind.market == "capacity-block",
+            market_type=kind.launch_market_type,
             user_data=user_data,
             tags={"Name": group.resource_name, "rackform:rack": group.rack, "rackform:node-group": group.name},
         )

@@ -45,6 +45,9 @@ class KindFacts:
     kind: CapacityKind
     label: str  # the kind in a sentence: "an On-Demand Capacity Reservation"
     market: Market
+    # The launch template's InstanceMarketOptions.MarketType; None leaves it out (Batch buys Spot through the
+    # compute environment's type, and a launch template that sets a market of its own is refused for it).
+    launch_market_type: Literal["capacity-block"] | None
     batch_type: Literal["EC2", "SPOT"]  # the compute environment's ComputeResources.Type
     batch_allocation_strategy: str  # its AllocationStrategy, unless the group chooses another of the next
     # The AllocationStrategy values a group of this kind may choose (the default among them). Never BEST_FIT: a compute
@@ -71,7 +74,8 @@ class KindFacts:
 
 KINDS: Mapping[CapacityKind, KindFacts] = {
     "on-demand": KindFacts(
-        kind="on-demand", label="On-Demand", market="on-demand", batch_type="EC2",
+        kind="on-demand", label="On-Demand", market="on-demand", launch_market_type=None,
+        batch_type="EC2",
         batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
         batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class=None, multi_node=True,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=False,
@@ -79,7 +83,7 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
         counts_available=False, add_capacity_hint=None, termination_lead=None, preflight=("quota",),
         sources=(_MNP_CE, _BATCH_EFA, _CE_RESOURCES, _ALLOCATION, _UPDATING, _OD_QUOTA)),
     "spot": KindFacts(
-        kind="spot", label="Spot", market="spot", batch_type="SPOT",
+        kind="spot", label="Spot", market="spot", launch_market_type=None, batch_type="SPOT",
         batch_allocation_strategy="SPOT_PRICE_CAPACITY_OPTIMIZED",
         batch_allocation_strategies=("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED",
                                      "BEST_FIT_PROGRESSIVE"), usage_class="spot", multi_node=False,
@@ -90,7 +94,8 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
         preflight=("quota",), sources=(_MNP_CE, _CE_RESOURCES, _ALLOCATION, _UPDATING, _USAGE_CLASS, _SPOT_PRICES,
                                      _SPOT_QUOTA)),
     "reservation": KindFacts(
-        kind="reservation", label="an On-Demand Capacity Reservation", market="on-demand", batch_type="EC2",
+        kind="reservation", label="an On-Demand Capacity Reservation", market="on-demand", launch_market_type=None,
+        batch_type="EC2",
         batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
         batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class=None, multi_node=True,
         needs_reservation_id=True, reservation_type="default", placement="reservation", spot_quota=False,
@@ -101,7 +106,8 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
                            "--instance-count {count}"),
         termination_lead=None, preflight=("quota", "reservation"), sources=(_MNP_CE, _CR_CPG, _CR_API, _CREATE_CR)),
     "capacity-block": KindFacts(
-        kind="capacity-block", label="a Capacity Block", market="capacity-block", batch_type="EC2",
+        kind="capacity-block", label="a Capacity Block", market="capacity-block",
+        launch_market_type="capacity-block", batch_type="EC2",
         batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
         batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class="capacity-block", multi_node=True,
         needs_reservation_id=True, reservation_type="capacity-block", placement="aws", spot_quota=False,
