@@ -7,7 +7,7 @@ from workloads.contract import PREFIX
 from ..spec.workload import WORK_UNIT, Workload
 from .core import Found, Rule, WorkloadRule
 
-_OWN = "README.md#allocation"  # rackform's own placement rules: documented there, no AWS fact behind them
+_OWN = "docs/allocation.md"  # rackform's own placement rules: documented there, no AWS fact behind them
 
 
 def budget_needs_work(w: Workload) -> Found:
