@@ -65,6 +65,10 @@ def test_report_renders_at_1280_px_with_visible_plots_and_no_errors(s3, capsys, 
     for p in plots:
         assert p["complete"] and p["natural"] > 0 and p["shown"], p
         assert p["width"] > 200 and p["height"] > 100 and p["left"] >= 0 and p["right"] <= WIDTH, p
+    # The per-dollar bars' labels (matplotlib's "small", 8.3 pt: 11.6 px at the PNG's 100 dpi) stay at 10 px or more:
+    # the multi-panel plot has a row of its own, not half of one.
+    per_dollar = plots[1]
+    assert per_dollar["width"] / per_dollar["natural"] * 8.33 / 72 * 100 >= 10, per_dollar
     # The header says what was measured where, with which data; plots come before the table.
     header = browser.execute_script("return document.querySelector('header').innerText")
     for fact in ("demo", "us-east-1", "use1-az6", "cur, base", "catalog", "prices", "rackform"):
