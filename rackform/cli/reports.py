@@ -90,9 +90,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         before, after = text_lines(report)
         if placed:  # table() escapes its cells (from the bucket)
             after += ["", "workloads placed:", table(placed_rows(placed), PLACED_HEADER)]
-        print("\n".join([*before, "", table(*summary_table(report), wide=_wide(args),
-                                                  essential=(*ESSENTIAL, f"vs {args.baseline}")), "",
-                         *after]))
+        text = "\n".join([*before, "", table(*summary_table(report), wide=_wide(args),
+                                             essential=(*ESSENTIAL, f"vs {args.baseline}")), "", *after])
+        print(text if _wide(args) else wrap(text))  # the prose folded to the terminal, as the table fits it
     # A succeeded benchmark with no headline is an error of the report, as a regression or a tampered object is.
     return 1 if report.regressions or report.problems or report.errors else 0
 
@@ -129,7 +129,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if local:
         lines.append(LOCAL_CAVEAT)
     lines += [visible(line) for line in problem_lines(store)]
-    print("\n".join(lines).rstrip())
+    text = "\n".join(lines).rstrip()
+    print(text if _wide(args) else wrap(text))
     return 0
 
 

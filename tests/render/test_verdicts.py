@@ -26,3 +26,18 @@ def test_advise_opens_with_the_verdicts_then_the_evidence(s3, capsys):
     assert code == 0 and lines[first].startswith("training -> gpu (gpu/h100): ")
     assert lines[first + 1].startswith("inference -> graviton") and lines[first + 2].startswith("general CPU work")
     assert lines[first + 3] == "" and lines[first + 4] == "training:"
+
+
+def test_report_and_advise_fit_80_columns_with_no_figure_cut(s3, capsys, monkeypatch):
+    from rackform.render import text
+
+    # What an 80-column terminal gives (tests/cli/test_narrow.py drives a real pseudo-terminal for plan, cost and
+    # preflight; these read moto in this process).
+    monkeypatch.setattr(text, "terminal_width", lambda stream=None: 80)
+    for argv in (("report", "cur"), ("advise", "cur")):
+        code, out, _ = cli(capsys, *argv)
+        too_long = [line for line in out.splitlines() if len(line) > 80]
+        assert too_long == [], (argv, too_long[:2])
+    report = cli(capsys, "report", "cur")[1]
+    for figure in ("110.08", "43.00", "55.04", "0.1632"):  # every $/hour whole
+        assert f" {figure}" in report
