@@ -292,7 +292,7 @@ def main() -> int:
             rackform("submit", args.spec, "--rack", rack, "--node-group", group, "--benchmark", benchmark,
                      "--run-id", run_id, env=env)
 
-        step("local executor: each job's nodes run here as `python -m workloads.run`")
+        step("local executor: each job's nodes run here as `python -m workloads.job`")
         logs = ROOT / args.logs
         logs.mkdir(parents=True, exist_ok=True)
         run_local(aws, deployment, run_id, log_dir=logs)

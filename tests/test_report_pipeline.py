@@ -1,5 +1,5 @@
 """report and advise on records the real pipeline wrote: `rackform submit` -> the job's entry point
-(`python -m workloads.run`, a real 2-process gloo all-reduce and a real GEMM) -> the embedded S3 -> `rackform report`
+(`python -m workloads.job`, a real 2-process gloo all-reduce and a real GEMM) -> the embedded S3 -> `rackform report`
 and `rackform advise`. Hand-built records once hid that torchbench labels busbw_max placement=in-place: advise said
 "no succeeded allreduce results" and the per-dollar plot had no all-reduce panel."""
 

@@ -1,7 +1,7 @@
 """Rack acceptance, the in-job side: one job spans the node group and ties every figure to the node that gave it.
 
-    python -m workloads.run accept        one Batch multi-node job, one container per node of the group
-    python -m workloads.run accept-<k>    a single node (slot k), where Batch runs no multi-node job (Spot groups)
+    python -m workloads.job accept        one Batch multi-node job, one container per node of the group
+    python -m workloads.job accept-<k>    a single node (slot k), where Batch runs no multi-node job (Spot groups)
 
 Node 0 orchestrates, through the results bucket (write-once, checksummed objects: layout.accept_key):
   1. every node checks its health and runs the single-node tests of its tier at once (NODE_TESTS: benchmarks of
@@ -418,7 +418,7 @@ def run_acceptance(job: Job, secret_env: MutableMapping[str, str]) -> int:
 
 def main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    p = argparse.ArgumentParser(prog="python -m workloads.run accept", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m workloads.job accept", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     try:
         given = JobEnvironment.from_env(env)

@@ -1,7 +1,6 @@
-"""The in-job runner, the container entry point: run one benchmark, parse it, write the record and raw log to S3.
+"""The in-job benchmark runner: run one benchmark, parse it, write the record and raw log to S3.
 
-    python -m workloads.run BENCHMARK [--run-id ID] [--bucket B] ...
-    python -m workloads.run accept      rack acceptance across the node group (workloads/accept.py)
+    python -m workloads.job BENCHMARK [--run-id ID] [--bucket B] ...   (the container entry point, workloads/job.py)
 
 Everything else comes from the environment the job definition and AWS Batch give every node (RACKFORM_* and
 AWS_BATCH_JOB_*); the local executor gives the same variables to local processes. Every node uploads its raw log;
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import os
 import platform
 import shutil
@@ -22,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Unpack
@@ -30,7 +28,7 @@ from typing import Unpack
 from . import health, launch, transport
 from .benchmarks import BENCHMARKS, NCCL_DEBUG_ENV, Benchmark, NodeContext, Step
 from .contract import FSX_SCRATCH_DIR, NODE_IDENTITY_FILE, PREFIX, JobEnvironment, JobEnvironmentError
-from .layout import ACCEPT_JOB_NAME, check_run_id, log_key
+from .layout import check_run_id, log_key
 from .repair import HEALTH_STEP_FAILED_EXIT
 from .results import REPEAT_LABEL, HealthCheck, HealthRecord, Metric, Parsed, ResultRecord, Status, with_labels
 from .store import ResultStore, s3_client
@@ -363,12 +361,7 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else argv
-    if argv and ACCEPT_JOB_NAME.fullmatch(argv[0]):
-        # Rack acceptance has a runner of its own, built on this one (workloads/accept.py imports this module): it
-        # is found by name when a job asks for it, which keeps the modules' imports one way.
-        accept: Callable[[list[str], Mapping[str, str]], int] = importlib.import_module(".accept", __package__).main
-        return accept(argv, env)
-    p = argparse.ArgumentParser(prog="python -m workloads.run", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m workloads.job", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     try:
         given = JobEnvironment.from_env(env)

@@ -47,7 +47,7 @@ WORKLOAD_ROLE_TAG = "rackform:workload-role"
 # serves every benchmark of the node group. No default: a job submitted without it fails in the runner's argument
 # check, naming the benchmarks, instead of running one nobody asked for.
 BENCHMARK_PARAMETER = "benchmark"
-COMMAND = ("python3", "-m", "workloads.run", f"Ref::{BENCHMARK_PARAMETER}")
+COMMAND = ("python3", "-m", "workloads.job", f"Ref::{BENCHMARK_PARAMETER}")
 
 
 def container_properties(spec_name: str, group: NodeGroupPlan, *, image: str, bucket: str, job_role_arn: str,

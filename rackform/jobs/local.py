@@ -2,7 +2,7 @@
 
 `EmbeddedAWS` starts moto, creates what the rack stacks would (the results bucket, a queue per node group and the
 job definitions from `rackform.jobs.jobdefs`, the code the stacks use). `run_local` then runs each submitted job the way
-Batch would, through the same entry point (`python -m workloads.run`), with the environment Batch gives every node
+Batch would, through the same entry point (`python -m workloads.job`), with the environment Batch gives every node
 of a multi-node job: a 2-node all-reduce is 2 local processes that rendezvous on 127.0.0.1.
 """
 
@@ -379,7 +379,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
                 env, what = broken.environment(env, job, work / f"broken-{index}")
                 announce(f"injected: broken node {m.rack}/{m.node_group} node {index}: {what}")
             log = open(log_path(log_dir, m.job_name, index), "w")
-            proc = subprocess.Popen([sys.executable, "-m", "workloads.run", m.benchmark], env=env, stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", "workloads.job", m.benchmark], env=env, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=_repo_root())
             procs.append((proc, log))
             # Pinned before the node starts any tool: every process it starts inherits its CPUs.
@@ -420,7 +420,7 @@ def log_path(log_dir: Path, job_name: str, index: int) -> Path:
 
 
 def _repo_root() -> str:
-    """The directory `python -m workloads.run` imports the in-job package from, as the job image's WORKDIR does."""
+    """The directory `python -m workloads.job` imports the in-job package from, as the job image's WORKDIR does."""
     import workloads
 
     return str(Path(workloads.__file__).resolve().parents[1])

@@ -730,7 +730,7 @@ def test_job_definitions_carry_the_plans_devices_and_names(demo_app):
     assert {"Name": "memlock", "SoftLimit": -1, "HardLimit": -1} in c["Ulimits"]
     assert all(r["Type"] != "GPU" for r in c["ResourceRequirements"])
     # The benchmark is the job's parameter, substituted by Batch at submit time.
-    assert c["Command"] == ["python3", "-m", "workloads.run", "Ref::benchmark"]
+    assert c["Command"] == ["python3", "-m", "workloads.job", "Ref::benchmark"]
     assert "Parameters" not in multi
     env = {e["Name"]: e["Value"] for e in c["Environment"]}
     assert env["RACKFORM_TIER"] == "trainium" and env["FI_PROVIDER"] == "efa"

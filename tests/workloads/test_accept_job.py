@@ -14,7 +14,8 @@ import pytest
 from moto import mock_aws
 
 from rackform.jobs.local import SlowNode, pin_beside
-from workloads import run as runner
+from workloads import job as entry
+from workloads import run
 from workloads.store import ResultStore
 
 BUCKET = "rackform-accept-job"
@@ -35,7 +36,7 @@ def test_a_single_nodes_slot_job_writes_its_figures_under_its_slot_and_no_group_
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        code = runner.main(["accept-2"], env=job_env(tmp_path))
+        code = entry.main(["accept-2"], env=job_env(tmp_path))
         store = ResultStore(BUCKET, s3)
         [record] = store.read("run-1", "accept")["accept"]
         assert code == 0 and store.problems == []
@@ -66,7 +67,7 @@ def test_a_node_that_fails_its_health_step_keeps_its_figures_and_fails(tmp_path,
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        code = runner.main(["accept-1"], env=job_env(tmp_path))
+        code = entry.main(["accept-1"], env=job_env(tmp_path))
         [record] = ResultStore(BUCKET, s3).read("run-1", "accept")["accept"]
     assert code == 1 and record.status == "failed" and record.node_index == 1
     assert record.reason.startswith("health: node 1 (h): gpus: 7 of 8 planned GPUs visible")
@@ -85,7 +86,7 @@ def test_another_node_stops_waiting_once_node_0_has_ended_the_job(monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        identity = runner.JobIdentity(run_id="run-1", benchmark="accept", rack="graviton", node_group="cpu",
+        identity = run.JobIdentity(run_id="run-1", benchmark="accept", rack="graviton", node_group="cpu",
                                       tier="graviton", instance_type="c7gn.16xlarge")
         over = threading.Event()
         job = Job(identity, NodeContext(tier="graviton", node_index=1, num_nodes=4, local=True), {},
@@ -104,7 +105,7 @@ def test_another_node_stops_waiting_once_node_0_has_ended_the_job(monkeypatch):
 ])
 def test_the_entry_point_refuses_what_it_cannot_run(tmp_path, capsys, argv, env, says):
     with pytest.raises(SystemExit) as e:
-        runner.main(argv, env=job_env(tmp_path, **env))
+        entry.main(argv, env=job_env(tmp_path, **env))
     assert e.value.code == 2 and says in capsys.readouterr().err
 
 

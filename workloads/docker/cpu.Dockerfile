@@ -21,4 +21,4 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 COPY . /opt/rackform/workloads
 ENV PYTHONPATH=/opt/rackform PYTHONUNBUFFERED=1
 WORKDIR /opt/rackform
-CMD ["python3", "-m", "workloads.run", "--help"]
+CMD ["python3", "-m", "workloads.job", "--help"]

@@ -75,4 +75,4 @@ RUN pip install --no-cache-dir pydantic==2.14.3 boto3==1.44.5
 COPY . /opt/rackform/workloads
 ENV PYTHONPATH=/opt/rackform PYTHONUNBUFFERED=1
 WORKDIR /opt/rackform
-CMD ["python3", "-m", "workloads.run", "--help"]
+CMD ["python3", "-m", "workloads.job", "--help"]
