@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
-from ..render.text import table
+from ..render.text import table, wrap
 from ..spec.models import TIERS
 from ..spec.problems import SpecError
 from ..textsafe import visible
@@ -167,7 +167,7 @@ def _explain(decision: Decision, records: Sequence[ResultRecord]) -> str:
                                                                if decision.outcome == "spilled" else "")))
     if any(r.environment.get("executor") == "local" for r in records):
         lines.append("note: executor=local results: figures measured on this machine, priced as the instance types")
-    return "\n".join(lines)
+    return wrap("\n".join(lines))  # the prose folded to the terminal, as the table fits it
 
 
 def cmd_place(args: argparse.Namespace) -> int:

@@ -41,3 +41,20 @@ def test_report_and_advise_fit_80_columns_with_no_figure_cut(s3, capsys, monkeyp
     report = cli(capsys, "report", "cur")[1]
     for figure in ("110.08", "43.00", "55.04", "0.1632"):  # every $/hour whole
         assert f" {figure}" in report
+
+
+def test_place_explain_fits_80_columns_with_its_prices_whole(monkeypatch):
+    from rackform.cli.placement import _explain
+    from rackform.pipeline import load_plan, parse_workload
+    from rackform.placement import QueueState, place
+    from rackform.reference.peaks import limits_for
+    from rackform.render import text
+
+    monkeypatch.setattr(text, "terminal_width", lambda stream=None: 80)
+    plan = load_plan("examples/demo.yaml")
+    work = parse_workload({"name": "w", "class": "general", "max_wait": "1h",
+                           "tiers": {"graviton": {"image": "img", "command": ["true"]}}})
+    decision = place(work, plan, [], {g.job_queue: QueueState(0) for g in plan.node_groups()}, limits_of=limits_for)
+    lines = _explain(decision, []).splitlines()
+    assert [line for line in lines if len(line) > 80] == []
+    assert any(" 0.1632" in line and "m7g.xlarge" in line for line in lines)
