@@ -21,7 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from workloads.contract import JobEnvironment, check_repeats
 from workloads.launch import new_secret
-from workloads.layout import BenchmarkJob, BenchmarkJobName, claim_key, submission_key
+from workloads.layout import ACCEPT_JOB, BenchmarkJob, BenchmarkJobName, claim_key, submission_key
+from workloads.results import AcceptRecord, ResultRecord
 from workloads.store import AlreadyExists, Refused, ResultStore
 
 from .. import aws
@@ -301,9 +302,14 @@ def log_stream(job: Mapping[str, Any]) -> str | None:
 
 
 def run_state(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) -> list[JobState]:
-    found = store.read(run_id, "marker", "record")
+    found = store.read(run_id, "marker", "record", "accept")
     subs = found["marker"]
-    records = {(r.rack, r.node_group, r.benchmark): r for r in found["record"]}
+    records: dict[tuple[str, str, str], ResultRecord | AcceptRecord] = {
+        (r.rack, r.node_group, r.benchmark): r for r in found["record"]}
+    # An acceptance job writes no record.json: node 0's group record is its last write, and a single node's slot
+    # job (accept-<k>) ends with its node record (workloads/accept.py).
+    records.update({(a.rack, a.node_group, a.benchmark): a for a in found["accept"]
+                    if a.part == ("group" if a.benchmark == ACCEPT_JOB else "node")})
     batch = aws.describe_jobs(lookup, [s["job_id"] for s in subs]) if lookup is not None else {}
     states = []
     for s in subs:

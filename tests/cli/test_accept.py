@@ -196,3 +196,19 @@ def test_a_forged_marker_is_named_not_submitted_over(aws, capsys):
 def test_malformed_arguments_are_refused_before_any_aws_call(capsys, argv, code, fragment):
     got, _, err = run_cli(capsys, *argv)
     assert got == code and fragment in err
+
+
+def test_status_of_an_acceptance_run_ends_with_its_group_record(aws, capsys):
+    # The acceptance job writes no record.json, so `status --wait` waited on it until Batch said it ended: its own
+    # last write (node 0's group record; a slot job's node record) is what says it is done, and how.
+    from rackform.jobs.submit import run_state
+
+    code, _, err = accept(capsys, "--run-id", "acc3", "--no-wait")
+    assert code == 0, err
+    node_records(aws, "acc3", [1000, 1010, 990, 1005], end=False)
+    [state] = run_state("acc3", aws, None)  # None: what Batch says is left out, only the bucket speaks
+    assert not state.done and state.record_status is None
+    node_records(aws, "acc3", [1000, 1010, 990, 1005])  # node 0's group record: the job's end
+    [state] = run_state("acc3", aws, None)
+    assert state.done and state.record_status == "succeeded"
+
