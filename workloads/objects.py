@@ -88,6 +88,7 @@ class Placement(StoredObject):
     preferred: Candidate | None
     candidates: list[Candidate]
 
+
 class RepairRecord(StoredObject):
     """What the repair function did about one job attempt that ended on a health failure (workloads/repair.py's
     `record` writes it, in AWS Lambda, without this model)."""
