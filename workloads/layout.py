@@ -235,6 +235,8 @@ def workload_output_prefix(run_id: str, workload: str) -> str:
 # that function, under the name every reader uses; tests/workloads/test_repair.py holds it to RESULTS_PREFIX. Keys
 # sort by time within a node group: results/_repairs/<rack>/<node group>/<stopped at>-<job id>-<attempt>.json.
 REPAIRS_PREFIX = f"{RESULTS_PREFIX}/{repair.REPAIRS_FOLDER}"
+# The folders under results/ that are no run (no run id starts with "_"): listing runs leaves them out.
+NOT_RUN_FOLDERS = frozenset({repair.REPAIRS_FOLDER})
 REPAIR_OBJECT = re.compile(rf"{REPAIRS_PREFIX}/[^/]+/[^/]+/\d{{8}}T\d{{6}}Z-[A-Za-z0-9-]+-\d+\.json")
 repair_key = repair.record_key
 REPAIR_STAMP = repair.STAMP  # how the key writes the attempt's end: sorts as the time does

@@ -31,6 +31,7 @@ from .layout import (
     ACCEPT_OBJECT,
     ACCEPT_SCHEDULE,
     HEALTH_OBJECT,
+    NOT_RUN_FOLDERS,
     REPAIR_OBJECT,
     REPAIR_STAMP,
     REPAIRS_PREFIX,
@@ -218,7 +219,7 @@ class ResultStore:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{PREFIX}/",
                                                                       Delimiter="/"):
             names += [p["Prefix"][len(PREFIX) + 1:-1] for p in page.get("CommonPrefixes", [])]
-        return names
+        return [name for name in names if name not in NOT_RUN_FOLDERS]
 
     def count(self, prefix: str) -> int:
         """How many objects are under `prefix` (a listing: one request per 1,000)."""

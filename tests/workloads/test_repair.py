@@ -183,6 +183,7 @@ def test_a_health_failure_drains_terminates_records_and_notifies(aws: Aws) -> No
     assert [(r.action, r.failure, r.instance_id, r.job_id) for r in records] == [
         ("replace", "health-step", instance, "job-1")]
     assert records[0].steps == {"drain": "DRAINING", "terminate": "terminating"}
+    assert ResultStore(aws.bucket, aws.s3).run_ids() == []  # results/_repairs/ is no run (`runs` called it one)
     [message] = aws.messages()
     assert message["instance_id"] == instance and message["record"].endswith(str(done["record"]))
 
