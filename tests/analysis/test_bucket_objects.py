@@ -288,7 +288,7 @@ def test_a_large_log_is_streamed_escaped_in_bounded_memory(aws, monkeypatch):
             assert kwargs["Key"] == key
             return {"ChecksumSHA256": stored, "ContentLength": size, "Body": _Generated(size)}
 
-    monkeypatch.setattr("rackform.cli.jobs.results_store", lambda args: ResultStore(aws["store"].bucket, Huge()))
+    monkeypatch.setattr("rackform.cli.common.results_store", lambda args, plan=None: ResultStore(aws["store"].bucket, Huge()))
     sink = _Sink()
     monkeypatch.setattr(sys, "stdout", sink)
     tracemalloc.start()
@@ -313,7 +313,7 @@ def test_a_log_whose_bytes_do_not_match_its_sha256_is_an_error_after_the_text(aw
         def get_object(self, **kwargs):
             return {"ChecksumSHA256": sha256_b64(b"two\n"), "Body": _Generated(4)}
 
-    monkeypatch.setattr("rackform.cli.jobs.results_store", lambda args: ResultStore(aws["store"].bucket, Lying()))
+    monkeypatch.setattr("rackform.cli.common.results_store", lambda args, plan=None: ResultStore(aws["store"].bucket, Lying()))
     code, out, err = run_cli(capsys, "logs", RUN)
     assert code == 1 and f"error: log tampered: {key}: SHA-256 mismatch" in err and "not what the job wrote" in err
 
