@@ -48,6 +48,16 @@ def log_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index:
     return f"{job_prefix(run_id, rack, node_group, benchmark)}/node-{node_index}.log"
 
 
+NODE_LOG = re.compile(r"node-([0-9]+)\.log")
+
+
+def parse_log_key(key: str) -> tuple[str, str, str, str, int] | None:
+    """log_key's inverse: (run id, rack, node group, benchmark, node index), or None for any other key."""
+    parts = key.split("/")
+    found = NODE_LOG.fullmatch(parts[-1]) if len(parts) == 6 and parts[0] == RESULTS_PREFIX else None
+    return (parts[1], parts[2], parts[3], parts[4], int(found.group(1))) if found else None
+
+
 def health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
     """Each node's health step, beside the job's record: written before the benchmark's first step."""
     return f"{job_prefix(run_id, rack, node_group, benchmark)}/health-node-{node_index}.json"
@@ -192,8 +202,13 @@ class WorkloadMarker(WorkloadJob):
     job_id: str
 
 
+def jobs_prefix(run_id: str) -> str:
+    """Where a run's job markers are (one per job `rackform submit` or `run` submitted)."""
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_jobs/"
+
+
 def submission_key(run_id: str, job_name: str) -> str:
-    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_jobs/{job_name}.json"
+    return f"{jobs_prefix(run_id)}{job_name}.json"
 
 
 def claim_key(run_id: str, job_name: str, attempt: int, *, failed: bool = False) -> str:

@@ -173,9 +173,11 @@ def no_such_run(store: ResultStore, run_id: str, what: str = "records") -> str:
     """"no records for run X in s3://...", with the runs that do exist closest to it."""
     import difflib
 
+    from workloads.layout import RESULTS_PREFIX
+
     known = store.run_ids()  # the run folders, by delimiter: never a listing of every object in the bucket
     close = difflib.get_close_matches(run_id, known, n=3, cutoff=0.5)
-    where = f"s3://{store.bucket}/results/{run_id}/"
+    where = f"s3://{store.bucket}/{RESULTS_PREFIX}/{run_id}/"
     if run_id not in known:
         hint = (f"; did you mean {' or '.join(close)}?" if close else
                 f"; runs there include {', '.join(known[:3])} (`rackform runs` lists them, newest first)" if known

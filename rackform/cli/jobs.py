@@ -289,7 +289,7 @@ def _cluster(marker: dict[str, Any]) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from workloads.layout import RUN_ID
+    from workloads.layout import RESULTS_PREFIX, RUN_ID
     from workloads.store import BadObject
 
     from ..render.problems import problem_dicts
@@ -298,8 +298,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = results_store(args)
     found = store.run_ids()  # by delimiter: the run folders, never every object of every run
     # A folder no run id can name was never written by rackform: a problem, never a run to read.
-    strays = [BadObject(f"results/{run_id}/", "run", "unreadable", "not a run id (1-48 letters, digits, '-' or '_', "
-                        "starting with a letter or digit): no rackform run writes here")
+    strays = [BadObject(f"{RESULTS_PREFIX}/{run_id}/", "run", "unreadable", "not a run id (1-48 letters, digits, "
+                        "'-' or '_', starting with a letter or digit): no rackform run writes here")
               for run_id in found if not RUN_ID.fullmatch(run_id)]
     summaries = sorted(_summaries(store, [r for r in found if RUN_ID.fullmatch(r)]),
                        key=lambda s: dt.datetime.fromisoformat(s.started), reverse=True)
@@ -355,11 +355,12 @@ def _summaries(store: ResultStore, run_ids: list[str]) -> list[RunSummary]:
     written, when they had no problem, so the next `runs` need not read them)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from workloads.layout import jobs_prefix
     from workloads.store import READERS
 
     def still_true(run_id: str) -> tuple[RunSummary | None, bool]:
         latest = store.latest_summary(run_id)
-        return latest, latest is not None and latest.final and store.count(f"results/{run_id}/_jobs/") == latest.jobs
+        return latest, latest is not None and latest.final and store.count(jobs_prefix(run_id)) == latest.jobs
 
     with ThreadPoolExecutor(READERS) as pool:
         latest = dict(zip(run_ids, pool.map(still_true, run_ids), strict=True))
@@ -379,6 +380,7 @@ def _summarized(store: ResultStore, run_id: str, markers: list[dict[str, Any]], 
     """The summary of a run just read (`statuses`: each record's, None for a job without one), written as the
     run's next `_summary/` object when the read had no problem and the latest one says otherwise. A reader who may
     not write, or a writer who lost the race for that seq, still has it to show."""
+    from workloads.layout import run_prefix
     from workloads.objects import RunSummary
     from workloads.store import AlreadyExists
 
@@ -393,7 +395,7 @@ def _summarized(store: ResultStore, run_id: str, markers: list[dict[str, Any]], 
                          records=sum(s is not None for s in statuses), **counts)
     same = latest is not None and latest.model_dump(exclude={"seq", "written_at"}) == \
         summary.model_dump(exclude={"seq", "written_at"})
-    if same or any(p.key.startswith(f"results/{run_id}/") for p in store.problems):
+    if same or any(p.key.startswith(run_prefix(run_id)) for p in store.problems):
         return summary
     try:
         store.put_summary(summary)
@@ -406,15 +408,13 @@ def _summarized(store: ResultStore, run_id: str, markers: list[dict[str, Any]], 
 
 
 def _log_keys(store: ResultStore, run_id: str, args: argparse.Namespace) -> list[tuple[str, tuple[str, str, str, int]]]:
+    from workloads.layout import parse_log_key, run_prefix
+
     out = []
-    for key in store.keys(f"results/{run_id}/"):
-        parts = key.split("/")
-        if len(parts) != 6 or not (parts[5].startswith("node-") and parts[5].endswith(".log")):
+    for key in store.keys(run_prefix(run_id)):
+        if (parsed := parse_log_key(key)) is None:
             continue
-        rack, group, bench, index = parts[2], parts[3], parts[4], parts[5][5:-4]
-        if not index.isdigit():
-            continue
-        job = (rack, group, bench, int(index))
+        job = parsed[1:]
         if all(want is None or want == have for want, have in zip(
                 (args.rack, args.node_group, args.benchmark, args.node), job, strict=True)):
             out.append((key, job))
@@ -422,12 +422,14 @@ def _log_keys(store: ResultStore, run_id: str, args: argparse.Namespace) -> list
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from workloads.layout import run_prefix
+
     store = store_for_run(args, [args.run_id])
     if args.follow:
         return _follow_job(args, store)
     found = _log_keys(store, args.run_id, args)
     if not found:
-        if not any(True for _ in store.keys(f"results/{args.run_id}/")):
+        if not any(True for _ in store.keys(run_prefix(args.run_id))):
             print(f"error: {no_such_run(store, args.run_id, 'logs')}", file=sys.stderr)
         else:
             print(f"error: no node log of run {args.run_id} matches the options given; `rackform status "
