@@ -108,7 +108,7 @@ def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None])
     return checks
 
 
-def _when(t: dt.datetime) -> str:
+def utc_text(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -166,15 +166,15 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: Res
     end = r.end
     if state in USABLE_RESERVATION_STATES and end is not None:
         if end <= now:
-            blocker(f"ended {_when(end)}", "use a reservation that has not ended")
+            blocker(f"ended {utc_text(end)}", "use a reservation that has not ended")
         elif end - now < END_WARNING:
-            lead = (f"; instances are terminated at {_when(end - actual.termination_lead)}"
+            lead = (f"; instances are terminated at {utc_text(end - actual.termination_lead)}"
                     if actual.termination_lead is not None else "")
-            out.append(Check(name, "warning", f"ends {_when(end)}{lead}", needed,
+            out.append(Check(name, "warning", f"ends {utc_text(end)}{lead}", needed,
                              "extend the reservation or expect the nodes to stop within a day"))
     if not out:
-        starts = f", starts {_when(r.start)}" if state == "scheduled" and r.start else ""
-        ends = f", ends {_when(end)}" if end else ", no end date"
+        starts = f", starts {utc_text(r.start)}" if state == "scheduled" and r.start else ""
+        ends = f", ends {utc_text(end)}" if end else ", no end date"
         placed = f" (placement group {held_in})" if held_in else ""
         out.append(Check(name, "ok", f"{actual.kind} {state}, {have} x {r.instance_type} in "
                          f"{r.availability_zone}{placed}{starts}{ends}", needed))

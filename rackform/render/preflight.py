@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..plan.models import Plan
-from ..preflight.checks import Check, _when
+from ..preflight.checks import Check, utc_text
 from .text import table, wrap
 
 
@@ -16,7 +16,7 @@ def _counts(checks: list[Check]) -> dict[str, int]:
 def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
 
     n = _counts(checks)
-    lines = [f"preflight {plan.name}: {plan.region} / {plan.availability_zone}  (account read {_when(now)})", "",
+    lines = [f"preflight {plan.name}: {plan.region} / {plan.availability_zone}  (account read {utc_text(now)})", "",
              table([[c.status, c.name, c.found, c.needed] for c in checks], ["status", "check", "found", "needed"])]
     fixes = [c for c in checks if c.fix]
     if fixes:
