@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from ..plan.models import card0_free_slots, efa_enabled, node_group_plan
-from ..reference.catalog import Catalog
+from ..reference.catalog import Catalog, InstanceType
 from ..spec.models import Spec
 from .core import Found, Rule, SpecRule, known_groups
+
+
+def _why_no_efa(it: InstanceType) -> str:
+    """Why a group of `it` runs without EFA, given that it does (efa_enabled is false)."""
+    return "efa is false" if it.efa_supported else f"{it.name} has no EFA"
 
 
 def efa_supported(spec: Spec, catalog: Catalog) -> Found:
@@ -22,9 +27,8 @@ def efa_interfaces(spec: Spec, catalog: Catalog) -> Found:
         if g.efa_interfaces is None:
             continue
         if not efa_enabled(g, it):
-            why = "efa is false" if it.efa_supported else f"{it.name} has no EFA"
-            yield f"{path}.efa_interfaces", f"efa_interfaces: {g.efa_interfaces} lays out EFA interfaces, but {why}: " \
-                                            "remove efa_interfaces"
+            yield f"{path}.efa_interfaces", f"efa_interfaces: {g.efa_interfaces} lays out EFA interfaces, but " \
+                                            f"{_why_no_efa(it)}: remove efa_interfaces"
             continue
         plan = node_group_plan(spec, rack, g, it)
         if plan.max_job_nodes > 1 and card0_free_slots(it, plan.network_interfaces) < 1:
@@ -38,9 +42,9 @@ def efa_interfaces(spec: Spec, catalog: Catalog) -> Found:
 def multi_node_accelerators_without_efa(spec: Spec, catalog: Catalog) -> Found:
     for path, _, g, it in known_groups(spec, catalog):
         if g.count > 1 and it.accelerator is not None and not efa_enabled(g, it):
-            why = "efa is false" if it.efa_supported else f"{it.name} has no EFA"
-            yield f"{path}.count", (f"{g.count} x {it.name} without EFA ({why}): collectives across nodes will run "
-                                    "over TCP at a fraction of the bandwidth; use an EFA type for multi-node training")
+            yield f"{path}.count", (f"{g.count} x {it.name} without EFA ({_why_no_efa(it)}): collectives across "
+                                    "nodes will run over TCP at a fraction of the bandwidth; use an EFA type for "
+                                    "multi-node training")
 
 
 RULES: tuple[SpecRule, ...] = (
