@@ -16,6 +16,7 @@ from ..acceptance.verdicts import MetricVerdict, Outlier
 from ..analysis.summary import UNSTABLE_SPREAD_PCT
 from ..numbers import num, usd
 from ..textsafe import visible
+from .html import empty_panel, new_figure, plain, png_base64, render_page
 from .text import table
 
 if TYPE_CHECKING:
@@ -113,13 +114,11 @@ def verdict_lines(cert: Certificate) -> list[str]:
 def node_figure(g: GroupCertificate) -> Figure:
     """One panel per metric: a bar per node, the outliers red and labelled with their instance id, the median and the
     band's floor drawn across, so the eye finds the slow node at once."""
-    from .html import _empty, _figure, _plain
-
     shown = [v for v in g.verdicts if v.band is not None]
-    fig, axes = _figure(max(6.5, 0.4 * g.nodes + 2), 2.6 * max(len(shown), 1), max(len(shown), 1), 1)
-    fig.suptitle(_plain(f"{g.label} ({g.instance_type}): each node against the group"), fontsize="medium")
+    fig, axes = new_figure(max(6.5, 0.4 * g.nodes + 2), 2.6 * max(len(shown), 1), max(len(shown), 1), 1)
+    fig.suptitle(plain(f"{g.label} ({g.instance_type}): each node against the group"), fontsize="medium")
     if not shown:
-        _empty(axes[0], "no figure came back")
+        empty_panel(axes[0], "no figure came back")
         return fig
     for ax, v in zip(axes, shown, strict=True):
         bad = {o.node for o in v.outliers}
@@ -134,9 +133,9 @@ def node_figure(g: GroupCertificate) -> Figure:
             ax.axhline(v.band.floor, color="#c0392b", linestyle="--", linewidth=1, label="band")
         if v.baseline_floor is not None:
             ax.axhline(v.baseline_floor, color="#7f7f7f", linestyle=":", linewidth=1, label="baseline floor")
-        ax.set_title(_plain(v.label), fontsize="medium")
+        ax.set_title(plain(v.label), fontsize="medium")
         ax.set_xlabel("node")
-        ax.set_ylabel(_plain(v.unit))
+        ax.set_ylabel(plain(v.unit))
         ax.margins(y=0.15)
         ax.legend(fontsize="x-small", loc="best")  # where it hides no bar, the slow node's above all
     return fig
@@ -153,8 +152,6 @@ def rule_text(cert: Certificate) -> str:
 
 def html_section(cert: Certificate) -> dict[str, Any]:
     """What the report template's acceptance section shows (every string already made visible)."""
-    from .html import png_base64
-
     return {"run_id": visible(cert.run_id), "spec": visible(cert.spec), "sha256": cert.spec_sha256,
             "accepted": cert.accepted, "lines": verdict_lines(cert), "rule": rule_text(cert),
             "plots": [(visible(g.label), png_base64(node_figure(g))) for g in cert.groups if g.verdicts],
@@ -164,11 +161,5 @@ def html_section(cert: Certificate) -> dict[str, Any]:
 def render_acceptance_html(cert: Certificate) -> str:
     """The certificate alone as one self-contained page (`rackform accept --html`); `rackform report --html` shows
     the same section above a run's results."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    from .html import TEMPLATES
-
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
-                      undefined=StrictUndefined, keep_trailing_newline=True)
-    return env.get_template("acceptance.html.j2").render(title=visible(f"rackform acceptance: {cert.run_id}"),
-                                                         acceptance=html_section(cert))
+    return render_page("acceptance.html.j2", title=visible(f"rackform acceptance: {cert.run_id}"),
+                       acceptance=html_section(cert))

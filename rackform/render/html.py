@@ -87,7 +87,7 @@ def context_for(report: Report, plan: Plan | None = None, zones: Iterable[str] =
 
 # --- figures ---------------------------------------------------------------------------------------------------
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     """A label matplotlib draws as the text it is. Labels quote names from the bucket, and matplotlib reads text
     between two `$` as mathtext: `$\\foo$` would fail the whole report, others would draw something else. An escaped
     dollar is never math and draws as `$` (matplotlib Text._preprocess_math); control characters show as escapes.
@@ -108,7 +108,7 @@ def tier_colour(tier: str) -> str:
     return _other.setdefault(tier, OTHER_COLOURS[len(_other) % len(OTHER_COLOURS)])
 
 
-def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list[Axes]]:
+def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list[Axes]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -117,7 +117,7 @@ def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1) -> tupl
     return fig, list(fig.subplots(nrows, ncols, squeeze=False).flat)
 
 
-def _empty(ax: Axes, text: str) -> None:
+def empty_panel(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
 
@@ -128,17 +128,17 @@ def spans_orders(values: Sequence[float]) -> bool:
 
 
 def busbw_figure(report: Report) -> Figure:
-    fig, (ax,) = _figure(9, 4.5)
+    fig, (ax,) = new_figure(9, 4.5)
     ax.set_title("All-reduce bus bandwidth by message size" + (" (local rehearsal)" if report.local else ""))
     if not report.series:
-        _empty(ax, "no all-reduce results in this run")
+        empty_panel(ax, "no all-reduce results in this run")
         return fig
     shown = report.series[:MAX_LINES]
     seen: dict[str, int] = {}
     for s in shown:
         n = seen[s.tier] = seen.get(s.tier, -1) + 1  # a tier's second line: its colour, another dash and marker
         ax.plot(s.sizes, s.busbw, marker="os^vD"[n % 5], linestyle=("-", "--", ":", "-.")[n % 4],
-                color=tier_colour(s.tier), label=_plain(s.label))
+                color=tier_colour(s.tier), label=plain(s.label))
     ax.set_xscale("log", base=2)
     if spans_orders([v for s in shown for v in s.busbw]):
         ax.set_yscale("log")
@@ -157,12 +157,12 @@ def per_dollar_figure(report: Report) -> Figure:
     data = per_dollar_chart_data(report)
     ncols = min(max(len(data), 1), 3)
     nrows = max(math.ceil(len(data) / ncols), 1)
-    fig, axes = _figure(4.2 * ncols, 3.8 * nrows, nrows, ncols)
+    fig, axes = new_figure(4.2 * ncols, 3.8 * nrows, nrows, ncols)
     fig.suptitle("Performance per dollar by tier" + (" (local rehearsal)" if report.local else ""))
     for ax in axes[len(data):] if data else ():
         fig.delaxes(ax)
     if not data:
-        _empty(axes[0], "no priced workloads in this run")
+        empty_panel(axes[0], "no priced workloads in this run")
         return fig
     for ax, (benchmark, bars) in zip(axes, data.items(), strict=False):  # the axes left over are deleted above
         known = [b for b in bars if b["value"] is not None]
@@ -175,13 +175,13 @@ def per_dollar_figure(report: Report) -> Figure:
         ax.set_title(f"{benchmark} ({unit})")  # both from the benchmark's Pricing: never from a record
         unknown = [b["label"] for b in bars if b["value"] is None]
         if known:
-            drawn = ax.bar([_plain(b["label"]) for b in known], [b["value"] for b in known],
+            drawn = ax.bar([plain(b["label"]) for b in known], [b["value"] for b in known],
                            color=[tier_colour(b["tier"]) for b in known],
                            hatch=["//" if b["local"] else "" for b in known])
             ax.bar_label(drawn, labels=[num(b["value"]) for b in known], fontsize="small", padding=2)
             if spans_orders([b["value"] for b in known]):
                 ax.set_yscale("log")
-            ax.set_ylabel(_plain(unit))
+            ax.set_ylabel(plain(unit))
             ax.tick_params(axis="x", labelrotation=30, labelsize="small")
             ax.margins(y=0.15)
         else:
@@ -192,7 +192,7 @@ def per_dollar_figure(report: Report) -> Figure:
             more = f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
             said.append("unknown: " + ", ".join(unknown[:MAX_NAMED]) + more)
         if said:
-            ax.set_xlabel(_plain("; ".join(said)), fontsize="small")
+            ax.set_xlabel(plain("; ".join(said)), fontsize="small")
     return fig
 
 
@@ -203,13 +203,13 @@ def pct_figure(report: Report) -> Figure:
     if cut:  # the furthest below their limit, in the report's order
         lowest = {id(d) for d in sorted(known, key=lambda d: d["pct"])[:MAX_BARS]}
         known = [d for d in known if id(d) in lowest]
-    fig, (ax,) = _figure(9, max(2.5, 0.4 * len(known) + 1.5))
+    fig, (ax,) = new_figure(9, max(2.5, 0.4 * len(known) + 1.5))
     ax.set_title("% of the physical limit" + (" (local rehearsal)" if report.local else ""))
     if not known:
-        _empty(ax, "no result has a known limit")
+        empty_panel(ax, "no result has a known limit")
         return fig
     values = [d["pct"] for d in known]
-    bars = ax.barh([_plain(d["label"]) for d in known], values, color=[tier_colour(d["tier"]) for d in known])
+    bars = ax.barh([plain(d["label"]) for d in known], values, color=[tier_colour(d["tier"]) for d in known])
     # Every bar is labelled, so 0.02% is read even where its bar is a hairline.
     ax.bar_label(bars, labels=[f"{num(v)}%" for v in values], fontsize="small", padding=2)
     ax.axvline(100, color="black", linewidth=1)
@@ -257,14 +257,21 @@ def _row_notes(r: Row) -> tuple[str, ...]:
     return (*r.notes, *bases)
 
 
+def render_page(template: str, **values: object) -> str:
+    """A page of templates/ (autoescaped, an unknown name an error): the report and the acceptance certificate."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(template).render(**values)
+
+
 def render_html(report: Report, context: Context | None = None, placed: Sequence[Any] = (),
                 acceptance: Mapping[str, object] | None = None) -> str:
     """One file: inline CSS, plots as base64 PNG, no external URL of any kind. `placed`: the workloads `rackform run`
     placed in the run (WorkloadState); decisions that could not be believed are among the report's problems.
     `acceptance`: the run's acceptance certificate as render.acceptance.html_section makes it, shown as a section of
     its own above the results."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
     context = context or Context(run_ids=(report.run_id,))
     rows = report.rows
     index = {n: i for i, n in enumerate(dict.fromkeys(n for r in rows for n in _row_notes(r)), 1)}
@@ -281,9 +288,8 @@ def render_html(report: Report, context: Context | None = None, placed: Sequence
          any(b["value"] is not None for bars in per_dollar_chart_data(report).values() for b in bars)),
         ("% of the physical limit", pct_figure, any(d["pct"] is not None for d in pct_chart_data(report)))) if shows]
     shown = without_unrecorded(report, [_cells(report, r, index, mark) for r in rows], header)
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
-                      undefined=StrictUndefined, keep_trailing_newline=True)
-    return env.get_template("report.html.j2").render(
+    return render_page(
+        "report.html.j2",
         title=visible(f"rackform report: {report.run_id}"), ctx=context, report=report,
         caveat=LOCAL_CAVEAT if report.local else None, header=shown[1], rows=shown[0],
         unrecorded=unrecorded_line(report), notes=[(i, visible(n)) for n, i in index.items()],
