@@ -9,29 +9,22 @@ import hashlib
 import json
 import math
 
-import boto3
 import jsonschema
 import pytest
 import yaml
 
-from rackform.pipeline import load_plan
-from tests.conftest import ROOT, deploy_to_moto, dump, moto_aws, run_cli
+from tests.conftest import ROOT, dump, run_cli
 from workloads.layout import certificate_key
 from workloads.results import AcceptFigure, AcceptRecord, Metric, ResultRecord
 from workloads.store import ResultStore
 
 SPEC = ROOT / "examples" / "demo.yaml"  # graviton/cpu: 2 x c7gn.16xlarge on demand
-REGION = "us-east-1"
 NOW = dt.datetime(2026, 12, 6, 5, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with moto_aws(monkeypatch, REGION):
-        s3 = boto3.client("s3", region_name=REGION)
-        bucket = deploy_to_moto(load_plan(str(SPEC)), monkeypatch, s3=s3,
-                                batch=boto3.client("batch", region_name=REGION))
-        yield ResultStore(bucket, s3)
+def aws(demo_deployed):
+    return demo_deployed["store"]
 
 
 def accept(capsys, *more: object, spec: object = SPEC) -> tuple[int, str, str]:

@@ -10,7 +10,6 @@ import io
 import json
 import re
 
-import boto3
 import pytest
 import yaml
 
@@ -18,11 +17,10 @@ from rackform.cli import build_parser
 from rackform.cli import jobs as cli_jobs
 from rackform.jobs.local import deploy
 from rackform.pipeline import load_plan
-from workloads.results import Metric, ResultRecord
+from tests.conftest import ROOT, dump, load_demo_script, run_cli
 from workloads.layout import log_key
+from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore
-
-from tests.conftest import ROOT, deploy_to_moto, dump, load_demo_script, moto_aws, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"  # cluster demo, us-east-1: racks graviton (head, cpu), trainium, gpu
 
@@ -32,7 +30,7 @@ REGION = "us-east-1"
 @pytest.fixture
 def demo() -> dict:
     return yaml.safe_load(SPEC.read_text())
-T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 
 
 def record(run_id: str, benchmark: str, rack: str, group: str, status: str = "succeeded",
@@ -44,12 +42,8 @@ def record(run_id: str, benchmark: str, rack: str, group: str, status: str = "su
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with moto_aws(monkeypatch, REGION):
-        s3 = boto3.client("s3", region_name=REGION)
-        bucket = deploy_to_moto(load_plan(str(SPEC)), monkeypatch, s3=s3,
-                                batch=boto3.client("batch", region_name=REGION))
-        yield ResultStore(bucket, s3)
+def aws(demo_deployed):
+    return demo_deployed["store"]
 
 
 def submit(capsys, run_id: str, rack: str, group: str, benchmark: str) -> dict:
@@ -99,7 +93,8 @@ def test_validate_json_covers_files_that_do_not_load(capsys, tmp_path, content, 
 
 
 def test_validate_json_count_zero_is_a_problem_in_json(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "validate", "--json", dump(tmp_path, SPEC.read_text().replace("count: 1", "count: 0")))
+    code, out, _ = run_cli(capsys, "validate", "--json",
+                           dump(tmp_path, SPEC.read_text().replace("count: 1", "count: 0")))
     doc = json.loads(out)
     assert code == 1 and doc["valid"] is False and any(p["path"].endswith(".count") for p in doc["problems"])
 

@@ -14,8 +14,7 @@ import boto3
 import pytest
 
 from rackform.pipeline import load_plan
-
-from tests.conftest import ROOT, deploy_to_moto, moto_aws, run_cli
+from tests.conftest import ROOT, moto_aws, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"  # cluster demo, us-east-1
 REGION = "us-east-1"
@@ -26,15 +25,11 @@ def context_file() -> Path:
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def aws(demo_deployed, monkeypatch):
     """The demo deployed in moto, its bucket NOT in RACKFORM_BUCKET: only the context can name it."""
-    with moto_aws(monkeypatch, REGION):
-        s3 = boto3.client("s3", region_name=REGION)
-        bucket = deploy_to_moto(load_plan(str(SPEC)), monkeypatch, s3=s3,
-                                batch=boto3.client("batch", region_name=REGION))
-        monkeypatch.delenv("RACKFORM_BUCKET")
-        monkeypatch.delenv("AWS_DEFAULT_REGION")  # the context's Region is the one the commands use
-        yield bucket
+    monkeypatch.delenv("RACKFORM_BUCKET")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # the context's Region is the one the commands use
+    return demo_deployed["store"].bucket
 
 
 def test_use_bucket_remembers_it_privately_and_context_shows_it(capsys):

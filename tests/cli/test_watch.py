@@ -14,22 +14,15 @@ from botocore.stub import Stubber
 
 from rackform.cli import jobs as cli_jobs
 from rackform.jobs.submit import BATCH_LOG_GROUP
-from rackform.pipeline import load_plan
-from workloads.store import ResultStore
-
-from tests.conftest import ROOT, deploy_to_moto, moto_aws, run_cli
+from tests.conftest import ROOT, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"
 REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with moto_aws(monkeypatch, REGION):
-        s3 = boto3.client("s3", region_name=REGION)
-        bucket = deploy_to_moto(load_plan(str(SPEC)), monkeypatch, s3=s3,
-                                batch=boto3.client("batch", region_name=REGION))
-        yield ResultStore(bucket, s3)
+def aws(demo_deployed):
+    return demo_deployed["store"]
 
 
 def submit(capsys, run_id: str, benchmark: str = "cpu") -> dict:
