@@ -9,9 +9,9 @@ state.py) and says what blocks the deploy. Every check here is pure: plan + stat
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from ..capacity import of as capacity_kind
 from ..capacity import of_reservation
@@ -36,6 +36,7 @@ from .state import (
 )
 
 Status = Literal["ok", "blocker", "warning", "unknown"]
+K = TypeVar("K")
 
 # A reservation that ends this soon still deploys, but leaves little time for a run: warn, do not block.
 END_WARNING = dt.timedelta(hours=24)
@@ -70,11 +71,18 @@ def _groups_text(groups: list[NodeGroupPlan]) -> str:
                      + (f" ({g.min_count} always running)" if g.min_count else "") for g in groups)
 
 
-def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None]) -> list[Check]:
-    by_code: dict[tuple[str | None, str], list[NodeGroupPlan]] = {}
+def _grouped(plan: Plan, key: Callable[[NodeGroupPlan], K | None]) -> dict[K, list[NodeGroupPlan]]:
+    """The plan's node groups by `key`, in plan order; a group whose key is None is left out."""
+    out: dict[K, list[NodeGroupPlan]] = {}
     for g in plan.node_groups():
-        if "quota" in capacity_kind(g.capacity.type).preflight:
-            by_code.setdefault((g.quota.code, g.quota.name), []).append(g)
+        if (k := key(g)) is not None:
+            out.setdefault(k, []).append(g)
+    return out
+
+
+def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None]) -> list[Check]:
+    by_code = _grouped(plan, lambda g: (g.quota.code, g.quota.name)
+                       if "quota" in capacity_kind(g.capacity.type).preflight else None)
     checks = []
     for (code, quota_name), groups in by_code.items():
         need = sum(g.quota.vcpus for g in groups)
@@ -207,10 +215,8 @@ def _placement_checks(name: str, needed: str, held_in: str | None, groups: list[
 
 def check_reservations(plan: Plan, reservations: Mapping[str, ReservationState | ApiError | None],
                        now: dt.datetime) -> list[Check]:
-    by_id: dict[str, list[NodeGroupPlan]] = {}
-    for g in plan.node_groups():
-        if "reservation" in capacity_kind(g.capacity.type).preflight and g.capacity.reservation_id:
-            by_id.setdefault(g.capacity.reservation_id, []).append(g)
+    by_id = _grouped(plan, lambda g: (g.capacity.reservation_id or None)
+                     if "reservation" in capacity_kind(g.capacity.type).preflight else None)
     return [c for rid, groups in by_id.items() for c in _check_reservation(plan, rid, groups, reservations[rid], now)]
 
 
@@ -288,11 +294,7 @@ def check_stacks(plan: Plan, stack_limit: int | None | ApiError, stacks: tuple[s
 
 def existing_placement_groups(plan: Plan) -> dict[str, list[NodeGroupPlan]]:
     """Placement groups the spec names (rackform launches into them, never creates them), with their node groups."""
-    named: dict[str, list[NodeGroupPlan]] = {}
-    for g in plan.node_groups():
-        if g.placement_group is not None and not g.creates_placement_group:
-            named.setdefault(g.placement_group, []).append(g)
-    return named
+    return _grouped(plan, lambda g: None if g.creates_placement_group else g.placement_group)
 
 
 def check_placement_groups(plan: Plan, found: Mapping[str, PlacementGroupState | ApiError | None] | None
@@ -360,11 +362,7 @@ def check_data_repository(plan: Plan, bucket: BucketState | ApiError | None) -> 
 
 def custom_images(plan: Plan) -> dict[str, list[NodeGroupPlan]]:
     """The AMIs node groups name (spec image_id), with their node groups."""
-    named: dict[str, list[NodeGroupPlan]] = {}
-    for g in plan.node_groups():
-        if g.image_id is not None:
-            named.setdefault(g.image_id, []).append(g)
-    return named
+    return _grouped(plan, lambda g: g.image_id)
 
 
 # What names an ECS-optimized AMI, or one built from it: AWS's own are named amzn2023-ami-ecs-..., and their
