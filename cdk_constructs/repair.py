@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -33,6 +31,7 @@ from workloads.contract import JobEnvironment
 from workloads.layout import repairs_prefix
 
 from .nag import acknowledge_wildcard_resource, skip_checkov
+from .telemetry import PERIOD, alarm_on_any
 
 WORKLOADS_DIR = Path(__file__).resolve().parents[1] / "workloads"
 # The benchmark an idle check runs: the runner's health step comes first in every job, and sysbench's cpu test is
@@ -149,14 +148,10 @@ class RackRepair(Construct):
         self.rule.add_target(targets.LambdaFunction(self.function, retry_attempts=2,
                                                     max_event_age=Duration.hours(1)))
 
-        errors = self.function.metric_errors(period=Duration.minutes(5), statistic="Sum")
-        self.errors_alarm = cloudwatch.Alarm(
-            self, "Errors", metric=errors, threshold=1, evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"rackform {spec_name}/{rack}: the repair function failed; a node it should have "
-                              "replaced may still be taking jobs (its log group has why)")
-        self.errors_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+        self.errors_alarm = alarm_on_any(
+            self, "Errors", metric=self.function.metric_errors(period=PERIOD, statistic="Sum"), topic=self.topic,
+            description=f"rackform {spec_name}/{rack}: the repair function failed; a node it should have replaced "
+                        "may still be taking jobs (its log group has why)")
 
         if healing.idle_checked:
             self._idle_checks(spec_name, rack, healing.idle_check_rate,

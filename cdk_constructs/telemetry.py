@@ -39,6 +39,18 @@ def group_metric(metric: str, group: NodeGroupPlan, rack: str) -> cloudwatch.Met
                              dimensions_map={"Rack": rack, "NodeGroup": group.resource_name})
 
 
+def alarm_on_any(scope: Construct, id: str, *, metric: cloudwatch.IMetric, topic: sns.ITopic,
+                 description: str) -> cloudwatch.Alarm:
+    """An alarm that notifies the rack's repair topic as soon as one 5-minute sum counts anything; no data is no
+    fault (the figures are counts of failures, absent while nothing fails)."""
+    alarm = cloudwatch.Alarm(
+        scope, id, metric=metric, threshold=1, evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING, alarm_description=description)
+    alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+    return alarm
+
+
 class RackTelemetry(Construct):
     """The rack's dashboard and its EFA alarms. The dashboard: GPU utilisation, memory, temperature and power per
     node, EFA bytes, retransmits and errors per group, host memory, and the repair function's invocations and errors.
@@ -80,12 +92,8 @@ class RackTelemetry(Construct):
                 expression=" + ".join(f"FILL(m{i}, 0)" for i in range(len(EFA_ERROR_MEASUREMENTS))),
                 using_metrics={f"m{i}": group_metric(m, g, metrics_rack) for i, m in enumerate(EFA_ERROR_MEASUREMENTS)},
                 label=f"{g.name} EFA errors", period=PERIOD)
-            alarm = cloudwatch.Alarm(
-                self, f"EfaErrors{naming.construct_id(g.name)}", metric=errors, threshold=1, evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"rackform {spec_name}/{rack}/{g.name}: EFA work-request errors or unresponsive "
-                                  "remotes: a node's EFA or a peer is failing (the dashboard's EFA errors show which "
-                                  "counter; the next job's health step checks the devices)")
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-            self.efa_alarms[g.name] = alarm
+            self.efa_alarms[g.name] = alarm_on_any(
+                self, f"EfaErrors{naming.construct_id(g.name)}", metric=errors, topic=topic,
+                description=f"rackform {spec_name}/{rack}/{g.name}: EFA work-request errors or unresponsive remotes: "
+                            "a node's EFA or a peer is failing (the dashboard's EFA errors show which counter; the "
+                            "next job's health step checks the devices)")
