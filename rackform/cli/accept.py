@@ -44,21 +44,6 @@ if TYPE_CHECKING:
     from ..plan.models import NodeGroupPlan, Plan
 
 
-class AcceptError(Exception):
-    """A command line that names no rack or group of the spec."""
-
-
-def groups_of(plan: Plan, rack: str, node_group: str | None) -> list[NodeGroupPlan]:
-    r = plan.rack(rack)
-    if r is None:
-        raise AcceptError(f"no rack {rack!r} in spec {plan.name}; racks: {', '.join(x.name for x in plan.racks)}")
-    groups = [g for g in r.node_groups if node_group in (None, g.name)]
-    if not groups:
-        raise AcceptError(f"no node group {node_group!r} in rack {rack!r}; node groups: "
-                          f"{', '.join(g.name for g in r.node_groups)}")
-    return groups
-
-
 def acceptance_plan(plan: Plan, groups: list[NodeGroupPlan], prices: list[tuple[str, float]],
                     repeats: int) -> AcceptancePlan:
     """The plan of each group, priced like `rackform cost` (the prices snapshot, or --price)."""
@@ -251,6 +236,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from workloads.layout import check_run_id
 
+    from ..jobs.submit import SubmitError, node_groups
     from ..render.acceptance import plan_text
 
     plan = checked_plan(args.spec)
@@ -258,11 +244,11 @@ def cmd_accept(args: argparse.Namespace) -> int:
     try:
         if run_id is not None:
             check_run_id(run_id)
-        groups = groups_of(plan, args.rack, args.node_group)
+        groups = node_groups(plan, args.rack, args.node_group)
     except ValueError as e:
         print(f"error: --run-id: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except AcceptError as e:
+    except SubmitError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_PROBLEM
     from workloads.contract import JobEnvironment

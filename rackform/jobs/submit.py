@@ -105,9 +105,8 @@ def submit_once(submitter: aws.BotoClient, lookup: aws.BotoClient, request: dict
     raise AssertionError("unreachable")
 
 
-def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> list[NodeGroupPlan]:
-    if benchmark not in BENCHMARKS:
-        raise SubmitError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+def node_groups(plan: Plan, rack: str, node_group: str | None) -> list[NodeGroupPlan]:
+    """The rack's node groups that `node_group` names (None: every one); SubmitError names what is there."""
     r = plan.rack(rack)
     if r is None:
         raise SubmitError(f"no rack {rack!r} in spec {plan.name}; racks: {', '.join(x.name for x in plan.racks)}")
@@ -115,6 +114,13 @@ def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> li
     if not groups:
         raise SubmitError(f"no node group {node_group!r} in rack {rack!r}; node groups: "
                           f"{', '.join(g.name for g in r.node_groups)}")
+    return groups
+
+
+def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> list[NodeGroupPlan]:
+    if benchmark not in BENCHMARKS:
+        raise SubmitError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    groups = node_groups(plan, rack, node_group)
     fitting = [g for g in groups if BENCHMARKS[benchmark] in benchmarks_for(g.tier, g.max_job_nodes)]
     if not fitting:
         b = BENCHMARKS[benchmark]
