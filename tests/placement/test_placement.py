@@ -257,3 +257,15 @@ def test_the_workload_schema_has_the_placement_fields_with_unit_and_default():
         with pytest.raises(SpecError, match=field):
             parse_workload({"name": "w", "class": "inference", "tiers": {"gpu": {"image": "i", "command": ["r"]}},
                             **bad})
+
+
+def test_the_stored_candidate_schema_has_every_field_a_decision_writes():
+    # PlacementCandidate (operator side) and workloads.objects.Candidate (what a recorded decision is checked against)
+    # are kept apart: workloads/ imports nothing from rackform, and the stored form differs (wait_s "never", lists,
+    # defaults for decisions recorded before a field existed). The field names are what must not drift.
+    from dataclasses import fields
+
+    from rackform.placement import PlacementCandidate
+    from workloads.objects import Candidate
+
+    assert [f.name for f in fields(PlacementCandidate)] == list(Candidate.model_fields)
