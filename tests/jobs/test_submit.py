@@ -11,16 +11,6 @@ from tests.conftest import EXAMPLE
 from tests.conftest import EXAMPLE_REGION as REGION
 
 
-@pytest.fixture
-def plan(example_plan):
-    return example_plan
-
-
-@pytest.fixture
-def aws(example_deployed):
-    return example_deployed
-
-
 def job_definition_of(aws, job):
     [jd] = aws["batch"].describe_job_definitions(jobDefinitions=[job["jobDefinition"]])["jobDefinitions"]
     return {**aws["registered"][jd["jobDefinitionName"]], **jd}

@@ -40,16 +40,6 @@ SUBMIT_JOB_S = 1.0
 
 
 @pytest.fixture
-def plan(example_plan):
-    return example_plan
-
-
-@pytest.fixture
-def aws(example_deployed):
-    return example_deployed
-
-
-@pytest.fixture
 def embedded(monkeypatch):
     plan = build_plan(load_spec(EXAMPLE)[0], load_catalog())
     put_lock = threading.Lock()

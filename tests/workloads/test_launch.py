@@ -27,16 +27,6 @@ SECRET = "s" * 43
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGood"
 
 
-@pytest.fixture
-def plan(example_plan):
-    return example_plan
-
-
-@pytest.fixture
-def aws(example_deployed):
-    return example_deployed
-
-
 def gathering(port: int, **kwargs) -> tuple[threading.Thread, dict]:
     """gather() on its own thread, as the main node runs it; the result (or the error) lands in the dict."""
     result: dict = {}
@@ -271,14 +261,15 @@ def test_ssh_checks_every_host_against_the_keys_pinned_at_the_rendezvous(tmp_pat
     assert options["GlobalKnownHostsFile"] == "/dev/null"
 
 
-def test_each_multi_node_submission_gets_its_own_secret_and_no_object_holds_it(aws, plan):
+def test_each_multi_node_submission_gets_its_own_secret_and_no_object_holds_it(example_deployed, example_plan):
     submitter, lookup = batch_clients(None, "us-east-2")
     sent = []
     submitter.meta.events.register("provide-client-params.batch.SubmitJob", lambda params, **_: sent.append(params))
     for run in ("m1", "m2"):
-        submit(plan, rack="trn2-train", benchmark="allreduce", run_id=run, store=aws["store"], submitter=submitter,
-               lookup=lookup)
-    submit(plan, rack="gpu", benchmark="gemm", run_id="m3", store=aws["store"], submitter=submitter, lookup=lookup)
+        submit(example_plan, rack="trn2-train", benchmark="allreduce", run_id=run, store=example_deployed["store"],
+               submitter=submitter, lookup=lookup)
+    submit(example_plan, rack="gpu", benchmark="gemm", run_id="m3", store=example_deployed["store"],
+           submitter=submitter, lookup=lookup)
     found = []
     for request in sent:
         overrides = request.get("nodeOverrides", {}).get("nodePropertyOverrides", [{}])[0]
@@ -286,7 +277,7 @@ def test_each_multi_node_submission_gets_its_own_secret_and_no_object_holds_it(a
         found.append({e["name"]: e["value"] for e in env}.get("RACKFORM_LAUNCH_SECRET"))
     first, second, single = found
     assert len(first) >= launch.MIN_SECRET_CHARS and first != second and single is None
-    s3, bucket = aws["s3"], aws["store"].bucket
+    s3, bucket = example_deployed["s3"], example_deployed["store"].bucket
     for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
         body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
         assert first not in body and second not in body, obj["Key"]
