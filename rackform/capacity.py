@@ -49,8 +49,7 @@ class KindFacts:
     # compute environment's type, and a launch template that sets a market of its own is refused for it).
     launch_market_type: Literal["capacity-block"] | None
     batch_type: Literal["EC2", "SPOT"]  # the compute environment's ComputeResources.Type
-    batch_allocation_strategy: str  # its AllocationStrategy, unless the group chooses another of the next
-    # The AllocationStrategy values a group of this kind may choose (the default among them). Never BEST_FIT: a compute
+    # The AllocationStrategy values a group of this kind may choose, the default first. Never BEST_FIT: a compute
     # environment with it takes no infrastructure updates, which rackform's in-place changes rely on (_UPDATING).
     batch_allocation_strategies: tuple[str, ...]
     usage_class: str | None  # the usage class the instance type must support to be bought this way
@@ -71,12 +70,16 @@ class KindFacts:
     preflight: tuple[PreflightCheck, ...]
     sources: tuple[str, ...]  # the AWS pages the facts above come from
 
+    @property
+    def batch_allocation_strategy(self) -> str:
+        """The compute environment's AllocationStrategy unless the group chooses another of the strategies."""
+        return self.batch_allocation_strategies[0]
+
 
 KINDS: Mapping[CapacityKind, KindFacts] = {
     "on-demand": KindFacts(
         kind="on-demand", label="On-Demand", market="on-demand", launch_market_type=None,
         batch_type="EC2",
-        batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
         batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class=None, multi_node=True,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=False,
         quota_note=None, price="on-demand-snapshot", no_price_reason="", interruptible=False,
@@ -84,7 +87,6 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
         sources=(_MNP_CE, _BATCH_EFA, _CE_RESOURCES, _ALLOCATION, _UPDATING, _OD_QUOTA)),
     "spot": KindFacts(
         kind="spot", label="Spot", market="spot", launch_market_type=None, batch_type="SPOT",
-        batch_allocation_strategy="SPOT_PRICE_CAPACITY_OPTIMIZED",
         batch_allocation_strategies=("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED",
                                      "BEST_FIT_PROGRESSIVE"), usage_class="spot", multi_node=False,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=True,
@@ -96,7 +98,6 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
     "reservation": KindFacts(
         kind="reservation", label="an On-Demand Capacity Reservation", market="on-demand", launch_market_type=None,
         batch_type="EC2",
-        batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
         batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class=None, multi_node=True,
         needs_reservation_id=True, reservation_type="default", placement="reservation", spot_quota=False,
         quota_note=None, price="none",
@@ -108,7 +109,6 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
     "capacity-block": KindFacts(
         kind="capacity-block", label="a Capacity Block", market="capacity-block",
         launch_market_type="capacity-block", batch_type="EC2",
-        batch_allocation_strategy="BEST_FIT_PROGRESSIVE",
         batch_allocation_strategies=("BEST_FIT_PROGRESSIVE",), usage_class="capacity-block", multi_node=True,
         needs_reservation_id=True, reservation_type="capacity-block", placement="aws", spot_quota=False,
         # Counted to be safe: ODCRs count against the On-Demand quota (CreateCapacityReservation); for Capacity
