@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from rackform.reference.catalog import Catalog, load_catalog  # noqa: E402
 from rackform.reference.prices import PRICES_PATH, PriceBook  # noqa: E402
 from rackform.reference.refresh import (  # noqa: E402
+    PRICE_LIST_API,
     ec2_region_block,
     on_demand_from_skypilot_csv,
     skypilot_region_block,
@@ -73,10 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         block = ec2_region_block(pricing, region, types, today)
         data["ec2_on_demand"]["regions"][region] = block
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
+    return _write(args.output, data)
+
+
+def _write(output: Path, data: dict[str, Any]) -> int:
     PriceBook.model_validate(data)  # never write a snapshot rackform cannot read back
-    args.output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.output}")
+    output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {output}")
     return 0
+
+
+def _from_price_list(block: dict[str, Any]) -> bool:
+    return bool(block.get("source", "").startswith(PRICE_LIST_API))
 
 
 def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, Any]) -> int:
@@ -94,13 +103,12 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
               "(column Price: Linux On-Demand USD/hour, copied from the AWS Price List)"
               + (f"; {args.note}" if args.note else ""))
     # Where the Price List API priced a Region, the seed is checked against it; families it disagrees on stay unknown.
-    primary = {r: b["prices"] for r, b in blocks.items() if b.get("source", "").startswith("AWS Price List API")}
+    primary = {r: b["prices"] for r, b in blocks.items() if _from_price_list(b)}
     stale = stale_families(by_region, primary)
     for family, why in stale.items():
         print(f"{family}: left unknown, {why}")
     regions = args.regions or sorted(
-        r for r in by_region if r in catalog.offerings
-        and not blocks.get(r, {}).get("source", "").startswith("AWS Price List API"))
+        r for r in by_region if r in catalog.offerings and not _from_price_list(blocks.get(r, {})))
     for region in regions:
         types = args.instance_types or sorted(catalog.offerings.get(region, {}))
         block = skypilot_region_block(by_region.get(region, {}), region, types, source=source, as_of=args.as_of,
@@ -108,10 +116,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
         blocks[region] = block
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
     data["ec2_on_demand"]["regions"] = dict(sorted(blocks.items()))
-    PriceBook.model_validate(data)  # never write a snapshot rackform cannot read back
-    args.output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.output}")
-    return 0
+    return _write(args.output, data)
 
 
 if __name__ == "__main__":

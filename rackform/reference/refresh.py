@@ -130,7 +130,8 @@ PRICE_LIST_ATTRIBUTES: dict[str, str] = {
     "capacitystatus": "Used",
     "marketoption": "OnDemand",
 }
-PRICE_LIST_SOURCE = ("AWS Price List API (ServiceCode AmazonEC2; "
+PRICE_LIST_API = "AWS Price List API"
+PRICE_LIST_SOURCE = (f"{PRICE_LIST_API} (ServiceCode AmazonEC2; "
                      + ", ".join(f"{k}={v}" for k, v in PRICE_LIST_ATTRIBUTES.items()) + ")")
 
 
