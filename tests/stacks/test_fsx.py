@@ -9,11 +9,7 @@ DriveCacheType (READ or NONE) required with HDD.
 from __future__ import annotations
 
 import pytest
-from aws_cdk import App, Stack
-from aws_cdk import aws_ec2 as ec2
-from aws_cdk.assertions import Template
 
-from cdk_constructs import LustreFileSystem
 from rackform.plan import cost
 from rackform.render.plan import render_plan
 from rackform.jobs.jobdefs import job_definitions
@@ -24,6 +20,7 @@ from rackform.spec.models import parse_spec
 from rackform.validate import validate_spec
 from rackform.pipeline import parse_workload
 from workloads.benchmarks import BENCHMARKS
+from tests.stacks.conftest import lone_lustre
 from workloads.run import node_context
 
 HDD = {"deployment_type": "PERSISTENT_1", "storage_type": "HDD", "per_unit_storage_throughput": 12,
@@ -102,12 +99,7 @@ def test_hdd_cost_is_unknown_never_zero(demo, catalog):
 
 
 def _lustre(**kwargs) -> dict:
-    stack = Stack(App(), "s")
-    LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
-                     security_group_ids=["sg-1"],
-                     storage_capacity_gib=6000, **kwargs)
-    [fs] = Template.from_stack(stack).find_resources("AWS::FSx::FileSystem").values()
-    return fs["Properties"]
+    return lone_lustre("AWS::FSx::FileSystem", storage_capacity_gib=6000, **kwargs)
 
 
 def test_construct_writes_storage_type_and_drive_cache_for_hdd_only():
@@ -121,13 +113,9 @@ def test_construct_writes_storage_type_and_drive_cache_for_hdd_only():
 
 
 def _export_events(**kwargs) -> list[str]:
-    stack = Stack(App(), "s")
-    LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
-                     security_group_ids=["sg-1"],
-                     storage_capacity_gib=1200, per_unit_storage_throughput_mbps_per_tib=125,
-                     data_repository_path="s3://dataset/train", **kwargs)
-    [dra] = Template.from_stack(stack).find_resources("AWS::FSx::DataRepositoryAssociation").values()
-    return dra["Properties"]["S3"]["AutoExportPolicy"]["Events"]
+    dra = lone_lustre("AWS::FSx::DataRepositoryAssociation", storage_capacity_gib=1200,
+                      per_unit_storage_throughput_mbps_per_tib=125, data_repository_path="s3://dataset/train", **kwargs)
+    return dra["S3"]["AutoExportPolicy"]["Events"]
 
 
 def test_deleting_a_file_never_deletes_the_dataset_unless_asked():

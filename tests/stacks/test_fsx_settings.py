@@ -9,11 +9,7 @@ PERSISTENT_1; 2.12: not PERSISTENT_2 with a metadata configuration; 2.15: every 
 from __future__ import annotations
 
 import pytest
-from aws_cdk import App, Stack
-from aws_cdk import aws_ec2 as ec2
-from aws_cdk.assertions import Template
 
-from cdk_constructs import LustreFileSystem
 from rackform.plan import cost
 from rackform.plan.models import build_plan
 from rackform.reference.prices import load_prices
@@ -22,6 +18,7 @@ from rackform.spec.models import FsxMetadata, load_spec_text, parse_spec
 from rackform.spec.problems import SpecError
 from rackform.validate import validate_spec
 from tests.conftest import EXAMPLE
+from tests.stacks.conftest import lone_lustre
 
 
 def problems(demo, catalog, **fsx) -> list[tuple[str, str, str]]:
@@ -72,12 +69,8 @@ def test_defaults_change_nothing_aws_would_see(demo):
 
 
 def _lustre(**kwargs) -> dict:
-    stack = Stack(App(), "s")
-    LustreFileSystem(stack, "L", subnet=ec2.Subnet.from_subnet_id(stack, "Sn", "subnet-1"),
-                     security_group_ids=["sg-1"],
-                     storage_capacity_gib=2400, per_unit_storage_throughput_mbps_per_tib=125, **kwargs)
-    [fs] = Template.from_stack(stack).find_resources("AWS::FSx::FileSystem").values()
-    return fs["Properties"]
+    return lone_lustre("AWS::FSx::FileSystem", storage_capacity_gib=2400, per_unit_storage_throughput_mbps_per_tib=125,
+                       **kwargs)
 
 
 def test_the_construct_writes_compression_metadata_and_version():
