@@ -116,6 +116,12 @@ def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None])
     return checks
 
 
+def _as_spec_names(plan: Plan, zone_name: str, zone_id: str | None) -> str | None:
+    """A zone EC2 describes, in the form the spec names its AZ: by AZ ID or by this account's AZ name (the
+    reservation's and the subnet's Describe answers carry both), so the two compare."""
+    return zone_id if is_zone_id(plan.availability_zone) else zone_name
+
+
 def utc_text(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -151,8 +157,7 @@ def _check_reservation(plan: Plan, rid: str, groups: list[NodeGroupPlan], r: Res
             blocker(f"reserves {r.instance_type}, not {g.instance_type}",
                     f"set instance_type: {r.instance_type} on {g.rack}/{g.name}, or use a reservation for "
                     f"{g.instance_type}")
-    # The spec names its AZ by name or by AZ ID; compare in the same form (DescribeCapacityReservations returns both).
-    zone = r.availability_zone_id if is_zone_id(plan.availability_zone) else r.availability_zone
+    zone = _as_spec_names(plan, r.availability_zone, r.availability_zone_id)
     if zone != plan.availability_zone:
         blocker(f"is in {zone}, the spec's availability_zone is {plan.availability_zone}",
                 f"set availability_zone: {zone} (every rack shares the AZ), or use a "
@@ -429,7 +434,7 @@ def check_existing_network(plan: Plan, found: ExistingNetworkState | None) -> li
         out.append(Check(name, "blocker", f"no subnet {mine.subnet_id} in {plan.region}", needed,
                          "fix network.subnet_id (subnets belong to one Region and account)"))
     else:
-        zone = subnet.availability_zone_id if is_zone_id(plan.availability_zone) else subnet.availability_zone
+        zone = _as_spec_names(plan, subnet.availability_zone, subnet.availability_zone_id)
         problems = []
         if subnet.vpc_id != mine.vpc_id:
             problems.append((f"is in {subnet.vpc_id}, not {mine.vpc_id}", "set network.vpc_id to the subnet's VPC"))
