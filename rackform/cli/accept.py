@@ -28,12 +28,13 @@ from .common import (
     aws_target,
     checked_plan,
     json_option,
+    price_arg,
     problem_lines,
+    repeats_arg,
     results_store,
+    seconds_arg,
     store_for,
 )
-from .cost import _price_arg
-from .jobs import _seconds
 
 if TYPE_CHECKING:
     from workloads.results import AcceptRecord
@@ -329,8 +330,6 @@ def _budget(text: str) -> float:
 
 
 def register(sub: Subparsers) -> None:
-    from .jobs import _repeats
-
     p = sub.add_parser("accept", help="accept a rack's node groups node by node: plan and cost first, one job per "
                        "group, a verdict per node, a certificate",
                        epilog="example:\n  rackform accept my-spec.yaml --rack gpu --budget 200 --html accept.html\n"
@@ -340,14 +339,14 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--node-group", help="one node group of the rack (default: every one)")
     p.add_argument("--budget", type=_budget, metavar="USD", help="refuse, submitting nothing, when the plan's "
                    "expected cost is over this or cannot be priced")
-    p.add_argument("--price", action="append", type=_price_arg, default=[], metavar="KEY=USD_PER_HOUR",
+    p.add_argument("--price", action="append", type=price_arg, default=[], metavar="KEY=USD_PER_HOUR",
                    help="price per instance-hour for an instance type or RACK/GROUP, as `rackform cost` takes it")
-    p.add_argument("--repeats", type=_repeats, help="measurements of each test (default: the job's)")
+    p.add_argument("--repeats", type=repeats_arg, help="measurements of each test (default: the job's)")
     p.add_argument("--run-id", help="run id; the same one again finds the jobs it submitted and judges them")
     p.add_argument("--no-wait", action="store_true", help="submit, print the run id and return")
-    p.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="give up waiting after this long and exit 4 "
+    p.add_argument("--timeout", type=seconds_arg, metavar="SECONDS", help="give up waiting after this long and exit 4 "
                    "(the jobs keep running)")
-    p.add_argument("--interval", type=_seconds, default=15.0, metavar="SECONDS", help="seconds between polls")
+    p.add_argument("--interval", type=seconds_arg, default=15.0, metavar="SECONDS", help="seconds between polls")
     p.add_argument("--show", metavar="RUN", help="print the certificate stored for a run instead")
     p.add_argument("--html", metavar="FILE", help="also write the verdicts and per-node plots as an HTML page")
     json_option(p, "the certificate")

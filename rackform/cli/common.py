@@ -196,6 +196,44 @@ def threshold(text: str) -> float:
     return value
 
 
+def seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def repeats_arg(text: str) -> int:
+    from workloads.contract import check_repeats
+
+    try:
+        return check_repeats(positive_arg(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def price_arg(text: str) -> tuple[str, float]:
+    from ..reference.prices import parse_price
+
+    try:
+        return parse_price(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def write(path: str, text: str, *, new: bool = False) -> None:
     """Write a checked output file; `new`: never over an existing one."""
     from .outputs import OutputError, write_text

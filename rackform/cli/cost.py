@@ -10,8 +10,8 @@ import sys
 
 from ..aws import PaginatingClient
 from ..capacity import of as capacity_kind
-from ..reference.prices import Ec2RegionPrices, Quote, load_price_file, load_prices, parse_price
-from .common import Subparsers, aws_options, checked_plan
+from ..reference.prices import Ec2RegionPrices, Quote, load_price_file, load_prices
+from .common import Subparsers, aws_options, checked_plan, price_arg
 
 
 def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None = None) -> PaginatingClient:
@@ -30,13 +30,6 @@ def pricing_client(profile: str | None = None, endpoint_url: str | None = None) 
 
     client: PaginatingClient = aws.client(aws.Target("us-east-1", profile, endpoint_url), "pricing")
     return client
-
-
-def _price_arg(text: str) -> tuple[str, float]:
-    try:
-        return parse_price(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _budget_arg(text: str) -> float:
@@ -118,7 +111,7 @@ def register(subparsers: Subparsers) -> None:
                    "unknown, with the priced part in *_known_* fields")
     p.add_argument("--budget", type=_budget_arg, metavar="USD_PER_HOUR",
                    help="exit 1 unless the whole cluster is priced and costs at most this")
-    p.add_argument("--price", action="append", type=_price_arg, default=[], metavar="KEY=USD_PER_HOUR",
+    p.add_argument("--price", action="append", type=price_arg, default=[], metavar="KEY=USD_PER_HOUR",
                    help="price per instance-hour for an instance type or one RACK/GROUP (repeatable); needed for "
                    "capacity blocks and reservations, wins over every other source")
     p.add_argument("--prices-file", metavar="FILE", help="YAML or JSON mapping KEY: USD_PER_HOUR, same keys as "

@@ -29,9 +29,12 @@ from .common import (
     checked_plan,
     json_option,
     no_such_run,
+    positive_arg,
     problem_lines,
+    repeats_arg,
     results_store,
     say_no_records,
+    seconds_arg,
     store_for,
 )
 
@@ -560,35 +563,6 @@ def _logs_json(store: ResultStore, run_id: str, found: list[tuple[str, Any]]) ->
     out.write("\n]}\n")
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return value
-
-
-def _repeats(text: str) -> int:
-    from workloads.contract import check_repeats
-
-    try:
-        return check_repeats(_positive(text))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return value
-
-
 def _index(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a node index (0, 1, ...)")
@@ -608,10 +582,10 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--rack", required=True, help="rack to run on, as named in the spec")
     p.add_argument("--node-group", help="node group of the rack (default: every node group the benchmark runs on)")
     p.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), help="what to run")
-    p.add_argument("--nodes", type=_positive, help="nodes for a multi-node benchmark (default: the benchmark's own)")
+    p.add_argument("--nodes", type=positive_arg, help="nodes for a multi-node benchmark (default: the benchmark's own)")
     p.add_argument("--run-id", help="group jobs into one run (default: a new id); the same id again submits "
                    "nothing new")
-    p.add_argument("--repeats", type=_repeats, metavar="N", help="measure the benchmark N times in each job "
+    p.add_argument("--repeats", type=repeats_arg, metavar="N", help="measure the benchmark N times in each job "
                    "(3 to 10, default 3); the report gives the median, min and max and marks a spread over 10%%")
     json_option(p, "the run id and the jobs")
     aws_options(p, region=False)
@@ -624,9 +598,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("run_id", metavar="RUN", nargs="?", help=RUN_HELP)
     p.add_argument("--wait", action="store_true", help="poll until every job has its record; Ctrl-C stops "
                    "watching, not the jobs")
-    p.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="with --wait: give up after this long and "
+    p.add_argument("--timeout", type=seconds_arg, metavar="SECONDS", help="with --wait: give up after this long and "
                    "exit 4 (default: wait as long as it takes)")
-    p.add_argument("--interval", type=_seconds, default=15.0, metavar="SECONDS",
+    p.add_argument("--interval", type=seconds_arg, default=15.0, metavar="SECONDS",
                    help="with --wait: seconds between polls")
     json_option(p, "the jobs' states")
     aws_options(p)
@@ -641,7 +615,7 @@ def register(sub: Subparsers) -> None:
 
     p = sub.add_parser("runs", help="the runs in the results bucket, newest first, with their jobs' outcomes",
                        epilog="example:\n  rackform runs --limit 5")
-    p.add_argument("--limit", type=_positive, default=20, metavar="N", help="show the newest N runs")
+    p.add_argument("--limit", type=positive_arg, default=20, metavar="N", help="show the newest N runs")
     json_option(p, "the runs")
     aws_options(p)
     p.set_defaults(func=cmd_runs)
@@ -659,7 +633,7 @@ def register(sub: Subparsers) -> None:
                    "with --follow, node 0)")
     p.add_argument("--follow", action="store_true", help="stream the job's CloudWatch log (/aws/batch/job) while it "
                    "runs, until AWS Batch ends it (exit 1 when it FAILED)")
-    p.add_argument("--interval", type=_seconds, default=5.0, metavar="SECONDS",
+    p.add_argument("--interval", type=seconds_arg, default=5.0, metavar="SECONDS",
                    help="with --follow: seconds between polls")
     json_option(p, "the logs (with --follow: one JSON object per log event and line)")
     aws_options(p)
