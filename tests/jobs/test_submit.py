@@ -6,7 +6,6 @@ import pytest
 
 from rackform.cli import main
 from rackform.jobs.submit import SubmitError, batch_clients, run_state, submit
-
 from tests.conftest import EXAMPLE
 from tests.conftest import EXAMPLE_REGION as REGION
 
@@ -147,7 +146,7 @@ def test_efa_rdma_is_forced_only_where_the_device_has_it(plan):
 def test_job_kinds_are_the_ones_validate_names():
     from typing import get_args
 
-    from rackform.plan.naming import JOB_KINDS
     from rackform.jobs.jobdefs import JobKind
+    from rackform.plan.naming import JOB_KINDS
 
     assert get_args(JobKind) == JOB_KINDS

@@ -25,15 +25,14 @@ from moto.batch.responses import BatchResponse
 from moto.s3.responses import S3Response
 
 import rackform.jobs.submit as submit_module
-from rackform.reference.catalog import load_catalog
 from rackform.jobs.local import EmbeddedAWS, deploy
-from rackform.plan.models import build_plan
-from rackform.spec.models import load_spec
-from workloads.layout import claim_key
 from rackform.jobs.submit import SubmitError, batch_clients, submit
-
+from rackform.plan.models import build_plan
+from rackform.reference.catalog import load_catalog
+from rackform.spec.models import load_spec
 from tests.conftest import EXAMPLE, ROOT
 from tests.conftest import EXAMPLE_REGION as REGION
+from workloads.layout import claim_key
 
 PROCESSES = 4
 SUBMIT_JOB_S = 1.0
