@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import Field, field_validator
 
 from ..analysis.report import higher_is_better
-from ..analysis.summary import UNSTABLE_SPREAD_PCT
+from ..analysis.summary import UNSTABLE_SPREAD_PCT, spread_pct
 from ..reference.baselines import Baseline, BaselineData
 from ..spec.base import Frozen
 
@@ -125,7 +125,7 @@ def band(values: Iterable[float | None], *, higher_better: bool = True) -> Band 
         return None
     median = statistics.median(finite)
     mad = statistics.median(abs(v - median) for v in finite)
-    spread = (max(finite) - min(finite)) / abs(median) * 100 if median else 0.0
+    spread = spread_pct(min(finite), max(finite), median) or 0.0
     if len(finite) < MIN_BAND_NODES:
         return Band(nodes=len(finite), median=median, mad=mad, floor=None, spread_pct=spread)
     margin = max(OUTLIER_MADS * MAD_TO_SIGMA * mad, abs(median) * MIN_SHORTFALL_PCT / 100)
@@ -191,7 +191,7 @@ def judge(figures: Sequence[NodeFigure], *, instance_type: str, baselines: Basel
                                     shortfall_pct=shortfall_pct(f.value, b.median, better), reasons=reasons))
     out = {o.node for o in outliers}
     kept = [f.value for f in nodes if f.value is not None and f.node not in out]
-    kept_spread = (max(kept) - min(kept)) / abs(b.median) * 100 if b is not None and b.median and kept else None
+    kept_spread = spread_pct(min(kept), max(kept), b.median) if b is not None and kept else None
     return MetricVerdict(test=first.test, metric=first.metric, headline=first.headline, unit=first.unit,
                          higher_is_better=better, nodes=spans, figures=nodes, band=b, baseline=published,
                          baseline_floor=baseline_floor, outliers=tuple(outliers), kept_spread_pct=kept_spread,

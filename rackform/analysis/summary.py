@@ -15,6 +15,12 @@ from ..numbers import num as fmt
 UNSTABLE_SPREAD_PCT = 10.0
 
 
+def spread_pct(low: float, high: float, median: float) -> float | None:
+    """(max - min) / median, in % of the median: how far apart repeats (or a group's nodes) are. None about a median
+    of 0, where no percentage means anything."""
+    return (high - low) / abs(median) * 100 if median else None
+
+
 def metric_key(name: str, labels: dict[str, str] | tuple[tuple[str, str], ...]) -> str:
     inner = ",".join(f"{k}={v}" for k, v in sorted(dict(labels).items()))
     return f"{name}{{{inner}}}" if inner else name
@@ -50,9 +56,7 @@ class HeadlineFigure:
     @property
     def spread_pct(self) -> float | None:
         """(max - min) / median, in %; None with one repeat or a median of 0."""
-        if self.repeats < 2 or self.value == 0:
-            return None
-        return (self.high - self.low) / abs(self.value) * 100
+        return spread_pct(self.low, self.high, self.value) if self.repeats >= 2 else None
 
     @property
     def unstable(self) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from workloads.results import ResultRecord
 
 from ..analysis.report import health_of, is_local, report_rows
+from ..analysis.summary import spread_pct
 from ..reference.peaks import Limits
 
 # The inference benchmark's p99 latency headline (workloads/benchmarks.py), what a workload's slo is held against.
@@ -53,7 +54,7 @@ class PerDollarFigure:
 
     @property
     def spread_pct(self) -> float:
-        return (self.high - self.low) / self.per_dollar * 100 if self.per_dollar else 0.0
+        return spread_pct(self.low, self.high, self.per_dollar) or 0.0
 
 
 def figures(records: Iterable[ResultRecord], benchmark: str,
