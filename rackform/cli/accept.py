@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from .common import (
     Subparsers,
     aws_options,
     aws_target,
+    budget_arg,
     checked_plan,
     json_option,
     price_arg,
@@ -318,17 +318,6 @@ def judged(args: argparse.Namespace, plan: Plan, accepted_plan: AcceptancePlan, 
                        plan=accepted_plan, groups=groups, baselines=baselines, version=__version__)
 
 
-def _budget(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a budget: give USD for the whole acceptance, e.g. "
-                                         "--budget 50")
-    return value
-
-
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("accept", help="accept a rack's node groups node by node: plan and cost first, one job per "
                        "group, a verdict per node, a certificate",
@@ -337,8 +326,8 @@ def register(sub: Subparsers) -> None:
     p.add_argument("spec", nargs="?", help="path to the rack spec YAML")
     p.add_argument("--rack", help="the rack to accept")
     p.add_argument("--node-group", help="one node group of the rack (default: every one)")
-    p.add_argument("--budget", type=_budget, metavar="USD", help="refuse, submitting nothing, when the plan's "
-                   "expected cost is over this or cannot be priced")
+    p.add_argument("--budget", type=budget_arg("USD for the whole acceptance, e.g. --budget 50"), metavar="USD",
+                   help="refuse, submitting nothing, when the plan's expected cost is over this or cannot be priced")
     p.add_argument("--price", action="append", type=price_arg, default=[], metavar="KEY=USD_PER_HOUR",
                    help="price per instance-hour for an instance type or RACK/GROUP, as `rackform cost` takes it")
     p.add_argument("--repeats", type=repeats_arg, help="measurements of each test (default: the job's)")

@@ -234,6 +234,19 @@ def price_arg(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def budget_arg(give: str) -> Callable[[str], float]:
+    """An argparse type for a budget in USD, finite and 0 or more; `give` says what USD and shows an example."""
+    def budget(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a budget: give {give}")
+        return value
+    return budget
+
+
 def write(path: str, text: str, *, new: bool = False) -> None:
     """Write a checked output file; `new`: never over an existing one."""
     from .outputs import OutputError, write_text

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 
 from ..aws import PaginatingClient
 from ..capacity import of as capacity_kind
 from ..reference.prices import Ec2RegionPrices, Quote, load_price_file, load_prices
-from .common import Subparsers, aws_options, checked_plan, price_arg
+from .common import Subparsers, aws_options, budget_arg, checked_plan, price_arg
 
 
 def ec2_client(region: str, profile: str | None = None, endpoint_url: str | None = None) -> PaginatingClient:
@@ -30,16 +29,6 @@ def pricing_client(profile: str | None = None, endpoint_url: str | None = None) 
 
     client: PaginatingClient = aws.client(aws.Target("us-east-1", profile, endpoint_url), "pricing")
     return client
-
-
-def _budget_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a budget: give USD per hour, e.g. --budget 150")
-    return value
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -109,7 +98,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("spec", help="path to the rack spec YAML")
     p.add_argument("--json", action="store_true", help="machine-readable; totals are null when any price is "
                    "unknown, with the priced part in *_known_* fields")
-    p.add_argument("--budget", type=_budget_arg, metavar="USD_PER_HOUR",
+    p.add_argument("--budget", type=budget_arg("USD per hour, e.g. --budget 150"), metavar="USD_PER_HOUR",
                    help="exit 1 unless the whole cluster is priced and costs at most this")
     p.add_argument("--price", action="append", type=price_arg, default=[], metavar="KEY=USD_PER_HOUR",
                    help="price per instance-hour for an instance type or one RACK/GROUP (repeatable); needed for "
