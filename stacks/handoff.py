@@ -8,10 +8,16 @@ stated with stack dependencies (`build_app`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ssm as ssm
 
 from rackform.plan import naming
+
+if TYPE_CHECKING:
+    from rackform.plan.models import ExistingNetworkPlan
 
 # Keys under /rackform/<spec>/ (rackform.plan.naming.parameter), written by the network stack...
 SUBNET = "network/private-subnet-id"
@@ -33,6 +39,18 @@ def read(stack: Stack, spec_name: str, key: str) -> str:
     """A token for the parameter's value, resolved by CloudFormation when `stack` is deployed."""
     token: str = ssm.StringParameter.value_for_string_parameter(stack, naming.parameter(spec_name, key))
     return token
+
+
+def subnet_and_groups(stack: Stack, spec_name: str, existing: ExistingNetworkPlan | None, *, group: str,
+                      group_construct_id: str) -> tuple[str, list[str]]:
+    """The subnet id and security group ids `stack` puts its resources in: the network stack's subnet and its
+    `group`, read at each deploy; in an existing network (spec network.vpc_id) the spec's own, used as they are."""
+    if existing is not None:
+        return existing.subnet_id, list(existing.security_group_ids)
+    subnet_id = read(stack, spec_name, SUBNET)
+    imported = ec2.SecurityGroup.from_security_group_id(stack, group_construct_id, read(stack, spec_name, group),
+                                                        mutable=False)
+    return subnet_id, [imported.security_group_id]
 
 
 def keep_export(stack: Stack, value: str) -> None:

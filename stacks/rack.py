@@ -48,14 +48,9 @@ class RackStack(Stack):
         # (stacks/handoff.py): a replaced subnet, security group or file system reaches the node groups at the
         # rack's next deploy, and no export holds the other stacks' updates back.
         subnet_id, sg_id, bucket_id = naming.HANDOFF_IDS
-        if existing is None:
-            subnet = ec2.Subnet.from_subnet_id(self, subnet_id, handoff.read(self, spec_name, handoff.SUBNET))
-            node_security_groups = [ec2.SecurityGroup.from_security_group_id(
-                self, sg_id, handoff.read(self, spec_name, handoff.NODE_SECURITY_GROUP), mutable=False
-            ).security_group_id]
-        else:
-            subnet = ec2.Subnet.from_subnet_id(self, subnet_id, existing.subnet_id)
-            node_security_groups = list(existing.security_group_ids)
+        subnet_value, node_security_groups = handoff.subnet_and_groups(
+            self, spec_name, existing, group=handoff.NODE_SECURITY_GROUP, group_construct_id=sg_id)
+        subnet = ec2.Subnet.from_subnet_id(self, subnet_id, subnet_value)
         results_bucket = s3.Bucket.from_bucket_name(
             self, bucket_id, handoff.read(self, spec_name, handoff.RESULTS_BUCKET))
         lustre_mount = None if lustre_mount_path is None else LustreMount(

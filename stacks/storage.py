@@ -63,13 +63,8 @@ class StorageStack(Stack):
         # From the network stack's parameters: a replaced subnet reaches the file system at this stack's next
         # deploy (SubnetIds: Replacement), with no export holding the network stack back. In an existing network,
         # the spec's subnet and groups, whose self-referencing rules carry Lustre's ports too.
-        if existing is None:
-            subnet_id = handoff.read(self, spec_name, handoff.SUBNET)
-            group_ids = [ec2.SecurityGroup.from_security_group_id(
-                self, "LustreSecurityGroup", handoff.read(self, spec_name, handoff.FSX_SECURITY_GROUP),
-                mutable=False).security_group_id]
-        else:
-            subnet_id, group_ids = existing.subnet_id, list(existing.security_group_ids)
+        subnet_id, group_ids = handoff.subnet_and_groups(self, spec_name, existing, group=handoff.FSX_SECURITY_GROUP,
+                                                         group_construct_id="LustreSecurityGroup")
         lustre = LustreFileSystem(
             self,
             "Lustre",
