@@ -19,7 +19,6 @@ A single node (`accept-<k>`) runs step 1 alone: it proves each node's own figure
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import math
 import os
@@ -219,7 +218,7 @@ class Job:
         def ctx_for(benchmark: Benchmark) -> NodeContext:
             # This node alone, as a one-node job: its own torch rendezvous port (local nodes share one machine).
             own = node_context(self.env, self.identity.tier, benchmark)
-            return replace(own, node_index=0, num_nodes=1, master_port=free_port())
+            return replace(own, node_index=0, num_nodes=1, master_port=launch.free_port())
         return run_node_tests(node_tests(self.identity.tier, self.ctx.local), ctx_for, self.node, self.timeout_s,
                               self.log)
 
@@ -270,20 +269,6 @@ class Job:
                                                 failed=status != "succeeded") if ctx.is_main else []
 
 
-def free_port() -> int:
-    """A port nothing on this machine listens on now."""
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` different ports nothing on this machine listens on now (held at once while chosen)."""
-    with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-
-
 def address_of(nodes: Sequence[launch.Node], index: int) -> str:
     return next(n.address for n in nodes if n.index == index)
 
@@ -300,7 +285,7 @@ def orchestrate(job: Job, gathered: Sequence[launch.Node]) -> tuple[Status, str 
         # chosen: local nodes share this machine, and a measurement's server must not meet the last one's socket
         # while it closes (on AWS, node a's is free there as well).
         each = job.ctx.repeats
-        ports = free_ports(each * len(pairs))
+        ports = launch.free_ports(each * len(pairs))
         schedule = job.schedule(r, [FabricPair(a=a, b=b, address=address_of(gathered, a),
                                                ports=ports[i * each:(i + 1) * each], turn=i if job.ctx.local else 0)
                                     for i, (a, b) in enumerate(pairs)])

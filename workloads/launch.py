@@ -9,6 +9,7 @@ this machine: the same rendezvous, host file and mpirun run, with no sshd.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -104,6 +105,20 @@ def mpirun_path() -> str:
         return EFA_MPIRUN
     beside = Path(sys.executable).parent / "mpirun"
     return str(beside) if os.access(beside, os.X_OK) else shutil.which("mpirun") or "mpirun"
+
+
+def free_port() -> int:
+    """A port nothing on this machine listens on now."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports nothing on this machine listens on now (held at once while chosen)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 def mpirun_argv(program: Iterable[str], *, hostfile_path: str, ranks: int, env_names: Iterable[str] = (),

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from xml.sax.saxutils import escape
 import boto3
 
 from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironment
-from workloads.launch import new_secret
+from workloads.launch import free_ports, new_secret
 from workloads.layout import JOB_NAME, BenchmarkMarker
 from workloads.store import ResultStore
 
@@ -51,13 +50,6 @@ ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Acti
 # skip the AWS_ACCESS_KEY_ID/.../AWS_SESSION_TOKEN variables altogether.
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                          "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class EmbeddedAWS:
@@ -361,8 +353,9 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
                 f"{m.nodes} nodes, but its job definition {m.job_definition!r} spans at most {most}"))
             continue
         # What the job definition tells the container, as the runner will read it, plus this submission's run id.
+        master_port, fabric_port = free_ports(2)  # held at once, so never the same port twice
         job = JobEnvironment.from_env(_container_env(jobdef)).with_(
-            run_id=run_id, master_port=free_port(), fabric_port=free_port(), launch_secret=new_secret(),
+            run_id=run_id, master_port=master_port, fabric_port=fabric_port, launch_secret=new_secret(),
             **({"repeats": m.repeats} if m.repeats is not None else {}))
         # The job's credentials are its job role's, as Batch gives them: never the operator's.
         role = job_role_arn(jobdef)
