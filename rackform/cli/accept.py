@@ -64,31 +64,17 @@ def submit_group(plan: Plan, group: NodeGroupPlan, *, multi: bool, run_id: str, 
                  store: ResultStore, submitter: BotoClient, lookup: BotoClient) -> list[str]:
     """The group's acceptance job (or one job per node where it can run no multi-node job), exactly once per run id
     (jobs.submit.submit_exactly_once: a second `accept` with the same --run-id finds them). Returns their names."""
-    from workloads.contract import JobEnvironment
-    from workloads.launch import new_secret
     from workloads.layout import ACCEPT_JOB, BenchmarkJob, BenchmarkJobName, accept_job
 
-    from ..jobs.jobdefs import BENCHMARK_PARAMETER
-    from ..jobs.submit import Submission, submit_exactly_once
+    from ..jobs.submit import Submission, job_request, submit_exactly_once
     from ..plan import naming
 
     names = []
     for benchmark in [ACCEPT_JOB] if multi else [accept_job(k) for k in range(group.count)]:
         name = str(BenchmarkJobName(run_id=run_id, rack=group.rack, node_group=group.name, benchmark=benchmark))
         jobdef = naming.job_definition(plan.name, group.rack, group.name, "multinode" if multi else "single")
-        env = [{"name": JobEnvironment.variable("run_id"), "value": run_id}]
-        if repeats is not None:
-            env.append({"name": JobEnvironment.variable("repeats"), "value": str(repeats)})
-        request: dict[str, Any] = {"jobName": name, "jobQueue": group.job_queue, "jobDefinition": jobdef,
-                                   "parameters": {BENCHMARK_PARAMETER: benchmark},
-                                   "tags": {"rackform:run": run_id, "rackform:benchmark": benchmark},
-                                   "propagateTags": True}
-        if multi:  # the launch secret reaches this job's nodes alone (docs/security.md), as `submit` gives it
-            env.append({"name": JobEnvironment.variable("launch_secret"), "value": new_secret()})
-            request["nodeOverrides"] = {"numNodes": group.count, "nodePropertyOverrides": [
-                {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
-        else:
-            request["containerOverrides"] = {"environment": env}
+        request = job_request(name=name, queue=group.job_queue, job_definition=jobdef, benchmark=benchmark,
+                              run_id=run_id, repeats=repeats, multi_nodes=group.count if multi else None)
         fields = BenchmarkJob(job_name=name, queue=group.job_queue, job_definition=jobdef, rack=group.rack,
                               node_group=group.name, benchmark=benchmark, nodes=group.count if multi else 1,
                               repeats=repeats).model_dump(exclude_none=True)

@@ -129,6 +129,28 @@ def targets(plan: Plan, rack: str, node_group: str | None, benchmark: str) -> li
     return fitting
 
 
+def job_request(*, name: str, queue: str, job_definition: str, benchmark: str, run_id: str, repeats: int | None,
+                multi_nodes: int | None) -> dict[str, Any]:
+    """SubmitJob's request for one benchmark job: the run id (and `repeats`) in its environment, tagged with the run
+    and benchmark; `multi_nodes`: a multi-node job of that many nodes."""
+    env = [{"name": JobEnvironment.variable("run_id"), "value": run_id}]
+    if repeats is not None:
+        env.append({"name": JobEnvironment.variable("repeats"), "value": str(repeats)})
+    request: dict[str, Any] = {"jobName": name, "jobQueue": queue, "jobDefinition": job_definition,
+                               "parameters": {BENCHMARK_PARAMETER: benchmark},
+                               "tags": {"rackform:run": run_id, "rackform:benchmark": benchmark},
+                               "propagateTags": True}
+    if multi_nodes is not None:
+        # Every node of this job gets it, and only they (and the operators): never the claim or marker, which
+        # every job role can read (docs/security.md, the multi-node launcher).
+        env.append({"name": JobEnvironment.variable("launch_secret"), "value": new_secret()})
+        request["nodeOverrides"] = {"numNodes": multi_nodes, "nodePropertyOverrides": [
+            {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
+    else:
+        request["containerOverrides"] = {"environment": env}
+    return request
+
+
 def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultStore,
            submitter: aws.BotoClient, lookup: aws.BotoClient, node_group: str | None = None, nodes: int | None = None,
            repeats: int | None = None) -> list[Submission]:
@@ -153,21 +175,8 @@ def submit(plan: Plan, *, rack: str, benchmark: str, run_id: str, store: ResultS
         name = str(BenchmarkJobName(run_id=run_id, rack=g.rack, node_group=g.name, benchmark=benchmark))
         kind = job_kind(b, n)
         jobdef = naming.job_definition(plan.name, g.rack, g.name, kind)
-        env = [{"name": JobEnvironment.variable("run_id"), "value": run_id}]
-        if repeats is not None:
-            env.append({"name": JobEnvironment.variable("repeats"), "value": str(repeats)})
-        request: dict[str, Any] = {"jobName": name, "jobQueue": g.job_queue, "jobDefinition": jobdef,
-                                   "parameters": {BENCHMARK_PARAMETER: benchmark},
-                                   "tags": {"rackform:run": run_id, "rackform:benchmark": benchmark},
-                                   "propagateTags": True}
-        if kind == "multinode":
-            # Every node of this job gets it, and only they (and the operators): never the claim or marker, which
-            # every job role can read (docs/security.md, the multi-node launcher).
-            env.append({"name": JobEnvironment.variable("launch_secret"), "value": new_secret()})
-            request["nodeOverrides"] = {"numNodes": n, "nodePropertyOverrides": [
-                {"targetNodes": "0:", "containerOverrides": {"environment": env}}]}
-        else:
-            request["containerOverrides"] = {"environment": env}
+        request = job_request(name=name, queue=g.job_queue, job_definition=jobdef, benchmark=benchmark,
+                              run_id=run_id, repeats=repeats, multi_nodes=n if kind == "multinode" else None)
         # repeats in the marker too (when given): the local executor gives the job what Batch would
         fields = BenchmarkJob(job_name=name, queue=g.job_queue, job_definition=jobdef, rack=g.rack,
                               node_group=g.name, benchmark=benchmark, nodes=n, repeats=repeats
