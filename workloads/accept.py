@@ -436,7 +436,7 @@ def main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     job = Job(identity, ctx, env, ResultStore(args.bucket, s3_client(args.endpoint_url)), node, args.timeout, [],
               number)
     # Out of the environment before any tool starts: none inherits the launch secret (docs/security.md).
-    secret_env = {k: os.environ.pop(k) for k in (launch.SECRET_VARIABLE,) if k in os.environ}
+    secret_env = launch.withhold_secret(os.environ)
     secret_env.update({k: v for k, v in env.items() if k == launch.SECRET_VARIABLE})
     try:
         code = run_acceptance(job, secret_env)

@@ -77,6 +77,13 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def withhold_secret(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """The launch secret moved out of `environ` into a mapping of its own (empty when unset), before any tool starts:
+    none inherits it, so none can print it into a raw log, which every job role may read; take_secret reads it there.
+    """
+    return {SECRET_VARIABLE: environ.pop(SECRET_VARIABLE)} if SECRET_VARIABLE in environ else {}
+
+
 def take_secret(environ: MutableMapping[str, str]) -> str:
     """The job's launch secret, removed from `environ`: no benchmark tool started afterwards inherits it, so none can
     print it into a raw log, which every job role may read."""

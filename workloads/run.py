@@ -315,9 +315,8 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
     step raises NodeUnhealthy before the benchmark, writing nothing, so the job's retry on another node
     (rackform/jobs/jobdefs.py's retry strategy, on HEALTH_STEP_FAILED_EXIT) finds every key of the job free."""
     benchmark = BENCHMARKS[job.benchmark]
-    # Out of the environment before the first tool starts (the health step's, then the benchmark's): none inherits
-    # the launch secret, so none can print it into a raw log, which every job role may read.
-    launch_env = {k: os.environ.pop(k) for k in (launch.SECRET_VARIABLE,) if k in os.environ}
+    # Out of the environment before the first tool starts: the health step's, then the benchmark's.
+    launch_env = launch.withhold_secret(os.environ)
     own_health, health_log = health_step(job, ctx, store, write_failed=not leave_unhealthy,
                                          **(health_kwargs or {}))
     if echo:
