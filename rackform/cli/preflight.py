@@ -15,7 +15,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     # botocore is loaded only when preflight runs: `rackform validate` builds the same parser.
     from ..preflight.checks import all_checks, check_image_build
     from ..preflight.fetch import aws_clients, fetch_state, probe_build_host
-    from ..render.preflight import _counts, render
+    from ..render.preflight import check_counts, render
 
     plan = checked_plan(args.spec)
     # A broken profile or config file raises an AWS error that the CLI explains in one line.
@@ -32,7 +32,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"spec": args.spec, "name": plan.name, "region": plan.region,
                           "availability_zone": plan.availability_zone, "checked_at": now.isoformat(),
-                          "ready": not blockers and not unchecked, "counts": _counts(checks),
+                          "ready": not blockers and not unchecked, "counts": check_counts(checks),
                           "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         print(render(plan, checks, now))

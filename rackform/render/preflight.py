@@ -9,13 +9,13 @@ from ..preflight.checks import Check, utc_text
 from .text import table, wrap
 
 
-def _counts(checks: list[Check]) -> dict[str, int]:
+def check_counts(checks: list[Check]) -> dict[str, int]:
     return {s: sum(c.status == s for c in checks) for s in ("blocker", "warning", "unknown", "ok")}
 
 
 def render(plan: Plan, checks: list[Check], now: dt.datetime) -> str:
 
-    n = _counts(checks)
+    n = check_counts(checks)
     lines = [f"preflight {plan.name}: {plan.region} / {plan.availability_zone}  (account read {utc_text(now)})", "",
              table([[c.status, c.name, c.found, c.needed] for c in checks], ["status", "check", "found", "needed"])]
     fixes = [c for c in checks if c.fix]
