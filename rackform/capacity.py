@@ -22,8 +22,9 @@ Placement = Literal["cluster-group", "reservation", "aws"]
 # What `rackform preflight` reads for a group of this kind.
 PreflightCheck = Literal["quota", "reservation"]
 # Where a price per instance-hour comes from: the prices snapshot, EC2's current Spot price (`cost --spot-live`),
+# the Capacity Block rate AWS publishes per Region and type (a rate: a block costs its offering's upfront fee),
 # or nowhere public (the user gives --price).
-PriceSource = Literal["on-demand-snapshot", "spot-live", "none"]
+PriceSource = Literal["on-demand-snapshot", "spot-live", "capacity-block-published", "none"]
 
 _MNP_CE = "https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html"
 _BATCH_EFA = "https://docs.aws.amazon.com/batch/latest/userguide/efa.html"
@@ -32,6 +33,7 @@ _ALLOCATION = "https://docs.aws.amazon.com/batch/latest/userguide/allocation-str
 _UPDATING = "https://docs.aws.amazon.com/batch/latest/userguide/updating-compute-environments.html"
 _CR_CPG = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/cr-cpg.html"
 _BLOCKS = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-capacity-blocks.html"
+_BLOCK_PRICES = "https://aws.amazon.com/ec2/capacityblocks/pricing/"
 _CR_API = "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CapacityReservation.html"
 _CREATE_CR = "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateCapacityReservation.html"
 _USAGE_CLASS = "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceTypeInfo.html"
@@ -113,11 +115,11 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
         needs_reservation_id=True, reservation_type="capacity-block", placement="aws", spot_quota=False,
         # Counted to be safe: ODCRs count against the On-Demand quota (CreateCapacityReservation); for Capacity
         # Blocks AWS does not say.
-        quota_note="capacity blocks counted too; unconfirmed that they use it", price="none",
+        quota_note="capacity blocks counted too; unconfirmed that they use it", price="capacity-block-published",
         no_price_reason="a capacity block is priced per offering when you buy it", interruptible=False,
         counts_available=False, add_capacity_hint="buy a Capacity Block with enough instances",
         termination_lead=dt.timedelta(minutes=30), preflight=("quota", "reservation"),
-        sources=(_BLOCKS, _CR_API, _USAGE_CLASS, _CREATE_CR)),
+        sources=(_BLOCKS, _CR_API, _USAGE_CLASS, _CREATE_CR, _BLOCK_PRICES)),
 }
 
 

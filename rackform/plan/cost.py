@@ -25,6 +25,8 @@ from ..reference.prices import (
     NatRate,
     PriceBook,
     Quote,
+    capacity_block_gap,
+    capacity_block_rate,
     endpoint_rate,
     fsx_rate,
     nat_rate,
@@ -109,6 +111,8 @@ def _group_quote(g: NodeGroupPlan, key: str, region: str, book: PriceBook, overr
         return on_demand(book, region, g.instance_type), on_demand_gap(book, region, g.instance_type)
     if kind.price == "spot-live":
         return spot.get(g.instance_type), kind.no_price_reason
+    if kind.price == "capacity-block-published":
+        return capacity_block_rate(book, region, g.instance_type), capacity_block_gap(book, region, g.instance_type)
     return None, kind.no_price_reason
 
 
@@ -205,6 +209,20 @@ def not_included(plan: Plan, book: PriceBook) -> tuple[str, ...]:
     return tuple(out)
 
 
+def block_notes(lines: Iterable[Line], groups: Iterable[NodeGroupPlan],
+                overrides: Mapping[str, Quote]) -> tuple[str, ...]:
+    """What a published Capacity Block rate leaves out, for the groups priced at it (not at a user's --price)."""
+    published = [ln.name for ln, g in zip(lines, groups, strict=True)
+                 if capacity_kind(g.capacity.type).price == "capacity-block-published" and ln.usd_per_hour is not None
+                 and ln.name not in overrides and g.instance_type not in overrides]
+    if not published:
+        return ()
+    return (f"the true price of the Capacity Block{'s' if len(published) > 1 else ''} of {', '.join(published)}: "
+            "priced here at AWS's published rate, a block costs its offering's upfront fee, fixed when bought "
+            "(give it as --price), plus the operating system fee while instances run "
+            "(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/capacity-blocks-pricing-billing.html)",)
+
+
 def cost_plan(plan: Plan, book: PriceBook, overrides: Mapping[str, Quote] | None = None,
               spot: Mapping[str, Quote] | None = None) -> CostReport:
     overrides, spot = overrides or {}, spot or {}
@@ -215,7 +233,7 @@ def cost_plan(plan: Plan, book: PriceBook, overrides: Mapping[str, Quote] | None
         name=plan.name, region=plan.region, availability_zone=plan.availability_zone,
         ec2_prices=book.ec2_on_demand.regions.get(plan.region),
         lines=tuple(lines + storage_lines(plan, book) + network_lines(plan, book)),
-        not_included=not_included(plan, book),
+        not_included=not_included(plan, book) + block_notes(lines, groups, overrides),
         unused_prices=tuple(sorted(k for k in overrides if k not in keys)),
         warm=tuple(w for line, g in zip(lines, groups, strict=True) if (w := warm_line(line, g)) is not None),
     )

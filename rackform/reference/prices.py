@@ -2,8 +2,9 @@
 
 Every price names its source and date. A price the snapshot lacks is unknown (`None`), never zero: callers must say
 so instead of summing it away. EC2 on-demand prices come from the AWS Price List API (`scripts/refresh_prices.py`);
-Spot prices are read live from EC2 because they move hourly (both read in refresh.py); capacity blocks and
-reservations have no public per-spec price, so the user gives them (`--price`, a prices file).
+Spot prices are read live from EC2 because they move hourly (both read in refresh.py); capacity blocks are priced
+at the rate AWS publishes per Region and type (labelled as such: a block's real price is its offering's upfront fee,
+fixed when bought); reservations have no public per-spec price, so the user gives them (`--price`, a prices file).
 """
 
 from __future__ import annotations
@@ -79,12 +80,24 @@ class EndpointPrices(Frozen):
     regions: dict[str, EndpointRate]
 
 
+class CapacityBlockRates(Frozen):
+    """The Capacity Block rates AWS publishes (https://aws.amazon.com/ec2/capacityblocks/pricing/): a rate, not
+    the price of a block, which is its offering's upfront fee when bought and does not change after
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/capacity-blocks-pricing-billing.html)."""
+    unit: str
+    source: str
+    as_of: str
+    secondary: bool = False
+    regions: dict[str, dict[str, float]]  # Region -> instance type -> USD per instance-hour
+
+
 class PriceBook(Frozen):
     about: str
     ec2_on_demand: Ec2OnDemand
     fsx_lustre: FsxPrices
     nat_gateway: NatPrices
     vpc_interface_endpoint: EndpointPrices
+    capacity_block: CapacityBlockRates
 
 
 @functools.lru_cache(maxsize=4)
@@ -115,6 +128,22 @@ def on_demand_gap(book: PriceBook, region: str, instance_type: str) -> str:
         known = ", ".join(sorted(book.ec2_on_demand.regions)) or "none"
         return f"no EC2 prices for {region} in the snapshot (Regions priced: {known})"
     return block.notes.get(instance_type, f"{instance_type} is not in the {region} snapshot of {block.as_of}")
+
+
+def capacity_block_rate(book: PriceBook, region: str, instance_type: str) -> Quote | None:
+    rates = book.capacity_block
+    usd = rates.regions.get(region, {}).get(instance_type)
+    if usd is None:
+        return None
+    return Quote(usd, f"Capacity Block published rate {rates.as_of}{' (secondary)' if rates.secondary else ''}")
+
+
+def capacity_block_gap(book: PriceBook, region: str, instance_type: str) -> str:
+    """Why `capacity_block_rate` found nothing."""
+    offered = sorted(r for r, types in book.capacity_block.regions.items() if instance_type in types)
+    where = f" (published for {', '.join(offered)})" if offered else ""
+    return (f"no published Capacity Block rate for {instance_type} in {region} in the snapshot of "
+            f"{book.capacity_block.as_of}{where}; a block is priced per offering when you buy it")
 
 
 def fsx_rate(book: PriceBook, region: str, fsx: FsxLustre) -> FsxRate | None:

@@ -137,16 +137,42 @@ def test_unpriced_fsx_tier_is_unknown(capsys, tmp_path):
 
 CAPACITY_BLOCK = {"name": "cb", "instance_type": "p5.48xlarge", "count": 2,
                   "capacity": {"type": "capacity-block", "reservation_id": "cr-0123456789abcdef0"}}
+RESERVATION = CAPACITY_BLOCK | {"capacity": {"type": "reservation", "reservation_id": "cr-0123456789abcdef0"}}
 
 
-@pytest.mark.parametrize("capacity", ["capacity-block", "reservation"])
-def test_reserved_capacity_is_unknown_without_a_price(capsys, tmp_path, capacity):
-    group = CAPACITY_BLOCK | {"capacity": {"type": capacity, "reservation_id": "cr-0123456789abcdef0"}}
-    code, report, _ = run_json(capsys, dump(tmp_path, with_groups("us-east-1", "us-east-1c", group)))
+def test_reservation_is_unknown_without_a_price(capsys, tmp_path):
+    code, report, _ = run_json(capsys, dump(tmp_path, with_groups("us-east-1", "us-east-1c", RESERVATION)))
     assert code == 0 and report["instances_usd_per_hour"] is None
     assert "give --price p5.48xlarge=USD_PER_HOUR (or r/cb=USD_PER_HOUR)" in report["unknown"][0]["reason"]
-    _, out, _ = run(capsys, "cost", dump(tmp_path, with_groups("us-east-1", "us-east-1c", group)))
+    _, out, _ = run(capsys, "cost", dump(tmp_path, with_groups("us-east-1", "us-east-1c", RESERVATION)))
     assert "unknown (give --price)" in out
+
+
+def test_capacity_block_is_priced_at_the_published_rate_and_says_so(capsys, tmp_path):
+    spec = dump(tmp_path, with_groups("us-east-1", "us-east-1c", CAPACITY_BLOCK))
+    code, report, _ = run_json(capsys, spec)
+    group = report["node_groups"][0]
+    # p5.48xlarge's published us-east-1 rate, not its On-Demand 55.04: a block is bought at the block rate.
+    assert code == 0 and group["usd_per_hour_each"] == 41.528 and group["usd_per_hour"] == pytest.approx(2 * 41.528)
+    assert group["price_source"] == "Capacity Block published rate 2026-07-22 (secondary)"
+    assert any(n.startswith("the true price of the Capacity Block of r/cb") and "upfront fee" in n
+               for n in report["not_included"])
+    # The user's --price (the fee they paid) wins, and then the published-rate caveat is not said.
+    code, report, _ = run_json(capsys, spec, "--price", "r/cb=30")
+    assert report["node_groups"][0]["usd_per_hour"] == 60 and report["node_groups"][0]["price_source"] == "--price"
+    assert not any("Capacity Block" in n for n in report["not_included"])
+
+
+def test_capacity_block_without_a_published_rate_stays_unknown(capsys, tmp_path):
+    # AWS publishes trn2.48xlarge block rates for us-east-2 only; ap-south-2 offers the type too.
+    group = CAPACITY_BLOCK | {"instance_type": "trn2.48xlarge"}
+    spec = with_groups("ap-south-2", "aps2-az1", group)
+    code, report, _ = run_json(capsys, dump(tmp_path, spec))
+    assert code == 0 and report["instances_usd_per_hour"] is None
+    reason = report["unknown"][0]["reason"]
+    assert "no published Capacity Block rate for trn2.48xlarge in ap-south-2" in reason
+    assert "published for us-east-2" in reason and "give --price trn2.48xlarge=USD_PER_HOUR" in reason
+    assert not any("Capacity Block" in n for n in report["not_included"])
 
 
 def test_price_override_by_type_and_by_group(capsys, tmp_path):
@@ -213,7 +239,7 @@ def test_within_budget_exits_0(capsys, accept):
 
 
 def test_budget_with_unknown_prices_cannot_pass(capsys, tmp_path):
-    spec = dump(tmp_path, with_groups("us-east-1", "us-east-1c", CAPACITY_BLOCK))
+    spec = dump(tmp_path, with_groups("us-east-1", "us-east-1c", RESERVATION))
     code, _, err = run(capsys, "cost", spec, "--budget", "1000")
     assert code == 1 and "cannot confirm the budget" in err and "r/cb" in err
     # ...but a priced part already over the budget is over, unknowns or not.
@@ -293,10 +319,13 @@ def test_live_failure_is_a_message(capsys, tmp_path, monkeypatch):
 def test_example_spec_prices_what_it_can(capsys):
     code, report, _ = run_json(capsys, EXAMPLE)
     assert code == 0 and report["region"] == "us-east-2" and report["ec2_prices"]["as_of"] == "before 2025-06"
-    # The Graviton groups are priced from the skypilot-catalog seed; the capacity block needs --price and the seed's
-    # P5 rate is out of date (unknown); FSx and endpoints have no us-east-2 rate.
+    # The Graviton groups are priced from the skypilot-catalog seed and the trn2 Capacity Block at AWS's published
+    # us-east-2 rate; the seed's P5 rate is out of date (unknown); FSx and endpoints have no us-east-2 rate.
     graviton = 0.63584 + 2 * 3.9936
+    trn2_block = 4 * 35.7608
     assert report["total_usd_per_hour"] is None
-    assert report["total_known_usd_per_hour"] == pytest.approx(NAT + graviton)
-    assert len(report["unknown"]) == 4  # the trn2 and p5 groups, FSx, endpoints
+    assert report["total_known_usd_per_hour"] == pytest.approx(NAT + graviton + trn2_block)
+    assert [u["item"] for u in report["unknown"]] == [
+        "gpu/h100", "FSx for Lustre PERSISTENT_2 4,800 GiB, 250 MB/s/TiB",
+        "3 interface endpoints (ecr.api, ecr.dkr, logs) x 1 AZ"]
 

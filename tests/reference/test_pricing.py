@@ -10,8 +10,17 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
+from rackform.reference.catalog import load_catalog
 from rackform.reference.peaks import limits_for, load_limits, network_gbps
-from rackform.reference.prices import load_price_file, load_prices, on_demand, on_demand_gap, parse_price
+from rackform.reference.prices import (
+    capacity_block_gap,
+    capacity_block_rate,
+    load_price_file,
+    load_prices,
+    on_demand,
+    on_demand_gap,
+    parse_price,
+)
 from rackform.reference.refresh import (
     fetch_on_demand,
     on_demand_from_skypilot_csv,
@@ -87,6 +96,26 @@ def test_missing_prices_are_unknown_not_zero():
     assert on_demand(book, "us-east-1", "trn2.48xlarge") is None
     assert "not offered" in on_demand_gap(book, "us-east-1", "trn2.48xlarge")
     assert on_demand(book, "us-east-1", "p5.48xlarge").usd == 55.04
+
+
+def test_capacity_block_rates_are_published_per_region_and_type():
+    book = load_prices()
+    quote = capacity_block_rate(book, "us-east-2", "trn2.48xlarge")
+    # The rate AWS's page published on 2026-07-22, as a dated secondary copy: labelled a rate, never the block's fee.
+    assert quote is not None and quote.usd == 35.7608
+    assert quote.source == "Capacity Block published rate 2026-07-22 (secondary)"
+    assert book.capacity_block.source.startswith("https://aws.amazon.com/ec2/capacityblocks/pricing/")
+    assert "b3a54aee92b6ef6b3c50ea6cacbcc03536675c7e" in book.capacity_block.source
+    # trn2 blocks are published only in us-east-2: elsewhere unknown, naming where they are.
+    assert capacity_block_rate(book, "us-east-1", "trn2.48xlarge") is None
+    gap = capacity_block_gap(book, "us-east-1", "trn2.48xlarge")
+    assert "trn2.48xlarge in us-east-1" in gap and "published for us-east-2" in gap
+    # A type Capacity Blocks do not sell has no rate anywhere.
+    assert capacity_block_rate(book, "us-east-2", "c8g.4xlarge") is None
+    assert "published for" not in capacity_block_gap(book, "us-east-2", "c8g.4xlarge")
+    # Only Regions the catalog knows: the page's Local Zone rows (us-east-1-atl-2a) are not Regions a spec can name.
+    assert set(book.capacity_block.regions) <= set(load_catalog().offerings)
+    assert "us-east-1-atl-2a" not in book.capacity_block.regions
 
 
 def test_every_hand_maintained_price_names_its_source_and_date():
