@@ -173,12 +173,7 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
           essential: Collection[str] | None = None, colour: bool | None = None) -> str:
     """rows of cells (str, numbers, or Styled) under header. width: the terminal's (None: terminal_width());
     essential: the header names never dropped to fit (default: every column is)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    # A cell never moves the cursor or breaks a line; Text is never read as rich markup.
+    # A cell never moves the cursor or breaks a line; rich reads it as Text, never as markup.
     styles = [[c.style if isinstance(c, Styled) else "" for c in r] for r in rows]
     cells = [[visible(without_html_page(str(c))) for c in r] for r in rows]
     head = [visible(h) for h in header]
@@ -224,9 +219,6 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
         if not fits(least):
             return _vertical(head, cells, width)
     colour = colour_on() if colour is None else colour
-    t = Table(box=box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True), show_edge=False,
-              pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold" if colour else "",
-              expand=False)
     # Each column's width decided here, not by rich (which squeezes whichever column it likes, the last one's
     # numbers included): the widest text columns give way first, down to their longest word.
     given = {i: natural[i] for i in keep}
@@ -235,18 +227,61 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
         while sum(given.values()) > budget:
             i = max((i for i in keep if given[i] > least[i]), key=lambda i: (given[i], i))
             given[i] -= 1
-    for i in keep:
-        # Numbers are never cut: a numeric column keeps its width and the text columns wrap around it.
-        t.add_column(Text(head[i].rjust(least[i]) if numeric[i] else head[i]), justify="left", overflow="fold",
-                     no_wrap=width is None, min_width=least[i], width=given[i] if width is not None else None)
-    for k in range(len(cells)):
-        t.add_row(*(Text(columns[i][k], style=styles[k][i] if colour else "") for i in keep))
-    out = io.StringIO()
-    Console(file=out, width=width if width is not None else full, force_terminal=colour, no_color=not colour,
-            color_system="standard" if colour else None, highlight=False, emoji=False, markup=False,
-            legacy_windows=False).print(t)
-    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+    # A numeric column's header is right-aligned over its figures.
+    headers = [head[i].rjust(least[i]) if numeric[i] else head[i] for i in range(len(head))]
+    fixed = given if width is not None else None
+    if colour or (lines := _plain(headers, columns, keep, least, fixed)) is None:
+        lines = _drawn(headers, columns, styles, keep, least, fixed, width if width is not None else full, colour)
     if dropped:
         lines.append(wrap(f"({len(dropped)} column(s) left out to fit {width} characters: "
                           f"{', '.join(sorted(dropped, key=head.index))}; --wide shows every column)", width))
     return "\n".join(lines)
+
+
+def _plain(headers: list[str], columns: list[list[str]], keep: list[int], least: list[int],
+           given: dict[int, int] | None) -> list[str] | None:
+    """The lines rich draws for this table, written directly, where no cell wraps and every character is one cell
+    wide (printable ASCII): each column left-justified to its width, GAP apart, a rule of dashes under the header. A
+    10,000-row report prints in tens of milliseconds instead of the half a minute rich takes to measure and lay out
+    every cell (tests/render/test_render.py holds the two to the same output). None where rich must lay it out."""
+    widths: list[int] = []
+    for i in keep:
+        cells = [headers[i], *columns[i]]
+        if not all(c.isascii() and c.isprintable() for c in cells):
+            return None
+        longest = max(len(c) for c in cells)
+        if given is not None and longest > given[i]:
+            return None  # a cell wraps
+        widths.append(given[i] if given is not None else max(longest, least[i]))
+    rule = " ".join("-" * (w + 1) for w in widths[:-1]) + (" " if len(widths) > 1 else "") + "-" * widths[-1]
+    pad = " " * GAP
+
+    def line(cells: list[str]) -> str:
+        return pad.join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line([headers[i] for i in keep]), rule,
+            *(line([columns[i][k] for i in keep]) for k in range(len(columns[keep[0]])))]
+
+
+def _drawn(headers: list[str], columns: list[list[str]], styles: list[list[str]], keep: list[int], least: list[int],
+           given: dict[int, int] | None, width: int, colour: bool) -> list[str]:
+    """The table laid out and drawn by rich: where a cell wraps, or has colour or wide characters."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(box=box.Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True), show_edge=False,
+              pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold" if colour else "",
+              expand=False)
+    for i in keep:
+        # Numbers are never cut: a numeric column keeps its width and the text columns wrap around it.
+        t.add_column(Text(headers[i]), justify="left", overflow="fold", no_wrap=given is None, min_width=least[i],
+                     width=None if given is None else given[i])
+    for k in range(len(styles)):
+        t.add_row(*(Text(columns[i][k], style=styles[k][i] if colour else "") for i in keep))
+    out = io.StringIO()
+    Console(file=out, width=width, force_terminal=colour, no_color=not colour,
+            color_system="standard" if colour else None, highlight=False, emoji=False, markup=False,
+            legacy_windows=False).print(t)
+    return [line.rstrip() for line in out.getvalue().splitlines()]
