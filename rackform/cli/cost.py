@@ -9,7 +9,7 @@ import sys
 
 from ..aws import PaginatingClient
 from ..capacity import of as capacity_kind
-from ..reference.prices import Ec2RegionPrices, Quote, load_price_file, load_prices
+from ..reference.prices import Quote, load_price_file, load_prices, with_live
 from .common import Subparsers, aws_options, budget_arg, checked_plan, price_arg
 
 
@@ -33,7 +33,7 @@ def pricing_client(profile: str | None = None, endpoint_url: str | None = None) 
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from ..plan import cost
-    from ..reference.refresh import ec2_region_block, spot_prices
+    from ..reference.refresh import ec2_region_block, network_rates, spot_prices
     from ..render.cost import render_cost, report_json
 
     plan = checked_plan(args.spec)
@@ -62,20 +62,22 @@ def cmd_cost(args: argparse.Namespace) -> int:
     book = load_prices()
     on_demand_types = {g.instance_type for g in plan.node_groups()
                        if capacity_kind(g.capacity.type).price == "on-demand-snapshot"}
-    if args.live and on_demand_types:
+    # An existing network's NAT gateways and endpoints are not priced (its owner pays), so not read either.
+    creates_network = plan.network.existing is None
+    if args.live and (on_demand_types or creates_network):
+        today = dt.date.today()
         try:
-            block = ec2_region_block(pricing_client(args.profile, args.endpoint_url), plan.region, on_demand_types,
-                                     dt.date.today())
+            client = pricing_client(args.profile, args.endpoint_url)
+            block = ec2_region_block(client, plan.region, on_demand_types, today) if on_demand_types else None
+            network = network_rates(client, plan.region, today) if creates_network else {}
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
             from ..aws import explained, is_aws_error
 
             why = explained(e).message if is_aws_error(e) else f"{type(e).__name__}: {e}"
-            print(f"error: cannot read On-Demand prices for --live ({why}). Check AWS credentials "
+            print(f"error: cannot read prices for --live ({why}). Check AWS credentials "
                   "(pricing:GetProducts), or leave out --live to use the snapshot", file=sys.stderr)
             return 1
-        live = Ec2RegionPrices.model_validate({**block, "label": "Price List API (live)"})
-        regions = {**book.ec2_on_demand.regions, plan.region: live}
-        book = book.model_copy(update={"ec2_on_demand": book.ec2_on_demand.model_copy(update={"regions": regions})})
+        book = with_live(book, plan.region, block, network)
     report = cost.cost_plan(plan, book, overrides, spot)
     for key in report.unused_prices:
         print(f"warning: price for {key!r} matches no node group (use an instance type of the spec or "
@@ -107,7 +109,7 @@ def register(subparsers: Subparsers) -> None:
                    "--price (which wins over it)")
     p.add_argument("--spot-live", action="store_true", help="read current Spot prices for spot node groups from "
                    "EC2 (needs credentials)")
-    p.add_argument("--live", action="store_true", help="read On-Demand prices for the spec's Region from the AWS "
-                   "Price List API instead of the snapshot (needs credentials)")
+    p.add_argument("--live", action="store_true", help="read On-Demand, NAT gateway and interface endpoint prices "
+                   "for the spec's Region from the AWS Price List API instead of the snapshot (needs credentials)")
     aws_options(p, region=False, bucket=False)  # for --live and --spot-live; the Region is the spec's
     p.set_defaults(func=cmd_cost)

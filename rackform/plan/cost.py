@@ -191,7 +191,8 @@ def network_lines(plan: Plan, book: PriceBook) -> list[Line]:
 
 
 def _per_gb(rate: NatRate | EndpointRate | None) -> str:
-    return "price unknown" if rate is None else f"{rate.usd_per_gb_processed} $/GB"
+    return ("price unknown" if rate is None or rate.usd_per_gb_processed is None
+            else f"{rate.usd_per_gb_processed} $/GB")
 
 
 def not_included(plan: Plan, book: PriceBook) -> tuple[str, ...]:

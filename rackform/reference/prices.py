@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class FsxPrices(Frozen):
 
 class NatRate(_Sourced):
     usd_per_hour: float
-    usd_per_gb_processed: float
+    usd_per_gb_processed: float | None  # None: unknown (the Price List API may list the hourly rate alone)
 
 
 class NatPrices(Frozen):
@@ -72,7 +73,7 @@ class NatPrices(Frozen):
 
 class EndpointRate(_Sourced):
     usd_per_hour_per_az: float
-    usd_per_gb_processed: float
+    usd_per_gb_processed: float | None  # None: unknown
 
 
 class EndpointPrices(Frozen):
@@ -163,6 +164,25 @@ def nat_rate(book: PriceBook, region: str) -> NatRate | None:
 
 def endpoint_rate(book: PriceBook, region: str) -> EndpointRate | None:
     return book.vpc_interface_endpoint.regions.get(region)
+
+
+def with_live(book: PriceBook, region: str, ec2: Mapping[str, object] | None,
+              network: Mapping[str, Mapping[str, object]]) -> PriceBook:
+    """The book with what `cost --live` read for one Region in place of the snapshot's: the EC2 block
+    (refresh.ec2_region_block) and the network's rates (refresh.network_rates; what it did not find keeps the
+    snapshot's)."""
+    update: dict[str, object] = {}
+    if ec2 is not None:
+        live = Ec2RegionPrices.model_validate({**ec2, "label": "Price List API (live)"})
+        update["ec2_on_demand"] = book.ec2_on_demand.model_copy(
+            update={"regions": {**book.ec2_on_demand.regions, region: live}})
+    if (nat := network.get("nat_gateway")) is not None:
+        update["nat_gateway"] = book.nat_gateway.model_copy(
+            update={"regions": {**book.nat_gateway.regions, region: NatRate.model_validate(nat)}})
+    if (endpoint := network.get("vpc_interface_endpoint")) is not None:
+        update["vpc_interface_endpoint"] = book.vpc_interface_endpoint.model_copy(
+            update={"regions": {**book.vpc_interface_endpoint.regions, region: EndpointRate.model_validate(endpoint)}})
+    return book.model_copy(update=update)
 
 
 # --- user-given prices (capacity blocks, reservations, negotiated rates) ---------------------------------------

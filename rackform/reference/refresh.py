@@ -178,6 +178,56 @@ def ec2_region_block(pricing_client: PaginatingClient, region: str, instance_typ
     return {"source": PRICE_LIST_SOURCE, "as_of": today.isoformat(), "prices": prices, "notes": notes}
 
 
+# --- the network's rates from the Price List API (`cost --live`) ---------------------------------------------------
+
+# (ServiceCode, productFamily, per-hour usage type, per-GB usage type). Each family holds more products than the one
+# rackform creates (regional NAT gateways, Gateway Load Balancer endpoints, Outposts), told apart by the usage type:
+# a Region prefix (none in us-east-1, "USE2-" in us-east-2) and then exactly these names.
+# https://docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/using-price-list-query-api.html
+NETWORK_PRODUCTS: dict[str, tuple[str, str, str, str]] = {
+    "nat_gateway": ("AmazonEC2", "NAT Gateway", "NatGateway-Hours", "NatGateway-Bytes"),
+    "vpc_interface_endpoint": ("AmazonVPC", "VpcEndpoint", "VpcEndpoint-Hours", "VpcEndpoint-Bytes"),
+}
+
+
+def _first_tier_usd(pricing_client: PaginatingClient, service: str, family: str, region: str,
+                    usage: str) -> float | None:
+    """The USD rate of one usage type's first tier (beginRange 0: per-GB processing is tiered by volume), or None
+    where the Price List API lists none; several different rates under it raise ValueError rather than guess."""
+    wanted = re.compile(rf"(?:[A-Z0-9]+-)?{re.escape(usage)}")
+    rates: set[float] = set()
+    filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v}
+               for k, v in {"productFamily": family, "regionCode": region}.items()]
+    for page in pricing_client.get_paginator("get_products").paginate(ServiceCode=service, Filters=filters):
+        for entry in page["PriceList"]:
+            product = json.loads(entry) if isinstance(entry, str) else entry
+            if not wanted.fullmatch(product.get("product", {}).get("attributes", {}).get("usagetype", "")):
+                continue
+            rates.update(float(dim["pricePerUnit"]["USD"])
+                         for term in product.get("terms", {}).get("OnDemand", {}).values()
+                         for dim in term.get("priceDimensions", {}).values()
+                         if "USD" in dim.get("pricePerUnit", {}) and dim.get("beginRange", "0") == "0")
+    if len(rates) > 1:
+        raise ValueError(f"{usage} in {region}: the Price List API returned several rates {sorted(rates)}")
+    return rates.pop() if rates else None
+
+
+def network_rates(pricing_client: PaginatingClient, region: str, today: dt.date) -> dict[str, dict[str, object]]:
+    """The NAT gateway's and interface endpoints' rates in one Region, read now, shaped as the snapshot's entries
+    (prices.NatRate, prices.EndpointRate); a product the API lists no hourly rate for is left out."""
+    out: dict[str, dict[str, object]] = {}
+    for key, (service, family, hours, gigabytes) in NETWORK_PRODUCTS.items():
+        hourly = _first_tier_usd(pricing_client, service, family, region, hours)
+        if hourly is None:
+            continue
+        per_gb = _first_tier_usd(pricing_client, service, family, region, gigabytes)
+        out[key] = {"usd_per_hour" if key == "nat_gateway" else "usd_per_hour_per_az": hourly,
+                    "usd_per_gb_processed": per_gb, "page_date": f"Price List API (live) {today.isoformat()}",
+                    "source": f"{PRICE_LIST_API} (ServiceCode {service}; productFamily {family}, usagetype "
+                              f"{hours} and {gigabytes})"}
+    return out
+
+
 # --- skypilot-catalog's vms.csv: a public, dated seed where the Price List API cannot be reached -----------------
 
 SKYPILOT_LABEL = "skypilot-catalog"

@@ -19,6 +19,7 @@ from rackform.spec.problems import SpecError
 from rackform.spec.models import load_spec_text
 
 from tests.conftest import EXAMPLE, dump
+from tests.price_list import ENDPOINT_PAGE, NAT_PAGE, network_request
 
 # The acceptance case: one us-east-1 AZ that offers p5, trn1 and c8g (by AZ ID: us-east-1 maps names per account).
 ACCEPT = {
@@ -294,12 +295,56 @@ def test_live_reads_on_demand_prices_for_the_spec_region(capsys, tmp_path, monke
     product = {"terms": {"OnDemand": {"t": {"priceDimensions": {"d": {"pricePerUnit": {"USD": "55.0400000000"}}}}}}}
     stub.add_response("get_products", {"PriceList": [json.dumps(product)]}, {
         "ServiceCode": "AmazonEC2", "Filters": price_list_filters("us-east-2", "p5.48xlarge")})
+    for key in ("nat_gateway", "vpc_interface_endpoint"):  # listed nowhere here: the snapshot's rates stay
+        stub.add_response("get_products", {"PriceList": []}, network_request(key))
     stub.activate()
     monkeypatch.setattr(cost_cli, "pricing_client", lambda *aws: client)
     _, report, _ = run_json(capsys, spec, "--live")
     stub.assert_no_pending_responses()
     assert report["instances_usd_per_hour"] == 110.08
     assert report["node_groups"][0]["price_source"] == f"Price List API (live) {dt.date.today().isoformat()}"
+    assert report["network"][0]["usd_per_hour"] == NAT and "cloudburn.io" in report["network"][0]["price_source"]
+
+
+def test_live_prices_the_network_too_leaving_the_trn2_example_one_unknown(capsys, monkeypatch):
+    client = botocore.session.get_session().create_client(
+        "pricing", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    stub = Stubber(client)
+    for instance_type, usd in (("c7gn.16xlarge", "3.9936"), ("c8g.4xlarge", "0.63584"), ("p5.48xlarge", "55.04")):
+        product = {"terms": {"OnDemand": {"t": {"priceDimensions": {"d": {"pricePerUnit": {"USD": usd}}}}}}}
+        stub.add_response("get_products", {"PriceList": [json.dumps(product)]}, {
+            "ServiceCode": "AmazonEC2", "Filters": price_list_filters("us-east-2", instance_type)})
+    for key, page in (("nat_gateway", NAT_PAGE), ("nat_gateway", NAT_PAGE),
+                      ("vpc_interface_endpoint", ENDPOINT_PAGE), ("vpc_interface_endpoint", ENDPOINT_PAGE)):
+        stub.add_response("get_products", page, network_request(key))
+    stub.activate()
+    monkeypatch.setattr(cost_cli, "pricing_client", lambda *aws: client)
+    _, report, _ = run_json(capsys, EXAMPLE, "--live")
+    stub.assert_no_pending_responses()
+    today = dt.date.today().isoformat()
+    network = {ln["name"]: ln for ln in report["network"]}
+    assert network["3 interface endpoints (ecr.api, ecr.dkr, logs) x 1 AZ"]["usd_per_hour"] == 0.03
+    assert network["3 interface endpoints (ecr.api, ecr.dkr, logs) x 1 AZ"]["price_source"] == (
+        f"0.01 $/hour per AZ (Price List API (live) {today})")
+    assert network["NAT gateway"]["price_source"] == f"0.045 $/hour (Price List API (live) {today})"
+    assert "interface endpoint data processing, per GB (0.01 $/GB)" in report["not_included"]
+    # What the Price List API cannot give: FSx is read by neither the snapshot nor --live for us-east-2.
+    assert [u["item"] for u in report["unknown"]] == ["FSx for Lustre PERSISTENT_2 4,800 GiB, 250 MB/s/TiB"]
+
+
+def test_live_reads_no_network_rates_for_an_existing_network(capsys, monkeypatch):
+    client = botocore.session.get_session().create_client(
+        "pricing", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    stub = Stubber(client)  # answers the two instance types and nothing else: a network call would fail the run
+    for instance_type, usd in (("m7g.xlarge", "0.1632"), ("p5.48xlarge", "55.04")):
+        product = {"terms": {"OnDemand": {"t": {"priceDimensions": {"d": {"pricePerUnit": {"USD": usd}}}}}}}
+        stub.add_response("get_products", {"PriceList": [json.dumps(product)]}, {
+            "ServiceCode": "AmazonEC2", "Filters": price_list_filters("us-east-1", instance_type)})
+    stub.activate()
+    monkeypatch.setattr(cost_cli, "pricing_client", lambda *aws: client)
+    code, report, _ = run_json(capsys, EXAMPLE.with_name("existing-network.yaml"), "--live")
+    stub.assert_no_pending_responses()
+    assert code == 0 and report["network"] == [] and report["instances_usd_per_hour"] == 0.1632 + 2 * 55.04
 
 
 def test_live_failure_is_a_message(capsys, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from rackform.reference.prices import (
 )
 from rackform.reference.refresh import (
     fetch_on_demand,
+    network_rates,
     on_demand_from_skypilot_csv,
     on_demand_usd,
     price_list_filters,
@@ -31,6 +32,7 @@ from rackform.reference.refresh import (
     stale_families,
 )
 from tests.conftest import ROOT, run_cli
+from tests.price_list import ENDPOINT_PAGE, NAT_PAGE, network_product, network_request
 
 # aws-facts.md, "On-demand prices, us-east-1, Linux (USD/hour; Price List API data as of 2026-07-20)".
 AWS_FACTS_US_EAST_1 = {
@@ -274,6 +276,34 @@ def test_cost_prices_the_trn2_example_in_us_east_2(capsys):
     assert lines["graviton/head"]["usd_per_hour_each"] == 0.63584
     assert lines["graviton/cpu"]["usd_per_hour"] == pytest.approx(2 * 3.9936)
     assert lines["gpu/h100"]["usd_per_hour"] is None  # the seed's P5 rate is out of date: unknown, not 0
+
+
+# --- the network's rates (cost --live) --------------------------------------------------------------------------
+
+def test_network_rates_read_the_usage_types_rackform_creates():
+    client = _client("pricing")
+    with Stubber(client) as stub:
+        for key, page in (("nat_gateway", NAT_PAGE), ("nat_gateway", NAT_PAGE),
+                          ("vpc_interface_endpoint", ENDPOINT_PAGE), ("vpc_interface_endpoint", ENDPOINT_PAGE)):
+            stub.add_response("get_products", page, network_request(key))
+        rates = network_rates(client, "us-east-2", dt.date(2026, 12, 6))
+        stub.assert_no_pending_responses()
+    assert rates["nat_gateway"]["usd_per_hour"] == 0.045 and rates["nat_gateway"]["usd_per_gb_processed"] == 0.045
+    endpoint = rates["vpc_interface_endpoint"]
+    assert endpoint["usd_per_hour_per_az"] == 0.01 and endpoint["usd_per_gb_processed"] == 0.01
+    assert endpoint["page_date"] == "Price List API (live) 2026-12-06" and "AmazonVPC" in endpoint["source"]
+
+
+def test_network_rates_leave_out_what_the_api_does_not_list_and_refuse_to_guess():
+    client = _client("pricing")
+    with Stubber(client) as stub:
+        stub.add_response("get_products", {"PriceList": []}, network_request("nat_gateway", "us-east-1"))
+        stub.add_response("get_products", {"PriceList": [
+            network_product("VpcEndpoint-Hours", "Hrs", ("0", "0.01")),
+            network_product("VpcEndpoint-Hours", "Hrs", ("0", "0.02"))]},
+            network_request("vpc_interface_endpoint", "us-east-1"))
+        with pytest.raises(ValueError, match=r"VpcEndpoint-Hours in us-east-1: .*several rates \[0.01, 0.02\]"):
+            network_rates(client, "us-east-1", dt.date(2026, 12, 6))
 
 
 # --- Spot ------------------------------------------------------------------------------------------------------
