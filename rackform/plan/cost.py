@@ -43,6 +43,8 @@ HOURS_PER_MONTH = 730
 NAT_GATEWAYS = 1
 ENDPOINT_AZS = 1
 TOP_CONTRIBUTORS = 3
+# `cost --live` reads the network's rates for any Region from the Price List API (reference/refresh.network_rates).
+LIVE_HINT = " (--live reads it from the AWS Price List API)"
 
 Category = Literal["instances", "storage", "network"]
 
@@ -177,14 +179,14 @@ def network_lines(plan: Plan, book: PriceBook) -> list[Line]:
         return []  # the VPC's NAT gateways and endpoints are the existing network's, billed whether or not we run
     nat = nat_rate(book, plan.region)
     lines = [Line("network", "NAT gateway", None if nat is None else round(nat.usd_per_hour * NAT_GATEWAYS, 6),
-                  f"no NAT gateway price for {plan.region} in the snapshot" if nat is None else
+                  f"no NAT gateway price for {plan.region} in the snapshot{LIVE_HINT}" if nat is None else
                   f"{nat.usd_per_hour} $/hour ({_provenance(nat.secondary, nat.page_date)})")]
     if endpoints := plan.network.interface_endpoints:
         ep = endpoint_rate(book, plan.region)
         name = f"{len(endpoints)} interface endpoints ({', '.join(endpoints)}) x {ENDPOINT_AZS} AZ"
         lines.append(Line("network", name,
                           None if ep is None else round(ep.usd_per_hour_per_az * len(endpoints) * ENDPOINT_AZS, 6),
-                          f"no interface endpoint price for {plan.region} in the snapshot" if ep is None else
+                          f"no interface endpoint price for {plan.region} in the snapshot{LIVE_HINT}" if ep is None else
                           f"{ep.usd_per_hour_per_az} $/hour per AZ "
                           f"({_provenance(ep.secondary, ep.page_date)})"))
     return lines

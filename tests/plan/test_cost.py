@@ -373,4 +373,6 @@ def test_example_spec_prices_what_it_can(capsys):
     assert [u["item"] for u in report["unknown"]] == [
         "gpu/h100", "FSx for Lustre PERSISTENT_2 4,800 GiB, 250 MB/s/TiB",
         "3 interface endpoints (ecr.api, ecr.dkr, logs) x 1 AZ"]
+    assert report["unknown"][2]["reason"] == ("no interface endpoint price for us-east-2 in the snapshot "
+                                              "(--live reads it from the AWS Price List API)")
 
