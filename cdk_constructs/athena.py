@@ -1,14 +1,16 @@
-"""An Athena-queryable Glue table over the results bucket: one row per record.json, partitioned the way the keys are.
+"""An Athena-queryable Glue table over the results bucket: one row per record, partitioned by run and benchmark.
 
-Partition projection computes partition locations from the query instead of a crawler or MSCK REPAIR: run ids, racks
-and node groups are `injected` (unknown ahead, and rack names must not enter the storage stack, which stays unchanged
-when racks change), so every query must name each of them with `=` or `IN`; benchmark is an `enum` of the catalog's
-names, so a query may leave it out.
+The partitions are registered in Glue, one per run and benchmark (rackform/cli/athena.py registers a run's before
+querying it), not projected: partition projection computes partitions from the query, and a run id is neither an
+enum, an integer nor a date, so it could only be `injected`, which Athena accepts only when every query names each
+run with `=` or `IN` (https://docs.aws.amazon.com/athena/latest/ug/partition-projection-supported-types.html): such a
+table can fetch known runs but cannot list runs or query across them. Registered partitions take any predicate,
+and Athena reads only the partitions it matches (https://docs.aws.amazon.com/athena/latest/ug/partitions.html).
+Each partition's location is a run's records of one benchmark (workloads/layout.records_prefix), a folder that holds
+records only.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from aws_cdk import Stack
 from aws_cdk import aws_glue as glue
@@ -25,21 +27,16 @@ TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 COLUMNS: tuple[tuple[str, str], ...] = table_columns(ResultRecord)
 
 
-def location_template(bucket_name: str) -> str:
-    keys = "/".join(f"${{{k}}}" for k in PARTITION_KEYS)
-    return f"s3://{bucket_name}/{RESULTS_PREFIX}/{keys}/"
-
-
 class ResultsTable(Construct):
-    """Glue database `database_name` with table `results`. Node logs sit beside record.json under the same prefix
-    and Athena reads every object under a partition's location: `ignore.malformed.json` turns their lines into
-    all-null rows instead of query errors, so filter on a non-null column (status) or on "$path".
+    """Glue database `database_name` with table `results`, partitioned by PARTITION_KEYS. `ignore.malformed.json`
+    turns a line that is no JSON (a damaged object) into an all-null row instead of failing every query, so filter on
+    a non-null column (status).
 
     The OpenX SerDe reads one JSON document per line, which is why `ResultStore.put_record` writes records on one.
     """
 
     def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, database_name: str,
-                 benchmarks: Sequence[str], table_name: str = "results") -> None:
+                 table_name: str = "results") -> None:
         super().__init__(scope, id)
         account = Stack.of(self).account
         self.database = glue.CfnDatabase(
@@ -50,19 +47,10 @@ class ResultsTable(Construct):
             self, "Table", catalog_id=account, database_name=database_name,
             table_input=glue.CfnTable.TableInputProperty(
                 name=table_name,
-                description="one row per results/<run>/<rack>/<node group>/<benchmark>/record.json",
+                description="one row per results/<run>/_records/<benchmark>/<rack>/<node group>/record.json",
                 table_type="EXTERNAL_TABLE",
                 partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
-                parameters={
-                    "classification": "json",
-                    "projection.enabled": "true",
-                    "projection.run_id.type": "injected",
-                    "projection.rack.type": "injected",
-                    "projection.node_group.type": "injected",
-                    "projection.benchmark.type": "enum",
-                    "projection.benchmark.values": ",".join(benchmarks),
-                    "storage.location.template": location_template(bucket.bucket_name),
-                },
+                parameters={"classification": "json"},
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in COLUMNS],
                     location=f"s3://{bucket.bucket_name}/{RESULTS_PREFIX}/",

@@ -9,7 +9,6 @@ from constructs import Construct
 from cdk_constructs import LustreFileSystem, ResultsBucket, ResultsTable
 from rackform.plan.models import ExistingNetworkPlan, StoragePlan
 from rackform.spec.models import FsxLustre
-from workloads.benchmarks import BENCHMARKS
 
 from . import handoff
 
@@ -37,8 +36,7 @@ class StorageStack(Stack):
         handoff.keep_export(self, self.bucket.bucket_name)
         handoff.keep_export(self, self.bucket.bucket_arn)
         # Glue names allow no hyphens; the stack name is unique per spec and never changes with the racks.
-        athena = ResultsTable(self, "Athena", bucket=self.bucket, database_name=storage.stack_name.replace("-", "_"),
-                              benchmarks=sorted(BENCHMARKS))
+        athena = ResultsTable(self, "Athena", bucket=self.bucket, database_name=storage.stack_name.replace("-", "_"))
         CfnOutput(self, "ResultsTableName", value=f"{athena.database_name}.{athena.table_name}")
 
         if storage.fsx_lustre is not None:

@@ -21,8 +21,14 @@ from .contract import MAX_REPEATS, runnable_repeats
 RESULTS_PREFIX = "results"
 # What `rackform run` workloads (third-party images, under their own role) may write and read: never results/.
 WORKLOADS_PREFIX = "workloads"
-# results/<run_id>/<rack>/<node_group>/<benchmark>/record.json: the path segments, in order, are the partitions.
-PARTITION_KEYS: tuple[str, ...] = ("run_id", "rack", "node_group", "benchmark")
+# A run's records sit in a folder of their own, results/<run_id>/_records/<benchmark>/<rack>/<node_group>/record.json,
+# apart from the node logs and health records of their job's folder: the Athena table's partition of a run and
+# benchmark is that folder, and Athena reads every object under a partition's location
+# (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html), so a query scans records only.
+RECORDS_FOLDER = "_records"
+# The table's partitions, registered in Glue for each run (rackform/cli/athena.py): run and benchmark prune, rack and
+# node group are columns read from the record.
+PARTITION_KEYS: tuple[str, ...] = ("run_id", "benchmark")
 
 
 # Used with fullmatch: `re.match` with `$` would accept "run-1\n".
@@ -40,7 +46,18 @@ def job_prefix(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
     return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/{rack}/{node_group}/{benchmark}"
 
 
+def records_prefix(run_id: str, benchmark: str | None = None) -> str:
+    """Where a run's records are: all of them, or one benchmark's (the table's partition of the run and benchmark)."""
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/{RECORDS_FOLDER}/{'' if benchmark is None else benchmark + '/'}"
+
+
 def record_key(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
+    return f"{records_prefix(run_id, benchmark)}{rack}/{node_group}/record.json"
+
+
+def legacy_record_key(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
+    """Where runs written before the records had a folder of their own keep theirs: beside the job's node logs. The
+    store still reads them; the Athena table does not (docs/results.md says how to move them)."""
     return f"{job_prefix(run_id, rack, node_group, benchmark)}/record.json"
 
 

@@ -1,6 +1,7 @@
 """Results in S3: write-once objects with SHA256 checksums, and reading a run back.
 
-Layout: results/<run_id>/<rack>/<node_group>/<benchmark>/record.json beside node-<i>.log (the raw output), and
+Layout (workloads/layout.py): results/<run_id>/_records/<benchmark>/<rack>/<node_group>/record.json, apart from the
+job's folder results/<run_id>/<rack>/<node_group>/<benchmark>/ of node-<i>.log (the raw output), and
 results/<run_id>/_jobs/<job name>.json for each submitted job. Nothing is ever overwritten: every PUT carries
 If-None-Match: *, so a retried or duplicated write cannot replace what landed first.
 
@@ -32,6 +33,7 @@ from .layout import (
     ACCEPT_SCHEDULE,
     HEALTH_OBJECT,
     NOT_RUN_FOLDERS,
+    RECORDS_FOLDER,
     REPAIR_OBJECT,
     REPAIR_STAMP,
     REPAIRS_PREFIX,
@@ -47,6 +49,7 @@ from .layout import (
     claim_key,
     health_key,
     job_prefix,
+    legacy_record_key,
     placement_key,
     record_key,
     repair_key,
@@ -515,6 +518,8 @@ def _kind(prefix: str, key: str) -> str | None:
     if folder == "_claims":  # a failed attempt's note is only ever listed (latest_claim), never read
         m = CLAIM_OBJECT.fullmatch(name.rsplit("/", 1)[-1])
         return "claim" if m and not m[2] else None
+    if folder == RECORDS_FOLDER:
+        return "record" if name.endswith("/record.json") else None
     last = rest.rsplit("/", 1)[-1]
     if HEALTH_OBJECT.fullmatch(last):
         return "health"
@@ -591,8 +596,13 @@ def _certificate(key: str, data: object, run_id: str) -> Document:
 
 def _record(key: str, data: object, run_id: str) -> ResultRecord:
     record = _validated(ResultRecord, data, "result record")
-    expected = record_key(record.run_id, record.rack, record.node_group, record.benchmark) \
-        if len(key.split("/")) == 6 and RUN_ID.fullmatch(record.run_id) else None
+    # A run written before the records had a folder of their own keeps them at the legacy key: both are read. The
+    # part count keeps a name with a "/" in it from passing for a deeper key.
+    parts = key.split("/")
+    filed_as = record_key if len(parts) == 7 and parts[2] == RECORDS_FOLDER else \
+        legacy_record_key if len(parts) == 6 else None
+    expected = filed_as(record.run_id, record.rack, record.node_group, record.benchmark) \
+        if filed_as is not None and RUN_ID.fullmatch(record.run_id) else None
     _filed(key, expected, f"the record is run {record.run_id!r}, rack {record.rack!r}, node group "
            f"{record.node_group!r}, benchmark {record.benchmark!r}")
     return record

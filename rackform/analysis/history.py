@@ -1,16 +1,16 @@
 """One benchmark's headlines over time, across runs: the rows `rackform history` prints, from records read out of S3
 or from the Athena table over them (cdk_constructs/athena.py), and the SQL it sends to Athena.
 
-The table's partitions `run_id`, `rack` and `node_group` are projected as `injected`: Athena reads only the
-partitions a query names, and refuses a query that does not name each of them with static values
-(https://docs.aws.amazon.com/athena/latest/ug/partition-projection-dynamic-id-partitioning.html). So the query names
-every run (listed from the bucket by delimiter, one request per 1,000 runs), the spec's racks and node groups, and
-the benchmark (an `enum` partition): Athena prunes to exactly those record folders.
+The table's partitions are `run_id` and `benchmark`, registered in Glue (rackform/cli/athena.py), so a query may
+filter them with any predicate and Athena reads only the partitions it matches
+(https://docs.aws.amazon.com/athena/latest/ug/partitions.html): the benchmark always, the runs when some are named.
+Rack and node group are columns of the record, filtered after the read; each partition holds records only.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from workloads.results import REPEAT_LABEL, ResultRecord
 
 from .summary import figure, headlines
 
+TABLE = re.compile(r"[A-Za-z0-9_]{1,255}\.[A-Za-z0-9_]{1,255}")
 # What each row carries besides its headlines, in the order the query selects them.
 COLUMNS = ("run_id", "rack", "node_group", "instance_type", "node_count", "status", "started_at")
 
@@ -49,35 +50,45 @@ def ordered(rows: Sequence[HistoryRow]) -> list[HistoryRow]:
     return sorted(rows, key=lambda r: (r.started_at, r.rack, r.node_group, r.run_id))
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
+    """A SQL string literal: a quote inside is doubled, so no value can end it."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def _values_of(h: Headline) -> str:
     """The values of the metrics that are headline `h` (its name and exactly its labels, a repeat label aside)."""
     labels = dict(h.labels)
-    conditions = [f"m.name = {_literal(h.metric)}",
-                  f"cardinality(map_filter(m.labels, (k, v) -> k <> {_literal(REPEAT_LABEL)})) = {len(labels)}",
-                  *(f"element_at(m.labels, {_literal(k)}) = {_literal(v)}" for k, v in sorted(labels.items()))]
+    conditions = [f"m.name = {literal(h.metric)}",
+                  f"cardinality(map_filter(m.labels, (k, v) -> k <> {literal(REPEAT_LABEL)})) = {len(labels)}",
+                  *(f"element_at(m.labels, {literal(k)}) = {literal(v)}" for k, v in sorted(labels.items()))]
     return f"transform(filter(metrics, m -> {' AND '.join(conditions)}), m -> m.value)"
 
 
-def history_sql(table: str, benchmark: str, run_ids: Sequence[str], racks: Sequence[str],
-                node_groups: Sequence[str]) -> str:
-    """The query of one benchmark's records in the runs, racks and node groups named: every partition column given
-    with static values, so Athena reads those record folders and nothing else. `table` is `database.table`."""
-    if not (run_ids and racks and node_groups):
-        raise ValueError("a history query names at least one run, rack and node group (the table's injected "
-                         "partitions)")
-    name = ".".join(f'"{part}"' for part in table.split("."))
+def quoted_table(table: str) -> str:
+    """`database.table` as a quoted SQL name. Glue names are lowercase letters, digits and underscores
+    (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-catalog-tables.html): anything else is refused here,
+    never pasted into the SQL."""
+    if not TABLE.fullmatch(table):
+        raise ValueError(f"table {table!r} is not DATABASE.TABLE (letters, digits and underscores)")
+    return ".".join(f'"{part}"' for part in table.split("."))
+
+
+def among(column: str, values: Sequence[str]) -> str:
+    """`column IN (...)` of string literals, each escaped."""
+    if not values:
+        raise ValueError(f"no value of {column} to query")
+    return f"{column} IN ({', '.join(literal(v) for v in sorted(set(values)))})"
+
+
+def history_sql(table: str, benchmark: str, racks: Sequence[str], node_groups: Sequence[str],
+                run_ids: Sequence[str] = ()) -> str:
+    """The query of one benchmark's records on the racks and node groups named, in every run, or in `run_ids`:
+    the benchmark (and the runs) are partitions, so Athena reads those records and nothing else."""
     selected = [*COLUMNS, *(_values_of(h) for h in headlines(benchmark))]
-
-    def among(column: str, values: Sequence[str]) -> str:
-        return f"{column} IN ({', '.join(_literal(v) for v in sorted(set(values)))})"
-
-    return (f"SELECT {', '.join(selected)}\nFROM {name}\n"
-            f"WHERE {among('run_id', run_ids)}\n  AND {among('rack', racks)}\n  AND {among('node_group', node_groups)}"
-            f"\n  AND benchmark = {_literal(benchmark)}\n  AND status IS NOT NULL\n"  # a node log's lines read as nulls
+    runs = f"  AND {among('run_id', run_ids)}\n" if run_ids else ""
+    return (f"SELECT {', '.join(selected)}\nFROM {quoted_table(table)}\n"
+            f"WHERE benchmark = {literal(benchmark)}\n{runs}  AND {among('rack', racks)}\n"
+            f"  AND {among('node_group', node_groups)}\n  AND status IS NOT NULL\n"  # a damaged object reads as nulls
             "ORDER BY started_at, rack, node_group")
 
 

@@ -1,6 +1,6 @@
-"""Issue 23 item 3, the pure side of `rackform history`: the SQL names every injected partition with static values
-(runs, racks, node groups) and the benchmark, selects each headline's values by its exact labels, and a result row
-becomes the same history row a record read from S3 does."""
+"""Issue 23 items 3 and 4, the pure side of `rackform history`: the SQL filters the benchmark (and the runs, when
+named) as partitions, never needs a run list, escapes every value it puts in SQL, selects each headline's values
+by its exact labels, and a result row becomes the same history row a record read from S3 does."""
 
 from __future__ import annotations
 
@@ -14,26 +14,41 @@ from workloads.results import Metric, ResultRecord
 T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 
 
-def test_the_query_names_every_partition_and_the_headline_by_its_exact_labels():
-    sql = history_sql("demo_storage.results", "allreduce", ["r2", "r1", "r1"], ["gpu"], ["h100", "h200"])
+def test_the_query_filters_the_benchmark_partition_and_the_headline_by_its_exact_labels():
+    sql = history_sql("demo_storage.results", "allreduce", ["gpu"], ["h100", "h200"])
     assert 'FROM "demo_storage"."results"' in sql
-    assert "WHERE run_id IN ('r1', 'r2')" in sql  # static equality on each injected partition
-    assert "AND rack IN ('gpu')" in sql and "AND node_group IN ('h100', 'h200')" in sql
-    assert "AND benchmark = 'allreduce'" in sql and "status IS NOT NULL" in sql
+    assert "WHERE benchmark = 'allreduce'" in sql and "run_id" not in sql.split("FROM")[1]  # every run: no list
+    assert "AND rack IN ('gpu')" in sql and "AND node_group IN ('h100', 'h200')" in sql and "status IS NOT NULL" in sql
     # allreduce's headline: busbw_max with exactly placement=in-place (a repeat label aside)
     assert ("transform(filter(metrics, m -> m.name = 'busbw_max' AND cardinality(map_filter(m.labels, (k, v) -> "
             "k <> 'repeat')) = 1 AND element_at(m.labels, 'placement') = 'in-place'), m -> m.value)") in sql
     assert sql.splitlines()[0].startswith("SELECT " + ", ".join(COLUMNS))
 
 
-def test_quotes_in_a_value_cannot_end_the_literal():
-    sql = history_sql("db.t", "cpu", ["r1"], ["a'b"], ["g"])
-    assert "rack IN ('a''b')" in sql
+def test_runs_named_are_a_partition_filter():
+    assert "AND run_id IN ('r1', 'r2')" in history_sql("db.t", "cpu", ["gpu"], ["h100"], run_ids=["r2", "r1", "r1"])
 
 
-def test_a_query_without_a_run_rack_or_node_group_is_refused():
-    with pytest.raises(ValueError, match="injected"):
-        history_sql("db.t", "cpu", [], ["gpu"], ["h100"])
+@pytest.mark.parametrize("value", ["a'b", "x') OR 1=1 --", "'", "''", "a\\'b"])
+@pytest.mark.parametrize("where", ["rack", "node_group", "run_id"])
+def test_a_value_cannot_end_its_literal(value, where):
+    given = {"rack": ["gpu"], "node_group": ["h100"], "run_id": ["r1"], where: [value]}
+    sql = history_sql("db.t", "cpu", given["rack"], given["node_group"], run_ids=given["run_id"])
+    assert f"{where} IN ('{value.replace(chr(39), chr(39) * 2)}')" in sql
+    # every quote in the statement is paired: the literal ends where it began
+    between = sql.split(f"{where} IN (", 1)[1].split(")\n", 1)[0]
+    assert between.startswith("'") and between.endswith("'") and between[1:-1].replace("''", "").count("'") == 0
+
+
+@pytest.mark.parametrize("table", ['db.t"; DROP TABLE x; --', "db", "a.b.c", "db.t x", ""])
+def test_a_table_name_that_is_not_database_dot_table_is_refused(table):
+    with pytest.raises(ValueError, match="DATABASE.TABLE"):
+        history_sql(table, "cpu", ["gpu"], ["h100"])
+
+
+def test_a_query_without_a_rack_or_node_group_is_refused():
+    with pytest.raises(ValueError, match="no value of node_group"):
+        history_sql("db.t", "cpu", ["gpu"], [])
 
 
 def test_athena_arrays_parse_and_a_row_takes_the_median_of_its_repeats():

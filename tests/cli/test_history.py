@@ -1,7 +1,8 @@
-"""Issue 23 item 3: `rackform history BENCHMARK` across runs, from S3 (a listing per run and node group, a GET per
-record) or from Athena (one query naming every run, rack, node group and the benchmark; its pages read through the
-paginator), the engine stated on stderr. moto 5.2's Athena cannot parse botocore's rest-json Athena requests, so the
-Athena calls are botocore's Stubber; S3 is moto, in process."""
+"""Issue 23 items 3 and 4: `rackform history BENCHMARK` across runs, from S3 (a listing per run, a GET per record;
+runs of the legacy layout read too) or from Athena (the runs' Glue partitions registered once, then one query of the
+benchmark's partitions; its pages read through the paginator), the engine stated on stderr. moto 5.2's Athena cannot
+parse botocore's rest-json Athena requests, so the Athena calls are botocore's Stubber; S3 and Glue are moto, in
+process."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from botocore.stub import Stubber
 
 from rackform import aws
 from rackform.analysis.history import history_sql
-from rackform.cli import history as cli_history
+from rackform.cli import athena as cli_athena
 from tests.conftest import ROOT, moto_aws, run_cli
+from workloads.benchmarks import BENCHMARKS
+from workloads.layout import legacy_record_key, records_prefix
 from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore
 
@@ -46,6 +49,27 @@ def store(monkeypatch):
         yield store
 
 
+@pytest.fixture
+def glue_table(store):
+    """The storage stack's table as cdk_constructs/athena.py declares it (its partition keys and descriptor)."""
+    from cdk_constructs.athena import COLUMNS, JSON_SERDE, TEXT_INPUT, TEXT_OUTPUT
+    from workloads.layout import PARTITION_KEYS
+
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_database(DatabaseInput={"Name": "demo_storage"})
+    glue.create_table(DatabaseName="demo_storage", TableInput={
+        "Name": "results", "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS],
+        "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in COLUMNS],
+                              "Location": f"s3://{BUCKET}/results/", "InputFormat": TEXT_INPUT,
+                              "OutputFormat": TEXT_OUTPUT, "SerdeInfo": {"SerializationLibrary": JSON_SERDE}}})
+    return glue
+
+
+def partitions(glue) -> dict[tuple[str, ...], str]:
+    found = glue.get_partitions(DatabaseName="demo_storage", TableName="results")["Partitions"]
+    return {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for p in found}
+
+
 def history(capsys, *argv: object) -> tuple[int, str, str]:
     return run_cli(capsys, "history", "cpu", "--spec", SPEC, "--bucket", BUCKET, *argv)
 
@@ -66,18 +90,25 @@ def page(rows: list[list[str | None]], token: str | None = None) -> dict:
     return out
 
 
-@pytest.mark.parametrize(("argv", "why"), [(["--engine", "athena"], "--engine"),
-                                           ([], "2 runs; Athena from 2, or --engine")])  # asked, or the runs
-def test_on_athena_one_query_names_every_run_and_group_and_reads_every_page(store, capsys, monkeypatch, argv, why):
+def stubbed_athena(monkeypatch) -> Stubber:
     athena = boto3.client("athena", region_name=REGION)
-    stub = Stubber(athena)
     made = aws.client
     monkeypatch.setattr(aws, "client", lambda target, service, **kw: athena if service == "athena"
                         else made(target, service, **kw))
-    monkeypatch.setattr(cli_history, "POLL_S", 0.0)
-    monkeypatch.setattr(cli_history, "ATHENA_FROM_RUNS", 2)
-    groups = (["graviton", "graviton", "trainium", "gpu"], ["head", "cpu", "workers", "h100"])
-    sql = history_sql("demo_storage.results", "cpu", ["r1", "r2"], *groups)
+    monkeypatch.setattr(cli_athena, "POLL_S", 0.0)
+    return Stubber(athena)
+
+
+GROUPS = (["graviton", "graviton", "trainium", "gpu"], ["head", "cpu", "workers", "h100"])
+
+
+@pytest.mark.parametrize(("argv", "why"), [(["--engine", "athena"], "--engine"),
+                                           ([], "2 runs; Athena from 2, or --engine")])  # asked, or the runs
+def test_on_athena_the_runs_are_registered_and_one_query_reads_every_page(glue_table, capsys, monkeypatch, argv,
+                                                                          why):
+    stub = stubbed_athena(monkeypatch)
+    monkeypatch.setattr(cli_athena, "ATHENA_FROM_RUNS", 2)
+    sql = history_sql("demo_storage.results", "cpu", *GROUPS)  # no run list: the benchmark is the partition
     stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"}, {
         "QueryString": sql, "WorkGroup": "primary",
         "ResultConfiguration": {"OutputLocation": f"s3://{BUCKET}/athena-query-results/"}})
@@ -92,26 +123,77 @@ def test_on_athena_one_query_names_every_run_and_group_and_reads_every_page(stor
     stub.add_response("get_query_results", page([header, first], "t1"), {"QueryExecutionId": "q-1"})
     stub.add_response("get_query_results", page([second]), {"QueryExecutionId": "q-1", "NextToken": "t1"})
     with stub:
-        code, out, err = history(capsys, *argv, "--table", "demo_storage.results", "--json")
+        code, out, err = history(capsys, *argv, "--table", "demo_storage.results", "--json", "--verbose")
     stub.assert_no_pending_responses()
     assert code == 0 and f"engine: athena ({why})" in err and "Athena scanned 2.5 MB (query q-1)" in err
     rows = json.loads(out)["rows"]
     # the second page's first row is data, not a header
     assert [(r["run_id"], r["figures"]) for r in rows] == [("r1", {"cpu": 1000.0, "memory": None}),
                                                           ("r2", {"cpu": 1100.0, "memory": None})]
+    # each run's partitions, one per benchmark, at its records of that benchmark: one call for both runs
+    assert "registered 2 run(s) in demo_storage.results" in err
+    assert partitions(glue_table) == {(run, b): f"s3://{BUCKET}/{records_prefix(run, b)}"
+                                      for run in ("r1", "r2") for b in BENCHMARKS}
+    assert "glue.BatchCreatePartition 1" in err and "glue.GetPartitions 1" in err and "glue.GetTable 1" in err
 
 
-def test_a_failed_query_is_one_line_with_its_reason(store, capsys, monkeypatch):
-    athena = boto3.client("athena", region_name=REGION)
-    stub = Stubber(athena)
-    made = aws.client
-    monkeypatch.setattr(aws, "client", lambda target, service, **kw: athena if service == "athena"
-                        else made(target, service, **kw))
+def test_a_run_is_registered_once_and_a_new_one_after_it(glue_table, store, capsys, monkeypatch):
+    def once() -> str:
+        stub = stubbed_athena(monkeypatch)
+        stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
+        stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
+        stub.add_response("get_query_results", page([["run_id"]]))
+        with stub:
+            code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results", "--verbose")
+        assert code == 0
+        return err
+
+    assert "registered 2 run(s)" in once()
+    again = once()
+    assert "registered" not in again and "BatchCreatePartition" not in again
+    store.put_record(record("r3", 2, 1200.0))
+    assert "registered 1 run(s)" in once()
+    assert {values[0] for values in partitions(glue_table)} == {"r1", "r2", "r3"}
+
+
+def test_a_run_named_with_run_is_a_partition_filter(glue_table, capsys, monkeypatch):
+    stub = stubbed_athena(monkeypatch)
+    sql = history_sql("demo_storage.results", "cpu", *GROUPS, run_ids=["r2"])
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q"}, {
+        "QueryString": sql, "WorkGroup": "wg", "ResultConfiguration": {"OutputLocation": "s3://out/q/"}})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
+    stub.add_response("get_query_results", page([["run_id"]]))
+    with stub:
+        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results", "--run", "r2",
+                               "--workgroup", "wg", "--output-location", "s3://out/q/")
+    stub.assert_no_pending_responses()
+    assert code == 0 and "registered 1 run(s)" in err
+
+
+def test_a_malformed_table_is_refused_before_any_aws_call(store, capsys, monkeypatch):
+    stub = stubbed_athena(monkeypatch)
+    with stub:  # no response queued: any Athena call would fail the test
+        code, _, err = history(capsys, "--engine", "athena", "--table", 'x.results" --')
+    assert code == 2 and "is not DATABASE.TABLE" in err and "Traceback" not in err
+
+
+def test_a_run_of_the_legacy_layout_is_read_from_s3(store, capsys):
+    old = record("r0", -1, 900.0)
+    key = legacy_record_key(old.run_id, old.rack, old.node_group, old.benchmark)
+    store.put_once(key, old.model_dump_json().encode(), "application/json")
+    code, out, _ = history(capsys, "--rack", "graviton", "--node-group", "head", "--json")
+    assert code == 0
+    assert [(r["run_id"], r["figures"]["cpu"]) for r in json.loads(out)["rows"]] == [
+        ("r0", 900.0), ("r1", 1000.0), ("r2", 1100.0)]
+
+
+def test_a_failed_query_is_one_line_with_its_reason(glue_table, capsys, monkeypatch):
+    stub = stubbed_athena(monkeypatch)
     stub.add_response("start_query_execution", {"QueryExecutionId": "q-2"})
     stub.add_response("get_query_execution", {"QueryExecution": {"Status": {
         "State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: line 2:6: Table 'x.results' does not exist"}}})
     with stub:
-        code, _, err = history(capsys, "--engine", "athena", "--table", "x.results")
+        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results")
     assert code == 1 and "the Athena query q-2 ended FAILED: TABLE_NOT_FOUND" in err and "hint:" in err
 
 

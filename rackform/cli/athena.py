@@ -1,0 +1,169 @@
+"""The Athena engine of the commands that read across runs (`history`, `advise`, `report --baseline`): which engine a
+command line asks for, the storage stack's table, the Glue partitions of the runs, and one query's result rows.
+
+The SQL is built by pure functions (rackform/analysis/history.py); this is the thin layer that sends it. The table's
+partitions are registered here, not projected (cdk_constructs/athena.py says why): before a query, the runs listed
+in the bucket whose partitions Glue lacks get theirs, one per run and benchmark
+(https://docs.aws.amazon.com/athena/latest/ug/partitions.html: partitions of a layout that is not Hive style are
+added by hand). That takes glue:GetTable, glue:GetPartitions and glue:BatchCreatePartition on the table besides
+Athena's own permissions (docs/security.md).
+
+Calls, for R runs of which N are new: GetTable 1, GetPartitions 1 per 1,000 runs, BatchCreatePartition 1 per
+RUNS_PER_CALL new runs; then StartQueryExecution 1, GetQueryExecution 1 per POLL_S, GetQueryResults 1 per 1,000
+rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .common import aws_target, checked_plan
+
+if TYPE_CHECKING:
+    from .. import aws
+
+# With --engine left out: S3 below this many runs, Athena from it. Reading from S3 costs a listing per run and a GET
+# per record; a query costs its bytes scanned (docs/results.md), whatever the number of runs.
+ATHENA_FROM_RUNS = 50
+ATHENA_OUTPUT = "athena-query-results"  # beside results/, which Athena's writes could never satisfy (write-once)
+POLL_S = 0.5
+FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
+# BatchCreatePartition takes up to 100 partitions a call
+# (https://docs.aws.amazon.com/glue/latest/webapi/API_BatchCreatePartition.html); a run's are sent in one call.
+PARTITIONS_PER_CALL = 100
+PARTITIONS_PAGE = 1000  # GetPartitions' MaxResults
+
+
+def engine_options(p: argparse.ArgumentParser) -> None:
+    """--engine and where the Athena engine's query runs: every command that reads across runs takes the same."""
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=("s3", "athena"), help=f"where to read: s3 (the records themselves) or "
+                   f"athena (one query over the Glue table); default: s3 below {ATHENA_FROM_RUNS} runs, else athena")
+    g.add_argument("--table", metavar="DB.TABLE", type=table_arg, help="the Glue table (default: the storage "
+                   "stack's ResultsTableName output)")
+    g.add_argument("--workgroup", default="primary", help="the Athena workgroup that runs the query")
+    g.add_argument("--output-location", metavar="S3URI", help=f"where Athena writes the query's result (default: "
+                   f"s3://BUCKET/{ATHENA_OUTPUT}/)")
+
+
+def table_arg(text: str) -> str:
+    """--table: DATABASE.TABLE in the letters Glue names take, refused here rather than put in SQL."""
+    from ..analysis.history import TABLE
+
+    if not TABLE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not DATABASE.TABLE (letters, digits and underscores), e.g. "
+                                         "demo_storage.results")
+    return text
+
+
+def engine(args: argparse.Namespace, runs: int) -> str:
+    """The engine the command line asks for, or the one `runs` runs call for; said on stderr either way."""
+    chosen = str(args.engine or ("athena" if runs >= ATHENA_FROM_RUNS else "s3"))
+    why = "--engine" if args.engine else f"{runs} runs; Athena from {ATHENA_FROM_RUNS}, or --engine"
+    print(f"engine: {chosen} ({why})", file=sys.stderr)
+    return chosen
+
+
+def table_of(args: argparse.Namespace, region: str) -> str:
+    """`--table`, else the storage stack's ResultsTableName output (`database.table`)."""
+    from .. import aws
+
+    if args.table:
+        return str(args.table)
+    target = aws_target(args, region)
+    plan = checked_plan(args.spec)
+    try:
+        stack = aws.client(target, "cloudformation").describe_stacks(StackName=plan.storage.stack_name)["Stacks"][0]
+    except Exception as e:  # not deployed: say so, with the Region
+        raise aws.explained(e, target) if aws.is_aws_error(e) else e from None
+    for out in stack.get("Outputs", []):
+        if out["OutputKey"] == "ResultsTableName":
+            return str(out["OutputValue"])
+    raise aws.AwsError(f"stack {plan.storage.stack_name} has no ResultsTableName output", "give --table DB.TABLE")
+
+
+def register_runs(glue: aws.BotoClient, table: str, bucket: str, run_ids: Sequence[str]) -> int:
+    """Give each run that has none its partitions, one per benchmark (workloads/layout.records_prefix), copying the
+    table's storage descriptor with the partition's location. Returns how many runs were registered. A run is
+    registered once it has its first benchmark's partition: its partitions go in one call, so none is half done."""
+    from workloads.benchmarks import BENCHMARKS
+    from workloads.layout import records_prefix
+
+    from .. import aws
+    from ..analysis.history import literal
+
+    database, name = table.split(".")
+    descriptor = glue.get_table(DatabaseName=database, Name=name)["Table"]["StorageDescriptor"]
+    benchmarks = sorted(BENCHMARKS)
+    known: set[str] = set()
+    pages = glue.get_paginator("get_partitions").paginate(
+        DatabaseName=database, TableName=name, Expression=f"benchmark = {literal(benchmarks[0])}",
+        PaginationConfig={"PageSize": PARTITIONS_PAGE})
+    for page in pages:
+        known.update(p["Values"][0] for p in page.get("Partitions", []))
+    new = [r for r in dict.fromkeys(run_ids) if r not in known]
+    per_call = PARTITIONS_PER_CALL // len(benchmarks)
+    for start in range(0, len(new), per_call):
+        inputs = [{"Values": [run_id, benchmark],
+                   "StorageDescriptor": {**descriptor,
+                                         "Location": f"s3://{bucket}/{records_prefix(run_id, benchmark)}"}}
+                  for run_id in new[start:start + per_call] for benchmark in benchmarks]
+        answer = glue.batch_create_partition(DatabaseName=database, TableName=name, PartitionInputList=inputs)
+        # Another rackform registering the same run at once is no failure: its partitions are these.
+        if failed := [e for e in answer.get("Errors", [])
+                      if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"]:
+            detail = failed[0].get("ErrorDetail", {})
+            raise aws.AwsError(f"Glue refused partition {'/'.join(failed[0].get('PartitionValues', []))} of "
+                               f"{table}: {detail.get('ErrorCode')}: {detail.get('ErrorMessage')}",
+                               "check glue:BatchCreatePartition on the table (docs/security.md)")
+    return len(new)
+
+
+def query(athena: aws.BotoClient, sql: str, *, workgroup: str, output_location: str) -> Iterator[list[str | None]]:
+    """The result rows of one query (each cell a string, or None for null), its pages read with GetQueryResults'
+    paginator, the header row left out. Its bytes scanned are said on stderr."""
+    from .. import aws
+
+    started = athena.start_query_execution(QueryString=sql, WorkGroup=workgroup,
+                                           ResultConfiguration={"OutputLocation": output_location})
+    query_id = started["QueryExecutionId"]
+    execution = _finished(athena, query_id)
+    status = execution["Status"]
+    if status["State"] != "SUCCEEDED":
+        raise aws.AwsError(f"the Athena query {query_id} ended {status['State']}: "
+                           f"{status.get('StateChangeReason', 'no reason given')}",
+                           "check --workgroup, --table and the output location's permissions")
+    scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
+    if scanned is not None:
+        print(f"Athena scanned {scanned / 1e6:.1f} MB (query {query_id})", file=sys.stderr)
+    for n, page in enumerate(athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id)):
+        found = page.get("ResultSet", {}).get("Rows", [])
+        for row in found[1:] if n == 0 else found:  # the first row of the first page is the header
+            yield [cell.get("VarCharValue") for cell in row.get("Data", [])]
+
+
+def _finished(athena: aws.BotoClient, query_id: str) -> dict[str, Any]:
+    """The query's execution once it has ended (AWS's JSON)."""
+    while True:
+        execution: dict[str, Any] = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        if execution.get("Status", {}).get("State") in FINISHED:
+            return execution
+        time.sleep(POLL_S)
+
+
+def rows(args: argparse.Namespace, region: str, bucket: str, run_ids: Sequence[str],
+         sql_for: Callable[[str], str]) -> list[list[str | None]]:
+    """The runs' partitions registered, then the rows of the query `sql_for(table)` builds."""
+    from .. import aws
+
+    target = aws_target(args, region)
+    table = table_of(args, region)
+    sql = sql_for(table)  # a malformed --table is refused before any call
+    if registered := register_runs(aws.client(target, "glue"), table, bucket, run_ids):
+        print(f"registered {registered} run(s) in {table}", file=sys.stderr)
+    return list(query(aws.client(target, "athena"), sql, workgroup=args.workgroup,
+                      output_location=args.output_location or f"s3://{bucket}/{ATHENA_OUTPUT}/"))
