@@ -3,9 +3,26 @@ place that writes it, so a change of the layout cannot leave a reader behind."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import boto3
 import pytest
 
-from workloads.layout import jobs_prefix, log_key, parse_log_key, submission_key
+from tests.conftest import moto_aws
+from workloads.layout import (
+    accept_key,
+    health_key,
+    job_prefix,
+    jobs_prefix,
+    legacy_record_key,
+    log_key,
+    parse_log_key,
+    record_key,
+    records_prefix,
+    submission_key,
+)
+from workloads.results import ResultRecord
+from workloads.store import ResultStore
 
 
 @pytest.mark.parametrize(("rack", "group", "benchmark", "index"), [
@@ -25,3 +42,44 @@ def test_no_other_key_is_taken_for_a_node_log(key):
 
 def test_a_runs_job_markers_are_under_its_jobs_prefix():
     assert submission_key("run-1", "run-1-gpu-h100-gemm").startswith(jobs_prefix("run-1"))
+
+
+def test_a_record_is_in_a_folder_of_records_apart_from_its_jobs_logs():
+    """Issue 23 item 4: the Athena partition of a run and benchmark (records_prefix) holds records only."""
+    key = record_key("run-1", "gpu", "h100", "allreduce")
+    assert key == "results/run-1/_records/allreduce/gpu/h100/record.json"
+    assert key.startswith(records_prefix("run-1", "allreduce")) and key.startswith(records_prefix("run-1"))
+    job = job_prefix("run-1", "gpu", "h100", "allreduce") + "/"
+    assert not key.startswith(job)
+    others = [log_key("run-1", "gpu", "h100", "allreduce", 0), health_key("run-1", "gpu", "h100", "allreduce", 0),
+              accept_key("run-1", "gpu", "h100", "accept", "group", 0)]
+    assert all(k.startswith("results/run-1/gpu/h100/") and not k.startswith(records_prefix("run-1"))
+               for k in others)
+    assert legacy_record_key("run-1", "gpu", "h100", "allreduce") == job + "record.json"
+
+
+@pytest.fixture
+def store(monkeypatch):
+    with moto_aws(monkeypatch, "us-east-1"):
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="rackform-layout-test")
+        s3.put_bucket_versioning(Bucket="rackform-layout-test", VersioningConfiguration={"Status": "Enabled"})
+        yield ResultStore("rackform-layout-test", s3)
+
+
+def _record(rack: str, benchmark: str = "cpu") -> ResultRecord:
+    at = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    return ResultRecord(run_id="run-1", benchmark=benchmark, tool="sysbench", rack=rack, node_group="head",
+                        tier="graviton", instance_type="m7g.xlarge", node_count=1, status="succeeded", metrics=(),
+                        started_at=at, ended_at=at)
+
+
+def test_the_store_reads_records_of_both_layouts_and_refuses_one_filed_elsewhere(store):
+    new, old, misfiled = _record("new"), _record("old"), _record("moved")
+    store.put_record(new)
+    store.put_once(legacy_record_key("run-1", "old", "head", "cpu"), old.model_dump_json().encode(),
+                   "application/json")
+    elsewhere = record_key("run-1", "moved", "head", "gemm")  # the record says cpu
+    store.put_once(elsewhere, misfiled.model_dump_json().encode(), "application/json")
+    assert sorted(r.rack for r in store.records("run-1")) == ["new", "old"]
+    assert [(p.key, p.kind) for p in store.problems] == [(elsewhere, "tampered")]
