@@ -21,10 +21,11 @@ Market = Literal["on-demand", "spot", "capacity-block"]
 Placement = Literal["cluster-group", "reservation", "aws"]
 # What `rackform preflight` reads for a group of this kind.
 PreflightCheck = Literal["quota", "reservation"]
-# Where a price per instance-hour comes from: the prices snapshot, EC2's current Spot price (`cost --spot-live`),
+# Where a price per instance-hour comes from: the prices snapshot, EC2's current Spot price where read
+# (`cost --spot-live`, `place --live`) else the dated Spot snapshot of the AZ,
 # the Capacity Block rate AWS publishes per Region and type (a rate: a block costs its offering's upfront fee),
 # or nowhere public (the user gives --price).
-PriceSource = Literal["on-demand-snapshot", "spot-live", "capacity-block-published", "none"]
+PriceSource = Literal["on-demand-snapshot", "spot", "capacity-block-published", "none"]
 
 _MNP_CE = "https://docs.aws.amazon.com/batch/latest/userguide/mnp-ce.html"
 _BATCH_EFA = "https://docs.aws.amazon.com/batch/latest/userguide/efa.html"
@@ -92,8 +93,8 @@ KINDS: Mapping[CapacityKind, KindFacts] = {
         batch_allocation_strategies=("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED",
                                      "BEST_FIT_PROGRESSIVE"), usage_class="spot", multi_node=False,
         needs_reservation_id=False, reservation_type=None, placement="cluster-group", spot_quota=True,
-        quota_note=None, price="spot-live",
-        no_price_reason="Spot prices move hourly and none was read (--spot-live reads the current one from EC2)",
+        quota_note=None, price="spot",
+        no_price_reason="--spot-live (cost) or --live (place) reads the current Spot price from EC2",
         interruptible=True, counts_available=False, add_capacity_hint=None, termination_lead=None,
         preflight=("quota",), sources=(_MNP_CE, _CE_RESOURCES, _ALLOCATION, _UPDATING, _USAGE_CLASS, _SPOT_PRICES,
                                      _SPOT_QUOTA)),

@@ -13,7 +13,8 @@ dated today; other Regions and the hand-maintained FSx, NAT gateway and endpoint
 --from-skypilot-csv reads skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv instead (a public catalog
 that copies the Price List's Linux On-Demand rates per Region and AZ; no credentials): every Region it prices,
 dated --as-of (the commit's date) and citing --commit. Regions whose block came from the Price List API are kept
-(the primary source wins) unless --regions names them.
+(the primary source wins) unless --regions names them. Its SpotPrice column, per AZ ID, becomes the ec2_spot
+section (every catalog Region the file prices), the guide `cost` and `place` use where no live Spot price is read.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from rackform.reference.refresh import (  # noqa: E402
     ec2_region_block,
     on_demand_from_skypilot_csv,
     skypilot_region_block,
+    spot_from_skypilot_csv,
     stale_families,
 )
+
+SPOT_UNIT = "USD per instance-hour, Linux/UNIX Spot, per AZ ID; a dated record: Spot prices move"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,14 +98,15 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
               file=sys.stderr)
         return 2
     try:
-        by_region = on_demand_from_skypilot_csv(args.from_skypilot_csv.read_text())
+        text = args.from_skypilot_csv.read_text()
+        by_region, spot_by_region = on_demand_from_skypilot_csv(text), spot_from_skypilot_csv(text)
     except (OSError, ValueError) as e:
         print(f"error: {args.from_skypilot_csv}: {e}", file=sys.stderr)
         return 2
     blocks = data["ec2_on_demand"]["regions"]
-    source = (f"https://github.com/skypilot-org/skypilot-catalog catalogs/v7/aws/vms.csv at commit {args.commit} "
-              "(column Price: Linux On-Demand USD/hour, copied from the AWS Price List)"
-              + (f"; {args.note}" if args.note else ""))
+    origin = f"https://github.com/skypilot-org/skypilot-catalog catalogs/v7/aws/vms.csv at commit {args.commit}"
+    note = f"; {args.note}" if args.note else ""
+    source = f"{origin} (column Price: Linux On-Demand USD/hour, copied from the AWS Price List){note}"
     # Where the Price List API priced a Region, the seed is checked against it; families it disagrees on stay unknown.
     primary = {r: b["prices"] for r, b in blocks.items() if _from_price_list(b)}
     stale = stale_families(by_region, primary)
@@ -116,6 +121,20 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
         blocks[region] = block
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
     data["ec2_on_demand"]["regions"] = dict(sorted(blocks.items()))
+    # Spot has no Price List to defer to: every catalog Region the file prices, its rates as the file recorded them,
+    # less the families whose On-Demand rates moved since: Batch buys Spot only below a share of the current
+    # On-Demand price (bidPercentage, 100% by default:
+    # https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html), and the file's Spot rates
+    # were read under the old one (its p5.48xlarge Spot rates reach 127.816, the pre-cut On-Demand rate there).
+    spot_source = f"{origin} (column SpotPrice: Linux Spot USD/hour per AZ ID, as the file recorded it){note}"
+    spot_blocks = data.setdefault("ec2_spot", {"unit": SPOT_UNIT, "regions": {}})["regions"]
+    for region in args.regions or sorted(r for r in spot_by_region if r in catalog.offerings):
+        types = args.instance_types or sorted(catalog.offerings.get(region, {}))
+        block = skypilot_region_block(spot_by_region.get(region, {}), region, types, source=spot_source,
+                                      as_of=args.as_of, stale=stale)
+        spot_blocks[region] = block
+        print(f"{region}: Spot prices for {len(block['prices'])} types, {len(block['notes'])} without")
+    data["ec2_spot"]["regions"] = dict(sorted(spot_blocks.items()))
     return _write(args.output, data)
 
 

@@ -47,7 +47,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             return 2
     overrides.update({k: Quote(v, "--price") for k, v in args.price})
     spot: dict[str, Quote] = {}
-    spot_types = {g.instance_type for g in plan.node_groups() if capacity_kind(g.capacity.type).price == "spot-live"}
+    spot_types = {g.instance_type for g in plan.node_groups() if capacity_kind(g.capacity.type).price == "spot"}
     if args.spot_live and spot_types:
         try:
             spot = spot_prices(ec2_client(plan.region, args.profile, args.endpoint_url), spot_types,

@@ -175,7 +175,7 @@ def _spot_prices(ec2: aws.BotoClient | None, plan: Plan, groups: Sequence[NodeGr
                  notes: list[str]) -> dict[str, float]:
     from ..reference.refresh import spot_prices
 
-    types = {g.instance_type for g in groups if capacity_kind(g.capacity.type).price == "spot-live"}
+    types = {g.instance_type for g in groups if capacity_kind(g.capacity.type).price == "spot"}
     if not types or ec2 is None:
         return {}
     try:

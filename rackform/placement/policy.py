@@ -37,7 +37,7 @@ from ..spec.workload import Workload
 from . import evidence
 from .constraints import image_architecture_warnings, verdicts
 from .evidence import GroupHealth, PerDollarFigure
-from .pricing import interruption, node_price
+from .pricing import SpotGuide, interruption, node_price, spot_guides
 from .start import duration_text, estimate
 from .state import ImagePlatforms, QueueState
 
@@ -179,6 +179,7 @@ class _Evidence:
     p99: dict[str, tuple[float, int]]
     durations: dict[tuple[str, str], float]
     health: dict[tuple[str, str], GroupHealth]
+    spot: dict[str, SpotGuide]  # instance type -> the Spot snapshot's price in the plan's AZ, for Spot groups
 
 
 def _queue_job_s(w: Workload, g: NodeGroupPlan, state: QueueState | None,
@@ -210,7 +211,7 @@ def _candidate(w: Workload, g: NodeGroupPlan, ev: _Evidence, state: QueueState |
         wait, start_basis = ((None, f"{start_basis}; {short}, and how long a job takes is unknown: cannot estimate")
                              if job_s is None else
                              (wait + job_s, f"{start_basis}; {short}: waits for one job ({duration_text(job_s)})"))
-    price = node_price(g, state, nodes)
+    price = node_price(g, state, nodes, ev.spot.get(g.instance_type))
     util = w.utilization or 1.0
     # Work one node does in an hour: the measured figure per dollar times the price it was measured at.
     per_node_hour = figure.per_dollar * figure.usd_per_node_hour * util if figure else None
@@ -322,9 +323,9 @@ def place(workload: Workload, plan: Plan, records: Sequence[ResultRecord], queue
     exclude = (*workload.placement.exclude, *exclude)
     usable = evidence.usable(records, include_rehearsal)
     figures, unpriced = evidence.figures(usable, benchmark, limits_of)
-    ev = _Evidence(figures, unpriced, evidence.p99_latency_ms(usable), evidence.job_durations(usable),
-                   evidence.latest_health(usable))
     groups = [g for g in plan.node_groups() if workload.job_for(g.tier) is not None]
+    ev = _Evidence(figures, unpriced, evidence.p99_latency_ms(usable), evidence.job_durations(usable),
+                   evidence.latest_health(usable), spot_guides(plan, groups))
     order = {(g.rack, g.name): i for i, g in enumerate(groups)}
     found = [_candidate(workload, g, ev, queues.get(g.job_queue), images or {}, pin, exclude) for g in groups]
     ranked = tuple(_rank(found, workload.objective, seed, order))

@@ -2,7 +2,8 @@
 are expected to add to a job's run.
 
 - On-Demand: the prices snapshot.
-- Spot: the live Spot price read with the state (DescribeSpotPriceHistory); none is shipped, as it moves hourly.
+- Spot: the live Spot price read with the state (DescribeSpotPriceHistory), else the dated Spot snapshot's price
+  in the plan's AZ (a guide: Spot prices move, so its basis says the date).
 - An On-Demand Capacity Reservation or a Capacity Block is paid for whether or not it runs instances (ODCRs bill the
   On-Demand rate for unused capacity; a block is paid up front): while it is active with free instances, running the
   job there costs nothing more, its marginal price is 0 (sunk cost).
@@ -12,10 +13,12 @@ are expected to add to a job's run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..capacity import of as capacity_kind
-from ..plan.models import NodeGroupPlan
+from ..plan.models import NodeGroupPlan, Plan
+from ..reference.prices import Quote, load_prices, spot, spot_gap
 from .start import duration_text
 from .state import QueueState
 
@@ -26,7 +29,21 @@ class NodePrice:
     basis: str
 
 
-def node_price(g: NodeGroupPlan, state: QueueState | None, nodes: int) -> NodePrice:
+@dataclass(frozen=True)
+class SpotGuide:
+    quote: Quote | None  # the Spot snapshot's price of one instance-hour in the plan's AZ; None: not in it
+    gap: str  # why there is none
+
+
+def spot_guides(plan: Plan, groups: Iterable[NodeGroupPlan]) -> dict[str, SpotGuide]:
+    """The Spot snapshot's price per instance type of the groups priced at Spot, in the plan's AZ."""
+    book, zone = load_prices(), plan.availability_zone_id
+    return {g.instance_type: SpotGuide(spot(book, plan.region, zone, g.instance_type),
+                                       spot_gap(book, plan.region, zone, g.instance_type))
+            for g in groups if capacity_kind(g.capacity.type).price == "spot"}
+
+
+def node_price(g: NodeGroupPlan, state: QueueState | None, nodes: int, guide: SpotGuide | None = None) -> NodePrice:
     kind = capacity_kind(g.capacity.type)
     if kind.needs_reservation_id:
         rid = g.capacity.reservation_id
@@ -36,10 +53,13 @@ def node_price(g: NodeGroupPlan, state: QueueState | None, nodes: int) -> NodePr
                                   "marginal price 0 (sunk cost)")
         why = "not read" if free is None else f"{free} free instance(s), the job needs {nodes}"
         return NodePrice(None, f"{kind.label} {rid} ({why}): {kind.no_price_reason}")
-    if kind.price == "spot-live":
+    if kind.price == "spot":
         if state is not None and state.spot_usd_per_hour is not None:
             return NodePrice(state.spot_usd_per_hour, f"live Spot price ${state.spot_usd_per_hour:g} a node-hour")
-        return NodePrice(None, kind.no_price_reason)
+        if guide is not None and guide.quote is not None:
+            return NodePrice(guide.quote.usd, f"Spot ${guide.quote.usd:g} a node-hour ({guide.quote.source}; Spot "
+                                              f"prices move: {kind.no_price_reason})")
+        return NodePrice(None, f"{guide.gap}; {kind.no_price_reason}" if guide else kind.no_price_reason)
     if g.on_demand_usd_per_hour is None:
         return NodePrice(None, f"no On-Demand price for {g.instance_type} in the prices snapshot")
     return NodePrice(g.on_demand_usd_per_hour, f"On-Demand ${g.on_demand_usd_per_hour:g} a node-hour (prices "

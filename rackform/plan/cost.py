@@ -1,8 +1,8 @@
 """`rackform cost SPEC`: what a planned cluster costs per hour and per month, and what nobody can price yet.
 
 Prices come from the dated snapshot in `rackform/reference/data/prices.json` (see `pricing.py`), user-given
-`--price`s and a prices file, and, with `--spot-live`, EC2's current Spot prices. A price that is unknown stays
-unknown: it is shown as such and makes every total that includes it incomplete.
+`--price`s and a prices file, and EC2's current Spot prices with `--spot-live` (else the Spot snapshot's, dated).
+A price that is unknown stays unknown: it is shown as such and makes every total that includes it incomplete.
 
 JSON contract: each total (`instances_usd_per_hour`, `storage_usd_per_hour`, `network_usd_per_hour`,
 `total_usd_per_hour`, `total_usd_per_month`) is null whenever any part of it is unknown, so no script can mistake
@@ -32,7 +32,9 @@ from ..reference.prices import (
     nat_rate,
     on_demand,
     on_demand_gap,
+    spot_gap,
 )
+from ..reference.prices import spot as spot_snapshot
 from ..spec.models import FsxLustre
 from .models import NodeGroupPlan, Plan
 
@@ -104,24 +106,26 @@ class CostReport:
 # --- pricing a plan (pure) -------------------------------------------------------------------------------------
 
 def _group_quote(g: NodeGroupPlan, key: str, region: str, book: PriceBook, overrides: Mapping[str, Quote],
-                 spot: Mapping[str, Quote]) -> tuple[Quote | None, str]:
+                 spot: Mapping[str, Quote], zone_id: str | None) -> tuple[Quote | None, str]:
     """The price per instance-hour and, where there is none, why."""
     if (quote := overrides.get(key) or overrides.get(g.instance_type)) is not None:
         return quote, ""
     kind = capacity_kind(g.capacity.type)
     if kind.price == "on-demand-snapshot":
         return on_demand(book, region, g.instance_type), on_demand_gap(book, region, g.instance_type)
-    if kind.price == "spot-live":
-        return spot.get(g.instance_type), kind.no_price_reason
+    if kind.price == "spot":  # the live price where it was read, else the snapshot's for the AZ
+        return (spot.get(g.instance_type) or spot_snapshot(book, region, zone_id, g.instance_type),
+                f"{spot_gap(book, region, zone_id, g.instance_type)}; {kind.no_price_reason}")
     if kind.price == "capacity-block-published":
         return capacity_block_rate(book, region, g.instance_type), capacity_block_gap(book, region, g.instance_type)
     return None, kind.no_price_reason
 
 
 def group_line(g: NodeGroupPlan, region: str, book: PriceBook, overrides: Mapping[str, Quote],
-               spot: Mapping[str, Quote]) -> Line:
+               spot: Mapping[str, Quote], zone_id: str | None = None) -> Line:
+    """`spot`: live Spot prices by instance type; `zone_id`: the plan's AZ ID, for the Spot snapshot."""
     key = f"{g.rack}/{g.name}"
-    quote, why = _group_quote(g, key, region, book, overrides, spot)
+    quote, why = _group_quote(g, key, region, book, overrides, spot, zone_id)
     common = Line(category="instances", name=key, usd_per_hour=None, source="", rack=g.rack,
                   instance_type=g.instance_type, count=g.count, capacity=g.capacity.type)
     if quote is None:
@@ -230,7 +234,7 @@ def cost_plan(plan: Plan, book: PriceBook, overrides: Mapping[str, Quote] | None
               spot: Mapping[str, Quote] | None = None) -> CostReport:
     overrides, spot = overrides or {}, spot or {}
     groups = plan.node_groups()
-    lines = [group_line(g, plan.region, book, overrides, spot) for g in groups]
+    lines = [group_line(g, plan.region, book, overrides, spot, plan.availability_zone_id) for g in groups]
     keys = {g.instance_type for g in groups} | {f"{g.rack}/{g.name}" for g in groups}
     return CostReport(
         name=plan.name, region=plan.region, availability_zone=plan.availability_zone,

@@ -2,7 +2,8 @@
 
 Every price names its source and date. A price the snapshot lacks is unknown (`None`), never zero: callers must say
 so instead of summing it away. EC2 on-demand prices come from the AWS Price List API (`scripts/refresh_prices.py`);
-Spot prices are read live from EC2 because they move hourly (both read in refresh.py); capacity blocks are priced
+Spot prices are read live from EC2 when asked (both read in refresh.py), else taken from a dated Spot snapshot per
+AZ, labelled with its date since Spot prices move; capacity blocks are priced
 at the rate AWS publishes per Region and type (labelled as such: a block's real price is its offering's upfront fee,
 fixed when bought); reservations have no public per-spec price, so the user gives them (`--price`, a prices file).
 """
@@ -36,6 +37,21 @@ class Ec2RegionPrices(Frozen):
 class Ec2OnDemand(Frozen):
     unit: str
     regions: dict[str, Ec2RegionPrices]
+
+
+class Ec2SpotRegion(Frozen):
+    source: str
+    as_of: str
+    label: str
+    prices: dict[str, dict[str, float]]  # instance type -> AZ ID -> USD per hour
+    notes: dict[str, str] = {}  # instance type -> why it has no price
+
+
+class Ec2Spot(Frozen):
+    """Spot prices as a public catalog recorded them once, per AZ ID (a spec runs in one AZ, and Spot prices differ
+    by AZ): a dated guide where the live price is not read, never the price you will pay."""
+    unit: str
+    regions: dict[str, Ec2SpotRegion]
 
 
 class _Sourced(Frozen):
@@ -95,6 +111,7 @@ class CapacityBlockRates(Frozen):
 class PriceBook(Frozen):
     about: str
     ec2_on_demand: Ec2OnDemand
+    ec2_spot: Ec2Spot
     fsx_lustre: FsxPrices
     nat_gateway: NatPrices
     vpc_interface_endpoint: EndpointPrices
@@ -145,6 +162,33 @@ def capacity_block_gap(book: PriceBook, region: str, instance_type: str) -> str:
     where = f" (published for {', '.join(offered)})" if offered else ""
     return (f"no published Capacity Block rate for {instance_type} in {region} in the snapshot of "
             f"{book.capacity_block.as_of}{where}; a block is priced per offering when you buy it")
+
+
+def spot(book: PriceBook, region: str, zone_id: str | None, instance_type: str) -> Quote | None:
+    """The Spot snapshot's price of the type in one AZ (by AZ ID: names differ between accounts)."""
+    block = book.ec2_spot.regions.get(region)
+    usd = block.prices.get(instance_type, {}).get(zone_id or "") if block is not None else None
+    if block is None or usd is None:
+        return None
+    return Quote(usd, f"Spot snapshot {block.as_of}, {block.label}")
+
+
+def spot_gap(book: PriceBook, region: str, zone_id: str | None, instance_type: str) -> str:
+    """Why `spot` found nothing, in words a user can act on."""
+    block = book.ec2_spot.regions.get(region)
+    if block is None:
+        known = ", ".join(sorted(book.ec2_spot.regions)) or "none"
+        return f"no Spot prices for {region} in the snapshot (Regions priced: {known})"
+    if instance_type in block.notes:
+        return block.notes[instance_type]
+    zones = block.prices.get(instance_type)
+    if zones is None:
+        return f"{instance_type} is not in the {region} Spot snapshot of {block.as_of}"
+    if zone_id is None:
+        return (f"the spec's AZ has no AZ ID known for every account, and the Spot snapshot is by AZ ID "
+                f"({', '.join(sorted(zones))} for {instance_type}): name the AZ by its ID")
+    return (f"{instance_type} has no Spot price for {zone_id} in the {region} Spot snapshot of {block.as_of} "
+            f"(only {', '.join(sorted(zones))})")
 
 
 def fsx_rate(book: PriceBook, region: str, fsx: FsxLustre) -> FsxRate | None:

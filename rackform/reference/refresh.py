@@ -11,11 +11,11 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from ..aws import PaginatingClient, paginate
-from .catalog import zone_field
+from .catalog import is_zone_id, zone_field
 from .prices import Quote
 
 _ARCH = {"arm64": "arm64", "x86_64": "x86_64"}
@@ -233,18 +233,15 @@ def network_rates(pricing_client: PaginatingClient, region: str, today: dt.date)
 SKYPILOT_LABEL = "skypilot-catalog"
 
 
-def on_demand_from_skypilot_csv(text: str) -> dict[str, dict[str, float]]:
-    """Region -> instance type -> On-Demand USD/hour from skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv,
-    which has a row per type and AZ (columns InstanceType, Price, Region, among others) and the Price List's Linux
-    On-Demand rate in Price. A row without a Price says nothing (unknown, never 0); one Region's AZs giving a type
-    two prices raise ValueError, since the Price List has one On-Demand rate per type and Region."""
+def _skypilot_rows(text: str, column: str, needed: Iterable[str]) -> Iterator[tuple[int, dict[str, str], float]]:
+    """(line, row, USD/hour in `column`) for each row of a skypilot-catalog vms.csv with a figure there: a blank one
+    says nothing (unknown, never 0); anything but a positive finite number raises ValueError naming the line."""
     rows = csv.DictReader(io.StringIO(text))
-    missing = {"InstanceType", "Price", "Region"} - set(rows.fieldnames or ())
+    missing = {column, *needed} - set(rows.fieldnames or ())
     if missing:
         raise ValueError(f"not a skypilot-catalog vms.csv: no {', '.join(sorted(missing))} column")
-    out: dict[str, dict[str, float]] = {}
     for line, row in enumerate(rows, start=2):
-        text_price = (row["Price"] or "").strip()
+        text_price = (row[column] or "").strip()
         if not text_price:
             continue
         try:
@@ -252,11 +249,38 @@ def on_demand_from_skypilot_csv(text: str) -> dict[str, dict[str, float]]:
         except ValueError:
             usd = math.nan
         if not math.isfinite(usd) or usd <= 0:
-            raise ValueError(f"line {line}: Price {text_price!r} is not a positive USD per hour")
+            raise ValueError(f"line {line}: {column} {text_price!r} is not a positive USD per hour")
+        yield line, row, usd
+
+
+def on_demand_from_skypilot_csv(text: str) -> dict[str, dict[str, float]]:
+    """Region -> instance type -> On-Demand USD/hour from skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv,
+    which has a row per type and AZ (columns InstanceType, Price, Region, among others) and the Price List's Linux
+    On-Demand rate in Price. A row without a Price says nothing (unknown, never 0); one Region's AZs giving a type
+    two prices raise ValueError, since the Price List has one On-Demand rate per type and Region."""
+    out: dict[str, dict[str, float]] = {}
+    for line, row, usd in _skypilot_rows(text, "Price", ("InstanceType", "Region")):
         region, instance_type = row["Region"], row["InstanceType"]
         seen = out.setdefault(region, {}).setdefault(instance_type, usd)
         if seen != usd:
             raise ValueError(f"line {line}: {instance_type} in {region} has two On-Demand prices ({seen} and {usd}); "
+                             "refusing to guess")
+    return out
+
+
+def spot_from_skypilot_csv(text: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Region -> instance type -> AZ ID -> Linux Spot USD/hour from the same vms.csv's SpotPrice and
+    AvailabilityZone (an AZ ID such as use2-az1, the same zone in every account). Kept per AZ: Spot prices differ
+    by AZ (the file gives p5.48xlarge 12.12 and 16.10 in two us-east-2 AZs) and a spec runs in one AZ. A blank
+    SpotPrice says nothing; an AZ that is not an AZ ID, or one AZ with two prices for a type, raises ValueError."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for line, row, usd in _skypilot_rows(text, "SpotPrice", ("InstanceType", "Region", "AvailabilityZone")):
+        region, instance_type, zone = row["Region"], row["InstanceType"], row["AvailabilityZone"]
+        if not is_zone_id(zone):
+            raise ValueError(f"line {line}: AvailabilityZone {zone!r} is not an AZ ID (like use2-az1)")
+        seen = out.setdefault(region, {}).setdefault(instance_type, {}).setdefault(zone, usd)
+        if seen != usd:
+            raise ValueError(f"line {line}: {instance_type} in {zone} has two Spot prices ({seen} and {usd}); "
                              "refusing to guess")
     return out
 
@@ -283,12 +307,15 @@ def stale_families(seed: Mapping[str, Mapping[str, float]],
     return stale
 
 
-def skypilot_region_block(prices: Mapping[str, float], region: str, instance_types: Iterable[str], *, source: str,
+_Price = TypeVar("_Price")
+
+
+def skypilot_region_block(prices: Mapping[str, _Price], region: str, instance_types: Iterable[str], *, source: str,
                           as_of: str, stale: Mapping[str, str]) -> dict[str, Any]:
-    """The snapshot's block for one Region from `on_demand_from_skypilot_csv`'s prices of that Region: the wanted
-    types the CSV prices, less those of a family `stale_families` condemns, which get a note saying why. A type the
-    CSV lacks gets no note (prices.on_demand_gap says it is not in the snapshot): one per type and Region would
-    multiply the file's size for nothing."""
+    """The snapshot's block for one Region from `on_demand_from_skypilot_csv`'s prices of that Region (or
+    `spot_from_skypilot_csv`'s, AZ ID -> price per type): the wanted types the CSV prices, less those of a family
+    `stale_families` condemns, which get a note saying why. A type the CSV lacks gets no note (the lookups say it is
+    not in the snapshot): one per type and Region would multiply the file's size for nothing."""
     block: dict[str, Any] = {"source": source, "as_of": as_of, "label": SKYPILOT_LABEL, "prices": {}, "notes": {}}
     for t in sorted(set(instance_types)):
         if (why := stale.get(t.split(".", 1)[0])) is not None and t in prices:
@@ -298,7 +325,7 @@ def skypilot_region_block(prices: Mapping[str, float], region: str, instance_typ
     return block
 
 
-# --- Spot (read live: it changes too often to ship) ------------------------------------------------------------
+# --- Spot, live (the shipped Spot snapshot is only a dated guide: Spot prices move) -----------------------------
 
 def spot_prices(ec2_client: PaginatingClient, instance_types: Iterable[str], az: str,
                 now: dt.datetime | None = None) -> dict[str, Quote]:

@@ -10,6 +10,8 @@ import pytest
 from rackform.reference.peaks import limits_for
 from rackform.pipeline import load_plan
 from rackform.placement import QueueState, healthy, place
+from rackform.placement.pricing import SpotGuide, node_price
+from rackform.reference.prices import load_prices, spot
 from rackform.render.placement import explain_rows
 from rackform.spec.problems import SpecError
 from rackform.pipeline import load_workload, parse_workload
@@ -198,6 +200,29 @@ def test_reservations_and_spot_interruptions_weigh_on_the_wait(tmp_path):
     trn = next(g for g in plan.node_groups() if g.tier == "trainium").job_queue
     d = place(w, plan, [], {**queues(plan), trn: QueueState(0, spot_interruptions=2)}, limits_of=limits_for)
     assert "2 Spot reclaim(s) recently, but not how many jobs ran" in d.preferred.interruption
+
+
+def test_spot_is_priced_at_the_dated_snapshot_unless_read_live(tmp_path):
+    plan = capacity_plan(tmp_path, "{type: spot}")
+    g = next(g for g in plan.node_groups() if g.tier == "trainium")
+    snap = spot(load_prices(), plan.region, plan.availability_zone_id, g.instance_type)
+    assert snap is not None  # the shipped Spot snapshot prices trn1.32xlarge in use1-az6
+    w = workload(expected_duration="1h")
+    c = next(c for c in place(w, plan, [], queues(plan), limits_of=limits_for).candidates if c.tier == "trainium")
+    assert c.usd_per_hour == pytest.approx(snap.usd * c.nodes)
+    # The basis names the snapshot and its date: a Spot price moves, so an undated one would mislead.
+    assert f"({snap.source};" in c.price_basis and "before 2025-06" in c.price_basis and "--live" in c.price_basis
+    live = {**queues(plan), g.job_queue: QueueState(0, spot_usd_per_hour=9.0)}
+    c = next(c for c in place(w, plan, [], live, limits_of=limits_for).candidates if c.tier == "trainium")
+    assert c.usd_per_hour == pytest.approx(9.0 * c.nodes) and c.price_basis.startswith("live Spot price")
+
+
+def test_spot_missing_from_the_snapshot_is_unknown_and_says_why(tmp_path):
+    plan = capacity_plan(tmp_path, "{type: spot}")
+    g = next(g for g in plan.node_groups() if g.tier == "trainium")
+    price = node_price(g, None, 2, SpotGuide(None, "trn1.32xlarge is not in the us-east-1 Spot snapshot"))
+    assert price.usd_per_node_hour is None
+    assert price.basis.startswith("trn1.32xlarge is not in the us-east-1 Spot snapshot; ") and "--live" in price.basis
 
 
 def test_explain_names_every_candidate_and_why(plan):

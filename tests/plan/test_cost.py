@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from rackform.plan import cost
 from rackform.cli import cost as cost_cli
 from rackform.plan.models import build_plan
-from rackform.reference.prices import load_prices
+from rackform.reference.prices import load_prices, spot
 from rackform.reference.refresh import price_list_filters
 from rackform.spec.problems import SpecError
 from rackform.spec.models import load_spec_text
@@ -267,6 +267,20 @@ def test_spot_groups_unknown_unless_read_live(capsys, tmp_path, monkeypatch):
     _, report, _ = run_json(capsys, spec, "--spot-live")
     assert report["instances_usd_per_hour"] == 3.2
     assert report["node_groups"][0]["price_source"] == "Spot us-east-1c 2026-11-24 06:00Z"
+
+
+def test_spot_without_live_is_priced_at_the_dated_snapshot_of_the_az(capsys, tmp_path):
+    # us-east-2 maps AZ names alike in every account, so us-east-2a is use2-az1, the snapshot's key.
+    group = {"name": "s", "instance_type": "c8g.4xlarge", "count": 3, "capacity": {"type": "spot"}}
+    spec = dump(tmp_path, with_groups("us-east-2", "us-east-2a", group))
+    snap = spot(load_prices(), "us-east-2", "use2-az1", "c8g.4xlarge")
+    assert snap is not None and snap.source.startswith("Spot snapshot before 2025-06")
+    _, report, _ = run_json(capsys, spec)
+    line = report["node_groups"][0]
+    assert line["usd_per_hour_each"] == snap.usd and line["usd_per_hour"] == pytest.approx(3 * snap.usd)
+    assert line["price_source"] == snap.source
+    code, out, _ = run(capsys, "cost", spec)
+    assert code == 0 and f"{snap.source}" in out  # the table says the price's date: a Spot price moves
 
 
 def test_spot_live_failure_is_a_message(capsys, tmp_path, monkeypatch):

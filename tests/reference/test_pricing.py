@@ -20,6 +20,8 @@ from rackform.reference.prices import (
     on_demand,
     on_demand_gap,
     parse_price,
+    spot,
+    spot_gap,
 )
 from rackform.reference.refresh import (
     fetch_on_demand,
@@ -28,6 +30,7 @@ from rackform.reference.refresh import (
     on_demand_usd,
     price_list_filters,
     skypilot_region_block,
+    spot_from_skypilot_csv,
     spot_prices,
     stale_families,
 )
@@ -245,6 +248,69 @@ def test_a_family_the_price_list_contradicts_is_stale_everywhere():
     assert "out of date" in block["notes"]["p5.48xlarge"] and "trn2.48xlarge" not in block["notes"]
 
 
+def test_skypilot_csv_gives_spot_prices_per_az_id():
+    spot_prices_ = spot_from_skypilot_csv(SEED)
+    assert spot_prices_["us-east-2"]["c8g.4xlarge"] == {"use2-az1": 0.2976, "use2-az2": 0.2753}
+    # p5e has no On-Demand Price but a SpotPrice: its Spot price stands on its own
+    assert spot_prices_["us-east-2"]["p5e.48xlarge"] == {"use2-az1": 13.4407}
+    assert spot_prices_["us-east-1"]["p5.48xlarge"] == {"use1-az1": 30.326}
+
+
+@pytest.mark.parametrize(("row", "fragment"), [
+    ("c8g.4xlarge,,,16.0,32.0,,0.63584,-0.5,us-east-2,use2-az1", "line 2: SpotPrice '-0.5' is not a positive USD"),
+    ("c8g.4xlarge,,,16.0,32.0,,0.63584,0,us-east-2,use2-az1", "SpotPrice '0' is not a positive USD"),
+    ("c8g.4xlarge,,,16.0,32.0,,0.63584,cheap,us-east-2,use2-az1", "SpotPrice 'cheap'"),
+    ("c8g.4xlarge,,,16.0,32.0,,0.63584,nan,us-east-2,use2-az1", "SpotPrice 'nan'"),
+    ("c8g.4xlarge,,,16.0,32.0,,0.63584,inf,us-east-2,use2-az1", "SpotPrice 'inf'"),
+    ("c8g.4xlarge,,,16.0,32.0,,0.63584,0.2,us-east-2,us-east-2a", "'us-east-2a' is not an AZ ID"),
+    ("c8g.4xlarge,,,16.0,32.0,,0.63584,0.2,us-east-2,use2-az1\n"
+     "c8g.4xlarge,,,16.0,32.0,,0.63584,0.3,us-east-2,use2-az1", "line 3: c8g.4xlarge in use2-az1 has two Spot prices"),
+])
+def test_skypilot_spot_refuses_what_it_cannot_trust(row, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        spot_from_skypilot_csv(_HEADER + row + "\n")
+
+
+def test_skypilot_spot_blank_is_unknown_and_the_columns_are_required():
+    assert spot_from_skypilot_csv(_HEADER + "c8g.4xlarge,,,16.0,32.0,,0.63584,,us-east-2,use2-az1\n") == {}
+    with pytest.raises(ValueError, match="no AvailabilityZone, SpotPrice column"):
+        spot_from_skypilot_csv("InstanceType,Price,Region\nc8g.4xlarge,0.6,us-east-2\n")
+
+
+def _spot_book(**regions: dict) -> object:
+    book = load_prices()
+    return book.model_copy(update={"ec2_spot": book.ec2_spot.model_validate({"unit": "u", "regions": regions})})
+
+
+def test_spot_snapshot_is_per_az_id_and_dated():
+    book = _spot_book(**{"us-east-2": {"source": "s", "as_of": "2025-01-01", "label": "seed",
+                                       "prices": {"c8g.4xlarge": {"use2-az1": 0.2976}},
+                                       "notes": {"p5.48xlarge": "unknown in us-east-2: out of date"}}})
+    quote = spot(book, "us-east-2", "use2-az1", "c8g.4xlarge")
+    assert (quote.usd, quote.source) == (0.2976, "Spot snapshot 2025-01-01, seed")
+    # Unknown, never 0, each saying why in words a user can act on.
+    assert spot(book, "us-east-2", "use2-az2", "c8g.4xlarge") is None
+    assert "no Spot price for use2-az2" in spot_gap(book, "us-east-2", "use2-az2", "c8g.4xlarge")
+    assert "(only use2-az1)" in spot_gap(book, "us-east-2", "use2-az2", "c8g.4xlarge")
+    assert spot(book, "us-east-2", None, "c8g.4xlarge") is None
+    assert "name the AZ by its ID" in spot_gap(book, "us-east-2", None, "c8g.4xlarge")
+    assert spot_gap(book, "us-east-2", "use2-az1", "p5.48xlarge") == "unknown in us-east-2: out of date"
+    assert "not in the us-east-2 Spot snapshot of 2025-01-01" in spot_gap(book, "us-east-2", "use2-az1", "m7g.large")
+    assert "no Spot prices for eu-west-1 in the snapshot (Regions priced: us-east-2)" == \
+        spot_gap(book, "eu-west-1", "euw1-az1", "c8g.4xlarge")
+
+
+def test_shipped_spot_snapshot_is_dated_sourced_and_leaves_stale_families_out():
+    blocks = load_prices().ec2_spot.regions
+    assert "us-east-2" in blocks and len(blocks) >= 10
+    assert all(b.label == "skypilot-catalog" and "SpotPrice" in b.source and "commit" in b.source and b.as_of
+               for b in blocks.values())
+    # The file's P5 Spot rates were read under On-Demand rates AWS has since cut: never used.
+    assert spot(load_prices(), "us-east-2", "use2-az1", "p5.48xlarge") is None
+    assert "out of date" in spot_gap(load_prices(), "us-east-2", "use2-az1", "p5.48xlarge")
+    assert all(0 < usd for b in blocks.values() for zones in b.prices.values() for usd in zones.values())
+
+
 def _refresh_script():
     spec = importlib.util.spec_from_file_location("refresh_prices", ROOT / "scripts" / "refresh_prices.py")
     script = importlib.util.module_from_spec(spec)
@@ -266,6 +332,10 @@ def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_
     assert east2["prices"] == {"c7gn.16xlarge": 3.9936, "c8g.48xlarge": 7.63008, "c8g.4xlarge": 0.63584}
     assert "out of date" in east2["notes"]["p5.48xlarge"]
     assert (east2["as_of"], east2["label"]) == ("2025-01-01", "skypilot-catalog") and "abc123" in east2["source"]
+    spot_east2 = json.loads(out.read_text())["ec2_spot"]["regions"]["us-east-2"]
+    assert spot_east2["prices"]["c8g.4xlarge"] == {"use2-az1": 0.2976, "use2-az2": 0.2753}
+    assert "out of date" in spot_east2["notes"]["p5.48xlarge"] and spot_east2["as_of"] == "2025-01-01"
+    assert "SpotPrice" in spot_east2["source"] and "abc123" in spot_east2["source"]
 
 
 def test_cost_prices_the_trn2_example_in_us_east_2(capsys):
