@@ -72,9 +72,11 @@ def mime_multipart(*shell_scripts: str) -> str:
 
 def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None) -> str:
     """The group's user data: the node's own setup (containers kept from the node role, its identity written for
-    jobs), the EFA software where the group has EFA (its devices must exist before any job), then the FSx mount, then
-    the node's telemetry."""
+    jobs), the instance store's scratch volume where the group uses it, the EFA software where the group has EFA (its
+    devices must exist before any job), then the FSx mount, then the node's telemetry."""
     scripts = [node_setup_script()]
+    if group.instance_store.mount_path is not None:
+        scripts.append(instance_store_script(group))
     if group.efa_interfaces:
         scripts.append(efa_install_script(group))
     if lustre is not None:

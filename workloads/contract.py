@@ -66,6 +66,10 @@ class JobEnvironment:
     efa_device_rdma: bool = False
     work_dir: str = "/tmp/rackform-scratch"  # job definitions set CONTAINER_WORK_DIR, a host volume
     fsx_mount: str | None = None
+    # The node's NVMe instance store (RAID0 of its disks), mounted at the same path on the node and in the job, which
+    # is then also work_dir; None: the node group uses none (work_dir is a directory of the node's /tmp).
+    instance_store: str | None = None
+    instance_store_gb: int = 0  # its size, as EC2 states the disks' (TotalSizeInGB)
     price_usd_per_hour: float | None = None  # per node; None when unknown (never 0)
     timeout_s: float = 3600.0
     # Every benchmark is measured this many times in one job; the report gives the median, min and max (rackform

@@ -31,13 +31,25 @@ def container_memory_mib(group: NodeGroupPlan) -> int:
 def job_environment(spec_name: str, group: NodeGroupPlan, *, bucket: str, fsx_mount: str | None,
                     price_usd_per_hour: float | None) -> dict[str, str]:
     """What every job of the node group is told; the benchmark itself arrives as the job's `benchmark` parameter."""
+    store = group.instance_store
     return JobEnvironment(
         spec=spec_name, bucket=bucket, rack=group.rack, node_group=group.name, tier=group.tier,
         instance_type=group.instance_type, gpus=group.gpus_per_node, neuron_devices=group.neuron_devices_per_node,
         neuron_cores=group.neuron_cores_per_node, efa=group.efa_interfaces > 0,
-        efa_device_rdma=group.instance_type.startswith(EFA_RDMA_FAMILIES), work_dir=CONTAINER_WORK_DIR,
-        fsx_mount=fsx_mount or None, price_usd_per_hour=price_usd_per_hour,
+        efa_device_rdma=group.instance_type.startswith(EFA_RDMA_FAMILIES), work_dir=work_dir(group),
+        fsx_mount=fsx_mount or None, price_usd_per_hour=price_usd_per_hour, instance_store=store.mount_path,
+        instance_store_gb=store.size_gb if store.mount_path else 0,
     ).to_env()
+
+
+# The node's directory behind its jobs' work directory where the group uses no instance store.
+HOST_WORK_DIR = "/tmp/rackform-scratch"
+
+
+def work_dir(group: NodeGroupPlan) -> str:
+    """The jobs' work directory: the instance store's mount path where the group uses one (the node mounts it there,
+    cdk_constructs/user_data.py instance_store_script), else CONTAINER_WORK_DIR over the node's HOST_WORK_DIR."""
+    return group.instance_store.mount_path or CONTAINER_WORK_DIR
 
 
 WORKLOAD_ROLE_TAG = "rackform:workload-role"
@@ -77,9 +89,9 @@ def container_properties(spec_name: str, group: NodeGroupPlan, *, image: str, bu
             "devices": [{"hostPath": d} for d in group.devices],
             "sharedMemorySize": 16384 if group.gpus_per_node or group.neuron_devices_per_node else 1024,
         },
-        "volumes": [{"name": "scratch", "host": {"sourcePath": "/tmp/rackform-scratch"}},
+        "volumes": [{"name": "scratch", "host": {"sourcePath": group.instance_store.mount_path or HOST_WORK_DIR}},
                     {"name": "node", "host": {"sourcePath": NODE_IDENTITY_FILE}}],
-        "mountPoints": [{"sourceVolume": "scratch", "containerPath": CONTAINER_WORK_DIR, "readOnly": False},
+        "mountPoints": [{"sourceVolume": "scratch", "containerPath": work_dir(group), "readOnly": False},
                         {"sourceVolume": "node", "containerPath": NODE_IDENTITY_FILE, "readOnly": True}],
     }
     if fsx_mount:

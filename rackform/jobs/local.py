@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import re
 import secrets
 import subprocess
@@ -284,15 +285,20 @@ def _container_env(jobdef: dict[str, Any]) -> dict[str, str]:
 
 
 def node_environment(base: dict[str, str], job: JobEnvironment, *, job_id: str, nodes: int, index: int,
-                     work_dir: Path) -> dict[str, str]:
+                     work_dir: Path, threads: int | None = None) -> dict[str, str]:
     """One local "node": the job definition's environment as a local job (no libfabric EFA provider on this
-    machine, scratch in a directory of its own) and the variables Batch gives a node of a multi-node job."""
-    local = job.with_(local=True, work_dir=str(work_dir / f"node-{index}"))
-    env = {k: v for k, v in base.items() if k not in (FI_PROVIDER, FI_EFA_USE_DEVICE_RDMA)}
+    machine, no instance store: scratch in a directory of its own) and the variables Batch gives a node of a
+    multi-node job; with `threads`, the OpenMP threads its torch may use (OMP_NUM_THREADS), its share of this
+    machine's CPUs."""
+    local = job.with_(local=True, work_dir=str(work_dir / f"node-{index}"), instance_store=None, instance_store_gb=0)
+    env = {k: v for k, v in base.items()
+           if k not in (FI_PROVIDER, FI_EFA_USE_DEVICE_RDMA, JobEnvironment.variable("instance_store"))}
     env.update({**local.to_env(), "AWS_BATCH_JOB_ID": job_id, "AWS_BATCH_JOB_NUM_NODES": str(nodes),
                 "AWS_BATCH_JOB_NODE_INDEX": str(index), "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0"})
     if index != 0:  # as Batch does: only the other nodes are told the main node's address
         env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = "127.0.0.1"
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -326,81 +332,144 @@ def pin_beside(pid: int, slow: SlowNode) -> list[subprocess.Popen[bytes]]:
     return busy
 
 
+@dataclass(frozen=True)
+class LocalJob:
+    """One attempt of a submitted job, ready to run here: its marker, its definition, the environment Batch would
+    give its containers, and where its block of lines goes (announced whole once it has ended)."""
+
+    sub: dict[str, Any]
+    marker: BenchmarkMarker
+    attempt: int
+    jobdef: dict[str, Any]
+    job: JobEnvironment
+    base: dict[str, str]
+    lines: list[str]
+
+
 def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir: Path, timeout_s: float = 600,
               announce: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
               slow: SlowNode | None = None, broken: BrokenNode | None = None,
-              repair: LocalRepair | None = None) -> list[dict[str, Any]]:
-    """Run every job the run submitted that has no record yet, one at a time, each node a local process; `slow`
-    throttles one node of one job (the acceptance rehearsal). As Batch would, a job whose attempt ends on a host
-    fault runs again (its definition's retry strategy) and `repair` gets the event (rackform/jobs/heal.py); `broken`
-    fails one node's health step."""
+              repair: LocalRepair | None = None, cpus: int | None = None) -> list[dict[str, Any]]:
+    """Run every job the run submitted that has no record yet, each node a local process, as Batch would on
+    `cpus` CPUs (default: the ones this process may use): a job starts, in the order submitted, once as many CPUs
+    as it has nodes are free (all of them, for a job with more nodes than that), so independent jobs run side by
+    side and a 2-node job on 2 CPUs runs alone. Each node's torch gets its share of the CPUs as OpenMP threads:
+    more would spin against the other jobs' threads. Each job's lines are announced as one block once it has ended,
+    the blocks in the order the jobs were submitted. `slow` throttles one node of one job (the acceptance
+    rehearsal). As Batch would, a job whose attempt ends on a host fault runs again (its definition's retry
+    strategy) after the jobs queued before it, and `repair` gets the event (rackform/jobs/heal.py); `broken` fails
+    one node's health step. Returns each job's marker and exit codes, in the order the jobs were submitted."""
     store = ResultStore(deployment.bucket, aws.client("s3"))
     subs = store.submissions(run_id)  # verified markers only; the others are announced, never run
     for problem in store.problems:
         announce(f"not run: {bad_object_line(problem)}")
-    results = []
+    cpus = cpus or len(os.sched_getaffinity(0))
+    threads = max(1, len(os.sched_getaffinity(0)) // cpus)
+    pending = list(subs)  # a retried job is appended again: it runs after the others, as if requeued
     attempts: dict[str, int] = {}
-    for i, sub in enumerate(subs, 1):  # a retried job is appended again: it runs after the others, as if requeued
-        m = BenchmarkMarker.model_validate(sub)  # the schema the store has just verified it against
-        attempt = attempts[m.job_id] = attempts.get(m.job_id, 0) + 1
-        # Anyone may write a marker: it runs only on a definition the plan deployed, on at most the nodes that
-        # definition spans (numNodes: the plan's node group; a single-node definition, one).
-        jobdef = deployment.job_definitions.get(m.job_definition)
-        most = (jobdef.get("nodeProperties") or {}).get("numNodes", 1) if jobdef is not None else 0
-        if jobdef is None or m.nodes > most:
-            announce(f"not run: {m.job_name}: " + (
-                f"job definition {m.job_definition!r} was never deployed" if jobdef is None else
-                f"{m.nodes} nodes, but its job definition {m.job_definition!r} spans at most {most}"))
-            continue
-        # What the job definition tells the container, as the runner will read it, plus this submission's run id.
-        master_port, fabric_port = free_ports(2)  # held at once, so never the same port twice
-        job = JobEnvironment.from_env(_container_env(jobdef)).with_(
-            run_id=run_id, master_port=master_port, fabric_port=fabric_port, launch_secret=new_secret(),
-            **({"repeats": m.repeats} if m.repeats is not None else {}))
-        # The job's credentials are its job role's, as Batch gives them: never the operator's.
-        role = job_role_arn(jobdef)
-        base = {**without_credentials(os.environ), **aws.role_env(role, session=m.job_name)}
-        work = Path(tempfile.mkdtemp(prefix=f"rackform-{m.benchmark}-"))
-        announce(f"[{i}/{len(subs)}] {m.benchmark} on {m.rack}/{m.node_group} "
-                 f"({m.nodes} node{'s' * (m.nodes > 1)})")
-        started = time.monotonic()
-        procs = []
-        busy: list[subprocess.Popen[bytes]] = []
-        for index in range(m.nodes):
-            env = node_environment(base, job, job_id=m.job_id, nodes=m.nodes, index=index, work_dir=work)
-            if broken is not None and broken.applies(m.job_name, index, attempt):
-                env, what = broken.environment(env, job, work / f"broken-{index}")
-                announce(f"injected: broken node {m.rack}/{m.node_group} node {index}: {what}")
-            log = open(log_path(log_dir, m.job_name, index), "w")
-            proc = subprocess.Popen([sys.executable, "-m", "workloads.job", m.benchmark], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, cwd=_repo_root())
-            procs.append((proc, log))
-            # Pinned before the node starts any tool: every process it starts inherits its CPUs.
-            if slow is not None and (slow.job_name, slow.index) == (m.job_name, index):
-                busy = pin_beside(proc.pid, slow)
-                announce(f"injected: slow node {m.rack}/{m.node_group} node {index} (at nice {slow.nice}, pinned to "
-                         f"one CPU beside {slow.load} busy process{'es' * (slow.load > 1)})")
-            if index == 0:
-                time.sleep(0.5)  # the main node starts first, as in Batch
-        codes = []
-        try:
-            for proc, log in procs:
-                try:
-                    codes.append(proc.wait(timeout=timeout_s))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    codes.append(proc.wait())
-                log.close()
-        finally:
-            for p in busy:
-                p.kill()
-                p.wait()
-        announce(f"      exit {max(codes)} in {time.monotonic() - started:.1f} s")
-        if after_attempt(jobdef, m, attempt=attempt, codes=codes, repair_loop=repair, announce=announce):
-            subs.append(sub)
-            continue
-        results.append({**sub, "exit_codes": codes})
-    return results
+    blocks: list[list[str] | None] = []  # each attempt's lines in the order started, None while it runs
+    shown = 0  # blocks announced so far
+    running: dict[int, int] = {}  # an attempt's place in `blocks` -> the CPUs it holds
+    ended: queue.Queue[tuple[int, LocalJob, list[int]]] = queue.Queue()
+    results: dict[str, tuple[int, dict[str, Any]]] = {}  # by job id: its last attempt's place and outcome
+    while pending or running:
+        while pending and _needs(pending[0], cpus) <= cpus - sum(running.values()):
+            sub = pending.pop(0)
+            blocks.append(None)
+            place = len(blocks) - 1
+            local = _prepare(aws, deployment, run_id, sub, attempts, place=place, total=len(blocks) + len(pending))
+            if isinstance(local, list):  # not run: its line says why
+                blocks[place] = local
+                continue
+            running[place] = _needs(sub, cpus)
+            threading.Thread(target=lambda p=place, j=local: ended.put((p, j, _run_nodes(
+                j, log_dir=log_dir, timeout_s=timeout_s, threads=threads, slow=slow, broken=broken))),
+                daemon=True).start()
+        if running:
+            place, local, codes = ended.get()
+            del running[place]
+            if after_attempt(local.jobdef, local.marker, attempt=local.attempt, codes=codes, repair_loop=repair,
+                             announce=local.lines.append):
+                pending.append(local.sub)
+            else:
+                results[local.marker.job_id] = (place, {**local.sub, "exit_codes": codes})
+            blocks[place] = local.lines
+        while shown < len(blocks) and (block := blocks[shown]) is not None:
+            for line in block:
+                announce(line)
+            shown += 1
+    return [outcome for _, outcome in sorted(results.values(), key=lambda r: r[0])]
+
+
+def _needs(sub: Mapping[str, Any], cpus: int) -> int:
+    """The CPUs a job holds while it runs: one per node, all of them for a job with more nodes."""
+    return min(BenchmarkMarker.model_validate(sub).nodes, cpus)
+
+
+def _prepare(aws: EmbeddedAWS, deployment: Deployment, run_id: str, sub: dict[str, Any], attempts: dict[str, int],
+             *, place: int, total: int) -> LocalJob | list[str]:
+    """The job's next attempt, ready to run; or the line that says why it is not run."""
+    m = BenchmarkMarker.model_validate(sub)  # the schema the store has just verified it against
+    attempt = attempts[m.job_id] = attempts.get(m.job_id, 0) + 1
+    # Anyone may write a marker: it runs only on a definition the plan deployed, on at most the nodes that
+    # definition spans (numNodes: the plan's node group; a single-node definition, one).
+    jobdef = deployment.job_definitions.get(m.job_definition)
+    most = (jobdef.get("nodeProperties") or {}).get("numNodes", 1) if jobdef is not None else 0
+    if jobdef is None or m.nodes > most:
+        return [f"not run: {m.job_name}: " + (
+            f"job definition {m.job_definition!r} was never deployed" if jobdef is None else
+            f"{m.nodes} nodes, but its job definition {m.job_definition!r} spans at most {most}")]
+    # What the job definition tells the container, as the runner will read it, plus this submission's run id.
+    master_port, fabric_port = free_ports(2)  # held at once, so never the same port twice
+    job = JobEnvironment.from_env(_container_env(jobdef)).with_(
+        run_id=run_id, master_port=master_port, fabric_port=fabric_port, launch_secret=new_secret(),
+        **({"repeats": m.repeats} if m.repeats is not None else {}))
+    # The job's credentials are its job role's, as Batch gives them: never the operator's.
+    base = {**without_credentials(os.environ), **aws.role_env(job_role_arn(jobdef), session=m.job_name)}
+    header = f"[{place + 1}/{total}] {m.benchmark} on {m.rack}/{m.node_group} ({m.nodes} node{'s' * (m.nodes > 1)})"
+    return LocalJob(sub=sub, marker=m, attempt=attempt, jobdef=jobdef, job=job, base=base, lines=[header])
+
+
+def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, threads: int, slow: SlowNode | None,
+               broken: BrokenNode | None) -> list[int]:
+    """Start the job's nodes (the main node first, as in Batch) and wait for them all; returns their exit codes."""
+    m, say = local.marker, local.lines.append
+    work = Path(tempfile.mkdtemp(prefix=f"rackform-{m.benchmark}-"))
+    started = time.monotonic()
+    procs = []
+    busy: list[subprocess.Popen[bytes]] = []
+    for index in range(m.nodes):
+        env = node_environment(local.base, local.job, job_id=m.job_id, nodes=m.nodes, index=index, work_dir=work,
+                               threads=threads)
+        if broken is not None and broken.applies(m.job_name, index, local.attempt):
+            env, what = broken.environment(env, local.job, work / f"broken-{index}")
+            say(f"injected: broken node {m.rack}/{m.node_group} node {index}: {what}")
+        log = open(log_path(log_dir, m.job_name, index), "w")
+        proc = subprocess.Popen([sys.executable, "-m", "workloads.job", m.benchmark], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=_repo_root())
+        procs.append((proc, log))
+        # Pinned before the node starts any tool: every process it starts inherits its CPUs.
+        if slow is not None and (slow.job_name, slow.index) == (m.job_name, index):
+            busy = pin_beside(proc.pid, slow)
+            say(f"injected: slow node {m.rack}/{m.node_group} node {index} (at nice {slow.nice}, pinned to "
+                f"one CPU beside {slow.load} busy process{'es' * (slow.load > 1)})")
+        if index == 0:
+            time.sleep(0.5)  # the main node starts first, as in Batch
+    codes = []
+    try:
+        for proc, log in procs:
+            try:
+                codes.append(proc.wait(timeout=timeout_s))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+            log.close()
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    say(f"      exit {max(codes)} in {time.monotonic() - started:.1f} s")
+    return codes
 
 
 def log_path(log_dir: Path, job_name: str, index: int) -> Path:

@@ -94,6 +94,8 @@ class CostReport:
     # The warm nodes of each group with min_count > 0, always on: part of the group's line above (never added to
     # the totals twice), and what the cluster costs with no job running besides storage and network.
     warm: tuple[Line, ...] = ()
+    # What the lines above pay for without a line of their own (a node group's NVMe instance store).
+    included: tuple[str, ...] = ()
 
     def of(self, category: Category | None = None, rack: str | None = None) -> Sum:
         return add(ln for ln in self.lines
@@ -216,6 +218,15 @@ def not_included(plan: Plan, book: PriceBook) -> tuple[str, ...]:
     return tuple(out)
 
 
+def included(plan: Plan) -> tuple[str, ...]:
+    """The node groups' NVMe instance store: no charge of its own, "included as part of the usage cost of the
+    instance" (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/InstanceStorage.html)."""
+    used = [f"{g.rack}/{g.name} ({g.instance_store.size_gb:,} GB a node)" for g in plan.node_groups()
+            if g.instance_store.mount_path is not None]
+    return (f"the NVMe instance store scratch of {', '.join(used)}: in the instance price, no charge of its own",) \
+        if used else ()
+
+
 def block_notes(lines: Iterable[Line], groups: Iterable[NodeGroupPlan],
                 overrides: Mapping[str, Quote]) -> tuple[str, ...]:
     """What a published Capacity Block rate leaves out, for the groups priced at it (not at a user's --price)."""
@@ -243,6 +254,7 @@ def cost_plan(plan: Plan, book: PriceBook, overrides: Mapping[str, Quote] | None
         not_included=not_included(plan, book) + block_notes(lines, groups, overrides),
         unused_prices=tuple(sorted(k for k in overrides if k not in keys)),
         warm=tuple(w for line, g in zip(lines, groups, strict=True) if (w := warm_line(line, g)) is not None),
+        included=included(plan),
     )
 
 

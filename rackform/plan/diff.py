@@ -30,6 +30,8 @@ GROUP_EFFECTS = {
     "placement_group": "compute environment: Batch infrastructure update (PlacementGroup)",
     "creates_placement_group": "placement group: created or deleted",
     "root_volume_gib": "launch template: new version (root volume)",
+    "instance_store": "launch template: new version (user data: the scratch volume); job definitions: new revisions "
+                      "(its mount)",
 }
 GROUP_FIELDS = tuple(GROUP_EFFECTS)
 # FSx settings whose change replaces the file system (the storage type moves with the deployment type).

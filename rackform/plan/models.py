@@ -80,6 +80,27 @@ MEMORY_RESERVED_FRACTION = 0.1
 MEMORY_RESERVED_MIN_MIB = 2048
 
 
+class InstanceStorePlan(Frozen):
+    """The type's NVMe instance store (catalog: InstanceStorageInfo) and what the node group does with it."""
+
+    disks: int  # NVMe instance store disks per node; 0: the type has none
+    size_gb: int  # all of them together per node, in GB as EC2 states it (TotalSizeInGB)
+    # Where every node mounts them, one RAID0 volume when disks > 1, and jobs see it (their work directory); None:
+    # not used (no disks, or the spec's instance_store.enabled: false).
+    mount_path: str | None
+
+    @property
+    def summary(self) -> str:
+        """What `plan` says about it: the volume and its path, or why there is none."""
+        if not self.disks:
+            return "none: the type has no NVMe instance store"
+        disks = f"{self.disks} NVMe disk{'s' * (self.disks > 1)}, {self.size_gb:,} GB"
+        if self.mount_path is None:
+            return f"off (instance_store.enabled: false): {disks} unused"
+        layout = "RAID0 of " if self.disks > 1 else ""
+        return f"{layout}{disks}, XFS at {self.mount_path} (jobs' work directory); in the instance price"
+
+
 class NodeGroupPlan(Frozen):
     name: str
     rack: str
@@ -109,6 +130,7 @@ class NodeGroupPlan(Frozen):
     creates_placement_group: bool
     capacity: CapacityPlan
     root_volume_gib: int
+    instance_store: InstanceStorePlan
     # On-Demand $/hour of one node from the price snapshot; None when unknown (never 0). Spot, reservations and
     # capacity blocks are priced by `rackform cost`, which takes user-given prices.
     on_demand_usd_per_hour: float | None
@@ -235,6 +257,12 @@ def efa_enabled(group: NodeGroup, it: InstanceType) -> bool:
     return it.efa_supported if group.efa is None else group.efa
 
 
+def instance_store_enabled(group: NodeGroup, it: InstanceType) -> bool:
+    """Whether the group's nodes use their NVMe instance store: by default wherever the type has it."""
+    nvme = it.instance_store_disks > 0 and it.instance_store_nvme
+    return nvme if group.instance_store.enabled is None else group.instance_store.enabled
+
+
 def nic_layout(it: InstanceType, layout: EfaLayout | None) -> tuple[NetworkInterfacePlan, ...]:
     """The launch template's interfaces: the primary on card 0, device 0, then one EFA interface on each further
     EFA-capable card, up to the type's maximum number of EFA interfaces; without a layout (no EFA) the primary alone.
@@ -347,6 +375,9 @@ def node_group_plan(spec: Spec, rack: str, group: NodeGroup, it: InstanceType,
                               allocation_strategy=group.capacity.allocation_strategy
                               or capacity_kind(group.capacity.type).batch_allocation_strategy),
         root_volume_gib=group.root_volume_gib,
+        instance_store=InstanceStorePlan(
+            disks=it.instance_store_disks if it.instance_store_nvme else 0, size_gb=it.instance_store_gb,
+            mount_path=group.instance_store.mount_path if instance_store_enabled(group, it) else None),
         on_demand_usd_per_hour=quote.usd if quote else None,
         ami_ssm_parameter=ECS_AL2023_AMI[it.tier],
         image_id=group.image_id,

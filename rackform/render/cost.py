@@ -54,6 +54,7 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
                  + ("no job running (storage, network and the warm nodes)" if report.warm else
                     "no node running (storage and network only)"))
     lines += [f"unknown  {ln.name}: {ln.source}" for ln in total.unknown]
+    lines += [f"included: {note}" for note in report.included]
     lines.append("not included: " + "; ".join(report.not_included))
     if verdict is not None:
         lines.append(f"budget   {verdict.message}")
@@ -95,7 +96,7 @@ def report_json(report: CostReport, verdict: Verdict | None = None) -> dict[str,
         total_usd_per_month=None if total.unknown else month, total_known_usd_per_month=month,
         complete=not total.unknown,
         unknown=[{"item": ln.name, "reason": ln.source} for ln in total.unknown],
-        not_included=list(report.not_included),
+        included=list(report.included), not_included=list(report.not_included),
     )
     if verdict is not None:
         out["budget"] = {"usd_per_hour": verdict.budget_usd_per_hour, "ok": verdict.ok, "message": verdict.message,

@@ -99,6 +99,7 @@ def render_plan(plan: Plan) -> str:
     lines += [f"image    {g.rack}/{g.name}: {g.image_id} (yours, for {g.architecture}: the ECS agent and any GPU or "
               f"Neuron driver must be in it{'; EFA is installed at boot' if g.efa_interfaces else ''}; "
               "`rackform preflight` reads it)" for g in plan.node_groups() if g.image_id]
+    lines += [f"scratch  {g.rack}/{g.name}: {g.instance_store.summary}" for g in plan.node_groups()]
     lines.append("quotas   " + "; ".join(f"{v:,} vCPUs of {k}" for k, v in quota_totals.items()))
     lines.append("stacks   " + ", ".join(plan.stack_names()))
     return wrap("\n".join(lines))  # prose folded to the terminal, as the tables fit it

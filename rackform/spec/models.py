@@ -146,6 +146,17 @@ class PlacementGroup(Frozen):
                                 "group; false: no placement group. Give either name or create")
 
 
+class InstanceStore(Frozen):
+    """The type's NVMe instance store as the node group's scratch space: every disk, striped as one RAID0 volume
+    when there are several, formatted (XFS) and mounted at mount_path on every node and in every job container."""
+
+    enabled: bool | None = Field(None, description="default: true where the type has NVMe instance store disks "
+                                 "(their price is in the instance's); false: the disks stay unused; true on a type "
+                                 "without instance store is an error")
+    mount_path: str = Field("/scratch", description="where nodes mount the volume and jobs see it (their work "
+                            "directory, RACKFORM_WORK_DIR); an absolute path of its own, not the FSx mount path")
+
+
 class NodeGroup(Frozen):
     name: Name
     instance_type: str
@@ -170,6 +181,9 @@ class NodeGroup(Frozen):
                                  "AMI of the type's architecture (the ECS agent, and the GPU or Neuron driver where "
                                  "the type has one, must be in it; user data still installs EFA); omitted: the "
                                  "tier's ECS-optimized AL2023 AMI, resolved at deploy")
+    instance_store: InstanceStore = Field(InstanceStore(), description="{enabled, mount_path}: the type's NVMe "
+                                          "instance store as RAID0 scratch; default: on where the type has it, at "
+                                          "/scratch")
 
 
 # An idle check interval: a whole number of hours or days (EventBridge Scheduler's rate() takes minutes too, but a

@@ -6,9 +6,10 @@ import re
 
 from workloads.contract import CONTAINER_WORK_DIR
 
+from ..plan.models import instance_store_enabled
 from ..reference.catalog import Catalog
 from ..spec.models import FsxLustre, Spec
-from .core import Found, Rule, SpecRule
+from .core import Found, Rule, SpecRule, known_groups
 
 # Patterns are used with fullmatch: `re.match(...$)` also accepts a trailing newline ("/fsx\n").
 S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?")
@@ -201,31 +202,60 @@ def break_glass_role(spec: Spec, catalog: Catalog) -> Found:
                                                        f"arn:aws:iam::123456789012:role/name{hint}")
 
 
-def fsx_mount_path(spec: Spec, catalog: Catalog) -> Found:
-    fsx = spec.storage.fsx_lustre
-    if fsx is None:
-        return
-    path, field = fsx.mount_path, "storage.fsx_lustre.mount_path"
+def _overlap(path: str, other: str) -> str | None:
+    """How `path` meets the directory `other` (is it, is inside it, holds it), or None when they are apart."""
+    if path == other or path.startswith(f"{other}/"):
+        return f"is {other}" if path == other else f"is inside {other}"
+    if path == "/" or other.startswith(f"{path}/"):
+        return "is the root directory" if path == "/" else f"holds {other}"
+    return None
+
+
+def _mount_path_problem(path: str, *, what: str, example: str, reserved: tuple[str, ...]) -> str | None:
+    """What is wrong with `path` as the mount point of `what` on every node and in every job container, or None."""
     if not MOUNT_PATH.fullmatch(path):
-        yield field, f"{path!r} is not an absolute path of letters, digits, '.', '_', '-' and '/'; e.g. /fsx"
-        return
+        return f"{path!r} is not an absolute path of letters, digits, '.', '_', '-' and '/'; e.g. {example}"
     parts = path.split("/")[1:]
     if bad := next((p for p in parts if p in (".", "..")), None):
-        yield field, f"{path!r} has a {bad!r} component; write the directory itself, e.g. /fsx"
-        return
+        return f"{path!r} has a {bad!r} component; write the directory itself, e.g. {example}"
     if "" in parts and path != "/":
-        yield field, f"{path!r} has an empty component ('//' or a trailing '/'); write /{'/'.join(filter(None, parts))}"
-        return
-    for reserved in RESERVED_MOUNT_PATHS:
-        if path == reserved or path.startswith(f"{reserved}/"):
-            why = f"is {reserved}" if path == reserved else f"is inside {reserved}"
-        elif path == "/" or reserved.startswith(f"{path}/"):
-            why = "is the root directory" if path == "/" else f"holds {reserved}"
-        else:
+        return f"{path!r} has an empty component ('//' or a trailing '/'); write /{'/'.join(filter(None, parts))}"
+    for other in reserved:
+        if why := _overlap(path, other):
+            return (f"{path!r} {why}, which the nodes or the job images need: {what} is mounted there on every node "
+                    f"and in every job container; choose a directory of its own, e.g. {example} or /mnt{example}")
+    return None
+
+
+def fsx_mount_path(spec: Spec, catalog: Catalog) -> Found:
+    fsx = spec.storage.fsx_lustre
+    if fsx is not None and (problem := _mount_path_problem(fsx.mount_path, what="the file system", example="/fsx",
+                                                           reserved=RESERVED_MOUNT_PATHS)):
+        yield "storage.fsx_lustre.mount_path", problem
+
+
+def instance_store(spec: Spec, catalog: Catalog) -> Found:
+    """`enabled: true` needs NVMe instance store disks on the type; the mount path is a directory of its own, apart
+    from the system's and from the FSx mount (the job work directory, /scratch by default, it may be: it becomes
+    that directory)."""
+    fsx = spec.storage.fsx_lustre
+    reserved = tuple(p for p in RESERVED_MOUNT_PATHS if p != CONTAINER_WORK_DIR)
+    for path, _rack, group, it in known_groups(spec, catalog):
+        store = group.instance_store
+        if store.enabled and not (it.instance_store_disks and it.instance_store_nvme):
+            what = "has no instance store" if not it.instance_store_disks else "has no NVMe instance store"
+            yield f"{path}.instance_store.enabled", (f"{it.name} {what}: remove instance_store.enabled, or choose "
+                                                     "a type with NVMe instance store disks, e.g. p5.48xlarge or "
+                                                     "trn1.32xlarge")
+        if not instance_store_enabled(group, it):
             continue
-        yield field, (f"{path!r} {why}, which the nodes or the job images need: the file system is mounted there on "
-                      "every node and in every job container; choose a directory of its own, e.g. /fsx or /mnt/fsx")
-        return
+        field = f"{path}.instance_store.mount_path"
+        if problem := _mount_path_problem(store.mount_path, what="the instance store", example="/scratch",
+                                          reserved=reserved):
+            yield field, problem
+        elif fsx is not None and (why := _overlap(store.mount_path, fsx.mount_path)):
+            yield field, (f"{store.mount_path!r} {why}, the FSx mount path (storage.fsx_lustre.mount_path): the "
+                          "instance store needs a directory of its own, e.g. /scratch")
 
 
 RULES: tuple[SpecRule, ...] = (
@@ -250,4 +280,7 @@ RULES: tuple[SpecRule, ...] = (
     Rule(fsx_mount_path, "error",
          "the mount path is a plain absolute path of its own, outside the system's and the images' directories",
          "https://docs.aws.amazon.com/fsx/latest/LustreGuide/mounting-ec2-instance.html"),
+    # The disks come with the type (InstanceStorageInfo in the catalog) and NVMe ones need no block device mapping.
+    Rule(instance_store, "error", "instance store scratch on a type with NVMe disks, at a mount path of its own",
+         "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-store-volumes.html"),
 )

@@ -25,9 +25,12 @@ from cdk_constructs.user_data import (
     EFA_INSTALLER_URL,
     EFA_INSTALLER_VERSION,
     IMDS_BLOCK_RULE,
+    INSTANCE_STORE_ARRAY,
+    INSTANCE_STORE_LABEL,
     IPTABLES_RULES,
     LustreMount,
     efa_install_script,
+    instance_store_script,
     lustre_mount_script,
     node_setup_script,
     node_user_data,
@@ -83,7 +86,7 @@ def test_every_tier_has_installer_flags():
 def test_efa_groups_install_with_their_tiers_flags(groups, tier, flags):
     g = groups[tier]
     assert g.tier == tier and g.efa_interfaces >= 1
-    (setup, script, _telemetry) = parts(node_user_data(g, None))
+    (setup, *_instance_store, script, _telemetry) = parts(node_user_data(g, None))
     assert setup == node_setup_script()
     assert installer_line(script).startswith(f"./efa_installer.sh {flags} ||")
 
@@ -96,9 +99,10 @@ def test_non_efa_group_gets_the_node_setup_and_no_installer(groups):
     assert "efa" not in mount.lower() and "mount -t lustre" in mount
 
 
-def test_node_setup_comes_first_then_efa_then_the_lustre_mount_then_telemetry(groups):
-    setup, efa, mount, telemetry = parts(node_user_data(groups["gpu"], LUSTRE))
-    assert "ECS_AWSVPC_BLOCK_IMDS=true" in setup and "./efa_installer.sh" in efa and "mount -t lustre" in mount
+def test_node_setup_comes_first_then_the_instance_store_efa_the_lustre_mount_and_telemetry(groups):
+    setup, store, efa, mount, telemetry = parts(node_user_data(groups["gpu"], LUSTRE))
+    assert "ECS_AWSVPC_BLOCK_IMDS=true" in setup and "Instance_Storage" in store and "./efa_installer.sh" in efa
+    assert "mount -t lustre" in mount
     assert "amazon-cloudwatch-agent" in telemetry
 
 
@@ -312,3 +316,158 @@ def test_every_catalog_type_has_an_ecs_ami_of_its_architecture():
     wrong = sorted(f"{name} ({it.architecture}, {it.tier}: {DOCUMENTED[it.tier][1]} AMI)"
                    for name, it in load_catalog().instance_types.items() if it.architecture != DOCUMENTED[it.tier][1])
     assert wrong == []
+
+
+# --- the NVMe instance store, run: the disks told from EBS volumes by their model, whatever their device numbers;
+# several striped into one RAID0 array, one formatted as it is; a second run keeps what the first made; a node
+# whose disks do not all appear, or that cannot build or format them, leaves. mdadm, mkfs.xfs, blkid and mountpoint
+# are fakes (STORE_FAKES) that record their calls; realpath, sort, grep, mkdir and chmod are the real ones.
+
+STORE_TYPES = {"two": "g6.8xlarge", "one": "g5.xlarge", "eight": "p5.48xlarge", "none": "m7g.xlarge"}
+EBS, STORE = "nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0", "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS"
+
+# What the instance store's part calls besides FAKES. mkfs.xfs writes the file system's device where blkid -L
+# finds it, as a real file system's label would be found on the next run.
+STORE_FAKES = {
+    "mountpoint": 'exit "${FAKE_MOUNTPOINT_RC:-1}"',
+    "blkid": '[ -s "$FAKE_LABELLED" ] && cat "$FAKE_LABELLED"; exit 0',
+    "mdadm": 'case "$1" in --detail) echo "ARRAY /dev/md/rackform-scratch metadata=1.2 name=rackform-scratch";; '
+             'esac\nexit "${FAKE_MDADM_RC:-0}"',
+    "mkfs.xfs": '[ "${FAKE_MKFS_RC:-0}" = 0 ] || exit "$FAKE_MKFS_RC"\nfor a in "$@"; do dev="$a"; done\n'
+                'echo "$dev" > "$FAKE_LABELLED"',
+}
+
+
+@pytest.fixture(scope="module")
+def store_groups() -> dict[str, NodeGroupPlan]:
+    spec = Spec.model_validate({
+        "name": "nv", "region": "us-east-1", "availability_zone": "us-east-1c",
+        "racks": [{"name": "r", "node_groups": [
+            *({"name": key, "instance_type": t, "count": 1} for key, t in STORE_TYPES.items()),
+            {"name": "off", "instance_type": "g6.8xlarge", "count": 1, "instance_store": {"enabled": False}}]}]})
+    return {g.name: g for g in build_plan(spec, load_catalog()).node_groups()}
+
+
+def by_id(tmp_path: Path, store_devices: list[str], ebs_device: str = "nvme0n1") -> Path:
+    """A /dev/disk/by-id as udev lays it out on Nitro: each disk under its model and serial (and again with a
+    namespace suffix), the EBS root volume and its partition beside the instance store disks."""
+    dev, links = tmp_path / "dev", tmp_path / "by-id"
+    dev.mkdir(exist_ok=True)
+    links.mkdir()
+    for name in [ebs_device, f"{ebs_device}p1", *store_devices]:
+        (dev / name).touch()
+    (links / EBS).symlink_to(dev / ebs_device)
+    (links / f"{EBS}-part1").symlink_to(dev / f"{ebs_device}p1")
+    for i, name in enumerate(store_devices):
+        (links / f"{STORE}{i:04d}").symlink_to(dev / name)
+        (links / f"{STORE}{i:04d}_1").symlink_to(dev / name)
+    return links
+
+
+def run_store(script: str, tmp_path: Path, **fails: int):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool, body in STORE_FAKES.items():
+        fake = bin_dir / tool
+        fake.write_text(f'#!/bin/bash\necho "{tool} $*" >> "$FAKE_CALLS"\n{body}\n')
+        fake.chmod(0o755)
+    script = script.replace("#!/bin/bash\n", f"#!/bin/bash\nexport FAKE_LABELLED={tmp_path / 'labelled'}\n", 1)
+    return run(script, tmp_path, **fails)
+
+
+def script_for(group: NodeGroupPlan, tmp_path: Path, links: Path) -> str:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    return instance_store_script(group, root=str(root), by_id=str(links), attempts=2, device_wait_s=2)
+
+
+def fstab(tmp_path: Path) -> list[str]:
+    return (tmp_path / "root" / "etc" / "fstab").read_text().splitlines()
+
+
+def test_several_disks_become_one_raid0_of_the_instance_store_disks_only(store_groups, tmp_path):
+    # The instance store enumerated after the EBS root and out of order: names do not say which is which.
+    links = by_id(tmp_path, ["nvme3n1", "nvme1n1"], ebs_device="nvme2n1")
+    mount = tmp_path / "root" / "scratch"
+    proc = run_store(script_for(store_groups["two"], tmp_path, links), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    dev = tmp_path / "dev"
+    assert calls(tmp_path, "mdadm") == [
+        f"mdadm --create {INSTANCE_STORE_ARRAY} --run --level=0 --name=rackform-scratch --raid-devices=2 "
+        f"{dev / 'nvme1n1'} {dev / 'nvme3n1'}", "mdadm --detail --scan"]
+    assert (tmp_path / "root" / "etc" / "mdadm.conf").read_text().startswith("ARRAY /dev/md/rackform-scratch")
+    assert calls(tmp_path, "dnf") == ["dnf install -y mdadm"]
+    assert calls(tmp_path, "mkfs.xfs") == [f"mkfs.xfs -K -l su=8b -L {INSTANCE_STORE_LABEL} {INSTANCE_STORE_ARRAY}"]
+    assert calls(tmp_path, "mount") == [f"mount -t xfs -o defaults,noatime {INSTANCE_STORE_ARRAY} {mount}"]
+    # mounted again at boot by label (the path as the host knows it), and a boot without it still comes up
+    assert fstab(tmp_path) == [f"LABEL={INSTANCE_STORE_LABEL} /scratch xfs defaults,noatime,nofail 0 2"]
+    assert mount.is_dir() and mount.stat().st_mode & 0o7777 == 0o1777
+    assert calls(tmp_path, "shutdown") == []
+
+
+def test_one_disk_is_formatted_as_it_is_without_raid(store_groups, tmp_path):
+    links = by_id(tmp_path, ["nvme1n1"])
+    proc = run_store(script_for(store_groups["one"], tmp_path, links), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    disk = tmp_path / "dev" / "nvme1n1"
+    assert calls(tmp_path, "mdadm") == [] and calls(tmp_path, "dnf") == []
+    assert calls(tmp_path, "mkfs.xfs") == [f"mkfs.xfs -K -l su=8b -L {INSTANCE_STORE_LABEL} {disk}"]
+    assert calls(tmp_path, "mount") == [f"mount -t xfs -o defaults,noatime {disk} {tmp_path / 'root' / 'scratch'}"]
+
+
+def test_eight_disks_of_a_p5_are_all_striped(store_groups, tmp_path):
+    devices = [f"nvme{i}n1" for i in range(1, 9)]
+    proc = run_store(script_for(store_groups["eight"], tmp_path, by_id(tmp_path, devices)), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [create, _] = calls(tmp_path, "mdadm")
+    assert "--raid-devices=8 " in create and sorted(create.split()[-8:]) == sorted(
+        str(tmp_path / "dev" / d) for d in devices)
+
+
+def test_a_second_run_keeps_the_array_and_file_system_the_first_made(store_groups, tmp_path):
+    script = script_for(store_groups["two"], tmp_path, by_id(tmp_path, ["nvme1n1", "nvme2n1"]))
+    assert run_store(script, tmp_path).returncode == 0
+    second = run_store(script, tmp_path)  # not mounted (mountpoint says no), but the labelled file system is there
+    assert second.returncode == 0, second.stderr
+    assert len(calls(tmp_path, "mkfs.xfs")) == 1 and len([c for c in calls(tmp_path, "mdadm") if "--create" in c]) == 1
+    assert len(calls(tmp_path, "mount")) == 2 and len(fstab(tmp_path)) == 1
+    mounted = run_store(script, tmp_path, mountpoint=0)  # already mounted: nothing to do
+    assert mounted.returncode == 0 and len(calls(tmp_path, "mount")) == 2
+
+
+@pytest.mark.parametrize("present", [[], ["nvme1n1"]])
+def test_node_leaves_when_its_disks_do_not_all_appear(store_groups, tmp_path, present):
+    # EBS volumes are NVMe devices too: the root volume alone is no instance store.
+    proc = run_store(script_for(store_groups["two"], tmp_path, by_id(tmp_path, present)), tmp_path)
+    assert left(proc, tmp_path, f"expected 2 NVMe instance store disks ({tmp_path / 'by-id'}/"
+                                f"nvme-Amazon_EC2_NVMe_Instance_Storage_*), found {len(present)}")
+    assert calls(tmp_path, "mdadm") == [] and calls(tmp_path, "mkfs.xfs") == []
+
+
+def test_node_leaves_when_the_array_cannot_be_built(store_groups, tmp_path):
+    proc = run_store(script_for(store_groups["two"], tmp_path, by_id(tmp_path, ["nvme1n1", "nvme2n1"])), tmp_path,
+                     mdadm=1)
+    dev = tmp_path / "dev"
+    assert left(proc, tmp_path, f"could not build a RAID0 array of 2 instance store disks: {dev / 'nvme1n1'} "
+                                f"{dev / 'nvme2n1'}")
+    assert calls(tmp_path, "mkfs.xfs") == [] and calls(tmp_path, "mount") == []
+
+
+def test_node_leaves_when_the_disk_cannot_be_formatted(store_groups, tmp_path):
+    proc = run_store(script_for(store_groups["one"], tmp_path, by_id(tmp_path, ["nvme1n1"])), tmp_path, mkfs=1)
+    assert left(proc, tmp_path, f"could not make an XFS file system on {tmp_path / 'dev' / 'nvme1n1'}")
+    assert calls(tmp_path, "mount") == []
+
+
+def test_the_part_runs_after_the_node_setup_and_before_efa_where_the_group_uses_the_store(store_groups):
+    setup, store, efa, _telemetry = parts(node_user_data(store_groups["eight"], None))
+    assert "ECS_AWSVPC_BLOCK_IMDS=true" in setup and "./efa_installer.sh" in efa
+    assert store == instance_store_script(store_groups["eight"])
+    assert "8 disks (p5.48xlarge), at /scratch" in store
+    for g in ("none", "off"):
+        assert not any("Instance_Storage" in p for p in parts(node_user_data(store_groups[g], None))), g
+
+
+def test_a_group_without_the_store_has_no_script(store_groups):
+    with pytest.raises(ValueError, match="node group off uses no instance store"):
+        instance_store_script(store_groups["off"])

@@ -95,6 +95,8 @@ SPEC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "break-glass-role": ({"storage.results": {"break_glass_role_arn": "arn:aws:iam::123456789012:role/ops/bg"}},
                          {"storage.results.break_glass_role_arn": "arn:aws:sts::123456789012:assumed-role/ops/me"}),
     "fsx-mount-path": ({f"{FSX}.mount_path": "/var/cache/fsx"}, {f"{FSX}.mount_path": "/var/cache"}),
+    "instance-store": ({f"{H100}.instance_store": {"enabled": True, "mount_path": "/mnt/nvme"}},
+                       {f"{H100}.instance_store.mount_path": "/fsx/nvme"}),
     # network
     "existing-network": ({"network": {"vpc_id": "vpc-0123456789abcdef0", "subnet_id": "subnet-0123456789abcdef0",
                                       "security_group_ids": ["sg-0123456789abcdef0"]}},
