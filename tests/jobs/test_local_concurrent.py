@@ -1,0 +1,88 @@
+"""The local executor runs independent jobs side by side, as many nodes at once as it has CPUs, and announces each
+job's lines as one block, in the order the jobs were submitted."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from rackform.cli import main
+from rackform.jobs.local import Deployment, deploy, run_local
+from rackform.pipeline import load_plan
+from tests.conftest import DEMO_REGION, DEMO_SPEC, S3Only, moto_aws
+
+RUN = "concurrent-1"
+NODE = ("import sys, time\nprint('start', time.time(), flush=True)\ntime.sleep(1)\nprint('end', time.time())\n"
+        "sys.exit({code})\n")
+
+
+class Embedded(S3Only):
+    """The embedded AWS as the executor uses it: the results bucket, and a job role's credentials (none here: the
+    nodes below call no AWS)."""
+
+    def role_env(self, role_arn: str, session: str) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Deployment]]:
+    with moto_aws(monkeypatch, DEMO_REGION):
+        s3 = boto3.client("s3", region_name=DEMO_REGION)
+        deployment = deploy(load_plan(DEMO_SPEC), s3=s3, batch=boto3.client("batch", region_name=DEMO_REGION),
+                            iam=boto3.client("iam", region_name=DEMO_REGION))
+        monkeypatch.setenv("RACKFORM_BUCKET", deployment.bucket)
+        yield s3, deployment
+
+
+def test_independent_jobs_overlap_and_each_jobs_lines_stay_together(deployed, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    s3, deployment = deployed
+    for group, benchmark in (("cpu", "allreduce"), ("head", "cpu"), ("head", "gemm"), ("head", "inference")):
+        assert main(["submit", DEMO_SPEC, "--rack", "graviton", "--node-group", group, "--benchmark", benchmark,
+                     "--run-id", RUN]) == 0
+    real, threads = subprocess.Popen, []
+
+    def node(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Each node a real process that takes a second; the inference job's fails."""
+        threads.append(kwargs["env"]["OMP_NUM_THREADS"])
+        return real([sys.executable, "-c", NODE.format(code=int(argv[-1] == "inference"))], **kwargs)
+
+    monkeypatch.setattr("rackform.jobs.local.subprocess.Popen", node)
+    said: list[str] = []
+    results = run_local(Embedded(s3), deployment, RUN, log_dir=tmp_path, announce=said.append, cpus=2)
+
+    benchmarks = [r["benchmark"] for r in results]
+    assert sorted(benchmarks) == ["allreduce", "cpu", "gemm", "inference"]
+    assert {r["benchmark"]: r["exit_codes"] for r in results} == {
+        "allreduce": [0, 0], "cpu": [0], "gemm": [0], "inference": [1]}  # the failed job is reported too
+
+    def span(benchmark: str) -> tuple[float, float]:
+        times = [float(t) for log in tmp_path.glob(f"*-{benchmark}.node-*.log")
+                 for t in re.findall(r"^(?:start|end) (\S+)$", log.read_text(), re.M)]
+        return min(times), max(times)
+
+    def overlap(a: str, b: str) -> bool:
+        (a0, a1), (b0, b1) = span(a), span(b)
+        return a0 < b1 and b0 < a1
+
+    singles = [b for b in benchmarks if b != "allreduce"]
+    # Two single-node jobs on two CPUs run at once; the third waits for one of them; the 2-node job runs alone.
+    assert overlap(singles[0], singles[1]) and not overlap(singles[0], singles[2])
+    assert not any(overlap("allreduce", b) for b in singles)
+    # Each node's torch gets its share of the CPUs (OpenMP threads), not every CPU the machine has.
+    assert threads == [str(max(1, len(os.sched_getaffinity(0)) // 2))] * 5
+
+    # One block per job, in the order submitted: its header, then its end, never another job's line between.
+    assert len(said) == 8
+    for i, benchmark in enumerate(benchmarks):
+        header, end = said[2 * i], said[2 * i + 1]
+        assert header.startswith(f"[{i + 1}/4] {benchmark} on graviton/")
+        assert re.fullmatch(rf"\s+exit {int(benchmark == 'inference')} in \d+\.\d s", end)
