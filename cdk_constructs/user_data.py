@@ -224,6 +224,78 @@ done
 leave "expected {want} EFA devices ({device_dir}/uverbs*), found $found\""""
 
 
+# --- the NVMe instance store as scratch --------------------------------------------------------------------------
+# The disks are found by their NVMe model, "Amazon EC2 NVMe Instance Storage", which udev spells into their
+# /dev/disk/by-id names, as AWS's own setups do (amazon-eks-ami templates/al2023/runtime/bin/setup-local-disks,
+# aws-parallelcluster-cookbook setup-ephemeral-drives.sh): never by device name order, since EBS volumes are NVMe
+# devices too and "the block device driver can assign NVMe device names in a different order"
+# (https://docs.aws.amazon.com/ebs/latest/userguide/nvme-ebs-volumes.html). NVMe instance store disks need no block
+# device mapping (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/block-device-mapping-concepts.html).
+INSTANCE_STORE_BY_ID = "/dev/disk/by-id"
+INSTANCE_STORE_MODEL = "Amazon_EC2_NVMe_Instance_Storage"  # the model as udev names it
+# Several disks become one RAID0 array (mdadm, as the EBS guide's RAID 0 steps:
+# https://docs.aws.amazon.com/ebs/latest/userguide/raid-config.html), with XFS on it as amazon-eks-ami and the AWS
+# Batch sample in awsome-distributed-training (1.architectures/3.aws-batch) make it: -K skips discarding disks that
+# are delivered trimmed, -l su=8b keeps the log stripe unit within XFS's maximum on an array. The label finds the
+# file system again, whatever name the array or disk has.
+INSTANCE_STORE_ARRAY = "/dev/md/rackform-scratch"
+INSTANCE_STORE_LABEL = "rf-scratch"  # XFS labels hold 12 characters at most
+MDADM_CONF = "/etc/mdadm.conf"
+FSTAB = "/etc/fstab"
+
+
+def instance_store_script(group: NodeGroupPlan, *, root: str = "", by_id: str = INSTANCE_STORE_BY_ID,
+                          attempts: int = 10, device_wait_s: int = 60) -> str:
+    """Find the type's NVMe instance store disks, stripe them into one RAID0 array when there are several, make an
+    XFS file system and mount it at the group's scratch path, writable by every job (mode 1777, as ParallelCluster's
+    /scratch). Idempotent: a volume already mounted or already made is kept, not made again. A reboot keeps the disks'
+    data and mounts the volume again from /etc/fstab (the array from /etc/mdadm.conf), `nofail` as the EBS guide
+    advises; a replaced instance has new, empty disks and runs this again. A node whose disks do not all appear, or
+    that cannot build, format or mount them, says why and leaves (LEAVE). `root` prefixes the host's files, for
+    running the script in a sandbox."""
+    store = group.instance_store
+    if store.mount_path is None:
+        raise ValueError(f"node group {group.name} uses no instance store")
+    path, fstab, mdadm_conf = f"{root}{store.mount_path}", f"{root}{FSTAB}", f"{root}{MDADM_CONF}"
+    want, label = store.disks, INSTANCE_STORE_LABEL
+    return f"""#!/bin/bash
+# rackform: NVMe instance store, {want} disk{'s' * (want > 1)} ({group.instance_type}), at {store.mount_path}
+set -u
+{LEAVE}
+mountpoint -q {path} && exit 0
+for second in $(seq 1 {device_wait_s}); do
+  disks=$(for link in {by_id}/nvme-{INSTANCE_STORE_MODEL}_*; do
+    case "$link" in *-part[0-9]*) continue ;; esac
+    [ -e "$link" ] && realpath "$link"
+  done | sort -u)
+  found=$(echo "$disks" | grep -c .)
+  [ "$found" -ge {want} ] && break
+  sleep 1
+done
+[ "$found" -ge {want} ] || leave "expected {want} NVMe instance store disks ({by_id}/nvme-{INSTANCE_STORE_MODEL}_*), \
+found $found"
+device=$(blkid -L {label})
+if [ -z "$device" ]; then
+  if [ "$found" -gt 1 ]; then
+    {_install("mdadm", attempts, " to stripe the instance store disks").replace(chr(10), chr(10) + "    ")}
+    device={INSTANCE_STORE_ARRAY}
+    mdadm --create "$device" --run --level=0 --name=rackform-scratch --raid-devices="$found" $disks \
+      || leave "could not build a RAID0 array of $found instance store disks:" $disks
+    mdadm --detail --scan > {mdadm_conf} || leave "could not write {mdadm_conf}"
+  else
+    device=$disks
+  fi
+  mkfs.xfs -K -l su=8b -L {label} "$device" || leave "could not make an XFS file system on $device"
+fi
+mkdir -p {path} || leave "could not create the mount point {path}"
+grep -qs "^LABEL={label} " {fstab} \
+  || echo "LABEL={label} {store.mount_path} xfs defaults,noatime,nofail 0 2" >> {fstab} \
+  || leave "could not add the instance store to {fstab}"
+mount -t xfs -o defaults,noatime "$device" {path} || leave "could not mount $device at {path}"
+chmod 1777 {path} || leave "could not open {path} to every job"
+exit 0"""
+
+
 def lustre_mount_script(mount: LustreMount, *, install_attempts: int = 10, mount_attempts: int = 30) -> str:
     """Install the AL2023 Lustre client and mount FSx, retrying both.
 
