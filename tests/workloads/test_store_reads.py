@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -122,3 +123,21 @@ def test_the_latest_summary_is_the_highest_seq_and_a_misfiled_one_is_a_problem(s
     store.put_once(summary_key("r1", 99), body, "application/json")
     assert store.latest_summary("r1") is None
     assert [(p.key, p.kind) for p in store.problems] == [(summary_key("r1", 99), "tampered")]
+
+
+def test_a_record_is_parsed_and_validated_in_one_pass_from_its_body(s3, monkeypatch):
+    writer = st.ResultStore(BUCKET, s3)
+    for i in range(3):
+        writer.put_record(record("one", f"r{i}"))
+    s3.put_object(Bucket=BUCKET, Key=record_key("one", "r9", "head", "cpu"), Body=b"{not json",
+                  ChecksumAlgorithm="SHA256")
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a record's body went through json.loads before its model")
+
+    # pydantic's JSON parser validates the body itself: half the CPU of json.loads and then model_validate
+    monkeypatch.setattr(st, "json", SimpleNamespace(loads=refuse))
+    reader = st.ResultStore(BUCKET, s3)
+    assert [r.rack for r in reader.records("one")] == ["r0", "r1", "r2"]
+    # a body that is not JSON is still said to be so
+    assert [(p.kind, p.why.startswith("not JSON (")) for p in reader.problems] == [("unreadable", True)]
