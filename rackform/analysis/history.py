@@ -10,7 +10,6 @@ Rack and node group are columns of the record, filtered after the read; each par
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from dataclasses import dataclass
 from workloads.benchmarks import Headline
 from workloads.results import REPEAT_LABEL, ResultRecord
 
+from .query import among, literal, quoted_table
 from .summary import figure, headlines
 
-TABLE = re.compile(r"[A-Za-z0-9_]{1,255}\.[A-Za-z0-9_]{1,255}")
 # What each row carries besides its headlines, in the order the query selects them.
 COLUMNS = ("run_id", "rack", "node_group", "instance_type", "node_count", "status", "started_at")
 
@@ -50,11 +49,6 @@ def ordered(rows: Sequence[HistoryRow]) -> list[HistoryRow]:
     return sorted(rows, key=lambda r: (r.started_at, r.rack, r.node_group, r.run_id))
 
 
-def literal(text: str) -> str:
-    """A SQL string literal: a quote inside is doubled, so no value can end it."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _values_of(h: Headline) -> str:
     """The values of the metrics that are headline `h` (its name and exactly its labels, a repeat label aside)."""
     labels = dict(h.labels)
@@ -62,22 +56,6 @@ def _values_of(h: Headline) -> str:
                   f"cardinality(map_filter(m.labels, (k, v) -> k <> {literal(REPEAT_LABEL)})) = {len(labels)}",
                   *(f"element_at(m.labels, {literal(k)}) = {literal(v)}" for k, v in sorted(labels.items()))]
     return f"transform(filter(metrics, m -> {' AND '.join(conditions)}), m -> m.value)"
-
-
-def quoted_table(table: str) -> str:
-    """`database.table` as a quoted SQL name. Glue names are lowercase letters, digits and underscores
-    (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-catalog-tables.html): anything else is refused here,
-    never pasted into the SQL."""
-    if not TABLE.fullmatch(table):
-        raise ValueError(f"table {table!r} is not DATABASE.TABLE (letters, digits and underscores)")
-    return ".".join(f'"{part}"' for part in table.split("."))
-
-
-def among(column: str, values: Sequence[str]) -> str:
-    """`column IN (...)` of string literals, each escaped."""
-    if not values:
-        raise ValueError(f"no value of {column} to query")
-    return f"{column} IN ({', '.join(literal(v) for v in sorted(set(values)))})"
 
 
 def history_sql(table: str, benchmark: str, racks: Sequence[str], node_groups: Sequence[str],

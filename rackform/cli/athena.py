@@ -9,8 +9,8 @@ added by hand). That takes glue:GetTable, glue:GetPartitions and glue:BatchCreat
 Athena's own permissions (docs/security.md).
 
 Calls, for R runs of which N are new: GetTable 1, GetPartitions 1 per 1,000 runs, BatchCreatePartition 1 per
-RUNS_PER_CALL new runs; then StartQueryExecution 1, GetQueryExecution 1 per POLL_S, GetQueryResults 1 per 1,000
-rows.
+PARTITIONS_PER_CALL // benchmarks new runs (16 today); then StartQueryExecution 1, GetQueryExecution 1 per POLL_S,
+GetQueryResults 1 per 1,000 rows.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .common import aws_target, checked_plan
 
 if TYPE_CHECKING:
+    from workloads.results import ResultRecord
+
     from .. import aws
 
 # With --engine left out: S3 below this many runs, Athena from it. Reading from S3 costs a listing per run and a GET
@@ -36,6 +38,7 @@ FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
 # (https://docs.aws.amazon.com/glue/latest/webapi/API_BatchCreatePartition.html); a run's are sent in one call.
 PARTITIONS_PER_CALL = 100
 PARTITIONS_PAGE = 1000  # GetPartitions' MaxResults
+GlueTable = Mapping[str, Any]  # GetTable's Table, AWS's JSON
 
 
 def engine_options(p: argparse.ArgumentParser) -> None:
@@ -52,7 +55,7 @@ def engine_options(p: argparse.ArgumentParser) -> None:
 
 def table_arg(text: str) -> str:
     """--table: DATABASE.TABLE in the letters Glue names take, refused here rather than put in SQL."""
-    from ..analysis.history import TABLE
+    from ..analysis.query import TABLE
 
     if not TABLE.fullmatch(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not DATABASE.TABLE (letters, digits and underscores), e.g. "
@@ -68,12 +71,15 @@ def engine(args: argparse.Namespace, runs: int) -> str:
     return chosen
 
 
-def table_of(args: argparse.Namespace, region: str) -> str:
-    """`--table`, else the storage stack's ResultsTableName output (`database.table`)."""
+def table_of(args: argparse.Namespace, region: str | None) -> str:
+    """`--table`, else the storage stack's ResultsTableName output (`database.table`) of `--spec`."""
     from .. import aws
 
     if args.table:
         return str(args.table)
+    if not getattr(args, "spec", None):
+        raise aws.AwsError("the Athena engine needs the results table", "give --table DB.TABLE (the storage "
+                           "stack's ResultsTableName output) or --spec")
     target = aws_target(args, region)
     plan = checked_plan(args.spec)
     try:
@@ -86,18 +92,20 @@ def table_of(args: argparse.Namespace, region: str) -> str:
     raise aws.AwsError(f"stack {plan.storage.stack_name} has no ResultsTableName output", "give --table DB.TABLE")
 
 
-def register_runs(glue: aws.BotoClient, table: str, bucket: str, run_ids: Sequence[str]) -> int:
+def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, bucket: str,
+                  run_ids: Sequence[str]) -> int:
     """Give each run that has none its partitions, one per benchmark (workloads/layout.records_prefix), copying the
-    table's storage descriptor with the partition's location. Returns how many runs were registered. A run is
-    registered once it has its first benchmark's partition: its partitions go in one call, so none is half done."""
+    table's storage descriptor (`described`: GetTable's) with the partition's location. Returns how many runs were
+    registered. A run is registered once it has its first benchmark's partition: its partitions go in one call, so
+    none is half done."""
     from workloads.benchmarks import BENCHMARKS
     from workloads.layout import records_prefix
 
     from .. import aws
-    from ..analysis.history import literal
+    from ..analysis.query import literal
 
     database, name = table.split(".")
-    descriptor = glue.get_table(DatabaseName=database, Name=name)["Table"]["StorageDescriptor"]
+    descriptor = described["StorageDescriptor"]
     benchmarks = sorted(BENCHMARKS)
     known: set[str] = set()
     pages = glue.get_paginator("get_partitions").paginate(
@@ -155,15 +163,45 @@ def _finished(athena: aws.BotoClient, query_id: str) -> dict[str, Any]:
         time.sleep(POLL_S)
 
 
-def rows(args: argparse.Namespace, region: str, bucket: str, run_ids: Sequence[str],
-         sql_for: Callable[[str], str]) -> list[list[str | None]]:
-    """The runs' partitions registered, then the rows of the query `sql_for(table)` builds."""
+Columns = Sequence[tuple[str, str]]  # (name, Hive type) of the deployed table, its partition keys first
+
+
+def rows(args: argparse.Namespace, region: str | None, bucket: str, run_ids: Sequence[str],
+         sql_for: Callable[[str, Columns], str]) -> list[list[str | None]]:
+    """The runs' partitions registered, then the rows of the query `sql_for(table, its columns)` builds."""
     from .. import aws
 
     target = aws_target(args, region)
     table = table_of(args, region)
-    sql = sql_for(table)  # a malformed --table is refused before any call
-    if registered := register_runs(aws.client(target, "glue"), table, bucket, run_ids):
+    glue = aws.client(target, "glue")
+    database, name = table.split(".")
+    described = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    columns = [(c["Name"], c["Type"]) for c in [*described.get("PartitionKeys", []),
+                                                 *described["StorageDescriptor"].get("Columns", [])]]
+    sql = sql_for(table, columns)
+    if registered := register_runs(glue, table, described, bucket, run_ids):
         print(f"registered {registered} run(s) in {table}", file=sys.stderr)
     return list(query(aws.client(target, "athena"), sql, workgroup=args.workgroup,
                       output_location=args.output_location or f"s3://{bucket}/{ATHENA_OUTPUT}/"))
+
+
+def cross_run_records(args: argparse.Namespace, region: str | None, bucket: str, run_ids: Sequence[str]
+                      ) -> dict[str, list[ResultRecord]] | None:
+    """The runs' records by run from one Athena query (rackform/analysis/query.py records_sql) when the engine is
+    athena; None when it is s3, for the caller to read them from S3 itself."""
+    from .. import aws
+    from ..analysis.query import record_of, records_sql
+
+    runs = list(dict.fromkeys(run_ids))
+    if engine(args, len(runs)) == "s3":
+        return None
+    found: dict[str, list[ResultRecord]] = {run_id: [] for run_id in runs}
+    for n, cells in enumerate(rows(args, region, bucket, runs,
+                                   lambda table, columns: records_sql(table, columns, runs)), 1):
+        try:
+            record = record_of(cells[0] if cells else None)
+        except ValueError as e:
+            raise aws.AwsError(f"row {n} of the Athena query: {e}", "the table's columns may be older than this "
+                               "rackform: deploy the storage stack, or use --engine s3") from None
+        found.setdefault(record.run_id, []).append(record)
+    return found

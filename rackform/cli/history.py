@@ -93,7 +93,7 @@ def _from_athena(args: argparse.Namespace, region: str, store: ResultStore, runs
     node groups."""
     from ..analysis.history import athena_row, history_sql
 
-    def sql(table_name: str) -> str:
+    def sql(table_name: str, _columns: object) -> str:
         return history_sql(table_name, args.benchmark, [rack for rack, _ in groups], [group for _, group in groups],
                            run_ids=args.run or ())
 

@@ -13,6 +13,7 @@ from ..render.text import table, wrap
 from ..spec.models import TIERS
 from ..spec.problems import SpecError
 from ..textsafe import visible
+from .athena import cross_run_records, engine_options
 from .common import (
     EXIT_PROBLEM,
     EXIT_USAGE,
@@ -69,9 +70,11 @@ def _records(args: argparse.Namespace, plan: Plan) -> list[ResultRecord] | None:
 
     check_run_ids(args.runs)
     store = results_store(args, plan)
+    # the runs from one Athena query when the engine is athena (--engine, or 50 runs and more), else from S3
+    found = cross_run_records(args, plan.region, store.bucket, args.runs)
     out: list[ResultRecord] = []
     for run_id in args.runs:
-        records = run_records(store, run_id)
+        records = run_records(store, run_id, None if found is None else found.__getitem__)
         if records is None:
             return None
         out += records
@@ -310,6 +313,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     live.add_argument("--no-live", action="store_true", help="ignore the queues' live state (no AWS Batch calls)")
     live.add_argument("--live", action="store_true",
                    help="also read the current Spot price of Spot groups and each image's platforms from its registry")
+    engine_options(p)
     aws_options(p, region=False)
 
 

@@ -11,11 +11,10 @@ import json
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
-from rackform import aws
 from rackform.analysis.history import history_sql
 from rackform.cli import athena as cli_athena
+from tests.cli.conftest import page, partitions, results_table, stubbed_athena
 from tests.conftest import ROOT, moto_aws, run_cli
 from workloads.benchmarks import BENCHMARKS
 from workloads.layout import legacy_record_key, records_prefix
@@ -49,27 +48,6 @@ def store(monkeypatch):
         yield store
 
 
-@pytest.fixture
-def glue_table(store):
-    """The storage stack's table as cdk_constructs/athena.py declares it (its partition keys and descriptor)."""
-    from cdk_constructs.athena import COLUMNS, JSON_SERDE, TEXT_INPUT, TEXT_OUTPUT
-    from workloads.layout import PARTITION_KEYS
-
-    glue = boto3.client("glue", region_name=REGION)
-    glue.create_database(DatabaseInput={"Name": "demo_storage"})
-    glue.create_table(DatabaseName="demo_storage", TableInput={
-        "Name": "results", "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS],
-        "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in COLUMNS],
-                              "Location": f"s3://{BUCKET}/results/", "InputFormat": TEXT_INPUT,
-                              "OutputFormat": TEXT_OUTPUT, "SerdeInfo": {"SerializationLibrary": JSON_SERDE}}})
-    return glue
-
-
-def partitions(glue) -> dict[tuple[str, ...], str]:
-    found = glue.get_partitions(DatabaseName="demo_storage", TableName="results")["Partitions"]
-    return {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for p in found}
-
-
 def history(capsys, *argv: object) -> tuple[int, str, str]:
     return run_cli(capsys, "history", "cpu", "--spec", SPEC, "--bucket", BUCKET, *argv)
 
@@ -82,21 +60,9 @@ def test_from_s3_one_listing_per_run_and_node_group_and_a_get_per_record(store, 
     assert "AWS requests: 5 (s3.ListObjectVersions 2, s3.GetObject 2, s3.ListObjectsV2 1)" in err
 
 
-def page(rows: list[list[str | None]], token: str | None = None) -> dict:
-    out: dict = {"ResultSet": {"Rows": [{"Data": [{} if c is None else {"VarCharValue": c} for c in r]}
-                                        for r in rows]}}
-    if token:
-        out["NextToken"] = token
-    return out
-
-
-def stubbed_athena(monkeypatch) -> Stubber:
-    athena = boto3.client("athena", region_name=REGION)
-    made = aws.client
-    monkeypatch.setattr(aws, "client", lambda target, service, **kw: athena if service == "athena"
-                        else made(target, service, **kw))
-    monkeypatch.setattr(cli_athena, "POLL_S", 0.0)
-    return Stubber(athena)
+@pytest.fixture
+def glue_table(store):
+    return results_table(BUCKET, REGION)
 
 
 GROUPS = (["graviton", "graviton", "trainium", "gpu"], ["head", "cpu", "workers", "h100"])
@@ -106,7 +72,7 @@ GROUPS = (["graviton", "graviton", "trainium", "gpu"], ["head", "cpu", "workers"
                                            ([], "2 runs; Athena from 2, or --engine")])  # asked, or the runs
 def test_on_athena_the_runs_are_registered_and_one_query_reads_every_page(glue_table, capsys, monkeypatch, argv,
                                                                           why):
-    stub = stubbed_athena(monkeypatch)
+    stub = stubbed_athena(monkeypatch, REGION)
     monkeypatch.setattr(cli_athena, "ATHENA_FROM_RUNS", 2)
     sql = history_sql("demo_storage.results", "cpu", *GROUPS)  # no run list: the benchmark is the partition
     stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"}, {
@@ -139,7 +105,7 @@ def test_on_athena_the_runs_are_registered_and_one_query_reads_every_page(glue_t
 
 def test_a_run_is_registered_once_and_a_new_one_after_it(glue_table, store, capsys, monkeypatch):
     def once() -> str:
-        stub = stubbed_athena(monkeypatch)
+        stub = stubbed_athena(monkeypatch, REGION)
         stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
         stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
         stub.add_response("get_query_results", page([["run_id"]]))
@@ -157,7 +123,7 @@ def test_a_run_is_registered_once_and_a_new_one_after_it(glue_table, store, caps
 
 
 def test_a_run_named_with_run_is_a_partition_filter(glue_table, capsys, monkeypatch):
-    stub = stubbed_athena(monkeypatch)
+    stub = stubbed_athena(monkeypatch, REGION)
     sql = history_sql("demo_storage.results", "cpu", *GROUPS, run_ids=["r2"])
     stub.add_response("start_query_execution", {"QueryExecutionId": "q"}, {
         "QueryString": sql, "WorkGroup": "wg", "ResultConfiguration": {"OutputLocation": "s3://out/q/"}})
@@ -171,7 +137,7 @@ def test_a_run_named_with_run_is_a_partition_filter(glue_table, capsys, monkeypa
 
 
 def test_a_malformed_table_is_refused_before_any_aws_call(store, capsys, monkeypatch):
-    stub = stubbed_athena(monkeypatch)
+    stub = stubbed_athena(monkeypatch, REGION)
     with stub:  # no response queued: any Athena call would fail the test
         code, _, err = history(capsys, "--engine", "athena", "--table", 'x.results" --')
     assert code == 2 and "is not DATABASE.TABLE" in err and "Traceback" not in err
@@ -188,7 +154,7 @@ def test_a_run_of_the_legacy_layout_is_read_from_s3(store, capsys):
 
 
 def test_a_failed_query_is_one_line_with_its_reason(glue_table, capsys, monkeypatch):
-    stub = stubbed_athena(monkeypatch)
+    stub = stubbed_athena(monkeypatch, REGION)
     stub.add_response("start_query_execution", {"QueryExecutionId": "q-2"})
     stub.add_response("get_query_execution", {"QueryExecution": {"Status": {
         "State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: line 2:6: Table 'x.results' does not exist"}}})
