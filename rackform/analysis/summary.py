@@ -77,7 +77,7 @@ def figure(record: ResultRecord, h: Headline) -> HeadlineFigure | None:
 
 def headline_text(record: ResultRecord) -> str:
     if record.status != "succeeded":
-        return (record.reason or record.status)[:90]
+        return record.reason or record.status  # whole, as --json has it: a table wraps it in its cell
     parts = []
     for h in headlines(record.benchmark):
         if (f := figure(record, h)) is not None:

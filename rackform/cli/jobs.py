@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..aws import BotoClient, PaginatingClient
-from ..render.text import table
+from ..render.text import table, wrap
 from ..spec.problems import Problem, SpecError
 from ..textsafe import visible
 from . import repairs
@@ -220,13 +220,15 @@ def cmd_status(args: argparse.Namespace) -> int:
                           "jobs": jobs, "repairs": [r.model_dump(mode="json") for r in repaired],
                           "problems": problem_dicts(store.problems)}, indent=2))
     else:
+        # The reason whole, as --json has it: the table wraps it in its cell.
         rows = [[j["benchmark"], f"{j['rack']}/{j['node_group']}", j["nodes"], j["batch_status"] or "?",
-                 j["record"] or "-", (j["reason"] or "")[:70]] for j in jobs]
+                 j["record"] or "-", j["reason"] or ""] for j in jobs]
         # a job Batch ended without a record: the stream is too long for the reason column, and the one lead
         ended = [visible(f"{_job_name(s)}: Batch says {s.batch_status} and no record landed; {_no_record(s)}")
                  for s in states if s.done and s.record_status is None]
-        print("\n".join([table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
-                         *ended, *map(repairs.in_flight_line, repaired), *problems, *workload_jobs]))
+        # the prose folded to the terminal, as the table fits it
+        print(wrap("\n".join([table(rows, ["benchmark", "rack/node group", "nodes", "batch", "record", "reason"]),
+                              *ended, *map(repairs.in_flight_line, repaired), *problems, *workload_jobs])))
     if timed_out:
         print(f"error: --timeout {args.timeout:g}s passed with {sum(not j['done'] for j in jobs)} job(s) not done; "
               f"they keep running: `rackform status {args.run_id} --wait` re-attaches", file=sys.stderr)
@@ -251,13 +253,14 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not rows:
         say_no_records(store, args.run_id)
         return 1
-    print(table(rows, ["benchmark", "rack/node group", "tier", "instance", "nodes", "status", "time", "result"]))
+    # A narrow terminal gives up the tier (the rack says it) and the time before the result, the command's point.
+    lines = [table(rows, ["benchmark", "rack/node group", "tier", "instance", "nodes", "status", "time", "result"],
+                   essential=("benchmark", "rack/node group", "instance", "nodes", "status", "result"))]
     if local:
-        print("note: executor=local: measured on this machine, not on the instance types named above")
-    if workload_jobs := workload_lines(args.run_id, store, None)[0]:
-        print("\n".join(workload_jobs))
-    if problems := problem_lines(store):
-        print("\n".join(problems))
+        lines.append("note: executor=local: measured on this machine, not on the instance types named above")
+    lines += workload_lines(args.run_id, store, None)[0]
+    lines += (problems := problem_lines(store))
+    print(wrap("\n".join(lines)))  # the prose folded to the terminal, as the table fits it
     return 1 if problems else 0
 
 
@@ -321,11 +324,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [[r["run_id"], r["started"].replace("+00:00", "Z"), ", ".join(r["clusters"]) or "-", r["jobs"],
              r["succeeded"], r["failed"], r["skipped"], r["pending"]] for r in listed]
-    print(table(rows, ["run", "started", "cluster", "jobs", "succeeded", "failed", "skipped", "pending"]))
+    lines = [table(rows, ["run", "started", "cluster", "jobs", "succeeded", "failed", "skipped", "pending"])]
     if len(runs) > args.limit:
-        print(f"({len(runs) - args.limit} older runs not shown: --limit {len(runs)} shows all)")
-    if problems := lines_of(bad):
-        print("\n".join(problems))
+        lines.append(f"({len(runs) - args.limit} older runs not shown: --limit {len(runs)} shows all)")
+    lines += (problems := lines_of(bad))
+    print(wrap("\n".join(lines)))  # the prose folded to the terminal, as the table fits it
     return EXIT_PROBLEM if problems else 0
 
 

@@ -14,7 +14,7 @@ from ..numbers import UNKNOWN, num, pct, usd
 from ..textsafe import visible
 from .jsonout import json_text
 from .problems import problem_dicts, problem_lines
-from .text import Styled, red, wrap
+from .text import Styled, red
 
 NOT_APPLICABLE = "n/a"
 NOT_RECORDED = "-"
@@ -56,7 +56,7 @@ def metric_text(row: Row) -> str:
 
 def value_text(row: Row) -> str:
     if row.status != "succeeded":
-        return (row.reason or "")[:80]
+        return row.reason or ""  # whole, as --json has it: the table wraps it in its cell
     return num(row.value)
 
 
@@ -148,8 +148,10 @@ def text_lines(report: Report) -> tuple[list[str], list[str]]:
     if report.local:
         before.append(LOCAL_CAVEAT)
     # The verdict first, per class of work, as `rackform advise` opens with it; the table below is the evidence.
+    # One line each: the command folds the text to the terminal, under the label (folded here, the line breaks
+    # would reach the user as visible() escapes).
     advice = advise(report.rows)
-    before += [wrap(visible(f"verdict  {class_verdict(cls, advice)}")) for cls in CLASSES]
+    before += [f"verdict  {class_verdict(cls, advice)}" for cls in CLASSES]
     after = [*unrecorded_line(report), *(f"[{i}] {note_rows(report, note)}: {note}"
                                          for note, i in notes_index(report).items())]
     bases = dict.fromkeys(f"{r.benchmark} {r.metric} on {r.instance_type}: {r.limit_basis}"

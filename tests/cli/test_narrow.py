@@ -5,15 +5,25 @@ prose folds at spaces under its label."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
 import termios
+from collections.abc import Iterator
+from typing import Any
 
-from rackform.jobs.local import EmbeddedAWS, without_credentials
+import pytest
+
+from rackform.jobs.local import EmbeddedAWS, deploy, without_credentials
+from rackform.numbers import num, usd
+from rackform.pipeline import load_plan
 from tests.conftest import ROOT
+from tests.records import run_records
+from workloads.store import ResultStore
 
 SPEC = "examples/demo.yaml"
 COLUMNS = 80
@@ -77,3 +87,114 @@ def test_preflight_on_the_embedded_aws_fits():
     fits(lines)
     assert any(line.startswith("blocker  data repository") for line in lines)
     assert "Traceback" not in "\n".join(lines)
+
+
+# --- issue 25: the commands that read a stored run, on the same 80-column terminal ---------------------------------
+
+# Longer than a table cell: status once cut it at 70 characters.
+LONG_REASON = ("fi_pingpong exited 1: fi_getinfo() found no provider named efa on this node; the EFA device is absent "
+               "or its driver did not load (dmesg | grep efa)")
+WORKLOADS = ("examples/workloads/inference.yaml", "examples/workloads/training.yaml", "examples/workloads/general.yaml")
+
+
+@pytest.fixture(scope="module")
+def stored_run() -> Iterator[dict[str, str]]:
+    """examples/demo.yaml deployed to an embedded AWS holding run r1 (tests/records.py; its fabric job failed with
+    LONG_REASON) and r0, its baseline; r1's cpu and fabric jobs submitted through `rackform submit`. Yields the
+    environment that points a `rackform` child at it."""
+    plan = load_plan(SPEC)
+    with EmbeddedAWS(plan.region) as aws:
+        bucket = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam")).bucket
+        store = ResultStore(bucket, aws.client("s3"))
+        for r in run_records("r0", gpu_algbw=200.0, gemm=650.0, p50=10.0):
+            store.put_record(r)
+        for r in run_records("r1", gpu_algbw=225.0, gemm=700.0, p50=9.0):
+            store.put_record(r.model_copy(update={"reason": LONG_REASON}) if r.reason else r)
+        env = {**without_credentials(os.environ), **aws.env, "RACKFORM_BUCKET": bucket}
+        for rack, group, benchmark in (("graviton", "head", "cpu"), ("graviton", "cpu", "fabric")):
+            subprocess.run([sys.executable, "-m", "rackform", "submit", SPEC, "--rack", rack, "--node-group", group,
+                            "--benchmark", benchmark, "--run-id", "r1"], env=env, cwd=ROOT, check=True,
+                           capture_output=True, timeout=60)
+        yield env
+
+
+def as_json(env: dict[str, str], *argv: str) -> Any:
+    proc = subprocess.run([sys.executable, "-m", "rackform", *argv, "--json"], env=env, cwd=ROOT, text=True,
+                          capture_output=True, timeout=60)
+    return json.loads(proc.stdout)
+
+
+def whole(lines: list[str], *tokens: str) -> None:
+    """Each name or figure, as the text writes it, stands whole on one line: never cut or folded across two."""
+    def on_a_line(token: str) -> bool:
+        return any(re.search(rf"(?<![\w.,/-]){re.escape(token)}(?![\w/-]|[.,]\d)", line) for line in lines)
+
+    assert [t for t in tokens if not on_a_line(t)] == []
+
+
+def folded(lines: list[str]) -> None:
+    """Prose folded at spaces, never a line break shown as an escape (none of these records holds a control
+    character), and every footnote marker is in the table it explains."""
+    fits(lines)
+    assert not [line for line in lines if "\\n" in line]
+    notes = {m for line in lines if (m := re.match(r"\[\d+\] ", line))}
+    marks = set(re.findall(r"\[\d+\]", "\n".join(line for line in lines if not re.match(r"\[\d+\] ", line))))
+    assert {m.group().strip() for m in notes} <= marks
+
+
+def test_report_fits_with_its_verdicts_folded_and_every_figure_whole(stored_run):
+    for argv in (("report", "r1"), ("report", "r1", "--baseline", "r0")):
+        code, lines = on_terminal(*argv, env=stored_run)
+        assert code == 0
+        folded(lines)
+        rows = as_json(stored_run, *argv)["rows"]
+        whole(lines, *(t for r in rows for t in (r["benchmark"], f"{r['rack']}/{r['node_group']}", r["instance_type"],
+                                                 usd(r["usd_per_hour"]))))
+        whole(lines, *(num(r[k]) for r in rows if r["status"] == "succeeded" for k in ("value", "per_dollar")
+                       if r[k] is not None))
+        whole(lines, *LONG_REASON.split())
+        verdicts = [i for i, line in enumerate(lines) if line.startswith("verdict  ")]
+        assert len(verdicts) == 3 and lines[verdicts[0] + 1].startswith(" " * 9)  # folded under its label
+
+
+def test_results_keep_the_result_column_and_fold_the_note(stored_run):
+    code, lines = on_terminal("results", "r1", env=stored_run)
+    assert code == 0
+    fits(lines)
+    records = as_json(stored_run, "results", "r1")["records"]
+    whole(lines, *(t for r in records for t in (r["benchmark"], f"{r['rack']}/{r['node_group']}", r["instance_type"])))
+    whole(lines, *LONG_REASON.split())  # the result column stays: a failure's reason, wrapped in its cell
+    note = next(i for i, line in enumerate(lines) if line.startswith("note: executor=local"))
+    assert lines[note + 1] == "above"  # folded, not left running past the edge
+
+
+def test_status_shows_a_long_reason_whole(stored_run):
+    code, lines = on_terminal("status", "r1", env=stored_run)
+    assert code == 1  # the fabric job failed
+    fits(lines)
+    jobs = as_json(stored_run, "status", "r1")["jobs"]
+    assert LONG_REASON in [j["reason"] for j in jobs]
+    # the reason to its end (it was cut at 70 characters), each word whole
+    whole(lines, *LONG_REASON.split(), *(f"{j['rack']}/{j['node_group']}" for j in jobs))
+
+
+def test_runs_fit_with_each_row_whole(stored_run):
+    code, lines = on_terminal("runs", env=stored_run)
+    assert code == 0
+    fits(lines)
+    runs = as_json(stored_run, "runs")["runs"]
+    for r in runs:  # each run's row whole, on one line
+        row = [r["run_id"], *(str(r[k]) for k in ("jobs", "succeeded", "failed", "skipped", "pending"))]
+        assert any(line.split()[:1] == row[:1] and line.split()[-5:] == row[1:] for line in lines), row
+
+
+def test_place_explain_fits_with_every_candidate_and_price_whole(stored_run):
+    argv = ("place", *WORKLOADS, "--spec", SPEC, "--run", "r1", "--explain")
+    code, lines = on_terminal(*argv, env=stored_run)
+    assert code == 0
+    folded(lines)
+    decisions = as_json(stored_run, *argv)["decisions"]
+    assert len(decisions) == len(WORKLOADS)
+    whole(lines, *(t for d in decisions for c in d["candidates"]
+                   for t in (f"{c['rack']}/{c['node_group']}", c["instance_type"], usd(c["usd_per_hour"]))))
+    whole(lines, *(w for d in decisions for c in d["candidates"] for v in c["verdicts"] for w in v.split()))
