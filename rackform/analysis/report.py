@@ -13,7 +13,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from workloads.benchmarks import BENCHMARKS, Headline, Pricing
@@ -321,7 +321,14 @@ def _row(record: ResultRecord, h: Headline, f: HeadlineFigure, bare: Row, pricin
 def report_rows(records: Iterable[ResultRecord], limits_of: LimitsOf, fsx: FsxLustre | None = None) -> list[Row]:
     """Rows grouped by benchmark (in BENCHMARKS order), so that tiers running the same work sit together. Each record
     becomes its rows as it comes and is not kept: the records may be a stream of any length."""
+    limits_of = once_per_type(limits_of)
     return ordered_rows(row for r in records for row in record_rows(r, limits_of(r.instance_type), fsx))
+
+
+def once_per_type(limits_of: LimitsOf) -> LimitsOf:
+    """`limits_of`, asked once per instance type: a run of 10,000 records has a handful of types, and each answer
+    is a validated model built from the catalog and limits.json."""
+    return cache(limits_of)
 
 
 def ordered_rows(rows: Iterable[Row]) -> list[Row]:
@@ -489,6 +496,7 @@ def build_report(records: Iterable[ResultRecord], *, limits_of: LimitsOf, fsx: F
     rows and its bus bandwidth line as it comes and is then dropped, so memory holds rows, not records. `problems`
     may be a callable, asked once the records (and the baseline) are read: a stream's problems are known at its end."""
     run_id, rows, series = "", [], []
+    limits_of = once_per_type(limits_of)
     for record in records:
         run_id = run_id or record.run_id
         rows += record_rows(record, limits_of(record.instance_type), fsx)

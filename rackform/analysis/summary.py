@@ -38,8 +38,7 @@ def headlines(benchmark: str) -> tuple[Headline, ...]:
 def matches(metric: Metric, h: Headline) -> bool:
     """The metric is the headline: the same name and exactly its labels, a repeat label aside. A metric with labels
     the headline does not name is another figure (an out-of-place busbw_max is not the in-place one)."""
-    labels = {k: v for k, v in metric.labels.items() if k != REPEAT_LABEL}
-    return metric.name == h.metric and labels == dict(h.labels)
+    return metric.name == h.metric and {k: v for k, v in metric.labels.items() if k != REPEAT_LABEL} == dict(h.labels)
 
 
 @dataclass(frozen=True)

@@ -72,3 +72,17 @@ def test_the_report_takes_a_stream_and_keeps_no_record_of_it():
     assert report.run_id == "cur" and len(report.rows) == 50
     assert [r.rack for r in report.rows] == [f"rack{i:02d}" for i in range(50)]
     assert sum(ref() is not None for ref in alive) == 0  # every record dropped once it became its row
+
+
+def test_the_limits_of_an_instance_type_are_built_once_per_report():
+    asked: list[str] = []
+
+    def limits_of(instance_type: str):  # noqa: ANN202 - limits_for's own return
+        asked.append(instance_type)
+        return limits_for(instance_type)
+
+    records = [gemm("cur", f"rack{i}", 700.0) for i in range(50)]
+    current = rp.build_report(records, limits_of=limits_of, baseline=records, baseline_run_id="cur")
+    assert len(current.rows) == 50 and asked == ["p5.48xlarge"]  # once for the run and its baseline
+    asked.clear()
+    assert len(rp.report_rows(records, limits_of)) == 50 and asked == ["p5.48xlarge"]
