@@ -31,6 +31,7 @@ from typing import Any, Literal
 from workloads.results import ResultRecord
 
 from ..capacity import of as capacity_kind
+from ..numbers import num
 from ..plan.models import NodeGroupPlan, Plan
 from ..reference.peaks import Limits
 from ..spec.workload import Workload
@@ -166,7 +167,8 @@ def figure_text(c: PlacementCandidate) -> str:
     spread = ""
     if c.per_dollar_low is not None and c.per_dollar_high is not None and c.per_dollar:
         spread = f" ±{(c.per_dollar_high - c.per_dollar_low) / 2 / c.per_dollar:.1%}"
-    return (f"{c.per_dollar:,.4g} {c.per_dollar_unit} ({c.measured_jobs} job{'s' * (c.measured_jobs != 1)}"
+    # numbers.num, as report and advise write the same figure (never 1.047e+06 beside advise's 1,046,512)
+    return (f"{num(c.per_dollar)} {c.per_dollar_unit} ({c.measured_jobs} job{'s' * (c.measured_jobs != 1)}"
             f"{spread}{', rehearsal' if c.rehearsal else ''})")
 
 

@@ -198,3 +198,7 @@ def test_place_explain_fits_with_every_candidate_and_price_whole(stored_run):
     whole(lines, *(t for d in decisions for c in d["candidates"]
                    for t in (f"{c['rack']}/{c['node_group']}", c["instance_type"], usd(c["usd_per_hour"]))))
     whole(lines, *(w for d in decisions for c in d["candidates"] for v in c["verdicts"] for w in v.split()))
+    # a measured per-dollar figure as report and advise write it (it read 1.047e+06 here, 1,046,512 in advise)
+    measured = [num(c["per_dollar"]) for d in decisions for c in d["candidates"] if c["per_dollar"] is not None]
+    assert measured
+    whole(lines, *measured)
