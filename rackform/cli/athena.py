@@ -8,8 +8,9 @@ in the bucket whose partitions Glue lacks get theirs, one per run and benchmark
 added by hand). That takes glue:GetTable, glue:GetPartitions and glue:BatchCreatePartition on the table besides
 Athena's own permissions (docs/security.md).
 
-Calls, for R runs of which N are new: GetTable 1, GetPartitions 1 per 1,000 runs, BatchCreatePartition 1 per
-PARTITIONS_PER_CALL // benchmarks new runs (16 today); then StartQueryExecution 1, GetQueryExecution 1 per POLL_S,
+Calls, for R runs of which N are new: GetTable 1, GetPartitions 1 per 1,000 partitions (125 runs: a partition per
+benchmark), BatchCreatePartition 1 per
+PARTITIONS_PER_CALL // benchmarks new runs (12 today); then StartQueryExecution 1, GetQueryExecution 1 per POLL_S,
 GetQueryResults 1 per 1,000 rows.
 """
 
@@ -94,26 +95,29 @@ def table_of(args: argparse.Namespace, region: str | None) -> str:
 
 def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, bucket: str,
                   run_ids: Sequence[str]) -> int:
-    """Give each run that has none its partitions, one per benchmark (workloads/layout.records_prefix), copying the
+    """Give each run that lacks any its partitions, one per benchmark (workloads/layout.records_prefix), copying the
     table's storage descriptor (`described`: GetTable's) with the partition's location. Returns how many runs were
-    registered. A run is registered once it has its first benchmark's partition: its partitions go in one call, so
-    none is half done."""
+    registered. A run is known once it has every benchmark's partition: one left half done (a call that failed) is
+    sent again whole, its partitions that exist answered AlreadyExists, and a benchmark added later is added to the
+    runs before it the same way."""
     from workloads.benchmarks import BENCHMARKS
     from workloads.layout import records_prefix
 
     from .. import aws
-    from ..analysis.query import literal
 
     database, name = table.split(".")
     descriptor = described["StorageDescriptor"]
     benchmarks = sorted(BENCHMARKS)
-    known: set[str] = set()
-    pages = glue.get_paginator("get_partitions").paginate(
-        DatabaseName=database, TableName=name, Expression=f"benchmark = {literal(benchmarks[0])}",
-        PaginationConfig={"PageSize": PARTITIONS_PAGE})
+    have: dict[str, set[str]] = {}
+    # ExcludeColumnSchema: the values are all that is read, not each partition's copy of the columns
+    # (https://docs.aws.amazon.com/glue/latest/webapi/API_GetPartitions.html).
+    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=name,
+                                                          ExcludeColumnSchema=True,
+                                                          PaginationConfig={"PageSize": PARTITIONS_PAGE})
     for page in pages:
-        known.update(p["Values"][0] for p in page.get("Partitions", []))
-    new = [r for r in dict.fromkeys(run_ids) if r not in known]
+        for p in page.get("Partitions", []):
+            have.setdefault(p["Values"][0], set()).add(p["Values"][1])
+    new = [r for r in dict.fromkeys(run_ids) if not have.get(r, set()) >= set(benchmarks)]
     per_call = PARTITIONS_PER_CALL // len(benchmarks)
     for start in range(0, len(new), per_call):
         inputs = [{"Values": [run_id, benchmark],

@@ -122,6 +122,23 @@ def test_a_run_is_registered_once_and_a_new_one_after_it(glue_table, store, caps
     assert {values[0] for values in partitions(glue_table)} == {"r1", "r2", "r3"}
 
 
+def test_a_run_left_half_registered_is_sent_again_whole(glue_table, capsys, monkeypatch):
+    FIRST = sorted(BENCHMARKS)[0]  # whichever one partition a failed call left, the run is not taken as known
+    described = glue_table.get_table(DatabaseName="demo_storage", Name="results")["Table"]
+    glue_table.create_partition(DatabaseName="demo_storage", TableName="results", PartitionInput={
+        "Values": ["r1", FIRST], "StorageDescriptor": {**described["StorageDescriptor"], "Location": "s3://x/"}})
+    stub = stubbed_athena(monkeypatch, REGION)
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
+    stub.add_response("get_query_results", page([["run_id"]]))
+    with stub:
+        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results")
+    assert code == 0 and "registered 2 run(s)" in err
+    found = partitions(glue_table)
+    assert {b for run, b in found if run == "r1"} == set(BENCHMARKS)  # the rest added; the one there answered
+    assert found[("r1", FIRST)] == "s3://x/"  # AlreadyExists, and left as it was
+
+
 def test_a_run_named_with_run_is_a_partition_filter(glue_table, capsys, monkeypatch):
     stub = stubbed_athena(monkeypatch, REGION)
     sql = history_sql("demo_storage.results", "cpu", *GROUPS, run_ids=["r2"])
