@@ -1,0 +1,33 @@
+"""What a local node (the demo's rehearsal) runs differs from a node on AWS only where it says so: smaller sizes,
+and no torchrun where it would only start one process with no peers."""
+
+from __future__ import annotations
+
+import pytest
+
+from workloads.benchmarks import BENCHMARKS, NodeContext
+
+TORCHRUN = "torch.distributed.run"
+
+
+@pytest.mark.parametrize("bench", ["gemm", "inference"])
+def test_a_local_single_process_torch_node_starts_torchbench_itself(bench: str) -> None:
+    [local] = BENCHMARKS[bench].steps(NodeContext(tier="graviton", local=True, repeats=3))
+    assert TORCHRUN not in local.argv and local.argv[1:4] == ("-m", "workloads.torchbench", bench)
+    assert "--repeats=3" in local.argv and "--device=cpu" in local.argv
+    # on AWS the command is unchanged: torchrun, one process per node
+    [aws] = BENCHMARKS[bench].steps(NodeContext(tier="gpu", gpus=8, repeats=3))
+    assert TORCHRUN in aws.argv and "--nproc-per-node=1" in aws.argv and "--device=cuda" in aws.argv
+
+
+def test_the_local_all_reduce_keeps_its_rendezvous_across_nodes() -> None:
+    for index in (0, 1):
+        [step] = BENCHMARKS["allreduce"].steps(NodeContext(tier="cpu", local=True, num_nodes=2, node_index=index))
+        assert TORCHRUN in step.argv and "--nnodes=2" in step.argv and f"--node-rank={index}" in step.argv
+
+
+def test_local_inference_is_smaller_and_says_so_in_its_arguments() -> None:
+    [local] = BENCHMARKS["inference"].steps(NodeContext(tier="cpu", local=True))
+    [aws] = BENCHMARKS["inference"].steps(NodeContext(tier="cpu"))
+    assert {"--prompt=32", "--generate=16"} <= set(local.argv)
+    assert not any(a.startswith(("--prompt", "--generate")) for a in aws.argv)  # torchbench's defaults, 64 and 32
