@@ -70,7 +70,7 @@ def mime_multipart(*shell_scripts: str) -> str:
             f"{parts}--{MIME_BOUNDARY}--\n")
 
 
-def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None) -> str:
+def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None, *, xid_log_group: str | None = None) -> str:
     """The group's user data: the node's own setup (containers kept from the node role, its identity written for
     jobs), the instance store's scratch volume where the group uses it, the EFA software where the group has EFA (its
     devices must exist before any job), then the FSx mount, then the node's telemetry."""
@@ -81,7 +81,7 @@ def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None) -> str:
         scripts.append(efa_install_script(group))
     if lustre is not None:
         scripts.append(lustre_mount_script(lustre))
-    scripts.append(telemetry_script(group))
+    scripts.append(telemetry_script(group, xid_log_group=xid_log_group))
     return mime_multipart(*scripts)
 
 
@@ -104,26 +104,50 @@ EFA_MEASUREMENTS = ("efa_tx_bytes", "efa_rx_bytes", "efa_retrans_pkts", "efa_rx_
 # neuron-monitor streams the Neuron devices' figures as JSON; the Neuron tools' companion script puts them in
 # CloudWatch (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/tools/neuron-sys-tools/neuron-monitor-user-guide.html).
 NEURON_MONITOR_CLOUDWATCH = "/opt/aws/neuron/bin/neuron-monitor-cloudwatch.py"
+# GPU faults the nvidia_gpu section cannot see: the NVIDIA driver logs each XID event to the kernel log as
+# "NVRM: Xid (PCI:<bus id>): <XID>, pid=..., <description>" (https://docs.nvidia.com/deploy/xid-errors/index.html).
+# The agent reads files, not the journal, and AL2023 (the ECS-optimized AMIs rackform uses) keeps the kernel log in
+# the journal alone: rsyslog is not installed, so there is no /var/log/messages
+# (https://docs.aws.amazon.com/linux/al2023/ug/journald.html; amazon-ecs-ami's AL2023 package list has no rsyslog).
+# So GPU nodes (`xid_log_group` given) install rsyslog, which writes the journal, kernel lines included, to
+# /var/log/messages, and the agent ships only the XID lines of it (its `filters`: a regular expression a line must
+# match) to the rack's log group, where metric filters count them (cdk_constructs/telemetry.py).
+KERNEL_LOG = "/var/log/messages"
+XID_LINE = "NVRM: Xid"
 
 
-def agent_config(group: NodeGroupPlan) -> dict[str, object]:
+def agent_config(group: NodeGroupPlan, *, xid_log_group: str | None = None) -> dict[str, object]:
     dims = {"Rack": group.resource_name.removesuffix(f"-{group.name}"), "NodeGroup": group.resource_name}
     collected: dict[str, dict[str, object]] = {"mem": {"measurement": ["mem_used_percent"]}}
     if group.gpus_per_node:
         collected["nvidia_gpu"] = {"measurement": list(NVIDIA_GPU_MEASUREMENTS)}
     if group.efa_interfaces:
         collected["efa"] = {"measurement": list(EFA_MEASUREMENTS)}
-    return {"agent": {"metrics_collection_interval": 60},
-            "metrics": {"namespace": TELEMETRY_NAMESPACE, "append_dimensions": {"InstanceId": "${aws:InstanceId}"},
-                        "aggregation_dimensions": [["Rack", "NodeGroup"]],
-                        "metrics_collected": {k: {**v, "append_dimensions": dims} for k, v in collected.items()}}}
+    config: dict[str, object] = {
+        "agent": {"metrics_collection_interval": 60},
+        "metrics": {"namespace": TELEMETRY_NAMESPACE, "append_dimensions": {"InstanceId": "${aws:InstanceId}"},
+                    "aggregation_dimensions": [["Rack", "NodeGroup"]],
+                    "metrics_collected": {k: {**v, "append_dimensions": dims} for k, v in collected.items()}}}
+    if group.gpus_per_node and xid_log_group is not None:
+        # The node role may already write to any log group (AmazonEC2ContainerServiceforEC2Role's CreateLogStream
+        # and PutLogEvents, for the containers' awslogs driver): the group exists, the agent only adds streams.
+        config["logs"] = {"logs_collected": {"files": {"collect_list": [{
+            "file_path": KERNEL_LOG, "log_group_name": xid_log_group, "log_stream_name": "{instance_id}",
+            "filters": [{"type": "include", "expression": XID_LINE}]}]}}}
+    return config
 
 
-def telemetry_script(group: NodeGroupPlan, *, attempts: int = 10) -> str:
-    """Install and start the CloudWatch agent with the group's configuration, and on Neuron nodes stream
-    neuron-monitor to CloudWatch. Unlike the setup parts, a failure here says why and goes on: a node that cannot
-    report its metrics still runs jobs, and its health step still checks it."""
-    config = json.dumps(agent_config(group), separators=(",", ":"))
+def telemetry_script(group: NodeGroupPlan, *, attempts: int = 10, xid_log_group: str | None = None) -> str:
+    """Install and start the CloudWatch agent with the group's configuration (rsyslog too where the agent ships the
+    kernel log's XID lines), and on Neuron nodes stream neuron-monitor to CloudWatch. Unlike the setup parts, a
+    failure here says why and goes on: a node that cannot report its metrics still runs jobs, and its health step
+    still checks it."""
+    settings = agent_config(group, xid_log_group=xid_log_group)
+    config = json.dumps(settings, separators=(",", ":"))
+    packages, syslog = "amazon-cloudwatch-agent", ""
+    if "logs" in settings:
+        packages += " rsyslog"
+        syslog = f'systemctl enable --now rsyslog || say "rsyslog did not start: no {KERNEL_LOG}, no XID lines"\n'
     neuron = "" if not group.neuron_devices_per_node else f"""
 region=$(curl -fsS -m 5 -H "X-aws-ec2-metadata-token: $(curl -fsS -m 5 -X PUT -H \
   "X-aws-ec2-metadata-token-ttl-seconds: 60" http://{IMDS_ADDRESS}/latest/api/token)" \
@@ -144,10 +168,10 @@ systemctl enable --now rackform-neuron-monitor || say "neuron-monitor not starte
 set -u
 say() {{ echo "rackform: telemetry: $*; the node runs jobs without it" >&2; }}
 for attempt in $(seq 1 {attempts}); do
-  dnf install -y amazon-cloudwatch-agent && break
+  dnf install -y {packages} && break
   sleep 10
 done
-mkdir -p "$(dirname {AGENT_CONFIG})" && echo '{config}' > {AGENT_CONFIG}
+{syslog}mkdir -p "$(dirname {AGENT_CONFIG})" && echo '{config}' > {AGENT_CONFIG}
 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{AGENT_CONFIG} \
   || say "the CloudWatch agent did not start"{neuron}
 exit 0"""

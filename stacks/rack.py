@@ -67,6 +67,18 @@ class RackStack(Stack):
         images = {tier: TierImage(self, naming.tier_image_id(tier), tier=tier)
                   for tier in sorted({g.tier for g in rack.node_groups})}
         self.node_groups: dict[str, RackNodeGroup] = {}
+        xid_log_group = None
+        if rack.healing is not None:
+            # Jobs retry on host faults whether or not the rack repairs itself: the retry strategy is the job
+            # definitions' (rackform.jobs.jobdefs.RETRY_STRATEGY).
+            self.repair = RackRepair(self, naming.REPAIR_ID, spec_name=spec_name, rack=rack.name,
+                                     healing=rack.healing, groups=rack.node_groups, results_bucket=results_bucket)
+            self.telemetry = RackTelemetry(self, naming.TELEMETRY_ID, spec_name=spec_name, rack=rack.name,
+                                           groups=rack.node_groups, topic=self.repair.topic,
+                                           repair_function=self.repair.function,
+                                           stuck_runnable_minutes=rack.healing.stuck_runnable_minutes)
+            # made before the node groups: GPU nodes ship their XID lines to it (user_data.agent_config)
+            xid_log_group = None if self.telemetry.xid is None else self.telemetry.xid.log_group.log_group_name
         for group in rack.node_groups:
             ids = naming.node_group_ids(group.name)
             self.node_groups[group.name] = RackNodeGroup(
@@ -76,7 +88,7 @@ class RackStack(Stack):
                 subnet=subnet,
                 security_group_ids=node_security_groups,
                 instance_profile_arn=role.instance_profile.instance_profile_arn,
-                user_data=node_user_data(group, lustre_mount),
+                user_data=node_user_data(group, lustre_mount, xid_log_group=xid_log_group),
             )
             # The price travels with the job so its record can say what the run cost; only On-Demand is known here.
             on_demand = capacity_kind(group.capacity.type).price == "on-demand-snapshot"
@@ -87,11 +99,3 @@ class RackStack(Stack):
                 fsx_mount=None if lustre_mount is None else lustre_mount.mount_path, price_usd_per_hour=price))
             CfnOutput(self, ids["job queue output"], value=group.job_queue,
                       description=f"AWS Batch job queue of node group {group.name}")
-        if rack.healing is not None:
-            # Jobs retry on host faults whether or not the rack repairs itself: the retry strategy is the job
-            # definitions' (rackform.jobs.jobdefs.RETRY_STRATEGY).
-            self.repair = RackRepair(self, naming.REPAIR_ID, spec_name=spec_name, rack=rack.name,
-                                     healing=rack.healing, groups=rack.node_groups, results_bucket=results_bucket)
-            self.telemetry = RackTelemetry(self, naming.TELEMETRY_ID, spec_name=spec_name, rack=rack.name,
-                                           groups=rack.node_groups, topic=self.repair.topic,
-                                           repair_function=self.repair.function)

@@ -172,10 +172,16 @@ class HealingPlan(Frozen):
     # that get them (none: no schedule)
     idle_check_rate: str
     idle_checked: tuple[str, ...]
+    # The "jobs stuck RUNNABLE" alarm's threshold (cdk_constructs/telemetry.py); None: no such alarm
+    stuck_runnable_minutes: int | None
 
 
 # Idle checks where the spec gives no interval: on node groups with warm nodes only, which are up anyway.
 DEFAULT_IDLE_CHECK = "6h"
+# How often the rack's queue-depth function (workloads/queue_depth.py) samples its Batch queues: a job that waits
+# RUNNABLE longer than a Batch scale-up (minutes) is seen within one interval, and at 5 minutes the function costs
+# cents a month (docs/self-healing.md has the figures).
+QUEUE_DEPTH_INTERVAL_MINUTES = 5
 
 
 def healing_plan(healing: Healing, groups: Sequence[NodeGroup]) -> HealingPlan | None:
@@ -185,7 +191,8 @@ def healing_plan(healing: Healing, groups: Sequence[NodeGroup]) -> HealingPlan |
     count, unit = int(every[:-1]), {"h": "hour", "d": "day"}[every[-1]]
     checked = [g.name for g in groups if healing.idle_check_every or g.min_count > 0]
     return HealingPlan(email=healing.email, max_fraction_per_hour=healing.max_fraction_per_hour,
-                       idle_check_rate=f"rate({count} {unit}{'s' * (count > 1)})", idle_checked=tuple(checked))
+                       idle_check_rate=f"rate({count} {unit}{'s' * (count > 1)})", idle_checked=tuple(checked),
+                       stuck_runnable_minutes=healing.stuck_runnable_minutes)
 
 
 class RackPlan(Frozen):

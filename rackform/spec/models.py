@@ -208,6 +208,10 @@ class Healing(Frozen):
         None, pattern=INTERVAL_PATTERN, description="e.g. 6h or 1d: how often every node group runs the health step "
         "as a job of its own, so a failure feeds the same loop; omitted: every 6h on node groups with warm nodes "
         "(min_count), none on the others (they scale to zero: a check would launch a node to test it)")
+    stuck_runnable_minutes: Annotated[int, Field(strict=True, ge=1, le=1440)] | None = Field(
+        30, description="the rack's alarm fires when a job of its queues has waited RUNNABLE this long (a job waits "
+        "there while Batch launches a node, minutes; longer means no node can take it: a quota, a capacity shortage, "
+        "a job larger than any node); at least 10 (the queues are sampled every 5 minutes); null: no such alarm")
 
 
 class Rack(Frozen):

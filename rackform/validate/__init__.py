@@ -11,13 +11,13 @@ from ..reference.catalog import Catalog
 from ..spec.models import Spec
 from ..spec.problems import Problem
 from ..spec.workload import Workload
-from . import capacity, efa, instances, limits, names, network, storage, workload
+from . import capacity, efa, healing, instances, limits, names, network, storage, workload
 from .core import Rule, SpecRule, WorkloadRule
 
 __all__ = ["RULES", "WORKLOAD_RULES", "Rule", "validate_spec", "validate_workload"]
 
 RULES: tuple[SpecRule, ...] = (*instances.RULES, *names.RULES, *efa.RULES, *capacity.RULES, *storage.RULES,
-                               *network.RULES, *limits.RULES)
+                               *network.RULES, *limits.RULES, *healing.RULES)
 WORKLOAD_RULES: tuple[WorkloadRule, ...] = workload.RULES
 
 

@@ -65,12 +65,19 @@ EXPECTED_ACKNOWLEDGEMENTS = {
                                   r"<AWS::AccountId>:container-instance/[a-z0-9-]+-ce_Batch_\*/\*\]"),
     ("Repair/IdleCheckRole/DefaultPolicy", r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
                                            r"<AWS::AccountId>:job-definition/[a-z0-9-]+-single:\*\]"),
+    # batch:ListJobs and cloudwatch:PutMetricData take no resource (cdk_constructs/telemetry.py QueueDepth)
+    ("Telemetry/QueueDepth/Role/DefaultPolicy", r"AwsSolutions-IAM5\[Resource::\*\]"),
 }
 # checkov checks skipped on a resource (template Metadata), by (check id, logical id prefix).
 EXPECTED_CHECKOV_SKIPS = {("CKV_AWS_18", "ResultsBucket"), ("CKV_AWS_158", "NetworkFlowLogs"),
                           ("CKV_AWS_111", "NodesRoleDefaultPolicy"), ("CKV_AWS_158", "RepairLogs"),
                           ("CKV_AWS_116", "RepairFunction"), ("CKV_AWS_117", "RepairFunction"),
-                          ("CKV_AWS_173", "RepairFunction")}
+                          ("CKV_AWS_173", "RepairFunction"),
+                          # the queue-depth function and the XID lines (cdk_constructs/telemetry.py)
+                          ("CKV_AWS_111", "TelemetryQueueDepthRoleDefaultPolicy"),
+                          ("CKV_AWS_116", "TelemetryQueueDepthFunction"), ("CKV_AWS_117", "TelemetryQueueDepthFunction"),
+                          ("CKV_AWS_173", "TelemetryQueueDepthFunction"), ("CKV_AWS_158", "TelemetryQueueDepthLogs"),
+                          ("CKV_AWS_158", "TelemetryGpuXidLogs")}
 
 
 @dataclass
@@ -291,11 +298,15 @@ RESOURCE_STAR_ALLOWED: dict[tuple[str, str], str] = {
     ("NodesRoleDefaultPolicy", action): "Session Manager on the nodes" for action in SESSION_MANAGER_ACTIONS}
 # the CloudWatch agent's metrics (cdk_constructs/node_group.py): PutMetricData takes no resource, a namespace condition
 RESOURCE_STAR_ALLOWED[("NodesRoleDefaultPolicy", "cloudwatch:PutMetricData")] = "the nodes' CloudWatch agent"
+# the queue-depth function (cdk_constructs/telemetry.py): ListJobs has no resource type, PutMetricData as above
+RESOURCE_STAR_ALLOWED[("TelemetryQueueDepthRoleDefaultPolicy", "batch:ListJobs")] = "the queues' depth"
+RESOURCE_STAR_ALLOWED[("TelemetryQueueDepthRoleDefaultPolicy", "cloudwatch:PutMetricData")] = "the queues' depth"
 # Which principal may assume which role, by logical id prefix.
 TRUSTED_SERVICES = {"NodesRole": "ec2.amazonaws.com", "JobsRole": "ecs-tasks.amazonaws.com",
                     "WorkloadsRole": "ecs-tasks.amazonaws.com",
                     "NetworkVpcFlowLogIAMRole": "vpc-flow-logs.amazonaws.com",
-                    "RepairRole": "lambda.amazonaws.com", "RepairIdleCheckRole": "scheduler.amazonaws.com"}
+                    "RepairRole": "lambda.amazonaws.com", "RepairIdleCheckRole": "scheduler.amazonaws.com",
+                    "TelemetryQueueDepthRole": "lambda.amazonaws.com"}
 MANAGED_POLICIES = {"NodesRole": {"service-role/AmazonEC2ContainerServiceforEC2Role"}}
 
 
@@ -454,8 +465,10 @@ def test_data_outlives_its_stacks(gated):
             for stack, lid, r in resources(g, t):
                 found[t] += 1
                 assert r.get("DeletionPolicy") == "Retain" and r.get("UpdateReplacePolicy") == "Retain", (stack, lid)
-        # both examples have FSx with a data repository; the log groups: the flow logs', each repair function's
-        found["AWS::Logs::LogGroup"] -= sum(r.healing is not None for r in g.plan.racks)
+        # both examples have FSx with a data repository; the log groups: the flow logs', each repair and queue-depth
+        # function's, and each GPU rack's XID lines
+        found["AWS::Logs::LogGroup"] -= sum((2 + any(n.gpus_per_node for n in r.node_groups)) * (r.healing is not None)
+                                            for r in g.plan.racks)
         found["AWS::Logs::LogGroup"] += g.plan.network.existing is not None  # no flow logs of rackform's there
         assert found == {t: 1 for t in RETAINED}, found
         assert g.termination_protection[g.plan.storage.stack_name] is True

@@ -27,6 +27,12 @@ def rack_template(s: Synth, rack: str) -> dict[str, Any]:
     return s.raw[next(r.stack_name for r in s.plan.racks if r.name == rack)]
 
 
+def by_id(raw: dict[str, Any], kind: str, prefix: str) -> dict[str, Any]:
+    """The one `kind` resource whose logical id starts with `prefix` (the construct path: Repair..., Telemetry...)."""
+    [found] = [r for lid, r in resources(raw, kind).items() if lid.startswith(prefix)]
+    return found
+
+
 # --- retries on the node's failures only -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("exit_code", "status_reason", "reason", "action"), [
@@ -68,7 +74,8 @@ def test_healing_is_on_by_default_and_checks_warm_nodes_only() -> None:
     cold = NodeGroup(name="cold", instance_type="p5.48xlarge", count=4)
     warm = NodeGroup(name="warm", instance_type="p5.48xlarge", count=4, min_count=1)
     assert healing_plan(Healing(), [cold, warm]) == HealingPlan(
-        email=None, max_fraction_per_hour=0.2, idle_check_rate="rate(6 hours)", idle_checked=("warm",))
+        email=None, max_fraction_per_hour=0.2, idle_check_rate="rate(6 hours)", idle_checked=("warm",),
+        stuck_runnable_minutes=30)
     assert healing_plan(Healing(), [cold]).idle_checked == ()  # type: ignore[union-attr]
     assert healing_plan(Healing(enabled=False), [warm]) is None
     every = healing_plan(Healing(idle_check_every="1h"), [cold, warm])
@@ -84,6 +91,8 @@ def test_healing_is_on_by_default_and_checks_warm_nodes_only() -> None:
     ({"max_fraction_per_hour": 1.5}, "healing.max_fraction_per_hour", "at most 1"),
     ({"max_fraction_per_hour": "0.2"}, "healing.max_fraction_per_hour", "number"),
     ({"enable": False}, "healing.enable", "did you mean 'enabled'"),
+    ({"stuck_runnable_minutes": 5}, "healing.stuck_runnable_minutes", "give 10 or more, or null"),
+    ({"stuck_runnable_minutes": "30m"}, "healing.stuck_runnable_minutes", "whole number"),
 ])
 def test_a_bad_healing_field_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path, demo: dict[str, Any],
                                       healing: dict[str, Any], field: str, says: str) -> None:
@@ -97,6 +106,8 @@ def test_the_schema_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> N
     healing = json.loads(out)["$defs"]["Healing"]["properties"]
     assert code == 0 and healing["enabled"]["default"] is True and healing["max_fraction_per_hour"]["default"] == 0.2
     assert healing["idle_check_every"]["default"] is None and healing["email"]["default"] is None
+    assert healing["stuck_runnable_minutes"]["default"] == 30
+    assert healing_plan(Healing(stuck_runnable_minutes=None), []).stuck_runnable_minutes is None  # type: ignore[union-attr]
 
 
 # --- the synthesized loop ------------------------------------------------------------------------------------------
@@ -104,22 +115,19 @@ def test_the_schema_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> N
 def test_every_rack_gets_its_rule_function_and_topic(demo_synth: Synth) -> None:
     for rack in demo_synth.plan.racks:
         raw = rack_template(demo_synth, rack.name)
-        [fn] = resources(raw, "AWS::Lambda::Function").values()
-        props = fn["Properties"]
+        props = by_id(raw, "AWS::Lambda::Function", "RepairFunction")["Properties"]
         assert props["Handler"] == "repair.lambda_handler" and props["ReservedConcurrentExecutions"] == 1
         variables = {k: v if isinstance(v, str) else "token" for k, v in props["Environment"]["Variables"].items()}
         config = Config.from_env(variables)
         assert config.groups == {g.job_queue: Group(rack=rack.name, node_group=g.name, nodes=g.count)
                                  for g in rack.node_groups}
-        [rule] = resources(raw, "AWS::Events::Rule").values()
-        pattern = rule["Properties"]["EventPattern"]
+        pattern = by_id(raw, "AWS::Events::Rule", "RepairJobStateChange")["Properties"]["EventPattern"]
         assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == ["Batch Job State Change"]
         queues = json.dumps(pattern["detail"]["jobQueue"])
         assert all(f"job-queue/{g.job_queue}" in queues for g in rack.node_groups)
         [topic] = resources(raw, "AWS::SNS::Topic").values()
         assert "KmsMasterKeyId" in topic["Properties"]
-        [alarm] = [a for a in resources(raw, "AWS::CloudWatch::Alarm").values()
-                   if a["Properties"].get("MetricName") == "Errors"]
+        alarm = by_id(raw, "AWS::CloudWatch::Alarm", "RepairErrors")
         assert alarm["Properties"]["AlarmActions"]
 
 
@@ -150,12 +158,14 @@ def test_the_function_may_only_touch_its_racks_nodes(demo_synth: Synth) -> None:
                 and "TerminateInstances" in json.dumps(s)]
 
 
-def test_the_functions_asset_is_the_one_module(demo_synth: Synth) -> None:
+@pytest.mark.parametrize(("function", "module"), [("RepairFunction", "repair.py"),
+                                                  ("TelemetryQueueDepthFunction", "queue_depth.py")])
+def test_the_functions_asset_is_the_one_module(demo_synth: Synth, function: str, module: str) -> None:
     raw = rack_template(demo_synth, "gpu")
-    [fn] = resources(raw, "AWS::Lambda::Function").values()
+    fn = by_id(raw, "AWS::Lambda::Function", function)
     zipped = fn["Properties"]["Code"]["S3Key"]  # <asset hash>.zip, staged as asset.<asset hash>/
     asset = next(iter(demo_synth.template_paths.values())).parent / f"asset.{zipped.removesuffix('.zip')}"
-    assert sorted(p.name for p in asset.iterdir()) == ["repair.py"]
+    assert sorted(p.name for p in asset.iterdir()) == [module]
 
 
 def test_a_rack_that_does_not_heal_gets_no_loop_but_keeps_its_retries(tmp_path: Path) -> None:
@@ -248,7 +258,7 @@ def test_the_rule_sends_the_function_its_racks_ended_attempts_only(demo_synth: S
 
     from tests.conftest import moto_aws
 
-    [rule] = resources(rack_template(demo_synth, "gpu"), "AWS::Events::Rule").values()
+    rule = by_id(rack_template(demo_synth, "gpu"), "AWS::Events::Rule", "RepairJobStateChange")
     pattern = resolved(rule["Properties"]["EventPattern"])
     with moto_aws(monkeypatch, "us-east-1"):
         events, sqs = boto3.client("events"), boto3.client("sqs")
@@ -276,3 +286,159 @@ def test_the_functions_environment_fits_lambdas_4_kb_at_the_racks_ceiling() -> N
                       groups={g.job_queue: (g.name, g.count) for g in rack.node_groups})
     assert sum(len(k) + len(v) for k, v in env.items()) < 4096
     assert Config.from_env(env).groups[rack.node_groups[-1].job_queue].nodes == rack.node_groups[-1].count
+
+
+# --- the queues' depth and jobs stuck RUNNABLE -------------------------------------------------------------------
+
+def test_every_rack_measures_its_queues_every_five_minutes_with_the_least_it_needs(demo_synth: Synth) -> None:
+    from workloads.queue_depth import QueueConfig
+
+    for rack in demo_synth.plan.racks:
+        raw = rack_template(demo_synth, rack.name)
+        fn = by_id(raw, "AWS::Lambda::Function", "TelemetryQueueDepthFunction")["Properties"]
+        assert fn["Handler"] == "queue_depth.lambda_handler"
+        assert QueueConfig.from_env(fn["Environment"]["Variables"]) == QueueConfig(
+            rack=f"demo-{rack.name}", queues={g.job_queue: g.resource_name for g in rack.node_groups})
+        schedule = by_id(raw, "AWS::Events::Rule", "TelemetryQueueDepthSchedule")["Properties"]
+        assert schedule["ScheduleExpression"] == "rate(5 minutes)" and "QueueDepthFunction" in json.dumps(
+            schedule["Targets"])
+        [policy] = [p["Properties"]["PolicyDocument"]["Statement"] for lid, p in resources(raw, "AWS::IAM::Policy")
+                    .items() if lid.startswith("TelemetryQueueDepthRole")]
+        by_action = {s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]): s for s in policy}
+        assert set(by_action) == {"batch:ListJobs", "cloudwatch:PutMetricData",
+                                  ("logs:CreateLogStream", "logs:PutLogEvents")}
+        assert by_action["cloudwatch:PutMetricData"]["Condition"] == {
+            "StringEquals": {"cloudwatch:namespace": "rackform"}}
+        assert by_action[("logs:CreateLogStream", "logs:PutLogEvents")]["Resource"] != "*"
+
+
+def test_the_dashboard_shows_queue_depth_and_the_stuck_alarm_pages_the_topic(demo_synth: Synth) -> None:
+    for rack in demo_synth.plan.racks:
+        raw = rack_template(demo_synth, rack.name)
+        [dashboard] = resources(raw, "AWS::CloudWatch::Dashboard").values()
+        body = json.dumps(dashboard["Properties"]["DashboardBody"])
+        assert all(m in body for m in ("JobsWaiting", "JobsRunnable", "JobsRunning", "OldestRunnableAgeSeconds"))
+        assert "stuck RUNNABLE alarm" in body and "1800" in body
+        alarm = by_id(raw, "AWS::CloudWatch::Alarm", "TelemetryStuckRunnable")["Properties"]
+        assert (alarm["MetricName"], alarm["Namespace"], alarm["Statistic"]) == (
+            "OldestRunnableAgeSeconds", "rackform", "Maximum")
+        assert alarm["Dimensions"] == [{"Name": "Rack", "Value": f"demo-{rack.name}"}]
+        assert alarm["Threshold"] == 30 * 60 and alarm["TreatMissingData"] == "notBreaching"
+        [topic] = resources(raw, "AWS::SNS::Topic")
+        assert alarm["AlarmActions"] == [{"Ref": topic}]
+        errors = by_id(raw, "AWS::CloudWatch::Alarm", "TelemetryQueueDepthErrors")["Properties"]
+        assert errors["AlarmActions"] == [{"Ref": topic}]
+
+
+def lone_telemetry(groups: Any, stuck_runnable_minutes: int | None) -> dict[str, Any]:
+    """The template of a rack's telemetry alone in a stack: no plan to synthesize, no app."""
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_sns as sns
+    from aws_cdk.assertions import Template
+
+    from cdk_constructs.telemetry import RackTelemetry
+
+    stack = Stack(App(), "s")
+    RackTelemetry(stack, "Telemetry", spec_name="demo", rack="r", groups=groups, topic=sns.Topic(stack, "T"),
+                  repair_function=lambda_.Function.from_function_arn(
+                      stack, "F", "arn:aws:lambda:us-east-1:123456789012:function:f"),
+                  stuck_runnable_minutes=stuck_runnable_minutes)
+    return Template.from_stack(stack).to_json()  # type: ignore[no-any-return]
+
+
+def test_null_turns_the_stuck_alarm_off_and_racks_without_gpus_count_no_xids(demo_synth: Synth) -> None:
+    head = [g for g in demo_synth.plan.node_groups() if g.name == "head"]
+    raw = lone_telemetry(head, None)
+    alarms = resources(raw, "AWS::CloudWatch::Alarm")
+    assert not [lid for lid in alarms if "StuckRunnable" in lid] and [lid for lid in alarms if "QueueDepth" in lid]
+    assert not resources(raw, "AWS::Logs::MetricFilter")
+    assert "stuck RUNNABLE alarm" not in json.dumps(resources(raw, "AWS::CloudWatch::Dashboard"))
+
+
+# --- GPU XID and ECC errors ----------------------------------------------------------------------------------------
+
+def xid_line(xid: int, text: str = "An uncorrectable double bit error (DBE) has been detected") -> str:
+    """A kernel log line of the NVIDIA driver as rsyslog writes it (https://docs.nvidia.com/deploy/xid-errors/)."""
+    return f"Dec  6 07:56:28 ip-10-0-1-17 kernel: NVRM: Xid (PCI:0000:53:00): {xid}, pid=4242, name=python, {text}"
+
+
+OTHER_KERNEL_LINES = ("Dec  6 07:56:28 ip-10-0-1-17 kernel: NVRM: loading NVIDIA UNIX x86_64 Kernel Module",
+                      "Dec  6 07:56:28 ip-10-0-1-17 kernel: nvidia-nvswitch0: open (major=510)",
+                      "Dec  6 07:56:29 ip-10-0-1-17 systemd[1]: Started ecs.service.")
+
+
+def test_gpu_nodes_ship_only_their_xid_lines_to_the_racks_log_group(demo_synth: Synth) -> None:
+    import re
+
+    from cdk_constructs.user_data import agent_config, telemetry_script
+
+    by_name = {g.name: g for g in demo_synth.plan.node_groups()}
+    gpu, trainium = by_name["h100"], by_name["workers"]
+    config = agent_config(gpu, xid_log_group="/rackform/demo-gpu/gpu-xid")
+    [shipped] = config["logs"]["logs_collected"]["files"]["collect_list"]  # type: ignore[index]
+    assert shipped["file_path"] == "/var/log/messages" and shipped["log_group_name"] == "/rackform/demo-gpu/gpu-xid"
+    [only] = shipped["filters"]
+    assert only["type"] == "include" and all(re.search(only["expression"], xid_line(x)) for x in (13, 48, 79))
+    assert not any(re.search(only["expression"], line) for line in OTHER_KERNEL_LINES)
+    # AL2023 keeps the kernel log in the journal alone: rsyslog writes the file the agent reads
+    script = telemetry_script(gpu, xid_log_group="/rackform/demo-gpu/gpu-xid")
+    assert "dnf install -y amazon-cloudwatch-agent rsyslog" in script and "systemctl enable --now rsyslog" in script
+    for group, log_group in ((trainium, "/rackform/demo-trainium/gpu-xid"), (gpu, None)):
+        assert "logs" not in agent_config(group, xid_log_group=log_group)
+        assert "rsyslog" not in telemetry_script(group, xid_log_group=log_group)
+    # and the rack stack gives its GPU nodes the log group its telemetry counts, and no other nodes any
+    raw = rack_template(demo_synth, "gpu")
+    [log_group] = [lid for lid in resources(raw, "AWS::Logs::LogGroup") if lid.startswith("TelemetryGpuXidLogs")]
+    [template] = resources(raw, "AWS::EC2::LaunchTemplate").values()
+    assert json.dumps({"Ref": log_group}) in json.dumps(template)
+    for rack in ("graviton", "trainium"):
+        templates = resources(rack_template(demo_synth, rack), "AWS::EC2::LaunchTemplate")
+        assert "log_group_name" not in json.dumps(templates), rack
+
+
+def test_the_ecc_filter_counts_the_ecc_xids_and_no_other() -> None:
+    from cdk_constructs.telemetry import ECC_XIDS, xid_phrase
+
+    assert ECC_XIDS == (48, 63, 64, 92, 94, 95)
+    for xid in (*ECC_XIDS, 13, 31, 43, 45, 61, 62, 74, 79, 119, 4800, 148):
+        found = [x for x in ECC_XIDS if xid_phrase(x) in xid_line(xid, text="(GPC 0, TPC 1, SM 0): 17, x")]
+        assert found == ([xid] if xid in ECC_XIDS else []), xid
+
+
+def test_gpu_racks_count_xid_and_ecc_lines_and_alarm_on_one(demo_synth: Synth) -> None:
+    from cdk_constructs.telemetry import ECC_XIDS, xid_phrase
+
+    raw = rack_template(demo_synth, "gpu")
+    log_group = by_id(raw, "AWS::Logs::LogGroup", "TelemetryGpuXidLogs")
+    assert log_group["Properties"]["RetentionInDays"] == 365 and log_group["DeletionPolicy"] == "Retain"
+    filters = {f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"]
+               for f in resources(raw, "AWS::Logs::MetricFilter").values()}
+    assert set(filters) == {"GpuXidErrors", "GpuEccXidErrors"}
+    assert filters["GpuXidErrors"]["FilterPattern"] == '"NVRM: Xid"'
+    assert filters["GpuEccXidErrors"]["FilterPattern"] == " ".join(f'?"{xid_phrase(x)}"' for x in ECC_XIDS)
+    assert {f["MetricTransformations"][0]["MetricNamespace"] for f in filters.values()} == {"rackform/demo-gpu"}
+    [topic] = resources(raw, "AWS::SNS::Topic")
+    for name in filters:
+        [alarm] = [a["Properties"] for a in resources(raw, "AWS::CloudWatch::Alarm").values()
+                   if a["Properties"].get("MetricName") == name]
+        assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["AlarmActions"]) == (
+            1, "GreaterThanOrEqualToThreshold", [{"Ref": topic}])
+    [dashboard] = resources(raw, "AWS::CloudWatch::Dashboard").values()
+    assert "GpuEccXidErrors" in json.dumps(dashboard["Properties"]["DashboardBody"])
+    for rack in ("graviton", "trainium"):
+        assert not resources(rack_template(demo_synth, rack), "AWS::Logs::MetricFilter"), rack
+
+
+def test_the_queue_functions_environment_fits_lambdas_4_kb_at_the_racks_ceiling() -> None:
+    from rackform.plan.stack_limits import heaviest_instance_types, max_node_groups_per_rack, worst_case_spec
+    from rackform.reference.catalog import load_catalog
+    from workloads.queue_depth import QueueConfig, environment
+
+    catalog = load_catalog()
+    spec = Spec.model_validate(worst_case_spec(catalog, heaviest_instance_types(catalog)[0],
+                                               max_node_groups_per_rack()))
+    [rack] = build_plan(spec, catalog).racks
+    env = environment(rack=f"{spec.name}-{rack.name}", queues={g.job_queue: g.resource_name for g in rack.node_groups})
+    assert sum(len(k) + len(v) for k, v in env.items()) < 4096
+    assert len(QueueConfig.from_env(env).queues) == len(rack.node_groups)

@@ -110,6 +110,9 @@ SPEC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "rack-stack-size": ({"racks": lambda: [{"name": "a", "node_groups": _groups(_ceiling())}]},
                         {"racks.1": {"name": "b", "node_groups": _groups(1)},
                          "racks.0.node_groups": lambda: _groups(_ceiling() + 1)}),
+    # healing
+    "stuck-runnable-threshold": ({"racks.2.healing.stuck_runnable_minutes": 10},
+                                 {"racks.2.healing.stuck_runnable_minutes": 9}),
 }
 
 WORKLOAD = {"name": "w", "class": "inference", "tiers": {

@@ -89,10 +89,11 @@ def test_the_hourly_budget_is_the_fraction_of_the_group_at_least_one(nodes: int,
 
 # --- the module runs in Lambda: standard library and boto3 only --------------------------------------------------
 
-def test_the_function_imports_only_the_standard_library_and_boto3() -> None:
+@pytest.mark.parametrize("module", ["repair.py", "queue_depth.py"])  # the rack's two functions
+def test_the_function_imports_only_the_standard_library_and_boto3(module: str) -> None:
     import sys
 
-    tree = ast.parse((ROOT / "workloads" / "repair.py").read_text())
+    tree = ast.parse((ROOT / "workloads" / module).read_text())
     imported = {(n.module or "").split(".")[0] if isinstance(n, ast.ImportFrom) else a.name.split(".")[0]
                 for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
                 for a in (n.names if isinstance(n, ast.Import) else [n.names[0]])}
