@@ -52,6 +52,7 @@ from .layout import (
     legacy_record_key,
     placement_key,
     record_key,
+    records_prefix,
     repair_key,
     run_prefix,
     submission_key,
@@ -245,7 +246,7 @@ class ResultStore:
 
     def records(self, run_id: str) -> list[ResultRecord]:
         """The run's verified records; every object left out is in `self.problems`, for the caller to show."""
-        return self.read(run_id, "record")["record"]
+        return list(self.iter_records(run_id))
 
     def health(self, run_id: str, job: tuple[str, str, str] | None = None) -> list[HealthRecord]:
         """The run's verified health records (one per node of each job), or one job's, `job` being (rack, node
@@ -287,8 +288,14 @@ class ResultStore:
 
     def iter_records(self, run_id: str) -> Iterator[ResultRecord]:
         """The run's verified records one at a time, in key order, never all in memory at once (`report`,
-        `results`); every object left out is in `self.problems` once the iteration ends."""
-        for _, record in self.stream_read(run_id, "record"):
+        `results`); every object left out is in `self.problems` once the iteration ends.
+
+        Listed from the run's records folder alone: a quarter of a benchmark run's objects (its job markers, health
+        records and node logs are elsewhere). A run with nothing there was written before records had a folder of
+        their own, and is listed whole (its records lie beside the node logs); a run's jobs all write one layout,
+        the one of the job definition they were submitted with."""
+        listed = self._versions(records_prefix(run_id)) or self._versions(run_prefix(run_id))
+        for _, record in self._read_listed(run_id, listed, ("record",)):
             yield cast(ResultRecord, record)
 
     def keep(self) -> None:
@@ -301,8 +308,13 @@ class ResultStore:
         """(kind, verified object) for each object of `kinds` under the run's prefix (or `within`), in key order, from
         one listing; up to READERS GETs in flight at once and at most 2 x READERS bodies held ahead of the caller.
         Objects that cannot be believed are left out and kept in `self.problems`."""
-        prefix = f"{PREFIX}/{check_run_id(run_id)}/"
-        wanted = [(key, versions, deleted, what) for key, versions, deleted in self._versions(within or prefix)
+        yield from self._read_listed(run_id, self._versions(within or run_prefix(run_id)), kinds)
+
+    def _read_listed(self, run_id: str, listed: list[tuple[str, list[tuple[str, int]], bool]],
+                     kinds: tuple[str, ...]) -> Iterator[tuple[str, Verified]]:
+        """stream_read's reading, of the objects of `kinds` among those `listed` under the run's prefix."""
+        prefix = run_prefix(run_id)
+        wanted = [(key, versions, deleted, what) for key, versions, deleted in listed
                   if (what := _kind(prefix, key)) in kinds]
         if not wanted:
             return

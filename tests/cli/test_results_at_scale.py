@@ -74,8 +74,8 @@ GET, VERSIONS, LIST = "s3.GetObject", "s3.ListObjectVersions", "s3.ListObjectsV2
 def test_reading_one_run_is_one_get_per_record_and_a_constant(store, capsys, n):
     run(store, "cur", n)
     run(store, "base", 3)
-    # results/report: the run's listing (records), the listings of its workload markers' and decisions' folders
-    # (never the whole run again); one GET per record
+    # results/report: the listings of the run's records', workload markers' and decisions' folders; one GET per
+    # record
     for argv in (["results", "cur"], ["results", "cur", "--json"], ["report", "cur"], ["advise", "cur"]):
         code, counts = requests(capsys, *argv)
         lists = 3 if argv in (["results", "cur"], ["report", "cur"]) else 1
@@ -84,7 +84,7 @@ def test_reading_one_run_is_one_get_per_record_and_a_constant(store, capsys, n):
     assert code == 0 and counts == Counter({GET: n + 3, VERSIONS: 4})
 
 
-def test_the_workload_jobs_of_a_run_are_listed_from_their_folders_not_the_whole_run(store, capsys, monkeypatch):
+def test_records_and_workload_jobs_are_listed_from_their_folders_never_the_whole_run(store, capsys, monkeypatch):
     run(store, "cur", 2)
     listed: list[str] = []
     real = ResultStore._versions
@@ -92,7 +92,8 @@ def test_the_workload_jobs_of_a_run_are_listed_from_their_folders_not_the_whole_
     for argv in (["results", "cur"], ["report", "cur"]):
         listed.clear()
         assert requests(capsys, *argv)[0] == 0
-        assert sorted(listed) == ["results/cur/", "results/cur/_placements/", "results/cur/_workloads/"], argv
+        # the records' folder and the workload jobs' (never the whole run, whose node logs and markers are 3/4 of it)
+        assert sorted(listed) == ["results/cur/_placements/", "results/cur/_records/", "results/cur/_workloads/"], argv
 
 
 def test_runs_reads_a_summary_per_finished_run_whatever_the_run_holds(store, capsys):

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from workloads import store as st
-from workloads.layout import record_key, summary_key
+from workloads.layout import legacy_record_key, log_key, record_key, summary_key
 from workloads.objects import RunSummary
 from workloads.results import Metric, ResultRecord
 
@@ -141,3 +141,22 @@ def test_a_record_is_parsed_and_validated_in_one_pass_from_its_body(s3, monkeypa
     assert [r.rack for r in reader.records("one")] == ["r0", "r1", "r2"]
     # a body that is not JSON is still said to be so
     assert [(p.kind, p.why.startswith("not JSON (")) for p in reader.problems] == [("unreadable", True)]
+
+
+def test_records_are_listed_from_their_folder_and_a_run_of_the_old_layout_whole(s3, monkeypatch):
+    writer = st.ResultStore(BUCKET, s3)
+    for i in range(3):
+        writer.put_record(record("new", f"r{i}"))
+        writer.put_log(log_key("new", f"r{i}", "head", "cpu", 0), "log\n")
+        old = record("old", f"r{i}")
+        writer.put_once(legacy_record_key("old", old.rack, old.node_group, old.benchmark),
+                        old.model_dump_json().encode(), "application/json")
+    listed: list[str] = []
+    real = st.ResultStore._versions
+    monkeypatch.setattr(st.ResultStore, "_versions", lambda self, prefix: listed.append(prefix) or real(self, prefix))
+    reader = st.ResultStore(BUCKET, s3)
+    assert [r.rack for r in reader.iter_records("new")] == ["r0", "r1", "r2"]
+    assert listed == ["results/new/_records/"]  # never the node logs, health records and markers beside them
+    listed.clear()
+    assert [r.rack for r in reader.iter_records("old")] == ["r0", "r1", "r2"] and not reader.problems
+    assert listed == ["results/old/_records/", "results/old/"]
