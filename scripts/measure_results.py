@@ -5,9 +5,11 @@ on 127.0.0.1, rackform/jobs/local.py EmbeddedAWS) on this machine, and print the
 For each size N it writes run `m<N>`: N jobs, each with its marker, its record (an all-reduce sweep of 24 sizes x 3
 repeats, about 17 KB, as torchbench writes one), one node's health record and one node log, then runs each command
 in a fresh process (`python -m rackform ... --verbose`) and reports its wall time (interpreter start included), the
-CPU seconds of that process alone (rackform's own work, apart from the embedded AWS's, which runs in this one), its
-peak resident memory, and the AWS requests it sent; and, for comparison, a bare listing of the same run's keys
-(ListObjectVersions over its prefix, in this process). `runs` is measured warm: once every run has its summary.
+CPU seconds of that process alone (rackform's own work and botocore's), the CPU seconds the embedded AWS spent
+answering it (this process's, which runs moto's server and nothing else meanwhile), its peak resident memory, and
+the AWS requests it sent. For comparison, in this process: a bare listing of the same run's keys (ListObjectVersions
+of its records folder), and the floor of reading the run: that listing plus a bare GET of every record (READERS at
+a time, no checksum, no parsing). `runs` is measured warm: once every run has its summary.
 
     scripts/measure_results.py                       # 10, 100, 1,000 (a few minutes on 2 cores)
     scripts/measure_results.py --sizes 10,100,1000,10000
@@ -32,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform.jobs.local import EmbeddedAWS  # noqa: E402
-from workloads.layout import BenchmarkJobName, BenchmarkMarker, log_key, submission_key  # noqa: E402
+from workloads.layout import BenchmarkJobName, BenchmarkMarker, log_key, records_prefix, submission_key  # noqa: E402
 from workloads.results import HealthCheck, HealthRecord, Metric, ResultRecord  # noqa: E402
-from workloads.store import RETRY_CONFIG, ResultStore  # noqa: E402
+from workloads.store import READERS, RETRY_CONFIG, ResultStore  # noqa: E402
 
 REGION = "us-east-1"
 BUCKET = "rackform-measure-results"
@@ -82,27 +84,36 @@ def populate(store: ResultStore, run_id: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def bare_listing(store: ResultStore, run_id: str) -> tuple[float, int]:
-    started, keys = time.perf_counter(), 0
-    for page in store.s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET, Prefix=f"results/{run_id}/"):
-        keys += len(page.get("Versions", []))
-    return time.perf_counter() - started, keys
+def floor(store: ResultStore, run_id: str) -> tuple[float, int, int, float, float]:
+    """The floor of reading the run's records: a bare listing of the same keys (the run's records folder), then each
+    record fetched, READERS at a time, and nothing else done. (listing seconds, keys listed, requests, seconds in
+    all, CPU seconds of this process: the embedded AWS's and the client's)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    keys, pages = [], 0
+    for page in store.s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET, Prefix=records_prefix(run_id)):
+        pages += 1
+        keys += [v["Key"] for v in page.get("Versions", [])]
+    listed = time.perf_counter() - started
+    with ThreadPoolExecutor(READERS) as pool:
+        list(pool.map(lambda key: store.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read(), keys))
+    return listed, len(keys), pages + len(keys), time.perf_counter() - started, time.process_time() - cpu
 
 
-def command(env: dict[str, str], argv: list[str]) -> tuple[float, float, float, int, int]:
-    """(seconds, CPU seconds, peak MB, AWS requests, exit code) of `rackform ARGV --verbose` in a fresh process."""
+def command(env: dict[str, str], argv: list[str]) -> tuple[float, float, float, float, int, int]:
+    """(seconds, CPU seconds, the embedded AWS's CPU seconds, peak MB, AWS requests, exit code) of `rackform ARGV
+    --verbose` in a fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+    started, aws_cpu = time.perf_counter(), time.process_time()
     done = subprocess.run([sys.executable, "-c", CHILD, *argv, "--bucket", BUCKET, "--verbose"], env=env, cwd=ROOT,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
-    seconds = time.perf_counter() - started
+    seconds, aws_cpu = time.perf_counter() - started, time.process_time() - aws_cpu
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     rss = re.search(r"maxrss_kib (\d+)", done.stderr)
     requests = re.search(r"AWS requests: (\d+)", done.stderr)
     if rss is None or requests is None:
         raise SystemExit(f"rackform {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
-    return seconds, cpu, int(rss[1]) / 1024, int(requests[1]), done.returncode
+    return seconds, cpu, aws_cpu, int(rss[1]) / 1024, int(requests[1]), done.returncode
 
 
 def main() -> int:
@@ -120,21 +131,24 @@ def main() -> int:
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         store = ResultStore(BUCKET, s3)
         env = {**os.environ, **embedded.env, "PYTHONPATH": str(ROOT)}
-        print(f"{'records':>8} {'command':>8} {'seconds':>8} {'cpu s':>7} {'MB':>7} {'requests':>9} {'exit':>4} "
-              f"{'x listing':>9}", flush=True)
+        print(f"{'records':>8} {'command':>8} {'seconds':>8} {'cpu s':>7} {'AWS cpu':>7} {'MB':>7} {'requests':>9} "
+              f"{'exit':>4} {'x listing':>9} {'x floor':>7}", flush=True)
         for n in sizes:
             run_id = f"m{n}"
             wrote = populate(store, run_id, n)
-            listing, keys = bare_listing(store, run_id)
-            print(f"{n:>8} {'(write)':>8} {wrote:>8.1f} {'':>7} {'':>7} {'':>9} {'':>4} {'':>9}   {keys:,} objects")
-            print(f"{n:>8} {'listing':>8} {listing:>8.2f} {'':>7} {'':>7} {1 + keys // 1000:>9} {'':>4} {1.0:>9.1f}",
-                  flush=True)
+            listing, keys, floor_requests, least, floor_cpu = floor(store, run_id)
+            print(f"{n:>8} {'(write)':>8} {wrote:>8.1f} {'':>7} {'':>7} {'':>7} {'':>9} {'':>4} {'':>9} {'':>7}   "
+                  f"{4 * n:,} objects, {keys:,} of them records")
+            print(f"{n:>8} {'listing':>8} {listing:>8.2f} {'':>7} {'':>7} {'':>7} {1 + keys // 1000:>9} {'':>4} "
+                  f"{1.0:>9.1f}", flush=True)
+            print(f"{n:>8} {'floor':>8} {least:>8.2f} {'':>7} {floor_cpu:>7.2f} {'':>7} {floor_requests:>9} {'':>4} "
+                  f"{least / listing:>9.1f} {1.0:>7.1f}", flush=True)
             if "runs" in commands:  # the runs written so far get their summaries: `runs` below is the warm one
                 command(env, ["runs"])
             for name, argv in commands.items():
-                seconds, cpu, mb, requests, code = command(env, [run_id if a == "RUN" else a for a in argv])
-                print(f"{n:>8} {name:>8} {seconds:>8.2f} {cpu:>7.2f} {mb:>7.0f} {requests:>9} {code:>4} "
-                      f"{seconds / listing:>9.1f}", flush=True)
+                seconds, cpu, aws_cpu, mb, requests, code = command(env, [run_id if a == "RUN" else a for a in argv])
+                print(f"{n:>8} {name:>8} {seconds:>8.2f} {cpu:>7.2f} {aws_cpu:>7.2f} {mb:>7.0f} {requests:>9} "
+                      f"{code:>4} {seconds / listing:>9.1f} {seconds / least:>7.1f}", flush=True)
     return 0
 
 
