@@ -56,7 +56,7 @@ def of_run(store: ResultStore, run_id: str) -> list[RepairRecord]:
 def rows(records: Sequence[RepairRecord]) -> list[list[str]]:
     return [[r.stopped_at[:19].replace("T", " "), f"{r.rack}/{r.node_group}",
              "replaced" if r.action == "replace" else "ALERT ONLY", r.failure, r.instance_id or "-",
-             f"{r.job_name} #{r.attempt}", r.reason[:90]] for r in records]
+             f"{r.job_name} #{r.attempt}", r.reason] for r in records]  # why whole, as --json has it
 
 
 HEADER = ["stopped (UTC)", "rack/node group", "action", "failure", "instance", "job #attempt", "why"]
@@ -96,7 +96,8 @@ def cmd_repairs(args: argparse.Namespace) -> int:
 
     where = f"run {args.run_id}" if args.run_id else f"the past {as_text(args.since)}"
     if records:
-        print(table(rows(records), HEADER, essential=["rack/node group", "action", "instance"]))
+        # the command's point is why: a narrow terminal gives up the time, failure and job first (--wide has them)
+        print(table(rows(records), HEADER, essential=["rack/node group", "action", "instance", "why"]))
     else:
         print(visible(f"no repairs in {where}" + (f" on rack {args.rack}" if args.rack else "")))
     if problems := problem_lines(store):

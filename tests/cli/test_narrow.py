@@ -4,6 +4,7 @@ prose folds at spaces under its label."""
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
@@ -23,6 +24,7 @@ from rackform.numbers import num, usd
 from rackform.pipeline import load_plan
 from tests.conftest import ROOT
 from tests.records import run_records
+from workloads import repair
 from workloads.store import ResultStore
 
 SPEC = "examples/demo.yaml"
@@ -100,8 +102,8 @@ WORKLOADS = ("examples/workloads/inference.yaml", "examples/workloads/training.y
 @pytest.fixture(scope="module")
 def stored_run() -> Iterator[dict[str, str]]:
     """examples/demo.yaml deployed to an embedded AWS holding run r1 (tests/records.py; its fabric job failed with
-    LONG_REASON) and r0, its baseline; r1's cpu and fabric jobs submitted through `rackform submit`. Yields the
-    environment that points a `rackform` child at it."""
+    LONG_REASON) and r0, its baseline, and a repair; r1's cpu and fabric jobs submitted through `rackform submit`.
+    Yields the environment that points a `rackform` child at it."""
     plan = load_plan(SPEC)
     with EmbeddedAWS(plan.region) as aws:
         bucket = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam")).bucket
@@ -111,6 +113,18 @@ def stored_run() -> Iterator[dict[str, str]]:
         for r in run_records("r1", gpu_algbw=225.0, gemm=700.0, p50=9.0):
             store.put_record(r.model_copy(update={"reason": LONG_REASON}) if r.reason else r)
         env = {**without_credentials(os.environ), **aws.env, "RACKFORM_BUCKET": bucket}
+        # a repair the hourly limit held back, recorded as the repair function records it, its why a sentence long
+        stopped = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
+        attempt = repair.Attempt(job_id="job-1", job_name="r1-gpu-h100-gemm", job_queue="demo-gpu-h100-queue",
+                                 attempt=1, stopped_at=stopped, exit_code=repair.HEALTH_STEP_FAILED_EXIT,
+                                 status_reason="Essential container in task exited", log_stream=None,
+                                 container_instance_arn="arn:aws:ecs:us-east-1:123456789012:container-instance/x",
+                                 instance_id=None)
+        group = repair.Group(rack="gpu", node_group="h100", nodes=2)
+        body = repair.record(attempt, group, repair.decide(attempt, group, recent=1, max_fraction=0.2),
+                             instance_id="i-0123456789abcdef0", steps={}, decided_at=stopped)
+        assert repair.put_once(store.s3, bucket, repair.record_key("gpu", "h100", stopped, "job-1", 1),
+                               json.dumps(body).encode())
         for rack, group, benchmark in (("graviton", "head", "cpu"), ("graviton", "cpu", "fabric")):
             subprocess.run([sys.executable, "-m", "rackform", "submit", SPEC, "--rack", rack, "--node-group", group,
                             "--benchmark", benchmark, "--run-id", "r1"], env=env, cwd=ROOT, check=True,
@@ -202,3 +216,12 @@ def test_place_explain_fits_with_every_candidate_and_price_whole(stored_run):
     measured = [num(c["per_dollar"]) for d in decisions for c in d["candidates"] if c["per_dollar"] is not None]
     assert measured
     whole(lines, *measured)
+
+
+def test_repairs_keep_why_whole(stored_run):
+    code, lines = on_terminal("repairs", env=stored_run)
+    assert code == 0
+    fits(lines)
+    [held] = as_json(stored_run, "repairs")["repairs"]
+    assert held["action"] == "alert" and len(held["reason"]) > 90  # it was cut at 90, and left out at 80 columns
+    whole(lines, *held["reason"].split(), f"{held['rack']}/{held['node_group']}", held["instance_id"])
