@@ -311,6 +311,23 @@ def test_shipped_spot_snapshot_is_dated_sourced_and_leaves_stale_families_out():
     assert all(0 < usd for b in blocks.values() for zones in b.prices.values() for usd in zones.values())
 
 
+def test_shipped_seed_covers_every_catalog_type_or_says_why(catalog):
+    # Each catalog type is priced in some seeded Region, or its family is noted out of date there, or the seed's
+    # source names it as a type the file does not list or that was left out: never silently absent.
+    book = load_prices()
+    for section, sold in ((book.ec2_on_demand, lambda t: True),
+                          (book.ec2_spot, lambda t: "spot" in catalog.instance_types[t].usage_classes)):
+        seeded = [b for b in section.regions.values() if b.label == "skypilot-catalog"]
+        covered = {t for b in seeded for t in (*b.prices, *b.notes)}
+        named = {t for t in catalog.instance_types
+                 if any(f" {t}" in b.source or f" {t.split('.')[0]} left out" in b.source for b in seeded)}
+        silent = sorted(t for t in catalog.instance_types if sold(t) and t not in covered | named)
+        assert not silent, f"{section.unit}: {silent}"
+    # A seeded Region prices only what the catalog offers there (a row elsewhere is no offering).
+    for region, block in book.ec2_on_demand.regions.items():
+        assert set(block.prices) <= set(catalog.offerings.get(region, {})), region
+
+
 def _refresh_script():
     spec = importlib.util.spec_from_file_location("refresh_prices", ROOT / "scripts" / "refresh_prices.py")
     script = importlib.util.module_from_spec(spec)
