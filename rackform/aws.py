@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import re
 import threading
 from collections import Counter
@@ -85,6 +86,7 @@ def session(target: Target) -> Session:
     import botocore.session
 
     core = botocore.session.get_session()
+    core.register_component("data_loader", _loader(core.get_config_variable("data_path")))
     # Every client of the session parses timestamps with `timestamp`: botocore's default (dateutil) takes about
     # 0.2 ms a value, and a listing has one per object, a GET one more: seconds of a 10,000-record report.
     # set_parser_defaults is botocore's documented hook for it (botocore/parsers.py, ResponseParserFactory).
@@ -94,6 +96,16 @@ def session(target: Target) -> Session:
         return s
     except Exception as e:  # ProfileNotFound, a broken config file: explained, not a traceback
         raise explained(e, target) from None
+
+
+@functools.cache
+def _loader(data_path: str | None) -> object:
+    """One botocore data loader for every session of this process (per data path, as botocore makes its own): each
+    new session would otherwise parse endpoints.json and the service models again, about 0.15 s of CPU a client, and
+    a command makes several (`submit`: three). The loader holds AWS's static API data, never credentials."""
+    from botocore.loaders import create_loader
+
+    return create_loader(data_path)
 
 
 def timestamp(value: object) -> dt.datetime:
