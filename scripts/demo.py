@@ -7,27 +7,42 @@ own entry point (the local executor plays Batch) -> `rackform status --wait` -> 
 `rackform report --html` (against the physical limits and prices of the instances the jobs name) -> `rackform place`
 of three workloads, one per class, from those results -> the inference workload's queue held full and `rackform run`
 spilling it over to the next tier.
-Every rackform step is the real CLI in a subprocess, as a user would type it.
+Every rackform step is the real CLI as a user would type it (its `main`, called in this process with the argv and
+environment a shell would give it: the same output and exit code, without a Python start and its imports each time);
+every job's node is a process of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rackform.cli import checked_plan  # noqa: E402
+from rackform.cli import main as rackform_main  # noqa: E402
 from rackform.jobs.local import (  # noqa: E402
-    CREDENTIAL_VARIABLES, Deployment, EmbeddedAWS, deploy, job_role_arn, run_local, without_credentials)
+    CREDENTIAL_VARIABLES,
+    Deployment,
+    EmbeddedAWS,
+    deploy,
+    job_role_arn,
+    run_local,
+    without_credentials,
+)
 from rackform.jobs.submit import new_run_id  # noqa: E402
+from rackform.plan.models import Plan  # noqa: E402
 
 WORKLOADS = ("examples/workloads/general.yaml", "examples/workloads/training.yaml",
              "examples/workloads/inference.yaml")
@@ -93,16 +108,70 @@ def serve_minutes(text: str) -> float:
     return value
 
 
+@contextlib.contextmanager
+def environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    """os.environ as `env` (None: as it is) while the block runs, then as before."""
+    if env is None:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def rackform(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
-    proc = subprocess.run([sys.executable, "-m", "rackform", *args], cwd=ROOT, env=env, text=True,
-                          stdout=subprocess.PIPE)
-    sys.stdout.write(proc.stdout)
-    if check and proc.returncode != 0:
-        sys.exit(f"demo: `rackform {' '.join(args)}` exited {proc.returncode}")
-    return proc.stdout
+    """`rackform ARGS` under `env`: the CLI's own main in this process, its stdout captured (not a terminal, as
+    through a pipe) and echoed, its stderr as it comes. A Python start and its imports each time cost about 0.7 s
+    of CPU, 20 times over."""
+    out = io.StringIO()
+    with environment(env), contextlib.redirect_stdout(out):
+        try:
+            code = rackform_main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code if isinstance(e.code, int) else 1
+    sys.stdout.write(out.getvalue())
+    sys.stdout.flush()
+    if check and code != 0:
+        sys.exit(f"demo: `rackform {' '.join(args)}` exited {code}")
+    return out.getvalue()
 
 
-def saturate(aws: EmbeddedAWS, plan, tier: str, history: int = 5) -> str:
+def cpu_seconds() -> float:
+    """User+system CPU of this process (the embedded AWS serving every request included) and of every process it
+    started and waited for (the jobs' nodes and their tools, cdk synth)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Phases:
+    """Wall and CPU seconds per phase of the demo, for its last line: where the time goes, on this machine."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, tuple[float, float]] = {}
+        self.started, self.cpu = time.monotonic(), cpu_seconds()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        wall, cpu = time.monotonic(), cpu_seconds()
+        try:
+            yield
+        finally:
+            w, c = self.spent.get(name, (0.0, 0.0))
+            self.spent[name] = (w + time.monotonic() - wall, c + cpu_seconds() - cpu)
+
+    def line(self) -> str:
+        def each(i: int) -> str:
+            return ", ".join(f"{name} {spent[i]:.0f}" for name, spent in self.spent.items())
+        return (f"done in {time.monotonic() - self.started:.0f} s ({each(0)}), CPU {cpu_seconds() - self.cpu:.0f} s "
+                f"user+sys ({each(1)})")
+
+
+def saturate(aws: EmbeddedAWS, plan: Plan, tier: str, history: int = 5) -> str:
     """Make a tier's first queue busy as another team's work would: one whole-node job per node held RUNNABLE
     (the queue at its maximum vCPUs), behind a recent history of `history` jobs of an hour each, which is how long
     placement expects each of them to take. moto ends every job the moment it starts, so the history's times are set
@@ -128,9 +197,9 @@ def saturate(aws: EmbeddedAWS, plan, tier: str, history: int = 5) -> str:
             "moto ends jobs at once)")
 
 
-def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan, spec: str, env: dict[str, str],
+def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec: str, env: dict[str, str],
                      logs: Path, rack: str = "graviton", group: str = "cpu", nodes: int = 4,
-                     announce=print) -> str:
+                     announce: Callable[[str], None] = print) -> str:
     """Rack acceptance rehearsed on `nodes` local node processes of one node group, one of them slowed for real (a
     competing CPU load pinned beside it: rackform.jobs.local.SlowNode); `rackform accept` then judges the records
     and must name it. Returns the run id."""
@@ -170,7 +239,7 @@ def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan, spec: str, 
     return run_id
 
 
-def repair_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan, spec: str, env: dict[str, str],
+def repair_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec: str, env: dict[str, str],
                      logs: Path) -> None:
     """Issue 22: one repair. A job on gpu/h100 meets a node whose nvidia-smi lists one GPU too few: the runner's own
     health step fails it, it exits 75, the repair function (the code Lambda runs) drains and terminates the node in
@@ -250,6 +319,32 @@ def serve_prepared(found: dict, minutes: float, state: Path = STATE) -> None:
         explore(found["run_id"], found["spec"], aws, deployment.bucket, minutes * 60)
 
 
+def reading(aws: EmbeddedAWS, plan: Plan, run_id: str, args: argparse.Namespace, env: dict[str, str]) -> None:
+    """What a user reads once the jobs are done: status, results, health, the report, then placement and a run
+    that spills over to the next tier."""
+    step(f"rackform status {run_id} --wait")
+    rackform("status", run_id, "--wait", env=env, check=False)
+    step(f"rackform results {run_id}")
+    rackform("results", run_id, env=env)
+    step(f"rackform health {run_id}: each node's health step, and what carried each collective")
+    rackform("health", run_id, env=env, check=False)
+    report = ROOT / args.report
+    step(f"rackform report {run_id} --spec {args.spec} --html {args.report}")
+    rackform("report", run_id, "--spec", args.spec, "--html", args.report, env=env)
+    print(f"\n  HTML report: {report}")
+
+    step(f"rackform place --include-rehearsal: one workload per class, ranked by the measured results of {run_id}")
+    # A rehearsal's figures are this machine's: they rank real tiers only when asked, and are labelled so.
+    print("  a local rehearsal: its figures were measured on this machine and priced as the instance types")
+    placed = rackform("place", *WORKLOADS, "--spec", args.spec, "--run", run_id, "--include-rehearsal", env=env)
+    # Fill the queue the inference workload was placed on (the rehearsal's figures vary from run to run).
+    tier = re.search(r"\(inference\) on \S+ \[(\w+)\]", placed)[1]
+    held = saturate(aws, plan, tier)
+    step(f"the {tier} queue made busy: {held}; rackform run --include-rehearsal --explain")
+    rackform("run", WORKLOADS[2], "--spec", args.spec, "--run", run_id, "--run-id", run_id, "--include-rehearsal",
+             "--explain", env=env)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default="examples/demo.yaml")
@@ -263,67 +358,58 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="with --serve: run the demo even where a current "
                         "prepared state exists")
     args = parser.parse_args()
-    started = time.monotonic()
     if args.serve and not args.fresh and (found := prepared(args.spec, args.out)) is not None:
         serve_prepared(found, args.serve_minutes)
         return 0
 
-    step(f"rackform validate {args.spec}")
-    rackform("validate", args.spec)
-    step(f"rackform plan {args.spec}")
-    rackform("plan", args.spec)
-
-    step(f"cdk synth -c spec={args.spec} (the AWS CDK CLI, no credentials)")
-    subprocess.run(["cdk", "synth", "-c", f"spec={args.spec}", "-o", args.out, "--quiet"], cwd=ROOT, check=True)
-    for t in sorted((ROOT / args.out).glob("*.template.json")):
-        print(f"  {t.relative_to(ROOT)}")
-
-    plan = checked_plan(args.spec)
-    with EmbeddedAWS(plan.region) as aws:
-        step(f"embedded AWS at {aws.endpoint_url}: bucket, {len(plan.node_groups())} job queues, job definitions")
-        deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
-                            assembly=ROOT / args.out)
-        print(iam_line(deployment))
+    phases = Phases()
+    with contextlib.ExitStack() as stack:
+        with phases("synth"):
+            # cdk synth (Node, then this app in Python) needs nothing that validate, plan and the embedded AWS's
+            # start do: it runs beside them, and its lines come after theirs.
+            synth = subprocess.Popen(["cdk", "synth", "-c", f"spec={args.spec}", "-o", args.out, "--quiet"],
+                                     cwd=ROOT)
+            stack.callback(synth.kill)  # a demo that stops early leaves no synth behind (none: once it has ended)
+            step(f"rackform validate {args.spec}")
+            rackform("validate", args.spec)
+            step(f"rackform plan {args.spec}")
+            rackform("plan", args.spec)
+            plan = checked_plan(args.spec)
+            aws = stack.enter_context(EmbeddedAWS(plan.region))
+            step(f"cdk synth -c spec={args.spec} (the AWS CDK CLI, no credentials)")
+            if synth.wait() != 0:
+                sys.exit(f"demo: cdk synth exited {synth.returncode}")
+            for t in sorted((ROOT / args.out).glob("*.template.json")):
+                print(f"  {t.relative_to(ROOT)}")
+            step(f"embedded AWS at {aws.endpoint_url}: bucket, {len(plan.node_groups())} job queues, job definitions")
+            deployment = deploy(plan, s3=aws.client("s3"), batch=aws.client("batch"), iam=aws.client("iam"),
+                                assembly=ROOT / args.out)
+            print(iam_line(deployment))
         env = {**without_credentials(os.environ), **aws.env, "RACKFORM_BUCKET": deployment.bucket}
         run_id = new_run_id()
 
-        step(f"rackform submit ... --run-id {run_id} ({len(SUITE)} jobs)")
-        for benchmark, rack, group in SUITE:
-            rackform("submit", args.spec, "--rack", rack, "--node-group", group, "--benchmark", benchmark,
-                     "--run-id", run_id, env=env)
+        with phases("submit"):
+            step(f"rackform submit ... --run-id {run_id} ({len(SUITE)} jobs)")
+            for benchmark, rack, group in SUITE:
+                rackform("submit", args.spec, "--rack", rack, "--node-group", group, "--benchmark", benchmark,
+                         "--run-id", run_id, env=env)
 
-        step("local executor: each job's nodes run here as `python -m workloads.job`")
-        logs = ROOT / args.logs
-        logs.mkdir(parents=True, exist_ok=True)
-        run_local(aws, deployment, run_id, log_dir=logs)
+        with phases("jobs"):
+            step("local executor: each job's nodes run here as `python -m workloads.job`")
+            logs = ROOT / args.logs
+            logs.mkdir(parents=True, exist_ok=True)
+            run_local(aws, deployment, run_id, log_dir=logs)
 
-        step(f"rackform status {run_id} --wait")
-        rackform("status", run_id, "--wait", env=env, check=False)
-        step(f"rackform results {run_id}")
-        rackform("results", run_id, env=env)
-        step(f"rackform health {run_id}: each node's health step, and what carried each collective")
-        rackform("health", run_id, env=env, check=False)
-        report = ROOT / args.report
-        step(f"rackform report {run_id} --spec {args.spec} --html {args.report}")
-        rackform("report", run_id, "--spec", args.spec, "--html", args.report, env=env)
-        print(f"\n  HTML report: {report}")
-
-        step(f"rackform place --include-rehearsal: one workload per class, ranked by the measured results of {run_id}")
-        # A rehearsal's figures are this machine's: they rank real tiers only when asked, and are labelled so.
-        print("  a local rehearsal: its figures were measured on this machine and priced as the instance types")
-        placed = rackform("place", *WORKLOADS, "--spec", args.spec, "--run", run_id, "--include-rehearsal", env=env)
-        # Fill the queue the inference workload was placed on (the rehearsal's figures vary from run to run).
-        tier = re.search(r"\(inference\) on \S+ \[(\w+)\]", placed)[1]
-        held = saturate(aws, plan, tier)
-        step(f"the {tier} queue made busy: {held}; rackform run --include-rehearsal --explain")
-        rackform("run", WORKLOADS[2], "--spec", args.spec, "--run", run_id, "--run-id", run_id, "--include-rehearsal",
-                 "--explain", env=env)
-        accept_rehearsal(aws, deployment, plan, args.spec, env, logs)
-        repair_rehearsal(aws, deployment, plan, args.spec, env, logs)
+        with phases("reading"):
+            reading(aws, plan, run_id, args, env)
+        with phases("acceptance"):
+            accept_rehearsal(aws, deployment, plan, args.spec, env, logs)
+        with phases("repair"):
+            repair_rehearsal(aws, deployment, plan, args.spec, env, logs)
         kept = save_state(aws, deployment.bucket, run_id, args.spec, args.out)
         print(f"\n  prepared state: {kept} objects in {STATE.relative_to(ROOT)}/ (make demo-serve serves them)")
         explore(run_id, args.spec, aws, deployment.bucket, args.serve_minutes * 60 if args.serve else None)
-    print(f"\ndemo: done in {time.monotonic() - started:.0f} s; templates in {args.out}/, node logs in {args.logs}/")
+    print(f"\ndemo: {phases.line()}; templates in {args.out}/, node logs in {args.logs}/")
     return 0
 
 
