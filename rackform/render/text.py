@@ -230,7 +230,7 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
     # A numeric column's header is right-aligned over its figures.
     headers = [head[i].rjust(least[i]) if numeric[i] else head[i] for i in range(len(head))]
     fixed = given if width is not None else None
-    if colour or (lines := _plain(headers, columns, keep, least, fixed)) is None:
+    if (lines := _plain(headers, columns, styles, keep, least, fixed, colour)) is None:
         lines = _drawn(headers, columns, styles, keep, least, fixed, width if width is not None else full, colour)
     if dropped:
         lines.append(wrap(f"({len(dropped)} column(s) left out to fit {width} characters: "
@@ -238,12 +238,13 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
     return "\n".join(lines)
 
 
-def _plain(headers: list[str], columns: list[list[str]], keep: list[int], least: list[int],
-           given: dict[int, int] | None) -> list[str] | None:
+def _plain(headers: list[str], columns: list[list[str]], styles: list[list[str]], keep: list[int], least: list[int],
+           given: dict[int, int] | None, colour: bool) -> list[str] | None:
     """The lines rich draws for this table, written directly, where no cell wraps and every character is one cell
-    wide (printable ASCII): each column left-justified to its width, GAP apart, a rule of dashes under the header. A
-    10,000-row report prints in tens of milliseconds instead of the half a minute rich takes to measure and lay out
-    every cell (tests/render/test_render.py holds the two to the same output). None where rich must lay it out."""
+    wide (printable ASCII): each column left-justified to its width, GAP apart, a rule of dashes under the header;
+    in colour, each cell and the header's padding in its style, as rich writes them. A 10,000-row report prints in
+    tens of milliseconds instead of the half a minute rich takes to measure and lay out every cell
+    (tests/render/test_table_at_scale.py holds the two to the same output). None where rich must lay it out."""
     widths: list[int] = []
     for i in keep:
         cells = [headers[i], *columns[i]]
@@ -254,13 +255,21 @@ def _plain(headers: list[str], columns: list[list[str]], keep: list[int], least:
             return None  # a cell wraps
         widths.append(given[i] if given is not None else max(longest, least[i]))
     rule = " ".join("-" * (w + 1) for w in widths[:-1]) + (" " if len(widths) > 1 else "") + "-" * widths[-1]
-    pad = " " * GAP
+    if colour:
+        from rich.color import ColorSystem
+        from rich.style import Style
 
-    def line(cells: list[str]) -> str:
-        return pad.join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+    def paint(text: str, style: str) -> str:
+        return Style.parse(style).render(text, color_system=ColorSystem.STANDARD) if colour and style else text
 
-    return [line([headers[i] for i in keep]), rule,
-            *(line([columns[i][k] for i in keep]) for k in range(len(columns[keep[0]])))]
+    def line(cells: list[str], cell_styles: list[str], gap: str) -> str:
+        return gap.join(paint(c.ljust(w), st) for c, st, w in zip(cells, cell_styles, widths, strict=True)).rstrip()
+
+    # The header's padding takes its style (bold on a terminal), a row's does not.
+    bold = "bold" if colour else ""
+    return [line([headers[i] for i in keep], [bold] * len(keep), paint(" ", bold) + " " * (GAP - 1)), rule,
+            *(line([columns[i][k] for i in keep], [styles[k][i] for i in keep], " " * GAP)
+              for k in range(len(columns[keep[0]])))]
 
 
 def _drawn(headers: list[str], columns: list[list[str]], styles: list[list[str]], keep: list[int], least: list[int],
