@@ -185,7 +185,8 @@ class QueueDepth(Construct):
         self.function = lambda_.Function(
             self, "Function", runtime=lambda_.Runtime.PYTHON_3_14,
             code=lambda_.Code.from_asset(str(source.parent), exclude=["*", f"!{source.name}"]),
-            handler=f"{source.stem}.lambda_handler", role=role, log_group=log_group, timeout=Duration.seconds(60),
+            # at most 200 ListJobs calls (queue_depth.MAX_PAGES of 5 states of 20 queues, the rack's ceiling)
+            handler=f"{source.stem}.lambda_handler", role=role, log_group=log_group, timeout=Duration.seconds(90),
             memory_size=128, reserved_concurrent_executions=1,  # one at a time: two would put the same figures
             description=f"rackform {spec_name}/{rack}: the Batch queues' depth, as CloudWatch metrics",
             environment=queue_depth.environment(rack=metrics_rack,

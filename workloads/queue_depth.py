@@ -24,12 +24,12 @@ NAMESPACE = "rackform"  # cdk_constructs/user_data.py TELEMETRY_NAMESPACE, which
 COUNTED: dict[str, tuple[str, ...]] = {"JobsWaiting": ("SUBMITTED", "PENDING"), "JobsRunnable": ("RUNNABLE",),
                                        "JobsRunning": ("STARTING", "RUNNING")}
 OLDEST_RUNNABLE = "OldestRunnableAgeSeconds"
-# ListJobs returns at most 100 jobs a page (maxResults,
+# ListJobs filtered by a job status returns up to 1,000 jobs a page (maxResults,
 # https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html); the function reads at most MAX_PAGES of
-# each queue and state, so an invocation ends well inside its timeout however deep a queue grows. Past that bound a
-# count is a floor (1,000) and the oldest RUNNABLE age is the oldest of the jobs read; the result names the queues.
-PAGE_SIZE = 100
-MAX_PAGES = 10
+# each queue and state, so an invocation ends inside its timeout however deep a queue grows. Past that bound a count
+# is a floor (2,000) and the oldest RUNNABLE age is the oldest of the jobs read; the result names the queues.
+PAGE_SIZE = 1000
+MAX_PAGES = 2
 # PutMetricData takes up to 1,000 metrics a request
 # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html).
 PUT_BATCH = 1000

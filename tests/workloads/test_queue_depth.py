@@ -74,7 +74,7 @@ def test_the_metrics_carry_the_nodes_dimensions_and_the_rack_gets_its_oldest_wai
 
 
 class Pages:
-    """A Batch client whose every queue and state holds `jobs` jobs, 100 a page, as ListJobs pages them."""
+    """A Batch client whose every queue and state holds `jobs` jobs, PAGE_SIZE a page, as ListJobs pages them."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs, self.calls = jobs, 0
@@ -89,9 +89,9 @@ class Pages:
 
 
 def test_pages_are_read_to_the_end_within_the_bound() -> None:
-    batch = Pages(250)
+    batch = Pages(PAGE_SIZE + 50)
     listing = list_queue(batch, "q", "g")
-    assert len(listing.jobs["RUNNABLE"]) == 250 and listing.truncated == () and batch.calls == 5 * 3
+    assert len(listing.jobs["RUNNABLE"]) == PAGE_SIZE + 50 and listing.truncated == () and batch.calls == 5 * 2
 
 
 def test_past_the_bound_the_count_is_a_floor_and_the_result_says_so() -> None:
