@@ -1,8 +1,10 @@
 """AWS service limits: EC2 vCPU quotas (Service Quotas, service code `ec2`) by instance family, and the fixed
 Batch, EC2 and CloudFormation limits a spec is held to.
 
-Codes from ../shared/reference/aws-facts.md (AWS Service Quotas console names in the comments). EC2 counts
-running instances against one quota per family group, in vCPUs, separately for On-Demand and Spot.
+Codes and names as AWS's EC2 User Guide lists them, each linking its Service Quotas console page: On-Demand
+(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-on-demand-instances.html#ec2-on-demand-instances-limits)
+and Spot (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-spot-limits.html). EC2 counts running instances
+against one quota per family group, in vCPUs, separately for On-Demand and Spot.
 """
 
 from __future__ import annotations

@@ -286,7 +286,7 @@ def spot_from_skypilot_csv(text: str) -> dict[str, dict[str, dict[str, float]]]:
 
 
 # A seed rate this far from the Price List's for the same type and Region is out of date, not rounding
-# (aws-facts.md gives 3.99 where the Price List says 3.9936).
+# (a rate rounded to cents gives 3.99 for c7gn.16xlarge where the Price List says 3.9936).
 STALE_TOLERANCE = 0.01
 
 

@@ -12,7 +12,8 @@ from rackform.plan.models import build_plan, card0_free_slots, default_efa_layou
 from rackform.plan.diff import GROUP_EFFECTS, GROUP_FIELDS
 from rackform.spec.models import parse_spec
 
-# cards / max EFA / interfaces per card, from aws-facts.md (AWS docs); the catalog must agree.
+# cards / max EFA / interfaces per card, from AWS's network specifications
+# (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html#ac_network); the catalog must agree.
 EXPECTED = {
     "p4d.24xlarge": (4, 4, 15),
     "p5.48xlarge": (32, 32, 2),
