@@ -36,7 +36,9 @@ class NodeContext:
     local: bool = False  # the local executor: small sizes, software fabric provider
     master_port: int = 29500  # torch rendezvous on the main node
     fabric_port: int = 47592  # fi_pingpong's control port (its default)
-    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # The CPUs this node may run on (its affinity, which a cpuset or the local executor's pinning narrows; on a
+    # whole instance, all of them): what multi-threaded tools are sized by.
+    cpus: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
     # Benchmarks launched across nodes (Benchmark.ssh_launch): every node's address, the main node's first, and the
     # Open MPI host file the main node wrote from them (workloads/launch.py). Empty on one node.
     hosts: tuple[str, ...] = ()

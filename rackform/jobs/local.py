@@ -353,8 +353,9 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     """Run every job the run submitted that has no record yet, each node a local process, as Batch would on
     `cpus` CPUs (default: the ones this process may use): a job starts, in the order submitted, once as many CPUs
     as it has nodes are free (all of them, for a job with more nodes than that), so independent jobs run side by
-    side and a 2-node job on 2 CPUs runs alone. Each node's torch gets its share of the CPUs as OpenMP threads:
-    more would spin against the other jobs' threads. Each job's lines are announced as one block once it has ended,
+    side and a 2-node job on 2 CPUs runs alone. Each node then runs on a CPU of its own (pinned, one OpenMP thread:
+    a node's tools size their threads by the CPUs it may use, and more would spin against the other jobs'); a job
+    with more nodes than CPUs shares them all. Each job's lines are announced as one block once it has ended,
     the blocks in the order the jobs were submitted. `slow` throttles one node of one job (the acceptance
     rehearsal). As Batch would, a job whose attempt ends on a host fault runs again (its definition's retry
     strategy) after the jobs queued before it, and `repair` gets the event (rackform/jobs/heal.py); `broken` fails
@@ -363,17 +364,18 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     subs = store.submissions(run_id)  # verified markers only; the others are announced, never run
     for problem in store.problems:
         announce(f"not run: {bad_object_line(problem)}")
-    cpus = cpus or len(os.sched_getaffinity(0))
-    threads = max(1, len(os.sched_getaffinity(0)) // cpus)
+    mine = sorted(os.sched_getaffinity(0))
+    cpus = cpus or len(mine)
+    free = [mine[i % len(mine)] for i in range(cpus)]  # CPU ids: more asked for than there are share them
     pending = list(subs)  # a retried job is appended again: it runs after the others, as if requeued
     attempts: dict[str, int] = {}
     blocks: list[list[str] | None] = []  # each attempt's lines in the order started, None while it runs
     shown = 0  # blocks announced so far
-    running: dict[int, int] = {}  # an attempt's place in `blocks` -> the CPUs it holds
+    running: dict[int, list[int]] = {}  # an attempt's place in `blocks` -> the CPUs it holds
     ended: queue.Queue[tuple[int, LocalJob, list[int]]] = queue.Queue()
     results: dict[str, tuple[int, dict[str, Any]]] = {}  # by job id: its last attempt's place and outcome
     while pending or running:
-        while pending and _needs(pending[0], cpus) <= cpus - sum(running.values()):
+        while pending and _needs(pending[0], cpus) <= len(free):
             sub = pending.pop(0)
             blocks.append(None)
             place = len(blocks) - 1
@@ -381,13 +383,13 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
             if isinstance(local, list):  # not run: its line says why
                 blocks[place] = local
                 continue
-            running[place] = _needs(sub, cpus)
-            threading.Thread(target=lambda p=place, j=local: ended.put((p, j, _run_nodes(
-                j, log_dir=log_dir, timeout_s=timeout_s, threads=threads, slow=slow, broken=broken))),
+            held = running[place] = [free.pop(0) for _ in range(_needs(sub, cpus))]
+            threading.Thread(target=lambda p=place, j=local, c=held: ended.put((p, j, _run_nodes(
+                j, log_dir=log_dir, timeout_s=timeout_s, cpus=c, slow=slow, broken=broken))),
                 daemon=True).start()
         if running:
             place, local, codes = ended.get()
-            del running[place]
+            free += running.pop(place)
             if after_attempt(local.jobdef, local.marker, attempt=local.attempt, codes=codes, repair_loop=repair,
                              announce=local.lines.append):
                 pending.append(local.sub)
@@ -430,10 +432,13 @@ def _prepare(aws: EmbeddedAWS, deployment: Deployment, run_id: str, sub: dict[st
     return LocalJob(sub=sub, marker=m, attempt=attempt, jobdef=jobdef, job=job, base=base, lines=[header])
 
 
-def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, threads: int, slow: SlowNode | None,
+def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, cpus: list[int], slow: SlowNode | None,
                broken: BrokenNode | None) -> list[int]:
-    """Start the job's nodes (the main node first, as in Batch) and wait for them all; returns their exit codes."""
+    """Start the job's nodes (the main node first, as in Batch), each on a CPU of its own where the job holds one
+    per node, and wait for them all; returns their exit codes."""
     m, say = local.marker, local.lines.append
+    pinned = m.nodes <= len(cpus)
+    threads = 1 if pinned else max(1, len(os.sched_getaffinity(0)) // m.nodes)
     work = Path(tempfile.mkdtemp(prefix=f"rackform-{m.benchmark}-"))
     started = time.monotonic()
     procs = []
@@ -449,6 +454,9 @@ def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, threads: int
                                 stderr=subprocess.STDOUT, cwd=_repo_root())
         procs.append((proc, log))
         # Pinned before the node starts any tool: every process it starts inherits its CPUs.
+        if pinned:
+            with contextlib.suppress(ProcessLookupError):  # a node that has already ended needs no CPU
+                os.sched_setaffinity(proc.pid, {cpus[index]})
         if slow is not None and (slow.job_name, slow.index) == (m.job_name, index):
             busy = pin_beside(proc.pid, slow)
             say(f"injected: slow node {m.rack}/{m.node_group} node {index} (at nice {slow.nice}, pinned to "

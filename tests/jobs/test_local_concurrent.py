@@ -20,8 +20,8 @@ from rackform.pipeline import load_plan
 from tests.conftest import DEMO_REGION, DEMO_SPEC, S3Only, moto_aws
 
 RUN = "concurrent-1"
-NODE = ("import sys, time\nprint('start', time.time(), flush=True)\ntime.sleep(1)\nprint('end', time.time())\n"
-        "sys.exit({code})\n")
+NODE = ("import os, sys, time\nprint('start', time.time(), flush=True)\ntime.sleep(1)\nprint('end', time.time())\n"
+        "print('cpus', *sorted(os.sched_getaffinity(0)))\nsys.exit({code})\n")
 
 
 class Embedded(S3Only):
@@ -77,8 +77,17 @@ def test_independent_jobs_overlap_and_each_jobs_lines_stay_together(deployed, tm
     # Two single-node jobs on two CPUs run at once; the third waits for one of them; the 2-node job runs alone.
     assert overlap(singles[0], singles[1]) and not overlap(singles[0], singles[2])
     assert not any(overlap("allreduce", b) for b in singles)
-    # Each node's torch gets its share of the CPUs (OpenMP threads), not every CPU the machine has.
-    assert threads == [str(max(1, len(os.sched_getaffinity(0)) // 2))] * 5
+    # Each node runs on a CPU of its own, one OpenMP thread, not on every CPU the machine has.
+    assert threads == ["1"] * 5
+
+    def cpus(benchmark: str) -> list[str]:
+        return [re.search(r"^cpus (.*)$", log.read_text(), re.M)[1]
+                for log in sorted(tmp_path.glob(f"*-{benchmark}.node-*.log"))]
+
+    mine = sorted(os.sched_getaffinity(0))
+    assert all(len(cpus(b)) == 1 and cpus(b)[0] in {str(c) for c in mine} for b in singles)
+    if len(mine) >= 2:
+        assert cpus(singles[0]) != cpus(singles[1]) and len(set(cpus("allreduce"))) == 2
 
     # One block per job, in the order submitted: its header, then its end, never another job's line between.
     assert len(said) == 8

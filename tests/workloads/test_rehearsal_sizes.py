@@ -31,3 +31,18 @@ def test_local_inference_is_smaller_and_says_so_in_its_arguments() -> None:
     [aws] = BENCHMARKS["inference"].steps(NodeContext(tier="cpu"))
     assert {"--prompt=32", "--generate=16"} <= set(local.argv)
     assert not any(a.startswith(("--prompt", "--generate")) for a in aws.argv)  # torchbench's defaults, 64 and 32
+
+
+def test_a_node_sizes_its_tools_by_the_cpus_it_may_run_on() -> None:
+    """A node pinned to one CPU (the local executor's, or a cpuset's) runs sysbench with one thread, not one per CPU
+    of the machine: more threads than CPUs only take turns, and take them from the other jobs."""
+    import os
+    import subprocess
+    import sys
+
+    cpu = min(os.sched_getaffinity(0))
+    code = (f"import os; os.sched_setaffinity(0, {{{cpu}}}); from workloads.benchmarks import BENCHMARKS, NodeContext; "
+            "print(*BENCHMARKS['cpu'].steps(NodeContext(tier='cpu', local=True))[0].argv)")
+    argv = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "--threads=1" in argv
+    assert NodeContext(tier="cpu").cpus == len(os.sched_getaffinity(0))
