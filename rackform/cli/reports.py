@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..render.text import table, wrap
 from ..textsafe import visible
+from .athena import cross_run_records, engine_options
 from .common import (
     Subparsers,
     aws_options,
@@ -50,6 +51,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     plan = checked_plan(args.spec) if args.spec else None
     fsx = plan.storage.fsx_lustre if plan else None
     store = store_for_run(args, [args.run_id, *([args.baseline] if args.baseline else [])])
+    # With a baseline, both runs from one Athena query when the engine is athena (--engine athena), else from S3.
+    queried = cross_run_records(args, plan.region if plan else None, store.bucket, [args.run_id, args.baseline]) \
+        if args.baseline else None
     # Decisions `rackform run` recorded for the run (none: no section); no Batch calls, the decision is the record.
     # Read before the report is built, so a decision that cannot be believed is among the report's problems.
     placed = workload_states(args.run_id, store, None)
@@ -60,7 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     def streamed(run_id: str) -> Iterator[ResultRecord]:
         counts.setdefault(run_id, 0)
-        for record in store.iter_records(run_id):
+        for record in store.iter_records(run_id) if queried is None else queried[run_id]:
             counts[run_id] += 1
             if run_id == args.run_id and (zone := record.environment.get("availability_zone")):
                 zones.add(zone)
@@ -103,9 +107,12 @@ def cmd_advise(args: argparse.Namespace) -> int:
     from ..reference.peaks import limits_for
 
     store = store_for(args, args.run_ids)
+    # the runs from one Athena query when the engine is athena (--engine, or 50 runs and more), else from S3
+    queried = cross_run_records(args, None, store.bucket, args.run_ids)
     rows = []
     for run_id in dict.fromkeys(args.run_ids):  # each run's records become rows as they stream in
-        if not (found := report_rows(store.iter_records(run_id), limits_for)):
+        if not (found := report_rows(store.iter_records(run_id) if queried is None else queried[run_id],
+                                     limits_for)):
             say_no_records(store, run_id)
             return 1
         rows += found
@@ -204,6 +211,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--wide", action="store_true", help="every column, however narrow the terminal (by default "
                    "columns that are not essential are left out, and named, until the table fits)")
     p.add_argument("--spec", help="the run's spec: its FSx size and throughput are the storage limit")
+    engine_options(p)
     aws_options(p)
     p.set_defaults(func=cmd_report)
 
@@ -212,6 +220,8 @@ def register(sub: Subparsers) -> None:
     p.add_argument("run_ids", metavar="RUN", nargs="+")
     p.add_argument("--json", action="store_true")
     p.add_argument("--wide", action="store_true", help="evidence tables at full width, however narrow the terminal")
+    p.add_argument("--spec", help="the spec whose storage stack holds the Athena table (--engine athena)")
+    engine_options(p)
     aws_options(p)
     p.set_defaults(func=cmd_advise)
 
