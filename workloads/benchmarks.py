@@ -61,7 +61,8 @@ class Step:
     argv: tuple[str, ...]
     tool: str  # parser key: workloads.parsers.TOOLS or "torch"
     labels: tuple[tuple[str, str], ...] = ()  # added to every metric of this step, e.g. (("test", "seq-read"),)
-    retries: int = 0  # tries again after a failure, one second apart (a client racing its server's start)
+    retries: int = 0  # tries again after a failure, `retry_s` apart (a client racing its server's start)
+    retry_s: float = 1.0
     env: tuple[tuple[str, str], ...] = ()  # variables this step needs beyond the job's (e.g. NEURON_RT_ROOT_COMM_ID)
 
 
@@ -248,7 +249,9 @@ def _fabric(ctx: NodeContext) -> tuple[Step, ...]:
     port = str(ctx.fabric_port + ctx.repeat)
     if ctx.is_main:
         return (Step((*argv, "-B", port), "fi_pingpong"),)
-    return (Step((*argv, "-P", port, ctx.main_address), "fi_pingpong", retries=30),)
+    # The server is up within a second or two: trying every 0.2 s (for 30 s, as before) meets it at once rather
+    # than up to a second late, once per repeat and per acceptance pair.
+    return (Step((*argv, "-P", port, ctx.main_address), "fi_pingpong", retries=150, retry_s=0.2),)
 
 
 # Bus bandwidth is a per-link figure; the data all-reduced is algbw, the largest over the sweep.

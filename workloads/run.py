@@ -136,7 +136,7 @@ def run_steps(benchmark: Benchmark, ctx: NodeContext, timeout_s: float, log: lis
         for step in benchmark.steps(replace(ctx, repeat=r)):
             code, out = run_step(step, timeout_s, log)
             for _ in range(step.retries if code != 0 else 0):
-                time.sleep(1)
+                time.sleep(step.retry_s)
                 code, out = run_step(step, timeout_s, log)
                 if code == 0:
                     break

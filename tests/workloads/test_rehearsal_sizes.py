@@ -46,3 +46,26 @@ def test_a_node_sizes_its_tools_by_the_cpus_it_may_run_on() -> None:
     argv = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert "--threads=1" in argv
     assert NodeContext(tier="cpu").cpus == len(os.sched_getaffinity(0))
+
+
+def test_the_fabric_client_tries_its_server_five_times_a_second_for_as_long_as_before() -> None:
+    [client] = BENCHMARKS["fabric"].steps(NodeContext(tier="cpu", local=True, num_nodes=2, node_index=1))
+    assert client.retry_s <= 0.2 and client.retries * client.retry_s == pytest.approx(30)
+
+
+def test_a_step_is_tried_again_after_its_own_retry_interval(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner waits the step's retry_s between tries, not a fixed second."""
+    import sys
+
+    from workloads import run as runner
+    from workloads.benchmarks import Benchmark, Step
+
+    waited: list[float] = []
+    monkeypatch.setattr(runner.time, "sleep", waited.append)
+    # fails until it has run once: the second try succeeds
+    script = "import os, sys; p = sys.argv[1]; ok = os.path.exists(p); open(p, 'w').close(); sys.exit(0 if ok else 1)"
+    step = Step((sys.executable, "-c", script, str(tmp_path / "tried")), "torch", retries=5, retry_s=0.2)
+    bench = Benchmark("flaky", "test", ("cpu",), nodes=1, max_nodes=1, steps=lambda ctx: (step,))
+    log: list[str] = []
+    runner.run_steps(bench, NodeContext(tier="cpu", local=True, work_dir=str(tmp_path)), 30, log)
+    assert waited == [0.2] and sum(line.startswith("$ ") for line in log) == 2  # one retry, 0.2 s after the failure
