@@ -8,12 +8,14 @@
 
 Needs AWS credentials allowed to call pricing:GetProducts. The Price List API answers only in a few Regions
 (us-east-1 among them) but lists prices for every Region. Each refreshed Region's block is replaced whole and
-dated today; other Regions and the hand-maintained FSx, NAT gateway and endpoint sections are kept as they are.
+dated today (a seed block it replaces is kept as that Region's seed); other Regions and the hand-maintained FSx,
+NAT gateway and endpoint sections are kept as they are.
 
 --from-skypilot-csv reads skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv instead (a public catalog
 that copies the Price List's Linux On-Demand rates per Region and AZ; no credentials): every Region it prices,
-dated --as-of (the commit's date) and citing --commit. Regions whose block came from the Price List API are kept
-(the primary source wins) unless --regions names them. Its SpotPrice column, per AZ ID, becomes the ec2_spot
+dated --as-of (the commit's date) and citing --commit. Where a Region's block came from the Price List API, the
+seed's block goes beside it (ec2_on_demand.seed_regions) and prices only the types the Price List block neither
+prices nor notes, each quoted with the seed's own source and date. Its SpotPrice column, per AZ ID, becomes the ec2_spot
 section (every catalog Region the file prices), the guide `cost` and `place` use where no live Spot price is read.
 """
 
@@ -32,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from rackform.reference.catalog import Catalog, load_catalog  # noqa: E402
 from rackform.reference.prices import PRICES_PATH, PriceBook  # noqa: E402
 from rackform.reference.refresh import (  # noqa: E402
-    PRICE_LIST_API,
+    SKYPILOT_LABEL,
     ec2_region_block,
     on_demand_from_skypilot_csv,
     skypilot_region_block,
@@ -46,7 +48,7 @@ SPOT_UNIT = "USD per instance-hour, Linux/UNIX Spot, per AZ ID; a dated record: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regions", nargs="+", help="Regions to price (default: us-east-1; with "
-                        "--from-skypilot-csv every catalog Region it prices, less those from the Price List API)")
+                        "--from-skypilot-csv every catalog Region it prices)")
     parser.add_argument("--instance-types", nargs="+", help="default: every catalog type (the supported families) "
                         "that the catalog says the Region offers")
     parser.add_argument("-o", "--output", type=Path, default=PRICES_PATH,
@@ -76,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         block = ec2_region_block(pricing, region, types, today)
-        data["ec2_on_demand"]["regions"][region] = block
+        on_demand = data["ec2_on_demand"]
+        if _is_seed(on_demand["regions"].get(region, {})):
+            # the seed still prices what this refresh did not ask about
+            on_demand.setdefault("seed_regions", {})[region] = on_demand["regions"][region]
+        on_demand["regions"][region] = block
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
     return _write(args.output, data)
 
@@ -88,8 +94,8 @@ def _write(output: Path, data: dict[str, Any]) -> int:
     return 0
 
 
-def _from_price_list(block: dict[str, Any]) -> bool:
-    return bool(block.get("source", "").startswith(PRICE_LIST_API))
+def _is_seed(block: dict[str, Any]) -> bool:
+    return bool(block.get("label") == SKYPILOT_LABEL)
 
 
 def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, Any]) -> int:
@@ -103,24 +109,25 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     except (OSError, ValueError) as e:
         print(f"error: {args.from_skypilot_csv}: {e}", file=sys.stderr)
         return 2
-    blocks = data["ec2_on_demand"]["regions"]
+    blocks, seeds = data["ec2_on_demand"]["regions"], data["ec2_on_demand"].setdefault("seed_regions", {})
     origin = f"https://github.com/skypilot-org/skypilot-catalog catalogs/v7/aws/vms.csv at commit {args.commit}"
     note = f"; {args.note}" if args.note else ""
     source = f"{origin} (column Price: Linux On-Demand USD/hour, copied from the AWS Price List){note}"
     # Where the Price List API priced a Region, the seed is checked against it; families it disagrees on stay unknown.
-    primary = {r: b["prices"] for r, b in blocks.items() if _from_price_list(b)}
+    primary = {r: b["prices"] for r, b in blocks.items() if not _is_seed(b)}
     stale = stale_families(by_region, primary)
     for family, why in stale.items():
         print(f"{family}: left unknown, {why}")
-    regions = args.regions or sorted(
-        r for r in by_region if r in catalog.offerings and not _from_price_list(blocks.get(r, {})))
-    for region in regions:
+    for region in args.regions or sorted(r for r in by_region if r in catalog.offerings):
         types = args.instance_types or sorted(catalog.offerings.get(region, {}))
         block = skypilot_region_block(by_region.get(region, {}), region, types, source=source, as_of=args.as_of,
                                       stale=stale)
-        blocks[region] = block
-        print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
+        # The primary source is never overwritten: beside a Price List block the seed only fills what it lacks.
+        (seeds if region in primary else blocks)[region] = block
+        print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one"
+              + (" (seed beside the Price List's)" if region in primary else ""))
     data["ec2_on_demand"]["regions"] = dict(sorted(blocks.items()))
+    data["ec2_on_demand"]["seed_regions"] = dict(sorted(seeds.items()))
     # Spot has no Price List to defer to: every catalog Region the file prices, its rates as the file recorded them,
     # less the families whose On-Demand rates moved since: Batch buys Spot only below a share of the current
     # On-Demand price (bidPercentage, 100% by default:

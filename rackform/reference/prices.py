@@ -1,7 +1,8 @@
 """Prices: a dated snapshot (`rackform/reference/data/prices.json`) plus the pure functions that read it.
 
 Every price names its source and date. A price the snapshot lacks is unknown (`None`), never zero: callers must say
-so instead of summing it away. EC2 on-demand prices come from the AWS Price List API (`scripts/refresh_prices.py`);
+so instead of summing it away. EC2 on-demand prices come from the AWS Price List API (`scripts/refresh_prices.py`),
+and, for the types and Regions it did not price, from a public dated seed consulted after it;
 Spot prices are read live from EC2 when asked (both read in refresh.py), else taken from a dated Spot snapshot per
 AZ, labelled with its date since Spot prices move; capacity blocks are priced
 at the rate AWS publishes per Region and type (labelled as such: a block's real price is its offering's upfront fee,
@@ -36,7 +37,10 @@ class Ec2RegionPrices(Frozen):
 
 class Ec2OnDemand(Frozen):
     unit: str
-    regions: dict[str, Ec2RegionPrices]
+    regions: dict[str, Ec2RegionPrices]  # each Region's primary block: the Price List's where read, else the seed's
+    # The seed's block for a Region whose primary block is the Price List's: a type that block neither prices nor
+    # notes is priced from here, quoted with the seed's own label and date.
+    seed_regions: dict[str, Ec2RegionPrices] = {}
 
 
 class Ec2SpotRegion(Frozen):
@@ -132,20 +136,32 @@ class Quote:
 
 # --- lookups (pure) -----------------------------------------------------------------------------------------
 
+def _on_demand_blocks(book: PriceBook, region: str) -> list[Ec2RegionPrices]:
+    """The Region's blocks in the order they are consulted: the primary, then the seed's."""
+    prices = book.ec2_on_demand
+    return [b for b in (prices.regions.get(region), prices.seed_regions.get(region)) if b is not None]
+
+
 def on_demand(book: PriceBook, region: str, instance_type: str) -> Quote | None:
-    block = book.ec2_on_demand.regions.get(region)
-    if block is None or instance_type not in block.prices:
-        return None
-    return Quote(block.prices[instance_type], f"{block.label} {block.as_of}")
+    """The first block that prices or notes the type decides, with its own source and date: a type the Price List
+    prices, or says it has no price for, is never taken from an older seed."""
+    for block in _on_demand_blocks(book, region):
+        if instance_type in block.prices:
+            return Quote(block.prices[instance_type], f"{block.label} {block.as_of}")
+        if instance_type in block.notes:
+            return None
+    return None
 
 
 def on_demand_gap(book: PriceBook, region: str, instance_type: str) -> str:
     """Why `on_demand` found nothing, in words a user can act on."""
-    block = book.ec2_on_demand.regions.get(region)
-    if block is None:
-        known = ", ".join(sorted(book.ec2_on_demand.regions)) or "none"
+    blocks = _on_demand_blocks(book, region)
+    if not blocks:
+        known = ", ".join(sorted({*book.ec2_on_demand.regions, *book.ec2_on_demand.seed_regions})) or "none"
         return f"no EC2 prices for {region} in the snapshot (Regions priced: {known})"
-    return block.notes.get(instance_type, f"{instance_type} is not in the {region} snapshot of {block.as_of}")
+    read = "; ".join(f"{b.label} {b.as_of}" for b in blocks)
+    return next((b.notes[instance_type] for b in blocks if instance_type in b.notes),
+                f"{instance_type} is not in the {region} snapshot ({read})")
 
 
 def capacity_block_rate(book: PriceBook, region: str, instance_type: str) -> Quote | None:

@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 from rackform.reference.catalog import load_catalog
 from rackform.reference.peaks import limits_for, load_limits, network_gbps
 from rackform.reference.prices import (
+    Quote,
     capacity_block_gap,
     capacity_block_rate,
     load_price_file,
@@ -37,7 +38,7 @@ from rackform.reference.refresh import (
 from tests.conftest import ROOT, run_cli
 from tests.price_list import ENDPOINT_PAGE, NAT_PAGE, network_product, network_request
 
-# aws-facts.md, "On-demand prices, us-east-1, Linux (USD/hour; Price List API data as of 2026-07-20)".
+# The shipped us-east-1 block: Linux On-Demand USD/hour read from AWS's Price List as of 2026-07-20.
 AWS_FACTS_US_EAST_1 = {
     "trn1.2xlarge": 1.34375, "trn1.32xlarge": 21.50, "trn1n.32xlarge": 24.78, "inf2.48xlarge": 12.98,
     "p4d.24xlarge": 21.96, "p5.48xlarge": 55.04, "p5en.48xlarge": 63.30, "p6-b200.48xlarge": 113.93,
@@ -198,6 +199,9 @@ def test_refresh_script_rewrites_one_region_and_keeps_the_rest(tmp_path, monkeyp
     assert "no on-demand" in regions["us-east-2"]["notes"]["trn2.48xlarge"]
     assert regions["us-east-2"]["as_of"] == dt.date.today().isoformat()
     assert regions["us-east-1"]["prices"] == AWS_FACTS_US_EAST_1
+    # The seed block the refresh replaced stays as the Region's seed, for the types the refresh did not ask about.
+    seed = json.loads(out.read_text())["ec2_on_demand"]["seed_regions"]["us-east-2"]
+    assert seed["label"] == "skypilot-catalog" and seed["prices"]["c8g.4xlarge"] == 0.63584
 
 
 # --- the skypilot-catalog seed ---------------------------------------------------------------------------------
@@ -246,6 +250,52 @@ def test_a_family_the_price_list_contradicts_is_stale_everywhere():
                                   source="seed", as_of="2025-01-01", stale=stale)
     assert block["prices"] == {"c8g.4xlarge": 0.63584}
     assert "out of date" in block["notes"]["p5.48xlarge"] and "trn2.48xlarge" not in block["notes"]
+
+
+def _seeded_book():
+    """us-east-1 as the Price List priced it (c7gn.16xlarge, p5.48xlarge; trn2.48xlarge noted not offered) with the
+    seed's block beside it, built as the importer builds it (stale families checked against the Price List)."""
+    seed = on_demand_from_skypilot_csv(SEED + "p5.4xlarge,H100,1.0,16.0,256.0,,6.88,,us-east-1,use1-az1\n"
+                                       "trn2.48xlarge,,,192.0,2048.0,,44.7,,us-east-1,use1-az1\n")
+    primary = {"c7gn.16xlarge": 3.99, "p5.48xlarge": 55.04}
+    stale = stale_families(seed, {"us-east-1": primary})
+    block = skypilot_region_block(seed["us-east-1"], "us-east-1", seed["us-east-1"], source="seed", as_of="2025-01-01",
+                                  stale=stale)
+    book = load_prices()
+    return book.model_copy(update={"ec2_on_demand": book.ec2_on_demand.model_validate({
+        "unit": "u", "seed_regions": {"us-east-1": block},
+        "regions": {"us-east-1": {"source": "Price List", "as_of": "2026-07-20", "prices": primary,
+                                  "notes": {"trn2.48xlarge": "not offered in us-east-1"}}}})})
+
+
+def test_a_type_the_price_list_prices_or_notes_is_never_taken_from_the_seed():
+    book = _seeded_book()
+    assert on_demand(book, "us-east-1", "c7gn.16xlarge") == Quote(3.99, "Price List API 2026-07-20")
+    # The Price List says the type has no price there: an older seed's row does not overrule it.
+    assert on_demand(book, "us-east-1", "trn2.48xlarge") is None
+    assert on_demand_gap(book, "us-east-1", "trn2.48xlarge") == "not offered in us-east-1"
+
+
+def test_a_type_only_the_seed_prices_is_quoted_with_the_seeds_own_label_and_date():
+    book = _seeded_book()
+    assert on_demand(book, "us-east-1", "c8g.4xlarge") == Quote(0.63808, "skypilot-catalog 2025-01-01")
+    assert on_demand(book, "us-east-1", "m7g.large") is None
+    assert on_demand_gap(book, "us-east-1", "m7g.large") == \
+        "m7g.large is not in the us-east-1 snapshot (Price List API 2026-07-20; skypilot-catalog 2025-01-01)"
+
+
+def test_a_stale_family_stays_unknown_though_the_seed_lists_the_type():
+    book = _seeded_book()
+    # The Price List prices p5.48xlarge apart from the seed, so the seed's p5.4xlarge row is out of date too.
+    assert on_demand(book, "us-east-1", "p5.4xlarge") is None
+    assert "its p5 rates are out of date" in on_demand_gap(book, "us-east-1", "p5.4xlarge")
+
+
+def test_shipped_snapshot_fills_the_price_lists_gaps_from_the_seed():
+    book = load_prices()
+    quote = on_demand(book, "us-east-1", "c6i.xlarge")
+    assert quote is not None and quote.source == "skypilot-catalog before 2025-06"
+    assert on_demand(book, "us-east-1", "p5.48xlarge") == Quote(55.04, "Price List API 2026-07-20")
 
 
 def test_skypilot_csv_gives_spot_prices_per_az_id():
@@ -324,7 +374,7 @@ def test_shipped_seed_covers_every_catalog_type_or_says_why(catalog):
         silent = sorted(t for t in catalog.instance_types if sold(t) and t not in covered | named)
         assert not silent, f"{section.unit}: {silent}"
     # A seeded Region prices only what the catalog offers there (a row elsewhere is no offering).
-    for region, block in book.ec2_on_demand.regions.items():
+    for region, block in (*book.ec2_on_demand.regions.items(), *book.ec2_on_demand.seed_regions.items()):
         assert set(block.prices) <= set(catalog.offerings.get(region, {})), region
 
 
@@ -345,6 +395,9 @@ def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_
                         "-o", str(out)]) == 0
     regions = json.loads(out.read_text())["ec2_on_demand"]["regions"]
     assert regions["us-east-1"]["prices"] == AWS_FACTS_US_EAST_1  # the primary source is never overwritten
+    seed_east1 = json.loads(out.read_text())["ec2_on_demand"]["seed_regions"]["us-east-1"]
+    assert seed_east1["prices"] == {"c7gn.16xlarge": 3.9936, "c8g.4xlarge": 0.63808}  # beside it, for its gaps
+    assert "out of date" in seed_east1["notes"]["p5.48xlarge"] and seed_east1["label"] == "skypilot-catalog"
     east2 = regions["us-east-2"]
     assert east2["prices"] == {"c7gn.16xlarge": 3.9936, "c8g.48xlarge": 7.63008, "c8g.4xlarge": 0.63584}
     assert "out of date" in east2["notes"]["p5.48xlarge"]
@@ -448,7 +501,7 @@ def test_price_file(tmp_path):
 
 # --- physical limits -------------------------------------------------------------------------------------------
 
-# aws-facts.md, "Physical limits per instance": accelerators, dense BF16 TFLOPS each, network Gbps, EFA.
+# Accelerators, dense BF16 TFLOPS each (limits.json, each figure citing its page), network Gbps and EFA (EC2's data).
 FACTS_TABLE = {
     "trn1.32xlarge": (16, 190, 800, 8), "trn1n.32xlarge": (16, 190, 1600, 16), "trn2.48xlarge": (16, 667, 3200, 16),
     "p4d.24xlarge": (8, 312, 400, 4), "p5.48xlarge": (8, 989, 3200, 32), "p5en.48xlarge": (8, 989, 3200, 16),
