@@ -47,8 +47,8 @@ def engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=("s3", "athena"), help=f"where to read: s3 (the records themselves) or "
                    f"athena (one query over the Glue table); default: s3 below {ATHENA_FROM_RUNS} runs, else athena")
-    g.add_argument("--table", metavar="DB.TABLE", type=table_arg, help="the Glue table (default: the storage "
-                   "stack's ResultsTableName output)")
+    g.add_argument("--table", metavar="DB.TABLE", type=table_arg, help="the Glue table (default: the "
+                   "ResultsTableName output of --spec's storage stack)")
     g.add_argument("--workgroup", default="primary", help="the Athena workgroup that runs the query")
     g.add_argument("--output-location", metavar="S3URI", help=f"where Athena writes the query's result (default: "
                    f"s3://BUCKET/{ATHENA_OUTPUT}/)")
