@@ -67,19 +67,23 @@ def store(monkeypatch):
         yield ResultStore("rackform-layout-test", s3)
 
 
-def _record(rack: str, benchmark: str = "cpu") -> ResultRecord:
+def _record(rack: str, run_id: str = "run-1") -> ResultRecord:
     at = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-    return ResultRecord(run_id="run-1", benchmark=benchmark, tool="sysbench", rack=rack, node_group="head",
+    return ResultRecord(run_id=run_id, benchmark="cpu", tool="sysbench", rack=rack, node_group="head",
                         tier="graviton", instance_type="m7g.xlarge", node_count=1, status="succeeded", metrics=(),
                         started_at=at, ended_at=at)
 
 
-def test_the_store_reads_records_of_both_layouts_and_refuses_one_filed_elsewhere(store):
-    new, old, misfiled = _record("new"), _record("old"), _record("moved")
+def test_the_store_reads_a_run_of_either_layout_and_refuses_a_record_filed_elsewhere(store):
+    """A run's jobs all write one layout (the one their job definition's image carries): a run written before the
+    records had their folder is read from beside its logs."""
+    new, old, misfiled = _record("new"), _record("old", run_id="run-0"), _record("moved")
     store.put_record(new)
-    store.put_once(legacy_record_key("run-1", "old", "head", "cpu"), old.model_dump_json().encode(),
+    store.put_once(legacy_record_key("run-0", "old", "head", "cpu"), old.model_dump_json().encode(),
                    "application/json")
     elsewhere = record_key("run-1", "moved", "head", "gemm")  # the record says cpu
     store.put_once(elsewhere, misfiled.model_dump_json().encode(), "application/json")
-    assert sorted(r.rack for r in store.records("run-1")) == ["new", "old"]
+    assert [r.rack for r in store.records("run-1")] == ["new"]
     assert [(p.key, p.kind) for p in store.problems] == [(elsewhere, "tampered")]
+    assert [r.rack for r in store.records("run-0")] == ["old"]
+    assert [r.rack for r in store.iter_records("run-0")] == ["old"]
