@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..render.text import table, wrap
+from ..render.text import table, terminal_width, wrap
 from ..textsafe import visible
 from .athena import cross_run_records, engine_options
 from .common import (
@@ -126,12 +126,16 @@ def cmd_advise(args: argparse.Namespace) -> int:
     lines = [LOCAL_CAVEAT, ""] if local else []
     # The verdicts open the output, one per class of work; each class's evidence follows under it.
     lines += [wrap(visible(class_verdict(cls, advice))) for cls in CLASSES] + [""]
+    # An evidence table is indented under its verdict: it gets the terminal's width less the indent, so it fits as
+    # drawn (drawn full width, the fold at the end would break its rows and its footer).
+    indent, width = "    ", terminal_width()
     for cls in CLASSES:
         lines.append(f"{cls}:")
         for a in (a for a in advice if a.workload_class == cls):
             lines.append(visible(f"  {a.benchmark} ({MEANING[a.benchmark]} per $): {a.verdict}"))
             if a.evidence:
-                lines += ["    " + line for line in table(*evidence_table(a), wide=_wide(args)).splitlines()]
+                lines += [indent + line for line in table(*evidence_table(a), wide=_wide(args), width=None
+                                                          if width is None else width - len(indent)).splitlines()]
         lines.append("")
     if local:
         lines.append(LOCAL_CAVEAT)

@@ -171,6 +171,21 @@ def test_report_fits_with_its_verdicts_folded_and_every_figure_whole(stored_run)
         assert len(verdicts) == 3 and lines[verdicts[0] + 1].startswith(" " * 9)  # folded under its label
 
 
+def test_advise_draws_each_evidence_table_within_its_indent(stored_run):
+    code, lines = on_terminal("advise", "r0", "r1", env=stored_run)
+    assert code == 0
+    folded(lines)
+    advice = as_json(stored_run, "advise", "r0", "r1")["advice"]
+    for a in advice:
+        for e in a["evidence"]:
+            # a row whole on one line: its run, group, instance, $/hour and per-dollar figure
+            row = [e["run_id"], f"{e['rack']}/{e['node_group']}", e["instance_type"], usd(e["usd_per_hour"]),
+                   num(e["per_dollar"])]
+            assert any([w for w in line.split() if w in row] == row for line in lines), row
+    footers = [i for i, line in enumerate(lines) if line.startswith("    (") and "left out" in line]
+    assert footers and all(lines[i + 1].startswith("     ") and lines[i + 1].rstrip().endswith(")") for i in footers)
+
+
 def test_results_keep_the_result_column_and_fold_the_note(stored_run):
     code, lines = on_terminal("results", "r1", env=stored_run)
     assert code == 0
