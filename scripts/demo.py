@@ -241,18 +241,19 @@ def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec:
 
 def repair_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec: str, env: dict[str, str],
                      logs: Path) -> None:
-    """Issue 22: one repair. A job on gpu/h100 meets a node whose nvidia-smi lists one GPU too few: the runner's own
-    health step fails it, it exits 75, the repair function (the code Lambda runs) drains and terminates the node in
-    the embedded AWS and records it, and the job's retry strategy runs it again on another node."""
+    """Issue 22: one repair. A gemm job on gpu/h100 meets a node whose nvidia-smi lists one GPU too few: the
+    runner's own health step fails it, it exits 75, the repair function (the code Lambda runs) drains and terminates
+    the node in the embedded AWS and records it, and the job's retry strategy runs it again on another node."""
     from rackform.jobs.heal import BrokenNode, LocalRepair
     from workloads.layout import BenchmarkJobName
 
     run_id, rack, group = new_run_id(), "gpu", "h100"
     step(f"the repair loop: a node whose health step fails is replaced and its job retried (run {run_id})")
     started = time.monotonic()
-    rackform("submit", spec, "--rack", rack, "--node-group", group, "--benchmark", "cpu", "--run-id", run_id,
+    # gemm: its local run is about 3 s of CPU, where cpu's sysbench runs 6 s whatever the machine.
+    rackform("submit", spec, "--rack", rack, "--node-group", group, "--benchmark", "gemm", "--run-id", run_id,
              env=env)
-    broken = BrokenNode(str(BenchmarkJobName(run_id=run_id, rack=rack, node_group=group, benchmark="cpu")))
+    broken = BrokenNode(str(BenchmarkJobName(run_id=run_id, rack=rack, node_group=group, benchmark="gemm")))
     run_local(aws, deployment, run_id, log_dir=logs, broken=broken,
               repair=LocalRepair(aws.client, plan, deployment.bucket))
     rackform("repairs", run_id, env=env)
