@@ -5,11 +5,13 @@ The SQL is built by pure functions (rackform/analysis/history.py); this is the t
 partitions are registered here, not projected (cdk_constructs/athena.py says why): before a query, the runs listed
 in the bucket whose partitions Glue lacks get theirs, one per run and benchmark
 (https://docs.aws.amazon.com/athena/latest/ug/partitions.html: partitions of a layout that is not Hive style are
-added by hand). That takes glue:GetTable, glue:GetPartitions and glue:BatchCreatePartition on the table besides
-Athena's own permissions (docs/security.md).
+added by hand), once their records folder holds a record: a run with none (a mistyped id, a run still in progress)
+gets no empty partitions, and a run the command was given by name is then an error, before anything is written.
+That takes glue:GetTable, glue:GetPartitions and glue:BatchCreatePartition on the table besides Athena's own
+permissions (docs/security.md).
 
 Calls, for R runs of which N are new: GetTable 1, GetPartitions 1 per 1,000 partitions (125 runs: a partition per
-benchmark), BatchCreatePartition 1 per
+benchmark), S3 ListObjectsV2 1 per new run (the first page of its records folder), BatchCreatePartition 1 per
 PARTITIONS_PER_CALL // benchmarks new runs (12 today); then StartQueryExecution 1, GetQueryExecution 1 per POLL_S,
 GetQueryResults 1 per 1,000 rows.
 """
@@ -22,10 +24,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .common import aws_target, checked_plan
+from .common import aws_target, checked_plan, no_such_run
 
 if TYPE_CHECKING:
     from workloads.results import ResultRecord
+    from workloads.store import ResultStore
 
     from .. import aws
 
@@ -93,13 +96,16 @@ def table_of(args: argparse.Namespace, region: str | None) -> str:
     raise aws.AwsError(f"stack {plan.storage.stack_name} has no ResultsTableName output", "give --table DB.TABLE")
 
 
-def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, bucket: str,
-                  run_ids: Sequence[str]) -> int:
+def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, store: ResultStore,
+                  run_ids: Sequence[str], *, named: bool) -> int:
     """Give each run that lacks any its partitions, one per benchmark (workloads/layout.records_prefix), copying the
     table's storage descriptor (`described`: GetTable's) with the partition's location. Returns how many runs were
     registered. A run is known once it has every benchmark's partition: one left half done (a call that failed) is
     sent again whole, its partitions that exist answered AlreadyExists, and a benchmark added later is added to the
-    runs before it the same way."""
+    runs before it the same way.
+
+    A new run is registered only once its records folder holds an object: one with none is left out, or, when the
+    runs were `named` on the command line, refused (AwsError naming it and the runs nearest it) before any write."""
     from workloads.benchmarks import BENCHMARKS
     from workloads.layout import records_prefix
 
@@ -118,11 +124,17 @@ def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, bucket
         for p in page.get("Partitions", []):
             have.setdefault(p["Values"][0], set()).add(p["Values"][1])
     new = [r for r in dict.fromkeys(run_ids) if not have.get(r, set()) >= set(benchmarks)]
+    # The first page of the records folder, not the run: node logs and markers are no records to query.
+    empty = [r for r in new if next(store.keys(records_prefix(r)), None) is None]
+    if named and empty:
+        raise aws.AwsError(no_such_run(store, empty[0]), "check the run id (`rackform runs` lists them); a run "
+                           "written before its records had a folder of their own (_records/) is read with --engine s3")
+    new = [r for r in new if r not in empty]
     per_call = PARTITIONS_PER_CALL // len(benchmarks)
     for start in range(0, len(new), per_call):
         inputs = [{"Values": [run_id, benchmark],
                    "StorageDescriptor": {**descriptor,
-                                         "Location": f"s3://{bucket}/{records_prefix(run_id, benchmark)}"}}
+                                         "Location": f"s3://{store.bucket}/{records_prefix(run_id, benchmark)}"}}
                   for run_id in new[start:start + per_call] for benchmark in benchmarks]
         answer = glue.batch_create_partition(DatabaseName=database, TableName=name, PartitionInputList=inputs)
         # Another rackform registering the same run at once is no failure: its partitions are these.
@@ -170,9 +182,10 @@ def _finished(athena: aws.BotoClient, query_id: str) -> dict[str, Any]:
 Columns = Sequence[tuple[str, str]]  # (name, Hive type) of the deployed table, its partition keys first
 
 
-def rows(args: argparse.Namespace, region: str | None, bucket: str, run_ids: Sequence[str],
-         sql_for: Callable[[str, Columns], str]) -> list[list[str | None]]:
-    """The runs' partitions registered, then the rows of the query `sql_for(table, its columns)` builds."""
+def rows(args: argparse.Namespace, region: str | None, store: ResultStore, run_ids: Sequence[str],
+         sql_for: Callable[[str, Columns], str], *, named: bool) -> list[list[str | None]]:
+    """The runs' partitions registered, then the rows of the query `sql_for(table, its columns)` builds. `named`:
+    the runs were given on the command line, so one without records is an error (register_runs)."""
     from .. import aws
 
     target = aws_target(args, region)
@@ -183,13 +196,13 @@ def rows(args: argparse.Namespace, region: str | None, bucket: str, run_ids: Seq
     columns = [(c["Name"], c["Type"]) for c in [*described.get("PartitionKeys", []),
                                                  *described["StorageDescriptor"].get("Columns", [])]]
     sql = sql_for(table, columns)
-    if registered := register_runs(glue, table, described, bucket, run_ids):
+    if registered := register_runs(glue, table, described, store, run_ids, named=named):
         print(f"registered {registered} run(s) in {table}", file=sys.stderr)
     return list(query(aws.client(target, "athena"), sql, workgroup=args.workgroup,
-                      output_location=args.output_location or f"s3://{bucket}/{ATHENA_OUTPUT}/"))
+                      output_location=args.output_location or f"s3://{store.bucket}/{ATHENA_OUTPUT}/"))
 
 
-def cross_run_records(args: argparse.Namespace, region: str | None, bucket: str, run_ids: Sequence[str]
+def cross_run_records(args: argparse.Namespace, region: str | None, store: ResultStore, run_ids: Sequence[str]
                       ) -> dict[str, list[ResultRecord]] | None:
     """The runs' records by run from one Athena query (rackform/analysis/query.py records_sql) when the engine is
     athena; None when it is s3, for the caller to read them from S3 itself."""
@@ -200,8 +213,8 @@ def cross_run_records(args: argparse.Namespace, region: str | None, bucket: str,
     if engine(args, len(runs)) == "s3":
         return None
     found: dict[str, list[ResultRecord]] = {run_id: [] for run_id in runs}
-    for n, cells in enumerate(rows(args, region, bucket, runs,
-                                   lambda table, columns: records_sql(table, columns, runs)), 1):
+    for n, cells in enumerate(rows(args, region, store, runs,
+                                   lambda table, columns: records_sql(table, columns, runs), named=True), 1):
         try:
             record = record_of(cells[0] if cells else None)
         except ValueError as e:

@@ -97,7 +97,7 @@ def _from_athena(args: argparse.Namespace, region: str, store: ResultStore, runs
         return history_sql(table_name, args.benchmark, [rack for rack, _ in groups], [group for _, group in groups],
                            run_ids=args.run or ())
 
-    return [athena_row(cells) for cells in rows(args, region, store.bucket, runs, sql)]
+    return [athena_row(cells) for cells in rows(args, region, store, runs, sql, named=bool(args.run))]
 
 
 def register(sub: Subparsers) -> None:

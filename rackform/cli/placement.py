@@ -71,7 +71,7 @@ def _records(args: argparse.Namespace, plan: Plan) -> list[ResultRecord] | None:
     check_run_ids(args.runs)
     store = results_store(args, plan)
     # the runs from one Athena query when the engine is athena (--engine, or 50 runs and more), else from S3
-    found = cross_run_records(args, plan.region, store.bucket, args.runs)
+    found = cross_run_records(args, plan.region, store, args.runs)
     out: list[ResultRecord] = []
     for run_id in args.runs:
         records = run_records(store, run_id, None if found is None else found.__getitem__)

@@ -52,7 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     fsx = plan.storage.fsx_lustre if plan else None
     store = store_for_run(args, [args.run_id, *([args.baseline] if args.baseline else [])])
     # With a baseline, both runs from one Athena query when the engine is athena (--engine athena), else from S3.
-    queried = cross_run_records(args, plan.region if plan else None, store.bucket, [args.run_id, args.baseline]) \
+    queried = cross_run_records(args, plan.region if plan else None, store, [args.run_id, args.baseline]) \
         if args.baseline else None
     # Decisions `rackform run` recorded for the run (none: no section); no Batch calls, the decision is the record.
     # Read before the report is built, so a decision that cannot be believed is among the report's problems.
@@ -108,7 +108,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
     store = store_for(args, args.run_ids)
     # the runs from one Athena query when the engine is athena (--engine, or 50 runs and more), else from S3
-    queried = cross_run_records(args, None, store.bucket, args.run_ids)
+    queried = cross_run_records(args, None, store, args.run_ids)
     rows = []
     for run_id in dict.fromkeys(args.run_ids):  # each run's records become rows as they stream in
         if not (found := report_rows(store.iter_records(run_id) if queried is None else queried[run_id],

@@ -100,6 +100,15 @@ def test_a_run_athena_has_no_rows_of_is_named(stored, capsys, monkeypatch):
     assert code == 1 and "cur" in err and "error:" in err
 
 
+def test_a_mistyped_run_is_named_with_the_runs_near_it_and_nothing_is_registered(stored, capsys, monkeypatch):
+    _, glue = stored
+    stub = stubbed_athena(monkeypatch, REGION)  # no answer queued: a query would fail the call
+    with stub:
+        code, _, err = cli(capsys, "advise", "base", "curr", "--engine", "athena", "--table", TABLE)
+    assert code == 1 and "no records for run curr" in err and "did you mean cur?" in err and "Traceback" not in err
+    assert partitions(glue) == {}  # not even `base`'s: the command wrote nothing
+
+
 def test_a_row_that_is_no_record_is_one_line_naming_it(stored, capsys, monkeypatch):
     stub = stubbed_athena(monkeypatch, REGION)
     answer(stub, HEADER + [['{"run_id": "base", "benchmark": "cpu"}']])

@@ -17,7 +17,7 @@ from rackform.cli import athena as cli_athena
 from tests.cli.conftest import page, partitions, results_table, stubbed_athena
 from tests.conftest import ROOT, moto_aws, run_cli
 from workloads.benchmarks import BENCHMARKS
-from workloads.layout import legacy_record_key, records_prefix
+from workloads.layout import legacy_record_key, log_key, records_prefix
 from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore
 
@@ -137,6 +137,24 @@ def test_a_run_left_half_registered_is_sent_again_whole(glue_table, capsys, monk
     found = partitions(glue_table)
     assert {b for run, b in found if run == "r1"} == set(BENCHMARKS)  # the rest added; the one there answered
     assert found[("r1", FIRST)] == "s3://x/"  # AlreadyExists, and left as it was
+
+
+def test_a_run_without_records_gets_no_partitions_and_named_is_an_error(glue_table, store, capsys, monkeypatch):
+    store.put_log(log_key("r3", "graviton", "head", "cpu", 0), "started\n")  # in progress: no record yet
+    stub = stubbed_athena(monkeypatch, REGION)
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
+    stub.add_response("get_query_results", page([["run_id"]]))
+    with stub:
+        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results")
+    assert code == 0 and "registered 2 run(s)" in err
+    assert {values[0] for values in partitions(glue_table)} == {"r1", "r2"}
+    with stubbed_athena(monkeypatch, REGION):  # no answer queued: a query would fail the call
+        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results", "--run", "r3")
+        assert code == 1 and "no records for run r3 in s3://" in err and "Traceback" not in err
+        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results", "--run", "r22")
+        assert code == 1 and "did you mean r2?" in err
+    assert {values[0] for values in partitions(glue_table)} == {"r1", "r2"}
 
 
 def test_a_run_named_with_run_is_a_partition_filter(glue_table, capsys, monkeypatch):
