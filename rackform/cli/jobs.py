@@ -307,8 +307,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     strays = [BadObject(f"{RESULTS_PREFIX}/{run_id}/", "run", "unreadable", "not a run id (1-48 letters, digits, "
                         "'-' or '_', starting with a letter or digit): no rackform run writes here")
               for run_id in found if not RUN_ID.fullmatch(run_id)]
-    summaries = sorted(_summaries(store, [r for r in found if RUN_ID.fullmatch(r)]),
-                       key=lambda s: dt.datetime.fromisoformat(s.started), reverse=True)
+    summaries = sorted(_summaries(store, [r for r in found if RUN_ID.fullmatch(r)]), key=_age, reverse=True)
     runs = [s.run_id for s in summaries]
     listed: list[dict[str, Any]] = [
         {"run_id": s.run_id, "started": dt.datetime.fromisoformat(s.started).isoformat(timespec="seconds"),
@@ -352,7 +351,18 @@ def latest_run(store: ResultStore) -> str | None:
     from workloads.layout import RUN_ID
 
     summaries = _summaries(store, [r for r in store.run_ids() if RUN_ID.fullmatch(r)])
-    return max(summaries, key=lambda s: dt.datetime.fromisoformat(s.started)).run_id if summaries else None
+    return max(summaries, key=_age).run_id if summaries else None
+
+
+def _age(summary: RunSummary) -> tuple[dt.datetime, str]:
+    """What orders runs in time: when the run's first object was written, then its id. S3 lists LastModified in
+    whole seconds (AWS's ListObjectVersions example answers `"LastModified": "2016-12-15T01:19:41.000Z"`,
+    https://docs.aws.amazon.com/AWSJavaScriptSDK/v3/latest/clients/client-s3/classes/listobjectversionscommand.html;
+    the embedded AWS does the same), so runs started in the same second tie on the first; the id then decides, the
+    same way in `runs` and for the newest run. A generated id begins with its UTC second (jobs/submit.py
+    new_run_id), so ids order as their times do across seconds, and within one second the order is still the same
+    at every reading."""
+    return dt.datetime.fromisoformat(summary.started), summary.run_id
 
 
 def _summaries(store: ResultStore, run_ids: list[str]) -> list[RunSummary]:

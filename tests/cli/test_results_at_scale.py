@@ -114,6 +114,21 @@ def test_runs_reads_a_summary_per_finished_run_whatever_the_run_holds(store, cap
     assert requests(capsys, "runs")[1] == again  # 20 records or 3: the same requests
 
 
+def test_runs_started_in_the_same_second_are_newest_first_by_id_in_runs_and_as_the_newest(store, capsys,
+                                                                                          monkeypatch):
+    ids = ["20261124T080000Z-ffff", "20261124T080001Z-0a0a", "20261124T080001Z-b1b1"]
+    for run_id in ids:
+        run(store, run_id, 1)
+    # S3 lists LastModified in whole seconds: the two runs of 08:00:01 tie on when their first object was written
+    at = {ids[0]: T0, ids[1]: T0 + dt.timedelta(seconds=1), ids[2]: T0 + dt.timedelta(seconds=1)}
+    monkeypatch.setattr(ResultStore, "first_written", lambda self, run_id: at[run_id])
+    for _ in range(2):  # made afresh, then from the summaries written: the same order
+        code, out, _ = run_cli(capsys, "runs", "--json", "--bucket", BUCKET, "--region", REGION)
+        assert code == 0 and [r["run_id"] for r in json.loads(out)["runs"]] == ids[::-1]
+    _, _, err = run_cli(capsys, "report", "--bucket", BUCKET, "--region", REGION)
+    assert f"run {ids[2]}: the newest" in err  # the run `runs` lists first
+
+
 def test_a_run_in_progress_is_read_afresh_until_it_is_finished(store, capsys):
     run(store, "r1", 4, recorded=2)
     assert requests(capsys, "runs")[1][GET] == 4 + 2
