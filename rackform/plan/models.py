@@ -55,7 +55,7 @@ class NetworkInterfacePlan(Frozen):
 
 
 class QuotaPlan(Frozen):
-    code: str | None
+    code: str
     name: str
     vcpus: int
 

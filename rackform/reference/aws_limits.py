@@ -14,33 +14,37 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Quota:
-    code: str | None  # None where the code is not confirmed: preflight then says so instead of guessing
+    code: str
     name: str
 
 
-# family prefix -> (on-demand, spot). Longest prefix wins ("hpc" before "h").
-_QUOTAS: dict[str, tuple[Quota, Quota]] = {
-    "p": (Quota("L-417A185B", "Running On-Demand P instances"), Quota("L-7212CCBC", "All P Spot Instance Requests")),
-    "g": (Quota("L-DB2E81BA", "Running On-Demand G and VT instances"),
-          Quota("L-3819A6DF", "All G and VT Spot Instance Requests")),
-    "vt": (Quota("L-DB2E81BA", "Running On-Demand G and VT instances"),
-           Quota("L-3819A6DF", "All G and VT Spot Instance Requests")),
-    "trn": (Quota("L-2C3B7624", "Running On-Demand Trn instances"),
-            Quota("L-6B0D517C", "All Trn Spot Instance Requests")),
-    "inf": (Quota("L-1945791B", "Running On-Demand Inf instances"), Quota(None, "All Inf Spot Instance Requests")),
-    "hpc": (Quota("L-F7808C92", "Running On-Demand HPC instances"), Quota(None, "HPC instances have no Spot")),
+# family prefix -> quota, one table per market. The longest matching prefix wins; a family in none is Standard.
+# HPC has no Spot row: AWS sells HPC instances On-Demand only and lists no Spot quota for them. validate rejects a
+# Spot group of an HPC type (its usage classes lack spot), so no checked plan counts one against Standard Spot.
+_ON_DEMAND: dict[str, Quota] = {
+    "p": Quota("L-417A185B", "Running On-Demand P instances"),
+    "g": Quota("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "vt": Quota("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "trn": Quota("L-2C3B7624", "Running On-Demand Trn instances"),
+    "inf": Quota("L-1945791B", "Running On-Demand Inf instances"),
+    "hpc": Quota("L-F7808C92", "Running On-Demand HPC instances"),
 }
-_STANDARD = (Quota("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
-             # The name is AWS's; its code is not in our reference, so preflight reports it unchecked, not guessed.
-             Quota(None, "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"))
+_SPOT: dict[str, Quota] = {
+    "p": Quota("L-7212CCBC", "All P Spot Instance Requests"),
+    "g": Quota("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    "vt": Quota("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    "trn": Quota("L-6B0D517C", "All Trn Spot Instance Requests"),
+    "inf": Quota("L-B5D1601B", "All Inf Spot Instance Requests"),
+}
+_STANDARD_ON_DEMAND = Quota("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances")
+_STANDARD_SPOT = Quota("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests")
 
 
 def vcpu_quota(instance_type: str, *, spot: bool = False) -> Quota:
     family = instance_type.split(".", 1)[0]
-    for prefix in sorted(_QUOTAS, key=len, reverse=True):
-        if family.startswith(prefix):
-            return _QUOTAS[prefix][1 if spot else 0]
-    return _STANDARD[1 if spot else 0]
+    table, standard = (_SPOT, _STANDARD_SPOT) if spot else (_ON_DEMAND, _STANDARD_ON_DEMAND)
+    prefix = max((p for p in table if family.startswith(p)), key=len, default=None)
+    return standard if prefix is None else table[prefix]
 
 
 # --- other AWS service limits the checks hold a spec to -----------------------------------------------------------

@@ -50,6 +50,7 @@ REGION, AZ = "us-east-2", "us-east-2c"
 CR = "cr-0123456789abcdef0"
 NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.timezone.utc)
 STANDARD, TRN, P = "L-1216C47A", "L-2C3B7624", "L-417A185B"  # the demo's on-demand quotas
+STANDARD_SPOT, INF_SPOT = "L-34B43A08", "L-B5D1601B"
 INCREASE = "aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {} --desired-value {} " \
            "--region us-east-2"
 
@@ -116,15 +117,15 @@ def test_spot_uses_its_own_quota(tmp_path, demo):
     assert "L-7212CCBC (All P Spot Instance Requests)" in bad.name and P not in {c.name.split()[2] for c in checks}
 
 
-def test_quota_unknown_code_unreadable_or_missing(tmp_path, demo):
+def test_quota_unreadable_or_missing(tmp_path, demo):
     demo["racks"][2]["node_groups"][0].update(instance_type="inf2.48xlarge", capacity={"type": "spot"}, efa=False)
     demo["racks"][2]["name"] = "inf"
     p = checked_plan(str(dump(tmp_path, demo)))
     denied = ApiError("servicequotas:GetServiceQuota", "AccessDeniedException: not allowed", denied=True)
-    checks = check_quotas(p, {STANDARD: None, TRN: denied})
+    checks = check_quotas(p, {STANDARD: None, TRN: denied, INF_SPOT: None})
     assert [c.status for c in checks] == ["unknown"] * 3
     spot, = [c for c in checks if "Inf Spot" in c.name]
-    assert "does not know this quota's Service Quotas code" in spot.found
+    assert spot.name == f"vCPU quota {INF_SPOT} (All Inf Spot Instance Requests)"
     assert "grant servicequotas:GetServiceQuota" in next(c for c in checks if TRN in c.name).fix
     assert "has no quota L-1216C47A" in next(c for c in checks if STANDARD in c.name).found
 
@@ -526,6 +527,19 @@ def test_blocked_account_exits_1_and_lists_blockers(aws, monkeypatch, capsys):
     assert f"blocker  vCPU quota {TRN} (Running On-Demand Trn instances): request an increase to 768 vCPUs: " \
            + INCREASE.format(TRN, 768) in out
     assert f"blocker  capacity {CR}: set availability_zone: us-east-2a" in out
+
+
+def test_a_spot_group_of_a_standard_family_is_held_to_the_standard_spot_quota(aws, monkeypatch, capsys, tmp_path,
+                                                                               demo):
+    demo["racks"][0]["node_groups"][1]["capacity"] = {"type": "spot"}  # 2 x c7gn.16xlarge, 64 vCPUs each
+    account(monkeypatch, {**ENOUGH, STANDARD: 16.0, STANDARD_SPOT: 64.0}, live_block())
+    code, out, err = run(capsys, "preflight", str(dump(tmp_path, demo)))
+    assert code == 1 and "Traceback" not in out + err
+    assert "(1 blocker, 0 warnings, 0 unknown" in out
+    assert f"blocker  vCPU quota {STANDARD_SPOT} (All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests): " \
+           "request an increase to 128 vCPUs: " + INCREASE.format(STANDARD_SPOT, 128) in out
+    [line] = [x for x in out.splitlines() if f"quota {STANDARD} " in x]
+    assert line.startswith("ok") and line.endswith("16 vCPUs: graviton/head 1 x c8g.4xlarge")  # the head alone
 
 
 def test_json_report(aws, monkeypatch, capsys, tmp_path, demo):
