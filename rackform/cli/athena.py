@@ -11,9 +11,9 @@ That takes glue:GetTable, glue:GetPartitions and glue:BatchCreatePartition on th
 permissions (docs/security.md).
 
 Calls, for R runs of which N are new: GetTable 1, GetPartitions 1 per 1,000 partitions (125 runs: a partition per
-benchmark), S3 ListObjectsV2 1 per new run (the first page of its records folder), BatchCreatePartition 1 per
-PARTITIONS_PER_CALL // benchmarks new runs (12 today); then StartQueryExecution 1, GetQueryExecution 1 per POLL_S,
-GetQueryResults 1 per 1,000 rows.
+benchmark), S3 ListObjectsV2 1 per new run (the first page of its records folder, READERS at once),
+BatchCreatePartition 1 per PARTITIONS_PER_CALL // benchmarks new runs (12 today); then StartQueryExecution 1,
+GetQueryExecution 1 per POLL_S, GetQueryResults 1 per 1,000 rows.
 """
 
 from __future__ import annotations
@@ -106,8 +106,11 @@ def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, store:
 
     A new run is registered only once its records folder holds an object: one with none is left out, or, when the
     runs were `named` on the command line, refused (AwsError naming it and the runs nearest it) before any write."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from workloads.benchmarks import BENCHMARKS
     from workloads.layout import records_prefix
+    from workloads.store import READERS
 
     from .. import aws
 
@@ -124,8 +127,12 @@ def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, store:
         for p in page.get("Partitions", []):
             have.setdefault(p["Values"][0], set()).add(p["Values"][1])
     new = [r for r in dict.fromkeys(run_ids) if not have.get(r, set()) >= set(benchmarks)]
-    # The first page of the records folder, not the run: node logs and markers are no records to query.
-    empty = [r for r in new if next(store.keys(records_prefix(r)), None) is None]
+    # The first page of the records folder, not the run: node logs and markers are no records to query. A run
+    # that has none stays new (a run of the old layout, forever): READERS listings at a time, as `runs` reads.
+    with ThreadPoolExecutor(READERS) as pool:
+        held = dict(zip(new, pool.map(lambda r: next(store.keys(records_prefix(r)), None) is not None, new),
+                        strict=True))
+    empty = [r for r in new if not held[r]]
     if named and empty:
         raise aws.AwsError(no_such_run(store, empty[0]), "check the run id (`rackform runs` lists them); a run "
                            "written before its records had a folder of their own (_records/) is read with --engine s3")
