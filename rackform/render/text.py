@@ -240,41 +240,59 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
 
 def _plain(headers: list[str], columns: list[list[str]], styles: list[list[str]], keep: list[int], least: list[int],
            given: dict[int, int] | None, colour: bool) -> list[str] | None:
-    """The lines rich draws for this table, written directly, where no cell wraps and every character is one cell
-    wide (printable ASCII): each column left-justified to its width, GAP apart, a rule of dashes under the header;
-    in colour, each cell and the header's padding in its style, as rich writes them. A 10,000-row report prints in
-    tens of milliseconds instead of the half a minute rich takes to measure and lay out every cell
-    (tests/render/test_table_at_scale.py holds the two to the same output). None where rich must lay it out."""
+    """The lines rich draws for this table, written directly where every character is one cell wide (printable
+    ASCII): each column left-justified to its width, GAP apart, a rule of dashes under the header; a cell wider than
+    its column folded by rich's own Text.wrap, the row as tall as its tallest cell; in colour, each cell and the
+    header's padding in its style, as rich writes them. A 10,000-row report prints in tens of milliseconds instead of
+    the half a minute rich takes to measure and lay out every cell (tests/render/test_table_at_scale.py holds the two
+    to the same output). None where rich must lay it out."""
     widths: list[int] = []
     for i in keep:
         cells = [headers[i], *columns[i]]
         if not all(c.isascii() and c.isprintable() for c in cells):
             return None
-        longest = max(len(c) for c in cells)
-        if given is not None and longest > given[i]:
-            return None  # a cell wraps
-        widths.append(given[i] if given is not None else max(longest, least[i]))
+        widths.append(given[i] if given is not None else max(max(len(c) for c in cells), least[i]))
     rule = " ".join("-" * (w + 1) for w in widths[:-1]) + (" " if len(widths) > 1 else "") + "-" * widths[-1]
-    if colour:
-        from rich.color import ColorSystem
-        from rich.style import Style
+    from rich.color import ColorSystem
+    from rich.console import Console
+    from rich.style import Style
+    from rich.text import Text
+
+    console = Console(file=io.StringIO(), width=max(widths))
+
+    def folded(text: str, width: int) -> list[str]:
+        if len(text) <= width:
+            return [text]
+        return [line.plain for line in Text(text).wrap(console, width, justify="left", overflow="fold")]
 
     def paint(text: str, style: str) -> str:
         return Style.parse(style).render(text, color_system=ColorSystem.STANDARD) if colour and style else text
 
-    def line(cells: list[str], cell_styles: list[str], gap: str) -> str:
-        return gap.join(paint(c.ljust(w), st) for c, st, w in zip(cells, cell_styles, widths, strict=True)).rstrip()
+    def row(cells: list[str], cell_styles: list[str], gap: str, blank_style: str, bottom: bool) -> list[str]:
+        parts = [folded(c, w) for c, w in zip(cells, widths, strict=True)]
+        height = max(len(p) for p in parts)
+        # A shorter cell is padded with blank lines below it, in the header above it (rich aligns it to the bottom).
+        parts = [[""] * (height - len(p)) + p if bottom else p for p in parts]
+        blank = [[n < height - len(p) if bottom else n >= len(p) for n in range(height)]
+                 for p in (folded(c, w) for c, w in zip(cells, widths, strict=True))]
+        last = len(widths) - 1
+        # A blank line fills the cell with its padding as one run of spaces, in the cell's style.
+        return ["".join((paint(" " * (w + (j < last) * (GAP - 1)), blank_style) + " " * (j < last) if b[n] else
+                         paint(p[n].ljust(w), st) + gap * (j < last))
+                        for j, (p, b, st, w) in enumerate(zip(parts, blank, cell_styles, widths, strict=True))).rstrip()
+                for n in range(height)]
 
     # The header's padding takes its style (bold on a terminal), a row's does not.
     bold = "bold" if colour else ""
-    return [line([headers[i] for i in keep], [bold] * len(keep), paint(" ", bold) + " " * (GAP - 1)), rule,
-            *(line([columns[i][k] for i in keep], [styles[k][i] for i in keep], " " * GAP)
-              for k in range(len(columns[keep[0]])))]
+    return [*row([headers[i] for i in keep], [bold] * len(keep), paint(" ", bold) + " " * (GAP - 1), bold, True),
+            rule, *(line for k in range(len(columns[keep[0]]))
+                    for line in row([columns[i][k] for i in keep], [styles[k][i] for i in keep], " " * GAP, "",
+                                    False))]
 
 
 def _drawn(headers: list[str], columns: list[list[str]], styles: list[list[str]], keep: list[int], least: list[int],
            given: dict[int, int] | None, width: int, colour: bool) -> list[str]:
-    """The table laid out and drawn by rich: where a cell wraps, or has colour or wide characters."""
+    """The table laid out and drawn by rich: where a cell holds characters wider than one cell."""
     from rich import box
     from rich.console import Console
     from rich.table import Table

@@ -1,6 +1,6 @@
 """Issue 23 item 2: a table of thousands of rows (`results` and `report` of a 10,000-record run) is written directly
-where rich would only pad columns, and reads exactly as rich draws it, colour included; rich lays out only what wraps
-or holds characters wider than one cell."""
+where rich would only pad and fold columns, and reads exactly as rich draws it, colour and folded cells included; rich
+lays out only a table that holds characters wider than one cell."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def random_table(rng: random.Random) -> tuple[list[list[object]], list[str]]:
     return rows, header
 
 
-@pytest.mark.parametrize("seed", range(300))
+@pytest.mark.parametrize("seed", range(600))
 def test_a_table_written_directly_reads_as_rich_draws_it(monkeypatch, seed):
     rng = random.Random(seed)
     rows, header = random_table(rng)
@@ -62,14 +62,19 @@ def test_a_table_of_ten_thousand_rows_is_not_laid_out_by_rich(monkeypatch):
     assert lines[2].split() == ["allreduce", "rack00000/h100", "gpu", "p5.48xlarge", "2", "succeeded", "30s", "33.00"]
     # a terminal wide enough for every column: the same lines
     assert table(rows, header, width=200, colour=False).splitlines() == lines
+    # a narrower one, in colour, where a failure's reason folds: each row on two lines
+    failed = [[*row[:7], red("failed: a reason long enough to fold")] for row in rows]
+    narrow = table(failed, header, width=100, colour=True, essential=header).splitlines()
+    assert len(narrow) == 2 + 2 * 10_000 and narrow[3].strip() == "\x1b[1;31mto fold                      \x1b[0m"
 
 
-def test_wide_characters_and_wrapping_are_still_drawn_by_rich(monkeypatch):
+def test_only_characters_wider_than_one_cell_are_left_to_rich(monkeypatch):
     drawn: list[int] = []
     real = text._drawn
     monkeypatch.setattr(text, "_drawn", lambda *a: drawn.append(1) or real(*a))
     assert "\x1b[1;31mfailed" in table([["gpu", red("failed")]], ["name", "status"], width=None, colour=True)
-    assert not drawn  # colour alone is written directly
+    assert table([["a note that must wrap here", "1"]], ["notes", "value"], width=16, colour=False).splitlines() == [
+        "notes      value", "---------- -----", "a note         1", "that must", "wrap here"]
+    assert not drawn  # colour and wrapping are written directly
     table([["测试", "1"]], ["name", "value"], width=None, colour=False)
-    table([["a note that must wrap here", "1"]], ["notes", "value"], width=16, colour=True)
-    assert len(drawn) == 2
+    assert len(drawn) == 1
