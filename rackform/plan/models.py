@@ -55,7 +55,7 @@ class NetworkInterfacePlan(Frozen):
 
 
 class QuotaPlan(Frozen):
-    code: str
+    code: str | None
     name: str
     vcpus: int
 

@@ -86,10 +86,15 @@ def check_quotas(plan: Plan, quotas: Mapping[str, QuotaValue | ApiError | None])
     checks = []
     for (code, quota_name), groups in by_code.items():
         need = sum(g.quota.vcpus for g in groups)
-        name = f"vCPU quota {code} ({quota_name})"
+        name = f"vCPU quota {code or '?'} ({quota_name})"
         needed = f"{need:,} vCPUs: {_groups_text(groups)}"
         for note in dict.fromkeys(n for g in groups if (n := capacity_kind(g.capacity.type).quota_note)):
             needed += f" ({note})"
+        if code is None:
+            checks.append(Check(name, "unknown", "rackform does not know this quota's Service Quotas code", needed,
+                                f"look up {quota_name} in the Service Quotas console for {plan.region} and make "
+                                f"sure it holds {need:,} vCPUs"))
+            continue
         value = quotas[code]
         if isinstance(value, ApiError):
             checks.append(unreadable(value, name, needed))

@@ -283,7 +283,7 @@ def fetch_state(plan: Plan, client_for: ClientFactory) -> AccountState:
     groups = plan.node_groups()
     service_quotas, ec2 = client_for("service-quotas"), client_for("ec2")
     batch, cloudformation = client_for("batch"), client_for("cloudformation")
-    codes = sorted({g.quota.code for g in groups})
+    codes = sorted({g.quota.code for g in groups if g.quota.code})
     ids = sorted({g.capacity.reservation_id for g in groups if g.capacity.reservation_id})
     types = sorted({g.instance_type for g in groups})
     return AccountState(

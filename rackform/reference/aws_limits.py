@@ -14,13 +14,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Quota:
-    code: str
+    code: str | None  # None: AWS's quota pages name no quota for the family in that market; preflight says so
     name: str
 
 
 # family prefix -> quota, one table per market. The longest matching prefix wins; a family in none is Standard.
 # HPC has no Spot row: AWS sells HPC instances On-Demand only and lists no Spot quota for them. validate rejects a
 # Spot group of an HPC type (its usage classes lack spot), so no checked plan counts one against Standard Spot.
+# Spot splits P in two, "All P4, P3 and P2" and "All P5" (P5, P5e, P5en); P6 is sold as Spot but named on neither,
+# so its code is left unknown rather than guessed.
 _ON_DEMAND: dict[str, Quota] = {
     "p": Quota("L-417A185B", "Running On-Demand P instances"),
     "g": Quota("L-DB2E81BA", "Running On-Demand G and VT instances"),
@@ -30,7 +32,9 @@ _ON_DEMAND: dict[str, Quota] = {
     "hpc": Quota("L-F7808C92", "Running On-Demand HPC instances"),
 }
 _SPOT: dict[str, Quota] = {
-    "p": Quota("L-7212CCBC", "All P Spot Instance Requests"),
+    "p": Quota("L-7212CCBC", "All P4, P3 and P2 Spot Instance Requests"),
+    "p5": Quota("L-C4BD4855", "All P5 Spot Instance Requests"),
+    "p6": Quota(None, "the Spot quota P6 instances count against"),
     "g": Quota("L-3819A6DF", "All G and VT Spot Instance Requests"),
     "vt": Quota("L-3819A6DF", "All G and VT Spot Instance Requests"),
     "trn": Quota("L-6B0D517C", "All Trn Spot Instance Requests"),

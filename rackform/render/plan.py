@@ -50,13 +50,13 @@ def render_plan(plan: Plan) -> str:
     for g in plan.node_groups():
         count = f"{g.count} ({g.min_count} warm)" if g.min_count else g.count
         rows.append([f"{g.rack}/{g.name}", g.tier, g.architecture, g.instance_type, count, _nic_summary(g),
-                     len(g.devices), g.ips, f"{g.quota.vcpus:,}", g.quota.code, g.placement_group or "-",
+                     len(g.devices), g.ips, f"{g.quota.vcpus:,}", g.quota.code or "?", g.placement_group or "-",
                      _capacity(g), _usd(g)])
     header = ["rack/node group", "tier", "arch", "instance", "count", "interfaces per node", "devices", "IPs",
               "vCPUs", "quota", "placement group", "capacity", "$/hour"]
     quota_totals: dict[str, int] = {}
     for g in plan.node_groups():
-        key = f"{g.quota.code} ({g.quota.name})"
+        key = f"{g.quota.code or '?'} ({g.quota.name})"
         quota_totals[key] = quota_totals.get(key, 0) + g.quota.vcpus
     lines = [
         f"plan {plan.name}: {plan.region} / {plan.availability_zone}  (catalog {plan.catalog_generated_on})",

@@ -50,7 +50,7 @@ REGION, AZ = "us-east-2", "us-east-2c"
 CR = "cr-0123456789abcdef0"
 NOW = dt.datetime(2026, 7, 20, 12, 0, tzinfo=dt.timezone.utc)
 STANDARD, TRN, P = "L-1216C47A", "L-2C3B7624", "L-417A185B"  # the demo's on-demand quotas
-STANDARD_SPOT, INF_SPOT = "L-34B43A08", "L-B5D1601B"
+STANDARD_SPOT, INF_SPOT, P5_SPOT = "L-34B43A08", "L-B5D1601B", "L-C4BD4855"
 INCREASE = "aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {} --desired-value {} " \
            "--region us-east-2"
 
@@ -112,9 +112,20 @@ def test_spot_uses_its_own_quota(tmp_path, demo):
     demo["racks"][2]["node_groups"][0]["capacity"] = {"type": "spot"}
     p = checked_plan(str(dump(tmp_path, demo)))
     checks = check_quotas(p, {STANDARD: QuotaValue(144, False), TRN: QuotaValue(768, False),
-                              "L-7212CCBC": QuotaValue(0, True)})
+                              P5_SPOT: QuotaValue(0, True)})
     [bad] = by_status(checks, "blocker")
-    assert "L-7212CCBC (All P Spot Instance Requests)" in bad.name and P not in {c.name.split()[2] for c in checks}
+    assert f"{P5_SPOT} (All P5 Spot Instance Requests)" in bad.name and P not in {c.name.split()[2] for c in checks}
+
+
+def test_a_spot_quota_aws_does_not_name_is_unknown_not_guessed(tmp_path, demo):
+    demo["racks"][2]["node_groups"][0].update(instance_type="p6-b200.48xlarge", capacity={"type": "spot"})
+    p = checked_plan(str(dump(tmp_path, demo)))
+    checks = check_quotas(p, {STANDARD: QuotaValue(144, False), TRN: QuotaValue(768, False)})
+    [spot] = by_status(checks, "unknown")
+    assert spot.name == "vCPU quota ? (the Spot quota P6 instances count against)"
+    assert spot.found == "rackform does not know this quota's Service Quotas code"
+    assert spot.fix == ("look up the Spot quota P6 instances count against in the Service Quotas console for us-east-2 "
+                        "and make sure it holds 384 vCPUs")
 
 
 def test_quota_unreadable_or_missing(tmp_path, demo):

@@ -1,4 +1,4 @@
-"""EC2 vCPU quotas by family and market: every family a spec can buy in a market is held to a quota with a code."""
+"""EC2 vCPU quotas by family and market, as AWS's On-Demand and Spot quota pages group the families."""
 
 from __future__ import annotations
 
@@ -23,11 +23,21 @@ def test_standard_families_on_spot(instance_type):
     ("trn2.48xlarge", "L-2C3B7624", "L-6B0D517C"),
     ("trn1n.32xlarge", "L-2C3B7624", "L-6B0D517C"),
     ("g6e.48xlarge", "L-DB2E81BA", "L-3819A6DF"),
-    ("p5.48xlarge", "L-417A185B", "L-7212CCBC"),
+    ("p4d.24xlarge", "L-417A185B", "L-7212CCBC"),
+    ("p5.48xlarge", "L-417A185B", "L-C4BD4855"),
+    ("p5e.48xlarge", "L-417A185B", "L-C4BD4855"),
+    ("p5en.48xlarge", "L-417A185B", "L-C4BD4855"),
 ])
 def test_accelerated_families_have_their_own_quotas(instance_type, on_demand, spot):
     assert vcpu_quota(instance_type).code == on_demand
     assert vcpu_quota(instance_type, spot=True).code == spot
+
+
+def test_spot_p_is_split_at_p5_and_p6_is_on_neither_list():
+    assert vcpu_quota("p4de.24xlarge", spot=True).name == "All P4, P3 and P2 Spot Instance Requests"
+    assert vcpu_quota("p5en.48xlarge", spot=True).name == "All P5 Spot Instance Requests"
+    for p6 in ("p6-b200.48xlarge", "p6-b300.48xlarge"):
+        assert vcpu_quota(p6, spot=True).code is None and vcpu_quota(p6).code == "L-417A185B"
 
 
 def test_hpc_is_its_own_on_demand_quota_not_standard():
