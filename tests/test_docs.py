@@ -364,3 +364,37 @@ def test_the_offline_quickstart_runs_line_by_line(capsys: pytest.CaptureFixture[
     assert {words[1] for words in lines} >= {"validate", "cost", "plan"}
     ran = {" ".join(words): run_cli(capsys, *words[1:])[0] for words in lines if words[1] != "synth"}
     assert ran == {line: 0 for line in ran}
+
+
+def test_every_quickstart_line_parses_and_names_files_that_exist():
+    # README's quickstart as a newcomer pastes it on a fresh clone after `make setup`, which puts nothing on the
+    # shell's PATH: the block first makes `rackform` and `cdk` found. Then each `rackform` line of both blocks and
+    # the prose parses with the CLI's own parser (a missing argument fails here, not only an unknown option), with
+    # $RUN a run id and my-spec.yaml the copy of an example the README says to make; a glob names files, and every
+    # spec or workload a line reads exists. Running them is the tests of each command (and make demo-serve).
+    from rackform.cli import build_parser
+
+    quickstart = section(ROOT / "README.md", "## Quickstart")
+    shell = [line.split(" #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", quickstart, re.S)
+             for line in block.splitlines()]
+    first = next(i for i, line in enumerate(shell) if "rackform " in line)
+    assert any(re.fullmatch(r"export PATH=\$PWD/\.venv/bin:\$PWD/node_modules/\.bin:\$PATH", line)
+               for line in shell[:first])
+    parser, parsed = build_parser(), []
+    for line in command_lines(quickstart):
+        words = [w.replace("$RUN", "r1") for w in shlex.split(line)[1:]]
+        if words[0].isupper():  # `rackform COMMAND --help`
+            continue
+        words = [w for word in words for w in (sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(word))
+                                               if PATTERN.search(word) else [word])]
+        words = ["examples/demo.yaml" if w == "my-spec.yaml" else w for w in words]
+        try:
+            args = parser.parse_args(words)
+        except SystemExit:
+            pytest.fail(f"README quickstart: `{line}` does not parse")
+        read = [v for k, v in vars(args).items() if k != "html" for v in (v if isinstance(v, list) else [v])
+                if isinstance(v, str) and v.endswith((".yaml", ".yml"))]
+        assert [f for f in read if not (ROOT / f).is_file()] == [], line
+        parsed.append(words[0])
+    assert {"validate", "cost", "plan", "synth", "preflight", "submit", "status", "report", "place", "run"} <= \
+        set(parsed)
