@@ -294,9 +294,12 @@ def workload_lines(run_id: str, store: ResultStore, lookup: PaginatingClient | N
         return [], False
     # Decisions are objects in the bucket, which jobs can write too: table() escapes its cells.
     rows = [[s.workload, s.workload_class, s.outcome, s.where, s.tier, s.batch_status or "-",
-             (s.batch_reason or "")[:60]] for s in states]
+             s.batch_reason or ""] for s in states]  # the reason whole, as --json has it: the table wraps it
+    # A narrow terminal gives up the class and the tier (the workload and its rack say them) before Batch's reason.
     return (["workload jobs:", table(rows, ["workload", "class", "placement", "rack/node group", "tier", "batch",
-                                            "reason"])], any(s.batch_status == "FAILED" for s in states))
+                                            "reason"],
+                                     essential=("workload", "placement", "rack/node group", "batch", "reason"))],
+            any(s.batch_status == "FAILED" for s in states))
 
 
 def _common(p: argparse.ArgumentParser) -> None:

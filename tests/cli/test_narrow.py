@@ -240,3 +240,23 @@ def test_repairs_keep_why_whole(stored_run):
     [held] = as_json(stored_run, "repairs")["repairs"]
     assert held["action"] == "alert" and len(held["reason"]) > 90  # it was cut at 90, and left out at 80 columns
     whole(lines, *held["reason"].split(), f"{held['rack']}/{held['node_group']}", held["instance_id"])
+
+
+def test_status_shows_a_workload_jobs_batch_reason_whole(monkeypatch):
+    # Batch's reason for a workload job that failed (status reads it with DescribeJobs; moto gives none this long)
+    from rackform.cli.placement import workload_lines
+    from rackform.jobs import workload_jobs
+    from rackform.render import text
+
+    why = ("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval "
+           "failed: unable to retrieve ecr registry auth: service call has been retried 3 time(s)")
+    failed = workload_jobs.WorkloadState(workload="llm-serve", workload_class="inference", outcome="placed",
+                                         where="gpu/h100", tier="gpu", job_id="j1", batch_status="FAILED",
+                                         batch_reason=why)
+    monkeypatch.setattr(workload_jobs, "workload_states", lambda run_id, store, lookup: [failed])
+    monkeypatch.setattr(text, "terminal_width", lambda stream=None: COLUMNS)
+    lines, any_failed = workload_lines("r1", None, None)
+    table = "\n".join(lines).splitlines()
+    assert any_failed
+    fits(table)
+    whole(table, *why.split())  # it was cut at 60 characters
