@@ -35,7 +35,7 @@ from pathlib import Path
 
 from . import health, launch
 from .accept_plan import COLLECTIVE, FABRIC_HEADLINE, LOCAL_NODE_TESTS, NODE_TESTS, Measured, Pair, judge, next_round
-from .benchmarks import BENCHMARKS, Benchmark, NodeContext
+from .benchmarks import BENCHMARKS, Benchmark, NodeContext, port_spans
 from .contract import PREFIX, JobEnvironment, JobEnvironmentError
 from .layout import ACCEPT_JOB_NAME, accept_key, accept_schedule_key, check_run_id, job_prefix, log_key
 from .results import (
@@ -218,7 +218,8 @@ class Job:
         def ctx_for(benchmark: Benchmark) -> NodeContext:
             # This node alone, as a one-node job: its own torch rendezvous port (local nodes share one machine).
             own = node_context(self.env, self.identity.tier, benchmark)
-            return replace(own, node_index=0, num_nodes=1, master_port=launch.free_port())
+            [ports] = launch.free_port_ranges([port_spans(own.repeats)[0]])
+            return replace(own, node_index=0, num_nodes=1, master_port=ports.start)
         return run_node_tests(node_tests(self.identity.tier, self.ctx.local), ctx_for, self.node, self.timeout_s,
                               self.log)
 
@@ -283,9 +284,9 @@ def orchestrate(job: Job, gathered: Sequence[launch.Node]) -> tuple[Status, str 
         r = len(history) + 1
         # A port per measurement of each pair (the job's repeats; the median is the pair's figure), free here when
         # chosen: local nodes share this machine, and a measurement's server must not meet the last one's socket
-        # while it closes (on AWS, node a's is free there as well).
+        # while it closes (on AWS, node a's is free there as well). Each is a one-repeat fabric job's port range.
         each = job.ctx.repeats
-        ports = launch.free_ports(each * len(pairs))
+        ports = [r.start for r in launch.free_port_ranges([port_spans(1)[1]] * (each * len(pairs)))]
         schedule = job.schedule(r, [FabricPair(a=a, b=b, address=address_of(gathered, a),
                                                ports=ports[i * each:(i + 1) * each], turn=i if job.ctx.local else 0)
                                     for i, (a, b) in enumerate(pairs)])

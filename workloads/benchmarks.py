@@ -125,6 +125,25 @@ class Benchmark:
         return self.max_nodes > 1
 
 
+# Every port a job's steps use is one of its two base ports (master_port: torch's rendezvous and the launch's;
+# fabric_port) or one of these, a port per repeat above a base: the next repeat must not meet the last one's socket
+# while it closes. port_spans derives from them how many ports from each base a job holds.
+def nccom_root_port(ctx: NodeContext) -> int:
+    return ctx.master_port + 1 + ctx.repeat
+
+
+def fabric_control_port(ctx: NodeContext) -> int:
+    return ctx.fabric_port + ctx.repeat
+
+
+def port_spans(repeats: int) -> tuple[int, int]:
+    """How many consecutive ports from master_port and from fabric_port a job measuring `repeats` times may use,
+    whichever benchmark it runs: the local executor reserves them all when it starts the job (side by side with
+    others on one machine, a port the job binds later must be no other job's)."""
+    last = NodeContext(tier="cpu", master_port=0, fabric_port=0, repeats=repeats, repeat=repeats - 1, cpus=1)
+    return nccom_root_port(last) + 1, fabric_control_port(last) + 1
+
+
 def _torch(bench: str, ctx: NodeContext, *extra: str) -> tuple[str, ...]:
     # torch.distributed.run spawns one process per local device and rendezvouses on the main node: the same
     # command on every node of a Batch multi-node job, and as N local processes in the local executor.
@@ -195,7 +214,7 @@ def _nccom(ctx: NodeContext) -> tuple[Step, ...]:
     # The NCCOM-TEST User Guide's multi-instance form: -r all ranks, -N nodes, --hosts every node (this one first),
     # NEURON_RT_ROOT_COMM_ID the main node's address and a free port; nccom-test reaches the hosts over SSH itself.
     # A port per repeat, as fi_pingpong's: the next run's root must not meet the last one's socket while it closes.
-    root = f"{ctx.hosts[0] if ctx.hosts else ctx.main_address}:{ctx.master_port + 1 + ctx.repeat}"
+    root = f"{ctx.hosts[0] if ctx.hosts else ctx.main_address}:{nccom_root_port(ctx)}"
     return (Step(("nccom-test", "-r", str(ctx.num_nodes * ctx.ranks_per_node), "-N", str(ctx.num_nodes), *sweep,
                   "--hosts", *ctx.hosts), "nccom-test", env=(("NEURON_RT_ROOT_COMM_ID", root), *_launch_env(ctx))),)
 
@@ -246,7 +265,7 @@ def _fabric(ctx: NodeContext) -> tuple[Step, ...]:
     argv = ("fi_pingpong", "-p", provider, "-e", "rdm", "-I", iters, "-S", "all")
     # The main node serves; the other node connects to it. Both print the same table. A port per repeat: the
     # client of the next repeat must not reach the server of the last one while it closes.
-    port = str(ctx.fabric_port + ctx.repeat)
+    port = str(fabric_control_port(ctx))
     if ctx.is_main:
         return (Step((*argv, "-B", port), "fi_pingpong"),)
     # The server is up within a second or two: trying every 0.2 s (for 30 s, as before) meets it at once rather

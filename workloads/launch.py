@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,16 +116,44 @@ def mpirun_path() -> str:
 
 def free_port() -> int:
     """A port nothing on this machine listens on now."""
-    return free_ports(1)[0]
+    return free_port_ranges([1])[0].start
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` different ports nothing on this machine listens on now (held at once while chosen)."""
+RANGE_TRIES = 256  # starts tried for each range before giving up (each is held meanwhile: never offered twice)
+
+
+def free_port_ranges(sizes: Sequence[int], *, avoid: Iterable[range] = ()) -> list[range]:
+    """One range of consecutive ports for each size, every port of which nothing on this machine listens on now (all
+    held at once while chosen), none overlapping another or a range in `avoid` (handed to a job not yet listening on
+    them). A start is a port the system gives (bind to port 0), so the ranges fall in its ephemeral range."""
+    taken = list(avoid)
+    chosen: list[range] = []
     with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
+        for size in sizes:
+            for _ in range(RANGE_TRIES):
+                first = held.enter_context(socket.socket())
+                first.bind(("", 0))
+                start = int(first.getsockname()[1])
+                ports = range(start, start + size)
+                if ports.stop > 65536 or any(r.start < ports.stop and ports.start < r.stop for r in taken):
+                    continue
+                if all(_held(held, port) for port in ports[1:]):
+                    break
+            else:
+                raise LaunchError(f"no {size} consecutive free ports in {RANGE_TRIES} tries")
+            taken.append(ports)
+            chosen.append(ports)
+    return chosen
+
+
+def _held(held: contextlib.ExitStack, port: int) -> bool:
+    """Whether `port` could be bound (it is then held until `held` closes)."""
+    s = held.enter_context(socket.socket())
+    try:
+        s.bind(("", port))
+    except OSError:
+        return False
+    return True
 
 
 def mpirun_argv(program: Iterable[str], *, hostfile_path: str, ranks: int, env_names: Iterable[str] = (),

@@ -28,8 +28,9 @@ from xml.sax.saxutils import escape
 
 import boto3
 
+from workloads.benchmarks import port_spans
 from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironment
-from workloads.launch import free_ports, new_secret
+from workloads.launch import free_port_ranges, new_secret
 from workloads.layout import JOB_NAME, BenchmarkMarker
 from workloads.store import ResultStore
 
@@ -344,6 +345,7 @@ class LocalJob:
     job: JobEnvironment
     base: dict[str, str]
     lines: list[str]
+    ports: tuple[range, range]  # from its master port and from its fabric port: every port its steps may use
 
 
 def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir: Path, timeout_s: float = 600,
@@ -372,6 +374,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     blocks: list[list[str] | None] = []  # each attempt's lines in the order started, None while it runs
     shown = 0  # blocks announced so far
     running: dict[int, list[int]] = {}  # an attempt's place in `blocks` -> the CPUs it holds
+    ports: dict[int, list[range]] = {}  # an attempt's place -> the port ranges it holds until it ends
     ended: queue.Queue[tuple[int, LocalJob, list[int]]] = queue.Queue()
     results: dict[str, tuple[int, dict[str, Any]]] = {}  # by job id: its last attempt's place and outcome
     while pending or running:
@@ -379,10 +382,12 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
             sub = pending.pop(0)
             blocks.append(None)
             place = len(blocks) - 1
-            local = _prepare(aws, deployment, run_id, sub, attempts, place=place, total=len(blocks) + len(pending))
+            local = _prepare(aws, deployment, run_id, sub, attempts, place=place, total=len(blocks) + len(pending),
+                             held=[r for rs in ports.values() for r in rs])
             if isinstance(local, list):  # not run: its line says why
                 blocks[place] = local
                 continue
+            ports[place] = list(local.ports)
             held = running[place] = [free.pop(0) for _ in range(_needs(sub, cpus))]
             threading.Thread(target=lambda p=place, j=local, c=held: ended.put((p, j, _run_nodes(
                 j, log_dir=log_dir, timeout_s=timeout_s, cpus=c, slow=slow, broken=broken))),
@@ -390,6 +395,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
         if running:
             place, local, codes = ended.get()
             free += running.pop(place)
+            del ports[place]
             if after_attempt(local.jobdef, local.marker, attempt=local.attempt, codes=codes, repair_loop=repair,
                              announce=local.lines.append):
                 pending.append(local.sub)
@@ -409,8 +415,9 @@ def _needs(sub: Mapping[str, Any], cpus: int) -> int:
 
 
 def _prepare(aws: EmbeddedAWS, deployment: Deployment, run_id: str, sub: dict[str, Any], attempts: dict[str, int],
-             *, place: int, total: int) -> LocalJob | list[str]:
-    """The job's next attempt, ready to run; or the line that says why it is not run."""
+             *, place: int, total: int, held: list[range]) -> LocalJob | list[str]:
+    """The job's next attempt, ready to run, with port ranges free now and apart from those `held` by the jobs still
+    running; or the line that says why it is not run."""
     m = BenchmarkMarker.model_validate(sub)  # the schema the store has just verified it against
     attempt = attempts[m.job_id] = attempts.get(m.job_id, 0) + 1
     # Anyone may write a marker: it runs only on a definition the plan deployed, on at most the nodes that
@@ -422,14 +429,15 @@ def _prepare(aws: EmbeddedAWS, deployment: Deployment, run_id: str, sub: dict[st
             f"job definition {m.job_definition!r} was never deployed" if jobdef is None else
             f"{m.nodes} nodes, but its job definition {m.job_definition!r} spans at most {most}")]
     # What the job definition tells the container, as the runner will read it, plus this submission's run id.
-    master_port, fabric_port = free_ports(2)  # held at once, so never the same port twice
     job = JobEnvironment.from_env(_container_env(jobdef)).with_(
-        run_id=run_id, master_port=master_port, fabric_port=fabric_port, launch_secret=new_secret(),
-        **({"repeats": m.repeats} if m.repeats is not None else {}))
+        run_id=run_id, launch_secret=new_secret(), **({"repeats": m.repeats} if m.repeats is not None else {}))
+    master, fabric = free_port_ranges(port_spans(job.repeats), avoid=held)
+    job = job.with_(master_port=master.start, fabric_port=fabric.start)
     # The job's credentials are its job role's, as Batch gives them: never the operator's.
     base = {**without_credentials(os.environ), **aws.role_env(job_role_arn(jobdef), session=m.job_name)}
     header = f"[{place + 1}/{total}] {m.benchmark} on {m.rack}/{m.node_group} ({m.nodes} node{'s' * (m.nodes > 1)})"
-    return LocalJob(sub=sub, marker=m, attempt=attempt, jobdef=jobdef, job=job, base=base, lines=[header])
+    return LocalJob(sub=sub, marker=m, attempt=attempt, jobdef=jobdef, job=job, base=base, lines=[header],
+                    ports=(master, fabric))
 
 
 def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, cpus: list[int], slow: SlowNode | None,

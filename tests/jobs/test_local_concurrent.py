@@ -3,6 +3,7 @@ job's lines as one block, in the order the jobs were submitted."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -18,6 +19,8 @@ from rackform.cli import main
 from rackform.jobs.local import Deployment, deploy, run_local
 from rackform.pipeline import load_plan
 from tests.conftest import DEMO_REGION, DEMO_SPEC, S3Only, moto_aws
+from workloads.benchmarks import port_spans
+from workloads.contract import JobEnvironment
 
 RUN = "concurrent-1"
 NODE = ("import os, sys, time\nprint('start', time.time(), flush=True)\ntime.sleep(1)\nprint('end', time.time())\n"
@@ -95,3 +98,37 @@ def test_independent_jobs_overlap_and_each_jobs_lines_stay_together(deployed, tm
         header, end = said[2 * i], said[2 * i + 1]
         assert header.startswith(f"[{i + 1}/4] {benchmark} on graviton/")
         assert re.fullmatch(rf"\s+exit {int(benchmark == 'inference')} in \d+\.\d s", end)
+
+
+def test_jobs_side_by_side_hold_port_ranges_apart(deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  lowest_free_ports: int) -> None:
+    """Every port a job's steps may use (a port per repeat above its master and fabric ports) is free when the job
+    starts and no other running job's, even where the system hands out the lowest free port each time."""
+    s3, deployment = deployed
+    for benchmark in ("cpu", "gemm", "inference"):
+        assert main(["submit", DEMO_SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", benchmark,
+                     "--run-id", RUN, "--repeats", "3"]) == 0
+    real, given = subprocess.Popen, {}
+
+    def node(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        job = JobEnvironment.from_env(kwargs["env"])
+        master, fabric = port_spans(job.repeats)
+        given[argv[-1]] = (range(job.master_port, job.master_port + master),
+                           range(job.fabric_port, job.fabric_port + fabric))
+        return real([sys.executable, "-c", NODE.format(code=0)], **kwargs)
+
+    monkeypatch.setattr("rackform.jobs.local.subprocess.Popen", node)
+    run_local(Embedded(s3), deployment, RUN, log_dir=tmp_path, announce=lambda _: None, cpus=2)
+
+    def span(benchmark: str) -> tuple[float, float]:
+        times = [float(t) for t in re.findall(r"^(?:start|end) (\S+)$",
+                                              next(tmp_path.glob(f"*-{benchmark}.node-0.log")).read_text(), re.M)]
+        return min(times), max(times)
+
+    assert all(len(r) == n for r, n in zip(given["cpu"], port_spans(3), strict=True))
+    side_by_side = [(a, b) for a, b in itertools.combinations(given, 2)
+                    if span(a)[0] < span(b)[1] and span(b)[0] < span(a)[1]]
+    assert side_by_side, "two of the jobs ran at once"
+    for a, b in side_by_side:
+        ports = [p for r in (*given[a], *given[b]) for p in r]
+        assert len(ports) == len(set(ports)), f"{a} and {b} share ports: {given[a]} {given[b]}"

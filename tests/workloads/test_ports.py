@@ -1,0 +1,57 @@
+"""The ports a job uses: port_spans covers every port the benchmarks' steps name for the job's repeats, and
+free_port_ranges hands ranges whose every port was free, apart from each other and from those still held."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+
+import pytest
+
+from workloads.benchmarks import BENCHMARKS, NodeContext, port_spans
+from workloads.contract import MAX_REPEATS
+from workloads.launch import LaunchError, free_port_ranges
+
+MASTER, FABRIC = 20000, 40000  # far enough apart that a port near one is never near the other
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_the_spans_cover_every_port_the_steps_use(name: str) -> None:
+    benchmark = BENCHMARKS[name]
+    for repeats, local, nodes in itertools.product(range(1, MAX_REPEATS + 1), (True, False),
+                                                   range(benchmark.min_nodes, min(benchmark.max_nodes, 2) + 1)):
+        master, fabric = port_spans(repeats)
+        used = set()
+        for repeat, index in itertools.product(range(repeats), range(nodes)):
+            ctx = NodeContext(tier=benchmark.tiers[0], node_index=index, num_nodes=nodes, local=local,
+                              master_port=MASTER, fabric_port=FABRIC, repeats=repeats, repeat=repeat, cpus=2,
+                              hosts=("10.0.0.1", "10.0.0.2")[:nodes] if nodes > 1 else ())
+            for step in benchmark.steps(ctx):
+                text = " ".join((*step.argv, *(v for _, v in step.env)))
+                used |= {int(n) for n in re.findall(r"\d+", text) if MASTER <= int(n) < FABRIC + 1000}
+        assert used <= {*range(MASTER, MASTER + master), *range(FABRIC, FABRIC + fabric)}, (name, repeats)
+
+
+def test_a_range_passes_over_a_port_something_listens_on(lowest_free_ports: int) -> None:
+    [first] = free_port_ranges([5])
+    with socket.socket() as listening:
+        listening.bind(("", first.start + 2))
+        listening.listen()
+        [chosen] = free_port_ranges([5])
+        assert first.start + 2 not in chosen
+    for port in chosen:  # released once chosen, every one bindable
+        with socket.socket() as s:
+            s.bind(("", port))
+
+
+def test_ranges_stay_apart_from_each_other_and_from_those_held(lowest_free_ports: int) -> None:
+    held = free_port_ranges([4, 3])
+    again = free_port_ranges([4, 3], avoid=held)
+    ports = [p for r in (*held, *again) for p in r]
+    assert len(ports) == len(set(ports)) == 14
+
+
+def test_no_room_for_a_range_is_an_error_that_says_so() -> None:
+    with pytest.raises(LaunchError, match="no 70000 consecutive free ports"):
+        free_port_ranges([70000])
