@@ -105,6 +105,7 @@ def _rank(index: int, header: str) -> int:
 
 
 KEEP_RANK = 3  # a column ranked this or better is never left out: the table turns vertical instead
+FOLD = 12  # the narrowest a text column's long word is folded to before the table turns vertical
 
 
 def wrap(text: str, width: int | None = None) -> str:
@@ -172,7 +173,8 @@ def _decimal_aligned(column: list[str]) -> list[str]:
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = False, width: int | None = None,
           essential: Collection[str] | None = None, colour: bool | None = None) -> str:
     """rows of cells (str, numbers, or Styled) under header. width: the terminal's (None: terminal_width());
-    essential: the header names never dropped to fit (default: every column is)."""
+    essential: the header names never left out to fit, beside the first column and those _rank keeps (KEEP_RANK);
+    None: any other may be, when the table does not fit at its narrowest."""
     # A cell never moves the cursor or breaks a line; rich reads it as Text, never as markup.
     styles = [[c.style if isinstance(c, Styled) else "" for c in r] for r in rows]
     cells = [[visible(without_html_page(str(c))) for c in r] for r in rows]
@@ -197,27 +199,25 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
         def fits(widths: list[int]) -> bool:
             return sum(widths[k] for k in keep) + GAP * (len(keep) - 1) <= width
 
-        # Columns go by rank (_rank: ids and architecture first, names, counts and prices never), the rightmost of a
-        # rank first: those not essential until the rest fits at full width (then wraps), any other until the
-        # rest fits at its narrowest, no word or number cut. Where that would leave out a name, a count or a price,
-        # the table turns vertical instead.
+        # Only an optional column is ever left out: one not in `essential` and ranked below the names, instances,
+        # counts and prices (_rank), ids and architecture first, the rightmost of a rank first. With an essential
+        # list, until the rest fits at full width (then wraps); else (or still) until it fits at its narrowest.
         rank = [_rank(i, h) for i, h in enumerate(header)]
-        order = sorted(range(1, len(head)), key=lambda i: (-rank[i], -i))
-        for i in order:
-            if fits(natural):
-                break
-            if essential is not None and header[i] not in essential and rank[i] > KEEP_RANK:
+        optional = [i for i in sorted(range(1, len(head)), key=lambda i: (-rank[i], -i))
+                    if rank[i] > KEEP_RANK and (essential is None or header[i] not in essential)]
+        # The least a column folds to rather than be left out: a text column's long word (an image URI in a
+        # reason) at any character, down to its header's longest word; names, counts, prices and numbers never.
+        folds = [least[i] if numeric[i] or rank[i] <= KEEP_RANK else
+                 min(least[i], max([FOLD, *(len(w) for w in head[i].split())])) for i in range(len(head))]
+        for target in ([natural] if essential is not None else []) + [folds]:
+            for i in (i for i in optional if i in keep):
+                if fits(target):
+                    break
                 keep.remove(i)
                 dropped.append(head[i])
-        for i in [i for i in order if i in keep]:
-            if fits(least):
-                break
-            if rank[i] <= KEEP_RANK:
-                return _vertical(head, cells, width)
-            keep.remove(i)
-            dropped.append(head[i])
-        if not fits(least):
+        if not fits(folds):  # the essential columns cannot share the width: one block per row, every column in it
             return _vertical(head, cells, width)
+        least = least if fits(least) else folds
     colour = colour_on() if colour is None else colour
     # Each column's width decided here, not by rich (which squeezes whichever column it likes, the last one's
     # numbers included): the widest text columns give way first, down to their longest word.

@@ -291,10 +291,18 @@ def test_the_table_fits_a_narrow_terminal_and_wide_shows_every_column(s3, capsys
 
     monkeypatch.setattr(text, "terminal_width", lambda stream=None: 100)  # a terminal 100 characters wide
     code, out, _ = cli(capsys, "report", "cur")
-    table = out.split("\n\n")[1].splitlines()
-    assert code == 0 and all(len(line) <= 100 for line in table)
-    footer = " ".join(line.strip() for line in table[next(i for i, line in enumerate(table) if line.startswith("(")):])
-    assert "left out to fit 100 characters" in footer and "--wide shows every column" in footer
-    assert "per $" in table[0] or "per $" in table[1]  # essential columns stay
+    assert code == 0 and all(len(line) <= 100 for line in out.splitlines())
+    # Every essential column stays, each of its values whole on a line, in whichever layout fits (health, % of
+    # limit and the per-dollar unit were once left out at this width, their own list naming them essential).
+    body = out.split("\n\n", 1)[1]  # below the verdicts, which speak of some of these in prose
+    rows, header = rr.summary_table(rp.build_report(ResultStore(BUCKET, s3).records("cur"), limits_of=limits_for))
+    essential = [h for h in header if h in (*rr.ESSENTIAL, "instance", "nodes", "$/hour")]
+    assert [h for h in essential[1:] if h not in body] == []  # the first names a row (a block's heading)
+    lines = body.splitlines()
+    cells = {str(r[header.index(h)]) for r in rows for h in essential}
+    assert [c for c in cells if not any(c in line for line in lines)] == []
+    # A footnote points at a marker the table shows.
+    notes = [line.split()[0] for line in lines if re.match(r"\[\d+\] ", line)]
+    assert notes and all(any(n in line for line in lines if not line.startswith(n)) for n in notes)
     code, out, _ = cli(capsys, "report", "cur", "--wide")
     assert "left out" not in out and "notes" in out.split("\n\n")[1].splitlines()[0]
