@@ -77,6 +77,10 @@ class JobEnvironment:
     repeats: int = 3
     # The local executor only: every "node" is a process on one machine.
     local: bool = False
+    # The local executor only: whether the acceptance job runs the group's collective (workloads/accept.py) across its
+    # local nodes. On by default; the executor turns it off for a job with a deliberately slowed node, which would
+    # hold every node's all-reduce at its pace (docs/acceptance.md). Read nowhere else: on AWS it always runs.
+    local_collective: bool = True
     master_port: int = 29500
     fabric_port: int = 47592
     # Multi-node jobs only: the secret that authenticates the nodes' rendezvous (workloads/launch.py), made for each

@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape
 
 import boto3
 
+from workloads.accept import LOCAL_COLLECTIVE
 from workloads.benchmarks import port_spans
 from workloads.contract import FI_EFA_USE_DEVICE_RDMA, FI_PROVIDER, JobEnvironment
 from workloads.launch import free_port_ranges, new_secret
@@ -451,8 +452,12 @@ def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, cpus: list[i
     started = time.monotonic()
     procs = []
     busy: list[subprocess.Popen[bytes]] = []
+    job = local.job
+    if slow is not None and slow.job_name == m.job_name:
+        job = local.job.with_(local_collective=False)
+        say(f"group collective: {LOCAL_COLLECTIVE}")
     for index in range(m.nodes):
-        env = node_environment(local.base, local.job, job_id=m.job_id, nodes=m.nodes, index=index, work_dir=work,
+        env = node_environment(local.base, job, job_id=m.job_id, nodes=m.nodes, index=index, work_dir=work,
                                threads=threads)
         if broken is not None and broken.applies(m.job_name, index, local.attempt):
             env, what = broken.environment(env, local.job, work / f"broken-{index}")

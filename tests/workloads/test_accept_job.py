@@ -16,6 +16,7 @@ from moto import mock_aws
 from rackform.jobs.local import SlowNode, pin_beside
 from workloads import job as entry
 from workloads import run
+from workloads.accept import LOCAL_COLLECTIVE
 from workloads.store import ResultStore
 
 BUCKET = "rackform-accept-job"
@@ -141,6 +142,9 @@ def test_four_local_nodes_one_slowed_the_rounds_name_it(demo_assembly, tmp_path,
     [injected] = [line for line in lines if line.startswith("injected: slow node graviton/cpu node ")]
     slowed = int(injected.split()[5])
     [group] = [r for r in records if r.part == "group"]
+    # The slowed node would hold the group's collective at its pace: the executor says it is skipped, and why.
+    assert f"group collective: {LOCAL_COLLECTIVE}" in lines and not group.figures
+    assert "group collective: not run beside a deliberately slowed node" in (group.reason or "")
     # What the rounds suspect depends on how loaded this machine is (a busy machine slows every loopback pair): the
     # verdict below names a node by them only where the pairs' figures are steady, and then only the slowed one.
     assert 1 <= group.rounds <= 3
