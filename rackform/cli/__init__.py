@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
-from ..render.text import table
+from ..render.text import folded_stderr, table
 from ..spec.problems import SpecError
 from ..textsafe import visible
 from . import (
@@ -191,6 +191,11 @@ def _aws_failure(e: BaseException, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with folded_stderr():  # on a terminal, the messages and errors fold to its width; piped, one line each
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:

@@ -14,9 +14,10 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from ..textsafe import visible
 
@@ -61,12 +62,60 @@ def coloured(text: str, style: str, colour: bool | None = None) -> str:
 
 
 def terminal_width(stream: TextIO | None = None) -> int | None:
-    """The terminal's width (COLUMNS, when set, overrides it); None, no limit, when the output is not a terminal:
-    piped output is for grep and files, and test runners export COLUMNS without any terminal."""
+    """The width of the terminal `stream` writes to (COLUMNS, when set, overrides it); None, no limit, when the
+    output is not a terminal: piped output is for grep and files, and test runners export COLUMNS without any
+    terminal."""
     stream = stream or sys.stdout
     if not getattr(stream, "isatty", lambda: False)():
         return None
-    return shutil.get_terminal_size().columns
+    if (columns := os.environ.get("COLUMNS", "")).isdigit() and int(columns) > 0:
+        return int(columns)
+    try:  # stderr's own terminal: stdout may be a pipe (`rackform submit ... | xargs`)
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return shutil.get_terminal_size().columns
+
+
+class FoldedLines:
+    """A terminal's stream whose lines fold at spaces to its width (wrap) as they end: the prose and errors the
+    commands write to stderr, which no table layout has fitted. A line with control characters (a progress bar
+    redrawn in place with \\r, colour) and a line's text flushed before it ends go out as they are."""
+
+    def __init__(self, stream: TextIO, width: int) -> None:
+        self._stream, self._width = stream, width
+        self._line, self._sent = "", False  # the line so far; whether part of it was flushed already
+
+    def write(self, text: str) -> int:
+        *ended, self._line = (self._line + text).split("\n")
+        for line in ended:
+            self._stream.write((line if self._sent or not line.isprintable() else wrap(line, self._width)) + "\n")
+            self._sent = False
+        return len(text)
+
+    def flush(self) -> None:
+        if self._line:
+            self._stream.write(self._line)
+            self._line, self._sent = "", True
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> object:  # isatty, fileno, encoding: the terminal's
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def folded_stderr() -> Iterator[None]:
+    """sys.stderr folded to its terminal's width (FoldedLines) for the block; as it is when it is not a terminal
+    (scripts and logs read it line by line)."""
+    if (width := terminal_width(sys.stderr)) is None:
+        yield
+        return
+    stream = sys.stderr
+    sys.stderr = cast(TextIO, FoldedLines(stream, width))
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = stream
 
 
 _HTML_PAGE = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.I)

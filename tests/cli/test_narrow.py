@@ -260,3 +260,22 @@ def test_status_shows_a_workload_jobs_batch_reason_whole(monkeypatch):
     assert any_failed
     fits(table)
     whole(table, *why.split())  # it was cut at 60 characters
+
+
+def test_messages_and_errors_on_stderr_fold_to_the_terminal_and_stay_whole_when_piped(stored_run):
+    # `submit` says what it submitted on stderr (its stdout is the run id alone, for scripts); `logs` says why it
+    # has nothing to show there too. Both ran past the edge: 110 and 91 characters at 80 columns.
+    submit = ("submit", SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", "cpu", "--run-id", "r1")
+    logs = ("logs", "r1", "--rack", "trainium")
+    for argv, expected in ((submit, 0), (logs, 1)):
+        code, lines = on_terminal(*argv, env=stored_run)
+        assert code == expected
+        fits(lines)
+        piped = subprocess.run([sys.executable, "-m", "rackform", *argv], env=stored_run, cwd=ROOT, text=True,
+                               capture_output=True, timeout=60)
+        said = piped.stderr.splitlines()
+        assert piped.returncode == expected and max(len(line) for line in said) > COLUMNS  # one line each, piped
+        assert sorted(" ".join(lines).split()) == sorted(f"{piped.stdout} {piped.stderr}".split())  # words whole
+    assert piped.stdout == "" and subprocess.run(
+        [sys.executable, "-m", "rackform", *submit], env=stored_run, cwd=ROOT, text=True, capture_output=True,
+        timeout=60).stdout == "r1\n"

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from rackform.numbers import num, pct, usd
-from rackform.render.text import colour_on, red, table, terminal_width
+from rackform.render.text import FoldedLines, colour_on, red, table, terminal_width
 
 HEADER = ["benchmark", "rack/node group", "metric", "value", "$/hour", "notes"]
 ROWS = [["allreduce", "gpu/h100", "busbw (GB/s)", "421.88", "110.08", "[1] a long note that makes the row wide"],
@@ -107,6 +107,19 @@ def test_a_long_word_is_folded_in_its_column_rather_than_the_column_left_out(ess
     row = lines[2:next((i for i, line in enumerate(lines) if line.startswith("(")), len(lines))]
     assert "".join(line[lines[0].index("reason"):] for line in row).replace(" ", "") == (
         f"CannotPullContainerError:{IMAGE}notfound")  # every character of the reason, folded, none cut
+
+
+def test_folded_lines_fold_prose_and_leave_a_progress_bar_as_it_is():
+    out = io.StringIO()
+    stream = FoldedLines(out, 20)
+    print("error: a message of more than twenty characters", file=stream)
+    stream.write("\r[#####.....] 1/2 jobs done, ETA 1m")  # redrawn in place: flushed before its line ends
+    stream.flush()
+    stream.write("\r\033[K  job a: RUNNING -> SUCCEEDED\n")
+    print("a line the bar follows", file=stream)
+    assert out.getvalue().split("\n") == [
+        "error: a message of", "more than twenty", "characters", "\r[#####.....] 1/2 jobs done, ETA 1m\r\033[K  job a: "
+        "RUNNING -> SUCCEEDED", "a line the bar", "follows", ""]
 
 
 def test_wide_keeps_every_column_whatever_the_width(monkeypatch):
