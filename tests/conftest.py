@@ -195,30 +195,15 @@ class S3Only:
         return self._s3
 
 
+FEW_PORTS = range(65516, 65536)
+
+
 @pytest.fixture
-def lowest_free_ports(monkeypatch: pytest.MonkeyPatch) -> int:
-    """Port 0 made the lowest free port from a base (returned), as a kernel with few free ports hands them out: two
-    choices made apart land on the same or neighbouring ports unless the chooser holds or remembers them."""
-    import socket
-
-    real = socket.socket
-    with real() as s:
-        s.bind(("", 0))
-        base = min(int(s.getsockname()[1]), 60000)
-
-    class LowestFree(real):  # type: ignore[misc, valid-type]
-        def bind(self, address: Any) -> None:
-            if address[1] != 0:
-                return super().bind(address)
-            for port in range(base, 65536):
-                try:
-                    return super().bind((address[0], port))
-                except OSError:
-                    continue
-            raise OSError("no free port")
-
-    monkeypatch.setattr(socket, "socket", LowestFree)
-    return base
+def few_ports(monkeypatch: pytest.MonkeyPatch) -> range:
+    """The system's own port range made every unprivileged port but the last 20 (returned): ranges chosen there
+    without regard to one another, or to a port something listens on, meet."""
+    monkeypatch.setattr("workloads.launch.system_ports", lambda: range(1024, FEW_PORTS.start))
+    return FEW_PORTS
 
 
 def dump(tmp_path: Path, data: Any, name: str = "spec.yaml") -> Path:

@@ -119,31 +119,55 @@ def free_port() -> int:
     return free_port_ranges([1])[0].start
 
 
-RANGE_TRIES = 256  # starts tried for each range before giving up (each is held meanwhile: never offered twice)
+RANGE_TRIES = 256  # ranges tried for each size before giving up
+FIRST_UNPRIVILEGED = 1024  # below it a port takes root to bind
+# The ports the system picks by itself, for a bind to port 0 and for the near end of every outgoing connection:
+# Linux's net.ipv4.ip_local_port_range, 32768-60999 unless set (https://docs.kernel.org/networking/ip-sysctl.html).
+SYSTEM_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_SYSTEM_PORTS = range(32768, 61000)
+
+
+def system_ports(path: Path = SYSTEM_PORTS_FILE) -> range:
+    """The ports the system hands out by itself (its ephemeral range); Linux's default where it cannot be read."""
+    try:
+        low, high = (int(n) for n in path.read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_SYSTEM_PORTS
+    return range(low, high + 1)
 
 
 def free_port_ranges(sizes: Sequence[int], *, avoid: Iterable[range] = ()) -> list[range]:
     """One range of consecutive ports for each size, every port of which nothing on this machine listens on now (all
     held at once while chosen), none overlapping another or a range in `avoid` (handed to a job not yet listening on
-    them). A start is a port the system gives (bind to port 0), so the ranges fall in its ephemeral range."""
-    taken = list(avoid)
-    chosen: list[range] = []
+    them), at random among those outside the system's own range: a port from that range can be taken as the near end
+    of any outgoing connection (a node's every S3 call) between the choice and the bind that needs it, minutes later
+    for the last repeat."""
+    system = system_ports()
+    taken = [system, *avoid]
     with contextlib.ExitStack() as held:
         for size in sizes:
-            for _ in range(RANGE_TRIES):
-                first = held.enter_context(socket.socket())
-                first.bind(("", 0))
-                start = int(first.getsockname()[1])
-                ports = range(start, start + size)
-                if ports.stop > 65536 or any(r.start < ports.stop and ports.start < r.stop for r in taken):
-                    continue
-                if all(_held(held, port) for port in ports[1:]):
-                    break
-            else:
-                raise LaunchError(f"no {size} consecutive free ports in {RANGE_TRIES} tries")
-            taken.append(ports)
-            chosen.append(ports)
-    return chosen
+            taken.append(_one_range(held, taken, size, system))
+    return taken[len(taken) - len(sizes):]
+
+
+def _one_range(held: contextlib.ExitStack, taken: list[range], size: int, system: range) -> range:
+    starts = [s for a, b in _gaps(taken) for s in range(a, b - size + 1)]
+    for _ in range(min(RANGE_TRIES, len(starts))):
+        start = starts.pop(secrets.randbelow(len(starts)))
+        if all(_held(held, port) for port in range(start, start + size)):
+            return range(start, start + size)
+    raise LaunchError(f"no {size} consecutive free ports outside the system's own range ({system.start}-"
+                      f"{system.stop - 1}) in {RANGE_TRIES} tries")
+
+
+def _gaps(taken: Iterable[range]) -> list[tuple[int, int]]:
+    """The stretches [a, b) of unprivileged ports that no range in `taken` reaches into."""
+    gaps, at = [], FIRST_UNPRIVILEGED
+    for r in sorted((r for r in taken if r), key=lambda r: r.start):
+        if r.start > at:
+            gaps.append((at, r.start))
+        at = max(at, r.stop)
+    return [*gaps, (at, 65536)] if at < 65536 else gaps
 
 
 def _held(held: contextlib.ExitStack, port: int) -> bool:

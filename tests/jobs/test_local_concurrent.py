@@ -101,9 +101,9 @@ def test_independent_jobs_overlap_and_each_jobs_lines_stay_together(deployed, tm
 
 
 def test_jobs_side_by_side_hold_port_ranges_apart(deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  lowest_free_ports: int) -> None:
+                                                  few_ports: range) -> None:
     """Every port a job's steps may use (a port per repeat above its master and fabric ports) is free when the job
-    starts and no other running job's, even where the system hands out the lowest free port each time."""
+    starts and no other running job's, even with few ports to choose from."""
     s3, deployment = deployed
     for benchmark in ("cpu", "gemm", "inference"):
         assert main(["submit", DEMO_SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", benchmark,
