@@ -74,18 +74,20 @@ def spec_sha256(spec_bytes: bytes) -> str:
 
 
 def group_certificate(plan: GroupAcceptancePlan, judged: Sequence[MetricVerdict], straggler: StragglerCost | None,
-                      *, nodes: int, failure: str | None = None, bisection: Sequence[str] = (), slow: bool = False
-                      ) -> GroupCertificate:
+                      *, nodes: int, failure: str | None = None, bisection: Sequence[str] = (), slow: bool = False,
+                      unproven: Sequence[str] = ()) -> GroupCertificate:
     """`failure`: why the job or a part of it did not finish (a record that failed, Batch's reason), which rejects
     the group whatever its figures say: a part of acceptance did not run. `slow`: the fabric rounds isolated a slow
     node or link, which rejects the group even where every node's best pair is within the band (a bad link leaves
-    both its nodes a fast pair elsewhere)."""
+    both its nodes a fast pair elsewhere). `unproven`: what the job ran without, beside what the plan says it cannot
+    prove."""
     status: Literal["accepted", "rejected", "not measured"] = "not measured" if not judged else \
         "accepted" if all(v.accepted for v in judged) and not slow and failure is None else "rejected"
     return GroupCertificate(rack=plan.rack, node_group=plan.node_group, instance_type=plan.instance_type,
                             nodes=nodes, status=status,
                             reason=failure or ("no acceptance record came back" if not judged else None),
-                            verdicts=tuple(judged), straggler=straggler, cannot_prove=plan.cannot_prove,
+                            verdicts=tuple(judged), straggler=straggler,
+                            cannot_prove=(*plan.cannot_prove, *unproven),
                             bisection=tuple(bisection))
 
 

@@ -101,10 +101,15 @@ def judge_group(plan: GroupAcceptancePlan, records: Sequence[AcceptRecord], base
                   and v.unsteady), None)
     failed = [f"{r.part} record of node {r.node_index}: {r.status}" + (f" ({r.reason})" if r.reason else "")
               for r in records if r.status != "succeeded"]
+    # Node 0's group record ends a multi-node job with the group's collective; one with no figure did not run it (its
+    # tool missing on the node, or a rehearsal beside a slowed node): a verdict that never says so passes silently.
+    unproven = ["the group's collective: no figure came back" + (f" ({group.reason})" if group.reason else "")] \
+        if group is not None and group.nodes > 1 and group.status == "succeeded" and not group.figures else []
     each = plan.usd_per_node_hour if plan.usd_per_node_hour is not None else \
         next((r.price_usd_per_hour for r in records if r.price_usd_per_hour is not None), None)
     return group_certificate(plan, judged, straggler_cost([v for v in judged if v.nodes == 1],
                                                           None if each is None else each * nodes),
                              nodes=nodes, failure="; ".join([*failed, *filter(None, [batch_failure])]) or None,
                              bisection=bisection_lines(group, ids, noisy),
-                             slow=bool(group and (group.slow_nodes or group.slow_links) and noisy is None))
+                             slow=bool(group and (group.slow_nodes or group.slow_links) and noisy is None),
+                             unproven=unproven)

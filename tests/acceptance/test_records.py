@@ -104,6 +104,22 @@ def test_group_collective_is_held_against_the_published_p5_figure() -> None:
     assert "failed graviton/cpu: group-collective busbw across 2 nodes, no figure" in verdict_lines(cert([g]))
 
 
+def test_a_group_collective_that_did_not_run_is_said_so_and_one_that_ran_is_not() -> None:
+    why = "group collective: allreduce-nccl: not installed: all_reduce_perf"
+    skipped = record("group", 0, [], rounds=1, reason=why)
+    g = judge_group(plan(), [*four_nodes(slow=None), skipped], load_baselines())
+    assert f"cannot prove graviton/cpu: the group's collective: no figure came back ({why})" in verdict_lines(cert([g]))
+    assert g.status == "accepted"  # every figure it has is; the line says what it lacks
+    ran = record("group", 0, [fig(0, 0.4, test="group-collective", metric="busbw_max", unit="GB/s",
+                                  headline="busbw")], rounds=1)
+    g = judge_group(plan(), [*four_nodes(slow=None), ran], load_baselines())
+    assert g.cannot_prove == () and not any("collective" in line for line in verdict_lines(cert([g]))
+                                            if line.startswith("cannot prove"))
+    one = record("group", 0, [], nodes=1, reason="one node: no fabric between nodes")  # no collective to run
+    assert judge_group(plan(nodes=1), [record("node", 0, [fig(0, 1000.0)], nodes=1), one],
+                       load_baselines()).cannot_prove == ()
+
+
 def test_nothing_came_back() -> None:
     g = judge_group(plan(), [], load_baselines())
     assert g.status == "not measured"

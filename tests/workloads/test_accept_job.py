@@ -159,6 +159,8 @@ def test_four_local_nodes_one_slowed_the_rounds_name_it(demo_assembly, tmp_path,
     # pace, and as an outlier or in the rounds' finding where this shared machine leaves the other nodes' figures
     # tight enough for its band; it blames no other node.
     verdict = capsys.readouterr().out
+    assert "cannot prove graviton/cpu: the group's collective: no figure came back (group collective: not run beside " \
+        "a deliberately slowed node" in verdict, verdict
     assert re.search(rf"^straggler graviton/cpu: node {slowed} ", verdict, re.M), verdict
     judged = ("outlier graviton/cpu", "bisection graviton/cpu")
     named = [line for line in verdict.splitlines()
