@@ -125,7 +125,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
     # carry colour, which visible() would show as escapes).
     lines = [LOCAL_CAVEAT, ""] if local else []
     # The verdicts open the output, one per class of work; each class's evidence follows under it.
-    lines += [wrap(visible(class_verdict(cls, advice))) for cls in CLASSES] + [""]
+    lines += [visible(class_verdict(cls, advice)) for cls in CLASSES] + [""]  # folded with the rest, or --wide
     # An evidence table is indented under its verdict: it gets the terminal's width less the indent, so it fits as
     # drawn (drawn full width, the fold at the end would break its rows and its footer).
     indent, width = "    ", terminal_width()

@@ -282,7 +282,8 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, wide: bool = 
     if (lines := _plain(headers, columns, styles, keep, least, fixed, colour)) is None:
         lines = _drawn(headers, columns, styles, keep, least, fixed, width if width is not None else full, colour)
     if dropped:
-        lines.append(wrap(f"({len(dropped)} column(s) left out to fit {width} characters: "
+        # "the terminal", not the width given: a table indented under a heading (advise) is given less than that.
+        lines.append(wrap(f"({len(dropped)} column(s) left out to fit the terminal: "
                           f"{', '.join(sorted(dropped, key=head.index))}; --wide shows every column)", width))
     return "\n".join(lines)
 

@@ -184,6 +184,19 @@ def test_advise_draws_each_evidence_table_within_its_indent(stored_run):
             assert any([w for w in line.split() if w in row] == row for line in lines), row
     footers = [i for i, line in enumerate(lines) if line.startswith("    (") and "left out" in line]
     assert footers and all(lines[i + 1].startswith("     ") and lines[i + 1].rstrip().endswith(")") for i in footers)
+    # A footer says what it fits: the terminal (it said "to fit 76 characters", the width less the indent, at 80).
+    assert all(re.match(r"    \(\d+ column\(s\) left out to fit the terminal: ", lines[i]) for i in footers)
+
+
+def test_advise_wide_folds_nothing(stored_run):
+    code, lines = on_terminal("advise", "r0", "r1", "--wide", env=stored_run)
+    piped = subprocess.run([sys.executable, "-m", "rackform", "advise", "r0", "r1"], env=stored_run, cwd=ROOT,
+                           text=True, capture_output=True, timeout=60).stdout.splitlines()
+    first = next(i for i, line in enumerate(piped) if line.startswith("training"))
+    verdicts = piped[first:piped.index("", first)]  # one a class of work, at the top
+    assert code == 0 and max(len(line) for line in verdicts) > COLUMNS  # the verdicts are longer than a line
+    start = lines.index(verdicts[0])  # below what stderr said (the engine)
+    assert lines[start:start + len(verdicts)] == verdicts  # as a pipe gets them: --wide folds nothing
 
 
 def test_results_keep_the_result_column_and_fold_the_note(stored_run):

@@ -81,7 +81,7 @@ def test_a_narrow_table_leaves_out_ids_and_architecture_before_prices_and_names_
     text = table(rows, header, width=50, colour=False).splitlines()
     assert all(len(line) <= 50 for line in text)
     assert "trainium/workers" in text[2] and "trn1.32xlarge" in text[2] and text[2].endswith("43.00")
-    assert " ".join(line.strip() for line in text[3:]) == ("(2 column(s) left out to fit 50 characters: arch, quota; "
+    assert " ".join(line.strip() for line in text[3:]) == ("(2 column(s) left out to fit the terminal: arch, quota; "
                                                           "--wide shows every column)")
 
 
