@@ -1,8 +1,9 @@
 """Tables for the terminal, drawn by rich: the one table function every command prints through.
 
 A table fits the terminal without a name or number cut: columns are left out by rank (said so below it; names,
-instances, counts and prices never), cells wrap at spaces, and where that is not enough each row is printed as a
-block of `header: value` lines; `wide=True` (`--wide`) keeps every column at full width. Numbers are aligned on
+instances, counts and prices never, nor those the caller names essential), cells wrap at spaces (a word longer than
+its column folds at any character), and where that is not enough each row is printed as a block of `header: value`
+lines; `wide=True` (`--wide`) keeps every column at full width. Numbers are aligned on
 their decimal point. `wrap` folds the prose around the tables to the terminal.
 Colour only on a terminal, and never with NO_COLOR set (https://no-color.org) or TERM=dumb.
 """
@@ -192,8 +193,9 @@ def _vertical(head: list[str], cells: list[list[str]], width: int) -> str:
 def _hanging(lead: str, text: str, width: int) -> str:
     import textwrap
 
+    # A word longer than the line (an image URI) folds at any character, as in a table's cell.
     return "\n".join(textwrap.wrap(text, width, initial_indent=lead, subsequent_indent=" " * len(lead),
-                                    break_long_words=False, break_on_hyphens=False) or [lead.rstrip()])
+                                    break_long_words=True, break_on_hyphens=False) or [lead.rstrip()])
 
 
 def _numeric(column: Sequence[str], styled: Sequence[bool]) -> bool:

@@ -109,6 +109,16 @@ def test_a_long_word_is_folded_in_its_column_rather_than_the_column_left_out(ess
         f"CannotPullContainerError:{IMAGE}notfound")  # every character of the reason, folded, none cut
 
 
+def test_a_long_word_folds_in_the_vertical_layout_too():
+    header = ["rack/node group", "instance", "count", "$/hour", "reason"]
+    rows = [["gpu/h100", "p5.48xlarge", "2", "110.08", f"CannotPullContainerError: {IMAGE} not found"]]
+    lines = table(rows, header, width=40, essential={"reason"}, colour=False).splitlines()
+    assert lines[0] == "gpu/h100" and all(len(line) <= 40 for line in lines)  # the URI ran past the edge
+    reason = next(i for i, line in enumerate(lines) if line.startswith("  reason:"))
+    assert "".join(line[len("  reason:   "):] for line in lines[reason:]).replace(" ", "") == (
+        f"CannotPullContainerError:{IMAGE}notfound")
+
+
 def test_folded_lines_fold_prose_and_leave_a_progress_bar_as_it_is():
     out = io.StringIO()
     stream = FoldedLines(out, 20)
