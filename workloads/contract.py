@@ -48,6 +48,10 @@ class JobEnvironmentError(ValueError):
     """A job environment variable holds something the runner cannot use."""
 
 
+# The JobEnvironment fields only the local executor sets and reads.
+LOCAL_ONLY = frozenset({"local_collective"})
+
+
 @dataclass(frozen=True)
 class JobEnvironment:
     """Every RACKFORM_* variable a job sees; the field name, upper-cased, is the variable's name after the prefix."""
@@ -99,7 +103,9 @@ class JobEnvironment:
         env: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            # A local-only switch stays out of a job definition for AWS, where nothing reads it (and every byte of a
+            # node group's job definitions counts against the rack template's size: docs/contributing.md).
+            if value is None or (f.name in LOCAL_ONLY and not self.local):
                 continue
             env[PREFIX + f.name.upper()] = ("1" if value else "0") if isinstance(value, bool) else \
                 repr(value) if isinstance(value, float) else str(value)

@@ -190,6 +190,10 @@ def test_the_job_environment_round_trips_through_the_variables():
     assert JobEnvironment.from_env(env) == job
     local = job.with_(local=True)
     assert "FI_PROVIDER" not in local.to_env() and JobEnvironment.from_env(local.to_env()) == local
+    # The local executor's switch travels to a local job only, never into a job definition for AWS.
+    quiet = local.with_(local_collective=False)
+    assert JobEnvironment.from_env(quiet.to_env()) == quiet
+    assert "RACKFORM_LOCAL_COLLECTIVE" not in env and "RACKFORM_LOCAL_COLLECTIVE" in local.to_env()
 
 
 def test_a_malformed_job_variable_is_a_usage_error_not_a_traceback(capsys):
