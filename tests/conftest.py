@@ -107,6 +107,18 @@ def moto_aws(monkeypatch: pytest.MonkeyPatch, region: str) -> Iterator[None]:
         yield
 
 
+def versioned_bucket(name: str, region: str = "us-east-1") -> Any:
+    """A versioned bucket, as the storage stack makes the results bucket (write-once rests on its versions), in the
+    moto started by moto_aws; returns the S3 client."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=region)
+    where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=name, **where)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return s3
+
+
 def deploy_to_moto(plan: Plan, monkeypatch: pytest.MonkeyPatch, *, s3: Any, batch: Any) -> str:
     """PLAN's bucket, Batch queues, job definitions and roles in moto; RACKFORM_BUCKET names the bucket, as after
     a real deploy. Returns the bucket."""

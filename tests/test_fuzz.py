@@ -31,16 +31,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rackform.reference.catalog import load_catalog
 from rackform.cli import main
 from rackform.plan.models import build_plan
-from rackform.spec.problems import errors
+from rackform.reference.catalog import load_catalog
 from rackform.spec.models import NAME_PATTERN, load_spec
-from rackform.validate import validate_spec
+from rackform.spec.problems import errors
 from rackform.spec.yamlsafe import MAX_BYTES
-from workloads.parsers import TOOLS
-
+from rackform.validate import validate_spec
+from tests.conftest import versioned_bucket
 from tests.stacks.cdk_validation import validation_findings
+from workloads.parsers import TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_PATH = ROOT / "examples" / "demo.yaml"
@@ -587,11 +587,7 @@ def test_aws_commands_with_bad_paths_and_options_exit_cleanly(tmp_path, monkeypa
         assert time.monotonic() - started < HANG_S, argv
 
     with mock_aws():
-        import boto3
-
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="rackform-fuzz")
-        s3.put_bucket_versioning(Bucket="rackform-fuzz", VersioningConfiguration={"Status": "Enabled"})
+        s3 = versioned_bucket("rackform-fuzz")
         ResultStore("rackform-fuzz", s3).put_record(ResultRecord.model_validate({
             "run_id": "r1", "benchmark": "cpu", "tool": "sysbench", "rack": "graviton", "node_group": "head",
             "tier": "graviton", "instance_type": "m7g.xlarge", "node_count": 1, "status": "succeeded",

@@ -16,23 +16,22 @@ import json
 import math
 from pathlib import Path
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from rackform.cli import main, table as _table
-from rackform.reference.peaks import limits_for
-from rackform.spec.problems import Problem
-from rackform.textsafe import visible
 from rackform.analysis import report as rp
+from rackform.cli import main
+from rackform.cli import table as _table
+from rackform.jobs.local import Deployment, log_path, run_local
+from rackform.reference.peaks import limits_for
 from rackform.render import html as rh
 from rackform.render import report as rr
-from rackform.jobs.local import Deployment, log_path, run_local
-from workloads.results import Metric, ResultRecord
+from rackform.spec.problems import Problem
+from rackform.textsafe import visible
+from tests.conftest import S3Only, dump, run_cli, versioned_bucket
 from workloads.layout import record_key, submission_key
+from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore, sha256_b64
-
-from tests.conftest import S3Only, dump, run_cli
 
 BUCKET = "rackform-integrity-test"
 REGION = "us-east-1"
@@ -68,9 +67,7 @@ def s3(monkeypatch):
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
     with mock_aws():
-        client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        client = versioned_bucket(BUCKET, REGION)
         yield client
 
 

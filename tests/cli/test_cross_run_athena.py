@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from rackform.analysis.query import records_sql
 from rackform.cli import athena as cli_athena
 from tests.cli.conftest import TABLE, answer, partitions, results_table, stubbed_athena, table_columns
-from tests.conftest import DEMO_SPEC, INFERENCE, moto_aws, run_cli
+from tests.conftest import DEMO_SPEC, INFERENCE, moto_aws, run_cli, versioned_bucket
 from tests.records import run_records
 from workloads.results import ResultRecord
 from workloads.store import ResultStore
@@ -28,9 +27,7 @@ def stored(monkeypatch):
     """Runs `base` and `cur` in the bucket, and the storage stack's Glue table."""
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
     with moto_aws(monkeypatch, REGION):
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3 = versioned_bucket(BUCKET, REGION)
         store = ResultStore(BUCKET, s3)
         records = run_records("base", gpu_algbw=250.0, gemm=690.0, p50=10.0, local_cpu=False) + \
             run_records("cur", gpu_algbw=225.0, gemm=700.0, p50=9.0, local_cpu=False)

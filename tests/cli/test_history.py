@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import boto3
 import pytest
 
 from rackform.analysis.history import history_sql
 from rackform.cli import athena as cli_athena
 from tests.cli.conftest import page, partitions, results_table, stubbed_athena
-from tests.conftest import ROOT, moto_aws, run_cli
+from tests.conftest import ROOT, moto_aws, run_cli, versioned_bucket
 from workloads.benchmarks import BENCHMARKS
 from workloads.layout import legacy_record_key, log_key, records_prefix
 from workloads.results import Metric, ResultRecord
@@ -39,9 +38,7 @@ def record(run_id: str, day: int, events: float) -> ResultRecord:
 def store(monkeypatch):
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
     with moto_aws(monkeypatch, REGION):
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3 = versioned_bucket(BUCKET, REGION)
         store = ResultStore(BUCKET, s3)
         store.put_record(record("r2", 1, 1100.0))
         store.put_record(record("r1", 0, 1000.0))

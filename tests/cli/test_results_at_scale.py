@@ -10,10 +10,9 @@ import json
 import re
 from collections import Counter
 
-import boto3
 import pytest
 
-from tests.conftest import moto_aws, run_cli
+from tests.conftest import moto_aws, run_cli, versioned_bucket
 from workloads.layout import BenchmarkJobName, BenchmarkMarker, log_key, submission_key
 from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore
@@ -50,9 +49,7 @@ def run(store: ResultStore, run_id: str, jobs: int, recorded: int | None = None)
 def store(monkeypatch):
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
     with moto_aws(monkeypatch, REGION):
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3 = versioned_bucket(BUCKET, REGION)
         yield ResultStore(BUCKET, s3)
 
 

@@ -25,16 +25,15 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 import rackform.jobs.submit as submit_module
-from rackform.reference.catalog import load_catalog
 from rackform.jobs.local import deploy
 from rackform.jobs.submit import LOOKUP_RETRY, NO_RETRY, submit
 from rackform.plan.models import build_plan
+from rackform.reference.catalog import load_catalog
 from rackform.spec.models import load_spec
+from tests.conftest import EXAMPLE, moto_aws, versioned_bucket
 from workloads.layout import log_key, record_key
 from workloads.results import Metric, ResultRecord
 from workloads.store import RETRY_CONFIG, AlreadyExists, ResultStore
-
-from tests.conftest import EXAMPLE, moto_aws
 
 REGION = "us-east-2"
 FAULT_RATE = 0.3
@@ -124,9 +123,7 @@ def aws(monkeypatch) -> Iterator[None]:
 
 
 def make_bucket(name: str = "results") -> str:
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    versioned_bucket(name, REGION)
     return name
 
 

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from rackform.jobs.local import SlowNode, pin_beside
+from tests.conftest import versioned_bucket
 from workloads import job as entry
 from workloads import run
 from workloads.accept import LOCAL_COLLECTIVE
@@ -34,9 +35,7 @@ def test_a_single_nodes_slot_job_writes_its_figures_under_its_slot_and_no_group_
     for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
     with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3 = versioned_bucket(BUCKET)
         code = entry.main(["accept-2"], env=job_env(tmp_path))
         store = ResultStore(BUCKET, s3)
         [record] = store.read("run-1", "accept")["accept"]

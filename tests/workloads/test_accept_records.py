@@ -7,10 +7,10 @@ import datetime as dt
 import json
 import math
 
-import boto3
 import pytest
 from moto import mock_aws
 
+from tests.conftest import versioned_bucket
 from workloads.layout import accept_key, accept_schedule_key
 from workloads.results import AcceptFigure, AcceptRecord, FabricPair, FabricSchedule
 from workloads.store import ResultStore
@@ -22,9 +22,7 @@ NOW = dt.datetime(2026, 12, 6, 6, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def store():
     with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3 = versioned_bucket(BUCKET)
         yield ResultStore(BUCKET, s3)
 
 

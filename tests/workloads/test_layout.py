@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import boto3
 import pytest
 
-from tests.conftest import moto_aws
+from tests.conftest import moto_aws, versioned_bucket
 from workloads.layout import (
     accept_key,
     health_key,
@@ -61,9 +60,7 @@ def test_a_record_is_in_a_folder_of_records_apart_from_its_jobs_logs():
 @pytest.fixture
 def store(monkeypatch):
     with moto_aws(monkeypatch, "us-east-1"):
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="rackform-layout-test")
-        s3.put_bucket_versioning(Bucket="rackform-layout-test", VersioningConfiguration={"Status": "Enabled"})
+        s3 = versioned_bucket("rackform-layout-test")
         yield ResultStore("rackform-layout-test", s3)
 
 

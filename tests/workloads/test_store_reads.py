@@ -10,10 +10,10 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
+from tests.conftest import versioned_bucket
 from workloads import store as st
 from workloads.layout import legacy_record_key, log_key, record_key, summary_key
 from workloads.objects import RunSummary
@@ -59,9 +59,7 @@ def s3(monkeypatch):
     for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
         monkeypatch.setenv(k, v)
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        client = versioned_bucket(BUCKET)
         yield client
 
 
