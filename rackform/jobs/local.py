@@ -376,7 +376,15 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     shown = 0  # blocks announced so far
     running: dict[int, list[int]] = {}  # an attempt's place in `blocks` -> the CPUs it holds
     ports: dict[int, list[range]] = {}  # an attempt's place -> the port ranges it holds until it ends
-    ended: queue.Queue[tuple[int, LocalJob, list[int]]] = queue.Queue()
+    ended: queue.Queue[tuple[int, LocalJob, list[int] | Exception]] = queue.Queue()
+
+    def attempt(place: int, local: LocalJob, held: list[int]) -> None:
+        try:
+            ended.put((place, local, _run_nodes(local, log_dir=log_dir, timeout_s=timeout_s, cpus=held, slow=slow,
+                                                broken=broken)))
+        except Exception as e:  # raised below: the loop would otherwise wait for this job forever
+            ended.put((place, local, e))
+
     results: dict[str, tuple[int, dict[str, Any]]] = {}  # by job id: its last attempt's place and outcome
     while pending or running:
         while pending and _needs(pending[0], cpus) <= len(free):
@@ -390,11 +398,11 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
                 continue
             ports[place] = list(local.ports)
             held = running[place] = [free.pop(0) for _ in range(_needs(sub, cpus))]
-            threading.Thread(target=lambda p=place, j=local, c=held: ended.put((p, j, _run_nodes(
-                j, log_dir=log_dir, timeout_s=timeout_s, cpus=c, slow=slow, broken=broken))),
-                daemon=True).start()
+            threading.Thread(target=attempt, args=(place, local, held), daemon=True).start()
         if running:
             place, local, codes = ended.get()
+            if isinstance(codes, Exception):
+                raise codes
             free += running.pop(place)
             del ports[place]
             if after_attempt(local.jobdef, local.marker, attempt=local.attempt, codes=codes, repair_loop=repair,

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,32 @@ def test_jobs_side_by_side_hold_port_ranges_apart(deployed, tmp_path: Path, monk
     for a, b in side_by_side:
         ports = [p for r in (*given[a], *given[b]) for p in r]
         assert len(ports) == len(set(ports)), f"{a} and {b} share ports: {given[a]} {given[b]}"
+
+
+def test_a_node_that_cannot_start_is_an_error_not_a_hang(deployed, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's nodes start on a thread of their own: a failure there (a node's process that cannot start) reaches
+    the caller, as it did when jobs ran one at a time, instead of leaving it waiting for a job that never ends."""
+    s3, deployment = deployed
+    assert main(["submit", DEMO_SPEC, "--rack", "graviton", "--node-group", "head", "--benchmark", "cpu",
+                 "--run-id", RUN]) == 0
+
+    def node(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr("rackform.jobs.local.subprocess.Popen", node)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            run_local(Embedded(s3), deployment, RUN, log_dir=tmp_path, announce=lambda _: None, cpus=2)
+            outcome.append(None)
+        except Exception as e:
+            outcome.append(e)
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive(), "run_local never returned"
+    [error] = outcome
+    assert isinstance(error, OSError) and "no such interpreter" in str(error)
