@@ -390,3 +390,20 @@ def test_example_spec_prices_what_it_can(capsys):
     assert report["unknown"][2]["reason"] == ("no interface endpoint price for us-east-2 in the snapshot "
                                               "(--live reads it from the AWS Price List API)")
 
+
+
+def test_header_names_the_seed_a_group_was_priced_from(capsys, tmp_path):
+    # m7i.xlarge is not in us-east-1's Price List block: its price comes from the seed beside it, so the header and
+    # the JSON name that seed and its date too, not the Price List's alone.
+    spec = dump(tmp_path, {**ACCEPT, "racks": [
+        {"name": "cpu", "node_groups": [{"name": "head", "instance_type": "m7i.xlarge", "count": 1}]}]})
+    code, report, _ = run_json(capsys, spec)
+    seed = load_prices().ec2_on_demand.seed_regions["us-east-1"]
+    assert code == 0 and report["node_groups"][0]["price_source"] == f"{seed.label} {seed.as_of}"
+    assert report["ec2_seed_prices"] == {"source": seed.source, "as_of": seed.as_of}
+    code, out, _ = run(capsys, "cost", spec)
+    header = out.splitlines()[0]
+    assert code == 0 and "Price List API snapshot of" in header and f"{seed.label} snapshot of {seed.as_of}" in header
+    # A Region with no seed block beside its primary says nothing of one.
+    _, example, _ = run_json(capsys, EXAMPLE)
+    assert example["ec2_seed_prices"] is None
