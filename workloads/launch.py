@@ -151,7 +151,10 @@ def free_port_ranges(sizes: Sequence[int], *, avoid: Iterable[range] = ()) -> li
 
 
 def _one_range(held: contextlib.ExitStack, taken: list[range], size: int, system: range) -> range:
-    starts = [s for a, b in _gaps(taken) for s in range(a, b - size + 1)]
+    # Where the kernel hands out every unprivileged port itself (ip_local_port_range set to 1024 65535, as hosts
+    # tuned for many connections have it), nothing is outside its range: any free port is then chosen, as bind(0) would.
+    starts = [s for a, b in _gaps(taken) for s in range(a, b - size + 1)] or \
+        [s for a, b in _gaps(r for r in taken if r is not system) for s in range(a, b - size + 1)]
     for _ in range(min(RANGE_TRIES, len(starts))):
         start = starts.pop(secrets.randbelow(len(starts)))
         if all(_held(held, port) for port in range(start, start + size)):

@@ -70,3 +70,12 @@ def test_the_system_range_is_read_from_the_kernel_or_taken_as_linux_default(tmp_
 def test_no_room_for_a_range_is_an_error_that_says_so() -> None:
     with pytest.raises(LaunchError, match="no 70000 consecutive free ports outside the system's own range"):
         free_port_ranges([70000])
+
+
+def test_a_system_range_of_every_unprivileged_port_leaves_any_free_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel whose ip_local_port_range spans every unprivileged port leaves nothing outside it: the ranges are
+    then chosen among the free ports anywhere (apart from each other), not refused, or no local job could run."""
+    monkeypatch.setattr("workloads.launch.system_ports", lambda: range(1024, 65536))
+    ranges = free_port_ranges([4, 3, 1])
+    ports = [p for r in ranges for p in r]
+    assert [len(r) for r in ranges] == [4, 3, 1] and len(set(ports)) == 8 and min(ports) >= 1024
