@@ -92,7 +92,11 @@ def table_of(args: argparse.Namespace, region: str | None) -> str:
         raise aws.explained(e, target) if aws.is_aws_error(e) else e from None
     for out in stack.get("Outputs", []):
         if out["OutputKey"] == "ResultsTableName":
-            return str(out["OutputValue"])
+            try:  # held to what --table is: the stack may be another's, or edited
+                return table_arg(str(out["OutputValue"]))
+            except argparse.ArgumentTypeError as e:
+                raise aws.AwsError(f"stack {plan.storage.stack_name}'s ResultsTableName output: {e}",
+                                   "give --table DB.TABLE") from None
     raise aws.AwsError(f"stack {plan.storage.stack_name} has no ResultsTableName output", "give --table DB.TABLE")
 
 

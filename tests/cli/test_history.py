@@ -198,3 +198,19 @@ def test_a_failed_query_is_one_line_with_its_reason(glue_table, capsys, monkeypa
 def test_an_unknown_node_group_is_named(store, capsys):
     code, _, err = history(capsys, "--rack", "gpu", "--node-group", "head")
     assert code == 1 and "no node group gpu/head" in err
+
+
+@pytest.mark.parametrize("output", ["results", "demo_storage.results; DROP", "a.b.c"])
+def test_a_storage_stack_output_that_is_no_table_is_an_error_not_a_traceback(store, capsys, output):
+    """The table named by the storage stack's ResultsTableName output (no --table) is held to DATABASE.TABLE as
+    --table is: a stack of another make, or edited by hand, gets a one-line error, never a traceback or its value in
+    SQL."""
+    import boto3
+
+    template = {"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Outputs": {"ResultsTableName": {"Value": output}}}
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName="demo-storage",
+                                                                     TemplateBody=json.dumps(template))
+    code, _, err = history(capsys, "--engine", "athena")
+    assert code == 1 and "Traceback" not in err
+    assert "ResultsTableName" in err and "is not DATABASE.TABLE" in err and "--table" in err
