@@ -47,7 +47,7 @@ class ResultsTable(Construct):
             self, "Table", catalog_id=account, database_name=database_name,
             table_input=glue.CfnTable.TableInputProperty(
                 name=table_name,
-                description="one row per results/<run>/_records/<benchmark>/<rack>/<node group>/record.json",
+                description="one row per results/<run>/Records/<benchmark>/<rack>/<node group>/record.json",
                 table_type="EXTERNAL_TABLE",
                 partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
                 parameters={"classification": "json"},

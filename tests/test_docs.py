@@ -35,7 +35,7 @@ BASES = ["", *FOLDERS, *(f"rackform/{p.name}" for p in sorted((ROOT / "rackform"
 # Words that look like paths but name nothing in this repository, each with why.
 NOT_REPOSITORY_PATHS = {
     # keys in the results bucket (workloads/layout.py spells them), not files here
-    "results/", "_claims/", "_jobs/", "_placements/", "_workloads/", "_records/", "workloads/*",
+    "results/", "_claims/", "_jobs/", "_placements/", "_workloads/", "Records/", "workloads/*",
     # units and NCCL's transport names in tool output
     "MB/sec", "NET/IB", "NET/Socket", "NET/AWS", "Libfabric/0",
     # GitHub repositories the docs cite as AWS's own samples

@@ -21,11 +21,14 @@ from .contract import MAX_REPEATS, runnable_repeats
 RESULTS_PREFIX = "results"
 # What `rackform run` workloads (third-party images, under their own role) may write and read: never results/.
 WORKLOADS_PREFIX = "workloads"
-# A run's records sit in a folder of their own, results/<run_id>/_records/<benchmark>/<rack>/<node_group>/record.json,
+# A run's records sit in a folder of their own, results/<run_id>/Records/<benchmark>/<rack>/<node_group>/record.json,
 # apart from the node logs and health records of their job's folder: the Athena table's partition of a run and
 # benchmark is that folder, and Athena reads every object under a partition's location
-# (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html), so a query scans records only.
-RECORDS_FOLDER = "_records"
+# (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html), so a query scans records only. The same
+# page says not to use underscores in a location (Hive-style readers hide a folder whose name begins with one), so the
+# folder is not "_records" as the run's other folders are; capitalised, it can never be a rack's folder (rack names
+# are lower case: rackform/spec/models.py NAME_PATTERN).
+RECORDS_FOLDER = "Records"
 # The table's partitions, registered in Glue for each run (rackform/cli/athena.py): run and benchmark prune, rack and
 # node group are columns read from the record.
 PARTITION_KEYS: tuple[str, ...] = ("run_id", "benchmark")

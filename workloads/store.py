@@ -1,6 +1,6 @@
 """Results in S3: write-once objects with SHA256 checksums, and reading a run back.
 
-Layout (workloads/layout.py): results/<run_id>/_records/<benchmark>/<rack>/<node_group>/record.json, apart from the
+Layout (workloads/layout.py): results/<run_id>/Records/<benchmark>/<rack>/<node_group>/record.json, apart from the
 job's folder results/<run_id>/<rack>/<node_group>/<benchmark>/ of node-<i>.log (the raw output), and
 results/<run_id>/_jobs/<job name>.json for each submitted job. Nothing is ever overwritten: every PUT carries
 If-None-Match: *, so a retried or duplicated write cannot replace what landed first.

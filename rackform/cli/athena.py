@@ -139,7 +139,7 @@ def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, store:
     empty = [r for r in new if not held[r]]
     if named and empty:
         raise aws.AwsError(no_such_run(store, empty[0]), "check the run id (`rackform runs` lists them); a run "
-                           "written before its records had a folder of their own (_records/) is read with --engine s3")
+                           "written before its records had a folder of their own (Records/) is read with --engine s3")
     new = [r for r in new if r not in empty]
     per_call = PARTITIONS_PER_CALL // len(benchmarks)
     for start in range(0, len(new), per_call):

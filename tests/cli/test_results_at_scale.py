@@ -90,7 +90,8 @@ def test_records_and_workload_jobs_are_listed_from_their_folders_never_the_whole
         listed.clear()
         assert requests(capsys, *argv)[0] == 0
         # the records' folder and the workload jobs' (never the whole run, whose node logs and markers are 3/4 of it)
-        assert sorted(listed) == ["results/cur/_placements/", "results/cur/_records/", "results/cur/_workloads/"], argv
+        expected = ["results/cur/_placements/", "results/cur/Records/", "results/cur/_workloads/"]
+        assert sorted(listed) == sorted(expected), argv
 
 
 def test_runs_reads_a_summary_per_finished_run_whatever_the_run_holds(store, capsys):

@@ -58,8 +58,8 @@ def test_two_node_allreduce_runs_as_two_processes_and_lands_in_s3(embedded, tmp_
     keys = set(store.keys("results/local-1/graviton/cpu/allreduce/"))
     assert {k.rsplit("/", 1)[1] for k in keys} == {"node-0.log", "node-1.log", "health-node-0.json",
                                                    "health-node-1.json"}
-    assert list(store.keys("results/local-1/_records/")) == [
-        "results/local-1/_records/allreduce/graviton/cpu/record.json"]
+    assert list(store.keys("results/local-1/Records/")) == [
+        "results/local-1/Records/allreduce/graviton/cpu/record.json"]
     # Each node checked itself first; on this machine the planned hardware checks do not apply, and say why.
     health = store.health("local-1")
     assert sorted(h.node_index for h in health) == [0, 1] and all(h.healthy for h in health)

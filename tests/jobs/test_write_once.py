@@ -177,7 +177,7 @@ def test_every_object_rackform_writes_under_results_is_a_conditional_put(wire, m
     assert code == 0
     writes = [(op, object_key(url, bucket), headers) for op, url, headers in sent if op in OBJECT_WRITES]
     keys = {key for _, key, _ in writes}
-    assert {"results/w1/_records/gemm/gpu/h100/record.json", "results/w1/gpu/h100/gemm/node-0.log"} <= keys
+    assert {"results/w1/Records/gemm/gpu/h100/record.json", "results/w1/gpu/h100/gemm/node-0.log"} <= keys
     # the submission's claim and marker are covered too
     assert any("/_jobs/" in k for k in keys) and any("/_claims/" in k for k in keys), keys
     for op, key, headers in writes:

@@ -46,7 +46,7 @@ def test_a_runs_job_markers_are_under_its_jobs_prefix():
 def test_a_record_is_in_a_folder_of_records_apart_from_its_jobs_logs():
     """Issue 23 item 4: the Athena partition of a run and benchmark (records_prefix) holds records only."""
     key = record_key("run-1", "gpu", "h100", "allreduce")
-    assert key == "results/run-1/_records/allreduce/gpu/h100/record.json"
+    assert key == "results/run-1/Records/allreduce/gpu/h100/record.json"
     assert key.startswith(records_prefix("run-1", "allreduce")) and key.startswith(records_prefix("run-1"))
     job = job_prefix("run-1", "gpu", "h100", "allreduce") + "/"
     assert not key.startswith(job)

@@ -154,7 +154,7 @@ def test_records_are_listed_from_their_folder_and_a_run_of_the_old_layout_whole(
     monkeypatch.setattr(st.ResultStore, "_versions", lambda self, prefix: listed.append(prefix) or real(self, prefix))
     reader = st.ResultStore(BUCKET, s3)
     assert [r.rack for r in reader.iter_records("new")] == ["r0", "r1", "r2"]
-    assert listed == ["results/new/_records/"]  # never the node logs, health records and markers beside them
+    assert listed == ["results/new/Records/"]  # never the node logs, health records and markers beside them
     listed.clear()
     assert [r.rack for r in reader.iter_records("old")] == ["r0", "r1", "r2"] and not reader.problems
-    assert listed == ["results/old/_records/", "results/old/"]
+    assert listed == ["results/old/Records/", "results/old/"]
