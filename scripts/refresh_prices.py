@@ -109,6 +109,13 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     except (OSError, ValueError) as e:
         print(f"error: {args.from_skypilot_csv}: {e}", file=sys.stderr)
         return 2
+    # A Region named with --regions that the file or the catalog does not price would get an empty block written over
+    # what prices.json holds for it: refused, nothing written.
+    if unpriced := [r for r in args.regions or () if r not in catalog.offerings
+                    or (r not in by_region and r not in spot_by_region)]:
+        print(f"error: {args.from_skypilot_csv} (or the catalog) prices nothing in {', '.join(unpriced)}; leave it out "
+              "of --regions", file=sys.stderr)
+        return 2
     blocks, seeds = data["ec2_on_demand"]["regions"], data["ec2_on_demand"].setdefault("seed_regions", {})
     origin = f"https://github.com/skypilot-org/skypilot-catalog catalogs/v7/aws/vms.csv at commit {args.commit}"
     note = f"; {args.note}" if args.note else ""
@@ -118,7 +125,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     stale = stale_families(by_region, primary)
     for family, why in stale.items():
         print(f"{family}: left unknown, {why}")
-    for region in args.regions or sorted(r for r in by_region if r in catalog.offerings):
+    for region in sorted(r for r in args.regions or by_region if r in by_region and r in catalog.offerings):
         types = args.instance_types or sorted(catalog.offerings.get(region, {}))
         block = skypilot_region_block(by_region.get(region, {}), region, types, source=source, as_of=args.as_of,
                                       stale=stale)
@@ -135,7 +142,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     # were read under the old one (its p5.48xlarge Spot rates reach 127.816, the pre-cut On-Demand rate there).
     spot_source = f"{origin} (column SpotPrice: Linux Spot USD/hour per AZ ID, as the file recorded it){note}"
     spot_blocks = data.setdefault("ec2_spot", {"unit": SPOT_UNIT, "regions": {}})["regions"]
-    for region in args.regions or sorted(r for r in spot_by_region if r in catalog.offerings):
+    for region in sorted(r for r in args.regions or spot_by_region if r in spot_by_region and r in catalog.offerings):
         types = args.instance_types or sorted(catalog.offerings.get(region, {}))
         block = skypilot_region_block(spot_by_region.get(region, {}), region, types, source=spot_source,
                                       as_of=args.as_of, stale=stale)

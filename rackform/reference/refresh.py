@@ -268,14 +268,22 @@ def on_demand_from_skypilot_csv(text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+# The zone ID of a Local Zone (use1-qro1-az1) or a Wavelength Zone (use1-wl1-bos-wlz1): a zone, but none of a Region's
+# AZs, where rackform deploys (https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html).
+LOCAL_ZONE_ID = re.compile(r"[a-z]+\d+-(?:[a-z]+\d+-az\d+|wl\d+-[a-z]+-wlz\d+)")
+
+
 def spot_from_skypilot_csv(text: str) -> dict[str, dict[str, dict[str, float]]]:
     """Region -> instance type -> AZ ID -> Linux Spot USD/hour from the same vms.csv's SpotPrice and
     AvailabilityZone (an AZ ID such as use2-az1, the same zone in every account). Kept per AZ: Spot prices differ
     by AZ (the file gives p5.48xlarge 12.12 and 16.10 in two us-east-2 AZs) and a spec runs in one AZ. A blank
-    SpotPrice says nothing; an AZ that is not an AZ ID, or one AZ with two prices for a type, raises ValueError."""
+    SpotPrice says nothing, and so does a Local Zone's row (rackform deploys into a Region's AZs only); an AZ that is
+    not a zone ID, or one AZ with two prices for a type, raises ValueError."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for line, row, usd in _skypilot_rows(text, "SpotPrice", ("InstanceType", "Region", "AvailabilityZone")):
         region, instance_type, zone = row["Region"], row["InstanceType"], row["AvailabilityZone"]
+        if LOCAL_ZONE_ID.fullmatch(zone):
+            continue
         if not is_zone_id(zone):
             raise ValueError(f"line {line}: AvailabilityZone {zone!r} is not an AZ ID (like use2-az1)")
         seen = out.setdefault(region, {}).setdefault(instance_type, {}).setdefault(zone, usd)

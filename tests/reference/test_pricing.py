@@ -321,6 +321,13 @@ def test_skypilot_spot_refuses_what_it_cannot_trust(row, fragment):
         spot_from_skypilot_csv(_HEADER + row + "\n")
 
 
+def test_skypilot_spot_leaves_out_local_and_wavelength_zones_rather_than_refuse_the_file():
+    rows = ("c8g.4xlarge,,,16.0,32.0,,0.63584,0.2,us-east-1,use1-az1\n"
+            "c8g.4xlarge,,,16.0,32.0,,0.7,0.3,us-east-1,use1-qro1-az1\n"
+            "c8g.4xlarge,,,16.0,32.0,,0.7,0.3,us-east-1,use1-wl1-bos-wlz1\n")
+    assert spot_from_skypilot_csv(_HEADER + rows) == {"us-east-1": {"c8g.4xlarge": {"use1-az1": 0.2}}}
+
+
 def test_skypilot_spot_blank_is_unknown_and_the_columns_are_required():
     assert spot_from_skypilot_csv(_HEADER + "c8g.4xlarge,,,16.0,32.0,,0.63584,,us-east-2,use2-az1\n") == {}
     with pytest.raises(ValueError, match="no AvailabilityZone, SpotPrice column"):
@@ -406,6 +413,16 @@ def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_
     assert spot_east2["prices"]["c8g.4xlarge"] == {"use2-az1": 0.2976, "use2-az2": 0.2753}
     assert "out of date" in spot_east2["notes"]["p5.48xlarge"] and spot_east2["as_of"] == "2025-01-01"
     assert "SpotPrice" in spot_east2["source"] and "abc123" in spot_east2["source"]
+
+
+def test_refresh_from_skypilot_refuses_a_region_it_cannot_price_and_writes_nothing(tmp_path, capsys):
+    csv_file, out = tmp_path / "vms.csv", tmp_path / "prices.json"
+    csv_file.write_text(SEED)
+    args = ["--from-skypilot-csv", str(csv_file), "--commit", "abc123", "--as-of", "2025-01-01", "-o", str(out)]
+    assert _refresh_script().main([*args, "--regions", "us-east-2", "eu-north-1"]) == 2
+    assert "prices nothing in eu-north-1" in capsys.readouterr().err and not out.exists()
+    assert _refresh_script().main([*args, "--regions", "us-east-2"]) == 0
+    assert json.loads(out.read_text())["ec2_on_demand"]["regions"]["us-east-2"]["prices"]  # the Region it can price
 
 
 def test_cost_prices_the_trn2_example_in_us_east_2(capsys):
