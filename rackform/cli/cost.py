@@ -70,6 +70,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
             client = pricing_client(args.profile, args.endpoint_url)
             block = ec2_region_block(client, plan.region, on_demand_types, today) if on_demand_types else None
             network = network_rates(client, plan.region, today) if creates_network else {}
+        except ValueError as e:  # the Price List answered, with more than one rate where rackform expects one
+            print(f"error: cannot read prices for --live: {e}; leave out --live to use the snapshot, or give the "
+                  "price with --price", file=sys.stderr)
+            return 1
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
             from ..aws import explained, is_aws_error
 

@@ -373,6 +373,20 @@ def test_live_failure_is_a_message(capsys, tmp_path, monkeypatch):
     assert code == 1 and out == "" and "Unable to locate credentials" in err and "pricing:GetProducts" in err
 
 
+def test_live_price_list_ambiguity_is_a_message_that_does_not_blame_credentials(capsys, tmp_path, monkeypatch):
+    spec = dump(tmp_path, with_groups("us-east-2", "us-east-2c", {"name": "g", "instance_type": "c8g.4xlarge",
+                                                                  "count": 1}))
+
+    def two_rates(*args, **kwargs):
+        raise ValueError("NatGateway-Hours in us-east-2: the Price List API returned several rates [0.045, 0.05]")
+
+    monkeypatch.setattr(cost_cli, "pricing_client", lambda *aws: object())
+    monkeypatch.setattr("rackform.reference.refresh.ec2_region_block", two_rates)  # cost imports it when --live
+    code, out, err = run(capsys, "cost", spec, "--live")
+    assert code == 1 and out == "" and "several rates [0.045, 0.05]" in err
+    assert "credentials" not in err and "--price" in err
+
+
 # --- the example ----------------------------------------------------------------------------------------------------
 
 def test_example_spec_prices_what_it_can(capsys):
