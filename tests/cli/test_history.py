@@ -100,14 +100,20 @@ def test_on_athena_the_runs_are_registered_and_one_query_reads_every_page(glue_t
     assert "glue.BatchCreatePartition 1" in err and "glue.GetPartitions 1" in err and "glue.GetTable 1" in err
 
 
+def history_on_athena(capsys, monkeypatch, *args: str) -> tuple[int, str]:
+    """`history --engine athena` against a stubbed Athena whose one query succeeds with no rows: (exit code, stderr)."""
+    stub = stubbed_athena(monkeypatch, REGION)
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
+    stub.add_response("get_query_results", page([["run_id"]]))
+    with stub:
+        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results", *args)
+    return code, err
+
+
 def test_a_run_is_registered_once_and_a_new_one_after_it(glue_table, store, capsys, monkeypatch):
     def once() -> str:
-        stub = stubbed_athena(monkeypatch, REGION)
-        stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
-        stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
-        stub.add_response("get_query_results", page([["run_id"]]))
-        with stub:
-            code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results", "--verbose")
+        code, err = history_on_athena(capsys, monkeypatch, "--verbose")
         assert code == 0
         return err
 
@@ -124,12 +130,7 @@ def test_a_run_left_half_registered_is_sent_again_whole(glue_table, capsys, monk
     described = glue_table.get_table(DatabaseName="demo_storage", Name="results")["Table"]
     glue_table.create_partition(DatabaseName="demo_storage", TableName="results", PartitionInput={
         "Values": ["r1", FIRST], "StorageDescriptor": {**described["StorageDescriptor"], "Location": "s3://x/"}})
-    stub = stubbed_athena(monkeypatch, REGION)
-    stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
-    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
-    stub.add_response("get_query_results", page([["run_id"]]))
-    with stub:
-        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results")
+    code, err = history_on_athena(capsys, monkeypatch)
     assert code == 0 and "registered 2 run(s)" in err
     found = partitions(glue_table)
     assert {b for run, b in found if run == "r1"} == set(BENCHMARKS)  # the rest added; the one there answered
@@ -138,12 +139,7 @@ def test_a_run_left_half_registered_is_sent_again_whole(glue_table, capsys, monk
 
 def test_a_run_without_records_gets_no_partitions_and_named_is_an_error(glue_table, store, capsys, monkeypatch):
     store.put_log(log_key("r3", "graviton", "head", "cpu", 0), "started\n")  # in progress: no record yet
-    stub = stubbed_athena(monkeypatch, REGION)
-    stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
-    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}})
-    stub.add_response("get_query_results", page([["run_id"]]))
-    with stub:
-        code, _, err = history(capsys, "--engine", "athena", "--table", "demo_storage.results")
+    code, err = history_on_athena(capsys, monkeypatch)
     assert code == 0 and "registered 2 run(s)" in err
     assert {values[0] for values in partitions(glue_table)} == {"r1", "r2"}
     with stubbed_athena(monkeypatch, REGION):  # no answer queued: a query would fail the call
