@@ -31,6 +31,13 @@ def pricing_client(profile: str | None = None, endpoint_url: str | None = None) 
     return client
 
 
+def _why(e: Exception) -> str:
+    """What went wrong reading prices, in one line: AWS's failures explained, anything else by its type."""
+    from ..aws import explained, is_aws_error
+
+    return explained(e).message if is_aws_error(e) else f"{type(e).__name__}: {e}"
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     from ..plan import cost
     from ..reference.refresh import ec2_region_block, network_rates, spot_prices
@@ -53,11 +60,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
             spot = spot_prices(ec2_client(plan.region, args.profile, args.endpoint_url), spot_types,
                                plan.availability_zone)
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
-            from ..aws import explained, is_aws_error
-
-            why = explained(e).message if is_aws_error(e) else f"{type(e).__name__}: {e}"
-            print(f"error: cannot read Spot prices for --spot-live ({why}). Check AWS credentials, or give --price "
-                  "instead", file=sys.stderr)
+            print(f"error: cannot read Spot prices for --spot-live ({_why(e)}). Check AWS credentials, or give "
+                  "--price instead", file=sys.stderr)
             return 1
     book = load_prices()
     on_demand_types = {g.instance_type for g in plan.node_groups()
@@ -75,10 +79,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
                   "price with --price", file=sys.stderr)
             return 1
         except Exception as e:  # credentials, network, permissions: the user's environment, not a bug
-            from ..aws import explained, is_aws_error
-
-            why = explained(e).message if is_aws_error(e) else f"{type(e).__name__}: {e}"
-            print(f"error: cannot read prices for --live ({why}). Check AWS credentials "
+            print(f"error: cannot read prices for --live ({_why(e)}). Check AWS credentials "
                   "(pricing:GetProducts), or leave out --live to use the snapshot", file=sys.stderr)
             return 1
         book = with_live(book, plan.region, block, network)
