@@ -8,6 +8,7 @@ design) whose fact the rule enforces.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -47,6 +48,14 @@ def known_groups(spec: Spec, catalog: Catalog) -> Iterator[tuple[str, str, NodeG
     for path, rack, group in groups(spec):
         if (it := catalog.get(group.instance_type)) is not None:
             yield path, rack, group, it
+
+
+def not_an_ec2_id(value: str, prefix: str, what: str) -> str | None:
+    """Why `value` is not `what`, the id of an EC2 resource: `prefix`- and 8 or 17 lowercase hex digits
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html); None where it is one."""
+    if re.fullmatch(rf"{re.escape(prefix)}-[0-9a-f]{{8}}([0-9a-f]{{9}})?", value):
+        return None
+    return f"{value[:40]!r} is not {what}: expected {prefix}- and 8 or 17 lowercase hex digits"
 
 
 def hint(word: str, candidates: Iterable[str]) -> str:

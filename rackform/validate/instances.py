@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from ..reference.catalog import Catalog
 from ..spec.models import Spec
-from .core import Found, Rule, SpecRule, groups, hint, known_groups
+from .core import Found, Rule, SpecRule, groups, hint, known_groups, not_an_ec2_id
 
 
 def region_known(spec: Spec, catalog: Catalog) -> Found:
@@ -96,15 +94,10 @@ def tier_matches_instance(spec: Spec, catalog: Catalog) -> Found:
                                    f"write tier: {it.tier} or leave tier out")
 
 
-# An AMI id: ami- and 8 or 17 lowercase hex digits (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html).
-IMAGE_ID = re.compile(r"ami-[0-9a-f]{8}([0-9a-f]{9})?")
-
-
 def image_id(spec: Spec, catalog: Catalog) -> Found:
     for path, _, g in groups(spec):
-        if g.image_id is not None and not IMAGE_ID.fullmatch(g.image_id):
-            yield f"{path}.image_id", (f"{g.image_id[:40]!r} is not an AMI id: expected ami- and 8 or 17 lowercase hex "
-                                       "digits, e.g. ami-0123456789abcdef0")
+        if g.image_id is not None and (problem := not_an_ec2_id(g.image_id, "ami", "an AMI id")):
+            yield f"{path}.image_id", f"{problem}, e.g. ami-0123456789abcdef0"
 
 
 RULES: tuple[SpecRule, ...] = (

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from ..plan.models import node_group_plan, private_ips_needed
 from ..plan.netmath import private_subnet_prefix, smallest_prefix, usable_ips
 from ..reference.catalog import Catalog
 from ..spec.models import Spec
-from .core import Found, Rule, SpecRule, known_groups
+from .core import Found, Rule, SpecRule, known_groups, not_an_ec2_id
 
 MAX_VPC_PREFIX = 27  # half of it is the private subnet, which must still be a /28 or larger
 # VPC CIDRs: AWS recommends RFC 1918 space and says "Some AWS services use the 172.17.0.0/16 CIDR range. To avoid
@@ -30,11 +29,6 @@ SPECIAL_VPC_RANGES = (
 )
 
 
-# EC2 resource ids: a prefix and 8 or 17 lowercase hex digits
-# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html).
-EXISTING_IDS = {"vpc_id": re.compile(r"vpc-[0-9a-f]{8}([0-9a-f]{9})?"),
-                "subnet_id": re.compile(r"subnet-[0-9a-f]{8}([0-9a-f]{9})?")}
-SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8}([0-9a-f]{9})?")
 # Security groups per network interface: 5 by default (https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html).
 MAX_SECURITY_GROUPS = 5
 
@@ -52,21 +46,18 @@ def existing_network(spec: Spec, catalog: Catalog) -> Found:
     for key in [k for k, v in given.items() if v is None]:
         yield f"network.{key}", (f"an existing network needs vpc_id, subnet_id and security_group_ids together; "
                                  f"{key} is missing (or remove the others to let rackform create the network)")
-    for key, pattern in EXISTING_IDS.items():
-        value = given[key]
-        if isinstance(value, str) and not pattern.fullmatch(value):
-            prefix = key.removesuffix("_id")
-            yield f"network.{key}", (f"{value[:40]!r} is not a {prefix} id: expected {prefix}- and 8 or 17 lowercase "
-                                     "hex digits")
+    for key in ("vpc_id", "subnet_id"):
+        value, prefix = given[key], key.removesuffix("_id")
+        if isinstance(value, str) and (problem := not_an_ec2_id(value, prefix, f"a {prefix} id")):
+            yield f"network.{key}", problem
     groups = net.security_group_ids
     if groups is not None:
         if not 1 <= len(groups) <= MAX_SECURITY_GROUPS:
             yield "network.security_group_ids", (f"{len(groups)} security groups: give 1 to {MAX_SECURITY_GROUPS} "
                                                  "(each node interface takes at most 5)")
         for i, sg in enumerate(groups):
-            if not SECURITY_GROUP_ID.fullmatch(sg):
-                yield f"network.security_group_ids[{i}]", (f"{sg[:40]!r} is not a security group id: expected sg- "
-                                                           "and 8 or 17 lowercase hex digits")
+            if problem := not_an_ec2_id(sg, "sg", "a security group id"):
+                yield f"network.security_group_ids[{i}]", problem
         if len(set(groups)) != len(groups):
             yield "network.security_group_ids", "a security group is listed twice; list each once"
     for key in sorted(net.model_fields_set & {"vpc_cidr", "interface_endpoints"}):
