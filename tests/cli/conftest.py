@@ -1,5 +1,6 @@
-"""Helpers of the Athena engine's tests (`history`, `advise`, `report --baseline`, `place`): the storage stack's Glue
-table in moto, and Athena through botocore's Stubber (moto 5.2's Athena cannot parse botocore's rest-json requests)."""
+"""Helpers of the cli tests: a fake clock for `status --wait`; for the Athena engine's tests (`history`, `advise`,
+`report --baseline`, `place`), the storage stack's Glue table in moto, and Athena through botocore's Stubber (moto
+5.2's Athena cannot parse botocore's rest-json requests)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,19 @@ import pytest
 from botocore.stub import Stubber
 
 TABLE = "demo_storage.results"
+
+
+class Clock:
+    """A clock for `status --wait`'s loop (cli_jobs.wait_for): its sleep moves time on at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
 
 
 def table_columns() -> list[tuple[str, str]]:

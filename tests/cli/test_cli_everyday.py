@@ -17,6 +17,7 @@ from rackform.cli import build_parser
 from rackform.cli import jobs as cli_jobs
 from rackform.jobs.local import deploy
 from rackform.pipeline import load_plan
+from tests.cli.conftest import Clock
 from tests.conftest import ROOT, dump, load_demo_script, run_cli
 from workloads.layout import log_key
 from workloads.results import Metric, ResultRecord
@@ -153,17 +154,6 @@ def test_a_run_that_does_not_exist_gets_did_you_mean(finished, capsys, command):
 
 
 # --- item 4: status --wait for CI ---------------------------------------------------------------------------------
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        self.now += s
-
 
 def test_wait_prints_plain_lines_off_a_terminal(finished):
     stream, clock = io.StringIO(), Clock()

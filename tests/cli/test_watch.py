@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 
 from rackform.cli import jobs as cli_jobs
 from rackform.jobs.submit import BATCH_LOG_GROUP
+from tests.cli.conftest import Clock
 from tests.conftest import ROOT, run_cli
 
 SPEC = ROOT / "examples" / "demo.yaml"
@@ -42,17 +43,6 @@ class Batch:
         state = self.states[min(self.calls, len(self.states) - 1)]
         self.calls += 1
         return {"jobs": [{"jobId": j, **state} for j in jobs]}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        self.now += s
 
 
 STREAM = "demo-graviton-head-single/default/4f0c"
