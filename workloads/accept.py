@@ -50,7 +50,7 @@ from .results import (
     Status,
     with_labels,
 )
-from .run import JobIdentity, health_step, node_context, node_identity, run_steps
+from .run import JobIdentity, execute, health_step, node_context, node_identity, run_steps
 from .store import ResultStore, s3_client
 
 FABRIC = BENCHMARKS["fabric"]
@@ -121,19 +121,13 @@ def run_node_tests(tests: Sequence[str], ctx_for: Callable[[Benchmark], NodeCont
     for name in tests:
         benchmark = BENCHMARKS[name]
         ctx = ctx_for(benchmark)
-        status: Status
-        reason: str | None
-        metrics: list[Metric]
-        if (why := benchmark.precheck(ctx)) is not None:
-            status, reason, metrics = "failed", why, []
-        elif missing := [f"{cmd} (install {pkg})" for cmd, pkg in benchmark.needs if shutil.which(cmd) is None]:
-            skipped.append(f"{name}: skipped, not installed on this node: {', '.join(missing)}")
+        started = time.monotonic()
+        # The runner's own checks first (the node's state, then the tools installed), as for any benchmark job.
+        status, reason, metrics, _, text = execute(benchmark, ctx, timeout_s)
+        if status == "skipped":
+            skipped.append(f"{name}: skipped, {reason}")
             continue
-        else:
-            Path(ctx.work_dir).mkdir(parents=True, exist_ok=True)
-            started = time.monotonic()
-            status, reason, metrics, _, text = run_steps(benchmark, ctx, timeout_s, [])
-            log.append(text + f"[accept] node {node.index}: {name} {status} in {time.monotonic() - started:.1f} s\n")
+        log.append(text + f"[accept] node {node.index}: {name} {status} in {time.monotonic() - started:.1f} s\n")
         if status != "succeeded":
             problems.append(f"{name}: {reason}")
         figures += headline_figures(benchmark, metrics, node, failed=status != "succeeded")
