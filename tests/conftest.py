@@ -185,14 +185,19 @@ def workload(cls: str = "inference", tiers: tuple[str, ...] = ("trainium", "gpu"
                            "tiers": {t: {"image": f"img:{t}", "command": ["run"]} for t in tiers}, **extra})
 
 
-def load_demo_script() -> Any:
-    """scripts/demo.py as a module."""
+def load_script(name: str) -> Any:
+    """scripts/<name>.py as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_demo_script() -> Any:
+    """scripts/demo.py as a module."""
+    return load_script("demo")
 
 
 class S3Only:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 
 import botocore.session
@@ -35,7 +34,7 @@ from rackform.reference.refresh import (
     spot_prices,
     stale_families,
 )
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, load_script, run_cli
 from tests.price_list import ENDPOINT_PAGE, NAT_PAGE, network_product, network_request
 
 # The shipped us-east-1 block: Linux On-Demand USD/hour read from AWS's Price List as of 2026-07-20.
@@ -187,9 +186,7 @@ def test_refresh_script_rewrites_one_region_and_keeps_the_rest(tmp_path, monkeyp
     stub.add_response("get_products", {"PriceList": []}, _products_request("us-east-2", "trn2.48xlarge"))
     stub.activate()
     monkeypatch.setattr(boto3, "client", lambda service, region_name=None: client)
-    spec = importlib.util.spec_from_file_location("refresh_prices", ROOT / "scripts" / "refresh_prices.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("refresh_prices")
     out = tmp_path / "prices.json"
     assert script.main(["--regions", "us-east-2", "--instance-types", "trn2.48xlarge", "p5.48xlarge",
                         "-o", str(out)]) == 0
@@ -385,17 +382,10 @@ def test_shipped_seed_covers_every_catalog_type_or_says_why(catalog):
         assert set(block.prices) <= set(catalog.offerings.get(region, {})), region
 
 
-def _refresh_script():
-    spec = importlib.util.spec_from_file_location("refresh_prices", ROOT / "scripts" / "refresh_prices.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_path, capsys):
     csv_file, out = tmp_path / "vms.csv", tmp_path / "prices.json"
     csv_file.write_text(SEED)
-    script = _refresh_script()
+    script = load_script("refresh_prices")
     assert script.main(["--from-skypilot-csv", str(csv_file), "-o", str(out)]) == 2
     assert "needs --commit" in capsys.readouterr().err
     assert script.main(["--from-skypilot-csv", str(csv_file), "--commit", "abc123", "--as-of", "2025-01-01",
@@ -419,9 +409,9 @@ def test_refresh_from_skypilot_refuses_a_region_it_cannot_price_and_writes_nothi
     csv_file, out = tmp_path / "vms.csv", tmp_path / "prices.json"
     csv_file.write_text(SEED)
     args = ["--from-skypilot-csv", str(csv_file), "--commit", "abc123", "--as-of", "2025-01-01", "-o", str(out)]
-    assert _refresh_script().main([*args, "--regions", "us-east-2", "eu-north-1"]) == 2
+    assert load_script("refresh_prices").main([*args, "--regions", "us-east-2", "eu-north-1"]) == 2
     assert "prices nothing in eu-north-1" in capsys.readouterr().err and not out.exists()
-    assert _refresh_script().main([*args, "--regions", "us-east-2"]) == 0
+    assert load_script("refresh_prices").main([*args, "--regions", "us-east-2"]) == 0
     assert json.loads(out.read_text())["ec2_on_demand"]["regions"]["us-east-2"]["prices"]  # the Region it can price
 
 
