@@ -60,11 +60,12 @@ def xid_phrase(xid: int) -> str:
 
 
 def alarm_on_any(scope: Construct, id: str, *, metric: cloudwatch.IMetric, topic: sns.ITopic,
-                 description: str) -> cloudwatch.Alarm:
-    """An alarm that notifies the rack's repair topic as soon as one 5-minute sum counts anything; no data is no
-    fault (the figures are counts of failures, absent while nothing fails)."""
+                 description: str, threshold: int = 1) -> cloudwatch.Alarm:
+    """An alarm that notifies the rack's repair topic as soon as one period's figure reaches `threshold` (by default
+    any count at all); no data is no fault (counts of failures are absent while nothing fails; `_stuck_runnable` says
+    why for its wait)."""
     alarm = cloudwatch.Alarm(
-        scope, id, metric=metric, threshold=1, evaluation_periods=1,
+        scope, id, metric=metric, threshold=threshold, evaluation_periods=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING, alarm_description=description)
     alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
@@ -140,16 +141,11 @@ class RackTelemetry(Construct):
         """A job of the rack's queues has waited RUNNABLE `minutes` or more. No data is not breaching: the function
         puts a figure (0 for an empty queue) every interval, so a gap means it did not run, which its own errors
         alarm reports; a breaching gap would page on every function outage as if jobs were stuck."""
-        alarm = cloudwatch.Alarm(
-            self, "StuckRunnable", metric=self.queue_depth.oldest_runnable, threshold=minutes * 60,
-            evaluation_periods=1, comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"rackform {spec_name}/{rack}: a job has waited RUNNABLE {minutes} minutes or more: no "
-                              "node can take it (a vCPU quota, no capacity of the type, a job asking more than a "
-                              "node has, a compute environment at its maximum; the dashboard's queue widgets show "
-                              "which node group)")
-        alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-        return alarm
+        return alarm_on_any(
+            self, "StuckRunnable", metric=self.queue_depth.oldest_runnable, topic=topic, threshold=minutes * 60,
+            description=f"rackform {spec_name}/{rack}: a job has waited RUNNABLE {minutes} minutes or more: no node "
+                        "can take it (a vCPU quota, no capacity of the type, a job asking more than a node has, a "
+                        "compute environment at its maximum; the dashboard's queue widgets show which node group)")
 
 
 class QueueDepth(Construct):
