@@ -321,12 +321,11 @@ def _plain(headers: list[str], columns: list[list[str]], styles: list[list[str]]
         return Style.parse(style).render(text, color_system=ColorSystem.STANDARD) if colour and style else text
 
     def row(cells: list[str], cell_styles: list[str], gap: str, blank_style: str, bottom: bool) -> list[str]:
-        parts = [folded(c, w) for c, w in zip(cells, widths, strict=True)]
-        height = max(len(p) for p in parts)
+        wrapped = [folded(c, w) for c, w in zip(cells, widths, strict=True)]
+        height = max(len(p) for p in wrapped)
         # A shorter cell is padded with blank lines below it, in the header above it (rich aligns it to the bottom).
-        parts = [[""] * (height - len(p)) + p if bottom else p for p in parts]
-        blank = [[n < height - len(p) if bottom else n >= len(p) for n in range(height)]
-                 for p in (folded(c, w) for c, w in zip(cells, widths, strict=True))]
+        parts = [[""] * (height - len(p)) + p if bottom else p for p in wrapped]
+        blank = [[n < height - len(p) if bottom else n >= len(p) for n in range(height)] for p in wrapped]
         last = len(widths) - 1
         # A blank line fills the cell with its padding as one run of spaces, in the cell's style.
         return ["".join((paint(" " * (w + (j < last) * (GAP - 1)), blank_style) + " " * (j < last) if b[n] else
