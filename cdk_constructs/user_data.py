@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rackform.spec.models import Tier
 from rackform.plan.models import NodeGroupPlan
 from workloads.contract import NODE_IDENTITY_FILE
+from workloads.queue_depth import NAMESPACE
 
 MIME_BOUNDARY = "==RACKFORM=="
 
@@ -88,9 +89,10 @@ def node_user_data(group: NodeGroupPlan, lustre: LustreMount | None, *, xid_log_
 # --- telemetry: what a rack owner watches (cdk_constructs/telemetry.py draws and alarms on it) -------------------
 # The CloudWatch agent (Classic configuration) publishes the node's metrics under this namespace, the only one the
 # node role may put metrics in; each metric carries the rack's and the node group's resource names (Rack, NodeGroup)
-# and is also rolled up to those two alone, which the rack's alarms read.
+# and is also rolled up to those two alone, which the rack's alarms read. The queue-depth function puts its figures
+# there too; its module, a Lambda asset alone, holds the name.
 # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
-TELEMETRY_NAMESPACE = "rackform"
+TELEMETRY_NAMESPACE = NAMESPACE
 AGENT_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
 # The agent's nvidia_gpu section: nvidia-smi's figures, as nvidia_smi_<measurement>
 # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html). It has no ECC

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-NAMESPACE = "rackform"  # cdk_constructs/user_data.py TELEMETRY_NAMESPACE, which this module cannot import
+NAMESPACE = "rackform"  # the nodes' CloudWatch agent's too (cdk_constructs/user_data.py TELEMETRY_NAMESPACE)
 # The metrics and the job states each counts (https://docs.aws.amazon.com/batch/latest/userguide/job_states.html).
 COUNTED: dict[str, tuple[str, ...]] = {"JobsWaiting": ("SUBMITTED", "PENDING"), "JobsRunnable": ("RUNNABLE",),
                                        "JobsRunning": ("STARTING", "RUNNING")}
