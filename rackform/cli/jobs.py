@@ -474,9 +474,10 @@ def _follow_job(args: argparse.Namespace, store: ResultStore) -> int:
     from .. import aws
 
     wanted = {"rack": args.rack, "node_group": args.node_group, "benchmark": args.benchmark}
-    markers = [m for m in store.submissions(args.run_id) if all(v is None or m[k] == v for k, v in wanted.items())]
+    submitted = store.submissions(args.run_id)
+    markers = [m for m in submitted if all(v is None or m[k] == v for k, v in wanted.items())]
     if not markers:
-        print(f"error: {no_such_run(store, args.run_id, 'submitted jobs')}" if not store.submissions(args.run_id)
+        print(f"error: {no_such_run(store, args.run_id, 'submitted jobs')}" if not submitted
               else f"error: no job of run {args.run_id} matches the options given; `rackform status {args.run_id}` "
               "lists its jobs", file=sys.stderr)
         return EXIT_PROBLEM
