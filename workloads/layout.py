@@ -237,13 +237,23 @@ def claim_key(run_id: str, job_name: str, attempt: int, *, failed: bool = False)
     return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_claims/{job_name}/{attempt}{'.failed' if failed else ''}.json"
 
 
+def placements_prefix(run_id: str) -> str:
+    """Where a run's workload placement decisions are (one per workload `rackform run` placed)."""
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_placements/"
+
+
 def placement_key(run_id: str, workload: str) -> str:
     """The placement decision of a workload run (rackform run): candidates, figures, backlog at the time."""
-    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_placements/{workload}.json"
+    return f"{placements_prefix(run_id)}{workload}.json"
+
+
+def workload_jobs_prefix(run_id: str) -> str:
+    """Where a run's workload job markers are."""
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_workloads/"
 
 
 def workload_job_key(run_id: str, workload: str) -> str:
-    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/_workloads/{workload}.json"
+    return f"{workload_jobs_prefix(run_id)}{workload}.json"
 
 
 def run_prefix(run_id: str) -> str:

@@ -27,7 +27,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from workloads.contract import JobEnvironment
-from workloads.layout import WorkloadJob, WorkloadJobName, placement_key, workload_job_key, workload_output_prefix
+from workloads.layout import (
+    WorkloadJob,
+    WorkloadJobName,
+    placement_key,
+    placements_prefix,
+    workload_job_key,
+    workload_jobs_prefix,
+    workload_output_prefix,
+)
 from workloads.store import AlreadyExists, ResultStore
 
 from .. import aws
@@ -297,13 +305,10 @@ def workload_states(run_id: str, store: ResultStore, lookup: aws.BotoClient | No
     """The run's workload jobs, from their verified decisions and markers (a listing of each one's folder, never
     of the whole run: a run of 10,000 benchmark jobs has 40,000 objects beside them), with Batch's status.
     Objects that cannot be believed are left out and named in store.problems."""
-    def folder(key: str) -> str:
-        return key.rsplit("/", 1)[0] + "/"
-
-    markers = {m["workload"]: m for m in store.read(run_id, "workload",
-                                                    within=folder(workload_job_key(run_id, "w")))["workload"]}
+    markers = {m["workload"]: m
+               for m in store.read(run_id, "workload", within=workload_jobs_prefix(run_id))["workload"]}
     placed = [(d, markers.get(d["workload"], {}))
-              for d in store.read(run_id, "placement", within=folder(placement_key(run_id, "w")))["placement"]]
+              for d in store.read(run_id, "placement", within=placements_prefix(run_id))["placement"]]
     jobs = aws.describe_jobs(lookup, [j["job_id"] for _, j in placed if j]) if lookup is not None else {}
     out = []
     for d, j in placed:
