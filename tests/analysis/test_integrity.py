@@ -17,7 +17,6 @@ import math
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from rackform.analysis import report as rp
 from rackform.cli import main
@@ -28,7 +27,7 @@ from rackform.render import html as rh
 from rackform.render import report as rr
 from rackform.spec.problems import Problem
 from rackform.textsafe import visible
-from tests.conftest import S3Only, dump, run_cli, versioned_bucket
+from tests.conftest import S3Only, dump, moto_aws, run_cli, versioned_bucket
 from workloads.layout import record_key, submission_key
 from workloads.results import Metric, ResultRecord
 from workloads.store import ResultStore, sha256_b64
@@ -63,12 +62,9 @@ def put_raw(s3, key: str, body: bytes, *, checksum: bool = True) -> None:
 
 @pytest.fixture
 def s3(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
     monkeypatch.delenv("RACKFORM_BUCKET", raising=False)
-    with mock_aws():
-        client = versioned_bucket(BUCKET, REGION)
-        yield client
+    with moto_aws(monkeypatch, REGION):
+        yield versioned_bucket(BUCKET, REGION)
 
 
 @pytest.fixture
