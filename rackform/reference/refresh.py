@@ -141,12 +141,13 @@ def price_list_filters(region: str, instance_type: str) -> list[dict[str, str]]:
 
 
 def on_demand_usd(entry: str | Mapping[str, Any]) -> list[float]:
-    """Every USD price under terms.OnDemand.*.priceDimensions.* of one PriceList entry (a JSON string)."""
+    """Every first-tier USD price under terms.OnDemand.*.priceDimensions.* of one PriceList entry (a JSON string):
+    a dimension's beginRange 0 (per-GB processing is tiered by volume; an instance-hour has the one tier)."""
     product = json.loads(entry) if isinstance(entry, str) else entry
     return [float(dim["pricePerUnit"]["USD"])
             for term in product.get("terms", {}).get("OnDemand", {}).values()
             for dim in term.get("priceDimensions", {}).values()
-            if "USD" in dim.get("pricePerUnit", {})]
+            if "USD" in dim.get("pricePerUnit", {}) and dim.get("beginRange", "0") == "0"]
 
 
 def fetch_on_demand(pricing_client: PaginatingClient, region: str, instance_type: str) -> float | None:
@@ -192,8 +193,8 @@ NETWORK_PRODUCTS: dict[str, tuple[str, str, str, str]] = {
 
 def _first_tier_usd(pricing_client: PaginatingClient, service: str, family: str, region: str,
                     usage: str) -> float | None:
-    """The USD rate of one usage type's first tier (beginRange 0: per-GB processing is tiered by volume), or None
-    where the Price List API lists none; several different rates under it raise ValueError rather than guess."""
+    """The USD rate of one usage type's first tier (on_demand_usd), or None where the Price List API lists none;
+    several different rates under it raise ValueError rather than guess."""
     wanted = re.compile(rf"(?:[A-Z0-9]+-)?{re.escape(usage)}")
     rates: set[float] = set()
     filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v}
@@ -203,10 +204,7 @@ def _first_tier_usd(pricing_client: PaginatingClient, service: str, family: str,
             product = json.loads(entry) if isinstance(entry, str) else entry
             if not wanted.fullmatch(product.get("product", {}).get("attributes", {}).get("usagetype", "")):
                 continue
-            rates.update(float(dim["pricePerUnit"]["USD"])
-                         for term in product.get("terms", {}).get("OnDemand", {}).values()
-                         for dim in term.get("priceDimensions", {}).values()
-                         if "USD" in dim.get("pricePerUnit", {}) and dim.get("beginRange", "0") == "0")
+            rates.update(on_demand_usd(product))
     if len(rates) > 1:
         raise ValueError(f"{usage} in {region}: the Price List API returned several rates {sorted(rates)}")
     return rates.pop() if rates else None
