@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
-from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -31,9 +29,8 @@ from workloads.contract import JobEnvironment
 from workloads.layout import repairs_prefix
 
 from .nag import acknowledge_wildcard_resource, skip_checkov
-from .telemetry import PERIOD, alarm_on_any
+from .telemetry import PERIOD, alarm_on_any, module_function
 
-WORKLOADS_DIR = Path(__file__).resolve().parents[1] / "workloads"
 # The benchmark an idle check runs: the runner's health step comes first in every job, and sysbench's cpu test is
 # the cheapest benchmark every tier has (workloads/benchmarks.py).
 IDLE_CHECK_BENCHMARK = "cpu"
@@ -105,20 +102,13 @@ class RackRepair(Construct):
         role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
         role.add_to_policy(iam.PolicyStatement(actions=list(TOPIC_KEY_ACTIONS), resources=[key.key_arn]))
 
-        code = lambda_.Code.from_asset(str(WORKLOADS_DIR), exclude=["*", f"!{Path(repair.__file__).name}"])
-        self.function = lambda_.Function(
-            self, "Function", runtime=lambda_.Runtime.PYTHON_3_14, code=code,
-            handler=f"{Path(repair.__file__).stem}.lambda_handler", role=role, log_group=log_group,
-            timeout=Duration.seconds(60), memory_size=256, reserved_concurrent_executions=1,
+        self.function = module_function(
+            self, repair, role=role, log_group=log_group, timeout=Duration.seconds(60), memory_size=256,
             description=f"rackform {spec_name}/{rack}: drain and replace nodes that fail their health step",
             environment=repair.environment(bucket=results_bucket.bucket_name, topic_arn=self.topic.topic_arn,
                                            rack=rack, groups={g.job_queue: (g.name, g.count) for g in groups},
                                            max_fraction=healing.max_fraction_per_hour))
         policy = role.node.find_child("DefaultPolicy")
-        # CDK makes the function depend on its role and the role's policy; the role is already a dependency through
-        # the function's Role (GetAtt), which cfn-lint flags (W3005): only the policy must come before the function.
-        self.function.node.default_child.add_override("DependsOn", [
-            Stack.of(self).get_logical_id(policy.node.default_child)])
         for arn, why in ((instances, "TerminateInstances on the rack's instances only: the condition holds the "
                           "rack's tags, and instance ids are Batch's, unknown before launch"),
                          (records, "the function writes and reads its rack's repair records only, below "

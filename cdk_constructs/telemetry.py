@@ -5,8 +5,9 @@ loop, and alarms on EFA errors, GPU XID and ECC errors and jobs stuck RUNNABLE w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -70,6 +71,25 @@ def alarm_on_any(scope: Construct, id: str, *, metric: cloudwatch.IMetric, topic
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING, alarm_description=description)
     alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
     return alarm
+
+
+def module_function(scope: Construct, module: ModuleType, *, role: iam.Role, log_group: logs.ILogGroup,
+                    timeout: Duration, memory_size: int, description: str,
+                    environment: Mapping[str, str]) -> lambda_.Function:
+    """`scope`'s Lambda function (construct id Function), one at a time: `module`'s file alone is its asset and its
+    lambda_handler the handler, run by `role`, logging to `log_group`."""
+    source = Path(str(module.__file__))
+    function = lambda_.Function(
+        scope, "Function", runtime=lambda_.Runtime.PYTHON_3_14,
+        code=lambda_.Code.from_asset(str(source.parent), exclude=["*", f"!{source.name}"]),
+        handler=f"{source.stem}.lambda_handler", role=role, log_group=log_group, timeout=timeout,
+        memory_size=memory_size, reserved_concurrent_executions=1, description=description,
+        environment=dict(environment))
+    # CDK makes the function depend on its role and the role's policy; the role is already a dependency through the
+    # function's Role (GetAtt), which cfn-lint flags (W3005): only the policy must come before the function.
+    policy = role.node.find_child("DefaultPolicy")
+    function.node.default_child.add_override("DependsOn", [Stack.of(scope).get_logical_id(policy.node.default_child)])
+    return function
 
 
 class RackTelemetry(Construct):
@@ -177,19 +197,15 @@ class QueueDepth(Construct):
         acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", why)
         skip_checkov(policy.node.default_child, "CKV_AWS_111", why)
 
-        source = Path(queue_depth.__file__)
-        self.function = lambda_.Function(
-            self, "Function", runtime=lambda_.Runtime.PYTHON_3_14,
-            code=lambda_.Code.from_asset(str(source.parent), exclude=["*", f"!{source.name}"]),
+        # One at a time (module_function): two would put the same figures.
+        self.function = module_function(
+            self, queue_depth, role=role, log_group=log_group,
             # at most 200 ListJobs calls (queue_depth.MAX_PAGES of 5 states of 20 queues, the rack's ceiling)
-            handler=f"{source.stem}.lambda_handler", role=role, log_group=log_group, timeout=Duration.seconds(90),
-            memory_size=128, reserved_concurrent_executions=1,  # one at a time: two would put the same figures
+            timeout=Duration.seconds(90), memory_size=128,
             description=f"rackform {spec_name}/{rack}: the Batch queues' depth, as CloudWatch metrics",
             environment=queue_depth.environment(rack=metrics_rack,
                                                 queues={g.job_queue: g.resource_name for g in groups}))
         fn = self.function.node.default_child
-        # As the repair function's (cdk_constructs/repair.py): only the policy must come before the function.
-        fn.add_override("DependsOn", [Stack.of(self).get_logical_id(policy.node.default_child)])
         skip_checkov(fn, "CKV_AWS_117", "the function calls only AWS APIs (Batch, CloudWatch) through their public "
                      "endpoints, as the rack's nodes do through NAT; a VPC would add ENIs and endpoints for no data")
         skip_checkov(fn, "CKV_AWS_116", "a scheduled invocation that fails is replaced by the next one an interval "
