@@ -11,10 +11,9 @@ import sys
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from rackform.jobs.local import SlowNode, pin_beside
-from tests.conftest import versioned_bucket
+from tests.conftest import moto_aws, versioned_bucket
 from workloads import job as entry
 from workloads import run
 from workloads.accept import LOCAL_COLLECTIVE
@@ -32,9 +31,7 @@ def job_env(tmp_path, **extra: str) -> dict[str, str]:
 
 def test_a_single_nodes_slot_job_writes_its_figures_under_its_slot_and_no_group_record(tmp_path, monkeypatch):
     # Where Batch runs no multi-node job (Spot), each node is a job `accept-<slot>`: its own figures, nothing more.
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
+    with moto_aws(monkeypatch, "us-east-1"):
         s3 = versioned_bucket(BUCKET)
         code = entry.main(["accept-2"], env=job_env(tmp_path))
         store = ResultStore(BUCKET, s3)
@@ -62,9 +59,7 @@ def test_a_node_that_fails_its_health_step_keeps_its_figures_and_fails(tmp_path,
                             checks=(HealthCheck(name="gpus", status="failed", detail="7 of 8 planned GPUs visible"),))
 
     monkeypatch.setattr("workloads.health.health_record", broken)
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
+    with moto_aws(monkeypatch, "us-east-1"):
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         code = entry.main(["accept-1"], env=job_env(tmp_path))
@@ -81,9 +76,7 @@ def test_another_node_stops_waiting_once_node_0_has_ended_the_job(monkeypatch):
     from workloads.accept import Job, NodeId
     from workloads.benchmarks import NodeContext
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
+    with moto_aws(monkeypatch, "us-east-1"):
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         identity = run.JobIdentity(run_id="run-1", benchmark="accept", rack="graviton", node_group="cpu",
