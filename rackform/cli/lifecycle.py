@@ -56,9 +56,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     text = template(args.shape, args.name)
     spec, lines = load_spec_text(text, path)  # a --name the spec cannot take raises SpecError, nothing written
     problems = validate_spec(spec, load_catalog(), lines)
-    print_problems(problems, path)
     if errors(problems):
-        raise SpecError(problems)
+        raise SpecError(problems)  # main prints them, as for every command
+    print_problems(problems, path)
     write(path, text, new=True)  # a file created since the check is not written over either
     if args.json:
         print(json.dumps({"spec": path, "shape": args.shape, "name": args.name, "region": spec.region}, indent=2))

@@ -82,6 +82,17 @@ def test_init_validates_before_it_writes(tmp_path, capsys):
     assert not path.exists()
 
 
+def test_init_names_a_rule_the_spec_breaks_once_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    from rackform.spec.problems import Problem
+
+    broken = [Problem("error", "racks", "a rule this spec breaks"), Problem("warning", "name", "a caution")]
+    monkeypatch.setattr(lifecycle, "validate_spec", lambda *_: broken)
+    path = tmp_path / "x.yaml"
+    code, _, err = run_cli(capsys, "init", path)
+    assert code == 1 and err.count("a rule this spec breaks") == 1 and err.count("a caution") == 1
+    assert not path.exists()
+
+
 def test_init_refuses_an_unknown_shape(tmp_path, capsys):
     code, _, err = run_cli(capsys, "init", tmp_path / "x.yaml", "--shape", "one-tiers")
     assert code == 2 and "did you mean 'one-tier'" in err
