@@ -25,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,16 @@ def _is_seed(block: dict[str, Any]) -> bool:
     return bool(block.get("label") == SKYPILOT_LABEL)
 
 
+def _seed_blocks(args: argparse.Namespace, catalog: Catalog, priced: Mapping[str, Mapping[str, object]], *,
+                 source: str, stale: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Region -> its block from the file's prices (`priced`, on-demand or Spot): each Region asked for (--regions,
+    else every one the file prices) that the file and the catalog both price, for the types wanted there."""
+    return {region: skypilot_region_block(priced[region], region,
+                                          args.instance_types or sorted(catalog.offerings[region]), source=source,
+                                          as_of=args.as_of, stale=stale)
+            for region in sorted(r for r in args.regions or priced if r in priced and r in catalog.offerings)}
+
+
 def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, Any]) -> int:
     if not (args.commit and args.as_of):
         print("error: --from-skypilot-csv needs --commit (the skypilot-catalog commit) and --as-of (its date)",
@@ -125,10 +136,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     stale = stale_families(by_region, primary)
     for family, why in stale.items():
         print(f"{family}: left unknown, {why}")
-    for region in sorted(r for r in args.regions or by_region if r in by_region and r in catalog.offerings):
-        types = args.instance_types or sorted(catalog.offerings.get(region, {}))
-        block = skypilot_region_block(by_region.get(region, {}), region, types, source=source, as_of=args.as_of,
-                                      stale=stale)
+    for region, block in _seed_blocks(args, catalog, by_region, source=source, stale=stale).items():
         # The primary source is never overwritten: beside a Price List block the seed only fills what it lacks.
         (seeds if region in primary else blocks)[region] = block
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one"
@@ -142,10 +150,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     # were read under the old one (its p5.48xlarge Spot rates reach 127.816, the pre-cut On-Demand rate there).
     spot_source = f"{origin} (column SpotPrice: Linux Spot USD/hour per AZ ID, as the file recorded it){note}"
     spot_blocks = data.setdefault("ec2_spot", {"unit": SPOT_UNIT, "regions": {}})["regions"]
-    for region in sorted(r for r in args.regions or spot_by_region if r in spot_by_region and r in catalog.offerings):
-        types = args.instance_types or sorted(catalog.offerings.get(region, {}))
-        block = skypilot_region_block(spot_by_region.get(region, {}), region, types, source=spot_source,
-                                      as_of=args.as_of, stale=stale)
+    for region, block in _seed_blocks(args, catalog, spot_by_region, source=spot_source, stale=stale).items():
         spot_blocks[region] = block
         print(f"{region}: Spot prices for {len(block['prices'])} types, {len(block['notes'])} without")
     data["ec2_spot"]["regions"] = dict(sorted(spot_blocks.items()))
