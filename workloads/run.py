@@ -359,7 +359,6 @@ def run_job(job: JobIdentity, ctx: NodeContext, store: ResultStore | None, *, ti
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m workloads.job", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     try:
