@@ -11,9 +11,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
-from tests.conftest import versioned_bucket
+from tests.conftest import moto_aws, versioned_bucket
 from workloads import store as st
 from workloads.layout import legacy_record_key, log_key, record_key, summary_key
 from workloads.objects import RunSummary
@@ -56,11 +55,8 @@ class SlowGets:
 
 @pytest.fixture
 def s3(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        client = versioned_bucket(BUCKET)
-        yield client
+    with moto_aws(monkeypatch, "us-east-1"):
+        yield versioned_bucket(BUCKET)
 
 
 def test_a_run_is_read_with_bounded_parallel_gets_and_every_checksum_checked(s3):
