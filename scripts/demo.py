@@ -205,9 +205,9 @@ def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec:
     and must name it. Returns the run id."""
     import random
 
+    from rackform.cli.accept import submit_group
     from rackform.jobs.local import SlowNode
     from rackform.plan import naming
-    from workloads.layout import ACCEPT_JOB, BenchmarkJobName, BenchmarkMarker, submission_key
     from workloads.store import ResultStore
 
     run_id = new_run_id()
@@ -219,14 +219,10 @@ def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec:
     jd = deployment.job_definitions[definition] = {**jd, "nodeProperties": {**jd["nodeProperties"], "numNodes": nodes}}
     batch = aws.client("batch")
     batch.register_job_definition(**jd)
-    queue = next(g.job_queue for g in plan.node_groups() if (g.rack, g.name) == (rack, group))
-    name = str(BenchmarkJobName(run_id=run_id, rack=rack, node_group=group, benchmark=ACCEPT_JOB))
-    job_id = batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition,
-                              nodeOverrides={"numNodes": nodes}, parameters={"benchmark": ACCEPT_JOB})["jobId"]
-    marker = BenchmarkMarker(job_name=name, queue=queue, job_definition=definition, rack=rack, node_group=group,
-                             benchmark=ACCEPT_JOB, nodes=nodes, repeats=1, job_id=job_id)
-    ResultStore(deployment.bucket, aws.client("s3")).put_once(submission_key(run_id, name),
-                                                              marker.model_dump_json().encode(), "application/json")
+    # Submitted as `rackform accept` submits a group's job, measured once, on the group as the revision spans it.
+    [node_group] = [g for g in plan.node_groups() if (g.rack, g.name) == (rack, group)]
+    [name] = submit_group(plan, node_group.model_copy(update={"count": nodes}), multi=True, run_id=run_id, repeats=1,
+                          store=ResultStore(deployment.bucket, aws.client("s3")), submitter=batch, lookup=batch)
     slow = SlowNode(name, random.randrange(1, nodes))  # any node but the main one, which runs the rounds
     step(f"rack acceptance rehearsed: {rack}/{group} as {nodes} local node processes, one slowed (run {run_id})")
     started = time.monotonic()
