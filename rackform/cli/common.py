@@ -252,7 +252,7 @@ def write(path: str, text: str, *, new: bool = False) -> None:
     from .outputs import OutputError, write_text
 
     try:
-        print(f"wrote {write_text(path, text, new=new)}", file=sys.stderr)
+        print(f"wrote {write_text(path, text, new=True) if new else write_text(path, text)}", file=sys.stderr)
     except OSError as e:  # checked before any work, but a disk can fill up or a directory vanish since
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
