@@ -223,6 +223,14 @@ def few_ports(monkeypatch: pytest.MonkeyPatch) -> range:
     return FEW_PORTS
 
 
+def free_port() -> int:
+    """A port nothing on this machine listens on now, for a test's rendezvous (jobs get theirs from
+    workloads.launch.free_port_ranges, with the ranges they need)."""
+    from workloads.launch import free_port_ranges
+
+    return free_port_ranges([1])[0].start
+
+
 def dump(tmp_path: Path, data: Any, name: str = "spec.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False) if not isinstance(data, str) else data)

@@ -114,11 +114,6 @@ def mpirun_path() -> str:
     return str(beside) if os.access(beside, os.X_OK) else shutil.which("mpirun") or "mpirun"
 
 
-def free_port() -> int:
-    """A port nothing on this machine listens on now."""
-    return free_port_ranges([1])[0].start
-
-
 RANGE_TRIES = 256  # ranges tried for each size before giving up
 FIRST_UNPRIVILEGED = 1024  # below it a port takes root to bind
 # The ports the system picks by itself, for a bind to port 0 and for the near end of every outgoing connection:

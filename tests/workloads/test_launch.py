@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rackform.jobs.submit import batch_clients, submit
+from tests.conftest import free_port
 from workloads import launch
 from workloads.benchmarks import BENCHMARKS, Benchmark, NodeContext
 from workloads.run import launched, run_steps
@@ -123,7 +124,7 @@ def test_multi_node_steps_of_nccl_tests_and_nccom_test():
 
 
 def test_a_node_of_another_job_is_turned_away():
-    port = launch.free_port()
+    port = free_port()
     t, result = gathering(port, job="job-a", timeout_s=2)
     with pytest.raises(launch.LaunchError, match="refused"):
         launch.join("127.0.0.1", port, index=1, job="job-b", secret=SECRET, get_ready=lambda key: "", timeout_s=5)
@@ -133,7 +134,7 @@ def test_a_node_of_another_job_is_turned_away():
 
 
 def test_children_get_the_jobs_key_and_are_released_with_the_mains_code():
-    port = launch.free_port()
+    port = free_port()
     keys, codes = [], []
 
     def ready(key):
@@ -154,7 +155,7 @@ def test_children_get_the_jobs_key_and_are_released_with_the_mains_code():
 
 
 def test_a_peer_without_the_secret_is_refused_and_never_in_the_host_file():
-    port = launch.free_port()
+    port = free_port()
     t, result = gathering(port)
     # A child given another secret finds out before it authorizes any key, and never joins.
     with pytest.raises(launch.LaunchError, match="does not prove this job's launch secret"):
@@ -180,7 +181,7 @@ def test_a_peer_without_the_secret_is_refused_and_never_in_the_host_file():
 
 
 def test_a_silent_peer_times_out_while_the_children_join():
-    port = launch.free_port()
+    port = free_port()
     t, result = gathering(port, num_nodes=3, read_timeout_s=4)
     silent = connect(port)  # connects first and says nothing
     flood = connect(port)  # says too much: a line that never ends
@@ -208,7 +209,7 @@ def test_a_silent_peer_times_out_while_the_children_join():
 
 
 def test_a_host_key_that_is_not_one_key_is_refused():
-    port = launch.free_port()
+    port = free_port()
     t, result = gathering(port, timeout_s=3)
     # A newline would add a line of its own to known_hosts (say, a key for every host).
     c, out = child(port, 1, host_key=GOOD_KEY + "\n* ssh-ed25519 AAAAEvil")
@@ -284,7 +285,7 @@ def test_each_multi_node_submission_gets_its_own_secret_and_no_object_holds_it(e
 
 def test_a_child_whose_main_never_answers_fails_with_the_reason(tmp_path, monkeypatch):
     bench = Benchmark("mpi-test", "test", ("cpu",), nodes=2, max_nodes=2, steps=lambda ctx: (), ssh_launch=True)
-    ctx = NodeContext(tier="cpu", node_index=1, num_nodes=2, local=True, master_port=launch.free_port(),
+    ctx = NodeContext(tier="cpu", node_index=1, num_nodes=2, local=True, master_port=free_port(),
                       work_dir=str(tmp_path))
     monkeypatch.setenv("RACKFORM_LAUNCH_SECRET", SECRET)
     status, reason, *_ = launched(bench, ctx, 0.5, [])
@@ -308,7 +309,7 @@ def test_the_local_executors_two_node_processes_run_mpi_through_the_runner(tmp_p
     from rackform.jobs.local import node_environment
     from workloads.contract import JobEnvironment
 
-    job = JobEnvironment(run_id="mpi-1", master_port=launch.free_port(), launch_secret=launch.new_secret())
+    job = JobEnvironment(run_id="mpi-1", master_port=free_port(), launch_secret=launch.new_secret())
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RACKFORM_", "AWS_BATCH_"))}
     procs = [subprocess.Popen([sys.executable, str(DATA / "mpi_job.py")], env=node_environment(
         base, job, job_id="job-1", nodes=2, index=i, work_dir=tmp_path), cwd=Path(__file__).resolve().parents[2],
@@ -329,7 +330,7 @@ def test_the_local_executors_two_node_processes_run_mpi_through_the_runner(tmp_p
 
 
 def test_a_child_that_cannot_get_ready_stops_the_gathering_with_its_reason():
-    port = launch.free_port()
+    port = free_port()
     errors = []
 
     def broken_sshd(key):
@@ -364,7 +365,7 @@ def test_one_address_holding_connections_cannot_take_the_childrens_slots():
     """A host on the subnet that opens more silent connections than the main node serves at once (nodes + 32) held
     every slot for as long as each read deadline, and the children were closed on arrival until the gathering
     timed out. One address now holds at most PEER_CONNECTIONS of them."""
-    port = launch.free_port()
+    port = free_port()
     t, result = gathering(port, timeout_s=5, read_timeout_s=30)
     time.sleep(0.3)
     flood = []
@@ -385,7 +386,7 @@ def test_one_address_holding_connections_cannot_take_the_childrens_slots():
 
 
 def test_a_message_nested_past_the_parser_is_turned_away_by_name():
-    port = launch.free_port()
+    port = free_port()
     t, result = gathering(port)
     time.sleep(0.3)
     with socket.create_connection(("127.0.0.1", port)) as s:
@@ -414,7 +415,7 @@ def test_the_launch_secret_is_out_of_the_environment_before_the_health_step(tmp_
     monkeypatch.setitem(BENCHMARKS, "mpi-test", bench)
     monkeypatch.setattr(run.health, "health_record", health_record)
     monkeypatch.setenv(launch.SECRET_VARIABLE, SECRET)
-    ctx = NodeContext(tier="cpu", node_index=1, num_nodes=2, local=True, master_port=launch.free_port(),
+    ctx = NodeContext(tier="cpu", node_index=1, num_nodes=2, local=True, master_port=free_port(),
                       work_dir=str(tmp_path))
     job = run.JobIdentity(run_id="r", benchmark="mpi-test", rack="r", node_group="g", tier="cpu",
                           instance_type="c7i.large")

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT
-from workloads import launch, torchbench
+from tests.conftest import ROOT, free_port
+from workloads import torchbench
 from workloads.torchbench import main, message_sizes, parse_torch_result
 
 
@@ -29,7 +29,7 @@ def values(parsed, name: str) -> list[float]:
 def test_allreduce_two_gloo_processes_under_torchrun():
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(launch.free_port()),
+        "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
         "-m", "workloads.torchbench", "allreduce", "--device", "cpu", "--max-bytes", "1048576",
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
