@@ -24,6 +24,13 @@ MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 RESERVED_MOUNT_PATHS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin",
                         "/sys", "/tmp", "/usr", "/var/lib", "/var/log", "/var/run", "/var/lock", "/var/cache/ecs",
                         CONTAINER_WORK_DIR)
+# The users' homes: ec2-user's, holding the key pair cloud-init installs before user data runs, and ssm-user's, which
+# Session Manager creates at a node's first session
+# (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-getting-started-ssm-user-permissions.html).
+# A shared file system may take them, as ParallelCluster lets shared storage be mounted at /home (its
+# SharedStorageMountDirValidator reserves /opt, /var, /usr and the like, not /home); a node's own instance store,
+# formatted empty at every launch, would hide them, and every job container's /home with them.
+USER_HOMES = "/home"
 # An IAM role's ARN: optional path, then a name of 1-64 of [A-Za-z0-9+=,.@_-]
 # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html).
 ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
@@ -236,10 +243,10 @@ def fsx_mount_path(spec: Spec, catalog: Catalog) -> Found:
 
 def instance_store(spec: Spec, catalog: Catalog) -> Found:
     """`enabled: true` needs NVMe instance store disks on the type; the mount path is a directory of its own, apart
-    from the system's and from the FSx mount (the job work directory, /scratch by default, it may be: it becomes
-    that directory)."""
+    from the system's, the users' homes and the FSx mount (the job work directory, /scratch by default, it may be: it
+    becomes that directory)."""
     fsx = spec.storage.fsx_lustre
-    reserved = tuple(p for p in RESERVED_MOUNT_PATHS if p != CONTAINER_WORK_DIR)
+    reserved = (*(p for p in RESERVED_MOUNT_PATHS if p != CONTAINER_WORK_DIR), USER_HOMES)
     for path, _rack, group, it in known_groups(spec, catalog):
         store = group.instance_store
         if store.enabled and not (it.instance_store_disks and it.instance_store_nvme):

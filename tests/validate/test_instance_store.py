@@ -1,5 +1,6 @@
 """A node group's NVMe instance store as scratch: on by default where the type has it, an error where it is asked for
-on a type without, and a mount path of its own (not a system directory, not the FSx mount, in either direction)."""
+on a type without, and a mount path of its own (not a system directory nor the users' homes, not the FSx mount, in
+either direction)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def test_turning_it_off_is_valid_anywhere_and_skips_the_path(demo, catalog):
     ("/opt", "is /opt"),
     ("/", "is the root directory"),
     ("/var", "holds /var/lib"),
+    ("/home", "is /home, which the nodes or the job images need: the instance store is mounted there on every node "
+              "and in every job container; choose a directory of its own, e.g. /scratch or /mnt/scratch"),
+    ("/home/ec2-user", "is inside /home"),
     ("/fsx", "is /fsx, the FSx mount path (storage.fsx_lustre.mount_path)"),
     ("/fsx/nvme", "is inside /fsx, the FSx mount path"),
 ])

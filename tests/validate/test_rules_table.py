@@ -96,7 +96,7 @@ SPEC_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                          {"storage.results.break_glass_role_arn": "arn:aws:sts::123456789012:assumed-role/ops/me"}),
     "fsx-mount-path": ({f"{FSX}.mount_path": "/var/cache/fsx"}, {f"{FSX}.mount_path": "/var/cache"}),
     "instance-store": ({f"{H100}.instance_store": {"enabled": True, "mount_path": "/mnt/nvme"}},
-                       {f"{H100}.instance_store.mount_path": "/fsx/nvme"}),
+                       {f"{H100}.instance_store.mount_path": "/home"}),
     # network
     "existing-network": ({"network": {"vpc_id": "vpc-0123456789abcdef0", "subnet_id": "subnet-0123456789abcdef0",
                                       "security_group_ids": ["sg-0123456789abcdef0"]}},
