@@ -12,11 +12,15 @@ dated today (a seed block it replaces is kept as that Region's seed); other Regi
 NAT gateway and endpoint sections are kept as they are.
 
 --from-skypilot-csv reads skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv instead (a public catalog
-that copies the Price List's Linux On-Demand rates per Region and AZ; no credentials): every Region it prices,
-dated --as-of (the commit's date) and citing --commit. Where a Region's block came from the Price List API, the
-seed's block goes beside it (ec2_on_demand.seed_regions) and prices only the types the Price List block neither
-prices nor notes, each quoted with the seed's own source and date. Its SpotPrice column, per AZ ID, becomes the ec2_spot
-section (every catalog Region the file prices), the guide `cost` and `place` use where no live Spot price is read.
+that copies the Price List's Linux On-Demand rates per Region and AZ; no credentials; --path names another of its
+files with the same columns, such as catalogs/v8/aws/vms.csv): every Region it prices, dated --as-of (the commit's
+date) and citing --commit. Where a Region's block came from the Price List API, the seed's block goes beside it
+(ec2_on_demand.seed_regions) and prices only the types the Price List block neither prices nor notes, each quoted
+with the seed's own source and date. Its SpotPrice column, per AZ ID, becomes the ec2_spot section (every catalog
+Region the file prices), the guide `cost` and `place` use where no live Spot price is read.
+Seeds from several files or commits stack per Region, On-Demand and Spot alike: a file imported again replaces its
+own blocks where they are; another goes in front of the seeds already there (import the older first), so a newer
+extract of a few families prices those and the older seed still prices the rest.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-skypilot-csv", type=Path, metavar="FILE",
                         help="skypilot-catalog's catalogs/v7/aws/vms.csv instead of the Price List API")
     parser.add_argument("--commit", help="with --from-skypilot-csv: the skypilot-catalog commit the file is from")
+    parser.add_argument("--path", default="catalogs/v7/aws/vms.csv",
+                        help="with --from-skypilot-csv: the file's path in skypilot-catalog (default: %(default)s)")
     parser.add_argument("--as-of", help="with --from-skypilot-csv: that commit's date (YYYY-MM-DD)")
     parser.add_argument("--note", default="", help="with --from-skypilot-csv: added to each block's source, e.g. "
                         "which rows of the file were read")
@@ -82,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         on_demand = data["ec2_on_demand"]
         if _is_seed(on_demand["regions"].get(region, {})):
             # the seed still prices what this refresh did not ask about
-            on_demand.setdefault("seed_regions", {})[region] = on_demand["regions"][region]
+            seeds = on_demand.setdefault("seed_regions", {})
+            seeds[region] = [on_demand["regions"][region], *seeds.get(region, [])]
         on_demand["regions"][region] = block
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one")
     return _write(args.output, data)
@@ -97,6 +104,22 @@ def _write(output: Path, data: dict[str, Any]) -> int:
 
 def _is_seed(block: dict[str, Any]) -> bool:
     return bool(block.get("label") == SKYPILOT_LABEL)
+
+
+def _stack(firsts: dict[str, Any], seeds: dict[str, list[Any]], region: str, block: dict[str, Any],
+           origin: str) -> None:
+    """Put one Region's seed block among its blocks (`firsts`: the Region's first; `seeds`: the others, newest
+    first): in place of the block from the same file and commit (its source starts with `origin`), else in front of
+    the other seeds, behind a Price List block, which stays first."""
+    chain = [*([firsts[region]] if region in firsts else []), *seeds.get(region, [])]
+    same = next((i for i, b in enumerate(chain) if b["source"].startswith(origin)), None)
+    if same is not None:
+        chain[same] = block
+    else:
+        chain.insert(1 if chain and not _is_seed(chain[0]) else 0, block)
+    firsts[region] = chain[0]
+    if chain[1:]:
+        seeds[region] = chain[1:]
 
 
 def _seed_blocks(args: argparse.Namespace, catalog: Catalog, priced: Mapping[str, Mapping[str, object]], *,
@@ -128,7 +151,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
               "of --regions", file=sys.stderr)
         return 2
     blocks, seeds = data["ec2_on_demand"]["regions"], data["ec2_on_demand"].setdefault("seed_regions", {})
-    origin = f"https://github.com/skypilot-org/skypilot-catalog catalogs/v7/aws/vms.csv at commit {args.commit}"
+    origin = f"https://github.com/skypilot-org/skypilot-catalog {args.path} at commit {args.commit}"
     note = f"; {args.note}" if args.note else ""
     source = f"{origin} (column Price: Linux On-Demand USD/hour, copied from the AWS Price List){note}"
     # Where the Price List API priced a Region, the seed is checked against it; families it disagrees on stay unknown.
@@ -138,7 +161,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
         print(f"{family}: left unknown, {why}")
     for region, block in _seed_blocks(args, catalog, by_region, source=source, stale=stale).items():
         # The primary source is never overwritten: beside a Price List block the seed only fills what it lacks.
-        (seeds if region in primary else blocks)[region] = block
+        _stack(blocks, seeds, region, block, origin)
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one"
               + (" (seed beside the Price List's)" if region in primary else ""))
     data["ec2_on_demand"]["regions"] = dict(sorted(blocks.items()))
@@ -149,11 +172,12 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     # https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html), and the file's Spot rates
     # were read under the old one (its p5.48xlarge Spot rates reach 127.816, the pre-cut On-Demand rate there).
     spot_source = f"{origin} (column SpotPrice: Linux Spot USD/hour per AZ ID, as the file recorded it){note}"
-    spot_blocks = data.setdefault("ec2_spot", {"unit": SPOT_UNIT, "regions": {}})["regions"]
+    spot = data.setdefault("ec2_spot", {"unit": SPOT_UNIT, "regions": {}})
+    spot_blocks, spot_seeds = spot["regions"], spot.setdefault("seed_regions", {})
     for region, block in _seed_blocks(args, catalog, spot_by_region, source=spot_source, stale=stale).items():
-        spot_blocks[region] = block
+        _stack(spot_blocks, spot_seeds, region, block, origin)
         print(f"{region}: Spot prices for {len(block['prices'])} types, {len(block['notes'])} without")
-    data["ec2_spot"]["regions"] = dict(sorted(spot_blocks.items()))
+    spot["regions"], spot["seed_regions"] = dict(sorted(spot_blocks.items())), dict(sorted(spot_seeds.items()))
     return _write(args.output, data)
 
 

@@ -96,8 +96,8 @@ class CostReport:
     warm: tuple[Line, ...] = ()
     # What the lines above pay for without a line of their own (a node group's NVMe instance store).
     included: tuple[str, ...] = ()
-    # The seed's block, consulted after ec2_prices for a type that block neither prices nor notes.
-    ec2_seed_prices: Ec2RegionPrices | None = None
+    # The seeds' blocks, newest first, consulted after ec2_prices for a type the blocks before neither price nor note.
+    ec2_seed_prices: tuple[Ec2RegionPrices, ...] = ()
 
     def of(self, category: Category | None = None, rack: str | None = None) -> Sum:
         return add(ln for ln in self.lines
@@ -252,7 +252,7 @@ def cost_plan(plan: Plan, book: PriceBook, overrides: Mapping[str, Quote] | None
     return CostReport(
         name=plan.name, region=plan.region, availability_zone=plan.availability_zone,
         ec2_prices=book.ec2_on_demand.regions.get(plan.region),
-        ec2_seed_prices=book.ec2_on_demand.seed_regions.get(plan.region),
+        ec2_seed_prices=tuple(book.ec2_on_demand.seed_regions.get(plan.region, ())),
         lines=tuple(lines + storage_lines(plan, book) + network_lines(plan, book)),
         not_included=not_included(plan, book) + block_notes(lines, groups, overrides),
         unused_prices=tuple(sorted(k for k in overrides if k not in keys)),

@@ -37,10 +37,11 @@ class Ec2RegionPrices(Frozen):
 
 class Ec2OnDemand(Frozen):
     unit: str
-    regions: dict[str, Ec2RegionPrices]  # each Region's primary block: the Price List's where read, else the seed's
-    # The seed's block for a Region whose primary block is the Price List's: a type that block neither prices nor
-    # notes is priced from here, quoted with the seed's own label and date.
-    seed_regions: dict[str, Ec2RegionPrices] = {}
+    regions: dict[str, Ec2RegionPrices]  # each Region's primary block: the Price List's where read, else a seed's
+    # The Region's other seed blocks, newest first: a type the blocks before neither price nor note is priced from
+    # the first one here that does, quoted with that block's own label and date (a newer seed may hold only the
+    # families an older one has out of date).
+    seed_regions: dict[str, list[Ec2RegionPrices]] = {}
 
 
 class Ec2SpotRegion(Frozen):
@@ -55,7 +56,8 @@ class Ec2Spot(Frozen):
     """Spot prices as a public catalog recorded them once, per AZ ID (a spec runs in one AZ, and Spot prices differ
     by AZ): a dated guide where the live price is not read, never the price you will pay."""
     unit: str
-    regions: dict[str, Ec2SpotRegion]
+    regions: dict[str, Ec2SpotRegion]  # each Region's newest block
+    seed_regions: dict[str, list[Ec2SpotRegion]] = {}  # its older blocks, newest first, read as for On-Demand
 
 
 class _Sourced(Frozen):
@@ -139,7 +141,8 @@ class Quote:
 def _on_demand_blocks(book: PriceBook, region: str) -> list[Ec2RegionPrices]:
     """The Region's blocks in the order they are consulted: the primary, then the seed's."""
     prices = book.ec2_on_demand
-    return [b for b in (prices.regions.get(region), prices.seed_regions.get(region)) if b is not None]
+    first = prices.regions.get(region)
+    return [*([first] if first is not None else []), *prices.seed_regions.get(region, [])]
 
 
 def on_demand(book: PriceBook, region: str, instance_type: str) -> Quote | None:
@@ -180,9 +183,16 @@ def capacity_block_gap(book: PriceBook, region: str, instance_type: str) -> str:
             f"{book.capacity_block.as_of}{where}; a block is priced per offering when you buy it")
 
 
+def _spot_block(book: PriceBook, region: str, instance_type: str) -> Ec2SpotRegion | None:
+    """The Region's Spot block that decides the type: the newest that prices or notes it, else the newest."""
+    first = book.ec2_spot.regions.get(region)
+    blocks = [*([first] if first is not None else []), *book.ec2_spot.seed_regions.get(region, [])]
+    return next((b for b in blocks if instance_type in b.prices or instance_type in b.notes), first)
+
+
 def spot(book: PriceBook, region: str, zone_id: str | None, instance_type: str) -> Quote | None:
     """The Spot snapshot's price of the type in one AZ (by AZ ID: names differ between accounts)."""
-    block = book.ec2_spot.regions.get(region)
+    block = _spot_block(book, region, instance_type)
     usd = block.prices.get(instance_type, {}).get(zone_id or "") if block is not None else None
     if block is None or usd is None:
         return None
@@ -191,7 +201,7 @@ def spot(book: PriceBook, region: str, zone_id: str | None, instance_type: str) 
 
 def spot_gap(book: PriceBook, region: str, zone_id: str | None, instance_type: str) -> str:
     """Why `spot` found nothing, in words a user can act on."""
-    block = book.ec2_spot.regions.get(region)
+    block = _spot_block(book, region, instance_type)
     if block is None:
         known = ", ".join(sorted(book.ec2_spot.regions)) or "none"
         return f"no Spot prices for {region} in the snapshot (Regions priced: {known})"

@@ -35,7 +35,7 @@ def render_cost(report: CostReport, verdict: Verdict | None = None) -> str:
     parts = ", ".join(f"{c} {_bounded(report.of(c))}" for c in ("instances", "storage", "network"))
     ec2 = (f"{report.ec2_prices.label} snapshot of {report.ec2_prices.as_of}" if report.ec2_prices
            else f"none for {report.region} in the snapshot")
-    if (seed := report.ec2_seed_prices) is not None:
+    for seed in report.ec2_seed_prices:
         ec2 += f", then {seed.label} snapshot of {seed.as_of} for types it lacks"
     lines = [
         f"cost {report.name}: {report.region} / {report.availability_zone}  ({HOURS_PER_MONTH} h/month; "
@@ -82,8 +82,7 @@ def report_json(report: CostReport, verdict: Verdict | None = None) -> dict[str,
         "hours_per_month": HOURS_PER_MONTH,
         "ec2_prices": None if report.ec2_prices is None else {"source": report.ec2_prices.source,
                                                               "as_of": report.ec2_prices.as_of},
-        "ec2_seed_prices": None if report.ec2_seed_prices is None else {"source": report.ec2_seed_prices.source,
-                                                                        "as_of": report.ec2_seed_prices.as_of},
+        "ec2_seed_prices": [{"source": seed.source, "as_of": seed.as_of} for seed in report.ec2_seed_prices],
         "node_groups": [_line_json(ln) for ln in report.lines if ln.category == "instances"],
         "storage": [_line_json(ln) for ln in report.lines if ln.category == "storage"],
         "network": [_line_json(ln) for ln in report.lines if ln.category == "network"],

@@ -112,14 +112,15 @@ def test_cost_plan_is_pure_arithmetic(catalog):
 # --- unknown prices ---------------------------------------------------------------------------------------------
 
 def test_region_without_prices_is_unknown_never_zero(capsys, tmp_path):
-    spec = with_groups("us-east-2", "us-east-2c", {"name": "h100", "instance_type": "p5.48xlarge", "count": 2})
+    # skypilot-catalog lists p5e.48xlarge in us-east-2 without an On-Demand rate: no seed prices it.
+    spec = with_groups("us-east-2", "us-east-2c", {"name": "h100", "instance_type": "p5e.48xlarge", "count": 2})
     code, report, _ = run_json(capsys, dump(tmp_path, spec))
     assert code == 0
     assert report["instances_usd_per_hour"] is None and report["instances_known_usd_per_hour"] == 0
     assert report["total_usd_per_hour"] is None and report["total_usd_per_month"] is None
     assert report["complete"] is False
     assert report["node_groups"][0]["usd_per_hour"] is None
-    assert "us-east-2" in report["unknown"][0]["reason"] and "--price p5.48xlarge=" in report["unknown"][0]["reason"]
+    assert "us-east-2" in report["unknown"][0]["reason"] and "--price p5e.48xlarge=" in report["unknown"][0]["reason"]
     code, out, _ = run(capsys, "cost", dump(tmp_path, spec))
     row = next(line for line in out.splitlines() if line.startswith("r/h100"))
     assert "unknown" in row and "0.00" not in row
@@ -298,17 +299,17 @@ def test_spot_live_failure_is_a_message(capsys, tmp_path, monkeypatch):
 # --- On-Demand from the Price List API (--live) --------------------------------------------------------------------
 
 def test_live_reads_on_demand_prices_for_the_spec_region(capsys, tmp_path, monkeypatch):
-    spec = dump(tmp_path, with_groups("us-east-2", "us-east-2c", {"name": "g", "instance_type": "p5.48xlarge",
+    spec = dump(tmp_path, with_groups("us-east-2", "us-east-2c", {"name": "g", "instance_type": "p5e.48xlarge",
                                                                   "count": 2}))
     _, report, _ = run_json(capsys, spec)
-    assert report["instances_usd_per_hour"] is None  # the snapshot has no current P5 rate for us-east-2
+    assert report["instances_usd_per_hour"] is None  # the snapshot has no P5e On-Demand rate for us-east-2
 
     client = botocore.session.get_session().create_client(
         "pricing", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
     stub = Stubber(client)
     product = {"terms": {"OnDemand": {"t": {"priceDimensions": {"d": {"pricePerUnit": {"USD": "55.0400000000"}}}}}}}
     stub.add_response("get_products", {"PriceList": [json.dumps(product)]}, {
-        "ServiceCode": "AmazonEC2", "Filters": price_list_filters("us-east-2", "p5.48xlarge")})
+        "ServiceCode": "AmazonEC2", "Filters": price_list_filters("us-east-2", "p5e.48xlarge")})
     for key in ("nat_gateway", "vpc_interface_endpoint"):  # listed nowhere here: the snapshot's rates stay
         stub.add_response("get_products", {"PriceList": []}, network_request(key))
     stub.activate()
@@ -391,17 +392,19 @@ def test_live_price_list_ambiguity_is_a_message_that_does_not_blame_credentials(
 
 def test_example_spec_prices_what_it_can(capsys):
     code, report, _ = run_json(capsys, EXAMPLE)
-    assert code == 0 and report["region"] == "us-east-2" and report["ec2_prices"]["as_of"] == "before 2025-06"
-    # The Graviton groups are priced from the skypilot-catalog seed and the trn2 Capacity Block at AWS's published
-    # us-east-2 rate; the seed's P5 rate is out of date (unknown); FSx and endpoints have no us-east-2 rate.
+    assert code == 0 and report["region"] == "us-east-2" and report["ec2_prices"]["as_of"] == "after 2025-06"
+    # The Graviton groups are priced from the older skypilot-catalog seed, the H100s from the newer one (the older's
+    # P5 rate is out of date) and the trn2 Capacity Block at AWS's published us-east-2 rate; FSx and endpoints have
+    # no us-east-2 rate.
     graviton = 0.63584 + 2 * 3.9936
     trn2_block = 4 * 35.7608
+    h100 = {"usd_per_hour": 2 * 55.04, "price_source": "skypilot-catalog after 2025-06"}
+    assert h100.items() <= next(g for g in report["node_groups"] if g["name"] == "gpu/h100").items()
     assert report["total_usd_per_hour"] is None
-    assert report["total_known_usd_per_hour"] == pytest.approx(NAT + graviton + trn2_block)
+    assert report["total_known_usd_per_hour"] == pytest.approx(NAT + graviton + trn2_block + 2 * 55.04)
     assert [u["item"] for u in report["unknown"]] == [
-        "gpu/h100", "FSx for Lustre PERSISTENT_2 4,800 GiB, 250 MB/s/TiB",
-        "3 interface endpoints (ecr.api, ecr.dkr, logs) x 1 AZ"]
-    assert report["unknown"][2]["reason"] == ("no interface endpoint price for us-east-2 in the snapshot "
+        "FSx for Lustre PERSISTENT_2 4,800 GiB, 250 MB/s/TiB", "3 interface endpoints (ecr.api, ecr.dkr, logs) x 1 AZ"]
+    assert report["unknown"][1]["reason"] == ("no interface endpoint price for us-east-2 in the snapshot "
                                               "(--live reads it from the AWS Price List API)")
 
 
@@ -412,12 +415,14 @@ def test_header_names_the_seed_a_group_was_priced_from(capsys, tmp_path):
     spec = dump(tmp_path, {**ACCEPT, "racks": [
         {"name": "cpu", "node_groups": [{"name": "head", "instance_type": "m7i.xlarge", "count": 1}]}]})
     code, report, _ = run_json(capsys, spec)
-    seed = load_prices().ec2_on_demand.seed_regions["us-east-1"]
-    assert code == 0 and report["node_groups"][0]["price_source"] == f"{seed.label} {seed.as_of}"
-    assert report["ec2_seed_prices"] == {"source": seed.source, "as_of": seed.as_of}
+    newer, older = load_prices().ec2_on_demand.seed_regions["us-east-1"]  # the newer lists no m7i
+    assert code == 0 and report["node_groups"][0]["price_source"] == f"{older.label} {older.as_of}"
+    assert report["ec2_seed_prices"] == [{"source": b.source, "as_of": b.as_of} for b in (newer, older)]
     code, out, _ = run(capsys, "cost", spec)
     header = out.splitlines()[0]
-    assert code == 0 and "Price List API snapshot of" in header and f"{seed.label} snapshot of {seed.as_of}" in header
+    assert code == 0 and header.index("Price List API snapshot of") < header.index(f"snapshot of {newer.as_of}") \
+        < header.index(f"snapshot of {older.as_of}")
     # A Region with no seed block beside its primary says nothing of one.
-    _, example, _ = run_json(capsys, EXAMPLE)
-    assert example["ec2_seed_prices"] is None
+    _, lone, _ = run_json(capsys, dump(tmp_path, with_groups("eu-west-3", "eu-west-3a",
+                                                             {"name": "c", "instance_type": "c6i.large", "count": 1})))
+    assert lone["ec2_seed_prices"] == []

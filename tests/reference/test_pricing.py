@@ -92,10 +92,10 @@ def test_snapshot_holds_exactly_the_aws_facts_prices():
 
 def test_missing_prices_are_unknown_not_zero():
     book = load_prices()
-    # The seed's P5 rate (98.32 in us-east-1) predates AWS's June 2025 cut: never used, anywhere.
-    assert on_demand(book, "us-east-2", "p5.48xlarge") is None
-    assert "us-east-2" in on_demand_gap(book, "us-east-2", "p5.48xlarge")
-    assert "out of date" in on_demand_gap(book, "us-east-2", "p5.48xlarge")
+    # The older seed's P5 rate (98.32 in us-east-1) predates AWS's June 2025 cut: never used; the newer seed's is.
+    assert on_demand(book, "us-east-2", "p5.48xlarge") == Quote(55.04, "skypilot-catalog after 2025-06")
+    older = book.ec2_on_demand.seed_regions["us-east-2"][-1]
+    assert older.as_of == "before 2025-06" and "out of date" in older.notes["p5.48xlarge"]
     assert on_demand(book, "mx-central-1", "c8g.4xlarge") is None
     assert "no EC2 prices for mx-central-1" in on_demand_gap(book, "mx-central-1", "c8g.4xlarge")
     assert on_demand(book, "us-east-1", "trn2.48xlarge") is None
@@ -197,8 +197,9 @@ def test_refresh_script_rewrites_one_region_and_keeps_the_rest(tmp_path, monkeyp
     assert regions["us-east-2"]["as_of"] == dt.date.today().isoformat()
     assert regions["us-east-1"]["prices"] == AWS_FACTS_US_EAST_1
     # The seed block the refresh replaced stays as the Region's seed, for the types the refresh did not ask about.
-    seed = json.loads(out.read_text())["ec2_on_demand"]["seed_regions"]["us-east-2"]
-    assert seed["label"] == "skypilot-catalog" and seed["prices"]["c8g.4xlarge"] == 0.63584
+    seeds = json.loads(out.read_text())["ec2_on_demand"]["seed_regions"]["us-east-2"]
+    assert [s["label"] for s in seeds] == ["skypilot-catalog"] * len(seeds)
+    assert seeds[0]["prices"]["p5.48xlarge"] == 55.04 and seeds[-1]["prices"]["c8g.4xlarge"] == 0.63584
 
 
 # --- the skypilot-catalog seed ---------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ def _seeded_book():
                                   stale=stale)
     book = load_prices()
     return book.model_copy(update={"ec2_on_demand": book.ec2_on_demand.model_validate({
-        "unit": "u", "seed_regions": {"us-east-1": block},
+        "unit": "u", "seed_regions": {"us-east-1": [block]},
         "regions": {"us-east-1": {"source": "Price List", "as_of": "2026-07-20", "prices": primary,
                                   "notes": {"trn2.48xlarge": "not offered in us-east-1"}}}})})
 
@@ -359,9 +360,11 @@ def test_shipped_spot_snapshot_is_dated_sourced_and_leaves_stale_families_out():
     assert "us-east-2" in blocks and len(blocks) >= 10
     assert all(b.label == "skypilot-catalog" and "SpotPrice" in b.source and "commit" in b.source and b.as_of
                for b in blocks.values())
-    # The file's P5 Spot rates were read under On-Demand rates AWS has since cut: never used.
-    assert spot(load_prices(), "us-east-2", "use2-az1", "p5.48xlarge") is None
-    assert "out of date" in spot_gap(load_prices(), "us-east-2", "use2-az1", "p5.48xlarge")
+    # The older file's P5 Spot rates were read under On-Demand rates AWS has since cut: never used; the newer's are.
+    older = load_prices().ec2_spot.seed_regions["us-east-2"][-1]
+    assert older.as_of == "before 2025-06" and "out of date" in older.notes["p5.48xlarge"]
+    assert spot(load_prices(), "us-east-2", "use2-az1", "p5.48xlarge") == \
+        Quote(17.2949, "Spot snapshot after 2025-06, skypilot-catalog")
     assert all(0 < usd for b in blocks.values() for zones in b.prices.values() for usd in zones.values())
 
 
@@ -371,15 +374,17 @@ def test_shipped_seed_covers_every_catalog_type_or_says_why(catalog):
     book = load_prices()
     for section, sold in ((book.ec2_on_demand, lambda t: True),
                           (book.ec2_spot, lambda t: "spot" in catalog.instance_types[t].usage_classes)):
-        seeded = [b for b in section.regions.values() if b.label == "skypilot-catalog"]
+        seeded = [b for b in (*section.regions.values(), *(b for bs in section.seed_regions.values() for b in bs))
+                  if b.label == "skypilot-catalog"]
         covered = {t for b in seeded for t in (*b.prices, *b.notes)}
         named = {t for t in catalog.instance_types
                  if any(f" {t}" in b.source or f" {t.split('.')[0]} left out" in b.source for b in seeded)}
         silent = sorted(t for t in catalog.instance_types if sold(t) and t not in covered | named)
         assert not silent, f"{section.unit}: {silent}"
     # A seeded Region prices only what the catalog offers there (a row elsewhere is no offering).
-    for region, block in (*book.ec2_on_demand.regions.items(), *book.ec2_on_demand.seed_regions.items()):
-        assert set(block.prices) <= set(catalog.offerings.get(region, {})), region
+    for region, blocks in (*((r, [b]) for r, b in book.ec2_on_demand.regions.items()),
+                           *book.ec2_on_demand.seed_regions.items()):
+        assert all(set(b.prices) <= set(catalog.offerings.get(region, {})) for b in blocks), region
 
 
 def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_path, capsys):
@@ -392,7 +397,7 @@ def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_
                         "-o", str(out)]) == 0
     regions = json.loads(out.read_text())["ec2_on_demand"]["regions"]
     assert regions["us-east-1"]["prices"] == AWS_FACTS_US_EAST_1  # the primary source is never overwritten
-    seed_east1 = json.loads(out.read_text())["ec2_on_demand"]["seed_regions"]["us-east-1"]
+    seed_east1 = json.loads(out.read_text())["ec2_on_demand"]["seed_regions"]["us-east-1"][0]
     assert seed_east1["prices"] == {"c7gn.16xlarge": 3.9936, "c8g.4xlarge": 0.63808}  # beside it, for its gaps
     assert "out of date" in seed_east1["notes"]["p5.48xlarge"] and seed_east1["label"] == "skypilot-catalog"
     east2 = regions["us-east-2"]
@@ -403,6 +408,32 @@ def test_refresh_from_skypilot_seeds_other_regions_and_keeps_the_price_list(tmp_
     assert spot_east2["prices"]["c8g.4xlarge"] == {"use2-az1": 0.2976, "use2-az2": 0.2753}
     assert "out of date" in spot_east2["notes"]["p5.48xlarge"] and spot_east2["as_of"] == "2025-01-01"
     assert "SpotPrice" in spot_east2["source"] and "abc123" in spot_east2["source"]
+
+
+def test_refresh_from_skypilot_stacks_a_newer_extract_over_the_older_seed(tmp_path):
+    # A newer file holding only the P5 rows (at the post-cut rate the Price List gives) goes in front of the older
+    # seed, On-Demand and Spot: it prices P5, the older seed still prices the rest; importing the older file again
+    # replaces its own blocks where they stand instead of moving them in front.
+    older, newer, out = tmp_path / "v7.csv", tmp_path / "v8.csv", tmp_path / "prices.json"
+    older.write_text(SEED)
+    newer.write_text(_HEADER + f"p5.48xlarge,H100,8.0,192.0,2048.0,{_P5_INFO},55.04,15.06,us-east-2,use2-az1\n")
+    script, sky = load_script("refresh_prices"), "skypilot-catalog"
+    old_args = ["--from-skypilot-csv", str(older), "--commit", "c7", "--as-of", "2025-01-01", "--regions", "us-east-2"]
+    new_args = ["--from-skypilot-csv", str(newer), "--commit", "c8", "--as-of", "2025-09-01", "--regions", "us-east-2",
+                "--path", "catalogs/v8/aws/vms.csv"]
+    for args in (old_args, new_args, old_args):
+        assert script.main([*args, "-o", str(out)]) == 0
+    book = load_prices(out)
+    assert [b.as_of for b in (book.ec2_on_demand.regions["us-east-2"], *book.ec2_on_demand.seed_regions["us-east-2"])
+            ][:2] == ["2025-09-01", "2025-01-01"]
+    assert "catalogs/v8/aws/vms.csv at commit c8" in book.ec2_on_demand.regions["us-east-2"].source
+    assert on_demand(book, "us-east-2", "p5.48xlarge") == Quote(55.04, "skypilot-catalog 2025-09-01")
+    assert on_demand(book, "us-east-2", "c8g.4xlarge") == Quote(0.63584, "skypilot-catalog 2025-01-01")
+    assert spot(book, "us-east-2", "use2-az1", "p5.48xlarge") == Quote(15.06, "Spot snapshot 2025-09-01, " + sky)
+    assert spot(book, "us-east-2", "use2-az2", "c8g.4xlarge") == Quote(0.2753, "Spot snapshot 2025-01-01, " + sky)
+    # The newer file lists P5 in use2-az1 only: another AZ's Spot price is unknown, never the older file's.
+    assert spot(book, "us-east-2", "use2-az2", "p5.48xlarge") is None
+    assert "only use2-az1" in spot_gap(book, "us-east-2", "use2-az2", "p5.48xlarge")
 
 
 def test_refresh_from_skypilot_refuses_a_region_it_cannot_price_and_writes_nothing(tmp_path, capsys):
@@ -422,7 +453,9 @@ def test_cost_prices_the_trn2_example_in_us_east_2(capsys):
     lines = {ln["name"]: ln for ln in json.loads(out)["node_groups"]}
     assert lines["graviton/head"]["usd_per_hour_each"] == 0.63584
     assert lines["graviton/cpu"]["usd_per_hour"] == pytest.approx(2 * 3.9936)
-    assert lines["gpu/h100"]["usd_per_hour"] is None  # the seed's P5 rate is out of date: unknown, not 0
+    # The older seed's P5 rate is out of date; the newer seed's, read after AWS's June 2025 cut, prices the H100s.
+    assert (lines["gpu/h100"]["usd_per_hour"], lines["gpu/h100"]["price_source"]) == \
+        (2 * 55.04, "skypilot-catalog after 2025-06")
 
 
 # --- the network's rates (cost --live) --------------------------------------------------------------------------
