@@ -73,7 +73,7 @@ def node_context(env: Mapping[str, str], tier: str, benchmark: Benchmark | None 
 
 def parse_step(step: Step, text: str) -> Parsed:
     if step.tool == "torch":
-        from .torchbench import parse_torch_result
+        from .torchresult import parse_torch_result  # not torchbench: that would import torch on this node
 
         return parse_torch_result(text)
     from .parsers import parse

@@ -2,7 +2,7 @@
 
 One script for every tier so the numbers compare: CPU (gloo), NVIDIA GPU (cuda + nccl) and Trainium
 (torch-neuronx / torch_xla, device and backend `xla`). Launch it plainly for one process or under torchrun
-for many; rank 0 prints exactly one `RACKFORM_RESULT {json}` line, which `parse_torch_result` reads back.
+for many; rank 0 prints exactly one `RACKFORM_RESULT {json}` line, which `workloads.torchresult` reads back.
 
     python -m workloads.torchbench allreduce [--device auto|cpu|cuda|xla] [--min-bytes N --max-bytes N ...]
     python -m workloads.torchbench gemm [--sizes 1024 2048 ...]
@@ -17,7 +17,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import json
-import math
 import os
 import sys
 import time
@@ -29,9 +28,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from workloads.results import REPEAT_LABEL, Metric, Parsed, with_labels
+from workloads.results import REPEAT_LABEL, Metric, with_labels
+from workloads.torchresult import MARKER
 
-MARKER = "RACKFORM_RESULT "
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 BACKENDS = {"cpu": "gloo", "cuda": "nccl", "xla": "xla"}
 NO_GROUP = "none"
@@ -500,51 +499,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         close_runtime(rt)
     return 0
-
-
-# ---------------------------------------------------------------------------------------------- parsing
-
-
-def _failed(reason: str) -> Parsed:
-    return Parsed(tool="torch", ok=False, reason=reason)
-
-
-def _last_payload(text: str) -> str | None:
-    # Launchers prefix lines ("[rank0]: ", "0: "): take whatever follows the marker.
-    for line in reversed(text.splitlines()):
-        _, marker, payload = line.partition(MARKER)
-        if marker:
-            return payload
-    return None
-
-
-def _from_document(doc: object) -> Parsed:
-    if not isinstance(doc, dict) or doc.get("benchmark") not in BENCHMARKS:
-        raise ValueError("not an object with a known 'benchmark'")
-    if not isinstance(doc.get("metrics"), list) or not doc["metrics"]:
-        raise ValueError("'metrics' is not a non-empty list")
-    metrics = tuple(Metric.model_validate(m) for m in doc["metrics"])
-    if not all(math.isfinite(m.value) for m in metrics):
-        raise ValueError("a metric value is not finite")
-    details = doc.get("details", {})
-    if not isinstance(details, dict):
-        raise ValueError("'details' is not an object")
-    return Parsed(tool="torch", ok=True, metrics=metrics, details={**details, "benchmark": doc["benchmark"]})
-
-
-def parse_torch_result(text: str) -> Parsed:
-    """Read the last RACKFORM_RESULT line of a torchbench log; ok=False with a reason, never an exception."""
-    payload = _last_payload(text)
-    if payload is None:
-        return _failed(f"no {MARKER.strip()} line in the output")
-    try:
-        doc = json.loads(payload)
-    except ValueError as exc:
-        return _failed(f"{MARKER.strip()} line is not valid JSON: {exc}")
-    try:
-        return _from_document(doc)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        return _failed(f"{MARKER.strip()} document is malformed: {exc}")
 
 
 if __name__ == "__main__":

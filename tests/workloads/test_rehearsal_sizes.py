@@ -69,3 +69,19 @@ def test_a_step_is_tried_again_after_its_own_retry_interval(tmp_path, monkeypatc
     log: list[str] = []
     runner.run_steps(bench, NodeContext(tier="cpu", local=True, work_dir=str(tmp_path)), 30, log)
     assert waited == [0.2] and sum(line.startswith("$ ") for line in log) == 2  # one retry, 0.2 s after the failure
+
+
+def test_the_runner_reads_a_torch_result_without_importing_torch() -> None:
+    """The node's runner parses its torchbench step's output; torch is the benchmark process's import, not the
+    runner's (about 1.4 s of CPU a job on the demo's machine)."""
+    import json
+    import subprocess
+    import sys
+
+    line = "RACKFORM_RESULT " + json.dumps({"benchmark": "gemm", "metrics": [
+        {"name": "tflops_max", "value": 1.5, "unit": "TFLOP/s", "labels": {"dtype": "bf16"}}]})
+    code = ("import sys; from workloads.benchmarks import Step; from workloads.run import parse_step; "
+            f"parsed = parse_step(Step(('x',), 'torch'), {line!r}); "
+            "print(parsed.ok, parsed.metrics[0].value, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "1.5", "False"]

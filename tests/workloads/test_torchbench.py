@@ -12,7 +12,8 @@ import torch
 
 from tests.conftest import ROOT, free_port
 from workloads import torchbench
-from workloads.torchbench import main, message_sizes, parse_torch_result
+from workloads.torchbench import main, message_sizes
+from workloads.torchresult import parse_torch_result
 
 
 def run_inprocess(capsys, *argv: str):
@@ -149,3 +150,9 @@ def test_parse_takes_the_last_result_line():
 def test_parse_failures_are_reasons_not_exceptions(text, reason):
     parsed = parse_torch_result(text)
     assert not parsed.ok and reason in parsed.reason and parsed.metrics == ()
+
+
+def test_the_result_reader_knows_every_torchbench_benchmark():
+    from workloads import torchresult
+
+    assert set(torchresult.BENCHMARKS) == set(torchbench.BENCHMARKS)
