@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import CfnResource, Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -30,6 +31,13 @@ SESSION_MANAGER_ACTIONS = ("ssm:UpdateInstanceInformation", "ssmmessages:CreateC
                            "ssmmessages:OpenDataChannel")
 # The root device of the ECS-optimized AL2023 AMIs Batch uses.
 ROOT_DEVICE = "/dev/xvda"
+# What the CloudWatch agent calls to ship a file to a log group that exists: CreateLogStream for the node's stream,
+# then PutLogEvents. It calls CreateLogGroup only when the group is missing, and DescribeLogGroups and
+# PutRetentionPolicy only for a `retention_in_days` in its configuration (aws/amazon-cloudwatch-agent,
+# plugins/outputs/cloudwatchlogs/internal/pusher/target.go): rackform's stacks make the group and set its retention,
+# so the node may do neither. AWS's CloudWatchAgentServerPolicy grants all of them, and more, on *
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/create-iam-roles-for-cloudwatch-agent-commandline.html).
+AGENT_LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 
 
 class EfaLaunchTemplate(Construct):
@@ -90,7 +98,8 @@ class EfaLaunchTemplate(Construct):
 
 
 class NodeInstanceRole(Construct):
-    """Instance role and profile shared by a rack's nodes: what the ECS agent and Session Manager need, nothing else.
+    """Instance role and profile shared by a rack's nodes: what the ECS agent, Session Manager and the CloudWatch agent
+    need, nothing else.
 
     AmazonEC2ContainerServiceforEC2Role is the container instance role the ECS guide gives the agent (register with
     ECS, pull from ECR, write logs); SESSION_MANAGER_ACTIONS give shell access without SSH or public IPs. No S3 access:
@@ -126,6 +135,13 @@ class NodeInstanceRole(Construct):
         acknowledge(cfn_role, managed.format("service-role/AmazonEC2ContainerServiceforEC2Role"),
                     "the instance role AWS Batch documents for ECS container instances (register with ECS, pull from "
                     "ECR, write logs); AWS keeps it in step with the ECS agent")
+
+    def ship_logs_to(self, log_group: logs.ILogGroup) -> None:
+        """Let the nodes' CloudWatch agent write `log_group` (user_data.agent_config's `logs`), that group alone, and
+        not through AmazonEC2ContainerServiceforEC2Role's logs actions, which are the ECS agent's and AWS's to
+        change."""
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(AGENT_LOG_ACTIONS),
+                                                    resources=[log_group.log_group_arn]))
 
 
 class RackNodeGroup(Construct):

@@ -131,8 +131,8 @@ def agent_config(group: NodeGroupPlan, *, xid_log_group: str | None = None) -> d
                     "aggregation_dimensions": [["Rack", "NodeGroup"]],
                     "metrics_collected": {k: {**v, "append_dimensions": dims} for k, v in collected.items()}}}
     if group.gpus_per_node and xid_log_group is not None:
-        # The node role may already write to any log group (AmazonEC2ContainerServiceforEC2Role's CreateLogStream
-        # and PutLogEvents, for the containers' awslogs driver): the group exists, the agent only adds streams.
+        # The group exists (the rack stack's) and keeps its own retention: the agent only adds a stream per node and
+        # writes to it, which is what the node role may do there (node_group.NodeInstanceRole.ship_logs_to).
         config["logs"] = {"logs_collected": {"files": {"collect_list": [{
             "file_path": KERNEL_LOG, "log_group_name": xid_log_group, "log_stream_name": "{instance_id}",
             "filters": [{"type": "include", "expression": XID_LINE}]}]}}}

@@ -78,7 +78,9 @@ class RackStack(Stack):
                                            repair_function=self.repair.function,
                                            stuck_runnable_minutes=rack.healing.stuck_runnable_minutes)
             # made before the node groups: GPU nodes ship their XID lines to it (user_data.agent_config)
-            xid_log_group = None if self.telemetry.xid is None else self.telemetry.xid.log_group.log_group_name
+            if self.telemetry.xid is not None:
+                xid_log_group = self.telemetry.xid.log_group.log_group_name
+                role.ship_logs_to(self.telemetry.xid.log_group)
         for group in rack.node_groups:
             ids = naming.node_group_ids(group.name)
             self.node_groups[group.name] = RackNodeGroup(

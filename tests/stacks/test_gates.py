@@ -23,7 +23,7 @@ import pytest
 from aws_cdk import Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from cdk_constructs.node_group import SESSION_MANAGER_ACTIONS
+from cdk_constructs.node_group import AGENT_LOG_ACTIONS, SESSION_MANAGER_ACTIONS
 from rackform.reference.catalog import load_catalog
 from rackform.plan.models import Plan, build_plan
 from rackform.spec.problems import errors
@@ -391,9 +391,13 @@ def test_s3_access_is_results_only_and_jobs_only_write_and_read_it(gated):
                 (["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], "Allow"),
                 (["s3:ListBucketVersions"], "Allow")], (stack, jobs)
             assert results_listing(jobs[1]), (stack, jobs[1])
-            # the node role touches no S3 (only jobs write results): its one statement is Session Manager's
-            assert [sorted(as_list(s["Action"])) for s in nodes] == [sorted(SESSION_MANAGER_ACTIONS),
-                                                                     ["cloudwatch:PutMetricData"]], (stack, nodes)
+            # the node role touches no S3 (only jobs write results): its statements are Session Manager's, the
+            # CloudWatch agent's metrics and, on a rack that counts its GPUs' XIDs, the agent's XID lines
+            rack = next(r for r in g.plan.racks if r.stack_name == stack)
+            xids = rack.healing is not None and any(gr.gpus_per_node for gr in rack.node_groups)
+            assert [sorted(as_list(s["Action"])) for s in nodes] == [
+                sorted(SESSION_MANAGER_ACTIONS), ["cloudwatch:PutMetricData"],
+                *([sorted(AGENT_LOG_ACTIONS)] if xids else [])], (stack, nodes)
 
 
 def test_flow_log_role_writes_only_its_own_log_group(gated):

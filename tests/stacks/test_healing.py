@@ -397,6 +397,26 @@ def test_gpu_nodes_ship_only_their_xid_lines_to_the_racks_log_group(demo_synth: 
         assert "log_group_name" not in json.dumps(templates), rack
 
 
+def test_gpu_nodes_may_write_their_racks_xid_log_group_and_no_other(demo_synth: Synth) -> None:
+    """The agent's shipping must not rest on AmazonEC2ContainerServiceforEC2Role's logs actions (the ECS agent's,
+    AWS's to change): the node role's own policy lets it add streams and events to the XID group, nothing more."""
+    from cdk_constructs.node_group import AGENT_LOG_ACTIONS
+
+    for rack in ("gpu", "graviton", "trainium"):
+        raw = rack_template(demo_synth, rack)
+        [statements] = [p["Properties"]["PolicyDocument"]["Statement"] for lid, p in
+                        resources(raw, "AWS::IAM::Policy").items() if lid.startswith("NodesRoleDefaultPolicy")]
+        logs = [s for s in statements
+                if any(a.startswith("logs:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+        if rack != "gpu":
+            assert logs == [], rack
+            continue
+        [log_group] = [lid for lid in resources(raw, "AWS::Logs::LogGroup") if lid.startswith("TelemetryGpuXidLogs")]
+        assert logs == [{"Action": list(AGENT_LOG_ACTIONS), "Effect": "Allow",
+                         "Resource": {"Fn::GetAtt": [log_group, "Arn"]}}]
+        assert set(AGENT_LOG_ACTIONS) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
 def test_the_ecc_filter_counts_the_ecc_xids_and_no_other() -> None:
     from cdk_constructs.telemetry import ECC_XIDS, xid_phrase
 
