@@ -251,24 +251,27 @@ def _skypilot_rows(text: str, column: str, needed: Iterable[str]) -> Iterator[tu
         yield line, row, usd
 
 
+# The zone ID of a Local Zone (use1-qro1-az1) or a Wavelength Zone (use1-wl1-bos-wlz1): a zone, but none of a Region's
+# AZs, where rackform deploys (https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html).
+LOCAL_ZONE_ID = re.compile(r"[a-z]+\d+-(?:[a-z]+\d+-az\d+|wl\d+-[a-z]+-wlz\d+)")
+
+
 def on_demand_from_skypilot_csv(text: str) -> dict[str, dict[str, float]]:
     """Region -> instance type -> On-Demand USD/hour from skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv,
     which has a row per type and AZ (columns InstanceType, Price, Region, among others) and the Price List's Linux
-    On-Demand rate in Price. A row without a Price says nothing (unknown, never 0); one Region's AZs giving a type
+    On-Demand rate in Price. A row without a Price says nothing (unknown, never 0), and neither does a Local Zone's
+    (LOCAL_ZONE_ID: priced apart from its Region, and not where rackform deploys); one Region's AZs giving a type
     two prices raise ValueError, since the Price List has one On-Demand rate per type and Region."""
     out: dict[str, dict[str, float]] = {}
     for line, row, usd in _skypilot_rows(text, "Price", ("InstanceType", "Region")):
+        if LOCAL_ZONE_ID.fullmatch(row.get("AvailabilityZone") or ""):
+            continue
         region, instance_type = row["Region"], row["InstanceType"]
         seen = out.setdefault(region, {}).setdefault(instance_type, usd)
         if seen != usd:
             raise ValueError(f"line {line}: {instance_type} in {region} has two On-Demand prices ({seen} and {usd}); "
                              "refusing to guess")
     return out
-
-
-# The zone ID of a Local Zone (use1-qro1-az1) or a Wavelength Zone (use1-wl1-bos-wlz1): a zone, but none of a Region's
-# AZs, where rackform deploys (https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html).
-LOCAL_ZONE_ID = re.compile(r"[a-z]+\d+-(?:[a-z]+\d+-az\d+|wl\d+-[a-z]+-wlz\d+)")
 
 
 def spot_from_skypilot_csv(text: str) -> dict[str, dict[str, dict[str, float]]]:

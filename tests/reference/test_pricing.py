@@ -227,6 +227,15 @@ def test_skypilot_csv_gives_one_on_demand_price_per_type_and_region():
     assert prices["us-east-1"]["c8g.4xlarge"] == 0.63808
 
 
+def test_skypilot_csv_on_demand_leaves_local_zones_out():
+    # A Local Zone is priced apart from its Region (and rackform never deploys there): its row neither prices the
+    # Region nor contradicts it.
+    text = _HEADER + ("p5.48xlarge,H100,8.0,192.0,2048.0,,61.0,,us-east-1,use1-atl2-az1\n"
+                      "p5.48xlarge,H100,8.0,192.0,2048.0,,55.04,,us-east-1,use1-az1\n"
+                      "c8g.4xlarge,,,16.0,32.0,,0.7,,us-east-1,use1-wl1-bos-wlz1\n")
+    assert on_demand_from_skypilot_csv(text) == {"us-east-1": {"p5.48xlarge": 55.04}}
+
+
 @pytest.mark.parametrize(("text", "fragment"), [
     (_HEADER + "c8g.4xlarge,,,16.0,32.0,,0.63584,,us-east-2,use2-az1\n"
      "c8g.4xlarge,,,16.0,32.0,,0.7,,us-east-2,use2-az2\n",
@@ -294,6 +303,9 @@ def test_shipped_snapshot_fills_the_price_lists_gaps_from_the_seed():
     quote = on_demand(book, "us-east-1", "c6i.xlarge")
     assert quote is not None and quote.source == "skypilot-catalog before 2025-06"
     assert on_demand(book, "us-east-1", "p5.48xlarge") == Quote(55.04, "Price List API 2026-07-20")
+    # Types only the newer seed lists, in the Regions it lists them.
+    assert on_demand(book, "us-west-2", "p6-b300.48xlarge") == Quote(142.416, "skypilot-catalog after 2025-06")
+    assert on_demand(book, "us-east-2", "p5.4xlarge") == Quote(6.88, "skypilot-catalog after 2025-06")
 
 
 def test_skypilot_csv_gives_spot_prices_per_az_id():
@@ -364,7 +376,7 @@ def test_shipped_spot_snapshot_is_dated_sourced_and_leaves_stale_families_out():
     older = load_prices().ec2_spot.seed_regions["us-east-2"][-1]
     assert older.as_of == "before 2025-06" and "out of date" in older.notes["p5.48xlarge"]
     assert spot(load_prices(), "us-east-2", "use2-az1", "p5.48xlarge") == \
-        Quote(17.2949, "Spot snapshot after 2025-06, skypilot-catalog")
+        Quote(11.2543, "Spot snapshot after 2025-06, skypilot-catalog")
     assert all(0 < usd for b in blocks.values() for zones in b.prices.values() for usd in zones.values())
 
 
