@@ -44,6 +44,19 @@ BATCH_CLUSTER_SUFFIX = "_Batch_"
 REPAIR_ROLE_PATH = "/rackform/repair/"
 # What a publisher to an SSE topic, and CloudWatch for its alarms, need of the topic's key.
 TOPIC_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+
+
+def alarms_of_this_account() -> dict[str, dict[str, str]]:
+    """The conditions that hold a grant to CloudWatch to what it does for this account's alarms in this Region: it
+    names the alarm (aws:SourceArn) and its account (aws:SourceAccount) when it acts for one, so an alarm of another
+    account cannot use the grant through it (the confused deputy). SNS asks for both on a key an AWS service uses for
+    an encrypted topic, EventBridge alone excepted
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services), and AWS
+    shows the alarm ARN condition for CloudWatch's publish
+    (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger)."""
+    return {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"}}
 
 
 class RackRepair(Construct):
@@ -68,8 +81,11 @@ class RackRepair(Construct):
         key = kms.Key(self, "TopicKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
                       description=f"rackform {spec_name}/{rack}: the repair topic's messages")
         # CloudWatch alarms publish to an encrypted topic only where its key lets them
-        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html).
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), *TOPIC_KEY_ACTIONS)
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html), for this
+        # account's alarms alone.
+        key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(CLOUDWATCH)], actions=list(TOPIC_KEY_ACTIONS), resources=["*"],
+            conditions=alarms_of_this_account()))
         self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True,
                                display_name=f"rackform {spec_name}/{rack} repairs")
         if healing.email:

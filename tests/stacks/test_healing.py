@@ -131,6 +131,25 @@ def test_every_rack_gets_its_rule_function_and_topic(demo_synth: Synth) -> None:
         assert alarm["Properties"]["AlarmActions"]
 
 
+ALARMS_OF_THIS_ACCOUNT = {
+    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    "ArnLike": {"aws:SourceArn": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:",
+                                                    {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+                                                    ":alarm:*"]]}}}
+
+
+def test_cloudwatch_may_use_the_topic_key_for_this_accounts_alarms_only(demo_synth: Synth) -> None:
+    """The confused deputy: a grant to a service principal holds for whoever the service acts for, unless the
+    statement names the account and the source it acts for."""
+    for rack in demo_synth.plan.racks:
+        raw = rack_template(demo_synth, rack.name)
+        [key] = resources(raw, "AWS::KMS::Key").values()
+        [cloudwatch] = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+                        if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+        assert cloudwatch["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"] and cloudwatch["Effect"] == "Allow"
+        assert cloudwatch["Condition"] == ALARMS_OF_THIS_ACCOUNT, rack.name
+
+
 def test_the_demo_gpu_rack_is_emailed_and_checked_when_idle(demo_synth: Synth) -> None:
     raw = rack_template(demo_synth, "gpu")
     [subscription] = resources(raw, "AWS::SNS::Subscription").values()
