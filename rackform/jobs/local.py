@@ -41,6 +41,7 @@ from ..render.problems import bad_object_line
 from .assembly import TemplateRoles, read_assembly
 from .heal import BrokenNode, LocalRepair, after_attempt
 from .jobdefs import WORKLOAD_ROLE_TAG, job_definitions
+from .moto_listing import versions_listed_per_page
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -93,6 +94,7 @@ class EmbeddedAWS:
         self._admin = {"AWS_ACCESS_KEY_ID": key.access_key_id, "AWS_SECRET_ACCESS_KEY": key.secret_access_key}
         self._keys.add(key.access_key_id)
         self._stack.enter_context(enable_iam_authentication())  # from the first request on, every one is checked
+        self._stack.enter_context(versions_listed_per_page())  # a listing page costs a page, as on AWS
         self._server = make_server("127.0.0.1", 0, PrivateGate(DomainDispatcherApplication(create_backend_app),
                                                                self._keys),
                                    threaded=True, request_handler=MotoRequestHandler)
