@@ -88,6 +88,14 @@ class RackRepair(Construct):
             conditions=alarms_of_this_account()))
         self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True,
                                display_name=f"rackform {spec_name}/{rack} repairs")
+        # Its own topic policy (enforce_ssl writes one) replaces SNS's default, which let the account's principals,
+        # CloudWatch acting for its alarms among them, publish; without this statement an alarm's notification is
+        # refused ("not authorized to perform: SNS:Publish ... because no resource-based policy allows",
+        # https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger). The role of the repair
+        # function publishes by its own policy (below).
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(CLOUDWATCH)], actions=["sns:Publish"], resources=[self.topic.topic_arn],
+            conditions=alarms_of_this_account()))
         if healing.email:
             self.topic.add_subscription(subscriptions.EmailSubscription(healing.email))
 

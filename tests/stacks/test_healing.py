@@ -150,6 +150,23 @@ def test_cloudwatch_may_use_the_topic_key_for_this_accounts_alarms_only(demo_syn
         assert cloudwatch["Condition"] == ALARMS_OF_THIS_ACCOUNT, rack.name
 
 
+def test_the_racks_alarms_may_publish_to_its_tls_only_topic(demo_synth: Synth) -> None:
+    """A topic policy of rackform's own replaces SNS's default one, under which the account's alarms could publish:
+    it must allow CloudWatch, for this account's alarms only, beside the refusal of plain HTTP."""
+    for rack in demo_synth.plan.racks:
+        raw = rack_template(demo_synth, rack.name)
+        [topic] = resources(raw, "AWS::SNS::Topic")
+        [policy] = resources(raw, "AWS::SNS::TopicPolicy").values()
+        assert policy["Properties"]["Topics"] == [{"Ref": topic}]
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        [tls] = [s for s in statements if s["Effect"] == "Deny"]
+        assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        [alarms] = [s for s in statements if s["Effect"] == "Allow"]
+        assert (alarms["Principal"], alarms["Action"], alarms["Resource"]) == (
+            {"Service": "cloudwatch.amazonaws.com"}, "sns:Publish", {"Ref": topic})
+        assert alarms["Condition"] == ALARMS_OF_THIS_ACCOUNT, rack.name
+
+
 def test_the_demo_gpu_rack_is_emailed_and_checked_when_idle(demo_synth: Synth) -> None:
     raw = rack_template(demo_synth, "gpu")
     [subscription] = resources(raw, "AWS::SNS::Subscription").values()
