@@ -25,10 +25,21 @@ TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 # From the record model itself: a field added to ResultRecord is a column the next deploy adds.
 COLUMNS: tuple[tuple[str, str], ...] = table_columns(ResultRecord)
+# The table's name comes from its partition keys, so that a change of keys replaces the table. CloudFormation changes
+# PartitionKeys in place (TableInput: no interruption, a Glue UpdateTable;
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-glue-table-tableinput.html),
+# which would keep the partitions registered under the old keys: Glue holds a partition's values by position and
+# cannot change them (UpdatePartition: delete and recreate it,
+# https://docs.aws.amazon.com/glue/latest/webapi/API_UpdatePartition.html), and Athena refuses a query whose partitions
+# no longer match the table (https://docs.aws.amazon.com/athena/latest/ug/updates-and-partitions.html). A new Name is
+# a replacement: CloudFormation creates the new table, then deletes the old one, whose partitions Glue deletes with it
+# (https://docs.aws.amazon.com/glue/latest/webapi/API_DeleteTable.html). Readers take the name from the storage
+# stack's ResultsTableName output.
+TABLE_NAME = "_".join(("results_by", *PARTITION_KEYS))
 
 
 class ResultsTable(Construct):
-    """Glue database `database_name` with table `results`, partitioned by PARTITION_KEYS. `ignore.malformed.json`
+    """Glue database `database_name` with table TABLE_NAME, partitioned by PARTITION_KEYS. `ignore.malformed.json`
     turns a line that is no JSON (a damaged object) into an all-null row instead of failing every query, so filter on
     a non-null column (status).
 
@@ -36,7 +47,7 @@ class ResultsTable(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, bucket: s3.IBucket, database_name: str,
-                 table_name: str = "results") -> None:
+                 table_name: str = TABLE_NAME) -> None:
         super().__init__(scope, id)
         account = Stack.of(self).account
         self.database = glue.CfnDatabase(

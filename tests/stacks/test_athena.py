@@ -41,7 +41,7 @@ def test_glue_table_columns_match_the_result_record(storage):
     p = table["Properties"]
     assert p["DatabaseName"] == "demo_storage"
     ti = p["TableInput"]
-    assert ti["Name"] == "results" and ti["TableType"] == "EXTERNAL_TABLE"
+    assert ti["TableType"] == "EXTERNAL_TABLE"
     assert [k["Name"] for k in ti["PartitionKeys"]] == PARTITIONS
     assert {k["Type"] for k in ti["PartitionKeys"]} == {"string"}
     columns = {c["Name"]: c["Type"] for c in ti["StorageDescriptor"]["Columns"]}
@@ -69,4 +69,13 @@ def test_glue_table_reads_json_under_the_results_prefix_without_projection(stora
     assert {"Ref": bucket_id} in sd["Location"]["Fn::Join"][1]
     # no projection: an injected run id would make every query name its runs with = or IN
     assert ti["Parameters"] == {"classification": "json"}
-    assert t["Outputs"]["ResultsTableName"]["Value"] == "demo_storage.results"
+    assert t["Outputs"]["ResultsTableName"]["Value"] == "demo_storage.results_by_run_id_benchmark"
+
+
+def test_a_change_of_partition_keys_replaces_the_table(storage):
+    """CloudFormation would change PartitionKeys in place and leave partitions registered under the old keys; the
+    table's name, whose change is a replacement, is made of its keys, in order."""
+    _, t = storage
+    _, table = only(t, "AWS::Glue::Table")
+    ti = table["Properties"]["TableInput"]
+    assert ti["Name"] == "_".join(["results_by", *[k["Name"] for k in ti["PartitionKeys"]]])
