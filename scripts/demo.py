@@ -200,9 +200,9 @@ def saturate(aws: EmbeddedAWS, plan: Plan, tier: str, history: int = 5) -> str:
 def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec: str, env: dict[str, str],
                      logs: Path, rack: str = "graviton", group: str = "cpu", nodes: int = 4,
                      announce: Callable[[str], None] = print) -> str:
-    """Rack acceptance rehearsed on `nodes` local node processes of one node group, one of them slowed for real (a
-    competing CPU load pinned beside it: rackform.jobs.local.SlowNode); `rackform accept` then judges the records
-    and must name it. Returns the run id."""
+    """Rack acceptance rehearsed on `nodes` local node processes of one node group, one of them slowed for real (to
+    a tenth of one CPU: rackform.jobs.local.SlowNode); `rackform accept` then judges the records and must name it.
+    Returns the run id."""
     import random
 
     from rackform.cli.accept import submit_group

@@ -42,6 +42,7 @@ from .assembly import TemplateRoles, read_assembly
 from .heal import BrokenNode, LocalRepair, after_attempt
 from .jobdefs import WORKLOAD_ROLE_TAG, job_definitions
 from .moto_listing import versions_listed_per_page
+from .throttle import CpuQuota
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -308,16 +309,18 @@ def node_environment(base: dict[str, str], job: JobEnvironment, *, job_id: str, 
 
 @dataclass(frozen=True)
 class SlowNode:
-    """A node of one job that the rehearsal slows for real: a competing CPU load pinned beside it. The node, at
-    `nice`, shares one CPU (the last) with `load` busy processes at the normal priority, so it computes, answers and
-    moves data at about a tenth of that CPU (nice 10 weighs 110 against 1024 for each busy process, the kernel's
-    sched_prio_to_weight) whatever else the machine runs, while the scheduler gives the other nodes the rest.
-    Stopping and continuing it instead (SIGSTOP/SIGCONT, as cpulimit does) fails fi_pingpong: a socket read with a
-    timeout returns EINTR after a stop (signal(7)). The others are not pinned: two nodes of a fabric pair busy-poll,
-    and on one CPU each would wait for the other's time slice."""
+    """A node of one job that the rehearsal slows for real, to `share` of one CPU: a cgroup's CPU quota where this
+    machine lets the executor make one (rackform/jobs/throttle.py), which costs nothing; elsewhere a competing CPU
+    load pinned beside it. The node, at `nice`, then shares one CPU (the last) with `load` busy processes at the
+    normal priority, so it runs at about a tenth of that CPU (nice 10 weighs 110 against 1024 for each busy process,
+    the kernel's sched_prio_to_weight), and the busy processes burn the rest of that CPU for the whole job. Either
+    way it computes, answers and moves data at about a tenth of a CPU whatever else the machine runs, while the
+    scheduler gives the other nodes the rest. The others are not pinned: two nodes of a fabric pair busy-poll, and
+    on one CPU each would wait for the other's time slice."""
 
     job_name: str
     index: int
+    share: float = 0.1
     load: int = 1
     nice: int = 10
 
@@ -334,6 +337,38 @@ def pin_beside(pid: int, slow: SlowNode) -> list[subprocess.Popen[bytes]]:
     for p in busy:
         os.sched_setaffinity(p.pid, {cpu})
     return busy
+
+
+@dataclass(frozen=True)
+class Slowed:
+    """A process slowed by `slow_down`, and how (the rehearsal's `injected: slow node` line says it)."""
+
+    how: str
+    quota: CpuQuota | None = None
+    busy: tuple[subprocess.Popen[bytes], ...] = ()
+
+    def release(self) -> None:
+        """End the busy processes, remove the quota's cgroup (once the slowed process has ended)."""
+        for p in self.busy:
+            p.kill()
+            p.wait()
+        if self.quota is not None:
+            self.quota.remove()
+
+
+def slow_down(pid: int, slow: SlowNode) -> Slowed:
+    """Slow the process `pid` (and what it starts) to about `slow.share` of one CPU: by a CPU quota, else beside a
+    busy process."""
+    quota = CpuQuota.make(f"rackform-slow-{pid}", slow.share)
+    if quota is not None:
+        try:
+            quota.add(pid)
+            return Slowed(f"held to {slow.share:.0%} of one CPU by a cgroup CPU quota", quota=quota)
+        except OSError:  # v2 also asks for write access where the process comes from: the busy process instead
+            quota.remove()
+    busy = pin_beside(pid, slow)
+    return Slowed(f"at nice {slow.nice}, pinned to one CPU beside {slow.load} busy process{'es' * (slow.load > 1)}",
+                  busy=tuple(busy))
 
 
 @dataclass(frozen=True)
@@ -461,7 +496,7 @@ def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, cpus: list[i
     work = Path(tempfile.mkdtemp(prefix=f"rackform-{m.benchmark}-"))
     started = time.monotonic()
     procs = []
-    busy: list[subprocess.Popen[bytes]] = []
+    slowed: Slowed | None = None
     job = local.job
     if slow is not None and slow.job_name == m.job_name:
         job = local.job.with_(local_collective=False)
@@ -481,9 +516,8 @@ def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, cpus: list[i
             with contextlib.suppress(ProcessLookupError):  # a node that has already ended needs no CPU
                 os.sched_setaffinity(proc.pid, {cpus[index]})
         if slow is not None and (slow.job_name, slow.index) == (m.job_name, index):
-            busy = pin_beside(proc.pid, slow)
-            say(f"injected: slow node {m.rack}/{m.node_group} node {index} (at nice {slow.nice}, pinned to "
-                f"one CPU beside {slow.load} busy process{'es' * (slow.load > 1)})")
+            slowed = slow_down(proc.pid, slow)
+            say(f"injected: slow node {m.rack}/{m.node_group} node {index} ({slowed.how})")
         if index == 0:
             time.sleep(0.5)  # the main node starts first, as in Batch
     codes = []
@@ -496,9 +530,8 @@ def _run_nodes(local: LocalJob, *, log_dir: Path, timeout_s: float, cpus: list[i
                 codes.append(proc.wait())
             log.close()
     finally:
-        for p in busy:
-            p.kill()
-            p.wait()
+        if slowed is not None:
+            slowed.release()
     say(f"      exit {max(codes)} in {time.monotonic() - started:.1f} s")
     return codes
 
