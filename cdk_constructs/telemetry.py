@@ -158,9 +158,13 @@ class RackTelemetry(Construct):
             spec_name, rack, stuck_runnable_minutes, topic)
 
     def _stuck_runnable(self, spec_name: str, rack: str, minutes: int, topic: sns.ITopic) -> cloudwatch.Alarm:
-        """A job of the rack's queues has waited RUNNABLE `minutes` or more. No data is not breaching: the function
-        puts a figure (0 for an empty queue) every interval, so a gap means it did not run, which its own errors
-        alarm reports; a breaching gap would page on every function outage as if jobs were stuck."""
+        """A job of the rack's queues has waited RUNNABLE `minutes` or more, judged on one period, the function's
+        interval. A period the schedule's drift leaves empty is judged by the figure before it: the alarm reads the
+        latest figures of its evaluation range, longer than its one period, and fills nothing while the range holds
+        one (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html). A range
+        with no figure is not breaching: the function puts one (0 for an empty queue) every interval, so such a gap
+        means it did not run, which its own errors alarm reports; a breaching gap would page on every function outage
+        as if jobs were stuck."""
         return alarm_on_any(
             self, "StuckRunnable", metric=self.queue_depth.oldest_runnable, topic=topic, threshold=minutes * 60,
             description=f"rackform {spec_name}/{rack}: a job has waited RUNNABLE {minutes} minutes or more: no node "
