@@ -41,6 +41,7 @@ from rackform.reference.prices import PRICES_PATH, PriceBook  # noqa: E402
 from rackform.reference.refresh import (  # noqa: E402
     SKYPILOT_LABEL,
     ec2_region_block,
+    listed_in_skypilot_csv,
     on_demand_from_skypilot_csv,
     skypilot_region_block,
     spot_from_skypilot_csv,
@@ -123,12 +124,12 @@ def _stack(firsts: dict[str, Any], seeds: dict[str, list[Any]], region: str, blo
 
 
 def _seed_blocks(args: argparse.Namespace, catalog: Catalog, priced: Mapping[str, Mapping[str, object]], *,
-                 source: str, stale: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+                 source: str, stale: Mapping[str, str], listed: Mapping[str, set[str]]) -> dict[str, dict[str, Any]]:
     """Region -> its block from the file's prices (`priced`, on-demand or Spot): each Region asked for (--regions,
     else every one the file prices) that the file and the catalog both price, for the types wanted there."""
     return {region: skypilot_region_block(priced[region], region,
                                           args.instance_types or sorted(catalog.offerings[region]), source=source,
-                                          as_of=args.as_of, stale=stale)
+                                          as_of=args.as_of, stale=stale, listed=listed.get(region, set()))
             for region in sorted(r for r in args.regions or priced if r in priced and r in catalog.offerings)}
 
 
@@ -140,6 +141,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     try:
         text = args.from_skypilot_csv.read_text()
         by_region, spot_by_region = on_demand_from_skypilot_csv(text), spot_from_skypilot_csv(text)
+        listed = listed_in_skypilot_csv(text)
     except (OSError, ValueError) as e:
         print(f"error: {args.from_skypilot_csv}: {e}", file=sys.stderr)
         return 2
@@ -159,7 +161,7 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     stale = stale_families(by_region, primary)
     for family, why in stale.items():
         print(f"{family}: left unknown, {why}")
-    for region, block in _seed_blocks(args, catalog, by_region, source=source, stale=stale).items():
+    for region, block in _seed_blocks(args, catalog, by_region, source=source, stale=stale, listed=listed).items():
         # The primary source is never overwritten: beside a Price List block the seed only fills what it lacks.
         _stack(blocks, seeds, region, block, origin)
         print(f"{region}: {len(block['prices'])} prices, {len(block['notes'])} types without one"
@@ -174,7 +176,8 @@ def _from_skypilot(args: argparse.Namespace, catalog: Catalog, data: dict[str, A
     spot_source = f"{origin} (column SpotPrice: Linux Spot USD/hour per AZ ID, as the file recorded it){note}"
     spot = data.setdefault("ec2_spot", {"unit": SPOT_UNIT, "regions": {}})
     spot_blocks, spot_seeds = spot["regions"], spot.setdefault("seed_regions", {})
-    for region, block in _seed_blocks(args, catalog, spot_by_region, source=spot_source, stale=stale).items():
+    for region, block in _seed_blocks(args, catalog, spot_by_region, source=spot_source, stale=stale,
+                                      listed=listed).items():
         _stack(spot_blocks, spot_seeds, region, block, origin)
         print(f"{region}: Spot prices for {len(block['prices'])} types, {len(block['notes'])} without")
     spot["regions"], spot["seed_regions"] = dict(sorted(spot_blocks.items())), dict(sorted(spot_seeds.items()))

@@ -319,18 +319,35 @@ def stale_families(seed: Mapping[str, Mapping[str, float]],
 _Price = TypeVar("_Price")
 
 
+def listed_in_skypilot_csv(text: str) -> dict[str, set[str]]:
+    """Region -> the instance types the vms.csv has a row for in one of the Region's AZs, priced or not (read after
+    on_demand_from_skypilot_csv has checked the file)."""
+    out: dict[str, set[str]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        if not LOCAL_ZONE_ID.fullmatch(row.get("AvailabilityZone") or ""):
+            out.setdefault(row["Region"], set()).add(row["InstanceType"])
+    return out
+
+
 def skypilot_region_block(prices: Mapping[str, _Price], region: str, instance_types: Iterable[str], *, source: str,
-                          as_of: str, stale: Mapping[str, str]) -> dict[str, Any]:
+                          as_of: str, stale: Mapping[str, str], listed: Iterable[str] = ()) -> dict[str, Any]:
     """The snapshot's block for one Region from `on_demand_from_skypilot_csv`'s prices of that Region (or
     `spot_from_skypilot_csv`'s, AZ ID -> price per type): the wanted types the CSV prices, less those of a family
-    `stale_families` condemns, which get a note saying why. A type the CSV lacks gets no note (the lookups say it is
-    not in the snapshot): one per type and Region would multiply the file's size for nothing."""
+    `stale_families` condemns, which get a note saying why. A type the CSV lists in the Region without a price
+    (`listed`: listed_in_skypilot_csv's) gets a note too, so that no older seed behind this block prices what this
+    newer copy of the Price List has no rate for. A type the CSV lacks gets no note (the lookups say it is not in the
+    snapshot): one per type and Region would multiply the file's size for nothing."""
     block: dict[str, Any] = {"source": source, "as_of": as_of, "label": SKYPILOT_LABEL, "prices": {}, "notes": {}}
+    listed = set(listed)
+    snapshot = f"the {SKYPILOT_LABEL} snapshot ({as_of})"
     for t in sorted(set(instance_types)):
         if (why := stale.get(t.split(".", 1)[0])) is not None and t in prices:
             block["notes"][t] = f"unknown in {region}: {why}"
         elif t in prices:
             block["prices"][t] = prices[t]
+        elif t in listed:
+            block["notes"][t] = (f"unknown in {region}: {snapshot} lists {t} there without a price "
+                                 "(an older seed's rate is not used)")
     return block
 
 

@@ -306,6 +306,10 @@ def test_shipped_snapshot_fills_the_price_lists_gaps_from_the_seed():
     # Types only the newer seed lists, in the Regions it lists them.
     assert on_demand(book, "us-west-2", "p6-b300.48xlarge") == Quote(142.416, "skypilot-catalog after 2025-06")
     assert on_demand(book, "us-east-2", "p5.4xlarge") == Quote(6.88, "skypilot-catalog after 2025-06")
+    # The newer seed lists trn2.48xlarge in us-east-2 without an On-Demand rate: the older seed's 85.964 is not used.
+    assert on_demand(book, "us-east-2", "trn2.48xlarge") is None
+    assert book.ec2_on_demand.seed_regions["us-east-2"][-1].prices["trn2.48xlarge"] == 85.964
+    assert "lists trn2.48xlarge there without a price" in on_demand_gap(book, "us-east-2", "trn2.48xlarge")
 
 
 def test_skypilot_csv_gives_spot_prices_per_az_id():
@@ -428,7 +432,8 @@ def test_refresh_from_skypilot_stacks_a_newer_extract_over_the_older_seed(tmp_pa
     # replaces its own blocks where they stand instead of moving them in front.
     older, newer, out = tmp_path / "v7.csv", tmp_path / "v8.csv", tmp_path / "prices.json"
     older.write_text(SEED)
-    newer.write_text(_HEADER + f"p5.48xlarge,H100,8.0,192.0,2048.0,{_P5_INFO},55.04,15.06,us-east-2,use2-az1\n")
+    newer.write_text(_HEADER + f"p5.48xlarge,H100,8.0,192.0,2048.0,{_P5_INFO},55.04,15.06,us-east-2,use2-az1\n"
+                     "c7gn.16xlarge,,,64.0,128.0,,,,us-east-2,use2-az1\n")
     script, sky = load_script("refresh_prices"), "skypilot-catalog"
     old_args = ["--from-skypilot-csv", str(older), "--commit", "c7", "--as-of", "2025-01-01", "--regions", "us-east-2"]
     new_args = ["--from-skypilot-csv", str(newer), "--commit", "c8", "--as-of", "2025-09-01", "--regions", "us-east-2",
@@ -446,6 +451,13 @@ def test_refresh_from_skypilot_stacks_a_newer_extract_over_the_older_seed(tmp_pa
     # The newer file lists P5 in use2-az1 only: another AZ's Spot price is unknown, never the older file's.
     assert spot(book, "us-east-2", "use2-az2", "p5.48xlarge") is None
     assert "only use2-az1" in spot_gap(book, "us-east-2", "use2-az2", "p5.48xlarge")
+    # The newer file lists c7gn.16xlarge there without a price: unknown, not the older file's 3.9936.
+    c7gn = ("us-east-2", "c7gn.16xlarge")
+    for quote, gap in ((on_demand(book, *c7gn), on_demand_gap(book, *c7gn)),
+                       (spot(book, "us-east-2", "use2-az1", "c7gn.16xlarge"),
+                        spot_gap(book, "us-east-2", "use2-az1", "c7gn.16xlarge"))):
+        assert quote is None and gap == ("unknown in us-east-2: the skypilot-catalog snapshot (2025-09-01) lists "
+                                         "c7gn.16xlarge there without a price (an older seed's rate is not used)")
 
 
 def test_refresh_from_skypilot_refuses_a_region_it_cannot_price_and_writes_nothing(tmp_path, capsys):
