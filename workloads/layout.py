@@ -58,6 +58,17 @@ def record_key(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
     return f"{records_prefix(run_id, benchmark)}{rack}/{node_group}/record.json"
 
 
+# A run folder's objects packed into one object in that folder (workloads/pack.py): the records' in the records
+# folder but in no benchmark's partition, so Athena never reads it, and named with "_", which Athena skips as well.
+PACK_OBJECT = re.compile(r"_pack-(\d{9})\.gz")
+
+
+def pack_key(folder: str, objects: int) -> str:
+    """The pack of `objects` of the objects under `folder` (a run's records_prefix or jobs_prefix); zero-padded, so
+    the listing order is the count's."""
+    return f"{folder}_pack-{objects:09d}.gz"
+
+
 def legacy_record_key(run_id: str, rack: str, node_group: str, benchmark: str) -> str:
     """Where runs written before the records had a folder of their own keep theirs: beside the job's node logs. The
     store still reads them; the Athena table does not (docs/results.md says how to move them)."""

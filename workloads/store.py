@@ -6,7 +6,9 @@ results/<run_id>/_jobs/<job name>.json for each submitted job. Nothing is ever o
 If-None-Match: *, so a retried or duplicated write cannot replace what landed first.
 
 Reading back, every kind of object (KINDS) goes through one reader (`read`, `read_one`): its size from the listing
-against the kind's limit, its one version, its SHA-256, its schema, its key. What fails is a named BadObject.
+against the kind's limit, its one version, its SHA-256, its schema, its key. What fails is a named BadObject. A
+run's records may also come from its records pack (workloads/pack.py), record by record only where the pack's bytes
+are those of the one version listed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import json
 import re
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +36,7 @@ from .layout import (
     ACCEPT_SCHEDULE,
     HEALTH_OBJECT,
     NOT_RUN_FOLDERS,
+    PACK_OBJECT,
     RECORDS_FOLDER,
     REPAIR_OBJECT,
     REPAIR_STAMP,
@@ -49,7 +53,9 @@ from .layout import (
     claim_key,
     health_key,
     job_prefix,
+    jobs_prefix,
     legacy_record_key,
+    pack_key,
     placement_key,
     record_key,
     records_prefix,
@@ -63,6 +69,7 @@ from .layout import (
     RESULTS_PREFIX as PREFIX,
 )
 from .objects import Claim, Placement, RepairRecord, RunSummary
+from .pack import PACK_AT, PACK_LIMIT, PackError, PackReader, PackWriter
 from .results import AcceptRecord, CertificateHead, FabricSchedule, HealthRecord, ResultRecord
 
 if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
@@ -75,6 +82,9 @@ M = TypeVar("M", bound=BaseModel)
 Document = dict[str, Any]
 # What a reader believes: the records as models, the operator-side objects as their documents.
 Verified = ResultRecord | HealthRecord | AcceptRecord | FabricSchedule | RepairRecord | RunSummary | Document
+# What the run's reader yields: (key, kind, value, the bytes it was made of, whether they came from a records pack).
+_Read = tuple[str, str, Verified, bytes, bool]
+PACK = "pack"  # a BadObject's `what` for a folder's pack (workloads/pack.py)
 
 
 class Found(TypedDict, total=False):
@@ -124,6 +134,7 @@ class ResultStore:
         self._problems: dict[str, BadObject] = {}  # objects reads left out, by key: see `problems`
         self._kept: dict[tuple[str, str, int], Verified] | None = None  # see `keep`
         self._earliest: dict[str, dt.datetime] = {}  # the first LastModified each listing saw, by prefix
+        self._etags: dict[tuple[str, str], str] = {}  # (key, version id) -> ETag, from the listings
 
     def put_once(self, key: str, body: bytes, content_type: str) -> bool:
         """Write `body` at `key` unless something is there. True if this call wrote it.
@@ -226,8 +237,8 @@ class ResultStore:
         return [name for name in names if name not in NOT_RUN_FOLDERS]
 
     def count(self, prefix: str) -> int:
-        """How many objects are under `prefix` (a listing: one request per 1,000)."""
-        return sum(1 for _ in self.keys(prefix))
+        """How many objects are under `prefix`, packs aside (a listing: one request per 1,000)."""
+        return sum(not PACK_OBJECT.fullmatch(key.rsplit("/", 1)[-1]) for key in self.keys(prefix))
 
     def first_written(self, run_id: str) -> dt.datetime | None:
         """When the run's first object was written, as S3 lists it: from this store's last listing of the whole
@@ -293,9 +304,10 @@ class ResultStore:
         Listed from the run's records folder alone: a quarter of a benchmark run's objects (its job markers, health
         records and node logs are elsewhere). A run with nothing there was written before records had a folder of
         their own, and is listed whole (its records lie beside the node logs); a run's jobs all write one layout,
-        the one of the job definition they were submitted with."""
+        the one of the job definition they were submitted with. Records come from the folder's pack where it holds
+        them (`_read_listed`)."""
         listed = self._versions(records_prefix(run_id)) or self._versions(run_prefix(run_id))
-        for _, record in self._read_listed(run_id, listed, ("record",)):
+        for _, _, record in self._read_listed(run_id, listed, ("record",)):
             yield cast(ResultRecord, record)
 
     def keep(self) -> None:
@@ -308,46 +320,64 @@ class ResultStore:
         """(kind, verified object) for each object of `kinds` under the run's prefix (or `within`), in key order, from
         one listing; up to READERS GETs in flight at once and at most 2 x READERS bodies held ahead of the caller.
         Objects that cannot be believed are left out and kept in `self.problems`."""
-        yield from self._read_listed(run_id, self._versions(within or run_prefix(run_id)), kinds)
+        for _, what, value in self._read_listed(run_id, self._versions(within or run_prefix(run_id)), kinds):
+            yield what, value
 
     def _read_listed(self, run_id: str, listed: list[tuple[str, list[tuple[str, int]], bool]],
-                     kinds: tuple[str, ...]) -> Iterator[tuple[str, Verified]]:
-        """stream_read's reading, of the objects of `kinds` among those `listed` under the run's prefix."""
+                     kinds: tuple[str, ...]) -> Iterator[tuple[str, str, Verified]]:
+        """stream_read's reading, of the objects of `kinds` among those `listed` under the run's prefix: (key, kind,
+        value). Records and job markers come from their folder's pack where it holds the listed version's bytes
+        (workloads/pack.py); a reading that GETs at least PACK_AT of them, and at least as many as the pack holds,
+        all believed, writes the folder's next pack (a reader who may not write still reads)."""
         prefix = run_prefix(run_id)
         wanted = [(key, versions, deleted, what) for key, versions, deleted in listed
                   if (what := _kind(prefix, key)) in kinds]
         if not wanted:
             return
+        packs = {what: _Packing(self, run_id, listed, wanted, what, folder(run_id), keep=self._kept is not None)
+                 for what, folder in PACKED.items() if what in kinds}
         # boto3 clients are thread-safe (resources are not): the threads share self.s3 and only GET and verify;
-        # the problems are recorded here, in the caller's thread.
+        # the problems are recorded here, in the caller's thread, as are the packs' reading and making (key order).
         with ThreadPoolExecutor(READERS, thread_name_prefix="rackform-read") as pool:
-            ahead: deque[tuple[str, str, Future[Verified]]] = deque()
+            ahead: deque[tuple[str, str, Future[tuple[Verified, bytes, bool]]]] = deque()
             for key, versions, deleted, what in wanted:
-                ahead.append((key, what, pool.submit(self._verified_kept, key, versions, deleted, run_id, what)))
+                packing = packs.get(what)
+                if packing is not None and (body := packing.take(key, versions, deleted)) is not None:
+                    ahead.append((key, what, pool.submit(self._unpacked, key, what, body, run_id)))
+                else:
+                    ahead.append((key, what, pool.submit(self._verified_kept, key, versions, deleted, run_id, what)))
                 if len(ahead) >= 2 * READERS:
-                    if (got := self._settled(*ahead.popleft())) is not None:
+                    if (got := self._settled(packs, *ahead.popleft())) is not None:
                         yield got
             while ahead:
-                if (got := self._settled(*ahead.popleft())) is not None:
+                if (got := self._settled(packs, *ahead.popleft())) is not None:
                     yield got
+        for packing in packs.values():
+            packing.close()
 
-    def _settled(self, key: str, what: str, future: Future[Verified]) -> tuple[str, Verified] | None:
+    def _settled(self, packs: dict[str, _Packing], key: str, what: str,
+                 future: Future[tuple[Verified, bytes, bool]]) -> tuple[str, str, Verified] | None:
         try:
-            value = future.result()
+            value, body, packed = future.result()
         except _Bad as e:
             self._refuse(key, what, e.kind, e.why)
             return None
         self._problems.pop(key, None)
-        return what, value
+        if (packing := packs.get(what)) is not None:
+            packing.add(key, body, packed)
+        return key, what, value
 
     def _verified_kept(self, key: str, versions: list[tuple[str, int]], deleted: bool, run_id: str,
-                       what: str) -> Verified:
+                       what: str) -> tuple[Verified, bytes, bool]:
         if self._kept is None or deleted or len(versions) != 1:
-            return self._verified(key, versions, deleted, run_id, what)
+            return *self._fetched(key, versions, deleted, run_id, what), False
         seen = (key, *versions[0])
         if (value := self._kept.get(seen)) is None:
             value = self._kept[seen] = self._verified(key, versions, deleted, run_id, what)
-        return value
+        return value, b"", False  # only a records pack needs the bytes, and it is made without `keep`
+
+    def _unpacked(self, key: str, what: str, body: bytes, run_id: str) -> tuple[Verified, bytes, bool]:
+        return KINDS[what].believe(key, body, run_id), body, True
 
     def read_one(self, key: str) -> Verified | None:
         """The verified object at `key` (its kind taken from the key), None when there is none. One that cannot be
@@ -416,6 +446,7 @@ class ResultStore:
         for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
             for v in page.get("Versions", []):
                 versions.setdefault(v["Key"], []).append((v["VersionId"], v.get("Size", 0)))
+                self._etags[(v["Key"], v["VersionId"])] = v.get("ETag", "")
                 if (at := v.get("LastModified")) is not None and at < self._earliest.get(prefix, at + _SECOND):
                     self._earliest[prefix] = at
             for d in page.get("DeleteMarkers", []):
@@ -450,6 +481,10 @@ class ResultStore:
 
     def _verified(self, key: str, versions: list[tuple[str, int]], deleted: bool, run_id: str,
                   what: str) -> Verified:
+        return self._fetched(key, versions, deleted, run_id, what)[0]
+
+    def _fetched(self, key: str, versions: list[tuple[str, int]], deleted: bool, run_id: str,
+                 what: str) -> tuple[Verified, bytes]:
         version, size = _one_version(versions, deleted)
         kind = KINDS[what]
         # From the listing's size, before any GET: a forged object of any size costs a listing entry, no memory.
@@ -460,7 +495,91 @@ class ResultStore:
             body = self.verified_body(key, None if version == "null" else version, kind.limit)
         except Tampered as e:
             raise _Bad("tampered", str(e)) from None
-        return kind.believe(key, body, run_id)
+        return kind.believe(key, body, run_id), body
+
+
+# The kinds read from their folder's pack (workloads/pack.py), by the run folder each lies in: the ones a run has
+# thousands of, each in a folder of its own.
+PACKED: dict[str, Callable[[str], str]] = {"record": records_prefix, "marker": jobs_prefix}
+_PACK_FAILS = (PackError, OSError, EOFError, zlib.error, FlexibleChecksumError)
+
+
+class _Packing:
+    """One folder's pack during one reading: the largest listed, read along the listing (`take`), and the next one,
+    made as the objects are believed (`add`) and written at `close` when this reading GOT enough of them."""
+
+    def __init__(self, store: ResultStore, run_id: str, listed: list[tuple[str, list[tuple[str, int]], bool]],
+                 wanted: list[tuple[str, list[tuple[str, int]], bool, str]], what: str, folder: str, *,
+                 keep: bool) -> None:
+        self.store, self.run_id, self.what, self.folder = store, run_id, what, folder
+        packs = [(key, versions, deleted) for key, versions, deleted in listed
+                 if key.startswith(folder) and PACK_OBJECT.fullmatch(key[len(folder):])]
+        self.old = self._open(*max(packs)) if packs else None
+        self.packed = self.old[1].records if self.old else 0
+        objects = sum(key.startswith(folder) for key, *_ in wanted)
+        # Made only when this reading can GET enough to be worth a new pack, and never by `status --wait`, which
+        # keeps what it read but not its bytes (`keep`).
+        self.new = PackWriter(run_id) if not keep and objects - self.packed >= max(PACK_AT, self.packed) else None
+        self.fetched = 0
+
+    def _open(self, key: str, versions: list[tuple[str, int]], deleted: bool) -> tuple[str, PackReader] | None:
+        try:
+            version, size = _one_version(versions, deleted)
+            if size > PACK_LIMIT:
+                raise _Bad("unreadable", f"{size:,} bytes; a pack is limited to {PACK_LIMIT:,} bytes (not read)")
+            count = int(PACK_OBJECT.fullmatch(key[len(self.folder):])[1])  # type: ignore[index]  # listed as one
+            got = self.store._get(key, None if version == "null" else version)
+            return key, PackReader(got["Body"], self.run_id, count, KINDS[self.what].limit, self.folder)
+        except _Bad as e:
+            self.store._refuse(key, PACK, e.kind, e.why)
+        except _PACK_FAILS as e:
+            self._bad(key, e)
+        return None
+
+    def take(self, key: str, versions: list[tuple[str, int]], deleted: bool) -> bytes | None:
+        """The pack's bytes for `key` when they are those of its one listed version; None (GET it) otherwise, and
+        for every key once the pack turns out not to be one rackform wrote."""
+        if self.old is None or not key.startswith(self.folder):
+            return None
+        try:
+            return self.old[1].take(key, None if deleted or len(versions) != 1 else
+                                    self.store._etags.get((key, versions[0][0])))
+        except _PACK_FAILS as e:
+            self._bad(self.old[0], e)
+            return None
+
+    def add(self, key: str, body: bytes, packed: bool) -> None:
+        self.fetched += not packed
+        if self.new is not None and key.startswith(self.folder):
+            self.new.add(key, body)
+
+    def close(self) -> None:
+        """Read the old pack to its end (botocore checks its SHA-256 there), name each object it holds that the
+        bucket no longer does, and write the next pack when it is worth it and nothing in the folder was refused."""
+        if self.old is not None:
+            key, reader = self.old
+            try:
+                reader.finish()
+            except _PACK_FAILS as e:
+                self._bad(key, e)
+            for gone in reader.unlisted:
+                self.store._refuse(gone, self.what, "tampered",
+                                   f"gone: the pack {key} holds it and the bucket no longer does (rackform never "
+                                   "deletes results)")
+        if self.new is None or self.fetched < max(PACK_AT, self.packed) or \
+                any(key.startswith(self.folder) for key in self.store._problems):
+            return
+        try:
+            self.store.put_once(pack_key(self.folder, self.new.records), self.new.finish(), "application/gzip")
+        except AlreadyExists:
+            pass  # another reader packed the same objects first
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("AccessDenied", "AllAccessDisabled"):
+                raise
+
+    def _bad(self, key: str, e: Exception) -> None:
+        self.old = None
+        self.store._refuse(key, PACK, "tampered", f"not a pack rackform wrote: {e}")
 
 
 # --- what a reader makes of an object it cannot believe ----------------------------------------------------------
