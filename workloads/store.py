@@ -498,9 +498,9 @@ class ResultStore:
         return kind.believe(key, body, run_id), body
 
 
-# The kinds read from their folder's pack (workloads/pack.py), by the run folder each lies in: the ones a run has
-# thousands of, each in a folder of its own.
-PACKED: dict[str, Callable[[str], str]] = {"record": records_prefix, "marker": jobs_prefix}
+# The kinds read from a pack (workloads/pack.py), by the folder their pack lies in: the ones a run has one or more of
+# per job. Health records lie in the jobs' folders, so their pack is in the run's.
+PACKED: dict[str, Callable[[str], str]] = {"record": records_prefix, "marker": jobs_prefix, "health": run_prefix}
 _PACK_FAILS = (PackError, OSError, EOFError, zlib.error, FlexibleChecksumError)
 
 
@@ -516,7 +516,7 @@ class _Packing:
                  if key.startswith(folder) and PACK_OBJECT.fullmatch(key[len(folder):])]
         self.old = self._open(*max(packs)) if packs else None
         self.packed = self.old[1].records if self.old else 0
-        objects = sum(key.startswith(folder) for key, *_ in wanted)
+        objects = sum(w == what and key.startswith(folder) for key, _, _, w in wanted)
         # Made only when this reading can GET enough to be worth a new pack, and never by `status --wait`, which
         # keeps what it read but not its bytes (`keep`).
         self.new = PackWriter(run_id) if not keep and objects - self.packed >= max(PACK_AT, self.packed) else None

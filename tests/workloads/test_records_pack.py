@@ -224,3 +224,20 @@ def test_status_reading_packs_job_markers_and_records_and_then_reads_two_packs(s
     assert counted == Counter({"ListObjectVersions": 1, "GetObject": 2})
     assert len(first["marker"]) == len(first["record"]) == AT
     assert store.count(jobs_prefix("r1")) == AT
+
+
+def test_health_records_in_the_jobs_folders_are_packed_in_the_runs(store):
+    from workloads.results import HealthCheck, HealthRecord
+
+    for i in range(AT):
+        store.put_health(HealthRecord(run_id="r1", benchmark="cpu", rack=f"rack{i:03d}", node_group="head",
+                                      instance_type="m7g.xlarge", node_index=0, hostname=f"h{i}", checked_at=T0,
+                                      checks=(HealthCheck(name="cpu", status="passed", detail="ok"),)))
+    first = store.health("r1")
+    assert packs(store, "r1") == [] and \
+        [o["Key"] for o in store.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/r1/_pack-")["Contents"]] == \
+        [pack_key("results/r1/", AT)]
+    counted = calls(store)
+    assert store.health("r1") == first and len(first) == AT and store.problems == []
+    assert counted == Counter({"ListObjectVersions": 1, "GetObject": 1})
+    assert len(store.health("r1", job=("rack001", "head", "cpu"))) == 1  # a job's folder: no pack in its listing
