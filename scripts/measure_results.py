@@ -44,9 +44,11 @@ T0 = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 WRITERS = 8
 # What each command is run with; RUN is the measured run.
 # The first reading of a run of PACK_AT records or more packs them (workloads/pack.py): `report` is that first
-# reading, `report again` and `results` read the pack.
+# reading, `report again` and `results` read the records' pack; `health` packs the health records and `status` the
+# job markers, each on its first reading.
 COMMANDS = {"report": ["report", "RUN"], "report again": ["report", "RUN"], "results": ["results", "RUN"],
-            "health": ["health", "RUN"], "status": ["status", "RUN"], "runs": ["runs"]}
+            "health": ["health", "RUN"], "health again": ["health", "RUN"], "status": ["status", "RUN"],
+            "status again": ["status", "RUN"], "runs": ["runs"]}
 # A child process: the command, then its peak resident memory on stderr: VmHWM, its own high-water mark (Linux
 # keeps getrusage's ru_maxrss across fork and exec, so a child would inherit this process's, which holds moto).
 CHILD = ("import re, sys\nfrom rackform.cli import main\ncode = main(sys.argv[1:])\n"
@@ -145,9 +147,9 @@ def main() -> int:
                   f"{1.0:>9.1f}", flush=True)
             print(f"{n:>8} {'floor':>12} {least:>8.2f} {'':>7} {floor_cpu:>7.2f} {'':>7} {floor_requests:>9} {'':>4} "
                   f"{least / listing:>9.1f} {1.0:>7.1f}", flush=True)
-            if "runs" in commands:  # the runs written so far get their summaries: `runs` below is the warm one
-                command(env, ["runs"])
             for name, argv in commands.items():
+                if name == "runs":  # the runs written so far get their summaries: the `runs` measured is warm
+                    command(env, ["runs"])
                 seconds, cpu, aws_cpu, mb, requests, code = command(env, [run_id if a == "RUN" else a for a in argv])
                 print(f"{n:>8} {name:>12} {seconds:>8.2f} {cpu:>7.2f} {aws_cpu:>7.2f} {mb:>7.0f} {requests:>9} "
                       f"{code:>4} {seconds / listing:>9.1f} {seconds / least:>7.1f}", flush=True)

@@ -81,6 +81,24 @@ def test_reading_one_run_is_one_get_per_record_and_a_constant(store, capsys, n):
     assert code == 0 and counts == Counter({GET: n + 3, VERSIONS: 4})
 
 
+def test_a_run_read_once_is_then_read_from_its_packs(store, capsys, monkeypatch):
+    """From PACK_AT objects on, the first reading of a folder packs it (workloads/pack.py): afterwards `report`,
+    `results` and `status` cost their listings and one GET per pack, whatever the run holds."""
+    monkeypatch.setattr("workloads.store.PACK_AT", 4)
+    run(store, "cur", 6)
+    code, first = requests(capsys, "report", "cur")
+    assert code == 0 and first == Counter({GET: 6, VERSIONS: 3, "s3.PutObject": 1})  # the records' pack written
+    for argv in (["report", "cur"], ["results", "cur"], ["results", "cur", "--json"]):
+        code, counts = requests(capsys, *argv)
+        lists = 1 if "--json" in argv else 3
+        assert code == 0 and counts == Counter({GET: 1, VERSIONS: lists}), argv
+    code, status = requests(capsys, "status", "cur")
+    assert code == 0 and status[GET] == 6 + 1 and status["s3.PutObject"] == 1 + 1  # markers packed; a summary
+    code, status = requests(capsys, "status", "cur")
+    # the markers' and the records' packs, and the run's summary (the same: none written)
+    assert code == 0 and status[GET] == 1 + 1 + 1 and "s3.PutObject" not in status
+
+
 def test_records_and_workload_jobs_are_listed_from_their_folders_never_the_whole_run(store, capsys, monkeypatch):
     run(store, "cur", 2)
     listed: list[str] = []
