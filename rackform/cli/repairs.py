@@ -62,13 +62,23 @@ def rows(records: Sequence[RepairRecord]) -> list[list[str]]:
 HEADER = ["stopped (UTC)", "rack/node group", "action", "failure", "instance", "job #attempt", "why"]
 
 
+# Node groups whose repairs `status` lists one group at a time (each listing the group's repairs alone).
+GROUPS_LISTED_APART = 8
+
+
 def in_flight(store: ResultStore, groups: Sequence[tuple[str, str]], now: dt.datetime) -> list[RepairRecord]:
     """`rackform status`'s repairs: each node group's of the past hour, the repair function's budget window (while
     they count, the replacements may still be booting, and the group heals fewer more)."""
     from workloads.repair import WINDOW
 
-    return [r for rack, group in sorted(set(groups))
-            for r in recent(store, since=WINDOW, now=now, rack=rack, node_group=group)]
+    wanted = sorted(set(groups))
+    if len(wanted) > GROUPS_LISTED_APART:
+        # One listing of every rack's repairs instead of one per group: a repair record is written only when a
+        # node fails, so the bucket holds far fewer of them than a run spanning this many groups costs listings.
+        chosen = set(wanted)
+        return sorted((r for r in recent(store, since=WINDOW, now=now) if (r.rack, r.node_group) in chosen),
+                      key=lambda r: (r.rack, r.node_group, stopped(r)))
+    return [r for rack, group in wanted for r in recent(store, since=WINDOW, now=now, rack=rack, node_group=group)]
 
 
 def in_flight_line(r: RepairRecord) -> str:

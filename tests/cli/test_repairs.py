@@ -92,3 +92,26 @@ def test_records_older_than_the_window_are_not_even_read(demo_deployed: dict[str
     assert code == 0 and "no repairs in the past 1d" in out
     code, out, _ = run_cli(capsys, "repairs", "--since", "3d")
     assert code == 1 and "older-1.json" in out
+
+
+def test_status_lists_the_repairs_of_many_node_groups_in_one_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run over more node groups than GROUPS_LISTED_APART reads every rack's repairs from one listing: the same
+    repairs, in the same order, as a listing per group."""
+    from rackform.cli import repairs as cli_repairs
+    from tests.conftest import moto_aws, versioned_bucket
+    from workloads.store import ResultStore
+
+    with moto_aws(monkeypatch, "us-east-1"):
+        store = ResultStore("rackform-repairs-test", versioned_bucket("rackform-repairs-test"))
+        groups = [(f"rack{i}", "h100") for i in range(cli_repairs.GROUPS_LISTED_APART + 1)]
+        for i, (rack, group) in enumerate(groups):
+            write(store, rack=rack, group=group, job_id=f"job-{i}", ago=dt.timedelta(minutes=50 - i))
+        write(store, rack="elsewhere", group="h100", job_id="other", ago=dt.timedelta(minutes=5))
+        write(store, rack="rack0", group="h100", job_id="old", ago=dt.timedelta(hours=3))
+        listed: list[str] = []
+        real = ResultStore._versions
+        monkeypatch.setattr(ResultStore, "_versions", lambda self, prefix: listed.append(prefix) or real(self, prefix))
+        together = cli_repairs.in_flight(store, groups[::-1], NOW)
+        assert len(listed) == 1
+        apart = [r for g in sorted(groups) for r in cli_repairs.in_flight(store, [g], NOW)]
+        assert together == apart and [r.job_id for r in together] == [f"job-{i}" for i in range(len(groups))]
