@@ -18,8 +18,8 @@ NODE_TESTS: dict[str, tuple[str, ...]] = {
     "graviton": ("cpu", "gemm", "storage"),
     "cpu": ("cpu", "gemm", "storage"),
 }
-# The rehearsal: sysbench alone (two seconds, fixed); torch's GEMM costs a torch start per node, tens of seconds for
-# four local nodes on two cores, and the local nodes share one disk.
+# The rehearsal: sysbench alone (a fraction of a second of fixed work a node: workloads/benchmarks.py); torch's GEMM
+# costs a torch start per node, tens of seconds for four local nodes on two cores, and the local nodes share one disk.
 LOCAL_NODE_TESTS = ("cpu",)
 # The whole group's collective: nccl-tests and nccom-test over the launch's SSH, torch (gloo) on the CPU tiers.
 COLLECTIVE = {"gpu": "allreduce-nccl", "trainium": "allreduce-nccom", "graviton": "allreduce", "cpu": "allreduce"}

@@ -249,19 +249,30 @@ def _fsx_precheck(ctx: NodeContext) -> str | None:
     return None
 
 
+# sysbench stops at its time limit or at a number of events (memory: a total size), whichever comes first
+# (https://manpages.ubuntu.com/manpages/noble/en/man1/sysbench.1.html). On AWS each test runs 30 s. The rehearsal
+# stops each at a fixed amount of work, 0.16 s and 0.11 s of CPU on this project's machine, or at 1 s (its time limit
+# counts in whole seconds, and a second each was the least before): 6 s of sysbench in the demo's cpu job (both
+# tests, 3 repeats) and 8 s in the acceptance rehearsal (its four nodes, one after another) came down to about 1 s and
+# 3 s. The work ends a healthy node's run; the second ends that of a node slowed to a tenth of a CPU, which reports a
+# tenth of the rate as it did over a fixed time.
 def _sysbench(ctx: NodeContext) -> tuple[Step, ...]:
-    t = "1" if ctx.local else "30"
     threads = str(ctx.cpus)
+    cpu, memory = ((("--time=1", "--events=500"), ("--time=1", "--memory-total-size=4G")) if ctx.local else
+                   (("--time=30",), ("--time=30", "--memory-total-size=1024T")))
     return (
-        Step(("sysbench", "cpu", f"--threads={threads}", f"--time={t}", "run"), "sysbench-cpu"),
-        Step(("sysbench", "memory", f"--threads={threads}", f"--time={t}", "--memory-block-size=1M",
-              "--memory-total-size=1024T", "run"), "sysbench-memory"),
+        Step(("sysbench", "cpu", f"--threads={threads}", *cpu, "run"), "sysbench-cpu"),
+        Step(("sysbench", "memory", f"--threads={threads}", *memory, "--memory-block-size=1M", "run"),
+             "sysbench-memory"),
     )
 
 
 def _fabric(ctx: NodeContext) -> tuple[Step, ...]:
     provider = "efa" if ctx.efa and not ctx.local else "tcp"
-    iters = "100" if ctx.local else "10000"
+    # Locally 10 round trips a size, fi_pingpong's own default (`fi_pingpong -h`): over the tcp provider on loopback
+    # every size of the sweep stalls now and then for milliseconds, so 100 took 4 to 20 s a repeat on two shared
+    # cores (both nodes busy-polling, every other job held back) against 1 to 3 s for 10.
+    iters = "10" if ctx.local else "10000"
     argv = ("fi_pingpong", "-p", provider, "-e", "rdm", "-I", iters, "-S", "all")
     # The main node serves; the other node connects to it. Both print the same table. A port per repeat: the
     # client of the next repeat must not reach the server of the last one while it closes.

@@ -85,3 +85,21 @@ def test_the_runner_reads_a_torch_result_without_importing_torch() -> None:
             "print(parsed.ok, parsed.metrics[0].value, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "1.5", "False"]
+
+
+def test_local_sysbench_runs_a_fixed_amount_of_work_and_aws_a_fixed_time() -> None:
+    """sysbench's time limit counts in whole seconds; the rehearsal's runs also stop at a fixed number of events (a
+    total size for memory), a fraction of a second each, or at 1 s where that work takes longer; on AWS each test
+    runs 30 s."""
+    local = [s.argv for s in BENCHMARKS["cpu"].steps(NodeContext(tier="cpu", local=True, cpus=1))]
+    aws = [s.argv for s in BENCHMARKS["cpu"].steps(NodeContext(tier="cpu", cpus=64))]
+    assert [a[1] for a in local] == [a[1] for a in aws] == ["cpu", "memory"]
+    assert all("--time=1" in a for a in local) and "--events=500" in local[0] and "--memory-total-size=4G" in local[1]
+    assert all("--time=30" in a and "--threads=64" in a for a in aws) and "--memory-total-size=1024T" in aws[1]
+
+
+def test_the_local_fabric_pair_runs_fi_pingpongs_default_iterations_and_aws_ten_thousand() -> None:
+    local = BENCHMARKS["fabric"].steps(NodeContext(tier="cpu", local=True, num_nodes=2))[0].argv
+    aws = BENCHMARKS["fabric"].steps(NodeContext(tier="cpu", num_nodes=2, efa=True))[0].argv
+    assert local[local.index("-I") + 1] == "10" and aws[aws.index("-I") + 1] == "10000"
+    assert local[local.index("-S") + 1] == aws[aws.index("-S") + 1] == "all"  # the whole sweep of sizes, both
