@@ -372,13 +372,17 @@ def test_node_role_runs_ecs_and_ssm_and_only_jobs_write_results(demo_app):
         managed = json.dumps(node["Properties"]["ManagedPolicyArns"])
         assert "AmazonSSMManagedInstanceCore" not in managed  # it reads every SSM parameter of the account
         assert ":iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role" in managed
-        # Session Manager's own minimum and the CloudWatch agent's metrics in rackform's namespace; nothing on the
-        # host writes results (the job role does)
+        # Session Manager's own minimum, the CloudWatch agent's metrics in rackform's namespace and, where GPUs log
+        # XIDs, its lines to that log group alone; nothing on the host writes results (the job role does)
+        xid_logs = [{"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
+                     "Resource": {"Fn::GetAtt": [lid, "Arn"]}} for lid in demo_app.raw[rack.stack_name]["Resources"]
+                    if lid.startswith("TelemetryGpuXidLogs")]
+        assert len(xid_logs) == any(g.gpus_per_node for g in rack.node_groups)
         assert _statements_of(t, node_id) == [{"Action": list(SESSION_MANAGER_ACTIONS), "Effect": "Allow",
                                                "Resource": "*"},
                                               {"Action": "cloudwatch:PutMetricData", "Effect": "Allow",
                                                "Resource": "*", "Condition": {"StringEquals": {
-                                                   "cloudwatch:namespace": TELEMETRY_NAMESPACE}}}]
+                                                   "cloudwatch:namespace": TELEMETRY_NAMESPACE}}}, *xid_logs]
         t.resource_count_is("AWS::IAM::InstanceProfile", 1)
         # The benchmark containers' role: their own results, written and read back (write-once check, and a
         # multi-node job's main node reading its peers' health records at the versions it listed), nothing else.
