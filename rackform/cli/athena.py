@@ -63,7 +63,7 @@ def table_arg(text: str) -> str:
 
     if not TABLE.fullmatch(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not DATABASE.TABLE (letters, digits and underscores), e.g. "
-                                         "demo_storage.results")
+                                         "demo_storage.results_by_run_id_benchmark")
     return text
 
 
