@@ -317,19 +317,21 @@ def log_stream(job: Mapping[str, Any]) -> str | None:
 
 
 def run_state(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) -> list[JobState]:
-    found = store.read(run_id, "marker", "record", "accept")
-    subs = found["marker"]
-    records: dict[tuple[str, str, str], ResultRecord | AcceptRecord] = {
-        (r.rack, r.node_group, r.benchmark): r for r in found["record"]}
-    # An acceptance job writes no record.json: node 0's group record is its last write, and a single node's slot
-    # job (accept-<k>) ends with its node record (workloads/accept.py).
-    records.update({(a.rack, a.node_group, a.benchmark): a for a in found["accept"]
-                    if a.part == ("group" if a.benchmark == ACCEPT_JOB else "node")})
+    # Streamed, keeping of each record only its outcome: a run of 10,000 records held whole would be gigabytes.
+    subs: list[dict[str, Any]] = []
+    outcomes: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+    for _, value in store.stream_read(run_id, "marker", "record", "accept"):
+        if isinstance(value, dict):  # a job marker, as written
+            subs.append(value)
+        # An acceptance job writes no record.json: node 0's group record is its last write, and a single node's
+        # slot job (accept-<k>) ends with its node record (workloads/accept.py).
+        elif isinstance(value, ResultRecord) or (isinstance(value, AcceptRecord) and value.part == (
+                "group" if value.benchmark == ACCEPT_JOB else "node")):
+            outcomes[(value.rack, value.node_group, value.benchmark)] = (value.status, value.reason)
     batch = aws.describe_jobs(lookup, [s["job_id"] for s in subs]) if lookup is not None else {}
     states = []
     for s in subs:
-        rec = records.get((s["rack"], s["node_group"], s["benchmark"]))
+        status, reason = outcomes.get((s["rack"], s["node_group"], s["benchmark"]), (None, None))
         job = batch.get(s["job_id"], {})
-        states.append(JobState(s, job.get("status"), job.get("statusReason"), rec.status if rec else None,
-                               rec.reason if rec else None, log_stream(job)))
+        states.append(JobState(s, job.get("status"), job.get("statusReason"), status, reason, log_stream(job)))
     return states

@@ -169,7 +169,9 @@ def test_status_wait_gets_each_object_once_however_often_it_polls(store, capsys)
     assert counts[GET] == 3 + 1  # 3 markers and 1 record, each once (none is written over: write-once)
 
 
-def test_health_holds_a_bounded_number_of_records_whatever_the_run_holds(store, capsys, monkeypatch):
+@pytest.mark.parametrize("command", ["health", "status"])
+def test_health_and_status_hold_a_bounded_number_of_records_whatever_the_run_holds(store, capsys, monkeypatch,
+                                                                                   command):
     # Memory flat in the records of a run, measured as what it is made of: the result records alive at once. (A
     # tracemalloc peak also counts the in-process embedded AWS, whose listing copies every object it lists, and
     # varied with the load on the machine.) CPython frees a record when its last reference goes, so the weak
@@ -198,6 +200,7 @@ def test_health_holds_a_bounded_number_of_records_whatever_the_run_holds(store, 
     def held(run_id: str, jobs: int) -> int:
         for i in range(jobs):
             rack = f"rack{i}"
+            marker(store, run_id, rack)
             store.put_record(record(run_id, rack).model_copy(update={"metrics": sweep, "fabric": "efa",
                                                                      "efa_devices": 32}))
             store.put_health(HealthRecord(run_id=run_id, benchmark="cpu", rack=rack, node_group="head",
@@ -205,8 +208,8 @@ def test_health_holds_a_bounded_number_of_records_whatever_the_run_holds(store, 
                                           checked_at=T0, checks=(HealthCheck(name="clock", status="passed",
                                                                              detail="ok"),)))
         most[0] = 0
-        code, out, _ = run_cli(capsys, "health", run_id, "--bucket", BUCKET, "--region", REGION)
-        assert code == 0 and f"rack{jobs - 1}/head" in out  # every collective's transport shown
+        code, out, _ = run_cli(capsys, command, run_id, "--bucket", BUCKET, "--region", REGION)
+        assert code == 0 and f"rack{jobs - 1}/head" in out  # every job, or every collective's transport, shown
         return most[0]
 
     bound = 2 * store_module.READERS + store_module.READERS + 1  # read ahead, in flight, the one the caller holds
