@@ -9,7 +9,7 @@ its best try. A job whose price is unknown is listed but never ranked: no price 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -71,10 +71,21 @@ def candidates(rows: Sequence[Row]) -> list[TierCandidate]:
         if r.per_dollar is not None:
             groups.setdefault((r.tier, r.instance_type), []).append(r)
     found = [TierCandidate(tier, itype, statistics.median(r.per_dollar for r in rs if r.per_dollar is not None),
-                           rs[0].per_dollar_unit or "", len(rs),
-                           ", ".join(dict.fromkeys(f"{r.rack}/{r.node_group}" for r in rs)), *_range(rs))
+                           rs[0].per_dollar_unit or "", len(rs), _named(f"{r.rack}/{r.node_group}" for r in rs),
+                           *_range(rs))
              for (tier, itype), rs in groups.items()]
     return sorted(found, key=lambda c: (-c.per_dollar, c.tier, c.instance_type))
+
+
+# Node groups a verdict names before it counts the rest: a run over 10,000 racks must not make a verdict of 10,000
+# names (the evidence table and --json list every row).
+NAMED_GROUPS = 3
+
+
+def _named(groups: Iterable[str]) -> str:
+    names = list(dict.fromkeys(groups))
+    more = len(names) - NAMED_GROUPS
+    return ", ".join(names[:NAMED_GROUPS]) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _range(rows: Sequence[Row]) -> tuple[float | None, float | None]:

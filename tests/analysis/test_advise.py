@@ -121,3 +121,17 @@ def test_only_invalid_results_are_named_as_such_not_ranked():
     assert advice.winner is None and advice.evidence == ()
     assert advice.verdict == ("no valid succeeded inference results in these runs (invalid, a node failed its "
                               "health check: gpu (p5.48xlarge))")
+
+
+def test_a_verdict_names_a_few_node_groups_and_counts_the_rest():
+    """A run over many racks: the verdict names NAMED_GROUPS of them and counts the others; the evidence keeps all."""
+    from rackform.analysis.advise import NAMED_GROUPS
+
+    base = run_records("r1", gpu_algbw=225.0, gemm=700.0, p50=9.0)
+    gpu = [r for r in base if r.tier == "gpu" and r.benchmark == "allreduce"][0]
+    many = [*base, *(gpu.model_copy(update={"rack": f"gpu{i:02d}"}) for i in range(12))]
+    allreduce = by_benchmark(advise(rows(many)))["allreduce"]
+    assert allreduce.winner.groups == f"gpu/h100, gpu00/h100, gpu01/h100 and {13 - NAMED_GROUPS} more"
+    verdict = class_verdict("training", advise(rows(many)))
+    assert "gpu05/h100" not in verdict and f"and {13 - NAMED_GROUPS} more" in verdict
+    assert len([r for r in allreduce.evidence if r.tier == "gpu"]) == 13
