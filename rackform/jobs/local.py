@@ -393,13 +393,15 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     """Run every job the run submitted that has no record yet, each node a local process, as Batch would on
     `cpus` CPUs (default: the ones this process may use): a job starts, in the order submitted, once as many CPUs
     as it has nodes are free (all of them, for a job with more nodes than that), so independent jobs run side by
-    side and a 2-node job on 2 CPUs runs alone. Each node then runs on a CPU of its own (pinned, one OpenMP thread:
-    a node's tools size their threads by the CPUs it may use, and more would spin against the other jobs'); a job
-    with more nodes than CPUs shares them all. Each job's lines are announced as one block once it has ended,
-    the blocks in the order the jobs were submitted. `slow` throttles one node of one job (the acceptance
-    rehearsal). As Batch would, a job whose attempt ends on a host fault runs again (its definition's retry
-    strategy) after the jobs queued before it, and `repair` gets the event (rackform/jobs/heal.py); `broken` fails
-    one node's health step. Returns each job's marker and exit codes, in the order the jobs were submitted."""
+    side and a 2-node job on 2 CPUs runs alone. The jobs that need more CPUs go first: one that waited behind
+    smaller jobs for all its CPUs would leave those already free idle until the last of them ended. Each node then
+    runs on a CPU of its own (pinned, one OpenMP thread: a node's tools size their threads by the CPUs it may use,
+    and more would spin against the other jobs'); a job with more nodes than CPUs shares them all. Each job's lines
+    are announced as one block once it has ended, the blocks in the order the jobs started. `slow` throttles one
+    node of one job (the acceptance rehearsal). As Batch would, a job whose attempt ends on a host fault runs again
+    (its definition's retry strategy) after the jobs queued before it, and `repair` gets the event
+    (rackform/jobs/heal.py); `broken` fails one node's health step. Returns each job's marker and exit codes, in the
+    order the jobs started."""
     store = ResultStore(deployment.bucket, aws.client("s3"))
     subs = store.submissions(run_id)  # verified markers only; the others are announced, never run
     for problem in store.problems:
@@ -407,7 +409,9 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     mine = sorted(os.sched_getaffinity(0))
     cpus = cpus or len(mine)
     free = [mine[i % len(mine)] for i in range(cpus)]  # CPU ids: more asked for than there are share them
-    pending = list(subs)  # a retried job is appended again: it runs after the others, as if requeued
+    # The widest jobs first, each width in the order submitted; a retried job is appended again: it runs after the
+    # others, as if requeued.
+    pending = sorted(subs, key=lambda sub: -_needs(sub, cpus))
     attempts: dict[str, int] = {}
     blocks: list[list[str] | None] = []  # each attempt's lines in the order started, None while it runs
     shown = 0  # blocks announced so far

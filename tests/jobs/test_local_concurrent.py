@@ -1,5 +1,5 @@
 """The local executor runs independent jobs side by side, as many nodes at once as it has CPUs, and announces each
-job's lines as one block, in the order the jobs were submitted."""
+job's lines as one block, in the order the jobs started (the widest first)."""
 
 from __future__ import annotations
 
@@ -162,3 +162,27 @@ def test_a_node_that_cannot_start_is_an_error_not_a_hang(deployed, tmp_path: Pat
     assert not caller.is_alive(), "run_local never returned"
     [error] = outcome
     assert isinstance(error, OSError) and "no such interpreter" in str(error)
+
+
+def test_a_job_that_needs_every_cpu_goes_before_smaller_jobs_listed_ahead_of_it(
+        deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gpu/h100's single-node jobs are listed before graviton/cpu's 2-node all-reduce; had they gone first, the
+    all-reduce would wait for the last of them with the other CPU idle. It runs first, then the two side by side."""
+    s3, deployment = deployed
+    for group, benchmark in (("gpu/h100", "gemm"), ("gpu/h100", "inference"), ("graviton/cpu", "allreduce")):
+        rack, node_group = group.split("/")
+        assert main(["submit", DEMO_SPEC, "--rack", rack, "--node-group", node_group, "--benchmark", benchmark,
+                     "--run-id", RUN]) == 0
+    real = subprocess.Popen
+    monkeypatch.setattr("rackform.jobs.local.subprocess.Popen",
+                        lambda argv, **kwargs: real([sys.executable, "-c", NODE.format(code=0)], **kwargs))
+    results = run_local(Embedded(s3), deployment, RUN, log_dir=tmp_path, announce=lambda line: None, cpus=2)
+
+    def span(benchmark: str) -> tuple[float, float]:
+        times = [float(t) for log in tmp_path.glob(f"*-{benchmark}.node-*.log")
+                 for t in re.findall(r"^(?:start|end) (\S+)$", log.read_text(), re.M)]
+        return min(times), max(times)
+
+    assert [r["benchmark"] for r in results] == ["allreduce", "gemm", "inference"]
+    assert span("allreduce")[1] <= min(span("gemm")[0], span("inference")[0])
+    assert span("gemm")[0] < span("inference")[1] and span("inference")[0] < span("gemm")[1]  # side by side
