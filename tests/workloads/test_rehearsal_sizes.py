@@ -103,3 +103,18 @@ def test_the_local_fabric_pair_runs_fi_pingpongs_default_iterations_and_aws_ten_
     aws = BENCHMARKS["fabric"].steps(NodeContext(tier="cpu", num_nodes=2, efa=True))[0].argv
     assert local[local.index("-I") + 1] == "10" and aws[aws.index("-I") + 1] == "10000"
     assert local[local.index("-S") + 1] == aws[aws.index("-S") + 1] == "all"  # the whole sweep of sizes, both
+
+
+def test_the_local_random_read_runs_half_a_second_and_fio_reads_that_as_500_ms(tmp_path) -> None:
+    """fio's time options take a unit; the local storage test's random read is time-based, half a second."""
+    import json
+    import shutil
+    import subprocess
+
+    [_, _, rand] = BENCHMARKS["storage"].steps(NodeContext(tier="cpu", local=True, work_dir=str(tmp_path)))
+    assert "--time_based" in rand.argv and "--runtime=500ms" in rand.argv
+    [aws] = [s.argv for s in BENCHMARKS["storage"].steps(NodeContext(tier="cpu"))][2:]
+    assert "--runtime=30" in aws
+    if shutil.which("fio"):  # the demo's machine has it; the suite needs no fio (docs/demo.md)
+        done = json.loads(subprocess.run(rand.argv, capture_output=True, text=True, check=True).stdout)
+        assert done["jobs"][0]["job_runtime"] == 500  # milliseconds
