@@ -30,8 +30,9 @@ from typing import Protocol
 
 # Objects read one by one before a pack is worth writing: below this a folder reads in a second or two.
 PACK_AT = 256
-# A pack larger than this is never read (from the listing's size).
-PACK_LIMIT = 1 << 30
+# A pack larger than this is never read (from the listing's size); it is held whole while read, compressed: 10,000
+# records of a 24-size all-reduce sweep x 3 repeats (17 KB each) pack into 2.1 MB.
+PACK_LIMIT = 256 << 20
 _HEADER_LIMIT = 4096
 
 

@@ -14,8 +14,11 @@ are those of the one version listed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import gc
 import hashlib
+import io
 import json
 import re
 import time
@@ -334,6 +337,12 @@ class ResultStore:
                   if (what := _kind(prefix, key)) in kinds]
         if not wanted:
             return
+        with _collector_paused():
+            yield from self._read_wanted(run_id, listed, wanted, kinds)
+
+    def _read_wanted(self, run_id: str, listed: list[tuple[str, list[tuple[str, int]], bool]],
+                     wanted: list[tuple[str, list[tuple[str, int]], bool, str]],
+                     kinds: tuple[str, ...]) -> Iterator[tuple[str, str, Verified]]:
         packs = {what: _Packing(self, run_id, listed, wanted, what, folder(run_id), keep=self._kept is not None)
                  for what, folder in PACKED.items() if what in kinds}
         # boto3 clients are thread-safe (resources are not): the threads share self.s3 and only GET and verify;
@@ -343,7 +352,7 @@ class ResultStore:
             for key, versions, deleted, what in wanted:
                 packing = packs.get(what)
                 if packing is not None and (body := packing.take(key, versions, deleted)) is not None:
-                    ahead.append((key, what, pool.submit(self._unpacked, key, what, body, run_id)))
+                    ahead.append((key, what, _done(self._unpacked, key, what, body, run_id)))
                 else:
                     ahead.append((key, what, pool.submit(self._verified_kept, key, versions, deleted, run_id, what)))
                 if len(ahead) >= 2 * READERS:
@@ -501,7 +510,7 @@ class ResultStore:
 # The kinds read from a pack (workloads/pack.py), by the folder their pack lies in: the ones a run has one or more of
 # per job. Health records lie in the jobs' folders, so their pack is in the run's.
 PACKED: dict[str, Callable[[str], str]] = {"record": records_prefix, "marker": jobs_prefix, "health": run_prefix}
-_PACK_FAILS = (PackError, OSError, EOFError, zlib.error, FlexibleChecksumError)
+_PACK_FAILS = (PackError, OSError, EOFError, zlib.error)
 
 
 class _Packing:
@@ -528,10 +537,14 @@ class _Packing:
             if size > PACK_LIMIT:
                 raise _Bad("unreadable", f"{size:,} bytes; a pack is limited to {PACK_LIMIT:,} bytes (not read)")
             count = int(PACK_OBJECT.fullmatch(key[len(self.folder):])[1])  # type: ignore[index]  # listed as one
-            got = self.store._get(key, None if version == "null" else version)
-            return key, PackReader(got["Body"], self.run_id, count, KINDS[self.what].limit, self.folder)
+            # Read whole and checked against its SHA-256 before any of it is used (compressed, a few MB for 10,000
+            # records), then unpacked entry by entry.
+            body = self.store.verified_body(key, None if version == "null" else version, PACK_LIMIT)
+            return key, PackReader(io.BytesIO(body), self.run_id, count, KINDS[self.what].limit, self.folder)
         except _Bad as e:
             self.store._refuse(key, PACK, e.kind, e.why)
+        except Tampered as e:
+            self.store._refuse(key, PACK, "tampered", str(e))
         except _PACK_FAILS as e:
             self._bad(key, e)
         return None
@@ -554,8 +567,8 @@ class _Packing:
             self.new.add(key, body)
 
     def close(self) -> None:
-        """Read the old pack to its end (botocore checks its SHA-256 there), name each object it holds that the
-        bucket no longer does, and write the next pack when it is worth it and nothing in the folder was refused."""
+        """Read the old pack to its end, name each object it holds that the bucket no longer does, and write the next
+        pack when it is worth it and nothing in the folder was refused."""
         if self.old is not None:
             key, reader = self.old
             try:
@@ -616,6 +629,33 @@ class Tampered(ValueError):
 class _Bad(Exception):
     def __init__(self, kind: Literal["unreadable", "tampered"], why: str) -> None:
         self.kind, self.why = kind, why
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """CPython's cycle collector off while a run streams in: records, their metrics and the rows made of them hold no
+    reference cycles, so refcounting frees them, but each collection still walks every object alive (botocore's
+    service models included), which cost 1 s of 7 in `report` over 10,000 records. On again when the reading ends,
+    or when the caller drops it part-way; a reading inside another leaves it to the outer one."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _done(fn: Callable[[str, str, bytes, str], tuple[Verified, bytes, bool]], key: str, what: str, body: bytes,
+          run_id: str) -> Future[tuple[Verified, bytes, bool]]:
+    """fn(...) run now, as a settled future beside the GETs in flight: what a pack holds is believed in the caller's
+    thread (validation holds the GIL, so a reader thread would add only its hand-over)."""
+    future: Future[tuple[Verified, bytes, bool]] = Future()
+    try:
+        future.set_result(fn(key, what, body, run_id))
+    except _Bad as e:
+        future.set_exception(e)
+    return future
 
 
 def _one_version(versions: list[tuple[str, int]], deleted: bool) -> tuple[str, int]:

@@ -241,3 +241,17 @@ def test_health_records_in_the_jobs_folders_are_packed_in_the_runs(store):
     assert store.health("r1") == first and len(first) == AT and store.problems == []
     assert counted == Counter({"ListObjectVersions": 1, "GetObject": 1})
     assert len(store.health("r1", job=("rack001", "head", "cpu"))) == 1  # a job's folder: no pack in its listing
+
+
+def test_the_cycle_collector_is_off_while_a_run_streams_in_and_on_again_after(store):
+    import gc
+
+    for i in range(3):
+        store.put_record(record("r1", i))
+    seen = [gc.isenabled() for _ in store.iter_records("r1")]
+    assert seen == [False] * 3 and gc.isenabled()
+    dropped = store.iter_records("r1")
+    next(dropped)
+    assert not gc.isenabled()
+    dropped.close()  # a caller that stops part-way
+    assert gc.isenabled()
