@@ -61,7 +61,7 @@ class PackReader:
         header = self._line(_HEADER_LIMIT)
         try:
             said = json.loads(header)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a line of 4,000 "[" nests deeper than json recurses
             raise PackError("its first line is not JSON") from None
         if not isinstance(said, dict) or said.get("run_id") != run_id:
             raise PackError(f"it is not a pack of run {run_id!r}")
@@ -93,7 +93,9 @@ class PackReader:
             self._next = None
             return
         key, _, size = line.decode("utf-8", "replace").rstrip("\n").rpartition(" ")
-        if not key.startswith(self._prefix) or not size.isdigit() or (after is not None and key <= after):
+        # isascii: str.isdigit() holds for "²", which int() refuses
+        if not key.startswith(self._prefix) or not (size.isascii() and size.isdigit()) or \
+                (after is not None and key <= after):
             raise PackError(f"record {self._read + 1} is framed as {line[:200]!r}")
         if (n := int(size)) > self._limit:
             raise PackError(f"record {key} is {n:,} bytes, over the {self._limit:,} a record may be")

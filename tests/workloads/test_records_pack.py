@@ -133,7 +133,8 @@ def test_a_record_the_pack_holds_and_the_bucket_no_longer_does_is_a_problem(stor
     assert "pack" in store.problems[0].why
 
 
-@pytest.mark.parametrize("bad", ["garbage", "other run", "too few", "out of order", "oversized"])
+@pytest.mark.parametrize("bad", ["garbage", "other run", "too few", "out of order", "oversized", "nested header",
+                                 "unicode digits"])
 def test_a_pack_rackform_did_not_write_is_a_problem_and_every_record_is_still_read(store, bad):
     written = [record("r1", i) for i in range(AT)]
     for r in written:
@@ -150,10 +151,15 @@ def test_a_pack_rackform_did_not_write_is_a_problem_and_every_record_is_still_re
         key = put_pack(store, "r1", entries[:2], count=AT)
     elif bad == "out of order":
         key = put_pack(store, "r1", [entries[1], entries[0], *entries[2:]])
-    else:
+    elif bad == "oversized":
         raw = gzip.compress(json.dumps({"run_id": "r1"}).encode() + b"\n" + f"{keys[0]} {8 << 20}\n".encode())
         key = pack_key(records_prefix("r1"), AT)
         store.put_once(key, raw, "application/gzip")
+    else:  # what json.loads and int() raise on, inside the limits a pack's lines are read to: not ValueErrors
+        raw = b"[" * 4000 + b"\n" if bad == "nested header" else \
+            json.dumps({"run_id": "r1"}).encode() + b"\n" + f"{keys[0]} \u00b2\n".encode()  # '²'.isdigit()
+        key = pack_key(records_prefix("r1"), AT)
+        store.put_once(key, gzip.compress(raw), "application/gzip")
     assert read(store, "r1") == written
     assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "tampered")]
 
