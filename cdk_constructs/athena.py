@@ -25,16 +25,18 @@ TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 # From the record model itself: a field added to ResultRecord is a column the next deploy adds.
 COLUMNS: tuple[tuple[str, str], ...] = table_columns(ResultRecord)
-# The table's name comes from its partition keys, so that a change of keys replaces the table. CloudFormation changes
-# PartitionKeys in place (TableInput: no interruption, a Glue UpdateTable;
+# The table's name comes from its partition keys, and its logical ID from its name, so that a change of keys replaces
+# the table. CloudFormation changes every TableInput field in place, PartitionKeys and Name alike (no interruption, a
+# Glue UpdateTable; only DatabaseName and CatalogId replace the table:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-glue-table-tableinput.html),
 # which would keep the partitions registered under the old keys: Glue holds a partition's values by position and
 # cannot change them (UpdatePartition: delete and recreate it,
 # https://docs.aws.amazon.com/glue/latest/webapi/API_UpdatePartition.html), and Athena refuses a query whose partitions
-# no longer match the table (https://docs.aws.amazon.com/athena/latest/ug/updates-and-partitions.html). A new Name is
-# a replacement: CloudFormation creates the new table, then deletes the old one, whose partitions Glue deletes with it
-# (https://docs.aws.amazon.com/glue/latest/webapi/API_DeleteTable.html). Readers take the name from the storage
-# stack's ResultsTableName output.
+# no longer match the table (https://docs.aws.amazon.com/athena/latest/ug/updates-and-partitions.html). A new logical
+# ID is a replacement: CloudFormation creates the resource under the new ID, then deletes the old one
+# (https://docs.aws.amazon.com/cdk/v2/guide/identifiers.html), whose partitions Glue
+# deletes with it (https://docs.aws.amazon.com/glue/latest/webapi/API_DeleteTable.html); the new name lets both exist
+# in between. Readers take the name from the storage stack's ResultsTableName output.
 TABLE_NAME = "_".join(("results_by", *PARTITION_KEYS))
 
 
@@ -55,7 +57,7 @@ class ResultsTable(Construct):
             database_input=glue.CfnDatabase.DatabaseInputProperty(
                 name=database_name, description="rackform benchmark results (Athena)"))
         self.table = glue.CfnTable(
-            self, "Table", catalog_id=account, database_name=database_name,
+            self, f"Table_{table_name}", catalog_id=account, database_name=database_name,
             table_input=glue.CfnTable.TableInputProperty(
                 name=table_name,
                 description="one row per results/<run>/Records/<benchmark>/<rack>/<node group>/record.json",

@@ -73,9 +73,23 @@ def test_glue_table_reads_json_under_the_results_prefix_without_projection(stora
 
 
 def test_a_change_of_partition_keys_replaces_the_table(storage):
-    """CloudFormation would change PartitionKeys in place and leave partitions registered under the old keys; the
-    table's name, whose change is a replacement, is made of its keys, in order."""
+    """CloudFormation changes PartitionKeys and Name in place alike and would leave partitions registered under the
+    old keys: the table's name is made of its keys, in order, and its logical ID of its name, whose change is a
+    replacement (a new resource, the old one deleted)."""
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_s3 as s3
+
+    from cdk_constructs.athena import ResultsTable
+
     _, t = storage
     _, table = only(t, "AWS::Glue::Table")
     ti = table["Properties"]["TableInput"]
     assert ti["Name"] == "_".join(["results_by", *[k["Name"] for k in ti["PartitionKeys"]]])
+
+    def logical_id(table_name: str) -> str:
+        stack = Stack(App(), "S")
+        ResultsTable(stack, "Athena", bucket=s3.Bucket(stack, "B"), database_name="d", table_name=table_name)
+        return only(App.of(stack).synth().get_stack_by_name("S").template, "AWS::Glue::Table")[0]
+
+    assert logical_id("results_by_run_id_benchmark") == logical_id("results_by_run_id_benchmark")
+    assert logical_id("results_by_run_id_benchmark") != logical_id("results_by_run_id_rack_benchmark")
