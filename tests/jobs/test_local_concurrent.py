@@ -28,6 +28,13 @@ NODE = ("import os, sys, time\nprint('start', time.time(), flush=True)\ntime.sle
         "print('cpus', *sorted(os.sched_getaffinity(0)))\nsys.exit({code})\n")
 
 
+def span(logs: Path, benchmark: str) -> tuple[float, float]:
+    """When the benchmark's nodes (NODE) started and ended, from their logs."""
+    times = [float(t) for log in logs.glob(f"*-{benchmark}.node-*.log")
+             for t in re.findall(r"^(?:start|end) (\S+)$", log.read_text(), re.M)]
+    return min(times), max(times)
+
+
 class Embedded(S3Only):
     """The embedded AWS as the executor uses it: the results bucket, and a job role's credentials (none here: the
     nodes below call no AWS)."""
@@ -68,13 +75,8 @@ def test_independent_jobs_overlap_and_each_jobs_lines_stay_together(deployed, tm
     assert {r["benchmark"]: r["exit_codes"] for r in results} == {
         "allreduce": [0, 0], "cpu": [0], "gemm": [0], "inference": [1]}  # the failed job is reported too
 
-    def span(benchmark: str) -> tuple[float, float]:
-        times = [float(t) for log in tmp_path.glob(f"*-{benchmark}.node-*.log")
-                 for t in re.findall(r"^(?:start|end) (\S+)$", log.read_text(), re.M)]
-        return min(times), max(times)
-
     def overlap(a: str, b: str) -> bool:
-        (a0, a1), (b0, b1) = span(a), span(b)
+        (a0, a1), (b0, b1) = span(tmp_path, a), span(tmp_path, b)
         return a0 < b1 and b0 < a1
 
     singles = [b for b in benchmarks if b != "allreduce"]
@@ -121,14 +123,9 @@ def test_jobs_side_by_side_hold_port_ranges_apart(deployed, tmp_path: Path, monk
     monkeypatch.setattr("rackform.jobs.local.subprocess.Popen", node)
     run_local(Embedded(s3), deployment, RUN, log_dir=tmp_path, announce=lambda _: None, cpus=2)
 
-    def span(benchmark: str) -> tuple[float, float]:
-        times = [float(t) for t in re.findall(r"^(?:start|end) (\S+)$",
-                                              next(tmp_path.glob(f"*-{benchmark}.node-0.log")).read_text(), re.M)]
-        return min(times), max(times)
-
     assert all(len(r) == n for r, n in zip(given["cpu"], port_spans(3), strict=True))
     side_by_side = [(a, b) for a, b in itertools.combinations(given, 2)
-                    if span(a)[0] < span(b)[1] and span(b)[0] < span(a)[1]]
+                    if span(tmp_path, a)[0] < span(tmp_path, b)[1] and span(tmp_path, b)[0] < span(tmp_path, a)[1]]
     assert side_by_side, "two of the jobs ran at once"
     for a, b in side_by_side:
         ports = [p for r in (*given[a], *given[b]) for p in r]
@@ -178,11 +175,6 @@ def test_a_job_that_needs_every_cpu_goes_before_smaller_jobs_listed_ahead_of_it(
                         lambda argv, **kwargs: real([sys.executable, "-c", NODE.format(code=0)], **kwargs))
     results = run_local(Embedded(s3), deployment, RUN, log_dir=tmp_path, announce=lambda line: None, cpus=2)
 
-    def span(benchmark: str) -> tuple[float, float]:
-        times = [float(t) for log in tmp_path.glob(f"*-{benchmark}.node-*.log")
-                 for t in re.findall(r"^(?:start|end) (\S+)$", log.read_text(), re.M)]
-        return min(times), max(times)
-
     assert [r["benchmark"] for r in results] == ["allreduce", "gemm", "inference"]
-    assert span("allreduce")[1] <= min(span("gemm")[0], span("inference")[0])
-    assert span("gemm")[0] < span("inference")[1] and span("inference")[0] < span("gemm")[1]  # side by side
+    (a0, a1), (g0, g1), (i0, i1) = (span(tmp_path, b) for b in ("allreduce", "gemm", "inference"))
+    assert a1 <= min(g0, i0) and g0 < i1 and i0 < g1  # the all-reduce first, then the two side by side
