@@ -67,6 +67,7 @@ from .layout import (
     submission_key,
     summary_key,
     workload_job_key,
+    workload_jobs_prefix,
 )
 from .layout import (
     RESULTS_PREFIX as PREFIX,
@@ -138,6 +139,7 @@ class ResultStore:
         self._kept: dict[tuple[str, str, int], Verified] | None = None  # see `keep`
         self._earliest: dict[str, dt.datetime] = {}  # the first LastModified each listing saw, by prefix
         self._etags: dict[tuple[str, str], str] = {}  # (key, version id) -> ETag, from the listings
+        self._listed: set[str] = set()  # the prefixes listed, empty or not
 
     def put_once(self, key: str, body: bytes, content_type: str) -> bool:
         """Write `body` at `key` unless something is there. True if this call wrote it.
@@ -244,12 +246,16 @@ class ResultStore:
         return sum(not PACK_OBJECT.fullmatch(key.rsplit("/", 1)[-1]) for key in self.keys(prefix))
 
     def first_written(self, run_id: str) -> dt.datetime | None:
-        """When the run's first object was written, as S3 lists it: from this store's last listing of the whole
-        run, else from a new one."""
-        prefix = run_prefix(run_id)
-        if prefix not in self._earliest:
-            self._versions(prefix)
-        return self._earliest.get(prefix)
+        """When the run's first job was submitted: its first job marker as S3 lists it (`submit` and `run` write a
+        job's marker within a second of SubmitJob, before the job can write anything), benchmark jobs' else workload
+        jobs', from this store's listing of their folder, else from a new one; a run with neither, from its whole
+        listing. Never the whole run where a folder answers: it is mostly node logs and health records."""
+        for prefix in (jobs_prefix(run_id), workload_jobs_prefix(run_id), run_prefix(run_id)):
+            if prefix not in self._earliest and prefix not in self._listed:
+                self._versions(prefix)
+            if prefix in self._earliest:
+                return self._earliest[prefix]
+        return None
 
     def keys(self, prefix: str) -> Iterator[str]:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
@@ -452,6 +458,7 @@ class ResultStore:
         an unversioned bucket lists each key once, version id "null"."""
         versions: dict[str, list[tuple[str, int]]] = {}
         deleted: set[str] = set()
+        self._listed.add(prefix)
         for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
             for v in page.get("Versions", []):
                 versions.setdefault(v["Key"], []).append((v["VersionId"], v.get("Size", 0)))

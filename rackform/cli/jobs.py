@@ -383,9 +383,9 @@ def _summaries(store: ResultStore, run_ids: list[str]) -> list[RunSummary]:
     out = []
     for run_id in run_ids:
         summary, true = latest[run_id]
-        if not true:
-            objects = store.read(run_id, "marker", "record")
-            summary = _summarized(store, run_id, objects["marker"], [r.status for r in objects["record"]], summary)
+        if not true:  # from the markers' and records' folders, records streamed: never the whole run, held
+            markers = store.read(run_id, "marker", within=jobs_prefix(run_id))["marker"]
+            summary = _summarized(store, run_id, markers, [r.status for r in store.iter_records(run_id)], summary)
         if summary is not None:
             out.append(summary)
     return out

@@ -21,8 +21,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from workloads.benchmarks import BENCHMARKS, benchmarks_for, default_nodes
 from workloads.contract import JobEnvironment, check_repeats
 from workloads.launch import new_secret
-from workloads.layout import ACCEPT_JOB, BenchmarkJob, BenchmarkJobName, claim_key, submission_key
-from workloads.results import AcceptRecord, ResultRecord
+from workloads.layout import (
+    ACCEPT_JOB,
+    ACCEPT_JOB_NAME,
+    BenchmarkJob,
+    BenchmarkJobName,
+    claim_key,
+    job_prefix,
+    jobs_prefix,
+    submission_key,
+)
 from workloads.store import AlreadyExists, Refused, ResultStore
 
 from .. import aws
@@ -317,17 +325,19 @@ def log_stream(job: Mapping[str, Any]) -> str | None:
 
 
 def run_state(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) -> list[JobState]:
-    # Streamed, keeping of each record only its outcome: a run of 10,000 records held whole would be gigabytes.
-    subs: list[dict[str, Any]] = []
-    outcomes: dict[tuple[str, str, str], tuple[str, str | None]] = {}
-    for _, value in store.stream_read(run_id, "marker", "record", "accept"):
-        if isinstance(value, dict):  # a job marker, as written
-            subs.append(value)
-        # An acceptance job writes no record.json: node 0's group record is its last write, and a single node's
-        # slot job (accept-<k>) ends with its node record (workloads/accept.py).
-        elif isinstance(value, ResultRecord) or (isinstance(value, AcceptRecord) and value.part == (
-                "group" if value.benchmark == ACCEPT_JOB else "node")):
-            outcomes[(value.rack, value.node_group, value.benchmark)] = (value.status, value.reason)
+    # The markers' and the records' folders, and the folder of each acceptance job, never the whole run (its node
+    # logs and health records are most of it); records streamed, keeping of each only its outcome (a run of 10,000
+    # records held whole would be gigabytes).
+    subs = store.read(run_id, "marker", within=jobs_prefix(run_id))["marker"]
+    outcomes = {(r.rack, r.node_group, r.benchmark): (r.status, r.reason) for r in store.iter_records(run_id)}
+    for s in subs:
+        if ACCEPT_JOB_NAME.fullmatch(s["benchmark"]):
+            # An acceptance job writes no record.json: node 0's group record is its last write, and a single node's
+            # slot job (accept-<k>) ends with its node record (workloads/accept.py).
+            for a in store.read(run_id, "accept", within=job_prefix(run_id, s["rack"], s["node_group"],
+                                                                    s["benchmark"]) + "/")["accept"]:
+                if a.part == ("group" if a.benchmark == ACCEPT_JOB else "node"):
+                    outcomes[(a.rack, a.node_group, a.benchmark)] = (a.status, a.reason)
     batch = aws.describe_jobs(lookup, [s["job_id"] for s in subs]) if lookup is not None else {}
     states = []
     for s in subs:

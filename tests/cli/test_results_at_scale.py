@@ -110,6 +110,10 @@ def test_records_and_workload_jobs_are_listed_from_their_folders_never_the_whole
         # the records' folder and the workload jobs' (never the whole run, whose node logs and markers are 3/4 of it)
         expected = ["results/cur/_placements/", "results/cur/Records/", "results/cur/_workloads/"]
         assert sorted(listed) == sorted(expected), argv
+    listed.clear()
+    assert requests(capsys, "status", "cur")[0] == 0
+    # its markers' and records' folders (an acceptance job's folder too, where it has one), never the whole run
+    assert "results/cur/" not in listed and {"results/cur/_jobs/", "results/cur/Records/"} <= set(listed)
 
 
 def test_runs_reads_a_summary_per_finished_run_whatever_the_run_holds(store, capsys):
