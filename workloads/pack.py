@@ -26,6 +26,7 @@ import gzip
 import hashlib
 import json
 import zlib
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 # Objects read one by one before a pack is worth writing: below this a folder reads in a second or two.
@@ -34,6 +35,24 @@ PACK_AT = 256
 # records of a 24-size all-reduce sweep x 3 repeats (17 KB each) pack into 2.1 MB.
 PACK_LIMIT = 256 << 20
 _HEADER_LIMIT = 4096
+
+
+def _frame(key: str, size: int) -> int:
+    """The bytes an object takes in a pack: its line, its body and the newline after it."""
+    return len(key.encode()) + len(str(size)) + 3 + size
+
+
+def unpacked_bound(listed: Mapping[str, Collection[int]]) -> int:
+    """The most bytes a pack of these listed objects (key -> the sizes of its versions) holds once decompressed: a
+    pack rackform wrote holds only objects its folder lists, each at a listed size, and the header line."""
+    return _HEADER_LIMIT + sum(_frame(key, max(sizes)) for key, sizes in listed.items())
+
+
+def packed_bound(listed: Mapping[str, Collection[int]]) -> int:
+    """The most bytes such a pack is compressed: zlib's deflateBound for incompressible input (compressBound in
+    https://github.com/madler/zlib/blob/develop/compress.c) and gzip's 18 bytes of header and trailer."""
+    n = unpacked_bound(listed)
+    return n + (n >> 12) + (n >> 14) + (n >> 25) + 13 + 18
 
 
 class PackError(ValueError):
@@ -50,15 +69,21 @@ def etag(body: bytes) -> str:
 
 
 class PackReader:
-    """A pack's records, taken in key order as a reader walks the run's listing (`take`)."""
+    """A pack's records, taken in key order as a reader walks the run's listing (`take`). `listed`: key -> sizes of
+    its versions, of each object of the pack's kind that its folder lists; the pack is read no further than those
+    objects could fill (`unpacked_bound`), so what it makes a reader do is bounded by the listing, not by its
+    compression ratio or the count in its name."""
 
-    def __init__(self, stream: Readable, run_id: str, records: int, record_limit: int, key_prefix: str) -> None:
+    def __init__(self, stream: Readable, run_id: str, records: int, record_limit: int, key_prefix: str,
+                 listed: Mapping[str, Collection[int]]) -> None:
         self._gz = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[call-overload]  # read(n) is all it uses
-        self.records, self._limit, self._prefix = records, record_limit, key_prefix
+        self.records, self._limit, self._prefix, self._listed = records, record_limit, key_prefix, listed
+        self._left = unpacked_bound(listed)
         self._read = 0
         self._next: tuple[str, bytes] | None = None
-        self.unlisted: list[str] = []  # keys the pack holds that the listing walked past
+        self.unlisted: list[str] = []  # keys the pack holds that the folder does not list
         header = self._line(_HEADER_LIMIT)
+        self._left -= len(header)
         try:
             said = json.loads(header)
         except (ValueError, RecursionError):  # RecursionError: a line of 4,000 "[" nests deeper than json recurses
@@ -69,10 +94,10 @@ class PackReader:
 
     def take(self, key: str, listed_etag: str | None) -> bytes | None:
         """The pack's bytes for `key` when they are those of the version listed (`listed_etag`), else None. Keys
-        before `key` that the pack holds were not listed: they are kept in `unlisted`."""
+        before `key` that the pack holds were not asked for: those the folder does not list are kept in
+        `unlisted`."""
         while self._next is not None and self._next[0] < key:
-            self.unlisted.append(self._next[0])
-            self._advance(self._next[0])
+            self._skip()
         if self._next is None or self._next[0] != key:
             return None
         body = self._next[1]
@@ -80,10 +105,15 @@ class PackReader:
         return body if listed_etag is not None and etag(body) == listed_etag else None
 
     def finish(self) -> None:
-        """Read what is left (its keys were not listed either) and check the pack ends where its count says."""
+        """Read what is left and check the pack ends where its count says."""
         while self._next is not None:
+            self._skip()
+
+    def _skip(self) -> None:
+        assert self._next is not None
+        if self._next[0] not in self._listed:
             self.unlisted.append(self._next[0])
-            self._advance(self._next[0])
+        self._advance(self._next[0])
 
     def _advance(self, after: str | None) -> None:
         line = self._line(len(self._prefix) + 512)
@@ -97,8 +127,14 @@ class PackReader:
         if not key.startswith(self._prefix) or not (size.isascii() and size.isdigit()) or \
                 (after is not None and key <= after):
             raise PackError(f"record {self._read + 1} is framed as {line[:200]!r}")
-        if (n := int(size)) > self._limit:
+        n = int(size)
+        if (sizes := self._listed.get(key)) is not None and n not in sizes:
+            raise PackError(f"record {key} is {n:,} bytes; the listing says {max(sizes):,}")
+        if n > self._limit:
             raise PackError(f"record {key} is {n:,} bytes, over the {self._limit:,} a record may be")
+        if (left := self._left - len(line) - n - 1) < 0:
+            raise PackError(f"it holds more than the {len(self._listed):,} objects its folder's listing holds")
+        self._left = left
         body = self._gz.read(n + 1)
         if len(body) != n + 1 or body[-1:] != b"\n":
             raise PackError(f"record {key} is cut short")

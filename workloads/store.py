@@ -73,7 +73,7 @@ from .layout import (
     RESULTS_PREFIX as PREFIX,
 )
 from .objects import Claim, Placement, RepairRecord, RunSummary
-from .pack import PACK_AT, PACK_LIMIT, PackError, PackReader, PackWriter
+from .pack import PACK_AT, PACK_LIMIT, PackError, PackReader, PackWriter, packed_bound
 from .results import AcceptRecord, CertificateHead, FabricSchedule, HealthRecord, ResultRecord
 
 if TYPE_CHECKING:  # types only (mypy-boto3-s3, a dev requirement): the job images do not install it
@@ -527,9 +527,12 @@ class _Packing:
     def __init__(self, store: ResultStore, run_id: str, listed: list[tuple[str, list[tuple[str, int]], bool]],
                  wanted: list[tuple[str, list[tuple[str, int]], bool, str]], what: str, folder: str, *,
                  keep: bool) -> None:
-        self.store, self.run_id, self.what, self.folder = store, run_id, what, folder
+        self.store, self.run_id, self.what, self.folder, self.listed = store, run_id, what, folder, listed
         packs = [(key, versions, deleted) for key, versions, deleted in listed
                  if key.startswith(folder) and PACK_OBJECT.fullmatch(key[len(folder):])]
+        # What a pack of this folder may hold: the objects of its kind listed in it, at their listed sizes.
+        self.sizes = {key: {size for _, size in versions} for key, versions, _, w in wanted
+                      if w == what and key.startswith(folder) and versions}
         self.old = self._open(*max(packs)) if packs else None
         self.packed = self.old[1].records if self.old else 0
         objects = sum(w == what and key.startswith(folder) for key, _, _, w in wanted)
@@ -541,13 +544,15 @@ class _Packing:
     def _open(self, key: str, versions: list[tuple[str, int]], deleted: bool) -> tuple[str, PackReader] | None:
         try:
             version, size = _one_version(versions, deleted)
-            if size > PACK_LIMIT:
-                raise _Bad("unreadable", f"{size:,} bytes; a pack is limited to {PACK_LIMIT:,} bytes (not read)")
+            if size > (limit := min(PACK_LIMIT, packed_bound(self.sizes))):
+                raise _Bad("unreadable", f"{size:,} bytes; a pack of the {len(self.sizes):,} objects listed beside "
+                           f"it is at most {limit:,} bytes (not read)")
             count = int(PACK_OBJECT.fullmatch(key[len(self.folder):])[1])  # type: ignore[index]  # listed as one
             # Read whole and checked against its SHA-256 before any of it is used (compressed, a few MB for 10,000
             # records), then unpacked entry by entry.
-            body = self.store.verified_body(key, None if version == "null" else version, PACK_LIMIT)
-            return key, PackReader(io.BytesIO(body), self.run_id, count, KINDS[self.what].limit, self.folder)
+            body = self.store.verified_body(key, None if version == "null" else version, limit)
+            return key, PackReader(io.BytesIO(body), self.run_id, count, KINDS[self.what].limit, self.folder,
+                                   self.sizes)
         except _Bad as e:
             self.store._refuse(key, PACK, e.kind, e.why)
         except Tampered as e:
@@ -580,12 +585,17 @@ class _Packing:
             key, reader = self.old
             try:
                 reader.finish()
+                # Listed, but not of the pack's kind: the health records' pack lies beside every other kind.
+                listed = {k for k, _, _ in self.listed} if reader.unlisted else set()
+                if other := next((k for k in reader.unlisted if k in listed), None):
+                    raise PackError(f"it holds {other}, which is not a {KINDS[self.what].noun}")
             except _PACK_FAILS as e:
                 self._bad(key, e)
-            for gone in reader.unlisted:
-                self.store._refuse(gone, self.what, "tampered",
-                                   f"gone: the pack {key} holds it and the bucket no longer does (rackform never "
-                                   "deletes results)")
+            else:
+                for gone in reader.unlisted:
+                    self.store._refuse(gone, self.what, "tampered",
+                                       f"gone: the pack {key} holds it and the bucket no longer does (rackform "
+                                       "never deletes results)")
         if self.new is None or self.fetched < max(PACK_AT, self.packed) or \
                 any(key.startswith(self.folder) for key in self.store._problems):
             return

@@ -113,7 +113,8 @@ def test_a_pack_entry_that_is_not_the_listed_version_is_never_believed(store):
     for r in written:
         store.put_record(r)
     keys = [record_key("r1", r.rack, r.node_group, r.benchmark) for r in written]
-    forged = record("r1", 0, value=1.0).model_dump_json().encode()
+    forged = record("r1", 0, value=2000.0).model_dump_json().encode()  # the same size: only its ETag tells
+    assert len(forged) == len(body_of(store, keys[0]))
     put_pack(store, "r1", [(keys[0], forged), *((k, body_of(store, k)) for k in keys[1:])])
     counted = calls(store)
     assert read(store, "r1") == written and store.problems == []
@@ -164,6 +165,45 @@ def test_a_pack_rackform_did_not_write_is_a_problem_and_every_record_is_still_re
     assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "tampered")]
 
 
+def test_a_pack_entry_of_another_size_than_its_key_lists_is_a_problem_and_not_read(store):
+    """A pack reads no more than the folder's listing accounts for: an entry for a listed key is that key's listed
+    size, so a decompression bomb in one (4 MiB of zeros, within a record's limit) is refused at its line."""
+    written = [record("r1", i) for i in range(AT)]
+    for r in written:
+        store.put_record(r)
+    keys = [record_key("r1", r.rack, r.node_group, r.benchmark) for r in written]
+    key = put_pack(store, "r1", [(keys[0], b"0" * (4 << 20)), *((k, body_of(store, k)) for k in keys[1:])])
+    assert read(store, "r1") == written
+    assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "tampered")]
+    assert "listing" in store.problems[0].why
+
+
+def test_a_pack_of_more_than_the_folder_lists_is_a_problem_not_thousands(store):
+    """Entries for keys the bucket does not list (each would be named gone) are read only within the bytes the
+    listing accounts for: 2,000 tiny ones after the real records (5 KB compressed, within what 4 records could
+    pack into) are one problem, the pack."""
+    written = [record("r1", i) for i in range(AT)]
+    for r in written:
+        store.put_record(r)
+    keys = [record_key("r1", r.rack, r.node_group, r.benchmark) for r in written]
+    extra = [(f"{records_prefix('r1')}zz/{i:05d}", b"{}") for i in range(2000)]
+    key = put_pack(store, "r1", [*((k, body_of(store, k)) for k in keys), *extra])
+    counted = calls(store)
+    assert read(store, "r1") == written and counted["GetObject"] == 1  # every real record from the pack
+    assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "tampered")]
+
+
+def test_a_pack_listed_larger_than_the_folder_could_pack_is_refused_unread(store):
+    written = [record("r1", i) for i in range(AT)]
+    for r in written:
+        store.put_record(r)
+    key = pack_key(records_prefix("r1"), AT)
+    store.put_once(key, hashlib.sha256(b"x").digest() * 4096, "application/gzip")  # 128 KiB, the records 2 KiB
+    counted = calls(store)
+    assert read(store, "r1") == written and counted["GetObject"] == AT
+    assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "unreadable")]
+
+
 def put_pack_as(store: ResultStore, other_key: str, run_id: str, count: int) -> str:
     key = pack_key(records_prefix(run_id), count)
     store.put_once(key, body_of(store, other_key), "application/gzip")
@@ -195,13 +235,13 @@ def test_the_reader_takes_entries_in_key_order_and_checks_each_against_its_etag(
     writer.add("p/a", b"one")
     writer.add("p/b", b"two\nlines")
     body = writer.finish()
-    reader = PackReader(_Bytes(body), "r1", 2, 100, "p/")
+    reader = PackReader(_Bytes(body), "r1", 2, 100, "p/", {"p/a": {3}, "p/b": {9}})
     assert reader.take("p/a", etag(b"one")) == b"one"
     assert reader.take("p/b", f'"{hashlib.md5(b"other").hexdigest()}"') is None
     reader.finish()
     assert reader.unlisted == []
     with pytest.raises(PackError, match="not a pack of run"):
-        PackReader(_Bytes(body), "r2", 2, 100, "p/")
+        PackReader(_Bytes(body), "r2", 2, 100, "p/", {})
 
 
 class _Bytes:
@@ -261,3 +301,28 @@ def test_the_cycle_collector_is_off_while_a_run_streams_in_and_on_again_after(st
     assert not gc.isenabled()
     dropped.close()  # a caller that stops part-way
     assert gc.isenabled()
+
+
+def test_a_pack_holding_a_listed_object_of_another_kind_is_the_problem_not_that_object(store):
+    """The health records' pack lies in the run's folder, beside every other kind: a pack that holds a genuine job
+    marker is not one rackform wrote, and the marker, listed and believed, is never named gone."""
+    from workloads.layout import BenchmarkJobName, BenchmarkMarker, submission_key
+    from workloads.results import HealthCheck, HealthRecord
+
+    name = str(BenchmarkJobName(run_id="r1", rack="rack000", node_group="head", benchmark="cpu"))
+    marker = BenchmarkMarker(job_name=name, queue="demo-rack000-head-queue", job_definition="demo-cpu",
+                             rack="rack000", node_group="head", benchmark="cpu", nodes=1, job_id="j0")
+    marker_key = submission_key("r1", name)
+    store.put_once(marker_key, marker.model_dump_json().encode(), "application/json")
+    healths = [store.put_health(HealthRecord(
+        run_id="r1", benchmark="cpu", rack=f"rack{i:03d}", node_group="head", instance_type="m7g.xlarge",
+        node_index=0, hostname=f"h{i}", checked_at=T0, checks=(HealthCheck(name="cpu", status="passed", detail="ok"),)))
+        for i in range(AT)]
+    writer = PackWriter("r1")
+    for k in sorted([marker_key, *healths]):
+        writer.add(k, body_of(store, k))
+    key = pack_key("results/r1/", AT + 1)
+    store.put_once(key, writer.finish(), "application/gzip")
+    found = store.read("r1", "marker", "health")
+    assert len(found["marker"]) == 1 and len(found["health"]) == AT
+    assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "tampered")]
