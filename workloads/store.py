@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast
 
 import boto3
@@ -139,6 +140,7 @@ class ResultStore:
         self._kept: dict[tuple[str, str, int], Verified] | None = None  # see `keep`
         self._earliest: dict[str, dt.datetime] = {}  # the first LastModified each listing saw, by prefix
         self._etags: dict[tuple[str, str], str] = {}  # (key, version id) -> ETag, from the listings
+        self._packs_read: set[tuple[str, tuple[tuple[str, int], ...]]] = set()  # by `keep`: (key, versions)
         self._listed: set[str] = set()  # the prefixes listed, empty or not
 
     def put_once(self, key: str, body: bytes, content_type: str) -> bool:
@@ -357,8 +359,10 @@ class ResultStore:
             ahead: deque[tuple[str, str, Future[tuple[Verified, bytes, bool]]]] = deque()
             for key, versions, deleted, what in wanted:
                 packing = packs.get(what)
-                if packing is not None and (body := packing.take(key, versions, deleted)) is not None:
-                    ahead.append((key, what, _done(self._unpacked, key, what, body, run_id)))
+                kept = self._kept is not None and not deleted and len(versions) == 1 and \
+                    (key, *versions[0]) in self._kept
+                if not kept and packing is not None and (body := packing.take(key, versions, deleted)) is not None:
+                    ahead.append((key, what, _done(partial(self._unpacked, key, versions[0], what, body, run_id))))
                 else:
                     ahead.append((key, what, pool.submit(self._verified_kept, key, versions, deleted, run_id, what)))
                 if len(ahead) >= 2 * READERS:
@@ -391,8 +395,12 @@ class ResultStore:
             value = self._kept[seen] = self._verified(key, versions, deleted, run_id, what)
         return value, b"", False  # only a records pack needs the bytes, and it is made without `keep`
 
-    def _unpacked(self, key: str, what: str, body: bytes, run_id: str) -> tuple[Verified, bytes, bool]:
-        return KINDS[what].believe(key, body, run_id), body, True
+    def _unpacked(self, key: str, version: tuple[str, int], what: str, body: bytes,
+                  run_id: str) -> tuple[Verified, bytes, bool]:
+        value = KINDS[what].believe(key, body, run_id)
+        if self._kept is not None:
+            self._kept[(key, *version)] = value
+        return value, body, True
 
     def read_one(self, key: str) -> Verified | None:
         """The verified object at `key` (its kind taken from the key), None when there is none. One that cannot be
@@ -533,8 +541,13 @@ class _Packing:
         # What a pack of this folder may hold: the objects of its kind listed in it, at their listed sizes.
         self.sizes = {key: {size for _, size in versions} for key, versions, _, w in wanted
                       if w == what and key.startswith(folder) and versions}
-        self.old = self._open(*max(packs)) if packs else None
-        self.packed = self.old[1].records if self.old else 0
+        # Opened at the first object this reading asks it for (`take`): a `status --wait` poll (`keep`) asks for
+        # none it kept, and never opens a pack again (write-once: what it held was kept when it was read).
+        self.pending = max(packs) if packs else None
+        named = PACK_OBJECT.fullmatch(self.pending[0][len(folder):]) if self.pending else None
+        self.packed = int(named[1]) if named else 0  # the count in its name
+        self.keep = keep
+        self.old: tuple[str, PackReader] | None = None
         objects = sum(w == what and key.startswith(folder) for key, _, _, w in wanted)
         # Made only when this reading can GET enough to be worth a new pack, and never by `status --wait`, which
         # keeps what it read but not its bytes (`keep`).
@@ -547,11 +560,10 @@ class _Packing:
             if size > (limit := min(PACK_LIMIT, packed_bound(self.sizes))):
                 raise _Bad("unreadable", f"{size:,} bytes; a pack of the {len(self.sizes):,} objects listed beside "
                            f"it is at most {limit:,} bytes (not read)")
-            count = int(PACK_OBJECT.fullmatch(key[len(self.folder):])[1])  # type: ignore[index]  # listed as one
             # Read whole and checked against its SHA-256 before any of it is used (compressed, a few MB for 10,000
             # records), then unpacked entry by entry.
             body = self.store.verified_body(key, None if version == "null" else version, limit)
-            return key, PackReader(io.BytesIO(body), self.run_id, count, KINDS[self.what].limit, self.folder,
+            return key, PackReader(io.BytesIO(body), self.run_id, self.packed, KINDS[self.what].limit, self.folder,
                                    self.sizes)
         except _Bad as e:
             self.store._refuse(key, PACK, e.kind, e.why)
@@ -564,7 +576,16 @@ class _Packing:
     def take(self, key: str, versions: list[tuple[str, int]], deleted: bool) -> bytes | None:
         """The pack's bytes for `key` when they are those of its one listed version; None (GET it) otherwise, and
         for every key once the pack turns out not to be one rackform wrote."""
-        if self.old is None or not key.startswith(self.folder):
+        if not key.startswith(self.folder):
+            return None
+        if self.pending is not None:
+            read = (self.pending[0], tuple(self.pending[1]))
+            if not (self.keep and read in self.store._packs_read):
+                self.old = self._open(*self.pending)
+            if self.keep:
+                self.store._packs_read.add(read)
+            self.pending = None
+        if self.old is None:
             return None
         try:
             return self.old[1].take(key, None if deleted or len(versions) != 1 else
@@ -663,13 +684,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _done(fn: Callable[[str, str, bytes, str], tuple[Verified, bytes, bool]], key: str, what: str, body: bytes,
-          run_id: str) -> Future[tuple[Verified, bytes, bool]]:
-    """fn(...) run now, as a settled future beside the GETs in flight: what a pack holds is believed in the caller's
+def _done(fn: Callable[[], tuple[Verified, bytes, bool]]) -> Future[tuple[Verified, bytes, bool]]:
+    """fn() run now, as a settled future beside the GETs in flight: what a pack holds is believed in the caller's
     thread (validation holds the GIL, so a reader thread would add only its hand-over)."""
     future: Future[tuple[Verified, bytes, bool]] = Future()
     try:
-        future.set_result(fn(key, what, body, run_id))
+        future.set_result(fn())
     except _Bad as e:
         future.set_exception(e)
     return future

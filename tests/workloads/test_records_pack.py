@@ -326,3 +326,21 @@ def test_a_pack_holding_a_listed_object_of_another_kind_is_the_problem_not_that_
     found = store.read("r1", "marker", "health")
     assert len(found["marker"]) == 1 and len(found["health"]) == AT
     assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "tampered")]
+
+
+def test_status_wait_keeps_what_a_pack_gave_and_reads_no_pack_it_has_read(store):
+    """`status --wait` (`keep`) reads each object once: after the poll that took them from the pack, a poll reads
+    neither the pack nor its objects, and a record written since costs its own GET alone."""
+    written = [record("r1", i) for i in range(AT)]
+    for r in written:
+        store.put_record(r)
+    read(store, "r1")  # packs them
+    store.keep()
+    counted = calls(store)
+    assert read(store, "r1") == written and counted["GetObject"] == 1  # the pack
+    counted.clear()
+    assert read(store, "r1") == written and counted == Counter({"ListObjectVersions": 1})
+    store.put_record(new := record("r1", AT))
+    counted.clear()
+    assert read(store, "r1") == [*written, new] and counted == Counter({"ListObjectVersions": 1, "GetObject": 1})
+    assert store.problems == []
