@@ -7,7 +7,9 @@ For each of the heaviest instance types, and each capacity kind that changes the
 placement group, a reservation or Capacity Block), it synthesizes racks of 1 and 2 groups with the longest names
 through the CDK CLI, as users do (`cdk synth`, this checkout's cdk.json, default context: path metadata, asset
 metadata and version reporting on), and measures the template files it writes: per group = size(2) - size(1),
-base = size(1) - per group. The largest figures win. Run it after any change to the rack stack, then `make test`.
+base = size(1) - per group. The largest figures win. Then, for the type and capacity of the heaviest group, what
+each character of a longer FSx or instance store mount path adds to one group's rack (both are written into every
+group's user data and job definitions). Run it after any change to the rack stack, then `make test`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from rackform.capacity import CapacityKind  # noqa: E402
 from rackform.capacity import of as capacity_kind  # noqa: E402
 from rackform.plan import naming  # noqa: E402
 from rackform.plan.stack_limits import (  # noqa: E402
+    DEFAULT_FSX_MOUNT_PATH,
+    DEFAULT_INSTANCE_STORE_MOUNT_PATH,
     MEASUREMENT_PATH,
     cdk_synth,
     heaviest_instance_types,
@@ -34,6 +38,11 @@ from rackform.plan.stack_limits import (  # noqa: E402
     worst_case_spec,
 )
 from rackform.reference.catalog import load_catalog  # noqa: E402
+
+# How much longer than the default the measured mount paths are: enough characters for a per-character figure.
+LONGER_BY = 64
+MEASURED_KEYS = ("per_group_bytes", "base_bytes", "per_group_resources", "base_resources",
+                 "fsx_mount_path_bytes_per_char", "instance_store_mount_path_bytes_per_char")
 
 
 def measure(data: dict[str, Any], outdir: Path) -> tuple[int, int]:
@@ -55,6 +64,7 @@ def main() -> int:
     args = parser.parse_args()
     catalog = load_catalog()
     worst: dict[str, Any] = {}
+    one_group: dict[tuple[str, str], int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in heaviest_instance_types(catalog, args.types):
             it = catalog.instance_types[name]
@@ -64,6 +74,7 @@ def main() -> int:
                 label = f"{name} {capacity}"
                 (b1, r1), (b2, r2) = (measure(worst_case_spec(catalog, name, n, capacity=capacity),
                                               Path(tmp) / f"{label}-{n}".replace(" ", "-")) for n in (1, 2))
+                one_group[name, capacity] = b1
                 row = {"instance_type": name, "capacity": capacity,
                        "per_group_bytes": b2 - b1, "base_bytes": b1 - (b2 - b1),
                        "per_group_resources": r2 - r1, "base_resources": r1 - (r2 - r1)}
@@ -74,6 +85,15 @@ def main() -> int:
                         worst[key] = row[key]
                         if key == "per_group_bytes":
                             worst["instance_type"], worst["capacity"] = row["instance_type"], row["capacity"]
+        heaviest: tuple[str, CapacityKind] = (worst["instance_type"], worst["capacity"])
+        for key, longer in (("fsx_mount_path_bytes_per_char",
+                             {"fsx_mount_path": DEFAULT_FSX_MOUNT_PATH + "f" * LONGER_BY}),
+                            ("instance_store_mount_path_bytes_per_char",
+                             {"instance_store_mount_path": DEFAULT_INSTANCE_STORE_MOUNT_PATH + "s" * LONGER_BY})):
+            size, _ = measure(worst_case_spec(catalog, heaviest[0], 1, capacity=heaviest[1], **longer),
+                              Path(tmp) / key)
+            worst[key] = -(-(size - one_group[heaviest]) // LONGER_BY)  # rounded up
+            print(f"{key}: {worst[key]} bytes a group")
     worst["measured_on"] = dt.date.today().isoformat()
     worst["note"] = ("written by scripts/measure_rack_template.py: the heaviest node group's share of a rack "
                      "template as `cdk synth` writes it (default context: path metadata on); "
@@ -81,8 +101,7 @@ def main() -> int:
     print(f"ceiling: {max_node_groups_per_rack(worst)} node groups per rack")
     if args.check:
         old = json.loads(MEASUREMENT_PATH.read_text())
-        stale = any(worst[k] > old[k] for k in ("per_group_bytes", "base_bytes", "per_group_resources",
-                                                 "base_resources"))
+        stale = any(worst[k] > old.get(k, -1) for k in MEASURED_KEYS)
         print("committed measurement is " + ("STALE: run without --check" if stale else "current"))
         return 1 if stale else 0
     MEASUREMENT_PATH.write_text(json.dumps(worst, indent=2, sort_keys=True) + "\n")

@@ -21,6 +21,7 @@ from ..capacity import CapacityKind
 from ..capacity import of as capacity_kind
 from ..reference.aws_limits import STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES
 from ..reference.catalog import Catalog
+from ..spec.models import FsxLustre, InstanceStore
 from .models import container_devices, nic_layout
 
 MEASUREMENT_PATH = Path(__file__).resolve().parents[1] / "reference" / "data" / "rack_template.json"
@@ -48,15 +49,23 @@ def heaviest_instance_types(catalog: Catalog, n: int = 3) -> list[str]:
 PLACEHOLDER_RESERVATION = "cr-0123456789abcdef0"
 
 
-def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
-                    capacity: CapacityKind = "on-demand") -> dict[str, Any]:
+# The mount paths the measured specs use, the defaults: each is written into every node group's user data and job
+# definitions, so a longer one makes every group heavier (mount_path_bytes).
+DEFAULT_FSX_MOUNT_PATH: str = FsxLustre.model_fields["mount_path"].default
+DEFAULT_INSTANCE_STORE_MOUNT_PATH: str = InstanceStore.model_fields["mount_path"].default
+
+
+def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *, capacity: CapacityKind = "on-demand",
+                    fsx_mount_path: str = DEFAULT_FSX_MOUNT_PATH,
+                    instance_store_mount_path: str = DEFAULT_INSTANCE_STORE_MOUNT_PATH) -> dict[str, Any]:
     """A spec (plain data) of one rack holding `groups` node groups of `instance_type`, with the longest names and
     an FSx file system (whose mount script goes into every launch template), in a Region and AZ that offer it;
     `capacity` on-demand, reservation or capacity-block (targeting a placeholder reservation id)."""
     region, azs = next((r, catalog.azs_offering(r, instance_type))
                        for r in sorted(catalog.offerings, key=lambda r: (r != "us-east-2", r))
                        if catalog.azs_offering(r, instance_type))
-    group: dict[str, Any] = {"instance_type": instance_type, "count": 2}
+    group: dict[str, Any] = {"instance_type": instance_type, "count": 2,
+                             "instance_store": {"mount_path": instance_store_mount_path}}
     if capacity_kind(capacity).needs_reservation_id:
         group["capacity"] = {"type": capacity, "reservation_id": PLACEHOLDER_RESERVATION}
     return {
@@ -64,7 +73,8 @@ def worst_case_spec(catalog: Catalog, instance_type: str, groups: int, *,
         "region": region,
         "availability_zone": azs[0],
         "storage": {"fsx_lustre": {"storage_capacity_gib": 1200, "per_unit_storage_throughput": 125,
-                                   "data_repository_path": "s3://example-bucket/prefix"}},
+                                   "data_repository_path": "s3://example-bucket/prefix",
+                                   "mount_path": fsx_mount_path}},
         # the repair loop with everything it can add per group (cdk_constructs/repair.py): idle checks, e-mail
         "racks": [{"name": "r" * NAME_MAX, "healing": {"idle_check_every": "1h", "email": "oncall@example.com"},
                    "node_groups": [{"name": f"{'g' * (NAME_MAX - 3)}{i:03d}", **group} for i in range(groups)]}],
@@ -77,10 +87,24 @@ def measurement(path: Path = MEASUREMENT_PATH) -> dict[str, Any]:
     return measured
 
 
-def max_node_groups_per_rack(m: dict[str, Any] | None = None) -> int:
-    """The most node groups of the heaviest kind that one rack's template holds, in bytes and in resources."""
+def mount_path_bytes(fsx_mount_path: str | None, instance_store_mount_path: str | None,
+                     m: dict[str, Any] | None = None) -> int:
+    """What a node group's template share grows by beyond the measured one where its FSx mount path or its instance
+    store's (None: no such mount) is longer than the default the measurement used: the measured bytes per character
+    (each path is written many times into every group's user data and job definitions). A shorter path counts 0."""
     m = m or measurement()
-    by_bytes = (TEMPLATE_BODY_MAX_BYTES * (1 - MARGIN) - m["base_bytes"]) // m["per_group_bytes"]
+    return sum(m[key] * max(0, len(path) - len(default)) for path, default, key in (
+        (fsx_mount_path, DEFAULT_FSX_MOUNT_PATH, "fsx_mount_path_bytes_per_char"),
+        (instance_store_mount_path, DEFAULT_INSTANCE_STORE_MOUNT_PATH, "instance_store_mount_path_bytes_per_char"))
+        if path is not None)
+
+
+def max_node_groups_per_rack(m: dict[str, Any] | None = None, extra_bytes_per_group: int = 0) -> int:
+    """The most node groups of the heaviest kind that one rack's template holds, in bytes and in resources, each
+    group `extra_bytes_per_group` (mount_path_bytes) heavier than measured."""
+    m = m or measurement()
+    by_bytes = (TEMPLATE_BODY_MAX_BYTES * (1 - MARGIN) - m["base_bytes"]) // (m["per_group_bytes"]
+                                                                              + extra_bytes_per_group)
     by_resources = (STACK_MAX_RESOURCES - m["base_resources"]) // m["per_group_resources"]
     return int(min(by_bytes, by_resources))
 

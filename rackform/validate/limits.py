@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from ..plan.stack_limits import max_node_groups_per_rack
+from ..plan.models import instance_store_enabled
+from ..plan.stack_limits import (
+    DEFAULT_FSX_MOUNT_PATH,
+    DEFAULT_INSTANCE_STORE_MOUNT_PATH,
+    max_node_groups_per_rack,
+    mount_path_bytes,
+)
 from ..reference.aws_limits import (
     BATCH_MAX_COMPUTE_ENVIRONMENTS,
     BATCH_MAX_JOB_QUEUES,
@@ -10,7 +16,7 @@ from ..reference.aws_limits import (
     TEMPLATE_BODY_MAX_BYTES,
 )
 from ..reference.catalog import Catalog
-from ..spec.models import Spec
+from ..spec.models import NodeGroup, Spec
 from .core import Found, Rule, SpecRule
 
 
@@ -24,14 +30,25 @@ def batch_quotas(spec: Spec, catalog: Catalog) -> Found:
 
 
 def rack_stack_size(spec: Spec, catalog: Catalog) -> Found:
-    # The ceiling comes from the measured template share of the heaviest node group (rackform/plan/stack_limits.py).
-    ceiling = max_node_groups_per_rack()
+    # The ceiling comes from the measured template share of the heaviest node group (rackform/plan/stack_limits.py),
+    # measured with the default mount paths: every character a rack's groups write beyond them is counted too.
+    fsx = None if spec.storage.fsx_lustre is None else spec.storage.fsx_lustre.mount_path
+
+    def store(g: NodeGroup) -> str | None:
+        it = catalog.get(g.instance_type)
+        return g.instance_store.mount_path if it is not None and instance_store_enabled(g, it) else None
+
     for i, rack in enumerate(spec.racks):
+        extra = max(mount_path_bytes(fsx, store(g)) for g in rack.node_groups)
+        ceiling = max_node_groups_per_rack(extra_bytes_per_group=extra)
         if len(rack.node_groups) > ceiling:
+            paths = (f" with mount paths longer than {DEFAULT_FSX_MOUNT_PATH} and {DEFAULT_INSTANCE_STORE_MOUNT_PATH} "
+                     f"({extra:,} bytes more a node group)" if extra else "")
             yield f"racks[{i}].node_groups", (
                 f"rack {rack.name!r} has {len(rack.node_groups)} node groups; a rack is one CloudFormation stack "
                 f"(at most {STACK_MAX_RESOURCES} resources and a template under {TEMPLATE_BODY_MAX_BYTES:,} bytes), "
-                f"which holds at most {ceiling} node groups: split the rack")
+                f"which holds at most {ceiling} node groups{paths}: split the rack"
+                + (", or shorten storage.fsx_lustre.mount_path or instance_store.mount_path" if extra else ""))
 
 
 RULES: tuple[SpecRule, ...] = (

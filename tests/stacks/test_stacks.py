@@ -34,6 +34,7 @@ from rackform.plan.stack_limits import (
     cdk_synth,
     max_node_groups_per_rack,
     measurement,
+    mount_path_bytes,
     worst_case_spec,
 )
 from rackform.reference.aws_limits import BATCH_MAX_COMPUTE_ENVIRONMENTS, STACK_MAX_RESOURCES, TEMPLATE_BODY_MAX_BYTES
@@ -710,6 +711,25 @@ def test_the_heaviest_rack_validate_admits_keeps_the_margin_as_the_cdk_cli_write
     one_more = worst_rack_data(ceiling + 1)
     problems = errors(validate_spec(Spec.model_validate(one_more), load_catalog()))
     assert {p.rule for p in problems} == {"rack-stack-size"} and str(ceiling) in problems[0].message
+
+
+def test_longer_mount_paths_grow_a_group_by_no_more_than_validate_counts(tmp_path):
+    """validate counts every mount-path character beyond /fsx and /scratch at the measured bytes a node group
+    (stack_limits.mount_path_bytes), since the heaviest rack above is synthesized at the default paths: one heaviest
+    group with longer paths, synthesized as users do, grows by no more than that."""
+    m = measurement()
+    fsx, store = "/mnt/fsx/shared-datasets", "/mnt/nvme/local-scratch"
+    sizes = {}
+    for name, paths in (("default", {}), ("longer", {"fsx_mount_path": fsx, "instance_store_mount_path": store})):
+        data = worst_case_spec(load_catalog(), m["instance_type"], 1, capacity=m["capacity"], **paths)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "spec.json").write_text(json.dumps(data))
+        result = cdk_synth(tmp_path / name / "spec.json", tmp_path / name / "cdk.out")
+        assert result.returncode == 0, result.stderr
+        stack = naming.rack_stack(data["name"], data["racks"][0]["name"])
+        sizes[name] = (tmp_path / name / "cdk.out" / f"{stack}.template.json").stat().st_size
+    assert 0 < sizes["longer"] - sizes["default"] <= mount_path_bytes(fsx, store), (
+        f"{sizes['longer'] - sizes['default']:,} bytes for longer mount paths: run scripts/measure_rack_template.py")
 
 
 # --- benchmark job definitions -----------------------------------------------------------------------------------

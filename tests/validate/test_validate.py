@@ -406,6 +406,27 @@ def test_too_many_node_groups_in_one_rack(demo, catalog):
     assert p.path == "racks[0].node_groups" and f"at most {ceiling} node groups" in p.message
 
 
+@pytest.mark.parametrize(("instance_type", "fsx_path", "store_path"), [
+    ("c8g.4xlarge", "/mnt/fsx/shared-datasets", None),  # no instance store: the FSx path alone
+    ("p5.48xlarge", "/fsx", "/mnt/nvme/local-scratch"),
+])
+def test_longer_mount_paths_lower_a_racks_ceiling(demo, catalog, instance_type, fsx_path, store_path):
+    # Both mount paths are written into every node group's template share (about 14 and 17 bytes a character, as
+    # measured): the ceiling's groups fit at /fsx and /scratch, not with paths a few words longer.
+    from rackform.plan.stack_limits import max_node_groups_per_rack
+
+    ceiling = max_node_groups_per_rack()
+    demo["racks"] = [{"name": "a", "node_groups": [{"name": f"g{i}", "instance_type": instance_type, "count": 1}
+                                                   for i in range(ceiling)]}]
+    assert [p for p in check(demo, catalog) if p.rule == "rack-stack-size"] == []
+    demo["storage"]["fsx_lustre"]["mount_path"] = fsx_path
+    for group in demo["racks"][0]["node_groups"]:
+        group["instance_store"] = {"mount_path": store_path or "/scratch"}
+    [p] = only(check(demo, catalog), "rack-stack-size")
+    assert f"at most {ceiling - 1} node groups with mount paths longer than /fsx and /scratch" in p.message
+    assert "shorten storage.fsx_lustre.mount_path or instance_store.mount_path" in p.message
+
+
 def test_the_rack_ceiling_follows_the_measured_template_share():
     from rackform.plan.stack_limits import max_node_groups_per_rack
 
