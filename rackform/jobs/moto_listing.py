@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import threading
 import types
 from collections.abc import Iterator
@@ -48,10 +49,13 @@ def _listed(versions: object, memo: dict[int, object] | None = None) -> object:
     out: list[object] = []
     for version in versions:
         if type(version) is FakeKey:
-            _ = version.etag  # computed (from the body) and kept on the stored key, as moto's response would
             listed = object.__new__(FakeKey)
             listed.__dict__.update(version.__dict__)
             listed._value_buffer, listed.multipart, listed.disposed = _NO_BODY, None, True
+            if version._etag is None:
+                # Its PUT's response has not computed it yet. From the body read under the key's lock, as moto's deep
+                # copy reads it: `etag` seeks and reads the one buffer unlocked, under a GET reading it (locked).
+                listed._etag = hashlib.md5(version.value, usedforsecurity=False).hexdigest()
             out.append(listed)
         else:  # a delete marker: no body
             out.append(copy.copy(version))

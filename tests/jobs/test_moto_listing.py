@@ -77,3 +77,30 @@ def test_leaving_restores_motos_own():
     with versions_listed_per_page():
         assert models.S3Backend.list_object_versions is not real_list
     assert models.S3Backend.list_object_versions is real_list and models.copy is real_copy
+
+
+def test_a_key_whose_etag_moto_has_not_computed_is_read_under_its_lock_as_a_get_reads_it():
+    """moto computes a new key's ETag in its PUT's response, after the key is stored, by seeking and reading the
+    key's one buffer; a listing in between must read the body as moto's own deep copy does, under the key's lock
+    (`FakeKey.value`), or a GET reading the buffer at that moment (under the lock) can be handed b""."""
+    import hashlib
+    import threading
+
+    from rackform.jobs import moto_listing
+
+    key = FakeKey("results/r1/k", b"body", "123456789012", REGION)
+    assert key._etag is None
+    listed: list[FakeKey] = []
+
+    def listing() -> None:
+        moto_listing._request.current = ("results/", None)
+        listed.extend(moto_listing._listed([key]))
+
+    with key.lock:  # a GET in the middle of its seek and read
+        thread = threading.Thread(target=listing)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()
+    thread.join(10)
+    assert [k.etag for k in listed] == [f'"{hashlib.md5(b"body").hexdigest()}"'] and key.value == b"body"
+    key.dispose()
