@@ -6,15 +6,17 @@ that GETs at least PACK_AT of a folder's objects (a run's records, or its job ma
 each believed, writes them into one gzip object in that folder (workloads/layout.py `pack_key`), write-once like
 every object under results/; a later reading that GETs at least as many again writes the next, larger pack.
 
-A pack changes nothing a reader believes, whoever wrote it. Readers still list the folder, and take an object from
-the pack only when the pack's bytes for its key hash (MD5) to the ETag listed for the key's one version: S3 sets the
-ETag of an object written by one PUT under SSE-S3 or no encryption to the MD5 of its bytes
+A pack changes nothing a reader believes, whoever wrote it, but for the writer of an object itself (below). Readers
+still list the folder, and take an object from the pack only when the pack's bytes for its key hash (MD5) to the
+ETag listed for the key's one version: S3 sets the ETag of an object written by one PUT under SSE-S3 or no
+encryption to the MD5 of its bytes
 (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html, ETag), and rackform writes each object with one
 PUT into a bucket encrypted with SSE-S3 (cdk_constructs/storage.py). An object without such a match (a bucket under
 SSE-KMS has none) is read from its own key as before; the object's own checks (its model, the key it is filed at)
 run on the pack's bytes as on a GET's; an object the pack holds and the bucket no longer does is a problem. No
-second preimage of MD5 for a given object is known, which is all the binding needs (collisions need both inputs
-chosen).
+second preimage of MD5 for a given object is known, so no one can forge an entry for an object another wrote; MD5
+collisions are known (both inputs chosen), so the writer of an object could write one of a colliding pair and pack
+the other, both valid JSON of its model: a record only it could have written anyway (docs/security.md, Packs).
 
 Format, gzip-compressed: one JSON line {"run_id": ...}, then for each object, in key order, "<key> <size>\n", its
 `size` bytes and "\n". The count of objects is in the pack's key.
