@@ -26,6 +26,13 @@ def test_the_local_all_reduce_keeps_its_rendezvous_across_nodes() -> None:
         assert TORCHRUN in step.argv and "--nnodes=2" in step.argv and f"--node-rank={index}" in step.argv
 
 
+def test_the_local_all_reduce_warms_up_once_a_size_and_aws_keeps_torchbenchs_default() -> None:
+    [local] = BENCHMARKS["allreduce"].steps(NodeContext(tier="cpu", local=True, num_nodes=2))
+    [aws] = BENCHMARKS["allreduce"].steps(NodeContext(tier="gpu", gpus=8, num_nodes=2))
+    assert {"--max-bytes=4194304", "--iters=5", "--warmup=1"} <= set(local.argv)
+    assert not any(a.startswith(("--warmup", "--iters", "--max-bytes")) for a in aws.argv)
+
+
 def test_local_inference_is_smaller_and_says_so_in_its_arguments() -> None:
     [local] = BENCHMARKS["inference"].steps(NodeContext(tier="cpu", local=True))
     [aws] = BENCHMARKS["inference"].steps(NodeContext(tier="cpu"))
