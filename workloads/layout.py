@@ -89,8 +89,25 @@ def parse_log_key(key: str) -> tuple[str, str, str, str, int] | None:
     return (parts[1], parts[2], parts[3], parts[4], int(found.group(1))) if found else None
 
 
+# Health records have a folder of their own too, as records do, so that reading a run's health lists them and not
+# its node logs (capitalised: never a rack's folder, rack names are lower case).
+HEALTH_FOLDER = "Health"
+
+
+def health_prefix(run_id: str, job: tuple[str, str, str] | None = None) -> str:
+    """Where a run's health records are: all of them, or one job's, `job` being (rack, node group, benchmark)."""
+    where = "" if job is None else f"{job[2]}/{job[0]}/{job[1]}/"
+    return f"{RESULTS_PREFIX}/{check_run_id(run_id)}/{HEALTH_FOLDER}/{where}"
+
+
 def health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
-    """Each node's health step, beside the job's record: written before the benchmark's first step."""
+    """Each node's health step: written before the benchmark's first step."""
+    return f"{health_prefix(run_id, (rack, node_group, benchmark))}health-node-{node_index}.json"
+
+
+def legacy_health_key(run_id: str, rack: str, node_group: str, benchmark: str, node_index: int) -> str:
+    """Where runs written before health records had a folder of their own keep theirs: beside the job's node logs
+    (the store still reads them)."""
     return f"{job_prefix(run_id, rack, node_group, benchmark)}/health-node-{node_index}.json"
 
 
@@ -106,7 +123,7 @@ HEALTH_OBJECT = re.compile(r"health-node-(\d+)\.json")
 #     accept-round-<r>-node-<i>.json  node i's side of fabric round r (part "round")
 #     accept-schedule-<r>.json        node 0's pairs for round r, or the word to stop (results.FabricSchedule)
 #     accept-group.json               node 0's group record: the collective and the rounds' finding; the job's end
-#     health-node-<i>.json            each node's health step, as for every benchmark job
+# and each node's health step is in health_prefix(run_id, (rack, node_group, <that name>)), as for every job.
 ACCEPT_JOB = "accept"
 ACCEPT_JOB_NAME = re.compile(r"accept(?:-(\d+))?")
 ACCEPT_OBJECT = re.compile(r"accept-(?:node-(\d+)|round-(\d+)-node-(\d+)|group)\.json")

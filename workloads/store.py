@@ -38,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 from .layout import (
     ACCEPT_OBJECT,
     ACCEPT_SCHEDULE,
+    HEALTH_FOLDER,
     HEALTH_OBJECT,
     NOT_RUN_FOLDERS,
     PACK_OBJECT,
@@ -56,8 +57,10 @@ from .layout import (
     check_run_id,
     claim_key,
     health_key,
+    health_prefix,
     job_prefix,
     jobs_prefix,
+    legacy_health_key,
     legacy_record_key,
     pack_key,
     placement_key,
@@ -272,9 +275,12 @@ class ResultStore:
 
     def health(self, run_id: str, job: tuple[str, str, str] | None = None) -> list[HealthRecord]:
         """The run's verified health records (one per node of each job), or one job's, `job` being (rack, node
-        group, benchmark): listed under that job's prefix alone. Objects left out are in `self.problems`."""
-        within = None if job is None else f"{job_prefix(run_id, *job)}/"
-        return self.read(run_id, "health", within=within)["health"]
+        group, benchmark): listed from their folder (`Health/`, or the job's in it) alone. A run with nothing there
+        was written before health records had a folder of their own, and is listed as it was: whole, or the job's
+        folder. Objects left out are in `self.problems`."""
+        listed = self._versions(health_prefix(run_id, job)) or \
+            self._versions(run_prefix(run_id) if job is None else f"{job_prefix(run_id, *job)}/")
+        return [cast(HealthRecord, h) for _, _, h in self._read_listed(run_id, listed, ("health",))]
 
     def submissions(self, run_id: str) -> list[Document]:
         """The run's verified job markers; every object left out is in `self.problems`."""
@@ -523,8 +529,8 @@ class ResultStore:
 
 
 # The kinds read from a pack (workloads/pack.py), by the folder their pack lies in: the ones a run has one or more of
-# per job. Health records lie in the jobs' folders, so their pack is in the run's.
-PACKED: dict[str, Callable[[str], str]] = {"record": records_prefix, "marker": jobs_prefix, "health": run_prefix}
+# per job, each in a folder of its own.
+PACKED: dict[str, Callable[[str], str]] = {"record": records_prefix, "marker": jobs_prefix, "health": health_prefix}
 _PACK_FAILS = (PackError, OSError, EOFError, zlib.error)
 
 
@@ -722,6 +728,8 @@ def _kind(prefix: str, key: str) -> str | None:
     if folder == "_claims":  # a failed attempt's note is only ever listed (latest_claim), never read
         m = CLAIM_OBJECT.fullmatch(name.rsplit("/", 1)[-1])
         return "claim" if m and not m[2] else None
+    if folder == HEALTH_FOLDER:
+        return "health" if HEALTH_OBJECT.fullmatch(rest.rsplit("/", 1)[-1]) else None
     if folder == RECORDS_FOLDER:
         return "record" if name.endswith("/record.json") else None
     last = rest.rsplit("/", 1)[-1]
@@ -771,8 +779,12 @@ def _filed(key: str, expected: str | None, says: str) -> None:
 
 def _health(key: str, data: object, run_id: str) -> HealthRecord:
     record = _validated(HealthRecord, data, "health record")
-    _filed(key, health_key(record.run_id, record.rack, record.node_group, record.benchmark, record.node_index)
-           if RUN_ID.fullmatch(record.run_id) else None, f"it is node {record.node_index} of run {record.run_id!r}, "
+    parts = key.split("/")  # as for records: its own folder, or beside the node logs in a run written before
+    filed_as = health_key if len(parts) == 7 and parts[2] == HEALTH_FOLDER else \
+        legacy_health_key if len(parts) == 6 else None
+    _filed(key, filed_as(record.run_id, record.rack, record.node_group, record.benchmark, record.node_index)
+           if filed_as is not None and RUN_ID.fullmatch(record.run_id) else None,
+           f"it is node {record.node_index} of run {record.run_id!r}, "
            f"{record.rack}/{record.node_group}/{record.benchmark}")
     return record
 

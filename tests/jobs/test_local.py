@@ -54,12 +54,14 @@ def test_two_node_allreduce_runs_as_two_processes_and_lands_in_s3(embedded, tmp_
             assert one("busbw") == pytest.approx(one("algbw") * 2 * (2 - 1) / 2)  # nccl-tests' factor, 2 ranks
     peak = max(m.value for m in record.metrics if m.name == "busbw")
     assert 0.001 < peak < 200  # GB/s through loopback on one machine: plausible, not a placeholder
-    # both nodes uploaded their raw logs to the job's folder; the record is apart, in the run's records folder
+    # both nodes uploaded their raw logs to the job's folder; the record and the health records are apart, each in
+    # the run's folder of its kind
     keys = set(store.keys("results/local-1/graviton/cpu/allreduce/"))
-    assert {k.rsplit("/", 1)[1] for k in keys} == {"node-0.log", "node-1.log", "health-node-0.json",
-                                                   "health-node-1.json"}
+    assert {k.rsplit("/", 1)[1] for k in keys} == {"node-0.log", "node-1.log"}
     assert list(store.keys("results/local-1/Records/")) == [
         "results/local-1/Records/allreduce/graviton/cpu/record.json"]
+    assert list(store.keys("results/local-1/Health/")) == [
+        f"results/local-1/Health/allreduce/graviton/cpu/health-node-{i}.json" for i in range(2)]
     # Each node checked itself first; on this machine the planned hardware checks do not apply, and say why.
     health = store.health("local-1")
     assert sorted(h.node_index for h in health) == [0, 1] and all(h.healthy for h in health)

@@ -44,7 +44,9 @@ def test_a_single_nodes_slot_job_writes_its_figures_under_its_slot_and_no_group_
         assert all(f.node_index == 2 and f.host and f.value > 0 for f in record.figures)
         assert by[("cpu", "cpu")].unit == "events/s"
         keys = {k.rsplit("/", 1)[1] for k in store.listed("results/run-1/graviton/cpu/accept-2/")}
-        assert keys == {"accept-node-2.json", "health-node-2.json", "node-2.log"}
+        assert keys == {"accept-node-2.json", "node-2.log"}
+        assert store.listed("results/run-1/Health/") == {
+            "results/run-1/Health/accept-2/graviton/cpu/health-node-2.json"}
 
 
 def test_a_node_that_fails_its_health_step_keeps_its_figures_and_fails(tmp_path, monkeypatch):

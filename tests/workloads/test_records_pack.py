@@ -272,7 +272,8 @@ def test_status_reading_packs_job_markers_and_records_and_then_reads_two_packs(s
     assert store.count(jobs_prefix("r1")) == AT
 
 
-def test_health_records_in_the_jobs_folders_are_packed_in_the_runs(store):
+def test_health_records_are_packed_in_their_folder(store):
+    from workloads.layout import health_prefix
     from workloads.results import HealthCheck, HealthRecord
 
     for i in range(AT):
@@ -280,9 +281,8 @@ def test_health_records_in_the_jobs_folders_are_packed_in_the_runs(store):
                                       instance_type="m7g.xlarge", node_index=0, hostname=f"h{i}", checked_at=T0,
                                       checks=(HealthCheck(name="cpu", status="passed", detail="ok"),)))
     first = store.health("r1")
-    assert packs(store, "r1") == [] and \
-        [o["Key"] for o in store.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/r1/_pack-")["Contents"]] == \
-        [pack_key("results/r1/", AT)]
+    listed = store.s3.list_objects_v2(Bucket=BUCKET, Prefix=health_prefix("r1") + "_pack-")["Contents"]
+    assert [o["Key"] for o in listed] == [pack_key(health_prefix("r1"), AT)]
     counted = calls(store)
     assert store.health("r1") == first and len(first) == AT and store.problems == []
     assert counted == Counter({"ListObjectVersions": 1, "GetObject": 1})
@@ -304,9 +304,9 @@ def test_the_cycle_collector_is_off_while_a_run_streams_in_and_on_again_after(st
 
 
 def test_a_pack_holding_a_listed_object_of_another_kind_is_the_problem_not_that_object(store):
-    """The health records' pack lies in the run's folder, beside every other kind: a pack that holds a genuine job
-    marker is not one rackform wrote, and the marker, listed and believed, is never named gone."""
-    from workloads.layout import BenchmarkJobName, BenchmarkMarker, submission_key
+    """A health records' pack that holds a genuine job marker is not one rackform wrote (a pack holds only its
+    folder's keys), and the marker, listed and believed, is never named gone."""
+    from workloads.layout import BenchmarkJobName, BenchmarkMarker, health_prefix, submission_key
     from workloads.results import HealthCheck, HealthRecord
 
     name = str(BenchmarkJobName(run_id="r1", rack="rack000", node_group="head", benchmark="cpu"))
@@ -321,7 +321,7 @@ def test_a_pack_holding_a_listed_object_of_another_kind_is_the_problem_not_that_
     writer = PackWriter("r1")
     for k in sorted([marker_key, *healths]):
         writer.add(k, body_of(store, k))
-    key = pack_key("results/r1/", AT + 1)
+    key = pack_key(health_prefix("r1"), AT + 1)
     store.put_once(key, writer.finish(), "application/gzip")
     found = store.read("r1", "marker", "health")
     assert len(found["marker"]) == 1 and len(found["health"]) == AT
