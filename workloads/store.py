@@ -612,7 +612,7 @@ class _Packing:
             key, reader = self.old
             try:
                 reader.finish()
-                # Listed, but not of the pack's kind: the health records' pack lies beside every other kind.
+                # Listed, but not of the pack's kind: whoever writes under results/ can put any object in a folder.
                 listed = {k for k, _, _ in self.listed} if reader.unlisted else set()
                 if other := next((k for k in reader.unlisted if k in listed), None):
                     raise PackError(f"it holds {other}, which is not a {KINDS[self.what].noun}")

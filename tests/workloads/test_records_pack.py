@@ -304,27 +304,17 @@ def test_the_cycle_collector_is_off_while_a_run_streams_in_and_on_again_after(st
 
 
 def test_a_pack_holding_a_listed_object_of_another_kind_is_the_problem_not_that_object(store):
-    """A health records' pack that holds a genuine job marker is not one rackform wrote (a pack holds only its
-    folder's keys), and the marker, listed and believed, is never named gone."""
-    from workloads.layout import BenchmarkJobName, BenchmarkMarker, health_prefix, submission_key
-    from workloads.results import HealthCheck, HealthRecord
-
-    name = str(BenchmarkJobName(run_id="r1", rack="rack000", node_group="head", benchmark="cpu"))
-    marker = BenchmarkMarker(job_name=name, queue="demo-rack000-head-queue", job_definition="demo-cpu",
-                             rack="rack000", node_group="head", benchmark="cpu", nodes=1, job_id="j0")
-    marker_key = submission_key("r1", name)
-    store.put_once(marker_key, marker.model_dump_json().encode(), "application/json")
-    healths = [store.put_health(HealthRecord(
-        run_id="r1", benchmark="cpu", rack=f"rack{i:03d}", node_group="head", instance_type="m7g.xlarge",
-        node_index=0, hostname=f"h{i}", checked_at=T0, checks=(HealthCheck(name="cpu", status="passed", detail="ok"),)))
-        for i in range(AT)]
-    writer = PackWriter("r1")
-    for k in sorted([marker_key, *healths]):
-        writer.add(k, body_of(store, k))
-    key = pack_key(health_prefix("r1"), AT + 1)
-    store.put_once(key, writer.finish(), "application/gzip")
-    found = store.read("r1", "marker", "health")
-    assert len(found["marker"]) == 1 and len(found["health"]) == AT
+    """A folder may list objects that are not of its pack's kind (whoever writes under results/ can put one there):
+    a pack that holds one is not one rackform wrote, and that object, which the bucket does hold, is never named
+    gone."""
+    written = [record("r1", i) for i in range(AT)]
+    for r in written:
+        store.put_record(r)
+    keys = [record_key("r1", r.rack, r.node_group, r.benchmark) for r in written]
+    other = records_prefix("r1") + "notes.json"
+    store.put_once(other, b"{}", "application/json")
+    key = put_pack(store, "r1", [*((k, body_of(store, k)) for k in keys), (other, b"{}")])
+    assert read(store, "r1") == written
     assert [(p.key, p.what, p.kind) for p in store.problems] == [(key, PACK, "tampered")]
 
 
