@@ -60,8 +60,10 @@ class CpuQuota:
 
 
 def _candidates(mounts: str, membership: str) -> list[tuple[Path, dict[str, str]]]:
-    """(this process's cgroup directory, the files that set a quota there) in each hierarchy with the cpu
-    controller: cgroup v1's cpu mount first (where both are mounted, v2 holds no cpu controller), then v2's."""
+    """(a cgroup directory to make the quota's cgroup in, the files that set a quota there) in each hierarchy with
+    the cpu controller: cgroup v1's cpu mount first (where both are mounted, v2 holds no cpu controller), then v2's.
+    The directory is this process's own cgroup; in v2 also the hierarchy's root, the one cgroup that may hand a
+    controller down while it holds processes (v2's no-internal-process rule), which only root may write."""
     own: dict[str, str] = {}  # controllers ("" for v2) -> this process's path in that hierarchy
     for line in membership.splitlines():
         _, controllers, where = line.split(":", 2)
@@ -79,7 +81,10 @@ def _candidates(mounts: str, membership: str) -> list[tuple[Path, dict[str, str]
             path, limits = own.get(""), {"cpu.max": "{quota} {period}"}
         else:
             continue
-        if path is not None:
-            found.append((Path(point) / path.lstrip("/"), limits))
+        if path is None:
+            continue
+        found.append((Path(point) / path.lstrip("/"), limits))
+        if kind == "cgroup2" and path != "/":
+            found.append((Path(point), limits))
     return sorted(found, key=lambda c: "cpu.max" in c[1])
 

@@ -43,6 +43,16 @@ def test_cgroup_v2_the_parent_hands_down_the_cpu_controller_and_cpu_max_holds_bo
     assert (quota.path / "cpu.max").read_text() == f"{PERIOD_US // 4} {PERIOD_US}"
 
 
+def test_cgroup_v2_a_cgroup_with_processes_cannot_hand_down_cpu_so_the_quota_goes_under_the_root(tmp_path):
+    # A non-root v2 cgroup that holds processes refuses "+cpu" in its subtree_control (EBUSY); a directory where
+    # that file would be fails the write here the same way.
+    (tmp_path / "unified" / "user.slice" / "session.scope" / "cgroup.subtree_control").mkdir(parents=True)
+    mounts, membership = tree(tmp_path, V2, "0::/user.slice/session.scope\n")
+    quota = CpuQuota.make("slow-1", 0.1, mounts=mounts, membership=membership)
+    assert quota is not None and quota.path == tmp_path / "unified" / "slow-1"
+    assert (quota.path / "cpu.max").read_text() == f"{PERIOD_US // 10} {PERIOD_US}"
+
+
 def test_where_v1_holds_the_cpu_controller_beside_v2_the_quota_is_v1s(tmp_path):
     for d in ("cpu,cpuacct", "unified"):
         (tmp_path / d).mkdir()
