@@ -275,11 +275,11 @@ class ResultStore:
 
     def health(self, run_id: str, job: tuple[str, str, str] | None = None) -> list[HealthRecord]:
         """The run's verified health records (one per node of each job), or one job's, `job` being (rack, node
-        group, benchmark): listed from their folder (`Health/`, or the job's in it) alone. A run with nothing there
-        was written before health records had a folder of their own, and is listed as it was: whole, or the job's
+        group, benchmark): listed from their folder (`Health/`, or the job's in it) alone. A run with no health record
+        there was written before health records had a folder of their own, and is listed as it was: whole, or the job's
         folder. Objects left out are in `self.problems`."""
-        listed = self._versions(health_prefix(run_id, job)) or \
-            self._versions(run_prefix(run_id) if job is None else f"{job_prefix(run_id, *job)}/")
+        listed = self._in_folder(run_id, "health", health_prefix(run_id, job),
+                                 run_prefix(run_id) if job is None else f"{job_prefix(run_id, *job)}/")
         return [cast(HealthRecord, h) for _, _, h in self._read_listed(run_id, listed, ("health",))]
 
     def submissions(self, run_id: str) -> list[Document]:
@@ -319,13 +319,22 @@ class ResultStore:
         `results`); every object left out is in `self.problems` once the iteration ends.
 
         Listed from the run's records folder alone: a quarter of a benchmark run's objects (its job markers, health
-        records and node logs are elsewhere). A run with nothing there was written before records had a folder of
+        records and node logs are elsewhere). A run with no record there was written before records had a folder of
         their own, and is listed whole (its records lie beside the node logs); a run's jobs all write one layout,
         the one of the job definition they were submitted with. Records come from the folder's pack where it holds
         them (`_read_listed`)."""
-        listed = self._versions(records_prefix(run_id)) or self._versions(run_prefix(run_id))
+        listed = self._in_folder(run_id, "record", records_prefix(run_id), run_prefix(run_id))
         for _, _, record in self._read_listed(run_id, listed, ("record",)):
             yield cast(ResultRecord, record)
+
+    def _in_folder(self, run_id: str, what: str, folder: str,
+                   before: str) -> list[tuple[str, list[tuple[str, int]], bool]]:
+        """The listing of `folder`, where a run keeps its objects of kind `what`, or of `before`, where a run written
+        before that folder existed kept them, when the folder lists none of them: a pack or anything else put there
+        (whoever writes under results/ can) is none, and must not hide such a run's objects."""
+        listed = self._versions(folder)
+        return listed if any(_kind(run_prefix(run_id), key) == what for key, _, _ in listed) else \
+            self._versions(before)
 
     def keep(self) -> None:
         """From now on keep what is read, by key, version and size, and never GET it again: `status --wait` polls

@@ -334,3 +334,27 @@ def test_status_wait_keeps_what_a_pack_gave_and_reads_no_pack_it_has_read(store)
     counted.clear()
     assert read(store, "r1") == [*written, new] and counted == Counter({"ListObjectVersions": 1, "GetObject": 1})
     assert store.problems == []
+
+
+@pytest.mark.parametrize("what", ["record", "health"])
+def test_a_pack_in_the_folder_of_a_run_written_before_it_hides_none_of_its_objects(store, what):
+    """A run written before records (or health records) had a folder of their own is read whole when that folder
+    lists none of them: a pack put there (whoever writes under results/ can) holds no record, and must not make the
+    run's records vanish as if it were a run of the new layout with none."""
+    from workloads.layout import health_prefix, legacy_health_key, legacy_record_key
+    from workloads.results import HealthCheck, HealthRecord
+
+    for i in range(AT):
+        if what == "record":
+            r: ResultRecord | HealthRecord = record("old", i)
+            key = legacy_record_key("old", r.rack, r.node_group, r.benchmark)
+        else:
+            r = HealthRecord(run_id="old", benchmark="cpu", rack=f"rack{i:03d}", node_group="head",
+                             instance_type="m7g.xlarge", node_index=0, hostname=f"h{i}", checked_at=T0,
+                             checks=(HealthCheck(name="cpu", status="passed", detail="ok"),))
+            key = legacy_health_key("old", r.rack, r.node_group, r.benchmark, 0)
+        store.put_once(key, r.model_dump_json().encode(), "application/json")
+    folder = records_prefix("old") if what == "record" else health_prefix("old")
+    store.put_once(pack_key(folder, AT), gzip.compress(b'{"run_id": "old"}\n'), "application/gzip")
+    found = read(store, "old") if what == "record" else store.health("old")
+    assert [x.rack for x in found] == [f"rack{i:03d}" for i in range(AT)]
