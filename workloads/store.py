@@ -14,9 +14,7 @@ are those of the one version listed.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import gc
 import hashlib
 import io
 import json
@@ -360,12 +358,6 @@ class ResultStore:
                   if (what := _kind(prefix, key)) in kinds]
         if not wanted:
             return
-        with _collector_paused():
-            yield from self._read_wanted(run_id, listed, wanted, kinds)
-
-    def _read_wanted(self, run_id: str, listed: list[tuple[str, list[tuple[str, int]], bool]],
-                     wanted: list[tuple[str, list[tuple[str, int]], bool, str]],
-                     kinds: tuple[str, ...]) -> Iterator[tuple[str, str, Verified]]:
         packs = {what: _Packing(self, run_id, listed, wanted, what, folder(run_id), keep=self._kept is not None)
                  for what, folder in PACKED.items() if what in kinds}
         # boto3 clients are thread-safe (resources are not): the threads share self.s3 and only GET and verify;
@@ -682,21 +674,6 @@ class Tampered(ValueError):
 class _Bad(Exception):
     def __init__(self, kind: Literal["unreadable", "tampered"], why: str) -> None:
         self.kind, self.why = kind, why
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """CPython's cycle collector off while a run streams in: records, their metrics and the rows made of them hold no
-    reference cycles, so refcounting frees them, but each collection still walks every object alive (botocore's
-    service models included), which cost 1 s of 7 in `report` over 10,000 records. On again when the reading ends,
-    or when the caller drops it part-way; a reading inside another leaves it to the outer one."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _done(fn: Callable[[], tuple[Verified, bytes, bool]]) -> Future[tuple[Verified, bytes, bool]]:

@@ -242,3 +242,23 @@ def test_a_run_with_a_problem_gets_no_summary_and_a_reader_who_may_not_write_sti
     code, out, _ = run_cli(capsys, "runs", "--json", "--bucket", BUCKET, "--region", REGION)
     good = next(r for r in json.loads(out)["runs"] if r["run_id"] == "good")
     assert (good["jobs"], good["succeeded"], good["pending"]) == (2, 2, 0)
+
+
+def test_the_cycle_collector_is_off_while_a_reading_command_runs_and_on_again_after(store, capsys, monkeypatch):
+    """rackform/cli READING_COMMANDS: off while `report` (or `status`) runs, on again when it returns or raises;
+    on for `status --wait`, which may poll for hours."""
+    import gc
+
+    from rackform.analysis import report
+
+    run(store, "r1", 3)
+    seen: list[bool] = []
+    real = ResultStore.iter_records
+    monkeypatch.setattr(ResultStore, "iter_records", lambda self, run_id: seen.append(gc.isenabled()) or
+                        real(self, run_id))
+    assert requests(capsys, "report", "r1")[0] == 0 and seen == [False] and gc.isenabled()
+    assert requests(capsys, "status", "r1", "--wait", "--timeout", "1")[0] == 0 and seen[-1] is True
+    monkeypatch.setattr(report, "build_report", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a defect of rackform's own: its traceback, and the collector back on
+        run_cli(capsys, "report", "r1", "--bucket", BUCKET, "--region", REGION)
+    assert gc.isenabled()

@@ -50,11 +50,23 @@ def test_a_record_is_in_a_folder_of_records_apart_from_its_jobs_logs():
     assert key.startswith(records_prefix("run-1", "allreduce")) and key.startswith(records_prefix("run-1"))
     job = job_prefix("run-1", "gpu", "h100", "allreduce") + "/"
     assert not key.startswith(job)
-    others = [log_key("run-1", "gpu", "h100", "allreduce", 0), health_key("run-1", "gpu", "h100", "allreduce", 0),
-              accept_key("run-1", "gpu", "h100", "accept", "group", 0)]
+    others = [log_key("run-1", "gpu", "h100", "allreduce", 0), accept_key("run-1", "gpu", "h100", "accept", "group", 0)]
     assert all(k.startswith("results/run-1/gpu/h100/") and not k.startswith(records_prefix("run-1"))
                for k in others)
     assert legacy_record_key("run-1", "gpu", "h100", "allreduce") == job + "record.json"
+
+
+def test_health_records_are_in_a_folder_of_their_own_apart_from_logs_and_records():
+    from workloads.layout import health_prefix, legacy_health_key
+
+    key = health_key("run-1", "gpu", "h100", "allreduce", 1)
+    assert key == "results/run-1/Health/allreduce/gpu/h100/health-node-1.json"
+    assert key.startswith(health_prefix("run-1", ("gpu", "h100", "allreduce"))) and key.startswith(
+        health_prefix("run-1"))
+    assert not key.startswith(records_prefix("run-1")) and not key.startswith(job_prefix("run-1", "gpu", "h100",
+                                                                                         "allreduce"))
+    assert legacy_health_key("run-1", "gpu", "h100", "allreduce", 1) == \
+        "results/run-1/gpu/h100/allreduce/health-node-1.json"
 
 
 @pytest.fixture

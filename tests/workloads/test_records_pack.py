@@ -289,19 +289,6 @@ def test_health_records_are_packed_in_their_folder(store):
     assert len(store.health("r1", job=("rack001", "head", "cpu"))) == 1  # a job's folder: no pack in its listing
 
 
-def test_the_cycle_collector_is_off_while_a_run_streams_in_and_on_again_after(store):
-    import gc
-
-    for i in range(3):
-        store.put_record(record("r1", i))
-    seen = [gc.isenabled() for _ in store.iter_records("r1")]
-    assert seen == [False] * 3 and gc.isenabled()
-    dropped = store.iter_records("r1")
-    next(dropped)
-    assert not gc.isenabled()
-    dropped.close()  # a caller that stops part-way
-    assert gc.isenabled()
-
 
 def test_a_pack_holding_a_listed_object_of_another_kind_is_the_problem_not_that_object(store):
     """A folder may list objects that are not of its pack's kind (whoever writes under results/ can put one there):
