@@ -28,10 +28,15 @@ class CpuQuota:
     @classmethod
     def make(cls, name: str, share: float, *, mounts: str = "/proc/self/mounts",
              membership: str = "/proc/self/cgroup") -> CpuQuota | None:
-        """A new cgroup `name` under this process's own, in the hierarchy that has the cpu controller (v1's cpu
-        mount, else v2's), limited to `share` of one CPU; None where this process may not make one."""
-        quota = max(1000, round(share * PERIOD_US))  # the kernel refuses a quota under 1 ms
-        for parent, limits in _candidates(Path(mounts).read_text(), Path(membership).read_text()):
+        """A new cgroup `name` under this process's own (on v2, else under the root), in the hierarchy that has
+        the cpu controller (v1's cpu mount, else v2's), limited to `share` of one CPU; None where this process may
+        not make one (or this is no Linux that says where its cgroups are)."""
+        quota = max(1000, round(share * PERIOD_US))  # the kernel refuses a quota under 1 ms (sched-bwc)
+        try:
+            candidates = _candidates(Path(mounts).read_text(), Path(membership).read_text())
+        except OSError:
+            return None
+        for parent, limits in candidates:
             path = parent / name
             try:
                 if "cpu.max" in limits:  # v2: the parent must hand the cpu controller down

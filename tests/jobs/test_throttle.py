@@ -68,6 +68,8 @@ def test_no_quota_without_a_cpu_hierarchy_this_process_may_write(tmp_path):
     mounts, membership = tree(tmp_path, V1, "3:cpu,cpuacct:/not-there\n")
     assert CpuQuota.make("slow-1", 0.1, mounts=mounts, membership=membership) is None
     assert not (tmp_path / "cpu,cpuacct").exists()
+    # no /proc to say where the cgroups are
+    assert CpuQuota.make("slow-1", 0.1, mounts=str(tmp_path / "none"), membership=membership) is None
 
 
 SPIN = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end:\n    pass\nprint(time.process_time())"
