@@ -336,7 +336,8 @@ class ResultStore:
 
     def keep(self) -> None:
         """From now on keep what is read, by key, version and size, and never GET it again: `status --wait` polls
-        a run whose objects are write-once, so each poll reads only what is new."""
+        a run whose objects are write-once, so each poll reads only what is new. What is kept is what `status`
+        needs: a record or an acceptance record without its figures (10,000 records kept whole are gigabytes)."""
         if self._kept is None:
             self._kept = {}
 
@@ -399,14 +400,14 @@ class ResultStore:
             return *self._fetched(key, versions, deleted, run_id, what), False
         seen = (key, *versions[0])
         if (value := self._kept.get(seen)) is None:
-            value = self._kept[seen] = self._verified(key, versions, deleted, run_id, what)
+            value = self._kept[seen] = _lean(self._verified(key, versions, deleted, run_id, what))
         return value, b"", False  # only a records pack needs the bytes, and it is made without `keep`
 
     def _unpacked(self, key: str, version: tuple[str, int], what: str, body: bytes,
                   run_id: str) -> tuple[Verified, bytes, bool]:
         value = KINDS[what].believe(key, body, run_id)
         if self._kept is not None:
-            self._kept[(key, *version)] = value
+            value = self._kept[(key, *version)] = _lean(value)
         return value, body, True
 
     def read_one(self, key: str) -> Verified | None:
@@ -674,6 +675,15 @@ class Tampered(ValueError):
 class _Bad(Exception):
     def __init__(self, kind: Literal["unreadable", "tampered"], why: str) -> None:
         self.kind, self.why = kind, why
+
+
+def _lean(value: Verified) -> Verified:
+    """What `keep` keeps of an object: a record's or an acceptance record's outcome without its figures."""
+    if isinstance(value, ResultRecord):
+        return value.model_copy(update={"metrics": ()})
+    if isinstance(value, AcceptRecord):
+        return value.model_copy(update={"figures": ()})
+    return value
 
 
 def _done(fn: Callable[[], tuple[Verified, bytes, bool]]) -> Future[tuple[Verified, bytes, bool]]:

@@ -173,7 +173,8 @@ def test_status_wait_gets_each_object_once_however_often_it_polls(store, capsys)
     assert counts[GET] == 3 + 1  # 3 markers and 1 record, each once (none is written over: write-once)
 
 
-@pytest.mark.parametrize("command", ["health", "status"])
+@pytest.mark.parametrize("command", [["health"], ["status"], ["status", "--wait", "--timeout", "5"]],
+                         ids=["health", "status", "status --wait"])
 def test_health_and_status_hold_a_bounded_number_of_records_whatever_the_run_holds(store, capsys, monkeypatch,
                                                                                    command):
     # Memory flat in the records of a run, measured as what it is made of: the result records alive at once. (A
@@ -212,7 +213,7 @@ def test_health_and_status_hold_a_bounded_number_of_records_whatever_the_run_hol
                                           checked_at=T0, checks=(HealthCheck(name="clock", status="passed",
                                                                              detail="ok"),)))
         most[0] = 0
-        code, out, _ = run_cli(capsys, command, run_id, "--bucket", BUCKET, "--region", REGION)
+        code, out, _ = run_cli(capsys, command[0], run_id, *command[1:], "--bucket", BUCKET, "--region", REGION)
         assert code == 0 and f"rack{jobs - 1}/head" in out  # every job, or every collective's transport, shown
         return most[0]
 
