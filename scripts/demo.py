@@ -201,7 +201,7 @@ def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec:
                      logs: Path, rack: str = "graviton", group: str = "cpu", nodes: int = 4,
                      announce: Callable[[str], None] = print) -> str:
     """Rack acceptance rehearsed on `nodes` local node processes of one node group, one of them slowed for real (to
-    a tenth of one CPU: rackform.jobs.local.SlowNode); `rackform accept` then judges the records and must name it.
+    a quarter of one CPU: rackform.jobs.local.SlowNode); `rackform accept` then judges the records and must name it.
     Returns the run id."""
     import random
 

@@ -70,8 +70,9 @@ LOCAL_FABRIC = replace(FABRIC, steps=lambda ctx: tuple(replace(s, argv=_one_size
 # Why a local job with a deliberately slowed node skips the group's collective (JobEnvironment.local_collective): it
 # runs at the slowed node's pace. Measured in the demo's rehearsal on this project's shared 2-core machine.
 LOCAL_COLLECTIVE = ("not run beside a deliberately slowed node: torch's all-reduce across the rehearsal's four local "
-                    "nodes, one at a tenth of a CPU, added 35 to 42 s to its 27 to 32 s on two shared cores; with no "
-                    "node slowed it runs, as tests/workloads/test_accept_collective.py runs it on two local nodes")
+                    "nodes runs at the slowed node's pace (with one at a tenth of a CPU it added 35 to 42 s to its 27 "
+                    "to 32 s on two shared cores); with no node slowed it runs, as "
+                    "tests/workloads/test_accept_collective.py runs it on two local nodes")
 
 
 # Between listings of the job's prefix while waiting for the other nodes' records: a step on AWS takes tens of

@@ -260,8 +260,8 @@ def _fsx_precheck(ctx: NodeContext) -> str | None:
 # stops each at a fixed amount of work, 0.16 s and 0.11 s of CPU on this project's machine, or at 1 s (its time limit
 # counts in whole seconds, and a second each was the least before): 6 s of sysbench in the demo's cpu job (both
 # tests, 3 repeats) and 8 s in the acceptance rehearsal (its four nodes, one after another) came down to about 1 s and
-# 3 s. The work ends a healthy node's run; the second ends that of a node slowed to a tenth of a CPU, which reports a
-# tenth of the rate as it did over a fixed time.
+# 3 s. The work ends a healthy node's run; the work or the second ends that of a node slowed to a quarter of a CPU,
+# which reports a quarter of the rate as it did over a fixed time.
 def _sysbench(ctx: NodeContext) -> tuple[Step, ...]:
     threads = str(ctx.cpus)
     cpu, memory = ((("--time=1", "--events=500"), ("--time=1", "--memory-total-size=4G")) if ctx.local else

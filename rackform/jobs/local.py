@@ -312,17 +312,19 @@ class SlowNode:
     """A node of one job that the rehearsal slows for real, to `share` of one CPU: a cgroup's CPU quota where this
     machine lets the executor make one (rackform/jobs/throttle.py), which costs nothing; elsewhere a competing CPU
     load pinned beside it. The node, at `nice`, then shares one CPU (the last) with `load` busy processes at the
-    normal priority, so it runs at about a tenth of that CPU (nice 10 weighs 110 against 1024 for each busy process,
-    the kernel's sched_prio_to_weight), and the busy processes burn the rest of that CPU for the whole job. Either
-    way it computes, answers and moves data at about a tenth of a CPU whatever else the machine runs, while the
-    scheduler gives the other nodes the rest. The others are not pinned: two nodes of a fabric pair busy-poll, and
-    on one CPU each would wait for the other's time slice."""
+    normal priority, so it runs at about a quarter of that CPU (nice 5 weighs 335 against 1024 for each busy
+    process, the kernel's sched_prio_to_weight), and the busy processes burn the rest of that CPU for the whole job.
+    Either way it computes, answers and moves data at about a quarter of a CPU whatever else the machine runs, while
+    the scheduler gives the other nodes the rest. A quarter, not less: the node's own start (Python, its imports)
+    runs at that pace too, and at a tenth it took 6 to 7 s of the rehearsal's 16; a quarter of the rate is still
+    75 % below the other nodes' median, far outside any band acceptance allows. The others are not pinned: two
+    nodes of a fabric pair busy-poll, and on one CPU each would wait for the other's time slice."""
 
     job_name: str
     index: int
-    share: float = 0.1
+    share: float = 0.25
     load: int = 1
-    nice: int = 10
+    nice: int = 5
 
 
 BUSY = "while True:\n    pass\n"

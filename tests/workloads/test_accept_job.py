@@ -106,10 +106,10 @@ def test_the_entry_point_refuses_what_it_cannot_run(tmp_path, capsys, argv, env,
 
 def test_the_slowed_node_runs_beside_a_busy_process_on_one_cpu():
     node = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    busy = pin_beside(node.pid, SlowNode("job", 1))
+    busy = pin_beside(node.pid, slow := SlowNode("job", 1))
     try:
         cpu = max(os.sched_getaffinity(0))
-        assert os.sched_getaffinity(node.pid) == {cpu} and os.getpriority(os.PRIO_PROCESS, node.pid) == 10
+        assert os.sched_getaffinity(node.pid) == {cpu} and os.getpriority(os.PRIO_PROCESS, node.pid) == slow.nice
         assert len(busy) == 1 and os.sched_getaffinity(busy[0].pid) == {cpu} and busy[0].poll() is None
     finally:
         for p in (node, *busy):
