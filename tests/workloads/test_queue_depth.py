@@ -121,6 +121,9 @@ def test_the_handler_puts_each_queues_depth_into_cloudwatch(monkeypatch: pytest.
             held.status = status
             held.job_created_at = (NOW - dt.timedelta(minutes=age)).replace(tzinfo=None)
             held.job_started_at = held.job_created_at
+            # moto ended the job (no Docker) at the machine's clock; a job held RUNNABLE has not stopped since it was
+            # created (left at the clock, the test failed from NOW - 45 minutes of the day NOW names on)
+            held.job_stopped_at = held.job_created_at
         config = QueueConfig(rack=RACK, queues={QUEUE: "demo-gpu-h100",
                                                 "demo-trainium-workers-queue": "demo-trainium-w"})
         result = handle(config, batch, cloudwatch, now=NOW)
