@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, FlexibleChecksumError
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 from pydantic import BaseModel, ValidationError
 
 from .layout import (
@@ -630,11 +630,10 @@ class _Packing:
             return
         try:
             self.store.put_once(pack_key(self.folder, self.new.records), self.new.finish(), "application/gzip")
-        except AlreadyExists:
-            pass  # another reader packed the same objects first
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") not in ("AccessDenied", "AllAccessDisabled"):
-                raise
+        except (AlreadyExists, ClientError, BotoCoreError):
+            # Another reader packed the same objects first, or this one may not write, or the write failed: the
+            # reading itself succeeded, and a pack only spares later readings their GETs (the next one tries again).
+            pass
 
     def _bad(self, key: str, e: Exception) -> None:
         self.old = None

@@ -210,11 +210,14 @@ def put_pack_as(store: ResultStore, other_key: str, run_id: str, count: int) -> 
     return key
 
 
-def test_a_reader_who_may_not_write_still_reads(store, monkeypatch):
-    from botocore.exceptions import ClientError
+@pytest.mark.parametrize("failure", ["AccessDenied", "ConditionalRequestConflict", "connection"])
+def test_a_reader_who_may_not_write_or_whose_write_fails_still_reads(store, monkeypatch, failure):
+    from botocore.exceptions import ClientError, EndpointConnectionError
 
     def denied(*_args, **_kwargs):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+        if failure == "connection":
+            raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
+        raise ClientError({"Error": {"Code": failure, "Message": "no"}}, "PutObject")
 
     for i in range(AT):
         store.put_record(record("r1", i))
