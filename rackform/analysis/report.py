@@ -180,7 +180,8 @@ def _rate(record: ResultRecord, name: str) -> float | None:
     for m in record.metrics:
         if m.name == name and math.isfinite(m.value):
             r = m.labels.get(REPEAT_LABEL, "")
-            best[r] = max(best.get(r, m.value), m.value)
+            if m.value > best.get(r, -math.inf):  # a comparison, not max(): this runs for every point of a sweep
+                best[r] = m.value
     return statistics.median(best.values()) if best else None
 
 

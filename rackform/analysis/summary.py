@@ -63,7 +63,7 @@ class HeadlineFigure:
 
 
 def figure(record: ResultRecord, h: Headline) -> HeadlineFigure | None:
-    found = [m for m in record.metrics if matches(m, h)]
+    found = [m for m in record.metrics if m.name == h.metric and matches(m, h)]  # the name first: no call per metric
     if not found:
         return None
     values = [m.value for m in found]
