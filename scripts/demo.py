@@ -199,10 +199,10 @@ def saturate(aws: EmbeddedAWS, plan: Plan, tier: str, history: int = 5) -> str:
 
 def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec: str, env: dict[str, str],
                      logs: Path, rack: str = "graviton", group: str = "cpu", nodes: int = 4,
-                     announce: Callable[[str], None] = print) -> str:
+                     announce: Callable[[str], None] = print, slowed_to: tuple[float, int] | None = None) -> str:
     """Rack acceptance rehearsed on `nodes` local node processes of one node group, one of them slowed for real (to
-    a quarter of one CPU: rackform.jobs.local.SlowNode); `rackform accept` then judges the records and must name it.
-    Returns the run id."""
+    a quarter of one CPU, or to `slowed_to`: a share of one CPU and the nice that gives it beside a busy process,
+    rackform.jobs.local.SlowNode); `rackform accept` then judges the records and must name it. Returns the run id."""
     import random
 
     from rackform.cli.accept import submit_group
@@ -224,6 +224,8 @@ def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec:
     [name] = submit_group(plan, node_group.model_copy(update={"count": nodes}), multi=True, run_id=run_id, repeats=1,
                           store=ResultStore(deployment.bucket, aws.client("s3")), submitter=batch, lookup=batch)
     slow = SlowNode(name, random.randrange(1, nodes))  # any node but the main one, which runs the rounds
+    if slowed_to is not None:
+        slow = SlowNode(name, slow.index, share=slowed_to[0], nice=slowed_to[1])
     step(f"rack acceptance rehearsed: {rack}/{group} as {nodes} local node processes, one slowed (run {run_id})")
     started = time.monotonic()
     run_local(aws, deployment, run_id, log_dir=logs, slow=slow, announce=announce)
