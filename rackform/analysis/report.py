@@ -492,17 +492,21 @@ class Report:
 
 def build_report(records: Iterable[ResultRecord], *, limits_of: LimitsOf, fsx: FsxLustre | None = None,
                  baseline: Iterable[ResultRecord] | None = None, baseline_run_id: str | None = None,
-                 threshold_pct: float = 5.0, problems: Sequence[Any] | Callable[[], Sequence[Any]] = ()) -> Report:
+                 threshold_pct: float = 5.0, problems: Sequence[Any] | Callable[[], Sequence[Any]] = (),
+                 series: bool = True) -> Report:
     """The report of `records`, which may be a stream read once (ResultStore.iter_records): each record becomes its
     rows and its bus bandwidth line as it comes and is then dropped, so memory holds rows, not records. `problems`
-    may be a callable, asked once the records (and the baseline) are read: a stream's problems are known at its end."""
-    run_id, rows, series = "", [], []
+    may be a callable, asked once the records (and the baseline) are read: a stream's problems are known at its end.
+    `series`: whether to draw each all-reduce's bus bandwidth by message size, which only the HTML and JSON show
+    (a tenth of the report's work at 10,000 records)."""
+    run_id, rows, lines = "", [], []
     limits_of = once_per_type(limits_of)
     for record in records:
         run_id = run_id or record.run_id
         rows += record_rows(record, limits_of(record.instance_type), fsx)
-        series += busbw_series((record,))
+        if series:
+            lines += busbw_series((record,))
     rows = ordered_rows(rows)
     changes = compare(rows, report_rows(baseline, limits_of, fsx), threshold_pct) if baseline is not None else []
     found = problems() if callable(problems) else problems
-    return Report(run_id, baseline_run_id, threshold_pct, tuple(rows), tuple(changes), tuple(series), tuple(found))
+    return Report(run_id, baseline_run_id, threshold_pct, tuple(rows), tuple(changes), tuple(lines), tuple(found))

@@ -73,7 +73,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_report(streamed(args.run_id), limits_of=limits_for, fsx=fsx,
                           baseline=streamed(args.baseline) if args.baseline else None,
                           baseline_run_id=args.baseline, threshold_pct=args.threshold,
-                          problems=lambda: store.problems)
+                          problems=lambda: store.problems, series=bool(args.json or args.html))
     if empty := next((run for run, n in counts.items() if n == 0), None):
         say_no_records(store, empty)
         return 1

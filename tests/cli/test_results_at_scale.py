@@ -263,3 +263,15 @@ def test_the_cycle_collector_is_off_while_a_reading_command_runs_and_on_again_af
     with pytest.raises(ZeroDivisionError):  # a defect of rackform's own: its traceback, and the collector back on
         run_cli(capsys, "report", "r1", "--bucket", BUCKET, "--region", REGION)
     assert gc.isenabled()
+
+
+def test_the_text_report_draws_no_bus_bandwidth_lines_which_only_json_and_html_show(store, capsys, monkeypatch):
+    from rackform.analysis import report
+
+    run(store, "r1", 3)
+    drawn: list[str] = []
+    real = report.busbw_series
+    monkeypatch.setattr(report, "busbw_series", lambda records: drawn.append("line") or real(records))
+    assert requests(capsys, "report", "r1")[0] == 0 and drawn == []
+    code, out, _ = run_cli(capsys, "report", "r1", "--json", "--bucket", BUCKET, "--region", REGION)
+    assert code == 0 and len(drawn) == 3 and "busbw_by_size" in json.loads(out)["charts"]
