@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..spec.base import Frozen
 from ..spec.files import read_limited
@@ -138,11 +139,18 @@ class Quote:
 
 # --- lookups (pure) -----------------------------------------------------------------------------------------
 
+_Block = TypeVar("_Block")
+
+
+def _blocks(firsts: Mapping[str, _Block], seeds: Mapping[str, list[_Block]], region: str) -> list[_Block]:
+    """A Region's blocks (On-Demand or Spot) in the order they are consulted: its first (`regions`: On-Demand's is
+    the Price List's where read), then its other seeds (`seed_regions`), newest first."""
+    first = firsts.get(region)
+    return [*([first] if first is not None else []), *seeds.get(region, [])]
+
+
 def _on_demand_blocks(book: PriceBook, region: str) -> list[Ec2RegionPrices]:
-    """The Region's blocks in the order they are consulted: the primary, then the seed's."""
-    prices = book.ec2_on_demand
-    first = prices.regions.get(region)
-    return [*([first] if first is not None else []), *prices.seed_regions.get(region, [])]
+    return _blocks(book.ec2_on_demand.regions, book.ec2_on_demand.seed_regions, region)
 
 
 def on_demand(book: PriceBook, region: str, instance_type: str) -> Quote | None:
@@ -185,9 +193,9 @@ def capacity_block_gap(book: PriceBook, region: str, instance_type: str) -> str:
 
 def _spot_block(book: PriceBook, region: str, instance_type: str) -> Ec2SpotRegion | None:
     """The Region's Spot block that decides the type: the newest that prices or notes it, else the newest."""
-    first = book.ec2_spot.regions.get(region)
-    blocks = [*([first] if first is not None else []), *book.ec2_spot.seed_regions.get(region, [])]
-    return next((b for b in blocks if instance_type in b.prices or instance_type in b.notes), first)
+    blocks = _blocks(book.ec2_spot.regions, book.ec2_spot.seed_regions, region)
+    return next((b for b in blocks if instance_type in b.prices or instance_type in b.notes),
+                book.ec2_spot.regions.get(region))
 
 
 def spot(book: PriceBook, region: str, zone_id: str | None, instance_type: str) -> Quote | None:
