@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import zlib
 from collections.abc import Collection, Mapping
-from typing import Protocol
 
 # Objects read one by one before a pack is worth writing: below this a folder reads in a second or two.
 PACK_AT = 256
@@ -61,10 +61,6 @@ class PackError(ValueError):
     """A pack that is not one rackform wrote: cut short, badly framed, out of order or of another run."""
 
 
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
 def etag(body: bytes) -> str:
     """The ETag S3 lists for an object of these bytes written by one PUT (SSE-S3 or none)."""
     return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
@@ -76,9 +72,9 @@ class PackReader:
     objects could fill (`unpacked_bound`), so what it makes a reader do is bounded by the listing, not by its
     compression ratio or the count in its name."""
 
-    def __init__(self, stream: Readable, run_id: str, records: int, record_limit: int, key_prefix: str,
+    def __init__(self, body: bytes, run_id: str, records: int, record_limit: int, key_prefix: str,
                  listed: Mapping[str, Collection[int]]) -> None:
-        self._gz = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[call-overload]  # read(n) is all it uses
+        self._gz = gzip.GzipFile(fileobj=io.BytesIO(body), mode="rb")  # `body`: read whole and checked by its reader
         self.records, self._limit, self._prefix, self._listed = records, record_limit, key_prefix, listed
         self._left = unpacked_bound(listed)
         self._read = 0

@@ -7,8 +7,8 @@ If-None-Match: *, so a retried or duplicated write cannot replace what landed fi
 
 Reading back, every kind of object (KINDS) goes through one reader (`read`, `read_one`): its size from the listing
 against the kind's limit, its one version, its SHA-256, its schema, its key. What fails is a named BadObject. A
-run's records may also come from its records pack (workloads/pack.py), record by record only where the pack's bytes
-are those of the one version listed.
+run's records, job markers and health records may also come from their folder's pack (workloads/pack.py), object by
+object only where the pack's bytes are those of the one version listed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import io
 import json
 import re
 import time
@@ -88,8 +87,6 @@ M = TypeVar("M", bound=BaseModel)
 Document = dict[str, Any]
 # What a reader believes: the records as models, the operator-side objects as their documents.
 Verified = ResultRecord | HealthRecord | AcceptRecord | FabricSchedule | RepairRecord | RunSummary | Document
-# What the run's reader yields: (key, kind, value, the bytes it was made of, whether they came from a records pack).
-_Read = tuple[str, str, Verified, bytes, bool]
 PACK = "pack"  # a BadObject's `what` for a folder's pack (workloads/pack.py)
 
 
@@ -351,9 +348,9 @@ class ResultStore:
     def _read_listed(self, run_id: str, listed: list[tuple[str, list[tuple[str, int]], bool]],
                      kinds: tuple[str, ...]) -> Iterator[tuple[str, str, Verified]]:
         """stream_read's reading, of the objects of `kinds` among those `listed` under the run's prefix: (key, kind,
-        value). Records and job markers come from their folder's pack where it holds the listed version's bytes
-        (workloads/pack.py); a reading that GETs at least PACK_AT of them, and at least as many as the pack holds,
-        all believed, writes the folder's next pack (a reader who may not write still reads)."""
+        value). Records, job markers and health records come from their folder's pack where it holds the listed
+        version's bytes (workloads/pack.py); a reading that GETs at least PACK_AT of them, and at least as many as the
+        pack holds, all believed, writes the folder's next pack (a reader who may not write still reads)."""
         prefix = run_prefix(run_id)
         wanted = [(key, versions, deleted, what) for key, versions, deleted in listed
                   if (what := _kind(prefix, key)) in kinds]
@@ -571,7 +568,7 @@ class _Packing:
             # Read whole and checked against its SHA-256 before any of it is used (compressed, a few MB for 10,000
             # records), then unpacked entry by entry.
             body = self.store.verified_body(key, None if version == "null" else version, limit)
-            return key, PackReader(io.BytesIO(body), self.run_id, self.packed, KINDS[self.what].limit, self.folder,
+            return key, PackReader(body, self.run_id, self.packed, KINDS[self.what].limit, self.folder,
                                    self.sizes)
         except _Bad as e:
             self.store._refuse(key, PACK, e.kind, e.why)

@@ -238,22 +238,14 @@ def test_the_reader_takes_entries_in_key_order_and_checks_each_against_its_etag(
     writer.add("p/a", b"one")
     writer.add("p/b", b"two\nlines")
     body = writer.finish()
-    reader = PackReader(_Bytes(body), "r1", 2, 100, "p/", {"p/a": {3}, "p/b": {9}})
+    reader = PackReader(body, "r1", 2, 100, "p/", {"p/a": {3}, "p/b": {9}})
     assert reader.take("p/a", etag(b"one")) == b"one"
     assert reader.take("p/b", f'"{hashlib.md5(b"other").hexdigest()}"') is None
     reader.finish()
     assert reader.unlisted == []
     with pytest.raises(PackError, match="not a pack of run"):
-        PackReader(_Bytes(body), "r2", 2, 100, "p/", {})
+        PackReader(body, "r2", 2, 100, "p/", {})
 
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self, size: int = -1, /) -> bytes:
-        out, self.data = (self.data, b"") if size < 0 else (self.data[:size], self.data[size:])
-        return out
 
 
 def test_status_reading_packs_job_markers_and_records_and_then_reads_two_packs(store):
