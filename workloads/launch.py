@@ -148,14 +148,18 @@ def free_port_ranges(sizes: Sequence[int], *, avoid: Iterable[range] = ()) -> li
 def _one_range(held: contextlib.ExitStack, taken: list[range], size: int, system: range) -> range:
     # Where the kernel hands out every unprivileged port itself (ip_local_port_range set to 1024 65535, as hosts
     # tuned for many connections have it), nothing is outside its range: any free port is then chosen, as bind(0) would.
-    starts = [s for a, b in _gaps(taken) for s in range(a, b - size + 1)] or \
-        [s for a, b in _gaps(r for r in taken if r is not system) for s in range(a, b - size + 1)]
+    starts = _starts(taken, size) or _starts([r for r in taken if r is not system], size)
     for _ in range(min(RANGE_TRIES, len(starts))):
         start = starts.pop(secrets.randbelow(len(starts)))
         if all(_held(held, port) for port in range(start, start + size)):
             return range(start, start + size)
     raise LaunchError(f"no {size} consecutive free ports outside the system's own range ({system.start}-"
                       f"{system.stop - 1}) in {RANGE_TRIES} tries")
+
+
+def _starts(taken: Iterable[range], size: int) -> list[int]:
+    """Every first port of `size` consecutive unprivileged ports that no range in `taken` reaches into."""
+    return [s for a, b in _gaps(taken) for s in range(a, b - size + 1)]
 
 
 def _gaps(taken: Iterable[range]) -> list[tuple[int, int]]:
