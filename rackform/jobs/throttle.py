@@ -92,4 +92,3 @@ def _candidates(mounts: str, membership: str) -> list[tuple[Path, dict[str, str]
         if kind == "cgroup2" and path != "/":
             found.append((Path(point), limits))
     return sorted(found, key=lambda c: "cpu.max" in c[1])
-
