@@ -231,9 +231,16 @@ def network_rates(pricing_client: PaginatingClient, region: str, today: dt.date)
 SKYPILOT_LABEL = "skypilot-catalog"
 
 
+# The zone ID of a Local Zone (use1-qro1-az1) or a Wavelength Zone (use1-wl1-bos-wlz1): a zone, but none of a Region's
+# AZs, where rackform deploys (https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html).
+LOCAL_ZONE_ID = re.compile(r"[a-z]+\d+-(?:[a-z]+\d+-az\d+|wl\d+-[a-z]+-wlz\d+)")
+
+
 def _skypilot_rows(text: str, column: str, needed: Iterable[str]) -> Iterator[tuple[int, dict[str, str], float]]:
     """(line, row, USD/hour in `column`) for each row of a skypilot-catalog vms.csv with a figure there: a blank one
-    says nothing (unknown, never 0); anything but a positive finite number raises ValueError naming the line."""
+    says nothing (unknown, never 0); anything but a positive finite number raises ValueError naming the line. A
+    Local Zone's row (LOCAL_ZONE_ID) is checked, then left out: priced apart from its Region, and not where rackform
+    deploys."""
     rows = csv.DictReader(io.StringIO(text))
     missing = {column, *needed} - set(rows.fieldnames or ())
     if missing:
@@ -248,24 +255,18 @@ def _skypilot_rows(text: str, column: str, needed: Iterable[str]) -> Iterator[tu
             usd = math.nan
         if not math.isfinite(usd) or usd <= 0:
             raise ValueError(f"line {line}: {column} {text_price!r} is not a positive USD per hour")
-        yield line, row, usd
-
-
-# The zone ID of a Local Zone (use1-qro1-az1) or a Wavelength Zone (use1-wl1-bos-wlz1): a zone, but none of a Region's
-# AZs, where rackform deploys (https://docs.aws.amazon.com/local-zones/latest/ug/available-local-zones.html).
-LOCAL_ZONE_ID = re.compile(r"[a-z]+\d+-(?:[a-z]+\d+-az\d+|wl\d+-[a-z]+-wlz\d+)")
+        if not LOCAL_ZONE_ID.fullmatch(row.get("AvailabilityZone") or ""):
+            yield line, row, usd
 
 
 def on_demand_from_skypilot_csv(text: str) -> dict[str, dict[str, float]]:
     """Region -> instance type -> On-Demand USD/hour from skypilot-org/skypilot-catalog's catalogs/v7/aws/vms.csv,
     which has a row per type and AZ (columns InstanceType, Price, Region, among others) and the Price List's Linux
     On-Demand rate in Price. A row without a Price says nothing (unknown, never 0), and neither does a Local Zone's
-    (LOCAL_ZONE_ID: priced apart from its Region, and not where rackform deploys); one Region's AZs giving a type
-    two prices raise ValueError, since the Price List has one On-Demand rate per type and Region."""
+    (_skypilot_rows); one Region's AZs giving a type two prices raise ValueError, since the Price List has one
+    On-Demand rate per type and Region."""
     out: dict[str, dict[str, float]] = {}
     for line, row, usd in _skypilot_rows(text, "Price", ("InstanceType", "Region")):
-        if LOCAL_ZONE_ID.fullmatch(row.get("AvailabilityZone") or ""):
-            continue
         region, instance_type = row["Region"], row["InstanceType"]
         seen = out.setdefault(region, {}).setdefault(instance_type, usd)
         if seen != usd:
@@ -278,13 +279,11 @@ def spot_from_skypilot_csv(text: str) -> dict[str, dict[str, dict[str, float]]]:
     """Region -> instance type -> AZ ID -> Linux Spot USD/hour from the same vms.csv's SpotPrice and
     AvailabilityZone (an AZ ID such as use2-az1, the same zone in every account). Kept per AZ: Spot prices differ
     by AZ (the file gives p5.48xlarge 12.12 and 16.10 in two us-east-2 AZs) and a spec runs in one AZ. A blank
-    SpotPrice says nothing, and so does a Local Zone's row (rackform deploys into a Region's AZs only); an AZ that is
-    not a zone ID, or one AZ with two prices for a type, raises ValueError."""
+    SpotPrice says nothing, and so does a Local Zone's row (_skypilot_rows); an AZ that is not a zone ID, or one AZ
+    with two prices for a type, raises ValueError."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for line, row, usd in _skypilot_rows(text, "SpotPrice", ("InstanceType", "Region", "AvailabilityZone")):
         region, instance_type, zone = row["Region"], row["InstanceType"], row["AvailabilityZone"]
-        if LOCAL_ZONE_ID.fullmatch(zone):
-            continue
         if not is_zone_id(zone):
             raise ValueError(f"line {line}: AvailabilityZone {zone!r} is not an AZ ID (like use2-az1)")
         seen = out.setdefault(region, {}).setdefault(instance_type, {}).setdefault(zone, usd)
