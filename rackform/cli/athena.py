@@ -140,7 +140,7 @@ def register_runs(glue: aws.BotoClient, table: str, described: GlueTable, store:
     if named and empty:
         raise aws.AwsError(no_such_run(store, empty[0]), "check the run id (`rackform runs` lists them); a run "
                            "written before its records had a folder of their own (Records/) is read with --engine s3")
-    new = [r for r in new if r not in empty]
+    new = [r for r in new if held[r]]
     per_call = PARTITIONS_PER_CALL // len(benchmarks)
     for start in range(0, len(new), per_call):
         inputs = [{"Values": [run_id, benchmark],
