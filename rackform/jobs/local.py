@@ -418,7 +418,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
     blocks: list[list[str] | None] = []  # each attempt's lines in the order started, None while it runs
     shown = 0  # blocks announced so far
     running: dict[int, list[int]] = {}  # an attempt's place in `blocks` -> the CPUs it holds
-    ports: dict[int, list[range]] = {}  # an attempt's place -> the port ranges it holds until it ends
+    ports: dict[int, tuple[range, range]] = {}  # an attempt's place -> the port ranges it holds until it ends
     ended: queue.Queue[tuple[int, LocalJob, list[int] | Exception]] = queue.Queue()
 
     def attempt(place: int, local: LocalJob, held: list[int]) -> None:
@@ -439,7 +439,7 @@ def run_local(aws: EmbeddedAWS, deployment: Deployment, run_id: str, *, log_dir:
             if isinstance(local, list):  # not run: its line says why
                 blocks[place] = local
                 continue
-            ports[place] = list(local.ports)
+            ports[place] = local.ports
             held = running[place] = [free.pop(0) for _ in range(_needs(sub, cpus))]
             threading.Thread(target=attempt, args=(place, local, held), daemon=True).start()
         if running:
