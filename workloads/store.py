@@ -278,8 +278,9 @@ class ResultStore:
         return [cast(HealthRecord, h) for _, _, h in self._read_listed(run_id, listed, ("health",))]
 
     def submissions(self, run_id: str) -> list[Document]:
-        """The run's verified job markers; every object left out is in `self.problems`."""
-        return self.read(run_id, "marker")["marker"]
+        """The run's verified job markers, listed from their folder alone (`_jobs/`; the whole run is mostly node logs
+        and health records); every object left out is in `self.problems`."""
+        return self.read(run_id, "marker", within=jobs_prefix(run_id))["marker"]
 
     def repairs(self, prefix: str = REPAIRS_PREFIX + "/", since: dt.datetime | None = None) -> list[RepairRecord]:
         """The verified repair records under `prefix` (layout.repairs_prefix: every rack's, a rack's or a node

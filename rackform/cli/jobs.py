@@ -384,7 +384,7 @@ def _summaries(store: ResultStore, run_ids: list[str]) -> list[RunSummary]:
     for run_id in run_ids:
         summary, true = latest[run_id]
         if not true:  # from the markers' and records' folders, records streamed: never the whole run, held
-            markers = store.read(run_id, "marker", within=jobs_prefix(run_id))["marker"]
+            markers = store.submissions(run_id)
             summary = _summarized(store, run_id, markers, [r.status for r in store.iter_records(run_id)], summary)
         if summary is not None:
             out.append(summary)

@@ -28,7 +28,6 @@ from workloads.layout import (
     BenchmarkJobName,
     claim_key,
     job_prefix,
-    jobs_prefix,
     submission_key,
 )
 from workloads.store import AlreadyExists, Refused, ResultStore
@@ -328,7 +327,7 @@ def run_state(run_id: str, store: ResultStore, lookup: aws.BotoClient | None) ->
     # The markers' and the records' folders, and the folder of each acceptance job, never the whole run (its node
     # logs and health records are most of it); records streamed, keeping of each only its outcome (a run of 10,000
     # records held whole would be gigabytes).
-    subs = store.read(run_id, "marker", within=jobs_prefix(run_id))["marker"]
+    subs = store.submissions(run_id)
     outcomes = {(r.rack, r.node_group, r.benchmark): (r.status, r.reason) for r in store.iter_records(run_id)}
     for s in subs:
         if ACCEPT_JOB_NAME.fullmatch(s["benchmark"]):
