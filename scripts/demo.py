@@ -223,9 +223,8 @@ def accept_rehearsal(aws: EmbeddedAWS, deployment: Deployment, plan: Plan, spec:
     [node_group] = [g for g in plan.node_groups() if (g.rack, g.name) == (rack, group)]
     [name] = submit_group(plan, node_group.model_copy(update={"count": nodes}), multi=True, run_id=run_id, repeats=1,
                           store=ResultStore(deployment.bucket, aws.client("s3")), submitter=batch, lookup=batch)
-    slow = SlowNode(name, random.randrange(1, nodes))  # any node but the main one, which runs the rounds
-    if slowed_to is not None:
-        slow = SlowNode(name, slow.index, share=slowed_to[0], nice=slowed_to[1])
+    index = random.randrange(1, nodes)  # any node but the main one, which runs the rounds
+    slow = SlowNode(name, index) if slowed_to is None else SlowNode(name, index, share=slowed_to[0], nice=slowed_to[1])
     step(f"rack acceptance rehearsed: {rack}/{group} as {nodes} local node processes, one slowed (run {run_id})")
     started = time.monotonic()
     run_local(aws, deployment, run_id, log_dir=logs, slow=slow, announce=announce)
