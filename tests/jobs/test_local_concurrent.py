@@ -35,6 +35,12 @@ def span(logs: Path, benchmark: str) -> tuple[float, float]:
     return min(times), max(times)
 
 
+def overlap(logs: Path, a: str, b: str) -> bool:
+    """Whether benchmarks a and b ran at once, from their nodes' logs."""
+    (a0, a1), (b0, b1) = span(logs, a), span(logs, b)
+    return a0 < b1 and b0 < a1
+
+
 class Embedded(S3Only):
     """The embedded AWS as the executor uses it: the results bucket, and a job role's credentials (none here: the
     nodes below call no AWS)."""
@@ -75,14 +81,10 @@ def test_independent_jobs_overlap_and_each_jobs_lines_stay_together(deployed, tm
     assert {r["benchmark"]: r["exit_codes"] for r in results} == {
         "allreduce": [0, 0], "cpu": [0], "gemm": [0], "inference": [1]}  # the failed job is reported too
 
-    def overlap(a: str, b: str) -> bool:
-        (a0, a1), (b0, b1) = span(tmp_path, a), span(tmp_path, b)
-        return a0 < b1 and b0 < a1
-
     singles = [b for b in benchmarks if b != "allreduce"]
     # Two single-node jobs on two CPUs run at once; the third waits for one of them; the 2-node job runs alone.
-    assert overlap(singles[0], singles[1]) and not overlap(singles[0], singles[2])
-    assert not any(overlap("allreduce", b) for b in singles)
+    assert overlap(tmp_path, singles[0], singles[1]) and not overlap(tmp_path, singles[0], singles[2])
+    assert not any(overlap(tmp_path, "allreduce", b) for b in singles)
     # Each node runs on a CPU of its own, one OpenMP thread, not on every CPU the machine has.
     assert threads == ["1"] * 5
 
@@ -124,8 +126,7 @@ def test_jobs_side_by_side_hold_port_ranges_apart(deployed, tmp_path: Path, monk
     run_local(Embedded(s3), deployment, RUN, log_dir=tmp_path, announce=lambda _: None, cpus=2)
 
     assert all(len(r) == n for r, n in zip(given["cpu"], port_spans(3), strict=True))
-    side_by_side = [(a, b) for a, b in itertools.combinations(given, 2)
-                    if span(tmp_path, a)[0] < span(tmp_path, b)[1] and span(tmp_path, b)[0] < span(tmp_path, a)[1]]
+    side_by_side = [(a, b) for a, b in itertools.combinations(given, 2) if overlap(tmp_path, a, b)]
     assert side_by_side, "two of the jobs ran at once"
     for a, b in side_by_side:
         ports = [p for r in (*given[a], *given[b]) for p in r]
