@@ -13,15 +13,13 @@ import time
 from rackform.cli import checked_plan, main
 from rackform.cli.accept import submit_group
 from rackform.jobs.local import EmbeddedAWS, deploy, run_local
-from tests.conftest import ROOT
+from tests.conftest import DEMO_SPEC
 from workloads.store import ResultStore
-
-SPEC = str(ROOT / "examples" / "demo.yaml")
 
 
 def test_two_local_nodes_run_the_group_collective_and_the_verdict_holds_it(demo_assembly, tmp_path, capsys,
                                                                           monkeypatch):
-    plan = checked_plan(SPEC)
+    plan = checked_plan(DEMO_SPEC)
     [group] = [g for g in plan.node_groups() if (g.rack, g.name) == ("graviton", "cpu")]
     assert group.count == 2
     with EmbeddedAWS(plan.region) as aws:
@@ -40,7 +38,7 @@ def test_two_local_nodes_run_the_group_collective_and_the_verdict_holds_it(demo_
         logs = "".join(p.read_text() for p in sorted(tmp_path.glob("*.log")))
         assert outcome["exit_codes"] == [0, 0], logs
         capsys.readouterr()
-        code = main(["accept", SPEC, "--rack", "graviton", "--node-group", "cpu", "--run-id", "acc-1",
+        code = main(["accept", DEMO_SPEC, "--rack", "graviton", "--node-group", "cpu", "--run-id", "acc-1",
                      "--interval", "0.2", "--json"])
         cert = json.loads(capsys.readouterr().out)
         main(["accept", "--show", "acc-1"])  # the stored certificate, as its verdict lines
